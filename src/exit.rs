@@ -1,0 +1,12 @@
+//! The process exit codes, as documented in the README.
+
+/// Everything passed.
+pub const SUCCESS: u8 = 0;
+/// A scenario failed its expectations (or was aborted by its own rules).
+pub const EXPECTATION_FAILED: u8 = 1;
+/// The input was invalid: a scenario, suite, profile or journal.
+pub const INVALID_INPUT: u8 = 2;
+/// The harness itself failed: cluster unreachable, I/O error, ...
+pub const HARNESS_FAILED: u8 = 3;
+/// Interrupted by Ctrl-C or SIGTERM.
+pub const INTERRUPTED: u8 = 130;
