@@ -1,0 +1,155 @@
+//! A cluster profile: how hpchaos reaches one cluster (head node, compute
+//! node addresses, SSH settings, the SageMaker API, polling intervals).
+//! A user writes one for a real HyperPod cluster; `hpchaos lab up` writes
+//! one for the lab in the same format.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::duration::Duration;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "hpchaos cluster profile")]
+pub struct Profile {
+    /// A name for this cluster, shown in reports.
+    pub name: String,
+    /// The Slurm controller, where `sinfo`, `squeue` and `scontrol` run.
+    pub head_node: Host,
+    /// Login nodes: never targeted.
+    #[serde(default)]
+    pub login_nodes: Vec<String>,
+    /// Node name to address, where the name does not resolve; nodes named
+    /// `ip-a-b-c-d` default to the address `a.b.c.d`.
+    #[serde(default)]
+    pub addresses: BTreeMap<String, String>,
+    pub ssh: Ssh,
+    #[serde(default)]
+    pub slurm: Slurm,
+    /// The SageMaker HyperPod API; without it, faults and expectations that
+    /// need the API are refused at validation.
+    #[serde(default)]
+    pub sagemaker: Option<SageMaker>,
+    #[serde(default)]
+    pub poll: Poll,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Host {
+    /// Slurm node name, e.g. `ip-10-1-0-10`.
+    pub name: String,
+    /// Address to connect to; defaults to what the name implies.
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default = "ssh_port")]
+    pub port: u16,
+}
+
+fn ssh_port() -> u16 {
+    22
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Ssh {
+    pub user: String,
+    /// Private key file; without it the SSH agent is used.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// known_hosts file that host keys are checked against.
+    pub known_hosts: String,
+    /// Reach nodes through this host (typically the login node).
+    #[serde(default)]
+    pub jump_host: Option<Host>,
+    #[serde(default = "connect_timeout")]
+    pub connect_timeout: Duration,
+    #[serde(default = "command_timeout")]
+    pub command_timeout: Duration,
+    #[serde(default = "keepalive")]
+    pub keepalive: Duration,
+    /// Commands in flight per host; stays below sshd's MaxSessions (10).
+    #[serde(default = "max_channels")]
+    #[schemars(range(min = 1, max = 9))]
+    pub max_channels_per_host: u8,
+}
+
+fn connect_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn command_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn keepalive() -> Duration {
+    Duration::from_secs(15)
+}
+fn max_channels() -> u8 {
+    8
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Slurm {
+    /// Controller log, read for source timestamps when readable.
+    #[serde(default = "controller_log")]
+    pub controller_log: String,
+    /// Default batch script for canary jobs.
+    #[serde(default)]
+    pub canary_script: Option<String>,
+}
+
+fn controller_log() -> String {
+    "/var/log/slurm/slurmctld.log".to_owned()
+}
+
+impl Default for Slurm {
+    fn default() -> Self {
+        Slurm {
+            controller_log: controller_log(),
+            canary_script: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SageMaker {
+    pub cluster_name: String,
+    pub region: String,
+    /// Another endpoint than AWS's (the lab's control plane).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Named AWS profile; otherwise the standard credential chain.
+    #[serde(default)]
+    pub aws_profile: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Poll {
+    #[serde(default = "two_seconds")]
+    pub slurm: Duration,
+    #[serde(default = "five_seconds")]
+    pub sagemaker: Duration,
+    #[serde(default = "two_seconds")]
+    pub job_output: Duration,
+}
+
+fn two_seconds() -> Duration {
+    Duration::from_secs(2)
+}
+fn five_seconds() -> Duration {
+    Duration::from_secs(5)
+}
+
+impl Default for Poll {
+    fn default() -> Self {
+        Poll {
+            slurm: two_seconds(),
+            sagemaker: five_seconds(),
+            job_output: two_seconds(),
+        }
+    }
+}

@@ -1,0 +1,687 @@
+//! The scenario language as Rust types: what one experiment targets, which
+//! fault it injects, what must hold before and after, and what recovery is
+//! expected by when. Serde reads it, schemars describes it; the checks that
+//! need more than types live in `semantic.rs`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::duration::Duration;
+
+/// One chaos experiment: inject one fault into chosen nodes and judge how
+/// the cluster recovers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "hpchaos scenario")]
+pub struct Scenario {
+    /// Short identifier used in report names and JUnit test cases
+    /// (letters, digits, `-`, `_`, `.`).
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"))]
+    pub name: String,
+    /// What the experiment shows and why it matters.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Free-form labels for selecting scenarios from suites.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Which nodes the fault hits.
+    pub target: Target,
+    /// A job whose resumption is timed: an existing one, or a canary that
+    /// hpchaos submits.
+    #[serde(default)]
+    pub workload: Option<Workload>,
+    /// The one fault this scenario injects.
+    pub fault: Fault,
+    /// Checks that must hold before injecting and again after recovery.
+    #[serde(default)]
+    pub steady_state: Vec<Check>,
+    /// The recovery expected and how long each phase may take.
+    pub expect: Expect,
+    /// Conditions that stop the run early and roll back.
+    #[serde(default)]
+    pub abort: Option<Abort>,
+    /// Extra clean-up commands, run after each fault's own rollback.
+    #[serde(default)]
+    pub rollback: Vec<RemoteCommand>,
+}
+
+/// Node selection: a pool, how many of it, what to leave out, and a cap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// Where candidate nodes come from.
+    pub pool: Pool,
+    /// How many of the pool to hit. Defaults to one node.
+    #[serde(default)]
+    pub pick: Pick,
+    /// Nodes never to touch. Controller and login nodes from the cluster
+    /// profile are always excluded as well.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Blast-radius cap: the run refuses to start if the selection resolves
+    /// to more nodes than this.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1))]
+    pub max_nodes: u32,
+    /// Seed for random picks, so that a run can be repeated exactly.
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Where target candidates come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Pool {
+    /// Slurm node names, e.g. `ip-10-1-0-11`.
+    Nodes(Vec<String>),
+    /// Every node of a Slurm partition.
+    Partition(String),
+    /// Every node of a SageMaker HyperPod instance group.
+    InstanceGroup(String),
+    /// The nodes running an existing Slurm job, by id.
+    JobId(u64),
+    /// The nodes running an existing Slurm job, by name.
+    JobName(String),
+    /// The nodes running the scenario's workload (see `workload`).
+    Workload,
+}
+
+/// How many nodes of the pool to hit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Pick {
+    /// This many nodes, chosen at random.
+    Count(#[schemars(range(min = 1))] u32),
+    /// This percentage of the pool (rounded up, at least one node).
+    Percent(#[schemars(range(min = 1, max = 100))] u32),
+    /// Every node in the pool.
+    All,
+}
+
+impl Default for Pick {
+    fn default() -> Self {
+        Pick::Count(1)
+    }
+}
+
+/// The job the scenario watches for the resume phase and lost work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Workload {
+    /// Watch a job that is already running.
+    Existing(ExistingJob),
+    /// Submit a canary job before injecting, and cancel it afterwards.
+    Canary(CanaryJob),
+}
+
+/// A running job to watch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExistingJob {
+    /// Which job.
+    pub job: JobRef,
+    /// How to read its progress from its output.
+    #[serde(default)]
+    pub progress: Option<Progress>,
+}
+
+/// A Slurm job by id or by name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum JobRef {
+    Id(u64),
+    Name(String),
+}
+
+/// A job that hpchaos submits with `sbatch` on the head node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryJob {
+    /// Batch script path on the head node. Defaults to the cluster
+    /// profile's canary script.
+    #[serde(default)]
+    pub script: Option<String>,
+    /// Job name shown in `squeue`.
+    #[serde(default = "canary_name")]
+    pub name: String,
+    /// `--nodes`: how many nodes the job spans.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1))]
+    pub nodes: u32,
+    /// `--partition`, when not the default one.
+    #[serde(default)]
+    pub partition: Option<String>,
+    /// Launch steps with `srun --auto-resume=1` (HyperPod auto-resume).
+    #[serde(default = "yes")]
+    pub auto_resume: bool,
+    /// Submit with `--requeue`.
+    #[serde(default = "yes")]
+    pub requeue: bool,
+    /// Extra `sbatch` arguments, one per item.
+    #[serde(default)]
+    pub sbatch_args: Vec<String>,
+    /// Inject only once the job has made this much progress.
+    #[serde(default)]
+    pub warmup_steps: Option<u64>,
+    /// How to read its progress from its output.
+    #[serde(default = "Progress::canary_default")]
+    pub progress: Progress,
+}
+
+fn canary_name() -> String {
+    "hpchaos-canary".to_owned()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Regular expressions over the job's output lines. The first capture
+/// group of each must be a whole number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Progress {
+    /// Matches a progress line, e.g. `step (\d+)`.
+    pub pattern: String,
+    /// Matches a checkpoint marker, e.g. `checkpoint saved at step (\d+)`.
+    #[serde(default)]
+    pub checkpoint: Option<String>,
+    /// Output file, when it cannot be read from `scontrol show job`.
+    #[serde(default)]
+    pub output: Option<String>,
+}
+
+impl Progress {
+    fn canary_default() -> Self {
+        Progress {
+            pattern: r"step (\d+)".to_owned(),
+            checkpoint: Some(r"checkpoint saved at step (\d+)".to_owned()),
+            output: None,
+        }
+    }
+}
+
+/// The one fault a scenario injects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fault {
+    /// Load the GPUs; a healthy node must stay healthy.
+    GpuStress(GpuStress),
+    /// Kill processes on the target nodes.
+    ProcessKill(ProcessKill),
+    /// Reboot the target nodes.
+    NodeReboot(NodeReboot),
+    /// Have the target nodes replaced by new instances.
+    NodeReplace(NodeReplace),
+    /// Simulate an NVIDIA Xid error.
+    Xid(Xid),
+}
+
+impl Fault {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::GpuStress(_) => "gpu_stress",
+            Fault::ProcessKill(_) => "process_kill",
+            Fault::NodeReboot(_) => "node_reboot",
+            Fault::NodeReplace(_) => "node_replace",
+            Fault::Xid(_) => "xid",
+        }
+    }
+
+    /// Whether injecting it needs the SageMaker API.
+    pub fn needs_sagemaker(&self) -> bool {
+        matches!(
+            self,
+            Fault::NodeReboot(NodeReboot { method: RebootMethod::Sagemaker })
+                | Fault::NodeReplace(NodeReplace { method: ReplaceMethod::Sagemaker, .. })
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GpuStress {
+    /// How long to keep the load on.
+    pub duration: Duration,
+    /// Which stress tool to run.
+    pub tool: StressTool,
+    /// Which GPUs: `all` (default) or a list of indexes.
+    #[serde(default)]
+    pub gpus: GpuSelection,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum StressTool {
+    /// `dcgmi diag -r LEVEL`.
+    DcgmDiag {
+        #[schemars(range(min = 1, max = 4))]
+        level: u8,
+    },
+    /// `gpu_burn SECONDS`.
+    GpuBurn,
+    /// `dcgmproftester`.
+    Dcgmproftester,
+    /// Your own command, as an argument list (never a shell string).
+    Custom {
+        #[schemars(length(min = 1))]
+        command: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum GpuSelection {
+    /// Every GPU on the node: the word `all`.
+    Every(AllGpus),
+    /// These GPU indexes.
+    Indexes(#[schemars(length(min = 1))] Vec<u32>),
+}
+
+impl Default for GpuSelection {
+    fn default() -> Self {
+        GpuSelection::Every(AllGpus::All)
+    }
+}
+
+/// The word `all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AllGpus {
+    All,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessKill {
+    /// What to kill.
+    pub target: KillTarget,
+    /// Signal name: `KILL`, `SIGSEGV`, ...
+    #[serde(default = "sigkill")]
+    pub signal: Signal,
+    /// How many matching processes per node (all if omitted).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub count: Option<u32>,
+}
+
+fn sigkill() -> Signal {
+    Signal::Kill
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum KillTarget {
+    /// The workload's step tasks on the target node.
+    JobTasks,
+    /// The node's `slurmd`.
+    Slurmd,
+    /// Processes whose full command line matches this regex (`pgrep -f`).
+    Pattern(String),
+}
+
+/// The signals that make sense for a chaos experiment, by name, with or
+/// without the `SIG` prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Signal {
+    #[serde(rename = "KILL", alias = "SIGKILL")]
+    Kill,
+    #[serde(rename = "TERM", alias = "SIGTERM")]
+    Term,
+    #[serde(rename = "SEGV", alias = "SIGSEGV")]
+    Segv,
+    #[serde(rename = "ABRT", alias = "SIGABRT")]
+    Abrt,
+    #[serde(rename = "INT", alias = "SIGINT")]
+    Int,
+    #[serde(rename = "HUP", alias = "SIGHUP")]
+    Hup,
+    #[serde(rename = "STOP", alias = "SIGSTOP")]
+    Stop,
+}
+
+impl JsonSchema for Signal {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Signal".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names = ["KILL", "TERM", "SEGV", "ABRT", "INT", "HUP", "STOP"];
+        let spellings: Vec<String> = names
+            .iter()
+            .flat_map(|n| [(*n).to_owned(), format!("SIG{n}")])
+            .collect();
+        schemars::json_schema!({
+            "description": "Signal name, with or without `SIG`: `KILL`, `SIGSEGV`, ...",
+            "type": "string",
+            "enum": spellings
+        })
+    }
+}
+
+impl Signal {
+    pub fn number(self) -> u8 {
+        match self {
+            Signal::Hup => 1,
+            Signal::Int => 2,
+            Signal::Abrt => 6,
+            Signal::Kill => 9,
+            Signal::Segv => 11,
+            Signal::Term => 15,
+            Signal::Stop => 19,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeReboot {
+    /// `ssh`: run `reboot` on the node; `slurm`: set reason `Action:Reboot`;
+    /// `sagemaker`: call `BatchRebootClusterNodes`.
+    pub method: RebootMethod,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RebootMethod {
+    Ssh,
+    Slurm,
+    Sagemaker,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeReplace {
+    /// `slurm`: set reason `Action:Replace`; `sagemaker`: call
+    /// `BatchReplaceClusterNodes`.
+    pub method: ReplaceMethod,
+    /// With `slurm`: set the node `down` instead of `fail`, killing the jobs
+    /// on it rather than waiting for them to end.
+    #[serde(default)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplaceMethod {
+    Slurm,
+    Sagemaker,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Xid {
+    /// The NVIDIA Xid code, e.g. 79 (GPU fallen off the bus) or 48 (DBE).
+    #[schemars(range(min = 1, max = 999))]
+    pub code: u32,
+    /// GPU index.
+    #[serde(default)]
+    pub gpu: u32,
+    /// How the error is simulated.
+    pub method: XidMethod,
+    /// Kill the training task this long after injecting, as people do by
+    /// hand to trigger HyperPod auto-resume. Needs a workload.
+    #[serde(default)]
+    pub crash_task_after: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum XidMethod {
+    /// `dcgmi test --inject -f 230 -v CODE` (needs nv-hostengine).
+    DcgmInject,
+    /// An `NVRM: Xid` line appended to the node's kernel log.
+    KernelLog,
+    /// `echo 1 >> /var/run/sagemaker_healthcheck_status`.
+    HealthStatusFile,
+}
+
+/// A steady-state check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Check {
+    /// Every target node is up and `idle`, `mixed` or `allocated`, with no reason set.
+    TargetsHealthy,
+    /// At least this many nodes in the cluster are healthy.
+    MinHealthyNodes(#[schemars(range(min = 1))] u32),
+    /// The workload job is running.
+    JobRunning,
+    /// A command whose result must match.
+    Probe(Probe),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    /// Shown in reports.
+    pub name: String,
+    /// Program and arguments.
+    #[schemars(length(min = 1))]
+    pub command: Vec<String>,
+    /// Where to run it.
+    #[serde(default)]
+    pub on: Where,
+    /// Give up after this long.
+    #[serde(default = "command_timeout")]
+    pub timeout: Duration,
+    /// Expected exit status.
+    #[serde(default)]
+    pub expect_exit: i32,
+    /// Regex the standard output must match.
+    #[serde(default)]
+    pub expect_output: Option<String>,
+}
+
+/// A command run over SSH, as an argument list that is quoted for the
+/// remote shell (scenario text is never pasted into a shell string).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteCommand {
+    /// Program and arguments.
+    #[schemars(length(min = 1))]
+    pub command: Vec<String>,
+    /// Where to run it.
+    #[serde(default)]
+    pub on: Where,
+    /// Give up after this long.
+    #[serde(default = "command_timeout")]
+    pub timeout: Duration,
+}
+
+fn command_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Where {
+    /// The Slurm head (controller) node.
+    #[default]
+    Head,
+    /// Each target node.
+    Targets,
+    /// One named node.
+    Node(String),
+}
+
+/// What recovery the scenario expects, and the deadline of each phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// The recovery that must happen.
+    pub recovery: Recovery,
+    /// The Slurm reason the cluster should set, e.g. `Action:Replace`.
+    /// Defaults to the one that goes with `recovery`.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// When each phase must be over, counted from the injection; later
+    /// phases need later deadlines.
+    #[serde(default)]
+    pub deadlines: Deadlines,
+    /// For `recovery: none`: how long nothing must happen.
+    #[serde(default)]
+    pub quiet_for: Option<Duration>,
+    /// Most steps the workload may redo after resuming.
+    #[serde(default)]
+    pub max_lost_steps: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Recovery {
+    /// Nothing happens: the node stays healthy and the job keeps running.
+    None,
+    /// The node is rebooted and rejoins with the same instance.
+    Reboot,
+    /// The node is replaced by a new instance under the same name.
+    Replace,
+    /// The job is requeued and resumes; the node may stay.
+    Requeue,
+    /// The job ends failed and is not retried.
+    JobFails,
+}
+
+impl Recovery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Recovery::None => "none",
+            Recovery::Reboot => "reboot",
+            Recovery::Replace => "replace",
+            Recovery::Requeue => "requeue",
+            Recovery::JobFails => "job_fails",
+        }
+    }
+
+    /// The phases this recovery goes through, in order.
+    pub fn phases(self) -> &'static [Phase] {
+        use Phase::*;
+        match self {
+            Recovery::None => &[Quiet],
+            Recovery::Reboot => &[Detect, Drain, Reboot, Rejoin, Resume],
+            Recovery::Replace => &[Detect, Drain, Replace, Rejoin, Resume],
+            Recovery::Requeue => &[Detect, Resume],
+            Recovery::JobFails => &[Detect, JobEnd],
+        }
+    }
+
+    /// The `Action:*` reason HyperPod sets for this recovery.
+    pub fn default_reason(self) -> Option<&'static str> {
+        match self {
+            Recovery::Reboot => Some("Action:Reboot"),
+            Recovery::Replace => Some("Action:Replace"),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Recovery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A recovery phase, in the order they happen.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// First sign the system noticed the fault.
+    Detect,
+    /// No job left on the node.
+    Drain,
+    /// Same instance back with a new launch time.
+    Reboot,
+    /// New instance id, API status `Running`.
+    Replace,
+    /// Slurm node up, responding, reason cleared.
+    Rejoin,
+    /// The job running again and past its pre-fault progress.
+    Resume,
+    /// The job ended (for `job_fails`).
+    JobEnd,
+    /// Nothing happened (for `recovery: none`).
+    Quiet,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Detect => "detect",
+            Phase::Drain => "drain",
+            Phase::Reboot => "reboot",
+            Phase::Replace => "replace",
+            Phase::Rejoin => "rejoin",
+            Phase::Resume => "resume",
+            Phase::JobEnd => "job_end",
+            Phase::Quiet => "quiet",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// When each phase must be over, counted from the injection. Only the
+/// phases of the expected recovery may be set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Deadlines {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detect: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reboot: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejoin: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_end: Option<Duration>,
+}
+
+impl Deadlines {
+    /// The deadlines that are set, by phase, in phase order.
+    pub fn set(&self) -> BTreeMap<Phase, Duration> {
+        [
+            (Phase::Detect, self.detect),
+            (Phase::Drain, self.drain),
+            (Phase::Reboot, self.reboot),
+            (Phase::Replace, self.replace),
+            (Phase::Rejoin, self.rejoin),
+            (Phase::Resume, self.resume),
+            (Phase::JobEnd, self.job_end),
+        ]
+        .into_iter()
+        .filter_map(|(phase, deadline)| deadline.map(|d| (phase, d)))
+        .collect()
+    }
+}
+
+/// When to stop early and roll back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Abort {
+    /// Stop if more nodes than this are unhealthy at once.
+    #[serde(default)]
+    pub max_unhealthy_nodes: Option<u32>,
+    /// Stop if the whole scenario runs longer than this.
+    #[serde(default)]
+    pub timeout: Option<Duration>,
+    /// Stop if any of these probes fails while the fault is active.
+    #[serde(default)]
+    pub probes: Vec<Probe>,
+}

@@ -1,0 +1,382 @@
+//! Semantic validation: the rules that types alone cannot state. Deadlines
+//! in phase order, an expectation that can follow from the fault, a
+//! workload where one is needed, regexes that compile, a blast radius that
+//! holds, and, given a cluster profile, the settings a fault needs.
+
+use std::path::Path;
+
+use regex::Regex;
+
+use super::diagnostic::Diagnostic;
+use super::model::*;
+use super::yaml_tree::{Node, TreePath};
+use crate::profile::Profile;
+
+/// Every semantic problem in a structurally valid scenario.
+pub fn check(file: &Path, tree: &Node, scenario: &Scenario, profile: Option<&Profile>) -> Vec<Diagnostic> {
+    let mut rules = Rules { file, tree, out: Vec::new() };
+    rules.deadlines(&scenario.expect);
+    rules.expectation_fits_fault(scenario);
+    rules.workload_needed(scenario);
+    rules.regexes(scenario);
+    rules.blast_radius(&scenario.target);
+    rules.reason(&scenario.expect);
+    rules.abort_after_deadlines(scenario);
+    if let Some(profile) = profile {
+        rules.profile_capabilities(scenario, profile);
+    }
+    rules.out
+}
+
+struct Rules<'a> {
+    file: &'a Path,
+    tree: &'a Node,
+    out: Vec<Diagnostic>,
+}
+
+fn path(keys: &[&str]) -> TreePath {
+    TreePath::of(keys)
+}
+
+impl Rules<'_> {
+    /// A problem with the key at `at` (where a reader looks first).
+    fn at_key(&mut self, at: &TreePath, message: String, hint: impl Into<String>) {
+        let position = self.tree.locate(at);
+        self.out.push(Diagnostic::new(self.file, position, message).with_hint(hint));
+    }
+
+    /// A problem with the value at `at`.
+    fn at_value(&mut self, at: &TreePath, message: String, hint: impl Into<String>) {
+        let position = self.tree.locate_value(at);
+        self.out.push(Diagnostic::new(self.file, position, message).with_hint(hint));
+    }
+
+    fn deadlines(&mut self, expect: &Expect) {
+        let allowed = expect.recovery.phases();
+        let set = expect.deadlines.set();
+        for phase in set.keys() {
+            if !allowed.contains(phase) {
+                let listed: Vec<_> = allowed.iter().map(|p| format!("`{p}`")).collect();
+                let hint = match (phase, expect.recovery) {
+                    (Phase::Replace, Recovery::Reboot) => "did you mean `reboot`?".to_owned(),
+                    (Phase::Reboot, Recovery::Replace) => "did you mean `replace`?".to_owned(),
+                    (_, Recovery::None) => "`recovery: none` has no phases to time; use `quiet_for` instead".to_owned(),
+                    _ => format!("recovery `{}` goes through: {}", expect.recovery, listed.join(", ")),
+                };
+                self.at_key(
+                    &path(&["expect", "deadlines", phase.as_str()]),
+                    format!("a `{phase}` deadline does not apply to recovery `{}`", expect.recovery),
+                    hint,
+                );
+            }
+        }
+        // Deadlines count from the injection, so they must not decrease.
+        let ordered: Vec<_> = allowed.iter().filter_map(|p| set.get(p).map(|d| (*p, *d))).collect();
+        for pair in ordered.windows(2) {
+            let [(earlier, earlier_at), (later, later_at)] = pair else { continue };
+            if later_at < earlier_at {
+                self.at_value(
+                    &path(&["expect", "deadlines", later.as_str()]),
+                    format!(
+                        "the `{later}` deadline ({later_at}) is before the `{earlier}` deadline ({earlier_at}), but `{later}` comes after `{earlier}`"
+                    ),
+                    format!("deadlines count from the injection: make `{later}` at least {earlier_at}"),
+                );
+            }
+        }
+        if expect.quiet_for.is_some() && expect.recovery != Recovery::None {
+            self.at_key(
+                &path(&["expect", "quiet_for"]),
+                format!("`quiet_for` only applies to `recovery: none`, not `{}`", expect.recovery),
+                "remove `quiet_for`, or set `recovery: none`",
+            );
+        }
+    }
+
+    fn expectation_fits_fault(&mut self, scenario: &Scenario) {
+        use Recovery as R;
+        let recovery = scenario.expect.recovery;
+        let (allowed, why): (&[Recovery], &str) = match &scenario.fault {
+            Fault::GpuStress(_) => (&[R::None], "GPU stress must leave a healthy node healthy"),
+            Fault::ProcessKill(kill) => match kill.target {
+                KillTarget::JobTasks => (&[R::None, R::Requeue, R::JobFails], "killing tasks does not change the node"),
+                _ => (&[R::None, R::Reboot, R::Replace, R::Requeue, R::JobFails], ""),
+            },
+            Fault::NodeReboot(_) => (&[R::Reboot, R::Requeue, R::JobFails], "a reboot fault is recovered by the reboot itself"),
+            Fault::NodeReplace(_) => (&[R::Replace, R::Requeue, R::JobFails], "a replace fault is recovered by the replacement"),
+            Fault::Xid(_) => (&[R::None, R::Reboot, R::Replace, R::Requeue, R::JobFails], ""),
+        };
+        if !allowed.contains(&recovery) {
+            let listed: Vec<_> = allowed.iter().map(|r| format!("`{r}`")).collect();
+            self.at_value(
+                &path(&["expect", "recovery"]),
+                format!("recovery `{recovery}` cannot follow from a `{}` fault: {why}", scenario.fault.kind()),
+                format!("expect one of: {}", listed.join(", ")),
+            );
+        }
+    }
+
+    fn workload_needed(&mut self, scenario: &Scenario) {
+        if scenario.workload.is_some() {
+            return;
+        }
+        let hint = "add a `workload:` (an `existing:` job or a `canary:` job)";
+        let expect = &scenario.expect;
+        if matches!(expect.recovery, Recovery::Requeue | Recovery::JobFails) {
+            self.at_value(
+                &path(&["expect", "recovery"]),
+                format!("recovery `{}` is about a job, but the scenario has no workload", expect.recovery),
+                hint,
+            );
+        }
+        for phase in [Phase::Resume, Phase::JobEnd] {
+            if expect.deadlines.set().contains_key(&phase) {
+                self.at_key(
+                    &path(&["expect", "deadlines", phase.as_str()]),
+                    format!("a `{phase}` deadline needs a workload to watch"),
+                    hint,
+                );
+            }
+        }
+        if expect.max_lost_steps.is_some() {
+            self.at_key(
+                &path(&["expect", "max_lost_steps"]),
+                "`max_lost_steps` needs a workload whose progress is read".to_owned(),
+                hint,
+            );
+        }
+        if scenario.target.pool == Pool::Workload {
+            self.at_value(
+                &path(&["target", "pool"]),
+                "`pool: workload` targets the workload's nodes, but the scenario has no workload".to_owned(),
+                hint,
+            );
+        }
+        match &scenario.fault {
+            Fault::ProcessKill(ProcessKill { target: KillTarget::JobTasks, .. }) => self.at_value(
+                &path(&["fault", "process_kill", "target"]),
+                "`job_tasks` kills the workload's tasks, but the scenario has no workload".to_owned(),
+                hint,
+            ),
+            Fault::Xid(Xid { crash_task_after: Some(_), .. }) => self.at_key(
+                &path(&["fault", "xid", "crash_task_after"]),
+                "`crash_task_after` crashes the workload's task, but the scenario has no workload".to_owned(),
+                hint,
+            ),
+            _ => {}
+        }
+        for (index, check) in scenario.steady_state.iter().enumerate() {
+            if *check == Check::JobRunning {
+                self.at_value(
+                    &path(&["steady_state"]).index(index),
+                    "`job_running` checks the workload, but the scenario has no workload".to_owned(),
+                    hint,
+                );
+            }
+        }
+    }
+
+    fn regexes(&mut self, scenario: &Scenario) {
+        let progress = match &scenario.workload {
+            Some(Workload::Canary(canary)) => Some((path(&["workload", "canary", "progress"]), &canary.progress)),
+            Some(Workload::Existing(existing)) => existing
+                .progress
+                .as_ref()
+                .map(|p| (path(&["workload", "existing", "progress"]), p)),
+            None => None,
+        };
+        if let Some((at, progress)) = progress {
+            self.regex(&at.key("pattern"), &progress.pattern, true);
+            if let Some(checkpoint) = &progress.checkpoint {
+                self.regex(&at.key("checkpoint"), checkpoint, true);
+            }
+        } else if scenario.expect.max_lost_steps.is_some() && scenario.workload.is_some() {
+            self.at_key(
+                &path(&["expect", "max_lost_steps"]),
+                "`max_lost_steps` needs the workload's `progress.pattern` to count steps".to_owned(),
+                "add `progress: { pattern: 'step (\\d+)' }` to the workload",
+            );
+        }
+        if let Fault::ProcessKill(ProcessKill { target: KillTarget::Pattern(pattern), .. }) = &scenario.fault {
+            self.regex(&path(&["fault", "process_kill", "target", "pattern"]), pattern, false);
+        }
+        let probes = scenario
+            .steady_state
+            .iter()
+            .enumerate()
+            .filter_map(|(i, check)| match check {
+                Check::Probe(probe) => Some((path(&["steady_state"]).index(i).key("probe"), probe)),
+                _ => None,
+            })
+            .chain(scenario.abort.iter().flat_map(|abort| {
+                abort
+                    .probes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, probe)| (path(&["abort", "probes"]).index(i), probe))
+            }))
+            .collect::<Vec<_>>();
+        for (at, probe) in probes {
+            if let Some(expected) = &probe.expect_output {
+                self.regex(&at.key("expect_output"), expected, false);
+            }
+        }
+    }
+
+    fn regex(&mut self, at: &TreePath, pattern: &str, needs_number_group: bool) {
+        match Regex::new(pattern) {
+            Err(err) => {
+                let first_line = err.to_string().lines().last().unwrap_or_default().trim().to_owned();
+                self.at_value(
+                    at,
+                    format!("`{at}` is not a valid regular expression: {first_line}"),
+                    "check brackets and escapes; in YAML, single-quote patterns with backslashes",
+                );
+            }
+            Ok(regex) if needs_number_group && regex.captures_len() < 2 => self.at_value(
+                at,
+                format!("`{at}` has no capture group for the step number"),
+                "wrap the number in parentheses, e.g. `step (\\d+)`",
+            ),
+            Ok(_) => {}
+        }
+    }
+
+    fn blast_radius(&mut self, target: &Target) {
+        let cap = target.max_nodes;
+        match &target.pick {
+            Pick::Count(count) if *count > cap => self.at_value(
+                &path(&["target", "pick", "count"]),
+                format!("picking {count} nodes exceeds the blast-radius cap `max_nodes: {cap}`"),
+                format!("lower the count or raise `max_nodes` to {count} if you mean it"),
+            ),
+            _ => {}
+        }
+        if let Pool::Nodes(nodes) = &target.pool {
+            let remaining: Vec<_> = nodes.iter().filter(|n| !target.exclude.contains(n)).collect();
+            if remaining.is_empty() {
+                self.at_key(
+                    &path(&["target", "exclude"]),
+                    "`exclude` removes every node listed in `pool.nodes`: nothing is left to target".to_owned(),
+                    "remove nodes from `exclude` or add some to `pool.nodes`",
+                );
+            }
+            let hit = match target.pick {
+                Pick::All => remaining.len(),
+                Pick::Count(count) => {
+                    if count as usize > remaining.len() && !remaining.is_empty() {
+                        self.at_value(
+                            &path(&["target", "pick", "count"]),
+                            format!("cannot pick {count} of the {} listed node(s)", remaining.len()),
+                            "list more nodes or lower the count",
+                        );
+                    }
+                    (count as usize).min(remaining.len())
+                }
+                Pick::Percent(percent) => (remaining.len() * percent as usize).div_ceil(100),
+            };
+            if hit > cap as usize {
+                self.at_key(
+                    &path(&["target", "max_nodes"]),
+                    format!("the target resolves to {hit} nodes, above `max_nodes: {cap}`"),
+                    format!("raise `max_nodes` to {hit} if you mean it, or pick fewer nodes"),
+                );
+            }
+        }
+    }
+
+    fn reason(&mut self, expect: &Expect) {
+        let Some(reason) = &expect.reason else { return };
+        for exact in ["Action:Replace", "Action:Reboot"] {
+            let squashed: String = reason.chars().filter(|c| !c.is_whitespace()).collect();
+            if reason != exact && squashed.eq_ignore_ascii_case(exact) {
+                self.at_value(
+                    &path(&["expect", "reason"]),
+                    format!("HyperPod matches the reason `{exact}` exactly; `{reason}` would be ignored"),
+                    format!("write `{exact}`"),
+                );
+            }
+        }
+        if let Some(default) = expect.recovery.default_reason()
+            && reason.starts_with("Action:")
+            && reason != default
+            && ["Action:Replace", "Action:Reboot"].contains(&reason.as_str())
+        {
+            self.at_value(
+                &path(&["expect", "reason"]),
+                format!("reason `{reason}` contradicts `recovery: {}`", expect.recovery),
+                format!("recovery `{}` goes with `{default}`", expect.recovery),
+            );
+        }
+    }
+
+    fn abort_after_deadlines(&mut self, scenario: &Scenario) {
+        let Some(timeout) = scenario.abort.as_ref().and_then(|a| a.timeout) else { return };
+        let last = scenario
+            .expect
+            .deadlines
+            .set()
+            .into_iter()
+            .chain(scenario.expect.quiet_for.map(|q| (Phase::Quiet, q)))
+            .max_by_key(|(_, deadline)| *deadline);
+        if let Some((phase, deadline)) = last
+            && timeout < deadline
+        {
+            self.at_value(
+                &path(&["abort", "timeout"]),
+                format!("the abort timeout ({timeout}) ends the run before the `{phase}` deadline ({deadline}) can be judged"),
+                format!("make `abort.timeout` longer than {deadline}"),
+            );
+        }
+        if let Fault::GpuStress(stress) = &scenario.fault
+            && timeout < stress.duration
+        {
+            self.at_value(
+                &path(&["abort", "timeout"]),
+                format!("the abort timeout ({timeout}) is shorter than the stress duration ({})", stress.duration),
+                "make the timeout longer than the stress",
+            );
+        }
+    }
+
+    fn profile_capabilities(&mut self, scenario: &Scenario, profile: &Profile) {
+        let no_api = profile.sagemaker.is_none();
+        let hint = format!("add a `sagemaker:` section (cluster_name, region) to the profile `{}`", profile.name);
+        if no_api && scenario.fault.needs_sagemaker() {
+            let kind = scenario.fault.kind();
+            self.at_value(
+                &path(&["fault", kind, "method"]),
+                format!("method `sagemaker` calls the SageMaker API, but the cluster profile `{}` has no `sagemaker` settings", profile.name),
+                hint.clone(),
+            );
+        }
+        if no_api && matches!(scenario.expect.recovery, Recovery::Replace | Recovery::Reboot) {
+            self.at_value(
+                &path(&["expect", "recovery"]),
+                format!(
+                    "recovery `{}` is confirmed through the SageMaker API (instance id and launch time), but the cluster profile `{}` has no `sagemaker` settings",
+                    scenario.expect.recovery, profile.name
+                ),
+                hint.clone(),
+            );
+        }
+        if no_api && let Pool::InstanceGroup(_) = scenario.target.pool {
+            self.at_value(
+                &path(&["target", "pool"]),
+                "instance groups are listed by the SageMaker API, which this profile does not configure".to_owned(),
+                hint,
+            );
+        }
+        if let Pool::Nodes(nodes) = &scenario.target.pool {
+            for (index, node) in nodes.iter().enumerate() {
+                if *node == profile.head_node.name || profile.login_nodes.contains(node) {
+                    self.at_value(
+                        &path(&["target", "pool", "nodes"]).index(index),
+                        format!("`{node}` is a controller or login node, which hpchaos never targets"),
+                        "target compute nodes only",
+                    );
+                }
+            }
+        }
+    }
+}
