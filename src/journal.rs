@@ -1,0 +1,379 @@
+//! The run journal: an append-only JSON Lines file, one record per line,
+//! written and flushed as things happen, so that a crash loses at most the
+//! line being written. Reading tolerates a journal cut short (or with a
+//! damaged line) and says so, which the report then marks `incomplete`.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Clock;
+use crate::duration::Duration;
+use crate::scenario::model::{Phase, Recovery};
+
+/// Bumped when a record changes incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One line of the journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// 1, 2, 3, ... in write order.
+    pub seq: u64,
+    /// When the harness wrote the record.
+    pub at: DateTime<Utc>,
+    /// The scenario the record belongs to; absent for run-level records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<String>,
+    #[serde(flatten)]
+    pub entry: Entry,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Entry {
+    RunStarted {
+        run_id: String,
+        harness_version: String,
+        format: u32,
+        cluster: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        suite: Option<String>,
+    },
+    ScenarioStarted {
+        file: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        /// Fault kind, e.g. `xid`.
+        fault: String,
+        recovery: Recovery,
+        /// Deadline per phase, counted from the injection.
+        #[serde(default)]
+        deadlines: BTreeMap<Phase, Duration>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_lost_steps: Option<u64>,
+        /// The scenario file exactly as it ran.
+        source: String,
+    },
+    TargetsResolved {
+        nodes: Vec<String>,
+    },
+    SteadyState {
+        stage: Stage,
+        check: String,
+        passed: bool,
+        #[serde(default)]
+        detail: String,
+    },
+    InjectionStarted {
+        nodes: Vec<String>,
+        /// What was done, e.g. the command line or API call.
+        action: String,
+    },
+    InjectionFinished {
+        ok: bool,
+        #[serde(default)]
+        detail: String,
+    },
+    /// A change seen by a watcher.
+    Observed {
+        source: Source,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+        /// What changed: `state`, `reason`, `instance_id`, `job_state`, `line`, ...
+        field: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        to: String,
+        /// When the source says it happened, if it says.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source_time: Option<DateTime<Utc>>,
+    },
+    PhaseStarted {
+        phase: Phase,
+        started_at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deadline: Option<Duration>,
+    },
+    PhaseEnded {
+        phase: Phase,
+        ended_at: DateTime<Utc>,
+        verdict: PhaseVerdict,
+        time_source: TimeSource,
+        #[serde(default)]
+        evidence: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lost_steps: Option<u64>,
+    },
+    Rollback {
+        step: String,
+        ok: bool,
+        #[serde(default)]
+        detail: String,
+    },
+    Aborted {
+        reason: String,
+    },
+    Error {
+        message: String,
+    },
+    ScenarioEnded {
+        outcome: ScenarioOutcome,
+        #[serde(default)]
+        reason: String,
+    },
+    RunEnded {
+        outcome: RunOutcome,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Before,
+    After,
+}
+
+/// Which watcher saw a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Sinfo,
+    Squeue,
+    Sagemaker,
+    JobOutput,
+    SlurmctldLog,
+    Harness,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Sinfo => "sinfo",
+            Source::Squeue => "squeue",
+            Source::Sagemaker => "sagemaker",
+            Source::JobOutput => "job_output",
+            Source::SlurmctldLog => "slurmctld_log",
+            Source::Harness => "harness",
+        }
+    }
+}
+
+/// Whether a phase boundary is the source's own time or when we saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeSource {
+    Source,
+    Observed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseVerdict {
+    /// Over within its deadline.
+    Met,
+    /// Over, but after its deadline.
+    Missed,
+    /// Never happened before the scenario ended.
+    NotReached,
+    /// Over, and it had no deadline.
+    Observed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScenarioOutcome {
+    Passed,
+    Failed,
+    Aborted,
+    /// The harness itself failed (cluster unreachable, ...).
+    Error,
+    Interrupted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    Completed,
+    Aborted,
+    Interrupted,
+}
+
+/// Appends records to a journal file, one flushed line each.
+pub struct JournalWriter {
+    file: File,
+    path: PathBuf,
+    clock: Arc<dyn Clock>,
+    next_seq: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("journal {}: {source}", path.display())]
+pub struct JournalError {
+    path: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
+impl JournalWriter {
+    /// Creates the journal; refuses to overwrite an existing one.
+    pub fn create(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, JournalError> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|source| JournalError {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+            clock,
+            next_seq: 1,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes one record and hands it back. The whole line goes out in one
+    /// write; run and scenario ends are also synced to disk.
+    pub fn append(&mut self, scenario: Option<&str>, entry: Entry) -> Result<Record, JournalError> {
+        let durable = matches!(entry, Entry::ScenarioEnded { .. } | Entry::RunEnded { .. });
+        let record = Record {
+            seq: self.next_seq,
+            at: self.clock.now(),
+            scenario: scenario.map(str::to_owned),
+            entry,
+        };
+        let mut line = serde_json::to_string(&record).map_err(|err| self.error(err.into()))?;
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .and_then(|()| self.file.flush())
+            .map_err(|err| self.error(err))?;
+        if durable {
+            self.file.sync_data().map_err(|err| self.error(err))?;
+        }
+        self.next_seq += 1;
+        Ok(record)
+    }
+
+    fn error(&self, source: std::io::Error) -> JournalError {
+        JournalError {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+/// A journal read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Journal {
+    pub records: Vec<Record>,
+    /// Lines that could not be read, as (line number, what was wrong).
+    pub damaged: Vec<(usize, String)>,
+    /// The journal stops without a `run_ended` record.
+    pub cut_short: bool,
+}
+
+impl Journal {
+    /// Reads journal text; never fails: what cannot be read is listed.
+    pub fn parse(text: &str) -> Journal {
+        let mut records = Vec::new();
+        let mut damaged = Vec::new();
+        for (index, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<Record>(line) {
+                Ok(record) => records.push(record),
+                Err(err) => damaged.push((index + 1, err.to_string())),
+            }
+        }
+        let cut_short = !records.iter().any(|r| matches!(r.entry, Entry::RunEnded { .. }));
+        Journal {
+            records,
+            damaged,
+            cut_short,
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Journal, JournalError> {
+        std::fs::read_to_string(path)
+            .map(|text| Journal::parse(&text))
+            .map_err(|source| JournalError {
+                path: path.to_path_buf(),
+                source,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use chrono::TimeDelta;
+
+    fn clock() -> Arc<ManualClock> {
+        let start = DateTime::parse_from_rfc3339("2026-11-28T10:00:00Z").unwrap().to_utc();
+        Arc::new(ManualClock::starting_at(start))
+    }
+
+    #[test]
+    fn written_records_read_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let clock = clock();
+        let mut writer = JournalWriter::create(&path, clock.clone()).unwrap();
+        writer
+            .append(None, Entry::RunStarted {
+                run_id: "r1".into(),
+                harness_version: "0.1.0".into(),
+                format: FORMAT_VERSION,
+                cluster: "lab".into(),
+                suite: None,
+            })
+            .unwrap();
+        clock.advance(TimeDelta::seconds(5));
+        writer
+            .append(Some("s"), Entry::Error { message: "boom".into() })
+            .unwrap();
+        // Readable while still open: every record is already on disk.
+        let journal = Journal::load(&path).unwrap();
+        assert_eq!(journal.records.len(), 2);
+        assert_eq!(journal.records[1].seq, 2);
+        assert_eq!(journal.records[1].at.timestamp() - journal.records[0].at.timestamp(), 5);
+        assert!(journal.cut_short);
+        assert!(journal.damaged.is_empty());
+    }
+
+    #[test]
+    fn refuses_to_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        std::fs::write(&path, "").unwrap();
+        assert!(JournalWriter::create(&path, clock()).is_err());
+    }
+
+    #[test]
+    fn half_written_last_line_is_reported_not_fatal() {
+        let text = concat!(
+            r#"{"seq":1,"at":"2026-11-28T10:00:00Z","type":"run_started","run_id":"r","harness_version":"0","format":1,"cluster":"c"}"#,
+            "\n",
+            r#"{"seq":2,"at":"2026-11-28T10:00:01Z","type":"err"#
+        );
+        let journal = Journal::parse(text);
+        assert_eq!(journal.records.len(), 1);
+        assert_eq!(journal.damaged.len(), 1);
+        assert_eq!(journal.damaged[0].0, 2);
+        assert!(journal.cut_short);
+    }
+}

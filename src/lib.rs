@@ -1,0 +1,11 @@
+//! hpchaos: a fault-injection chaos harness for Slurm GPU clusters on
+//! Amazon SageMaker HyperPod. The library holds everything; `main.rs` only
+//! parses the command line and calls in.
+
+pub mod clock;
+pub mod duration;
+pub mod exit;
+pub mod journal;
+pub mod profile;
+pub mod report;
+pub mod scenario;

@@ -1,0 +1,210 @@
+//! Journal → [`Report`]: a pure fold over the records. It trusts nothing to
+//! be complete: phases that never ended, scenarios that never ended and a
+//! run with no end record are all reported as such.
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    CheckReport, PhaseReport, Report, RollbackReport, ScenarioReport, Status, TimelineEntry, Verdict,
+    REPORT_SCHEMA_VERSION, span,
+};
+use crate::journal::{Entry, Journal, Record, RunOutcome, ScenarioOutcome, Source};
+
+pub fn build(journal: &Journal) -> Report {
+    let mut report = Report {
+        schema_version: REPORT_SCHEMA_VERSION,
+        run_id: String::new(),
+        harness_version: String::new(),
+        cluster: String::new(),
+        suite: None,
+        started_at: None,
+        ended_at: None,
+        status: Status::Incomplete,
+        scenarios: Vec::new(),
+        damaged_lines: journal.damaged.clone(),
+    };
+    let mut run_outcome = None;
+    for record in &journal.records {
+        match (&record.scenario, &record.entry) {
+            (_, Entry::RunStarted { run_id, harness_version, cluster, suite, .. }) => {
+                report.run_id = run_id.clone();
+                report.harness_version = harness_version.clone();
+                report.cluster = cluster.clone();
+                report.suite = suite.clone();
+                report.started_at = Some(record.at);
+            }
+            (_, Entry::RunEnded { outcome }) => {
+                report.ended_at = Some(record.at);
+                run_outcome = Some(*outcome);
+            }
+            (Some(name), Entry::ScenarioStarted { file, description, fault, recovery, deadlines, max_lost_steps, source }) => {
+                report.scenarios.push(ScenarioReport {
+                    name: name.clone(),
+                    file: file.clone(),
+                    description: description.clone(),
+                    fault: fault.clone(),
+                    recovery: *recovery,
+                    status: Status::Incomplete,
+                    reason: String::new(),
+                    started_at: record.at,
+                    ended_at: None,
+                    injected_at: None,
+                    targets: Vec::new(),
+                    phases: recovery
+                        .phases()
+                        .iter()
+                        .map(|phase| PhaseReport {
+                            phase: *phase,
+                            started_at: None,
+                            ended_at: None,
+                            duration: None,
+                            elapsed: None,
+                            deadline: deadlines.get(phase).copied(),
+                            verdict: Verdict::NotReached,
+                            time_source: None,
+                            evidence: String::new(),
+                        })
+                        .collect(),
+                    steady_state: Vec::new(),
+                    lost_steps: None,
+                    max_lost_steps: *max_lost_steps,
+                    rollback: Vec::new(),
+                    timeline: Vec::new(),
+                    evidence: Vec::new(),
+                    source: source.clone(),
+                });
+            }
+            (Some(name), entry) => {
+                if let Some(scenario) = report.scenarios.iter_mut().rev().find(|s| &s.name == name) {
+                    apply(scenario, record, entry);
+                }
+            }
+            (None, _) => {}
+        }
+    }
+    finish(&mut report, journal.cut_short, run_outcome);
+    report
+}
+
+/// Folds one scenario record into its report.
+fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
+    let mut note = |source: Source, node: Option<String>, source_time: Option<DateTime<Utc>>, text: String| {
+        scenario.timeline.push(TimelineEntry { at: record.at, source_time, source, node, text });
+    };
+    match entry {
+        Entry::TargetsResolved { nodes } => {
+            note(Source::Harness, None, None, format!("targets resolved: {}", nodes.join(", ")));
+            scenario.targets = nodes.clone();
+        }
+        Entry::SteadyState { stage, check, passed, detail } => {
+            let verdict = if *passed { "holds" } else { "FAILS" };
+            note(Source::Harness, None, None, format!("steady state ({stage:?}): {check} {verdict}").to_lowercase());
+            scenario.steady_state.push(CheckReport { stage: *stage, check: check.clone(), passed: *passed, detail: detail.clone() });
+        }
+        Entry::InjectionStarted { nodes, action } => {
+            note(Source::Harness, None, None, format!("inject on {}: {action}", nodes.join(", ")));
+            scenario.injected_at = Some(record.at);
+        }
+        Entry::InjectionFinished { ok, detail } => {
+            let what = if *ok { "injection took" } else { "injection FAILED" };
+            note(Source::Harness, None, None, format!("{what}: {detail}"));
+        }
+        Entry::Observed { source, node, field, from, to, source_time } => {
+            let text = match from {
+                Some(from) => format!("{field}: {from} → {to}"),
+                None => format!("{field}: {to}"),
+            };
+            note(*source, node.clone(), *source_time, text);
+            if field == "reason" || matches!(source, Source::SlurmctldLog | Source::JobOutput) {
+                let node = node.as_deref().map(|n| format!(" {n}")).unwrap_or_default();
+                scenario.evidence.push(format!("[{}{node}] {to}", source.as_str()));
+            }
+        }
+        Entry::PhaseStarted { phase, started_at, deadline } => {
+            note(Source::Harness, None, None, format!("phase {phase} started"));
+            if let Some(report) = scenario.phases.iter_mut().find(|p| p.phase == *phase) {
+                report.started_at = Some(*started_at);
+                report.deadline = deadline.or(report.deadline);
+                report.verdict = Verdict::Unfinished;
+            }
+        }
+        Entry::PhaseEnded { phase, ended_at, verdict, time_source, evidence, lost_steps } => {
+            note(Source::Harness, None, None, format!("phase {phase} ended: {}", Verdict::from(*verdict).as_str()));
+            if lost_steps.is_some() {
+                scenario.lost_steps = *lost_steps;
+            }
+            if let Some(report) = scenario.phases.iter_mut().find(|p| p.phase == *phase) {
+                report.ended_at = Some(*ended_at);
+                report.verdict = (*verdict).into();
+                report.time_source = Some(*time_source);
+                report.evidence = evidence.clone();
+            }
+        }
+        Entry::Rollback { step, ok, detail } => {
+            let what = if *ok { "rollback" } else { "rollback FAILED" };
+            note(Source::Harness, None, None, format!("{what}: {step}"));
+            scenario.rollback.push(RollbackReport { step: step.clone(), ok: *ok, detail: detail.clone() });
+        }
+        Entry::Aborted { reason } => {
+            note(Source::Harness, None, None, format!("ABORT: {reason}"));
+            scenario.reason = reason.clone();
+        }
+        Entry::Error { message } => {
+            note(Source::Harness, None, None, format!("error: {message}"));
+            if scenario.reason.is_empty() {
+                scenario.reason = message.clone();
+            }
+        }
+        Entry::ScenarioEnded { outcome, reason } => {
+            note(Source::Harness, None, None, format!("scenario ended: {outcome:?}").to_lowercase());
+            scenario.ended_at = Some(record.at);
+            scenario.status = match outcome {
+                ScenarioOutcome::Passed => Status::Passed,
+                ScenarioOutcome::Failed => Status::Failed,
+                ScenarioOutcome::Aborted => Status::Aborted,
+                ScenarioOutcome::Error => Status::Error,
+                ScenarioOutcome::Interrupted => Status::Interrupted,
+            };
+            if !reason.is_empty() {
+                scenario.reason = reason.clone();
+            }
+        }
+        Entry::RunStarted { .. } | Entry::RunEnded { .. } | Entry::ScenarioStarted { .. } => {}
+    }
+}
+
+/// Derived fields and the statuses of whatever the journal left open.
+fn finish(report: &mut Report, cut_short: bool, run_outcome: Option<RunOutcome>) {
+    let interrupted = run_outcome == Some(RunOutcome::Interrupted);
+    for scenario in &mut report.scenarios {
+        for phase in &mut scenario.phases {
+            if let (Some(start), Some(end)) = (phase.started_at, phase.ended_at) {
+                phase.duration = Some(span(start, end));
+            }
+            if let (Some(injected), Some(end)) = (scenario.injected_at, phase.ended_at) {
+                phase.elapsed = Some(span(injected, end));
+            }
+        }
+        if scenario.ended_at.is_none() {
+            scenario.status = if interrupted { Status::Interrupted } else { Status::Incomplete };
+            if scenario.reason.is_empty() {
+                scenario.reason = if interrupted {
+                    "the run was interrupted".to_owned()
+                } else {
+                    "the journal ends before this scenario did".to_owned()
+                };
+            }
+        }
+    }
+    report.status = match (cut_short, run_outcome) {
+        (true, _) | (false, None) => Status::Incomplete,
+        (false, Some(RunOutcome::Interrupted)) => Status::Interrupted,
+        (false, Some(RunOutcome::Aborted)) => Status::Aborted,
+        (false, Some(RunOutcome::Completed)) => report
+            .scenarios
+            .iter()
+            .map(|s| s.status)
+            .max()
+            .unwrap_or(Status::Passed),
+    };
+}

@@ -1,0 +1,87 @@
+//! JUnit XML for CI gates: one test suite per run, one test case per
+//! scenario and one per phase expectation; failures carry the reason.
+
+use quick_junit::{NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatus, TestSuite};
+
+use super::{Exporter, PhaseReport, Report, ScenarioReport, Status, Verdict};
+
+pub struct JunitExporter;
+
+impl Exporter for JunitExporter {
+    fn render(&self, report: &Report) -> String {
+        let name = report.suite.clone().unwrap_or_else(|| "hpchaos".to_owned());
+        let mut junit = JunitReport::new(format!("hpchaos {}", report.run_id));
+        let mut suite = TestSuite::new(name);
+        if let Some(started) = report.started_at {
+            suite.set_timestamp(started.fixed_offset());
+            junit.set_timestamp(started.fixed_offset());
+            if let Some(ended) = report.ended_at {
+                let took = super::span(started, ended).as_std();
+                suite.set_time(took);
+                junit.set_time(took);
+            }
+        }
+        for scenario in &report.scenarios {
+            suite.add_test_case(scenario_case(scenario));
+            for phase in &scenario.phases {
+                suite.add_test_case(phase_case(scenario, phase));
+            }
+        }
+        junit.add_test_suite(suite);
+        // quick-junit only fails on writer errors, and a String cannot fail.
+        junit.to_string().unwrap_or_default()
+    }
+}
+
+fn scenario_case(scenario: &ScenarioReport) -> TestCase {
+    let status = match scenario.status {
+        Status::Passed => TestCaseStatus::success(),
+        Status::Failed | Status::Aborted => failure(NonSuccessKind::Failure, scenario.status, &scenario.reason),
+        Status::Error | Status::Interrupted | Status::Incomplete => {
+            failure(NonSuccessKind::Error, scenario.status, &scenario.reason)
+        }
+    };
+    let mut case = TestCase::new(scenario.name.clone(), status);
+    case.set_classname(format!("hpchaos.{}", scenario.name));
+    if let (Some(start), Some(end)) = (Some(scenario.started_at), scenario.ended_at) {
+        case.set_time(super::span(start, end).as_std());
+    }
+    case.set_timestamp(scenario.started_at.fixed_offset());
+    case
+}
+
+fn phase_case(scenario: &ScenarioReport, phase: &PhaseReport) -> TestCase {
+    let deadline = super::show_duration(phase.deadline);
+    let status = match phase.verdict {
+        Verdict::Met | Verdict::Observed => TestCaseStatus::success(),
+        Verdict::Missed => {
+            let message = format!(
+                "{} took until {} after injection; deadline {deadline}",
+                phase.phase,
+                super::show_duration(phase.elapsed)
+            );
+            failure(NonSuccessKind::Failure, Status::Failed, &message)
+        }
+        Verdict::NotReached => {
+            let message = format!("{} never happened (deadline {deadline})", phase.phase);
+            failure(NonSuccessKind::Failure, Status::Failed, &message)
+        }
+        Verdict::Unfinished => {
+            let message = format!("{} was still under way when the run stopped", phase.phase);
+            failure(NonSuccessKind::Error, scenario.status, &message)
+        }
+    };
+    let mut case = TestCase::new(format!("{}.{}", scenario.name, phase.phase), status);
+    case.set_classname(format!("hpchaos.{}", scenario.name));
+    if let Some(took) = phase.duration {
+        case.set_time(took.as_std());
+    }
+    case
+}
+
+fn failure(kind: NonSuccessKind, status: Status, message: &str) -> TestCaseStatus {
+    let mut status_case = TestCaseStatus::non_success(kind);
+    status_case.set_type(status.as_str());
+    status_case.set_message(message);
+    status_case
+}

@@ -1,0 +1,252 @@
+//! Markdown for people, rendered by GitHub: a summary, and per scenario
+//! the phase table, a mermaid `gantt` of the phases, the event timeline,
+//! the evidence captured, steady state, rollback and the scenario as run.
+
+use std::fmt::Write;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use super::{Exporter, PhaseReport, Report, ScenarioReport, Status, Verdict, show_duration, span};
+use crate::journal::{Stage, TimeSource};
+
+pub struct MarkdownExporter;
+
+impl Exporter for MarkdownExporter {
+    fn render(&self, report: &Report) -> String {
+        let mut out = String::new();
+        let title = report
+            .suite
+            .clone()
+            .or_else(|| report.scenarios.first().map(|s| s.name.clone()))
+            .unwrap_or_else(|| "run".to_owned());
+        let _ = writeln!(out, "# hpchaos report: {title}\n");
+        summary(&mut out, report);
+        if report.scenarios.len() > 1 {
+            scenario_index(&mut out, report);
+        }
+        for scenario in &report.scenarios {
+            scenario_section(&mut out, scenario);
+        }
+        out
+    }
+}
+
+fn badge(status: Status) -> String {
+    let icon = match status {
+        Status::Passed => "✅",
+        Status::Failed => "❌",
+        Status::Aborted => "🛑",
+        Status::Error => "💥",
+        Status::Interrupted => "⏹️",
+        Status::Incomplete => "⚠️",
+    };
+    format!("{icon} **{}**", status.as_str())
+}
+
+fn time(at: Option<DateTime<Utc>>) -> String {
+    at.map_or_else(|| "-".to_owned(), |t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+/// Makes text safe inside a table cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', "<br>")
+}
+
+fn summary(out: &mut String, report: &Report) {
+    let took = report.started_at.zip(report.ended_at).map(|(a, b)| span(a, b));
+    let _ = writeln!(out, "| | |\n|---|---|");
+    let _ = writeln!(out, "| Status | {} |", badge(report.status));
+    let _ = writeln!(out, "| Run | `{}` |", report.run_id);
+    let _ = writeln!(out, "| Cluster | `{}` |", cell(&report.cluster));
+    let _ = writeln!(out, "| Started | {} |", time(report.started_at));
+    let _ = writeln!(out, "| Duration | {} |", show_duration(took));
+    let _ = writeln!(out, "| Harness | hpchaos {} |", report.harness_version);
+    if report.status == Status::Incomplete {
+        let _ = writeln!(
+            out,
+            "\n> [!WARNING]\n> The journal ends without a `run_ended` record: the harness stopped (crash, kill, lost machine) or is still running. Everything below is what was recorded up to that point."
+        );
+    }
+    if !report.damaged_lines.is_empty() {
+        let _ = writeln!(out, "\n> [!WARNING]\n> {} journal line(s) could not be read:", report.damaged_lines.len());
+        for (line, problem) in &report.damaged_lines {
+            let _ = writeln!(out, "> - line {line}: {}", cell(problem));
+        }
+    }
+    out.push('\n');
+}
+
+fn scenario_index(out: &mut String, report: &Report) {
+    let _ = writeln!(out, "## Scenarios\n");
+    let _ = writeln!(out, "| Scenario | Fault | Expected recovery | Status | Reason |\n|---|---|---|---|---|");
+    for s in &report.scenarios {
+        let _ = writeln!(
+            out,
+            "| [{}](#{}) | `{}` | `{}` | {} | {} |",
+            s.name,
+            anchor(&s.name),
+            s.fault,
+            s.recovery,
+            badge(s.status),
+            cell(&s.reason)
+        );
+    }
+    out.push('\n');
+}
+
+/// GitHub's heading anchor for `## name`.
+fn anchor(name: &str) -> String {
+    name.to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_' || *c == ' ')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+fn scenario_section(out: &mut String, s: &ScenarioReport) {
+    let _ = writeln!(out, "## {}\n", s.name);
+    if let Some(description) = &s.description {
+        let _ = writeln!(out, "> {}\n", description.trim().replace('\n', "\n> "));
+    }
+    let _ = writeln!(out, "{}{}\n", badge(s.status), if s.reason.is_empty() { String::new() } else { format!(": {}", s.reason) });
+    let targets = if s.targets.is_empty() { "-".to_owned() } else { s.targets.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ") };
+    let _ = writeln!(
+        out,
+        "- **Fault:** `{}` on {targets}\n- **Expected recovery:** `{}`\n- **Injected:** {}\n- **File:** `{}`",
+        s.fault,
+        s.recovery,
+        time(s.injected_at),
+        s.file
+    );
+    if let Some(lost) = s.lost_steps {
+        let limit = s.max_lost_steps.map(|m| format!(" (limit {m})")).unwrap_or_default();
+        let _ = writeln!(out, "- **Lost steps:** {lost}{limit}");
+    }
+    out.push('\n');
+    phase_table(out, s);
+    gantt(out, s);
+    events(out, s);
+    if !s.evidence.is_empty() {
+        let _ = writeln!(out, "### Evidence\n\n```text");
+        for line in &s.evidence {
+            let _ = writeln!(out, "{line}");
+        }
+        let _ = writeln!(out, "```\n");
+    }
+    if !s.steady_state.is_empty() {
+        let _ = writeln!(out, "### Steady state\n\n| Stage | Check | Result | Detail |\n|---|---|---|---|");
+        for check in &s.steady_state {
+            let stage = match check.stage {
+                Stage::Before => "before",
+                Stage::After => "after",
+            };
+            let result = if check.passed { "✅ holds" } else { "❌ fails" };
+            let _ = writeln!(out, "| {stage} | {} | {result} | {} |", cell(&check.check), cell(&check.detail));
+        }
+        out.push('\n');
+    }
+    if !s.rollback.is_empty() {
+        let _ = writeln!(out, "### Rollback\n\n| Step | Result | Detail |\n|---|---|---|");
+        for step in &s.rollback {
+            let result = if step.ok { "✅ done" } else { "❌ failed" };
+            let _ = writeln!(out, "| {} | {result} | {} |", cell(&step.step), cell(&step.detail));
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "<details><summary>Scenario as run</summary>\n\n```yaml\n{}\n```\n\n</details>\n",
+        s.source.trim_end()
+    );
+}
+
+fn phase_table(out: &mut String, s: &ScenarioReport) {
+    let _ = writeln!(out, "### Phases\n\n| Phase | Took | Since injection | Deadline | Verdict | Timed by | Evidence |\n|---|---|---|---|---|---|---|");
+    for p in &s.phases {
+        let verdict = match p.verdict {
+            Verdict::Met => "✅ met",
+            Verdict::Observed => "✅ observed",
+            Verdict::Missed => "❌ missed",
+            Verdict::NotReached => "❌ not reached",
+            Verdict::Unfinished => "⚠️ unfinished",
+        };
+        let timed_by = match p.time_source {
+            Some(TimeSource::Source) => "source",
+            Some(TimeSource::Observed) => "observed",
+            None => "-",
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {verdict} | {timed_by} | {} |",
+            p.phase,
+            show_duration(p.duration),
+            show_duration(p.elapsed),
+            show_duration(p.deadline),
+            cell(&p.evidence)
+        );
+    }
+    out.push('\n');
+}
+
+/// A mermaid gantt chart, one bar per phase that started; unfinished
+/// phases run to the last thing recorded.
+fn gantt(out: &mut String, s: &ScenarioReport) {
+    let last_seen = s.ended_at.or_else(|| s.timeline.last().map(|e| e.at));
+    let bars: Vec<(&PhaseReport, DateTime<Utc>, DateTime<Utc>)> = s
+        .phases
+        .iter()
+        .filter_map(|p| {
+            let start = p.started_at?;
+            let end = p.ended_at.or(last_seen)?.max(start);
+            Some((p, start, end))
+        })
+        .collect();
+    if bars.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "### Timeline\n\n```mermaid\ngantt\n    title {} phases\n    dateFormat x\n    axisFormat %H:%M:%S\n    section Recovery", mermaid_text(&s.name));
+    if let Some(injected) = s.injected_at {
+        let _ = writeln!(out, "    inject :milestone, inject, {}, 0ms", injected.timestamp_millis());
+    }
+    for (index, (phase, start, end)) in bars.iter().enumerate() {
+        let tag = match phase.verdict {
+            Verdict::Met | Verdict::Observed => "done, ",
+            Verdict::Missed | Verdict::NotReached => "crit, ",
+            Verdict::Unfinished => "active, ",
+        };
+        let _ = writeln!(
+            out,
+            "    {} ({}) :{tag}p{index}, {}, {}",
+            phase.phase,
+            mermaid_text(phase.verdict.as_str()),
+            start.timestamp_millis(),
+            end.timestamp_millis()
+        );
+    }
+    let _ = writeln!(out, "```\n");
+}
+
+/// Mermaid task names may not contain `:`, `#` or `;`.
+fn mermaid_text(text: &str) -> String {
+    text.chars().map(|c| if matches!(c, ':' | '#' | ';') { ' ' } else { c }).collect()
+}
+
+fn events(out: &mut String, s: &ScenarioReport) {
+    if s.timeline.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "### Events\n\n| Seen (UTC) | +t | Source time | Source | Node | Event |\n|---|---|---|---|---|---|");
+    for e in &s.timeline {
+        let offset = show_duration(Some(span(s.started_at, e.at)));
+        let _ = writeln!(
+            out,
+            "| {} | {offset} | {} | {} | {} | {} |",
+            e.at.format("%H:%M:%S%.3f"),
+            e.source_time.map_or_else(|| "-".to_owned(), |t| t.format("%H:%M:%S%.3f").to_string()),
+            e.source.as_str(),
+            e.node.as_deref().unwrap_or("-"),
+            cell(&e.text)
+        );
+    }
+    out.push('\n');
+}

@@ -1,0 +1,229 @@
+//! The report: what a run showed, built from its journal by a pure
+//! function, and one exporter per output format (in the manner of
+//! hyperfine's `src/export/`). Exporters only read a [`Report`]; none of
+//! them looks at the journal or the cluster.
+
+mod build;
+pub mod json;
+pub mod junit;
+pub mod markdown;
+pub mod table;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+use crate::duration::Duration;
+use crate::journal::{PhaseVerdict, Source, Stage, TimeSource};
+use crate::scenario::model::{Phase, Recovery};
+
+pub use build::build;
+
+/// Bumped when the JSON report changes incompatibly.
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+/// Everything one run showed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub run_id: String,
+    pub harness_version: String,
+    pub cluster: String,
+    /// The suite's name, for suite runs.
+    pub suite: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub status: Status,
+    pub scenarios: Vec<ScenarioReport>,
+    /// Journal lines that could not be read: (line, problem).
+    pub damaged_lines: Vec<(usize, String)>,
+}
+
+/// How a run or a scenario ended, worst last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Passed,
+    Failed,
+    Aborted,
+    Error,
+    Interrupted,
+    /// The journal stops early (the harness crashed or is still running).
+    Incomplete,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Passed => "passed",
+            Status::Failed => "failed",
+            Status::Aborted => "aborted",
+            Status::Error => "error",
+            Status::Interrupted => "interrupted",
+            Status::Incomplete => "incomplete",
+        }
+    }
+
+    /// The process exit code a run with this status ends with.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Status::Passed => crate::exit::SUCCESS,
+            Status::Failed | Status::Aborted => crate::exit::EXPECTATION_FAILED,
+            Status::Error | Status::Incomplete => crate::exit::HARNESS_FAILED,
+            Status::Interrupted => crate::exit::INTERRUPTED,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScenarioReport {
+    pub name: String,
+    pub file: String,
+    pub description: Option<String>,
+    pub fault: String,
+    pub recovery: Recovery,
+    pub status: Status,
+    /// Why it failed, aborted or stopped; empty when it passed.
+    pub reason: String,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub injected_at: Option<DateTime<Utc>>,
+    pub targets: Vec<String>,
+    pub phases: Vec<PhaseReport>,
+    pub steady_state: Vec<CheckReport>,
+    pub lost_steps: Option<u64>,
+    pub max_lost_steps: Option<u64>,
+    pub rollback: Vec<RollbackReport>,
+    /// Everything that happened, in order.
+    pub timeline: Vec<TimelineEntry>,
+    /// Reasons and log lines captured, verbatim.
+    pub evidence: Vec<String>,
+    /// The scenario file exactly as it ran.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PhaseReport {
+    pub phase: Phase,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// How long the phase itself took.
+    pub duration: Option<Duration>,
+    /// From the injection to the end of the phase.
+    pub elapsed: Option<Duration>,
+    /// Deadline counted from the injection.
+    pub deadline: Option<Duration>,
+    pub verdict: Verdict,
+    pub time_source: Option<TimeSource>,
+    pub evidence: String,
+}
+
+/// A phase's verdict as reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Met,
+    Missed,
+    NotReached,
+    Observed,
+    /// Started, and the journal ends before it did.
+    Unfinished,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Met => "met",
+            Verdict::Missed => "MISSED",
+            Verdict::NotReached => "not reached",
+            Verdict::Observed => "observed",
+            Verdict::Unfinished => "unfinished",
+        }
+    }
+
+    pub fn is_failure(self) -> bool {
+        matches!(self, Verdict::Missed | Verdict::NotReached)
+    }
+}
+
+impl From<PhaseVerdict> for Verdict {
+    fn from(verdict: PhaseVerdict) -> Self {
+        match verdict {
+            PhaseVerdict::Met => Verdict::Met,
+            PhaseVerdict::Missed => Verdict::Missed,
+            PhaseVerdict::NotReached => Verdict::NotReached,
+            PhaseVerdict::Observed => Verdict::Observed,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckReport {
+    pub stage: Stage,
+    pub check: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RollbackReport {
+    pub step: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineEntry {
+    pub at: DateTime<Utc>,
+    /// The source's own time for the change, when it gave one.
+    pub source_time: Option<DateTime<Utc>>,
+    pub source: Source,
+    pub node: Option<String>,
+    pub text: String,
+}
+
+/// One output format.
+pub trait Exporter {
+    fn render(&self, report: &Report) -> String;
+}
+
+/// The formats `hpchaos report` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Markdown,
+    Json,
+    Junit,
+}
+
+impl Format {
+    pub const ALL: [Format; 4] = [Format::Table, Format::Markdown, Format::Json, Format::Junit];
+
+    pub fn exporter(self) -> Box<dyn Exporter> {
+        match self {
+            Format::Table => Box::new(table::TableExporter),
+            Format::Markdown => Box::new(markdown::MarkdownExporter),
+            Format::Json => Box::new(json::JsonExporter),
+            Format::Junit => Box::new(junit::JunitExporter),
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Table => "txt",
+            Format::Markdown => "md",
+            Format::Json => "json",
+            Format::Junit => "junit.xml",
+        }
+    }
+}
+
+/// `1m 05s`-style text for a span, or `-`.
+pub fn show_duration(span: Option<Duration>) -> String {
+    span.map_or_else(|| "-".to_owned(), |d| d.to_string())
+}
+
+/// A chrono span as a [`Duration`], clamping negatives (clock skew) to 0.
+pub fn span(from: DateTime<Utc>, to: DateTime<Utc>) -> Duration {
+    let delta = to - from;
+    Duration(delta.max(TimeDelta::zero()).to_std().unwrap_or_default())
+}

@@ -1,0 +1,73 @@
+//! The terminal table: per scenario, each phase with its duration, time
+//! since injection, deadline and verdict; then one summary line.
+
+use tabled::builder::Builder;
+use tabled::settings::Style;
+
+use super::{Exporter, Report, ScenarioReport, show_duration};
+
+pub struct TableExporter;
+
+impl Exporter for TableExporter {
+    fn render(&self, report: &Report) -> String {
+        let mut out = String::new();
+        let title = report.suite.as_deref().unwrap_or("run");
+        out.push_str(&format!(
+            "hpchaos {title} {} on {}: {}\n",
+            report.run_id,
+            report.cluster,
+            report.status.as_str().to_uppercase()
+        ));
+        for scenario in &report.scenarios {
+            out.push('\n');
+            out.push_str(&scenario_table(scenario));
+        }
+        let passed = report.scenarios.iter().filter(|s| s.status == super::Status::Passed).count();
+        out.push_str(&format!("\n{passed} of {} scenario(s) passed\n", report.scenarios.len()));
+        if !report.damaged_lines.is_empty() {
+            out.push_str(&format!("warning: {} journal line(s) could not be read\n", report.damaged_lines.len()));
+        }
+        out
+    }
+}
+
+fn scenario_table(scenario: &ScenarioReport) -> String {
+    let mut out = format!(
+        "{} [{} → expect {}]: {}",
+        scenario.name,
+        scenario.fault,
+        scenario.recovery,
+        scenario.status.as_str().to_uppercase()
+    );
+    if !scenario.reason.is_empty() {
+        out.push_str(&format!(" — {}", scenario.reason));
+    }
+    out.push('\n');
+    let mut builder = Builder::default();
+    builder.push_record(["phase", "took", "since inject", "deadline", "verdict", "timed by"]);
+    for phase in &scenario.phases {
+        builder.push_record([
+            phase.phase.to_string(),
+            show_duration(phase.duration),
+            show_duration(phase.elapsed),
+            show_duration(phase.deadline),
+            phase.verdict.as_str().to_owned(),
+            phase
+                .time_source
+                .map_or("-", |t| match t {
+                    crate::journal::TimeSource::Source => "source",
+                    crate::journal::TimeSource::Observed => "observed",
+                })
+                .to_owned(),
+        ]);
+    }
+    let mut table = builder.build();
+    table.with(Style::sharp());
+    out.push_str(&table.to_string());
+    out.push('\n');
+    if let (Some(lost), max) = (scenario.lost_steps, scenario.max_lost_steps) {
+        let limit = max.map(|m| format!(" (limit {m})")).unwrap_or_default();
+        out.push_str(&format!("lost steps: {lost}{limit}\n"));
+    }
+    out
+}
