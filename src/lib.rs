@@ -2,6 +2,7 @@
 //! Amazon SageMaker HyperPod. The library holds everything; `main.rs` only
 //! parses the command line and calls in.
 
+pub mod cli;
 pub mod clock;
 pub mod duration;
 pub mod exit;
@@ -9,3 +10,4 @@ pub mod journal;
 pub mod profile;
 pub mod report;
 pub mod scenario;
+pub mod validate;

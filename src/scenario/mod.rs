@@ -153,8 +153,19 @@ fn syntax_error(path: &Path, err: &serde_saphyr::Error) -> Diagnostic {
         line: at.line().max(1),
         column: at.column().max(1),
     });
-    let message = err.without_snippet().to_string();
-    let message = message.lines().next().unwrap_or("invalid YAML").to_owned();
-    Diagnostic::new(path, position, format!("invalid YAML: {message}"))
-        .with_hint("check indentation (spaces, not tabs) and that every `key:` is followed by a space")
+    let text = err.without_snippet().to_string();
+    let first_line = text.lines().next().unwrap_or("invalid YAML");
+    // The parser appends the position, which our prefix already gives.
+    let message = first_line.split(" at line ").next().unwrap_or(first_line);
+    if let Some(key) = message.strip_prefix("duplicate mapping key: ") {
+        let key = key.split(',').next().unwrap_or(key);
+        return Diagnostic::new(path, position, format!("`{key}` is given twice in the same mapping"))
+            .with_hint("YAML keys must be unique: keep one and remove or merge the other");
+    }
+    let hint = if message.contains("tab") {
+        "indent with spaces; YAML does not allow tabs for indentation"
+    } else {
+        "check the indentation and that every `key:` is followed by a space"
+    };
+    Diagnostic::new(path, position, format!("invalid YAML: {message}")).with_hint(hint)
 }

@@ -138,11 +138,14 @@ impl<'a> Checker<'a> {
         let empty = Map::new();
         let properties = schema.get("properties").and_then(Json::as_object).unwrap_or(&empty);
         let closed = schema.get("additionalProperties") == Some(&Json::Bool(false));
+        let known: Vec<&str> = properties.keys().map(String::as_str).collect();
+        let mut misspelt = Vec::new();
         for entry in node.entries() {
             let child_path = path.key(&entry.key);
             if let Some(child_schema) = properties.get(&entry.key) {
                 self.node(&entry.value, child_schema, &child_path, entry.key_position, out);
             } else if closed {
+                misspelt.extend(did_you_mean(&entry.key, &known));
                 out.push(self.unknown_key(&entry.key, entry.key_position, path, properties));
             } else if let Some(extra) = schema.get("additionalProperties").filter(|v| v.is_object()) {
                 self.node(&entry.value, extra, &child_path, entry.key_position, out);
@@ -150,7 +153,8 @@ impl<'a> Checker<'a> {
         }
         for required in schema.get("required").and_then(Json::as_array).into_iter().flatten() {
             let Some(key) = required.as_str() else { continue };
-            if node.entry(key).is_none() {
+            // A misspelt key already got a "did you mean" for this one.
+            if node.entry(key).is_none() && !misspelt.contains(&key) {
                 let whose = if path.0.is_empty() { "the file".to_owned() } else { format!("`{path}`") };
                 let mut diagnostic = self.error(anchor, format!("{whose} is missing the required key `{key}`"));
                 if let Some(about) = properties.get(key).and_then(|p| self.describe_property(p)) {
@@ -233,6 +237,16 @@ impl<'a> Checker<'a> {
     /// `oneOf` / `anyOf`: fine if any branch fits; otherwise explain against
     /// the branch the author most plausibly meant.
     fn alternatives(&self, node: &Node, branches: &'a [Json], path: &TreePath, anchor: Position, out: &mut Vec<Diagnostic>) {
+        // `Option<T>` is `anyOf: [T, null]`: a value that is present is
+        // judged against T alone, so T's own messages come through.
+        if !matches!(node.value, Value::Null) {
+            let present: Vec<&Json> = branches.iter().filter(|b| types_of(b) != ["null"]).collect();
+            if let [only] = present.as_slice()
+                && present.len() < branches.len()
+            {
+                return self.node(node, only, path, anchor, out);
+            }
+        }
         let mut attempts = Vec::with_capacity(branches.len());
         for branch in branches {
             let mut found = Vec::new();

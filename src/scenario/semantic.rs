@@ -226,7 +226,8 @@ impl Rules<'_> {
     fn regex(&mut self, at: &TreePath, pattern: &str, needs_number_group: bool) {
         match Regex::new(pattern) {
             Err(err) => {
-                let first_line = err.to_string().lines().last().unwrap_or_default().trim().to_owned();
+                let last_line = err.to_string().lines().last().unwrap_or_default().trim().to_owned();
+                let first_line = last_line.trim_start_matches("error: ").to_owned();
                 self.at_value(
                     at,
                     format!("`{at}` is not a valid regular expression: {first_line}"),

@@ -84,9 +84,15 @@ impl fmt::Display for TreePath {
 }
 
 impl Node {
-    /// Parses one YAML document; duplicate keys are an error, as YAML says.
+    /// Parses one YAML document. Duplicate keys are an error, as YAML
+    /// says, and only YAML 1.2 booleans are booleans: `on: targets` is a
+    /// key named `on`, not `true`.
     pub fn parse(text: &str) -> Result<Node, serde_saphyr::Error> {
-        let node: Option<Node> = serde_saphyr::from_str(text)?;
+        let options = serde_saphyr::options! {
+            strict_booleans: true,
+            duplicate_keys: serde_saphyr::options::DuplicateKeyPolicy::Error,
+        };
+        let node: Option<Node> = serde_saphyr::from_str_with_options(text, options)?;
         Ok(node.unwrap_or(Node {
             position: Position::START,
             value: Value::Null,
@@ -324,6 +330,14 @@ mod tests {
         let err = Node::parse("name: a\nname: b\n").unwrap_err();
         let location = err.location().expect("a location");
         assert_eq!(location.line(), 2);
+    }
+
+    #[test]
+    fn yaml_1_1_booleans_stay_words() {
+        let tree = Node::parse("on: targets\nanswer: no\nflag: true\n").unwrap();
+        assert_eq!(tree.entries()[0].key, "on");
+        assert_eq!(tree.entry("answer").and_then(|e| e.value.as_str()), Some("no"));
+        assert_eq!(tree.entry("flag").map(|e| &e.value.value), Some(&Value::Bool(true)));
     }
 
     #[test]

@@ -1,0 +1,81 @@
+//! The command line: clap definitions and their help text, nothing else.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::report::Format;
+use crate::scenario::schema::SchemaKind;
+
+/// Fault-injection chaos harness for Slurm GPU clusters on SageMaker HyperPod.
+///
+/// Write a scenario (which nodes, which fault, what recovery by when),
+/// check it with `validate`, and turn run journals into reports with
+/// `report`. Exit codes: 0 all passed, 1 a scenario failed its
+/// expectations, 2 invalid input, 3 the harness failed, 130 interrupted.
+#[derive(Debug, Parser)]
+#[command(name = "hpchaos", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check scenario, suite and cluster profile files.
+    ///
+    /// Reports every problem in each file as `file:line:column: error:
+    /// message`, with a hint. A suite is followed to its scenarios and
+    /// its cluster profile. Exits 2 if any file is invalid.
+    ///
+    /// Example: hpchaos validate scenarios/*.yaml --cluster lab/profile.yaml
+    Validate {
+        /// Files to check; the kind is told from the content.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Cluster profile: also checks what depends on the cluster, such
+        /// as SageMaker settings for API faults and controller node names.
+        #[arg(long, value_name = "PROFILE")]
+        cluster: Option<PathBuf>,
+        /// One line per problem, without source excerpts (for editors).
+        #[arg(long)]
+        short: bool,
+    },
+    /// Print the JSON Schema of scenario (default), suite or profile files.
+    ///
+    /// Point your editor at it with a first line like
+    /// `# yaml-language-server: $schema=../schema/scenario.schema.json`.
+    Schema {
+        #[arg(long, value_enum, default_value = "scenario")]
+        kind: SchemaKind,
+        /// Write to this file instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Render a run journal as a table, markdown, JSON or JUnit XML.
+    ///
+    /// Works on journals cut short by a crash too: the report says
+    /// `incomplete`. With --check, the exit code is the run's (0 passed,
+    /// 1 failed or aborted, 3 incomplete, 130 interrupted).
+    ///
+    /// Example: hpchaos report reports/2026-11-28T10-00-00-nightly/journal.jsonl --format markdown -o report.md
+    Report {
+        /// The journal (`journal.jsonl`) a run wrote.
+        journal: PathBuf,
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: Format,
+        /// Write to this file instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Exit with the run's status instead of 0.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Print a shell completion script.
+    ///
+    /// Example: hpchaos completions bash > /etc/bash_completion.d/hpchaos
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}

@@ -1,0 +1,115 @@
+//! The `hpchaos` binary: parses the command line, calls the library, maps
+//! outcomes to the documented exit codes.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use hpchaos::cli::{Cli, Command};
+use hpchaos::journal::Journal;
+use hpchaos::report::{self, Format};
+use hpchaos::scenario::{self, LoadError, schema};
+use hpchaos::{exit, validate};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Validate { files, cluster, short } => run_validate(&files, cluster.as_deref(), short),
+        Command::Schema { kind, output } => write_out(output.as_deref(), &schema::schema_text(kind)),
+        Command::Report { journal, format, output, check } => run_report(&journal, format, output.as_deref(), check),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "hpchaos", &mut std::io::stdout());
+            exit::SUCCESS
+        }
+    };
+    ExitCode::from(code)
+}
+
+fn run_validate(files: &[std::path::PathBuf], cluster: Option<&Path>, short: bool) -> u8 {
+    let profile = match cluster.map(scenario::load_profile) {
+        None => None,
+        Some(Ok(loaded)) => Some(loaded.value),
+        Some(Err(err)) => {
+            print_load_error(&err, short);
+            return exit::INVALID_INPUT;
+        }
+    };
+    let outcomes = validate::validate(files, profile.as_ref());
+    let mut problems = 0;
+    for outcome in &outcomes {
+        match &outcome.result {
+            Ok(what) => println!("ok      {} ({what})", outcome.path.display()),
+            Err(diagnostics) => {
+                problems += diagnostics.len();
+                println!("invalid {} ({} problem(s))", outcome.path.display(), diagnostics.len());
+                for diagnostic in diagnostics.iter() {
+                    if short {
+                        eprintln!("{}", diagnostic.short());
+                    } else {
+                        eprintln!("{}", diagnostic.render(&outcome.text));
+                    }
+                }
+            }
+        }
+    }
+    let invalid = outcomes.iter().filter(|o| !o.is_valid()).count();
+    println!("{} file(s) valid, {invalid} invalid, {problems} problem(s)", outcomes.len() - invalid);
+    if invalid == 0 { exit::SUCCESS } else { exit::INVALID_INPUT }
+}
+
+fn print_load_error(err: &LoadError, short: bool) {
+    match err {
+        LoadError::Invalid { text, diagnostics, .. } => {
+            for diagnostic in diagnostics.iter() {
+                if short {
+                    eprintln!("{}", diagnostic.short());
+                } else {
+                    eprintln!("{}", diagnostic.render(text));
+                }
+            }
+        }
+        LoadError::Read { .. } => eprintln!("error: {err}"),
+    }
+}
+
+fn run_report(path: &Path, format: Format, output: Option<&Path>, check: bool) -> u8 {
+    let journal = match Journal::load(path) {
+        Ok(journal) => journal,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return exit::INVALID_INPUT;
+        }
+    };
+    if journal.records.is_empty() {
+        eprintln!("error: {} holds no journal records; is it a journal.jsonl written by `hpchaos run`?", path.display());
+        return exit::INVALID_INPUT;
+    }
+    for (line, problem) in &journal.damaged {
+        eprintln!("warning: {}:{line}: unreadable journal line: {problem}", path.display());
+    }
+    let report = report::build(&journal);
+    let written = write_out(output, &format.exporter().render(&report));
+    match (written, check) {
+        (exit::SUCCESS, true) => report.status.exit_code(),
+        (code, _) => code,
+    }
+}
+
+fn write_out(output: Option<&Path>, text: &str) -> u8 {
+    let result = match output {
+        Some(path) => std::fs::write(path, text).map_err(|err| format!("cannot write {}: {err}", path.display())),
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(text.as_bytes()).map_err(|err| format!("cannot write to standard output: {err}"))
+        }
+    };
+    match result {
+        Ok(()) => exit::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            exit::HARNESS_FAILED
+        }
+    }
+}

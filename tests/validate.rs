@@ -1,0 +1,203 @@
+//! The scenario language against real files: every shipped scenario and
+//! suite validates, the committed schemas are current, and every broken
+//! file under tests/broken/ yields exactly the diagnostics it declares in
+//! its trailing `# expect: LINE:COL text` comments.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use hpchaos::scenario::schema::{SchemaKind, schema_text};
+use hpchaos::scenario::{self, Diagnostic, FileKind};
+use hpchaos::validate::validate;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn yaml_files(dir: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join(dir))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_shipped_file_validates() {
+    let files = yaml_files("scenarios");
+    let outcomes = validate(&files, None);
+    for outcome in &outcomes {
+        if let Err(diagnostics) = &outcome.result {
+            panic!("{}", diagnostics.render(&outcome.text));
+        }
+    }
+    assert!(outcomes.len() >= files.len());
+}
+
+#[test]
+fn shipped_scenarios_cover_every_fault_kind_and_method() {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut suites = 0;
+    for path in yaml_files("scenarios") {
+        let text = std::fs::read_to_string(&path).unwrap();
+        if FileKind::detect(&text) == FileKind::Suite {
+            suites += 1;
+            continue;
+        }
+        let scenario = scenario::parse_scenario(&path, &text, None).unwrap();
+        let json = serde_json::to_value(&scenario.fault).unwrap();
+        let (kind, body) = json.as_object().unwrap().iter().next().unwrap();
+        let method = body.get("method").or_else(|| body.get("tool")).or_else(|| body.get("target"));
+        let method = method.map(|m| m.as_str().map_or_else(|| m.as_object().unwrap().keys().next().unwrap().clone(), str::to_owned));
+        seen.insert(format!("{kind}/{}", method.unwrap_or_default()));
+    }
+    for expected in [
+        "gpu_stress/dcgm_diag", "gpu_stress/gpu_burn",
+        "process_kill/job_tasks", "process_kill/pattern",
+        "node_reboot/ssh", "node_reboot/slurm", "node_reboot/sagemaker",
+        "node_replace/slurm", "node_replace/sagemaker",
+        "xid/dcgm_inject", "xid/kernel_log", "xid/health_status_file",
+    ] {
+        assert!(seen.contains(expected), "no shipped scenario for {expected}; have {seen:?}");
+    }
+    assert!(suites >= 1, "no shipped suite");
+}
+
+#[test]
+fn shipped_files_point_editors_at_the_committed_schema() {
+    for path in yaml_files("scenarios") {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let kind = match FileKind::detect(&text) {
+            FileKind::Suite => SchemaKind::Suite,
+            FileKind::Profile => SchemaKind::Profile,
+            FileKind::Scenario => SchemaKind::Scenario,
+        };
+        let expected = format!("# yaml-language-server: $schema=../schema/{}", kind.file_name());
+        assert_eq!(text.lines().next(), Some(expected.as_str()), "{}", path.display());
+    }
+}
+
+#[test]
+fn committed_schemas_are_current() {
+    for kind in SchemaKind::ALL {
+        let path = root().join("schema").join(kind.file_name());
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == schema_text(kind),
+            "{} is stale: run `cargo run -- schema --kind {kind:?} -o {}` (or `make schema`)",
+            path.display(),
+            path.display()
+        );
+    }
+}
+
+/// `(line, column, text)` from a file's `# expect:` comments, and the
+/// profile named by `# profile:`.
+fn expectations(path: &Path) -> (Vec<(u64, u64, String)>, Option<PathBuf>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut expected = Vec::new();
+    let mut profile = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# expect: ") {
+            let (position, message) = rest.split_once(' ').unwrap();
+            let (line_no, column) = position.split_once(':').unwrap();
+            expected.push((line_no.parse().unwrap(), column.parse().unwrap(), message.to_owned()));
+        } else if let Some(rest) = line.strip_prefix("# profile: ") {
+            profile = Some(path.parent().unwrap().join(rest));
+        }
+    }
+    (expected, profile)
+}
+
+#[test]
+fn broken_files_yield_exactly_their_declared_diagnostics() {
+    let files = yaml_files("tests/broken");
+    assert!(files.len() >= 25, "only {} broken files", files.len());
+    for path in &files {
+        let (expected, profile_path) = expectations(path);
+        assert!(!expected.is_empty(), "{} declares no expectation", path.display());
+        let profile = profile_path.map(|p| scenario::load_profile(&p).unwrap().value);
+        let found: Vec<Diagnostic> = validate(std::slice::from_ref(path), profile.as_ref())
+            .into_iter()
+            .filter_map(|outcome| outcome.result.err())
+            .flat_map(|diagnostics| diagnostics.0)
+            .collect();
+        let shown: Vec<String> = found.iter().map(Diagnostic::short).collect();
+        for (line, column, text) in &expected {
+            let hit = found.iter().any(|d| {
+                d.file == *path && d.position.line == *line && d.position.column == *column && d.short().contains(text.as_str())
+            });
+            assert!(hit, "{}: expected {line}:{column} {text}\nfound:\n{}", path.display(), shown.join("\n"));
+        }
+        assert_eq!(found.len(), expected.len(), "{}: unexpected extra diagnostics:\n{}", path.display(), shown.join("\n"));
+    }
+}
+
+#[test]
+fn rendered_diagnostics_show_the_line_and_a_caret() {
+    let mut rendered = String::new();
+    for path in yaml_files("tests/broken") {
+        let (_, profile_path) = expectations(&path);
+        let profile = profile_path.map(|p| scenario::load_profile(&p).unwrap().value);
+        for outcome in validate(std::slice::from_ref(&path), profile.as_ref()) {
+            if let Err(diagnostics) = outcome.result {
+                rendered.push_str(&diagnostics.render(&outcome.text));
+                rendered.push('\n');
+            }
+        }
+    }
+    let rendered = rendered.replace(&format!("{}/", root().display()), "");
+    insta::assert_snapshot!("broken_rendered", rendered);
+}
+
+fn hpchaos(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hpchaos"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn validate_exits_0_on_valid_files_and_2_on_invalid_ones() {
+    let ok = hpchaos(&["validate", "scenarios/xid79-reboot.yaml", "scenarios/nightly.suite.yaml"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    let bad = hpchaos(&["validate", "--short", "tests/broken/02-nested-key-typo.yaml", "scenarios/gpu-burn.yaml"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.starts_with("tests/broken/02-nested-key-typo.yaml:8:3: error: unknown key `deadlin`"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&bad.stdout);
+    assert!(stdout.contains("1 file(s) valid, 1 invalid, 1 problem(s)"), "{stdout}");
+}
+
+#[test]
+fn validate_with_a_profile_applies_cluster_checks() {
+    let without = hpchaos(&["validate", "scenarios/node-reboot-api.yaml"]);
+    assert_eq!(without.status.code(), Some(0));
+    let with = hpchaos(&["validate", "--short", "scenarios/node-reboot-api.yaml", "--cluster", "tests/profiles/no-sagemaker.yaml"]);
+    assert_eq!(with.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&with.stderr).contains("has no `sagemaker` settings"));
+}
+
+#[test]
+fn a_missing_file_is_invalid_input_not_a_panic() {
+    let out = hpchaos(&["validate", "no/such/file.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read no/such/file.yaml"));
+}
+
+#[test]
+fn schema_command_prints_the_committed_schema() {
+    let out = hpchaos(&["schema"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), schema_text(SchemaKind::Scenario));
+}
+
+#[test]
+fn completions_are_generated() {
+    let out = hpchaos(&["completions", "bash"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("validate"));
+}
