@@ -28,6 +28,10 @@ impl ManualClock {
         Self(Mutex::new(start))
     }
 
+    pub fn set(&self, to: DateTime<Utc>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = to;
+    }
+
     pub fn advance(&self, by: TimeDelta) {
         // A poisoned lock only means another test thread panicked; the
         // timestamp inside is still valid.

@@ -185,6 +185,13 @@ fn finish(report: &mut Report, cut_short: bool, run_outcome: Option<RunOutcome>)
                 phase.elapsed = Some(span(injected, end));
             }
         }
+        let stopped_early = scenario.ended_at.is_none()
+            || matches!(scenario.status, Status::Aborted | Status::Error | Status::Interrupted);
+        if stopped_early {
+            for phase in scenario.phases.iter_mut().filter(|p| p.started_at.is_none()) {
+                phase.verdict = Verdict::NotStarted;
+            }
+        }
         if scenario.ended_at.is_none() {
             scenario.status = if interrupted { Status::Interrupted } else { Status::Incomplete };
             if scenario.reason.is_empty() {

@@ -66,6 +66,7 @@ fn phase_case(scenario: &ScenarioReport, phase: &PhaseReport) -> TestCase {
             let message = format!("{} never happened (deadline {deadline})", phase.phase);
             failure(NonSuccessKind::Failure, Status::Failed, &message)
         }
+        Verdict::NotStarted => TestCaseStatus::skipped(),
         Verdict::Unfinished => {
             let message = format!("{} was still under way when the run stopped", phase.phase);
             failure(NonSuccessKind::Error, scenario.status, &message)

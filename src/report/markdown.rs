@@ -169,6 +169,7 @@ fn phase_table(out: &mut String, s: &ScenarioReport) {
             Verdict::Missed => "❌ missed",
             Verdict::NotReached => "❌ not reached",
             Verdict::Unfinished => "⚠️ unfinished",
+            Verdict::NotStarted => "⏸️ not started",
         };
         let timed_by = match p.time_source {
             Some(TimeSource::Source) => "source",
@@ -212,7 +213,7 @@ fn gantt(out: &mut String, s: &ScenarioReport) {
         let tag = match phase.verdict {
             Verdict::Met | Verdict::Observed => "done, ",
             Verdict::Missed | Verdict::NotReached => "crit, ",
-            Verdict::Unfinished => "active, ",
+            Verdict::Unfinished | Verdict::NotStarted => "active, ",
         };
         let _ = writeln!(
             out,

@@ -127,6 +127,9 @@ pub enum Verdict {
     Observed,
     /// Started, and the journal ends before it did.
     Unfinished,
+    /// Never started: the scenario stopped early (aborted, interrupted,
+    /// crashed) before it could.
+    NotStarted,
 }
 
 impl Verdict {
@@ -137,6 +140,7 @@ impl Verdict {
             Verdict::NotReached => "not reached",
             Verdict::Observed => "observed",
             Verdict::Unfinished => "unfinished",
+            Verdict::NotStarted => "not started",
         }
     }
 
@@ -217,12 +221,37 @@ impl Format {
     }
 }
 
-/// `1m 05s`-style text for a span, or `-`.
+/// A span for people: `7s`, `16.5s`, `1m 02s`, `1h 05m 00s`, or `-`.
 pub fn show_duration(span: Option<Duration>) -> String {
-    span.map_or_else(|| "-".to_owned(), |d| d.to_string())
+    let Some(span) = span else { return "-".to_owned() };
+    let millis = span.as_std().as_millis();
+    let secs = millis / 1000;
+    match secs {
+        0..60 if millis % 1000 == 0 => format!("{secs}s"),
+        0..60 => format!("{:.1}s", millis as f64 / 1000.0),
+        60..3600 if secs % 60 == 0 => format!("{}m", secs / 60),
+        60..3600 => format!("{}m {:02}s", secs / 60, secs % 60),
+        _ => format!("{}h {:02}m {:02}s", secs / 3600, secs / 60 % 60, secs % 60),
+    }
 }
 
 /// A chrono span as a [`Duration`], clamping negatives (clock skew) to 0.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        let ms = |m| Some(Duration(std::time::Duration::from_millis(m)));
+        assert_eq!(show_duration(None), "-");
+        assert_eq!(show_duration(ms(7_000)), "7s");
+        assert_eq!(show_duration(ms(16_500)), "16.5s");
+        assert_eq!(show_duration(ms(60_000)), "1m");
+        assert_eq!(show_duration(ms(62_500)), "1m 02s");
+        assert_eq!(show_duration(ms(3_905_000)), "1h 05m 05s");
+    }
+}
+
 pub fn span(from: DateTime<Utc>, to: DateTime<Utc>) -> Duration {
     let delta = to - from;
     Duration(delta.max(TimeDelta::zero()).to_std().unwrap_or_default())

@@ -1,0 +1,193 @@
+//! Reports from fixture journals: what each fixture must say (asserted
+//! directly), how every exporter renders it (insta snapshots), and the
+//! `hpchaos report` command with its exit codes.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use hpchaos::journal::Journal;
+use hpchaos::report::{self, Format, Report, Status, Verdict};
+use hpchaos::scenario::model::Phase;
+
+fn fixture_path(name: &str) -> PathBuf {
+    common::root().join("tests/fixtures/journals").join(name)
+}
+
+fn load(name: &str) -> Report {
+    report::build(&Journal::load(&fixture_path(name)).unwrap())
+}
+
+/// The committed fixtures are exactly what the journal writer produces;
+/// `UPDATE_FIXTURES=1 cargo test --test report` rewrites them.
+#[test]
+fn committed_fixture_journals_are_current() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, write) in common::FIXTURES {
+        let fresh = dir.path().join(name);
+        write(&fresh);
+        let fresh = std::fs::read_to_string(&fresh).unwrap();
+        let committed = fixture_path(name);
+        if std::env::var_os("UPDATE_FIXTURES").is_some() {
+            std::fs::write(&committed, &fresh).unwrap();
+        }
+        let on_disk = std::fs::read_to_string(&committed).unwrap_or_default();
+        assert!(on_disk == fresh, "{name} is stale: run UPDATE_FIXTURES=1 cargo test --test report");
+    }
+}
+
+#[test]
+fn passed_run_has_every_phase_met_and_lost_steps() {
+    let report = load("passed.jsonl");
+    assert_eq!(report.status, Status::Passed);
+    let scenario = &report.scenarios[0];
+    let phases: Vec<_> = scenario.phases.iter().map(|p| (p.phase, p.verdict)).collect();
+    assert_eq!(phases, vec![
+        (Phase::Detect, Verdict::Met),
+        (Phase::Drain, Verdict::Met),
+        (Phase::Replace, Verdict::Met),
+        (Phase::Rejoin, Verdict::Met),
+        (Phase::Resume, Verdict::Met),
+    ]);
+    // detect: injected at +5 s, reason time +12 s.
+    assert_eq!(scenario.phases[0].duration.unwrap().as_std().as_secs(), 7);
+    // replace ends at the LaunchTime, 86 s after injection.
+    assert_eq!(scenario.phases[2].elapsed.unwrap().as_std().as_secs(), 86);
+    assert_eq!(scenario.lost_steps, Some(31));
+    assert!(scenario.evidence.iter().any(|e| e == "[sinfo ip-10-1-0-12] Action:Replace"));
+}
+
+#[test]
+fn missed_deadline_fails_with_the_missed_phase() {
+    let report = load("missed-deadline.jsonl");
+    assert_eq!(report.status, Status::Failed);
+    let rejoin = report.scenarios[0].phases.iter().find(|p| p.phase == Phase::Rejoin).unwrap();
+    assert_eq!(rejoin.verdict, Verdict::Missed);
+    assert_eq!(rejoin.elapsed.unwrap().as_std().as_secs(), 430);
+    assert_eq!(rejoin.deadline.unwrap().as_std().as_secs(), 360);
+}
+
+#[test]
+fn aborted_run_says_why_and_what_was_rolled_back() {
+    let report = load("aborted.jsonl");
+    assert_eq!(report.status, Status::Aborted);
+    let scenario = &report.scenarios[0];
+    assert_eq!(scenario.status, Status::Aborted);
+    assert!(scenario.reason.contains("max_unhealthy_nodes: 2"));
+    assert_eq!(scenario.rollback.len(), 1);
+    let drain = scenario.phases.iter().find(|p| p.phase == Phase::Drain).unwrap();
+    assert_eq!(drain.verdict, Verdict::Unfinished);
+}
+
+#[test]
+fn interrupted_run_is_interrupted_with_rollback() {
+    let report = load("interrupted.jsonl");
+    assert_eq!(report.status, Status::Interrupted);
+    assert_eq!(report.scenarios[0].rollback.len(), 2);
+}
+
+#[test]
+fn crashed_journal_is_incomplete_and_keeps_what_was_written() {
+    let report = load("crashed.jsonl");
+    assert_eq!(report.status, Status::Incomplete);
+    assert_eq!(report.damaged_lines.len(), 1);
+    let scenario = &report.scenarios[0];
+    assert_eq!(scenario.status, Status::Incomplete);
+    let replace = scenario.phases.iter().find(|p| p.phase == Phase::Replace).unwrap();
+    assert_eq!(replace.verdict, Verdict::Unfinished);
+    assert_eq!(scenario.phases[0].verdict, Verdict::Met);
+}
+
+#[test]
+fn suite_run_reports_each_scenario() {
+    let report = load("suite.jsonl");
+    assert_eq!(report.suite.as_deref(), Some("nightly"));
+    let statuses: Vec<_> = report.scenarios.iter().map(|s| s.status).collect();
+    assert_eq!(statuses, vec![Status::Passed, Status::Passed, Status::Failed]);
+    assert_eq!(report.status, Status::Failed);
+}
+
+#[test]
+fn every_fixture_renders_in_every_format() {
+    for (name, _) in common::FIXTURES {
+        let report = load(name);
+        for format in Format::ALL {
+            let rendered = format.exporter().render(&report);
+            let stem = name.trim_end_matches(".jsonl");
+            insta::assert_snapshot!(format!("{stem}.{}", format.extension()), rendered);
+        }
+    }
+}
+
+#[test]
+fn markdown_has_a_mermaid_gantt_with_one_bar_per_started_phase() {
+    let markdown = Format::Markdown.exporter().render(&load("passed.jsonl"));
+    let gantt = markdown.split("```mermaid\n").nth(1).unwrap().split("```").next().unwrap();
+    assert!(gantt.starts_with("gantt\n"));
+    assert!(gantt.contains("dateFormat x"));
+    assert_eq!(gantt.lines().filter(|l| l.contains(":done, p")).count(), 5);
+}
+
+#[test]
+fn junit_has_a_case_per_scenario_and_per_phase() {
+    let report = load("suite.jsonl");
+    let xml = Format::Junit.exporter().render(&report);
+    let expected: usize = report.scenarios.iter().map(|s| 1 + s.phases.len()).sum();
+    assert_eq!(xml.matches("<testcase ").count(), expected);
+    assert!(xml.contains(r#"<testsuite name="nightly""#));
+    assert_eq!(xml.matches("<failure ").count(), 2, "{xml}"); // the scenario and its resume phase
+}
+
+#[test]
+fn json_round_trips_with_a_schema_version() {
+    let json = Format::Json.exporter().render(&load("passed.jsonl"));
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(value["schema_version"], 1);
+    assert_eq!(value["status"], "passed");
+    assert_eq!(value["scenarios"][0]["phases"][0]["phase"], "detect");
+    assert_eq!(value["scenarios"][0]["phases"][0]["time_source"], "source");
+}
+
+fn hpchaos(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hpchaos")).args(args).current_dir(common::root()).output().unwrap()
+}
+
+#[test]
+fn report_command_renders_every_fixture_and_check_gives_the_runs_exit_code() {
+    let expected = [
+        ("passed.jsonl", 0),
+        ("missed-deadline.jsonl", 1),
+        ("aborted.jsonl", 1),
+        ("interrupted.jsonl", 130),
+        ("crashed.jsonl", 3),
+        ("suite.jsonl", 1),
+    ];
+    for (name, code) in expected {
+        let path = format!("tests/fixtures/journals/{name}");
+        for format in ["table", "markdown", "json", "junit"] {
+            let out = hpchaos(&["report", &path, "--format", format]);
+            assert_eq!(out.status.code(), Some(0), "{name} {format}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(!out.stdout.is_empty());
+        }
+        let checked = hpchaos(&["report", &path, "--check"]);
+        assert_eq!(checked.status.code(), Some(code), "{name}");
+    }
+}
+
+#[test]
+fn report_writes_to_a_file_and_warns_about_damaged_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("r.md");
+    let out = hpchaos(&["report", "tests/fixtures/journals/crashed.jsonl", "-f", "markdown", "-o", out_file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("crashed.jsonl:19: unreadable journal line"));
+    assert!(std::fs::read_to_string(out_file).unwrap().contains("**incomplete**"));
+}
+
+#[test]
+fn report_refuses_a_file_that_is_not_a_journal() {
+    let out = hpchaos(&["report", "scenarios/gpu-burn.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no journal records"));
+}
