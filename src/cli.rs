@@ -14,7 +14,12 @@ use crate::scenario::schema::SchemaKind;
 /// `report`. Exit codes: 0 all passed, 1 a scenario failed its
 /// expectations, 2 invalid input, 3 the harness failed, 130 interrupted.
 #[derive(Debug, Parser)]
-#[command(name = "hpchaos", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "hpchaos",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -298,7 +298,9 @@ impl Journal {
                 Err(err) => damaged.push((index + 1, err.to_string())),
             }
         }
-        let cut_short = !records.iter().any(|r| matches!(r.entry, Entry::RunEnded { .. }));
+        let cut_short = !records
+            .iter()
+            .any(|r| matches!(r.entry, Entry::RunEnded { .. }));
         Journal {
             records,
             damaged,
@@ -323,7 +325,9 @@ mod tests {
     use chrono::TimeDelta;
 
     fn clock() -> Arc<ManualClock> {
-        let start = DateTime::parse_from_rfc3339("2026-11-28T10:00:00Z").unwrap().to_utc();
+        let start = DateTime::parse_from_rfc3339("2026-11-28T10:00:00Z")
+            .unwrap()
+            .to_utc();
         Arc::new(ManualClock::starting_at(start))
     }
 
@@ -334,23 +338,34 @@ mod tests {
         let clock = clock();
         let mut writer = JournalWriter::create(&path, clock.clone()).unwrap();
         writer
-            .append(None, Entry::RunStarted {
-                run_id: "r1".into(),
-                harness_version: "0.1.0".into(),
-                format: FORMAT_VERSION,
-                cluster: "lab".into(),
-                suite: None,
-            })
+            .append(
+                None,
+                Entry::RunStarted {
+                    run_id: "r1".into(),
+                    harness_version: "0.1.0".into(),
+                    format: FORMAT_VERSION,
+                    cluster: "lab".into(),
+                    suite: None,
+                },
+            )
             .unwrap();
         clock.advance(TimeDelta::seconds(5));
         writer
-            .append(Some("s"), Entry::Error { message: "boom".into() })
+            .append(
+                Some("s"),
+                Entry::Error {
+                    message: "boom".into(),
+                },
+            )
             .unwrap();
         // Readable while still open: every record is already on disk.
         let journal = Journal::load(&path).unwrap();
         assert_eq!(journal.records.len(), 2);
         assert_eq!(journal.records[1].seq, 2);
-        assert_eq!(journal.records[1].at.timestamp() - journal.records[0].at.timestamp(), 5);
+        assert_eq!(
+            journal.records[1].at.timestamp() - journal.records[0].at.timestamp(),
+            5
+        );
         assert!(journal.cut_short);
         assert!(journal.damaged.is_empty());
     }

@@ -16,11 +16,27 @@ use hpchaos::{exit, validate};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Validate { files, cluster, short } => run_validate(&files, cluster.as_deref(), short),
-        Command::Schema { kind, output } => write_out(output.as_deref(), &schema::schema_text(kind)),
-        Command::Report { journal, format, output, check } => run_report(&journal, format, output.as_deref(), check),
+        Command::Validate {
+            files,
+            cluster,
+            short,
+        } => run_validate(&files, cluster.as_deref(), short),
+        Command::Schema { kind, output } => {
+            write_out(output.as_deref(), &schema::schema_text(kind))
+        }
+        Command::Report {
+            journal,
+            format,
+            output,
+            check,
+        } => run_report(&journal, format, output.as_deref(), check),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "hpchaos", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "hpchaos",
+                &mut std::io::stdout(),
+            );
             exit::SUCCESS
         }
     };
@@ -43,7 +59,11 @@ fn run_validate(files: &[std::path::PathBuf], cluster: Option<&Path>, short: boo
             Ok(what) => println!("ok      {} ({what})", outcome.path.display()),
             Err(diagnostics) => {
                 problems += diagnostics.len();
-                println!("invalid {} ({} problem(s))", outcome.path.display(), diagnostics.len());
+                println!(
+                    "invalid {} ({} problem(s))",
+                    outcome.path.display(),
+                    diagnostics.len()
+                );
                 for diagnostic in diagnostics.iter() {
                     if short {
                         eprintln!("{}", diagnostic.short());
@@ -55,13 +75,22 @@ fn run_validate(files: &[std::path::PathBuf], cluster: Option<&Path>, short: boo
         }
     }
     let invalid = outcomes.iter().filter(|o| !o.is_valid()).count();
-    println!("{} file(s) valid, {invalid} invalid, {problems} problem(s)", outcomes.len() - invalid);
-    if invalid == 0 { exit::SUCCESS } else { exit::INVALID_INPUT }
+    println!(
+        "{} file(s) valid, {invalid} invalid, {problems} problem(s)",
+        outcomes.len() - invalid
+    );
+    if invalid == 0 {
+        exit::SUCCESS
+    } else {
+        exit::INVALID_INPUT
+    }
 }
 
 fn print_load_error(err: &LoadError, short: bool) {
     match err {
-        LoadError::Invalid { text, diagnostics, .. } => {
+        LoadError::Invalid {
+            text, diagnostics, ..
+        } => {
             for diagnostic in diagnostics.iter() {
                 if short {
                     eprintln!("{}", diagnostic.short());
@@ -83,11 +112,17 @@ fn run_report(path: &Path, format: Format, output: Option<&Path>, check: bool) -
         }
     };
     if journal.records.is_empty() {
-        eprintln!("error: {} holds no journal records; is it a journal.jsonl written by `hpchaos run`?", path.display());
+        eprintln!(
+            "error: {} holds no journal records; is it a journal.jsonl written by `hpchaos run`?",
+            path.display()
+        );
         return exit::INVALID_INPUT;
     }
     for (line, problem) in &journal.damaged {
-        eprintln!("warning: {}:{line}: unreadable journal line: {problem}", path.display());
+        eprintln!(
+            "warning: {}:{line}: unreadable journal line: {problem}",
+            path.display()
+        );
     }
     let report = report::build(&journal);
     let written = write_out(output, &format.exporter().render(&report));
@@ -99,10 +134,13 @@ fn run_report(path: &Path, format: Format, output: Option<&Path>, check: bool) -
 
 fn write_out(output: Option<&Path>, text: &str) -> u8 {
     let result = match output {
-        Some(path) => std::fs::write(path, text).map_err(|err| format!("cannot write {}: {err}", path.display())),
+        Some(path) => std::fs::write(path, text)
+            .map_err(|err| format!("cannot write {}: {err}", path.display())),
         None => {
             let mut stdout = std::io::stdout().lock();
-            stdout.write_all(text.as_bytes()).map_err(|err| format!("cannot write to standard output: {err}"))
+            stdout
+                .write_all(text.as_bytes())
+                .map_err(|err| format!("cannot write to standard output: {err}"))
         }
     };
     match result {

@@ -40,8 +40,14 @@ pub fn validate(paths: &[PathBuf], profile: Option<&Profile>) -> Vec<Outcome> {
         match FileKind::detect(&text) {
             FileKind::Scenario => outcomes.push(scenario_outcome(path, text, profile)),
             FileKind::Profile => {
-                let result = scenario::parse_profile(path, &text).map(|p| format!("cluster profile `{}`", p.name));
-                outcomes.push(Outcome { path: path.clone(), kind: FileKind::Profile, text, result });
+                let result = scenario::parse_profile(path, &text)
+                    .map(|p| format!("cluster profile `{}`", p.name));
+                outcomes.push(Outcome {
+                    path: path.clone(),
+                    kind: FileKind::Profile,
+                    text,
+                    result,
+                });
             }
             FileKind::Suite => suite_outcomes(path, text, profile, &mut outcomes),
         }
@@ -61,21 +67,40 @@ fn unreadable(path: &Path, err: &LoadError) -> Outcome {
 }
 
 fn scenario_outcome(path: &Path, text: String, profile: Option<&Profile>) -> Outcome {
-    let result = scenario::parse_scenario(path, &text, profile).map(|s| format!("scenario `{}`", s.name));
-    Outcome { path: path.to_path_buf(), kind: FileKind::Scenario, text, result }
+    let result =
+        scenario::parse_scenario(path, &text, profile).map(|s| format!("scenario `{}`", s.name));
+    Outcome {
+        path: path.to_path_buf(),
+        kind: FileKind::Scenario,
+        text,
+        result,
+    }
 }
 
-fn suite_outcomes(path: &Path, text: String, cli_profile: Option<&Profile>, outcomes: &mut Vec<Outcome>) {
+fn suite_outcomes(
+    path: &Path,
+    text: String,
+    cli_profile: Option<&Profile>,
+    outcomes: &mut Vec<Outcome>,
+) {
     let suite = match scenario::parse_suite(path, &text) {
         Ok(suite) => suite,
         Err(diagnostics) => {
-            outcomes.push(Outcome { path: path.to_path_buf(), kind: FileKind::Suite, text, result: Err(diagnostics) });
+            outcomes.push(Outcome {
+                path: path.to_path_buf(),
+                kind: FileKind::Suite,
+                text,
+                result: Err(diagnostics),
+            });
             return;
         }
     };
     let base = path.parent().unwrap_or(Path::new("."));
     let tree = Node::parse(&text).ok();
-    let locate = |at: TreePath| tree.as_ref().map_or(Position::START, |t| t.locate_value(&at));
+    let locate = |at: TreePath| {
+        tree.as_ref()
+            .map_or(Position::START, |t| t.locate_value(&at))
+    };
     let mut problems = Vec::new();
 
     // The suite's own profile, unless --cluster overrides it.
@@ -87,10 +112,21 @@ fn suite_outcomes(path: &Path, text: String, cli_profile: Option<&Profile>, outc
         match scenario::load_profile(&profile_path) {
             Ok(loaded) => suite_profile = Some(loaded.value),
             Err(LoadError::Read { .. }) => problems.push(
-                Diagnostic::new(path, locate(TreePath::of(&["cluster"])), format!("cluster profile `{}` does not exist", profile_path.display()))
-                    .with_hint("the path is relative to the suite file"),
+                Diagnostic::new(
+                    path,
+                    locate(TreePath::of(&["cluster"])),
+                    format!(
+                        "cluster profile `{}` does not exist",
+                        profile_path.display()
+                    ),
+                )
+                .with_hint("the path is relative to the suite file"),
             ),
-            Err(LoadError::Invalid { path, text, diagnostics }) => outcomes.push(Outcome {
+            Err(LoadError::Invalid {
+                path,
+                text,
+                diagnostics,
+            }) => outcomes.push(Outcome {
                 path,
                 kind: FileKind::Profile,
                 text,
@@ -104,18 +140,33 @@ fn suite_outcomes(path: &Path, text: String, cli_profile: Option<&Profile>, outc
     for (index, relative) in suite.scenarios.iter().enumerate() {
         let scenario_path = base.join(relative);
         match scenario::read(&scenario_path) {
-            Ok(scenario_text) => scenario_outcomes.push(scenario_outcome(&scenario_path, scenario_text, profile)),
+            Ok(scenario_text) => {
+                scenario_outcomes.push(scenario_outcome(&scenario_path, scenario_text, profile))
+            }
             Err(_) => problems.push(
-                Diagnostic::new(path, locate(TreePath::of(&["scenarios"]).index(index)), format!("scenario file `{}` does not exist", scenario_path.display()))
-                    .with_hint("paths in `scenarios` are relative to the suite file"),
+                Diagnostic::new(
+                    path,
+                    locate(TreePath::of(&["scenarios"]).index(index)),
+                    format!("scenario file `{}` does not exist", scenario_path.display()),
+                )
+                .with_hint("paths in `scenarios` are relative to the suite file"),
             ),
         }
     }
     let result = if problems.is_empty() {
-        Ok(format!("suite `{}` ({} scenarios)", suite.name, suite.scenarios.len()))
+        Ok(format!(
+            "suite `{}` ({} scenarios)",
+            suite.name,
+            suite.scenarios.len()
+        ))
     } else {
         Err(Diagnostics(problems).into_sorted())
     };
-    outcomes.push(Outcome { path: path.to_path_buf(), kind: FileKind::Suite, text, result });
+    outcomes.push(Outcome {
+        path: path.to_path_buf(),
+        kind: FileKind::Suite,
+        text,
+        result,
+    });
     outcomes.extend(scenario_outcomes);
 }

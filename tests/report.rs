@@ -33,7 +33,10 @@ fn committed_fixture_journals_are_current() {
             std::fs::write(&committed, &fresh).unwrap();
         }
         let on_disk = std::fs::read_to_string(&committed).unwrap_or_default();
-        assert!(on_disk == fresh, "{name} is stale: run UPDATE_FIXTURES=1 cargo test --test report");
+        assert!(
+            on_disk == fresh,
+            "{name} is stale: run UPDATE_FIXTURES=1 cargo test --test report"
+        );
     }
 }
 
@@ -42,27 +45,43 @@ fn passed_run_has_every_phase_met_and_lost_steps() {
     let report = load("passed.jsonl");
     assert_eq!(report.status, Status::Passed);
     let scenario = &report.scenarios[0];
-    let phases: Vec<_> = scenario.phases.iter().map(|p| (p.phase, p.verdict)).collect();
-    assert_eq!(phases, vec![
-        (Phase::Detect, Verdict::Met),
-        (Phase::Drain, Verdict::Met),
-        (Phase::Replace, Verdict::Met),
-        (Phase::Rejoin, Verdict::Met),
-        (Phase::Resume, Verdict::Met),
-    ]);
+    let phases: Vec<_> = scenario
+        .phases
+        .iter()
+        .map(|p| (p.phase, p.verdict))
+        .collect();
+    assert_eq!(
+        phases,
+        vec![
+            (Phase::Detect, Verdict::Met),
+            (Phase::Drain, Verdict::Met),
+            (Phase::Replace, Verdict::Met),
+            (Phase::Rejoin, Verdict::Met),
+            (Phase::Resume, Verdict::Met),
+        ]
+    );
     // detect: injected at +5 s, reason time +12 s.
     assert_eq!(scenario.phases[0].duration.unwrap().as_std().as_secs(), 7);
     // replace ends at the LaunchTime, 86 s after injection.
     assert_eq!(scenario.phases[2].elapsed.unwrap().as_std().as_secs(), 86);
     assert_eq!(scenario.lost_steps, Some(31));
-    assert!(scenario.evidence.iter().any(|e| e == "[sinfo ip-10-1-0-12] Action:Replace"));
+    assert!(
+        scenario
+            .evidence
+            .iter()
+            .any(|e| e == "[sinfo ip-10-1-0-12] Action:Replace")
+    );
 }
 
 #[test]
 fn missed_deadline_fails_with_the_missed_phase() {
     let report = load("missed-deadline.jsonl");
     assert_eq!(report.status, Status::Failed);
-    let rejoin = report.scenarios[0].phases.iter().find(|p| p.phase == Phase::Rejoin).unwrap();
+    let rejoin = report.scenarios[0]
+        .phases
+        .iter()
+        .find(|p| p.phase == Phase::Rejoin)
+        .unwrap();
     assert_eq!(rejoin.verdict, Verdict::Missed);
     assert_eq!(rejoin.elapsed.unwrap().as_std().as_secs(), 430);
     assert_eq!(rejoin.deadline.unwrap().as_std().as_secs(), 360);
@@ -76,7 +95,11 @@ fn aborted_run_says_why_and_what_was_rolled_back() {
     assert_eq!(scenario.status, Status::Aborted);
     assert!(scenario.reason.contains("max_unhealthy_nodes: 2"));
     assert_eq!(scenario.rollback.len(), 1);
-    let drain = scenario.phases.iter().find(|p| p.phase == Phase::Drain).unwrap();
+    let drain = scenario
+        .phases
+        .iter()
+        .find(|p| p.phase == Phase::Drain)
+        .unwrap();
     assert_eq!(drain.verdict, Verdict::Unfinished);
 }
 
@@ -94,7 +117,11 @@ fn crashed_journal_is_incomplete_and_keeps_what_was_written() {
     assert_eq!(report.damaged_lines.len(), 1);
     let scenario = &report.scenarios[0];
     assert_eq!(scenario.status, Status::Incomplete);
-    let replace = scenario.phases.iter().find(|p| p.phase == Phase::Replace).unwrap();
+    let replace = scenario
+        .phases
+        .iter()
+        .find(|p| p.phase == Phase::Replace)
+        .unwrap();
     assert_eq!(replace.verdict, Verdict::Unfinished);
     assert_eq!(scenario.phases[0].verdict, Verdict::Met);
 }
@@ -104,7 +131,10 @@ fn suite_run_reports_each_scenario() {
     let report = load("suite.jsonl");
     assert_eq!(report.suite.as_deref(), Some("nightly"));
     let statuses: Vec<_> = report.scenarios.iter().map(|s| s.status).collect();
-    assert_eq!(statuses, vec![Status::Passed, Status::Passed, Status::Failed]);
+    assert_eq!(
+        statuses,
+        vec![Status::Passed, Status::Passed, Status::Failed]
+    );
     assert_eq!(report.status, Status::Failed);
 }
 
@@ -123,7 +153,13 @@ fn every_fixture_renders_in_every_format() {
 #[test]
 fn markdown_has_a_mermaid_gantt_with_one_bar_per_started_phase() {
     let markdown = Format::Markdown.exporter().render(&load("passed.jsonl"));
-    let gantt = markdown.split("```mermaid\n").nth(1).unwrap().split("```").next().unwrap();
+    let gantt = markdown
+        .split("```mermaid\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
     assert!(gantt.starts_with("gantt\n"));
     assert!(gantt.contains("dateFormat x"));
     assert_eq!(gantt.lines().filter(|l| l.contains(":done, p")).count(), 5);
@@ -147,10 +183,16 @@ fn json_round_trips_with_a_schema_version() {
     assert_eq!(value["status"], "passed");
     assert_eq!(value["scenarios"][0]["phases"][0]["phase"], "detect");
     assert_eq!(value["scenarios"][0]["phases"][0]["time_source"], "source");
+    assert_eq!(value["scenarios"][0]["phases"][0]["duration_seconds"], 7.0);
+    assert_eq!(value["scenarios"][0]["phases"][0]["deadline_seconds"], 60.0);
 }
 
 fn hpchaos(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_hpchaos")).args(args).current_dir(common::root()).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_hpchaos"))
+        .args(args)
+        .current_dir(common::root())
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -167,7 +209,12 @@ fn report_command_renders_every_fixture_and_check_gives_the_runs_exit_code() {
         let path = format!("tests/fixtures/journals/{name}");
         for format in ["table", "markdown", "json", "junit"] {
             let out = hpchaos(&["report", &path, "--format", format]);
-            assert_eq!(out.status.code(), Some(0), "{name} {format}: {}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{name} {format}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             assert!(!out.stdout.is_empty());
         }
         let checked = hpchaos(&["report", &path, "--check"]);
@@ -179,10 +226,23 @@ fn report_command_renders_every_fixture_and_check_gives_the_runs_exit_code() {
 fn report_writes_to_a_file_and_warns_about_damaged_lines() {
     let dir = tempfile::tempdir().unwrap();
     let out_file = dir.path().join("r.md");
-    let out = hpchaos(&["report", "tests/fixtures/journals/crashed.jsonl", "-f", "markdown", "-o", out_file.to_str().unwrap()]);
+    let out = hpchaos(&[
+        "report",
+        "tests/fixtures/journals/crashed.jsonl",
+        "-f",
+        "markdown",
+        "-o",
+        out_file.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("crashed.jsonl:19: unreadable journal line"));
-    assert!(std::fs::read_to_string(out_file).unwrap().contains("**incomplete**"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("crashed.jsonl:19: unreadable journal line")
+    );
+    assert!(
+        std::fs::read_to_string(out_file)
+            .unwrap()
+            .contains("**incomplete**")
+    );
 }
 
 #[test]

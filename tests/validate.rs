@@ -49,18 +49,36 @@ fn shipped_scenarios_cover_every_fault_kind_and_method() {
         let scenario = scenario::parse_scenario(&path, &text, None).unwrap();
         let json = serde_json::to_value(&scenario.fault).unwrap();
         let (kind, body) = json.as_object().unwrap().iter().next().unwrap();
-        let method = body.get("method").or_else(|| body.get("tool")).or_else(|| body.get("target"));
-        let method = method.map(|m| m.as_str().map_or_else(|| m.as_object().unwrap().keys().next().unwrap().clone(), str::to_owned));
+        let method = body
+            .get("method")
+            .or_else(|| body.get("tool"))
+            .or_else(|| body.get("target"));
+        let method = method.map(|m| {
+            m.as_str().map_or_else(
+                || m.as_object().unwrap().keys().next().unwrap().clone(),
+                str::to_owned,
+            )
+        });
         seen.insert(format!("{kind}/{}", method.unwrap_or_default()));
     }
     for expected in [
-        "gpu_stress/dcgm_diag", "gpu_stress/gpu_burn",
-        "process_kill/job_tasks", "process_kill/pattern",
-        "node_reboot/ssh", "node_reboot/slurm", "node_reboot/sagemaker",
-        "node_replace/slurm", "node_replace/sagemaker",
-        "xid/dcgm_inject", "xid/kernel_log", "xid/health_status_file",
+        "gpu_stress/dcgm_diag",
+        "gpu_stress/gpu_burn",
+        "process_kill/job_tasks",
+        "process_kill/pattern",
+        "node_reboot/ssh",
+        "node_reboot/slurm",
+        "node_reboot/sagemaker",
+        "node_replace/slurm",
+        "node_replace/sagemaker",
+        "xid/dcgm_inject",
+        "xid/kernel_log",
+        "xid/health_status_file",
     ] {
-        assert!(seen.contains(expected), "no shipped scenario for {expected}; have {seen:?}");
+        assert!(
+            seen.contains(expected),
+            "no shipped scenario for {expected}; have {seen:?}"
+        );
     }
     assert!(suites >= 1, "no shipped suite");
 }
@@ -74,8 +92,16 @@ fn shipped_files_point_editors_at_the_committed_schema() {
             FileKind::Profile => SchemaKind::Profile,
             FileKind::Scenario => SchemaKind::Scenario,
         };
-        let expected = format!("# yaml-language-server: $schema=../schema/{}", kind.file_name());
-        assert_eq!(text.lines().next(), Some(expected.as_str()), "{}", path.display());
+        let expected = format!(
+            "# yaml-language-server: $schema=../schema/{}",
+            kind.file_name()
+        );
+        assert_eq!(
+            text.lines().next(),
+            Some(expected.as_str()),
+            "{}",
+            path.display()
+        );
     }
 }
 
@@ -103,7 +129,11 @@ fn expectations(path: &Path) -> (Vec<(u64, u64, String)>, Option<PathBuf>) {
         if let Some(rest) = line.strip_prefix("# expect: ") {
             let (position, message) = rest.split_once(' ').unwrap();
             let (line_no, column) = position.split_once(':').unwrap();
-            expected.push((line_no.parse().unwrap(), column.parse().unwrap(), message.to_owned()));
+            expected.push((
+                line_no.parse().unwrap(),
+                column.parse().unwrap(),
+                message.to_owned(),
+            ));
         } else if let Some(rest) = line.strip_prefix("# profile: ") {
             profile = Some(path.parent().unwrap().join(rest));
         }
@@ -117,7 +147,11 @@ fn broken_files_yield_exactly_their_declared_diagnostics() {
     assert!(files.len() >= 25, "only {} broken files", files.len());
     for path in &files {
         let (expected, profile_path) = expectations(path);
-        assert!(!expected.is_empty(), "{} declares no expectation", path.display());
+        assert!(
+            !expected.is_empty(),
+            "{} declares no expectation",
+            path.display()
+        );
         let profile = profile_path.map(|p| scenario::load_profile(&p).unwrap().value);
         let found: Vec<Diagnostic> = validate(std::slice::from_ref(path), profile.as_ref())
             .into_iter()
@@ -127,11 +161,25 @@ fn broken_files_yield_exactly_their_declared_diagnostics() {
         let shown: Vec<String> = found.iter().map(Diagnostic::short).collect();
         for (line, column, text) in &expected {
             let hit = found.iter().any(|d| {
-                d.file == *path && d.position.line == *line && d.position.column == *column && d.short().contains(text.as_str())
+                d.file == *path
+                    && d.position.line == *line
+                    && d.position.column == *column
+                    && d.short().contains(text.as_str())
             });
-            assert!(hit, "{}: expected {line}:{column} {text}\nfound:\n{}", path.display(), shown.join("\n"));
+            assert!(
+                hit,
+                "{}: expected {line}:{column} {text}\nfound:\n{}",
+                path.display(),
+                shown.join("\n")
+            );
         }
-        assert_eq!(found.len(), expected.len(), "{}: unexpected extra diagnostics:\n{}", path.display(), shown.join("\n"));
+        assert_eq!(
+            found.len(),
+            expected.len(),
+            "{}: unexpected extra diagnostics:\n{}",
+            path.display(),
+            shown.join("\n")
+        );
     }
 }
 
@@ -162,21 +210,48 @@ fn hpchaos(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn validate_exits_0_on_valid_files_and_2_on_invalid_ones() {
-    let ok = hpchaos(&["validate", "scenarios/xid79-reboot.yaml", "scenarios/nightly.suite.yaml"]);
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
-    let bad = hpchaos(&["validate", "--short", "tests/broken/02-nested-key-typo.yaml", "scenarios/gpu-burn.yaml"]);
+    let ok = hpchaos(&[
+        "validate",
+        "scenarios/xid79-reboot.yaml",
+        "scenarios/nightly.suite.yaml",
+    ]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let bad = hpchaos(&[
+        "validate",
+        "--short",
+        "tests/broken/02-nested-key-typo.yaml",
+        "scenarios/gpu-burn.yaml",
+    ]);
     assert_eq!(bad.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert!(stderr.starts_with("tests/broken/02-nested-key-typo.yaml:8:3: error: unknown key `deadlin`"), "{stderr}");
+    assert!(
+        stderr
+            .starts_with("tests/broken/02-nested-key-typo.yaml:8:3: error: unknown key `deadlin`"),
+        "{stderr}"
+    );
     let stdout = String::from_utf8_lossy(&bad.stdout);
-    assert!(stdout.contains("1 file(s) valid, 1 invalid, 1 problem(s)"), "{stdout}");
+    assert!(
+        stdout.contains("1 file(s) valid, 1 invalid, 1 problem(s)"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn validate_with_a_profile_applies_cluster_checks() {
     let without = hpchaos(&["validate", "scenarios/node-reboot-api.yaml"]);
     assert_eq!(without.status.code(), Some(0));
-    let with = hpchaos(&["validate", "--short", "scenarios/node-reboot-api.yaml", "--cluster", "tests/profiles/no-sagemaker.yaml"]);
+    let with = hpchaos(&[
+        "validate",
+        "--short",
+        "scenarios/node-reboot-api.yaml",
+        "--cluster",
+        "tests/profiles/no-sagemaker.yaml",
+    ]);
     assert_eq!(with.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&with.stderr).contains("has no `sagemaker` settings"));
 }
@@ -192,7 +267,10 @@ fn a_missing_file_is_invalid_input_not_a_panic() {
 fn schema_command_prints_the_committed_schema() {
     let out = hpchaos(&["schema"]);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), schema_text(SchemaKind::Scenario));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        schema_text(SchemaKind::Scenario)
+    );
 }
 
 #[test]

@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    CheckReport, PhaseReport, Report, RollbackReport, ScenarioReport, Status, TimelineEntry, Verdict,
-    REPORT_SCHEMA_VERSION, span,
+    CheckReport, PhaseReport, REPORT_SCHEMA_VERSION, Report, RollbackReport, ScenarioReport,
+    Status, TimelineEntry, Verdict, span,
 };
 use crate::journal::{Entry, Journal, Record, RunOutcome, ScenarioOutcome, Source};
 
@@ -26,7 +26,16 @@ pub fn build(journal: &Journal) -> Report {
     let mut run_outcome = None;
     for record in &journal.records {
         match (&record.scenario, &record.entry) {
-            (_, Entry::RunStarted { run_id, harness_version, cluster, suite, .. }) => {
+            (
+                _,
+                Entry::RunStarted {
+                    run_id,
+                    harness_version,
+                    cluster,
+                    suite,
+                    ..
+                },
+            ) => {
                 report.run_id = run_id.clone();
                 report.harness_version = harness_version.clone();
                 report.cluster = cluster.clone();
@@ -37,7 +46,18 @@ pub fn build(journal: &Journal) -> Report {
                 report.ended_at = Some(record.at);
                 run_outcome = Some(*outcome);
             }
-            (Some(name), Entry::ScenarioStarted { file, description, fault, recovery, deadlines, max_lost_steps, source }) => {
+            (
+                Some(name),
+                Entry::ScenarioStarted {
+                    file,
+                    description,
+                    fault,
+                    recovery,
+                    deadlines,
+                    max_lost_steps,
+                    source,
+                },
+            ) => {
                 report.scenarios.push(ScenarioReport {
                     name: name.clone(),
                     file: file.clone(),
@@ -75,7 +95,8 @@ pub fn build(journal: &Journal) -> Report {
                 });
             }
             (Some(name), entry) => {
-                if let Some(scenario) = report.scenarios.iter_mut().rev().find(|s| &s.name == name) {
+                if let Some(scenario) = report.scenarios.iter_mut().rev().find(|s| &s.name == name)
+                {
                     apply(scenario, record, entry);
                 }
             }
@@ -88,28 +109,71 @@ pub fn build(journal: &Journal) -> Report {
 
 /// Folds one scenario record into its report.
 fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
-    let mut note = |source: Source, node: Option<String>, source_time: Option<DateTime<Utc>>, text: String| {
-        scenario.timeline.push(TimelineEntry { at: record.at, source_time, source, node, text });
-    };
+    let mut note =
+        |source: Source, node: Option<String>, source_time: Option<DateTime<Utc>>, text: String| {
+            scenario.timeline.push(TimelineEntry {
+                at: record.at,
+                source_time,
+                source,
+                node,
+                text,
+            });
+        };
     match entry {
         Entry::TargetsResolved { nodes } => {
-            note(Source::Harness, None, None, format!("targets resolved: {}", nodes.join(", ")));
+            note(
+                Source::Harness,
+                None,
+                None,
+                format!("targets resolved: {}", nodes.join(", ")),
+            );
             scenario.targets = nodes.clone();
         }
-        Entry::SteadyState { stage, check, passed, detail } => {
+        Entry::SteadyState {
+            stage,
+            check,
+            passed,
+            detail,
+        } => {
             let verdict = if *passed { "holds" } else { "FAILS" };
-            note(Source::Harness, None, None, format!("steady state ({stage:?}): {check} {verdict}").to_lowercase());
-            scenario.steady_state.push(CheckReport { stage: *stage, check: check.clone(), passed: *passed, detail: detail.clone() });
+            note(
+                Source::Harness,
+                None,
+                None,
+                format!("steady state ({stage:?}): {check} {verdict}").to_lowercase(),
+            );
+            scenario.steady_state.push(CheckReport {
+                stage: *stage,
+                check: check.clone(),
+                passed: *passed,
+                detail: detail.clone(),
+            });
         }
         Entry::InjectionStarted { nodes, action } => {
-            note(Source::Harness, None, None, format!("inject on {}: {action}", nodes.join(", ")));
+            note(
+                Source::Harness,
+                None,
+                None,
+                format!("inject on {}: {action}", nodes.join(", ")),
+            );
             scenario.injected_at = Some(record.at);
         }
         Entry::InjectionFinished { ok, detail } => {
-            let what = if *ok { "injection took" } else { "injection FAILED" };
+            let what = if *ok {
+                "injection took"
+            } else {
+                "injection FAILED"
+            };
             note(Source::Harness, None, None, format!("{what}: {detail}"));
         }
-        Entry::Observed { source, node, field, from, to, source_time } => {
+        Entry::Observed {
+            source,
+            node,
+            field,
+            from,
+            to,
+            source_time,
+        } => {
             let text = match from {
                 Some(from) => format!("{field}: {from} → {to}"),
                 None => format!("{field}: {to}"),
@@ -117,19 +181,42 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
             note(*source, node.clone(), *source_time, text);
             if field == "reason" || matches!(source, Source::SlurmctldLog | Source::JobOutput) {
                 let node = node.as_deref().map(|n| format!(" {n}")).unwrap_or_default();
-                scenario.evidence.push(format!("[{}{node}] {to}", source.as_str()));
+                scenario
+                    .evidence
+                    .push(format!("[{}{node}] {to}", source.as_str()));
             }
         }
-        Entry::PhaseStarted { phase, started_at, deadline } => {
-            note(Source::Harness, None, None, format!("phase {phase} started"));
+        Entry::PhaseStarted {
+            phase,
+            started_at,
+            deadline,
+        } => {
+            note(
+                Source::Harness,
+                None,
+                None,
+                format!("phase {phase} started"),
+            );
             if let Some(report) = scenario.phases.iter_mut().find(|p| p.phase == *phase) {
                 report.started_at = Some(*started_at);
                 report.deadline = deadline.or(report.deadline);
                 report.verdict = Verdict::Unfinished;
             }
         }
-        Entry::PhaseEnded { phase, ended_at, verdict, time_source, evidence, lost_steps } => {
-            note(Source::Harness, None, None, format!("phase {phase} ended: {}", Verdict::from(*verdict).as_str()));
+        Entry::PhaseEnded {
+            phase,
+            ended_at,
+            verdict,
+            time_source,
+            evidence,
+            lost_steps,
+        } => {
+            note(
+                Source::Harness,
+                None,
+                None,
+                format!("phase {phase} ended: {}", Verdict::from(*verdict).as_str()),
+            );
             if lost_steps.is_some() {
                 scenario.lost_steps = *lost_steps;
             }
@@ -143,7 +230,11 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
         Entry::Rollback { step, ok, detail } => {
             let what = if *ok { "rollback" } else { "rollback FAILED" };
             note(Source::Harness, None, None, format!("{what}: {step}"));
-            scenario.rollback.push(RollbackReport { step: step.clone(), ok: *ok, detail: detail.clone() });
+            scenario.rollback.push(RollbackReport {
+                step: step.clone(),
+                ok: *ok,
+                detail: detail.clone(),
+            });
         }
         Entry::Aborted { reason } => {
             note(Source::Harness, None, None, format!("ABORT: {reason}"));
@@ -156,7 +247,12 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
             }
         }
         Entry::ScenarioEnded { outcome, reason } => {
-            note(Source::Harness, None, None, format!("scenario ended: {outcome:?}").to_lowercase());
+            note(
+                Source::Harness,
+                None,
+                None,
+                format!("scenario ended: {outcome:?}").to_lowercase(),
+            );
             scenario.ended_at = Some(record.at);
             scenario.status = match outcome {
                 ScenarioOutcome::Passed => Status::Passed,
@@ -186,14 +282,25 @@ fn finish(report: &mut Report, cut_short: bool, run_outcome: Option<RunOutcome>)
             }
         }
         let stopped_early = scenario.ended_at.is_none()
-            || matches!(scenario.status, Status::Aborted | Status::Error | Status::Interrupted);
+            || matches!(
+                scenario.status,
+                Status::Aborted | Status::Error | Status::Interrupted
+            );
         if stopped_early {
-            for phase in scenario.phases.iter_mut().filter(|p| p.started_at.is_none()) {
+            for phase in scenario
+                .phases
+                .iter_mut()
+                .filter(|p| p.started_at.is_none())
+            {
                 phase.verdict = Verdict::NotStarted;
             }
         }
         if scenario.ended_at.is_none() {
-            scenario.status = if interrupted { Status::Interrupted } else { Status::Incomplete };
+            scenario.status = if interrupted {
+                Status::Interrupted
+            } else {
+                Status::Incomplete
+            };
             if scenario.reason.is_empty() {
                 scenario.reason = if interrupted {
                     "the run was interrupted".to_owned()

@@ -1,6 +1,6 @@
 //! JSON for dashboards and trend tools: the [`Report`](super::Report)
-//! serialised as is. Its fields are the stable interface documented in
-//! `docs/report-json.md`; `schema_version` changes when they break.
+//! serialised as is. Its fields are the stable interface documented in the
+//! README (section "JSON report"); `schema_version` changes when they break.
 
 use super::{Exporter, Report};
 

@@ -36,7 +36,9 @@ impl Exporter for JunitExporter {
 fn scenario_case(scenario: &ScenarioReport) -> TestCase {
     let status = match scenario.status {
         Status::Passed => TestCaseStatus::success(),
-        Status::Failed | Status::Aborted => failure(NonSuccessKind::Failure, scenario.status, &scenario.reason),
+        Status::Failed | Status::Aborted => {
+            failure(NonSuccessKind::Failure, scenario.status, &scenario.reason)
+        }
         Status::Error | Status::Interrupted | Status::Incomplete => {
             failure(NonSuccessKind::Error, scenario.status, &scenario.reason)
         }

@@ -44,7 +44,10 @@ fn badge(status: Status) -> String {
 }
 
 fn time(at: Option<DateTime<Utc>>) -> String {
-    at.map_or_else(|| "-".to_owned(), |t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+    at.map_or_else(
+        || "-".to_owned(),
+        |t| t.to_rfc3339_opts(SecondsFormat::Secs, true),
+    )
 }
 
 /// Makes text safe inside a table cell.
@@ -53,7 +56,10 @@ fn cell(text: &str) -> String {
 }
 
 fn summary(out: &mut String, report: &Report) {
-    let took = report.started_at.zip(report.ended_at).map(|(a, b)| span(a, b));
+    let took = report
+        .started_at
+        .zip(report.ended_at)
+        .map(|(a, b)| span(a, b));
     let _ = writeln!(out, "| | |\n|---|---|");
     let _ = writeln!(out, "| Status | {} |", badge(report.status));
     let _ = writeln!(out, "| Run | `{}` |", report.run_id);
@@ -68,7 +74,11 @@ fn summary(out: &mut String, report: &Report) {
         );
     }
     if !report.damaged_lines.is_empty() {
-        let _ = writeln!(out, "\n> [!WARNING]\n> {} journal line(s) could not be read:", report.damaged_lines.len());
+        let _ = writeln!(
+            out,
+            "\n> [!WARNING]\n> {} journal line(s) could not be read:",
+            report.damaged_lines.len()
+        );
         for (line, problem) in &report.damaged_lines {
             let _ = writeln!(out, "> - line {line}: {}", cell(problem));
         }
@@ -78,7 +88,10 @@ fn summary(out: &mut String, report: &Report) {
 
 fn scenario_index(out: &mut String, report: &Report) {
     let _ = writeln!(out, "## Scenarios\n");
-    let _ = writeln!(out, "| Scenario | Fault | Expected recovery | Status | Reason |\n|---|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| Scenario | Fault | Expected recovery | Status | Reason |\n|---|---|---|---|---|"
+    );
     for s in &report.scenarios {
         let _ = writeln!(
             out,
@@ -108,8 +121,25 @@ fn scenario_section(out: &mut String, s: &ScenarioReport) {
     if let Some(description) = &s.description {
         let _ = writeln!(out, "> {}\n", description.trim().replace('\n', "\n> "));
     }
-    let _ = writeln!(out, "{}{}\n", badge(s.status), if s.reason.is_empty() { String::new() } else { format!(": {}", s.reason) });
-    let targets = if s.targets.is_empty() { "-".to_owned() } else { s.targets.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ") };
+    let _ = writeln!(
+        out,
+        "{}{}\n",
+        badge(s.status),
+        if s.reason.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", s.reason)
+        }
+    );
+    let targets = if s.targets.is_empty() {
+        "-".to_owned()
+    } else {
+        s.targets
+            .iter()
+            .map(|t| format!("`{t}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let _ = writeln!(
         out,
         "- **Fault:** `{}` on {targets}\n- **Expected recovery:** `{}`\n- **Injected:** {}\n- **File:** `{}`",
@@ -119,7 +149,10 @@ fn scenario_section(out: &mut String, s: &ScenarioReport) {
         s.file
     );
     if let Some(lost) = s.lost_steps {
-        let limit = s.max_lost_steps.map(|m| format!(" (limit {m})")).unwrap_or_default();
+        let limit = s
+            .max_lost_steps
+            .map(|m| format!(" (limit {m})"))
+            .unwrap_or_default();
         let _ = writeln!(out, "- **Lost steps:** {lost}{limit}");
     }
     out.push('\n');
@@ -134,22 +167,42 @@ fn scenario_section(out: &mut String, s: &ScenarioReport) {
         let _ = writeln!(out, "```\n");
     }
     if !s.steady_state.is_empty() {
-        let _ = writeln!(out, "### Steady state\n\n| Stage | Check | Result | Detail |\n|---|---|---|---|");
+        let _ = writeln!(
+            out,
+            "### Steady state\n\n| Stage | Check | Result | Detail |\n|---|---|---|---|"
+        );
         for check in &s.steady_state {
             let stage = match check.stage {
                 Stage::Before => "before",
                 Stage::After => "after",
             };
-            let result = if check.passed { "✅ holds" } else { "❌ fails" };
-            let _ = writeln!(out, "| {stage} | {} | {result} | {} |", cell(&check.check), cell(&check.detail));
+            let result = if check.passed {
+                "✅ holds"
+            } else {
+                "❌ fails"
+            };
+            let _ = writeln!(
+                out,
+                "| {stage} | {} | {result} | {} |",
+                cell(&check.check),
+                cell(&check.detail)
+            );
         }
         out.push('\n');
     }
     if !s.rollback.is_empty() {
-        let _ = writeln!(out, "### Rollback\n\n| Step | Result | Detail |\n|---|---|---|");
+        let _ = writeln!(
+            out,
+            "### Rollback\n\n| Step | Result | Detail |\n|---|---|---|"
+        );
         for step in &s.rollback {
             let result = if step.ok { "✅ done" } else { "❌ failed" };
-            let _ = writeln!(out, "| {} | {result} | {} |", cell(&step.step), cell(&step.detail));
+            let _ = writeln!(
+                out,
+                "| {} | {result} | {} |",
+                cell(&step.step),
+                cell(&step.detail)
+            );
         }
         out.push('\n');
     }
@@ -161,7 +214,10 @@ fn scenario_section(out: &mut String, s: &ScenarioReport) {
 }
 
 fn phase_table(out: &mut String, s: &ScenarioReport) {
-    let _ = writeln!(out, "### Phases\n\n| Phase | Took | Since injection | Deadline | Verdict | Timed by | Evidence |\n|---|---|---|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "### Phases\n\n| Phase | Took | Since injection | Deadline | Verdict | Timed by | Evidence |\n|---|---|---|---|---|---|---|"
+    );
     for p in &s.phases {
         let verdict = match p.verdict {
             Verdict::Met => "✅ met",
@@ -205,9 +261,17 @@ fn gantt(out: &mut String, s: &ScenarioReport) {
     if bars.is_empty() {
         return;
     }
-    let _ = writeln!(out, "### Timeline\n\n```mermaid\ngantt\n    title {} phases\n    dateFormat x\n    axisFormat %H:%M:%S\n    section Recovery", mermaid_text(&s.name));
+    let _ = writeln!(
+        out,
+        "### Timeline\n\n```mermaid\ngantt\n    title {} phases\n    dateFormat x\n    axisFormat %H:%M:%S\n    section Recovery",
+        mermaid_text(&s.name)
+    );
     if let Some(injected) = s.injected_at {
-        let _ = writeln!(out, "    inject :milestone, inject, {}, 0ms", injected.timestamp_millis());
+        let _ = writeln!(
+            out,
+            "    inject :milestone, inject, {}, 0ms",
+            injected.timestamp_millis()
+        );
     }
     for (index, (phase, start, end)) in bars.iter().enumerate() {
         let tag = match phase.verdict {
@@ -229,21 +293,27 @@ fn gantt(out: &mut String, s: &ScenarioReport) {
 
 /// Mermaid task names may not contain `:`, `#` or `;`.
 fn mermaid_text(text: &str) -> String {
-    text.chars().map(|c| if matches!(c, ':' | '#' | ';') { ' ' } else { c }).collect()
+    text.chars()
+        .map(|c| if matches!(c, ':' | '#' | ';') { ' ' } else { c })
+        .collect()
 }
 
 fn events(out: &mut String, s: &ScenarioReport) {
     if s.timeline.is_empty() {
         return;
     }
-    let _ = writeln!(out, "### Events\n\n| Seen (UTC) | +t | Source time | Source | Node | Event |\n|---|---|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "### Events\n\n| Seen (UTC) | +t | Source time | Source | Node | Event |\n|---|---|---|---|---|---|"
+    );
     for e in &s.timeline {
         let offset = show_duration(Some(span(s.started_at, e.at)));
         let _ = writeln!(
             out,
             "| {} | {offset} | {} | {} | {} | {} |",
             e.at.format("%H:%M:%S%.3f"),
-            e.source_time.map_or_else(|| "-".to_owned(), |t| t.format("%H:%M:%S%.3f").to_string()),
+            e.source_time
+                .map_or_else(|| "-".to_owned(), |t| t.format("%H:%M:%S%.3f").to_string()),
             e.source.as_str(),
             e.node.as_deref().unwrap_or("-"),
             cell(&e.text)

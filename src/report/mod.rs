@@ -107,14 +107,28 @@ pub struct PhaseReport {
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     /// How long the phase itself took.
+    #[serde(rename = "duration_seconds", serialize_with = "seconds")]
     pub duration: Option<Duration>,
     /// From the injection to the end of the phase.
+    #[serde(rename = "elapsed_seconds", serialize_with = "seconds")]
     pub elapsed: Option<Duration>,
     /// Deadline counted from the injection.
+    #[serde(rename = "deadline_seconds", serialize_with = "seconds")]
     pub deadline: Option<Duration>,
     pub verdict: Verdict,
     pub time_source: Option<TimeSource>,
     pub evidence: String,
+}
+
+/// Spans go to JSON as seconds (a number), which dashboards can plot.
+fn seconds<S: serde::Serializer>(
+    span: &Option<Duration>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match span {
+        Some(span) => serializer.serialize_f64(span.as_std().as_secs_f64()),
+        None => serializer.serialize_none(),
+    }
 }
 
 /// A phase's verdict as reported.
@@ -223,7 +237,9 @@ impl Format {
 
 /// A span for people: `7s`, `16.5s`, `1m 02s`, `1h 05m 00s`, or `-`.
 pub fn show_duration(span: Option<Duration>) -> String {
-    let Some(span) = span else { return "-".to_owned() };
+    let Some(span) = span else {
+        return "-".to_owned();
+    };
     let millis = span.as_std().as_millis();
     let secs = millis / 1000;
     match secs {
@@ -236,6 +252,11 @@ pub fn show_duration(span: Option<Duration>) -> String {
 }
 
 /// A chrono span as a [`Duration`], clamping negatives (clock skew) to 0.
+pub fn span(from: DateTime<Utc>, to: DateTime<Utc>) -> Duration {
+    let delta = to - from;
+    Duration(delta.max(TimeDelta::zero()).to_std().unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,9 +271,4 @@ mod tests {
         assert_eq!(show_duration(ms(62_500)), "1m 02s");
         assert_eq!(show_duration(ms(3_905_000)), "1h 05m 05s");
     }
-}
-
-pub fn span(from: DateTime<Utc>, to: DateTime<Utc>) -> Duration {
-    let delta = to - from;
-    Duration(delta.max(TimeDelta::zero()).to_std().unwrap_or_default())
 }

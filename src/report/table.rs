@@ -22,10 +22,20 @@ impl Exporter for TableExporter {
             out.push('\n');
             out.push_str(&scenario_table(scenario));
         }
-        let passed = report.scenarios.iter().filter(|s| s.status == super::Status::Passed).count();
-        out.push_str(&format!("\n{passed} of {} scenario(s) passed\n", report.scenarios.len()));
+        let passed = report
+            .scenarios
+            .iter()
+            .filter(|s| s.status == super::Status::Passed)
+            .count();
+        out.push_str(&format!(
+            "\n{passed} of {} scenario(s) passed\n",
+            report.scenarios.len()
+        ));
         if !report.damaged_lines.is_empty() {
-            out.push_str(&format!("warning: {} journal line(s) could not be read\n", report.damaged_lines.len()));
+            out.push_str(&format!(
+                "warning: {} journal line(s) could not be read\n",
+                report.damaged_lines.len()
+            ));
         }
         out
     }
@@ -44,7 +54,14 @@ fn scenario_table(scenario: &ScenarioReport) -> String {
     }
     out.push('\n');
     let mut builder = Builder::default();
-    builder.push_record(["phase", "took", "since inject", "deadline", "verdict", "timed by"]);
+    builder.push_record([
+        "phase",
+        "took",
+        "since inject",
+        "deadline",
+        "verdict",
+        "timed by",
+    ]);
     for phase in &scenario.phases {
         builder.push_record([
             phase.phase.to_string(),

@@ -79,7 +79,10 @@ impl Diagnostic {
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
             let width = token_width(text, caret_at);
-            out.push_str(&format!("{pad} |\n{line_no} | {text}\n{pad} | {indent}{}\n", "^".repeat(width)));
+            out.push_str(&format!(
+                "{pad} |\n{line_no} | {text}\n{pad} | {indent}{}\n",
+                "^".repeat(width)
+            ));
         }
         if let Some(hint) = &self.hint {
             out.push_str(&format!("  = help: {hint}\n"));
@@ -132,14 +135,19 @@ impl Diagnostics {
     /// Sorted by position, with exact repeats dropped (two checks may find
     /// the same fault from different angles).
     pub fn into_sorted(mut self) -> Self {
-        self.0.sort_by(|a, b| (&a.file, a.position).cmp(&(&b.file, b.position)));
+        self.0
+            .sort_by(|a, b| (&a.file, a.position).cmp(&(&b.file, b.position)));
         self.0.dedup();
         self
     }
 
     /// Every diagnostic in full form, against the file's text.
     pub fn render(&self, source: &str) -> String {
-        self.0.iter().map(|d| d.render(source)).collect::<Vec<_>>().join("\n")
+        self.0
+            .iter()
+            .map(|d| d.render(source))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -149,16 +157,24 @@ mod tests {
 
     #[test]
     fn short_form_leads_with_file_line_column() {
-        let diagnostic = Diagnostic::new(Path::new("a.yaml"), Position { line: 3, column: 5 }, "bad")
-            .with_hint("fix it");
+        let diagnostic =
+            Diagnostic::new(Path::new("a.yaml"), Position { line: 3, column: 5 }, "bad")
+                .with_hint("fix it");
         assert_eq!(diagnostic.short(), "a.yaml:3:5: error: bad (hint: fix it)");
     }
 
     #[test]
     fn render_underlines_the_token() {
         let source = "name: x\nexpect:\n    deadlin: 60s\n";
-        let diagnostic = Diagnostic::new(Path::new("a.yaml"), Position { line: 3, column: 5 }, "unknown key");
+        let diagnostic = Diagnostic::new(
+            Path::new("a.yaml"),
+            Position { line: 3, column: 5 },
+            "unknown key",
+        );
         let rendered = diagnostic.render(source);
-        assert!(rendered.contains("3 |     deadlin: 60s\n  |     ^^^^^^^\n"), "{rendered}");
+        assert!(
+            rendered.contains("3 |     deadlin: 60s\n  |     ^^^^^^^\n"),
+            "{rendered}"
+        );
     }
 }

@@ -77,7 +77,11 @@ pub fn read(path: &Path) -> Result<String, LoadError> {
 
 /// Parses and checks a scenario's text. `profile`, when given, enables the
 /// checks that depend on the cluster (SageMaker settings, controller names).
-pub fn parse_scenario(path: &Path, text: &str, profile: Option<&Profile>) -> Result<Scenario, Diagnostics> {
+pub fn parse_scenario(
+    path: &Path,
+    text: &str,
+    profile: Option<&Profile>,
+) -> Result<Scenario, Diagnostics> {
     let (scenario, tree) = parse_typed::<Scenario>(path, text, SchemaKind::Scenario)?;
     let problems = semantic::check(path, &tree, &scenario, profile);
     if problems.is_empty() {
@@ -95,7 +99,10 @@ pub fn parse_profile(path: &Path, text: &str) -> Result<Profile, Diagnostics> {
     parse_typed::<Profile>(path, text, SchemaKind::Profile).map(|(profile, _)| profile)
 }
 
-pub fn load_scenario(path: &Path, profile: Option<&Profile>) -> Result<Loaded<Scenario>, LoadError> {
+pub fn load_scenario(
+    path: &Path,
+    profile: Option<&Profile>,
+) -> Result<Loaded<Scenario>, LoadError> {
     let text = read(path)?;
     finish(path, text, |p, t| parse_scenario(p, t, profile))
 }
@@ -130,7 +137,11 @@ fn finish<T>(
 }
 
 /// YAML syntax, then structure; returns the typed value and its tree.
-fn parse_typed<T: DeserializeOwned>(path: &Path, text: &str, kind: SchemaKind) -> Result<(T, Node), Diagnostics> {
+fn parse_typed<T: DeserializeOwned>(
+    path: &Path,
+    text: &str,
+    kind: SchemaKind,
+) -> Result<(T, Node), Diagnostics> {
     let tree = Node::parse(text).map_err(|err| Diagnostics(vec![syntax_error(path, &err)]))?;
     let structural = schema_check::check(path, &tree, &schema::schema_of(kind));
     if !structural.is_empty() {
@@ -159,8 +170,12 @@ fn syntax_error(path: &Path, err: &serde_saphyr::Error) -> Diagnostic {
     let message = first_line.split(" at line ").next().unwrap_or(first_line);
     if let Some(key) = message.strip_prefix("duplicate mapping key: ") {
         let key = key.split(',').next().unwrap_or(key);
-        return Diagnostic::new(path, position, format!("`{key}` is given twice in the same mapping"))
-            .with_hint("YAML keys must be unique: keep one and remove or merge the other");
+        return Diagnostic::new(
+            path,
+            position,
+            format!("`{key}` is given twice in the same mapping"),
+        )
+        .with_hint("YAML keys must be unique: keep one and remove or merge the other");
     }
     let hint = if message.contains("tab") {
         "indent with spaces; YAML does not allow tabs for indentation"

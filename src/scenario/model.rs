@@ -239,8 +239,12 @@ impl Fault {
     pub fn needs_sagemaker(&self) -> bool {
         matches!(
             self,
-            Fault::NodeReboot(NodeReboot { method: RebootMethod::Sagemaker })
-                | Fault::NodeReplace(NodeReplace { method: ReplaceMethod::Sagemaker, .. })
+            Fault::NodeReboot(NodeReboot {
+                method: RebootMethod::Sagemaker
+            }) | Fault::NodeReplace(NodeReplace {
+                method: ReplaceMethod::Sagemaker,
+                ..
+            })
         )
     }
 }

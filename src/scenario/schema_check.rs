@@ -17,7 +17,13 @@ use crate::duration::{self, DurationError};
 pub fn check(file: &Path, tree: &Node, schema: &Json) -> Vec<Diagnostic> {
     let checker = Checker { file, root: schema };
     let mut found = Vec::new();
-    checker.node(tree, schema, &TreePath::default(), Position::START, &mut found);
+    checker.node(
+        tree,
+        schema,
+        &TreePath::default(),
+        Position::START,
+        &mut found,
+    );
     found
 }
 
@@ -61,12 +67,23 @@ impl<'a> Checker<'a> {
 
     /// `anchor` is where the node is introduced (its key), used for
     /// "missing field" errors on mappings.
-    fn node(&self, node: &Node, schema: &'a Json, path: &TreePath, anchor: Position, out: &mut Vec<Diagnostic>) {
+    fn node(
+        &self,
+        node: &Node,
+        schema: &'a Json,
+        path: &TreePath,
+        anchor: Position,
+        out: &mut Vec<Diagnostic>,
+    ) {
         let Resolved { name, schema } = self.resolve(schema);
         if name == Some(duration::SCHEMA_NAME) {
             return self.duration(node, path, out);
         }
-        if let Some(branches) = schema.get("oneOf").or_else(|| schema.get("anyOf")).and_then(Json::as_array) {
+        if let Some(branches) = schema
+            .get("oneOf")
+            .or_else(|| schema.get("anyOf"))
+            .and_then(Json::as_array)
+        {
             return self.alternatives(node, branches, path, anchor, out);
         }
         if let Some(parts) = schema.get("allOf").and_then(Json::as_array) {
@@ -98,7 +115,10 @@ impl<'a> Checker<'a> {
                 if let Some(min) = schema.get("minItems").and_then(Json::as_u64)
                     && (items.len() as u64) < min
                 {
-                    out.push(self.error(node.position, format!("`{path}` needs at least {min} item(s)")));
+                    out.push(self.error(
+                        node.position,
+                        format!("`{path}` needs at least {min} item(s)"),
+                    ));
                 }
                 if let Some(item_schema) = schema.get("items") {
                     for (index, item) in items.iter().enumerate() {
@@ -124,39 +144,78 @@ impl<'a> Checker<'a> {
                 }
             }
             Value::Integer(number) => out.push(
-                self.error(node.position, format!("`{path}` is the bare number {number}; a duration needs a unit"))
-                    .with_hint(format!("write `{number}s` for seconds or `{number}m` for minutes")),
+                self.error(
+                    node.position,
+                    format!("`{path}` is the bare number {number}; a duration needs a unit"),
+                )
+                .with_hint(format!(
+                    "write `{number}s` for seconds or `{number}m` for minutes"
+                )),
             ),
             _ => out.push(
-                self.error(node.position, format!("`{path}` must be a duration, found {}", describe(node)))
-                    .with_hint(DurationError::HINT),
+                self.error(
+                    node.position,
+                    format!("`{path}` must be a duration, found {}", describe(node)),
+                )
+                .with_hint(DurationError::HINT),
             ),
         }
     }
 
-    fn mapping(&self, node: &Node, schema: &'a Json, path: &TreePath, anchor: Position, out: &mut Vec<Diagnostic>) {
+    fn mapping(
+        &self,
+        node: &Node,
+        schema: &'a Json,
+        path: &TreePath,
+        anchor: Position,
+        out: &mut Vec<Diagnostic>,
+    ) {
         let empty = Map::new();
-        let properties = schema.get("properties").and_then(Json::as_object).unwrap_or(&empty);
+        let properties = schema
+            .get("properties")
+            .and_then(Json::as_object)
+            .unwrap_or(&empty);
         let closed = schema.get("additionalProperties") == Some(&Json::Bool(false));
         let known: Vec<&str> = properties.keys().map(String::as_str).collect();
         let mut misspelt = Vec::new();
         for entry in node.entries() {
             let child_path = path.key(&entry.key);
             if let Some(child_schema) = properties.get(&entry.key) {
-                self.node(&entry.value, child_schema, &child_path, entry.key_position, out);
+                self.node(
+                    &entry.value,
+                    child_schema,
+                    &child_path,
+                    entry.key_position,
+                    out,
+                );
             } else if closed {
                 misspelt.extend(did_you_mean(&entry.key, &known));
                 out.push(self.unknown_key(&entry.key, entry.key_position, path, properties));
-            } else if let Some(extra) = schema.get("additionalProperties").filter(|v| v.is_object()) {
+            } else if let Some(extra) = schema.get("additionalProperties").filter(|v| v.is_object())
+            {
                 self.node(&entry.value, extra, &child_path, entry.key_position, out);
             }
         }
-        for required in schema.get("required").and_then(Json::as_array).into_iter().flatten() {
-            let Some(key) = required.as_str() else { continue };
+        for required in schema
+            .get("required")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(key) = required.as_str() else {
+                continue;
+            };
             // A misspelt key already got a "did you mean" for this one.
             if node.entry(key).is_none() && !misspelt.contains(&key) {
-                let whose = if path.0.is_empty() { "the file".to_owned() } else { format!("`{path}`") };
-                let mut diagnostic = self.error(anchor, format!("{whose} is missing the required key `{key}`"));
+                let whose = if path.0.is_empty() {
+                    "the file".to_owned()
+                } else {
+                    format!("`{path}`")
+                };
+                let mut diagnostic = self.error(
+                    anchor,
+                    format!("{whose} is missing the required key `{key}`"),
+                );
                 if let Some(about) = properties.get(key).and_then(|p| self.describe_property(p)) {
                     diagnostic = diagnostic.with_hint(format!("add `{key}:` ({about})"));
                 }
@@ -173,8 +232,18 @@ impl<'a> Checker<'a> {
         Some(lowercase_first(first))
     }
 
-    fn unknown_key(&self, key: &str, at: Position, path: &TreePath, properties: &Map<String, Json>) -> Diagnostic {
-        let where_ = if path.0.is_empty() { "at the top level".to_owned() } else { format!("in `{path}`") };
+    fn unknown_key(
+        &self,
+        key: &str,
+        at: Position,
+        path: &TreePath,
+        properties: &Map<String, Json>,
+    ) -> Diagnostic {
+        let where_ = if path.0.is_empty() {
+            "at the top level".to_owned()
+        } else {
+            format!("in `{path}`")
+        };
         let diagnostic = self.error(at, format!("unknown key `{key}` {where_}"));
         let known: Vec<&str> = properties.keys().map(String::as_str).collect();
         match did_you_mean(key, &known) {
@@ -183,7 +252,13 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn one_of_values(&self, node: &Node, options: &[Json], path: &TreePath, out: &mut Vec<Diagnostic>) {
+    fn one_of_values(
+        &self,
+        node: &Node,
+        options: &[Json],
+        path: &TreePath,
+        out: &mut Vec<Diagnostic>,
+    ) {
         let value = node.to_json();
         if options.contains(&value) {
             return;
@@ -193,15 +268,27 @@ impl<'a> Checker<'a> {
     }
 
     fn bad_word(&self, node: &Node, path: &TreePath, words: &[&str]) -> Diagnostic {
-        let shown = node.as_str().map_or_else(|| describe(node), |s| format!("`{s}`"));
+        let shown = node
+            .as_str()
+            .map_or_else(|| describe(node), |s| format!("`{s}`"));
         let diagnostic = self.error(node.position, format!("`{path}` cannot be {shown}"));
         match node.as_str().and_then(|s| did_you_mean(s, words)) {
-            Some(close) => diagnostic.with_hint(format!("did you mean `{close}`? (expected one of: {})", quote_all(words))),
+            Some(close) => diagnostic.with_hint(format!(
+                "did you mean `{close}`? (expected one of: {})",
+                quote_all(words)
+            )),
             None => diagnostic.with_hint(format!("expected one of: {}", quote_all(words))),
         }
     }
 
-    fn range(&self, node: &Node, number: f64, schema: &Json, path: &TreePath, out: &mut Vec<Diagnostic>) {
+    fn range(
+        &self,
+        node: &Node,
+        number: f64,
+        schema: &Json,
+        path: &TreePath,
+        out: &mut Vec<Diagnostic>,
+    ) {
         let min = schema.get("minimum").and_then(Json::as_f64);
         let max = schema.get("maximum").and_then(Json::as_f64);
         let below = min.is_some_and(|m| number < m);
@@ -213,11 +300,21 @@ impl<'a> Checker<'a> {
                 (None, Some(hi)) => format!("at most {hi}"),
                 (None, None) => unreachable!("a bound was crossed, so one exists"),
             };
-            out.push(self.error(node.position, format!("`{path}` must be {bounds}, found {number}")));
+            out.push(self.error(
+                node.position,
+                format!("`{path}` must be {bounds}, found {number}"),
+            ));
         }
     }
 
-    fn string(&self, node: &Node, text: &str, schema: &Json, path: &TreePath, out: &mut Vec<Diagnostic>) {
+    fn string(
+        &self,
+        node: &Node,
+        text: &str,
+        schema: &Json,
+        path: &TreePath,
+        out: &mut Vec<Diagnostic>,
+    ) {
         if let Some(min) = schema.get("minLength").and_then(Json::as_u64)
             && (text.chars().count() as u64) < min
         {
@@ -228,19 +325,32 @@ impl<'a> Checker<'a> {
             && !regex.is_match(text)
         {
             out.push(
-                self.error(node.position, format!("`{path}` has an invalid value `{text}`"))
-                    .with_hint(format!("it must match the pattern {pattern}")),
+                self.error(
+                    node.position,
+                    format!("`{path}` has an invalid value `{text}`"),
+                )
+                .with_hint(format!("it must match the pattern {pattern}")),
             );
         }
     }
 
     /// `oneOf` / `anyOf`: fine if any branch fits; otherwise explain against
     /// the branch the author most plausibly meant.
-    fn alternatives(&self, node: &Node, branches: &'a [Json], path: &TreePath, anchor: Position, out: &mut Vec<Diagnostic>) {
+    fn alternatives(
+        &self,
+        node: &Node,
+        branches: &'a [Json],
+        path: &TreePath,
+        anchor: Position,
+        out: &mut Vec<Diagnostic>,
+    ) {
         // `Option<T>` is `anyOf: [T, null]`: a value that is present is
         // judged against T alone, so T's own messages come through.
         if !matches!(node.value, Value::Null) {
-            let present: Vec<&Json> = branches.iter().filter(|b| types_of(b) != ["null"]).collect();
+            let present: Vec<&Json> = branches
+                .iter()
+                .filter(|b| types_of(b) != ["null"])
+                .collect();
             if let [only] = present.as_slice()
                 && present.len() < branches.len()
             {
@@ -256,8 +366,14 @@ impl<'a> Checker<'a> {
             }
             attempts.push((self.resolve(branch).schema, found));
         }
-        let words: Vec<&str> = attempts.iter().flat_map(|(schema, _)| string_options(schema)).collect();
-        let tags: Vec<&str> = attempts.iter().filter_map(|(schema, _)| variant_tag(schema)).collect();
+        let words: Vec<&str> = attempts
+            .iter()
+            .flat_map(|(schema, _)| string_options(schema))
+            .collect();
+        let tags: Vec<&str> = attempts
+            .iter()
+            .filter_map(|(schema, _)| variant_tag(schema))
+            .collect();
         let mut choices = words.clone();
         choices.extend(tags.iter().copied());
 
@@ -275,10 +391,15 @@ impl<'a> Checker<'a> {
                 return;
             }
             Value::Mapping(entries) if !tags.is_empty() => {
-                let tagged: Vec<_> = entries.iter().filter(|e| tags.contains(&e.key.as_str())).collect();
+                let tagged: Vec<_> = entries
+                    .iter()
+                    .filter(|e| tags.contains(&e.key.as_str()))
+                    .collect();
                 match (entries.len(), tagged.len()) {
                     (1, 1) => {
-                        let chosen = attempts.iter().find(|(schema, _)| variant_tag(schema) == Some(tagged[0].key.as_str()));
+                        let chosen = attempts.iter().find(|(schema, _)| {
+                            variant_tag(schema) == Some(tagged[0].key.as_str())
+                        });
                         if let Some((_, found)) = chosen {
                             out.extend(found.iter().cloned());
                             return;
@@ -286,10 +407,17 @@ impl<'a> Checker<'a> {
                     }
                     (1, 0) => {
                         let entry = &entries[0];
-                        let diagnostic = self.error(entry.key_position, format!("unknown kind `{}` for `{path}`", entry.key));
+                        let diagnostic = self.error(
+                            entry.key_position,
+                            format!("unknown kind `{}` for `{path}`", entry.key),
+                        );
                         out.push(match did_you_mean(&entry.key, &choices) {
-                            Some(close) => diagnostic.with_hint(format!("did you mean `{close}`? (expected one of: {})", quote_all(&choices))),
-                            None => diagnostic.with_hint(format!("expected one of: {}", quote_all(&choices))),
+                            Some(close) => diagnostic.with_hint(format!(
+                                "did you mean `{close}`? (expected one of: {})",
+                                quote_all(&choices)
+                            )),
+                            None => diagnostic
+                                .with_hint(format!("expected one of: {}", quote_all(&choices))),
                         });
                         return;
                     }
@@ -303,8 +431,15 @@ impl<'a> Checker<'a> {
                     _ => {
                         let second = entries.get(1).map_or(node.position, |e| e.key_position);
                         out.push(
-                            self.error(second, format!("`{path}` takes exactly one of {}, found {}", quote_all(&choices), entries.len()))
-                                .with_hint("keep one and remove the others"),
+                            self.error(
+                                second,
+                                format!(
+                                    "`{path}` takes exactly one of {}, found {}",
+                                    quote_all(&choices),
+                                    entries.len()
+                                ),
+                            )
+                            .with_hint("keep one and remove the others"),
                         );
                         return;
                     }
@@ -312,18 +447,29 @@ impl<'a> Checker<'a> {
             }
             _ => {}
         }
-        let fitting: Vec<_> = attempts.iter().filter(|(schema, _)| type_matches(schema, node)).collect();
+        let fitting: Vec<_> = attempts
+            .iter()
+            .filter(|(schema, _)| type_matches(schema, node))
+            .collect();
         match fitting.iter().min_by_key(|(_, found)| found.len()) {
             Some((_, found)) => out.extend(found.iter().cloned()),
             None => {
-                let mut expected: Vec<&str> = attempts.iter().flat_map(|(schema, _)| expected_kinds(schema)).collect();
+                let mut expected: Vec<&str> = attempts
+                    .iter()
+                    .flat_map(|(schema, _)| expected_kinds(schema))
+                    .collect();
                 expected.dedup();
                 let mut diagnostic = self.error(
                     node.position,
-                    format!("`{path}` must be {}, found {}", expected.join(" or "), describe(node)),
+                    format!(
+                        "`{path}` must be {}, found {}",
+                        expected.join(" or "),
+                        describe(node)
+                    ),
                 );
                 if !choices.is_empty() {
-                    diagnostic = diagnostic.with_hint(format!("expected one of: {}", quote_all(&choices)));
+                    diagnostic =
+                        diagnostic.with_hint(format!("expected one of: {}", quote_all(&choices)));
                 }
                 out.push(diagnostic);
             }
@@ -333,9 +479,16 @@ impl<'a> Checker<'a> {
 
 /// The words a branch accepts as a plain string (`enum` / `const`).
 fn string_options(schema: &Json) -> Vec<&str> {
-    let from_enum = schema.get("enum").and_then(Json::as_array).into_iter().flatten();
+    let from_enum = schema
+        .get("enum")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten();
     let from_const = schema.get("const").into_iter();
-    from_enum.chain(from_const).filter_map(Json::as_str).collect()
+    from_enum
+        .chain(from_const)
+        .filter_map(Json::as_str)
+        .collect()
 }
 
 /// For an externally tagged enum variant `{ tag: ... }`: its tag.
@@ -391,11 +544,15 @@ fn expected_kinds(schema: &Json) -> Vec<&'static str> {
 fn type_hint(schema: &Json, node: &Node) -> Option<String> {
     let types = types_of(schema);
     match &node.value {
-        Value::Null if types.contains(&"object") => Some("indent the keys that belong under it, or remove it".to_owned()),
+        Value::Null if types.contains(&"object") => {
+            Some("indent the keys that belong under it, or remove it".to_owned())
+        }
         Value::String(text) if types.contains(&"integer") && text.trim().parse::<i64>().is_ok() => {
             Some(format!("remove the quotes: {}", text.trim()))
         }
-        Value::String(_) | Value::Integer(_) | Value::Float(_) | Value::Bool(_) if types.contains(&"array") => {
+        Value::String(_) | Value::Integer(_) | Value::Float(_) | Value::Bool(_)
+            if types.contains(&"array") =>
+        {
             Some("write a list, e.g. `[a, b]` or one `- item` per line".to_owned())
         }
         Value::Integer(_) | Value::Float(_) | Value::Bool(_) if types.contains(&"string") => {
@@ -416,7 +573,11 @@ fn describe(node: &Node) -> String {
 }
 
 fn quote_all(words: &[&str]) -> String {
-    words.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", ")
+    words
+        .iter()
+        .map(|w| format!("`{w}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn lowercase_first(text: &str) -> String {
@@ -432,7 +593,12 @@ pub fn did_you_mean<'w>(typed: &str, known: &[&'w str]) -> Option<&'w str> {
     let typed_lower = typed.to_lowercase();
     known
         .iter()
-        .map(|word| (*word, strsim::jaro_winkler(&typed_lower, &word.to_lowercase())))
+        .map(|word| {
+            (
+                *word,
+                strsim::jaro_winkler(&typed_lower, &word.to_lowercase()),
+            )
+        })
         .filter(|(_, score)| *score >= 0.82)
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(word, _)| word)

@@ -13,8 +13,17 @@ use super::yaml_tree::{Node, TreePath};
 use crate::profile::Profile;
 
 /// Every semantic problem in a structurally valid scenario.
-pub fn check(file: &Path, tree: &Node, scenario: &Scenario, profile: Option<&Profile>) -> Vec<Diagnostic> {
-    let mut rules = Rules { file, tree, out: Vec::new() };
+pub fn check(
+    file: &Path,
+    tree: &Node,
+    scenario: &Scenario,
+    profile: Option<&Profile>,
+) -> Vec<Diagnostic> {
+    let mut rules = Rules {
+        file,
+        tree,
+        out: Vec::new(),
+    };
     rules.deadlines(&scenario.expect);
     rules.expectation_fits_fault(scenario);
     rules.workload_needed(scenario);
@@ -42,13 +51,15 @@ impl Rules<'_> {
     /// A problem with the key at `at` (where a reader looks first).
     fn at_key(&mut self, at: &TreePath, message: String, hint: impl Into<String>) {
         let position = self.tree.locate(at);
-        self.out.push(Diagnostic::new(self.file, position, message).with_hint(hint));
+        self.out
+            .push(Diagnostic::new(self.file, position, message).with_hint(hint));
     }
 
     /// A problem with the value at `at`.
     fn at_value(&mut self, at: &TreePath, message: String, hint: impl Into<String>) {
         let position = self.tree.locate_value(at);
-        self.out.push(Diagnostic::new(self.file, position, message).with_hint(hint));
+        self.out
+            .push(Diagnostic::new(self.file, position, message).with_hint(hint));
     }
 
     fn deadlines(&mut self, expect: &Expect) {
@@ -60,20 +71,34 @@ impl Rules<'_> {
                 let hint = match (phase, expect.recovery) {
                     (Phase::Replace, Recovery::Reboot) => "did you mean `reboot`?".to_owned(),
                     (Phase::Reboot, Recovery::Replace) => "did you mean `replace`?".to_owned(),
-                    (_, Recovery::None) => "`recovery: none` has no phases to time; use `quiet_for` instead".to_owned(),
-                    _ => format!("recovery `{}` goes through: {}", expect.recovery, listed.join(", ")),
+                    (_, Recovery::None) => {
+                        "`recovery: none` has no phases to time; use `quiet_for` instead".to_owned()
+                    }
+                    _ => format!(
+                        "recovery `{}` goes through: {}",
+                        expect.recovery,
+                        listed.join(", ")
+                    ),
                 };
                 self.at_key(
                     &path(&["expect", "deadlines", phase.as_str()]),
-                    format!("a `{phase}` deadline does not apply to recovery `{}`", expect.recovery),
+                    format!(
+                        "a `{phase}` deadline does not apply to recovery `{}`",
+                        expect.recovery
+                    ),
                     hint,
                 );
             }
         }
         // Deadlines count from the injection, so they must not decrease.
-        let ordered: Vec<_> = allowed.iter().filter_map(|p| set.get(p).map(|d| (*p, *d))).collect();
+        let ordered: Vec<_> = allowed
+            .iter()
+            .filter_map(|p| set.get(p).map(|d| (*p, *d)))
+            .collect();
         for pair in ordered.windows(2) {
-            let [(earlier, earlier_at), (later, later_at)] = pair else { continue };
+            let [(earlier, earlier_at), (later, later_at)] = pair else {
+                continue;
+            };
             if later_at < earlier_at {
                 self.at_value(
                     &path(&["expect", "deadlines", later.as_str()]),
@@ -87,7 +112,10 @@ impl Rules<'_> {
         if expect.quiet_for.is_some() && expect.recovery != Recovery::None {
             self.at_key(
                 &path(&["expect", "quiet_for"]),
-                format!("`quiet_for` only applies to `recovery: none`, not `{}`", expect.recovery),
+                format!(
+                    "`quiet_for` only applies to `recovery: none`, not `{}`",
+                    expect.recovery
+                ),
                 "remove `quiet_for`, or set `recovery: none`",
             );
         }
@@ -99,18 +127,36 @@ impl Rules<'_> {
         let (allowed, why): (&[Recovery], &str) = match &scenario.fault {
             Fault::GpuStress(_) => (&[R::None], "GPU stress must leave a healthy node healthy"),
             Fault::ProcessKill(kill) => match kill.target {
-                KillTarget::JobTasks => (&[R::None, R::Requeue, R::JobFails], "killing tasks does not change the node"),
-                _ => (&[R::None, R::Reboot, R::Replace, R::Requeue, R::JobFails], ""),
+                KillTarget::JobTasks => (
+                    &[R::None, R::Requeue, R::JobFails],
+                    "killing tasks does not change the node",
+                ),
+                _ => (
+                    &[R::None, R::Reboot, R::Replace, R::Requeue, R::JobFails],
+                    "",
+                ),
             },
-            Fault::NodeReboot(_) => (&[R::Reboot, R::Requeue, R::JobFails], "a reboot fault is recovered by the reboot itself"),
-            Fault::NodeReplace(_) => (&[R::Replace, R::Requeue, R::JobFails], "a replace fault is recovered by the replacement"),
-            Fault::Xid(_) => (&[R::None, R::Reboot, R::Replace, R::Requeue, R::JobFails], ""),
+            Fault::NodeReboot(_) => (
+                &[R::Reboot, R::Requeue, R::JobFails],
+                "a reboot fault is recovered by the reboot itself",
+            ),
+            Fault::NodeReplace(_) => (
+                &[R::Replace, R::Requeue, R::JobFails],
+                "a replace fault is recovered by the replacement",
+            ),
+            Fault::Xid(_) => (
+                &[R::None, R::Reboot, R::Replace, R::Requeue, R::JobFails],
+                "",
+            ),
         };
         if !allowed.contains(&recovery) {
             let listed: Vec<_> = allowed.iter().map(|r| format!("`{r}`")).collect();
             self.at_value(
                 &path(&["expect", "recovery"]),
-                format!("recovery `{recovery}` cannot follow from a `{}` fault: {why}", scenario.fault.kind()),
+                format!(
+                    "recovery `{recovery}` cannot follow from a `{}` fault: {why}",
+                    scenario.fault.kind()
+                ),
                 format!("expect one of: {}", listed.join(", ")),
             );
         }
@@ -125,7 +171,10 @@ impl Rules<'_> {
         if matches!(expect.recovery, Recovery::Requeue | Recovery::JobFails) {
             self.at_value(
                 &path(&["expect", "recovery"]),
-                format!("recovery `{}` is about a job, but the scenario has no workload", expect.recovery),
+                format!(
+                    "recovery `{}` is about a job, but the scenario has no workload",
+                    expect.recovery
+                ),
                 hint,
             );
         }
@@ -148,19 +197,28 @@ impl Rules<'_> {
         if scenario.target.pool == Pool::Workload {
             self.at_value(
                 &path(&["target", "pool"]),
-                "`pool: workload` targets the workload's nodes, but the scenario has no workload".to_owned(),
+                "`pool: workload` targets the workload's nodes, but the scenario has no workload"
+                    .to_owned(),
                 hint,
             );
         }
         match &scenario.fault {
-            Fault::ProcessKill(ProcessKill { target: KillTarget::JobTasks, .. }) => self.at_value(
+            Fault::ProcessKill(ProcessKill {
+                target: KillTarget::JobTasks,
+                ..
+            }) => self.at_value(
                 &path(&["fault", "process_kill", "target"]),
-                "`job_tasks` kills the workload's tasks, but the scenario has no workload".to_owned(),
+                "`job_tasks` kills the workload's tasks, but the scenario has no workload"
+                    .to_owned(),
                 hint,
             ),
-            Fault::Xid(Xid { crash_task_after: Some(_), .. }) => self.at_key(
+            Fault::Xid(Xid {
+                crash_task_after: Some(_),
+                ..
+            }) => self.at_key(
                 &path(&["fault", "xid", "crash_task_after"]),
-                "`crash_task_after` crashes the workload's task, but the scenario has no workload".to_owned(),
+                "`crash_task_after` crashes the workload's task, but the scenario has no workload"
+                    .to_owned(),
                 hint,
             ),
             _ => {}
@@ -169,7 +227,8 @@ impl Rules<'_> {
             if *check == Check::JobRunning {
                 self.at_value(
                     &path(&["steady_state"]).index(index),
-                    "`job_running` checks the workload, but the scenario has no workload".to_owned(),
+                    "`job_running` checks the workload, but the scenario has no workload"
+                        .to_owned(),
                     hint,
                 );
             }
@@ -178,7 +237,9 @@ impl Rules<'_> {
 
     fn regexes(&mut self, scenario: &Scenario) {
         let progress = match &scenario.workload {
-            Some(Workload::Canary(canary)) => Some((path(&["workload", "canary", "progress"]), &canary.progress)),
+            Some(Workload::Canary(canary)) => {
+                Some((path(&["workload", "canary", "progress"]), &canary.progress))
+            }
             Some(Workload::Existing(existing)) => existing
                 .progress
                 .as_ref()
@@ -193,12 +254,21 @@ impl Rules<'_> {
         } else if scenario.expect.max_lost_steps.is_some() && scenario.workload.is_some() {
             self.at_key(
                 &path(&["expect", "max_lost_steps"]),
-                "`max_lost_steps` needs the workload's `progress.pattern` to count steps".to_owned(),
+                "`max_lost_steps` needs the workload's `progress.pattern` to count steps"
+                    .to_owned(),
                 "add `progress: { pattern: 'step (\\d+)' }` to the workload",
             );
         }
-        if let Fault::ProcessKill(ProcessKill { target: KillTarget::Pattern(pattern), .. }) = &scenario.fault {
-            self.regex(&path(&["fault", "process_kill", "target", "pattern"]), pattern, false);
+        if let Fault::ProcessKill(ProcessKill {
+            target: KillTarget::Pattern(pattern),
+            ..
+        }) = &scenario.fault
+        {
+            self.regex(
+                &path(&["fault", "process_kill", "target", "pattern"]),
+                pattern,
+                false,
+            );
         }
         let probes = scenario
             .steady_state
@@ -226,7 +296,13 @@ impl Rules<'_> {
     fn regex(&mut self, at: &TreePath, pattern: &str, needs_number_group: bool) {
         match Regex::new(pattern) {
             Err(err) => {
-                let last_line = err.to_string().lines().last().unwrap_or_default().trim().to_owned();
+                let last_line = err
+                    .to_string()
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned();
                 let first_line = last_line.trim_start_matches("error: ").to_owned();
                 self.at_value(
                     at,
@@ -254,7 +330,10 @@ impl Rules<'_> {
             _ => {}
         }
         if let Pool::Nodes(nodes) = &target.pool {
-            let remaining: Vec<_> = nodes.iter().filter(|n| !target.exclude.contains(n)).collect();
+            let remaining: Vec<_> = nodes
+                .iter()
+                .filter(|n| !target.exclude.contains(n))
+                .collect();
             if remaining.is_empty() {
                 self.at_key(
                     &path(&["target", "exclude"]),
@@ -268,7 +347,10 @@ impl Rules<'_> {
                     if count as usize > remaining.len() && !remaining.is_empty() {
                         self.at_value(
                             &path(&["target", "pick", "count"]),
-                            format!("cannot pick {count} of the {} listed node(s)", remaining.len()),
+                            format!(
+                                "cannot pick {count} of the {} listed node(s)",
+                                remaining.len()
+                            ),
                             "list more nodes or lower the count",
                         );
                     }
@@ -293,7 +375,9 @@ impl Rules<'_> {
             if reason != exact && squashed.eq_ignore_ascii_case(exact) {
                 self.at_value(
                     &path(&["expect", "reason"]),
-                    format!("HyperPod matches the reason `{exact}` exactly; `{reason}` would be ignored"),
+                    format!(
+                        "HyperPod matches the reason `{exact}` exactly; `{reason}` would be ignored"
+                    ),
                     format!("write `{exact}`"),
                 );
             }
@@ -305,14 +389,19 @@ impl Rules<'_> {
         {
             self.at_value(
                 &path(&["expect", "reason"]),
-                format!("reason `{reason}` contradicts `recovery: {}`", expect.recovery),
+                format!(
+                    "reason `{reason}` contradicts `recovery: {}`",
+                    expect.recovery
+                ),
                 format!("recovery `{}` goes with `{default}`", expect.recovery),
             );
         }
     }
 
     fn abort_after_deadlines(&mut self, scenario: &Scenario) {
-        let Some(timeout) = scenario.abort.as_ref().and_then(|a| a.timeout) else { return };
+        let Some(timeout) = scenario.abort.as_ref().and_then(|a| a.timeout) else {
+            return;
+        };
         let last = scenario
             .expect
             .deadlines
@@ -334,7 +423,10 @@ impl Rules<'_> {
         {
             self.at_value(
                 &path(&["abort", "timeout"]),
-                format!("the abort timeout ({timeout}) is shorter than the stress duration ({})", stress.duration),
+                format!(
+                    "the abort timeout ({timeout}) is shorter than the stress duration ({})",
+                    stress.duration
+                ),
                 "make the timeout longer than the stress",
             );
         }
@@ -342,7 +434,10 @@ impl Rules<'_> {
 
     fn profile_capabilities(&mut self, scenario: &Scenario, profile: &Profile) {
         let no_api = profile.sagemaker.is_none();
-        let hint = format!("add a `sagemaker:` section (cluster_name, region) to the profile `{}`", profile.name);
+        let hint = format!(
+            "add a `sagemaker:` section (cluster_name, region) to the profile `{}`",
+            profile.name
+        );
         if no_api && scenario.fault.needs_sagemaker() {
             let kind = scenario.fault.kind();
             self.at_value(
@@ -351,7 +446,12 @@ impl Rules<'_> {
                 hint.clone(),
             );
         }
-        if no_api && matches!(scenario.expect.recovery, Recovery::Replace | Recovery::Reboot) {
+        if no_api
+            && matches!(
+                scenario.expect.recovery,
+                Recovery::Replace | Recovery::Reboot
+            )
+        {
             self.at_value(
                 &path(&["expect", "recovery"]),
                 format!(
@@ -373,7 +473,9 @@ impl Rules<'_> {
                 if *node == profile.head_node.name || profile.login_nodes.contains(node) {
                     self.at_value(
                         &path(&["target", "pool", "nodes"]).index(index),
-                        format!("`{node}` is a controller or login node, which hpchaos never targets"),
+                        format!(
+                            "`{node}` is a controller or login node, which hpchaos never targets"
+                        ),
                         "target compute nodes only",
                     );
                 }

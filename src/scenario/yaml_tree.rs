@@ -142,7 +142,9 @@ impl Node {
                     .iter()
                     .find(|e| &e.key == key)
                     .map(|e| (e.key_position, &e.value)),
-                (Segment::Index(i), Value::Sequence(items)) => items.get(*i).map(|n| (n.position, n)),
+                (Segment::Index(i), Value::Sequence(items)) => {
+                    items.get(*i).map(|n| (n.position, n))
+                }
                 _ => None,
             };
             match next {
@@ -158,17 +160,20 @@ impl Node {
 
     /// Where the value at `path` starts (rather than its key).
     pub fn locate_value(&self, path: &TreePath) -> Position {
-        self.get(path).map_or_else(|| self.locate(path), |n| n.position)
+        self.get(path)
+            .map_or_else(|| self.locate(path), |n| n.position)
     }
 
     pub fn get(&self, path: &TreePath) -> Option<&Node> {
-        path.0.iter().try_fold(self, |node, segment| match (segment, &node.value) {
-            (Segment::Key(key), Value::Mapping(entries)) => {
-                entries.iter().find(|e| &e.key == key).map(|e| &e.value)
-            }
-            (Segment::Index(i), Value::Sequence(items)) => items.get(*i),
-            _ => None,
-        })
+        path.0
+            .iter()
+            .try_fold(self, |node, segment| match (segment, &node.value) {
+                (Segment::Key(key), Value::Mapping(entries)) => {
+                    entries.iter().find(|e| &e.key == key).map(|e| &e.value)
+                }
+                (Segment::Index(i), Value::Sequence(items)) => items.get(*i),
+                _ => None,
+            })
     }
 
     /// The same document as JSON, for typed deserialisation and the schema.
@@ -227,9 +232,9 @@ impl<'de> Deserialize<'de> for Key {
             Value::Float(f) => Ok(Key(f.to_string())),
             Value::Bool(b) => Ok(Key(b.to_string())),
             Value::Null => Ok(Key("null".to_owned())),
-            Value::Sequence(_) | Value::Mapping(_) => {
-                Err(de::Error::custom("mapping keys must be plain words, not lists or mappings"))
-            }
+            Value::Sequence(_) | Value::Mapping(_) => Err(de::Error::custom(
+                "mapping keys must be plain words, not lists or mappings",
+            )),
         }
     }
 }
@@ -314,7 +319,13 @@ mod tests {
         let tree = Node::parse("name: x\nexpect:\n  deadlines:\n    detect: 60s\n").unwrap();
         let path = TreePath::of(&["expect", "deadlines", "detect"]);
         assert_eq!(tree.locate(&path), Position { line: 4, column: 5 });
-        assert_eq!(tree.locate_value(&path), Position { line: 4, column: 13 });
+        assert_eq!(
+            tree.locate_value(&path),
+            Position {
+                line: 4,
+                column: 13
+            }
+        );
         assert_eq!(tree.get(&path).and_then(Node::as_str), Some("60s"));
     }
 
@@ -336,8 +347,14 @@ mod tests {
     fn yaml_1_1_booleans_stay_words() {
         let tree = Node::parse("on: targets\nanswer: no\nflag: true\n").unwrap();
         assert_eq!(tree.entries()[0].key, "on");
-        assert_eq!(tree.entry("answer").and_then(|e| e.value.as_str()), Some("no"));
-        assert_eq!(tree.entry("flag").map(|e| &e.value.value), Some(&Value::Bool(true)));
+        assert_eq!(
+            tree.entry("answer").and_then(|e| e.value.as_str()),
+            Some("no")
+        );
+        assert_eq!(
+            tree.entry("flag").map(|e| &e.value.value),
+            Some(&Value::Bool(true))
+        );
     }
 
     #[test]
@@ -348,6 +365,9 @@ mod tests {
     #[test]
     fn converts_to_json() {
         let tree = Node::parse("a: [1, true, x, null, 1.5]\n").unwrap();
-        assert_eq!(tree.to_json(), serde_json::json!({"a": [1, true, "x", null, 1.5]}));
+        assert_eq!(
+            tree.to_json(),
+            serde_json::json!({"a": [1, true, "x", null, 1.5]})
+        );
     }
 }
