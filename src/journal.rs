@@ -172,6 +172,15 @@ pub enum TimeSource {
     Observed,
 }
 
+impl TimeSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeSource::Source => "source",
+            TimeSource::Observed => "observed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PhaseVerdict {

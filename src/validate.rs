@@ -52,7 +52,16 @@ pub fn validate(paths: &[PathBuf], profile: Option<&Profile>) -> Vec<Outcome> {
             FileKind::Suite => suite_outcomes(path, text, profile, &mut outcomes),
         }
     }
+    dedupe(outcomes)
+}
+
+/// A scenario named on the command line and by a suite is reported once.
+fn dedupe(outcomes: Vec<Outcome>) -> Vec<Outcome> {
+    let mut seen = std::collections::HashSet::new();
     outcomes
+        .into_iter()
+        .filter(|o| seen.insert(std::fs::canonicalize(&o.path).unwrap_or_else(|_| o.path.clone())))
+        .collect()
 }
 
 fn unreadable(path: &Path, err: &LoadError) -> Outcome {

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::{Exporter, PhaseReport, Report, ScenarioReport, Status, Verdict, show_duration, span};
-use crate::journal::{Stage, TimeSource};
+use crate::journal::Stage;
 
 pub struct MarkdownExporter;
 
@@ -227,11 +227,7 @@ fn phase_table(out: &mut String, s: &ScenarioReport) {
             Verdict::Unfinished => "⚠️ unfinished",
             Verdict::NotStarted => "⏸️ not started",
         };
-        let timed_by = match p.time_source {
-            Some(TimeSource::Source) => "source",
-            Some(TimeSource::Observed) => "observed",
-            None => "-",
-        };
+        let timed_by = p.time_source.map_or("-", |t| t.as_str());
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {verdict} | {timed_by} | {} |",

@@ -157,10 +157,6 @@ impl Verdict {
             Verdict::NotStarted => "not started",
         }
     }
-
-    pub fn is_failure(self) -> bool {
-        matches!(self, Verdict::Missed | Verdict::NotReached)
-    }
 }
 
 impl From<PhaseVerdict> for Verdict {

@@ -69,13 +69,7 @@ fn scenario_table(scenario: &ScenarioReport) -> String {
             show_duration(phase.elapsed),
             show_duration(phase.deadline),
             phase.verdict.as_str().to_owned(),
-            phase
-                .time_source
-                .map_or("-", |t| match t {
-                    crate::journal::TimeSource::Source => "source",
-                    crate::journal::TimeSource::Observed => "observed",
-                })
-                .to_owned(),
+            phase.time_source.map_or("-", |t| t.as_str()).to_owned(),
         ]);
     }
     let mut table = builder.build();

@@ -42,15 +42,20 @@ impl Diagnostic {
         self
     }
 
-    /// The one-line form: `file:line:column: error: message (hint)`.
-    pub fn short(&self) -> String {
-        let mut line = format!(
+    /// `file:line:column: error: message`, the line editors and CI parse.
+    fn header(&self) -> String {
+        format!(
             "{}:{}:{}: error: {}",
             self.file.display(),
             self.position.line,
             self.position.column,
             self.message
-        );
+        )
+    }
+
+    /// The one-line form: `file:line:column: error: message (hint)`.
+    pub fn short(&self) -> String {
+        let mut line = self.header();
         if let Some(hint) = &self.hint {
             line.push_str(&format!(" (hint: {hint})"));
         }
@@ -60,13 +65,8 @@ impl Diagnostic {
     /// The full form, with the offending source line and a caret under the
     /// column, in the manner of rustc.
     pub fn render(&self, source: &str) -> String {
-        let mut out = format!(
-            "{}:{}:{}: error: {}\n",
-            self.file.display(),
-            self.position.line,
-            self.position.column,
-            self.message
-        );
+        let mut out = self.header();
+        out.push('\n');
         let line_no = self.position.line;
         let index = usize::try_from(line_no.saturating_sub(1)).unwrap_or(usize::MAX);
         if let Some(text) = source.lines().nth(index) {
@@ -112,14 +112,6 @@ fn token_width(line: &str, start: usize) -> usize {
 pub struct Diagnostics(pub Vec<Diagnostic>);
 
 impl Diagnostics {
-    pub fn push(&mut self, diagnostic: Diagnostic) {
-        self.0.push(diagnostic);
-    }
-
-    pub fn extend(&mut self, more: impl IntoIterator<Item = Diagnostic>) {
-        self.0.extend(more);
-    }
-
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

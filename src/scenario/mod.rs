@@ -99,19 +99,6 @@ pub fn parse_profile(path: &Path, text: &str) -> Result<Profile, Diagnostics> {
     parse_typed::<Profile>(path, text, SchemaKind::Profile).map(|(profile, _)| profile)
 }
 
-pub fn load_scenario(
-    path: &Path,
-    profile: Option<&Profile>,
-) -> Result<Loaded<Scenario>, LoadError> {
-    let text = read(path)?;
-    finish(path, text, |p, t| parse_scenario(p, t, profile))
-}
-
-pub fn load_suite(path: &Path) -> Result<Loaded<Suite>, LoadError> {
-    let text = read(path)?;
-    finish(path, text, parse_suite)
-}
-
 pub fn load_profile(path: &Path) -> Result<Loaded<Profile>, LoadError> {
     let text = read(path)?;
     finish(path, text, parse_profile)

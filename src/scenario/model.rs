@@ -370,20 +370,6 @@ impl JsonSchema for Signal {
     }
 }
 
-impl Signal {
-    pub fn number(self) -> u8 {
-        match self {
-            Signal::Hup => 1,
-            Signal::Int => 2,
-            Signal::Abrt => 6,
-            Signal::Kill => 9,
-            Signal::Segv => 11,
-            Signal::Term => 15,
-            Signal::Stop => 19,
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodeReboot {
@@ -463,6 +449,9 @@ pub enum Check {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+// `command`, `on` and `timeout` repeat `RemoteCommand` on purpose: serde
+// cannot deny unknown fields through `flatten`, and nesting them would make
+// users write `run: { command: ... }` in every probe.
 pub struct Probe {
     /// Shown in reports.
     pub name: String,

@@ -575,6 +575,14 @@ pub fn missed_deadline(path: &Path) {
     s.end_run(437.5, RunOutcome::Completed);
 }
 
+const XID79_DEADLINES: &[(Phase, u64)] = &[
+    (Phase::Detect, 60),
+    (Phase::Drain, 120),
+    (Phase::Reboot, 300),
+    (Phase::Rejoin, 360),
+    (Phase::Resume, 600),
+];
+
 /// Abort: a second node went unhealthy while the fault was active.
 pub fn aborted(path: &Path) {
     let mut s = Script::new(path, "run-0003", None);
@@ -582,13 +590,7 @@ pub fn aborted(path: &Path) {
         1.0,
         "scenarios/xid79-reboot.yaml",
         Recovery::Reboot,
-        &[
-            (Phase::Detect, 60),
-            (Phase::Drain, 120),
-            (Phase::Reboot, 300),
-            (Phase::Rejoin, 360),
-            (Phase::Resume, 600),
-        ],
+        XID79_DEADLINES,
         Some(200),
     )
     .at(
@@ -849,13 +851,7 @@ pub fn suite(path: &Path) {
         269.0,
         "scenarios/xid79-reboot.yaml",
         Recovery::Reboot,
-        &[
-            (Phase::Detect, 60),
-            (Phase::Drain, 120),
-            (Phase::Reboot, 300),
-            (Phase::Rejoin, 360),
-            (Phase::Resume, 600),
-        ],
+        XID79_DEADLINES,
         Some(200),
     )
     .at(
