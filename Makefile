@@ -7,14 +7,24 @@ HPCHAOS := target/debug/hpchaos
 # Snapshots are compared, never rewritten, outside a developer's explicit update.
 export INSTA_UPDATE ?= no
 
-.PHONY: setup build test lint run schema fixtures clean
+.PHONY: setup build test lint run schema fixtures clean lab-up lab-down
 
-# Installs what building and testing need, skipping what is present.
+# Debian packages: the build, and the lab (real Slurm, munge, OpenSSH).
+PACKAGES := build-essential pkg-config git slurm-wlm munge openssh-server openssh-client iproute2 procps util-linux
+
+# Installs what building and testing need, skipping what is present. The
+# lab starts its own daemons inside namespaces, so the packages' services
+# are kept from starting on the host (policy-rc.d, for the install only).
 setup:
 	@command -v $(CARGO) >/dev/null || { echo "error: cargo not found: install Rust with rustup (https://rustup.rs), then re-run make setup" >&2; exit 1; }
-	@command -v cc >/dev/null && command -v pkg-config >/dev/null && command -v git >/dev/null || { \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential pkg-config git; }
-	@echo "setup: toolchain ready ($$($(CARGO) --version))"
+	@missing=$$(for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "setup: installing $$missing"; \
+	  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; status=$$?; \
+	  rm -f /usr/sbin/policy-rc.d; exit $$status; \
+	fi
+	@echo "setup: toolchain and lab packages ready ($$($(CARGO) --version))"
 
 build: setup
 	$(CARGO) build --locked
@@ -42,6 +52,13 @@ run: build
 	$(HPCHAOS) report tests/fixtures/journals/suite.jsonl --format junit -o reports/example-suite/junit.xml
 	$(HPCHAOS) report tests/fixtures/journals/suite.jsonl --format table
 	@echo "reports written to reports/example-suite/"
+
+# The local lab (root): 4 compute nodes with fast timings, in /tmp/hpchaos-lab.
+lab-up: build
+	$(HPCHAOS) lab up --nodes 4 --timings fast
+
+lab-down: build
+	$(HPCHAOS) lab down
 
 # Regenerates the committed JSON Schemas after a change to the model.
 schema: build

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::lab::config::TimingProfile;
 use crate::report::Format;
 use crate::scenario::schema::SchemaKind;
 
@@ -76,11 +77,71 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Run the local lab: a real Slurm cluster and a HyperPod control plane.
+    ///
+    /// Each node is its own set of Linux namespaces with real sshd, munged
+    /// and slurmd; the head node runs slurmctld; the SageMaker API is served
+    /// on 127.0.0.1. `up` writes DIR/profile.yaml for `--cluster`. Needs root
+    /// and Debian's slurm-wlm, munge, openssh-server, iproute2 (`make setup`).
+    Lab {
+        #[command(subcommand)]
+        command: LabCommand,
+    },
     /// Print a shell completion script.
     ///
     /// Example: hpchaos completions bash > /etc/bash_completion.d/hpchaos
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+}
+
+/// Where labs live unless `--dir` says otherwise.
+pub const DEFAULT_LAB_DIR: &str = "/tmp/hpchaos-lab";
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Bring the lab up (idempotent); prints where the profile is.
+    ///
+    /// Example: hpchaos lab up --nodes 4 --timings fast
+    Up {
+        /// Compute nodes, besides the head node.
+        #[arg(long, default_value_t = 4)]
+        nodes: u8,
+        #[arg(long, default_value = DEFAULT_LAB_DIR)]
+        dir: PathBuf,
+        /// `fast`: seconds, for tests; `realistic`: HyperPod's observed minutes.
+        #[arg(long, value_enum, default_value = "fast")]
+        timings: TimingProfile,
+        /// Multiply every delay of the timing profile by this.
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Start with NodeRecovery None: faults are detected, never repaired.
+        #[arg(long)]
+        no_recovery: bool,
+    },
+    /// Stop the lab; leaves no process, namespace, mount or link behind.
+    Down {
+        #[arg(long, default_value = DEFAULT_LAB_DIR)]
+        dir: PathBuf,
+    },
+    /// Nodes as the SageMaker API and Slurm see them.
+    Status {
+        #[arg(long, default_value = DEFAULT_LAB_DIR)]
+        dir: PathBuf,
+    },
+    /// The control plane's ground-truth log, or one node's logs.
+    Logs {
+        #[arg(long, default_value = DEFAULT_LAB_DIR)]
+        dir: PathBuf,
+        /// A node's console, slurmd/slurmctld and syslog instead.
+        #[arg(long)]
+        node: Option<String>,
+    },
+    /// The lab's background process (started by `up`).
+    #[command(hide = true)]
+    Daemon {
+        #[arg(long)]
+        dir: PathBuf,
     },
 }

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod duration;
 pub mod exit;
 pub mod journal;
+pub mod lab;
 pub mod profile;
 pub mod report;
 pub mod scenario;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use hpchaos::cli::{Cli, Command};
+use hpchaos::cli::{Cli, Command, LabCommand};
 use hpchaos::journal::Journal;
 use hpchaos::report::{self, Format};
 use hpchaos::scenario::{self, LoadError, schema};
@@ -30,6 +30,7 @@ fn main() -> ExitCode {
             output,
             check,
         } => run_report(&journal, format, output.as_deref(), check),
+        Command::Lab { command } => run_lab(command),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -129,6 +130,68 @@ fn run_report(path: &Path, format: Format, output: Option<&Path>, check: bool) -
     match (written, check) {
         (exit::SUCCESS, true) => report.status.exit_code(),
         (code, _) => code,
+    }
+}
+
+fn run_lab(command: LabCommand) -> u8 {
+    use hpchaos::lab;
+    let result = match command {
+        LabCommand::Up {
+            nodes,
+            dir,
+            timings,
+            scale,
+            no_recovery,
+        } => {
+            let options = lab::UpOptions {
+                nodes,
+                timings,
+                scale,
+                node_recovery_none: no_recovery,
+            };
+            lab::up(&dir, &options).and_then(|layout| {
+                print!("{}", lab::status(&dir)?);
+                println!("use it with: --cluster {}", layout.profile().display());
+                Ok(())
+            })
+        }
+        LabCommand::Down { dir } => lab::down(&dir).map(|()| {
+            let left = lab::leftovers(&dir);
+            if left.is_empty() {
+                println!("lab down: nothing left behind outside {}", dir.display());
+            } else {
+                eprintln!("lab down left: {}", left.join(", "));
+            }
+        }),
+        LabCommand::Status { dir } => lab::status(&dir).map(|text| print!("{text}")),
+        LabCommand::Logs { dir, node } => {
+            let layout = lab::layout::Layout::new(&dir);
+            let files = match &node {
+                None => vec![layout.ground_truth(), layout.daemon_log()],
+                Some(name) => {
+                    let root = layout.node_root(name);
+                    vec![
+                        layout.node_console(name),
+                        root.join("log/slurm/slurmctld.log"),
+                        root.join("log/slurm/slurmd.log"),
+                        root.join("log/syslog"),
+                    ]
+                }
+            };
+            for file in files.iter().filter(|f| f.exists()) {
+                println!("==> {} <==", file.display());
+                print!("{}", std::fs::read_to_string(file).unwrap_or_default());
+            }
+            Ok(())
+        }
+        LabCommand::Daemon { dir } => lab::daemon::run(lab::layout::Layout::new(&dir)),
+    };
+    match result {
+        Ok(()) => exit::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            exit::HARNESS_FAILED
+        }
     }
 }
 

@@ -1,0 +1,301 @@
+//! The lab's settings (written to `lab.json` at `up`, read by the daemon)
+//! and the files generated from them: slurm.conf, cgroup.conf, hosts,
+//! each node's sshd_config, and the cluster profile the harness reads.
+//! Pure functions of the settings, so they are tested without root.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::layout::{self, Layout, NodeSpec};
+use crate::duration::Duration;
+use crate::profile::{Host, Poll, Profile, SageMaker, Slurm, Ssh};
+
+/// What HyperPod's health agent does about a fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Reboot,
+    Replace,
+    None,
+}
+
+impl Action {
+    /// The Slurm reason HyperPod sets, matched exactly.
+    pub fn reason(self) -> Option<&'static str> {
+        match self {
+            Action::Reboot => Some("Action:Reboot"),
+            Action::Replace => Some("Action:Replace"),
+            Action::None => None,
+        }
+    }
+}
+
+/// How fast the lab's cluster reacts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum TimingProfile {
+    /// Seconds: for tests.
+    Fast,
+    /// The observed minutes of HYPERPOD.md, times `--scale`.
+    Realistic,
+}
+
+/// Delays the control plane applies.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// From a fault on the node to the health agent's `Action:*` reason.
+    pub detect: Duration,
+    /// Node down to back up, for a reboot.
+    pub reboot: Duration,
+    /// Instance terminated to the new one running, for a replace.
+    pub replace: Duration,
+    /// How often the control plane polls nodes and Slurm.
+    pub poll: Duration,
+    /// Slurm's SlurmdTimeout, in seconds.
+    pub slurmd_timeout_secs: u64,
+    /// How long a requeued job waits in `PENDING (BeginTime)`; `None`
+    /// leaves Slurm's own delay (about 120 s, as on HyperPod).
+    pub requeue_delay: Option<Duration>,
+}
+
+impl Timings {
+    pub fn of(profile: TimingProfile, scale: f64) -> Timings {
+        let scaled =
+            |secs: f64| Duration(std::time::Duration::from_secs_f64((secs * scale).max(0.1)));
+        match profile {
+            TimingProfile::Fast => Timings {
+                detect: scaled(2.0),
+                reboot: scaled(3.0),
+                replace: scaled(6.0),
+                poll: Duration(std::time::Duration::from_millis(250)),
+                slurmd_timeout_secs: 10,
+                requeue_delay: Some(scaled(1.0)),
+            },
+            TimingProfile::Realistic => Timings {
+                detect: scaled(15.0),
+                reboot: scaled(120.0),
+                replace: scaled(25.0 * 60.0),
+                poll: Duration::from_secs(1),
+                slurmd_timeout_secs: 300,
+                requeue_delay: None,
+            },
+        }
+    }
+}
+
+/// Everything `lab up` decided; the daemon and `lab down` read it back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabConfig {
+    pub compute_nodes: u8,
+    pub timing_profile: TimingProfile,
+    pub timings: Timings,
+    pub cluster_name: String,
+    pub region: String,
+    /// Port of the SageMaker control plane on 127.0.0.1.
+    pub api_port: u16,
+    /// `Automatic` or `None`, as HyperPod's `NodeRecovery`.
+    pub node_recovery: String,
+    /// Xid code → action, HYPERPOD.md's defaults unless changed.
+    pub xid_actions: BTreeMap<u32, Action>,
+    /// The hpchaos binary the nodes and the daemon run.
+    pub exe: String,
+}
+
+impl LabConfig {
+    pub fn nodes(&self) -> Vec<NodeSpec> {
+        layout::nodes(self.compute_nodes)
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.api_port)
+    }
+
+    /// What the health agent does about Xid `code`.
+    pub fn action_for_xid(&self, code: u32) -> Action {
+        self.xid_actions.get(&code).copied().unwrap_or(Action::None)
+    }
+}
+
+/// HYPERPOD.md's table: 79 → reboot; 48, 74, 64, 95 → replace; the
+/// application-level and benign codes → nothing.
+pub fn default_xid_actions() -> BTreeMap<u32, Action> {
+    let mut table = BTreeMap::new();
+    for code in [79, 119, 120] {
+        table.insert(code, Action::Reboot);
+    }
+    for code in [48, 64, 74, 95] {
+        table.insert(code, Action::Replace);
+    }
+    for code in [13, 31, 43, 63, 92] {
+        table.insert(code, Action::None);
+    }
+    table
+}
+
+pub fn slurm_conf(config: &LabConfig) -> String {
+    let nodes = config.nodes();
+    let head = &nodes[0];
+    let mut text = format!(
+        "# Written by `hpchaos lab up`: a small Slurm cluster with HyperPod's shape.\n\
+         ClusterName={cluster}\n\
+         SlurmctldHost={head}({head_addr})\n\
+         SlurmUser=root\nSlurmdUser=root\n\
+         AuthType=auth/munge\nCredType=cred/munge\nMpiDefault=none\n\
+         StateSaveLocation=/var/spool/slurmctld\nSlurmdSpoolDir=/var/spool/slurmd\n\
+         SlurmctldPidFile=/run/slurmctld.pid\nSlurmdPidFile=/run/slurmd.pid\n\
+         SlurmctldLogFile=/var/log/slurm/slurmctld.log\nSlurmdLogFile=/var/log/slurm/slurmd.log\n\
+         ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\nJobAcctGatherType=jobacct_gather/none\n\
+         SchedulerType=sched/backfill\nSelectType=select/cons_tres\nSelectTypeParameters=CR_Core\n\
+         ReturnToService=2\nSlurmdTimeout={timeout}\nSlurmctldTimeout=10\nMessageTimeout=5\n\
+         InactiveLimit=0\nKillWait=2\nMinJobAge=60\nRebootProgram=/usr/local/sbin/reboot\n\
+         JobRequeue=1\n",
+        cluster = config.cluster_name,
+        head = head.name,
+        head_addr = head.address,
+        timeout = config.timings.slurmd_timeout_secs,
+    );
+    for node in nodes.iter().filter(|n| !n.head) {
+        text.push_str(&format!(
+            "NodeName={} NodeAddr={} CPUs=2 RealMemory=1000 State=UNKNOWN\n",
+            node.name, node.address
+        ));
+    }
+    let computes = nodes
+        .iter()
+        .filter(|n| !n.head)
+        .map(|n| n.name.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    text.push_str(&format!(
+        "PartitionName=dev Nodes={computes} Default=YES MaxTime=INFINITE State=UP\n"
+    ));
+    text
+}
+
+/// Slurm 22.05's slurmd insists on a cgroup plugin; v1 with nothing
+/// constrained works inside the node namespaces.
+pub fn cgroup_conf() -> &'static str {
+    "CgroupPlugin=cgroup/v1\nCgroupMountpoint=/sys/fs/cgroup\nConstrainCores=no\nConstrainRAMSpace=no\nConstrainDevices=no\n"
+}
+
+pub fn hosts(config: &LabConfig) -> String {
+    let mut text = "127.0.0.1 localhost\n".to_owned();
+    for node in config.nodes() {
+        text.push_str(&format!("{} {}\n", node.address, node.name));
+    }
+    text
+}
+
+pub fn sshd_config(layout: &Layout, node: &NodeSpec) -> String {
+    format!(
+        "# Written by `hpchaos lab`: node {name}.\n\
+         ListenAddress {address}\n\
+         HostKey {host_key}\n\
+         PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+         AuthorizedKeysFile {keys}\nStrictModes no\nUsePAM no\nPidFile /run/sshd.pid\n\
+         MaxSessions 10\nClientAliveInterval 15\n",
+        name = node.name,
+        address = node.address,
+        host_key = layout.host_key(&node.name).display(),
+        keys = layout.ssh().join("authorized_keys").display(),
+    )
+}
+
+/// The cluster profile for the lab, in the format users write.
+pub fn profile(layout: &Layout, config: &LabConfig) -> Profile {
+    let nodes = config.nodes();
+    let head = &nodes[0];
+    Profile {
+        name: "lab".to_owned(),
+        head_node: Host {
+            name: head.name.clone(),
+            address: Some(head.address.clone()),
+            port: 22,
+        },
+        login_nodes: Vec::new(),
+        addresses: nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.address.clone()))
+            .collect(),
+        ssh: Ssh {
+            user: "root".to_owned(),
+            key: Some(path_text(&layout.client_key())),
+            known_hosts: path_text(&layout.known_hosts()),
+            jump_host: None,
+            connect_timeout: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(60),
+            keepalive: Duration::from_secs(5),
+            max_channels_per_host: 8,
+        },
+        slurm: Slurm {
+            controller_log: "/var/log/slurm/slurmctld.log".to_owned(),
+            canary_script: Some(path_text(&layout.bin().join("hpchaos-canary.sbatch"))),
+        },
+        sagemaker: Some(SageMaker {
+            cluster_name: config.cluster_name.clone(),
+            region: config.region.clone(),
+            endpoint_url: Some(config.endpoint()),
+            aws_profile: None,
+        }),
+        poll: Poll {
+            slurm: Duration(std::time::Duration::from_millis(500)),
+            sagemaker: Duration(std::time::Duration::from_millis(500)),
+            job_output: Duration(std::time::Duration::from_millis(500)),
+        },
+    }
+}
+
+fn path_text(path: &Path) -> String {
+    path.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> LabConfig {
+        LabConfig {
+            compute_nodes: 2,
+            timing_profile: TimingProfile::Fast,
+            timings: Timings::of(TimingProfile::Fast, 1.0),
+            cluster_name: "hpchaos-lab".into(),
+            region: "us-west-2".into(),
+            api_port: 18080,
+            node_recovery: "Automatic".into(),
+            xid_actions: default_xid_actions(),
+            exe: "/usr/bin/hpchaos".into(),
+        }
+    }
+
+    #[test]
+    fn slurm_conf_lists_compute_nodes_and_the_head() {
+        let text = slurm_conf(&config());
+        assert!(text.contains("SlurmctldHost=ip-10-1-0-10(10.1.0.10)\n"));
+        assert!(text.contains("NodeName=ip-10-1-0-12 NodeAddr=10.1.0.12 "));
+        assert!(text.contains("PartitionName=dev Nodes=ip-10-1-0-11,ip-10-1-0-12 "));
+        assert!(text.contains("SlurmdTimeout=10\n"));
+    }
+
+    #[test]
+    fn xid_table_follows_hyperpod_md() {
+        let config = config();
+        assert_eq!(config.action_for_xid(79), Action::Reboot);
+        assert_eq!(config.action_for_xid(48), Action::Replace);
+        assert_eq!(config.action_for_xid(74), Action::Replace);
+        assert_eq!(config.action_for_xid(13), Action::None);
+        assert_eq!(config.action_for_xid(4242), Action::None);
+    }
+
+    #[test]
+    fn the_lab_profile_is_a_valid_profile() {
+        let layout = Layout::new(Path::new("/tmp/lab"));
+        let yaml = serde_saphyr::to_string(&profile(&layout, &config())).unwrap();
+        let parsed = crate::scenario::parse_profile(Path::new("profile.yaml"), &yaml).unwrap();
+        assert_eq!(
+            parsed.sagemaker.unwrap().endpoint_url.as_deref(),
+            Some("http://127.0.0.1:18080")
+        );
+    }
+}

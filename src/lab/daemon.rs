@@ -1,0 +1,626 @@
+//! The lab daemon, started detached by `lab up`: boots the nodes, serves
+//! the SageMaker API, and plays HyperPod's part: the health agent marks
+//! faulty nodes `Action:*`, and the recovery engine drains, reboots or
+//! replaces them (honouring reasons set by anyone, and the Batch API calls)
+//! while recording every transition in the ground-truth log.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+use super::config::{Action, LabConfig};
+use super::control_plane::{self, ControlPlane, RecoveryRequest};
+use super::ground_truth::GroundTruth;
+use super::hma::{Finding, Watcher};
+use super::layout::{Layout, NodeSpec};
+use super::node::{self, NodeProcess};
+use super::state::{ClusterState, new_instance_id};
+use super::system::{self, LabError};
+
+/// Written when every node is idle and the API answers.
+pub const READY_FILE: &str = "ready";
+
+/// What happens to a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recovery {
+    /// HyperPod's reboot after `Action:Reboot`.
+    Reboot,
+    /// HyperPod's replacement after `Action:Replace`.
+    Replace,
+    /// `reboot` run on the node itself: Slurm is not told.
+    OutOfBandReboot,
+}
+
+struct Engine {
+    layout: Layout,
+    config: LabConfig,
+    truth: Arc<GroundTruth>,
+    state: Arc<Mutex<ClusterState>>,
+    processes: Mutex<HashMap<String, NodeProcess>>,
+    recovering: Mutex<HashSet<String>>,
+    api_requested: Mutex<HashSet<String>>,
+    watcher: Mutex<Watcher>,
+    /// Health-agent findings waiting out the detection delay.
+    pending: Mutex<HashMap<String, (Instant, Finding)>>,
+    jobs: Mutex<BTreeMap<String, String>>,
+    /// Requeued jobs held in `BeginTime`: since when, and whether the lab
+    /// has released them already.
+    held: Mutex<HashMap<String, (Instant, bool)>>,
+    head_pid: Mutex<u32>,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT, then powers every node off.
+pub fn run(layout: Layout) -> Result<(), LabError> {
+    let config: LabConfig = serde_json::from_slice(
+        &std::fs::read(layout.config()).map_err(LabError::io("cannot read lab.json"))?,
+    )
+    .map_err(|e| LabError::Setup(format!("lab.json is not valid: {e}")))?;
+    let runtime =
+        tokio::runtime::Runtime::new().map_err(LabError::io("cannot start the async runtime"))?;
+    let truth = Arc::new(
+        GroundTruth::open(&layout.ground_truth())
+            .map_err(LabError::io("cannot open the ground-truth log"))?,
+    );
+    let nodes = config.nodes();
+    let state = Arc::new(Mutex::new(ClusterState::new(
+        &config.cluster_name,
+        &config.region,
+        &config.node_recovery,
+        &nodes,
+    )));
+    let engine = Arc::new(Engine {
+        layout,
+        config,
+        truth,
+        state,
+        processes: Mutex::new(HashMap::new()),
+        recovering: Mutex::new(HashSet::new()),
+        api_requested: Mutex::new(HashSet::new()),
+        watcher: Mutex::new(Watcher::default()),
+        pending: Mutex::new(HashMap::new()),
+        jobs: Mutex::new(BTreeMap::new()),
+        held: Mutex::new(HashMap::new()),
+        head_pid: Mutex::new(0),
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let result = (|| {
+        engine.boot_all(&nodes)?;
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind((
+                "127.0.0.1",
+                engine.config.api_port,
+            )))
+            .map_err(LabError::io(format!(
+                "cannot listen on 127.0.0.1:{}",
+                engine.config.api_port
+            )))?;
+        let (requests, receiver) = unbounded_channel();
+        let plane = ControlPlane {
+            state: engine.state.clone(),
+            requests,
+            truth: engine.truth.clone(),
+        };
+        runtime.spawn(control_plane::run(listener, plane));
+        engine.wait_until_idle(&nodes)?;
+        std::fs::write(engine.layout.dir.join(READY_FILE), "ready\n")
+            .map_err(LabError::io("cannot write the ready marker"))?;
+        let looping = {
+            let engine = engine.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || engine.watch(receiver, &stop))
+        };
+        runtime.block_on(wait_for_signal());
+        stop.store(true, Ordering::SeqCst);
+        let _ = looping.join();
+        Ok(())
+    })();
+    engine.power_off_all();
+    let _ = std::fs::remove_file(engine.layout.dir.join(READY_FILE));
+    result
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        // Without signal handlers the daemon can only be killed; keep
+        // running rather than exit at once.
+        _ => std::future::pending::<()>().await,
+    }
+}
+
+/// `ip-10-1-0-11|fail|Action:Replace` lines into name → (base state, reason).
+pub fn parse_sinfo(text: &str) -> BTreeMap<String, (String, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split('|');
+            let name = fields.next()?.trim().to_owned();
+            let state = fields.next()?.trim().to_owned();
+            let reason = fields.next().unwrap_or("").trim();
+            let reason = if reason == "none" { "" } else { reason };
+            Some((name, (state, reason.to_owned())))
+        })
+        .collect()
+}
+
+/// `down*` → `down`: the state without Slurm's flag suffixes.
+pub fn base_state(state: &str) -> &str {
+    state.trim_end_matches(['*', '~', '#', '!', '%', '$', '@', '^', '-', '+'])
+}
+
+impl Engine {
+    fn node_spec(&self, name: &str) -> Option<NodeSpec> {
+        self.config.nodes().into_iter().find(|n| n.name == name)
+    }
+
+    fn boot_all(&self, nodes: &[NodeSpec]) -> Result<(), LabError> {
+        for node in nodes {
+            let process = node::start(&self.layout, node)?;
+            if node.head {
+                *self.head_pid.lock().unwrap_or_else(|p| p.into_inner()) = process.init_pid;
+            }
+            self.processes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(node.name.clone(), process);
+            self.truth.record("instance_launched", Some(&node.name), "");
+            if node.head {
+                self.wait_for(Duration::from_secs(30), "slurmctld to answer", || {
+                    self.slurm(&["sinfo", "-h"]).is_ok()
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn wait_until_idle(&self, nodes: &[NodeSpec]) -> Result<(), LabError> {
+        self.wait_for(
+            Duration::from_secs(60),
+            "every compute node to be idle",
+            || {
+                let Ok(text) = self.slurm(&["sinfo", "-N", "-h", "-o", "%N|%T|%E"]) else {
+                    return false;
+                };
+                let seen = parse_sinfo(&text);
+                nodes
+                    .iter()
+                    .filter(|n| !n.head)
+                    .all(|n| seen.get(&n.name).is_some_and(|(s, _)| s == "idle"))
+            },
+        )?;
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        for instance in &mut state.instances {
+            instance.status = "Running".to_owned();
+            self.truth.record(
+                "instance_running",
+                Some(&instance.node),
+                instance.instance_id.clone(),
+            );
+        }
+        self.save(&state);
+        Ok(())
+    }
+
+    fn wait_for(
+        &self,
+        limit: Duration,
+        what: &str,
+        mut ready: impl FnMut() -> bool,
+    ) -> Result<(), LabError> {
+        let deadline = Instant::now() + limit;
+        while !ready() {
+            if Instant::now() > deadline {
+                return Err(LabError::Setup(format!(
+                    "timed out after {}s waiting for {what}",
+                    limit.as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(())
+    }
+
+    /// A Slurm command on the head node.
+    fn slurm(&self, args: &[&str]) -> Result<String, LabError> {
+        let pid = *self.head_pid.lock().unwrap_or_else(|p| p.into_inner());
+        system::in_node(pid, args)
+    }
+
+    fn save(&self, state: &ClusterState) {
+        if let Err(err) = state.save(&self.layout.state()) {
+            eprintln!("cannot save state.json: {err}");
+        }
+    }
+
+    fn power_off_all(&self) {
+        let processes: Vec<_> = self
+            .processes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .collect();
+        for (_, process) in processes {
+            process.kill();
+        }
+    }
+
+    /// The control loop: one pass per poll interval until `stop`.
+    fn watch(self: Arc<Self>, mut requests: UnboundedReceiver<RecoveryRequest>, stop: &AtomicBool) {
+        while !stop.load(Ordering::SeqCst) {
+            while let Ok(request) = requests.try_recv() {
+                self.api_request(&request);
+            }
+            match self.slurm(&["sinfo", "-N", "-h", "-o", "%N|%T|%E"]) {
+                Ok(text) => self.tick(&parse_sinfo(&text)),
+                Err(err) => eprintln!("sinfo: {err}"),
+            }
+            self.track_jobs();
+            std::thread::sleep(self.config.timings.poll.as_std());
+        }
+    }
+
+    fn api_request(&self, request: &RecoveryRequest) {
+        self.api_requested
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(request.node.clone());
+        self.mark(&request.node, request.action, "requested through the API");
+    }
+
+    /// Sets `state=fail reason=Action:*` as HyperPod's agent does.
+    fn mark(&self, node: &str, action: Action, why: &str) {
+        let Some(reason) = action.reason() else {
+            return;
+        };
+        let reason_arg = format!("reason={reason}");
+        match self.slurm(&[
+            "scontrol",
+            "update",
+            &format!("nodename={node}"),
+            "state=fail",
+            &reason_arg,
+        ]) {
+            Ok(_) => self
+                .truth
+                .record("reason_set", Some(node), format!("{reason} ({why})")),
+            Err(err) => eprintln!("cannot mark {node}: {err}"),
+        }
+    }
+
+    fn tick(self: &Arc<Self>, seen: &BTreeMap<String, (String, String)>) {
+        let automatic = self
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .node_recovery
+            == "Automatic";
+        for node in self.config.nodes().into_iter().filter(|n| !n.head) {
+            if self
+                .recovering
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&node.name)
+            {
+                continue;
+            }
+            let root = self.layout.node_root(&node.name);
+            let reboot_request = root.join("run/hpchaos/reboot-requested");
+            if reboot_request.exists() {
+                let _ = std::fs::remove_file(&reboot_request);
+                self.truth.record(
+                    "reboot_requested",
+                    Some(&node.name),
+                    "reboot run on the node",
+                );
+                self.start_recovery(&node.name, Recovery::OutOfBandReboot);
+                continue;
+            }
+            let (state, reason) = seen.get(&node.name).cloned().unwrap_or_default();
+            self.health_agent(&node.name, &root, &reason);
+            let recovery = match reason.as_str() {
+                "Action:Replace" => Some(Recovery::Replace),
+                "Action:Reboot" => Some(Recovery::Reboot),
+                _ => None,
+            };
+            let drained = matches!(base_state(&state), "fail" | "down");
+            let allowed = automatic
+                || self
+                    .api_requested
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(&node.name);
+            if let (Some(recovery), true, true) = (recovery, drained, allowed) {
+                self.truth.record(
+                    "node_drained",
+                    Some(&node.name),
+                    format!("state {state}, no job left"),
+                );
+                self.start_recovery(&node.name, recovery);
+            }
+        }
+    }
+
+    fn health_agent(&self, node: &str, root: &std::path::Path, reason: &str) {
+        let findings = self
+            .watcher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .scan(root, &self.config);
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        for finding in findings {
+            self.truth.record(
+                "fault_noticed",
+                Some(node),
+                format!("{} → {:?}", finding.detail, finding.action).to_lowercase(),
+            );
+            let already_marked = reason.starts_with("Action:");
+            let worse = match pending.get(node) {
+                None => true,
+                Some((_, current)) => {
+                    current.action != Action::Replace && finding.action == Action::Replace
+                }
+            };
+            if finding.action != Action::None && !already_marked && worse {
+                pending.insert(
+                    node.to_owned(),
+                    (
+                        Instant::now() + self.config.timings.detect.as_std(),
+                        finding,
+                    ),
+                );
+            }
+        }
+        if let Some((due, finding)) = pending.get(node).cloned()
+            && Instant::now() >= due
+        {
+            pending.remove(node);
+            drop(pending);
+            self.mark(node, finding.action, &finding.detail);
+        }
+    }
+
+    /// Records job state changes, and shortens the requeue hold when the
+    /// timing profile says so.
+    fn track_jobs(&self) {
+        let Ok(text) = self.slurm(&["squeue", "-h", "-o", "%i|%T|%r|%N"]) else {
+            return;
+        };
+        let now: BTreeMap<String, String> = text
+            .lines()
+            .filter_map(|l| {
+                let (id, rest) = l.split_once('|')?;
+                Some((id.to_owned(), rest.to_owned()))
+            })
+            .collect();
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, status) in &now {
+            if jobs.get(id) != Some(status) {
+                self.truth
+                    .record("job_state", None, format!("{id}|{status}"));
+            }
+        }
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.retain(|id, _| {
+            now.get(id)
+                .is_some_and(|s| s.starts_with("PENDING|BeginTime"))
+        });
+        if let Some(delay) = self.config.timings.requeue_delay {
+            for (id, status) in &now {
+                if !status.starts_with("PENDING|BeginTime") {
+                    continue;
+                }
+                let (since, released) = held
+                    .entry(id.clone())
+                    .or_insert_with(|| (Instant::now(), false));
+                if *released || since.elapsed() < delay.as_std() {
+                    continue;
+                }
+                let release = [
+                    "scontrol",
+                    "update",
+                    &format!("jobid={id}"),
+                    "starttime=now",
+                ];
+                if self.slurm(&release).is_ok() {
+                    *released = true;
+                    self.truth.record(
+                        "job_released",
+                        None,
+                        format!("{id} after a requeue hold of {delay}"),
+                    );
+                }
+            }
+        }
+        for id in jobs.keys().filter(|id| !now.contains_key(*id)) {
+            self.truth.record("job_state", None, format!("{id}|GONE|"));
+        }
+        *jobs = now;
+    }
+
+    fn start_recovery(self: &Arc<Self>, node: &str, recovery: Recovery) {
+        self.recovering
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(node.to_owned());
+        let engine = self.clone();
+        let node = node.to_owned();
+        std::thread::spawn(move || {
+            if let Err(err) = engine.recover(&node, recovery) {
+                eprintln!("recovery of {node} failed: {err}");
+                engine
+                    .truth
+                    .record("recovery_failed", Some(&node), err.to_string());
+            }
+            engine
+                .recovering
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&node);
+            engine
+                .api_requested
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&node);
+        });
+    }
+
+    fn set_status(&self, node: &str, status: &str, message: &str) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(instance) = state.instance_mut(node) {
+            instance.status = status.to_owned();
+            instance.message = message.to_owned();
+        }
+        self.save(&state);
+    }
+
+    fn recover(&self, name: &str, recovery: Recovery) -> Result<(), LabError> {
+        let spec = self
+            .node_spec(name)
+            .ok_or_else(|| LabError::Setup(format!("no node {name}")))?;
+        let old_id = self
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .instance(name)
+            .map(|i| i.instance_id.clone())
+            .unwrap_or_default();
+        if recovery != Recovery::OutOfBandReboot {
+            self.set_status(
+                name,
+                "Pending",
+                if recovery == Recovery::Replace {
+                    "Replacing instance"
+                } else {
+                    "Rebooting instance"
+                },
+            );
+        }
+        if let Some(process) = self
+            .processes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
+        {
+            process.kill();
+        }
+        let (event, delay) = match recovery {
+            Recovery::Replace => ("instance_terminated", self.config.timings.replace),
+            Recovery::Reboot | Recovery::OutOfBandReboot => {
+                ("node_rebooting", self.config.timings.reboot)
+            }
+        };
+        self.truth.record(event, Some(name), old_id.clone());
+        std::thread::sleep(delay.as_std());
+
+        let root = self.layout.node_root(name);
+        if recovery == Recovery::Replace {
+            // A new instance: fresh disks and a new SSH host key.
+            let _ = std::fs::remove_dir_all(&root);
+            let key = self.layout.host_key(name);
+            let _ = std::fs::remove_file(&key);
+            let _ = std::fs::remove_file(key.with_extension("pub"));
+            system::run(
+                "ssh-keygen",
+                &[
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    name,
+                    "-f",
+                    &key.display().to_string(),
+                ],
+            )?;
+        } else {
+            // /run is a tmpfs: a reboot clears it; /var/log survives.
+            let _ = std::fs::remove_dir_all(root.join("run"));
+        }
+        self.watcher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .forget(&root);
+        let booted = Utc::now();
+        let process = node::start(&self.layout, &spec)?;
+        self.processes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned(), process);
+        self.wait_for(Duration::from_secs(60), "slurmd to register", || {
+            self.slurmd_started_since(name, booted)
+        })?;
+        self.truth.record("slurmd_registered", Some(name), "");
+        if recovery != Recovery::OutOfBandReboot {
+            self.slurm(&[
+                "scontrol",
+                "update",
+                &format!("nodename={name}"),
+                "state=resume",
+            ])?;
+            self.truth
+                .record("reason_cleared", Some(name), "state resumed");
+        }
+        let new_id = if recovery == Recovery::Replace {
+            new_instance_id()
+        } else {
+            old_id
+        };
+        {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(instance) = state.instance_mut(name) {
+                instance.instance_id = new_id.clone();
+                instance.launch_time = booted;
+                instance.status = "Running".to_owned();
+                instance.message = String::new();
+            }
+            self.save(&state);
+        }
+        self.truth.record("instance_running", Some(name), new_id);
+        Ok(())
+    }
+
+    /// Whether the node's slurmd registered after `since` (second precision).
+    fn slurmd_started_since(&self, name: &str, since: DateTime<Utc>) -> bool {
+        let Ok(text) = self.slurm(&["scontrol", "-o", "show", "node", name]) else {
+            return false;
+        };
+        let started = text
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("SlurmdStartTime="))
+            .and_then(|t| NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S").ok())
+            .map(|t| t.and_utc());
+        let responding = text
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix("State="))
+            .is_some_and(|s| !s.contains("NOT_RESPONDING"));
+        started.is_some_and(|t| t.timestamp() >= since.timestamp()) && responding
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sinfo_node_lines() {
+        let seen = parse_sinfo(
+            "ip-10-1-0-11|idle|none\nip-10-1-0-12|fail|Action:Replace\nip-10-1-0-13|down*|Not responding\n",
+        );
+        assert_eq!(seen["ip-10-1-0-11"], ("idle".to_owned(), String::new()));
+        assert_eq!(seen["ip-10-1-0-12"].1, "Action:Replace");
+        assert_eq!(base_state(&seen["ip-10-1-0-13"].0), "down");
+    }
+}

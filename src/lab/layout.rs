@@ -1,0 +1,139 @@
+//! Where everything of a lab lives, and what its nodes are called. Pure:
+//! names, addresses and paths are derived from the lab folder and the node
+//! count, so every part of the lab (and `lab down`) agrees on them.
+
+use std::path::{Path, PathBuf};
+
+/// The lab's private network: 10.1.0.0/24, the bridge at .1, the head
+/// node at .10 and compute nodes from .11 on.
+pub const SUBNET_PREFIX: &str = "10.1.0";
+pub const BRIDGE: &str = "hpchaos0";
+pub const BRIDGE_ADDRESS: &str = "10.1.0.1";
+pub const HEAD_OCTET: u8 = 10;
+pub const FIRST_COMPUTE_OCTET: u8 = 11;
+/// Compute nodes a lab may have (addresses .11 to .60).
+pub const MAX_NODES: u8 = 50;
+
+/// One node of the lab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSpec {
+    /// The Slurm node name, HyperPod style: `ip-10-1-0-11`.
+    pub name: String,
+    pub address: String,
+    pub octet: u8,
+    pub head: bool,
+}
+
+impl NodeSpec {
+    fn new(octet: u8, head: bool) -> NodeSpec {
+        NodeSpec {
+            name: format!("ip-{}-{octet}", SUBNET_PREFIX.replace('.', "-")),
+            address: format!("{SUBNET_PREFIX}.{octet}"),
+            octet,
+            head,
+        }
+    }
+
+    /// The network namespace (`ip netns`) name.
+    pub fn netns(&self) -> String {
+        format!("hpchaos-{}", self.name)
+    }
+
+    /// The host end of the node's veth pair (at most 15 characters).
+    pub fn veth(&self) -> String {
+        format!("hpcv{}", self.octet)
+    }
+}
+
+/// The head node and `count` compute nodes.
+pub fn nodes(count: u8) -> Vec<NodeSpec> {
+    std::iter::once(NodeSpec::new(HEAD_OCTET, true))
+        .chain((0..count).map(|i| NodeSpec::new(FIRST_COMPUTE_OCTET + i, false)))
+        .collect()
+}
+
+/// Paths inside the lab folder.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub dir: PathBuf,
+}
+
+impl Layout {
+    pub fn new(dir: &Path) -> Layout {
+        Layout {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("lab.json")
+    }
+    pub fn profile(&self) -> PathBuf {
+        self.dir.join("profile.yaml")
+    }
+    pub fn daemon_pid(&self) -> PathBuf {
+        self.dir.join("daemon.pid")
+    }
+    pub fn daemon_log(&self) -> PathBuf {
+        self.dir.join("daemon.log")
+    }
+    pub fn ground_truth(&self) -> PathBuf {
+        self.dir.join("ground-truth.jsonl")
+    }
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+    /// Shared by every node: slurm.conf, cgroup.conf, hosts.
+    pub fn etc(&self) -> PathBuf {
+        self.dir.join("etc")
+    }
+    pub fn munge_key(&self) -> PathBuf {
+        self.dir.join("munge.key")
+    }
+    /// The node tools (`dcgmi`, `nvidia-smi`, ...), seen on nodes as /usr/local/sbin.
+    pub fn bin(&self) -> PathBuf {
+        self.dir.join("bin")
+    }
+    /// The harness's key pair, known_hosts and the nodes' authorized_keys.
+    pub fn ssh(&self) -> PathBuf {
+        self.dir.join("ssh")
+    }
+    pub fn known_hosts(&self) -> PathBuf {
+        self.ssh().join("known_hosts")
+    }
+    pub fn client_key(&self) -> PathBuf {
+        self.ssh().join("id_ed25519")
+    }
+    pub fn node(&self, name: &str) -> PathBuf {
+        self.dir.join("nodes").join(name)
+    }
+    /// The node's own file system state (wiped by a replace): its /run,
+    /// /var/log, /var/spool and /tmp.
+    pub fn node_root(&self, name: &str) -> PathBuf {
+        self.node(name).join("root")
+    }
+    /// The node's SSH host key (a replace makes a new one).
+    pub fn host_key(&self, name: &str) -> PathBuf {
+        self.node(name).join("ssh_host_ed25519_key")
+    }
+    pub fn node_console(&self, name: &str) -> PathBuf {
+        self.node(name).join("console.log")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_are_named_like_hyperpod() {
+        let nodes = nodes(4);
+        assert_eq!(nodes.len(), 5);
+        assert_eq!(nodes[0].name, "ip-10-1-0-10");
+        assert!(nodes[0].head);
+        assert_eq!(nodes[4].name, "ip-10-1-0-14");
+        assert_eq!(nodes[4].address, "10.1.0.14");
+        assert_eq!(nodes[4].netns(), "hpchaos-ip-10-1-0-14");
+        assert!(nodes.iter().all(|n| n.veth().len() <= 15));
+    }
+}

@@ -1,0 +1,399 @@
+//! The lab: a real Slurm cluster (slurmctld, slurmd, munge), real sshd,
+//! one set of Linux namespaces per node, and a local HyperPod control plane
+//! speaking the SageMaker wire protocol, all on one machine. `up` writes a
+//! cluster profile in the format users write for real clusters; the harness
+//! reaches the lab only through it and never imports this module.
+
+pub mod config;
+pub mod control_plane;
+pub mod daemon;
+pub mod ground_truth;
+mod hma;
+mod http;
+pub mod layout;
+mod net;
+mod node;
+pub mod state;
+pub mod system;
+mod tools;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use config::{LabConfig, TimingProfile, Timings, default_xid_actions};
+use layout::Layout;
+use system::LabError;
+
+/// What `lab up` is asked for.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    pub nodes: u8,
+    pub timings: TimingProfile,
+    /// Multiplies the timing profile's delays.
+    pub scale: f64,
+    pub node_recovery_none: bool,
+}
+
+/// Host programs the lab needs, and the Debian package of each.
+const REQUIRED: &[(&str, &str)] = &[
+    ("slurmctld", "slurmctld (slurm-wlm)"),
+    ("slurmd", "slurmd (slurm-wlm)"),
+    ("sinfo", "slurm-client (slurm-wlm)"),
+    ("munged", "munge"),
+    ("sshd", "openssh-server"),
+    ("ssh-keygen", "openssh-client"),
+    ("ip", "iproute2"),
+    ("nsenter", "util-linux"),
+    ("unshare", "util-linux"),
+];
+
+/// Refuses to start without root or a needed program, saying how to fix it.
+pub fn preflight() -> Result<(), LabError> {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("Uid:")
+                    .map(|v| v.split_whitespace().next().unwrap_or("").to_owned())
+            })
+        });
+    if uid.as_deref() != Some("0") {
+        return Err(LabError::Setup(
+            "the lab needs root (network namespaces, mounts): run it with sudo or as root"
+                .to_owned(),
+        ));
+    }
+    let missing: Vec<_> = REQUIRED
+        .iter()
+        .filter(|(program, _)| find_program(program).is_none())
+        .collect();
+    if !missing.is_empty() {
+        let names: Vec<_> = missing
+            .iter()
+            .map(|(p, pkg)| format!("{p} (package {pkg})"))
+            .collect();
+        return Err(LabError::Setup(format!(
+            "missing: {}. Install them with `make setup`, or: apt-get install slurm-wlm munge openssh-server iproute2",
+            names.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+fn find_program(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    std::env::split_paths(&format!("{path}:/usr/sbin:/sbin"))
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Whether the lab in `dir` is up: its daemon alive and ready.
+pub fn is_up(layout: &Layout) -> bool {
+    daemon_pid(layout).is_some() && layout.dir.join(daemon::READY_FILE).exists()
+}
+
+fn daemon_pid(layout: &Layout) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(layout.daemon_pid())
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    system::alive(pid).then_some(pid)
+}
+
+/// Brings the lab up; idempotent, and leaves nothing half-started on failure.
+pub fn up(dir: &Path, options: &UpOptions) -> Result<Layout, LabError> {
+    preflight()?;
+    let layout = Layout::new(dir);
+    if is_up(&layout) {
+        return Ok(layout);
+    }
+    if !(1..=layout::MAX_NODES).contains(&options.nodes) {
+        return Err(LabError::Setup(format!(
+            "--nodes must be 1 to {}",
+            layout::MAX_NODES
+        )));
+    }
+    // Leftovers of a lab that died: clear them first.
+    down(dir)?;
+    let result = prepare_and_start(&layout, options);
+    if result.is_err() {
+        let _ = down(dir);
+    }
+    result.map(|()| layout)
+}
+
+fn prepare_and_start(layout: &Layout, options: &UpOptions) -> Result<(), LabError> {
+    let exe = std::env::current_exe().map_err(LabError::io("cannot find the hpchaos binary"))?;
+    let config = LabConfig {
+        compute_nodes: options.nodes,
+        timing_profile: options.timings,
+        timings: Timings::of(options.timings, options.scale),
+        cluster_name: "hpchaos-lab".to_owned(),
+        region: "us-west-2".to_owned(),
+        api_port: free_port()?,
+        node_recovery: if options.node_recovery_none {
+            "None"
+        } else {
+            "Automatic"
+        }
+        .to_owned(),
+        xid_actions: default_xid_actions(),
+        exe: exe.display().to_string(),
+    };
+    write_files(layout, &config)?;
+    net::up(&config.nodes())?;
+    let log = std::fs::File::create(layout.daemon_log())
+        .map_err(LabError::io("cannot create daemon.log"))?;
+    let log_err = log
+        .try_clone()
+        .map_err(LabError::io("cannot duplicate daemon.log"))?;
+    let child = Command::new("setsid")
+        .arg(&exe)
+        .args(["lab", "daemon", "--dir"])
+        .arg(&layout.dir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .spawn()
+        .map_err(LabError::io("cannot start the lab daemon"))?;
+    std::fs::write(layout.daemon_pid(), child.id().to_string())
+        .map_err(LabError::io("cannot write daemon.pid"))?;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !layout.dir.join(daemon::READY_FILE).exists() {
+        if !system::alive(child.id()) || Instant::now() > deadline {
+            let log = std::fs::read_to_string(layout.daemon_log()).unwrap_or_default();
+            let tail: Vec<_> = log
+                .lines()
+                .rev()
+                .take(15)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            return Err(LabError::Setup(format!(
+                "the lab did not come up; daemon.log ends:\n{}",
+                tail.join("\n")
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let profile = serde_saphyr::to_string(&config::profile(layout, &config))
+        .map_err(|e| LabError::Setup(e.to_string()))?;
+    let header = "# yaml-language-server: $schema=../schema/profile.schema.json\n# Written by `hpchaos lab up`: how hpchaos reaches this lab.\n";
+    std::fs::write(layout.profile(), format!("{header}{profile}"))
+        .map_err(LabError::io("cannot write profile.yaml"))
+}
+
+fn free_port() -> Result<u16, LabError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(LabError::io("cannot find a free port"))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(LabError::io("cannot find a free port"))
+}
+
+fn write_files(layout: &Layout, config: &LabConfig) -> Result<(), LabError> {
+    let write = |path: std::path::PathBuf, text: &str| {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(LabError::io(format!("cannot create {}", parent.display())))?;
+        }
+        std::fs::write(&path, text)
+            .map_err(LabError::io(format!("cannot write {}", path.display())))
+    };
+    let etc = layout.etc();
+    write(
+        layout.config(),
+        &serde_json::to_string_pretty(config).unwrap_or_default(),
+    )?;
+    write(etc.join("slurm/slurm.conf"), &config::slurm_conf(config))?;
+    write(etc.join("slurm/cgroup.conf"), config::cgroup_conf())?;
+    write(etc.join("hosts"), &config::hosts(config))?;
+    tools::install(&layout.bin()).map_err(LabError::io("cannot install the node tools"))?;
+    // Slurm opens a job's --output before its script runs: the canary's folder must exist.
+    std::fs::create_dir_all(layout.dir.join("shared/canary"))
+        .map_err(LabError::io("cannot create shared/canary"))?;
+    let _ = std::fs::remove_file(layout.ground_truth());
+
+    write_munge_key(layout)?;
+
+    std::fs::create_dir_all(layout.ssh()).map_err(LabError::io("cannot create ssh/"))?;
+    if !layout.client_key().exists() {
+        system::run(
+            "ssh-keygen",
+            &[
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "hpchaos-lab",
+                "-f",
+                &layout.client_key().display().to_string(),
+            ],
+        )?;
+    }
+    let public = std::fs::read_to_string(layout.client_key().with_extension("pub"))
+        .map_err(LabError::io("cannot read the lab's public key"))?;
+    write(layout.ssh().join("authorized_keys"), &public)?;
+    let mut known_hosts = String::new();
+    for node in config.nodes() {
+        write(
+            layout.node(&node.name).join("sshd_config"),
+            &config::sshd_config(layout, &node),
+        )?;
+        let key = layout.host_key(&node.name);
+        let _ = std::fs::remove_file(&key);
+        let _ = std::fs::remove_file(key.with_extension("pub"));
+        let _ = std::fs::remove_dir_all(layout.node_root(&node.name));
+        system::run(
+            "ssh-keygen",
+            &[
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                &node.name,
+                "-f",
+                &key.display().to_string(),
+            ],
+        )?;
+        let host_public = std::fs::read_to_string(key.with_extension("pub"))
+            .map_err(LabError::io("cannot read a host key"))?;
+        let mut parts = host_public.split_whitespace();
+        let (kind, body) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        known_hosts.push_str(&format!("{},{} {kind} {body}\n", node.name, node.address));
+    }
+    write(layout.known_hosts(), &known_hosts)
+}
+
+fn write_munge_key(layout: &Layout) -> Result<(), LabError> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let mut key = vec![0u8; 1024];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut key))
+        .map_err(LabError::io("cannot read /dev/urandom"))?;
+    std::fs::write(layout.munge_key(), &key).map_err(LabError::io("cannot write munge.key"))?;
+    std::fs::set_permissions(layout.munge_key(), std::fs::Permissions::from_mode(0o400))
+        .map_err(LabError::io("cannot protect munge.key"))
+}
+
+/// Stops the lab: the daemon (which powers the nodes off), any node process
+/// left, then the namespaces, veths and bridge. Safe to run twice.
+pub fn down(dir: &Path) -> Result<(), LabError> {
+    let layout = Layout::new(dir);
+    if let Some(pid) = daemon_pid(&layout) {
+        let _ = system::run("kill", &["-TERM", &pid.to_string()]);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while system::alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if system::alive(pid) {
+            let _ = system::run("kill", &["-KILL", &pid.to_string()]);
+        }
+    }
+    let nodes = lab_nodes(&layout);
+    for node in &nodes {
+        if net::netns_exists(&node.netns()) {
+            // Whatever still runs in the node's network namespace is the
+            // node's; nothing else can be there.
+            let pids = system::run("ip", &["netns", "pids", &node.netns()]).unwrap_or_default();
+            for pid in pids.split_whitespace() {
+                let _ = system::run("kill", &["-KILL", pid]);
+            }
+        }
+    }
+    net::down(&nodes)?;
+    let _ = std::fs::remove_file(layout.daemon_pid());
+    let _ = std::fs::remove_file(layout.dir.join(daemon::READY_FILE));
+    Ok(())
+}
+
+/// The nodes of the lab in `dir`, or every name a lab can use when its
+/// config is gone (so `down` still finds what a broken `up` left).
+fn lab_nodes(layout: &Layout) -> Vec<layout::NodeSpec> {
+    std::fs::read(layout.config())
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<LabConfig>(&bytes).ok())
+        .map_or_else(|| layout::nodes(layout::MAX_NODES), |config| config.nodes())
+}
+
+/// What is left of a lab on this machine outside its folder: processes in
+/// its namespaces, namespaces, veths, the bridge. Empty after `down`.
+pub fn leftovers(dir: &Path) -> Vec<String> {
+    let layout = Layout::new(dir);
+    let mut found = Vec::new();
+    if let Some(pid) = daemon_pid(&layout) {
+        found.push(format!("daemon process {pid}"));
+    }
+    for node in lab_nodes(&layout) {
+        if net::netns_exists(&node.netns()) {
+            found.push(format!("network namespace {}", node.netns()));
+        }
+        if net::link_exists(&node.veth()) {
+            found.push(format!("veth {}", node.veth()));
+        }
+        if let Some(pid) = node::recorded_pid(&layout, &node.name) {
+            found.push(format!("process {pid} of node {}", node.name));
+        }
+    }
+    if net::link_exists(layout::BRIDGE) {
+        found.push(format!("bridge {}", layout::BRIDGE));
+    }
+    found
+}
+
+/// `lab status`: the control plane's view and Slurm's, side by side.
+pub fn status(dir: &Path) -> Result<String, LabError> {
+    let layout = Layout::new(dir);
+    if !is_up(&layout) {
+        return Ok(format!("lab in {} is down\n", dir.display()));
+    }
+    let state = state::ClusterState::load(&layout.state())
+        .ok_or_else(|| LabError::Setup("state.json is missing".to_owned()))?;
+    let head = node::recorded_pid(&layout, &layout::nodes(0)[0].name)
+        .ok_or_else(|| LabError::Setup("the head node is not running".to_owned()))?;
+    let sinfo = daemon::parse_sinfo(&system::in_node(
+        head,
+        &["sinfo", "-N", "-h", "-o", "%N|%T|%E"],
+    )?);
+    let mut out = format!(
+        "lab {} up in {}: cluster {} ({}), NodeRecovery {}\n",
+        state.cluster_arn,
+        dir.display(),
+        state.cluster_name,
+        state.region,
+        state.node_recovery
+    );
+    out.push_str(&format!(
+        "{:<14} {:<11} {:<20} {:<9} {:<12} {}\n",
+        "node", "group", "instance", "api", "slurm", "reason"
+    ));
+    for instance in &state.instances {
+        let (slurm_state, reason) = sinfo
+            .get(&instance.node)
+            .cloned()
+            .unwrap_or_else(|| ("-".to_owned(), String::new()));
+        out.push_str(&format!(
+            "{:<14} {:<11} {:<20} {:<9} {:<12} {}\n",
+            instance.node,
+            instance.group,
+            instance.instance_id,
+            instance.status,
+            slurm_state,
+            reason
+        ));
+    }
+    out.push_str(&format!("profile: {}\n", layout.profile().display()));
+    Ok(out)
+}

@@ -1,0 +1,86 @@
+//! The lab's network: a bridge on the host and, per node, a network
+//! namespace joined to it by a veth pair. `down` removes exactly what `up`
+//! made, found by name, and nothing else.
+
+use super::layout::{BRIDGE, BRIDGE_ADDRESS, NodeSpec};
+use super::system::{LabError, output, run};
+
+pub fn up(nodes: &[NodeSpec]) -> Result<(), LabError> {
+    if !link_exists(BRIDGE) {
+        run("ip", &["link", "add", BRIDGE, "type", "bridge"])?;
+        run(
+            "ip",
+            &[
+                "addr",
+                "add",
+                &format!("{BRIDGE_ADDRESS}/24"),
+                "dev",
+                BRIDGE,
+            ],
+        )?;
+    }
+    run("ip", &["link", "set", BRIDGE, "up"])?;
+    for node in nodes {
+        let netns = node.netns();
+        if !netns_exists(&netns) {
+            run("ip", &["netns", "add", &netns])?;
+        }
+        if !link_exists(&node.veth()) {
+            run(
+                "ip",
+                &[
+                    "link",
+                    "add",
+                    &node.veth(),
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "eth0",
+                    "netns",
+                    &netns,
+                ],
+            )?;
+            run(
+                "ip",
+                &[
+                    "-n",
+                    &netns,
+                    "addr",
+                    "add",
+                    &format!("{}/24", node.address),
+                    "dev",
+                    "eth0",
+                ],
+            )?;
+        }
+        run("ip", &["link", "set", &node.veth(), "master", BRIDGE, "up"])?;
+        run("ip", &["-n", &netns, "link", "set", "eth0", "up"])?;
+        run("ip", &["-n", &netns, "link", "set", "lo", "up"])?;
+    }
+    Ok(())
+}
+
+/// Removes the namespaces, veths and bridge; missing pieces are fine.
+pub fn down(nodes: &[NodeSpec]) -> Result<(), LabError> {
+    for node in nodes {
+        if netns_exists(&node.netns()) {
+            run("ip", &["netns", "del", &node.netns()])?;
+        }
+        if link_exists(&node.veth()) {
+            run("ip", &["link", "del", &node.veth()])?;
+        }
+    }
+    if link_exists(BRIDGE) {
+        run("ip", &["link", "del", BRIDGE])?;
+    }
+    Ok(())
+}
+
+pub fn link_exists(name: &str) -> bool {
+    output("ip", &["link", "show", name]).is_ok_and(|o| o.status.success())
+}
+
+pub fn netns_exists(name: &str) -> bool {
+    std::path::Path::new("/run/netns").join(name).exists()
+}

@@ -1,0 +1,92 @@
+//! Starting and stopping one node: the node is the process tree under its
+//! PID 1 (`hpchaos-node-init`) in fresh PID, UTS and mount namespaces inside
+//! its network namespace. Killing PID 1 ends every process of the node, and
+//! only of that node, which is what a power cycle does.
+
+use std::fs::File;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::layout::{Layout, NodeSpec};
+use super::system::{self, LabError};
+
+/// A running node.
+pub struct NodeProcess {
+    /// `ip netns exec ... unshare ...`; exits when the node's PID 1 does.
+    launcher: Child,
+    /// Host PID of the node's PID 1.
+    pub init_pid: u32,
+}
+
+/// Boots `node`: returns once its PID 1 exists.
+pub fn start(layout: &Layout, node: &NodeSpec) -> Result<NodeProcess, LabError> {
+    let console = File::options()
+        .create(true)
+        .append(true)
+        .open(layout.node_console(&node.name))
+        .map_err(LabError::io(format!(
+            "cannot open the console log of {}",
+            node.name
+        )))?;
+    let console_err = console
+        .try_clone()
+        .map_err(LabError::io("cannot duplicate the console log"))?;
+    let init = layout.bin().join("hpchaos-node-init");
+    let dir = layout.dir.display().to_string();
+    let role = if node.head { "head" } else { "compute" };
+    let launcher = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &node.netns(),
+            "unshare",
+            "--pid",
+            "--uts",
+            "--mount",
+            "--fork",
+            "--mount-proc",
+            "--propagation",
+            "private",
+        ])
+        .arg(&init)
+        .args([&dir, &node.name, role])
+        .stdin(Stdio::null())
+        .stdout(console)
+        .stderr(console_err)
+        .spawn()
+        .map_err(LabError::io(format!("cannot start node {}", node.name)))?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(&init_pid) = system::children(launcher.id()).first() {
+            std::fs::write(layout.node(&node.name).join("pid"), init_pid.to_string())
+                .map_err(LabError::io("cannot record the node's pid"))?;
+            return Ok(NodeProcess { launcher, init_pid });
+        }
+        if Instant::now() > deadline {
+            return Err(LabError::Setup(format!(
+                "node {} did not start; see {}",
+                node.name,
+                layout.node_console(&node.name).display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl NodeProcess {
+    /// Power off: every process of the node dies at once.
+    pub fn kill(mut self) {
+        let _ = system::run("kill", &["-9", &self.init_pid.to_string()]);
+        let _ = self.launcher.wait();
+    }
+}
+
+/// The recorded PID 1 of a node, if that process still lives.
+pub fn recorded_pid(layout: &Layout, name: &str) -> Option<u32> {
+    let pid = std::fs::read_to_string(layout.node(name).join("pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    system::alive(pid).then_some(pid)
+}

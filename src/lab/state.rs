@@ -1,0 +1,138 @@
+//! What the lab's HyperPod control plane knows about its instances: ids,
+//! groups, launch times and statuses. Shared by the API and the recovery
+//! engine; saved to `state.json` after each change for `lab status`.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::layout::NodeSpec;
+
+pub const CONTROLLER_GROUP: &str = "controller";
+pub const WORKER_GROUP: &str = "workers";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    pub node: String,
+    pub address: String,
+    pub instance_id: String,
+    pub group: String,
+    pub instance_type: String,
+    pub launch_time: DateTime<Utc>,
+    /// `Running`, `Pending`, `ShuttingDown`, ...
+    pub status: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterState {
+    pub cluster_name: String,
+    pub cluster_arn: String,
+    pub region: String,
+    pub created: DateTime<Utc>,
+    /// `Automatic` or `None`.
+    pub node_recovery: String,
+    pub instances: Vec<Instance>,
+}
+
+impl ClusterState {
+    pub fn new(
+        cluster_name: &str,
+        region: &str,
+        node_recovery: &str,
+        nodes: &[NodeSpec],
+    ) -> ClusterState {
+        let now = Utc::now();
+        ClusterState {
+            cluster_name: cluster_name.to_owned(),
+            cluster_arn: format!(
+                "arn:aws:sagemaker:{region}:123456789012:cluster/{}",
+                short_id()
+            ),
+            region: region.to_owned(),
+            created: now,
+            node_recovery: node_recovery.to_owned(),
+            instances: nodes
+                .iter()
+                .map(|node| Instance {
+                    node: node.name.clone(),
+                    address: node.address.clone(),
+                    instance_id: new_instance_id(),
+                    group: if node.head {
+                        CONTROLLER_GROUP
+                    } else {
+                        WORKER_GROUP
+                    }
+                    .to_owned(),
+                    instance_type: if node.head {
+                        "ml.m5.xlarge"
+                    } else {
+                        "ml.p5.48xlarge"
+                    }
+                    .to_owned(),
+                    launch_time: now,
+                    status: "Pending".to_owned(),
+                    message: String::new(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn instance(&self, node: &str) -> Option<&Instance> {
+        self.instances.iter().find(|i| i.node == node)
+    }
+
+    pub fn instance_mut(&mut self, node: &str) -> Option<&mut Instance> {
+        self.instances.iter_mut().find(|i| i.node == node)
+    }
+
+    pub fn by_id(&self, instance_id: &str) -> Option<&Instance> {
+        self.instances.iter().find(|i| i.instance_id == instance_id)
+    }
+
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self).unwrap_or_default())?;
+        std::fs::rename(tmp, path)
+    }
+
+    pub fn load(path: &Path) -> Option<ClusterState> {
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    }
+}
+
+static SEQUENCE: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh EC2-style id (`i-` and 17 hex digits), unique within the process.
+pub fn new_instance_id() -> String {
+    format!("i-0{:016x}", mix(SEQUENCE.fetch_add(1, Ordering::Relaxed)))
+}
+
+fn short_id() -> String {
+    format!("{:012x}", mix(0) & 0xffff_ffff_ffff)
+}
+
+/// Time and a counter, mixed (splitmix64) so ids look like AWS's.
+fn mix(counter: u64) -> u64 {
+    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64;
+    let mut z = nanos ^ counter.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_ids_look_like_ec2_and_differ() {
+        let a = new_instance_id();
+        let b = new_instance_id();
+        assert_eq!(a.len(), 19);
+        assert!(a.starts_with("i-0"));
+        assert_ne!(a, b);
+    }
+}

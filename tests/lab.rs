@@ -1,0 +1,414 @@
+//! The lab end to end, as root, with the real programs: `hpchaos lab up`,
+//! then real commands over OpenSSH (host keys checked) and real
+//! `aws-sdk-sagemaker` calls, through a replace, a reboot, process
+//! isolation, a workload resuming from its checkpoint, and `lab down`
+//! leaving nothing behind. One lab per machine (it owns 10.1.0.0/24), so
+//! this is a single test that walks the steps in order.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use aws_sdk_sagemaker::Client;
+use aws_sdk_sagemaker::config::{BehaviorVersion, Credentials, Region};
+use hpchaos::lab::ground_truth;
+
+fn hpchaos(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hpchaos"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+struct Lab {
+    dir: PathBuf,
+}
+
+impl Lab {
+    /// Runs `command` on `host` over SSH with the lab's key and known_hosts.
+    fn ssh(&self, host: &str, command: &str) -> Result<String, String> {
+        let out = Command::new("ssh")
+            .args(["-i", &self.dir.join("ssh/id_ed25519").display().to_string()])
+            .args([
+                "-o",
+                &format!(
+                    "UserKnownHostsFile={}",
+                    self.dir.join("ssh/known_hosts").display()
+                ),
+            ])
+            .args([
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=5",
+            ])
+            .arg(format!("root@{host}"))
+            .arg(command)
+            .output()
+            .unwrap();
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    fn head(&self, command: &str) -> String {
+        self.ssh("10.1.0.10", command)
+            .unwrap_or_else(|e| panic!("{command}: {e}"))
+    }
+
+    /// name → (state, reason) from `sinfo` on the head node.
+    fn sinfo(&self) -> Vec<(String, String, String)> {
+        self.head("sinfo -N -h -o '%N|%T|%E'")
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split('|').collect();
+                // sinfo's %E prints `none` for no reason.
+                let reason = if f[2] == "none" { "" } else { f[2] };
+                (f[0].to_owned(), f[1].to_owned(), reason.to_owned())
+            })
+            .collect()
+    }
+
+    fn node_state(&self, node: &str) -> (String, String) {
+        self.sinfo()
+            .into_iter()
+            .find(|(n, _, _)| n == node)
+            .map(|(_, s, r)| (s, r))
+            .unwrap()
+    }
+
+    fn truth(&self) -> Vec<ground_truth::Transition> {
+        ground_truth::read(&self.dir.join("ground-truth.jsonl"))
+    }
+
+    fn profile(&self) -> hpchaos::profile::Profile {
+        hpchaos::scenario::load_profile(&self.dir.join("profile.yaml"))
+            .unwrap()
+            .value
+    }
+
+    async fn client(&self) -> Client {
+        let sagemaker = self.profile().sagemaker.unwrap();
+        let config = aws_sdk_sagemaker::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(sagemaker.region))
+            .endpoint_url(sagemaker.endpoint_url.unwrap())
+            .credentials_provider(Credentials::new(
+                "AKIDHPCHAOSLAB",
+                "lab-secret",
+                None,
+                None,
+                "lab",
+            ))
+            .build();
+        Client::from_conf(config)
+    }
+}
+
+/// Polls `ready` until it holds or `limit` passes.
+async fn eventually<T>(limit: Duration, what: &str, mut ready: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = ready() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn instance_id(client: &Client, node: &str) -> (String, f64) {
+    let nodes = client
+        .list_cluster_nodes()
+        .cluster_name("hpchaos-lab")
+        .send()
+        .await
+        .unwrap();
+    let summary = nodes
+        .cluster_node_summaries()
+        .iter()
+        .find(|s| {
+            s.private_dns_hostname()
+                .is_some_and(|h| h.starts_with(&format!("{node}.")))
+        })
+        .unwrap_or_else(|| panic!("{node} not listed"));
+    (
+        summary.instance_id().unwrap().to_owned(),
+        summary.launch_time().unwrap().as_secs_f64(),
+    )
+}
+
+async fn node_status(client: &Client, id: &str) -> String {
+    let described = client
+        .describe_cluster_node()
+        .cluster_name("hpchaos-lab")
+        .node_id(id)
+        .send()
+        .await
+        .unwrap();
+    described
+        .node_details()
+        .unwrap()
+        .instance_status()
+        .unwrap()
+        .status()
+        .unwrap()
+        .as_str()
+        .to_owned()
+}
+
+fn preflight_or_explain() {
+    if let Err(err) = hpchaos::lab::preflight() {
+        panic!(
+            "the lab test needs root and the lab's packages ({err}); `make setup` installs them"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lab_end_to_end() {
+    preflight_or_explain();
+    let dir = tempfile::Builder::new()
+        .prefix("hpchaos-lab-test")
+        .tempdir()
+        .unwrap();
+    let lab = Lab {
+        dir: dir.path().to_path_buf(),
+    };
+    let dir_arg = lab.dir.display().to_string();
+    // Whatever happens below, take the lab down.
+    struct Down(String);
+    impl Drop for Down {
+        fn drop(&mut self) {
+            let _ = hpchaos(&["lab", "down", "--dir", &self.0]);
+        }
+    }
+    let _down = Down(dir_arg.clone());
+
+    // up, and up again: idempotent.
+    let started = Instant::now();
+    let up = hpchaos(&[
+        "lab",
+        "up",
+        "--nodes",
+        "4",
+        "--dir",
+        &dir_arg,
+        "--timings",
+        "fast",
+    ]);
+    assert_eq!(
+        up.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let up_took = started.elapsed();
+    let daemon = std::fs::read_to_string(lab.dir.join("daemon.pid")).unwrap();
+    let again = hpchaos(&["lab", "up", "--nodes", "4", "--dir", &dir_arg]);
+    assert_eq!(again.status.code(), Some(0));
+    assert_eq!(
+        std::fs::read_to_string(lab.dir.join("daemon.pid")).unwrap(),
+        daemon,
+        "a second up must not restart the lab"
+    );
+    println!("lab up took {up_took:?}");
+    assert!(up_took < Duration::from_secs(30));
+
+    // Four compute nodes idle in sinfo, read over SSH on the head node.
+    let sinfo = lab.sinfo();
+    assert_eq!(sinfo.len(), 4, "{sinfo:?}");
+    assert!(
+        sinfo.iter().all(|(_, state, _)| state == "idle"),
+        "{sinfo:?}"
+    );
+
+    // ListClusterNodes pages through the five instances, two at a time.
+    let client = lab.client().await;
+    let pages: Vec<_> = client
+        .list_cluster_nodes()
+        .cluster_name("hpchaos-lab")
+        .max_results(2)
+        .into_paginator()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .unwrap();
+    assert_eq!(pages.len(), 3);
+    let listed: usize = pages.iter().map(|p| p.cluster_node_summaries().len()).sum();
+    assert_eq!(listed, 5);
+    let described = client
+        .describe_cluster()
+        .cluster_name("hpchaos-lab")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(described.node_recovery().unwrap().as_str(), "Automatic");
+    assert_eq!(described.instance_groups().len(), 2);
+    let missing = client
+        .describe_cluster()
+        .cluster_name("no-such-cluster")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        missing.into_service_error().meta().code(),
+        Some("ResourceNotFound")
+    );
+    let (head_id, _) = instance_id(&client, "ip-10-1-0-10").await;
+    let refused = client
+        .batch_replace_cluster_nodes()
+        .cluster_name("hpchaos-lab")
+        .node_ids("i-00000000000000000")
+        .node_ids(&head_id)
+        .send()
+        .await
+        .unwrap();
+    let codes: Vec<_> = refused
+        .failed()
+        .iter()
+        .map(|f| f.error_code().unwrap().as_str().to_owned())
+        .collect();
+    assert_eq!(codes, vec!["InstanceIdNotFound", "InvalidInstanceStatus"]);
+    assert!(refused.successful().is_empty());
+
+    // kill on one node leaves the other nodes' processes alone.
+    for node in ["10.1.0.13", "10.1.0.14"] {
+        lab.ssh(node, "setsid sleep 4242 </dev/null >/dev/null 2>&1 &")
+            .unwrap();
+    }
+    lab.ssh("10.1.0.13", "pkill -f 'sleep 4242'").unwrap();
+    assert!(
+        lab.ssh("10.1.0.13", "pgrep -f 'sleep 4242'").is_err(),
+        "killed on 13"
+    );
+    assert!(
+        lab.ssh("10.1.0.14", "pgrep -f 'sleep 4242'").is_ok(),
+        "14's process must survive a kill on 13"
+    );
+    assert!(lab.ssh("10.1.0.13", "pgrep -x slurmd").is_ok());
+
+    // DCGM Xid 48 on one node: Action:Replace, then idle on a new instance.
+    let (old_id, _) = instance_id(&client, "ip-10-1-0-12").await;
+    let injected = lab
+        .ssh("10.1.0.12", "dcgmi test --inject --gpuid 0 -f 230 -v 48")
+        .unwrap();
+    assert!(injected.contains("Successfully injected"));
+    eventually(
+        Duration::from_secs(30),
+        "ip-10-1-0-12 marked Action:Replace",
+        || {
+            let (state, reason) = lab.node_state("ip-10-1-0-12");
+            (reason == "Action:Replace" && (state.starts_with("fail") || state.starts_with("down")))
+                .then_some(())
+        },
+    )
+    .await;
+    let new_id = eventually(
+        Duration::from_secs(60),
+        "ip-10-1-0-12 back, replaced",
+        || {
+            let (state, reason) = lab.node_state("ip-10-1-0-12");
+            let truth = lab.truth();
+            let running = truth.iter().rev().find(|t| {
+                t.event == "instance_running" && t.node.as_deref() == Some("ip-10-1-0-12")
+            })?;
+            (state == "idle" && reason.is_empty() && running.detail != old_id)
+                .then(|| running.detail.clone())
+        },
+    )
+    .await;
+    let (api_id, _) = instance_id(&client, "ip-10-1-0-12").await;
+    assert_eq!(api_id, new_id);
+    assert_ne!(api_id, old_id);
+    assert_eq!(node_status(&client, &api_id).await, "Running");
+    let host_key_error = lab.ssh("10.1.0.12", "true").unwrap_err();
+    assert!(
+        host_key_error.contains("HOST IDENTIFICATION HAS CHANGED")
+            || host_key_error.contains("Host key for"),
+        "{host_key_error}"
+    );
+
+    // Action:Reboot set by hand: same instance, new launch time.
+    let (reboot_id, launched) = instance_id(&client, "ip-10-1-0-11").await;
+    lab.head("scontrol update nodename=ip-10-1-0-11 state=fail reason=Action:Reboot");
+    eventually(
+        Duration::from_secs(60),
+        "ip-10-1-0-11 rebooted and idle",
+        || {
+            let rebooted = lab
+                .truth()
+                .iter()
+                .any(|t| t.event == "node_rebooting" && t.node.as_deref() == Some("ip-10-1-0-11"));
+            let (state, reason) = lab.node_state("ip-10-1-0-11");
+            (rebooted && state == "idle" && reason.is_empty()).then_some(())
+        },
+    )
+    .await;
+    let (same_id, relaunched) = instance_id(&client, "ip-10-1-0-11").await;
+    assert_eq!(same_id, reboot_id, "a reboot keeps the instance");
+    assert!(relaunched > launched, "a reboot sets a new LaunchTime");
+
+    // The workload resumes from its checkpoint after a replace.
+    let submitted = lab.head("sbatch --nodes=2 --nodelist=ip-10-1-0-13,ip-10-1-0-14 /usr/local/sbin/hpchaos-canary.sbatch");
+    let job = submitted.trim().rsplit(' ').next().unwrap().to_owned();
+    let output = lab
+        .dir
+        .join(format!("shared/canary/hpchaos-canary-{job}.out"));
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    eventually(Duration::from_secs(60), "the first checkpoint", || {
+        read(&output)
+            .contains("checkpoint saved at step 20")
+            .then_some(())
+    })
+    .await;
+    lab.head("scontrol update nodename=ip-10-1-0-14 state=down reason=Action:Replace");
+    let resumed = eventually(
+        Duration::from_secs(90),
+        "the job resumed from its checkpoint",
+        || {
+            read(&output).lines().find_map(|l| {
+                l.strip_prefix("resumed from checkpoint at step ")
+                    .map(|s| s.split(' ').next().unwrap_or("").to_owned())
+            })
+        },
+    )
+    .await;
+    let step: u64 = resumed.parse().unwrap();
+    assert!(step >= 20 && step.is_multiple_of(20), "resumed at {step}");
+    assert!(
+        read(&output).starts_with("starting from step 0"),
+        "output must be appended across the requeue"
+    );
+    lab.head(&format!("scancel {job}"));
+
+    // lab down leaves nothing behind outside the lab folder.
+    let down = hpchaos(&["lab", "down", "--dir", &dir_arg]);
+    assert_eq!(
+        down.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert_eq!(hpchaos::lab::leftovers(&lab.dir), Vec::<String>::new());
+    let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&netns.stdout).contains("hpchaos-"));
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(!mounts.contains("hpchaos-"), "mounts left: {mounts}");
+    let processes = Command::new("pgrep")
+        .args(["-f", &dir_arg])
+        .output()
+        .unwrap();
+    assert!(
+        processes.stdout.is_empty(),
+        "processes left: {}",
+        String::from_utf8_lossy(&processes.stdout)
+    );
+}
