@@ -356,6 +356,143 @@ async fn lab_end_to_end() {
     assert_eq!(same_id, reboot_id, "a reboot keeps the instance");
     assert!(relaunched > launched, "a reboot sets a new LaunchTime");
 
+    // BatchRebootClusterNodes: the API asks, the cluster reboots the node.
+    let rebooted = client
+        .batch_reboot_cluster_nodes()
+        .cluster_name("hpchaos-lab")
+        .node_ids(&same_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebooted.successful(), [same_id.clone()]);
+    eventually(
+        Duration::from_secs(60),
+        "the API reboot of ip-10-1-0-11 done",
+        || {
+            let events: Vec<_> = lab
+                .truth()
+                .into_iter()
+                .filter(|t| t.node.as_deref() == Some("ip-10-1-0-11"))
+                .map(|t| t.event)
+                .collect();
+            let after_request = events
+                .iter()
+                .skip_while(|e| *e != "api_request")
+                .cloned()
+                .collect::<Vec<_>>();
+            let (state, _) = lab.node_state("ip-10-1-0-11");
+            (after_request.contains(&"node_rebooting".to_owned())
+                && after_request.last().map(String::as_str) == Some("instance_running")
+                && state == "idle")
+                .then_some(())
+        },
+    )
+    .await;
+
+    // NodeRecovery None: an Xid in the kernel log is detected, never repaired.
+    client
+        .update_cluster()
+        .cluster_name("hpchaos-lab")
+        .node_recovery(aws_sdk_sagemaker::types::ClusterNodeRecovery::None)
+        .send()
+        .await
+        .unwrap();
+    lab.ssh("10.1.0.13", "echo \"$(date '+%b %d %T') ip-10-1-0-13 kernel: NVRM: Xid (PCI:0000:b9:00): 79, pid=2213, GPU has fallen off the bus.\" >> /var/log/syslog").unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "ip-10-1-0-13 marked Action:Reboot",
+        || (lab.node_state("ip-10-1-0-13").1 == "Action:Reboot").then_some(()),
+    )
+    .await;
+    // For three times the reboot delay, nothing may repair it.
+    let window = Instant::now() + Duration::from_secs(9);
+    while Instant::now() < window {
+        assert!(
+            !lab.truth()
+                .iter()
+                .any(|t| t.event == "node_rebooting" && t.node.as_deref() == Some("ip-10-1-0-13")),
+            "NodeRecovery None must not reboot"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(lab.node_state("ip-10-1-0-13").1, "Action:Reboot");
+    client
+        .update_cluster()
+        .cluster_name("hpchaos-lab")
+        .node_recovery(aws_sdk_sagemaker::types::ClusterNodeRecovery::Automatic)
+        .send()
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "ip-10-1-0-13 rebooted once recovery is back",
+        || {
+            let (state, reason) = lab.node_state("ip-10-1-0-13");
+            (state == "idle" && reason.is_empty()).then_some(())
+        },
+    )
+    .await;
+
+    // Auto-resume with every node healthy: ResumeAction=NONE, the job fails.
+    let none = lab.head("sbatch --nodes=1 -w ip-10-1-0-13 -o /fsx/canary/none-%j.out --wrap \"srun --auto-resume=1 bash -c 'exit 3'\"");
+    let none_job = none.trim().rsplit(' ').next().unwrap().to_owned();
+    let none_out = lab.dir.join(format!("shared/canary/none-{none_job}.out"));
+    eventually(Duration::from_secs(30), "ResumeAction=NONE", || {
+        std::fs::read_to_string(&none_out)
+            .unwrap_or_default()
+            .contains("ResumeAction=NONE")
+            .then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(30), "the job gone", || {
+        lab.head(&format!("squeue -h -j {none_job} 2>/dev/null || true"))
+            .trim()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+
+    // Auto-resume after an Xid and a task crash: the step is retried.
+    let retry = lab.head("sbatch --nodes=1 -w ip-10-1-0-11 -o /fsx/canary/retry-%j.out --wrap \"srun --auto-resume=1 sleep 600\"");
+    let retry_job = retry.trim().rsplit(' ').next().unwrap().to_owned();
+    eventually(Duration::from_secs(30), "the retry job running", || {
+        lab.head(&format!("squeue -h -j {retry_job} -o %T"))
+            .contains("RUNNING")
+            .then_some(())
+    })
+    .await;
+    lab.ssh("10.1.0.11", "dcgmi test --inject --gpuid 0 -f 230 -v 48")
+        .unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "ip-10-1-0-11 failing with Action:Replace",
+        || (lab.node_state("ip-10-1-0-11").1 == "Action:Replace").then_some(()),
+    )
+    .await;
+    lab.ssh("10.1.0.11", "pkill -9 -xf '/usr/bin/sleep 600'").unwrap();
+    let retry_out = lab.dir.join(format!("shared/canary/retry-{retry_job}.out"));
+    eventually(Duration::from_secs(30), "ResumeAction=RETRYSTEP", || {
+        std::fs::read_to_string(&retry_out)
+            .unwrap_or_default()
+            .contains("ResumeAction=RETRYSTEP")
+            .then_some(())
+    })
+    .await;
+    eventually(
+        Duration::from_secs(60),
+        "ip-10-1-0-11 replaced after the job left",
+        || {
+            lab.truth()
+                .iter()
+                .any(|t| {
+                    t.event == "instance_terminated" && t.node.as_deref() == Some("ip-10-1-0-11")
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    lab.head(&format!("scancel {retry_job}"));
+
     // The workload resumes from its checkpoint after a replace.
     let submitted = lab.head("sbatch --nodes=2 --nodelist=ip-10-1-0-13,ip-10-1-0-14 /usr/local/sbin/hpchaos-canary.sbatch");
     let job = submitted.trim().rsplit(' ').next().unwrap().to_owned();

@@ -42,6 +42,9 @@ struct Engine {
     state: Arc<Mutex<ClusterState>>,
     processes: Mutex<HashMap<String, NodeProcess>>,
     recovering: Mutex<HashSet<String>>,
+    /// When each node's last recovery ended: a Slurm snapshot taken before
+    /// that still shows the old `Action:*` reason and must not start another.
+    recovered_at: Mutex<HashMap<String, Instant>>,
     api_requested: Mutex<HashSet<String>>,
     watcher: Mutex<Watcher>,
     /// Health-agent findings waiting out the detection delay.
@@ -79,6 +82,7 @@ pub fn run(layout: Layout) -> Result<(), LabError> {
         state,
         processes: Mutex::new(HashMap::new()),
         recovering: Mutex::new(HashSet::new()),
+        recovered_at: Mutex::new(HashMap::new()),
         api_requested: Mutex::new(HashSet::new()),
         watcher: Mutex::new(Watcher::default()),
         pending: Mutex::new(HashMap::new()),
@@ -262,8 +266,9 @@ impl Engine {
             while let Ok(request) = requests.try_recv() {
                 self.api_request(&request);
             }
+            let taken = Instant::now();
             match self.slurm(&["sinfo", "-N", "-h", "-o", "%N|%T|%E"]) {
-                Ok(text) => self.tick(&parse_sinfo(&text)),
+                Ok(text) => self.tick(&parse_sinfo(&text), taken),
                 Err(err) => eprintln!("sinfo: {err}"),
             }
             self.track_jobs();
@@ -299,7 +304,8 @@ impl Engine {
         }
     }
 
-    fn tick(self: &Arc<Self>, seen: &BTreeMap<String, (String, String)>) {
+    /// One pass over the compute nodes, against a `sinfo` snapshot `taken` then.
+    fn tick(self: &Arc<Self>, seen: &BTreeMap<String, (String, String)>, taken: Instant) {
         let automatic = self
             .state
             .lock()
@@ -313,6 +319,15 @@ impl Engine {
                 .unwrap_or_else(|p| p.into_inner())
                 .contains(&node.name)
             {
+                continue;
+            }
+            let stale = self
+                .recovered_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&node.name)
+                .is_some_and(|ended| *ended >= taken);
+            if stale {
                 continue;
             }
             let root = self.layout.node_root(&node.name);
@@ -334,14 +349,18 @@ impl Engine {
                 "Action:Reboot" => Some(Recovery::Reboot),
                 _ => None,
             };
-            let drained = matches!(base_state(&state), "fail" | "down");
+            let failed = matches!(base_state(&state), "fail" | "down");
             let allowed = automatic
                 || self
                     .api_requested
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .contains(&node.name);
-            if let (Some(recovery), true, true) = (recovery, drained, allowed) {
+            // Slurm 22.05 shows `fail` while a job still runs there, so
+            // drained means: failed, and no job left on the node.
+            if let (Some(recovery), true, true) = (recovery, failed, allowed)
+                && self.no_job_on(&node.name)
+            {
                 self.truth.record(
                     "node_drained",
                     Some(&node.name),
@@ -350,6 +369,11 @@ impl Engine {
                 self.start_recovery(&node.name, recovery);
             }
         }
+    }
+
+    fn no_job_on(&self, node: &str) -> bool {
+        self.slurm(&["squeue", "-h", "-w", node, "-o", "%i"])
+            .is_ok_and(|jobs| jobs.trim().is_empty())
     }
 
     fn health_agent(&self, node: &str, root: &std::path::Path, reason: &str) {
@@ -464,6 +488,11 @@ impl Engine {
                     .record("recovery_failed", Some(&node), err.to_string());
             }
             engine
+                .recovered_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(node.clone(), Instant::now());
+            engine
                 .recovering
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -549,10 +578,17 @@ impl Engine {
             // /run is a tmpfs: a reboot clears it; /var/log survives.
             let _ = std::fs::remove_dir_all(root.join("run"));
         }
+        // What the agent already read must not be read again: a replace
+        // wipes every file, a reboot only /run (a tmpfs; /var/log stays).
+        let forgotten = if recovery == Recovery::Replace {
+            root.clone()
+        } else {
+            root.join("run")
+        };
         self.watcher
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .forget(&root);
+            .forget(&forgotten);
         let booted = Utc::now();
         let process = node::start(&self.layout, &spec)?;
         self.processes
