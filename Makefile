@@ -41,17 +41,18 @@ lint: setup
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-# Until the lab and the runner land, `run` shows the harness end to end on
-# what it has: every bundled scenario and suite validated, then the example
-# suite journal rendered in all four formats under reports/example-suite/.
+# Until the runner lands, `run` shows what there is end to end: the lab up
+# (root), every bundled scenario validated against the lab's profile, and
+# the example suite journal rendered under reports/example-suite/.
 run: build
-	$(HPCHAOS) validate scenarios/*.yaml
+	$(HPCHAOS) lab up --nodes 4 --timings fast
+	$(HPCHAOS) validate scenarios/*.yaml --cluster /tmp/hpchaos-lab/profile.yaml
 	@mkdir -p reports/example-suite
 	$(HPCHAOS) report tests/fixtures/journals/suite.jsonl --format markdown -o reports/example-suite/report.md
 	$(HPCHAOS) report tests/fixtures/journals/suite.jsonl --format json -o reports/example-suite/report.json
 	$(HPCHAOS) report tests/fixtures/journals/suite.jsonl --format junit -o reports/example-suite/junit.xml
 	$(HPCHAOS) report tests/fixtures/journals/suite.jsonl --format table
-	@echo "reports written to reports/example-suite/"
+	@echo "reports written to reports/example-suite/; the lab stays up (hpchaos lab status, make lab-down)"
 
 # The local lab (root): 4 compute nodes with fast timings, in /tmp/hpchaos-lab.
 lab-up: build

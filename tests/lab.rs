@@ -192,8 +192,8 @@ async fn lab_end_to_end() {
     }
     let _down = Down(dir_arg.clone());
 
-    // up, and up again: idempotent.
-    let started = Instant::now();
+    // up, and up again: idempotent. (How long `up` takes is measured by
+    // benches/lab-up, not asserted here.)
     let up = hpchaos(&[
         "lab",
         "up",
@@ -210,7 +210,6 @@ async fn lab_end_to_end() {
         "{}",
         String::from_utf8_lossy(&up.stderr)
     );
-    let up_took = started.elapsed();
     let daemon = std::fs::read_to_string(lab.dir.join("daemon.pid")).unwrap();
     let again = hpchaos(&["lab", "up", "--nodes", "4", "--dir", &dir_arg]);
     assert_eq!(again.status.code(), Some(0));
@@ -219,8 +218,6 @@ async fn lab_end_to_end() {
         daemon,
         "a second up must not restart the lab"
     );
-    println!("lab up took {up_took:?}");
-    assert!(up_took < Duration::from_secs(30));
 
     // Four compute nodes idle in sinfo, read over SSH on the head node.
     let sinfo = lab.sinfo();
@@ -469,7 +466,8 @@ async fn lab_end_to_end() {
         || (lab.node_state("ip-10-1-0-11").1 == "Action:Replace").then_some(()),
     )
     .await;
-    lab.ssh("10.1.0.11", "pkill -9 -xf '/usr/bin/sleep 600'").unwrap();
+    lab.ssh("10.1.0.11", "pkill -9 -xf '/usr/bin/sleep 600'")
+        .unwrap();
     let retry_out = lab.dir.join(format!("shared/canary/retry-{retry_job}.out"));
     eventually(Duration::from_secs(30), "ResumeAction=RETRYSTEP", || {
         std::fs::read_to_string(&retry_out)

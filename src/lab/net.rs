@@ -67,14 +67,21 @@ pub fn down(nodes: &[NodeSpec]) -> Result<(), LabError> {
         if netns_exists(&node.netns()) {
             run("ip", &["netns", "del", &node.netns()])?;
         }
-        if link_exists(&node.veth()) {
-            run("ip", &["link", "del", &node.veth()])?;
-        }
+        // Deleting the namespace destroys the veth pair, asynchronously.
+        remove_link(&node.veth())?;
     }
-    if link_exists(BRIDGE) {
-        run("ip", &["link", "del", BRIDGE])?;
+    remove_link(BRIDGE)
+}
+
+/// Deletes a link; one that vanished meanwhile is as good as deleted.
+fn remove_link(name: &str) -> Result<(), LabError> {
+    if !link_exists(name) {
+        return Ok(());
     }
-    Ok(())
+    match run("ip", &["link", "del", name]) {
+        Err(_) if !link_exists(name) => Ok(()),
+        result => result.map(drop),
+    }
 }
 
 pub fn link_exists(name: &str) -> bool {
