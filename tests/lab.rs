@@ -361,7 +361,7 @@ async fn lab_end_to_end() {
         .send()
         .await
         .unwrap();
-    assert_eq!(rebooted.successful(), [same_id.clone()]);
+    assert_eq!(rebooted.successful(), std::slice::from_ref(&same_id));
     eventually(
         Duration::from_secs(60),
         "the API reboot of ip-10-1-0-11 done",
