@@ -28,6 +28,11 @@ impl Duration {
     pub const fn as_std(self) -> std::time::Duration {
         self.0
     }
+
+    /// The same span as a chrono duration, saturating at chrono's maximum.
+    pub fn as_chrono(self) -> chrono::TimeDelta {
+        chrono::TimeDelta::from_std(self.0).unwrap_or(chrono::TimeDelta::MAX)
+    }
 }
 
 /// Why a duration string was refused, written for the person who typed it.

@@ -4,10 +4,12 @@
 
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod duration;
 pub mod exit;
 pub mod journal;
 pub mod lab;
+pub mod phases;
 pub mod profile;
 pub mod report;
 pub mod scenario;

@@ -124,6 +124,9 @@ pub struct SageMaker {
     /// Named AWS profile; otherwise the standard credential chain.
     #[serde(default)]
     pub aws_profile: Option<String>,
+    /// A credentials file read besides ~/.aws/credentials (the lab's).
+    #[serde(default)]
+    pub credentials_file: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -12,6 +12,17 @@ use super::layout::{self, Layout, NodeSpec};
 use crate::duration::Duration;
 use crate::profile::{Host, Poll, Profile, SageMaker, Slurm, Ssh};
 
+/// The AWS profile name in the lab's credentials file. The lab checks that
+/// requests are signed, not by whom.
+pub const LAB_AWS_PROFILE: &str = "hpchaos-lab";
+
+/// The lab's AWS credentials file: any key signs requests to the lab.
+pub fn aws_credentials() -> String {
+    format!(
+        "[{LAB_AWS_PROFILE}]\naws_access_key_id = AKIDHPCHAOSLAB\naws_secret_access_key = lab-secret-not-checked\n"
+    )
+}
+
 /// What HyperPod's health agent does about a fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -237,7 +248,8 @@ pub fn profile(layout: &Layout, config: &LabConfig) -> Profile {
             cluster_name: config.cluster_name.clone(),
             region: config.region.clone(),
             endpoint_url: Some(config.endpoint()),
-            aws_profile: None,
+            aws_profile: Some(LAB_AWS_PROFILE.to_owned()),
+            credentials_file: Some(path_text(&layout.dir.join("aws-credentials"))),
         }),
         poll: Poll {
             slurm: Duration(std::time::Duration::from_millis(500)),

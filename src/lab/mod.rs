@@ -212,6 +212,10 @@ fn write_files(layout: &Layout, config: &LabConfig) -> Result<(), LabError> {
     write(etc.join("slurm/slurm.conf"), &config::slurm_conf(config))?;
     write(etc.join("slurm/cgroup.conf"), config::cgroup_conf())?;
     write(etc.join("hosts"), &config::hosts(config))?;
+    write(
+        layout.dir.join("aws-credentials"),
+        &config::aws_credentials(),
+    )?;
     tools::install(&layout.bin()).map_err(LabError::io("cannot install the node tools"))?;
     // Slurm opens a job's --output before its script runs: the canary's folder must exist.
     std::fs::create_dir_all(layout.dir.join("shared/canary"))

@@ -1,0 +1,48 @@
+//! Talking to a cluster the way an operator does: SSH to the nodes, Slurm
+//! on the head node, the SageMaker API. All of it described by a cluster
+//! profile; nothing here knows whether the cluster is the lab.
+
+pub mod quote;
+pub mod sagemaker;
+pub mod slurm;
+pub mod ssh;
+
+use std::sync::Arc;
+
+use crate::profile::Profile;
+use sagemaker::SageMakerApi;
+use slurm::Slurm;
+use ssh::{Endpoint, SshPool};
+
+/// Everything needed to reach one cluster.
+#[derive(Clone)]
+pub struct Cluster {
+    pub profile: Profile,
+    pub ssh: Arc<SshPool>,
+    pub slurm: Slurm,
+    pub api: Option<SageMakerApi>,
+}
+
+impl Cluster {
+    pub async fn connect(profile: &Profile) -> Cluster {
+        let ssh = Arc::new(SshPool::new(profile));
+        let slurm = Slurm {
+            ssh: ssh.clone(),
+            head: Endpoint::of_host(&profile.head_node),
+        };
+        let api = match &profile.sagemaker {
+            Some(settings) => Some(SageMakerApi::connect(settings).await),
+            None => None,
+        };
+        Cluster {
+            profile: profile.clone(),
+            ssh,
+            slurm,
+            api,
+        }
+    }
+
+    pub fn node(&self, name: &str) -> Endpoint {
+        Endpoint::of_node(&self.profile, name)
+    }
+}

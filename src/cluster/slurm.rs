@@ -1,0 +1,303 @@
+//! Slurm on the head node, over SSH: the commands the harness runs, and
+//! pure parsers of their text output (explicit `-o` formats and
+//! `scontrol -o`, the interfaces that stay stable across Slurm releases).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+use super::ssh::{Endpoint, SshError, SshPool};
+
+/// The `sinfo` format the harness reads: node, extended state, reason,
+/// reason time (set by slurmctld), who set it.
+pub const SINFO_FORMAT: &str = "%N|%T|%E|%H|%u";
+
+/// One node as `sinfo` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRow {
+    pub name: String,
+    /// Base state without flags: `idle`, `allocated`, `fail`, `down`, ...
+    pub state: String,
+    /// Flags written after the state: `*` not responding, `~` powered off, ...
+    pub flags: String,
+    /// Empty when none.
+    pub reason: String,
+    /// When slurmctld set the reason.
+    pub reason_time: Option<DateTime<Utc>>,
+}
+
+impl NodeRow {
+    /// Up, responding, in a state that can run jobs, and no reason set.
+    pub fn healthy(&self) -> bool {
+        matches!(
+            self.state.as_str(),
+            "idle" | "allocated" | "mixed" | "completing"
+        ) && self.flags.is_empty()
+            && self.reason.is_empty()
+    }
+}
+
+/// Slurm timestamps are the controller's local time; clusters run in UTC.
+pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    NaiveDateTime::parse_from_str(text.trim(), "%Y-%m-%dT%H:%M:%S")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// Lines of `sinfo -N -h -o '%N|%T|%E|%H|%u'`.
+pub fn parse_sinfo(text: &str) -> Vec<NodeRow> {
+    text.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split('|').collect();
+            let [name, state, reason, reason_time, ..] = fields.as_slice() else {
+                return None;
+            };
+            let base = state.trim_end_matches(['*', '~', '#', '!', '%', '$', '@', '^', '-', '+']);
+            let reason = if *reason == "none" { "" } else { reason };
+            Some(NodeRow {
+                name: name.trim().to_owned(),
+                state: base.to_owned(),
+                flags: state[base.len()..].to_owned(),
+                reason: reason.to_owned(),
+                reason_time: parse_time(reason_time),
+            })
+        })
+        .collect()
+}
+
+/// One job as `scontrol -o show job` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobInfo {
+    pub id: u64,
+    pub name: String,
+    /// `RUNNING`, `PENDING`, `REQUEUED`, `FAILED`, ...
+    pub state: String,
+    pub reason: String,
+    pub restarts: u32,
+    /// Compressed host list, e.g. `ip-10-1-0-[11-12]`.
+    pub node_list: String,
+    pub stdout: Option<String>,
+    pub start_time: Option<DateTime<Utc>>,
+}
+
+/// `Key=Value Key=Value ...` of `scontrol -o show job`; values with spaces
+/// (`Command=`, `WorkDir=`) are read up to the next key.
+pub fn parse_scontrol_job(line: &str) -> Option<JobInfo> {
+    let mut fields = BTreeMap::new();
+    let mut current: Option<(String, String)> = None;
+    for word in line.split(' ') {
+        match word.split_once('=') {
+            Some((key, value))
+                if !key.is_empty()
+                    && key
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') =>
+            {
+                if let Some((k, v)) = current.take() {
+                    fields.insert(k, v);
+                }
+                current = Some((key.to_owned(), value.to_owned()));
+            }
+            _ => {
+                if let Some((_, value)) = current.as_mut() {
+                    value.push(' ');
+                    value.push_str(word);
+                }
+            }
+        }
+    }
+    if let Some((k, v)) = current {
+        fields.insert(k, v);
+    }
+    let get = |key: &str| fields.get(key).map(|v| v.trim().to_owned());
+    Some(JobInfo {
+        id: get("JobId")?.parse().ok()?,
+        name: get("JobName").unwrap_or_default(),
+        state: get("JobState").unwrap_or_default(),
+        reason: get("Reason").unwrap_or_default(),
+        restarts: get("Restarts").and_then(|r| r.parse().ok()).unwrap_or(0),
+        node_list: get("NodeList")
+            .filter(|n| n != "(null)")
+            .unwrap_or_default(),
+        stdout: get("StdOut"),
+        start_time: get("StartTime").as_deref().and_then(parse_time),
+    })
+}
+
+/// `Submitted batch job 42` → 42.
+pub fn parse_sbatch(text: &str) -> Option<u64> {
+    text.trim()
+        .strip_prefix("Submitted batch job ")?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Slurm on one cluster's head node.
+#[derive(Clone)]
+pub struct Slurm {
+    pub ssh: Arc<SshPool>,
+    pub head: Endpoint,
+}
+
+impl Slurm {
+    async fn head<S: AsRef<str>>(&self, argv: &[S]) -> Result<String, SshError> {
+        let out = self.ssh.run(&self.head, argv).await?;
+        if out.status == 0 {
+            Ok(out.stdout)
+        } else {
+            Err(SshError::Command {
+                host: self.head.name.clone(),
+                command: argv
+                    .iter()
+                    .map(|a| a.as_ref())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                detail: format!("exit {}: {}", out.status, out.stderr.trim()),
+            })
+        }
+    }
+
+    pub async fn nodes(&self) -> Result<Vec<NodeRow>, SshError> {
+        self.head(&["sinfo", "-N", "-h", "-o", SINFO_FORMAT])
+            .await
+            .map(|t| parse_sinfo(&t))
+    }
+
+    /// The job, or `None` once Slurm has forgotten it.
+    pub async fn job(&self, id: u64) -> Result<Option<JobInfo>, SshError> {
+        let out = self
+            .ssh
+            .run(
+                &self.head,
+                &["scontrol", "-o", "show", "job", &id.to_string()],
+            )
+            .await?;
+        Ok(if out.status == 0 {
+            out.stdout.lines().next().and_then(parse_scontrol_job)
+        } else {
+            None
+        })
+    }
+
+    /// Ids of running or pending jobs with this name.
+    pub async fn jobs_named(&self, name: &str) -> Result<Vec<u64>, SshError> {
+        let text = self.head(&["squeue", "-h", "-n", name, "-o", "%i"]).await?;
+        Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+    }
+
+    /// Expands `ip-10-1-0-[11-12]` into names.
+    pub async fn hostnames(&self, list: &str) -> Result<Vec<String>, SshError> {
+        if list.is_empty() {
+            return Ok(Vec::new());
+        }
+        let text = self.head(&["scontrol", "show", "hostnames", list]).await?;
+        Ok(text.lines().map(str::to_owned).collect())
+    }
+
+    pub async fn partition_nodes(&self, partition: &str) -> Result<Vec<String>, SshError> {
+        let text = self
+            .head(&["sinfo", "-N", "-h", "-p", partition, "-o", "%N"])
+            .await?;
+        let mut names: Vec<String> = text.lines().map(str::to_owned).collect();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// `scontrol update nodename=N state=S [reason=R]`.
+    pub async fn update_node(
+        &self,
+        node: &str,
+        state: &str,
+        reason: Option<&str>,
+    ) -> Result<(), SshError> {
+        let mut argv = vec![
+            "scontrol".to_owned(),
+            "update".to_owned(),
+            format!("nodename={node}"),
+            format!("state={state}"),
+        ];
+        if let Some(reason) = reason {
+            argv.push(format!("reason={reason}"));
+        }
+        self.head(&argv).await.map(drop)
+    }
+
+    pub async fn sbatch(&self, args: &[String]) -> Result<u64, SshError> {
+        let mut argv = vec!["sbatch".to_owned()];
+        argv.extend(args.iter().cloned());
+        let text = self.head(&argv).await?;
+        parse_sbatch(&text).ok_or_else(|| SshError::Command {
+            host: self.head.name.clone(),
+            command: argv.join(" "),
+            detail: format!("unexpected answer: {}", text.trim()),
+        })
+    }
+
+    pub async fn scancel(&self, id: u64) -> Result<(), SshError> {
+        self.head(&["scancel", &id.to_string()]).await.map(drop)
+    }
+
+    /// What was appended to a file on the head node since byte `offset`.
+    pub async fn read_from(&self, path: &str, offset: u64) -> Result<String, SshError> {
+        let out = self
+            .ssh
+            .run(
+                &self.head,
+                &["tail", "-c", &format!("+{}", offset + 1), path],
+            )
+            .await?;
+        Ok(out.stdout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SINFO: &str = include_str!("../../tests/fixtures/slurm/sinfo-nodes.txt");
+    const JOB: &str = include_str!("../../tests/fixtures/slurm/scontrol-show-job.txt");
+
+    #[test]
+    fn parses_recorded_sinfo() {
+        let rows = parse_sinfo(SINFO);
+        assert_eq!(rows.len(), 4);
+        assert_eq!(rows[0].state, "allocated");
+        assert!(rows[0].healthy());
+        assert_eq!(rows[2].reason, "maintenance window");
+        assert_eq!(rows[3].state, "fail");
+        assert_eq!(rows[3].reason, "Action:Reboot");
+        assert_eq!(rows[3].reason_time, parse_time("2026-11-28T16:07:41"));
+        assert!(!rows[3].healthy());
+    }
+
+    #[test]
+    fn flags_are_split_from_the_state() {
+        let rows = parse_sinfo("ip-10-1-0-12|down*|Not responding|2026-11-28T10:00:00|slurm\n");
+        assert_eq!(
+            (rows[0].state.as_str(), rows[0].flags.as_str()),
+            ("down", "*")
+        );
+    }
+
+    #[test]
+    fn parses_recorded_scontrol_job() {
+        let job = parse_scontrol_job(JOB.lines().next().unwrap()).unwrap();
+        assert_eq!(job.id, 1);
+        assert_eq!(job.name, "hpchaos-canary");
+        assert_eq!(job.state, "RUNNING");
+        assert_eq!(job.restarts, 0);
+        assert_eq!(job.node_list, "ip-10-1-0-[11-12]");
+        assert_eq!(
+            job.stdout.as_deref(),
+            Some("/fsx/canary/hpchaos-canary-1.out")
+        );
+    }
+
+    #[test]
+    fn parses_sbatch_answers() {
+        assert_eq!(parse_sbatch("Submitted batch job 42\n"), Some(42));
+        assert_eq!(parse_sbatch("sbatch: error: ..."), None);
+    }
+}

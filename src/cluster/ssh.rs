@@ -1,0 +1,357 @@
+//! SSH to cluster nodes through async-ssh2-tokio: one connection per host,
+//! reused across polls; commands run as channels, at most
+//! `max_channels_per_host` at once (below sshd's MaxSessions); keepalive;
+//! every call under a timeout; host keys checked against known_hosts, and a
+//! mismatch refused with the fix; a dropped connection is reopened with
+//! backoff on the next call (a rebooting node is expected to drop).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_ssh2_tokio::{AuthMethod, Client, Config, ServerCheckMethod};
+use tokio::sync::Semaphore;
+
+use super::quote::command_line;
+use crate::profile::{Host, Profile};
+
+/// Where to reach one host.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    /// The Slurm node name, used in messages and known_hosts.
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// A node of the profile: its listed address, or the one its
+    /// `ip-a-b-c-d` name implies, or the name itself.
+    pub fn of_node(profile: &Profile, name: &str) -> Endpoint {
+        let address = profile
+            .addresses
+            .get(name)
+            .cloned()
+            .or_else(|| address_from_name(name))
+            .unwrap_or_else(|| name.to_owned());
+        Endpoint {
+            name: name.to_owned(),
+            address,
+            port: 22,
+        }
+    }
+
+    pub fn of_host(host: &Host) -> Endpoint {
+        Endpoint {
+            name: host.name.clone(),
+            address: host
+                .address
+                .clone()
+                .or_else(|| address_from_name(&host.name))
+                .unwrap_or_else(|| host.name.clone()),
+            port: host.port,
+        }
+    }
+}
+
+/// `ip-10-1-0-11` → `10.1.0.11`, HyperPod's naming.
+pub fn address_from_name(name: &str) -> Option<String> {
+    let octets: Vec<&str> = name.strip_prefix("ip-")?.split('-').collect();
+    let valid = octets.len() == 4 && octets.iter().all(|o| o.parse::<u8>().is_ok());
+    valid.then(|| octets.join("."))
+}
+
+/// What a remote command printed and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub stdout: String,
+    pub stderr: String,
+    pub status: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    #[error(
+        "the host key of {host} does not match {known_hosts}; if the node was replaced, remove the old key with `ssh-keygen -R {address} -f {known_hosts}` (and `-R {host}`) after checking the new one"
+    )]
+    HostKeyMismatch {
+        host: String,
+        address: String,
+        known_hosts: String,
+    },
+    #[error("cannot connect to {host} ({address}): {detail}")]
+    Connect {
+        host: String,
+        address: String,
+        detail: String,
+    },
+    #[error("`{command}` on {host} did not finish within {after:?}")]
+    Timeout {
+        host: String,
+        command: String,
+        after: Duration,
+    },
+    #[error("`{command}` on {host} failed: {detail}")]
+    Command {
+        host: String,
+        command: String,
+        detail: String,
+    },
+}
+
+impl SshError {
+    /// Worth retrying later (the node may be rebooting), unlike a host key
+    /// mismatch, which needs a person.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, SshError::HostKeyMismatch { .. })
+    }
+}
+
+struct Slot {
+    client: tokio::sync::Mutex<Option<Arc<Client>>>,
+    channels: Semaphore,
+    /// Consecutive failed connects, and when the last one failed.
+    failures: Mutex<(u32, Option<Instant>)>,
+}
+
+/// Connections to every host of one cluster.
+pub struct SshPool {
+    user: String,
+    key: Option<PathBuf>,
+    known_hosts: Mutex<PathBuf>,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+    keepalive: Duration,
+    max_channels: usize,
+    jump: Option<Endpoint>,
+    slots: Mutex<HashMap<Endpoint, Arc<Slot>>>,
+}
+
+fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+impl SshPool {
+    pub fn new(profile: &Profile) -> SshPool {
+        let ssh = &profile.ssh;
+        SshPool {
+            user: ssh.user.clone(),
+            key: ssh.key.as_deref().map(expand_home),
+            known_hosts: Mutex::new(expand_home(&ssh.known_hosts)),
+            connect_timeout: ssh.connect_timeout.as_std(),
+            command_timeout: ssh.command_timeout.as_std(),
+            keepalive: ssh.keepalive.as_std(),
+            max_channels: usize::from(ssh.max_channels_per_host.clamp(1, 9)),
+            jump: ssh.jump_host.as_ref().map(Endpoint::of_host),
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Checks host keys against another file from now on (a run's copy
+    /// that also holds keys accepted after verified replacements).
+    pub fn use_known_hosts(&self, path: PathBuf) {
+        *self.known_hosts.lock().unwrap_or_else(|p| p.into_inner()) = path;
+        // Connections made under the old file are dropped.
+        self.slots.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    pub fn known_hosts(&self) -> PathBuf {
+        self.known_hosts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn slot(&self, endpoint: &Endpoint) -> Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots
+            .entry(endpoint.clone())
+            .or_insert_with(|| {
+                Arc::new(Slot {
+                    client: tokio::sync::Mutex::new(None),
+                    channels: Semaphore::new(self.max_channels),
+                    failures: Mutex::new((0, None)),
+                })
+            })
+            .clone()
+    }
+
+    /// Runs `argv` on `endpoint`, quoted, under the command timeout.
+    pub async fn run<S: AsRef<str>>(
+        &self,
+        endpoint: &Endpoint,
+        argv: &[S],
+    ) -> Result<Output, SshError> {
+        self.run_line(endpoint, &command_line(argv), self.command_timeout)
+            .await
+    }
+
+    /// Runs a command line built by this crate (never scenario text).
+    pub async fn run_line(
+        &self,
+        endpoint: &Endpoint,
+        line: &str,
+        limit: Duration,
+    ) -> Result<Output, SshError> {
+        let slot = self.slot(endpoint);
+        let _permit = slot
+            .channels
+            .acquire()
+            .await
+            .map_err(|_| SshError::Command {
+                host: endpoint.name.clone(),
+                command: line.to_owned(),
+                detail: "connection pool closed".to_owned(),
+            })?;
+        // One retry on a fresh connection: the cached one may have died.
+        for attempt in 0..2 {
+            let client = self.client(endpoint, &slot).await?;
+            match tokio::time::timeout(limit, client.execute(line)).await {
+                Err(_) => {
+                    return Err(SshError::Timeout {
+                        host: endpoint.name.clone(),
+                        command: line.to_owned(),
+                        after: limit,
+                    });
+                }
+                Ok(Ok(result)) => {
+                    return Ok(Output {
+                        stdout: result.stdout,
+                        stderr: result.stderr,
+                        status: result.exit_status,
+                    });
+                }
+                Ok(Err(async_ssh2_tokio::Error::CommandDidntExit)) => {
+                    return Err(SshError::Command {
+                        host: endpoint.name.clone(),
+                        command: line.to_owned(),
+                        detail: "the command was killed before it exited".to_owned(),
+                    });
+                }
+                Ok(Err(err)) => {
+                    *slot.client.lock().await = None;
+                    if attempt == 1 {
+                        return Err(SshError::Command {
+                            host: endpoint.name.clone(),
+                            command: line.to_owned(),
+                            detail: err.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+        unreachable!("the loop returns on its second attempt")
+    }
+
+    async fn client(&self, endpoint: &Endpoint, slot: &Slot) -> Result<Arc<Client>, SshError> {
+        let mut guard = slot.client.lock().await;
+        if let Some(client) = guard.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(client.clone());
+        }
+        self.backoff(slot).await;
+        match self.connect(endpoint).await {
+            Ok(client) => {
+                *slot.failures.lock().unwrap_or_else(|p| p.into_inner()) = (0, None);
+                let client = Arc::new(client);
+                *guard = Some(client.clone());
+                Ok(client)
+            }
+            Err(err) => {
+                let mut failures = slot.failures.lock().unwrap_or_else(|p| p.into_inner());
+                *failures = (failures.0 + 1, Some(Instant::now()));
+                Err(err)
+            }
+        }
+    }
+
+    /// After n failed connects, waits up to 2^n × 200 ms (at most 5 s)
+    /// since the last failure before trying again.
+    async fn backoff(&self, slot: &Slot) {
+        let (count, last) = *slot.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if let (true, Some(last)) = (count > 0, last) {
+            let wait = Duration::from_millis(200u64.saturating_mul(1 << count.min(5)))
+                .min(Duration::from_secs(5));
+            let elapsed = last.elapsed();
+            if elapsed < wait {
+                tokio::time::sleep(wait - elapsed).await;
+            }
+        }
+    }
+
+    async fn connect(&self, endpoint: &Endpoint) -> Result<Client, SshError> {
+        let auth = match &self.key {
+            Some(path) => AuthMethod::with_key_file(path, None),
+            None => AuthMethod::with_agent(),
+        };
+        let known_hosts = self.known_hosts();
+        let check = ServerCheckMethod::with_known_hosts_file(&known_hosts.display().to_string());
+        let config = Config {
+            keepalive_interval: Some(self.keepalive),
+            keepalive_max: 3,
+            inactivity_timeout: None,
+            ..Config::default()
+        };
+        let address = (endpoint.address.as_str(), endpoint.port);
+        let connecting = async {
+            match &self.jump {
+                Some(jump) if jump != endpoint => {
+                    let via = Box::pin(self.connect(jump)).await?;
+                    Client::connect_via_with_config(&via, address, &self.user, auth, check, config)
+                        .await
+                        .map_err(|e| self.connect_error(endpoint, e, &known_hosts))
+                }
+                _ => Client::connect_with_config(address, &self.user, auth, check, config)
+                    .await
+                    .map_err(|e| self.connect_error(endpoint, e, &known_hosts)),
+            }
+        };
+        tokio::time::timeout(self.connect_timeout, connecting)
+            .await
+            .unwrap_or_else(|_| {
+                Err(SshError::Connect {
+                    host: endpoint.name.clone(),
+                    address: endpoint.address.clone(),
+                    detail: format!("no answer within {:?}", self.connect_timeout),
+                })
+            })
+    }
+
+    fn connect_error(
+        &self,
+        endpoint: &Endpoint,
+        err: async_ssh2_tokio::Error,
+        known_hosts: &std::path::Path,
+    ) -> SshError {
+        match err {
+            async_ssh2_tokio::Error::ServerCheckFailed => SshError::HostKeyMismatch {
+                host: endpoint.name.clone(),
+                address: endpoint.address.clone(),
+                known_hosts: known_hosts.display().to_string(),
+            },
+            other => SshError::Connect {
+                host: endpoint.name.clone(),
+                address: endpoint.address.clone(),
+                detail: other.to_string(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hyperpod_names_imply_addresses() {
+        assert_eq!(
+            address_from_name("ip-10-1-0-11").as_deref(),
+            Some("10.1.0.11")
+        );
+        assert_eq!(address_from_name("ip-10-1-0-311"), None);
+        assert_eq!(address_from_name("gpu-node-1"), None);
+    }
+}

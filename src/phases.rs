@@ -1,0 +1,549 @@
+//! Events → phase boundaries and verdicts: the pure core of a run. Given
+//! when the fault was injected, what things looked like before it, what
+//! the scenario expects, and what the watchers saw (in any order, some
+//! missing, sources' clocks a little apart), decide when each phase ended,
+//! by whose clock, and whether it met its deadline.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::duration::Duration;
+use crate::journal::{PhaseVerdict, Source, TimeSource};
+use crate::scenario::model::{Phase, Recovery};
+
+/// What a watcher saw.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observation {
+    /// A target node in `sinfo`.
+    SlurmNode {
+        node: String,
+        state: String,
+        flags: String,
+        reason: String,
+    },
+    /// A target node in `ListClusterNodes`.
+    ApiNode {
+        node: String,
+        status: String,
+        instance_id: String,
+        launch_time: Option<DateTime<Utc>>,
+    },
+    /// The workload job in `scontrol show job`.
+    Job {
+        state: String,
+        nodes: Vec<String>,
+        restarts: u32,
+    },
+    /// The workload job is gone from Slurm.
+    JobGone,
+    /// A progress line of the workload (`step N`).
+    Progress { step: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// When the harness saw it.
+    pub seen: DateTime<Utc>,
+    /// When the source says it happened, if it says.
+    pub source_time: Option<DateTime<Utc>>,
+    pub source: Source,
+    pub observation: Observation,
+}
+
+/// How things were just before the injection.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Baseline {
+    pub targets: Vec<String>,
+    pub instance_ids: BTreeMap<String, String>,
+    pub launch_times: BTreeMap<String, DateTime<Utc>>,
+    /// Whether a workload job is watched.
+    pub workload: bool,
+    /// The workload's last step before the fault.
+    pub progress: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expectation {
+    pub recovery: Recovery,
+    /// Counted from the injection.
+    pub deadlines: BTreeMap<Phase, Duration>,
+    pub quiet_for: Option<Duration>,
+    pub max_lost_steps: Option<u64>,
+}
+
+/// The end of a phase.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Boundary {
+    pub at: DateTime<Utc>,
+    pub time_source: TimeSource,
+    pub evidence: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhaseResult {
+    pub phase: Phase,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended: Option<Boundary>,
+    pub deadline: Option<Duration>,
+    /// `None` while the phase may still end in time.
+    pub verdict: Option<PhaseVerdict>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judgement {
+    pub phases: Vec<PhaseResult>,
+    pub lost_steps: Option<u64>,
+    /// Every phase has a verdict: nothing more to wait for.
+    pub settled: bool,
+    pub passed: bool,
+    /// Why it failed; empty when it passed or is not settled.
+    pub reason: String,
+}
+
+/// Judges the events seen up to `now`. `finished` says no more events will
+/// come (the run ended), so open phases are not reached.
+pub fn judge(
+    injected_at: DateTime<Utc>,
+    baseline: &Baseline,
+    expectation: &Expectation,
+    events: &[Event],
+    now: DateTime<Utc>,
+    finished: bool,
+) -> Judgement {
+    let mut events: Vec<&Event> = events.iter().collect();
+    events.sort_by_key(|e| e.seen);
+    let order = expectation.recovery.phases();
+    let mut ends: Vec<Option<Boundary>> = vec![None; order.len()];
+    let mut tracker = Tracker::default();
+
+    if expectation.recovery == Recovery::None {
+        let window = expectation.quiet_for.unwrap_or(Duration::from_secs(120));
+        let window_end = injected_at + window.as_chrono();
+        let disturbance = events
+            .iter()
+            .filter(|e| e.seen <= window_end)
+            .find_map(|e| {
+                tracker
+                    .detect(baseline, expectation, e)
+                    .map(|b| (b, e.seen))
+            });
+        let phase = &mut ends[0];
+        let verdict = match disturbance {
+            Some((boundary, _)) => {
+                let reason = format!(
+                    "the cluster reacted within the quiet window: {}",
+                    boundary.evidence
+                );
+                return quiet_judgement(
+                    injected_at,
+                    window,
+                    Some(boundary),
+                    PhaseVerdict::Missed,
+                    reason,
+                );
+            }
+            None if now >= window_end || finished => {
+                *phase = Some(Boundary {
+                    at: window_end,
+                    time_source: TimeSource::Observed,
+                    evidence: format!("no change for {window}"),
+                });
+                PhaseVerdict::Met
+            }
+            None => {
+                return quiet_judgement(
+                    injected_at,
+                    window,
+                    None,
+                    PhaseVerdict::Met,
+                    String::new(),
+                )
+                .unsettled();
+            }
+        };
+        return quiet_judgement(injected_at, window, phase.clone(), verdict, String::new());
+    }
+
+    for event in &events {
+        tracker.observe(event);
+        // The furthest phase this event closes; earlier open phases are
+        // implied by it (a replaced node was drained, even if unseen).
+        let current = ends.iter().position(Option::is_none);
+        let Some(current) = current else { break };
+        let reached = (current..order.len()).rev().find_map(|i| {
+            tracker
+                .closes(order[i], baseline, expectation, event)
+                .map(|b| (i, b))
+        });
+        if let Some((index, boundary)) = reached {
+            for end in ends.iter_mut().take(index).skip(current) {
+                *end = Some(Boundary {
+                    at: boundary.at,
+                    time_source: boundary.time_source,
+                    evidence: format!("implied by {}: {}", order[index], boundary.evidence),
+                });
+            }
+            ends[index] = Some(boundary);
+        }
+    }
+
+    // Boundaries never run backwards: a source clock a little behind the
+    // harness's is clamped to the previous boundary.
+    let mut previous = injected_at;
+    for end in ends.iter_mut().flatten() {
+        if end.at < previous {
+            end.evidence = format!(
+                "{} (clamped: source clock behind by {}ms)",
+                end.evidence,
+                (previous - end.at).num_milliseconds()
+            );
+            end.at = previous;
+        }
+        previous = end.at;
+    }
+
+    let mut phases = Vec::with_capacity(order.len());
+    let mut started = Some(injected_at);
+    for (phase, end) in order.iter().zip(&ends) {
+        let deadline = expectation.deadlines.get(phase).copied();
+        let verdict = match (end, deadline) {
+            (Some(b), Some(d)) => Some(if b.at - injected_at <= d.as_chrono() {
+                PhaseVerdict::Met
+            } else {
+                PhaseVerdict::Missed
+            }),
+            (Some(_), None) => Some(PhaseVerdict::Observed),
+            (None, Some(d)) if now - injected_at > d.as_chrono() || finished => {
+                Some(PhaseVerdict::NotReached)
+            }
+            (None, None) if finished => Some(PhaseVerdict::NotReached),
+            (None, _) => None,
+        };
+        phases.push(PhaseResult {
+            phase: *phase,
+            started_at: started,
+            ended: end.clone(),
+            deadline,
+            verdict,
+        });
+        started = end.as_ref().map(|b| b.at);
+    }
+    let lost_steps = tracker.lost_steps(baseline);
+    finish(injected_at, phases, lost_steps, expectation)
+}
+
+fn finish(
+    injected_at: DateTime<Utc>,
+    phases: Vec<PhaseResult>,
+    lost_steps: Option<u64>,
+    expectation: &Expectation,
+) -> Judgement {
+    let settled = phases.iter().all(|p| p.verdict.is_some())
+        || phases
+            .iter()
+            .any(|p| matches!(p.verdict, Some(PhaseVerdict::NotReached)));
+    let mut reasons: Vec<String> = phases
+        .iter()
+        .filter_map(|p| match p.verdict {
+            Some(PhaseVerdict::Missed) => Some(format!(
+                "{} took until {} after injection; deadline {}",
+                p.phase,
+                p.ended
+                    .as_ref()
+                    .map_or("?".to_owned(), |b| crate::report::show_duration(Some(
+                        crate::report::span(injected_at, b.at)
+                    ))),
+                p.deadline.map_or("-".to_owned(), |d| d.to_string())
+            )),
+            Some(PhaseVerdict::NotReached) => Some(format!("{} never happened", p.phase)),
+            _ => None,
+        })
+        .collect();
+    if let (Some(lost), Some(max)) = (lost_steps, expectation.max_lost_steps)
+        && lost > max
+    {
+        reasons.push(format!("{lost} steps lost, more than max_lost_steps {max}"));
+    }
+    Judgement {
+        passed: settled && reasons.is_empty(),
+        settled,
+        reason: reasons.join("; "),
+        phases,
+        lost_steps,
+    }
+}
+
+fn quiet_judgement(
+    injected_at: DateTime<Utc>,
+    window: Duration,
+    end: Option<Boundary>,
+    verdict: PhaseVerdict,
+    reason: String,
+) -> Judgement {
+    let passed = verdict == PhaseVerdict::Met;
+    Judgement {
+        phases: vec![PhaseResult {
+            phase: Phase::Quiet,
+            started_at: Some(injected_at),
+            ended: end,
+            deadline: Some(window),
+            verdict: Some(verdict),
+        }],
+        lost_steps: None,
+        settled: true,
+        passed,
+        reason,
+    }
+}
+
+impl Judgement {
+    fn unsettled(mut self) -> Judgement {
+        self.settled = false;
+        self.passed = false;
+        for phase in &mut self.phases {
+            phase.verdict = None;
+        }
+        self
+    }
+}
+
+/// What the events so far say about the workload.
+#[derive(Default)]
+struct Tracker {
+    /// The job left RUNNING (or restarted) since the fault.
+    job_interrupted: bool,
+    last_restarts: Option<u32>,
+    first_step_after_restart: Option<u64>,
+}
+
+fn at(event: &Event) -> (DateTime<Utc>, TimeSource) {
+    match event.source_time {
+        Some(t) => (t, TimeSource::Source),
+        None => (event.seen, TimeSource::Observed),
+    }
+}
+
+fn boundary(event: &Event, evidence: String) -> Boundary {
+    let (at, time_source) = at(event);
+    Boundary {
+        at,
+        time_source,
+        evidence,
+    }
+}
+
+impl Tracker {
+    fn observe(&mut self, event: &Event) {
+        match &event.observation {
+            Observation::Job {
+                state, restarts, ..
+            } => {
+                if state != "RUNNING" || self.last_restarts.is_some_and(|r| *restarts > r) {
+                    self.job_interrupted = true;
+                }
+                self.last_restarts = Some(*restarts);
+            }
+            Observation::JobGone => self.job_interrupted = true,
+            Observation::Progress { step }
+                if self.job_interrupted && self.first_step_after_restart.is_none() =>
+            {
+                self.first_step_after_restart = Some(*step);
+            }
+            _ => {}
+        }
+    }
+
+    fn lost_steps(&self, baseline: &Baseline) -> Option<u64> {
+        let before = baseline.progress?;
+        let first = self.first_step_after_restart?;
+        Some(before.saturating_sub(first.saturating_sub(1)))
+    }
+
+    /// The first sign the system noticed the fault.
+    fn detect(
+        &self,
+        baseline: &Baseline,
+        expectation: &Expectation,
+        event: &Event,
+    ) -> Option<Boundary> {
+        let target = |node: &str| baseline.targets.iter().any(|t| t == node);
+        match &event.observation {
+            Observation::SlurmNode {
+                node,
+                state,
+                flags,
+                reason,
+            } if target(node) => {
+                if reason.starts_with("Action:") {
+                    Some(boundary(
+                        event,
+                        format!("{} {node}: reason {reason}", event.source.as_str()),
+                    ))
+                } else if matches!(
+                    state.as_str(),
+                    "fail" | "failing" | "down" | "drain" | "drained" | "draining"
+                ) || flags.contains('*')
+                {
+                    Some(boundary(
+                        event,
+                        format!("{} {node}: state {state}{flags}", event.source.as_str()),
+                    ))
+                } else {
+                    None
+                }
+            }
+            Observation::ApiNode { node, status, .. } if target(node) && status != "Running" => {
+                Some(Boundary {
+                    at: event.seen,
+                    time_source: TimeSource::Observed,
+                    evidence: format!("sagemaker {node}: status {status}"),
+                })
+            }
+            Observation::Job { state, .. }
+                if matches!(expectation.recovery, Recovery::Requeue | Recovery::JobFails)
+                    && state != "RUNNING" =>
+            {
+                Some(boundary(event, format!("job {state}")))
+            }
+            Observation::JobGone
+                if matches!(expectation.recovery, Recovery::Requeue | Recovery::JobFails) =>
+            {
+                Some(boundary(event, "job gone".to_owned()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether `event` ends `phase`, and where.
+    fn closes(
+        &self,
+        phase: Phase,
+        baseline: &Baseline,
+        expectation: &Expectation,
+        event: &Event,
+    ) -> Option<Boundary> {
+        let target = |node: &str| baseline.targets.iter().any(|t| t == node);
+        match (phase, &event.observation) {
+            (Phase::Detect, _) => self.detect(baseline, expectation, event),
+            (Phase::Drain, Observation::Job { state, nodes, .. }) if baseline.workload => {
+                let left = state != "RUNNING" || !nodes.iter().any(|n| target(n));
+                left.then(|| {
+                    boundary(
+                        event,
+                        format!(
+                            "job {state} on {}",
+                            if nodes.is_empty() {
+                                "-".to_owned()
+                            } else {
+                                nodes.join(",")
+                            }
+                        ),
+                    )
+                })
+            }
+            (Phase::Drain, Observation::JobGone) if baseline.workload => {
+                Some(boundary(event, "job gone from the node".to_owned()))
+            }
+            (Phase::Drain, Observation::SlurmNode { node, state, .. })
+                if !baseline.workload && target(node) =>
+            {
+                matches!(state.as_str(), "fail" | "down" | "drained")
+                    .then(|| boundary(event, format!("{node} {state}, no workload on it")))
+            }
+            (
+                Phase::Replace,
+                Observation::ApiNode {
+                    node,
+                    status,
+                    instance_id,
+                    launch_time,
+                },
+            ) if target(node) && status == "Running" => {
+                let old = baseline.instance_ids.get(node)?;
+                (instance_id != old).then(|| match launch_time {
+                    Some(t) => Boundary {
+                        at: *t,
+                        time_source: TimeSource::Source,
+                        evidence: format!("new instance {instance_id} (was {old}), LaunchTime"),
+                    },
+                    None => Boundary {
+                        at: event.seen,
+                        time_source: TimeSource::Observed,
+                        evidence: format!("new instance {instance_id} (was {old})"),
+                    },
+                })
+            }
+            (
+                Phase::Reboot,
+                Observation::ApiNode {
+                    node,
+                    status,
+                    instance_id,
+                    launch_time,
+                },
+            ) if target(node) && status == "Running" => {
+                let same = baseline.instance_ids.get(node) == Some(instance_id);
+                let later = match (launch_time, baseline.launch_times.get(node)) {
+                    (Some(now), Some(before)) => now > before,
+                    _ => false,
+                };
+                (same && later).then(|| Boundary {
+                    at: launch_time.unwrap_or(event.seen),
+                    time_source: TimeSource::Source,
+                    evidence: format!("same instance {instance_id}, new LaunchTime"),
+                })
+            }
+            (
+                Phase::Rejoin,
+                Observation::SlurmNode {
+                    node,
+                    state,
+                    flags,
+                    reason,
+                },
+            ) if target(node) => {
+                let up = matches!(state.as_str(), "idle" | "allocated" | "mixed")
+                    && flags.is_empty()
+                    && reason.is_empty();
+                up.then(|| Boundary {
+                    at: event.seen,
+                    time_source: TimeSource::Observed,
+                    evidence: format!("{node} {state}, reason cleared"),
+                })
+            }
+            (Phase::Resume, Observation::Progress { step }) if self.job_interrupted => {
+                let past = baseline.progress.is_none_or(|before| *step > before);
+                past.then(|| Boundary {
+                    at: event.seen,
+                    time_source: TimeSource::Observed,
+                    evidence: format!("progress at step {step}, past the fault"),
+                })
+            }
+            (Phase::JobEnd, Observation::Job { state, .. })
+                if matches!(
+                    state.as_str(),
+                    "FAILED"
+                        | "CANCELLED"
+                        | "NODE_FAIL"
+                        | "TIMEOUT"
+                        | "COMPLETED"
+                        | "OUT_OF_MEMORY"
+                ) =>
+            {
+                Some(boundary(event, format!("job {state}")))
+            }
+            (Phase::JobEnd, Observation::JobGone) => Some(Boundary {
+                at: event.seen,
+                time_source: TimeSource::Observed,
+                evidence: "job gone".to_owned(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Seconds as a chrono span, for tests and callers building timelines.
+pub fn secs(seconds: f64) -> TimeDelta {
+    TimeDelta::milliseconds((seconds * 1000.0) as i64)
+}

@@ -1,0 +1,387 @@
+//! The phase engine on recorded-style timelines: in order, shuffled,
+//! with missing events, with clock skew between sources, deadlines met,
+//! missed and never reached, and the workload's lost steps.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use hpchaos::duration::Duration;
+use hpchaos::journal::{PhaseVerdict, Source, TimeSource};
+use hpchaos::phases::{Baseline, Event, Expectation, Observation, judge, secs};
+use hpchaos::scenario::model::{Phase, Recovery};
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-28T10:00:00Z")
+        .unwrap()
+        .to_utc()
+}
+fn t(s: f64) -> DateTime<Utc> {
+    t0() + secs(s)
+}
+
+const NODE: &str = "ip-10-1-0-12";
+
+fn baseline(workload: bool) -> Baseline {
+    Baseline {
+        targets: vec![NODE.into()],
+        instance_ids: BTreeMap::from([(NODE.into(), "i-0old".into())]),
+        launch_times: BTreeMap::from([(NODE.into(), t(-3600.0))]),
+        workload,
+        progress: workload.then_some(27),
+    }
+}
+
+fn expect(recovery: Recovery, deadlines: &[(Phase, u64)]) -> Expectation {
+    Expectation {
+        recovery,
+        deadlines: deadlines
+            .iter()
+            .map(|(p, s)| (*p, Duration::from_secs(*s)))
+            .collect(),
+        quiet_for: None,
+        max_lost_steps: None,
+    }
+}
+
+fn slurm(seen: f64, source: Option<f64>, state: &str, flags: &str, reason: &str) -> Event {
+    Event {
+        seen: t(seen),
+        source_time: source.map(t),
+        source: Source::Sinfo,
+        observation: Observation::SlurmNode {
+            node: NODE.into(),
+            state: state.into(),
+            flags: flags.into(),
+            reason: reason.into(),
+        },
+    }
+}
+fn api(seen: f64, status: &str, id: &str, launch: f64) -> Event {
+    Event {
+        seen: t(seen),
+        source_time: None,
+        source: Source::Sagemaker,
+        observation: Observation::ApiNode {
+            node: NODE.into(),
+            status: status.into(),
+            instance_id: id.into(),
+            launch_time: Some(t(launch)),
+        },
+    }
+}
+fn job(seen: f64, state: &str, nodes: &[&str], restarts: u32) -> Event {
+    Event {
+        seen: t(seen),
+        source_time: None,
+        source: Source::Squeue,
+        observation: Observation::Job {
+            state: state.into(),
+            nodes: nodes.iter().map(|n| (*n).to_owned()).collect(),
+            restarts,
+        },
+    }
+}
+fn step(seen: f64, step: u64) -> Event {
+    Event {
+        seen: t(seen),
+        source_time: None,
+        source: Source::JobOutput,
+        observation: Observation::Progress { step },
+    }
+}
+
+fn replace_timeline() -> Vec<Event> {
+    vec![
+        step(0.5, 27),
+        slurm(9.0, Some(8.0), "fail", "", "Action:Replace"),
+        job(20.0, "PENDING", &[], 1),
+        api(21.0, "Pending", "i-0old", -3600.0),
+        api(70.0, "Running", "i-0new", 66.0),
+        slurm(75.0, None, "idle", "", ""),
+        job(80.0, "RUNNING", &["ip-10-1-0-12", "ip-10-1-0-13"], 1),
+        step(84.0, 21),
+        step(90.0, 28),
+    ]
+}
+
+const REPLACE_DEADLINES: &[(Phase, u64)] = &[
+    (Phase::Detect, 60),
+    (Phase::Drain, 120),
+    (Phase::Replace, 600),
+    (Phase::Rejoin, 700),
+    (Phase::Resume, 800),
+];
+
+fn ends(judgement: &hpchaos::phases::Judgement) -> Vec<(Phase, f64, TimeSource, PhaseVerdict)> {
+    judgement
+        .phases
+        .iter()
+        .map(|p| {
+            let end = p.ended.as_ref().unwrap();
+            (
+                p.phase,
+                (end.at - t0()).num_milliseconds() as f64 / 1000.0,
+                end.time_source,
+                p.verdict.unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_replace_in_order_times_every_phase_by_the_best_clock() {
+    let judgement = judge(
+        t(0.0),
+        &baseline(true),
+        &expect(Recovery::Replace, REPLACE_DEADLINES),
+        &replace_timeline(),
+        t(100.0),
+        false,
+    );
+    assert!(judgement.settled && judgement.passed, "{judgement:?}");
+    assert_eq!(
+        ends(&judgement),
+        vec![
+            (Phase::Detect, 8.0, TimeSource::Source, PhaseVerdict::Met),
+            (Phase::Drain, 20.0, TimeSource::Observed, PhaseVerdict::Met),
+            (Phase::Replace, 66.0, TimeSource::Source, PhaseVerdict::Met),
+            (Phase::Rejoin, 75.0, TimeSource::Observed, PhaseVerdict::Met),
+            (Phase::Resume, 90.0, TimeSource::Observed, PhaseVerdict::Met),
+        ]
+    );
+    // Redone: steps 21 to 27.
+    assert_eq!(judgement.lost_steps, Some(7));
+}
+
+#[test]
+fn events_delivered_out_of_order_give_the_same_phases() {
+    let mut shuffled = replace_timeline();
+    shuffled.reverse();
+    shuffled.swap(1, 5);
+    let in_order = judge(
+        t(0.0),
+        &baseline(true),
+        &expect(Recovery::Replace, REPLACE_DEADLINES),
+        &replace_timeline(),
+        t(100.0),
+        false,
+    );
+    let out_of_order = judge(
+        t(0.0),
+        &baseline(true),
+        &expect(Recovery::Replace, REPLACE_DEADLINES),
+        &shuffled,
+        t(100.0),
+        false,
+    );
+    assert_eq!(in_order, out_of_order);
+}
+
+#[test]
+fn a_missing_drain_event_is_implied_by_the_replacement() {
+    let timeline: Vec<Event> = replace_timeline()
+        .into_iter()
+        .filter(
+            |e| !matches!(e.observation, Observation::Job { ref state, .. } if state == "PENDING"),
+        )
+        .collect();
+    let judgement = judge(
+        t(0.0),
+        &baseline(true),
+        &expect(Recovery::Replace, REPLACE_DEADLINES),
+        &timeline,
+        t(100.0),
+        false,
+    );
+    let drain = &judgement.phases[1];
+    let end = drain.ended.as_ref().unwrap();
+    assert!(
+        end.evidence.starts_with("implied by replace"),
+        "{}",
+        end.evidence
+    );
+    assert_eq!(end.at, t(66.0));
+}
+
+#[test]
+fn a_source_clock_behind_the_harness_is_clamped_not_backwards() {
+    // The API's LaunchTime says 15 s, before the drain boundary at 20 s.
+    let mut timeline = replace_timeline();
+    timeline[4] = api(70.0, "Running", "i-0new", 15.0);
+    let judgement = judge(
+        t(0.0),
+        &baseline(true),
+        &expect(Recovery::Replace, REPLACE_DEADLINES),
+        &timeline,
+        t(100.0),
+        false,
+    );
+    let replace = judgement.phases[2].ended.as_ref().unwrap();
+    assert_eq!(replace.at, t(20.0));
+    assert!(replace.evidence.contains("clamped"), "{}", replace.evidence);
+    let times: Vec<_> = judgement
+        .phases
+        .iter()
+        .map(|p| p.ended.as_ref().unwrap().at)
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]));
+}
+
+#[test]
+fn a_late_phase_is_missed_and_an_absent_one_not_reached() {
+    let tight = [
+        (Phase::Detect, 60),
+        (Phase::Drain, 120),
+        (Phase::Replace, 30),
+        (Phase::Rejoin, 700),
+        (Phase::Resume, 800),
+    ];
+    let judgement = judge(
+        t(0.0),
+        &baseline(true),
+        &expect(Recovery::Replace, &tight),
+        &replace_timeline(),
+        t(100.0),
+        false,
+    );
+    assert_eq!(judgement.phases[2].verdict, Some(PhaseVerdict::Missed));
+    assert!(!judgement.passed);
+    assert!(
+        judgement.reason.contains("replace took until"),
+        "{}",
+        judgement.reason
+    );
+
+    let early: Vec<Event> = replace_timeline().into_iter().take(4).collect();
+    let waiting = judge(
+        t(0.0),
+        &baseline(true),
+        &expect(Recovery::Replace, REPLACE_DEADLINES),
+        &early,
+        t(100.0),
+        false,
+    );
+    assert!(!waiting.settled, "replace may still come: deadline 600 s");
+    assert_eq!(waiting.phases[2].verdict, None);
+    let given_up = judge(
+        t(0.0),
+        &baseline(true),
+        &expect(Recovery::Replace, REPLACE_DEADLINES),
+        &early,
+        t(601.0),
+        false,
+    );
+    assert!(given_up.settled && !given_up.passed);
+    assert_eq!(given_up.phases[2].verdict, Some(PhaseVerdict::NotReached));
+}
+
+#[test]
+fn a_reboot_keeps_the_instance_and_moves_the_launch_time() {
+    let timeline = vec![
+        slurm(5.0, Some(4.0), "fail", "", "Action:Reboot"),
+        slurm(6.0, Some(4.0), "fail", "", "Action:Reboot"),
+        api(40.0, "Running", "i-0old", 35.0),
+        slurm(45.0, None, "idle", "", ""),
+    ];
+    let deadlines = [
+        (Phase::Detect, 30),
+        (Phase::Reboot, 300),
+        (Phase::Rejoin, 360),
+    ];
+    let mut e = expect(Recovery::Reboot, &deadlines);
+    e.recovery = Recovery::Reboot;
+    let judgement = judge(t(0.0), &baseline(false), &e, &timeline, t(50.0), false);
+    let phases: Vec<_> = judgement
+        .phases
+        .iter()
+        .map(|p| (p.phase, p.verdict))
+        .collect();
+    assert_eq!(
+        phases,
+        vec![
+            (Phase::Detect, Some(PhaseVerdict::Met)),
+            (Phase::Drain, Some(PhaseVerdict::Observed)),
+            (Phase::Reboot, Some(PhaseVerdict::Met)),
+            (Phase::Rejoin, Some(PhaseVerdict::Met)),
+            (Phase::Resume, None),
+        ]
+    );
+    assert_eq!(judgement.phases[2].ended.as_ref().unwrap().at, t(35.0));
+}
+
+#[test]
+fn too_many_lost_steps_fail_the_scenario() {
+    let mut e = expect(Recovery::Replace, REPLACE_DEADLINES);
+    e.max_lost_steps = Some(5);
+    let judgement = judge(
+        t(0.0),
+        &baseline(true),
+        &e,
+        &replace_timeline(),
+        t(100.0),
+        false,
+    );
+    assert!(!judgement.passed);
+    assert!(
+        judgement
+            .reason
+            .contains("7 steps lost, more than max_lost_steps 5"),
+        "{}",
+        judgement.reason
+    );
+}
+
+#[test]
+fn recovery_none_passes_after_a_quiet_window_and_fails_on_a_reaction() {
+    let mut e = expect(Recovery::None, &[]);
+    e.quiet_for = Some(Duration::from_secs(60));
+    let calm = vec![slurm(10.0, None, "allocated", "", "")];
+    let during = judge(t(0.0), &baseline(false), &e, &calm, t(30.0), false);
+    assert!(!during.settled);
+    let after = judge(t(0.0), &baseline(false), &e, &calm, t(61.0), false);
+    assert!(after.settled && after.passed);
+    let reacted = vec![slurm(10.0, Some(9.0), "fail", "", "Action:Replace")];
+    let judged = judge(t(0.0), &baseline(false), &e, &reacted, t(61.0), false);
+    assert!(judged.settled && !judged.passed);
+    assert!(
+        judged.reason.contains("Action:Replace"),
+        "{}",
+        judged.reason
+    );
+}
+
+#[test]
+fn job_fails_ends_when_the_job_does() {
+    let e = expect(
+        Recovery::JobFails,
+        &[(Phase::Detect, 30), (Phase::JobEnd, 120)],
+    );
+    let timeline = vec![
+        job(2.0, "RUNNING", &[NODE], 0),
+        job(4.0, "COMPLETING", &[NODE], 0),
+        job(7.0, "FAILED", &[], 0),
+    ];
+    let judgement = judge(t(0.0), &baseline(true), &e, &timeline, t(10.0), false);
+    assert!(judgement.passed, "{judgement:?}");
+    assert_eq!(judgement.phases[0].ended.as_ref().unwrap().at, t(4.0));
+    assert_eq!(judgement.phases[1].ended.as_ref().unwrap().at, t(7.0));
+}
+
+#[test]
+fn a_finished_run_leaves_no_phase_open() {
+    let judgement = judge(
+        t(0.0),
+        &baseline(true),
+        &expect(Recovery::Replace, &[]),
+        &[],
+        t(5.0),
+        true,
+    );
+    assert!(judgement.settled && !judgement.passed);
+    assert!(
+        judgement
+            .phases
+            .iter()
+            .all(|p| p.verdict == Some(PhaseVerdict::NotReached))
+    );
+}
