@@ -247,7 +247,7 @@ fn a_late_phase_is_missed_and_an_absent_one_not_reached() {
     assert_eq!(judgement.phases[2].verdict, Some(PhaseVerdict::Missed));
     assert!(!judgement.passed);
     assert!(
-        judgement.reason.contains("replace took until"),
+        judgement.reason.contains("replace took until 1m 06s after injection; deadline 30s"),
         "{}",
         judgement.reason
     );
