@@ -77,6 +77,38 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Run scenarios and suites against a cluster.
+    ///
+    /// For each scenario: resolve targets, check steady state, inject,
+    /// watch Slurm, the SageMaker API and the workload, time each phase,
+    /// roll back, and write the journal with markdown, JSON and JUnit
+    /// reports under REPORT_DIR/<time>-<name>/. Ctrl-C rolls back and ends
+    /// the run as interrupted (exit 130).
+    ///
+    /// Example: hpchaos run scenarios/xid48-replace.yaml --cluster /tmp/hpchaos-lab/profile.yaml
+    Run {
+        #[arg(required = true, value_name = "SCENARIO|SUITE")]
+        files: Vec<PathBuf>,
+        #[arg(long, value_name = "PROFILE")]
+        cluster: Option<PathBuf>,
+        #[arg(long, default_value = "reports")]
+        report_dir: PathBuf,
+        /// Print what would be done, touching nothing (same as `plan`).
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print what a scenario would do on a cluster, touching nothing.
+    Plan {
+        scenario: PathBuf,
+        #[arg(long, value_name = "PROFILE")]
+        cluster: PathBuf,
+    },
+    /// The cluster as hpchaos sees it: Slurm and SageMaker side by side,
+    /// with their disagreements.
+    Status {
+        #[arg(long, value_name = "PROFILE")]
+        cluster: PathBuf,
+    },
     /// Run the local lab: a real Slurm cluster and a HyperPod control plane.
     ///
     /// Each node is its own set of Linux namespaces with real sshd, munged

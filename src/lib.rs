@@ -3,14 +3,19 @@
 //! parses the command line and calls in.
 
 pub mod cli;
+pub mod cli_run;
 pub mod clock;
 pub mod cluster;
 pub mod duration;
 pub mod exit;
+pub mod faults;
 pub mod journal;
 pub mod lab;
 pub mod phases;
 pub mod profile;
 pub mod report;
+pub mod runner;
 pub mod scenario;
+pub mod status;
+pub mod targets;
 pub mod validate;

@@ -31,6 +31,16 @@ fn main() -> ExitCode {
             check,
         } => run_report(&journal, format, output.as_deref(), check),
         Command::Lab { command } => run_lab(command),
+        Command::Run {
+            files,
+            cluster,
+            report_dir,
+            dry_run,
+        } => hpchaos::cli_run::run(&files, cluster.as_deref(), &report_dir, dry_run),
+        Command::Plan { scenario, cluster } => {
+            hpchaos::cli_run::run(&[scenario], Some(&cluster), Path::new("reports"), true)
+        }
+        Command::Status { cluster } => hpchaos::cli_run::status(&cluster),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -165,17 +165,23 @@ pub fn judge(
         return quiet_judgement(injected_at, window, phase.clone(), verdict, String::new());
     }
 
+    let mut latest: BTreeMap<String, &Event> = BTreeMap::new();
     for event in &events {
         tracker.observe(event);
         // The furthest phase this event closes; earlier open phases are
         // implied by it (a replaced node was drained, even if unseen).
         let current = ends.iter().position(Option::is_none);
         let Some(current) = current else { break };
-        let reached = (current..order.len()).rev().find_map(|i| {
-            tracker
-                .closes(order[i], baseline, expectation, event)
-                .map(|b| (i, b))
-        });
+        // Only phases that cannot look like the state before the fault may
+        // imply others: a healthy node is no proof of a rejoin.
+        let reached = (current..order.len())
+            .rev()
+            .filter(|i| *i == current || implies_earlier(order[*i]))
+            .find_map(|i| {
+                tracker
+                    .closes(order[i], baseline, expectation, event)
+                    .map(|b| (i, b))
+            });
         if let Some((index, boundary)) = reached {
             for end in ends.iter_mut().take(index).skip(current) {
                 *end = Some(Boundary {
@@ -184,8 +190,22 @@ pub fn judge(
                     evidence: format!("implied by {}: {}", order[index], boundary.evidence),
                 });
             }
+            let closed_at = boundary.at;
             ends[index] = Some(boundary);
+            // The state each source was last seen in may already end the
+            // phases that follow (a node seen idle a moment before its
+            // replacement was seen has rejoined by then).
+            catch_up(
+                &mut ends,
+                order,
+                &latest,
+                closed_at,
+                &tracker,
+                baseline,
+                expectation,
+            );
         }
+        latest.insert(event_key(event), event);
     }
 
     // Boundaries never run backwards: a source clock a little behind the
@@ -231,6 +251,51 @@ pub fn judge(
     }
     let lost_steps = tracker.lost_steps(baseline);
     finish(injected_at, phases, lost_steps, expectation)
+}
+
+/// One key per source and node: the latest event of each is the state now.
+fn event_key(event: &Event) -> String {
+    match &event.observation {
+        Observation::SlurmNode { node, .. } => format!("sinfo/{node}"),
+        Observation::ApiNode { node, .. } => format!("api/{node}"),
+        Observation::Job { .. } | Observation::JobGone => "job".to_owned(),
+        Observation::Progress { .. } => "progress".to_owned(),
+    }
+}
+
+/// Closes the phases after one that just ended, if the latest known state
+/// of some source already ends them; they end no earlier than `from`.
+fn catch_up(
+    ends: &mut [Option<Boundary>],
+    order: &[Phase],
+    latest: &BTreeMap<String, &Event>,
+    from: DateTime<Utc>,
+    tracker: &Tracker,
+    baseline: &Baseline,
+    expectation: &Expectation,
+) {
+    let mut from = from;
+    while let Some(current) = ends.iter().position(Option::is_none) {
+        let found = latest
+            .values()
+            .find_map(|event| tracker.closes(order[current], baseline, expectation, event));
+        let Some(mut boundary) = found else { return };
+        if boundary.at < from {
+            boundary.at = from;
+            boundary.time_source = TimeSource::Observed;
+            boundary.evidence = format!(
+                "{} (already so when the phase before ended)",
+                boundary.evidence
+            );
+        }
+        from = boundary.at;
+        ends[current] = Some(boundary);
+    }
+}
+
+/// Phases whose end proves the earlier phases happened.
+fn implies_earlier(phase: Phase) -> bool {
+    matches!(phase, Phase::Drain | Phase::Replace | Phase::Reboot)
 }
 
 fn finish(

@@ -247,7 +247,9 @@ fn a_late_phase_is_missed_and_an_absent_one_not_reached() {
     assert_eq!(judgement.phases[2].verdict, Some(PhaseVerdict::Missed));
     assert!(!judgement.passed);
     assert!(
-        judgement.reason.contains("replace took until 1m 06s after injection; deadline 30s"),
+        judgement
+            .reason
+            .contains("replace took until 1m 06s after injection; deadline 30s"),
         "{}",
         judgement.reason
     );
@@ -365,6 +367,59 @@ fn job_fails_ends_when_the_job_does() {
     assert!(judgement.passed, "{judgement:?}");
     assert_eq!(judgement.phases[0].ended.as_ref().unwrap().at, t(4.0));
     assert_eq!(judgement.phases[1].ended.as_ref().unwrap().at, t(7.0));
+}
+
+#[test]
+fn a_healthy_node_before_anything_happened_is_not_a_rejoin() {
+    // The first poll after the injection still sees the node as it was.
+    let mut timeline = vec![slurm(0.3, None, "allocated", "", "")];
+    timeline.extend(replace_timeline());
+    let judgement = judge(
+        t(0.0),
+        &baseline(true),
+        &expect(Recovery::Replace, REPLACE_DEADLINES),
+        &timeline,
+        t(100.0),
+        false,
+    );
+    assert_eq!(
+        judgement.phases[0].ended.as_ref().unwrap().at,
+        t(8.0),
+        "detect is the Action:Replace, not the healthy poll"
+    );
+    assert_eq!(judgement.phases[3].ended.as_ref().unwrap().at, t(75.0));
+    assert!(judgement.passed);
+}
+
+#[test]
+fn a_node_seen_idle_just_before_its_replacement_was_seen_has_rejoined() {
+    // One poll reads sinfo (already idle), then the API (the new instance).
+    let timeline = vec![
+        slurm(3.0, Some(2.4), "fail", "", "Action:Replace"),
+        job(3.5, "FAILED", &[NODE], 0),
+        slurm(9.5, None, "idle", "", ""),
+        api(9.6, "Running", "i-0new", 9.0),
+    ];
+    let deadlines = [
+        (Phase::Detect, 60),
+        (Phase::Drain, 120),
+        (Phase::Replace, 600),
+        (Phase::Rejoin, 700),
+    ];
+    let judgement = judge(
+        t(0.0),
+        &baseline(true),
+        &expect(Recovery::Replace, &deadlines),
+        &timeline,
+        t(12.0),
+        false,
+    );
+    let rejoin = judgement.phases[3]
+        .ended
+        .as_ref()
+        .expect("rejoin closed from the state already seen");
+    assert_eq!(rejoin.at, t(9.5));
+    assert_eq!(judgement.phases[2].ended.as_ref().unwrap().at, t(9.0));
 }
 
 #[test]

@@ -161,7 +161,7 @@ pub fn slurm_conf(config: &LabConfig) -> String {
          SchedulerType=sched/backfill\nSelectType=select/cons_tres\nSelectTypeParameters=CR_Core\n\
          ReturnToService=2\nSlurmdTimeout={timeout}\nSlurmctldTimeout=10\nMessageTimeout=5\n\
          InactiveLimit=0\nKillWait=2\nMinJobAge=60\nRebootProgram=/usr/local/sbin/reboot\n\
-         JobRequeue=1\n",
+         JobRequeue=1\nKillOnBadExit=1\n",
         cluster = config.cluster_name,
         head = head.name,
         head_addr = head.address,
@@ -189,6 +189,13 @@ pub fn slurm_conf(config: &LabConfig) -> String {
 /// constrained works inside the node namespaces.
 pub fn cgroup_conf() -> &'static str {
     "CgroupPlugin=cgroup/v1\nCgroupMountpoint=/sys/fs/cgroup\nConstrainCores=no\nConstrainRAMSpace=no\nConstrainDevices=no\n"
+}
+
+/// How long the lab's auto-resume waits for the health agent to mark a
+/// node after a step fails: twice the detection delay and 3 s to spare.
+pub fn auto_resume_env(config: &LabConfig) -> String {
+    let seconds = (config.timings.detect.as_std().as_secs_f64() * 2.0 + 3.0).ceil() as u64;
+    format!("DIAGNOSIS_SECONDS={seconds}\n")
 }
 
 pub fn hosts(config: &LabConfig) -> String {

@@ -351,6 +351,20 @@ pub enum Signal {
     Stop,
 }
 
+impl Signal {
+    pub fn number(self) -> u8 {
+        match self {
+            Signal::Hup => 1,
+            Signal::Int => 2,
+            Signal::Abrt => 6,
+            Signal::Kill => 9,
+            Signal::Segv => 11,
+            Signal::Term => 15,
+            Signal::Stop => 19,
+        }
+    }
+}
+
 impl JsonSchema for Signal {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "Signal".into()

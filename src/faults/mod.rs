@@ -1,0 +1,149 @@
+//! What each fault kind does: the steps that inject it, the steps that
+//! undo what the harness did (and only that), and, for an Xid with
+//! `crash_task_after`, the task crash that follows. Steps are data, built
+//! from quoted argument lists, so `plan` can print them and `run` can
+//! execute them; one file per fault kind.
+
+mod gpu_stress;
+mod node_reboot;
+mod node_replace;
+mod process_kill;
+mod xid;
+
+use crate::duration::Duration;
+use crate::scenario::model::Fault;
+
+/// Where a step runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    Head,
+    Node(String),
+}
+
+/// One thing the harness does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// A command, as arguments.
+    Run { on: Place, argv: Vec<String> },
+    /// A command whose connection may drop while it runs (a reboot).
+    RunDropping { on: Place, argv: Vec<String> },
+    /// Kill the workload's step tasks on a node with a signal.
+    KillJobTasks {
+        node: String,
+        signal: u8,
+        count: Option<u32>,
+    },
+    /// `BatchRebootClusterNodes` for these nodes.
+    ApiReboot { nodes: Vec<String> },
+    /// `BatchReplaceClusterNodes` for these nodes.
+    ApiReplace { nodes: Vec<String> },
+    /// Set the node `resume` if it still carries `reason` set by us and the
+    /// cluster did not act on it.
+    ResumeIfUntouched { node: String, reason: String },
+}
+
+impl Step {
+    pub fn describe(&self) -> String {
+        let place = |p: &Place| match p {
+            Place::Head => "head".to_owned(),
+            Place::Node(n) => n.clone(),
+        };
+        match self {
+            Step::Run { on, argv } | Step::RunDropping { on, argv } => {
+                format!(
+                    "on {}: {}",
+                    place(on),
+                    crate::cluster::quote::command_line(argv)
+                )
+            }
+            Step::KillJobTasks {
+                node,
+                signal,
+                count,
+            } => format!(
+                "on {node}: kill -{signal} {} of the workload's step tasks",
+                count.map_or("all".to_owned(), |c| c.to_string())
+            ),
+            Step::ApiReboot { nodes } => {
+                format!("SageMaker BatchRebootClusterNodes {}", nodes.join(", "))
+            }
+            Step::ApiReplace { nodes } => {
+                format!("SageMaker BatchReplaceClusterNodes {}", nodes.join(", "))
+            }
+            Step::ResumeIfUntouched { node, reason } => {
+                format!(
+                    "on head: scontrol update nodename={node} state=resume, if {reason} is still ours and nothing happened"
+                )
+            }
+        }
+    }
+}
+
+/// A fault made concrete for its targets.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Plan {
+    pub inject: Vec<Step>,
+    /// Steps to run this long after the injection.
+    pub follow_up: Option<(Duration, Vec<Step>)>,
+    pub rollback: Vec<Step>,
+}
+
+pub fn plan(fault: &Fault, targets: &[String]) -> Plan {
+    match fault {
+        Fault::GpuStress(stress) => gpu_stress::plan(stress, targets),
+        Fault::ProcessKill(kill) => process_kill::plan(kill, targets),
+        Fault::NodeReboot(reboot) => node_reboot::plan(reboot, targets),
+        Fault::NodeReplace(replace) => node_replace::plan(replace, targets),
+        Fault::Xid(xid) => xid::plan(xid, targets),
+    }
+}
+
+fn argv(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| (*w).to_owned()).collect()
+}
+
+/// The pids to signal among `ps -eo pid,ppid,args` output: the children of
+/// the job's step daemons (`slurmstepd: [JOB.STEP]`, not the batch step).
+pub fn step_task_pids(ps: &str, job: u64) -> Vec<u32> {
+    let rows: Vec<(u32, u32, &str)> = ps
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let pid = parts.next()?.parse().ok()?;
+            let ppid = parts.next()?.parse().ok()?;
+            let args = line
+                .splitn(3, char::is_whitespace)
+                .filter(|s| !s.is_empty())
+                .nth(2)
+                .unwrap_or("");
+            Some((pid, ppid, args.trim()))
+        })
+        .collect();
+    let prefix = format!("slurmstepd: [{job}.");
+    let steps: Vec<u32> = rows
+        .iter()
+        .filter(|(_, _, args)| {
+            args.strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_suffix(']'))
+                .is_some_and(|step| step.chars().all(|c| c.is_ascii_digit()))
+        })
+        .map(|(pid, _, _)| *pid)
+        .collect();
+    rows.iter()
+        .filter(|(_, ppid, _)| steps.contains(ppid))
+        .map(|(pid, _, _)| *pid)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_step_tasks_not_the_batch_script() {
+        let ps = "    PID    PPID COMMAND\n   35       1 slurmstepd: [7.batch]\n   39      35 /bin/sh /var/spool/slurmd/job00007/slurm_script\n   50       1 slurmstepd: [7.0]\n   55      50 /usr/bin/sleep 600\n   60       1 slurmstepd: [8.0]\n   61      60 python train.py\n";
+        assert_eq!(step_task_pids(ps, 7), vec![55]);
+        assert_eq!(step_task_pids(ps, 8), vec![61]);
+        assert!(step_task_pids(ps, 9).is_empty());
+    }
+}

@@ -1,0 +1,185 @@
+//! How the harness shows a cluster and a run to people: `hpchaos status`
+//! (Slurm and SageMaker side by side, disagreements flagged) and the live
+//! progress lines of `hpchaos run`. Pure functions of what was read.
+
+use std::collections::BTreeSet;
+
+use crate::cluster::sagemaker::ApiNode;
+use crate::cluster::slurm::NodeRow;
+use crate::journal::{Entry, Record};
+
+/// The table of `hpchaos status`, with a note per disagreement.
+pub fn render(head: &str, rows: &[NodeRow], api: Option<&[ApiNode]>) -> String {
+    let mut names: BTreeSet<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+    if let Some(api) = api {
+        names.extend(api.iter().map(|n| n.node.as_str()).filter(|n| *n != head));
+    }
+    let mut out = format!(
+        "{:<16} {:<14} {:<20} {:<21} {:<10} {}\n",
+        "node", "slurm", "reason", "instance", "api", "notes"
+    );
+    let mut disagreements = 0;
+    for name in names {
+        let row = rows.iter().find(|r| r.name == name);
+        let node = api.and_then(|a| a.iter().find(|n| n.node == name));
+        let mut notes = Vec::new();
+        match (row, node, api.is_some()) {
+            (None, Some(_), _) => notes.push("in the API, not in Slurm".to_owned()),
+            (Some(_), None, true) => notes.push("in Slurm, not in the API".to_owned()),
+            (Some(row), Some(node), _) => {
+                let slurm_down = matches!(row.state.as_str(), "fail" | "failing" | "down")
+                    || row.flags.contains('*');
+                if slurm_down && node.status == "Running" {
+                    notes.push(format!(
+                        "Slurm says {}{} but the API says Running",
+                        row.state, row.flags
+                    ));
+                }
+                if !slurm_down && node.status != "Running" {
+                    notes.push(format!(
+                        "the API says {} but Slurm says {}",
+                        node.status, row.state
+                    ));
+                }
+            }
+            _ => {}
+        }
+        disagreements += usize::from(!notes.is_empty());
+        out.push_str(&format!(
+            "{:<16} {:<14} {:<20} {:<21} {:<10} {}\n",
+            name,
+            row.map_or("-".to_owned(), |r| format!("{}{}", r.state, r.flags)),
+            row.map_or("", |r| r.reason.as_str()),
+            node.map_or("-", |n| n.instance_id.as_str()),
+            node.map_or("-", |n| n.status.as_str()),
+            notes.join("; ")
+        ));
+    }
+    out.push_str(&match (api.is_some(), disagreements) {
+        (false, _) => "no SageMaker settings in the profile: Slurm's view only\n".to_owned(),
+        (true, 0) => "Slurm and SageMaker agree\n".to_owned(),
+        (true, n) => format!("{n} node(s) where Slurm and SageMaker disagree\n"),
+    });
+    out
+}
+
+/// One line of live progress for a journal record.
+pub fn progress_line(record: &Record) -> String {
+    let who = record.scenario.as_deref().unwrap_or("run");
+    let what = match &record.entry {
+        Entry::RunStarted {
+            run_id, cluster, ..
+        } => format!("run {run_id} on {cluster}"),
+        Entry::ScenarioStarted {
+            fault, recovery, ..
+        } => format!("start: {fault}, expect {recovery}"),
+        Entry::TargetsResolved { nodes } => format!("targets: {}", nodes.join(", ")),
+        Entry::SteadyState {
+            stage,
+            check,
+            passed,
+            detail,
+        } => format!(
+            "steady state {stage:?}: {check} {} ({detail})",
+            if *passed { "holds" } else { "FAILS" }
+        )
+        .to_lowercase(),
+        Entry::InjectionStarted { action, .. } => format!("inject: {action}"),
+        Entry::InjectionFinished { ok, detail } => {
+            format!("injection {} {detail}", if *ok { "took" } else { "FAILED" })
+        }
+        Entry::Observed {
+            source, node, to, ..
+        } => format!(
+            "{} {}: {to}",
+            source.as_str(),
+            node.as_deref().unwrap_or("")
+        ),
+        Entry::PhaseStarted {
+            phase, deadline, ..
+        } => format!(
+            "phase {phase} started{}",
+            deadline
+                .map(|d| format!(" (deadline {d} after injection)"))
+                .unwrap_or_default()
+        ),
+        Entry::PhaseEnded {
+            phase,
+            verdict,
+            evidence,
+            ..
+        } => format!("phase {phase} ended: {verdict:?} ({evidence})").to_lowercase(),
+        Entry::Rollback { step, ok, .. } => {
+            format!("rollback {}: {step}", if *ok { "done" } else { "FAILED" })
+        }
+        Entry::Aborted { reason } => format!("ABORT: {reason}"),
+        Entry::Error { message } => format!("error: {message}"),
+        Entry::ScenarioEnded { outcome, reason } => format!("ended: {outcome:?} {reason}"),
+        Entry::RunEnded { outcome } => format!("run ended: {outcome:?}"),
+    };
+    format!("[{}] {who}: {what}", record.at.format("%H:%M:%S%.3f"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, state: &str, reason: &str) -> NodeRow {
+        NodeRow {
+            name: name.into(),
+            state: state.into(),
+            flags: String::new(),
+            reason: reason.into(),
+            reason_time: None,
+        }
+    }
+    fn api(node: &str, status: &str) -> ApiNode {
+        ApiNode {
+            node: node.into(),
+            instance_id: format!("i-{node}"),
+            group: "workers".into(),
+            status: status.into(),
+            launch_time: None,
+        }
+    }
+
+    #[test]
+    fn flags_each_kind_of_disagreement() {
+        let rows = [
+            row("a", "idle", ""),
+            row("b", "fail", "Action:Replace"),
+            row("c", "idle", ""),
+        ];
+        let nodes = [
+            api("head", "Running"),
+            api("a", "Running"),
+            api("b", "Running"),
+            api("d", "Running"),
+            api("c", "Pending"),
+        ];
+        let text = render("head", &rows, Some(&nodes));
+        assert!(
+            text.contains("Slurm says fail but the API says Running"),
+            "{text}"
+        );
+        assert!(text.contains("in the API, not in Slurm"), "{text}");
+        assert!(
+            text.contains("the API says Pending but Slurm says idle"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("3 node(s) where Slurm and SageMaker disagree\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn agreement_is_said() {
+        let text = render(
+            "head",
+            &[row("a", "idle", "")],
+            Some(&[api("a", "Running")]),
+        );
+        assert!(text.ends_with("Slurm and SageMaker agree\n"));
+    }
+}
