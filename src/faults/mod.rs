@@ -108,15 +108,9 @@ pub fn step_task_pids(ps: &str, job: u64) -> Vec<u32> {
     let rows: Vec<(u32, u32, &str)> = ps
         .lines()
         .filter_map(|line| {
-            let mut parts = line.split_whitespace();
-            let pid = parts.next()?.parse().ok()?;
-            let ppid = parts.next()?.parse().ok()?;
-            let args = line
-                .splitn(3, char::is_whitespace)
-                .filter(|s| !s.is_empty())
-                .nth(2)
-                .unwrap_or("");
-            Some((pid, ppid, args.trim()))
+            let (pid, rest) = line.trim_start().split_once(char::is_whitespace)?;
+            let (ppid, args) = rest.trim_start().split_once(char::is_whitespace)?;
+            Some((pid.parse().ok()?, ppid.parse().ok()?, args.trim()))
         })
         .collect();
     let prefix = format!("slurmstepd: [{job}.");

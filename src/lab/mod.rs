@@ -211,7 +211,10 @@ fn write_files(layout: &Layout, config: &LabConfig) -> Result<(), LabError> {
     )?;
     write(etc.join("slurm/slurm.conf"), &config::slurm_conf(config))?;
     write(etc.join("slurm/cgroup.conf"), config::cgroup_conf())?;
-    write(etc.join("slurm/auto-resume.env"), &config::auto_resume_env(config))?;
+    write(
+        etc.join("slurm/auto-resume.env"),
+        &config::auto_resume_env(config),
+    )?;
     write(etc.join("hosts"), &config::hosts(config))?;
     write(
         layout.dir.join("aws-credentials"),
