@@ -57,6 +57,9 @@ pub enum Entry {
         deadlines: BTreeMap<Phase, Duration>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max_lost_steps: Option<u64>,
+        /// The phases timed, in order; empty means all of `recovery`'s.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        phases: Vec<Phase>,
         /// The scenario file exactly as it ran.
         source: String,
     },

@@ -241,6 +241,7 @@ impl Runner {
                 recovery: scenario.expect.recovery,
                 deadlines: scenario.expect.deadlines.set(),
                 max_lost_steps: scenario.expect.max_lost_steps,
+                phases: scenario.expect.phases(scenario.workload.is_some()),
                 source: loaded.text.clone(),
             },
         );
@@ -778,11 +779,12 @@ impl Runner {
         let name = name.as_str();
         let expectation = Expectation {
             recovery: scenario.expect.recovery,
+            phases: scenario.expect.phases(workload.is_some()),
             deadlines: scenario.expect.deadlines.set(),
             quiet_for: scenario.expect.quiet_for,
             max_lost_steps: scenario.expect.max_lost_steps,
         };
-        let order = scenario.expect.recovery.phases();
+        let order = expectation.phases.clone();
         self.log(
             Some(name),
             Entry::PhaseStarted {
@@ -804,6 +806,19 @@ impl Runner {
                 probes: Vec::new(),
             });
         let limit = abort.timeout.map(|t| injected_at + t.as_chrono());
+        // Every watch ends: past the last deadline plus five minutes (half
+        // an hour when nothing has a deadline), open phases are not reached.
+        let last_deadline = expectation
+            .deadlines
+            .values()
+            .max()
+            .copied()
+            .or(expectation.quiet_for);
+        let bound = last_deadline.map_or(StdDuration::from_secs(1800), |d| {
+            d.as_std() + StdDuration::from_secs(300)
+        });
+        let give_up =
+            injected_at + chrono::TimeDelta::from_std(bound).unwrap_or(chrono::TimeDelta::MAX);
         let poll = self.cluster.profile.poll.slurm.as_std();
         loop {
             if self.cancelled() {
@@ -1000,7 +1015,14 @@ impl Runner {
             }
             // Judge, and journal phase boundaries as they are decided.
             let now = self.clock.now();
-            let judgement = phases::judge(injected_at, baseline, &expectation, &events, now, false);
+            let judgement = phases::judge(
+                injected_at,
+                baseline,
+                &expectation,
+                &events,
+                now,
+                now > give_up,
+            );
             while let Some(result) = judgement
                 .phases
                 .get(journaled)

@@ -34,6 +34,7 @@ fn baseline(workload: bool) -> Baseline {
 fn expect(recovery: Recovery, deadlines: &[(Phase, u64)]) -> Expectation {
     Expectation {
         recovery,
+        phases: recovery.phases().to_vec(),
         deadlines: deadlines
             .iter()
             .map(|(p, s)| (*p, Duration::from_secs(*s)))
@@ -265,13 +266,24 @@ fn a_late_phase_is_missed_and_an_absent_one_not_reached() {
     );
     assert!(!waiting.settled, "replace may still come: deadline 600 s");
     assert_eq!(waiting.phases[2].verdict, None);
-    let given_up = judge(
+    // Past the deadline the phase is still watched (it may yet end, late)...
+    let late = judge(
         t(0.0),
         &baseline(true),
         &expect(Recovery::Replace, REPLACE_DEADLINES),
         &early,
         t(601.0),
         false,
+    );
+    assert!(!late.settled);
+    // ...until the run gives up on it.
+    let given_up = judge(
+        t(0.0),
+        &baseline(true),
+        &expect(Recovery::Replace, REPLACE_DEADLINES),
+        &early,
+        t(901.0),
+        true,
     );
     assert!(given_up.settled && !given_up.passed);
     assert_eq!(given_up.phases[2].verdict, Some(PhaseVerdict::NotReached));

@@ -600,14 +600,32 @@ impl Engine {
         })?;
         self.truth.record("slurmd_registered", Some(name), "");
         if recovery != Recovery::OutOfBandReboot {
-            self.slurm(&[
+            let resumed = self.slurm(&[
                 "scontrol",
                 "update",
                 &format!("nodename={name}"),
                 "state=resume",
-            ])?;
-            self.truth
-                .record("reason_cleared", Some(name), "state resumed");
+            ]);
+            // ReturnToService=2 returns a DOWN node to service by itself
+            // when slurmd registers; then there is nothing left to resume.
+            let detail = match resumed {
+                Ok(_) => "state resumed".to_owned(),
+                Err(err) => {
+                    let seen = parse_sinfo(
+                        &self.slurm(&["sinfo", "-N", "-h", "-n", name, "-o", "%N|%T|%E"])?,
+                    );
+                    match seen.get(name) {
+                        Some((state, reason))
+                            if reason.is_empty()
+                                && matches!(state.as_str(), "idle" | "allocated" | "mixed") =>
+                        {
+                            "returned to service by Slurm on registration".to_owned()
+                        }
+                        _ => return Err(err),
+                    }
+                }
+            };
+            self.truth.record("reason_cleared", Some(name), detail);
         }
         let new_id = if recovery == Recovery::Replace {
             new_instance_id()

@@ -55,6 +55,7 @@ pub fn build(journal: &Journal) -> Report {
                     recovery,
                     deadlines,
                     max_lost_steps,
+                    phases,
                     source,
                 },
             ) => {
@@ -70,21 +71,24 @@ pub fn build(journal: &Journal) -> Report {
                     ended_at: None,
                     injected_at: None,
                     targets: Vec::new(),
-                    phases: recovery
-                        .phases()
-                        .iter()
-                        .map(|phase| PhaseReport {
-                            phase: *phase,
-                            started_at: None,
-                            ended_at: None,
-                            duration: None,
-                            elapsed: None,
-                            deadline: deadlines.get(phase).copied(),
-                            verdict: Verdict::NotReached,
-                            time_source: None,
-                            evidence: String::new(),
-                        })
-                        .collect(),
+                    phases: if phases.is_empty() {
+                        recovery.phases()
+                    } else {
+                        phases.as_slice()
+                    }
+                    .iter()
+                    .map(|phase| PhaseReport {
+                        phase: *phase,
+                        started_at: None,
+                        ended_at: None,
+                        duration: None,
+                        elapsed: None,
+                        deadline: deadlines.get(phase).copied(),
+                        verdict: Verdict::NotReached,
+                        time_source: None,
+                        evidence: String::new(),
+                    })
+                    .collect(),
                     steady_state: Vec::new(),
                     lost_steps: None,
                     max_lost_steps: *max_lost_steps,

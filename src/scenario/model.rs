@@ -639,6 +639,19 @@ impl fmt::Display for Phase {
     }
 }
 
+impl Expect {
+    /// The phases this scenario times: the recovery's, less `resume` when
+    /// there is no workload to resume.
+    pub fn phases(&self, workload: bool) -> Vec<Phase> {
+        self.recovery
+            .phases()
+            .iter()
+            .copied()
+            .filter(|p| workload || *p != Phase::Resume)
+            .collect()
+    }
+}
+
 /// When each phase must be over, counted from the injection. Only the
 /// phases of the expected recovery may be set.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -105,6 +105,7 @@ impl Script {
                 recovery,
                 deadlines,
                 max_lost_steps,
+                phases: Vec::new(),
                 source,
             },
         )
