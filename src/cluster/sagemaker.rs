@@ -35,6 +35,18 @@ pub struct ApiError {
 /// Per-node outcome of a Batch call: the id, or why it was refused.
 pub type BatchOutcome = Vec<(String, Result<(), String>)>;
 
+/// The accepted ids, then the refused ones as `ErrorCode: Message`.
+fn batch_outcome<'a>(
+    successful: &[String],
+    refused: impl Iterator<Item = (&'a str, &'a str, &'a str)>,
+) -> BatchOutcome {
+    let mut outcome: BatchOutcome = successful.iter().map(|id| (id.clone(), Ok(()))).collect();
+    outcome.extend(
+        refused.map(|(id, code, message)| (id.to_owned(), Err(format!("{code}: {message}")))),
+    );
+    outcome
+}
+
 #[derive(Clone)]
 pub struct SageMakerApi {
     client: Client,
@@ -139,22 +151,15 @@ impl SageMakerApi {
             .send()
             .await
             .map_err(|e| self.error("BatchRebootClusterNodes", e))?;
-        let mut outcome: BatchOutcome = out
-            .successful()
-            .iter()
-            .map(|id| (id.clone(), Ok(())))
-            .collect();
-        outcome.extend(out.failed().iter().map(|f| {
-            let code = f
-                .error_code()
-                .map(|c| c.as_str().to_owned())
-                .unwrap_or_default();
+        let refused = out.failed().iter().map(|f| {
+            let code = f.error_code().map(|c| c.as_str()).unwrap_or_default();
             (
-                f.node_id().unwrap_or_default().to_owned(),
-                Err(format!("{code}: {}", f.message().unwrap_or_default())),
+                f.node_id().unwrap_or_default(),
+                code,
+                f.message().unwrap_or_default(),
             )
-        }));
-        Ok(outcome)
+        });
+        Ok(batch_outcome(out.successful(), refused))
     }
 
     pub async fn replace(&self, instance_ids: &[String]) -> Result<BatchOutcome, ApiError> {
@@ -166,21 +171,14 @@ impl SageMakerApi {
             .send()
             .await
             .map_err(|e| self.error("BatchReplaceClusterNodes", e))?;
-        let mut outcome: BatchOutcome = out
-            .successful()
-            .iter()
-            .map(|id| (id.clone(), Ok(())))
-            .collect();
-        outcome.extend(out.failed().iter().map(|f| {
-            let code = f
-                .error_code()
-                .map(|c| c.as_str().to_owned())
-                .unwrap_or_default();
+        let refused = out.failed().iter().map(|f| {
+            let code = f.error_code().map(|c| c.as_str()).unwrap_or_default();
             (
-                f.node_id().unwrap_or_default().to_owned(),
-                Err(format!("{code}: {}", f.message().unwrap_or_default())),
+                f.node_id().unwrap_or_default(),
+                code,
+                f.message().unwrap_or_default(),
             )
-        }));
-        Ok(outcome)
+        });
+        Ok(batch_outcome(out.successful(), refused))
     }
 }

@@ -98,6 +98,35 @@ pub fn plan(fault: &Fault, targets: &[String]) -> Plan {
     }
 }
 
+/// Marks nodes the way HyperPod's agent does (`scontrol update
+/// state=STATE reason=REASON`); rollback resumes a node still carrying our
+/// reason if the cluster never acted on it.
+fn mark_through_slurm(targets: &[String], state: &str, reason: &str) -> Plan {
+    Plan {
+        inject: targets
+            .iter()
+            .map(|n| Step::Run {
+                on: Place::Head,
+                argv: argv(&[
+                    "scontrol",
+                    "update",
+                    &format!("nodename={n}"),
+                    &format!("state={state}"),
+                    &format!("reason={reason}"),
+                ]),
+            })
+            .collect(),
+        follow_up: None,
+        rollback: targets
+            .iter()
+            .map(|n| Step::ResumeIfUntouched {
+                node: n.clone(),
+                reason: reason.to_owned(),
+            })
+            .collect(),
+    }
+}
+
 fn argv(words: &[&str]) -> Vec<String> {
     words.iter().map(|w| (*w).to_owned()).collect()
 }
@@ -132,6 +161,54 @@ pub fn step_task_pids(ps: &str, job: u64) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slurm_marks_are_hyperpods_and_rolled_back_only_if_untouched() {
+        use crate::scenario::model::{NodeReplace, ReplaceMethod};
+        let targets = vec!["ip-10-1-0-12".to_owned()];
+        let plan = plan(
+            &Fault::NodeReplace(NodeReplace {
+                method: ReplaceMethod::Slurm,
+                force: true,
+            }),
+            &targets,
+        );
+        let inject: Vec<_> = plan.inject.iter().map(Step::describe).collect();
+        assert_eq!(
+            inject,
+            ["on head: scontrol update nodename=ip-10-1-0-12 state=down reason=Action:Replace"]
+        );
+        assert_eq!(
+            plan.rollback,
+            [Step::ResumeIfUntouched {
+                node: "ip-10-1-0-12".into(),
+                reason: "Action:Replace".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_kernel_log_xid_passes_the_line_as_an_argument_not_as_shell_text() {
+        use crate::scenario::model::{Xid, XidMethod};
+        let plan = plan(
+            &Fault::Xid(Xid {
+                code: 74,
+                gpu: 1,
+                method: XidMethod::KernelLog,
+                crash_task_after: None,
+            }),
+            &["n".to_owned()],
+        );
+        let Step::Run { argv, .. } = &plan.inject[0] else {
+            panic!("a command")
+        };
+        assert_eq!(argv[..2], ["sh".to_owned(), "-c".to_owned()]);
+        assert!(
+            argv[4].starts_with("NVRM: Xid (PCI:0000:63:00): 74,"),
+            "{}",
+            argv[4]
+        );
+    }
 
     #[test]
     fn finds_the_step_tasks_not_the_batch_script() {

@@ -17,29 +17,7 @@ pub fn plan(reboot: &NodeReboot, targets: &[String]) -> Plan {
                 .collect(),
             ..Plan::default()
         },
-        RebootMethod::Slurm => Plan {
-            inject: targets
-                .iter()
-                .map(|n| Step::Run {
-                    on: Place::Head,
-                    argv: argv(&[
-                        "scontrol",
-                        "update",
-                        &format!("nodename={n}"),
-                        "state=fail",
-                        "reason=Action:Reboot",
-                    ]),
-                })
-                .collect(),
-            follow_up: None,
-            rollback: targets
-                .iter()
-                .map(|n| Step::ResumeIfUntouched {
-                    node: n.clone(),
-                    reason: "Action:Reboot".to_owned(),
-                })
-                .collect(),
-        },
+        RebootMethod::Slurm => super::mark_through_slurm(targets, "fail", "Action:Reboot"),
         RebootMethod::Sagemaker => Plan {
             inject: vec![Step::ApiReboot {
                 nodes: targets.to_vec(),

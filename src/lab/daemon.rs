@@ -557,23 +557,7 @@ impl Engine {
         if recovery == Recovery::Replace {
             // A new instance: fresh disks and a new SSH host key.
             let _ = std::fs::remove_dir_all(&root);
-            let key = self.layout.host_key(name);
-            let _ = std::fs::remove_file(&key);
-            let _ = std::fs::remove_file(key.with_extension("pub"));
-            system::run(
-                "ssh-keygen",
-                &[
-                    "-q",
-                    "-t",
-                    "ed25519",
-                    "-N",
-                    "",
-                    "-C",
-                    name,
-                    "-f",
-                    &key.display().to_string(),
-                ],
-            )?;
+            system::new_key(&self.layout.host_key(name), name)?;
         } else {
             // /run is a tmpfs: a reboot clears it; /var/log survives.
             let _ = std::fs::remove_dir_all(root.join("run"));

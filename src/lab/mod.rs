@@ -230,20 +230,7 @@ fn write_files(layout: &Layout, config: &LabConfig) -> Result<(), LabError> {
 
     std::fs::create_dir_all(layout.ssh()).map_err(LabError::io("cannot create ssh/"))?;
     if !layout.client_key().exists() {
-        system::run(
-            "ssh-keygen",
-            &[
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-C",
-                "hpchaos-lab",
-                "-f",
-                &layout.client_key().display().to_string(),
-            ],
-        )?;
+        system::new_key(&layout.client_key(), "hpchaos-lab")?;
     }
     let public = std::fs::read_to_string(layout.client_key().with_extension("pub"))
         .map_err(LabError::io("cannot read the lab's public key"))?;
@@ -255,23 +242,8 @@ fn write_files(layout: &Layout, config: &LabConfig) -> Result<(), LabError> {
             &config::sshd_config(layout, &node),
         )?;
         let key = layout.host_key(&node.name);
-        let _ = std::fs::remove_file(&key);
-        let _ = std::fs::remove_file(key.with_extension("pub"));
         let _ = std::fs::remove_dir_all(layout.node_root(&node.name));
-        system::run(
-            "ssh-keygen",
-            &[
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-C",
-                &node.name,
-                "-f",
-                &key.display().to_string(),
-            ],
-        )?;
+        system::new_key(&key, &node.name)?;
         let host_public = std::fs::read_to_string(key.with_extension("pub"))
             .map_err(LabError::io("cannot read a host key"))?;
         let mut parts = host_public.split_whitespace();

@@ -67,6 +67,28 @@ fn describe(program: &str, args: &[&str]) -> String {
         .join(" ")
 }
 
+/// Writes a new ed25519 key pair at `path` (and `path.pub`), replacing any
+/// key there.
+pub fn new_key(path: &std::path::Path, comment: &str) -> Result<(), LabError> {
+    let _ = std::fs::remove_file(path);
+    let _ = std::fs::remove_file(path.with_extension("pub"));
+    run(
+        "ssh-keygen",
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            comment,
+            "-f",
+            &path.display().to_string(),
+        ],
+    )
+    .map(drop)
+}
+
 /// Whether a process is alive (and not a zombie).
 pub fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
