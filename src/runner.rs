@@ -46,21 +46,63 @@ pub async fn plan_targets(cluster: &Cluster, scenario: &Scenario) -> Result<Vec<
     if scenario.target.pool == Pool::Workload {
         return Err("the nodes the workload runs on, picked once it runs".to_owned());
     }
-    let (_, rx) = watch::channel(false);
-    let journal_dir = std::env::temp_dir().join(format!("hpchaos-plan-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(&journal_dir);
-    let journal = JournalWriter::create(
-        &journal_dir.join(format!(
-            "{}.jsonl",
-            Utc::now().timestamp_nanos_opt().unwrap_or_default()
-        )),
-        Arc::new(SystemClock),
-    )
-    .map_err(|e| e.to_string())?;
-    let runner = Runner::new(cluster.clone(), journal, rx);
-    let targets = runner.resolve_targets(scenario, None).await;
-    let _ = std::fs::remove_dir_all(&journal_dir);
-    targets
+    let seed = Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64;
+    resolve_targets(cluster, scenario, None, seed).await
+}
+
+/// The nodes a scenario hits now: its pool on the live cluster, less
+/// controller, login and excluded nodes, picked under the cap. `job` is the
+/// workload's id when the pool is the workload.
+pub async fn resolve_targets(
+    cluster: &Cluster,
+    scenario: &Scenario,
+    job: Option<u64>,
+    seed: u64,
+) -> Result<Vec<String>, String> {
+    let slurm = &cluster.slurm;
+    let job_nodes = |id: u64| async move {
+        let info = slurm
+            .job(id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or(format!("job {id} not found"))?;
+        slurm
+            .hostnames(&info.node_list)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let candidates = match &scenario.target.pool {
+        Pool::Nodes(nodes) => nodes.clone(),
+        Pool::Partition(p) => slurm.partition_nodes(p).await.map_err(|e| e.to_string())?,
+        Pool::InstanceGroup(group) => {
+            let api = cluster
+                .api
+                .as_ref()
+                .ok_or("instance groups need the profile's sagemaker settings")?;
+            api.nodes()
+                .await
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .filter(|n| &n.group == group)
+                .map(|n| n.node)
+                .collect()
+        }
+        Pool::JobId(id) => job_nodes(*id).await?,
+        Pool::JobName(name) => {
+            let id = *slurm
+                .jobs_named(name)
+                .await
+                .map_err(|e| e.to_string())?
+                .first()
+                .ok_or(format!("no job named {name}"))?;
+            job_nodes(id).await?
+        }
+        Pool::Workload => job_nodes(job.ok_or("no workload")?).await?,
+    };
+    let mut never = cluster.profile.login_nodes.clone();
+    never.push(cluster.profile.head_node.name.clone());
+    let seed = scenario.target.seed.unwrap_or(seed);
+    crate::targets::select(&scenario.target, &candidates, &never, seed).map_err(|e| e.to_string())
 }
 
 /// What one scenario came to.
@@ -270,7 +312,9 @@ impl Runner {
         workload: &mut Option<WorkloadJob>,
     ) -> Ending {
         let name = scenario.name.as_str();
-        let targets = match self.resolve_targets(scenario, workload.as_ref()).await {
+        let seed = self.clock.now().timestamp_nanos_opt().unwrap_or_default() as u64;
+        let job = workload.as_ref().map(|w| w.id);
+        let targets = match resolve_targets(&self.cluster, scenario, job, seed).await {
             Ok(t) => t,
             Err(reason) => return Ending::new(ScenarioOutcome::Aborted, reason),
         };
@@ -456,62 +500,6 @@ impl Runner {
                 }
             }
         }
-    }
-
-    async fn resolve_targets(
-        &self,
-        scenario: &Scenario,
-        workload: Option<&WorkloadJob>,
-    ) -> Result<Vec<String>, String> {
-        let slurm = &self.cluster.slurm;
-        let job_nodes = |id: u64| async move {
-            let info = slurm
-                .job(id)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or(format!("job {id} not found"))?;
-            slurm
-                .hostnames(&info.node_list)
-                .await
-                .map_err(|e| e.to_string())
-        };
-        let candidates = match &scenario.target.pool {
-            Pool::Nodes(nodes) => nodes.clone(),
-            Pool::Partition(p) => slurm.partition_nodes(p).await.map_err(|e| e.to_string())?,
-            Pool::InstanceGroup(group) => {
-                let api = self
-                    .cluster
-                    .api
-                    .as_ref()
-                    .ok_or("instance groups need the profile's sagemaker settings")?;
-                api.nodes()
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .into_iter()
-                    .filter(|n| &n.group == group)
-                    .map(|n| n.node)
-                    .collect()
-            }
-            Pool::JobId(id) => job_nodes(*id).await?,
-            Pool::JobName(name) => {
-                let id = *slurm
-                    .jobs_named(name)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .first()
-                    .ok_or(format!("no job named {name}"))?;
-                job_nodes(id).await?
-            }
-            Pool::Workload => job_nodes(workload.ok_or("no workload")?.id).await?,
-        };
-        let mut never = self.cluster.profile.login_nodes.clone();
-        never.push(self.cluster.profile.head_node.name.clone());
-        let seed = scenario
-            .target
-            .seed
-            .unwrap_or_else(|| self.clock.now().timestamp_nanos_opt().unwrap_or_default() as u64);
-        crate::targets::select(&scenario.target, &candidates, &never, seed)
-            .map_err(|e| e.to_string())
     }
 
     /// The first check that fails, if any, journaling each.
@@ -963,10 +951,10 @@ impl Runner {
                             } => format!("{state} on [{}], restarts {restarts}", nodes.join(",")),
                             _ => "gone".to_owned(),
                         };
-                        let from = last
-                            .insert("job".into(), value)
-                            .map(|_| String::new())
-                            .filter(|s| !s.is_empty());
+                        // `last` keeps the raw value to compare and the
+                        // text last journaled, for `from`.
+                        last.insert("job".into(), value);
+                        let from = last.insert("job-text".into(), text.clone());
                         self.log(
                             Some(name),
                             Entry::Observed {

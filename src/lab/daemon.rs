@@ -573,7 +573,15 @@ impl Engine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .forget(&forgotten);
+        let new_id = if recovery == Recovery::Replace {
+            new_instance_id()
+        } else {
+            old_id
+        };
+        // The instance's LaunchTime, as the API will report it.
         let booted = Utc::now();
+        self.truth
+            .record("instance_launched", Some(name), new_id.clone());
         let process = node::start(&self.layout, &spec)?;
         self.processes
             .lock()
@@ -611,11 +619,6 @@ impl Engine {
             };
             self.truth.record("reason_cleared", Some(name), detail);
         }
-        let new_id = if recovery == Recovery::Replace {
-            new_instance_id()
-        } else {
-            old_id
-        };
         {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(instance) = state.instance_mut(name) {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub struct Transition {
     pub at: DateTime<Utc>,
     /// `fault_noticed`, `reason_set`, `node_drained`, `instance_terminated`,
-    /// `node_rebooting`, `instance_running`, `slurmd_registered`,
+    /// `node_rebooting`, `instance_launched`, `instance_running`, `slurmd_registered`,
     /// `reason_cleared`, `api_request`, ...
     pub event: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
