@@ -170,6 +170,7 @@ pub fn judge(
     let mut latest: BTreeMap<String, &Event> = BTreeMap::new();
     for event in &events {
         tracker.observe(event);
+        latest.insert(event_key(event), event);
         // The furthest phase this event closes; earlier open phases are
         // implied by it (a replaced node was drained, even if unseen).
         let current = ends.iter().position(Option::is_none);
@@ -207,7 +208,6 @@ pub fn judge(
                 expectation,
             );
         }
-        latest.insert(event_key(event), event);
     }
 
     // Boundaries never run backwards: a source clock a little behind the

@@ -379,6 +379,15 @@ fn job_fails_ends_when_the_job_does() {
     assert!(judgement.passed, "{judgement:?}");
     assert_eq!(judgement.phases[0].ended.as_ref().unwrap().at, t(4.0));
     assert_eq!(judgement.phases[1].ended.as_ref().unwrap().at, t(7.0));
+
+    // The job seen FAILED straight away ends both phases with one event.
+    let at_once = vec![
+        job(2.0, "RUNNING", &[NODE], 0),
+        job(8.5, "FAILED", &[NODE], 0),
+    ];
+    let judgement = judge(t(0.0), &baseline(true), &e, &at_once, t(10.0), false);
+    assert!(judgement.settled && judgement.passed, "{judgement:?}");
+    assert_eq!(judgement.phases[1].ended.as_ref().unwrap().at, t(8.5));
 }
 
 #[test]

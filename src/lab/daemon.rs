@@ -371,9 +371,20 @@ impl Engine {
         }
     }
 
+    /// No job runs on the node any more (one still completing is ending,
+    /// and a down node's completing jobs may linger for a while).
     fn no_job_on(&self, node: &str) -> bool {
-        self.slurm(&["squeue", "-h", "-w", node, "-o", "%i"])
-            .is_ok_and(|jobs| jobs.trim().is_empty())
+        self.slurm(&[
+            "squeue",
+            "-h",
+            "-w",
+            node,
+            "-t",
+            "RUNNING,SUSPENDED",
+            "-o",
+            "%i",
+        ])
+        .is_ok_and(|jobs| jobs.trim().is_empty())
     }
 
     fn health_agent(&self, node: &str, root: &std::path::Path, reason: &str) {
