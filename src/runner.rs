@@ -858,21 +858,14 @@ impl Runner {
                     .filter(|r| !r.healthy() && !matches!(r.state.as_str(), "allocated" | "mixed"))
                     .count();
                 for row in rows.iter().filter(|r| baseline.targets.contains(&r.name)) {
-                    let key = format!("sinfo/{}", row.name);
                     let value = format!("{}{}|{}", row.state, row.flags, row.reason);
-                    if last.get(&key) != Some(&value) {
-                        let from = last.insert(key, value.clone());
-                        self.log(
-                            Some(name),
-                            Entry::Observed {
-                                source: Source::Sinfo,
-                                node: Some(row.name.clone()),
-                                field: "state|reason".into(),
-                                from,
-                                to: value,
-                                source_time: row.reason_time,
-                            },
-                        );
+                    let change = Change {
+                        source: Source::Sinfo,
+                        node: &row.name,
+                        field: "state|reason",
+                        source_time: row.reason_time,
+                    };
+                    if self.note_change(name, &mut last, change, value) {
                         events.push(Event {
                             seen: self.clock.now(),
                             source_time: row
@@ -894,26 +887,19 @@ impl Runner {
                 && let Ok(nodes) = api.nodes().await
             {
                 for node in nodes.iter().filter(|n| baseline.targets.contains(&n.node)) {
-                    let key = format!("api/{}", node.node);
                     let value = format!(
                         "{}|{}|{}",
                         node.status,
                         node.instance_id,
                         node.launch_time.map(|t| t.to_rfc3339()).unwrap_or_default()
                     );
-                    if last.get(&key) != Some(&value) {
-                        let from = last.insert(key, value.clone());
-                        self.log(
-                            Some(name),
-                            Entry::Observed {
-                                source: Source::Sagemaker,
-                                node: Some(node.node.clone()),
-                                field: "status|instance_id|launch_time".into(),
-                                from,
-                                to: value,
-                                source_time: node.launch_time,
-                            },
-                        );
+                    let change = Change {
+                        source: Source::Sagemaker,
+                        node: &node.node,
+                        field: "status|instance_id|launch_time",
+                        source_time: node.launch_time,
+                    };
+                    if self.note_change(name, &mut last, change, value) {
                         events.push(Event {
                             seen: self.clock.now(),
                             source_time: None,
@@ -1110,6 +1096,44 @@ impl Runner {
                 _ = cancel.changed() => {}
             }
         }
+    }
+}
+
+/// Where a watched value comes from, for [`Runner::note_change`].
+struct Change<'a> {
+    source: Source,
+    node: &'a str,
+    field: &'static str,
+    source_time: Option<DateTime<Utc>>,
+}
+
+impl Runner {
+    /// Journals `value` if it differs from the last one seen for this source
+    /// and node; says whether it did.
+    fn note_change(
+        &mut self,
+        scenario: &str,
+        last: &mut BTreeMap<String, String>,
+        change: Change<'_>,
+        value: String,
+    ) -> bool {
+        let key = format!("{}/{}", change.source.as_str(), change.node);
+        if last.get(&key) == Some(&value) {
+            return false;
+        }
+        let from = last.insert(key, value.clone());
+        self.log(
+            Some(scenario),
+            Entry::Observed {
+                source: change.source,
+                node: Some(change.node.to_owned()),
+                field: change.field.into(),
+                from,
+                to: value,
+                source_time: change.source_time,
+            },
+        );
+        true
     }
 }
 
