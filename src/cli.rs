@@ -162,6 +162,23 @@ pub enum LabCommand {
         #[arg(long, default_value = DEFAULT_LAB_DIR)]
         dir: PathBuf,
     },
+    /// Rate-limit the lab's SageMaker API, as AWS does: requests over the
+    /// limit get ThrottlingException (the SDK retries them with backoff).
+    ///
+    /// Example: hpchaos lab throttle --rate 1 --burst 2   (then --off)
+    Throttle {
+        #[arg(long, default_value = DEFAULT_LAB_DIR)]
+        dir: PathBuf,
+        /// Requests per second served once the burst is spent.
+        #[arg(long, required_unless_present = "off", conflicts_with = "off")]
+        rate: Option<f64>,
+        /// Requests served at once before the rate applies.
+        #[arg(long, default_value_t = 1.0)]
+        burst: f64,
+        /// Lift the limit.
+        #[arg(long)]
+        off: bool,
+    },
     /// The control plane's ground-truth log, or one node's logs.
     Logs {
         #[arg(long, default_value = DEFAULT_LAB_DIR)]

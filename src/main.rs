@@ -174,6 +174,26 @@ fn run_lab(command: LabCommand) -> u8 {
             }
         }),
         LabCommand::Status { dir } => lab::status(&dir).map(|text| print!("{text}")),
+        LabCommand::Throttle {
+            dir,
+            rate,
+            burst,
+            off: _,
+        } => {
+            let limit = rate.map(|rate| lab::throttle::Limit { rate, burst });
+            match limit {
+                Some(l) if !(l.rate >= 0.0 && l.burst >= 1.0) => Err(lab::system::LabError::Setup(
+                    "--rate must be 0 or more and --burst at least 1".to_owned(),
+                )),
+                _ => lab::throttle(&dir, limit).map(|()| match limit {
+                    Some(l) => println!(
+                        "API limited to {} request(s)/s, bursts of {}",
+                        l.rate, l.burst
+                    ),
+                    None => println!("API rate limit lifted"),
+                }),
+            }
+        }
         LabCommand::Logs { dir, node } => {
             let layout = lab::layout::Layout::new(&dir);
             let files = match &node {

@@ -2,7 +2,8 @@
 //! `aws-sdk-sagemaker` speaks it (`POST /`, `X-Amz-Target:
 //! SageMaker.<Operation>`, errors as HTTP 400 `{"__type", "Message"}`,
 //! epoch-second timestamps). Reads the shared cluster state; reboot and
-//! replace requests go to the recovery engine.
+//! replace requests go to the recovery engine. Requests over the rate
+//! limit, when one is set, are throttled.
 
 use std::sync::{Arc, Mutex};
 
@@ -15,6 +16,7 @@ use super::config::Action;
 use super::ground_truth::GroundTruth;
 use super::http::{Request, Response, serve};
 use super::state::{CONTROLLER_GROUP, ClusterState, Instance};
+use super::throttle::Throttle;
 
 /// A reboot or replace the API accepted, for the recovery engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +30,7 @@ pub struct ControlPlane {
     pub state: Arc<Mutex<ClusterState>>,
     pub requests: UnboundedSender<RecoveryRequest>,
     pub truth: Arc<GroundTruth>,
+    pub throttle: Arc<Throttle>,
 }
 
 /// Accepts connections until the task is dropped.
@@ -96,6 +99,10 @@ impl ControlPlane {
                 format!("unknown target `{target}`"),
             );
         };
+        if !self.throttle.admit() {
+            self.truth.record("api_throttled", None, operation);
+            return error("ThrottlingException", "Rate exceeded");
+        }
         let Ok(input) = serde_json::from_slice::<Value>(&request.body) else {
             return error("SerializationException", "the request body is not JSON");
         };

@@ -20,6 +20,7 @@ use super::layout::{Layout, NodeSpec};
 use super::node::{self, NodeProcess};
 use super::state::{ClusterState, new_instance_id};
 use super::system::{self, LabError};
+use super::throttle::Throttle;
 
 /// Written when every node is idle and the API answers.
 pub const READY_FILE: &str = "ready";
@@ -107,6 +108,7 @@ pub fn run(layout: Layout) -> Result<(), LabError> {
             state: engine.state.clone(),
             requests,
             truth: engine.truth.clone(),
+            throttle: Arc::new(Throttle::new(&engine.layout.api_throttle())),
         };
         runtime.spawn(control_plane::run(listener, plane));
         engine.wait_until_idle(&nodes)?;
@@ -609,8 +611,9 @@ impl Engine {
                 &format!("nodename={name}"),
                 "state=resume",
             ]);
-            // ReturnToService=2 returns a DOWN node to service by itself
-            // when slurmd registers; then there is nothing left to resume.
+            // A node that was DOWN for not responding is returned to
+            // service by Slurm itself when slurmd registers
+            // (ReturnToService=1); then there is nothing left to resume.
             let detail = match resumed {
                 Ok(_) => "state resumed".to_owned(),
                 Err(err) => {

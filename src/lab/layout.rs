@@ -80,6 +80,10 @@ impl Layout {
     pub fn ground_truth(&self) -> PathBuf {
         self.dir.join("ground-truth.jsonl")
     }
+    /// The API's rate limit while the lab runs (`hpchaos lab throttle`).
+    pub fn api_throttle(&self) -> PathBuf {
+        self.dir.join("api-throttle")
+    }
     pub fn state(&self) -> PathBuf {
         self.dir.join("state.json")
     }

@@ -15,6 +15,7 @@ mod net;
 mod node;
 pub mod state;
 pub mod system;
+pub mod throttle;
 mod tools;
 
 use std::path::Path;
@@ -115,8 +116,10 @@ pub fn up(dir: &Path, options: &UpOptions) -> Result<Layout, LabError> {
             layout::MAX_NODES
         )));
     }
-    // Leftovers of a lab that died: clear them first.
+    // Leftovers of a lab that died: clear them first. A new lab starts
+    // with no rate limit.
     down(dir)?;
+    let _ = std::fs::remove_file(layout.api_throttle());
     let result = prepare_and_start(&layout, options);
     if result.is_err() {
         let _ = down(dir);
@@ -334,6 +337,27 @@ pub fn leftovers(dir: &Path) -> Vec<String> {
 }
 
 /// `lab status`: the control plane's view and Slurm's, side by side.
+/// Sets the API's rate limit (`None` lifts it); the running lab applies it
+/// from its next request on.
+pub fn throttle(dir: &Path, limit: Option<throttle::Limit>) -> Result<(), LabError> {
+    let layout = Layout::new(dir);
+    if !is_up(&layout) {
+        return Err(LabError::Setup(format!(
+            "the lab in {} is down: `hpchaos lab up` first",
+            dir.display()
+        )));
+    }
+    let path = layout.api_throttle();
+    match limit {
+        Some(limit) => std::fs::write(&path, limit.render()),
+        None => std::fs::remove_file(&path).or_else(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Ok(()),
+            _ => Err(e),
+        }),
+    }
+    .map_err(LabError::io("cannot set the API rate limit"))
+}
+
 pub fn status(dir: &Path) -> Result<String, LabError> {
     let layout = Layout::new(dir);
     if !is_up(&layout) {
