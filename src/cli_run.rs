@@ -155,7 +155,7 @@ pub fn run(files: &[PathBuf], cluster: Option<&Path>, report_dir: &Path, dry_run
             let _ = cancel_tx.send(true);
         });
         let mut runner = Runner::new(cluster, journal, cancel_rx);
-        runner.progress = true;
+        runner.live = Some(crate::live::LiveView::default());
         let result = runner
             .run(&work.scenarios, work.suite.as_deref(), work.stop_on_failure)
             .await;
@@ -199,6 +199,9 @@ async fn plan(cluster: &Cluster, work: &Work) -> u8 {
         let plan = crate::faults::plan(&scenario.fault, &targets);
         for step in &plan.inject {
             println!("  inject:   {}", step.describe());
+        }
+        for step in &plan.verify {
+            println!("  verify:   {}", step.describe());
         }
         if let Some((after, steps)) = &plan.follow_up {
             for step in steps {

@@ -119,6 +119,13 @@ pub enum Entry {
         #[serde(default)]
         detail: String,
     },
+    /// A replaced node's new host key, accepted for the rest of the run
+    /// because the API showed the node on a new instance.
+    HostKeyAccepted {
+        node: String,
+        instance_id: String,
+        fingerprint: String,
+    },
     Aborted {
         reason: String,
     },

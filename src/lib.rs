@@ -11,6 +11,7 @@ pub mod exit;
 pub mod faults;
 pub mod journal;
 pub mod lab;
+pub mod live;
 pub mod phases;
 pub mod profile;
 pub mod report;

@@ -74,6 +74,16 @@ pub struct Ssh {
     #[serde(default = "max_channels")]
     #[schemars(range(min = 1, max = 9))]
     pub max_channels_per_host: u8,
+    /// After the API shows a node on a new instance (a verified
+    /// replacement), accept the host key the head node sees for it, for
+    /// the rest of the run, and journal its fingerprint. known_hosts is
+    /// never written.
+    #[serde(default = "accept_replaced_host_keys")]
+    pub accept_replaced_host_keys: bool,
+}
+
+fn accept_replaced_host_keys() -> bool {
+    true
 }
 
 fn connect_timeout() -> Duration {

@@ -6,7 +6,7 @@
 //! journal as `interrupted`. A lock on the head node keeps two runs off one
 //! cluster.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -17,10 +17,12 @@ use tokio::sync::watch;
 
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::Cluster;
+use crate::cluster::ssh::{KEYSCAN_SCRIPT, SshError, parse_keyscan};
 use crate::faults::{self, Place, Step};
 use crate::journal::{
     Entry, FORMAT_VERSION, JournalWriter, RunOutcome, ScenarioOutcome, Source, Stage,
 };
+use crate::live::{LiveView, Standing};
 use crate::phases::{self, Baseline, Event, Expectation, Observation};
 use crate::scenario::Loaded;
 use crate::scenario::model::{Check, Phase, Pool, Scenario, Where, Workload};
@@ -121,12 +123,16 @@ impl Ending {
 }
 
 pub struct Runner {
-    /// Print each journal record as a line on stderr as it happens.
-    pub progress: bool,
+    /// Show each journal record and where the scenario stands on stderr.
+    pub live: Option<LiveView>,
+    /// The last change seen from any source, for the live view.
+    last_seen: Option<String>,
     pub cluster: Cluster,
     pub journal: JournalWriter,
     pub clock: Arc<dyn Clock>,
     pub cancel: watch::Receiver<bool>,
+    /// Instances whose host key this run accepted after their replacement.
+    accepted_instances: BTreeSet<String>,
 }
 
 /// Creates `<report_dir>/<time>-<name>/` and its journal.
@@ -145,11 +151,13 @@ pub fn open_run_dir(
 impl Runner {
     pub fn new(cluster: Cluster, journal: JournalWriter, cancel: watch::Receiver<bool>) -> Runner {
         Runner {
-            progress: false,
+            live: None,
+            last_seen: None,
             cluster,
             journal,
             clock: Arc::new(SystemClock),
             cancel,
+            accepted_instances: BTreeSet::new(),
         }
     }
 
@@ -159,8 +167,18 @@ impl Runner {
 
     fn log(&mut self, scenario: Option<&str>, entry: Entry) {
         match self.journal.append(scenario, entry) {
-            Ok(record) if self.progress => eprintln!("{}", crate::status::progress_line(&record)),
-            Ok(_) => {}
+            Ok(record) => {
+                if let Entry::Observed {
+                    source, node, to, ..
+                } = &record.entry
+                {
+                    let node = node.as_deref().map(|n| format!(" {n}")).unwrap_or_default();
+                    self.last_seen = Some(format!("{}{node}: {to}", source.as_str()));
+                }
+                if let Some(live) = self.live.as_mut() {
+                    live.record(&crate::status::progress_line(&record));
+                }
+            }
             Err(err) => eprintln!("error: {err}"),
         }
     }
@@ -350,16 +368,35 @@ impl Runner {
                 failures.push(err);
             }
         }
+        let mut verified = Vec::new();
+        if failures.is_empty() {
+            for step in &plan.verify {
+                match self.execute(step, workload.as_ref()).await {
+                    Ok(()) => verified.push(step.describe()),
+                    Err(err) => failures.push(format!("{}: {err}", step.describe())),
+                }
+            }
+        }
+        let detail = match (failures.is_empty(), verified.is_empty()) {
+            (false, _) => failures.join("; "),
+            (true, false) => format!("verified: {}", verified.join("; ")),
+            (true, true) => String::new(),
+        };
         self.log(
             Some(name),
             Entry::InjectionFinished {
                 ok: failures.is_empty(),
-                detail: failures.join("; "),
+                detail,
             },
         );
         let ending = if failures.is_empty() {
-            self.watch(scenario, &baseline, injected_at, &plan, workload.as_mut())
-                .await
+            let ending = self
+                .watch(scenario, &baseline, injected_at, &plan, workload.as_mut())
+                .await;
+            if let Some(live) = self.live.as_mut() {
+                live.clear();
+            }
+            ending
         } else {
             Ending::new(
                 ScenarioOutcome::Error,
@@ -675,14 +712,22 @@ impl Runner {
                     Err(format!("exit {}: {}", out.status, out.stderr.trim()))
                 }
             }
-            // The node goes away under the command: a dropped connection is
-            // the expected answer.
+            // The node goes away under the command: a dropped connection or
+            // no answer is the expected end, but not failing to get in.
             Step::RunDropping { on, argv } => {
                 let line = crate::cluster::quote::command_line(argv);
-                let _ = ssh
+                match ssh
                     .run_line(&endpoint(on), &line, StdDuration::from_secs(5))
-                    .await;
-                Ok(())
+                    .await
+                {
+                    Ok(out) if out.status != 0 => {
+                        Err(format!("exit {}: {}", out.status, out.stderr.trim()))
+                    }
+                    Err(err @ (SshError::HostKeyMismatch { .. } | SshError::Connect { .. })) => {
+                        Err(err.to_string())
+                    }
+                    Ok(_) | Err(SshError::Timeout { .. } | SshError::Command { .. }) => Ok(()),
+                }
             }
             Step::KillJobTasks {
                 node,
@@ -740,6 +785,38 @@ impl Runner {
                     Err(refused.join("; "))
                 }
             }
+            // `setsid -f` returns before its child has exec'd the tool, so
+            // the tool is given up to three seconds to show.
+            Step::CheckRunning { on, pattern } => {
+                let until = std::time::Instant::now() + StdDuration::from_secs(3);
+                loop {
+                    let out = ssh
+                        .run(&endpoint(on), &["pgrep", "-f", "-x", pattern.as_str()])
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if out.status == 0 {
+                        return Ok(());
+                    }
+                    if std::time::Instant::now() > until {
+                        return Err("not running 3s after it was started".to_owned());
+                    }
+                    tokio::time::sleep(StdDuration::from_millis(100)).await;
+                }
+            }
+            Step::StopIfRunning { on, pattern } => {
+                let out = ssh
+                    .run(
+                        &endpoint(on),
+                        &["pkill", "-INT", "-f", "-x", pattern.as_str()],
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                // pkill: 0 signalled, 1 nothing matched (already ended).
+                match out.status {
+                    0 | 1 => Ok(()),
+                    status => Err(format!("exit {status}: {}", out.stderr.trim())),
+                }
+            }
             Step::ResumeIfUntouched { node, reason } => {
                 let rows = self
                     .cluster
@@ -790,6 +867,7 @@ impl Runner {
         );
         let mut events: Vec<Event> = Vec::new();
         let mut last: BTreeMap<String, String> = BTreeMap::new();
+        let mut failing_since: BTreeMap<&'static str, DateTime<Utc>> = BTreeMap::new();
         let mut journaled = 0usize;
         let mut follow_up_done = plan.follow_up.is_none();
         let abort = scenario
@@ -852,7 +930,9 @@ impl Runner {
             }
             // Slurm.
             let mut unhealthy = 0;
-            if let Ok(rows) = self.cluster.slurm.nodes().await {
+            let rows = self.cluster.slurm.nodes().await.map_err(|e| e.to_string());
+            self.note_source_health(name, &mut failing_since, Source::Sinfo, rows.as_ref().err());
+            if let Ok(rows) = rows {
                 unhealthy = rows
                     .iter()
                     .filter(|r| !r.healthy() && !matches!(r.state.as_str(), "allocated" | "mixed"))
@@ -883,9 +963,15 @@ impl Runner {
                 }
             }
             // The SageMaker API.
-            if let Some(api) = self.cluster.api.clone()
-                && let Ok(nodes) = api.nodes().await
-            {
+            let listed = match self.cluster.api.clone() {
+                Some(api) => Some(api.nodes().await.map_err(|e| e.to_string())),
+                None => None,
+            };
+            if let Some(result) = &listed {
+                let error = result.as_ref().err();
+                self.note_source_health(name, &mut failing_since, Source::Sagemaker, error);
+            }
+            if let Some(Ok(nodes)) = listed {
                 for node in nodes.iter().filter(|n| baseline.targets.contains(&n.node)) {
                     let value = format!(
                         "{}|{}|{}",
@@ -899,6 +985,18 @@ impl Runner {
                         field: "status|instance_id|launch_time",
                         source_time: node.launch_time,
                     };
+                    let replaced = baseline
+                        .instance_ids
+                        .get(&node.node)
+                        .is_some_and(|old| *old != node.instance_id);
+                    if replaced
+                        && node.status == "Running"
+                        && self.cluster.profile.ssh.accept_replaced_host_keys
+                        && !self.accepted_instances.contains(&node.instance_id)
+                    {
+                        self.accept_replacement_key(name, &node.node, &node.instance_id)
+                            .await;
+                    }
                     if self.note_change(name, &mut last, change, value) {
                         events.push(Event {
                             seen: self.clock.now(),
@@ -933,6 +1031,8 @@ impl Runner {
                     Ok(None) => Some(Observation::JobGone),
                     Err(_) => None,
                 };
+                let error = observation.is_none().then(|| "squeue failed".to_owned());
+                self.note_source_health(name, &mut failing_since, Source::Squeue, error.as_ref());
                 if let Some(observation) = observation {
                     let value = format!("{observation:?}");
                     if last.get("job") != Some(&value) {
@@ -1080,6 +1180,22 @@ impl Runner {
                 );
                 return Ending::new(ScenarioOutcome::Aborted, reason);
             }
+            for probe in &abort.probes {
+                let check = Check::Probe(probe.clone());
+                let (label, result) = self
+                    .check(&check, &baseline.targets, workload.as_deref())
+                    .await;
+                if let Err(detail) = result {
+                    let reason = format!("abort condition {label} failed: {detail}");
+                    self.log(
+                        Some(name),
+                        Entry::Aborted {
+                            reason: reason.clone(),
+                        },
+                    );
+                    return Ending::new(ScenarioOutcome::Aborted, reason);
+                }
+            }
             if limit.is_some_and(|l| now > l) {
                 let reason = "the abort timeout passed".to_owned();
                 self.log(
@@ -1090,11 +1206,56 @@ impl Runner {
                 );
                 return Ending::new(ScenarioOutcome::Aborted, reason);
             }
+            if let Some(live) = self.live.as_mut() {
+                let phase = order[journaled.min(order.len() - 1)];
+                live.standing(&Standing {
+                    scenario: name,
+                    phase,
+                    since_injection: (now - injected_at).to_std().unwrap_or_default(),
+                    deadline: expectation.deadlines.get(&phase).copied(),
+                    last_seen: self.last_seen.as_deref(),
+                });
+            }
             let mut cancel = self.cancel.clone();
             tokio::select! {
                 _ = tokio::time::sleep(poll) => {}
                 _ = cancel.changed() => {}
             }
+        }
+    }
+}
+
+impl Runner {
+    /// Accepts `node`'s new host key for the rest of the run once the API
+    /// shows it on a new instance: the key the head node sees on the
+    /// cluster network, journaled with its fingerprint. When the node does
+    /// not answer yet, the next poll tries again.
+    async fn accept_replacement_key(&mut self, scenario: &str, node: &str, instance_id: &str) {
+        let endpoint = self.cluster.node(node);
+        let port = endpoint.port.to_string();
+        let argv = [
+            "sh",
+            "-c",
+            KEYSCAN_SCRIPT,
+            "hpchaos",
+            &endpoint.address,
+            &port,
+        ];
+        let scanned = match self.cluster.ssh.run(&self.cluster.slurm.head, &argv).await {
+            Ok(out) if out.status == 0 => parse_keyscan(&out.stdout),
+            _ => None,
+        };
+        if let Some(scanned) = scanned {
+            self.cluster.ssh.accept_host_key(node, &scanned.key);
+            self.accepted_instances.insert(instance_id.to_owned());
+            self.log(
+                Some(scenario),
+                Entry::HostKeyAccepted {
+                    node: node.to_owned(),
+                    instance_id: instance_id.to_owned(),
+                    fingerprint: scanned.fingerprint,
+                },
+            );
         }
     }
 }
@@ -1108,6 +1269,43 @@ struct Change<'a> {
 }
 
 impl Runner {
+    /// Journals a source's first failed poll and its first good one after
+    /// that, with how long it was out: a dropped connection or a throttled
+    /// API shows in the journal, not only as a gap.
+    fn note_source_health(
+        &mut self,
+        scenario: &str,
+        failing_since: &mut BTreeMap<&'static str, DateTime<Utc>>,
+        source: Source,
+        error: Option<&String>,
+    ) {
+        let now = self.clock.now();
+        let key = source.as_str();
+        let (from, to) = match (failing_since.get(key).copied(), error) {
+            (None, Some(error)) => {
+                failing_since.insert(key, now);
+                ("ok".to_owned(), format!("failing: {error}"))
+            }
+            (Some(since), None) => {
+                failing_since.remove(key);
+                let out = (now - since).as_seconds_f64();
+                ("failing".to_owned(), format!("ok again after {out:.1}s"))
+            }
+            _ => return,
+        };
+        self.log(
+            Some(scenario),
+            Entry::Observed {
+                source,
+                node: None,
+                field: "poll".into(),
+                from: Some(from),
+                to,
+                source_time: None,
+            },
+        );
+    }
+
     /// Journals `value` if it differs from the last one seen for this source
     /// and node; says whether it did.
     fn note_change(

@@ -112,6 +112,11 @@ pub fn progress_line(record: &Record) -> String {
         Entry::Rollback { step, ok, .. } => {
             format!("rollback {}: {step}", if *ok { "done" } else { "FAILED" })
         }
+        Entry::HostKeyAccepted {
+            node,
+            instance_id,
+            fingerprint,
+        } => format!("accepted the new host key of {node} on {instance_id}: {fingerprint}"),
         Entry::Aborted { reason } => format!("ABORT: {reason}"),
         Entry::Error { message } => format!("error: {message}"),
         Entry::ScenarioEnded { outcome, reason } => format!("ended: {outcome:?} {reason}"),

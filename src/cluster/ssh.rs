@@ -2,7 +2,8 @@
 //! reused across polls; commands run as channels, at most
 //! `max_channels_per_host` at once (below sshd's MaxSessions); keepalive;
 //! every call under a timeout; host keys checked against known_hosts, and a
-//! mismatch refused with the fix; a dropped connection is reopened with
+//! mismatch refused with the fix, unless the run accepted that node's new
+//! key after a verified replacement; a dropped connection is reopened with
 //! backoff on the next call (a rebooting node is expected to drop).
 
 use std::collections::HashMap;
@@ -119,7 +120,10 @@ struct Slot {
 pub struct SshPool {
     user: String,
     key: Option<PathBuf>,
-    known_hosts: Mutex<PathBuf>,
+    known_hosts: PathBuf,
+    /// Host keys (base64, ed25519) accepted for this run after a verified
+    /// replacement, by node name; they stand in for known_hosts.
+    accepted_keys: Mutex<HashMap<String, String>>,
     connect_timeout: Duration,
     command_timeout: Duration,
     keepalive: Duration,
@@ -141,7 +145,8 @@ impl SshPool {
         SshPool {
             user: ssh.user.clone(),
             key: ssh.key.as_deref().map(expand_home),
-            known_hosts: Mutex::new(expand_home(&ssh.known_hosts)),
+            known_hosts: expand_home(&ssh.known_hosts),
+            accepted_keys: Mutex::new(HashMap::new()),
             connect_timeout: ssh.connect_timeout.as_std(),
             command_timeout: ssh.command_timeout.as_std(),
             keepalive: ssh.keepalive.as_std(),
@@ -151,19 +156,19 @@ impl SshPool {
         }
     }
 
-    /// Checks host keys against another file from now on (a run's copy
-    /// that also holds keys accepted after verified replacements).
-    pub fn use_known_hosts(&self, path: PathBuf) {
-        *self.known_hosts.lock().unwrap_or_else(|p| p.into_inner()) = path;
-        // Connections made under the old file are dropped.
-        self.slots.lock().unwrap_or_else(|p| p.into_inner()).clear();
-    }
-
-    pub fn known_hosts(&self) -> PathBuf {
-        self.known_hosts
+    /// From now on, `node` must present this key (base64 ed25519, no type
+    /// prefix) instead of the one in known_hosts. Only for a node whose
+    /// replacement the API confirmed: the caller checks that.
+    pub fn accept_host_key(&self, node: &str, key: &str) {
+        self.accepted_keys
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .insert(node.to_owned(), key.to_owned());
+        // A connection to the old instance, if one is cached, is dropped.
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|endpoint, _| endpoint.name != node);
     }
 
     fn slot(&self, endpoint: &Endpoint) -> Arc<Slot> {
@@ -287,8 +292,17 @@ impl SshPool {
             Some(path) => AuthMethod::with_key_file(path, None),
             None => AuthMethod::with_agent(),
         };
-        let known_hosts = self.known_hosts();
-        let check = ServerCheckMethod::with_known_hosts_file(&known_hosts.display().to_string());
+        let known_hosts = self.known_hosts.clone();
+        let accepted = self
+            .accepted_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&endpoint.name)
+            .cloned();
+        let check = match accepted {
+            Some(key) => ServerCheckMethod::with_public_key(&key),
+            None => ServerCheckMethod::with_known_hosts_file(&known_hosts.display().to_string()),
+        };
         let config = Config {
             keepalive_interval: Some(self.keepalive),
             keepalive_max: 3,
@@ -341,9 +355,57 @@ impl SshPool {
     }
 }
 
+/// A node's host key as the head node sees it: the base64 key and its
+/// SHA256 fingerprint, from the output of [`KEYSCAN_SCRIPT`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScannedKey {
+    pub key: String,
+    pub fingerprint: String,
+}
+
+/// Run on the head node with the node's address as `$1` and its SSH port
+/// as `$2`: prints the node's
+/// ed25519 host key line, then its fingerprint line from `ssh-keygen -l`.
+pub const KEYSCAN_SCRIPT: &str = "k=$(ssh-keyscan -t ed25519 -T 2 -p \"$2\" \"$1\" 2>/dev/null | grep -v '^#' | head -n 1); [ -n \"$k\" ] || exit 1; printf '%s\\n' \"$k\"; printf '%s\\n' \"$k\" | ssh-keygen -l -f -";
+
+/// Parses [`KEYSCAN_SCRIPT`]'s output: `ADDR ssh-ed25519 KEY` then
+/// `256 SHA256:FP ADDR (ED25519)`.
+pub fn parse_keyscan(output: &str) -> Option<ScannedKey> {
+    let mut lines = output.lines().filter(|l| !l.trim().is_empty());
+    let key_line: Vec<&str> = lines.next()?.split_whitespace().collect();
+    let (kind, key) = (key_line.get(1)?, key_line.get(2)?);
+    let fingerprint = lines
+        .next()?
+        .split_whitespace()
+        .find(|f| f.starts_with("SHA256:"))?;
+    (*kind == "ssh-ed25519").then(|| ScannedKey {
+        key: (*key).to_owned(),
+        fingerprint: fingerprint.to_owned(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keyscan_output_gives_key_and_fingerprint() {
+        // Recorded from the lab's head node.
+        let out = "10.1.0.11 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILtarnn6u49j7YVgUmi9oTnRE3h9uTSzxjddqD/+clz+\n\
+                   256 SHA256:47d6JXLJySfiwAby1lzRLV5aNb0DRurd/01tAedACVQ 10.1.0.11 (ED25519)\n";
+        assert_eq!(
+            parse_keyscan(out),
+            Some(ScannedKey {
+                key: "AAAAC3NzaC1lZDI1NTE5AAAAILtarnn6u49j7YVgUmi9oTnRE3h9uTSzxjddqD/+clz+".into(),
+                fingerprint: "SHA256:47d6JXLJySfiwAby1lzRLV5aNb0DRurd/01tAedACVQ".into(),
+            })
+        );
+        assert_eq!(parse_keyscan(""), None);
+        assert_eq!(
+            parse_keyscan("10.1.0.11 ssh-rsa AAAAB3Nza\n2048 SHA256:x 10.1.0.11 (RSA)\n"),
+            None
+        );
+    }
 
     #[test]
     fn hyperpod_names_imply_addresses() {

@@ -1,5 +1,6 @@
 //! GPU stress: the tool runs detached on each target for the duration
-//! (`setsid -f timeout ...`), and rollback stops it if it still runs.
+//! (`setsid -f`, stdio off the SSH channel, under `timeout`), is checked to
+//! be running, and rollback stops it if it still runs.
 
 use super::{Place, Plan, Step, argv};
 use crate::scenario::model::{GpuSelection, GpuStress, StressTool};
@@ -24,7 +25,16 @@ pub fn plan(stress: &GpuStress, targets: &[String]) -> Plan {
     let mut command = argv(&["timeout", "--signal=INT", &secs]);
     command.extend(tool);
     let pattern = crate::cluster::quote::command_line(&command);
-    let mut detached = argv(&["setsid", "-f"]);
+    // Detached from the SSH session: its own session, and no stdio tied to
+    // the channel (otherwise the tool dies when the channel closes).
+    let mut detached = argv(&[
+        "setsid",
+        "-f",
+        "sh",
+        "-c",
+        "exec \"$@\" </dev/null >/dev/null 2>&1",
+        "hpchaos-stress",
+    ]);
     detached.extend(command);
     Plan {
         inject: targets
@@ -34,12 +44,19 @@ pub fn plan(stress: &GpuStress, targets: &[String]) -> Plan {
                 argv: detached.clone(),
             })
             .collect(),
+        verify: targets
+            .iter()
+            .map(|node| Step::CheckRunning {
+                on: Place::Node(node.clone()),
+                pattern: pattern.clone(),
+            })
+            .collect(),
         follow_up: None,
         rollback: targets
             .iter()
-            .map(|node| Step::Run {
+            .map(|node| Step::StopIfRunning {
                 on: Place::Node(node.clone()),
-                argv: argv(&["pkill", "-INT", "-f", "-x", &pattern]),
+                pattern: pattern.clone(),
             })
             .collect(),
     }

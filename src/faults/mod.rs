@@ -1,5 +1,6 @@
-//! What each fault kind does: the steps that inject it, the steps that
-//! undo what the harness did (and only that), and, for an Xid with
+//! What each fault kind does: the steps that inject it, the checks that
+//! it took, the steps that undo what the harness did (and only that), and,
+//! for an Xid with
 //! `crash_task_after`, the task crash that follows. Steps are data, built
 //! from quoted argument lists, so `plan` can print them and `run` can
 //! execute them; one file per fault kind.
@@ -40,6 +41,11 @@ pub enum Step {
     /// Set the node `resume` if it still carries `reason` set by us and the
     /// cluster did not act on it.
     ResumeIfUntouched { node: String, reason: String },
+    /// Fails unless a process whose whole command line is `pattern` runs.
+    CheckRunning { on: Place, pattern: String },
+    /// SIGINT to processes whose whole command line is `pattern`; none left
+    /// (it ended by itself) is fine.
+    StopIfRunning { on: Place, pattern: String },
 }
 
 impl Step {
@@ -75,6 +81,12 @@ impl Step {
                     "on head: scontrol update nodename={node} state=resume, if {reason} is still ours and nothing happened"
                 )
             }
+            Step::CheckRunning { on, pattern } => {
+                format!("on {}: check that `{pattern}` runs", place(on))
+            }
+            Step::StopIfRunning { on, pattern } => {
+                format!("on {}: stop `{pattern}` if it still runs", place(on))
+            }
         }
     }
 }
@@ -83,6 +95,8 @@ impl Step {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Plan {
     pub inject: Vec<Step>,
+    /// Checks, right after the injection, that it took.
+    pub verify: Vec<Step>,
     /// Steps to run this long after the injection.
     pub follow_up: Option<(Duration, Vec<Step>)>,
     pub rollback: Vec<Step>,
@@ -116,7 +130,6 @@ fn mark_through_slurm(targets: &[String], state: &str, reason: &str) -> Plan {
                 ]),
             })
             .collect(),
-        follow_up: None,
         rollback: targets
             .iter()
             .map(|n| Step::ResumeIfUntouched {
@@ -124,6 +137,7 @@ fn mark_through_slurm(targets: &[String], state: &str, reason: &str) -> Plan {
                 reason: reason.to_owned(),
             })
             .collect(),
+        ..Plan::default()
     }
 }
 

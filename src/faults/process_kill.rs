@@ -38,7 +38,6 @@ pub fn plan(kill: &ProcessKill, targets: &[String]) -> Plan {
         .collect();
     Plan {
         inject,
-        follow_up: None,
-        rollback: Vec::new(),
+        ..Plan::default()
     }
 }

@@ -68,5 +68,6 @@ pub fn plan(xid: &Xid, targets: &[String]) -> Plan {
             )
         }),
         rollback,
+        ..Plan::default()
     }
 }

@@ -159,7 +159,7 @@ pub fn slurm_conf(config: &LabConfig) -> String {
          SlurmctldLogFile=/var/log/slurm/slurmctld.log\nSlurmdLogFile=/var/log/slurm/slurmd.log\n\
          ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\nJobAcctGatherType=jobacct_gather/none\n\
          SchedulerType=sched/backfill\nSelectType=select/cons_tres\nSelectTypeParameters=CR_Core\n\
-         ReturnToService=2\nSlurmdTimeout={timeout}\nSlurmctldTimeout=10\nMessageTimeout=5\n\
+         ReturnToService=1\nSlurmdTimeout={timeout}\nSlurmctldTimeout=10\nMessageTimeout=5\n\
          InactiveLimit=0\nKillWait=2\nMinJobAge=60\nRebootProgram=/usr/local/sbin/reboot\n\
          JobRequeue=1\nKillOnBadExit=1\n",
         cluster = config.cluster_name,
@@ -246,6 +246,7 @@ pub fn profile(layout: &Layout, config: &LabConfig) -> Profile {
             command_timeout: Duration::from_secs(60),
             keepalive: Duration::from_secs(5),
             max_channels_per_host: 8,
+            accept_replaced_host_keys: true,
         },
         slurm: Slurm {
             controller_log: "/var/log/slurm/slurmctld.log".to_owned(),

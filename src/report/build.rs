@@ -240,6 +240,16 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
                 detail: detail.clone(),
             });
         }
+        Entry::HostKeyAccepted {
+            node,
+            instance_id,
+            fingerprint,
+        } => note(
+            Source::Harness,
+            Some(node.clone()),
+            None,
+            format!("accepted the new host key of {node} on {instance_id}: {fingerprint}"),
+        ),
         Entry::Aborted { reason } => {
             note(Source::Harness, None, None, format!("ABORT: {reason}"));
             scenario.reason = reason.clone();
