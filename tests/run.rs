@@ -3,6 +3,9 @@
 //! does (exit 1), a held lock refuses a second run (exit 3), Ctrl-C in the
 //! middle of a fault rolls back, leaves no node drained by us and closes
 //! the journal (exit 130), and a changed host key is refused with the fix.
+//! Then the other shipped scenarios in two multi-scenario runs (replaced
+//! nodes' new host keys accepted within a run), an SSH drop during a
+//! watch, a throttled API, and an abort probe.
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -31,6 +34,11 @@ impl Lab {
     }
 
     fn head(&self, command: &str) -> String {
+        self.on("10.1.0.10", command)
+    }
+
+    /// Runs a shell command on the node at `address` over real OpenSSH.
+    fn on(&self, address: &str, command: &str) -> String {
         let out = Command::new("ssh")
             .args(["-i", &self.dir.join("ssh/id_ed25519").display().to_string()])
             .args([
@@ -45,7 +53,7 @@ impl Lab {
                 "StrictHostKeyChecking=yes",
                 "-o",
                 "BatchMode=yes",
-                "root@10.1.0.10",
+                &format!("root@{address}"),
                 command,
             ])
             .output()
@@ -99,8 +107,40 @@ fn latest_report(stderr: &str) -> serde_json::Value {
         .unwrap_or(serde_json::Value::Null)
 }
 
+/// The journal of the run into `lab.reports` whose folder ends with
+/// `name`, once it contains `needle` (a minute at most).
+fn wait_for_journal(lab: &Lab, name: &str, needle: &str) -> PathBuf {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let found = std::fs::read_dir(&lab.reports)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.display().to_string().ends_with(name))
+            .map(|p| p.join("journal.jsonl"))
+            .find(|j| {
+                std::fs::read_to_string(j)
+                    .unwrap_or_default()
+                    .contains(needle)
+            });
+        if let Some(journal) = found {
+            return journal;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no journal of {name} came to contain {needle}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn verdicts(report: &serde_json::Value) -> Vec<(String, String)> {
-    report["scenarios"][0]["phases"]
+    verdicts_of(report, 0)
+}
+
+/// (phase, verdict) of the report's `index`th scenario.
+fn verdicts_of(report: &serde_json::Value, index: usize) -> Vec<(String, String)> {
+    report["scenarios"][index]["phases"]
         .as_array()
         .into_iter()
         .flatten()
@@ -119,8 +159,19 @@ fn phases(list: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-#[test]
-fn runs_on_the_lab() {
+/// A lab in a temporary folder, brought down when dropped.
+struct LabUp {
+    lab: Lab,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for LabUp {
+    fn drop(&mut self) {
+        let _ = hpchaos(&["lab", "down", "--dir", &self.lab.dir.display().to_string()]);
+    }
+}
+
+fn lab_up() -> LabUp {
     if let Err(err) = hpchaos::lab::preflight() {
         panic!(
             "the run test needs root and the lab's packages ({err}); `make setup` installs them"
@@ -134,21 +185,28 @@ fn runs_on_the_lab() {
         dir: dir.path().join("lab"),
         reports: dir.path().join("reports"),
     };
-    let dir_arg = lab.dir.display().to_string();
-    struct Down(String);
-    impl Drop for Down {
-        fn drop(&mut self) {
-            let _ = hpchaos(&["lab", "down", "--dir", &self.0]);
-        }
-    }
-    let _down = Down(dir_arg.clone());
-    let up = hpchaos(&["lab", "up", "--nodes", "4", "--dir", &dir_arg]);
+    let up = hpchaos(&[
+        "lab",
+        "up",
+        "--nodes",
+        "4",
+        "--dir",
+        &lab.dir.display().to_string(),
+    ]);
     assert_eq!(
         up.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&up.stderr)
     );
+    LabUp { lab, _dir: dir }
+}
+
+#[test]
+fn runs_on_the_lab() {
+    let up = lab_up();
+    let lab = &up.lab;
+    let dir_arg = lab.dir.display().to_string();
 
     // A shipped replace scenario passes, every phase met, lost work counted.
     let (code, stderr, report) = lab.run(&["scenarios/xid48-replace.yaml"]);
@@ -245,7 +303,7 @@ fn runs_on_the_lab() {
     // the journal ends, the exit code is 130.
     let out = hpchaos(&["lab", "status", "--dir", &dir_arg]);
     assert_eq!(out.status.code(), Some(0));
-    let recovery_none = set_node_recovery(&lab, "None");
+    let recovery_none = set_node_recovery(lab, "None");
     assert!(recovery_none, "UpdateCluster NodeRecovery=None");
     let profile = lab.profile();
     let reports = lab.reports.display().to_string();
@@ -263,27 +321,7 @@ fn runs_on_the_lab() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let journal = loop {
-        let found = std::fs::read_dir(&lab.reports)
-            .unwrap()
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.display().to_string().ends_with("reboot-held"))
-            .map(|p| p.join("journal.jsonl"))
-            .find(|j| {
-                std::fs::read_to_string(j)
-                    .unwrap_or_default()
-                    .contains(r#""phase":"detect","ended_at""#)
-            });
-        if let Some(journal) = found {
-            break journal;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the reboot-held run never detected its fault"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let journal = wait_for_journal(lab, "reboot-held", r#""phase":"detect","ended_at""#);
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -304,7 +342,7 @@ fn runs_on_the_lab() {
         "idle|none",
         "the node we marked must not be left drained"
     );
-    assert!(set_node_recovery(&lab, "Automatic"));
+    assert!(set_node_recovery(lab, "Automatic"));
 
     // A replaced node has a new host key: refused, with the fix. Wait for
     // one more instance of ip-10-1-0-12 than there was before asking.
@@ -318,10 +356,10 @@ fn runs_on_the_lab() {
             })
             .count()
     };
-    let before = launches(&lab);
+    let before = launches(lab);
     lab.head("scontrol update nodename=ip-10-1-0-12 state=down reason=Action:Replace");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !(launches(&lab) > before
+    while !(launches(lab) > before
         && lab.head("sinfo -N -h -n ip-10-1-0-12 -o '%T|%E'").trim() == "idle|none")
     {
         assert!(Instant::now() < deadline, "ip-10-1-0-12 was not replaced");
@@ -337,6 +375,277 @@ fn runs_on_the_lab() {
         reason.contains("does not match") && reason.contains("ssh-keygen -R"),
         "{reason}\n{stderr}"
     );
+}
+
+/// The other shipped scenarios, then the transport under stress: an SSH
+/// connection dropped in the middle of a watch, a throttled API, and an
+/// abort probe that stops a run.
+#[test]
+fn more_scenarios_and_a_rough_transport() {
+    let up = lab_up();
+    let lab = &up.lab;
+    let dir_arg = lab.dir.display().to_string();
+    let compute = ["10.1.0.11", "10.1.0.12", "10.1.0.13", "10.1.0.14"];
+
+    // Load that must leave nodes healthy, and a stray process killed by
+    // pattern (the test starts one on every node): each passes its quiet
+    // window, and every rollback step succeeds.
+    for address in compute {
+        lab.on(
+            address,
+            "setsid nohup sleep 86400 >/dev/null 2>&1 </dev/null &",
+        );
+    }
+    let (code, stderr, report) = lab.run(&[
+        "scenarios/gpu-stress.yaml",
+        "scenarios/gpu-burn.yaml",
+        "scenarios/process-kill-pattern.yaml",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    for index in 0..3 {
+        assert_eq!(report["scenarios"][index]["status"], "passed", "{stderr}");
+        assert_eq!(verdicts_of(&report, index), phases(&[("quiet", "met")]));
+        for step in report["scenarios"][index]["rollback"].as_array().unwrap() {
+            assert_eq!(step["ok"], true, "{step}");
+        }
+    }
+    let killed_on = report["scenarios"][2]["targets"][0].as_str().unwrap();
+    let address = killed_on.trim_start_matches("ip-").replace('-', ".");
+    assert_eq!(
+        lab.on(&address, "pgrep -c -x -f 'sleep 86400' || true")
+            .trim(),
+        "0",
+        "the stray process on {killed_on} was not killed"
+    );
+    // The diagnostic runs a minute and the window is 30 s: rollback stops it.
+    assert!(
+        stderr.contains("injection took verified: on ip-10-1-0-")
+            && stderr.contains(": check that `timeout --signal=INT 60 dcgmi diag -r 3` runs"),
+        "{stderr}"
+    );
+    let stressed = report["scenarios"][0]["targets"][0].as_str().unwrap();
+    let address = stressed.trim_start_matches("ip-").replace('-', ".");
+    assert_eq!(
+        lab.on(&address, "pgrep -c -f 'dcgmi dia[g]' || true")
+            .trim(),
+        "0",
+        "the diagnostic still runs on {stressed} after rollback"
+    );
+
+    // An Xid in the kernel log, a health-check file, a reboot over SSH and
+    // a forced replace through Slurm, in one run: the replaced nodes' new
+    // host keys are accepted for the run once the API shows their new
+    // instances (journaled), so later steps on them go through.
+    let (code, stderr, report) = lab.run(&[
+        "scenarios/xid74-kernel-log.yaml",
+        "scenarios/health-status-file.yaml",
+        "scenarios/node-reboot-ssh.yaml",
+        "scenarios/node-replace-slurm.yaml",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let expected = [
+        vec![
+            ("detect", "met"),
+            ("drain", "observed"),
+            ("replace", "met"),
+            ("rejoin", "met"),
+            ("resume", "met"),
+        ],
+        vec![
+            ("detect", "met"),
+            ("drain", "observed"),
+            ("replace", "met"),
+            ("rejoin", "met"),
+        ],
+        vec![
+            ("detect", "met"),
+            ("drain", "observed"),
+            ("reboot", "met"),
+            ("rejoin", "met"),
+        ],
+        vec![
+            ("detect", "met"),
+            ("drain", "met"),
+            ("replace", "met"),
+            ("rejoin", "met"),
+            ("resume", "met"),
+        ],
+    ];
+    for (index, expected) in expected.iter().enumerate() {
+        assert_eq!(verdicts_of(&report, index), phases(expected), "{index}");
+    }
+    let health = &report["scenarios"][1];
+    let replaced = health["targets"][0].as_str().unwrap();
+    let accepted = format!("accepted the new host key of {replaced} on ");
+    assert!(
+        health["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["text"].as_str().unwrap_or("").starts_with(&accepted)),
+        "{health}"
+    );
+    let removed = health["rollback"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"].as_str().unwrap_or("").contains("rm -f"))
+        .unwrap();
+    assert_eq!(
+        removed["ok"], true,
+        "rollback on the replaced node: {removed}"
+    );
+    lab.trust_current_host_keys();
+
+    // An SSH drop in the middle of a watch: the head node's sshd stops
+    // taking connections and the ones open are cut. The run journals the
+    // lost source, picks it up again when sshd is back, and passes.
+    let mut child = spawn_run(lab, "scenarios/node-reboot-slurm.yaml");
+    let journal = wait_for_journal(lab, "node-reboot-slurm", r#""type":"injection_finished""#);
+    let sshd = head_sshd(lab);
+    struct Resume(u32);
+    impl Drop for Resume {
+        fn drop(&mut self) {
+            let _ = Command::new("kill")
+                .args(["-CONT", &self.0.to_string()])
+                .status();
+        }
+    }
+    let resume = Resume(sshd);
+    signal(sshd, "STOP");
+    for session in children(sshd) {
+        signal(session, "TERM");
+    }
+    wait_for_journal(lab, "node-reboot-slurm", r#""from":"ok","to":"failing: "#);
+    drop(resume);
+    let status = child.wait().unwrap();
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert_eq!(status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(r#""source":"sinfo","field":"poll","from":"failing","to":"ok again after"#),
+        "{text}"
+    );
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(journal.with_file_name("report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        verdicts(&report)[2],
+        ("reboot".to_owned(), "met".to_owned())
+    );
+    assert_eq!(
+        verdicts(&report)[3],
+        ("rejoin".to_owned(), "met".to_owned())
+    );
+
+    // A throttled API (1 request/s): the SDK retries with backoff and the
+    // run still passes.
+    let throttled = |lab: &Lab| {
+        std::fs::read_to_string(lab.dir.join("ground-truth.jsonl"))
+            .unwrap_or_default()
+            .matches(r#""event":"api_throttled""#)
+            .count()
+    };
+    let before = throttled(lab);
+    let out = hpchaos(&[
+        "lab", "throttle", "--dir", &dir_arg, "--rate", "1", "--burst", "1",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let (code, stderr, report) = lab.run(&["scenarios/node-reboot-api.yaml"]);
+    let out = hpchaos(&["lab", "throttle", "--dir", &dir_arg, "--off"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        verdicts(&report),
+        phases(&[
+            ("detect", "met"),
+            ("drain", "observed"),
+            ("reboot", "met"),
+            ("rejoin", "met")
+        ])
+    );
+    assert!(throttled(lab) > before, "the API never throttled the run");
+
+    // An abort probe fails once the fault marks the node: the scenario is
+    // aborted (exit 1) with the probe named, rollback runs, and the node
+    // is left healthy.
+    let (code, stderr, report) = lab.run(&["tests/e2e/abort-probe.yaml"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let scenario = &report["scenarios"][0];
+    assert_eq!(scenario["status"], "aborted");
+    assert!(
+        scenario["reason"]
+            .as_str()
+            .unwrap()
+            .contains("probe: ip-10-1-0-13 carries no reason failed"),
+        "{scenario}"
+    );
+    assert_eq!(
+        scenario["rollback"].as_array().unwrap().len(),
+        2,
+        "{scenario}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lab.head("sinfo -N -h -n ip-10-1-0-13 -o '%T|%E'").trim() != "idle|none" {
+        assert!(Instant::now() < deadline, "ip-10-1-0-13 was left unhealthy");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn spawn_run(lab: &Lab, file: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_hpchaos"))
+        .args(["run", file, "--cluster", &lab.profile()])
+        .args(["--report-dir", &lab.reports.display().to_string()])
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+/// (pid, parent pid, command name) of every process.
+fn processes() -> Vec<(u32, u32, String)> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+            let name = stat[open + 1..close].to_owned();
+            let ppid = stat[close + 2..].split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, ppid, name))
+        })
+        .collect()
+}
+
+fn children(parent: u32) -> Vec<u32> {
+    processes()
+        .into_iter()
+        .filter(|(_, ppid, _)| *ppid == parent)
+        .map(|(pid, _, _)| pid)
+        .collect()
+}
+
+/// The head node's listening sshd: the child of its init named sshd.
+fn head_sshd(lab: &Lab) -> u32 {
+    let init: u32 = std::fs::read_to_string(lab.dir.join("nodes/ip-10-1-0-10/pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    processes()
+        .into_iter()
+        .find(|(_, ppid, name)| *ppid == init && name == "sshd")
+        .map(|(pid, _, _)| pid)
+        .expect("the head node runs sshd")
 }
 
 /// UpdateCluster through the SDK, as an operator would.
