@@ -91,8 +91,10 @@ pub enum Command {
         files: Vec<PathBuf>,
         #[arg(long, value_name = "PROFILE")]
         cluster: Option<PathBuf>,
-        #[arg(long, default_value = "reports")]
-        report_dir: PathBuf,
+        /// Where run folders go: this, else the suite's `report_dir`, else
+        /// `reports`.
+        #[arg(long)]
+        report_dir: Option<PathBuf>,
         /// Print what would be done, touching nothing (same as `plan`).
         #[arg(long)]
         dry_run: bool,

@@ -19,6 +19,10 @@ struct Work {
     scenarios: Vec<Loaded<Scenario>>,
     suite: Option<String>,
     stop_on_failure: bool,
+    /// The suite's pause between scenarios.
+    cooldown: Option<std::time::Duration>,
+    /// The suite's report folder, relative to the working directory.
+    report_dir: Option<PathBuf>,
     profile: Profile,
 }
 
@@ -36,6 +40,8 @@ fn load(files: &[PathBuf], cluster: Option<&Path>) -> Result<Work, u8> {
     let mut paths = Vec::new();
     let mut suite = None;
     let mut stop_on_failure = false;
+    let mut cooldown = None;
+    let mut report_dir = None;
     for file in files {
         let text = scenario::read(file).map_err(|e| {
             print_invalid(&e);
@@ -51,6 +57,8 @@ fn load(files: &[PathBuf], cluster: Option<&Path>) -> Result<Work, u8> {
                 profile_path = loaded.cluster.as_ref().map(|c| base.join(c));
             }
             stop_on_failure |= loaded.stop_on_failure;
+            cooldown = loaded.cooldown.map(|c| c.as_std()).or(cooldown);
+            report_dir = loaded.report_dir.map(PathBuf::from).or(report_dir);
             paths.extend(loaded.scenarios.iter().map(|s| base.join(s)));
             suite = Some(loaded.name);
         } else {
@@ -97,6 +105,8 @@ fn load(files: &[PathBuf], cluster: Option<&Path>) -> Result<Work, u8> {
         scenarios,
         suite,
         stop_on_failure,
+        cooldown,
+        report_dir,
         profile: profile.value,
     })
 }
@@ -108,7 +118,12 @@ fn runtime() -> Result<tokio::runtime::Runtime, u8> {
     })
 }
 
-pub fn run(files: &[PathBuf], cluster: Option<&Path>, report_dir: &Path, dry_run: bool) -> u8 {
+pub fn run(
+    files: &[PathBuf],
+    cluster: Option<&Path>,
+    report_dir: Option<&Path>,
+    dry_run: bool,
+) -> u8 {
     let work = match load(files, cluster) {
         Ok(work) => work,
         Err(code) => return code,
@@ -130,7 +145,11 @@ pub fn run(files: &[PathBuf], cluster: Option<&Path>, report_dir: &Path, dry_run
         });
         let clock: std::sync::Arc<dyn crate::clock::Clock> =
             std::sync::Arc::new(crate::clock::SystemClock);
-        let (dir, journal) = match runner::open_run_dir(report_dir, &name, clock) {
+        let report_dir = report_dir
+            .map(Path::to_path_buf)
+            .or(work.report_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("reports"));
+        let (dir, journal) = match runner::open_run_dir(&report_dir, &name, clock) {
             Ok(opened) => opened,
             Err(err) => {
                 eprintln!("error: {err}");
@@ -157,7 +176,12 @@ pub fn run(files: &[PathBuf], cluster: Option<&Path>, report_dir: &Path, dry_run
         let mut runner = Runner::new(cluster, journal, cancel_rx);
         runner.live = Some(crate::live::LiveView::default());
         let result = runner
-            .run(&work.scenarios, work.suite.as_deref(), work.stop_on_failure)
+            .run(
+                &work.scenarios,
+                work.suite.as_deref(),
+                work.stop_on_failure,
+                work.cooldown,
+            )
             .await;
         let report = report::build(
             &Journal::load(&dir.join("journal.jsonl")).unwrap_or_else(|_| Journal::parse("")),

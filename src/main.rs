@@ -36,9 +36,9 @@ fn main() -> ExitCode {
             cluster,
             report_dir,
             dry_run,
-        } => hpchaos::cli_run::run(&files, cluster.as_deref(), &report_dir, dry_run),
+        } => hpchaos::cli_run::run(&files, cluster.as_deref(), report_dir.as_deref(), dry_run),
         Command::Plan { scenario, cluster } => {
-            hpchaos::cli_run::run(&[scenario], Some(&cluster), Path::new("reports"), true)
+            hpchaos::cli_run::run(&[scenario], Some(&cluster), None, true)
         }
         Command::Status { cluster } => hpchaos::cli_run::status(&cluster),
         Command::Completions { shell } => {

@@ -189,6 +189,7 @@ impl Runner {
         scenarios: &[Loaded<Scenario>],
         suite: Option<&str>,
         stop_on_failure: bool,
+        cooldown: Option<StdDuration>,
     ) -> Result<RunOutcome, RunError> {
         self.log(
             None,
@@ -216,7 +217,25 @@ impl Runner {
             return Err(err);
         }
         let mut outcome = RunOutcome::Completed;
-        for loaded in scenarios {
+        for (index, loaded) in scenarios.iter().enumerate() {
+            if let (Some(pause), true) = (cooldown, index > 0) {
+                // The suite's pause between scenarios; Ctrl-C cuts it short.
+                if let Some(live) = self.live.as_mut() {
+                    live.record(&format!(
+                        "cooldown: {}s before the next scenario",
+                        pause.as_secs()
+                    ));
+                }
+                let mut cancel = self.cancel.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = cancel.wait_for(|c| *c) => {}
+                }
+                if self.cancelled() {
+                    outcome = RunOutcome::Interrupted;
+                    break;
+                }
+            }
             let ending = self.scenario(loaded).await;
             let name = loaded.value.name.as_str();
             self.log(
