@@ -46,6 +46,11 @@ pub struct Host {
     pub address: Option<String>,
     #[serde(default = "ssh_port")]
     pub port: u16,
+    /// hpchaos runs on this host: its commands run here, not over SSH (a
+    /// head node running hpchaos itself; a jump host that is this machine
+    /// means connecting directly).
+    #[serde(default)]
+    pub local: bool,
 }
 
 fn ssh_port() -> u16 {

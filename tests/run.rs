@@ -5,7 +5,8 @@
 //! the journal (exit 130), and a changed host key is refused with the fix.
 //! Then the other shipped scenarios in two multi-scenario runs (replaced
 //! nodes' new host keys accepted within a run), an SSH drop during a
-//! watch, a throttled API, and an abort probe.
+//! watch, a throttled API, an abort probe, and hpchaos run on the head
+//! node itself.
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -590,6 +591,58 @@ fn more_scenarios_and_a_rough_transport() {
         assert!(Instant::now() < deadline, "ip-10-1-0-13 was left unhealthy");
         std::thread::sleep(Duration::from_millis(250));
     }
+
+    runs_on_the_head_node(lab);
+}
+
+/// hpchaos on the head node itself: a profile whose head node is `local`
+/// runs Slurm commands there, not over SSH; compute nodes are still SSH.
+fn runs_on_the_head_node(lab: &Lab) {
+    lab.on(
+        "10.1.0.14",
+        "setsid nohup sleep 86401 >/dev/null 2>&1 </dev/null &",
+    );
+    let profile = lab.dir.join("head-profile.yaml");
+    let ssh = lab.dir.join("ssh");
+    std::fs::write(
+        &profile,
+        format!(
+            "name: lab-from-head\nhead_node: {{ name: ip-10-1-0-10, local: true }}\n\
+             ssh:\n  user: root\n  key: {}\n  known_hosts: {}\n",
+            ssh.join("id_ed25519").display(),
+            ssh.join("known_hosts").display()
+        ),
+    )
+    .unwrap();
+    let head: u32 = std::fs::read_to_string(lab.dir.join("nodes/ip-10-1-0-10/pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let out = Command::new("nsenter")
+        .args([
+            "-t",
+            &head.to_string(),
+            "-a",
+            env!("CARGO_BIN_EXE_hpchaos"),
+            "run",
+        ])
+        .arg(root().join("tests/e2e/local-kill.yaml"))
+        .arg("--cluster")
+        .arg(&profile)
+        .arg("--report-dir")
+        .arg(&lab.reports)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report = latest_report(&stderr);
+    assert_eq!(verdicts(&report), phases(&[("quiet", "met")]), "{stderr}");
+    assert_eq!(
+        lab.on("10.1.0.14", "pgrep -c -x -f 'sleep 86401' || true")
+            .trim(),
+        "0"
+    );
 }
 
 fn spawn_run(lab: &Lab, file: &str) -> std::process::Child {

@@ -1,4 +1,6 @@
-//! SSH to cluster nodes through async-ssh2-tokio: one connection per host,
+//! Commands on cluster hosts: on this machine for a host marked `local`
+//! (hpchaos on the head node), otherwise over SSH through async-ssh2-tokio:
+//! one connection per host,
 //! reused across polls; commands run as channels, at most
 //! `max_channels_per_host` at once (below sshd's MaxSessions); keepalive;
 //! every call under a timeout; host keys checked against known_hosts, and a
@@ -24,6 +26,8 @@ pub struct Endpoint {
     pub name: String,
     pub address: String,
     pub port: u16,
+    /// This machine: commands run here, not over SSH.
+    pub local: bool,
 }
 
 impl Endpoint {
@@ -40,6 +44,7 @@ impl Endpoint {
             name: name.to_owned(),
             address,
             port: 22,
+            local: false,
         }
     }
 
@@ -52,6 +57,7 @@ impl Endpoint {
                 .or_else(|| address_from_name(&host.name))
                 .unwrap_or_else(|| host.name.clone()),
             port: host.port,
+            local: host.local,
         }
     }
 }
@@ -151,7 +157,11 @@ impl SshPool {
             command_timeout: ssh.command_timeout.as_std(),
             keepalive: ssh.keepalive.as_std(),
             max_channels: usize::from(ssh.max_channels_per_host.clamp(1, 9)),
-            jump: ssh.jump_host.as_ref().map(Endpoint::of_host),
+            jump: ssh
+                .jump_host
+                .as_ref()
+                .filter(|h| !h.local)
+                .map(Endpoint::of_host),
             slots: Mutex::new(HashMap::new()),
         }
     }
@@ -202,6 +212,9 @@ impl SshPool {
         line: &str,
         limit: Duration,
     ) -> Result<Output, SshError> {
+        if endpoint.local {
+            return run_here(endpoint, line, limit).await;
+        }
         let slot = self.slot(endpoint);
         let _permit = slot
             .channels
@@ -355,6 +368,39 @@ impl SshPool {
     }
 }
 
+/// Runs a command line on this machine through `sh -c`, as sshd would.
+async fn run_here(endpoint: &Endpoint, line: &str, limit: Duration) -> Result<Output, SshError> {
+    let running = tokio::process::Command::new("sh")
+        .args(["-c", line])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    match tokio::time::timeout(limit, running).await {
+        Err(_) => Err(SshError::Timeout {
+            host: endpoint.name.clone(),
+            command: line.to_owned(),
+            after: limit,
+        }),
+        Ok(Err(err)) => Err(SshError::Command {
+            host: endpoint.name.clone(),
+            command: line.to_owned(),
+            detail: err.to_string(),
+        }),
+        Ok(Ok(out)) => Ok(Output {
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            // Killed by a signal: 128 + n, as a shell reports it.
+            status: out
+                .status
+                .code()
+                .or_else(|| {
+                    std::os::unix::process::ExitStatusExt::signal(&out.status).map(|s| 128 + s)
+                })
+                .unwrap_or(255) as u32,
+        }),
+    }
+}
+
 /// A node's host key as the head node sees it: the base64 key and its
 /// SHA256 fingerprint, from the output of [`KEYSCAN_SCRIPT`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -387,6 +433,22 @@ pub fn parse_keyscan(output: &str) -> Option<ScannedKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_local_host_runs_commands_here_through_sh() {
+        let here = Endpoint {
+            name: "ip-10-1-0-10".into(),
+            address: "127.0.0.1".into(),
+            port: 22,
+            local: true,
+        };
+        let line = "printf out; printf err >&2; exit 3";
+        let out = run_here(&here, line, Duration::from_secs(5)).await.unwrap();
+        assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("out", "err"));
+        assert_eq!(out.status, 3);
+        let slow = run_here(&here, "sleep 5", Duration::from_millis(100)).await;
+        assert!(matches!(slow, Err(SshError::Timeout { .. })), "{slow:?}");
+    }
 
     #[test]
     fn keyscan_output_gives_key_and_fingerprint() {

@@ -231,6 +231,7 @@ pub fn profile(layout: &Layout, config: &LabConfig) -> Profile {
             name: head.name.clone(),
             address: Some(head.address.clone()),
             port: 22,
+            local: false,
         },
         login_nodes: Vec::new(),
         addresses: nodes
