@@ -1,5 +1,5 @@
 # hpchaos — the two commands a fresh Debian machine needs:
-#   make run    build, validate the bundled scenarios, render the example run
+#   make run    build, bring the lab up, run the bundled nightly suite on it
 #   make test   the whole test suite
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -29,30 +29,29 @@ setup:
 build: setup
 	$(CARGO) build --locked
 
-# nextest when installed (parallel, per-test processes), cargo test otherwise.
+# nextest when installed (parallel, per-test processes; lab tests one at a
+# time, see .config/nextest.toml), else cargo test one test at a time.
 test: setup
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --locked --no-fail-fast; \
 	else \
-	  $(CARGO) test --locked --no-fail-fast; \
+	  $(CARGO) test --locked --no-fail-fast -- --test-threads=1; \
 	fi
 
 lint: setup
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-# Until the runner lands, `run` shows what there is end to end: the lab up
-# (root), every bundled scenario validated against the lab's profile, and
-# the example suite journal rendered under reports/example-suite/.
+# The bundled nightly suite on a fresh lab (root): the lab is restarted so
+# every node has the host key known_hosts expects, then every scenario of
+# scenarios/nightly.suite.yaml runs against it; the journal and the
+# markdown/JSON/JUnit reports land in reports/<time>-nightly/. The lab stays
+# up afterwards (hpchaos lab status, make lab-down).
+LAB_DIR ?= /tmp/hpchaos-lab
 run: build
-	$(HPCHAOS) lab up --nodes 4 --timings fast
-	$(HPCHAOS) validate scenarios/*.yaml --cluster /tmp/hpchaos-lab/profile.yaml
-	@mkdir -p reports/example-suite
-	$(HPCHAOS) report tests/fixtures/journals/suite.jsonl --format markdown -o reports/example-suite/report.md
-	$(HPCHAOS) report tests/fixtures/journals/suite.jsonl --format json -o reports/example-suite/report.json
-	$(HPCHAOS) report tests/fixtures/journals/suite.jsonl --format junit -o reports/example-suite/junit.xml
-	$(HPCHAOS) report tests/fixtures/journals/suite.jsonl --format table
-	@echo "reports written to reports/example-suite/; the lab stays up (hpchaos lab status, make lab-down)"
+	$(HPCHAOS) lab down --dir $(LAB_DIR)
+	$(HPCHAOS) lab up --nodes 4 --timings fast --dir $(LAB_DIR)
+	$(HPCHAOS) run scenarios/nightly.suite.yaml --cluster $(LAB_DIR)/profile.yaml --report-dir reports
 
 # The local lab (root): 4 compute nodes with fast timings, in /tmp/hpchaos-lab.
 lab-up: build
