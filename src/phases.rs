@@ -39,6 +39,8 @@ pub enum Observation {
     JobGone,
     /// A progress line of the workload (`step N`).
     Progress { step: u64 },
+    /// A line of the controller log about a target node.
+    ControllerLog { node: String, message: String },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -263,6 +265,7 @@ fn event_key(event: &Event) -> String {
         Observation::ApiNode { node, .. } => format!("api/{node}"),
         Observation::Job { .. } | Observation::JobGone => "job".to_owned(),
         Observation::Progress { .. } => "progress".to_owned(),
+        Observation::ControllerLog { node, .. } => format!("log/{node}"),
     }
 }
 
@@ -458,6 +461,14 @@ impl Tracker {
                     None
                 }
             }
+            Observation::ControllerLog { node, message } if target(node) => {
+                let noticed = message.contains("reason set to: Action:")
+                    || message.contains("not responding")
+                    || ["DOWN", "FAIL", "DRAIN"]
+                        .iter()
+                        .any(|s| message.contains(&format!("state set to {s}")));
+                noticed.then(|| boundary(event, format!("slurmctld_log {node}: {message}")))
+            }
             Observation::ApiNode { node, status, .. } if target(node) && status != "Running" => {
                 Some(Boundary {
                     at: event.seen,
@@ -576,6 +587,14 @@ impl Tracker {
                     time_source: TimeSource::Observed,
                     evidence: format!("{node} {state}, reason cleared"),
                 })
+            }
+            // Slurm's own record of the node coming back, to the millisecond.
+            (Phase::Rejoin, Observation::ControllerLog { node, message })
+                if target(node)
+                    && (message.contains("state set to IDLE")
+                        || message.contains("returned to service")) =>
+            {
+                Some(boundary(event, format!("slurmctld_log {node}: {message}")))
             }
             (Phase::Resume, Observation::Progress { step }) if self.job_interrupted => {
                 let past = baseline.progress.is_none_or(|before| *step > before);

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::Cluster;
+use crate::cluster::slurm::{node_named_in, parse_controller_line};
 use crate::cluster::ssh::{KEYSCAN_SCRIPT, SshError, parse_keyscan};
 use crate::faults::{self, Place, Step};
 use crate::journal::{
@@ -372,6 +373,7 @@ impl Runner {
         }
         let plan = faults::plan(&scenario.fault, &targets);
         let baseline = self.baseline(&targets, workload.as_mut()).await;
+        let controller_log = self.controller_log_offset(name).await;
         let injected_at = self.clock.now();
         let actions: Vec<String> = plan.inject.iter().map(Step::describe).collect();
         self.log(
@@ -409,9 +411,13 @@ impl Runner {
             },
         );
         let ending = if failures.is_empty() {
-            let ending = self
-                .watch(scenario, &baseline, injected_at, &plan, workload.as_mut())
-                .await;
+            let watched = Watched {
+                baseline: &baseline,
+                injected_at,
+                plan: &plan,
+                controller_log,
+            };
+            let ending = self.watch(scenario, watched, workload.as_mut()).await;
             if let Some(live) = self.live.as_mut() {
                 live.clear();
             }
@@ -861,11 +867,15 @@ impl Runner {
     async fn watch(
         &mut self,
         scenario: &Scenario,
-        baseline: &Baseline,
-        injected_at: DateTime<Utc>,
-        plan: &faults::Plan,
+        watched: Watched<'_>,
         mut workload: Option<&mut WorkloadJob>,
     ) -> Ending {
+        let Watched {
+            baseline,
+            injected_at,
+            plan,
+            mut controller_log,
+        } = watched;
         let name = scenario.name.clone();
         let name = name.as_str();
         let expectation = Expectation {
@@ -946,6 +956,46 @@ impl Runner {
                     );
                 }
                 follow_up_done = true;
+            }
+            // The controller log first: its lines carry millisecond times,
+            // and an event seen first in a poll is judged first.
+            if let Some(offset) = controller_log.as_mut() {
+                let path = self.cluster.profile.slurm.controller_log.clone();
+                let read = self.cluster.slurm.read_from(&path, *offset).await;
+                let read = read.map_err(|e| e.to_string());
+                let error = read.as_ref().err();
+                self.note_source_health(name, &mut failing_since, Source::SlurmctldLog, error);
+                let text = read.unwrap_or_default();
+                let complete = text.rfind('\n').map_or(0, |i| i + 1);
+                *offset += complete as u64;
+                for line in text[..complete].lines() {
+                    let Some((at, message)) = parse_controller_line(line) else {
+                        continue;
+                    };
+                    let Some(node) = node_named_in(message, &baseline.targets) else {
+                        continue;
+                    };
+                    self.log(
+                        Some(name),
+                        Entry::Observed {
+                            source: Source::SlurmctldLog,
+                            node: Some(node.clone()),
+                            field: "line".into(),
+                            from: None,
+                            to: message.to_owned(),
+                            source_time: Some(at),
+                        },
+                    );
+                    events.push(Event {
+                        seen: self.clock.now(),
+                        source_time: Some(at),
+                        source: Source::SlurmctldLog,
+                        observation: Observation::ControllerLog {
+                            node: node.clone(),
+                            message: message.to_owned(),
+                        },
+                    });
+                }
             }
             // Slurm.
             let mut unhealthy = 0;
@@ -1275,6 +1325,41 @@ impl Runner {
                     fingerprint: scanned.fingerprint,
                 },
             );
+        }
+    }
+}
+
+/// What a watch starts from.
+struct Watched<'a> {
+    baseline: &'a Baseline,
+    injected_at: DateTime<Utc>,
+    plan: &'a faults::Plan,
+    /// Where the controller log ended before the injection; `None` when
+    /// it cannot be read.
+    controller_log: Option<u64>,
+}
+
+impl Runner {
+    /// The controller log's size before the injection, so the watch reads
+    /// only what follows; an unreadable log is journaled once and skipped.
+    async fn controller_log_offset(&mut self, scenario: &str) -> Option<u64> {
+        let path = self.cluster.profile.slurm.controller_log.clone();
+        match self.cluster.slurm.file_size(&path).await {
+            Ok(size) => Some(size),
+            Err(err) => {
+                self.log(
+                    Some(scenario),
+                    Entry::Observed {
+                        source: Source::SlurmctldLog,
+                        node: None,
+                        field: "poll".into(),
+                        from: None,
+                        to: format!("{path} is not readable ({err}); watching without it"),
+                        source_time: None,
+                    },
+                );
+                None
+            }
         }
     }
 }

@@ -461,3 +461,93 @@ fn a_finished_run_leaves_no_phase_open() {
             .all(|p| p.verdict == Some(PhaseVerdict::NotReached))
     );
 }
+
+fn controller_log(seen: f64, at: f64, message: &str) -> Event {
+    Event {
+        seen: t(seen),
+        source_time: Some(t(at)),
+        source: Source::SlurmctldLog,
+        observation: Observation::ControllerLog {
+            node: NODE.into(),
+            message: message.into(),
+        },
+    }
+}
+
+#[test]
+fn the_controller_log_times_detection_to_the_millisecond() {
+    // sinfo's reason time has whole seconds (8.0 for 8.722); the log line,
+    // read first in the same poll, has the milliseconds.
+    let mut timeline = replace_timeline();
+    timeline.insert(
+        1,
+        controller_log(
+            8.9,
+            8.722,
+            "update_node: node ip-10-1-0-12 reason set to: Action:Replace",
+        ),
+    );
+    let judgement = judge(
+        t(0.0),
+        &baseline(true),
+        &expect(Recovery::Replace, REPLACE_DEADLINES),
+        &timeline,
+        t(100.0),
+        false,
+    );
+    let detect = &judgement.phases[0];
+    assert_eq!(
+        ends(&judgement)[0],
+        (Phase::Detect, 8.722, TimeSource::Source, PhaseVerdict::Met)
+    );
+    assert!(
+        detect
+            .ended
+            .as_ref()
+            .unwrap()
+            .evidence
+            .starts_with("slurmctld_log ip-10-1-0-12"),
+        "{detect:?}"
+    );
+    // A line about the node that is not a sign of trouble detects nothing.
+    let mut quiet = replace_timeline();
+    quiet.insert(
+        1,
+        controller_log(8.9, 8.5, "update_node: node ip-10-1-0-12 state set to IDLE"),
+    );
+    let judgement = judge(
+        t(0.0),
+        &baseline(true),
+        &expect(Recovery::Replace, REPLACE_DEADLINES),
+        &quiet,
+        t(100.0),
+        false,
+    );
+    assert_eq!(ends(&judgement)[0].1, 8.0);
+}
+
+#[test]
+fn the_controller_log_times_the_rejoin_too() {
+    let mut timeline = replace_timeline();
+    // Resumed at 74.210 by the controller's clock; sinfo saw it at 75.
+    timeline.insert(
+        5,
+        controller_log(
+            74.9,
+            74.21,
+            "update_node: node ip-10-1-0-12 state set to IDLE",
+        ),
+    );
+    let judgement = judge(
+        t(0.0),
+        &baseline(true),
+        &expect(Recovery::Replace, REPLACE_DEADLINES),
+        &timeline,
+        t(100.0),
+        false,
+    );
+    assert_eq!(
+        ends(&judgement)[3],
+        (Phase::Rejoin, 74.21, TimeSource::Source, PhaseVerdict::Met)
+    );
+}

@@ -223,6 +223,15 @@ fn runs_on_the_lab() {
         ])
     );
     assert_eq!(report["scenarios"][0]["phases"][0]["time_source"], "source");
+    // Detected through the controller log, to the millisecond.
+    let evidence = report["scenarios"][0]["phases"][0]["evidence"]
+        .as_str()
+        .unwrap();
+    assert!(
+        evidence.starts_with("slurmctld_log ")
+            && evidence.contains("reason set to: Action:Replace"),
+        "{evidence}"
+    );
     assert_eq!(report["scenarios"][0]["phases"][2]["time_source"], "source");
     assert!(report["scenarios"][0]["lost_steps"].as_u64().is_some());
 

@@ -45,6 +45,21 @@ pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
+/// One line of the controller log, `[2026-11-28T18:52:48.722] message`:
+/// its millisecond timestamp (the controller's clock) and message.
+pub fn parse_controller_line(line: &str) -> Option<(DateTime<Utc>, &str)> {
+    let (stamp, message) = line.strip_prefix('[')?.split_once("] ")?;
+    let at = NaiveDateTime::parse_from_str(stamp, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+    Some((at.and_utc(), message))
+}
+
+/// Which of `nodes` a controller log message names (as a whole word).
+pub fn node_named_in<'a>(message: &str, nodes: &'a [String]) -> Option<&'a String> {
+    message
+        .split(|c: char| c.is_whitespace() || matches!(c, ',' | '=' | ':'))
+        .find_map(|word| nodes.iter().find(|n| *n == word))
+}
+
 /// Lines of `sinfo -N -h -o '%N|%T|%E|%H|%u'`.
 pub fn parse_sinfo(text: &str) -> Vec<NodeRow> {
     text.lines()
@@ -239,6 +254,19 @@ impl Slurm {
         self.head(&["scancel", &id.to_string()]).await.map(drop)
     }
 
+    /// The size of a file on the head node, or why it cannot be read.
+    pub async fn file_size(&self, path: &str) -> Result<u64, String> {
+        let out = self
+            .ssh
+            .run(&self.head, &["stat", "-L", "-c", "%s", "--", path])
+            .await
+            .map_err(|e| e.to_string())?;
+        match out.stdout.trim().parse() {
+            Ok(size) if out.status == 0 => Ok(size),
+            _ => Err(out.stderr.trim().to_owned()),
+        }
+    }
+
     /// What was appended to a file on the head node since byte `offset`.
     pub async fn read_from(&self, path: &str, offset: u64) -> Result<String, SshError> {
         let out = self
@@ -258,6 +286,42 @@ mod tests {
 
     const SINFO: &str = include_str!("../../tests/fixtures/slurm/sinfo-nodes.txt");
     const JOB: &str = include_str!("../../tests/fixtures/slurm/scontrol-show-job.txt");
+    const CONTROLLER_LOG: &str = include_str!("../../tests/fixtures/slurm/slurmctld.log");
+
+    #[test]
+    fn reads_the_recorded_controller_log() {
+        let nodes = vec!["ip-10-1-0-12".to_owned(), "ip-10-1-0-13".to_owned()];
+        let about: Vec<(String, &str, &str)> = CONTROLLER_LOG
+            .lines()
+            .filter_map(parse_controller_line)
+            .filter_map(|(at, message)| {
+                node_named_in(message, &nodes)
+                    .map(|n| (at.format("%H:%M:%S%.3f").to_string(), n.as_str(), message))
+            })
+            .collect();
+        assert_eq!(about.len(), 6, "{about:#?}");
+        assert_eq!(
+            about[0],
+            (
+                "18:52:48.722".to_owned(),
+                "ip-10-1-0-12",
+                "update_node: node ip-10-1-0-12 reason set to: Action:Reboot"
+            )
+        );
+        // A host list is not a node name; every line has a timestamp.
+        assert_eq!(
+            node_named_in("sched: Allocate JobId=2 NodeList=ip-10-1-0-[11-12]", &nodes),
+            None
+        );
+        assert_eq!(
+            CONTROLLER_LOG
+                .lines()
+                .filter_map(parse_controller_line)
+                .count(),
+            32
+        );
+        assert_eq!(parse_controller_line("no stamp here"), None);
+    }
 
     #[test]
     fn parses_recorded_sinfo() {
