@@ -113,6 +113,18 @@ const REPLACE_DEADLINES: &[(Phase, u64)] = &[
     (Phase::Resume, 800),
 ];
 
+/// A replace with a workload and the usual deadlines, judged at 100 s.
+fn judge_replace(timeline: &[Event]) -> hpchaos::phases::Judgement {
+    judge(
+        t(0.0),
+        &baseline(true),
+        &expect(Recovery::Replace, REPLACE_DEADLINES),
+        timeline,
+        t(100.0),
+        false,
+    )
+}
+
 fn ends(judgement: &hpchaos::phases::Judgement) -> Vec<(Phase, f64, TimeSource, PhaseVerdict)> {
     judgement
         .phases
@@ -131,14 +143,7 @@ fn ends(judgement: &hpchaos::phases::Judgement) -> Vec<(Phase, f64, TimeSource, 
 
 #[test]
 fn a_replace_in_order_times_every_phase_by_the_best_clock() {
-    let judgement = judge(
-        t(0.0),
-        &baseline(true),
-        &expect(Recovery::Replace, REPLACE_DEADLINES),
-        &replace_timeline(),
-        t(100.0),
-        false,
-    );
+    let judgement = judge_replace(&replace_timeline());
     assert!(judgement.settled && judgement.passed, "{judgement:?}");
     assert_eq!(
         ends(&judgement),
@@ -159,22 +164,8 @@ fn events_delivered_out_of_order_give_the_same_phases() {
     let mut shuffled = replace_timeline();
     shuffled.reverse();
     shuffled.swap(1, 5);
-    let in_order = judge(
-        t(0.0),
-        &baseline(true),
-        &expect(Recovery::Replace, REPLACE_DEADLINES),
-        &replace_timeline(),
-        t(100.0),
-        false,
-    );
-    let out_of_order = judge(
-        t(0.0),
-        &baseline(true),
-        &expect(Recovery::Replace, REPLACE_DEADLINES),
-        &shuffled,
-        t(100.0),
-        false,
-    );
+    let in_order = judge_replace(&replace_timeline());
+    let out_of_order = judge_replace(&shuffled);
     assert_eq!(in_order, out_of_order);
 }
 
@@ -186,14 +177,7 @@ fn a_missing_drain_event_is_implied_by_the_replacement() {
             |e| !matches!(e.observation, Observation::Job { ref state, .. } if state == "PENDING"),
         )
         .collect();
-    let judgement = judge(
-        t(0.0),
-        &baseline(true),
-        &expect(Recovery::Replace, REPLACE_DEADLINES),
-        &timeline,
-        t(100.0),
-        false,
-    );
+    let judgement = judge_replace(&timeline);
     let drain = &judgement.phases[1];
     let end = drain.ended.as_ref().unwrap();
     assert!(
@@ -209,14 +193,7 @@ fn a_source_clock_behind_the_harness_is_clamped_not_backwards() {
     // The API's LaunchTime says 15 s, before the drain boundary at 20 s.
     let mut timeline = replace_timeline();
     timeline[4] = api(70.0, "Running", "i-0new", 15.0);
-    let judgement = judge(
-        t(0.0),
-        &baseline(true),
-        &expect(Recovery::Replace, REPLACE_DEADLINES),
-        &timeline,
-        t(100.0),
-        false,
-    );
+    let judgement = judge_replace(&timeline);
     let replace = judgement.phases[2].ended.as_ref().unwrap();
     assert_eq!(replace.at, t(20.0));
     assert!(replace.evidence.contains("clamped"), "{}", replace.evidence);
@@ -256,14 +233,7 @@ fn a_late_phase_is_missed_and_an_absent_one_not_reached() {
     );
 
     let early: Vec<Event> = replace_timeline().into_iter().take(4).collect();
-    let waiting = judge(
-        t(0.0),
-        &baseline(true),
-        &expect(Recovery::Replace, REPLACE_DEADLINES),
-        &early,
-        t(100.0),
-        false,
-    );
+    let waiting = judge_replace(&early);
     assert!(!waiting.settled, "replace may still come: deadline 600 s");
     assert_eq!(waiting.phases[2].verdict, None);
     // Past the deadline the phase is still watched (it may yet end, late)...
@@ -395,14 +365,7 @@ fn a_healthy_node_before_anything_happened_is_not_a_rejoin() {
     // The first poll after the injection still sees the node as it was.
     let mut timeline = vec![slurm(0.3, None, "allocated", "", "")];
     timeline.extend(replace_timeline());
-    let judgement = judge(
-        t(0.0),
-        &baseline(true),
-        &expect(Recovery::Replace, REPLACE_DEADLINES),
-        &timeline,
-        t(100.0),
-        false,
-    );
+    let judgement = judge_replace(&timeline);
     assert_eq!(
         judgement.phases[0].ended.as_ref().unwrap().at,
         t(8.0),
@@ -487,14 +450,7 @@ fn the_controller_log_times_detection_to_the_millisecond() {
             "update_node: node ip-10-1-0-12 reason set to: Action:Replace",
         ),
     );
-    let judgement = judge(
-        t(0.0),
-        &baseline(true),
-        &expect(Recovery::Replace, REPLACE_DEADLINES),
-        &timeline,
-        t(100.0),
-        false,
-    );
+    let judgement = judge_replace(&timeline);
     let detect = &judgement.phases[0];
     assert_eq!(
         ends(&judgement)[0],
@@ -515,14 +471,7 @@ fn the_controller_log_times_detection_to_the_millisecond() {
         1,
         controller_log(8.9, 8.5, "update_node: node ip-10-1-0-12 state set to IDLE"),
     );
-    let judgement = judge(
-        t(0.0),
-        &baseline(true),
-        &expect(Recovery::Replace, REPLACE_DEADLINES),
-        &quiet,
-        t(100.0),
-        false,
-    );
+    let judgement = judge_replace(&quiet);
     assert_eq!(ends(&judgement)[0].1, 8.0);
 }
 
@@ -538,14 +487,7 @@ fn the_controller_log_times_the_rejoin_too() {
             "update_node: node ip-10-1-0-12 state set to IDLE",
         ),
     );
-    let judgement = judge(
-        t(0.0),
-        &baseline(true),
-        &expect(Recovery::Replace, REPLACE_DEADLINES),
-        &timeline,
-        t(100.0),
-        false,
-    );
+    let judgement = judge_replace(&timeline);
     assert_eq!(
         ends(&judgement)[3],
         (Phase::Rejoin, 74.21, TimeSource::Source, PhaseVerdict::Met)

@@ -67,6 +67,13 @@ impl Lab {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// How many processes `pgrep PATTERN` finds on the node `name`.
+    fn count_processes(&self, name: &str, pattern: &str) -> u32 {
+        let address = name.trim_start_matches("ip-").replace('-', ".");
+        let out = self.on(&address, &format!("pgrep -c {pattern} || true"));
+        out.trim().parse().unwrap()
+    }
+
     /// A replaced node has a new host key, which hpchaos refuses; an
     /// operator who checked it trusts it. The lab's current keys are in its
     /// folder.
@@ -420,11 +427,9 @@ fn more_scenarios_and_a_rough_transport() {
         }
     }
     let killed_on = report["scenarios"][2]["targets"][0].as_str().unwrap();
-    let address = killed_on.trim_start_matches("ip-").replace('-', ".");
     assert_eq!(
-        lab.on(&address, "pgrep -c -x -f 'sleep 86400' || true")
-            .trim(),
-        "0",
+        lab.count_processes(killed_on, "-x -f 'sleep 86400'"),
+        0,
         "the stray process on {killed_on} was not killed"
     );
     // The diagnostic runs a minute and the window is 30 s: rollback stops it.
@@ -434,11 +439,9 @@ fn more_scenarios_and_a_rough_transport() {
         "{stderr}"
     );
     let stressed = report["scenarios"][0]["targets"][0].as_str().unwrap();
-    let address = stressed.trim_start_matches("ip-").replace('-', ".");
     assert_eq!(
-        lab.on(&address, "pgrep -c -f 'dcgmi dia[g]' || true")
-            .trim(),
-        "0",
+        lab.count_processes(stressed, "-f 'dcgmi dia[g]'"),
+        0,
         "the diagnostic still runs on {stressed} after rollback"
     );
 
@@ -654,9 +657,8 @@ fn runs_on_the_head_node(lab: &Lab) {
     let report = latest_report(&stderr);
     assert_eq!(verdicts(&report), phases(&[("quiet", "met")]), "{stderr}");
     assert_eq!(
-        lab.on("10.1.0.14", "pgrep -c -x -f 'sleep 86401' || true")
-            .trim(),
-        "0"
+        lab.count_processes("ip-10-1-0-14", "-x -f 'sleep 86401'"),
+        0
     );
 }
 
