@@ -961,11 +961,25 @@ impl Runner {
             // and an event seen first in a poll is judged first.
             if let Some(offset) = controller_log.as_mut() {
                 let path = self.cluster.profile.slurm.controller_log.clone();
-                let read = self.cluster.slurm.read_from(&path, *offset).await;
-                let read = read.map_err(|e| e.to_string());
+                let read = self.cluster.slurm.read_log(&path, *offset).await;
                 let error = read.as_ref().err();
                 self.note_source_health(name, &mut failing_since, Source::SlurmctldLog, error);
-                let text = read.unwrap_or_default();
+                let (size, text) = read.unwrap_or((*offset, String::new()));
+                if size < *offset {
+                    // Rotated: the new file is read from its start next poll.
+                    *offset = 0;
+                    self.log(
+                        Some(name),
+                        Entry::Observed {
+                            source: Source::SlurmctldLog,
+                            node: None,
+                            field: "poll".into(),
+                            from: None,
+                            to: format!("{path} was rotated; reading the new file"),
+                            source_time: None,
+                        },
+                    );
+                }
                 let complete = text.rfind('\n').map_or(0, |i| i + 1);
                 *offset += complete as u64;
                 for line in text[..complete].lines() {

@@ -53,6 +53,12 @@ pub fn parse_controller_line(line: &str) -> Option<(DateTime<Utc>, &str)> {
     Some((at.and_utc(), message))
 }
 
+/// `SIZE\nTEXT`, as [`Slurm::read_log`]'s script prints it.
+pub fn split_sized(output: &str) -> Option<(u64, &str)> {
+    let (size, text) = output.split_once('\n')?;
+    Some((size.trim().parse().ok()?, text))
+}
+
 /// Which of `nodes` a controller log message names (as a whole word).
 pub fn node_named_in<'a>(message: &str, nodes: &'a [String]) -> Option<&'a String> {
     message
@@ -267,6 +273,22 @@ impl Slurm {
         }
     }
 
+    /// A log file's size now and what follows byte `offset`, in one call,
+    /// so a caller can tell a rotated (shorter) file from a quiet one.
+    pub async fn read_log(&self, path: &str, offset: u64) -> Result<(u64, String), String> {
+        let from = format!("+{}", offset + 1);
+        let script = "stat -L -c %s -- \"$1\" && tail -c \"$2\" -- \"$1\"";
+        let out = self
+            .ssh
+            .run(&self.head, &["sh", "-c", script, "hpchaos", path, &from])
+            .await
+            .map_err(|e| e.to_string())?;
+        match split_sized(&out.stdout) {
+            Some((size, text)) if out.status == 0 => Ok((size, text.to_owned())),
+            _ => Err(out.stderr.trim().to_owned()),
+        }
+    }
+
     /// What was appended to a file on the head node since byte `offset`.
     pub async fn read_from(&self, path: &str, offset: u64) -> Result<String, SshError> {
         let out = self
@@ -321,6 +343,12 @@ mod tests {
             32
         );
         assert_eq!(parse_controller_line("no stamp here"), None);
+        assert_eq!(
+            split_sized("2048\n[2026-11-28T18:52:48.722] x\n"),
+            Some((2048, "[2026-11-28T18:52:48.722] x\n"))
+        );
+        assert_eq!(split_sized("0\n"), Some((0, "")));
+        assert_eq!(split_sized("stat: cannot stat"), None);
     }
 
     #[test]
