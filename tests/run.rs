@@ -5,8 +5,8 @@
 //! the journal (exit 130), and a changed host key is refused with the fix.
 //! Then the other shipped scenarios in two multi-scenario runs (replaced
 //! nodes' new host keys accepted within a run), an SSH drop during a
-//! watch, a throttled API, an abort probe, and hpchaos run on the head
-//! node itself.
+//! watch, a throttled API, an abort probe, hpchaos run on the head node
+//! itself, and compute nodes reached through a jump host.
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -611,6 +611,7 @@ fn more_scenarios_and_a_rough_transport() {
     }
 
     runs_on_the_head_node(lab);
+    reaches_nodes_through_a_jump_host(lab);
 }
 
 /// hpchaos on the head node itself: a profile whose head node is `local`
@@ -659,6 +660,48 @@ fn runs_on_the_head_node(lab: &Lab) {
     assert_eq!(
         lab.count_processes("ip-10-1-0-14", "-x -f 'sleep 86401'"),
         0
+    );
+}
+
+/// Compute nodes reached through a jump host (the head node here, as a
+/// login node would be): the kill's connection comes from the jump host.
+fn reaches_nodes_through_a_jump_host(lab: &Lab) {
+    lab.on(
+        "10.1.0.14",
+        "setsid nohup sleep 86401 >/dev/null 2>&1 </dev/null &",
+    );
+    let profile = lab.dir.join("jump-profile.yaml");
+    let text = std::fs::read_to_string(lab.dir.join("profile.yaml")).unwrap();
+    assert!(text.contains("jump_host: null"), "{text}");
+    let text = text.replace(
+        "jump_host: null",
+        "jump_host: { name: ip-10-1-0-10, address: \"10.1.0.10\" }",
+    );
+    std::fs::write(&profile, text).unwrap();
+    let sshd_log = lab.dir.join("nodes/ip-10-1-0-14/root/log/sshd.log");
+    let via_jump = |log: &str| {
+        log.matches("Accepted publickey for root from 10.1.0.10 ")
+            .count()
+    };
+    let before = via_jump(&std::fs::read_to_string(&sshd_log).unwrap_or_default());
+    let out = hpchaos(&[
+        "run",
+        "tests/e2e/local-kill.yaml",
+        "--cluster",
+        &profile.display().to_string(),
+        "--report-dir",
+        &lab.reports.display().to_string(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        lab.count_processes("ip-10-1-0-14", "-x -f 'sleep 86401'"),
+        0
+    );
+    let after = via_jump(&std::fs::read_to_string(&sshd_log).unwrap());
+    assert!(
+        after > before,
+        "no connection to ip-10-1-0-14 came through the jump host"
     );
 }
 
