@@ -585,6 +585,30 @@ fn more_scenarios_and_a_rough_transport() {
     );
     assert!(throttled(lab) > before, "the API never throttled the run");
 
+    // An API throttled past the SDK's retries in the middle of a watch:
+    // the lost source is journaled, and once the limit is lifted the API
+    // is read again, the reboot is seen and the run passes.
+    let mut child = spawn_run(lab, "scenarios/node-reboot-ssh.yaml");
+    let journal = wait_for_journal(lab, "node-reboot-ssh", r#""type":"injection_finished""#);
+    let out = hpchaos(&["lab", "throttle", "--dir", &dir_arg, "--rate", "0"]);
+    assert_eq!(out.status.code(), Some(0));
+    wait_for_journal(
+        lab,
+        "node-reboot-ssh",
+        r#""source":"sagemaker","field":"poll","from":"ok","to":"failing: "#,
+    );
+    let out = hpchaos(&["lab", "throttle", "--dir", &dir_arg, "--off"]);
+    assert_eq!(out.status.code(), Some(0));
+    let status = child.wait().unwrap();
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert_eq!(status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(
+            r#""source":"sagemaker","field":"poll","from":"failing","to":"ok again after "#
+        ),
+        "{text}"
+    );
+
     // An abort probe fails once the fault marks the node: the scenario is
     // aborted (exit 1) with the probe named, rollback runs, and the node
     // is left healthy.
