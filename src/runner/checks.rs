@@ -1,0 +1,141 @@
+//! Steady-state checks before injecting and after recovery: targets
+//! healthy, enough healthy nodes, the job running, and probes (also run
+//! as abort conditions while the fault is active).
+
+use regex::Regex;
+
+use crate::faults::Place;
+use crate::journal::{Entry, Stage};
+use crate::scenario::model::{Check, Scenario};
+
+use super::{Runner, WorkloadJob};
+
+impl Runner {
+    /// The first check that fails, if any, journaling each.
+    pub(super) async fn steady_state(
+        &mut self,
+        scenario: &Scenario,
+        stage: Stage,
+        targets: &[String],
+        workload: Option<&WorkloadJob>,
+    ) -> Option<String> {
+        let name = scenario.name.clone();
+        let mut first_failure = None;
+        for check in &scenario.steady_state {
+            // A job expected to fail is not expected to run afterwards.
+            let moot = stage == Stage::After
+                && *check == Check::JobRunning
+                && scenario.expect.recovery == crate::scenario::model::Recovery::JobFails;
+            if moot {
+                continue;
+            }
+            let (label, result) = self.check(check, targets, workload).await;
+            let passed = result.is_ok();
+            let detail = result.unwrap_or_else(|e| e);
+            self.log(
+                Some(&name),
+                Entry::SteadyState {
+                    stage,
+                    check: label.clone(),
+                    passed,
+                    detail: detail.clone(),
+                },
+            );
+            if !passed && first_failure.is_none() {
+                first_failure = Some(format!("{label}: {detail}"));
+            }
+        }
+        first_failure
+    }
+
+    pub(super) async fn check(
+        &self,
+        check: &Check,
+        targets: &[String],
+        workload: Option<&WorkloadJob>,
+    ) -> (String, Result<String, String>) {
+        let slurm = &self.cluster.slurm;
+        match check {
+            Check::TargetsHealthy => {
+                let result = match slurm.nodes().await {
+                    Err(e) => Err(e.to_string()),
+                    Ok(rows) => {
+                        let bad: Vec<String> = rows
+                            .iter()
+                            .filter(|r| targets.contains(&r.name) && !r.healthy())
+                            .map(|r| format!("{} {}{} {}", r.name, r.state, r.flags, r.reason))
+                            .collect();
+                        if bad.is_empty() {
+                            Ok(format!("{} healthy", targets.join(", ")))
+                        } else {
+                            Err(bad.join("; "))
+                        }
+                    }
+                };
+                ("targets_healthy".to_owned(), result)
+            }
+            Check::MinHealthyNodes(min) => {
+                let result = match slurm.nodes().await {
+                    Err(e) => Err(e.to_string()),
+                    Ok(rows) => {
+                        let healthy = rows.iter().filter(|r| r.healthy()).count();
+                        if healthy >= *min as usize {
+                            Ok(format!("{healthy} healthy"))
+                        } else {
+                            Err(format!("only {healthy} healthy, need {min}"))
+                        }
+                    }
+                };
+                (format!("min_healthy_nodes: {min}"), result)
+            }
+            Check::JobRunning => {
+                let result = match workload {
+                    None => Err("no workload".to_owned()),
+                    Some(job) => match slurm.job(job.id).await {
+                        Ok(Some(info)) if info.state == "RUNNING" => {
+                            Ok(format!("job {} RUNNING on {}", job.id, info.node_list))
+                        }
+                        Ok(Some(info)) => Err(format!("job {} is {}", job.id, info.state)),
+                        Ok(None) => Err(format!("job {} is gone", job.id)),
+                        Err(e) => Err(e.to_string()),
+                    },
+                };
+                ("job_running".to_owned(), result)
+            }
+            Check::Probe(probe) => {
+                let mut outcome = Ok(String::new());
+                for place in self.places(&probe.on, targets) {
+                    let endpoint = match &place {
+                        Place::Head => slurm.head.clone(),
+                        Place::Node(n) => self.cluster.node(n),
+                    };
+                    let line = crate::cluster::quote::command_line(&probe.command);
+                    outcome = match self
+                        .cluster
+                        .ssh
+                        .run_line(&endpoint, &line, probe.timeout.as_std())
+                        .await
+                    {
+                        Err(e) => Err(e.to_string()),
+                        Ok(out) if out.status as i32 != probe.expect_exit => Err(format!(
+                            "{}: exit {} (expected {})",
+                            endpoint.name, out.status, probe.expect_exit
+                        )),
+                        Ok(out) => match probe.expect_output.as_deref().map(Regex::new) {
+                            Some(Ok(regex)) if !regex.is_match(&out.stdout) => Err(format!(
+                                "{}: output does not match {}",
+                                endpoint.name,
+                                regex.as_str()
+                            )),
+                            _ => Ok(format!("{}: ok", endpoint.name)),
+                        },
+                    };
+                    if outcome.is_err() {
+                        break;
+                    }
+                }
+                (format!("probe: {}", probe.name), outcome)
+            }
+        }
+    }
+}

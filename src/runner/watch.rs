@@ -1,0 +1,688 @@
+//! Watching a fault play out: the baseline before it, then polling the
+//! controller log, sinfo, the SageMaker API and the workload until the
+//! phase engine settles, an abort condition holds or the run is
+//! cancelled; every change journaled, lost sources too, and a replaced
+//! node's new host key accepted once the API confirms the replacement.
+
+use std::collections::BTreeMap;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Utc};
+
+use crate::cluster::slurm::{node_named_in, parse_controller_line};
+use crate::cluster::ssh::{KEYSCAN_SCRIPT, parse_keyscan};
+use crate::faults;
+use crate::journal::{Entry, ScenarioOutcome, Source};
+use crate::live::Standing;
+use crate::phases::{self, Baseline, Event, Expectation, Observation};
+use crate::scenario::model::{Check, Phase, Scenario};
+
+use super::{Ending, Runner, WorkloadJob};
+
+impl Runner {
+    pub(super) async fn baseline(
+        &mut self,
+        targets: &[String],
+        workload: Option<&mut WorkloadJob>,
+    ) -> Baseline {
+        let mut baseline = Baseline {
+            targets: targets.to_vec(),
+            workload: workload.is_some(),
+            ..Baseline::default()
+        };
+        if let Some(api) = &self.cluster.api
+            && let Ok(nodes) = api.nodes().await
+        {
+            for node in nodes.into_iter().filter(|n| targets.contains(&n.node)) {
+                if let Some(launch) = node.launch_time {
+                    baseline.launch_times.insert(node.node.clone(), launch);
+                }
+                baseline.instance_ids.insert(node.node, node.instance_id);
+            }
+        }
+        if let Some(job) = workload {
+            job.read_progress(&self.cluster.slurm).await;
+            baseline.progress = job.last_step;
+        }
+        baseline
+    }
+
+    /// Polls every source until the judgement settles, an abort condition
+    /// holds, or the run is cancelled.
+    pub(super) async fn watch(
+        &mut self,
+        scenario: &Scenario,
+        watched: Watched<'_>,
+        mut workload: Option<&mut WorkloadJob>,
+    ) -> Ending {
+        let Watched {
+            baseline,
+            injected_at,
+            plan,
+            controller_log,
+        } = watched;
+        let name = scenario.name.clone();
+        let name = name.as_str();
+        let expectation = Expectation {
+            recovery: scenario.expect.recovery,
+            phases: scenario.expect.phases(workload.is_some()),
+            deadlines: scenario.expect.deadlines.set(),
+            quiet_for: scenario.expect.quiet_for,
+            max_lost_steps: scenario.expect.max_lost_steps,
+        };
+        let order = expectation.phases.clone();
+        self.log(
+            Some(name),
+            Entry::PhaseStarted {
+                phase: order[0],
+                started_at: injected_at,
+                deadline: expectation.deadlines.get(&order[0]).copied(),
+            },
+        );
+        let mut seen = Seen {
+            events: Vec::new(),
+            last: BTreeMap::new(),
+            failing_since: BTreeMap::new(),
+            controller_log,
+        };
+        let mut journaled = 0usize;
+        let mut follow_up_done = plan.follow_up.is_none();
+        let abort = scenario
+            .abort
+            .clone()
+            .unwrap_or(crate::scenario::model::Abort {
+                max_unhealthy_nodes: None,
+                timeout: None,
+                probes: Vec::new(),
+            });
+        let limit = abort.timeout.map(|t| injected_at + t.as_chrono());
+        // Every watch ends: past the last deadline plus five minutes (half
+        // an hour when nothing has a deadline), open phases are not reached.
+        let last_deadline = expectation
+            .deadlines
+            .values()
+            .max()
+            .copied()
+            .or(expectation.quiet_for);
+        let bound = last_deadline.map_or(StdDuration::from_secs(1800), |d| {
+            d.as_std() + StdDuration::from_secs(300)
+        });
+        let give_up =
+            injected_at + chrono::TimeDelta::from_std(bound).unwrap_or(chrono::TimeDelta::MAX);
+        let poll = self.cluster.profile.poll.slurm.as_std();
+        loop {
+            if self.cancelled() {
+                return Ending::new(
+                    ScenarioOutcome::Interrupted,
+                    format!(
+                        "interrupted during the {} phase",
+                        order.get(journaled).copied().unwrap_or(order[0])
+                    ),
+                );
+            }
+            let now = self.clock.now();
+            if !follow_up_done
+                && let Some((after, steps)) = &plan.follow_up
+                && now >= injected_at + after.as_chrono()
+            {
+                for step in steps {
+                    let result = self.execute(step, workload.as_deref()).await;
+                    self.log(
+                        Some(name),
+                        Entry::Observed {
+                            source: Source::Harness,
+                            node: None,
+                            field: "follow_up".into(),
+                            from: None,
+                            to: format!(
+                                "{}: {}",
+                                step.describe(),
+                                result.err().unwrap_or_else(|| "done".into())
+                            ),
+                            source_time: None,
+                        },
+                    );
+                }
+                follow_up_done = true;
+            }
+            self.poll_controller_log(name, baseline, &mut seen).await;
+            let unhealthy = self.poll_slurm(name, baseline, &mut seen).await;
+            self.poll_api(name, baseline, &mut seen).await;
+            if let Some(job) = workload.as_deref_mut() {
+                self.poll_workload(name, job, &mut seen).await;
+            }
+            // Judge, and journal phase boundaries as they are decided.
+            let now = self.clock.now();
+            let judgement = phases::judge(
+                injected_at,
+                baseline,
+                &expectation,
+                &seen.events,
+                now,
+                now > give_up,
+            );
+            while let Some(result) = judgement
+                .phases
+                .get(journaled)
+                .filter(|p| p.ended.is_some() && p.verdict.is_some())
+            {
+                let end = result
+                    .ended
+                    .clone()
+                    .unwrap_or_else(|| unreachable!("filtered on ended"));
+                let lost = if result.phase == Phase::Resume {
+                    judgement.lost_steps
+                } else {
+                    None
+                };
+                self.log(
+                    Some(name),
+                    Entry::PhaseEnded {
+                        phase: result.phase,
+                        ended_at: end.at,
+                        verdict: result
+                            .verdict
+                            .unwrap_or(crate::journal::PhaseVerdict::Observed),
+                        time_source: end.time_source,
+                        evidence: end.evidence,
+                        lost_steps: lost,
+                    },
+                );
+                journaled += 1;
+                if let Some(next) = order.get(journaled) {
+                    self.log(
+                        Some(name),
+                        Entry::PhaseStarted {
+                            phase: *next,
+                            started_at: end.at,
+                            deadline: expectation.deadlines.get(next).copied(),
+                        },
+                    );
+                }
+            }
+            if judgement.settled {
+                if let Some(result) = judgement
+                    .phases
+                    .get(journaled)
+                    .filter(|p| p.ended.is_none())
+                {
+                    self.log(
+                        Some(name),
+                        Entry::PhaseEnded {
+                            phase: result.phase,
+                            ended_at: now,
+                            verdict: crate::journal::PhaseVerdict::NotReached,
+                            time_source: crate::journal::TimeSource::Observed,
+                            evidence: "not seen before its deadline".into(),
+                            lost_steps: None,
+                        },
+                    );
+                }
+                return if judgement.passed {
+                    Ending::new(ScenarioOutcome::Passed, "")
+                } else {
+                    Ending::new(ScenarioOutcome::Failed, judgement.reason)
+                };
+            }
+            let abort_reason = self
+                .abort_reason(
+                    &abort,
+                    unhealthy,
+                    limit.is_some_and(|l| now > l),
+                    baseline,
+                    workload.as_deref(),
+                )
+                .await;
+            if let Some(reason) = abort_reason {
+                self.log(
+                    Some(name),
+                    Entry::Aborted {
+                        reason: reason.clone(),
+                    },
+                );
+                return Ending::new(ScenarioOutcome::Aborted, reason);
+            }
+            if let Some(live) = self.live.as_mut() {
+                let phase = order[journaled.min(order.len() - 1)];
+                live.standing(&Standing {
+                    scenario: name,
+                    phase,
+                    since_injection: (now - injected_at).to_std().unwrap_or_default(),
+                    deadline: expectation.deadlines.get(&phase).copied(),
+                    last_seen: self.last_seen.as_deref(),
+                });
+            }
+            let mut cancel = self.cancel.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(poll) => {}
+                _ = cancel.changed() => {}
+            }
+        }
+    }
+}
+
+impl Runner {
+    /// Accepts `node`'s new host key for the rest of the run once the API
+    /// shows it on a new instance: the key the head node sees on the
+    /// cluster network, journaled with its fingerprint. When the node does
+    /// not answer yet, the next poll tries again.
+    async fn accept_replacement_key(&mut self, scenario: &str, node: &str, instance_id: &str) {
+        let endpoint = self.cluster.node(node);
+        let port = endpoint.port.to_string();
+        let argv = [
+            "sh",
+            "-c",
+            KEYSCAN_SCRIPT,
+            "hpchaos",
+            &endpoint.address,
+            &port,
+        ];
+        let scanned = match self.cluster.ssh.run(&self.cluster.slurm.head, &argv).await {
+            Ok(out) if out.status == 0 => parse_keyscan(&out.stdout),
+            _ => None,
+        };
+        if let Some(scanned) = scanned {
+            self.cluster.ssh.accept_host_key(node, &scanned.key);
+            self.accepted_instances.insert(instance_id.to_owned());
+            self.log(
+                Some(scenario),
+                Entry::HostKeyAccepted {
+                    node: node.to_owned(),
+                    instance_id: instance_id.to_owned(),
+                    fingerprint: scanned.fingerprint,
+                },
+            );
+        }
+    }
+}
+
+/// What a watch has seen so far, across polls.
+struct Seen {
+    events: Vec<Event>,
+    /// The last value journaled per source and node (see `note_change`).
+    last: BTreeMap<String, String>,
+    /// Sources whose polls are failing, since when.
+    failing_since: BTreeMap<&'static str, DateTime<Utc>>,
+    /// Where the controller log has been read to; `None` when unreadable.
+    controller_log: Option<u64>,
+}
+
+impl Runner {
+    /// Why the scenario must stop now, if one of its abort conditions
+    /// holds: too many unhealthy nodes, a failing probe, the timeout.
+    async fn abort_reason(
+        &self,
+        abort: &crate::scenario::model::Abort,
+        unhealthy: usize,
+        timed_out: bool,
+        baseline: &Baseline,
+        workload: Option<&WorkloadJob>,
+    ) -> Option<String> {
+        if let Some(max) = abort.max_unhealthy_nodes
+            && unhealthy > max as usize
+        {
+            return Some(format!(
+                "{unhealthy} nodes unhealthy, more than max_unhealthy_nodes: {max}"
+            ));
+        }
+        for probe in &abort.probes {
+            let check = Check::Probe(probe.clone());
+            let (label, result) = self.check(&check, &baseline.targets, workload).await;
+            if let Err(detail) = result {
+                return Some(format!("abort condition {label} failed: {detail}"));
+            }
+        }
+        timed_out.then(|| "the abort timeout passed".to_owned())
+    }
+
+    /// New lines of the controller log about the targets. Read first in
+    /// each poll: its lines carry millisecond times, and an event seen
+    /// first in a poll is judged first.
+    async fn poll_controller_log(&mut self, name: &str, baseline: &Baseline, seen: &mut Seen) {
+        if let Some(offset) = seen.controller_log.as_mut() {
+            let path = self.cluster.profile.slurm.controller_log.clone();
+            let read = self.cluster.slurm.read_log(&path, *offset).await;
+            let error = read.as_ref().err();
+            self.note_source_health(name, &mut seen.failing_since, Source::SlurmctldLog, error);
+            let (size, text) = read.unwrap_or((*offset, String::new()));
+            if size < *offset {
+                // Rotated: the new file is read from its start next poll.
+                *offset = 0;
+                self.log(
+                    Some(name),
+                    Entry::Observed {
+                        source: Source::SlurmctldLog,
+                        node: None,
+                        field: "poll".into(),
+                        from: None,
+                        to: format!("{path} was rotated; reading the new file"),
+                        source_time: None,
+                    },
+                );
+            }
+            let complete = text.rfind('\n').map_or(0, |i| i + 1);
+            *offset += complete as u64;
+            for line in text[..complete].lines() {
+                let Some((at, message)) = parse_controller_line(line) else {
+                    continue;
+                };
+                let Some(node) = node_named_in(message, &baseline.targets) else {
+                    continue;
+                };
+                self.log(
+                    Some(name),
+                    Entry::Observed {
+                        source: Source::SlurmctldLog,
+                        node: Some(node.clone()),
+                        field: "line".into(),
+                        from: None,
+                        to: message.to_owned(),
+                        source_time: Some(at),
+                    },
+                );
+                seen.events.push(Event {
+                    seen: self.clock.now(),
+                    source_time: Some(at),
+                    source: Source::SlurmctldLog,
+                    observation: Observation::ControllerLog {
+                        node: node.clone(),
+                        message: message.to_owned(),
+                    },
+                });
+            }
+        }
+    }
+
+    /// The targets in `sinfo`; returns how many nodes are unhealthy.
+    async fn poll_slurm(&mut self, name: &str, baseline: &Baseline, seen: &mut Seen) -> usize {
+        let mut unhealthy = 0;
+        let rows = self.cluster.slurm.nodes().await.map_err(|e| e.to_string());
+        self.note_source_health(
+            name,
+            &mut seen.failing_since,
+            Source::Sinfo,
+            rows.as_ref().err(),
+        );
+        if let Ok(rows) = rows {
+            unhealthy = rows
+                .iter()
+                .filter(|r| !r.healthy() && !matches!(r.state.as_str(), "allocated" | "mixed"))
+                .count();
+            for row in rows.iter().filter(|r| baseline.targets.contains(&r.name)) {
+                let value = format!("{}{}|{}", row.state, row.flags, row.reason);
+                let change = Change {
+                    source: Source::Sinfo,
+                    node: &row.name,
+                    field: "state|reason",
+                    source_time: row.reason_time,
+                };
+                if self.note_change(name, &mut seen.last, change, value) {
+                    seen.events.push(Event {
+                        seen: self.clock.now(),
+                        source_time: row
+                            .reason_time
+                            .filter(|_| row.reason.starts_with("Action:")),
+                        source: Source::Sinfo,
+                        observation: Observation::SlurmNode {
+                            node: row.name.clone(),
+                            state: row.state.clone(),
+                            flags: row.flags.clone(),
+                            reason: row.reason.clone(),
+                        },
+                    });
+                }
+            }
+        }
+        unhealthy
+    }
+
+    /// The targets in `ListClusterNodes`; accepts a replaced target's new
+    /// host key once the API shows it running.
+    async fn poll_api(&mut self, name: &str, baseline: &Baseline, seen: &mut Seen) {
+        let listed = match self.cluster.api.clone() {
+            Some(api) => Some(api.nodes().await.map_err(|e| e.to_string())),
+            None => None,
+        };
+        if let Some(result) = &listed {
+            let error = result.as_ref().err();
+            self.note_source_health(name, &mut seen.failing_since, Source::Sagemaker, error);
+        }
+        if let Some(Ok(nodes)) = listed {
+            for node in nodes.iter().filter(|n| baseline.targets.contains(&n.node)) {
+                let value = format!(
+                    "{}|{}|{}",
+                    node.status,
+                    node.instance_id,
+                    node.launch_time.map(|t| t.to_rfc3339()).unwrap_or_default()
+                );
+                let change = Change {
+                    source: Source::Sagemaker,
+                    node: &node.node,
+                    field: "status|instance_id|launch_time",
+                    source_time: node.launch_time,
+                };
+                let replaced = baseline
+                    .instance_ids
+                    .get(&node.node)
+                    .is_some_and(|old| *old != node.instance_id);
+                if replaced
+                    && node.status == "Running"
+                    && self.cluster.profile.ssh.accept_replaced_host_keys
+                    && !self.accepted_instances.contains(&node.instance_id)
+                {
+                    self.accept_replacement_key(name, &node.node, &node.instance_id)
+                        .await;
+                }
+                if self.note_change(name, &mut seen.last, change, value) {
+                    seen.events.push(Event {
+                        seen: self.clock.now(),
+                        source_time: None,
+                        source: Source::Sagemaker,
+                        observation: Observation::ApiNode {
+                            node: node.node.clone(),
+                            status: node.status.clone(),
+                            instance_id: node.instance_id.clone(),
+                            launch_time: node.launch_time,
+                        },
+                    });
+                }
+            }
+        }
+    }
+
+    /// The workload's state in Slurm and its new output lines.
+    async fn poll_workload(&mut self, name: &str, job: &mut WorkloadJob, seen: &mut Seen) {
+        let observation = match self.cluster.slurm.job(job.id).await {
+            Ok(Some(info)) => {
+                let nodes = self
+                    .cluster
+                    .slurm
+                    .hostnames(&info.node_list)
+                    .await
+                    .unwrap_or_default();
+                Some(Observation::Job {
+                    state: info.state,
+                    nodes,
+                    restarts: info.restarts,
+                })
+            }
+            Ok(None) => Some(Observation::JobGone),
+            Err(_) => None,
+        };
+        let error = observation.is_none().then(|| "squeue failed".to_owned());
+        self.note_source_health(
+            name,
+            &mut seen.failing_since,
+            Source::Squeue,
+            error.as_ref(),
+        );
+        if let Some(observation) = observation {
+            let value = format!("{observation:?}");
+            if seen.last.get("job") != Some(&value) {
+                let text = match &observation {
+                    Observation::Job {
+                        state,
+                        nodes,
+                        restarts,
+                    } => format!("{state} on [{}], restarts {restarts}", nodes.join(",")),
+                    _ => "gone".to_owned(),
+                };
+                // `last` keeps the raw value to compare and the
+                // text last journaled, for `from`.
+                seen.last.insert("job".into(), value);
+                let from = seen.last.insert("job-text".into(), text.clone());
+                self.log(
+                    Some(name),
+                    Entry::Observed {
+                        source: Source::Squeue,
+                        node: None,
+                        field: format!("job {}", job.id),
+                        from,
+                        to: text,
+                        source_time: None,
+                    },
+                );
+                seen.events.push(Event {
+                    seen: self.clock.now(),
+                    source_time: None,
+                    source: Source::Squeue,
+                    observation,
+                });
+            }
+        }
+        for (line, step) in job.read_progress(&self.cluster.slurm).await {
+            if let Some(step) = step {
+                seen.events.push(Event {
+                    seen: self.clock.now(),
+                    source_time: None,
+                    source: Source::JobOutput,
+                    observation: Observation::Progress { step },
+                });
+            }
+            if line.contains("resumed") || line.contains("auto-resume") || job.is_checkpoint(&line)
+            {
+                self.log(
+                    Some(name),
+                    Entry::Observed {
+                        source: Source::JobOutput,
+                        node: None,
+                        field: "line".into(),
+                        from: None,
+                        to: line,
+                        source_time: None,
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// What a watch starts from.
+pub(super) struct Watched<'a> {
+    pub(super) baseline: &'a Baseline,
+    pub(super) injected_at: DateTime<Utc>,
+    pub(super) plan: &'a faults::Plan,
+    /// Where the controller log ended before the injection; `None` when
+    /// it cannot be read.
+    pub(super) controller_log: Option<u64>,
+}
+
+impl Runner {
+    /// The controller log's size before the injection, so the watch reads
+    /// only what follows; an unreadable log is journaled once and skipped.
+    pub(super) async fn controller_log_offset(&mut self, scenario: &str) -> Option<u64> {
+        let path = self.cluster.profile.slurm.controller_log.clone();
+        match self.cluster.slurm.file_size(&path).await {
+            Ok(size) => Some(size),
+            Err(err) => {
+                self.log(
+                    Some(scenario),
+                    Entry::Observed {
+                        source: Source::SlurmctldLog,
+                        node: None,
+                        field: "poll".into(),
+                        from: None,
+                        to: format!("{path} is not readable ({err}); watching without it"),
+                        source_time: None,
+                    },
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Where a watched value comes from, for [`Runner::note_change`].
+struct Change<'a> {
+    source: Source,
+    node: &'a str,
+    field: &'static str,
+    source_time: Option<DateTime<Utc>>,
+}
+
+impl Runner {
+    /// Journals a source's first failed poll and its first good one after
+    /// that, with how long it was out: a dropped connection or a throttled
+    /// API shows in the journal, not only as a gap.
+    fn note_source_health(
+        &mut self,
+        scenario: &str,
+        failing_since: &mut BTreeMap<&'static str, DateTime<Utc>>,
+        source: Source,
+        error: Option<&String>,
+    ) {
+        let now = self.clock.now();
+        let key = source.as_str();
+        let (from, to) = match (failing_since.get(key).copied(), error) {
+            (None, Some(error)) => {
+                failing_since.insert(key, now);
+                ("ok".to_owned(), format!("failing: {error}"))
+            }
+            (Some(since), None) => {
+                failing_since.remove(key);
+                let out = (now - since).as_seconds_f64();
+                ("failing".to_owned(), format!("ok again after {out:.1}s"))
+            }
+            _ => return,
+        };
+        self.log(
+            Some(scenario),
+            Entry::Observed {
+                source,
+                node: None,
+                field: "poll".into(),
+                from: Some(from),
+                to,
+                source_time: None,
+            },
+        );
+    }
+
+    /// Journals `value` if it differs from the last one seen for this source
+    /// and node; says whether it did.
+    fn note_change(
+        &mut self,
+        scenario: &str,
+        last: &mut BTreeMap<String, String>,
+        change: Change<'_>,
+        value: String,
+    ) -> bool {
+        let key = format!("{}/{}", change.source.as_str(), change.node);
+        if last.get(&key) == Some(&value) {
+            return false;
+        }
+        let from = last.insert(key, value.clone());
+        self.log(
+            Some(scenario),
+            Entry::Observed {
+                source: change.source,
+                node: Some(change.node.to_owned()),
+                field: change.field.into(),
+                from,
+                to: value,
+                source_time: change.source_time,
+            },
+        );
+        true
+    }
+}
