@@ -432,7 +432,20 @@ impl Runner {
                 format!("the injection did not take: {}", failures.join("; ")),
             )
         };
-        for step in plan.rollback.iter() {
+        // The fault's own rollback, then the scenario's extra commands.
+        let extra: Vec<Step> = scenario
+            .rollback
+            .iter()
+            .flat_map(|command| {
+                self.places(&command.on, &targets)
+                    .into_iter()
+                    .map(|place| Step::Run {
+                        on: place,
+                        argv: command.command.clone(),
+                    })
+            })
+            .collect();
+        for step in plan.rollback.iter().chain(&extra) {
             let result = self.execute(step, workload.as_ref()).await;
             self.log(
                 Some(name),
@@ -442,24 +455,6 @@ impl Runner {
                     detail: result.err().unwrap_or_default(),
                 },
             );
-        }
-        for command in &scenario.rollback {
-            let places = self.places(&command.on, &targets);
-            for place in places {
-                let step = Step::Run {
-                    on: place,
-                    argv: command.command.clone(),
-                };
-                let result = self.execute(&step, workload.as_ref()).await;
-                self.log(
-                    Some(name),
-                    Entry::Rollback {
-                        step: step.describe(),
-                        ok: result.is_ok(),
-                        detail: result.err().unwrap_or_default(),
-                    },
-                );
-            }
         }
         if ending.outcome == ScenarioOutcome::Passed
             && let Some(failure) = self
