@@ -2,7 +2,7 @@
 //! (`setsid -f`, stdio off the SSH channel, under `timeout`), is checked to
 //! be running, and rollback stops it if it still runs.
 
-use super::{Place, Plan, Step, argv};
+use super::{Plan, Step, argv, on_each};
 use crate::scenario::model::{GpuSelection, GpuStress, StressTool};
 
 pub fn plan(stress: &GpuStress, targets: &[String]) -> Plan {
@@ -37,27 +37,18 @@ pub fn plan(stress: &GpuStress, targets: &[String]) -> Plan {
     ]);
     detached.extend(command);
     Plan {
-        inject: targets
-            .iter()
-            .map(|node| Step::Run {
-                on: Place::Node(node.clone()),
-                argv: detached.clone(),
-            })
-            .collect(),
-        verify: targets
-            .iter()
-            .map(|node| Step::CheckRunning {
-                on: Place::Node(node.clone()),
-                pattern: pattern.clone(),
-            })
-            .collect(),
+        inject: on_each(targets, |on| Step::Run {
+            on,
+            argv: detached.clone(),
+        }),
+        verify: on_each(targets, |on| Step::CheckRunning {
+            on,
+            pattern: pattern.clone(),
+        }),
         follow_up: None,
-        rollback: targets
-            .iter()
-            .map(|node| Step::StopIfRunning {
-                on: Place::Node(node.clone()),
-                pattern: pattern.clone(),
-            })
-            .collect(),
+        rollback: on_each(targets, |on| Step::StopIfRunning {
+            on,
+            pattern: pattern.clone(),
+        }),
     }
 }

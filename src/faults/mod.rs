@@ -141,6 +141,14 @@ fn mark_through_slurm(targets: &[String], state: &str, reason: &str) -> Plan {
     }
 }
 
+/// One step on each target node.
+fn on_each(targets: &[String], step: impl Fn(Place) -> Step) -> Vec<Step> {
+    targets
+        .iter()
+        .map(|n| step(Place::Node(n.clone())))
+        .collect()
+}
+
 fn argv(words: &[&str]) -> Vec<String> {
     words.iter().map(|w| (*w).to_owned()).collect()
 }

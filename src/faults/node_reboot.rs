@@ -2,19 +2,16 @@
 //! through Slurm, or `BatchRebootClusterNodes`. Rollback resumes a node we
 //! marked only if the cluster never acted on it.
 
-use super::{Place, Plan, Step, argv};
+use super::{Plan, Step, argv, on_each};
 use crate::scenario::model::{NodeReboot, RebootMethod};
 
 pub fn plan(reboot: &NodeReboot, targets: &[String]) -> Plan {
     match reboot.method {
         RebootMethod::Ssh => Plan {
-            inject: targets
-                .iter()
-                .map(|n| Step::RunDropping {
-                    on: Place::Node(n.clone()),
-                    argv: argv(&["reboot"]),
-                })
-                .collect(),
+            inject: on_each(targets, |on| Step::RunDropping {
+                on,
+                argv: argv(&["reboot"]),
+            }),
             ..Plan::default()
         },
         RebootMethod::Slurm => super::mark_through_slurm(targets, "fail", "Action:Reboot"),

@@ -4,7 +4,7 @@
 //! hand. Rollback removes the status file if we wrote it; injected DCGM
 //! values expire on their own and a log line cannot be unwritten.
 
-use super::{Place, Plan, Step, argv};
+use super::{Plan, Step, argv, on_each};
 use crate::scenario::model::{Xid, XidMethod};
 
 /// `NVRM: Xid (PCI:0000:b9:00): 79, pid=..., ...` as the driver writes it.
@@ -37,23 +37,17 @@ pub fn plan(xid: &Xid, targets: &[String]) -> Plan {
         ]),
     };
     let rollback = match xid.method {
-        XidMethod::HealthStatusFile => targets
-            .iter()
-            .map(|n| Step::Run {
-                on: Place::Node(n.clone()),
-                argv: argv(&["rm", "-f", "/var/run/sagemaker_healthcheck_status"]),
-            })
-            .collect(),
+        XidMethod::HealthStatusFile => on_each(targets, |on| Step::Run {
+            on,
+            argv: argv(&["rm", "-f", "/var/run/sagemaker_healthcheck_status"]),
+        }),
         _ => Vec::new(),
     };
     Plan {
-        inject: targets
-            .iter()
-            .map(|n| Step::Run {
-                on: Place::Node(n.clone()),
-                argv: command.clone(),
-            })
-            .collect(),
+        inject: on_each(targets, |on| Step::Run {
+            on,
+            argv: command.clone(),
+        }),
         follow_up: xid.crash_task_after.map(|after| {
             (
                 after,
