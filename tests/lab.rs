@@ -13,12 +13,8 @@ use aws_sdk_sagemaker::Client;
 use aws_sdk_sagemaker::config::{BehaviorVersion, Credentials, Region};
 use hpchaos::lab::ground_truth;
 
-fn hpchaos(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_hpchaos"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+mod lab_support;
+use lab_support::hpchaos;
 
 struct Lab {
     dir: PathBuf,
@@ -27,32 +23,7 @@ struct Lab {
 impl Lab {
     /// Runs `command` on `host` over SSH with the lab's key and known_hosts.
     fn ssh(&self, host: &str, command: &str) -> Result<String, String> {
-        let out = Command::new("ssh")
-            .args(["-i", &self.dir.join("ssh/id_ed25519").display().to_string()])
-            .args([
-                "-o",
-                &format!(
-                    "UserKnownHostsFile={}",
-                    self.dir.join("ssh/known_hosts").display()
-                ),
-            ])
-            .args([
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "ConnectTimeout=5",
-            ])
-            .arg(format!("root@{host}"))
-            .arg(command)
-            .output()
-            .unwrap();
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
+        lab_support::ssh(&self.dir, host, command)
     }
 
     fn head(&self, command: &str) -> String {
@@ -164,17 +135,9 @@ async fn node_status(client: &Client, id: &str) -> String {
         .to_owned()
 }
 
-fn preflight_or_explain() {
-    if let Err(err) = hpchaos::lab::preflight() {
-        panic!(
-            "the lab test needs root and the lab's packages ({err}); `make setup` installs them"
-        );
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lab_end_to_end() {
-    preflight_or_explain();
+    lab_support::preflight_or_explain("lab");
     let dir = tempfile::Builder::new()
         .prefix("hpchaos-lab-test")
         .tempdir()

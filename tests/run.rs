@@ -9,20 +9,11 @@
 //! itself, and compute nodes reached through a jump host.
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn hpchaos(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hpchaos"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap()
-}
+mod lab_support;
+use lab_support::{hpchaos, root};
 
 struct Lab {
     dir: PathBuf,
@@ -40,31 +31,7 @@ impl Lab {
 
     /// Runs a shell command on the node at `address` over real OpenSSH.
     fn on(&self, address: &str, command: &str) -> String {
-        let out = Command::new("ssh")
-            .args(["-i", &self.dir.join("ssh/id_ed25519").display().to_string()])
-            .args([
-                "-o",
-                &format!(
-                    "UserKnownHostsFile={}",
-                    self.dir.join("ssh/known_hosts").display()
-                ),
-            ])
-            .args([
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-                "BatchMode=yes",
-                &format!("root@{address}"),
-                command,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{command}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        lab_support::ssh(&self.dir, address, command).unwrap_or_else(|e| panic!("{command}: {e}"))
     }
 
     /// How many processes `pgrep PATTERN` finds on the node `name`.
@@ -180,11 +147,7 @@ impl Drop for LabUp {
 }
 
 fn lab_up() -> LabUp {
-    if let Err(err) = hpchaos::lab::preflight() {
-        panic!(
-            "the run test needs root and the lab's packages ({err}); `make setup` installs them"
-        );
-    }
+    lab_support::preflight_or_explain("run");
     let dir = tempfile::Builder::new()
         .prefix("hpchaos-run-test")
         .tempdir()
