@@ -264,13 +264,30 @@ impl Engine {
 
     /// The control loop: one pass per poll interval until `stop`.
     fn watch(self: Arc<Self>, mut requests: UnboundedReceiver<RecoveryRequest>, stop: &AtomicBool) {
+        // Every node's `state|reason` as last seen: each change, whoever
+        // made it (the agent, hpchaos, a person), goes to the ground truth
+        // as `slurm_node`, so tests can tell what was done to the cluster.
+        let mut last: BTreeMap<String, (String, String)> = BTreeMap::new();
         while !stop.load(Ordering::SeqCst) {
             while let Ok(request) = requests.try_recv() {
                 self.api_request(&request);
             }
             let taken = Instant::now();
             match self.slurm(&["sinfo", "-N", "-h", "-o", "%N|%T|%E"]) {
-                Ok(text) => self.tick(&parse_sinfo(&text), taken),
+                Ok(text) => {
+                    let seen = parse_sinfo(&text);
+                    for (node, now) in &seen {
+                        if last.get(node) != Some(now) {
+                            self.truth.record(
+                                "slurm_node",
+                                Some(node),
+                                format!("{}|{}", now.0, now.1),
+                            );
+                        }
+                    }
+                    last = seen.clone();
+                    self.tick(&seen, taken)
+                }
                 Err(err) => eprintln!("sinfo: {err}"),
             }
             self.track_jobs();

@@ -224,6 +224,14 @@ fn write_files(layout: &Layout, config: &LabConfig) -> Result<(), LabError> {
         &config::aws_credentials(),
     )?;
     tools::install(&layout.bin()).map_err(LabError::io("cannot install the node tools"))?;
+    // A fresh /fsx: job ids restart at 1, so a new canary must not find
+    // the last lab's checkpoints or append to its output.
+    match std::fs::remove_dir_all(layout.dir.join("shared")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(LabError::io("cannot empty shared/ (the lab's /fsx)")(e));
+        }
+        _ => {}
+    }
     // Slurm opens a job's --output before its script runs: the canary's folder must exist.
     std::fs::create_dir_all(layout.dir.join("shared/canary"))
         .map_err(LabError::io("cannot create shared/canary"))?;
