@@ -111,6 +111,22 @@ pub enum Command {
         #[arg(long, value_name = "PROFILE")]
         cluster: PathBuf,
     },
+    /// Undo what a dead run left applied, and release the cluster's lock.
+    ///
+    /// Reads the run's journal (JOURNAL, or the one the lock on the head
+    /// node names), undoes every step whose write-ahead record has no
+    /// successful rollback (resumes nodes it marked that the cluster left
+    /// alone, stops its processes, removes its files, cancels its canary),
+    /// appends what it did to the journal and releases the lock. Refuses
+    /// while that run is alive. Exit 0 when nothing is left applied.
+    ///
+    /// Example: hpchaos recover --cluster prod.yaml reports/20261129T120000-nightly/journal.jsonl
+    Recover {
+        #[arg(long, value_name = "PROFILE")]
+        cluster: PathBuf,
+        /// The dead run's journal; by default the one the lock names.
+        journal: Option<PathBuf>,
+    },
     /// Run the local lab: a real Slurm cluster and a HyperPod control plane.
     ///
     /// Each node is its own set of Linux namespaces with real sshd, munged

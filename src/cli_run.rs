@@ -24,6 +24,8 @@ struct Work {
     /// The suite's report folder, relative to the working directory.
     report_dir: Option<PathBuf>,
     profile: Profile,
+    profile_path: PathBuf,
+    profile_text: String,
 }
 
 fn print_invalid(err: &LoadError) {
@@ -108,6 +110,8 @@ fn load(files: &[PathBuf], cluster: Option<&Path>) -> Result<Work, u8> {
         cooldown,
         report_dir,
         profile: profile.value,
+        profile_path,
+        profile_text: profile.text,
     })
 }
 
@@ -132,10 +136,32 @@ pub fn run(
         Ok(r) => r,
         Err(code) => return code,
     };
+    // Offline first: files the profile names, the head's key.
+    let problems = crate::preflight::offline(&work.profile_path, &work.profile_text, &work.profile);
+    if !problems.is_empty() {
+        for problem in &problems {
+            eprintln!("{}", problem.render(&work.profile_text));
+        }
+        eprintln!("error: the cluster profile cannot be used as it is; nothing was done");
+        return exit::HARNESS_FAILED;
+    }
     runtime.block_on(async move {
         let cluster = Cluster::connect(&work.profile).await;
         if dry_run {
             return plan(&cluster, &work).await;
+        }
+        // Then every source the run needs must answer, before any change.
+        let problems = crate::preflight::online(&cluster).await;
+        if !problems.is_empty() {
+            for problem in &problems {
+                eprintln!("error: {problem}");
+            }
+            eprintln!(
+                "error: {} check(s) failed before the run ({}); nothing was done",
+                problems.len(),
+                work.profile_path.display()
+            );
+            return exit::HARNESS_FAILED;
         }
         let name = work.suite.clone().unwrap_or_else(|| {
             work.scenarios
@@ -152,28 +178,24 @@ pub fn run(
         let (dir, journal) = match runner::open_run_dir(&report_dir, &name, clock) {
             Ok(opened) => opened,
             Err(err) => {
-                eprintln!("error: {err}");
+                eprintln!("error: {err}; nothing was done");
                 return exit::HARNESS_FAILED;
             }
         };
-        eprintln!("journal: {}", dir.join("journal.jsonl").display());
+        let journal_path = dir.join("journal.jsonl");
+        eprintln!("journal: {}", journal_path.display());
         let (cancel_tx, cancel_rx) = watch::channel(false);
-        tokio::spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut int), Ok(mut term)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) else {
-                return;
-            };
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-            eprintln!("interrupted: rolling back, then writing the report");
-            let _ = cancel_tx.send(true);
-        });
         let mut runner = Runner::new(cluster, journal, cancel_rx);
+        runner.profile_path = Some(work.profile_path.display().to_string());
+        let recover_hint = format!(
+            "hpchaos recover --cluster {} {}",
+            work.profile_path.display(),
+            std::path::absolute(&journal_path)
+                .unwrap_or_else(|_| journal_path.clone())
+                .display()
+        );
+        let undoing = runner.undoing.clone();
+        tokio::spawn(stop_on_signals(cancel_tx, undoing, recover_hint));
         runner.live = Some(crate::live::LiveView::default());
         let result = runner
             .run(
@@ -183,16 +205,30 @@ pub fn run(
                 work.cooldown,
             )
             .await;
-        let report = report::build(
-            &Journal::load(&dir.join("journal.jsonl")).unwrap_or_else(|_| Journal::parse("")),
-        );
+        let journal = match Journal::load(&journal_path) {
+            Ok(journal) if !journal.records.is_empty() => journal,
+            Ok(_) | Err(_) => {
+                let why = match &result {
+                    Err(err) => err.to_string(),
+                    Ok(_) => "it is empty".to_owned(),
+                };
+                eprintln!(
+                    "error: the journal {} could not be written ({why}); no report was made",
+                    journal_path.display()
+                );
+                return exit::HARNESS_FAILED;
+            }
+        };
+        let report = report::build(&journal);
+        let mut unwritten = false;
         for (format, file) in [
             (Format::Markdown, "report.md"),
             (Format::Json, "report.json"),
             (Format::Junit, "junit.xml"),
         ] {
-            if let Err(err) = std::fs::write(dir.join(file), format.exporter().render(&report)) {
-                eprintln!("error: cannot write {file}: {err}");
+            if let Err(err) = write_whole(&dir.join(file), &format.exporter().render(&report)) {
+                eprintln!("error: cannot write {}: {err}", dir.join(file).display());
+                unwritten = true;
             }
         }
         print!("{}", Format::Table.exporter().render(&report));
@@ -202,9 +238,83 @@ pub fn run(
                 eprintln!("error: {err}");
                 exit::HARNESS_FAILED
             }
+            Ok(_) if unwritten && report.status.exit_code() == exit::SUCCESS => {
+                exit::HARNESS_FAILED
+            }
             Ok(_) => report.status.exit_code(),
         }
     })
+}
+
+/// Writes `text` to a temporary file beside `path`, synced, then renames
+/// it over `path`: a report is whole or absent, never empty or half
+/// written (a full disk leaves no file, and says so).
+fn write_whole(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    let written = std::fs::File::create(&tmp).and_then(|mut file| {
+        file.write_all(text.as_bytes())?;
+        file.sync_all()
+    });
+    match written.and_then(|()| std::fs::rename(&tmp, path)) {
+        Ok(()) => Ok(()),
+        Err(err) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(err)
+        }
+    }
+}
+
+/// Ctrl-C and SIGTERM: the first asks the run to stop (no new change to
+/// the cluster, roll back, report); the second says what rollback is still
+/// undoing; the third leaves at once, with the command that finishes the
+/// undo from the journal.
+async fn stop_on_signals(
+    cancel: watch::Sender<bool>,
+    undoing: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    recover_hint: String,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    let mut count = 0;
+    loop {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        count += 1;
+        let now = undoing.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match count {
+            1 => {
+                eprintln!(
+                    "interrupted: no new change to the cluster; rolling back, then writing the report"
+                );
+                let _ = cancel.send(true);
+            }
+            2 => match now {
+                Some(what) => eprintln!(
+                    "still rolling back: {what}. Interrupt once more to leave now; then run: {recover_hint}"
+                ),
+                None => eprintln!(
+                    "stopping: waiting for the step under way to end, then rolling back. Interrupt once more to leave now; then run: {recover_hint}"
+                ),
+            },
+            _ => {
+                eprintln!(
+                    "leaving now: what was not undone is in the journal; undo it with: {recover_hint}"
+                );
+                std::process::exit(i32::from(exit::INTERRUPTED));
+            }
+        }
+    }
 }
 
 async fn plan(cluster: &Cluster, work: &Work) -> u8 {

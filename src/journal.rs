@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
 use crate::duration::Duration;
+use crate::faults::Step;
 use crate::scenario::model::{Phase, Recovery};
 
 /// Bumped when a record changes incompatibly.
@@ -44,6 +45,47 @@ pub enum Entry {
         cluster: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         suite: Option<String>,
+        /// The cluster profile's path as given, for the `recover` command
+        /// a cut journal's report prints.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        profile: Option<String>,
+    },
+    /// The run holds the cluster's lock (`owner` is the lock's record).
+    LockAcquired {
+        owner: String,
+    },
+    /// Write-ahead: written and synced *before* a step that changes the
+    /// cluster, with the steps that undo it. A run that cannot write this
+    /// record does not act; `recover` reads these to undo what a dead run
+    /// left applied.
+    Intent {
+        /// Referred to by the `rollback` records that undo it.
+        id: u64,
+        /// What is about to be done, for people.
+        action: String,
+        /// The steps that undo it, in order (empty: nothing can be undone).
+        #[serde(default)]
+        undo: Vec<Step>,
+        /// Each target's instance id before the step, so that an undo can
+        /// tell a node the cluster replaced from the one we changed.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        instances: BTreeMap<String, String>,
+    },
+    /// The canary job we submitted (cancelled by rollback or `recover`).
+    CanarySubmitted {
+        job: u64,
+        /// The `--comment` that marks it as this run's.
+        comment: String,
+    },
+    /// `hpchaos recover` took over a cut journal.
+    RecoverStarted {
+        /// Host and pid of the recovering process.
+        by: String,
+    },
+    /// `hpchaos recover` is done; what it could not undo, if anything.
+    RecoverEnded {
+        #[serde(default)]
+        still_applied: Vec<String>,
     },
     ScenarioStarted {
         file: String,
@@ -118,6 +160,9 @@ pub enum Entry {
         ok: bool,
         #[serde(default)]
         detail: String,
+        /// The `intent` record this step undoes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        undoes: Option<u64>,
     },
     /// A replaced node's new host key, accepted for the rest of the run
     /// because the API showed the node on a new instance.
@@ -229,6 +274,9 @@ pub struct JournalWriter {
     path: PathBuf,
     clock: Arc<dyn Clock>,
     next_seq: u64,
+    /// Bytes of whole records in the file: a write that fails half way
+    /// is cut back to here, so the next record starts on its own line.
+    len: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -242,8 +290,10 @@ pub struct JournalError {
 impl JournalWriter {
     /// Creates the journal; refuses to overwrite an existing one.
     pub fn create(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, JournalError> {
+        // Append mode: every write lands at the end, also after a failed
+        // write was cut back (see `append`).
         let file = OpenOptions::new()
-            .write(true)
+            .append(true)
             .create_new(true)
             .open(path)
             .map_err(|source| JournalError {
@@ -255,6 +305,38 @@ impl JournalWriter {
             path: path.to_path_buf(),
             clock,
             next_seq: 1,
+            len: 0,
+        })
+    }
+
+    /// Reopens an existing journal (one a dead run left) to append to it:
+    /// numbering goes on after its last record, and a half-written last
+    /// line is closed with a newline (kept, so the report lists it).
+    pub fn append_to(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, JournalError> {
+        let err = |source| JournalError {
+            path: path.to_path_buf(),
+            source,
+        };
+        let text = std::fs::read_to_string(path).map_err(err)?;
+        let next_seq = Journal::parse(&text)
+            .records
+            .iter()
+            .map(|r| r.seq)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let mut file = OpenOptions::new().append(true).open(path).map_err(err)?;
+        let mut len = text.len() as u64;
+        if !text.is_empty() && !text.ends_with('\n') {
+            file.write_all(b"\n").map_err(err)?;
+            len += 1;
+        }
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+            clock,
+            next_seq,
+            len,
         })
     }
 
@@ -265,7 +347,15 @@ impl JournalWriter {
     /// Writes one record and hands it back. The whole line goes out in one
     /// write; run and scenario ends are also synced to disk.
     pub fn append(&mut self, scenario: Option<&str>, entry: Entry) -> Result<Record, JournalError> {
-        let durable = matches!(entry, Entry::ScenarioEnded { .. } | Entry::RunEnded { .. });
+        let durable = matches!(
+            entry,
+            Entry::ScenarioEnded { .. }
+                | Entry::RunEnded { .. }
+                | Entry::RunStarted { .. }
+                | Entry::Intent { .. }
+                | Entry::CanarySubmitted { .. }
+                | Entry::LockAcquired { .. }
+        );
         let record = Record {
             seq: self.next_seq,
             at: self.clock.now(),
@@ -274,13 +364,24 @@ impl JournalWriter {
         };
         let mut line = serde_json::to_string(&record).map_err(|err| self.error(err.into()))?;
         line.push('\n');
-        self.file
+        let written = self
+            .file
             .write_all(line.as_bytes())
             .and_then(|()| self.file.flush())
-            .map_err(|err| self.error(err))?;
-        if durable {
-            self.file.sync_data().map_err(|err| self.error(err))?;
+            .and_then(|()| {
+                if durable {
+                    self.file.sync_data()
+                } else {
+                    Ok(())
+                }
+            });
+        if let Err(err) = written {
+            // Cut a partly written line back off, so that what follows
+            // (if the disk recovers) starts on a line of its own.
+            let _ = self.file.set_len(self.len);
+            return Err(self.error(err));
         }
+        self.len += line.len() as u64;
         self.next_seq += 1;
         Ok(record)
     }
@@ -291,6 +392,18 @@ impl JournalWriter {
             source,
         }
     }
+}
+
+/// An undo step a journal shows as not yet done (see
+/// [`Journal::still_applied`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    /// The `intent` record it undoes.
+    pub intent: u64,
+    pub scenario: Option<String>,
+    pub step: Step,
+    /// Instance ids of the targets before the step (node → id).
+    pub instances: BTreeMap<String, String>,
 }
 
 /// A journal read back.
@@ -325,6 +438,56 @@ impl Journal {
             damaged,
             cut_short,
         }
+    }
+
+    /// The undo steps of write-ahead records that no successful `rollback`
+    /// record answers, in the order they must run: latest intent first,
+    /// each intent's steps in their own order. What a dead run left
+    /// applied (its undo steps are conditional, so running one whose step
+    /// never took is harmless). Empty for a run that ended.
+    pub fn still_applied(&self) -> Vec<Pending> {
+        let mut pending = Vec::new();
+        for (index, record) in self.records.iter().enumerate() {
+            let Entry::Intent {
+                id,
+                undo,
+                instances,
+                ..
+            } = &record.entry
+            else {
+                continue;
+            };
+            let later = &self.records[index + 1..];
+            let mut open: Vec<Pending> = undo
+                .iter()
+                .filter(|step| {
+                    let text = step.describe();
+                    !later.iter().any(|r| {
+                        matches!(&r.entry, Entry::Rollback { step, ok: true, undoes: Some(u), .. }
+                            if u == id && *step == text)
+                    })
+                })
+                .map(|step| Pending {
+                    intent: *id,
+                    scenario: record.scenario.clone(),
+                    step: step.clone(),
+                    instances: instances.clone(),
+                })
+                .collect();
+            open.append(&mut pending);
+            pending = open;
+        }
+        pending
+    }
+
+    /// The `run_started` record's run id and profile path, if any.
+    pub fn run(&self) -> Option<(&str, Option<&str>)> {
+        self.records.iter().find_map(|r| match &r.entry {
+            Entry::RunStarted {
+                run_id, profile, ..
+            } => Some((run_id.as_str(), profile.as_deref())),
+            _ => None,
+        })
     }
 
     pub fn load(path: &Path) -> Result<Journal, JournalError> {
@@ -365,6 +528,7 @@ mod tests {
                     format: FORMAT_VERSION,
                     cluster: "lab".into(),
                     suite: None,
+                    profile: None,
                 },
             )
             .unwrap();

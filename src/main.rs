@@ -41,6 +41,9 @@ fn main() -> ExitCode {
             hpchaos::cli_run::run(&[scenario], Some(&cluster), None, true)
         }
         Command::Status { cluster } => hpchaos::cli_run::status(&cluster),
+        Command::Recover { cluster, journal } => {
+            hpchaos::recover::recover(&cluster, journal.as_deref())
+        }
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -57,7 +60,26 @@ fn main() -> ExitCode {
 fn run_validate(files: &[std::path::PathBuf], cluster: Option<&Path>, short: bool) -> u8 {
     let profile = match cluster.map(scenario::load_profile) {
         None => None,
-        Some(Ok(loaded)) => Some(loaded.value),
+        Some(Ok(loaded)) => {
+            // The files the profile names, and the head's key, offline.
+            let problems = hpchaos::preflight::offline(&loaded.path, &loaded.text, &loaded.value);
+            if !problems.is_empty() {
+                for problem in &problems {
+                    if short {
+                        eprintln!("{}", problem.short());
+                    } else {
+                        eprintln!("{}", problem.render(&loaded.text));
+                    }
+                }
+                println!(
+                    "invalid {} ({} problem(s))",
+                    loaded.path.display(),
+                    problems.len()
+                );
+                return exit::INVALID_INPUT;
+            }
+            Some(loaded.value)
+        }
         Some(Err(err)) => {
             print_load_error(&err, short);
             return exit::INVALID_INPUT;

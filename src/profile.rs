@@ -171,3 +171,67 @@ impl Default for Poll {
         }
     }
 }
+
+/// Whether `name` can name a host: letters, digits, `-`, `_` and `.`, not
+/// starting with `-` or `.`, at most 253 characters. Anything else (`;`,
+/// `$(...)`, spaces) is refused before it reaches a command line.
+pub fn valid_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && !name.starts_with(['-', '.'])
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Every host name a profile gives, with the keys that lead to it, that
+/// [`valid_host_name`] refuses.
+pub fn invalid_host_names(profile: &Profile) -> Vec<(Vec<String>, String)> {
+    let mut out = Vec::new();
+    let mut check = |keys: Vec<String>, name: &str| {
+        if !valid_host_name(name) {
+            out.push((keys, name.to_owned()));
+        }
+    };
+    check(
+        vec!["head_node".into(), "name".into()],
+        &profile.head_node.name,
+    );
+    if let Some(jump) = &profile.ssh.jump_host {
+        check(
+            vec!["ssh".into(), "jump_host".into(), "name".into()],
+            &jump.name,
+        );
+    }
+    for (index, name) in profile.login_nodes.iter().enumerate() {
+        check(vec!["login_nodes".into(), index.to_string()], name);
+    }
+    for (name, address) in &profile.addresses {
+        check(vec!["addresses".into(), name.clone()], name);
+        check(vec!["addresses".into(), name.clone()], address);
+    }
+    out
+}
+
+#[cfg(test)]
+mod host_name_tests {
+    use super::valid_host_name;
+
+    #[test]
+    fn host_names_refuse_shell_text() {
+        for good in ["ip-10-1-0-11", "gpu_node.example.com", "10.1.0.11", "node7"] {
+            assert!(valid_host_name(good), "{good}");
+        }
+        for bad in [
+            "a;b",
+            "$(reboot)",
+            "x y",
+            "-oProxyCommand=x",
+            "",
+            "n`id`",
+            ".hidden",
+        ] {
+            assert!(!valid_host_name(bad), "{bad}");
+        }
+    }
+}

@@ -117,6 +117,27 @@ pub fn progress_line(record: &Record) -> String {
             instance_id,
             fingerprint,
         } => format!("accepted the new host key of {node} on {instance_id}: {fingerprint}"),
+        Entry::LockAcquired { .. } => "took the cluster's lock".to_owned(),
+        Entry::Intent { action, undo, .. } => format!(
+            "about to: {action} (undo: {})",
+            if undo.is_empty() {
+                "none".to_owned()
+            } else {
+                undo.iter()
+                    .map(crate::faults::Step::describe)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }
+        ),
+        Entry::CanarySubmitted { job, .. } => format!("canary submitted: job {job}"),
+        Entry::RecoverStarted { by } => format!("recover started by {by}"),
+        Entry::RecoverEnded { still_applied } => {
+            if still_applied.is_empty() {
+                "recover ended: nothing left applied".to_owned()
+            } else {
+                format!("recover ended; STILL APPLIED: {}", still_applied.join("; "))
+            }
+        }
         Entry::Aborted { reason } => format!("ABORT: {reason}"),
         Entry::Error { message } => format!("error: {message}"),
         Entry::ScenarioEnded { outcome, reason } => format!("ended: {outcome:?} {reason}"),

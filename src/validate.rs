@@ -40,8 +40,15 @@ pub fn validate(paths: &[PathBuf], profile: Option<&Profile>) -> Vec<Outcome> {
         match FileKind::detect(&text) {
             FileKind::Scenario => outcomes.push(scenario_outcome(path, text, profile)),
             FileKind::Profile => {
-                let result = scenario::parse_profile(path, &text)
-                    .map(|p| format!("cluster profile `{}`", p.name));
+                // Also offline what a run checks first: the files it names.
+                let result = scenario::parse_profile(path, &text).and_then(|p| {
+                    let problems = crate::preflight::offline(path, &text, &p);
+                    if problems.is_empty() {
+                        Ok(format!("cluster profile `{}`", p.name))
+                    } else {
+                        Err(Diagnostics(problems))
+                    }
+                });
                 outcomes.push(Outcome {
                     path: path.clone(),
                     kind: FileKind::Profile,

@@ -266,14 +266,16 @@ fn runs_on_the_lab() {
     assert_eq!(report["status"], "failed");
 
     // A second run is refused while another holds the lock.
+    // (A run of another host, whose lease was just renewed.)
     lab.head(
-        "mkdir /run/hpchaos-run.lock && echo 'run started by a test' > /run/hpchaos-run.lock/owner",
+        r#"mkdir /run/hpchaos-run.lock && touch /run/hpchaos-run.lock/lease && echo '{"run_id":"run-by-a-test","host":"other-host","pid":1,"journal":"/elsewhere/journal.jsonl","started_at":"2026-11-29T12:00:00Z","lease_seconds":60}' > /run/hpchaos-run.lock/owner.json"#,
     );
     let (code, stderr, _) = lab.run(&["scenarios/node-reboot-slurm.yaml"]);
     assert_eq!(code, Some(3), "{stderr}");
     assert!(
         stderr.contains("another hpchaos run holds the lock")
-            && stderr.contains("run started by a test"),
+            && stderr.contains("run run-by-a-test (pid 1 on other-host")
+            && stderr.contains("wait for it to end"),
         "{stderr}"
     );
     lab.head("rm -rf /run/hpchaos-run.lock");

@@ -280,3 +280,92 @@ fn completions_are_generated() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("validate"));
 }
+
+/// `validate --cluster` checks offline what a run checks first: the files
+/// the profile names exist and can be read, known_hosts holds the head
+/// node's key, and every name is a host name. Each problem names the
+/// setting's line and the fix.
+#[test]
+fn validate_checks_a_profiles_files_and_names_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let empty_known_hosts = write(
+        "known_hosts",
+        "10.9.0.99 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n",
+    );
+    let cases = [
+        (
+            format!("name: c\nhead_node: {{ name: ip-10-9-0-10 }}\nssh:\n  user: u\n  key: {}/no-such-key\n  known_hosts: tests/profiles/known_hosts\n", dir.path().display()),
+            "5:8: error: ssh.key: cannot read",
+        ),
+        (
+            format!("name: c\nhead_node: {{ name: ip-10-9-0-10 }}\nssh:\n  user: u\n  known_hosts: {}/missing\n", dir.path().display()),
+            "5:16: error: ssh.known_hosts: cannot read",
+        ),
+        (
+            format!("name: c\nhead_node: {{ name: ip-10-9-0-10 }}\nssh:\n  user: u\n  known_hosts: {empty_known_hosts}\n"),
+            "has no host key for ip-10-9-0-10 (10.9.0.10 port 22)",
+        ),
+        (
+            "name: c\nhead_node: { name: ip-10-9-0-10 }\nssh:\n  user: u\n  known_hosts: tests/profiles/known_hosts\nsagemaker:\n  cluster_name: x\n  region: us-west-2\n  credentials_file: /no/such/credentials\n".to_owned(),
+            "9:21: error: sagemaker.credentials_file: cannot read /no/such/credentials",
+        ),
+        (
+            "name: c\nhead_node: { name: ip-10-9-0-10 }\nlogin_nodes: ['login;reboot']\naddresses: { '$(reboot)': 10.9.0.11 }\nssh:\n  user: u\n  known_hosts: tests/profiles/known_hosts\n".to_owned(),
+            "is not a host name",
+        ),
+    ];
+    for (index, (text, expected)) in cases.iter().enumerate() {
+        let profile = write(&format!("p{index}.yaml"), text);
+        let out = hpchaos(&["validate", "--short", &profile]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "case {index}: {stderr}");
+        assert!(stderr.contains(expected), "case {index}: {stderr}");
+        // The same through --cluster.
+        let out = hpchaos(&[
+            "validate",
+            "--short",
+            "scenarios/gpu-burn.yaml",
+            "--cluster",
+            &profile,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "case {index} via --cluster");
+    }
+    let names = hpchaos(&[
+        "validate",
+        "--short",
+        &dir.path().join("p4.yaml").display().to_string(),
+    ]);
+    let stderr = String::from_utf8_lossy(&names.stderr);
+    assert!(
+        stderr.contains("`login;reboot` is not a host name")
+            && stderr.contains("`$(reboot)` is not a host name"),
+        "{stderr}"
+    );
+    // The shipped fixture profile is fine.
+    let ok = hpchaos(&["validate", "tests/profiles/no-sagemaker.yaml"]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}
+
+#[test]
+fn scenario_node_names_must_be_host_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.yaml");
+    std::fs::write(&path, "name: s\ntarget:\n  pool: { nodes: ['ip-10-1-0-11;reboot'] }\nfault:\n  process_kill: { target: slurmd }\nexpect:\n  recovery: none\n  quiet_for: 10s\n").unwrap();
+    let out = hpchaos(&["validate", "--short", &path.display().to_string()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("3:19: error: `ip-10-1-0-11;reboot` is not a node name"),
+        "{stderr}"
+    );
+}

@@ -180,10 +180,18 @@ impl Slurm {
         }
     }
 
+    /// Every node once (`sinfo -N` prints a node once per partition; `-a`
+    /// includes hidden partitions).
     pub async fn nodes(&self) -> Result<Vec<NodeRow>, SshError> {
-        self.head(&["sinfo", "-N", "-h", "-o", SINFO_FORMAT])
+        self.head(&["sinfo", "-a", "-N", "-h", "-o", SINFO_FORMAT])
             .await
-            .map(|t| parse_sinfo(&t))
+            .map(|t| {
+                let mut seen = std::collections::BTreeSet::new();
+                parse_sinfo(&t)
+                    .into_iter()
+                    .filter(|row| seen.insert(row.name.clone()))
+                    .collect()
+            })
     }
 
     /// The job, or `None` once Slurm has forgotten it.
@@ -254,6 +262,18 @@ impl Slurm {
             command: argv.join(" "),
             detail: format!("unexpected answer: {}", text.trim()),
         })
+    }
+
+    /// Ids of the jobs whose `--comment` is exactly `comment` (how a run
+    /// marks its canary, so that `recover` finds it without its id).
+    pub async fn jobs_with_comment(&self, comment: &str) -> Result<Vec<u64>, SshError> {
+        let text = self.head(&["squeue", "-h", "-o", "%i|%k"]).await?;
+        Ok(text
+            .lines()
+            .filter_map(|l| l.split_once('|'))
+            .filter(|(_, c)| c.trim() == comment)
+            .filter_map(|(id, _)| id.trim().parse().ok())
+            .collect())
     }
 
     pub async fn scancel(&self, id: u64) -> Result<(), SshError> {

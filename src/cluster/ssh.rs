@@ -87,6 +87,23 @@ pub enum SshError {
         address: String,
         known_hosts: String,
     },
+    #[error(
+        "{known_hosts} has no host key for {host} ({address} port {port}); add it after checking it out of band: `ssh-keyscan -p {port} {address} >> {known_hosts}`"
+    )]
+    UnknownHost {
+        host: String,
+        address: String,
+        port: u16,
+        known_hosts: String,
+    },
+    /// A file the profile names cannot be used (`setting` says which).
+    #[error("cannot connect to {host}: {setting} {path}: {detail}")]
+    Setup {
+        host: String,
+        setting: &'static str,
+        path: String,
+        detail: String,
+    },
     #[error("cannot connect to {host} ({address}): {detail}")]
     Connect {
         host: String,
@@ -111,7 +128,12 @@ impl SshError {
     /// Worth retrying later (the node may be rebooting), unlike a host key
     /// mismatch, which needs a person.
     pub fn is_transient(&self) -> bool {
-        !matches!(self, SshError::HostKeyMismatch { .. })
+        !matches!(
+            self,
+            SshError::HostKeyMismatch { .. }
+                | SshError::UnknownHost { .. }
+                | SshError::Setup { .. }
+        )
     }
 }
 
@@ -138,7 +160,8 @@ pub struct SshPool {
     slots: Mutex<HashMap<Endpoint, Arc<Slot>>>,
 }
 
-fn expand_home(path: &str) -> PathBuf {
+/// `~/x` → `$HOME/x`; other paths as they are.
+pub fn expand_home(path: &str) -> PathBuf {
     match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
         (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
         _ => PathBuf::from(path),
@@ -312,6 +335,50 @@ impl SshPool {
             .unwrap_or_else(|p| p.into_inner())
             .get(&endpoint.name)
             .cloned();
+        // Say which file is wrong, rather than the library's bare
+        // "Unknown server key".
+        if let Some(key) = &self.key
+            && let Err(err) = std::fs::File::open(key)
+        {
+            return Err(SshError::Setup {
+                host: endpoint.name.clone(),
+                setting: "ssh.key",
+                path: key.display().to_string(),
+                detail: format!(
+                    "{err}; point ssh.key at your private key, or remove it to use the SSH agent"
+                ),
+            });
+        }
+        if accepted.is_none() {
+            if let Err(err) = std::fs::File::open(&known_hosts) {
+                return Err(SshError::Setup {
+                    host: endpoint.name.clone(),
+                    setting: "ssh.known_hosts",
+                    path: known_hosts.display().to_string(),
+                    detail: format!(
+                        "{err}; create it with the hosts' keys (`ssh-keyscan -p {} {} >> {}`, after checking them)",
+                        endpoint.port,
+                        endpoint.address,
+                        known_hosts.display()
+                    ),
+                });
+            }
+            let known = russh::keys::known_hosts::known_host_keys_path(
+                &endpoint.address,
+                endpoint.port,
+                &known_hosts,
+            )
+            .map(|keys| !keys.is_empty())
+            .unwrap_or(false);
+            if !known {
+                return Err(SshError::UnknownHost {
+                    host: endpoint.name.clone(),
+                    address: endpoint.address.clone(),
+                    port: endpoint.port,
+                    known_hosts: known_hosts.display().to_string(),
+                });
+            }
+        }
         let check = match accepted {
             Some(key) => ServerCheckMethod::with_public_key(&key),
             None => ServerCheckMethod::with_known_hosts_file(&known_hosts.display().to_string()),

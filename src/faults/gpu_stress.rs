@@ -1,6 +1,7 @@
 //! GPU stress: the tool runs detached on each target for the duration
-//! (`setsid -f`, stdio off the SSH channel, under `timeout`), is checked to
-//! be running, and rollback stops it if it still runs.
+//! (`setsid -f`, stdio off the SSH channel, under `timeout`, its pid in a
+//! pidfile), is checked to run with exactly its arguments, and rollback
+//! stops its process group if it still runs.
 
 use super::{Plan, Step, argv, on_each};
 use crate::scenario::model::{GpuSelection, GpuStress, StressTool};
@@ -24,31 +25,23 @@ pub fn plan(stress: &GpuStress, targets: &[String]) -> Plan {
     }
     let mut command = argv(&["timeout", "--signal=INT", &secs]);
     command.extend(tool);
-    let pattern = crate::cluster::quote::command_line(&command);
-    // Detached from the SSH session: its own session, and no stdio tied to
-    // the channel (otherwise the tool dies when the channel closes).
-    let mut detached = argv(&[
-        "setsid",
-        "-f",
-        "sh",
-        "-c",
-        "exec \"$@\" </dev/null >/dev/null 2>&1",
-        "hpchaos-stress",
-    ]);
-    detached.extend(command);
+    let pidfile = super::STRESS_PIDFILE.to_owned();
     Plan {
-        inject: on_each(targets, |on| Step::Run {
+        inject: on_each(targets, |on| Step::StartDetached {
             on,
-            argv: detached.clone(),
+            argv: command.clone(),
+            pidfile: pidfile.clone(),
         }),
-        verify: on_each(targets, |on| Step::CheckRunning {
+        verify: on_each(targets, |on| Step::CheckDetached {
             on,
-            pattern: pattern.clone(),
+            argv: command.clone(),
+            pidfile: pidfile.clone(),
         }),
         follow_up: None,
-        rollback: on_each(targets, |on| Step::StopIfRunning {
+        rollback: on_each(targets, |on| Step::StopDetached {
             on,
-            pattern: pattern.clone(),
+            argv: command.clone(),
+            pidfile: pidfile.clone(),
         }),
     }
 }

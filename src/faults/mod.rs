@@ -11,18 +11,28 @@ mod node_replace;
 mod process_kill;
 mod xid;
 
+use serde::{Deserialize, Serialize};
+
 use crate::duration::Duration;
 use crate::scenario::model::Fault;
 
 /// Where a step runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Place {
     Head,
     Node(String),
 }
 
-/// One thing the harness does.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a detached process we start records its pid on the node. One
+/// stress process per node at a time: runs hold the cluster's lock.
+pub const STRESS_PIDFILE: &str = "/run/hpchaos-stress.pid";
+
+/// One thing the harness does. Steps are journaled (undo steps in the
+/// write-ahead `intent` records), so the serialised shape is part of the
+/// journal format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Step {
     /// A command, as arguments.
     Run { on: Place, argv: Vec<String> },
@@ -41,14 +51,59 @@ pub enum Step {
     /// Set the node `resume` if it still carries `reason` set by us and the
     /// cluster did not act on it.
     ResumeIfUntouched { node: String, reason: String },
-    /// Fails unless a process whose whole command line is `pattern` runs.
-    CheckRunning { on: Place, pattern: String },
-    /// SIGINT to processes whose whole command line is `pattern`; none left
-    /// (it ended by itself) is fine.
-    StopIfRunning { on: Place, pattern: String },
+    /// Start `argv` detached from the SSH session (its own session and
+    /// process group, no stdio on the channel), its pid in `pidfile`.
+    StartDetached {
+        on: Place,
+        argv: Vec<String>,
+        pidfile: String,
+    },
+    /// Fails unless the process in `pidfile` runs with exactly `argv` as
+    /// its command line (read from `/proc/PID/cmdline`, so arguments with
+    /// spaces and quotes compare as they are).
+    CheckDetached {
+        on: Place,
+        argv: Vec<String>,
+        pidfile: String,
+    },
+    /// SIGINT to the process group in `pidfile` if its leader still runs
+    /// `argv` (never a reused pid), SIGKILL if it is still there 10 s
+    /// later, then the pidfile removed. Nothing left to stop is fine.
+    StopDetached {
+        on: Place,
+        argv: Vec<String>,
+        pidfile: String,
+    },
+    /// Signal `count` (default: all) of the processes whose full command
+    /// line matches `pattern` (a regex), oldest first, never hpchaos's own
+    /// shell or its ancestors. Fails, killing nothing, when fewer match.
+    KillMatching {
+        node: String,
+        pattern: String,
+        signal: u8,
+        count: Option<u32>,
+    },
+    /// Cancel the jobs marked with this `--comment` (our canary).
+    CancelCanary { comment: String },
 }
 
 impl Step {
+    /// The compute node the step runs on, if it runs on one over SSH.
+    pub fn node(&self) -> Option<String> {
+        match self {
+            Step::Run { on, .. }
+            | Step::RunDropping { on, .. }
+            | Step::StartDetached { on, .. }
+            | Step::CheckDetached { on, .. }
+            | Step::StopDetached { on, .. } => match on {
+                Place::Node(n) => Some(n.clone()),
+                Place::Head => None,
+            },
+            Step::KillJobTasks { node, .. } | Step::KillMatching { node, .. } => Some(node.clone()),
+            _ => None,
+        }
+    }
+
     pub fn describe(&self) -> String {
         let place = |p: &Place| match p {
             Place::Head => "head".to_owned(),
@@ -81,11 +136,32 @@ impl Step {
                     "on head: scontrol update nodename={node} state=resume, if {reason} is still ours and nothing happened"
                 )
             }
-            Step::CheckRunning { on, pattern } => {
-                format!("on {}: check that `{pattern}` runs", place(on))
-            }
-            Step::StopIfRunning { on, pattern } => {
-                format!("on {}: stop `{pattern}` if it still runs", place(on))
+            Step::StartDetached { on, argv, .. } => format!(
+                "on {}: start detached: {}",
+                place(on),
+                crate::cluster::quote::command_line(argv)
+            ),
+            Step::CheckDetached { on, argv, .. } => format!(
+                "on {}: check that `{}` runs",
+                place(on),
+                crate::cluster::quote::command_line(argv)
+            ),
+            Step::StopDetached { on, argv, .. } => format!(
+                "on {}: stop `{}` if it still runs",
+                place(on),
+                crate::cluster::quote::command_line(argv)
+            ),
+            Step::KillMatching {
+                node,
+                pattern,
+                signal,
+                count,
+            } => format!(
+                "on {node}: kill -{signal} {} of the processes matching `{pattern}`",
+                count.map_or("all".to_owned(), |c| c.to_string())
+            ),
+            Step::CancelCanary { comment } => {
+                format!("on head: scancel the jobs with comment {comment} (canary)")
             }
         }
     }
@@ -180,9 +256,128 @@ pub fn step_task_pids(ps: &str, job: u64) -> Vec<u32> {
         .collect()
 }
 
+/// Run on a node: prints the listing shell's pid, then (the shell having
+/// become `ps`) every process as `PID PPID ELAPSED_SECONDS ARGS`.
+pub const PROCESS_LISTING: &str = "echo $$; exec ps -eo pid=,ppid=,etimes=,args=";
+
+/// The pids to signal for [`Step::KillMatching`], from [`PROCESS_LISTING`]'s
+/// output: processes whose full command line matches `pattern`, oldest
+/// first, never the listing itself or any of its ancestors (our SSH
+/// session and shell: a pattern must not kill the harness's own channel).
+/// `count` of them, or all; an error, choosing none, when fewer match.
+pub fn pick_processes(
+    listing: &str,
+    pattern: &regex::Regex,
+    count: Option<u32>,
+) -> Result<Vec<u32>, String> {
+    let mut lines = listing.lines();
+    let me: u32 = lines
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or("the process listing did not start with its own pid")?;
+    let rows: Vec<(u32, u32, u64, &str)> = lines
+        .filter_map(|line| {
+            let mut rest = line.trim_start();
+            let mut field = || {
+                let (word, tail) = rest.split_once(char::is_whitespace)?;
+                rest = tail.trim_start();
+                Some(word)
+            };
+            let pid = field()?.parse().ok()?;
+            let ppid = field()?.parse().ok()?;
+            let age = field()?.parse().ok()?;
+            Some((pid, ppid, age, rest.trim_end()))
+        })
+        .collect();
+    // Our own chain: the listing and every ancestor up to init.
+    let mut ours = std::collections::BTreeSet::from([me]);
+    let mut at = me;
+    while let Some((_, parent, _, _)) = rows.iter().find(|(pid, ..)| *pid == at) {
+        if *parent == 0 || !ours.insert(*parent) {
+            break;
+        }
+        at = *parent;
+    }
+    let mut matched: Vec<(u64, u32)> = rows
+        .iter()
+        .filter(|(pid, _, _, args)| !ours.contains(pid) && pattern.is_match(args))
+        .map(|(pid, _, age, _)| (*age, *pid))
+        .collect();
+    // Oldest first (longest running), then by pid for a stable order.
+    matched.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let found = matched.len();
+    let wanted = count.map_or(found, |c| c as usize);
+    if found == 0 {
+        return Err(format!("no process matches `{}`", pattern.as_str()));
+    }
+    if found < wanted {
+        return Err(format!(
+            "only {found} process(es) match `{}`, count is {wanted}: none killed",
+            pattern.as_str()
+        ));
+    }
+    Ok(matched
+        .into_iter()
+        .take(wanted)
+        .map(|(_, pid)| pid)
+        .collect())
+}
+
+/// `/proc/PID/cmdline` as arguments (NUL-separated, NUL-terminated).
+pub fn parse_cmdline(raw: &str) -> Vec<String> {
+    let raw = raw.strip_suffix('\0').unwrap_or(raw);
+    if raw.is_empty() {
+        return Vec::new();
+    }
+    raw.split('\0').map(str::to_owned).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn picks_exactly_count_oldest_first_never_our_own_chain() {
+        // 900 is the listing (our shell became ps), 890 its sshd session,
+        // whose command line happens to match too.
+        let listing = "900\n    1     0 5000 /sbin/init\n  890     1   10 sshd: root@notty sleep\n  900   890    0 ps -eo pid=,ppid=,etimes=,args=\n  101     1  300 sleep 86400\n  102     1  900 sleep 86400\n  103     1  600 sleep 86400\n  104     1   20 /bin/sleep 5\n";
+        let re = regex::Regex::new("sleep").unwrap();
+        assert_eq!(
+            pick_processes(listing, &re, Some(3)).unwrap(),
+            vec![102, 103, 101]
+        );
+        assert_eq!(pick_processes(listing, &re, None).unwrap().len(), 4);
+        let err = pick_processes(listing, &re, Some(5)).unwrap_err();
+        assert!(
+            err.contains("only 4") && err.contains("none killed"),
+            "{err}"
+        );
+        let none = regex::Regex::new("no-such-thing").unwrap();
+        assert!(
+            pick_processes(listing, &none, None)
+                .unwrap_err()
+                .contains("no process")
+        );
+        // A pattern that only matches the listing itself matches nothing.
+        let me = regex::Regex::new("etimes").unwrap();
+        assert!(pick_processes(listing, &me, Some(1)).is_err());
+    }
+
+    #[test]
+    fn command_lines_keep_spaces_and_quotes() {
+        assert_eq!(
+            parse_cmdline("timeout\0--signal=INT\u{0}30\0sh\0-c\0sleep 30; echo 'x'\0"),
+            [
+                "timeout",
+                "--signal=INT",
+                "30",
+                "sh",
+                "-c",
+                "sleep 30; echo 'x'"
+            ]
+        );
+        assert!(parse_cmdline("").is_empty());
+    }
 
     #[test]
     fn slurm_marks_are_hyperpods_and_rolled_back_only_if_untouched() {

@@ -1,5 +1,7 @@
 //! Process kill: the workload's step tasks, slurmd, or processes matching a
-//! pattern. A kill cannot be undone; recovery is the cluster's business.
+//! pattern (exactly `count` of them, or all; a kill that matches nothing
+//! is a failed injection). A kill cannot be undone; recovery is the
+//! cluster's business.
 
 use super::{Place, Plan, Step, argv};
 use crate::scenario::model::{KillTarget, ProcessKill};
@@ -18,21 +20,13 @@ pub fn plan(kill: &ProcessKill, targets: &[String]) -> Plan {
                 on: Place::Node(node.clone()),
                 argv: argv(&["pkill", &format!("-{signal}"), "-x", "slurmd"]),
             },
-            KillTarget::Pattern(pattern) => Step::Run {
-                on: Place::Node(node.clone()),
-                argv: match kill.count {
-                    // pkill has no "at most N": the oldest N via pgrep.
-                    Some(count) => argv(&[
-                        "sh",
-                        "-c",
-                        "pgrep -o -f -- \"$1\" | head -n \"$2\" | xargs -r kill -\"$3\"",
-                        "hpchaos",
-                        pattern,
-                        &count.to_string(),
-                        &signal.to_string(),
-                    ]),
-                    None => argv(&["pkill", &format!("-{signal}"), "-f", "--", pattern]),
-                },
+            // Chosen by the harness from a process listing, not by pkill:
+            // exactly `count`, oldest first, never our own shell.
+            KillTarget::Pattern(pattern) => Step::KillMatching {
+                node: node.clone(),
+                pattern: pattern.clone(),
+                signal,
+                count: kill.count,
             },
         })
         .collect();

@@ -22,6 +22,9 @@ pub fn build(journal: &Journal) -> Report {
         status: Status::Incomplete,
         scenarios: Vec::new(),
         damaged_lines: journal.damaged.clone(),
+        still_applied: Vec::new(),
+        recover_command: None,
+        recovered: None,
     };
     let mut run_outcome = None;
     for record in &journal.records {
@@ -41,6 +44,10 @@ pub fn build(journal: &Journal) -> Report {
                 report.cluster = cluster.clone();
                 report.suite = suite.clone();
                 report.started_at = Some(record.at);
+            }
+            (_, Entry::RecoverEnded { still_applied }) => {
+                report.recovered = Some(record.at);
+                report.still_applied = still_applied.clone();
             }
             (_, Entry::RunEnded { outcome }) => {
                 report.ended_at = Some(record.at);
@@ -108,6 +115,28 @@ pub fn build(journal: &Journal) -> Report {
         }
     }
     finish(&mut report, journal.cut_short, run_outcome);
+    // A run that died without undoing: what it left, and how to undo it.
+    if journal.cut_short && report.recovered.is_none() {
+        report.still_applied = journal
+            .still_applied()
+            .iter()
+            .map(|p| p.step.describe())
+            .collect();
+        if !report.still_applied.is_empty() {
+            let profile = journal.run().and_then(|(_, p)| p).unwrap_or("PROFILE");
+            // The lock record holds the journal's absolute path.
+            let journal_path = journal.records.iter().find_map(|r| match &r.entry {
+                Entry::LockAcquired { owner } => serde_json::from_str::<serde_json::Value>(owner)
+                    .ok()
+                    .and_then(|o| o["journal"].as_str().map(str::to_owned)),
+                _ => None,
+            });
+            report.recover_command = Some(format!(
+                "hpchaos recover --cluster {profile} {}",
+                journal_path.unwrap_or_else(|| "JOURNAL".to_owned())
+            ));
+        }
+    }
     report
 }
 
@@ -231,7 +260,9 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
                 report.evidence = evidence.clone();
             }
         }
-        Entry::Rollback { step, ok, detail } => {
+        Entry::Rollback {
+            step, ok, detail, ..
+        } => {
             let what = if *ok { "rollback" } else { "rollback FAILED" };
             note(Source::Harness, None, None, format!("{what}: {step}"));
             scenario.rollback.push(RollbackReport {
@@ -279,7 +310,19 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
                 scenario.reason = reason.clone();
             }
         }
-        Entry::RunStarted { .. } | Entry::RunEnded { .. } | Entry::ScenarioStarted { .. } => {}
+        Entry::CanarySubmitted { job, .. } => note(
+            Source::Harness,
+            None,
+            None,
+            format!("canary submitted: job {job}"),
+        ),
+        Entry::RunStarted { .. }
+        | Entry::RunEnded { .. }
+        | Entry::ScenarioStarted { .. }
+        | Entry::LockAcquired { .. }
+        | Entry::Intent { .. }
+        | Entry::RecoverStarted { .. }
+        | Entry::RecoverEnded { .. } => {}
     }
 }
 

@@ -73,6 +73,32 @@ fn summary(out: &mut String, report: &Report) {
             "\n> [!WARNING]\n> The journal ends without a `run_ended` record: the harness stopped (crash, kill, lost machine) or is still running. Everything below is what was recorded up to that point."
         );
     }
+    if let Some(command) = &report.recover_command {
+        let _ = writeln!(
+            out,
+            "\n> [!CAUTION]\n> The run died before undoing {} step(s); they may still be applied on the cluster:",
+            report.still_applied.len()
+        );
+        for step in &report.still_applied {
+            let _ = writeln!(out, "> - {}", cell(step));
+        }
+        let _ = writeln!(
+            out,
+            ">\n> Undo them and release the cluster's lock with `{command}`."
+        );
+    }
+    if let Some(at) = report.recovered {
+        let _ = writeln!(
+            out,
+            "\n> [!NOTE]\n> `hpchaos recover` took over this journal at {}: {}.",
+            at.format("%Y-%m-%d %H:%M:%S UTC"),
+            if report.still_applied.is_empty() {
+                "nothing was left applied".to_owned()
+            } else {
+                format!("could not undo {}", report.still_applied.join("; "))
+            }
+        );
+    }
     if !report.damaged_lines.is_empty() {
         let _ = writeln!(
             out,

@@ -36,6 +36,17 @@ pub struct Report {
     pub scenarios: Vec<ScenarioReport>,
     /// Journal lines that could not be read: (line, problem).
     pub damaged_lines: Vec<(usize, String)>,
+    /// For a journal cut short: the undo steps it shows as not done (what
+    /// the dead run may have left applied on the cluster); after
+    /// `recover`, what recover could not undo.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub still_applied: Vec<String>,
+    /// The command that undoes `still_applied` and releases the lock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recover_command: Option<String>,
+    /// When `hpchaos recover` finished with this journal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<DateTime<Utc>>,
 }
 
 /// How a run or a scenario ended, worst last.

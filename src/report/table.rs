@@ -31,6 +31,16 @@ impl Exporter for TableExporter {
             "\n{passed} of {} scenario(s) passed\n",
             report.scenarios.len()
         ));
+        if let Some(command) = &report.recover_command {
+            out.push_str(&format!(
+                "STILL APPLIED (the run died before undoing them):\n{}undo with: {command}\n",
+                report
+                    .still_applied
+                    .iter()
+                    .map(|s| format!("  - {s}\n"))
+                    .collect::<String>()
+            ));
+        }
         if !report.damaged_lines.is_empty() {
             out.push_str(&format!(
                 "warning: {} journal line(s) could not be read\n",

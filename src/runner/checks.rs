@@ -10,8 +10,14 @@ use crate::scenario::model::{Check, Scenario};
 
 use super::{Runner, WorkloadJob};
 
+/// How long the checks after recovery may take to hold.
+pub(super) const SETTLE: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl Runner {
-    /// The first check that fails, if any, journaling each.
+    /// The first check that fails, if any, journaling each. After
+    /// recovery the checks are retried for up to [`SETTLE`] until all hold
+    /// (a restarted slurmctld shows nodes `unknown` for a few seconds), and
+    /// the last attempt is journaled. A stop cuts it short.
     pub(super) async fn steady_state(
         &mut self,
         scenario: &Scenario,
@@ -20,32 +26,58 @@ impl Runner {
         workload: Option<&WorkloadJob>,
     ) -> Option<String> {
         let name = scenario.name.clone();
-        let mut first_failure = None;
-        for check in &scenario.steady_state {
-            // A job expected to fail is not expected to run afterwards.
-            let moot = stage == Stage::After
-                && *check == Check::JobRunning
-                && scenario.expect.recovery == crate::scenario::model::Recovery::JobFails;
-            if moot {
-                continue;
+        let started = std::time::Instant::now();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let mut results = Vec::new();
+            for check in &scenario.steady_state {
+                // A job expected to fail is not expected to run afterwards.
+                let moot = stage == Stage::After
+                    && *check == Check::JobRunning
+                    && scenario.expect.recovery == crate::scenario::model::Recovery::JobFails;
+                if moot {
+                    continue;
+                }
+                let mut cancel = self.cancel.clone();
+                let result = tokio::select! {
+                    result = self.check(check, targets, workload) => result,
+                    _ = cancel.wait_for(|c| *c) => {
+                        return Some("stopped during the steady-state checks".to_owned());
+                    }
+                };
+                results.push(result);
             }
-            let (label, result) = self.check(check, targets, workload).await;
-            let passed = result.is_ok();
-            let detail = result.unwrap_or_else(|e| e);
-            self.log(
-                Some(&name),
-                Entry::SteadyState {
-                    stage,
-                    check: label.clone(),
-                    passed,
-                    detail: detail.clone(),
-                },
-            );
-            if !passed && first_failure.is_none() {
-                first_failure = Some(format!("{label}: {detail}"));
+            let all_hold = results.iter().all(|(_, r)| r.is_ok());
+            let settle_left = stage == Stage::After && started.elapsed() < SETTLE;
+            if all_hold || !settle_left || self.stopping() {
+                let mut first_failure = None;
+                for (label, result) in results {
+                    let passed = result.is_ok();
+                    let mut detail = result.unwrap_or_else(|e| e);
+                    if attempts > 1 {
+                        detail = format!(
+                            "{detail} (attempt {attempts}, {:.0}s after the first)",
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
+                    self.log(
+                        Some(&name),
+                        Entry::SteadyState {
+                            stage,
+                            check: label.clone(),
+                            passed,
+                            detail: detail.clone(),
+                        },
+                    );
+                    if !passed && first_failure.is_none() {
+                        first_failure = Some(format!("{label}: {detail}"));
+                    }
+                }
+                return first_failure;
             }
+            tokio::time::sleep(self.cluster.profile.poll.slurm.as_std()).await;
         }
-        first_failure
     }
 
     pub(super) async fn check(
@@ -82,7 +114,19 @@ impl Runner {
                         if healthy >= *min as usize {
                             Ok(format!("{healthy} healthy"))
                         } else {
-                            Err(format!("only {healthy} healthy, need {min}"))
+                            let unhealthy: Vec<String> = rows
+                                .iter()
+                                .filter(|r| !r.healthy())
+                                .map(|r| {
+                                    format!("{} {}{} {}", r.name, r.state, r.flags, r.reason)
+                                        .trim_end()
+                                        .to_owned()
+                                })
+                                .collect();
+                            Err(format!(
+                                "only {healthy} healthy, need {min}; unhealthy: {}",
+                                unhealthy.join("; ")
+                            ))
                         }
                     }
                 };

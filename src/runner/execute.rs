@@ -10,7 +10,24 @@ use crate::faults::{self, Place, Step};
 use super::{Runner, WorkloadJob};
 
 impl Runner {
+    /// Carries out one step; `Ok` holds a note (empty when there is none),
+    /// e.g. why a rollback step left a node to the cluster.
     pub(super) async fn execute(
+        &self,
+        step: &Step,
+        workload: Option<&WorkloadJob>,
+    ) -> Result<String, String> {
+        if let Step::ResumeIfUntouched { node, .. } = step
+            && let Some(why) = self.cluster_took_over(node).await?
+        {
+            return Ok(format!("left to the cluster: {why}"));
+        }
+        self.execute_step(step, workload)
+            .await
+            .map(|()| String::new())
+    }
+
+    async fn execute_step(
         &self,
         step: &Step,
         workload: Option<&WorkloadJob>,
@@ -43,9 +60,12 @@ impl Runner {
                     Ok(out) if out.status != 0 => {
                         Err(format!("exit {}: {}", out.status, out.stderr.trim()))
                     }
-                    Err(err @ (SshError::HostKeyMismatch { .. } | SshError::Connect { .. })) => {
-                        Err(err.to_string())
-                    }
+                    Err(
+                        err @ (SshError::HostKeyMismatch { .. }
+                        | SshError::UnknownHost { .. }
+                        | SshError::Setup { .. }
+                        | SshError::Connect { .. }),
+                    ) => Err(err.to_string()),
                     Ok(_) | Err(SshError::Timeout { .. } | SshError::Command { .. }) => Ok(()),
                 }
             }
@@ -60,23 +80,126 @@ impl Runner {
                     .await
                     .map_err(|e| e.to_string())?;
                 let mut pids = faults::step_task_pids(&ps.stdout, job.id);
-                if let Some(count) = count {
-                    pids.truncate(*count as usize);
-                }
                 if pids.is_empty() {
                     return Err(format!("no step task of job {} on {node}", job.id));
                 }
-                let mut argv = vec!["kill".to_owned(), format!("-{signal}")];
-                argv.extend(pids.iter().map(u32::to_string));
+                if let Some(count) = count {
+                    if pids.len() < *count as usize {
+                        return Err(format!(
+                            "only {} step task(s) of job {} on {node}, count is {count}: none killed",
+                            pids.len(),
+                            job.id
+                        ));
+                    }
+                    pids.truncate(*count as usize);
+                }
+                self.kill(node, *signal, &pids).await
+            }
+            Step::KillMatching {
+                node,
+                pattern,
+                signal,
+                count,
+            } => {
+                let regex = regex::Regex::new(pattern).map_err(|e| e.to_string())?;
+                let listing = ssh
+                    .run(
+                        &self.cluster.node(node),
+                        &["sh", "-c", faults::PROCESS_LISTING],
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let pids = faults::pick_processes(&listing.stdout, &regex, *count)
+                    .map_err(|e| format!("{node}: {e}"))?;
+                self.kill(node, *signal, &pids).await
+            }
+            Step::StartDetached { on, argv, pidfile } => {
+                // Its own session (setsid), no stdio tied to the channel
+                // (otherwise the tool dies when the channel closes); the
+                // shell writes its pid, then becomes the tool.
+                let mut line = vec![
+                    "setsid".to_owned(),
+                    "-f".to_owned(),
+                    "sh".to_owned(),
+                    "-c".to_owned(),
+                    "echo $$ > \"$0\" && exec \"$@\" </dev/null >/dev/null 2>&1".to_owned(),
+                    pidfile.clone(),
+                ];
+                line.extend(argv.iter().cloned());
                 let out = ssh
-                    .run(&self.cluster.node(node), &argv)
+                    .run(&endpoint(on), &line)
                     .await
                     .map_err(|e| e.to_string())?;
                 if out.status == 0 {
                     Ok(())
                 } else {
-                    Err(out.stderr)
+                    Err(format!("exit {}: {}", out.status, out.stderr.trim()))
                 }
+            }
+            // `setsid -f` returns before its child has exec'd the tool, so
+            // the tool is given up to three seconds to show.
+            Step::CheckDetached { on, argv, pidfile } => {
+                let until = std::time::Instant::now() + StdDuration::from_secs(3);
+                loop {
+                    let running = self.detached(&endpoint(on), pidfile).await?;
+                    match running {
+                        Some((_, cmdline)) if cmdline == *argv => return Ok(()),
+                        Some((pid, cmdline)) if std::time::Instant::now() > until => {
+                            return Err(format!(
+                                "pid {pid} runs `{}`, not the command started",
+                                crate::cluster::quote::command_line(&cmdline)
+                            ));
+                        }
+                        None if std::time::Instant::now() > until => {
+                            return Err("not running 3s after it was started".to_owned());
+                        }
+                        _ => tokio::time::sleep(StdDuration::from_millis(100)).await,
+                    }
+                }
+            }
+            Step::StopDetached { on, argv, pidfile } => {
+                let endpoint = endpoint(on);
+                let pid = match self.detached(&endpoint, pidfile).await? {
+                    Some((pid, cmdline)) if cmdline == *argv => Some(pid),
+                    _ => None,
+                };
+                // SIGINT to the group, SIGKILL if any of it still runs
+                // after 10 s, then the pidfile goes: nothing of ours is
+                // left. Zombies (a node whose init does not reap) are gone.
+                let script = "live() { ps -eo pgid=,stat= | awk -v g=\"$1\" '$1==g && $2 !~ /^Z/ {f=1} END {exit !f}'; }; if [ -n \"$1\" ]; then kill -INT -\"$1\" 2>/dev/null; i=0; while live \"$1\" && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; if live \"$1\"; then kill -KILL -\"$1\"; echo killed; fi; fi; rm -f \"$2\"";
+                let pid_arg = pid.map(|p| p.to_string()).unwrap_or_default();
+                let out = ssh
+                    .run(
+                        &endpoint,
+                        &["sh", "-c", script, "hpchaos", &pid_arg, pidfile],
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if out.status != 0 {
+                    return Err(format!("exit {}: {}", out.status, out.stderr.trim()));
+                }
+                if out.stdout.contains("killed") {
+                    return Err(format!(
+                        "process group {pid_arg} ignored SIGINT for 10s and was killed"
+                    ));
+                }
+                Ok(())
+            }
+            Step::CancelCanary { comment } => {
+                let jobs = self
+                    .cluster
+                    .slurm
+                    .jobs_with_comment(comment)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                for job in jobs {
+                    self.cluster
+                        .slurm
+                        .scancel(job)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(())
             }
             Step::ApiReboot { nodes } | Step::ApiReplace { nodes } => {
                 let api = self
@@ -105,38 +228,6 @@ impl Runner {
                     Err(refused.join("; "))
                 }
             }
-            // `setsid -f` returns before its child has exec'd the tool, so
-            // the tool is given up to three seconds to show.
-            Step::CheckRunning { on, pattern } => {
-                let until = std::time::Instant::now() + StdDuration::from_secs(3);
-                loop {
-                    let out = ssh
-                        .run(&endpoint(on), &["pgrep", "-f", "-x", pattern.as_str()])
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    if out.status == 0 {
-                        return Ok(());
-                    }
-                    if std::time::Instant::now() > until {
-                        return Err("not running 3s after it was started".to_owned());
-                    }
-                    tokio::time::sleep(StdDuration::from_millis(100)).await;
-                }
-            }
-            Step::StopIfRunning { on, pattern } => {
-                let out = ssh
-                    .run(
-                        &endpoint(on),
-                        &["pkill", "-INT", "-f", "-x", pattern.as_str()],
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
-                // pkill: 0 signalled, 1 nothing matched (already ended).
-                match out.status {
-                    0 | 1 => Ok(()),
-                    status => Err(format!("exit {status}: {}", out.stderr.trim())),
-                }
-            }
             Step::ResumeIfUntouched { node, reason } => {
                 let rows = self
                     .cluster
@@ -154,6 +245,76 @@ impl Runner {
                     _ => Ok(()),
                 }
             }
+        }
+    }
+}
+
+impl Runner {
+    /// Signals `pids` on `node`.
+    async fn kill(&self, node: &str, signal: u8, pids: &[u32]) -> Result<(), String> {
+        let mut argv = vec!["kill".to_owned(), format!("-{signal}")];
+        argv.extend(pids.iter().map(u32::to_string));
+        let out = self
+            .cluster
+            .ssh
+            .run(&self.cluster.node(node), &argv)
+            .await
+            .map_err(|e| e.to_string())?;
+        if out.status == 0 {
+            Ok(())
+        } else {
+            Err(format!("kill {}: {}", pids.len(), out.stderr.trim()))
+        }
+    }
+
+    /// The pid in `pidfile` on `endpoint` and that process's arguments;
+    /// `None` when there is no pidfile or no such process.
+    async fn detached(
+        &self,
+        endpoint: &crate::cluster::ssh::Endpoint,
+        pidfile: &str,
+    ) -> Result<Option<(u32, Vec<String>)>, String> {
+        let script = "p=$(cat \"$1\" 2>/dev/null) || exit 0; [ -n \"$p\" ] || exit 0; echo \"$p\"; cat /proc/\"$p\"/cmdline 2>/dev/null || true";
+        let out = self
+            .cluster
+            .ssh
+            .run(endpoint, &["sh", "-c", script, "hpchaos", pidfile])
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some((pid, cmdline)) = out.stdout.split_once('\n') else {
+            return Ok(None);
+        };
+        let Ok(pid) = pid.trim().parse() else {
+            return Ok(None);
+        };
+        let args = faults::parse_cmdline(cmdline);
+        Ok((!args.is_empty()).then_some((pid, args)))
+    }
+
+    /// Why a node must be left to the cluster, if HyperPod has taken it
+    /// over: the API shows it not `Running`, or on another instance than
+    /// before our step (a replacement or reboot under way). Slurm's view
+    /// is checked by the caller. `Ok(None)` without the API.
+    pub(super) async fn cluster_took_over(&self, node: &str) -> Result<Option<String>, String> {
+        let Some(api) = &self.cluster.api else {
+            return Ok(None);
+        };
+        let listed = api.nodes().await.map_err(|e| e.to_string())?;
+        let Some(now) = listed.iter().find(|n| n.node == node) else {
+            return Ok(Some(format!("{node} is not listed by the API")));
+        };
+        if now.status != "Running" {
+            return Ok(Some(format!(
+                "HyperPod is acting on it (API: {})",
+                now.status
+            )));
+        }
+        match self.instances_before.get(node) {
+            Some(before) if *before != now.instance_id => Ok(Some(format!(
+                "HyperPod replaced it ({before} → {})",
+                now.instance_id
+            ))),
+            _ => Ok(None),
         }
     }
 }

@@ -6,11 +6,17 @@
 //! journal as `interrupted`. A lock on the head node keeps two runs off one
 //! cluster. This module runs scenarios in order; its parts: `workload`
 //! (the canary or watched job), `checks` (steady state, probes), `execute`
-//! (one fault step) and `watch` (polling and judging after the injection).
+//! (one fault step), `watch` (polling and judging after the injection) and
+//! `lock` (the cluster's run lock and its lease).
+//!
+//! Safety rules every path here keeps: a step that changes the cluster runs
+//! only after its write-ahead `intent` record (with its undo steps) is on
+//! disk, and never once a stop was asked for or the journal failed; a
+//! stop cancels the canary and ends the scenario `interrupted`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use chrono::Utc;
@@ -26,25 +32,26 @@ use crate::scenario::model::{Pool, Scenario, Where};
 
 mod checks;
 mod execute;
+pub mod lock;
 mod watch;
 mod workload;
 
 use watch::Watched;
 use workload::WorkloadJob;
 
-/// Where the lock lives on the head node (`mkdir` is atomic).
-pub const LOCK_DIR: &str = "/run/hpchaos-run.lock";
+pub use lock::LOCK_DIR;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("{0}")]
     Cluster(String),
-    #[error(
-        "another hpchaos run holds the lock on this cluster ({0}); if that run is dead, remove {LOCK_DIR} on the head node"
-    )]
+    #[error("another hpchaos run holds the lock on this cluster: {0}")]
     Locked(String),
     #[error("journal: {0}")]
     Journal(#[from] crate::journal::JournalError),
+    /// A record could not be written mid-run: the run stopped acting.
+    #[error("cannot write the journal, so nothing more was done: {0}")]
+    JournalFailed(String),
 }
 
 /// The targets a scenario would hit now, for `plan` (the workload's
@@ -138,19 +145,66 @@ pub struct Runner {
     pub cancel: signal::Receiver<bool>,
     /// Instances whose host key this run accepted after their replacement.
     accepted_instances: BTreeSet<String>,
+    /// Each target's instance id before the injection, as the API listed
+    /// it: rollback leaves a node on another instance to the cluster.
+    instances_before: BTreeMap<String, String>,
+    /// Why a journal record could not be written; once set, the run does
+    /// nothing more to the cluster but undo.
+    journal_error: Option<String>,
+    next_intent: u64,
+    /// This run's id (journal, lock, canary comment).
+    pub run_id: String,
+    /// The cluster profile's path as given, for the `recover` command.
+    pub profile_path: Option<String>,
+    /// What rollback is undoing now, for a second Ctrl-C to print.
+    pub undoing: Arc<Mutex<Option<String>>>,
+    /// Renews the lock's lease while the run holds it.
+    lease: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// Creates `<report_dir>/<time>-<name>/` and its journal.
+/// Creates `<report_dir>/<time>-<name>/` (`-2`, `-3`, ... when a run of the
+/// same name started in the same second) and its journal.
 pub fn open_run_dir(
     report_dir: &Path,
     name: &str,
     clock: Arc<dyn Clock>,
 ) -> Result<(PathBuf, JournalWriter), RunError> {
-    let dir = report_dir.join(format!("{}-{name}", clock.now().format("%Y%m%dT%H%M%S")));
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| RunError::Cluster(format!("cannot create {}: {e}", dir.display())))?;
-    let journal = JournalWriter::create(&dir.join("journal.jsonl"), clock)?;
-    Ok((dir, journal))
+    std::fs::create_dir_all(report_dir)
+        .map_err(|e| RunError::Cluster(format!("cannot create {}: {e}", report_dir.display())))?;
+    let stem = format!("{}-{name}", clock.now().format("%Y%m%dT%H%M%S"));
+    for attempt in 1..=100 {
+        let dir = match attempt {
+            1 => report_dir.join(&stem),
+            n => report_dir.join(format!("{stem}-{n}")),
+        };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {
+                let journal = JournalWriter::create(&dir.join("journal.jsonl"), clock)?;
+                return Ok((dir, journal));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(RunError::Cluster(format!(
+                    "cannot create {}: {e}",
+                    dir.display()
+                )));
+            }
+        }
+    }
+    Err(RunError::Cluster(format!(
+        "100 runs named {stem} already in {}",
+        report_dir.display()
+    )))
+}
+
+/// A run id unique across hosts and runs started in the same second:
+/// `run-<UTC time>-<4 hex digits from the pid and the clock>`.
+pub fn new_run_id(clock: &dyn Clock) -> String {
+    let now = clock.now();
+    let mix = (std::process::id() as u64)
+        .wrapping_mul(0x9E37_79B9)
+        .wrapping_add(now.timestamp_subsec_nanos() as u64);
+    format!("run-{}-{:04x}", now.format("%Y%m%dT%H%M%S"), mix & 0xffff)
 }
 
 impl Runner {
@@ -163,11 +217,67 @@ impl Runner {
             clock: Arc::new(SystemClock),
             cancel,
             accepted_instances: BTreeSet::new(),
+            instances_before: BTreeMap::new(),
+            journal_error: None,
+            next_intent: 1,
+            run_id: new_run_id(&SystemClock),
+            profile_path: None,
+            undoing: Arc::new(Mutex::new(None)),
+            lease: None,
         }
     }
 
+    /// A stop was asked for (Ctrl-C, SIGTERM).
     fn cancelled(&self) -> bool {
         *self.cancel.borrow()
+    }
+
+    /// Nothing more may be done to the cluster but undo: a stop was asked
+    /// for, or the journal cannot take records.
+    fn stopping(&self) -> bool {
+        self.cancelled() || self.journal_error.is_some()
+    }
+
+    /// The write-ahead gate: journals (and syncs) what is about to be done
+    /// and how to undo it, and returns the record's id. Refuses, so that
+    /// nothing is done, once a stop was asked for or if the record cannot
+    /// be written.
+    fn write_ahead(
+        &mut self,
+        scenario: &str,
+        action: String,
+        undo: Vec<Step>,
+    ) -> Result<u64, String> {
+        if self.cancelled() {
+            return Err(format!("stopped before: {action}"));
+        }
+        if let Some(err) = &self.journal_error {
+            return Err(format!("the journal failed ({err}), so not: {action}"));
+        }
+        let id = self.next_intent;
+        let entry = Entry::Intent {
+            id,
+            action: action.clone(),
+            undo,
+            instances: self.instances_before.clone(),
+        };
+        match self.journal.append(Some(scenario), entry) {
+            Ok(_) => {
+                self.next_intent += 1;
+                Ok(id)
+            }
+            Err(err) => {
+                self.journal_error = Some(err.to_string());
+                Err(format!(
+                    "cannot record it in the journal ({err}), so not: {action}"
+                ))
+            }
+        }
+    }
+
+    /// Appends a record (for `recover`, which shares the runner's steps).
+    pub fn append(&mut self, scenario: Option<&str>, entry: Entry) {
+        self.log(scenario, entry);
     }
 
     fn log(&mut self, scenario: Option<&str>, entry: Entry) {
@@ -184,11 +294,15 @@ impl Runner {
                     live.record(&crate::status::progress_line(&record));
                 }
             }
-            Err(err) => eprintln!("error: {err}"),
+            Err(err) => {
+                eprintln!("error: {err}");
+                self.journal_error.get_or_insert(err.to_string());
+            }
         }
     }
 
-    /// Runs the scenarios in order; returns the run's outcome.
+    /// Runs the scenarios in order; returns the run's outcome. Nothing is
+    /// done unless the run's first record is on disk.
     pub async fn run(
         &mut self,
         scenarios: &[Loaded<Scenario>],
@@ -196,16 +310,28 @@ impl Runner {
         stop_on_failure: bool,
         cooldown: Option<StdDuration>,
     ) -> Result<RunOutcome, RunError> {
-        self.log(
-            None,
-            Entry::RunStarted {
-                run_id: format!("run-{}", self.clock.now().format("%Y%m%dT%H%M%S")),
-                harness_version: env!("CARGO_PKG_VERSION").to_owned(),
-                format: FORMAT_VERSION,
-                cluster: self.cluster.profile.name.clone(),
-                suite: suite.map(str::to_owned),
-            },
-        );
+        let started = Entry::RunStarted {
+            run_id: self.run_id.clone(),
+            harness_version: env!("CARGO_PKG_VERSION").to_owned(),
+            format: FORMAT_VERSION,
+            cluster: self.cluster.profile.name.clone(),
+            suite: suite.map(str::to_owned),
+            profile: self.profile_path.clone(),
+        };
+        if let Err(err) = self.journal.append(None, started) {
+            return Err(RunError::JournalFailed(format!(
+                "{err}; the cluster was not touched"
+            )));
+        }
+        if self.cancelled() {
+            self.log(
+                None,
+                Entry::RunEnded {
+                    outcome: RunOutcome::Interrupted,
+                },
+            );
+            return Ok(RunOutcome::Interrupted);
+        }
         if let Err(err) = self.lock().await {
             self.log(
                 None,
@@ -223,6 +349,10 @@ impl Runner {
         }
         let mut outcome = RunOutcome::Completed;
         for (index, loaded) in scenarios.iter().enumerate() {
+            if self.stopping() {
+                outcome = RunOutcome::Interrupted;
+                break;
+            }
             if let (Some(pause), true) = (cooldown, index > 0) {
                 // The suite's pause between scenarios; Ctrl-C cuts it short.
                 if let Some(live) = self.live.as_mut() {
@@ -262,53 +392,134 @@ impl Runner {
                 }
                 _ => {}
             }
+            // A stop asked for after the scenario settled still ends the suite.
+            if self.stopping() {
+                outcome = RunOutcome::Interrupted;
+                break;
+            }
         }
         self.unlock().await;
         self.log(None, Entry::RunEnded { outcome });
-        Ok(outcome)
+        match self.journal_error.clone() {
+            Some(err) => Err(RunError::JournalFailed(err)),
+            None => Ok(outcome),
+        }
     }
 
-    async fn lock(&self) -> Result<(), RunError> {
-        let slurm = &self.cluster.slurm;
-        let owner = format!(
-            "run started {} by pid {}",
-            self.clock.now().to_rfc3339(),
-            std::process::id()
-        );
+    /// Takes the cluster's lock and starts renewing its lease; refuses a
+    /// lock held by a live run, and a dead run's lock with the command that
+    /// cleans up after it.
+    async fn lock(&mut self) -> Result<(), RunError> {
+        let owner = lock::Owner {
+            run_id: self.run_id.clone(),
+            host: lock::this_host(),
+            pid: std::process::id(),
+            journal: std::path::absolute(self.journal.path())
+                .unwrap_or_else(|_| self.journal.path().to_path_buf())
+                .display()
+                .to_string(),
+            profile: self.profile_path.clone(),
+            started_at: self.clock.now(),
+            lease_seconds: lock::LEASE.as_secs(),
+        };
+        let record = serde_json::to_string(&owner)
+            .map_err(|e| RunError::Cluster(format!("lock record: {e}")))?;
+        let head = self.cluster.slurm.head.clone();
         let out = self
             .cluster
             .ssh
             .run(
-                &slurm.head,
+                &head,
                 &[
                     "sh",
                     "-c",
-                    "mkdir \"$1\" && printf '%s\\n' \"$2\" > \"$1/owner\"",
+                    lock::ACQUIRE_SCRIPT,
                     "hpchaos",
                     LOCK_DIR,
-                    &owner,
+                    &record,
                 ],
             )
             .await
             .map_err(|e| RunError::Cluster(e.to_string()))?;
-        if out.status == 0 {
-            return Ok(());
+        match lock::parse_answer(&out.stdout) {
+            Some(lock::LockState::Acquired) => {}
+            Some(lock::LockState::Held {
+                owner: Some(holder),
+                lease_age,
+                ..
+            }) => {
+                let this = lock::this_host();
+                return Err(RunError::Locked(
+                    match lock::stale_because(&holder, lease_age, &this, lock::pid_alive) {
+                        Some(why) => format!(
+                            "{}, which is dead: {why}. What it did may still be applied; undo it and release the lock with: hpchaos recover --cluster {} {}",
+                            holder.describe(),
+                            self.profile_path
+                                .as_deref()
+                                .or(holder.profile.as_deref())
+                                .unwrap_or("PROFILE"),
+                            holder.journal
+                        ),
+                        None => format!(
+                            "{} (its lease was renewed {}s ago); wait for it to end",
+                            holder.describe(),
+                            lease_age.map_or("?".to_owned(), |a| a.to_string())
+                        ),
+                    },
+                ));
+            }
+            Some(lock::LockState::Held { raw, .. }) => {
+                return Err(RunError::Locked(format!(
+                    "{LOCK_DIR} on the head node has no readable owner record ({}); if no run is under way, remove it",
+                    raw.trim()
+                )));
+            }
+            _ => {
+                return Err(RunError::Cluster(format!(
+                    "cannot take the lock {LOCK_DIR} on {}: exit {}: {}",
+                    head.name,
+                    out.status,
+                    out.stderr.trim()
+                )));
+            }
         }
-        let holder = self
-            .cluster
-            .ssh
-            .run(&slurm.head, &["cat", &format!("{LOCK_DIR}/owner")])
-            .await
-            .map(|o| o.stdout.trim().to_owned())
-            .unwrap_or_default();
-        Err(RunError::Locked(holder))
+        self.log(None, Entry::LockAcquired { owner: record });
+        let ssh = self.cluster.ssh.clone();
+        let marker = lock::Owner::marker(&self.run_id);
+        self.lease = Some(tokio::spawn(async move {
+            let every = lock::LEASE / 3;
+            loop {
+                tokio::time::sleep(every).await;
+                let _ = ssh
+                    .run(
+                        &head,
+                        &["sh", "-c", lock::RENEW_SCRIPT, "hpchaos", LOCK_DIR, &marker],
+                    )
+                    .await;
+            }
+        }));
+        Ok(())
     }
 
-    async fn unlock(&self) {
+    async fn unlock(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            lease.abort();
+        }
+        let marker = lock::Owner::marker(&self.run_id);
         let _ = self
             .cluster
             .ssh
-            .run(&self.cluster.slurm.head, &["rm", "-rf", LOCK_DIR])
+            .run(
+                &self.cluster.slurm.head,
+                &[
+                    "sh",
+                    "-c",
+                    lock::RELEASE_SCRIPT,
+                    "hpchaos",
+                    LOCK_DIR,
+                    &marker,
+                ],
+            )
             .await;
     }
 
@@ -329,20 +540,47 @@ impl Runner {
                 source: loaded.text.clone(),
             },
         );
-        let mut workload = match self.start_workload(scenario).await {
-            Ok(w) => w,
-            Err(reason) => return Ending::new(ScenarioOutcome::Error, reason),
+        self.instances_before.clear();
+        let mut workload = None;
+        let mut ending = match self.start_workload(scenario, &mut workload).await {
+            Err(reason) => Ending::new(ScenarioOutcome::Error, reason),
+            Ok(()) => self.with_workload(scenario, &mut workload).await,
         };
-        let ending = self.with_workload(scenario, &mut workload).await;
-        if let Some(job) = workload.as_ref().filter(|w| w.submitted).map(|w| w.id) {
-            let ok = self.cluster.slurm.scancel(job).await;
+        if let Some(job) = workload.as_ref().filter(|w| w.submitted) {
+            let ok = self.cluster.slurm.scancel(job.id).await;
             self.log(
                 Some(name),
                 Entry::Rollback {
-                    step: format!("scancel {job} (canary)"),
+                    step: Step::CancelCanary {
+                        comment: job.comment.clone(),
+                    }
+                    .describe(),
                     ok: ok.is_ok(),
-                    detail: ok.err().map(|e| e.to_string()).unwrap_or_default(),
+                    detail: match ok {
+                        Ok(()) => format!("scancel {} (canary)", job.id),
+                        Err(e) => e.to_string(),
+                    },
+                    undoes: job.intent,
                 },
+            );
+        }
+        // What a stop cut short is `interrupted`; a verdict reached before
+        // it stands.
+        if self.cancelled()
+            && !matches!(
+                ending.outcome,
+                ScenarioOutcome::Passed | ScenarioOutcome::Failed | ScenarioOutcome::Interrupted
+            )
+        {
+            ending = Ending::new(
+                ScenarioOutcome::Interrupted,
+                format!("interrupted: {}", ending.reason),
+            );
+        }
+        if let Some(err) = &self.journal_error {
+            ending = Ending::new(
+                ScenarioOutcome::Error,
+                format!("cannot write the journal, so the run stopped acting: {err}"),
             );
         }
         ending
@@ -366,6 +604,20 @@ impl Runner {
                 nodes: targets.clone(),
             },
         );
+        let plan = faults::plan(&scenario.fault, &targets);
+        // Every source the scenario needs answers before anything changes.
+        if let Err(reason) = self.reach_targets(scenario, &plan, &targets).await {
+            return Ending::new(
+                ScenarioOutcome::Error,
+                format!("{reason} (nothing was changed)"),
+            );
+        }
+        if self.stopping() {
+            return Ending::new(
+                ScenarioOutcome::Interrupted,
+                "stopped before the injection: nothing was changed",
+            );
+        }
         if let Some(failure) = self
             .steady_state(scenario, Stage::Before, &targets, workload.as_ref())
             .await
@@ -375,11 +627,37 @@ impl Runner {
                 format!("steady state does not hold before injecting: {failure}"),
             );
         }
-        let plan = faults::plan(&scenario.fault, &targets);
         let baseline = self.baseline(&targets, workload.as_mut()).await;
+        self.instances_before = baseline.instance_ids.clone();
         let controller_log = self.controller_log_offset(name).await;
-        let injected_at = self.clock.now();
+        // The fault's own rollback, then the scenario's extra commands:
+        // journaled with the injection, before it, as its undo.
+        let extra: Vec<Step> = scenario
+            .rollback
+            .iter()
+            .flat_map(|command| {
+                self.places(&command.on, &targets)
+                    .into_iter()
+                    .map(|place| Step::Run {
+                        on: place,
+                        argv: command.command.clone(),
+                    })
+            })
+            .collect();
+        let undo: Vec<Step> = plan.rollback.iter().chain(&extra).cloned().collect();
         let actions: Vec<String> = plan.inject.iter().map(Step::describe).collect();
+        let intent = match self.write_ahead(name, actions.join("; "), undo.clone()) {
+            Ok(id) => id,
+            Err(reason) => {
+                let outcome = if self.cancelled() {
+                    ScenarioOutcome::Interrupted
+                } else {
+                    ScenarioOutcome::Error
+                };
+                return Ending::new(outcome, format!("{reason} (nothing was changed)"));
+            }
+        };
+        let injected_at = self.clock.now();
         self.log(
             Some(name),
             Entry::InjectionStarted {
@@ -389,6 +667,10 @@ impl Runner {
         );
         let mut failures = Vec::new();
         for step in &plan.inject {
+            if self.stopping() {
+                failures.push(format!("stopped before: {}", step.describe()));
+                break;
+            }
             if let Err(err) = self.execute(step, workload.as_ref()).await {
                 failures.push(err);
             }
@@ -397,7 +679,7 @@ impl Runner {
         if failures.is_empty() {
             for step in &plan.verify {
                 match self.execute(step, workload.as_ref()).await {
-                    Ok(()) => verified.push(step.describe()),
+                    Ok(_) => verified.push(step.describe()),
                     Err(err) => failures.push(format!("{}: {err}", step.describe())),
                 }
             }
@@ -414,7 +696,7 @@ impl Runner {
                 detail,
             },
         );
-        let ending = if failures.is_empty() {
+        let ending = if failures.is_empty() && !self.stopping() {
             let watched = Watched {
                 baseline: &baseline,
                 injected_at,
@@ -426,37 +708,20 @@ impl Runner {
                 live.clear();
             }
             ending
+        } else if self.cancelled() {
+            Ending::new(
+                ScenarioOutcome::Interrupted,
+                format!("interrupted during the injection: {}", failures.join("; ")),
+            )
         } else {
             Ending::new(
                 ScenarioOutcome::Error,
                 format!("the injection did not take: {}", failures.join("; ")),
             )
         };
-        // The fault's own rollback, then the scenario's extra commands.
-        let extra: Vec<Step> = scenario
-            .rollback
-            .iter()
-            .flat_map(|command| {
-                self.places(&command.on, &targets)
-                    .into_iter()
-                    .map(|place| Step::Run {
-                        on: place,
-                        argv: command.command.clone(),
-                    })
-            })
-            .collect();
-        for step in plan.rollback.iter().chain(&extra) {
-            let result = self.execute(step, workload.as_ref()).await;
-            self.log(
-                Some(name),
-                Entry::Rollback {
-                    step: step.describe(),
-                    ok: result.is_ok(),
-                    detail: result.err().unwrap_or_default(),
-                },
-            );
-        }
+        self.roll_back(name, intent, &undo, workload.as_ref()).await;
         if ending.outcome == ScenarioOutcome::Passed
+            && !self.stopping()
             && let Some(failure) = self
                 .steady_state(scenario, Stage::After, &targets, workload.as_ref())
                 .await
@@ -467,6 +732,131 @@ impl Runner {
             );
         }
         ending
+    }
+
+    /// Runs the undo steps of intent `intent`, each journaled; a second
+    /// Ctrl-C meanwhile prints what is still being undone.
+    async fn roll_back(
+        &mut self,
+        name: &str,
+        intent: u64,
+        undo: &[Step],
+        workload: Option<&WorkloadJob>,
+    ) {
+        let per_step = self.cluster.profile.ssh.command_timeout.as_std();
+        for (index, step) in undo.iter().enumerate() {
+            let left: Vec<String> = undo[index..].iter().map(Step::describe).collect();
+            *self.undoing.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!(
+                "{} step(s), up to {}s more: {}",
+                left.len(),
+                per_step.as_secs() * left.len() as u64,
+                left.join("; ")
+            ));
+            let result = self.execute(step, workload).await;
+            let (ok, detail) = match result {
+                Ok(note) => (true, note),
+                Err(err) => (false, err),
+            };
+            self.log(
+                Some(name),
+                Entry::Rollback {
+                    step: step.describe(),
+                    ok,
+                    detail,
+                    undoes: Some(intent),
+                },
+            );
+        }
+        *self.undoing.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Undoes what a dead run's journal shows as still applied (for
+    /// `hpchaos recover`), each step journaled as the rollback of its
+    /// intent; returns the steps that could not be undone.
+    pub async fn undo_pending(&mut self, pending: &[crate::journal::Pending]) -> Vec<String> {
+        let mut failed = Vec::new();
+        for item in pending {
+            self.instances_before = item.instances.clone();
+            let result = self.execute(&item.step, None).await;
+            let (ok, detail) = match result {
+                Ok(note) => (true, note),
+                Err(err) => (false, err),
+            };
+            println!(
+                "{} {}{}",
+                if ok { "undone:" } else { "FAILED:" },
+                item.step.describe(),
+                if detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({detail})")
+                }
+            );
+            if !ok {
+                failed.push(format!("{}: {detail}", item.step.describe()));
+            }
+            let scenario = item.scenario.clone();
+            self.log(
+                scenario.as_deref(),
+                Entry::Rollback {
+                    step: item.step.describe(),
+                    ok,
+                    detail,
+                    undoes: Some(item.intent),
+                },
+            );
+        }
+        failed
+    }
+
+    /// Before anything changes: every target the fault's steps run on
+    /// answers over SSH, and, where the API is configured, every target is
+    /// one of the cluster's instances (so its recovery can be confirmed).
+    async fn reach_targets(
+        &self,
+        scenario: &Scenario,
+        plan: &faults::Plan,
+        targets: &[String],
+    ) -> Result<(), String> {
+        let on_nodes: BTreeSet<String> = plan
+            .inject
+            .iter()
+            .chain(&plan.verify)
+            .chain(&plan.rollback)
+            .filter_map(Step::node)
+            .collect();
+        for node in &on_nodes {
+            self.cluster
+                .ssh
+                .run(&self.cluster.node(node), &["true"])
+                .await
+                .map_err(|e| format!("cannot reach target {node}: {e}"))?;
+        }
+        let needs_api = scenario.fault.needs_sagemaker()
+            || matches!(
+                scenario.expect.recovery,
+                crate::scenario::model::Recovery::Replace
+                    | crate::scenario::model::Recovery::Reboot
+            );
+        if let (Some(api), true) = (&self.cluster.api, needs_api) {
+            let listed = api.nodes().await.map_err(|e| e.to_string())?;
+            let missing: Vec<&String> = targets
+                .iter()
+                .filter(|t| !listed.iter().any(|n| &n.node == *t))
+                .collect();
+            if !missing.is_empty() {
+                return Err(format!(
+                    "ListClusterNodes of cluster {} lists no instance for {}: check sagemaker.cluster_name in the profile",
+                    api.cluster,
+                    missing
+                        .iter()
+                        .map(|m| m.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn places(&self, on: &Where, targets: &[String]) -> Vec<Place> {

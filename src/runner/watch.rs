@@ -111,7 +111,7 @@ impl Runner {
             injected_at + chrono::TimeDelta::from_std(bound).unwrap_or(chrono::TimeDelta::MAX);
         let poll = self.cluster.profile.poll.slurm.as_std();
         loop {
-            if self.cancelled() {
+            if self.stopping() {
                 return Ending::new(
                     ScenarioOutcome::Interrupted,
                     format!(
@@ -126,7 +126,11 @@ impl Runner {
                 && now >= injected_at + after.as_chrono()
             {
                 for step in steps {
-                    let result = self.execute(step, workload.as_deref()).await;
+                    // A kill cannot be undone: its intent has no undo.
+                    let result = match self.write_ahead(name, step.describe(), Vec::new()) {
+                        Ok(_) => self.execute(step, workload.as_deref()).await,
+                        Err(reason) => Err(reason),
+                    };
                     self.log(
                         Some(name),
                         Entry::Observed {

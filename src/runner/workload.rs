@@ -8,13 +8,17 @@ use crate::scenario::model::{Scenario, Workload};
 use super::Runner;
 
 impl Runner {
+    /// Puts the workload in `slot` as soon as it exists (a canary is
+    /// there right after `sbatch`, so that a stop during its warm-up still
+    /// cancels it). Errors say why it cannot be watched.
     pub(super) async fn start_workload(
         &mut self,
         scenario: &Scenario,
-    ) -> Result<Option<WorkloadJob>, String> {
+        slot: &mut Option<WorkloadJob>,
+    ) -> Result<(), String> {
         let slurm = self.cluster.slurm.clone();
         match &scenario.workload {
-            None => Ok(None),
+            None => Ok(()),
             Some(Workload::Existing(existing)) => {
                 let id = match &existing.job {
                     crate::scenario::model::JobRef::Id(id) => *id,
@@ -30,14 +34,17 @@ impl Runner {
                     .as_ref()
                     .map(WorkloadJob::regexes)
                     .transpose()?;
-                Ok(Some(WorkloadJob {
+                *slot = Some(WorkloadJob {
                     id,
                     submitted: false,
+                    comment: String::new(),
+                    intent: None,
                     output: existing.progress.as_ref().and_then(|p| p.output.clone()),
                     offset: 0,
                     progress,
                     last_step: None,
-                }))
+                });
+                Ok(())
             }
             Some(Workload::Canary(canary)) => {
                 let script = canary
@@ -57,45 +64,102 @@ impl Runner {
                 } else {
                     "--no-requeue".to_owned()
                 });
+                // Marks the job as this run's, so `recover` finds it
+                // even if we die before journaling its id.
+                let comment = format!("hpchaos:{}:{}", self.run_id, scenario.name);
+                args.push(format!("--comment={comment}"));
                 args.extend(canary.sbatch_args.iter().cloned());
                 args.push(script);
+                let progress = WorkloadJob::regexes(&canary.progress)?;
+                let intent = self.write_ahead(
+                    &scenario.name,
+                    format!("submit the canary: sbatch {}", args.join(" ")),
+                    vec![crate::faults::Step::CancelCanary {
+                        comment: comment.clone(),
+                    }],
+                )?;
                 let id = slurm
                     .sbatch(&args)
                     .await
                     .map_err(|e| format!("cannot submit the canary: {e}"))?;
-                let mut job = WorkloadJob {
+                *slot = Some(WorkloadJob {
                     id,
                     submitted: true,
+                    comment: comment.clone(),
+                    intent: Some(intent),
                     output: None,
                     offset: 0,
-                    progress: Some(WorkloadJob::regexes(&canary.progress)?),
+                    progress: Some(progress),
                     last_step: None,
-                };
+                });
+                self.log(
+                    Some(&scenario.name),
+                    crate::journal::Entry::CanarySubmitted { job: id, comment },
+                );
                 let warmup = canary.warmup_steps.unwrap_or(1);
                 let deadline = self.clock.now() + chrono::TimeDelta::seconds(180);
                 loop {
-                    if self.cancelled() {
-                        return Err("interrupted while starting the canary".to_owned());
+                    let Some(job) = slot.as_mut() else {
+                        unreachable!("set just above")
+                    };
+                    if self.stopping() {
+                        return Err(format!(
+                            "stopped during the canary's warm-up (job {id} at step {})",
+                            job.last_step.map_or("-".to_owned(), |s| s.to_string())
+                        ));
                     }
-                    if let Ok(Some(info)) = slurm.job(id).await {
-                        job.output = job.output.clone().or(info.stdout.clone());
-                        if info.state == "RUNNING" {
-                            job.read_progress(&slurm).await;
-                            if job.last_step.is_some_and(|s| s >= warmup) {
-                                return Ok(Some(job));
+                    match slurm.job(id).await {
+                        Ok(Some(info)) => {
+                            job.output = job.output.clone().or(info.stdout.clone());
+                            if info.state == "RUNNING" {
+                                job.read_progress(&slurm).await;
+                                if job.last_step.is_some_and(|s| s >= warmup) {
+                                    return Ok(());
+                                }
+                            } else if is_final(&info.state) {
+                                return Err(format!(
+                                    "the canary (job {id}) ended {} ({}) before reaching step {warmup}",
+                                    info.state, info.reason
+                                ));
                             }
                         }
+                        Ok(None) => {
+                            return Err(format!(
+                                "the canary (job {id}) is gone before reaching step {warmup}"
+                            ));
+                        }
+                        Err(_) => {}
                     }
                     if self.clock.now() > deadline {
                         return Err(format!(
                             "the canary (job {id}) did not reach step {warmup} within 3 minutes"
                         ));
                     }
-                    tokio::time::sleep(self.cluster.profile.poll.job_output.as_std()).await;
+                    let mut cancel = self.cancel.clone();
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.cluster.profile.poll.job_output.as_std()) => {}
+                        _ = cancel.wait_for(|c| *c) => {}
+                    }
                 }
             }
         }
     }
+}
+
+/// A job state after which the job runs no more (squeue's long names).
+pub(super) fn is_final(state: &str) -> bool {
+    matches!(
+        state,
+        "COMPLETED"
+            | "CANCELLED"
+            | "FAILED"
+            | "TIMEOUT"
+            | "NODE_FAIL"
+            | "PREEMPTED"
+            | "BOOT_FAIL"
+            | "DEADLINE"
+            | "OUT_OF_MEMORY"
+    )
 }
 
 /// The watched job and where its output has been read to.
@@ -103,6 +167,10 @@ pub(super) struct WorkloadJob {
     pub(super) id: u64,
     /// Submitted by us (and so cancelled by us).
     pub(super) submitted: bool,
+    /// The `--comment` marking our canary (empty for a job we watch).
+    pub(super) comment: String,
+    /// The write-ahead record of its submission.
+    pub(super) intent: Option<u64>,
     pub(super) output: Option<String>,
     pub(super) offset: u64,
     pub(super) progress: Option<(Regex, Option<Regex>)>,

@@ -96,7 +96,25 @@ pub fn parse_suite(path: &Path, text: &str) -> Result<Suite, Diagnostics> {
 }
 
 pub fn parse_profile(path: &Path, text: &str) -> Result<Profile, Diagnostics> {
-    parse_typed::<Profile>(path, text, SchemaKind::Profile).map(|(profile, _)| profile)
+    let (profile, tree) = parse_typed::<Profile>(path, text, SchemaKind::Profile)?;
+    let problems: Vec<Diagnostic> = crate::profile::invalid_host_names(&profile)
+        .into_iter()
+        .map(|(keys, name)| {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let at = yaml_tree::TreePath::of(&keys);
+            Diagnostic::new(
+                path,
+                tree.locate_value(&at),
+                format!("`{name}` is not a host name"),
+            )
+            .with_hint("use letters, digits, `-`, `_` and `.` only (HyperPod names nodes like ip-10-1-0-11)")
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(profile)
+    } else {
+        Err(Diagnostics(problems).into_sorted())
+    }
 }
 
 pub fn load_profile(path: &Path) -> Result<Loaded<Profile>, LoadError> {

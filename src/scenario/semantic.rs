@@ -28,6 +28,7 @@ pub fn check(
     rules.expectation_fits_fault(scenario);
     rules.workload_needed(scenario);
     rules.regexes(scenario);
+    rules.node_names(scenario);
     rules.blast_radius(&scenario.target);
     rules.reason(&scenario.expect);
     rules.abort_after_deadlines(scenario);
@@ -316,6 +317,26 @@ impl Rules<'_> {
                 "wrap the number in parentheses, e.g. `step (\\d+)`",
             ),
             Ok(_) => {}
+        }
+    }
+
+    /// Node names must be host names: they reach command lines.
+    fn node_names(&mut self, scenario: &Scenario) {
+        let hint =
+            "use letters, digits, `-`, `_` and `.` only (HyperPod names nodes like ip-10-1-0-11)";
+        let mut named: Vec<(TreePath, &String)> = Vec::new();
+        if let Pool::Nodes(nodes) = &scenario.target.pool {
+            for (i, n) in nodes.iter().enumerate() {
+                named.push((path(&["target", "pool", "nodes"]).index(i), n));
+            }
+        }
+        for (i, n) in scenario.target.exclude.iter().enumerate() {
+            named.push((path(&["target", "exclude"]).index(i), n));
+        }
+        for (at, name) in named {
+            if !crate::profile::valid_host_name(name) {
+                self.at_value(&at, format!("`{name}` is not a node name"), hint);
+            }
         }
     }
 

@@ -51,6 +51,7 @@ impl Script {
                 format: FORMAT_VERSION,
                 cluster: "lab".into(),
                 suite: suite.map(str::to_owned),
+                profile: None,
             },
         );
         script
@@ -435,6 +436,7 @@ pub fn passed(path: &Path) {
             step: "scancel 17 (canary)".into(),
             ok: true,
             detail: String::new(),
+            undoes: None,
         },
     )
     .end_scenario(143.0, ScenarioOutcome::Passed, "");
@@ -670,6 +672,7 @@ pub fn aborted(path: &Path) {
             step: "scancel 21 (canary)".into(),
             ok: true,
             detail: String::new(),
+            undoes: None,
         },
     )
     .end_scenario(
@@ -696,6 +699,7 @@ pub fn interrupted(path: &Path) {
             step: "scancel 17 (canary)".into(),
             ok: true,
             detail: String::new(),
+            undoes: None,
         },
     )
     .at(
@@ -704,6 +708,7 @@ pub fn interrupted(path: &Path) {
             step: "leave ip-10-1-0-12 to the cluster: HyperPod is replacing it".into(),
             ok: true,
             detail: "state changed by the cluster, not by hpchaos".into(),
+            undoes: None,
         },
     )
     .end_scenario(
@@ -771,6 +776,7 @@ pub fn suite(path: &Path) {
                 step: "kill dcgmi diag (pid 4121) on ip-10-1-0-11".into(),
                 ok: true,
                 detail: "already exited".into(),
+                undoes: None,
             },
         )
         .end_scenario(185.0, ScenarioOutcome::Passed, "");

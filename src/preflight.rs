@@ -1,0 +1,173 @@
+//! Checking everything a run needs before it touches the cluster. Offline
+//! (also `validate --cluster`): the files a profile names exist and can be
+//! read, and known_hosts holds the head node's key. Online (`run`, before
+//! the lock): the head node answers over SSH, Slurm answers there, and the
+//! SageMaker API answers for the profile's cluster with the credentials it
+//! finds. Each problem names the setting, the file or the call, and the fix.
+
+use std::path::{Path, PathBuf};
+
+use crate::cluster::Cluster;
+use crate::cluster::ssh::{Endpoint, expand_home};
+use crate::profile::{Host, Profile};
+use crate::scenario::yaml_tree::{Node, TreePath};
+use crate::scenario::{Diagnostic, Position};
+
+/// Problems with the files `profile` (read from `path`, text `text`) names,
+/// each at the setting that names the file.
+pub fn offline(path: &Path, text: &str, profile: &Profile) -> Vec<Diagnostic> {
+    let tree = Node::parse(text).ok();
+    let at = |keys: &[&str]| {
+        tree.as_ref()
+            .map_or(Position::START, |t| t.locate_value(&TreePath::of(keys)))
+    };
+    let mut out = Vec::new();
+    let ssh = &profile.ssh;
+    if let Some(key) = &ssh.key
+        && let Err(err) = readable(&expand_home(key))
+    {
+        out.push(
+            Diagnostic::new(path, at(&["ssh", "key"]), format!("ssh.key: cannot read {key}: {err}"))
+                .with_hint("point ssh.key at the private key you log in with (`ssh -i` KEY), or remove it to use the SSH agent"),
+        );
+    }
+    let known_hosts = expand_home(&ssh.known_hosts);
+    match readable(&known_hosts) {
+        Err(err) => out.push(
+            Diagnostic::new(
+                path,
+                at(&["ssh", "known_hosts"]),
+                format!("ssh.known_hosts: cannot read {}: {err}", ssh.known_hosts),
+            )
+            .with_hint(format!(
+                "create it with the head node's key, checked out of band: `ssh-keyscan -p {} {} >> {}`",
+                profile.head_node.port,
+                Endpoint::of_host(&profile.head_node).address,
+                ssh.known_hosts
+            )),
+        ),
+        Ok(()) => {
+            let mut hosts = vec![(&profile.head_node, &["head_node", "name"][..])];
+            if let Some(jump) = &ssh.jump_host {
+                hosts.push((jump, &["ssh", "jump_host", "name"][..]));
+            }
+            for (host, keys) in hosts {
+                if let Some(problem) = missing_host_key(host, &known_hosts) {
+                    out.push(
+                        Diagnostic::new(path, at(keys), problem.0).with_hint(problem.1),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(file) = profile
+        .sagemaker
+        .as_ref()
+        .and_then(|s| s.credentials_file.as_ref())
+        && let Err(err) = readable(&expand_home(file))
+    {
+        out.push(
+            Diagnostic::new(
+                path,
+                at(&["sagemaker", "credentials_file"]),
+                format!("sagemaker.credentials_file: cannot read {file}: {err}"),
+            )
+            .with_hint("point it at an AWS credentials file, or remove it to use the standard credential chain (environment, ~/.aws, SSO, instance role)"),
+        );
+    }
+    out
+}
+
+fn readable(path: &Path) -> Result<(), String> {
+    std::fs::File::open(path)
+        .map(drop)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file".to_owned(),
+            _ => e.to_string(),
+        })
+}
+
+/// `(problem, fix)` when `known_hosts` has no key for `host` (by the
+/// address hpchaos connects to, as OpenSSH looks it up; hashed entries
+/// included). A host hpchaos runs on needs none.
+fn missing_host_key(host: &Host, known_hosts: &PathBuf) -> Option<(String, String)> {
+    if host.local {
+        return None;
+    }
+    let endpoint = Endpoint::of_host(host);
+    let found = russh::keys::known_hosts::known_host_keys_path(
+        &endpoint.address,
+        endpoint.port,
+        known_hosts,
+    )
+    .map(|keys| !keys.is_empty())
+    .unwrap_or(false);
+    (!found).then(|| {
+        (
+            format!(
+                "{} has no host key for {} ({} port {})",
+                known_hosts.display(),
+                endpoint.name,
+                endpoint.address,
+                endpoint.port
+            ),
+            format!(
+                "add it after checking it out of band: `ssh-keyscan -p {} {} >> {}`",
+                endpoint.port,
+                endpoint.address,
+                known_hosts.display()
+            ),
+        )
+    })
+}
+
+/// The online checks: the head node over SSH, Slurm there, and the API
+/// (endpoint, credentials, the cluster's existence). Every failure, each a
+/// line naming what failed and the fix.
+pub async fn online(cluster: &Cluster) -> Vec<String> {
+    let mut out = Vec::new();
+    let head = &cluster.slurm.head;
+    match cluster.ssh.run(head, &["sinfo", "--version"]).await {
+        Err(err) => out.push(format!(
+            "head node {}: {err}; check head_node and ssh in the profile",
+            head.name
+        )),
+        Ok(o) if o.status != 0 => out.push(format!(
+            "head node {}: `sinfo --version` exited {}: {}; is this the Slurm controller (head_node.name)?",
+            head.name,
+            o.status,
+            o.stderr.trim()
+        )),
+        Ok(_) => {}
+    }
+    if let Some(api) = &cluster.api
+        && let Err(err) = api.node_recovery().await
+    {
+        let detail = err.detail.clone();
+        let fix = if detail.contains("ResourceNotFound") || detail.contains("does not exist") {
+            format!(
+                "no cluster named `{}` answers in region {}: check sagemaker.cluster_name and sagemaker.region (`aws sagemaker list-clusters --region {}`)",
+                api.cluster,
+                cluster
+                    .profile
+                    .sagemaker
+                    .as_ref()
+                    .map_or("", |s| s.region.as_str()),
+                cluster
+                    .profile
+                    .sagemaker
+                    .as_ref()
+                    .map_or("", |s| s.region.as_str())
+            )
+        } else if detail.contains("credential") || detail.contains("Credentials") {
+            "no AWS credentials were found: set sagemaker.aws_profile or sagemaker.credentials_file, or log in (`aws sso login`)".to_owned()
+        } else if detail.contains("dispatch failure") || detail.contains("connect") {
+            "the API endpoint does not answer: check sagemaker.endpoint_url and sagemaker.region"
+                .to_owned()
+        } else {
+            "check the profile's sagemaker settings".to_owned()
+        };
+        out.push(format!("{err}; {fix}"));
+    }
+    out
+}

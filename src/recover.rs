@@ -1,0 +1,175 @@
+//! `hpchaos recover`: cleaning up after a run that died (`kill -9`, a lost
+//! machine). It reads the dead run's journal (named, or the one the
+//! cluster's lock points to), undoes every step whose write-ahead record
+//! no successful rollback answers (resume the nodes it marked that the
+//! cluster left alone, stop its processes, remove its files, cancel its
+//! canary), appends what it did to that journal, and releases the lock.
+//! It refuses while the run is alive, and never releases another run's lock.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::cluster::Cluster;
+use crate::exit;
+use crate::journal::{Entry, Journal, JournalWriter};
+use crate::runner::{LOCK_DIR, Runner, lock};
+use crate::scenario;
+
+/// Runs `recover`; returns the exit code (0: nothing left applied, 3: a
+/// step could not be undone or the cluster could not be reached).
+pub fn recover(profile_path: &Path, journal: Option<&Path>) -> u8 {
+    let profile = match scenario::load_profile(profile_path) {
+        Ok(p) => p.value,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return exit::INVALID_INPUT;
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::HARNESS_FAILED;
+        }
+    };
+    runtime.block_on(async move {
+        let cluster = Cluster::connect(&profile).await;
+        let head = cluster.slurm.head.clone();
+        let state = match cluster
+            .ssh
+            .run(&head, &["sh", "-c", lock::READ_SCRIPT, "hpchaos", LOCK_DIR])
+            .await
+        {
+            Ok(out) => lock::parse_answer(&out.stdout),
+            Err(err) => {
+                eprintln!("error: cannot read the lock on {}: {err}", head.name);
+                return exit::HARNESS_FAILED;
+            }
+        };
+        let this_host = lock::this_host();
+        let holder = match &state {
+            Some(lock::LockState::Held {
+                owner: Some(owner),
+                lease_age,
+                ..
+            }) => Some((
+                owner.clone(),
+                lock::stale_because(owner, *lease_age, &this_host, lock::pid_alive),
+            )),
+            _ => None,
+        };
+        let journal_path: PathBuf = match (journal, &holder) {
+            (Some(path), _) => path.to_path_buf(),
+            (None, Some((owner, _))) if owner.host == this_host => PathBuf::from(&owner.journal),
+            (None, Some((owner, _))) => {
+                eprintln!(
+                    "error: the lock is held by {}; its journal is on {}: run recover there, or copy the journal here and name it",
+                    owner.describe(),
+                    owner.host
+                );
+                return exit::HARNESS_FAILED;
+            }
+            (None, None) => {
+                println!(
+                    "nothing to recover: no run holds the lock on {}; name a journal to undo what its run left",
+                    head.name
+                );
+                return exit::SUCCESS;
+            }
+        };
+        let journal = match Journal::load(&journal_path) {
+            Ok(j) => j,
+            Err(err) => {
+                eprintln!("error: {err}");
+                return exit::HARNESS_FAILED;
+            }
+        };
+        let Some((run_id, _)) = journal.run() else {
+            eprintln!(
+                "error: {} has no run_started record: not a run journal",
+                journal_path.display()
+            );
+            return exit::INVALID_INPUT;
+        };
+        let run_id = run_id.to_owned();
+        if let Some((owner, None)) = &holder {
+            // Alive: its own rollback is the one to run, not ours.
+            let what = if owner.run_id == run_id {
+                "that run is still alive"
+            } else {
+                "another run is under way"
+            };
+            eprintln!(
+                "error: {what}: {} holds the lock and renews its lease; stop it (kill -INT {}) or wait for it to end",
+                owner.describe(),
+                owner.pid
+            );
+            return exit::HARNESS_FAILED;
+        }
+        let pending = journal.still_applied();
+        let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
+        let writer = match JournalWriter::append_to(&journal_path, clock) {
+            Ok(w) => w,
+            Err(err) => {
+                eprintln!("error: cannot append to the journal: {err}");
+                return exit::HARNESS_FAILED;
+            }
+        };
+        println!(
+            "recovering run {run_id} from {}: {} step(s) still applied",
+            journal_path.display(),
+            pending.len()
+        );
+        let (_never, cancel) = watch::channel(false);
+        let mut runner = Runner::new(cluster.clone(), writer, cancel);
+        runner.run_id = run_id.clone();
+        runner.append(
+            None,
+            Entry::RecoverStarted {
+                by: format!("hpchaos recover, pid {} on {this_host}", std::process::id()),
+            },
+        );
+        let failed = runner.undo_pending(&pending).await;
+        let released = match &holder {
+            Some((owner, Some(_))) if owner.run_id != run_id => {
+                println!(
+                    "the lock is held by another dead run, {}: left alone; recover its journal too",
+                    owner.describe()
+                );
+                false
+            }
+            _ => {
+                let marker = lock::Owner::marker(&run_id);
+                let out = cluster
+                    .ssh
+                    .run(
+                        &head,
+                        &["sh", "-c", lock::RELEASE_SCRIPT, "hpchaos", LOCK_DIR, &marker],
+                    )
+                    .await;
+                matches!(out, Ok(o) if o.status == 0)
+            }
+        };
+        if released {
+            println!("lock {LOCK_DIR} on {} released", head.name);
+        }
+        runner.append(
+            None,
+            Entry::RecoverEnded {
+                still_applied: failed.clone(),
+            },
+        );
+        if failed.is_empty() {
+            println!("nothing left applied by {run_id}");
+            exit::SUCCESS
+        } else {
+            eprintln!(
+                "error: {} step(s) could not be undone; fix what they say, then run recover again",
+                failed.len()
+            );
+            exit::HARNESS_FAILED
+        }
+    })
+}
