@@ -1,0 +1,586 @@
+//! Safety drills on the lab (issue "Safety"): for each stage of a run
+//! (before the injection, during the canary's warm-up, right after the
+//! injection, mid-watch, mid-rollback) and each of SIGINT, SIGTERM and
+//! SIGKILL (then `hpchaos recover`), the lab's ground truth shows that
+//! nothing was done after the signal, no node is left failed or drained,
+//! no process or file of ours is left, and the lock is free. Then: a full
+//! file system and a profile naming a cluster that does not exist stop the
+//! run before it touches the cluster (exit 3); `count: 3` kills three; a
+//! pattern that matches nothing is a failed injection.
+//!
+//! The lab runs with `--no-recovery`: HyperPod never acts on a mark, so
+//! whatever is left on the cluster was left by hpchaos.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod lab_support;
+use lab_support::{hpchaos, root};
+
+struct Lab {
+    dir: PathBuf,
+    reports: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = hpchaos(&["lab", "down", "--dir", &self.dir.display().to_string()]);
+    }
+}
+
+impl Lab {
+    fn up() -> Lab {
+        lab_support::preflight_or_explain("drills");
+        let tmp = tempfile::Builder::new()
+            .prefix("hpchaos-drills")
+            .tempdir()
+            .unwrap();
+        let lab = Lab {
+            dir: tmp.path().join("lab"),
+            reports: tmp.path().join("reports"),
+            _tmp: tmp,
+        };
+        let up = hpchaos(&[
+            "lab",
+            "up",
+            "--nodes",
+            "4",
+            "--no-recovery",
+            "--dir",
+            &lab.dir.display().to_string(),
+        ]);
+        assert_eq!(
+            up.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&up.stderr)
+        );
+        lab
+    }
+
+    fn profile(&self) -> String {
+        self.dir.join("profile.yaml").display().to_string()
+    }
+
+    fn head(&self, command: &str) -> String {
+        lab_support::ssh(&self.dir, "10.1.0.10", command)
+            .unwrap_or_else(|e| panic!("{command}: {e}"))
+    }
+
+    fn on(&self, address: &str, command: &str) -> String {
+        lab_support::ssh(&self.dir, address, command).unwrap_or_else(|e| panic!("{command}: {e}"))
+    }
+
+    /// The head node's /run, as the host sees it.
+    fn head_run(&self) -> PathBuf {
+        self.dir.join("nodes/ip-10-1-0-10/root/run")
+    }
+
+    fn spawn(&self, scenario: &str) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_hpchaos"))
+            .args([
+                "run",
+                scenario,
+                "--cluster",
+                &self.profile(),
+                "--report-dir",
+                &self.reports.display().to_string(),
+            ])
+            .current_dir(root())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Ground-truth transitions from line `from` on.
+    fn truth_since(&self, from: usize) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.join("ground-truth.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .skip(from)
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    fn truth_len(&self) -> usize {
+        std::fs::read_to_string(self.dir.join("ground-truth.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    }
+}
+
+/// Waits (two minutes at most) until `ready` holds.
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The newest journal under `reports` of a run of `name`.
+fn journal_of(reports: &Path, name: &str) -> Option<PathBuf> {
+    std::fs::read_dir(reports)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().contains(name))
+        })
+        .max()
+        .map(|p| p.join("journal.jsonl"))
+}
+
+/// Starts a run of `file` and waits until its own (new) journal contains
+/// `needle`.
+fn spawn_until(lab: &Lab, file: &str, name: &str, needle: &str) -> Child {
+    let before = journal_of(&lab.reports, name);
+    let child = lab.spawn(file);
+    wait_until(needle, || {
+        journal_of(&lab.reports, name)
+            .filter(|j| Some(j) != before.as_ref())
+            .and_then(|j| std::fs::read_to_string(j).ok())
+            .is_some_and(|text| text.contains(needle))
+    });
+    child
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Stage {
+    BeforeInjection,
+    WarmUp,
+    RightAfterInjection,
+    MidWatch,
+    MidRollback,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Signal {
+    Int,
+    Term,
+    Kill,
+}
+
+/// One drill: returns a line of the outcome table.
+fn drill(lab: &Lab, stage: Stage, signal: Signal) -> String {
+    let (file, name) = match stage {
+        Stage::BeforeInjection => ("tests/e2e/drill-before.yaml", "drill-before"),
+        Stage::WarmUp => ("tests/e2e/drill-warmup.yaml", "drill-warmup"),
+        Stage::RightAfterInjection | Stage::MidWatch => {
+            ("tests/e2e/reboot-held.yaml", "reboot-held")
+        }
+        Stage::MidRollback => ("tests/e2e/drill-rollback.yaml", "drill-rollback"),
+    };
+    let run = lab.head_run();
+    let _ = std::fs::remove_file(run.join("drill-release"));
+    let _ = std::fs::remove_file(run.join("drill-probe-started"));
+    let _ = std::fs::remove_file(run.join("drill-rollback-started"));
+    let truth_from = lab.truth_len();
+    let before = journal_of(&lab.reports, name);
+    let mut child = lab.spawn(file);
+    let new_journal = || {
+        journal_of(&lab.reports, name)
+            .filter(|j| Some(j) != before.as_ref())
+            .and_then(|j| std::fs::read_to_string(j).ok())
+            .unwrap_or_default()
+    };
+    match stage {
+        Stage::BeforeInjection => {
+            wait_until("the probe", || run.join("drill-probe-started").exists())
+        }
+        Stage::WarmUp => wait_until("the canary", || {
+            new_journal().contains(r#""type":"canary_submitted""#)
+        }),
+        Stage::RightAfterInjection => wait_until("the injection", || {
+            new_journal().contains(r#""type":"injection_finished""#)
+        }),
+        Stage::MidWatch => wait_until("detect", || {
+            new_journal().contains(r#""phase":"detect","ended_at""#)
+        }),
+        Stage::MidRollback => wait_until("the rollback", || {
+            run.join("drill-rollback-started").exists()
+        }),
+    }
+    let signalled_at = chrono::Utc::now();
+    let pid = child.id().to_string();
+    match signal {
+        Signal::Int => assert!(
+            Command::new("kill")
+                .args(["-INT", &pid])
+                .status()
+                .unwrap()
+                .success()
+        ),
+        Signal::Term => assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        ),
+        Signal::Kill => child.kill().unwrap(),
+    }
+    // A second Ctrl-C during rollback says what is still being undone.
+    if stage == Stage::MidRollback && signal == Signal::Int {
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
+    }
+    // Let held probes and rollback commands go.
+    std::fs::write(run.join("drill-release"), "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let mut outcome = match signal {
+        Signal::Kill => {
+            assert_eq!(out.status.code(), None, "killed: {stderr}");
+            // The lock points at the dead run's journal.
+            let recover = hpchaos(&["recover", "--cluster", &lab.profile()]);
+            let said = String::from_utf8_lossy(&recover.stdout).into_owned();
+            assert_eq!(
+                recover.status.code(),
+                Some(0),
+                "{stage:?}: recover: {said}{}",
+                String::from_utf8_lossy(&recover.stderr)
+            );
+            assert!(said.contains("nothing left applied by run-"), "{said}");
+            format!(
+                "killed; recover exit 0 ({})",
+                said.lines().filter(|l| l.starts_with("undone:")).count()
+            )
+        }
+        _ => {
+            assert_eq!(
+                out.status.code(),
+                Some(130),
+                "{stage:?} {signal:?}: {stderr}"
+            );
+            let journal = new_journal();
+            let last: serde_json::Value =
+                serde_json::from_str(journal.lines().last().unwrap()).unwrap();
+            assert_eq!(last["type"], "run_ended", "{journal}");
+            assert_eq!(last["outcome"], "interrupted", "{journal}");
+            assert!(
+                journal.contains(r#""type":"scenario_ended","outcome":"interrupted""#),
+                "{stage:?}: {journal}"
+            );
+            if stage == Stage::MidRollback && signal == Signal::Int {
+                assert!(stderr.contains("still rolling back: "), "{stderr}");
+            }
+            "exit 130, interrupted".to_owned()
+        }
+    };
+    // The ground truth: what was done to the cluster, and when.
+    let truth = lab.truth_since(truth_from);
+    let marks: Vec<&serde_json::Value> = truth
+        .iter()
+        .filter(|t| {
+            t["event"] == "slurm_node" && t["detail"].as_str().unwrap_or("").contains("Action:")
+        })
+        .collect();
+    let expected_marks = match stage {
+        Stage::BeforeInjection | Stage::WarmUp => 0,
+        _ => 1,
+    };
+    assert_eq!(
+        marks.len(),
+        expected_marks,
+        "{stage:?} {signal:?}: {truth:?}"
+    );
+    for mark in &marks {
+        let at: chrono::DateTime<chrono::Utc> = mark["at"].as_str().unwrap().parse().unwrap();
+        // Seen by the lab within its poll of the change, never later.
+        assert!(
+            at < signalled_at + chrono::TimeDelta::milliseconds(600),
+            "{stage:?} {signal:?}: a node was marked after the signal: {mark}"
+        );
+    }
+    assert!(
+        !truth.iter().any(|t| matches!(
+            t["event"].as_str(),
+            Some("api_request" | "reboot_requested")
+        )),
+        "{truth:?}"
+    );
+    // Nothing of ours is left: every node idle, no job, no lock, no file.
+    let sinfo = lab.head("sinfo -h -N -o '%N|%T|%E'");
+    for line in sinfo.lines() {
+        assert!(
+            line.ends_with("|idle|none"),
+            "{stage:?} {signal:?}: {sinfo}"
+        );
+    }
+    assert_eq!(
+        lab.head("squeue -h -o %i").trim(),
+        "",
+        "{stage:?}: a job is left"
+    );
+    assert_eq!(
+        lab.head("test -e /run/hpchaos-run.lock && echo held || echo free")
+            .trim(),
+        "free"
+    );
+    outcome.push_str(&format!("; marks {}", marks.len()));
+    outcome
+}
+
+#[test]
+fn safety_drills() {
+    let lab = Lab::up();
+    let mut table = Vec::new();
+    for stage in [
+        Stage::BeforeInjection,
+        Stage::WarmUp,
+        Stage::RightAfterInjection,
+        Stage::MidWatch,
+        Stage::MidRollback,
+    ] {
+        for signal in [Signal::Int, Signal::Term, Signal::Kill] {
+            let outcome = drill(&lab, stage, signal);
+            table.push(format!("{stage:?} | {signal:?} | {outcome}"));
+        }
+    }
+    println!("stage | signal | outcome\n{}", table.join("\n"));
+
+    // A stress process a killed run leaves behind (its argument has a
+    // space and quotes): the report of the cut journal lists it with the
+    // recover command, and recover stops it and removes its pidfile.
+    let mut child = spawn_until(
+        &lab,
+        "tests/e2e/drill-stress.yaml",
+        "drill-stress",
+        r#""type":"injection_finished","ok":true"#,
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let count = |lab: &Lab| {
+        lab.on("10.1.0.12", "pgrep -c -f '^sleep 120$' || true")
+            .trim()
+            .parse::<u32>()
+            .unwrap()
+    };
+    assert_eq!(count(&lab), 1, "the stress runs on after the kill");
+    let journal = journal_of(&lab.reports, "drill-stress").unwrap();
+    let report = hpchaos(&["report", &journal.display().to_string()]);
+    let text = String::from_utf8_lossy(&report.stdout);
+    assert!(
+        text.contains("STILL APPLIED")
+            && text
+                .contains("stop `timeout --signal=INT 120 sh -c 'sleep 120; echo '\\''done'\\'''`")
+            && text.contains("hpchaos recover --cluster"),
+        "{text}"
+    );
+    let recover = hpchaos(&["recover", "--cluster", &lab.profile()]);
+    assert_eq!(
+        recover.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&recover.stdout),
+        String::from_utf8_lossy(&recover.stderr)
+    );
+    assert_eq!(count(&lab), 0, "recover did not stop the stress");
+    assert_eq!(
+        lab.on(
+            "10.1.0.12",
+            "test -e /run/hpchaos-stress.pid && echo left || echo gone"
+        )
+        .trim(),
+        "gone"
+    );
+    let report = hpchaos(&[
+        "report",
+        &journal.display().to_string(),
+        "--format",
+        "markdown",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&report.stdout)
+            .contains("`hpchaos recover` took over this journal")
+    );
+
+    // A lock whose owner died, found by a new run: refused with the exact
+    // recover command.
+    let mut child = spawn_until(
+        &lab,
+        "tests/e2e/reboot-held.yaml",
+        "reboot-held",
+        r#""type":"intent""#,
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let profile = lab.profile();
+    let reports = lab.reports.display().to_string();
+    let refused = hpchaos(&[
+        "run",
+        "tests/e2e/kill-nothing.yaml",
+        "--cluster",
+        &profile,
+        "--report-dir",
+        &reports,
+    ]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("which is dead")
+            && stderr.contains(&format!("hpchaos recover --cluster {profile} ")),
+        "{stderr}"
+    );
+    let recover = hpchaos(&["recover", "--cluster", &profile]);
+    assert_eq!(
+        recover.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&recover.stdout)
+    );
+    assert!(lab.head("sinfo -h -N -n ip-10-1-0-13 -o '%T|%E'").trim() == "idle|none");
+
+    // count: 3 kills exactly three of five matching processes.
+    for _ in 0..5 {
+        lab.on(
+            "10.1.0.11",
+            "setsid nohup sleep 86399 >/dev/null 2>&1 </dev/null &",
+        );
+    }
+    let out = hpchaos(&[
+        "run",
+        "tests/e2e/kill-three.yaml",
+        "--cluster",
+        &profile,
+        "--report-dir",
+        &reports,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left = lab.on("10.1.0.11", "pgrep -c -x -f 'sleep 86399' || true");
+    assert_eq!(left.trim(), "2", "count: 3 must kill three of five");
+    lab.on("10.1.0.11", "pkill -x -f 'sleep 86399' || true");
+
+    // A pattern that matches nothing is a failed injection, not a pass.
+    let out = hpchaos(&[
+        "run",
+        "tests/e2e/kill-nothing.yaml",
+        "--cluster",
+        &profile,
+        "--report-dir",
+        &reports,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("no process matches `no-such-process-anywhere`"),
+        "{stderr}"
+    );
+
+    // A full file system under the report folder: exit 3, and the cluster
+    // is never touched (no mark, no API request after the start).
+    let full = lab._tmp.path().join("full");
+    std::fs::create_dir_all(&full).unwrap();
+    assert!(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            .arg(&full)
+            .status()
+            .unwrap()
+            .success()
+    );
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(full.clone());
+    // Fill it to the last byte.
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=4k"])
+        .arg(format!("of={}", full.join("filler").display()))
+        .stderr(Stdio::null())
+        .status();
+    let truth_from = lab.truth_len();
+    let out = hpchaos(&[
+        "run",
+        "tests/e2e/reboot-held.yaml",
+        "--cluster",
+        &profile,
+        "--report-dir",
+        &full.join("reports").display().to_string(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("nothing was done") || stderr.contains("the cluster was not touched"),
+        "{stderr}"
+    );
+    let truth = lab.truth_since(truth_from);
+    assert!(
+        !truth.iter().any(|t| t["event"] == "api_request"
+            || (t["event"] == "slurm_node"
+                && t["detail"].as_str().unwrap_or("").contains("Action:"))),
+        "{truth:?}"
+    );
+    for report in ["report.md", "report.json", "junit.xml"] {
+        let empty = walk(&full)
+            .into_iter()
+            .any(|p| p.file_name().is_some_and(|n| n == report));
+        assert!(!empty, "{report} was left on a full disk");
+    }
+
+    // A profile naming a cluster that does not exist: exit 3 before the
+    // cluster is touched, naming the setting.
+    let text = std::fs::read_to_string(lab.dir.join("profile.yaml")).unwrap();
+    let bad = lab._tmp.path().join("bad-cluster.yaml");
+    let replaced = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("cluster_name:") {
+                "  cluster_name: no-such-cluster".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_ne!(replaced, text);
+    std::fs::write(&bad, replaced).unwrap();
+    let truth_from = lab.truth_len();
+    let out = hpchaos(&[
+        "run",
+        "tests/e2e/reboot-held.yaml",
+        "--cluster",
+        &bad.display().to_string(),
+        "--report-dir",
+        &reports,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("no-such-cluster") && stderr.contains("sagemaker.cluster_name"),
+        "{stderr}"
+    );
+    let truth = lab.truth_since(truth_from);
+    assert!(
+        !truth
+            .iter()
+            .any(|t| t["event"] == "slurm_node" || t["event"] == "api_request"),
+        "{truth:?}"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
