@@ -554,6 +554,83 @@ mod tests {
     }
 
     #[test]
+    fn still_applied_is_what_no_successful_rollback_answers() {
+        use crate::faults::{Place, Step};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let mut writer = JournalWriter::create(&path, clock()).unwrap();
+        let resume = Step::ResumeIfUntouched {
+            node: "ip-10-1-0-13".into(),
+            reason: "Action:Reboot".into(),
+        };
+        let cleanup = Step::Run {
+            on: Place::Head,
+            argv: vec!["rm".into(), "-f".into(), "/tmp/x".into()],
+        };
+        let canary = Step::CancelCanary {
+            comment: "hpchaos:r:s".into(),
+        };
+        for (id, undo) in [
+            (1, vec![canary.clone()]),
+            (2, vec![resume.clone(), cleanup.clone()]),
+        ] {
+            writer
+                .append(
+                    Some("s"),
+                    Entry::Intent {
+                        id,
+                        action: format!("step {id}"),
+                        undo,
+                        instances: BTreeMap::from([("ip-10-1-0-13".into(), "i-1".into())]),
+                    },
+                )
+                .unwrap();
+        }
+        // The resume was done; the clean-up failed; the canary untouched.
+        for (step, ok) in [(&resume, true), (&cleanup, false)] {
+            writer
+                .append(
+                    Some("s"),
+                    Entry::Rollback {
+                        step: step.describe(),
+                        ok,
+                        detail: String::new(),
+                        undoes: Some(2),
+                    },
+                )
+                .unwrap();
+        }
+        // A half-written last line, as a kill -9 leaves it.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(br#"{"seq":5,"at":"2026-11"#)
+            .unwrap();
+        let journal = Journal::load(&path).unwrap();
+        let pending: Vec<(u64, Step)> = journal
+            .still_applied()
+            .into_iter()
+            .map(|p| (p.intent, p.step))
+            .collect();
+        // Latest intent first.
+        assert_eq!(pending, vec![(2, cleanup.clone()), (1, canary)]);
+        assert_eq!(journal.still_applied()[0].instances["ip-10-1-0-13"], "i-1");
+        // recover appends after the damaged line, numbering on.
+        let mut again = JournalWriter::append_to(&path, clock()).unwrap();
+        let record = again
+            .append(None, Entry::RecoverStarted { by: "test".into() })
+            .unwrap();
+        assert_eq!(record.seq, 5);
+        let journal = Journal::load(&path).unwrap();
+        assert_eq!(journal.damaged.len(), 1);
+        assert!(matches!(
+            journal.records.last().unwrap().entry,
+            Entry::RecoverStarted { .. }
+        ));
+    }
+
+    #[test]
     fn refuses_to_overwrite() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.jsonl");

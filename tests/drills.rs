@@ -48,6 +48,10 @@ impl Lab {
             "--nodes",
             "4",
             "--no-recovery",
+            // Reboots take 12 s: long enough to stop a run while HyperPod
+            // is rebooting a node (the never-fight drill).
+            "--scale",
+            "4",
             "--dir",
             &lab.dir.display().to_string(),
         ]);
@@ -530,6 +534,82 @@ fn safety_drills() {
             .any(|p| p.file_name().is_some_and(|n| n == report));
         assert!(!empty, "{report} was left on a full disk");
     }
+
+    // A stop during a suite's first scenario stops the suite: the second
+    // scenario never starts.
+    let mut child = spawn_until(
+        &lab,
+        "tests/e2e/drill-suite.yaml",
+        "drill-suite",
+        r#""type":"injection_finished""#,
+    );
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let journal =
+        std::fs::read_to_string(journal_of(&lab.reports, "drill-suite").unwrap()).unwrap();
+    assert_eq!(
+        journal.matches(r#""type":"scenario_started""#).count(),
+        1,
+        "{journal}"
+    );
+    assert!(lab.head("sinfo -h -N -n ip-10-1-0-13 -o '%T|%E'").trim() == "idle|none");
+
+    // Never fight the cluster: stopped while HyperPod reboots the node it
+    // marked (the API says Pending), the run leaves the node to HyperPod
+    // instead of resuming it in Slurm; the node comes back by the reboot.
+    assert!(lab_support::set_node_recovery(&lab.dir, "Automatic"));
+    let truth_from = lab.truth_len();
+    let mut child = spawn_until(
+        &lab,
+        "tests/e2e/reboot-held.yaml",
+        "reboot-held",
+        r#""to":"Pending|"#,
+    );
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let journal =
+        std::fs::read_to_string(journal_of(&lab.reports, "reboot-held").unwrap()).unwrap();
+    assert!(
+        journal.contains("left to the cluster: HyperPod is acting on it (API: Pending)"),
+        "{journal}"
+    );
+    let back = |t: &serde_json::Value| {
+        t["event"] == "slurm_node"
+            && t["node"] == "ip-10-1-0-13"
+            && t["detail"].as_str().unwrap_or("").starts_with("idle")
+    };
+    wait_until("the reboot", || {
+        let truth = lab.truth_since(truth_from);
+        truth
+            .iter()
+            .any(|t| t["event"] == "reason_cleared" && t["node"] == "ip-10-1-0-13")
+            && truth.iter().any(back)
+    });
+    let truth = lab.truth_since(truth_from);
+    let registered = truth
+        .iter()
+        .position(|t| t["event"] == "slurmd_registered" && t["node"] == "ip-10-1-0-13")
+        .expect("the node rebooted");
+    let first_idle = truth.iter().position(back).expect("the node came back");
+    assert!(
+        first_idle > registered,
+        "the node was resumed before HyperPod's reboot ended: {truth:?}"
+    );
+    assert!(lab_support::set_node_recovery(&lab.dir, "None"));
 
     // A profile naming a cluster that does not exist: exit 3 before the
     // cluster is touched, naming the setting.

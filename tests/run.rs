@@ -285,7 +285,7 @@ fn runs_on_the_lab() {
     // the journal ends, the exit code is 130.
     let out = hpchaos(&["lab", "status", "--dir", &dir_arg]);
     assert_eq!(out.status.code(), Some(0));
-    let recovery_none = set_node_recovery(lab, "None");
+    let recovery_none = lab_support::set_node_recovery(&lab.dir, "None");
     assert!(recovery_none, "UpdateCluster NodeRecovery=None");
     let profile = lab.profile();
     let reports = lab.reports.display().to_string();
@@ -324,7 +324,7 @@ fn runs_on_the_lab() {
         "idle|none",
         "the node we marked must not be left drained"
     );
-    assert!(set_node_recovery(lab, "Automatic"));
+    assert!(lab_support::set_node_recovery(&lab.dir, "Automatic"));
 
     // A replaced node has a new host key: refused, with the fix. Wait for
     // one more instance of ip-10-1-0-12 than there was before asking.
@@ -748,31 +748,4 @@ fn head_sshd(lab: &Lab) -> u32 {
         .find(|(_, ppid, name)| *ppid == init && name == "sshd")
         .map(|(pid, _, _)| pid)
         .expect("the head node runs sshd")
-}
-
-/// UpdateCluster through the SDK, as an operator would.
-fn set_node_recovery(lab: &Lab, value: &str) -> bool {
-    let profile = hpchaos::scenario::load_profile(&lab.dir.join("profile.yaml"))
-        .unwrap()
-        .value;
-    let settings = profile.sagemaker.unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let config = aws_sdk_sagemaker::Config::builder()
-            .behavior_version(aws_sdk_sagemaker::config::BehaviorVersion::latest())
-            .region(aws_sdk_sagemaker::config::Region::new(settings.region))
-            .endpoint_url(settings.endpoint_url.unwrap())
-            .credentials_provider(aws_sdk_sagemaker::config::Credentials::new(
-                "AKIDTEST", "secret", None, None, "test",
-            ))
-            .build();
-        let client = aws_sdk_sagemaker::Client::from_conf(config);
-        client
-            .update_cluster()
-            .cluster_name(settings.cluster_name)
-            .node_recovery(aws_sdk_sagemaker::types::ClusterNodeRecovery::from(value))
-            .send()
-            .await
-            .is_ok()
-    })
 }

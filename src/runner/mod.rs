@@ -867,3 +867,22 @@ impl Runner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_runs_in_one_second_get_their_own_folders_and_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = chrono::DateTime::parse_from_rfc3339("2026-11-29T12:00:00Z")
+            .unwrap()
+            .to_utc();
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::ManualClock::starting_at(start));
+        let (first, _) = open_run_dir(dir.path(), "nightly", clock.clone()).unwrap();
+        let (second, _) = open_run_dir(dir.path(), "nightly", clock.clone()).unwrap();
+        assert_eq!(first.file_name().unwrap(), "20261129T120000-nightly");
+        assert_eq!(second.file_name().unwrap(), "20261129T120000-nightly-2");
+        assert!(new_run_id(clock.as_ref()).starts_with("run-20261129T120000-"));
+    }
+}

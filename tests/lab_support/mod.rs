@@ -57,3 +57,30 @@ pub fn ssh(dir: &Path, host: &str, command: &str) -> Result<String, String> {
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
 }
+
+/// `UpdateCluster NodeRecovery=value` on the lab's API.
+#[allow(dead_code)] // not every lab test binary changes it
+pub fn set_node_recovery(lab_dir: &Path, value: &str) -> bool {
+    let profile = hpchaos::scenario::load_profile(&lab_dir.join("profile.yaml"))
+        .unwrap()
+        .value;
+    let settings = profile.sagemaker.unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let config = aws_sdk_sagemaker::Config::builder()
+            .behavior_version(aws_sdk_sagemaker::config::BehaviorVersion::latest())
+            .region(aws_sdk_sagemaker::config::Region::new(settings.region))
+            .endpoint_url(settings.endpoint_url.unwrap())
+            .credentials_provider(aws_sdk_sagemaker::config::Credentials::new(
+                "AKIDTEST", "secret", None, None, "test",
+            ))
+            .build();
+        aws_sdk_sagemaker::Client::from_conf(config)
+            .update_cluster()
+            .cluster_name(settings.cluster_name)
+            .node_recovery(aws_sdk_sagemaker::types::ClusterNodeRecovery::from(value))
+            .send()
+            .await
+            .is_ok()
+    })
+}
