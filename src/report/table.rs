@@ -27,10 +27,19 @@ impl Exporter for TableExporter {
             .iter()
             .filter(|s| s.status == super::Status::Passed)
             .count();
-        out.push_str(&format!(
-            "\n{passed} of {} scenario(s) passed\n",
-            report.scenarios.len()
-        ));
+        if report.scenarios.is_empty() {
+            // Refused before any scenario (the lock, the journal): no
+            // "0 of 0 passed", which reads like a result.
+            out.push_str(&format!(
+                "\nno scenario ran (run {})\n",
+                report.status.as_str()
+            ));
+        } else {
+            out.push_str(&format!(
+                "\n{passed} of {} scenario(s) passed\n",
+                report.scenarios.len()
+            ));
+        }
         if let Some(command) = &report.recover_command {
             out.push_str(&format!(
                 "STILL APPLIED (the run died before undoing them):\n{}undo with: {command}\n",
