@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use crate::cluster::node_state::NodeState;
 use crate::duration::Duration;
 use crate::journal::{PhaseVerdict, Source, TimeSource};
 use crate::scenario::model::{Phase, Recovery};
@@ -119,7 +120,11 @@ pub fn judge(
     events.sort_by_key(|e| e.seen);
     let order = expectation.phases.as_slice();
     let mut ends: Vec<Option<Boundary>> = vec![None; order.len()];
-    let mut tracker = Tracker::default();
+    let mut tracker = Tracker {
+        last_step: baseline.progress,
+        peak: baseline.progress,
+        ..Tracker::default()
+    };
 
     if expectation.recovery == Recovery::None {
         let window = expectation.quiet_for.unwrap_or(Duration::from_secs(120));
@@ -254,7 +259,7 @@ pub fn judge(
         });
         started = end.as_ref().map(|b| b.at);
     }
-    let lost_steps = tracker.lost_steps(baseline);
+    let lost_steps = tracker.lost_steps();
     finish(injected_at, phases, lost_steps, expectation)
 }
 
@@ -382,7 +387,12 @@ struct Tracker {
     /// The job left RUNNING (or restarted) since the fault.
     job_interrupted: bool,
     last_restarts: Option<u32>,
-    first_step_after_restart: Option<u64>,
+    /// The last step the output showed, and the highest since the last
+    /// restart (starting from the step at injection).
+    last_step: Option<u64>,
+    peak: Option<u64>,
+    /// Steps redone, summed over every restart the output shows.
+    redone: Option<u64>,
 }
 
 fn at(event: &Event) -> (DateTime<Utc>, TimeSource) {
@@ -413,19 +423,29 @@ impl Tracker {
                 self.last_restarts = Some(*restarts);
             }
             Observation::JobGone => self.job_interrupted = true,
-            Observation::Progress { step }
-                if self.job_interrupted && self.first_step_after_restart.is_none() =>
-            {
-                self.first_step_after_restart = Some(*step);
+            // The output itself says where the job restarted: a step lower
+            // than the last one. The work from there to the highest step
+            // reached before is redone, whenever the polls saw it.
+            Observation::Progress { step } => {
+                if let Some(last) = self.last_step
+                    && *step < last
+                {
+                    let peak = self.peak.unwrap_or(last).max(last);
+                    let redone = peak.saturating_sub(step.saturating_sub(1));
+                    self.redone = Some(self.redone.unwrap_or(0) + redone);
+                    self.peak = Some(*step);
+                } else {
+                    self.peak = Some(self.peak.map_or(*step, |p| p.max(*step)));
+                }
+                self.last_step = Some(*step);
             }
             _ => {}
         }
     }
 
-    fn lost_steps(&self, baseline: &Baseline) -> Option<u64> {
-        let before = baseline.progress?;
-        let first = self.first_step_after_restart?;
-        Some(before.saturating_sub(first.saturating_sub(1)))
+    /// Steps redone after restarts; `None` when no restart showed.
+    fn lost_steps(&self) -> Option<u64> {
+        self.redone
     }
 
     /// The first sign the system noticed the fault.
@@ -443,15 +463,15 @@ impl Tracker {
                 flags,
                 reason,
             } if target(node) => {
+                let decoded = NodeState::parse(&format!("{state}{flags}"));
                 if reason.starts_with("Action:") {
                     Some(boundary(
                         event,
                         format!("{} {node}: reason {reason}", event.source.as_str()),
                     ))
-                } else if matches!(
-                    state.as_str(),
-                    "fail" | "failing" | "down" | "drain" | "drained" | "draining"
-                ) || flags.contains('*')
+                } else if decoded.is_out_of_service()
+                    || decoded.not_responding()
+                    || decoded.is_rebooting()
                 {
                     Some(boundary(
                         event,
@@ -524,7 +544,8 @@ impl Tracker {
             (Phase::Drain, Observation::SlurmNode { node, state, .. })
                 if !baseline.workload && target(node) =>
             {
-                matches!(state.as_str(), "fail" | "down" | "drained")
+                NodeState::parse(state)
+                    .is_drained()
                     .then(|| boundary(event, format!("{node} {state}, no workload on it")))
             }
             (
@@ -579,9 +600,10 @@ impl Tracker {
                     reason,
                 },
             ) if target(node) => {
-                let up = matches!(state.as_str(), "idle" | "allocated" | "mixed")
-                    && flags.is_empty()
-                    && reason.is_empty();
+                // Back and usable, whatever working suffix it shows
+                // (`mixed-`, `allocated+`, `planned`).
+                let up =
+                    NodeState::parse(&format!("{state}{flags}")).is_usable() && reason.is_empty();
                 up.then(|| Boundary {
                     at: event.seen,
                     time_source: TimeSource::Observed,

@@ -27,13 +27,11 @@ pub fn render(head: &str, rows: &[NodeRow], api: Option<&[ApiNode]>) -> String {
             (None, Some(_), _) => notes.push("in the API, not in Slurm".to_owned()),
             (Some(_), None, true) => notes.push("in Slurm, not in the API".to_owned()),
             (Some(row), Some(node), _) => {
-                let slurm_down = matches!(row.state.as_str(), "fail" | "failing" | "down")
-                    || row.flags.contains('*');
+                let slurm_down = row.state.is_out_of_service()
+                    || row.state.not_responding()
+                    || row.state.is_rebooting();
                 if slurm_down && node.status == "Running" {
-                    notes.push(format!(
-                        "Slurm says {}{} but the API says Running",
-                        row.state, row.flags
-                    ));
+                    notes.push(format!("Slurm says {} but the API says Running", row.state));
                 }
                 if !slurm_down && node.status != "Running" {
                     notes.push(format!(
@@ -48,7 +46,7 @@ pub fn render(head: &str, rows: &[NodeRow], api: Option<&[ApiNode]>) -> String {
         out.push_str(&format!(
             "{:<16} {:<14} {:<20} {:<21} {:<10} {}\n",
             name,
-            row.map_or("-".to_owned(), |r| format!("{}{}", r.state, r.flags)),
+            row.map_or("-".to_owned(), |r| r.state.to_string()),
             row.map_or("", |r| r.reason.as_str()),
             node.map_or("-", |n| n.instance_id.as_str()),
             node.map_or("-", |n| n.status.as_str()),
@@ -153,8 +151,7 @@ mod tests {
     fn row(name: &str, state: &str, reason: &str) -> NodeRow {
         NodeRow {
             name: name.into(),
-            state: state.into(),
-            flags: String::new(),
+            state: crate::cluster::node_state::NodeState::parse(state),
             reason: reason.into(),
             reason_time: None,
         }

@@ -159,6 +159,47 @@ fn a_replace_in_order_times_every_phase_by_the_best_clock() {
     assert_eq!(judgement.lost_steps, Some(7));
 }
 
+/// Lost steps count from the highest step reached before the restart to
+/// where the job restarted, whatever step a poll happened to see first:
+/// `make run`'s xid48-replace reached step 12 after an injection at step
+/// 8, restarted from 0, and was first polled at step 5 (12 were redone).
+#[test]
+fn lost_steps_are_counted_from_where_the_job_restarted() {
+    let mut timeline = vec![
+        slurm(2.0, Some(2.0), "fail", "", "Action:Replace"),
+        step(2.5, 9),
+        step(2.5, 12),
+        job(3.0, "PENDING", &[], 1),
+        job(6.0, "RUNNING", &["ip-10-1-0-12"], 1),
+        // One poll reads the restart's first lines at once.
+        step(7.0, 1),
+        step(7.0, 2),
+        step(7.0, 5),
+    ];
+    timeline.sort_by(|a, b| a.seen.cmp(&b.seen));
+    let mut base = baseline(true);
+    base.progress = Some(8);
+    let judgement = judge(
+        t0(),
+        &base,
+        &expect(Recovery::Replace, REPLACE_DEADLINES),
+        &timeline,
+        t(100.0),
+        false,
+    );
+    assert_eq!(judgement.lost_steps, Some(12));
+    // No restart seen: nothing known to be lost.
+    let judgement = judge(
+        t0(),
+        &base,
+        &expect(Recovery::Replace, REPLACE_DEADLINES),
+        &[step(2.0, 9), step(3.0, 10)],
+        t(100.0),
+        false,
+    );
+    assert_eq!(judgement.lost_steps, None);
+}
+
 #[test]
 fn events_delivered_out_of_order_give_the_same_phases() {
     let mut shuffled = replace_timeline();

@@ -2,6 +2,7 @@
 //! on the head node, the SageMaker API. All of it described by a cluster
 //! profile; nothing here knows whether the cluster is the lab.
 
+pub mod node_state;
 pub mod quote;
 pub mod sagemaker;
 pub mod slurm;

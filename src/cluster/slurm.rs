@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
+use super::node_state::NodeState;
 use super::ssh::{Endpoint, SshError, SshPool};
 
 /// The `sinfo` format the harness reads: node, extended state, reason,
@@ -17,24 +18,26 @@ pub const SINFO_FORMAT: &str = "%N|%T|%E|%H|%u";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeRow {
     pub name: String,
-    /// Base state without flags: `idle`, `allocated`, `fail`, `down`, ...
-    pub state: String,
-    /// Flags written after the state: `*` not responding, `~` powered off, ...
-    pub flags: String,
-    /// Empty when none.
+    /// The state, decoded once (see [`NodeState`]).
+    pub state: NodeState,
+    /// Every character of it (it may hold `|`, `:` and spaces); empty
+    /// when none.
     pub reason: String,
     /// When slurmctld set the reason.
     pub reason_time: Option<DateTime<Utc>>,
 }
 
 impl NodeRow {
-    /// Up, responding, in a state that can run jobs, and no reason set.
+    /// Usable (up, responding, able to run jobs) and no reason set.
     pub fn healthy(&self) -> bool {
-        matches!(
-            self.state.as_str(),
-            "idle" | "allocated" | "mixed" | "completing"
-        ) && self.flags.is_empty()
-            && self.reason.is_empty()
+        self.state.is_usable() && self.reason.is_empty()
+    }
+
+    /// `name state reason`, for messages.
+    pub fn describe(&self) -> String {
+        format!("{} {} {}", self.name, self.state, self.reason)
+            .trim_end()
+            .to_owned()
     }
 }
 
@@ -66,24 +69,34 @@ pub fn node_named_in<'a>(message: &str, nodes: &'a [String]) -> Option<&'a Strin
         .find_map(|word| nodes.iter().find(|n| *n == word))
 }
 
-/// Lines of `sinfo -N -h -o '%N|%T|%E|%H|%u'`.
+/// Lines of `sinfo -N -h -o '%N|%T|%E|%H|%u'`. The reason is free text
+/// and may itself hold `|`: the name and state are the first two fields,
+/// the time and user the last two (neither can hold `|`), and the reason
+/// everything between.
 pub fn parse_sinfo(text: &str) -> Vec<NodeRow> {
     text.lines()
         .filter_map(|line| {
-            let fields: Vec<&str> = line.split('|').collect();
-            let [name, state, reason, reason_time, ..] = fields.as_slice() else {
-                return None;
-            };
-            let base = state.trim_end_matches(['*', '~', '#', '!', '%', '$', '@', '^', '-', '+']);
-            let reason = if *reason == "none" { "" } else { reason };
+            let (name, rest) = line.split_once('|')?;
+            let (state, rest) = rest.split_once('|')?;
+            let (rest, _user) = rest.rsplit_once('|')?;
+            let (reason, reason_time) = rest.rsplit_once('|')?;
+            let reason = if reason == "none" { "" } else { reason };
             Some(NodeRow {
                 name: name.trim().to_owned(),
-                state: base.to_owned(),
-                flags: state[base.len()..].to_owned(),
+                state: NodeState::parse(state),
                 reason: reason.to_owned(),
                 reason_time: parse_time(reason_time),
             })
         })
+        .collect()
+}
+
+/// Every node once, in first-seen order: `sinfo -N` prints a node once
+/// per partition it is in.
+pub fn one_row_per_node(rows: Vec<NodeRow>) -> Vec<NodeRow> {
+    let mut seen = std::collections::BTreeSet::new();
+    rows.into_iter()
+        .filter(|row| seen.insert(row.name.clone()))
         .collect()
 }
 
@@ -185,13 +198,7 @@ impl Slurm {
     pub async fn nodes(&self) -> Result<Vec<NodeRow>, SshError> {
         self.head(&["sinfo", "-a", "-N", "-h", "-o", SINFO_FORMAT])
             .await
-            .map(|t| {
-                let mut seen = std::collections::BTreeSet::new();
-                parse_sinfo(&t)
-                    .into_iter()
-                    .filter(|row| seen.insert(row.name.clone()))
-                    .collect()
-            })
+            .map(|t| one_row_per_node(parse_sinfo(&t)))
     }
 
     /// The job, or `None` once Slurm has forgotten it.
@@ -375,22 +382,67 @@ mod tests {
     fn parses_recorded_sinfo() {
         let rows = parse_sinfo(SINFO);
         assert_eq!(rows.len(), 4);
-        assert_eq!(rows[0].state, "allocated");
+        assert_eq!(rows[0].state.raw, "allocated");
         assert!(rows[0].healthy());
         assert_eq!(rows[2].reason, "maintenance window");
-        assert_eq!(rows[3].state, "fail");
+        assert_eq!(rows[3].state.raw, "fail");
         assert_eq!(rows[3].reason, "Action:Reboot");
         assert_eq!(rows[3].reason_time, parse_time("2026-11-28T16:07:41"));
         assert!(!rows[3].healthy());
     }
 
     #[test]
-    fn flags_are_split_from_the_state() {
+    fn flags_are_decoded_with_the_state() {
         let rows = parse_sinfo("ip-10-1-0-12|down*|Not responding|2026-11-28T10:00:00|slurm\n");
+        assert!(rows[0].state.not_responding());
         assert_eq!(
-            (rows[0].state.as_str(), rows[0].flags.as_str()),
-            ("down", "*")
+            rows[0].state.condition(),
+            crate::cluster::node_state::Condition::Down
         );
+    }
+
+    /// A field case without its `#` comment lines.
+    fn uncommented(text: &str) -> String {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn a_reason_keeps_every_character_and_its_time() {
+        let rows = parse_sinfo(
+            "ip-10-1-0-12|drained|gpu check | nvlink down: see dmesg|2026-11-28T16:07:41|root\n",
+        );
+        assert_eq!(rows[0].reason, "gpu check | nvlink down: see dmesg");
+        assert_eq!(rows[0].reason_time, parse_time("2026-11-28T16:07:41"));
+        let rows =
+            parse_sinfo("n1|fail|a|b|c|2026-11-28T16:07:41|root\nn2|idle|none|Unknown|Unknown\n");
+        assert_eq!(rows[0].reason, "a|b|c");
+        assert_eq!(rows[1].reason, "");
+        assert_eq!(rows[1].reason_time, None);
+    }
+
+    #[test]
+    fn field_case_01_counts_nodes_not_rows() {
+        let text = uncommented(include_str!(
+            "../../tests/fixtures/field-cases/01-multi-partition-sinfo.txt"
+        ));
+        let rows = one_row_per_node(parse_sinfo(&text));
+        assert_eq!(rows.len(), 4);
+        assert_eq!(rows.iter().filter(|r| r.healthy()).count(), 3);
+        assert_eq!(rows.iter().filter(|r| !r.healthy()).count(), 1);
+        assert_eq!(rows[3].reason_time, parse_time("2026-11-28T16:07:41"));
+    }
+
+    #[test]
+    fn field_case_02_working_suffixes_are_healthy() {
+        let text = uncommented(include_str!(
+            "../../tests/fixtures/field-cases/02-planned-flag-suffixes.txt"
+        ));
+        let rows = parse_sinfo(&text);
+        assert_eq!(rows.len(), 4);
+        assert!(rows.iter().all(NodeRow::healthy), "{rows:?}");
     }
 
     #[test]

@@ -92,11 +92,19 @@ impl Runner {
                 let result = match slurm.nodes().await {
                     Err(e) => Err(e.to_string()),
                     Ok(rows) => {
-                        let bad: Vec<String> = rows
+                        let mut bad: Vec<String> = rows
                             .iter()
                             .filter(|r| targets.contains(&r.name) && !r.healthy())
-                            .map(|r| format!("{} {}{} {}", r.name, r.state, r.flags, r.reason))
+                            .map(|r| r.describe())
                             .collect();
+                        // A target Slurm does not list (a hidden partition
+                        // read without -a, a typo) is not healthy.
+                        bad.extend(
+                            targets
+                                .iter()
+                                .filter(|t| !rows.iter().any(|r| &r.name == *t))
+                                .map(|t| format!("{t} not in Slurm")),
+                        );
                         if bad.is_empty() {
                             Ok(format!("{} healthy", targets.join(", ")))
                         } else {
@@ -117,11 +125,7 @@ impl Runner {
                             let unhealthy: Vec<String> = rows
                                 .iter()
                                 .filter(|r| !r.healthy())
-                                .map(|r| {
-                                    format!("{} {}{} {}", r.name, r.state, r.flags, r.reason)
-                                        .trim_end()
-                                        .to_owned()
-                                })
+                                .map(|r| r.describe())
                                 .collect();
                             Err(format!(
                                 "only {healthy} healthy, need {min}; unhealthy: {}",

@@ -236,12 +236,19 @@ impl Runner {
                     .await
                     .map_err(|e| e.to_string())?;
                 match rows.iter().find(|r| &r.name == node) {
-                    Some(row) if &row.reason == reason && row.flags.is_empty() => self
-                        .cluster
-                        .slurm
-                        .update_node(node, "resume", None)
-                        .await
-                        .map_err(|e| e.to_string()),
+                    // Still only our mark: not rebooting, not powering,
+                    // not unresponsive (the cluster is not acting on it).
+                    Some(row)
+                        if &row.reason == reason
+                            && row.state.is_out_of_service()
+                            && !row.state.not_responding() =>
+                    {
+                        self.cluster
+                            .slurm
+                            .update_node(node, "resume", None)
+                            .await
+                            .map_err(|e| e.to_string())
+                    }
                     _ => Ok(()),
                 }
             }

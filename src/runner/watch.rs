@@ -9,6 +9,7 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
 
+use crate::cluster::node_state::Condition;
 use crate::cluster::slurm::{node_named_in, parse_controller_line};
 use crate::cluster::ssh::{KEYSCAN_SCRIPT, parse_keyscan};
 use crate::faults;
@@ -408,12 +409,48 @@ impl Runner {
             rows.as_ref().err(),
         );
         if let Ok(rows) = rows {
+            // Nodes, not rows; a target Slurm does not list counts too.
+            let missing: Vec<&String> = baseline
+                .targets
+                .iter()
+                .filter(|t| !rows.iter().any(|r| &r.name == *t))
+                .collect();
             unhealthy = rows
                 .iter()
-                .filter(|r| !r.healthy() && !matches!(r.state.as_str(), "allocated" | "mixed"))
-                .count();
+                .filter(|r| !r.healthy() && r.state.condition() != Condition::Future)
+                .count()
+                + missing.len();
+            for target in missing {
+                let change = Change {
+                    source: Source::Sinfo,
+                    node: target,
+                    field: "state|reason",
+                    source_time: None,
+                };
+                self.note_change(name, &mut seen.last, change, "not in Slurm".to_owned());
+            }
+            // A state this harness does not know: said once, never healthy.
+            for row in rows.iter().filter(|r| r.state.is_unrecognised()) {
+                let key = format!("unrecognised/{}", row.state.raw);
+                if seen.last.insert(key, String::new()).is_none() {
+                    self.log(
+                        Some(name),
+                        Entry::Observed {
+                            source: Source::Sinfo,
+                            node: Some(row.name.clone()),
+                            field: "state".into(),
+                            from: None,
+                            to: format!(
+                                "unrecognised state `{}`: judged unknown, not healthy",
+                                row.state.raw
+                            ),
+                            source_time: None,
+                        },
+                    );
+                }
+            }
             for row in rows.iter().filter(|r| baseline.targets.contains(&r.name)) {
-                let value = format!("{}{}|{}", row.state, row.flags, row.reason);
+                let value = format!("{}|{}", row.state, row.reason);
                 let change = Change {
                     source: Source::Sinfo,
                     node: &row.name,
@@ -429,8 +466,8 @@ impl Runner {
                         source: Source::Sinfo,
                         observation: Observation::SlurmNode {
                             node: row.name.clone(),
-                            state: row.state.clone(),
-                            flags: row.flags.clone(),
+                            state: row.state.raw.clone(),
+                            flags: String::new(),
                             reason: row.reason.clone(),
                         },
                     });

@@ -210,21 +210,65 @@ impl WorkloadJob {
         let Ok(text) = slurm.read_from(&path, self.offset).await else {
             return Vec::new();
         };
-        let complete = text.rfind('\n').map_or(0, |i| i + 1);
-        self.offset += complete as u64;
-        let mut lines = Vec::new();
-        for line in text[..complete].lines() {
-            let step = self
-                .progress
-                .as_ref()
-                .and_then(|(p, _)| p.captures(line))
-                .and_then(|c| c.get(1))
-                .and_then(|m| m.as_str().parse::<u64>().ok());
+        let pattern = self.progress.as_ref().map(|(p, _)| p);
+        let (consumed, lines) = progress_updates(&text, pattern);
+        self.offset += consumed as u64;
+        for (_, step) in &lines {
             if step.is_some() {
-                self.last_step = step;
+                self.last_step = *step;
             }
-            lines.push((line.to_owned(), step));
         }
         lines
+    }
+}
+
+/// The complete updates in a job's output: text ended by `\n` or `\r`
+/// (progress bars such as tqdm's redraw a line with `\r`), each with its
+/// step: the last match of `pattern` in it (its first group). Returns how
+/// many bytes were consumed; a trailing update not yet ended waits for the
+/// next read.
+pub(super) fn progress_updates(
+    text: &str,
+    pattern: Option<&Regex>,
+) -> (usize, Vec<(String, Option<u64>)>) {
+    let consumed = text.rfind(['\n', '\r']).map_or(0, |i| i + 1);
+    let updates = text[..consumed]
+        .split(['\n', '\r'])
+        .filter(|u| !u.trim().is_empty())
+        .map(|update| {
+            let step = pattern
+                .and_then(|p| p.captures_iter(update).last())
+                .and_then(|c| c.get(1))
+                .and_then(|m| m.as_str().parse::<u64>().ok());
+            (update.to_owned(), step)
+        })
+        .collect();
+    (consumed, updates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_case_09_a_progress_bar_gives_its_latest_step() {
+        let text = include_str!("../../tests/fixtures/field-cases/09-tqdm-progress.txt");
+        let pattern = Regex::new(r"(\d+)/1000").unwrap();
+        let (consumed, updates) = progress_updates(text, Some(&pattern));
+        assert_eq!(consumed, text.len());
+        let steps: Vec<u64> = updates.iter().filter_map(|(_, s)| *s).collect();
+        assert_eq!(steps, vec![100, 200, 300, 400, 500]);
+        assert_eq!(steps.last(), Some(&500));
+    }
+
+    #[test]
+    fn an_unfinished_update_waits_and_the_last_match_wins() {
+        let pattern = Regex::new(r"step (\d+)").unwrap();
+        let (consumed, updates) = progress_updates("step 1\nstep 2 step 3\nstep 4", Some(&pattern));
+        assert_eq!(consumed, "step 1\nstep 2 step 3\n".len());
+        assert_eq!(
+            updates.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
+            vec![Some(1), Some(3)]
+        );
     }
 }
