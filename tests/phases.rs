@@ -176,7 +176,7 @@ fn lost_steps_are_counted_from_where_the_job_restarted() {
         step(7.0, 2),
         step(7.0, 5),
     ];
-    timeline.sort_by(|a, b| a.seen.cmp(&b.seen));
+    timeline.sort_by_key(|e| e.seen);
     let mut base = baseline(true);
     base.progress = Some(8);
     let judgement = judge(
