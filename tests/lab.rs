@@ -190,6 +190,26 @@ async fn lab_end_to_end() {
         "{sinfo:?}"
     );
 
+    // The harness's one host-list expansion agrees with Slurm's own.
+    for list in [
+        "ip-10-1-0-[11-14]",
+        "ip-10-1-0-[11-12,14],ip-10-1-1-11",
+        "gpu[008-010],gpu12",
+        "node[9-10]",
+        "ip-10-1-0-11",
+    ] {
+        let slurm: Vec<String> = lab
+            .head(&format!("scontrol show hostnames '{list}'"))
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(
+            hpchaos::cluster::hostlist::expand(list).unwrap(),
+            slurm,
+            "{list}"
+        );
+    }
+
     // ListClusterNodes pages through the five instances, two at a time.
     let client = lab.client().await;
     let pages: Vec<_> = client

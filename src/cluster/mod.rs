@@ -2,6 +2,8 @@
 //! on the head node, the SageMaker API. All of it described by a cluster
 //! profile; nothing here knows whether the cluster is the lab.
 
+pub mod controller_log;
+pub mod hostlist;
 pub mod node_state;
 pub mod quote;
 pub mod sagemaker;
@@ -30,6 +32,7 @@ impl Cluster {
         let slurm = Slurm {
             ssh: ssh.clone(),
             head: Endpoint::of_host(&profile.head_node),
+            offset: Default::default(),
         };
         let api = match &profile.sagemaker {
             Some(settings) => Some(SageMakerApi::connect(settings).await),

@@ -48,25 +48,10 @@ pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
-/// One line of the controller log, `[2026-11-28T18:52:48.722] message`:
-/// its millisecond timestamp (the controller's clock) and message.
-pub fn parse_controller_line(line: &str) -> Option<(DateTime<Utc>, &str)> {
-    let (stamp, message) = line.strip_prefix('[')?.split_once("] ")?;
-    let at = NaiveDateTime::parse_from_str(stamp, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
-    Some((at.and_utc(), message))
-}
-
 /// `SIZE\nTEXT`, as [`Slurm::read_log`]'s script prints it.
 pub fn split_sized(output: &str) -> Option<(u64, &str)> {
     let (size, text) = output.split_once('\n')?;
     Some((size.trim().parse().ok()?, text))
-}
-
-/// Which of `nodes` a controller log message names (as a whole word).
-pub fn node_named_in<'a>(message: &str, nodes: &'a [String]) -> Option<&'a String> {
-    message
-        .split(|c: char| c.is_whitespace() || matches!(c, ',' | '=' | ':'))
-        .find_map(|word| nodes.iter().find(|n| *n == word))
 }
 
 /// Lines of `sinfo -N -h -o '%N|%T|%E|%H|%u'`. The reason is free text
@@ -173,6 +158,9 @@ pub fn parse_sbatch(text: &str) -> Option<u64> {
 pub struct Slurm {
     pub ssh: Arc<SshPool>,
     pub head: Endpoint,
+    /// The controller's UTC offset, asked once (`date +%z` on the head):
+    /// Slurm prints local times without an offset.
+    pub offset: Arc<std::sync::OnceLock<chrono::FixedOffset>>,
 }
 
 impl Slurm {
@@ -194,11 +182,37 @@ impl Slurm {
     }
 
     /// Every node once (`sinfo -N` prints a node once per partition; `-a`
-    /// includes hidden partitions).
+    /// includes hidden partitions), reason times in UTC.
     pub async fn nodes(&self) -> Result<Vec<NodeRow>, SshError> {
+        let offset = self.utc_offset().await;
         self.head(&["sinfo", "-a", "-N", "-h", "-o", SINFO_FORMAT])
             .await
-            .map(|t| one_row_per_node(parse_sinfo(&t)))
+            .map(|t| {
+                let mut rows = one_row_per_node(parse_sinfo(&t));
+                for row in &mut rows {
+                    row.reason_time = row.reason_time.and_then(|t| {
+                        crate::cluster::controller_log::local_to_utc(t.naive_utc(), offset)
+                    });
+                }
+                rows
+            })
+    }
+
+    /// The controller's UTC offset (asked once; UTC if it cannot be read,
+    /// as HyperPod clusters run).
+    pub async fn utc_offset(&self) -> chrono::FixedOffset {
+        if let Some(offset) = self.offset.get() {
+            return *offset;
+        }
+        let utc = chrono::FixedOffset::east_opt(0).unwrap_or_else(|| unreachable!("0 is valid"));
+        match self.ssh.run(&self.head, &["date", "+%z"]).await {
+            Ok(out) if out.status == 0 => {
+                let offset =
+                    crate::cluster::controller_log::parse_offset(&out.stdout).unwrap_or(utc);
+                *self.offset.get_or_init(|| offset)
+            }
+            _ => utc,
+        }
     }
 
     /// The job, or `None` once Slurm has forgotten it.
@@ -223,13 +237,13 @@ impl Slurm {
         Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
     }
 
-    /// Expands `ip-10-1-0-[11-12]` into names.
-    pub async fn hostnames(&self, list: &str) -> Result<Vec<String>, SshError> {
-        if list.is_empty() {
+    /// Expands `ip-10-1-0-[11-12]` into names (here, not on the head:
+    /// see [`crate::cluster::hostlist`]).
+    pub fn hostnames(&self, list: &str) -> Result<Vec<String>, String> {
+        if list.trim().is_empty() {
             return Ok(Vec::new());
         }
-        let text = self.head(&["scontrol", "show", "hostnames", list]).await?;
-        Ok(text.lines().map(str::to_owned).collect())
+        crate::cluster::hostlist::expand(list)
     }
 
     pub async fn partition_nodes(&self, partition: &str) -> Result<Vec<String>, SshError> {
@@ -339,37 +353,49 @@ mod tests {
 
     #[test]
     fn reads_the_recorded_controller_log() {
+        use crate::cluster::controller_log::{Stamp, parse_line};
+        use crate::cluster::hostlist::nodes_named_in;
+        let utc = chrono::FixedOffset::east_opt(0).unwrap();
+        let now = chrono::Utc::now();
         let nodes = vec!["ip-10-1-0-12".to_owned(), "ip-10-1-0-13".to_owned()];
-        let about: Vec<(String, &str, &str)> = CONTROLLER_LOG
+        let lines: Vec<_> = CONTROLLER_LOG
             .lines()
-            .filter_map(parse_controller_line)
-            .filter_map(|(at, message)| {
-                node_named_in(message, &nodes)
-                    .map(|n| (at.format("%H:%M:%S%.3f").to_string(), n.as_str(), message))
+            .map(|l| parse_line(l, utc, now))
+            .collect();
+        // Every line of the lab's log (iso8601_ms) is placed.
+        assert_eq!(lines.len(), 32);
+        assert!(lines.iter().all(|l| l.stamp == Stamp::Placed));
+        let about: Vec<(String, &str, &str)> = lines
+            .iter()
+            .flat_map(|l| {
+                nodes_named_in(l.message, &nodes).into_iter().map(|n| {
+                    (
+                        l.at.unwrap().format("%H:%M:%S%.3f").to_string(),
+                        n.as_str(),
+                        l.message,
+                    )
+                })
             })
             .collect();
-        assert_eq!(about.len(), 6, "{about:#?}");
+        // Allocations (host lists) name the node too; then the mark.
+        assert_eq!(about[0].0, "18:52:30.655");
+        let mark = about
+            .iter()
+            .find(|a| a.2.contains("reason set to"))
+            .unwrap();
         assert_eq!(
-            about[0],
+            *mark,
             (
                 "18:52:48.722".to_owned(),
                 "ip-10-1-0-12",
                 "update_node: node ip-10-1-0-12 reason set to: Action:Reboot"
             )
         );
-        // A host list is not a node name; every line has a timestamp.
+        // A host list names its nodes.
         assert_eq!(
-            node_named_in("sched: Allocate JobId=2 NodeList=ip-10-1-0-[11-12]", &nodes),
-            None
+            nodes_named_in("sched: Allocate JobId=2 NodeList=ip-10-1-0-[11-12]", &nodes),
+            vec![&nodes[0]]
         );
-        assert_eq!(
-            CONTROLLER_LOG
-                .lines()
-                .filter_map(parse_controller_line)
-                .count(),
-            32
-        );
-        assert_eq!(parse_controller_line("no stamp here"), None);
         assert_eq!(
             split_sized("2048\n[2026-11-28T18:52:48.722] x\n"),
             Some((2048, "[2026-11-28T18:52:48.722] x\n"))

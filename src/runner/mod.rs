@@ -80,10 +80,7 @@ pub async fn resolve_targets(
             .await
             .map_err(|e| e.to_string())?
             .ok_or(format!("job {id} not found"))?;
-        slurm
-            .hostnames(&info.node_list)
-            .await
-            .map_err(|e| e.to_string())
+        slurm.hostnames(&info.node_list)
     };
     let candidates = match &scenario.target.pool {
         Pool::Nodes(nodes) => nodes.clone(),

@@ -9,8 +9,9 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
 
+use crate::cluster::controller_log::{self, Stamp};
+use crate::cluster::hostlist::nodes_named_in;
 use crate::cluster::node_state::Condition;
-use crate::cluster::slurm::{node_named_in, parse_controller_line};
 use crate::cluster::ssh::{KEYSCAN_SCRIPT, parse_keyscan};
 use crate::faults;
 use crate::journal::{Entry, ScenarioOutcome, Source};
@@ -85,6 +86,7 @@ impl Runner {
             last: BTreeMap::new(),
             failing_since: BTreeMap::new(),
             controller_log,
+            unplaced_said: false,
         };
         let mut journaled = 0usize;
         let mut follow_up_done = plan.follow_up.is_none();
@@ -310,6 +312,8 @@ struct Seen {
     failing_since: BTreeMap<&'static str, DateTime<Utc>>,
     /// Where the controller log has been read to; `None` when unreadable.
     controller_log: Option<u64>,
+    /// Lines without a placeable time were journaled once already.
+    unplaced_said: bool,
 }
 
 impl Runner {
@@ -367,33 +371,57 @@ impl Runner {
             }
             let complete = text.rfind('\n').map_or(0, |i| i + 1);
             *offset += complete as u64;
+            let offset = self.cluster.slurm.utc_offset().await;
+            let now = self.clock.now();
             for line in text[..complete].lines() {
-                let Some((at, message)) = parse_controller_line(line) else {
+                let parsed = controller_log::parse_line(line, offset, now);
+                let named = nodes_named_in(parsed.message, &baseline.targets);
+                if named.is_empty() {
                     continue;
-                };
-                let Some(node) = node_named_in(message, &baseline.targets) else {
-                    continue;
-                };
-                self.log(
-                    Some(name),
-                    Entry::Observed {
+                }
+                // A line it cannot place in time is said once, then timed
+                // when seen.
+                if parsed.stamp != Stamp::Placed && !seen.unplaced_said {
+                    seen.unplaced_said = true;
+                    self.log(
+                        Some(name),
+                        Entry::Observed {
+                            source: Source::SlurmctldLog,
+                            node: None,
+                            field: "poll".into(),
+                            from: None,
+                            to: match &parsed.stamp {
+                                Stamp::Unplaceable(stamp) => format!(
+                                    "lines stamped `[{stamp}]` give no time of day (LogTimeFormat clock or thread_id?): timed when seen"
+                                ),
+                                _ => "lines carry no time stamp (LogTimeFormat=omit?): timed when seen".to_owned(),
+                            },
+                            source_time: None,
+                        },
+                    );
+                }
+                for node in named {
+                    self.log(
+                        Some(name),
+                        Entry::Observed {
+                            source: Source::SlurmctldLog,
+                            node: Some(node.clone()),
+                            field: "line".into(),
+                            from: None,
+                            to: parsed.message.to_owned(),
+                            source_time: parsed.at,
+                        },
+                    );
+                    seen.events.push(Event {
+                        seen: self.clock.now(),
+                        source_time: parsed.at,
                         source: Source::SlurmctldLog,
-                        node: Some(node.clone()),
-                        field: "line".into(),
-                        from: None,
-                        to: message.to_owned(),
-                        source_time: Some(at),
-                    },
-                );
-                seen.events.push(Event {
-                    seen: self.clock.now(),
-                    source_time: Some(at),
-                    source: Source::SlurmctldLog,
-                    observation: Observation::ControllerLog {
-                        node: node.clone(),
-                        message: message.to_owned(),
-                    },
-                });
+                        observation: Observation::ControllerLog {
+                            node: node.clone(),
+                            message: parsed.message.to_owned(),
+                        },
+                    });
+                }
             }
         }
     }
@@ -539,7 +567,6 @@ impl Runner {
                     .cluster
                     .slurm
                     .hostnames(&info.node_list)
-                    .await
                     .unwrap_or_default();
                 Some(Observation::Job {
                     state: info.state,
