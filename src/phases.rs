@@ -393,6 +393,8 @@ struct Tracker {
     peak: Option<u64>,
     /// Steps redone, summed over every restart the output shows.
     redone: Option<u64>,
+    /// Nodes Slurm showed not responding or rebooting since the fault.
+    went_away: std::collections::BTreeSet<String>,
 }
 
 fn at(event: &Event) -> (DateTime<Utc>, TimeSource) {
@@ -423,6 +425,14 @@ impl Tracker {
                 self.last_restarts = Some(*restarts);
             }
             Observation::JobGone => self.job_interrupted = true,
+            Observation::SlurmNode {
+                node, state, flags, ..
+            } => {
+                let now = NodeState::parse(&format!("{state}{flags}"));
+                if now.not_responding() || now.is_rebooting() {
+                    self.went_away.insert(node.clone());
+                }
+            }
             // The output itself says where the job restarted: a step lower
             // than the last one. The work from there to the highest step
             // reached before is redone, whenever the polls saw it.
@@ -590,6 +600,33 @@ impl Tracker {
                     time_source: TimeSource::Source,
                     evidence: format!("same instance {instance_id}, new LaunchTime"),
                 })
+            }
+            // Slurm's own signs of a reboot (LaunchTime is one witness,
+            // not the only one: it may keep EC2's "last launched" meaning):
+            // a node that stopped responding or showed a reboot under way,
+            // responding again.
+            (
+                Phase::Reboot,
+                Observation::SlurmNode {
+                    node, state, flags, ..
+                },
+            ) if target(node) && self.went_away.contains(node) => {
+                let now = NodeState::parse(&format!("{state}{flags}"));
+                (!now.not_responding() && !now.is_rebooting()).then(|| Boundary {
+                    at: event.seen,
+                    time_source: TimeSource::Observed,
+                    evidence: format!(
+                        "{node} responding again ({now}) after it stopped responding: rebooted"
+                    ),
+                })
+            }
+            (Phase::Reboot, Observation::ControllerLog { node, message })
+                if target(node)
+                    && (message.contains("now responding")
+                        || message.contains("unexpectedly rebooted")
+                        || message.contains("rebooted")) =>
+            {
+                Some(boundary(event, format!("slurmctld_log {node}: {message}")))
             }
             (
                 Phase::Rejoin,

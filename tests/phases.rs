@@ -534,3 +534,61 @@ fn the_controller_log_times_the_rejoin_too() {
         (Phase::Rejoin, 74.21, TimeSource::Source, PhaseVerdict::Met)
     );
 }
+
+/// Field case 12: a reboot whose LaunchTime does not change (EC2's "last
+/// launched" meaning) is still seen, from Slurm's own signs: the node
+/// stopped responding, then responded again.
+#[test]
+fn field_case_12_a_reboot_is_seen_from_slurm_without_a_new_launch_time() {
+    let text = include_str!("fixtures/field-cases/12-reboot-same-launchtime.txt");
+    let launch = DateTime::parse_from_rfc3339("2026-11-28T07:47:41Z")
+        .unwrap()
+        .to_utc();
+    let mut events = Vec::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let f: Vec<&str> = line.split('|').collect();
+        let seen: f64 = f[0].parse().unwrap();
+        events.push(match f[1] {
+            "sinfo" => slurm(seen, None, f[3], f[4], f[5]),
+            _ => Event {
+                seen: t(seen),
+                source_time: None,
+                source: Source::Sagemaker,
+                observation: Observation::ApiNode {
+                    node: f[2].into(),
+                    status: f[3].into(),
+                    instance_id: f[4].into(),
+                    launch_time: Some(launch),
+                },
+            },
+        });
+    }
+    let mut base = baseline(false);
+    base.instance_ids
+        .insert(NODE.into(), "i-0a1b2c3d4e5f60012".into());
+    base.launch_times.insert(NODE.into(), launch);
+    let mut expectation = expect(
+        Recovery::Reboot,
+        &[
+            (Phase::Detect, 60),
+            (Phase::Reboot, 300),
+            (Phase::Rejoin, 360),
+        ],
+    );
+    // No workload: no resume phase.
+    expectation.phases.retain(|p| *p != Phase::Resume);
+    let judgement = judge(t0(), &base, &expectation, &events, t(200.0), false);
+    let ended = |phase: Phase| {
+        judgement
+            .phases
+            .iter()
+            .find(|p| p.phase == phase)
+            .and_then(|p| p.ended.as_ref())
+            .map(|b| ((b.at - t0()).num_seconds(), b.evidence.clone()))
+    };
+    let (at, evidence) = ended(Phase::Reboot).expect("the reboot is seen");
+    assert_eq!(at, 180, "{evidence}");
+    assert!(evidence.contains("responding again"), "{evidence}");
+    assert_eq!(ended(Phase::Rejoin).map(|(at, _)| at), Some(180));
+    assert!(judgement.settled && judgement.passed, "{judgement:?}");
+}
