@@ -8,6 +8,13 @@ use crate::lab::config::TimingProfile;
 use crate::report::Format;
 use crate::scenario::schema::SchemaKind;
 
+/// How `status` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusFormat {
+    Table,
+    Json,
+}
+
 /// Fault-injection chaos harness for Slurm GPU clusters on SageMaker HyperPod.
 ///
 /// Write a scenario (which nodes, which fault, what recovery by when),
@@ -110,6 +117,10 @@ pub enum Command {
     Status {
         #[arg(long, value_name = "PROFILE")]
         cluster: PathBuf,
+        /// `table` for people, `json` for scripts (every node with its
+        /// decoded Slurm state and its API view).
+        #[arg(long, value_enum, default_value = "table")]
+        format: StatusFormat,
     },
     /// Undo what a dead run left applied, and release the cluster's lock.
     ///
@@ -169,6 +180,11 @@ pub enum LabCommand {
         /// Start with NodeRecovery None: faults are detected, never repaired.
         #[arg(long)]
         no_recovery: bool,
+        /// The API omits PrivateDnsHostname, as it did before 2025-11-20
+        /// and as other emulators (moto) do: hpchaos must map nodes
+        /// another way.
+        #[arg(long)]
+        api_without_hostnames: bool,
     },
     /// Stop the lab; leaves no process, namespace, mount or link behind.
     Down {

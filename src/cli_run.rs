@@ -366,7 +366,8 @@ async fn plan(cluster: &Cluster, work: &Work) -> u8 {
     exit::SUCCESS
 }
 
-pub fn status(profile_path: &Path) -> u8 {
+/// `hpchaos status`: the table, or with `json` the machine-readable view.
+pub fn status(profile_path: &Path, json: bool) -> u8 {
     let profile = match scenario::load_profile(profile_path) {
         Ok(p) => p.value,
         Err(err) => {
@@ -387,20 +388,41 @@ pub fn status(profile_path: &Path) -> u8 {
                 return exit::HARNESS_FAILED;
             }
         };
-        let api = match &cluster.api {
-            Some(api) => match api.nodes().await {
-                Ok(nodes) => Some(nodes),
+        let (api, unmapped) = match &cluster.api {
+            Some(api) => match api.listing().await {
+                Ok((nodes, unmapped)) => (Some(nodes), unmapped),
                 Err(err) => {
                     eprintln!("error: {err}");
                     return exit::HARNESS_FAILED;
                 }
             },
-            None => None,
+            None => (None, Vec::new()),
         };
-        print!(
-            "{}",
-            crate::status::render(&profile.head_node.name, &rows, api.as_deref())
-        );
+        if json {
+            let value = crate::status::render_json(
+                &profile.name,
+                &profile.head_node.name,
+                &rows,
+                api.as_deref(),
+                &unmapped,
+            );
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value)
+                    .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+            );
+        } else {
+            print!(
+                "{}",
+                crate::status::render(&profile.head_node.name, &rows, api.as_deref())
+            );
+            for u in &unmapped {
+                println!(
+                    "unmapped instance {} ({}, {}): {}",
+                    u.instance_id, u.group, u.status, u.why
+                );
+            }
+        }
         exit::SUCCESS
     })
 }

@@ -40,7 +40,9 @@ fn main() -> ExitCode {
         Command::Plan { scenario, cluster } => {
             hpchaos::cli_run::run(&[scenario], Some(&cluster), None, true)
         }
-        Command::Status { cluster } => hpchaos::cli_run::status(&cluster),
+        Command::Status { cluster, format } => {
+            hpchaos::cli_run::status(&cluster, format == hpchaos::cli::StatusFormat::Json)
+        }
         Command::Recover { cluster, journal } => {
             hpchaos::recover::recover(&cluster, journal.as_deref())
         }
@@ -174,12 +176,14 @@ fn run_lab(command: LabCommand) -> u8 {
             timings,
             scale,
             no_recovery,
+            api_without_hostnames,
         } => {
             let options = lab::UpOptions {
                 nodes,
                 timings,
                 scale,
                 node_recovery_none: no_recovery,
+                api_without_hostnames,
             };
             lab::up(&dir, &options).and_then(|layout| {
                 print!("{}", lab::status(&dir)?);

@@ -8,41 +8,55 @@ use crate::cluster::sagemaker::ApiNode;
 use crate::cluster::slurm::NodeRow;
 use crate::journal::{Entry, Record};
 
-/// The table of `hpchaos status`, with a note per disagreement.
-pub fn render(head: &str, rows: &[NodeRow], api: Option<&[ApiNode]>) -> String {
+/// Where Slurm and the API disagree about one node, in words.
+fn disagreements(row: Option<&NodeRow>, node: Option<&ApiNode>, api_read: bool) -> Vec<String> {
+    let mut notes = Vec::new();
+    match (row, node, api_read) {
+        (None, Some(_), _) => notes.push("in the API, not in Slurm".to_owned()),
+        (Some(_), None, true) => notes.push("in Slurm, not in the API".to_owned()),
+        (Some(row), Some(node), _) => {
+            let slurm_down = row.state.is_out_of_service()
+                || row.state.not_responding()
+                || row.state.is_rebooting();
+            if slurm_down && node.status == "Running" {
+                notes.push(format!("Slurm says {} but the API says Running", row.state));
+            }
+            if !slurm_down && node.status != "Running" {
+                notes.push(format!(
+                    "the API says {} but Slurm says {}",
+                    node.status, row.state
+                ));
+            }
+        }
+        _ => {}
+    }
+    notes
+}
+
+fn node_names<'a>(
+    head: &str,
+    rows: &'a [NodeRow],
+    api: Option<&'a [ApiNode]>,
+) -> BTreeSet<&'a str> {
     let mut names: BTreeSet<&str> = rows.iter().map(|r| r.name.as_str()).collect();
     if let Some(api) = api {
         names.extend(api.iter().map(|n| n.node.as_str()).filter(|n| *n != head));
     }
+    names
+}
+
+/// The table of `hpchaos status`, with a note per disagreement.
+pub fn render(head: &str, rows: &[NodeRow], api: Option<&[ApiNode]>) -> String {
     let mut out = format!(
         "{:<16} {:<14} {:<20} {:<21} {:<10} {}\n",
         "node", "slurm", "reason", "instance", "api", "notes"
     );
-    let mut disagreements = 0;
-    for name in names {
+    let mut count = 0;
+    for name in node_names(head, rows, api) {
         let row = rows.iter().find(|r| r.name == name);
         let node = api.and_then(|a| a.iter().find(|n| n.node == name));
-        let mut notes = Vec::new();
-        match (row, node, api.is_some()) {
-            (None, Some(_), _) => notes.push("in the API, not in Slurm".to_owned()),
-            (Some(_), None, true) => notes.push("in Slurm, not in the API".to_owned()),
-            (Some(row), Some(node), _) => {
-                let slurm_down = row.state.is_out_of_service()
-                    || row.state.not_responding()
-                    || row.state.is_rebooting();
-                if slurm_down && node.status == "Running" {
-                    notes.push(format!("Slurm says {} but the API says Running", row.state));
-                }
-                if !slurm_down && node.status != "Running" {
-                    notes.push(format!(
-                        "the API says {} but Slurm says {}",
-                        node.status, row.state
-                    ));
-                }
-            }
-            _ => {}
-        }
-        disagreements += usize::from(!notes.is_empty());
+        let notes = disagreements(row, node, api.is_some());
+        count += usize::from(!notes.is_empty());
         out.push_str(&format!(
             "{:<16} {:<14} {:<20} {:<21} {:<10} {}\n",
             name,
@@ -53,12 +67,66 @@ pub fn render(head: &str, rows: &[NodeRow], api: Option<&[ApiNode]>) -> String {
             notes.join("; ")
         ));
     }
-    out.push_str(&match (api.is_some(), disagreements) {
+    out.push_str(&match (api.is_some(), count) {
         (false, _) => "no SageMaker settings in the profile: Slurm's view only\n".to_owned(),
         (true, 0) => "Slurm and SageMaker agree\n".to_owned(),
         (true, n) => format!("{n} node(s) where Slurm and SageMaker disagree\n"),
     });
     out
+}
+
+/// `hpchaos status --format json`: every node with its decoded Slurm
+/// state and its API view, the disagreements, and the instances the API
+/// lists that map to no node name. Shape (`schema_version` 1):
+/// `{schema_version, cluster, head_node, api_read, nodes: [{name, slurm:
+/// {state, condition, reason, reason_time} | null, api: {instance_id,
+/// instance_group, status, message, launch_time} | null, notes: [..]}],
+/// unmapped_instances: [{instance_id, instance_group, status, why}]}`.
+pub fn render_json(
+    cluster: &str,
+    head: &str,
+    rows: &[NodeRow],
+    api: Option<&[ApiNode]>,
+    unmapped: &[crate::cluster::sagemaker::Unmapped],
+) -> serde_json::Value {
+    use serde_json::json;
+    let nodes: Vec<serde_json::Value> = node_names(head, rows, api)
+        .into_iter()
+        .map(|name| {
+            let row = rows.iter().find(|r| r.name == name);
+            let node = api.and_then(|a| a.iter().find(|n| n.node == name));
+            json!({
+                "name": name,
+                "slurm": row.map(|r| json!({
+                    "state": r.state.raw,
+                    "condition": r.state.condition().as_str(),
+                    "reason": r.reason,
+                    "reason_time": r.reason_time,
+                })),
+                "api": node.map(|n| json!({
+                    "instance_id": n.instance_id,
+                    "instance_group": n.group,
+                    "status": n.status,
+                    "message": n.status_message,
+                    "launch_time": n.launch_time,
+                })),
+                "notes": disagreements(row, node, api.is_some()),
+            })
+        })
+        .collect();
+    json!({
+        "schema_version": 1,
+        "cluster": cluster,
+        "head_node": head,
+        "api_read": api.is_some(),
+        "nodes": nodes,
+        "unmapped_instances": unmapped.iter().map(|u| json!({
+            "instance_id": u.instance_id,
+            "instance_group": u.group,
+            "status": u.status,
+            "why": u.why,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 /// One line of live progress for a journal record.
@@ -163,6 +231,7 @@ mod tests {
             group: "workers".into(),
             status: status.into(),
             launch_time: None,
+            status_message: None,
         }
     }
 

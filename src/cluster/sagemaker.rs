@@ -12,16 +12,33 @@ use chrono::{DateTime, Utc};
 
 use crate::profile::SageMaker as Settings;
 
-/// One instance as the API lists it.
+/// One instance as the API lists it, mapped to its Slurm node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiNode {
-    /// The Slurm node name: the first label of `PrivateDnsHostname`.
+    /// The Slurm node name: the first label of `PrivateDnsHostname`, or,
+    /// where the API omits it (before 2025-11-20, other emulators), the
+    /// `ip-a-b-c-d` name of `DescribeClusterNode`'s `PrivatePrimaryIp`.
     pub node: String,
     pub instance_id: String,
     pub group: String,
     /// `Running`, `Pending`, `ShuttingDown`, ...
     pub status: String,
+    /// Absent when the API does not give it (never 1970).
     pub launch_time: Option<DateTime<Utc>>,
+    /// `InstanceStatus.Message`, as the API gives it.
+    pub status_message: Option<String>,
+}
+
+/// An instance the API lists that no Slurm node name could be found for
+/// (no host name, and `DescribeClusterNode` gives no address): reported,
+/// never targeted, never a node named "".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmapped {
+    pub instance_id: String,
+    pub group: String,
+    pub status: String,
+    /// Why it could not be mapped.
+    pub why: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,9 +68,19 @@ fn batch_outcome<'a>(
 pub struct SageMakerApi {
     client: Client,
     pub cluster: String,
+    /// Instance id → Slurm node name, for instances whose listing lacks a
+    /// host name (an instance keeps its address for its life).
+    names: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
 }
 
+/// A timestamp from the SDK, `None` for the epoch: the SDK fills a member
+/// the model marks required but the answer omits with its zero value
+/// (smithy's client-side error correction), so an absent `LaunchTime`
+/// would otherwise read as 1970-01-01.
 fn chrono_of(at: &AwsDateTime) -> Option<DateTime<Utc>> {
+    if at.secs() == 0 && at.subsec_nanos() == 0 {
+        return None;
+    }
     DateTime::from_timestamp(at.secs(), at.subsec_nanos())
 }
 
@@ -79,6 +106,7 @@ impl SageMakerApi {
         SageMakerApi {
             client: Client::new(&config),
             cluster: settings.cluster_name.clone(),
+            names: Default::default(),
         }
     }
 
@@ -94,8 +122,14 @@ impl SageMakerApi {
         }
     }
 
-    /// Every node, through all pages.
+    /// Every node the API lists that maps to a Slurm node name.
     pub async fn nodes(&self) -> Result<Vec<ApiNode>, ApiError> {
+        self.listing().await.map(|(nodes, _)| nodes)
+    }
+
+    /// Every instance, through all pages: those mapped to a Slurm node
+    /// name, and those that could not be (see [`ApiNode::node`]).
+    pub async fn listing(&self) -> Result<(Vec<ApiNode>, Vec<Unmapped>), ApiError> {
         let pages: Vec<_> = self
             .client
             .list_cluster_nodes()
@@ -106,25 +140,83 @@ impl SageMakerApi {
             .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(|e| self.error("ListClusterNodes", e))?;
-        Ok(pages
-            .iter()
-            .flat_map(|page| page.cluster_node_summaries())
-            .map(|summary| ApiNode {
-                node: summary
-                    .private_dns_hostname()
-                    .and_then(|h| h.split('.').next())
-                    .unwrap_or_default()
-                    .to_owned(),
-                instance_id: summary.instance_id().unwrap_or_default().to_owned(),
-                group: summary.instance_group_name().unwrap_or_default().to_owned(),
-                status: summary
-                    .instance_status()
-                    .and_then(|s| s.status())
-                    .map(|s| s.as_str().to_owned())
-                    .unwrap_or_default(),
-                launch_time: summary.launch_time().and_then(chrono_of),
-            })
-            .collect())
+        let mut nodes = Vec::new();
+        let mut unmapped = Vec::new();
+        for summary in pages.iter().flat_map(|page| page.cluster_node_summaries()) {
+            let instance_id = summary.instance_id().unwrap_or_default().to_owned();
+            let group = summary.instance_group_name().unwrap_or_default().to_owned();
+            let status = summary
+                .instance_status()
+                .and_then(|s| s.status())
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default();
+            let listed = summary
+                .private_dns_hostname()
+                .and_then(node_name_of_host)
+                .map(str::to_owned);
+            let node = match listed {
+                Some(name) => Ok(name),
+                None => self.map_instance(&instance_id).await,
+            };
+            match node {
+                Ok(node) => nodes.push(ApiNode {
+                    node,
+                    instance_id,
+                    group,
+                    status,
+                    launch_time: summary.launch_time().and_then(chrono_of),
+                    status_message: summary
+                        .instance_status()
+                        .and_then(|s| s.message())
+                        .map(str::to_owned),
+                }),
+                Err(why) => unmapped.push(Unmapped {
+                    instance_id,
+                    group,
+                    status,
+                    why,
+                }),
+            }
+        }
+        Ok((nodes, unmapped))
+    }
+
+    /// The Slurm node name of an instance whose listing has no host name:
+    /// `DescribeClusterNode`'s host name or primary address, cached.
+    async fn map_instance(&self, instance_id: &str) -> Result<String, String> {
+        if instance_id.is_empty() {
+            return Err("the listing gives no instance id".to_owned());
+        }
+        if let Some(name) = self
+            .names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(instance_id)
+        {
+            return Ok(name.clone());
+        }
+        let out = self
+            .client
+            .describe_cluster_node()
+            .cluster_name(&self.cluster)
+            .node_id(instance_id)
+            .send()
+            .await
+            .map_err(|e| self.error("DescribeClusterNode", e).to_string())?;
+        let details = out
+            .node_details()
+            .ok_or("DescribeClusterNode gave no NodeDetails")?;
+        let name = details
+            .private_dns_hostname()
+            .and_then(node_name_of_host)
+            .map(str::to_owned)
+            .or_else(|| details.private_primary_ip().and_then(node_name_of_address))
+            .ok_or("neither PrivateDnsHostname nor PrivatePrimaryIp is given")?;
+        self.names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(instance_id.to_owned(), name.clone());
+        Ok(name)
     }
 
     /// `Automatic` or `None`.
@@ -181,4 +273,18 @@ impl SageMakerApi {
         });
         Ok(batch_outcome(out.successful(), refused))
     }
+}
+
+/// `ip-10-1-0-11.us-west-2.compute.internal` → `ip-10-1-0-11`; `None`
+/// for an empty name.
+pub fn node_name_of_host(host: &str) -> Option<&str> {
+    host.split('.').next().filter(|n| !n.trim().is_empty())
+}
+
+/// `10.1.0.11` → `ip-10-1-0-11`, HyperPod's naming; `None` for anything
+/// that is not an IPv4 address.
+pub fn node_name_of_address(address: &str) -> Option<String> {
+    let ip: std::net::Ipv4Addr = address.trim().parse().ok()?;
+    let [a, b, c, d] = ip.octets();
+    Some(format!("ip-{a}-{b}-{c}-{d}"))
 }

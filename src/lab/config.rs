@@ -112,6 +112,9 @@ pub struct LabConfig {
     pub xid_actions: BTreeMap<u32, Action>,
     /// The hpchaos binary the nodes and the daemon run.
     pub exe: String,
+    /// The API omits `PrivateDnsHostname` (older API versions, moto).
+    #[serde(default)]
+    pub api_without_hostnames: bool,
 }
 
 impl LabConfig {
@@ -287,6 +290,7 @@ mod tests {
             node_recovery: "Automatic".into(),
             xid_actions: default_xid_actions(),
             exe: "/usr/bin/hpchaos".into(),
+            api_without_hostnames: false,
         }
     }
 

@@ -62,15 +62,18 @@ fn epoch(at: DateTime<Utc>) -> Value {
     json!(at.timestamp_millis() as f64 / 1000.0)
 }
 
-fn summary(instance: &Instance) -> Value {
-    json!({
+fn summary(instance: &Instance, omit_hostname: bool) -> Value {
+    let mut summary = json!({
         "InstanceGroupName": instance.group,
         "InstanceId": instance.instance_id,
         "InstanceType": instance.instance_type,
         "LaunchTime": epoch(instance.launch_time),
         "InstanceStatus": {"Status": instance.status, "Message": instance.message},
-        "PrivateDnsHostname": format!("{}.lab.internal", instance.node),
-    })
+    });
+    if !omit_hostname {
+        summary["PrivateDnsHostname"] = json!(format!("{}.lab.internal", instance.node));
+    }
+    summary
 }
 
 impl ControlPlane {
@@ -239,7 +242,10 @@ fn list_cluster_nodes(state: &ClusterState, input: &Value) -> Response {
         },
     };
     let end = (start + max as usize).min(nodes.len());
-    let page: Vec<Value> = nodes[start..end].iter().map(|i| summary(i)).collect();
+    let page: Vec<Value> = nodes[start..end]
+        .iter()
+        .map(|i| summary(i, state.omit_hostnames))
+        .collect();
     let mut body = json!({"ClusterNodeSummaries": page});
     if end < nodes.len() {
         body["NextToken"] = json!(format!("lab-page-{end}"));
@@ -255,7 +261,7 @@ fn describe_cluster_node(state: &ClusterState, input: &Value) -> Response {
             format!("Node {id} not found in cluster {}.", state.cluster_name),
         );
     };
-    let mut details = summary(instance);
+    let mut details = summary(instance, state.omit_hostnames);
     details["PrivatePrimaryIp"] = json!(instance.address);
     details["ThreadsPerCore"] = json!(1);
     details["LifeCycleConfig"] =

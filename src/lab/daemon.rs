@@ -70,12 +70,14 @@ pub fn run(layout: Layout) -> Result<(), LabError> {
             .map_err(LabError::io("cannot open the ground-truth log"))?,
     );
     let nodes = config.nodes();
-    let state = Arc::new(Mutex::new(ClusterState::new(
+    let mut cluster = ClusterState::new(
         &config.cluster_name,
         &config.region,
         &config.node_recovery,
         &nodes,
-    )));
+    );
+    cluster.omit_hostnames = config.api_without_hostnames;
+    let state = Arc::new(Mutex::new(cluster));
     let engine = Arc::new(Engine {
         layout,
         config,

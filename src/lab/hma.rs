@@ -122,6 +122,7 @@ mod tests {
             node_recovery: "Automatic".into(),
             xid_actions: default_xid_actions(),
             exe: String::new(),
+            api_without_hostnames: false,
         }
     }
 

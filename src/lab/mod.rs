@@ -34,6 +34,8 @@ pub struct UpOptions {
     /// Multiplies the timing profile's delays.
     pub scale: f64,
     pub node_recovery_none: bool,
+    /// The API omits `PrivateDnsHostname`, as before 2025-11-20 and in moto.
+    pub api_without_hostnames: bool,
 }
 
 /// Host programs the lab needs, and the Debian package of each.
@@ -144,6 +146,7 @@ fn prepare_and_start(layout: &Layout, options: &UpOptions) -> Result<(), LabErro
         .to_owned(),
         xid_actions: default_xid_actions(),
         exe: exe.display().to_string(),
+        api_without_hostnames: options.api_without_hostnames,
     };
     write_files(layout, &config)?;
     net::up(&config.nodes())?;

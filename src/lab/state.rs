@@ -35,6 +35,9 @@ pub struct ClusterState {
     /// `Automatic` or `None`.
     pub node_recovery: String,
     pub instances: Vec<Instance>,
+    /// Answer as the API did before 2025-11-20 (and as moto does): no
+    /// `PrivateDnsHostname` in ListClusterNodes or DescribeClusterNode.
+    pub omit_hostnames: bool,
 }
 
 impl ClusterState {
@@ -54,6 +57,7 @@ impl ClusterState {
             region: region.to_owned(),
             created: now,
             node_recovery: node_recovery.to_owned(),
+            omit_hostnames: false,
             instances: nodes
                 .iter()
                 .map(|node| Instance {
