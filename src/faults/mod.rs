@@ -9,7 +9,7 @@ mod gpu_stress;
 mod node_reboot;
 mod node_replace;
 mod process_kill;
-mod xid;
+pub mod xid;
 
 use serde::{Deserialize, Serialize};
 

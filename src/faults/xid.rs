@@ -1,5 +1,7 @@
 //! A simulated NVIDIA Xid: a DCGM injection (field 230), an `NVRM: Xid`
-//! line in the kernel log, or the health-check status file; optionally
+//! record written to the kernel log (`/dev/kmsg`, which `dmesg`,
+//! `journalctl -k` and HyperPod's agent read) in the driver's own format,
+//! or the health-check status file; optionally
 //! the training task crashed afterwards, as people trigger auto-resume by
 //! hand. Rollback removes the status file if we wrote it; injected DCGM
 //! values expire on their own and a log line cannot be unwritten.
@@ -7,13 +9,50 @@
 use super::{Plan, Step, argv, on_each};
 use crate::scenario::model::{Xid, XidMethod};
 
-/// `NVRM: Xid (PCI:0000:b9:00): 79, pid=..., ...` as the driver writes it.
+/// `NVRM: Xid (PCI:0000:53:00): 79, pid='<unknown>', name=<unknown>, GPU
+/// has fallen off the bus.`: the record R550+ drivers write for Xid `code`
+/// on GPU `gpu` (PCI bus ids as on a p5.48xlarge; source: NVIDIA's Xid
+/// catalog and field case 13).
 pub fn kernel_line(code: u32, gpu: u32) -> String {
+    let what = match code {
+        13 => "Graphics SM Warp Exception on (GPC 0, TPC 0, SM 0): Illegal Instruction Parameter",
+        31 => {
+            "Ch 00000008, intr 10000000. MMU Fault: ENGINE GRAPHICS GPCCLIENT_T1_0 faulted @ 0x7f_00000000. Fault is of type FAULT_PDE ACCESS_TYPE_READ"
+        }
+        43 => "Ch 00000010",
+        48 => {
+            "An uncorrectable double bit error (DBE) has been detected on GPU in the framebuffer at partition 0, subpartition 0."
+        }
+        63 => "Row Remapper: New row marked for remapping, reset gpu to activate.",
+        64 => "Row Remapper: Failed to mark a row for remapping.",
+        74 => "NVLink: fatal error detected on link 0(0x10000, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0)",
+        79 => "GPU has fallen off the bus.",
+        92 => "High single-bit ECC error rate",
+        95 => "Uncontained: FBHUB. RST: Yes, D-RST: No",
+        119 => "Timeout after 6s of waiting for RPC response from GPU0 GSP!",
+        _ => "injected by hpchaos",
+    };
     format!(
-        "NVRM: Xid (PCI:0000:{:02x}:00): {code}, pid=0, name=hpchaos, injected by hpchaos for GPU {gpu}",
+        "NVRM: Xid (PCI:0000:{:02x}:00): {code}, pid='<unknown>', name=<unknown>, {what}",
         0x53 + gpu * 16
     )
 }
+
+/// The Xid code of a kernel log line, R535 or R550+ style, with or
+/// without dmesg's time or a `<priority>` prefix: the number after `):`.
+pub fn parse_kernel_line(line: &str) -> Option<u32> {
+    let (_, rest) = line.split_once("NVRM: Xid (")?;
+    let (_, after) = rest.split_once("):")?;
+    after
+        .trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Writes `$1` to the kernel log as one record at `err` level.
+pub const KMSG_SCRIPT: &str = "printf '<3>%s\\n' \"$1\" >> /dev/kmsg";
 
 pub fn plan(xid: &Xid, targets: &[String]) -> Plan {
     let code = xid.code.to_string();
@@ -26,7 +65,7 @@ pub fn plan(xid: &Xid, targets: &[String]) -> Plan {
         XidMethod::KernelLog => argv(&[
             "sh",
             "-c",
-            "printf '%s %s kernel: %s\\n' \"$(date '+%b %d %T')\" \"$(hostname)\" \"$1\" >> /var/log/syslog",
+            KMSG_SCRIPT,
             "hpchaos",
             &kernel_line(xid.code, xid.gpu),
         ]),
@@ -63,5 +102,57 @@ pub fn plan(xid: &Xid, targets: &[String]) -> Plan {
         }),
         rollback,
         ..Plan::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_case_13_the_drivers_lines_and_ours_read_alike() {
+        let text = include_str!("../../tests/fixtures/field-cases/13-xid-kernel-lines.txt");
+        let codes: Vec<u32> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(parse_kernel_line)
+            .collect();
+        assert_eq!(codes, [79, 13, 109]);
+        // Ours is the R550+ record shape of the fixture's second line.
+        let shape = regex::Regex::new(
+            r"^NVRM: Xid \(PCI:0000:[0-9a-f]{2}:00\): (\d+), pid='<unknown>', name=<unknown>, \S",
+        )
+        .unwrap();
+        for code in [13, 31, 48, 64, 74, 79, 95, 119, 500] {
+            let line = kernel_line(code, 2);
+            assert!(shape.is_match(&line), "{line}");
+            assert_eq!(parse_kernel_line(&line), Some(code));
+            assert_eq!(parse_kernel_line(&format!("<3>{line}")), Some(code));
+        }
+        assert_eq!(
+            parse_kernel_line("NVRM: GPU at PCI:0000:53:00: GPU-1"),
+            None
+        );
+    }
+
+    #[test]
+    fn the_kernel_log_method_writes_to_dev_kmsg() {
+        use crate::scenario::model::{Xid, XidMethod};
+        let plan = plan(
+            &Xid {
+                code: 79,
+                gpu: 0,
+                method: XidMethod::KernelLog,
+                crash_task_after: None,
+            },
+            &["n".to_owned()],
+        );
+        let Step::Run { argv, .. } = &plan.inject[0] else {
+            panic!("a command")
+        };
+        assert!(
+            argv[2].contains("/dev/kmsg") && !argv[2].contains("syslog"),
+            "{argv:?}"
+        );
     }
 }

@@ -6,8 +6,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use regex::Regex;
-
 use super::config::{Action, LabConfig};
 
 /// DCGM field ids (dcgm_fields.h).
@@ -36,7 +34,7 @@ impl Watcher {
                 findings.push(finding);
             }
         }
-        for log in ["log/syslog", "log/kern.log"] {
+        for log in ["log/kmsg", "log/syslog", "log/kern.log"] {
             for line in self.new_lines(&root.join(log)) {
                 if let Some(finding) = kernel_log_finding(&line, config) {
                     findings.push(finding);
@@ -97,9 +95,7 @@ fn dcgm_finding(line: &str, config: &LabConfig) -> Option<Finding> {
 }
 
 fn kernel_log_finding(line: &str, config: &LabConfig) -> Option<Finding> {
-    // Built once per call; kernel log lines with Xids are rare.
-    let pattern = Regex::new(r"NVRM: Xid \(PCI:[^)]*\): (\d+)").ok()?;
-    let code: u32 = pattern.captures(line)?.get(1)?.as_str().parse().ok()?;
+    let code = crate::faults::xid::parse_kernel_line(line)?;
     Some(Finding {
         action: config.action_for_xid(code),
         detail: format!("kernel log: Xid {code}: {}", line.trim()),

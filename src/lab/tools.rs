@@ -15,6 +15,7 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("gpu_burn", include_str!("scripts/gpu_burn")),
     ("dcgmproftester", include_str!("scripts/dcgmproftester")),
     ("reboot", include_str!("scripts/reboot")),
+    ("dmesg", include_str!("scripts/dmesg")),
     ("srun", include_str!("scripts/srun")),
     ("hpchaos-train", include_str!("scripts/hpchaos-train")),
     (
