@@ -144,6 +144,46 @@ pub fn parse_scontrol_job(line: &str) -> Option<JobInfo> {
     })
 }
 
+/// `squeue -o` fields for [`parse_job_list`]: job id, its display id
+/// (`4242_1`, `4242_[3-8]`, `4242+0`), state.
+pub const JOB_LIST_FORMAT: &str = "%A|%i|%T";
+
+/// One line of `squeue -o '%A|%i|%T'`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobListed {
+    /// The job id Slurm gave this array task or het-job part (`%A`).
+    pub id: u64,
+    /// As squeue shows it: `4242`, `4242_1`, `4242_[3-8]` (pending tasks
+    /// collapsed), `4242+0`.
+    pub display: String,
+    pub state: String,
+}
+
+/// Parses `squeue -o '%A|%i|%T'` lines; lines it cannot read are skipped.
+pub fn parse_job_list(text: &str) -> Vec<JobListed> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, '|');
+            Some(JobListed {
+                id: fields.next()?.trim().parse().ok()?,
+                display: fields.next()?.trim().to_owned(),
+                state: fields.next().unwrap_or("").trim().to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// What a display job id (`%i`) says: the array or het job it belongs to,
+/// and the task (`1`, `[3-8]`) or part (`+0`), if any.
+pub fn split_job_display(display: &str) -> Option<(u64, Option<&str>)> {
+    let cut = display.find(['_', '+']);
+    let (job, rest) = match cut {
+        Some(i) => (&display[..i], Some(&display[i + 1..])),
+        None => (display, None),
+    };
+    Some((job.trim().parse().ok()?, rest))
+}
+
 /// `Submitted batch job 42` → 42.
 pub fn parse_sbatch(text: &str) -> Option<u64> {
     text.trim()
@@ -231,10 +271,16 @@ impl Slurm {
         })
     }
 
-    /// Ids of running or pending jobs with this name.
+    /// Ids of the jobs with this name, running ones first: each array
+    /// task and het-job part as the job id Slurm gave it (`%A`), so that
+    /// `4242_1` is found (see [`parse_job_list`]).
     pub async fn jobs_named(&self, name: &str) -> Result<Vec<u64>, SshError> {
-        let text = self.head(&["squeue", "-h", "-n", name, "-o", "%i"]).await?;
-        Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        let text = self
+            .head(&["squeue", "-h", "-n", name, "-o", JOB_LIST_FORMAT])
+            .await?;
+        let mut jobs = parse_job_list(&text);
+        jobs.sort_by_key(|j| j.state != "RUNNING");
+        Ok(jobs.into_iter().map(|j| j.id).collect())
     }
 
     /// Expands `ip-10-1-0-[11-12]` into names (here, not on the head:
@@ -402,6 +448,34 @@ mod tests {
         );
         assert_eq!(split_sized("0\n"), Some((0, "")));
         assert_eq!(split_sized("stat: cannot stat"), None);
+    }
+
+    #[test]
+    fn field_case_10_array_tasks_are_jobs() {
+        let text = include_str!("../../tests/fixtures/field-cases/10-squeue-array-job.txt");
+        let shown: Vec<(u64, Option<&str>)> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(split_job_display)
+            .collect();
+        assert_eq!(
+            shown,
+            [(4242, Some("1")), (4242, Some("2")), (4242, Some("[3-8]"))]
+        );
+        assert_eq!(split_job_display("4242+0"), Some((4242, Some("0"))));
+        assert_eq!(split_job_display("17"), Some((17, None)));
+        // What jobs_named reads: each running task has its own job id.
+        let listed =
+            parse_job_list("4243|4242_1|RUNNING\n4244|4242_2|RUNNING\n4242|4242_[3-8]|PENDING\n");
+        assert_eq!(
+            listed
+                .iter()
+                .filter(|j| j.state == "RUNNING")
+                .map(|j| (j.id, j.display.as_str()))
+                .collect::<Vec<_>>(),
+            [(4243, "4242_1"), (4244, "4242_2")]
+        );
+        assert_eq!(listed[2].display, "4242_[3-8]");
     }
 
     #[test]
