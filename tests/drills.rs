@@ -52,6 +52,9 @@ impl Lab {
             // is rebooting a node (the never-fight drill).
             "--scale",
             "4",
+            // The API as it answered before 2025-11-20 (and as moto does):
+            // hpchaos maps nodes through DescribeClusterNode.
+            "--api-without-hostnames",
             "--dir",
             &lab.dir.display().to_string(),
         ]);
@@ -610,6 +613,19 @@ fn safety_drills() {
         "the node was resumed before HyperPod's reboot ended: {truth:?}"
     );
     assert!(lab_support::set_node_recovery(&lab.dir, "None"));
+
+    // status --format json on an API without host names: every node
+    // mapped (through DescribeClusterNode), decoded, none unmapped.
+    let out = hpchaos(&["status", "--cluster", &profile, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let nodes = status["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 4, "{status}");
+    for node in nodes {
+        assert_eq!(node["slurm"]["condition"], "usable", "{node}");
+        assert_eq!(node["api"]["status"], "Running", "{node}");
+    }
+    assert_eq!(status["unmapped_instances"].as_array().unwrap().len(), 0);
 
     // A profile naming a cluster that does not exist: exit 3 before the
     // cluster is touched, naming the setting.
