@@ -137,6 +137,11 @@ pub enum Command {
         cluster: PathBuf,
         /// The dead run's journal; by default the one the lock names.
         journal: Option<PathBuf>,
+        /// Only release the lock of this dead run, undoing nothing: for a
+        /// run whose machine and journal are lost (check the cluster by
+        /// hand). Refused while that run's lease is alive.
+        #[arg(long, value_name = "RUN_ID")]
+        release_lock: Option<String>,
     },
     /// Run the local lab: a real Slurm cluster and a HyperPod control plane.
     ///

@@ -150,6 +150,19 @@ pub fn run(
         if dry_run {
             return plan(&cluster, &work).await;
         }
+        // Signals are ours from here on (also when the shell started us
+        // with SIGINT ignored): none is lost while the checks run.
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        let undoing = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let recover_hint = std::sync::Arc::new(std::sync::Mutex::new(format!(
+            "hpchaos recover --cluster {}",
+            work.profile_path.display()
+        )));
+        tokio::spawn(stop_on_signals(
+            cancel_tx,
+            undoing.clone(),
+            recover_hint.clone(),
+        ));
         // Then every source the run needs must answer, before any change.
         let problems = crate::preflight::online(&cluster).await;
         if !problems.is_empty() {
@@ -184,18 +197,16 @@ pub fn run(
         };
         let journal_path = dir.join("journal.jsonl");
         eprintln!("journal: {}", journal_path.display());
-        let (cancel_tx, cancel_rx) = watch::channel(false);
-        let mut runner = Runner::new(cluster, journal, cancel_rx);
-        runner.profile_path = Some(work.profile_path.display().to_string());
-        let recover_hint = format!(
+        *recover_hint.lock().unwrap_or_else(|p| p.into_inner()) = format!(
             "hpchaos recover --cluster {} {}",
             work.profile_path.display(),
             std::path::absolute(&journal_path)
                 .unwrap_or_else(|_| journal_path.clone())
                 .display()
         );
-        let undoing = runner.undoing.clone();
-        tokio::spawn(stop_on_signals(cancel_tx, undoing, recover_hint));
+        let mut runner = Runner::new(cluster, journal, cancel_rx);
+        runner.profile_path = Some(work.profile_path.display().to_string());
+        runner.undoing = undoing;
         runner.live = Some(crate::live::LiveView::default());
         let result = runner
             .run(
@@ -232,12 +243,25 @@ pub fn run(
             }
         }
         print!("{}", Format::Table.exporter().render(&report));
-        println!("reports: {}", dir.display());
+        if unwritten {
+            println!("reports: NOT written to {} (see the errors above); the journal is {}", dir.display(), journal_path.display());
+        } else {
+            println!("reports: {}", dir.display());
+        }
+        if let Some(command) = &report.recover_command {
+            eprintln!(
+                "error: {} step(s) were not undone and may still be applied; undo them with: {command}",
+                report.still_applied.len()
+            );
+        }
         match result {
             Err(err) => {
                 eprintln!("error: {err}");
                 exit::HARNESS_FAILED
             }
+            // Something of ours is left on the cluster: that outranks any
+            // verdict.
+            Ok(_) if report.recover_command.is_some() => exit::HARNESS_FAILED,
             Ok(_) if unwritten && report.status.exit_code() == exit::SUCCESS => {
                 exit::HARNESS_FAILED
             }
@@ -268,19 +292,20 @@ fn write_whole(path: &Path, text: &str) -> std::io::Result<()> {
     }
 }
 
-/// Ctrl-C and SIGTERM: the first asks the run to stop (no new change to
+/// Ctrl-C, SIGTERM and SIGHUP: the first asks the run to stop (no new change to
 /// the cluster, roll back, report); the second says what rollback is still
 /// undoing; the third leaves at once, with the command that finishes the
 /// undo from the journal.
 async fn stop_on_signals(
     cancel: watch::Sender<bool>,
     undoing: std::sync::Arc<std::sync::Mutex<Option<String>>>,
-    recover_hint: String,
+    recover_hint: std::sync::Arc<std::sync::Mutex<String>>,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
     ) else {
         return;
     };
@@ -289,9 +314,15 @@ async fn stop_on_signals(
         tokio::select! {
             _ = int.recv() => {}
             _ = term.recv() => {}
+            // A closed terminal or dropped SSH session: stop, roll back.
+            _ = hup.recv() => {}
         }
         count += 1;
         let now = undoing.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let recover_hint = recover_hint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         match count {
             1 => {
                 eprintln!(

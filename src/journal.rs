@@ -50,9 +50,10 @@ pub enum Entry {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         profile: Option<String>,
     },
-    /// The run holds the cluster's lock (`owner` is the lock's record).
+    /// The run holds the cluster's lock (`owner` is the lock's record:
+    /// run id, host, pid, journal, profile, start, lease).
     LockAcquired {
-        owner: String,
+        owner: serde_json::Value,
     },
     /// Write-ahead: written and synced *before* a step that changes the
     /// cluster, with the steps that undo it. A run that cannot write this

@@ -43,9 +43,11 @@ fn main() -> ExitCode {
         Command::Status { cluster, format } => {
             hpchaos::cli_run::status(&cluster, format == hpchaos::cli::StatusFormat::Json)
         }
-        Command::Recover { cluster, journal } => {
-            hpchaos::recover::recover(&cluster, journal.as_deref())
-        }
+        Command::Recover {
+            cluster,
+            journal,
+            release_lock,
+        } => hpchaos::recover::recover(&cluster, journal.as_deref(), release_lock.as_deref()),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

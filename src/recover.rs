@@ -19,7 +19,8 @@ use crate::scenario;
 
 /// Runs `recover`; returns the exit code (0: nothing left applied, 3: a
 /// step could not be undone or the cluster could not be reached).
-pub fn recover(profile_path: &Path, journal: Option<&Path>) -> u8 {
+/// `release_lock`: only release the dead run `RUN_ID`'s lock.
+pub fn recover(profile_path: &Path, journal: Option<&Path>, release_lock: Option<&str>) -> u8 {
     let profile = match scenario::load_profile(profile_path) {
         Ok(p) => p.value,
         Err(err) => {
@@ -60,14 +61,95 @@ pub fn recover(profile_path: &Path, journal: Option<&Path>) -> u8 {
             )),
             _ => None,
         };
+        let release = |marker: String| {
+            let cluster = cluster.clone();
+            let head = head.clone();
+            async move {
+                cluster
+                    .ssh
+                    .run(
+                        &head,
+                        &["sh", "-c", lock::RELEASE_SCRIPT, "hpchaos", LOCK_DIR, &marker],
+                    )
+                    .await
+                    .is_ok_and(|o| o.status == 0)
+            }
+        };
+        // Only the lock, for a run whose machine and journal are lost.
+        if let Some(run_id) = release_lock {
+            return match &holder {
+                Some((owner, Some(why))) if owner.run_id == run_id => {
+                    if release(lock::Owner::marker(run_id)).await {
+                        println!(
+                            "lock of {} released ({why}); nothing was undone: check the cluster for what it left (sinfo, the nodes it targeted)",
+                            owner.describe()
+                        );
+                        exit::SUCCESS
+                    } else {
+                        eprintln!("error: cannot remove {LOCK_DIR} on {}", head.name);
+                        exit::HARNESS_FAILED
+                    }
+                }
+                Some((owner, None)) if owner.run_id == run_id => {
+                    eprintln!(
+                        "error: {} still renews its lease: it is alive; stop it instead",
+                        owner.describe()
+                    );
+                    exit::HARNESS_FAILED
+                }
+                Some((owner, _)) => {
+                    eprintln!(
+                        "error: the lock is held by {}, not {run_id}: left alone",
+                        owner.describe()
+                    );
+                    exit::HARNESS_FAILED
+                }
+                None => {
+                    println!(
+                        "the lock on {} is not held by {run_id}: nothing to release",
+                        head.name
+                    );
+                    exit::SUCCESS
+                }
+            };
+        }
+        // A lock without an owner record: its run died while taking it.
+        if let (
+            Some(lock::LockState::Held {
+                owner: None,
+                lease_age,
+                ..
+            }),
+            None,
+        ) = (&state, journal)
+        {
+            if !lock::ownerless_is_stale(*lease_age) {
+                eprintln!(
+                    "error: {LOCK_DIR} is being taken by a run right now ({}s ago); try again in a minute",
+                    lease_age.map_or("?".to_owned(), |a| a.to_string())
+                );
+                return exit::HARNESS_FAILED;
+            }
+            if release(String::from("no owner record")).await {
+                println!(
+                    "released {LOCK_DIR} on {}: it had no owner record (a run died while taking it, before it changed anything)",
+                    head.name
+                );
+                return exit::SUCCESS;
+            }
+            eprintln!("error: cannot remove {LOCK_DIR} on {}", head.name);
+            return exit::HARNESS_FAILED;
+        }
         let journal_path: PathBuf = match (journal, &holder) {
             (Some(path), _) => path.to_path_buf(),
             (None, Some((owner, _))) if owner.host == this_host => PathBuf::from(&owner.journal),
             (None, Some((owner, _))) => {
                 eprintln!(
-                    "error: the lock is held by {}; its journal is on {}: run recover there, or copy the journal here and name it",
+                    "error: the lock is held by {}; its journal is on {}: run recover there, or copy the journal here and name it; if it is lost, release the lock without undoing anything: hpchaos recover --cluster {} --release-lock {}",
                     owner.describe(),
-                    owner.host
+                    owner.host,
+                    profile_path.display(),
+                    owner.run_id
                 );
                 return exit::HARNESS_FAILED;
             }
@@ -133,24 +215,17 @@ pub fn recover(profile_path: &Path, journal: Option<&Path>) -> u8 {
         );
         let failed = runner.undo_pending(&pending).await;
         let released = match &holder {
-            Some((owner, Some(_))) if owner.run_id != run_id => {
+            Some((owner, _)) if owner.run_id == run_id => {
+                release(lock::Owner::marker(&run_id)).await
+            }
+            Some((owner, _)) => {
                 println!(
                     "the lock is held by another dead run, {}: left alone; recover its journal too",
                     owner.describe()
                 );
                 false
             }
-            _ => {
-                let marker = lock::Owner::marker(&run_id);
-                let out = cluster
-                    .ssh
-                    .run(
-                        &head,
-                        &["sh", "-c", lock::RELEASE_SCRIPT, "hpchaos", LOCK_DIR, &marker],
-                    )
-                    .await;
-                matches!(out, Ok(o) if o.status == 0)
-            }
+            None => false,
         };
         if released {
             println!("lock {LOCK_DIR} on {} released", head.name);

@@ -169,6 +169,8 @@ enum Stage {
 enum Signal {
     Int,
     Term,
+    /// A closed terminal or a dropped SSH session.
+    Hup,
     Kill,
 }
 
@@ -215,21 +217,21 @@ fn drill(lab: &Lab, stage: Stage, signal: Signal) -> String {
     let signalled_at = chrono::Utc::now();
     let pid = child.id().to_string();
     match signal {
-        Signal::Int => assert!(
-            Command::new("kill")
-                .args(["-INT", &pid])
-                .status()
-                .unwrap()
-                .success()
-        ),
-        Signal::Term => assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        ),
         Signal::Kill => child.kill().unwrap(),
+        Signal::Int | Signal::Term | Signal::Hup => {
+            let name = match signal {
+                Signal::Int => "-INT",
+                Signal::Term => "-TERM",
+                _ => "-HUP",
+            };
+            assert!(
+                Command::new("kill")
+                    .args([name, &pid])
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
     }
     // A second Ctrl-C during rollback says what is still being undone.
     if stage == Stage::MidRollback && signal == Signal::Int {
@@ -349,6 +351,8 @@ fn safety_drills() {
             table.push(format!("{stage:?} | {signal:?} | {outcome}"));
         }
     }
+    let outcome = drill(&lab, Stage::MidWatch, Signal::Hup);
+    table.push(format!("MidWatch | Hup | {outcome}"));
     println!("stage | signal | outcome\n{}", table.join("\n"));
 
     // A stress process a killed run leaves behind (its argument has a
@@ -617,7 +621,12 @@ fn safety_drills() {
     // status --format json on an API without host names: every node
     // mapped (through DescribeClusterNode), decoded, none unmapped.
     let out = hpchaos(&["status", "--cluster", &profile, "--format", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let nodes = status["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 4, "{status}");
@@ -626,6 +635,161 @@ fn safety_drills() {
         assert_eq!(node["api"]["status"], "Running", "{node}");
     }
     assert_eq!(status["unmapped_instances"].as_array().unwrap().len(), 0);
+
+    // A rollback step that fails: reported as still applied with the
+    // command that undoes it, exit 3; that command then undoes it.
+    let run = lab.head_run();
+    let _ = std::fs::remove_file(run.join("drill-release"));
+    let out = hpchaos(&[
+        "run",
+        "tests/e2e/rollback-fails.yaml",
+        "--cluster",
+        &profile,
+        "--report-dir",
+        &reports,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stdout.contains("STILL APPLIED (rollback did not undo them)")
+            && stdout.contains("test -e /run/drill-release"),
+        "{stdout}"
+    );
+    let command = stderr
+        .lines()
+        .find_map(|l| l.split_once("undo them with: ").map(|(_, c)| c.to_owned()))
+        .expect("the recover command");
+    std::fs::write(run.join("drill-release"), "").unwrap();
+    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    let recover = hpchaos(&args);
+    assert_eq!(
+        recover.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&recover.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&recover.stdout)
+            .contains("undone: on head: test -e /run/drill-release")
+    );
+
+    // A target whose rollback step needs SSH, unreachable (known_hosts
+    // lacks it): exit 3 before anything changes.
+    let known = std::fs::read_to_string(lab.dir.join("ssh/known_hosts")).unwrap();
+    let partial = lab._tmp.path().join("known_hosts-no-14");
+    std::fs::write(
+        &partial,
+        known
+            .lines()
+            .filter(|l| !l.contains("10.1.0.14"))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(lab.dir.join("profile.yaml")).unwrap();
+    let no14 = lab._tmp.path().join("no-14.yaml");
+    std::fs::write(
+        &no14,
+        text.lines()
+            .map(|l| {
+                if l.trim_start().starts_with("known_hosts:") {
+                    format!("  known_hosts: {}", partial.display())
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    let truth_from = lab.truth_len();
+    let out = hpchaos(&[
+        "run",
+        "tests/e2e/rollback-on-14.yaml",
+        "--cluster",
+        &no14.display().to_string(),
+        "--report-dir",
+        &reports,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach target ip-10-1-0-14")
+            && stderr.contains("nothing was changed"),
+        "{stderr}"
+    );
+    assert!(
+        !lab.truth_since(truth_from)
+            .iter()
+            .any(|t| t["event"] == "slurm_node"),
+        "a node changed"
+    );
+
+    // A lock a run left without its owner record (it died while taking
+    // it): refused with the command that releases it, which does.
+    lab.head("mkdir /run/hpchaos-run.lock && touch -d '5 minutes ago' /run/hpchaos-run.lock");
+    let out = hpchaos(&[
+        "run",
+        "tests/e2e/kill-nothing.yaml",
+        "--cluster",
+        &profile,
+        "--report-dir",
+        &reports,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "release it with: hpchaos recover --cluster {profile}"
+        )),
+        "{stderr}"
+    );
+    let recover = hpchaos(&["recover", "--cluster", &profile]);
+    assert_eq!(
+        recover.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&recover.stderr)
+    );
+    assert_eq!(
+        lab.head("test -e /run/hpchaos-run.lock && echo held || echo free")
+            .trim(),
+        "free"
+    );
+
+    // A dead run's lock from another machine, its journal lost: the run
+    // names the release command, which releases it.
+    lab.head(r#"mkdir /run/hpchaos-run.lock && echo '{"run_id":"run-lost","host":"elsewhere","pid":1,"journal":"/lost/journal.jsonl","started_at":"2026-11-29T12:00:00Z","lease_seconds":60}' > /run/hpchaos-run.lock/owner.json && touch -d '5 minutes ago' /run/hpchaos-run.lock/owner.json"#);
+    let out = hpchaos(&[
+        "run",
+        "tests/e2e/kill-nothing.yaml",
+        "--cluster",
+        &profile,
+        "--report-dir",
+        &reports,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("--release-lock run-lost"), "{stderr}");
+    let recover = hpchaos(&[
+        "recover",
+        "--cluster",
+        &profile,
+        "--release-lock",
+        "run-lost",
+    ]);
+    assert_eq!(
+        recover.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&recover.stderr)
+    );
+    assert_eq!(
+        lab.head("test -e /run/hpchaos-run.lock && echo held || echo free")
+            .trim(),
+        "free"
+    );
 
     // A profile naming a cluster that does not exist: exit 3 before the
     // cluster is touched, naming the setting.

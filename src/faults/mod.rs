@@ -36,6 +36,12 @@ pub const STRESS_PIDFILE: &str = "/run/hpchaos-stress.pid";
 pub enum Step {
     /// A command, as arguments.
     Run { on: Place, argv: Vec<String> },
+    /// A command of the scenario's own (`rollback:`), with its timeout.
+    RunFor {
+        on: Place,
+        argv: Vec<String>,
+        timeout: Duration,
+    },
     /// A command whose connection may drop while it runs (a reboot).
     RunDropping { on: Place, argv: Vec<String> },
     /// Kill the workload's step tasks on a node with a signal.
@@ -92,6 +98,7 @@ impl Step {
     pub fn node(&self) -> Option<String> {
         match self {
             Step::Run { on, .. }
+            | Step::RunFor { on, .. }
             | Step::RunDropping { on, .. }
             | Step::StartDetached { on, .. }
             | Step::CheckDetached { on, .. }
@@ -110,7 +117,9 @@ impl Step {
             Place::Node(n) => n.clone(),
         };
         match self {
-            Step::Run { on, argv } | Step::RunDropping { on, argv } => {
+            Step::Run { on, argv }
+            | Step::RunDropping { on, argv }
+            | Step::RunFor { on, argv, .. } => {
                 format!(
                     "on {}: {}",
                     place(on),
@@ -308,7 +317,18 @@ pub fn pick_processes(
     let found = matched.len();
     let wanted = count.map_or(found, |c| c as usize);
     if found == 0 {
-        return Err(format!("no process matches `{}`", pattern.as_str()));
+        let own = rows
+            .iter()
+            .filter(|(pid, _, _, args)| ours.contains(pid) && pattern.is_match(args))
+            .count();
+        return Err(if own > 0 {
+            format!(
+                "only hpchaos's own processes match `{}` ({own}: its remote shell and their ancestors, never killed)",
+                pattern.as_str()
+            )
+        } else {
+            format!("no process matches `{}`", pattern.as_str())
+        });
     }
     if found < wanted {
         return Err(format!(
@@ -358,9 +378,10 @@ mod tests {
                 .unwrap_err()
                 .contains("no process")
         );
-        // A pattern that only matches the listing itself matches nothing.
-        let me = regex::Regex::new("etimes").unwrap();
-        assert!(pick_processes(listing, &me, Some(1)).is_err());
+        // A pattern that only matches our own chain is said to.
+        let me = regex::Regex::new("etimes|notty").unwrap();
+        let err = pick_processes(listing, &me, Some(1)).unwrap_err();
+        assert!(err.contains("only hpchaos's own processes match"), "{err}");
     }
 
     #[test]

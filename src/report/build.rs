@@ -115,8 +115,9 @@ pub fn build(journal: &Journal) -> Report {
         }
     }
     finish(&mut report, journal.cut_short, run_outcome);
-    // A run that died without undoing: what it left, and how to undo it.
-    if journal.cut_short && report.recovered.is_none() {
+    // What the run left applied (it died, or a rollback step failed), and
+    // how to undo it.
+    if report.recovered.is_none() {
         report.still_applied = journal
             .still_applied()
             .iter()
@@ -126,9 +127,7 @@ pub fn build(journal: &Journal) -> Report {
             let profile = journal.run().and_then(|(_, p)| p).unwrap_or("PROFILE");
             // The lock record holds the journal's absolute path.
             let journal_path = journal.records.iter().find_map(|r| match &r.entry {
-                Entry::LockAcquired { owner } => serde_json::from_str::<serde_json::Value>(owner)
-                    .ok()
-                    .and_then(|o| o["journal"].as_str().map(str::to_owned)),
+                Entry::LockAcquired { owner } => owner["journal"].as_str().map(str::to_owned),
                 _ => None,
             });
             report.recover_command = Some(format!(

@@ -76,7 +76,12 @@ fn summary(out: &mut String, report: &Report) {
     if let Some(command) = &report.recover_command {
         let _ = writeln!(
             out,
-            "\n> [!CAUTION]\n> The run died before undoing {} step(s); they may still be applied on the cluster:",
+            "\n> [!CAUTION]\n> {} {} step(s); they may still be applied on the cluster:",
+            if report.status == Status::Incomplete {
+                "The run died before undoing"
+            } else {
+                "Rollback did not undo"
+            },
             report.still_applied.len()
         );
         for step in &report.still_applied {

@@ -42,7 +42,12 @@ impl Exporter for TableExporter {
         }
         if let Some(command) = &report.recover_command {
             out.push_str(&format!(
-                "STILL APPLIED (the run died before undoing them):\n{}undo with: {command}\n",
+                "STILL APPLIED ({}):\n{}undo with: {command}\n",
+                if report.status == super::Status::Incomplete {
+                    "the run died before undoing them"
+                } else {
+                    "rollback did not undo them"
+                },
                 report
                     .still_applied
                     .iter()

@@ -10,44 +10,39 @@ use crate::faults::{self, Place, Step};
 use super::{Runner, WorkloadJob};
 
 impl Runner {
-    /// Carries out one step; `Ok` holds a note (empty when there is none),
-    /// e.g. why a rollback step left a node to the cluster.
+    /// Carries out one step. `Ok` holds what was done, for the journal
+    /// (which pids were killed, why a node was left to the cluster; empty
+    /// when there is nothing to add); `Err` why it failed.
     pub(super) async fn execute(
         &self,
         step: &Step,
         workload: Option<&WorkloadJob>,
     ) -> Result<String, String> {
-        if let Step::ResumeIfUntouched { node, .. } = step
-            && let Some(why) = self.cluster_took_over(node).await?
-        {
-            return Ok(format!("left to the cluster: {why}"));
-        }
-        self.execute_step(step, workload)
-            .await
-            .map(|()| String::new())
-    }
-
-    async fn execute_step(
-        &self,
-        step: &Step,
-        workload: Option<&WorkloadJob>,
-    ) -> Result<(), String> {
         let ssh = &self.cluster.ssh;
         let endpoint = |place: &Place| match place {
             Place::Head => self.cluster.slurm.head.clone(),
             Place::Node(n) => self.cluster.node(n),
         };
+        let status = |out: crate::cluster::ssh::Output| {
+            if out.status == 0 {
+                Ok(String::new())
+            } else {
+                Err(format!("exit {}: {}", out.status, out.stderr.trim()))
+            }
+        };
         match step {
-            Step::Run { on, argv } => {
-                let out = ssh
-                    .run(&endpoint(on), argv)
+            Step::Run { on, argv } => status(
+                ssh.run(&endpoint(on), argv)
                     .await
-                    .map_err(|e| e.to_string())?;
-                if out.status == 0 {
-                    Ok(())
-                } else {
-                    Err(format!("exit {}: {}", out.status, out.stderr.trim()))
-                }
+                    .map_err(|e| e.to_string())?,
+            ),
+            Step::RunFor { on, argv, timeout } => {
+                let line = crate::cluster::quote::command_line(argv);
+                status(
+                    ssh.run_line(&endpoint(on), &line, timeout.as_std())
+                        .await
+                        .map_err(|e| e.to_string())?,
+                )
             }
             // The node goes away under the command: a dropped connection or
             // no answer is the expected end, but not failing to get in.
@@ -66,7 +61,10 @@ impl Runner {
                         | SshError::Setup { .. }
                         | SshError::Connect { .. }),
                     ) => Err(err.to_string()),
-                    Ok(_) | Err(SshError::Timeout { .. } | SshError::Command { .. }) => Ok(()),
+                    Ok(_) => Ok(String::new()),
+                    Err(SshError::Timeout { .. } | SshError::Command { .. }) => {
+                        Ok("the connection dropped, as the node went down".to_owned())
+                    }
                 }
             }
             Step::KillJobTasks {
@@ -126,15 +124,11 @@ impl Runner {
                     pidfile.clone(),
                 ];
                 line.extend(argv.iter().cloned());
-                let out = ssh
-                    .run(&endpoint(on), &line)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if out.status == 0 {
-                    Ok(())
-                } else {
-                    Err(format!("exit {}: {}", out.status, out.stderr.trim()))
-                }
+                status(
+                    ssh.run(&endpoint(on), &line)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                )
             }
             // `setsid -f` returns before its child has exec'd the tool, so
             // the tool is given up to three seconds to show.
@@ -143,7 +137,9 @@ impl Runner {
                 loop {
                     let running = self.detached(&endpoint(on), pidfile).await?;
                     match running {
-                        Some((_, cmdline)) if cmdline == *argv => return Ok(()),
+                        Some((pid, cmdline)) if cmdline == *argv => {
+                            return Ok(format!("pid {pid}"));
+                        }
                         Some((pid, cmdline)) if std::time::Instant::now() > until => {
                             return Err(format!(
                                 "pid {pid} runs `{}`, not the command started",
@@ -183,7 +179,10 @@ impl Runner {
                         "process group {pid_arg} ignored SIGINT for 10s and was killed"
                     ));
                 }
-                Ok(())
+                Ok(match pid {
+                    Some(pid) => format!("stopped process group {pid}"),
+                    None => "nothing left running".to_owned(),
+                })
             }
             Step::CancelCanary { comment } => {
                 let jobs = self
@@ -192,14 +191,24 @@ impl Runner {
                     .jobs_with_comment(comment)
                     .await
                     .map_err(|e| e.to_string())?;
-                for job in jobs {
+                for job in &jobs {
                     self.cluster
                         .slurm
-                        .scancel(job)
+                        .scancel(*job)
                         .await
                         .map_err(|e| e.to_string())?;
                 }
-                Ok(())
+                Ok(if jobs.is_empty() {
+                    "no job left".to_owned()
+                } else {
+                    format!(
+                        "cancelled job {}",
+                        jobs.iter()
+                            .map(u64::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })
             }
             Step::ApiReboot { nodes } | Step::ApiReplace { nodes } => {
                 let api = self
@@ -219,46 +228,63 @@ impl Runner {
                 }
                 .map_err(|e| e.to_string())?;
                 let refused: Vec<String> = outcome
-                    .into_iter()
-                    .filter_map(|(id, r)| r.err().map(|e| format!("{id}: {e}")))
+                    .iter()
+                    .filter_map(|(id, r)| r.as_ref().err().map(|e| format!("{id}: {e}")))
                     .collect();
                 if refused.is_empty() {
-                    Ok(())
+                    Ok(format!("accepted for {}", ids.join(", ")))
                 } else {
                     Err(refused.join("; "))
                 }
             }
             Step::ResumeIfUntouched { node, reason } => {
-                let rows = self
-                    .cluster
-                    .slurm
-                    .nodes()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                match rows.iter().find(|r| &r.name == node) {
-                    // Still only our mark: not rebooting, not powering,
-                    // not unresponsive (the cluster is not acting on it).
-                    Some(row)
-                        if &row.reason == reason
-                            && row.state.is_out_of_service()
-                            && !row.state.not_responding() =>
-                    {
-                        self.cluster
-                            .slurm
-                            .update_node(node, "resume", None)
-                            .await
-                            .map_err(|e| e.to_string())
-                    }
-                    _ => Ok(()),
-                }
+                self.resume_if_untouched(node, reason).await
             }
         }
+    }
+
+    /// Resumes `node` if it still carries our `reason` and the cluster is
+    /// not acting on it; otherwise says why it was left alone.
+    async fn resume_if_untouched(&self, node: &str, reason: &str) -> Result<String, String> {
+        if let Some(why) = self.cluster_took_over(node).await? {
+            return Ok(format!("left to the cluster: {why}"));
+        }
+        let rows = self
+            .cluster
+            .slurm
+            .nodes()
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(row) = rows.iter().find(|r| r.name == node) else {
+            return Ok(format!("left alone: {node} is not in Slurm"));
+        };
+        if row.reason != reason {
+            return Ok(if row.reason.is_empty() {
+                format!("nothing to undo: {node} is {} with no reason", row.state)
+            } else {
+                format!("left alone: its reason is now `{}`, not ours", row.reason)
+            });
+        }
+        // Still only our mark: not rebooting, powering or unresponsive.
+        if !row.state.is_out_of_service() || row.state.not_responding() {
+            return Ok(format!(
+                "left to the cluster: Slurm shows it {} ({})",
+                row.state,
+                row.state.condition().as_str()
+            ));
+        }
+        self.cluster
+            .slurm
+            .update_node(node, "resume", None)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(format!("resumed {node}"))
     }
 }
 
 impl Runner {
-    /// Signals `pids` on `node`.
-    async fn kill(&self, node: &str, signal: u8, pids: &[u32]) -> Result<(), String> {
+    /// Signals `pids` on `node`; says which.
+    async fn kill(&self, node: &str, signal: u8, pids: &[u32]) -> Result<String, String> {
         let mut argv = vec!["kill".to_owned(), format!("-{signal}")];
         argv.extend(pids.iter().map(u32::to_string));
         let out = self
@@ -267,10 +293,18 @@ impl Runner {
             .run(&self.cluster.node(node), &argv)
             .await
             .map_err(|e| e.to_string())?;
+        let list = pids
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(" ");
         if out.status == 0 {
-            Ok(())
+            Ok(format!("on {node}: kill -{signal} {list}"))
         } else {
-            Err(format!("kill {}: {}", pids.len(), out.stderr.trim()))
+            Err(format!(
+                "kill -{signal} {list} on {node}: {}",
+                out.stderr.trim()
+            ))
         }
     }
 

@@ -66,18 +66,20 @@ pub enum LockState {
         /// when it cannot be read (then `raw` has what was there).
         owner: Option<Owner>,
         raw: String,
-        /// Seconds since the lease was last renewed, by the head's clock.
+        /// Seconds since the lease was last renewed, by the head's clock
+        /// (without a lease file: since the owner record, or the lock,
+        /// was written).
         lease_age: Option<u64>,
     },
 }
 
 /// Run on the head with the lock directory as `$1` and the owner record as
 /// `$2`: takes the lock, or prints who holds it and the lease's age.
-pub const ACQUIRE_SCRIPT: &str = "L=\"$1\"; if mkdir \"$L\" 2>/dev/null; then printf '%s\\n' \"$2\" > \"$L/owner.json\" && touch \"$L/lease\" && echo acquired; exit $?; fi; echo held; if [ -e \"$L/lease\" ]; then echo $(( $(date +%s) - $(stat -c %Y \"$L/lease\") )); else echo -; fi; cat \"$L/owner.json\" 2>/dev/null; true";
+pub const ACQUIRE_SCRIPT: &str = "L=\"$1\"; if mkdir \"$L\" 2>/dev/null; then printf '%s\\n' \"$2\" > \"$L/owner.json\" && touch \"$L/lease\" && echo acquired; exit $?; fi; echo held; f=\"$L/lease\"; [ -e \"$f\" ] || f=\"$L/owner.json\"; [ -e \"$f\" ] || f=\"$L\"; echo $(( $(date +%s) - $(stat -c %Y \"$f\") )); cat \"$L/owner.json\" 2>/dev/null; true";
 
 /// Run on the head with the lock directory as `$1`: `free`, or as
 /// [`ACQUIRE_SCRIPT`] prints a held lock.
-pub const READ_SCRIPT: &str = "L=\"$1\"; [ -e \"$L\" ] || { echo free; exit 0; }; echo held; if [ -e \"$L/lease\" ]; then echo $(( $(date +%s) - $(stat -c %Y \"$L/lease\") )); else echo -; fi; cat \"$L/owner.json\" 2>/dev/null; true";
+pub const READ_SCRIPT: &str = "L=\"$1\"; [ -e \"$L\" ] || { echo free; exit 0; }; echo held; f=\"$L/lease\"; [ -e \"$f\" ] || f=\"$L/owner.json\"; [ -e \"$f\" ] || f=\"$L\"; echo $(( $(date +%s) - $(stat -c %Y \"$f\") )); cat \"$L/owner.json\" 2>/dev/null; true";
 
 /// Renews the lease if the lock is still ours (`$2`: [`Owner::marker`]).
 pub const RENEW_SCRIPT: &str =
@@ -125,6 +127,12 @@ pub fn stale_because(
         )),
         _ => None,
     }
+}
+
+/// A lock without an owner record (its run died between `mkdir` and
+/// writing it) is stale once it is older than a lease.
+pub fn ownerless_is_stale(lease_age: Option<u64>) -> bool {
+    lease_age.is_some_and(|age| age > LEASE.as_secs())
 }
 
 /// Whether a process of this host with `pid` runs hpchaos.

@@ -224,7 +224,17 @@ impl Runner {
         }
     }
 
-    /// A stop was asked for (Ctrl-C, SIGTERM).
+    /// How a run that stopped early ends: `aborted` when the journal
+    /// failed (no signal came), `interrupted` otherwise.
+    fn stopped_outcome(&self) -> RunOutcome {
+        if self.journal_error.is_some() && !self.cancelled() {
+            RunOutcome::Aborted
+        } else {
+            RunOutcome::Interrupted
+        }
+    }
+
+    /// A stop was asked for (Ctrl-C, SIGTERM, SIGHUP).
     fn cancelled(&self) -> bool {
         *self.cancel.borrow()
     }
@@ -347,7 +357,7 @@ impl Runner {
         let mut outcome = RunOutcome::Completed;
         for (index, loaded) in scenarios.iter().enumerate() {
             if self.stopping() {
-                outcome = RunOutcome::Interrupted;
+                outcome = self.stopped_outcome();
                 break;
             }
             if let (Some(pause), true) = (cooldown, index > 0) {
@@ -379,7 +389,7 @@ impl Runner {
             );
             match ending.outcome {
                 ScenarioOutcome::Interrupted => {
-                    outcome = RunOutcome::Interrupted;
+                    outcome = self.stopped_outcome();
                     break;
                 }
                 ScenarioOutcome::Passed => {}
@@ -391,7 +401,7 @@ impl Runner {
             }
             // A stop asked for after the scenario settled still ends the suite.
             if self.stopping() {
-                outcome = RunOutcome::Interrupted;
+                outcome = self.stopped_outcome();
                 break;
             }
         }
@@ -448,15 +458,26 @@ impl Runner {
                 let this = lock::this_host();
                 return Err(RunError::Locked(
                     match lock::stale_because(&holder, lease_age, &this, lock::pid_alive) {
-                        Some(why) => format!(
-                            "{}, which is dead: {why}. What it did may still be applied; undo it and release the lock with: hpchaos recover --cluster {} {}",
-                            holder.describe(),
-                            self.profile_path
+                        Some(why) => {
+                            let profile = self
+                                .profile_path
                                 .as_deref()
                                 .or(holder.profile.as_deref())
-                                .unwrap_or("PROFILE"),
-                            holder.journal
-                        ),
+                                .unwrap_or("PROFILE");
+                            let elsewhere = if holder.host == this {
+                                String::new()
+                            } else {
+                                format!(
+                                    " (on {}, where its journal is; if that journal is lost, release the lock without undoing anything with: hpchaos recover --cluster {profile} --release-lock {})",
+                                    holder.host, holder.run_id
+                                )
+                            };
+                            format!(
+                                "{}, which is dead: {why}. What it did may still be applied; undo it and release the lock with: hpchaos recover --cluster {profile} {}{elsewhere}",
+                                holder.describe(),
+                                holder.journal
+                            )
+                        }
                         None => format!(
                             "{} (its lease was renewed {}s ago); wait for it to end",
                             holder.describe(),
@@ -465,11 +486,20 @@ impl Runner {
                     },
                 ));
             }
-            Some(lock::LockState::Held { raw, .. }) => {
-                return Err(RunError::Locked(format!(
-                    "{LOCK_DIR} on the head node has no readable owner record ({}); if no run is under way, remove it",
-                    raw.trim()
-                )));
+            Some(lock::LockState::Held { raw, lease_age, .. }) => {
+                let profile = self.profile_path.as_deref().unwrap_or("PROFILE");
+                return Err(RunError::Locked(if lock::ownerless_is_stale(lease_age) {
+                    format!(
+                        "{LOCK_DIR} on the head node has no readable owner record ({}) and is {}s old: a run died while taking it; release it with: hpchaos recover --cluster {profile}",
+                        raw.trim(),
+                        lease_age.unwrap_or_default()
+                    )
+                } else {
+                    format!(
+                        "{LOCK_DIR} on the head node is being taken by another run ({}s ago, no owner record yet); try again in a minute",
+                        lease_age.map_or("?".to_owned(), |a| a.to_string())
+                    )
+                }));
             }
             _ => {
                 return Err(RunError::Cluster(format!(
@@ -480,7 +510,12 @@ impl Runner {
                 )));
             }
         }
-        self.log(None, Entry::LockAcquired { owner: record });
+        self.log(
+            None,
+            Entry::LockAcquired {
+                owner: serde_json::to_value(&owner).unwrap_or_default(),
+            },
+        );
         let ssh = self.cluster.ssh.clone();
         let marker = lock::Owner::marker(&self.run_id);
         self.lease = Some(tokio::spawn(async move {
@@ -602,8 +637,24 @@ impl Runner {
             },
         );
         let plan = faults::plan(&scenario.fault, &targets);
+        // The fault's own rollback, then the scenario's extra commands:
+        // journaled with the injection, before it, as its undo.
+        let extra: Vec<Step> = scenario
+            .rollback
+            .iter()
+            .flat_map(|command| {
+                self.places(&command.on, &targets)
+                    .into_iter()
+                    .map(|place| Step::RunFor {
+                        on: place,
+                        argv: command.command.clone(),
+                        timeout: command.timeout,
+                    })
+            })
+            .collect();
+        let undo: Vec<Step> = plan.rollback.iter().chain(&extra).cloned().collect();
         // Every source the scenario needs answers before anything changes.
-        if let Err(reason) = self.reach_targets(scenario, &plan, &targets).await {
+        if let Err(reason) = self.reach_targets(scenario, &plan, &undo, &targets).await {
             return Ending::new(
                 ScenarioOutcome::Error,
                 format!("{reason} (nothing was changed)"),
@@ -627,21 +678,6 @@ impl Runner {
         let baseline = self.baseline(&targets, workload.as_mut()).await;
         self.instances_before = baseline.instance_ids.clone();
         let controller_log = self.controller_log_offset(name).await;
-        // The fault's own rollback, then the scenario's extra commands:
-        // journaled with the injection, before it, as its undo.
-        let extra: Vec<Step> = scenario
-            .rollback
-            .iter()
-            .flat_map(|command| {
-                self.places(&command.on, &targets)
-                    .into_iter()
-                    .map(|place| Step::Run {
-                        on: place,
-                        argv: command.command.clone(),
-                    })
-            })
-            .collect();
-        let undo: Vec<Step> = plan.rollback.iter().chain(&extra).cloned().collect();
         let actions: Vec<String> = plan.inject.iter().map(Step::describe).collect();
         let intent = match self.write_ahead(name, actions.join("; "), undo.clone()) {
             Ok(id) => id,
@@ -663,28 +699,36 @@ impl Runner {
             },
         );
         let mut failures = Vec::new();
+        let mut done = Vec::new();
         for step in &plan.inject {
             if self.stopping() {
                 failures.push(format!("stopped before: {}", step.describe()));
                 break;
             }
-            if let Err(err) = self.execute(step, workload.as_ref()).await {
-                failures.push(err);
+            match self.execute(step, workload.as_ref()).await {
+                Ok(note) if note.is_empty() => done.push(step.describe()),
+                Ok(note) => done.push(format!("{}: {note}", step.describe())),
+                Err(err) => failures.push(err),
             }
         }
         let mut verified = Vec::new();
         if failures.is_empty() {
             for step in &plan.verify {
                 match self.execute(step, workload.as_ref()).await {
-                    Ok(_) => verified.push(step.describe()),
+                    Ok(note) if note.is_empty() => verified.push(step.describe()),
+                    Ok(note) => verified.push(format!("{} ({note})", step.describe())),
                     Err(err) => failures.push(format!("{}: {err}", step.describe())),
                 }
             }
         }
-        let detail = match (failures.is_empty(), verified.is_empty()) {
-            (false, _) => failures.join("; "),
-            (true, false) => format!("verified: {}", verified.join("; ")),
-            (true, true) => String::new(),
+        let detail = if failures.is_empty() {
+            let mut parts = vec![format!("done: {}", done.join("; "))];
+            if !verified.is_empty() {
+                parts.push(format!("verified: {}", verified.join("; ")));
+            }
+            parts.join("; ")
+        } else {
+            failures.join("; ")
         };
         self.log(
             Some(name),
@@ -708,7 +752,11 @@ impl Runner {
         } else if self.cancelled() {
             Ending::new(
                 ScenarioOutcome::Interrupted,
-                format!("interrupted during the injection: {}", failures.join("; ")),
+                if failures.is_empty() {
+                    "interrupted right after the injection".to_owned()
+                } else {
+                    format!("interrupted during the injection: {}", failures.join("; "))
+                },
             )
         } else {
             Ending::new(
@@ -723,6 +771,13 @@ impl Runner {
                 .steady_state(scenario, Stage::After, &targets, workload.as_ref())
                 .await
         {
+            // Cut short by a stop, the check says nothing about the cluster.
+            if self.cancelled() {
+                return Ending::new(
+                    ScenarioOutcome::Interrupted,
+                    "interrupted during the steady-state checks after recovery",
+                );
+            }
             return Ending::new(
                 ScenarioOutcome::Failed,
                 format!("steady state does not hold after recovery: {failure}"),
@@ -741,12 +796,19 @@ impl Runner {
         workload: Option<&WorkloadJob>,
     ) {
         let per_step = self.cluster.profile.ssh.command_timeout.as_std();
+        let limit = |step: &Step| match step {
+            Step::RunFor { timeout, .. } => timeout.as_std(),
+            // Stopping a process waits up to 10 s before SIGKILL.
+            Step::StopDetached { .. } => per_step * 2 + StdDuration::from_secs(10),
+            _ => per_step,
+        };
         for (index, step) in undo.iter().enumerate() {
             let left: Vec<String> = undo[index..].iter().map(Step::describe).collect();
+            let most: StdDuration = undo[index..].iter().map(limit).sum();
             *self.undoing.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!(
                 "{} step(s), up to {}s more: {}",
                 left.len(),
-                per_step.as_secs() * left.len() as u64,
+                most.as_secs(),
                 left.join("; ")
             ));
             let result = self.execute(step, workload).await;
@@ -813,15 +875,33 @@ impl Runner {
         &self,
         scenario: &Scenario,
         plan: &faults::Plan,
+        undo: &[Step],
         targets: &[String],
     ) -> Result<(), String> {
-        let on_nodes: BTreeSet<String> = plan
+        // Every node a step, an undo step or a probe runs on.
+        let mut on_nodes: BTreeSet<String> = plan
             .inject
             .iter()
             .chain(&plan.verify)
-            .chain(&plan.rollback)
+            .chain(undo)
+            .chain(plan.follow_up.iter().flat_map(|(_, steps)| steps))
             .filter_map(Step::node)
             .collect();
+        let probes = scenario
+            .steady_state
+            .iter()
+            .filter_map(|c| match c {
+                crate::scenario::model::Check::Probe(p) => Some(p),
+                _ => None,
+            })
+            .chain(scenario.abort.iter().flat_map(|a| &a.probes));
+        for probe in probes {
+            for place in self.places(&probe.on, targets) {
+                if let Place::Node(n) = place {
+                    on_nodes.insert(n);
+                }
+            }
+        }
         for node in &on_nodes {
             self.cluster
                 .ssh
