@@ -190,6 +190,9 @@ pub enum LabCommand {
         /// another way.
         #[arg(long)]
         api_without_hostnames: bool,
+        /// slurm.conf's LogTimeFormat for the controller's log.
+        #[arg(long, value_parser = ["iso8601_ms", "iso8601", "rfc5424_ms", "rfc5424", "clock", "short", "thread_id"])]
+        log_time_format: Option<String>,
     },
     /// Stop the lab; leaves no process, namespace, mount or link behind.
     Down {

@@ -179,6 +179,7 @@ fn run_lab(command: LabCommand) -> u8 {
             scale,
             no_recovery,
             api_without_hostnames,
+            log_time_format,
         } => {
             let options = lab::UpOptions {
                 nodes,
@@ -186,6 +187,7 @@ fn run_lab(command: LabCommand) -> u8 {
                 scale,
                 node_recovery_none: no_recovery,
                 api_without_hostnames,
+                log_time_format,
             };
             lab::up(&dir, &options).and_then(|layout| {
                 print!("{}", lab::status(&dir)?);

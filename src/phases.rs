@@ -217,6 +217,24 @@ pub fn judge(
         }
     }
 
+    // The more precise clock wins: sinfo's reason time has whole seconds;
+    // when the controller log shows the same detection within that second
+    // (read a poll later), its millisecond time is the boundary.
+    if let (Some(Phase::Detect), Some(Some(end))) = (order.first(), ends.first())
+        && end.time_source == TimeSource::Source
+        && end.at.timestamp_subsec_nanos() == 0
+        && let Some(precise) = events
+            .iter()
+            .filter(|e| matches!(e.observation, Observation::ControllerLog { .. }))
+            .filter(|e| {
+                e.source_time
+                    .is_some_and(|t| t >= end.at && t < end.at + TimeDelta::seconds(1))
+            })
+            .find_map(|e| tracker.detect(baseline, expectation, e))
+    {
+        ends[0] = Some(precise);
+    }
+
     // Boundaries never run backwards: a source clock a little behind the
     // harness's is clamped to the previous boundary.
     let mut previous = injected_at;

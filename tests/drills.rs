@@ -314,7 +314,7 @@ fn drill(lab: &Lab, stage: Stage, signal: Signal) -> String {
         "{truth:?}"
     );
     // Nothing of ours is left: every node idle, no job, no lock, no file.
-    let sinfo = lab.head("sinfo -h -N -o '%N|%T|%E'");
+    let sinfo = lab.head("sinfo -p dev -h -N -o '%N|%T|%E'");
     for line in sinfo.lines() {
         assert!(
             line.ends_with("|idle|none"),
@@ -445,7 +445,11 @@ fn safety_drills() {
         "{}",
         String::from_utf8_lossy(&recover.stdout)
     );
-    assert!(lab.head("sinfo -h -N -n ip-10-1-0-13 -o '%T|%E'").trim() == "idle|none");
+    assert!(
+        lab.head("sinfo -p dev -h -N -n ip-10-1-0-13 -o '%T|%E'")
+            .trim()
+            == "idle|none"
+    );
 
     // count: 3 kills exactly three of five matching processes.
     for _ in 0..5 {
@@ -566,7 +570,11 @@ fn safety_drills() {
         1,
         "{journal}"
     );
-    assert!(lab.head("sinfo -h -N -n ip-10-1-0-13 -o '%T|%E'").trim() == "idle|none");
+    assert!(
+        lab.head("sinfo -p dev -h -N -n ip-10-1-0-13 -o '%T|%E'")
+            .trim()
+            == "idle|none"
+    );
 
     // Never fight the cluster: stopped while HyperPod reboots the node it
     // marked (the API says Pending), the run leaves the node to HyperPod

@@ -33,7 +33,7 @@ impl Lab {
 
     /// name → (state, reason) from `sinfo` on the head node.
     fn sinfo(&self) -> Vec<(String, String, String)> {
-        self.head("sinfo -N -h -o '%N|%T|%E'")
+        self.head("sinfo -p dev -N -h -o '%N|%T|%E'")
             .lines()
             .map(|l| {
                 let f: Vec<&str> = l.split('|').collect();

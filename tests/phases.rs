@@ -592,3 +592,34 @@ fn field_case_12_a_reboot_is_seen_from_slurm_without_a_new_launch_time() {
     assert_eq!(ended(Phase::Rejoin).map(|(at, _)| at), Some(180));
     assert!(judgement.settled && judgement.passed, "{judgement:?}");
 }
+
+/// sinfo's reason time has whole seconds; when the controller log shows
+/// the same detection within that second, a poll later, its millisecond
+/// time is the detect boundary (the more precise clock wins).
+#[test]
+fn detect_takes_the_controller_logs_milliseconds_over_sinfos_second() {
+    let events = vec![
+        slurm(9.0, Some(8.0), "fail", "", "Action:Replace"),
+        controller_log(
+            9.5,
+            8.304,
+            "update_node: node ip-10-1-0-12 reason set to: Action:Replace",
+        ),
+    ];
+    let judgement = judge_replace(&events);
+    let detect = judgement.phases[0].ended.as_ref().unwrap();
+    assert_eq!((detect.at - t0()).num_milliseconds(), 8304);
+    assert!(
+        detect.evidence.starts_with("slurmctld_log"),
+        "{}",
+        detect.evidence
+    );
+    // A log line from another second is another event: sinfo's time stands.
+    let events = vec![
+        slurm(9.0, Some(8.0), "fail", "", "Action:Replace"),
+        controller_log(9.5, 9.7, "update_node: node ip-10-1-0-12 state set to IDLE"),
+    ];
+    let judgement = judge_replace(&events);
+    let detect = judgement.phases[0].ended.as_ref().unwrap();
+    assert_eq!((detect.at - t0()).num_milliseconds(), 8000);
+}

@@ -115,6 +115,9 @@ pub struct LabConfig {
     /// The API omits `PrivateDnsHostname` (older API versions, moto).
     #[serde(default)]
     pub api_without_hostnames: bool,
+    /// slurm.conf's `LogTimeFormat` (Slurm's default when `None`).
+    #[serde(default)]
+    pub log_time_format: Option<String>,
 }
 
 impl LabConfig {
@@ -182,9 +185,17 @@ pub fn slurm_conf(config: &LabConfig) -> String {
         .map(|n| n.name.as_str())
         .collect::<Vec<_>>()
         .join(",");
+    // As on HyperPod: a default partition and one per instance type over
+    // the same nodes (sinfo -N lists each node once per partition), and a
+    // hidden one (listed only with -a).
     text.push_str(&format!(
-        "PartitionName=dev Nodes={computes} Default=YES MaxTime=INFINITE State=UP\n"
+        "PartitionName=dev Nodes={computes} Default=YES MaxTime=INFINITE State=UP\n\
+         PartitionName=p5 Nodes={computes} MaxTime=INFINITE State=UP\n\
+         PartitionName=maint Nodes={computes} Hidden=YES MaxTime=INFINITE State=UP\n"
     ));
+    if let Some(format) = &config.log_time_format {
+        text.push_str(&format!("LogTimeFormat={format}\n"));
+    }
     text
 }
 
@@ -291,6 +302,7 @@ mod tests {
             xid_actions: default_xid_actions(),
             exe: "/usr/bin/hpchaos".into(),
             api_without_hostnames: false,
+            log_time_format: None,
         }
     }
 
@@ -300,6 +312,9 @@ mod tests {
         assert!(text.contains("SlurmctldHost=ip-10-1-0-10(10.1.0.10)\n"));
         assert!(text.contains("NodeName=ip-10-1-0-12 NodeAddr=10.1.0.12 "));
         assert!(text.contains("PartitionName=dev Nodes=ip-10-1-0-11,ip-10-1-0-12 "));
+        assert!(text.contains("PartitionName=p5 Nodes=ip-10-1-0-11,ip-10-1-0-12 "));
+        assert!(text.contains("PartitionName=maint Nodes=ip-10-1-0-11,ip-10-1-0-12 Hidden=YES"));
+        assert!(!text.contains("LogTimeFormat"));
         assert!(text.contains("SlurmdTimeout=10\n"));
     }
 

@@ -119,6 +119,7 @@ mod tests {
             xid_actions: default_xid_actions(),
             exe: String::new(),
             api_without_hostnames: false,
+            log_time_format: None,
         }
     }
 

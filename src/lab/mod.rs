@@ -36,6 +36,9 @@ pub struct UpOptions {
     pub node_recovery_none: bool,
     /// The API omits `PrivateDnsHostname`, as before 2025-11-20 and in moto.
     pub api_without_hostnames: bool,
+    /// slurm.conf's `LogTimeFormat` (`iso8601_ms`, `iso8601`, `rfc5424_ms`,
+    /// `rfc5424`, `clock`, `short`, `thread_id`); Slurm's default if `None`.
+    pub log_time_format: Option<String>,
 }
 
 /// Host programs the lab needs, and the Debian package of each.
@@ -147,6 +150,7 @@ fn prepare_and_start(layout: &Layout, options: &UpOptions) -> Result<(), LabErro
         xid_actions: default_xid_actions(),
         exe: exe.display().to_string(),
         api_without_hostnames: options.api_without_hostnames,
+        log_time_format: options.log_time_format.clone(),
     };
     write_files(layout, &config)?;
     net::up(&config.nodes())?;

@@ -722,7 +722,7 @@ impl Runner {
             }
         }
         let detail = if failures.is_empty() {
-            let mut parts = vec![format!("done: {}", done.join("; "))];
+            let mut parts = vec![done.join("; ")];
             if !verified.is_empty() {
                 parts.push(format!("verified: {}", verified.join("; ")));
             }
