@@ -32,39 +32,24 @@ impl Drop for Lab {
 
 impl Lab {
     fn up() -> Lab {
-        lab_support::preflight_or_explain("drills");
-        let tmp = tempfile::Builder::new()
-            .prefix("hpchaos-drills")
-            .tempdir()
-            .unwrap();
-        let lab = Lab {
+        let tmp = lab_support::start_lab(
+            "drills",
+            &[
+                "--no-recovery",
+                // Reboots take 12 s: long enough to stop a run while
+                // HyperPod is rebooting a node (the never-fight drill).
+                "--scale",
+                "4",
+                // The API as it answered before 2025-11-20 (and as moto
+                // does): hpchaos maps nodes through DescribeClusterNode.
+                "--api-without-hostnames",
+            ],
+        );
+        Lab {
             dir: tmp.path().join("lab"),
             reports: tmp.path().join("reports"),
             _tmp: tmp,
-        };
-        let up = hpchaos(&[
-            "lab",
-            "up",
-            "--nodes",
-            "4",
-            "--no-recovery",
-            // Reboots take 12 s: long enough to stop a run while HyperPod
-            // is rebooting a node (the never-fight drill).
-            "--scale",
-            "4",
-            // The API as it answered before 2025-11-20 (and as moto does):
-            // hpchaos maps nodes through DescribeClusterNode.
-            "--api-without-hostnames",
-            "--dir",
-            &lab.dir.display().to_string(),
-        ]);
-        assert_eq!(
-            up.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&up.stderr)
-        );
-        lab
+        }
     }
 
     fn profile(&self) -> String {
@@ -140,6 +125,12 @@ fn journal_of(reports: &Path, name: &str) -> Option<PathBuf> {
         })
         .max()
         .map(|p| p.join("journal.jsonl"))
+}
+
+/// Sends `signal` (`-INT`, `-TERM`, `-HUP`) to the process `pid`.
+fn send(pid: &str, signal: &str) {
+    let sent = Command::new("kill").args([signal, pid]).status().unwrap();
+    assert!(sent.success(), "kill {signal} {pid}");
 }
 
 /// Starts a run of `file` and waits until its own (new) journal contains
@@ -224,19 +215,15 @@ fn drill(lab: &Lab, stage: Stage, signal: Signal) -> String {
                 Signal::Term => "-TERM",
                 _ => "-HUP",
             };
-            assert!(
-                Command::new("kill")
-                    .args([name, &pid])
-                    .status()
-                    .unwrap()
-                    .success()
-            );
+            send(&pid, name);
         }
     }
     // A second Ctrl-C during rollback says what is still being undone.
+    // (Two signals of one kind sent at once are delivered as one: the
+    // pause keeps them two; nothing waits on a state here.)
     if stage == Stage::MidRollback && signal == Signal::Int {
         std::thread::sleep(Duration::from_millis(300));
-        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        send(&pid, "-INT");
     }
     // Let held probes and rollback commands go.
     std::fs::write(run.join("drill-release"), "").unwrap();
@@ -555,13 +542,7 @@ fn safety_drills() {
         r#""type":"injection_finished""#,
     );
     let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    send(&pid, "-TERM");
     assert_eq!(child.wait().unwrap().code(), Some(130));
     let journal =
         std::fs::read_to_string(journal_of(&lab.reports, "drill-suite").unwrap()).unwrap();
@@ -588,13 +569,7 @@ fn safety_drills() {
         r#""to":"Pending|"#,
     );
     let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    send(&pid, "-TERM");
     assert_eq!(child.wait().unwrap().code(), Some(130));
     let journal =
         std::fs::read_to_string(journal_of(&lab.reports, "reboot-held").unwrap()).unwrap();

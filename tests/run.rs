@@ -147,29 +147,11 @@ impl Drop for LabUp {
 }
 
 fn lab_up() -> LabUp {
-    lab_support::preflight_or_explain("run");
-    let dir = tempfile::Builder::new()
-        .prefix("hpchaos-run-test")
-        .tempdir()
-        .unwrap();
+    let dir = lab_support::start_lab("run", &[]);
     let lab = Lab {
         dir: dir.path().join("lab"),
         reports: dir.path().join("reports"),
     };
-    let up = hpchaos(&[
-        "lab",
-        "up",
-        "--nodes",
-        "4",
-        "--dir",
-        &lab.dir.display().to_string(),
-    ]);
-    assert_eq!(
-        up.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
     LabUp { lab, _dir: dir }
 }
 

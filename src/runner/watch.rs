@@ -153,7 +153,14 @@ impl Runner {
                 follow_up_done = true;
             }
             self.poll_controller_log(name, baseline, &mut seen).await;
+            let events_before = seen.events.len();
             let unhealthy = self.poll_slurm(name, baseline, &mut seen).await;
+            // A target changed in Slurm: the controller wrote its line
+            // already; read it now, so the millisecond time is judged in
+            // the same poll as sinfo's whole second.
+            if seen.events.len() > events_before {
+                self.poll_controller_log(name, baseline, &mut seen).await;
+            }
             self.poll_api(name, baseline, &mut seen).await;
             if let Some(job) = workload.as_deref_mut() {
                 self.poll_workload(name, job, &mut seen).await;
@@ -357,17 +364,7 @@ impl Runner {
             if size < *offset {
                 // Rotated: the new file is read from its start next poll.
                 *offset = 0;
-                self.log(
-                    Some(name),
-                    Entry::Observed {
-                        source: Source::SlurmctldLog,
-                        node: None,
-                        field: "poll".into(),
-                        from: None,
-                        to: format!("{path} was rotated; reading the new file"),
-                        source_time: None,
-                    },
-                );
+                self.note_controller_log(name, format!("{path} was rotated; reading the new file"));
             }
             let complete = text.rfind('\n').map_or(0, |i| i + 1);
             *offset += complete as u64;
@@ -383,22 +380,14 @@ impl Runner {
                 // when seen.
                 if parsed.stamp != Stamp::Placed && !seen.unplaced_said {
                     seen.unplaced_said = true;
-                    self.log(
-                        Some(name),
-                        Entry::Observed {
-                            source: Source::SlurmctldLog,
-                            node: None,
-                            field: "poll".into(),
-                            from: None,
-                            to: match &parsed.stamp {
-                                Stamp::Unplaceable(stamp) => format!(
-                                    "lines stamped `[{stamp}]` give no time of day (LogTimeFormat clock or thread_id?): timed when seen"
-                                ),
-                                _ => "lines carry no time stamp (LogTimeFormat=omit?): timed when seen".to_owned(),
-                            },
-                            source_time: None,
-                        },
-                    );
+                    let said = match &parsed.stamp {
+                        Stamp::Unplaceable(stamp) => format!(
+                            "lines stamped `[{stamp}]` give no time of day (LogTimeFormat clock or thread_id?): timed when seen"
+                        ),
+                        _ => "lines carry no time stamp (LogTimeFormat=omit?): timed when seen"
+                            .to_owned(),
+                    };
+                    self.note_controller_log(name, said);
                 }
                 for node in named {
                     self.log(
@@ -677,6 +666,23 @@ impl Runner {
                 None
             }
         }
+    }
+}
+
+impl Runner {
+    /// Journals something about reading the controller log itself.
+    fn note_controller_log(&mut self, scenario: &str, to: String) {
+        self.log(
+            Some(scenario),
+            Entry::Observed {
+                source: Source::SlurmctldLog,
+                node: None,
+                field: "poll".into(),
+                from: None,
+                to,
+                source_time: None,
+            },
+        );
     }
 }
 

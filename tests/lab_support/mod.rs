@@ -84,3 +84,26 @@ pub fn set_node_recovery(lab_dir: &Path, value: &str) -> bool {
             .is_ok()
     })
 }
+
+/// A 4-node lab in a new temporary folder (`TMP/lab`, reports in
+/// `TMP/reports`), with `options` for `lab up`; fails the test if it does
+/// not come up. The caller takes it down.
+#[allow(dead_code)] // not every lab test binary brings one up this way
+pub fn start_lab(test: &str, options: &[&str]) -> tempfile::TempDir {
+    preflight_or_explain(test);
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("hpchaos-{test}-test"))
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path().join("lab").display().to_string();
+    let mut args = vec!["lab", "up", "--nodes", "4", "--dir", &dir];
+    args.extend_from_slice(options);
+    let up = hpchaos(&args);
+    assert_eq!(
+        up.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    tmp
+}
