@@ -12,7 +12,7 @@
 //! whatever is left on the cluster was left by hpchaos.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod lab_support;
@@ -70,16 +70,63 @@ impl Lab {
         self.dir.join("nodes/ip-10-1-0-10/root/run")
     }
 
+    /// `run SCENARIO --cluster PROFILE --report-dir REPORTS`.
+    fn run_args(scenario: &str, profile: &str, reports: &str) -> Vec<String> {
+        [
+            "run",
+            scenario,
+            "--cluster",
+            profile,
+            "--report-dir",
+            reports,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+
+    /// Runs `scenario` to its end with `profile`, reports in `reports`.
+    fn run_with(&self, scenario: &str, profile: &str, reports: &str) -> Output {
+        let args = Self::run_args(scenario, profile, reports);
+        hpchaos(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// Runs `scenario` to its end with the lab's own profile.
+    fn run(&self, scenario: &str) -> Output {
+        self.run_with(
+            scenario,
+            &self.profile(),
+            &self.reports.display().to_string(),
+        )
+    }
+
+    /// The lab's profile with the line setting `key` replaced by `line`,
+    /// written beside the lab as `name`; returns its path.
+    fn profile_with(&self, name: &str, key: &str, line: &str) -> String {
+        let text = std::fs::read_to_string(self.dir.join("profile.yaml")).unwrap();
+        let changed: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with(key) {
+                    line.to_owned()
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect();
+        let changed = changed.join("\n");
+        assert_ne!(changed, text, "{key} is not in the lab's profile");
+        let path = self._tmp.path().join(name);
+        std::fs::write(&path, changed).unwrap();
+        path.display().to_string()
+    }
+
     fn spawn(&self, scenario: &str) -> Child {
         Command::new(env!("CARGO_BIN_EXE_hpchaos"))
-            .args([
-                "run",
+            .args(Self::run_args(
                 scenario,
-                "--cluster",
                 &self.profile(),
-                "--report-dir",
                 &self.reports.display().to_string(),
-            ])
+            ))
             .current_dir(root())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -410,14 +457,7 @@ fn safety_drills() {
     child.wait().unwrap();
     let profile = lab.profile();
     let reports = lab.reports.display().to_string();
-    let refused = hpchaos(&[
-        "run",
-        "tests/e2e/kill-nothing.yaml",
-        "--cluster",
-        &profile,
-        "--report-dir",
-        &reports,
-    ]);
+    let refused = lab.run("tests/e2e/kill-nothing.yaml");
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(3), "{stderr}");
     assert!(
@@ -445,14 +485,7 @@ fn safety_drills() {
             "setsid nohup sleep 86399 >/dev/null 2>&1 </dev/null &",
         );
     }
-    let out = hpchaos(&[
-        "run",
-        "tests/e2e/kill-three.yaml",
-        "--cluster",
-        &profile,
-        "--report-dir",
-        &reports,
-    ]);
+    let out = lab.run("tests/e2e/kill-three.yaml");
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -464,14 +497,7 @@ fn safety_drills() {
     lab.on("10.1.0.11", "pkill -x -f 'sleep 86399' || true");
 
     // A pattern that matches nothing is a failed injection, not a pass.
-    let out = hpchaos(&[
-        "run",
-        "tests/e2e/kill-nothing.yaml",
-        "--cluster",
-        &profile,
-        "--report-dir",
-        &reports,
-    ]);
+    let out = lab.run("tests/e2e/kill-nothing.yaml");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
@@ -505,14 +531,11 @@ fn safety_drills() {
         .stderr(Stdio::null())
         .status();
     let truth_from = lab.truth_len();
-    let out = hpchaos(&[
-        "run",
+    let out = lab.run_with(
         "tests/e2e/reboot-held.yaml",
-        "--cluster",
         &profile,
-        "--report-dir",
         &full.join("reports").display().to_string(),
-    ]);
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
@@ -623,14 +646,7 @@ fn safety_drills() {
     // command that undoes it, exit 3; that command then undoes it.
     let run = lab.head_run();
     let _ = std::fs::remove_file(run.join("drill-release"));
-    let out = hpchaos(&[
-        "run",
-        "tests/e2e/rollback-fails.yaml",
-        "--cluster",
-        &profile,
-        "--report-dir",
-        &reports,
-    ]);
+    let out = lab.run("tests/e2e/rollback-fails.yaml");
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
@@ -670,31 +686,13 @@ fn safety_drills() {
             .collect::<String>(),
     )
     .unwrap();
-    let text = std::fs::read_to_string(lab.dir.join("profile.yaml")).unwrap();
-    let no14 = lab._tmp.path().join("no-14.yaml");
-    std::fs::write(
-        &no14,
-        text.lines()
-            .map(|l| {
-                if l.trim_start().starts_with("known_hosts:") {
-                    format!("  known_hosts: {}", partial.display())
-                } else {
-                    l.to_owned()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n"),
-    )
-    .unwrap();
+    let no14 = lab.profile_with(
+        "no-14.yaml",
+        "known_hosts:",
+        &format!("  known_hosts: {}", partial.display()),
+    );
     let truth_from = lab.truth_len();
-    let out = hpchaos(&[
-        "run",
-        "tests/e2e/rollback-on-14.yaml",
-        "--cluster",
-        &no14.display().to_string(),
-        "--report-dir",
-        &reports,
-    ]);
+    let out = lab.run_with("tests/e2e/rollback-on-14.yaml", &no14, &reports);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
@@ -712,14 +710,7 @@ fn safety_drills() {
     // A lock a run left without its owner record (it died while taking
     // it): refused with the command that releases it, which does.
     lab.head("mkdir /run/hpchaos-run.lock && touch -d '5 minutes ago' /run/hpchaos-run.lock");
-    let out = hpchaos(&[
-        "run",
-        "tests/e2e/kill-nothing.yaml",
-        "--cluster",
-        &profile,
-        "--report-dir",
-        &reports,
-    ]);
+    let out = lab.run("tests/e2e/kill-nothing.yaml");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
@@ -744,14 +735,7 @@ fn safety_drills() {
     // A dead run's lock from another machine, its journal lost: the run
     // names the release command, which releases it.
     lab.head(r#"mkdir /run/hpchaos-run.lock && echo '{"run_id":"run-lost","host":"elsewhere","pid":1,"journal":"/lost/journal.jsonl","started_at":"2026-11-29T12:00:00Z","lease_seconds":60}' > /run/hpchaos-run.lock/owner.json && touch -d '5 minutes ago' /run/hpchaos-run.lock/owner.json"#);
-    let out = hpchaos(&[
-        "run",
-        "tests/e2e/kill-nothing.yaml",
-        "--cluster",
-        &profile,
-        "--report-dir",
-        &reports,
-    ]);
+    let out = lab.run("tests/e2e/kill-nothing.yaml");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("--release-lock run-lost"), "{stderr}");
@@ -776,30 +760,13 @@ fn safety_drills() {
 
     // A profile naming a cluster that does not exist: exit 3 before the
     // cluster is touched, naming the setting.
-    let text = std::fs::read_to_string(lab.dir.join("profile.yaml")).unwrap();
-    let bad = lab._tmp.path().join("bad-cluster.yaml");
-    let replaced = text
-        .lines()
-        .map(|l| {
-            if l.trim_start().starts_with("cluster_name:") {
-                "  cluster_name: no-such-cluster".to_owned()
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert_ne!(replaced, text);
-    std::fs::write(&bad, replaced).unwrap();
+    let bad = lab.profile_with(
+        "bad-cluster.yaml",
+        "cluster_name:",
+        "  cluster_name: no-such-cluster",
+    );
     let truth_from = lab.truth_len();
-    let out = hpchaos(&[
-        "run",
-        "tests/e2e/reboot-held.yaml",
-        "--cluster",
-        &bad.display().to_string(),
-        "--report-dir",
-        &reports,
-    ]);
+    let out = lab.run_with("tests/e2e/reboot-held.yaml", &bad, &reports);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(

@@ -426,6 +426,8 @@ mod tests {
     }
 
     #[test]
+    /// The Xid line travels as an argument, never as shell text, and goes to
+    /// the kernel log itself (`/dev/kmsg`), not to syslog.
     fn a_kernel_log_xid_passes_the_line_as_an_argument_not_as_shell_text() {
         use crate::scenario::model::{Xid, XidMethod};
         let plan = plan(
@@ -441,6 +443,10 @@ mod tests {
             panic!("a command")
         };
         assert_eq!(argv[..2], ["sh".to_owned(), "-c".to_owned()]);
+        assert!(
+            argv[2].contains("/dev/kmsg") && !argv[2].contains("syslog"),
+            "{argv:?}"
+        );
         assert!(
             argv[4].starts_with("NVRM: Xid (PCI:0000:63:00): 74,"),
             "{}",

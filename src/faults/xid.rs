@@ -134,25 +134,4 @@ mod tests {
             None
         );
     }
-
-    #[test]
-    fn the_kernel_log_method_writes_to_dev_kmsg() {
-        use crate::scenario::model::{Xid, XidMethod};
-        let plan = plan(
-            &Xid {
-                code: 79,
-                gpu: 0,
-                method: XidMethod::KernelLog,
-                crash_task_after: None,
-            },
-            &["n".to_owned()],
-        );
-        let Step::Run { argv, .. } = &plan.inject[0] else {
-            panic!("a command")
-        };
-        assert!(
-            argv[2].contains("/dev/kmsg") && !argv[2].contains("syslog"),
-            "{argv:?}"
-        );
-    }
 }

@@ -429,8 +429,9 @@ impl Runner {
             started_at: self.clock.now(),
             lease_seconds: lock::LEASE.as_secs(),
         };
-        let record = serde_json::to_string(&owner)
+        let owner = serde_json::to_value(&owner)
             .map_err(|e| RunError::Cluster(format!("lock record: {e}")))?;
+        let record = owner.to_string();
         let head = self.cluster.slurm.head.clone();
         let out = self
             .cluster
@@ -510,12 +511,7 @@ impl Runner {
                 )));
             }
         }
-        self.log(
-            None,
-            Entry::LockAcquired {
-                owner: serde_json::to_value(&owner).unwrap_or_default(),
-            },
-        );
+        self.log(None, Entry::LockAcquired { owner });
         let ssh = self.cluster.ssh.clone();
         let marker = lock::Owner::marker(&self.run_id);
         self.lease = Some(tokio::spawn(async move {

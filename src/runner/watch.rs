@@ -652,16 +652,9 @@ impl Runner {
         match self.cluster.slurm.file_size(&path).await {
             Ok(size) => Some(size),
             Err(err) => {
-                self.log(
-                    Some(scenario),
-                    Entry::Observed {
-                        source: Source::SlurmctldLog,
-                        node: None,
-                        field: "poll".into(),
-                        from: None,
-                        to: format!("{path} is not readable ({err}); watching without it"),
-                        source_time: None,
-                    },
+                self.note_controller_log(
+                    scenario,
+                    format!("{path} is not readable ({err}); watching without it"),
                 );
                 None
             }
