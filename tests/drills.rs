@@ -90,6 +90,30 @@ impl Lab {
         hpchaos(&args.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
+    /// `hpchaos recover --cluster PROFILE EXTRA...`, which must exit 0;
+    /// returns what it printed.
+    fn recover(&self, extra: &[&str]) -> String {
+        let profile = self.profile();
+        let mut args = vec!["recover", "--cluster", &profile];
+        args.extend_from_slice(extra);
+        let out = hpchaos(&args);
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "recover {extra:?}: {said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        said
+    }
+
+    /// Whether the cluster's run lock is there on the head node.
+    fn lock_held(&self) -> bool {
+        self.head("test -e /run/hpchaos-run.lock && echo held || echo free")
+            .trim()
+            == "held"
+    }
+
     /// Runs `scenario` to its end with the lab's own profile.
     fn run(&self, scenario: &str) -> Output {
         self.run_with(
@@ -280,14 +304,7 @@ fn drill(lab: &Lab, stage: Stage, signal: Signal) -> String {
         Signal::Kill => {
             assert_eq!(out.status.code(), None, "killed: {stderr}");
             // The lock points at the dead run's journal.
-            let recover = hpchaos(&["recover", "--cluster", &lab.profile()]);
-            let said = String::from_utf8_lossy(&recover.stdout).into_owned();
-            assert_eq!(
-                recover.status.code(),
-                Some(0),
-                "{stage:?}: recover: {said}{}",
-                String::from_utf8_lossy(&recover.stderr)
-            );
+            let said = lab.recover(&[]);
             assert!(said.contains("nothing left applied by run-"), "{said}");
             format!(
                 "killed; recover exit 0 ({})",
@@ -360,11 +377,7 @@ fn drill(lab: &Lab, stage: Stage, signal: Signal) -> String {
         "",
         "{stage:?}: a job is left"
     );
-    assert_eq!(
-        lab.head("test -e /run/hpchaos-run.lock && echo held || echo free")
-            .trim(),
-        "free"
-    );
+    assert!(!lab.lock_held(), "the lock is left");
     outcome.push_str(&format!("; marks {}", marks.len()));
     outcome
 }
@@ -417,14 +430,7 @@ fn safety_drills() {
             && text.contains("hpchaos recover --cluster"),
         "{text}"
     );
-    let recover = hpchaos(&["recover", "--cluster", &lab.profile()]);
-    assert_eq!(
-        recover.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&recover.stdout),
-        String::from_utf8_lossy(&recover.stderr)
-    );
+    lab.recover(&[]);
     assert_eq!(count(&lab), 0, "recover did not stop the stress");
     assert_eq!(
         lab.on(
@@ -465,13 +471,7 @@ fn safety_drills() {
             && stderr.contains(&format!("hpchaos recover --cluster {profile} ")),
         "{stderr}"
     );
-    let recover = hpchaos(&["recover", "--cluster", &profile]);
-    assert_eq!(
-        recover.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&recover.stdout)
-    );
+    lab.recover(&[]);
     assert!(
         lab.head("sinfo -p dev -h -N -n ip-10-1-0-13 -o '%T|%E'")
             .trim()
@@ -719,18 +719,8 @@ fn safety_drills() {
         )),
         "{stderr}"
     );
-    let recover = hpchaos(&["recover", "--cluster", &profile]);
-    assert_eq!(
-        recover.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&recover.stderr)
-    );
-    assert_eq!(
-        lab.head("test -e /run/hpchaos-run.lock && echo held || echo free")
-            .trim(),
-        "free"
-    );
+    lab.recover(&[]);
+    assert!(!lab.lock_held(), "the lock is left");
 
     // A dead run's lock from another machine, its journal lost: the run
     // names the release command, which releases it.
@@ -739,24 +729,8 @@ fn safety_drills() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("--release-lock run-lost"), "{stderr}");
-    let recover = hpchaos(&[
-        "recover",
-        "--cluster",
-        &profile,
-        "--release-lock",
-        "run-lost",
-    ]);
-    assert_eq!(
-        recover.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&recover.stderr)
-    );
-    assert_eq!(
-        lab.head("test -e /run/hpchaos-run.lock && echo held || echo free")
-            .trim(),
-        "free"
-    );
+    lab.recover(&["--release-lock", "run-lost"]);
+    assert!(!lab.lock_held(), "the lock is left");
 
     // A profile naming a cluster that does not exist: exit 3 before the
     // cluster is touched, naming the setting.
