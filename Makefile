@@ -9,8 +9,13 @@ export INSTA_UPDATE ?= no
 
 .PHONY: setup build test lint run schema fixtures clean lab-up lab-down
 
-# Debian packages: the build, and the lab (real Slurm, munge, OpenSSH).
-PACKAGES := build-essential pkg-config git slurm-wlm munge openssh-server openssh-client iproute2 procps util-linux
+# Debian packages: the build, and the lab (real Slurm, munge, OpenSSH;
+# mmdebstrap builds the Slurm 24.11 root file system).
+PACKAGES := build-essential pkg-config git slurm-wlm munge openssh-server openssh-client iproute2 procps util-linux mmdebstrap
+# The lab's Slurm 24.11 (HyperPod's release): Debian trixie's packages in a
+# root file system built once and kept here (`lab up --slurm 22.05` runs the
+# host's own Slurm instead).
+ROOTFS ?= /var/cache/hpchaos/rootfs/slurm-24.11
 
 # Installs what building and testing need, skipping what is present. The
 # lab starts its own daemons inside namespaces, so the packages' services
@@ -24,6 +29,7 @@ setup:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; status=$$?; \
 	  rm -f /usr/sbin/policy-rc.d; exit $$status; \
 	fi
+	@scripts/slurm-rootfs $(ROOTFS)
 	@echo "setup: toolchain and lab packages ready ($$($(CARGO) --version))"
 
 build: setup

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::lab::config::TimingProfile;
+use crate::lab::config::{SlurmRelease, TimingProfile};
 use crate::report::Format;
 use crate::scenario::schema::SchemaKind;
 
@@ -193,6 +193,10 @@ pub enum LabCommand {
         /// slurm.conf's LogTimeFormat for the controller's log.
         #[arg(long, value_parser = ["iso8601_ms", "iso8601", "rfc5424_ms", "rfc5424", "clock", "short", "thread_id"])]
         log_time_format: Option<String>,
+        /// The Slurm the nodes run: 24.11 (HyperPod's, from Debian trixie
+        /// in a root file system `make setup` builds) or 22.05 (the host's).
+        #[arg(long, value_enum, default_value = "24.11")]
+        slurm: SlurmRelease,
     },
     /// Stop the lab; leaves no process, namespace, mount or link behind.
     Down {

@@ -49,6 +49,9 @@ pub enum Entry {
         /// a cut journal's report prints.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         profile: Option<String>,
+        /// The controller's Slurm release, as `sinfo --version` gave it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        slurm_version: Option<String>,
     },
     /// The run holds the cluster's lock (`owner` is the lock's record:
     /// run id, host, pid, journal, profile, start, lease).

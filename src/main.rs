@@ -180,6 +180,7 @@ fn run_lab(command: LabCommand) -> u8 {
             no_recovery,
             api_without_hostnames,
             log_time_format,
+            slurm,
         } => {
             let options = lab::UpOptions {
                 nodes,
@@ -188,6 +189,7 @@ fn run_lab(command: LabCommand) -> u8 {
                 node_recovery_none: no_recovery,
                 api_without_hostnames,
                 log_time_format,
+                slurm,
             };
             lab::up(&dir, &options).and_then(|layout| {
                 print!("{}", lab::status(&dir)?);

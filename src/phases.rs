@@ -492,7 +492,12 @@ impl Tracker {
                 reason,
             } if target(node) => {
                 let decoded = NodeState::parse(&format!("{state}{flags}"));
-                if reason.starts_with("Action:") {
+                // A reason counts only on a node its state takes out of
+                // service: Slurm 24.11 leaves `Action:*` on a node that is
+                // back and usable (see `NodeRow::healthy`).
+                if decoded.is_usable() {
+                    None
+                } else if reason.starts_with("Action:") {
                     Some(boundary(
                         event,
                         format!("{} {node}: reason {reason}", event.source.as_str()),
@@ -656,13 +661,17 @@ impl Tracker {
                 },
             ) if target(node) => {
                 // Back and usable, whatever working suffix it shows
-                // (`mixed-`, `allocated+`, `planned`).
-                let up =
-                    NodeState::parse(&format!("{state}{flags}")).is_usable() && reason.is_empty();
+                // (`mixed-`, `allocated+`, `planned`), and whatever reason
+                // Slurm left on it (24.11 keeps `Action:*` after a resume).
+                let up = NodeState::parse(&format!("{state}{flags}")).is_usable();
                 up.then(|| Boundary {
                     at: event.seen,
                     time_source: TimeSource::Observed,
-                    evidence: format!("{node} {state}, reason cleared"),
+                    evidence: if reason.is_empty() {
+                        format!("{node} {state}, reason cleared")
+                    } else {
+                        format!("{node} {state}, usable (reason `{reason}` left by Slurm)")
+                    },
                 })
             }
             // Slurm's own record of the node coming back, to the millisecond.

@@ -138,7 +138,11 @@ pub async fn online(cluster: &Cluster) -> Vec<String> {
             o.status,
             o.stderr.trim()
         )),
-        Ok(_) => {}
+        Ok(o) => {
+            if let Some(version) = crate::cluster::slurm::parse_version(&o.stdout) {
+                let _ = cluster.slurm.version.set(version);
+            }
+        }
     }
     if let Some(api) = &cluster.api
         && let Err(err) = api.node_recovery().await

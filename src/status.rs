@@ -61,7 +61,10 @@ pub fn render(head: &str, rows: &[NodeRow], api: Option<&[ApiNode]>) -> String {
             "{:<16} {:<14} {:<20} {:<21} {:<10} {}\n",
             name,
             row.map_or("-".to_owned(), |r| r.state.to_string()),
-            row.map_or("", |r| r.reason.as_str()),
+            row.map_or(String::new(), |r| match r.stale_reason() {
+                Some(reason) => format!("({reason})"),
+                None => r.reason.clone(),
+            }),
             node.map_or("-", |n| n.instance_id.as_str()),
             node.map_or("-", |n| n.status.as_str()),
             notes.join("; ")
@@ -72,6 +75,9 @@ pub fn render(head: &str, rows: &[NodeRow], api: Option<&[ApiNode]>) -> String {
         (true, 0) => "Slurm and SageMaker agree\n".to_owned(),
         (true, n) => format!("{n} node(s) where Slurm and SageMaker disagree\n"),
     });
+    if rows.iter().any(|r| r.stale_reason().is_some()) {
+        out.push_str("(reason): left on a usable node by Slurm, not a mark\n");
+    }
     out
 }
 
@@ -79,7 +85,7 @@ pub fn render(head: &str, rows: &[NodeRow], api: Option<&[ApiNode]>) -> String {
 /// state and its API view, the disagreements, and the instances the API
 /// lists that map to no node name. Shape (`schema_version` 1):
 /// `{schema_version, cluster, head_node, api_read, nodes: [{name, slurm:
-/// {state, condition, reason, reason_time} | null, api: {instance_id,
+/// {state, condition, reason, reason_time, reason_stale} | null, api: {instance_id,
 /// instance_group, status, message, launch_time} | null, notes: [..]}],
 /// unmapped_instances: [{instance_id, instance_group, status, why}]}`.
 pub fn render_json(
@@ -102,6 +108,9 @@ pub fn render_json(
                     "condition": r.state.condition().as_str(),
                     "reason": r.reason,
                     "reason_time": r.reason_time,
+                    // Left on a usable node (Slurm 24.11 keeps it after a
+                    // resume until a job lands): not a mark.
+                    "reason_stale": r.stale_reason().is_some(),
                 })),
                 "api": node.map(|n| json!({
                     "instance_id": n.instance_id,

@@ -623,3 +623,43 @@ fn detect_takes_the_controller_logs_milliseconds_over_sinfos_second() {
     let detect = judgement.phases[0].ended.as_ref().unwrap();
     assert_eq!((detect.at - t0()).num_milliseconds(), 8000);
 }
+
+/// Slurm 24.11 without accounting keeps `Action:*` on a node it resumed:
+/// a usable node with a leftover reason is neither a detection (before the
+/// fault, from the last scenario) nor kept from rejoining (after it).
+#[test]
+fn a_reason_left_on_a_usable_node_is_not_a_mark() {
+    for (state, flags) in [("idle", ""), ("mixed", ""), ("allocated", "+"), ("idle", "-")] {
+        let timeline = vec![
+            // Left by the last reboot of this node, set an hour ago.
+            slurm(1.0, Some(-3600.0), state, flags, "Action:Reboot"),
+            slurm(5.0, Some(4.0), "fail", "", "Action:Reboot"),
+            api(40.0, "Running", "i-0old", 35.0),
+            slurm(45.0, None, state, flags, "Action:Reboot"),
+        ];
+        let deadlines = [
+            (Phase::Detect, 30),
+            (Phase::Reboot, 300),
+            (Phase::Rejoin, 360),
+        ];
+        let judgement = judge(
+            t(0.0),
+            &baseline(false),
+            &expect(Recovery::Reboot, &deadlines),
+            &timeline,
+            t(50.0),
+            false,
+        );
+        let detect = judgement.phases[0].ended.as_ref().unwrap();
+        assert_eq!(detect.at, t(4.0), "{state}{flags}: {judgement:?}");
+        let rejoin = judgement
+            .phases
+            .iter()
+            .find(|p| p.phase == Phase::Rejoin)
+            .unwrap();
+        assert_eq!(rejoin.verdict, Some(PhaseVerdict::Met), "{state}{flags}");
+        let end = rejoin.ended.as_ref().unwrap();
+        assert_eq!(end.at, t(45.0));
+        assert!(end.evidence.contains("left by Slurm"), "{}", end.evidence);
+    }
+}

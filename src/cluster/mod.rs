@@ -33,6 +33,7 @@ impl Cluster {
             ssh: ssh.clone(),
             head: Endpoint::of_host(&profile.head_node),
             offset: Default::default(),
+            version: Default::default(),
         };
         let api = match &profile.sagemaker {
             Some(settings) => Some(SageMakerApi::connect(settings).await),

@@ -28,9 +28,25 @@ pub struct NodeRow {
 }
 
 impl NodeRow {
-    /// Usable (up, responding, able to run jobs) and no reason set.
+    /// Usable: up, responding, able to run jobs, judged by the state alone.
+    ///
+    /// A reason on a usable node is left over, not a fault: Slurm 24.11
+    /// without accounting storage keeps a node's reason when it is resumed
+    /// or returns to service, and clears it only when a job is allocated
+    /// there (`clusteracct_storage_g_node_up` returns before clearing it
+    /// when the accounting plugin is a no-op; `make_node_alloc` clears it;
+    /// SchedMD/slurm `src/interfaces/accounting_storage.c`,
+    /// `src/slurmctld/node_mgr.c`, slurm-24-11-5-1). 22.05 cleared it on
+    /// resume. See [`NodeRow::stale_reason`].
     pub fn healthy(&self) -> bool {
-        self.state.is_usable() && self.reason.is_empty()
+        self.state.is_usable()
+    }
+
+    /// The reason a usable node still carries (`idle` with
+    /// `Action:Reboot` after a reboot, on Slurm 24.11): informational, not a
+    /// mark; `None` when the node has none or is out of service.
+    pub fn stale_reason(&self) -> Option<&str> {
+        (self.state.is_usable() && !self.reason.is_empty()).then_some(self.reason.as_str())
     }
 
     /// `name state reason`, for messages.
@@ -201,6 +217,18 @@ pub struct Slurm {
     /// The controller's UTC offset, asked once (`date +%z` on the head):
     /// Slurm prints local times without an offset.
     pub offset: Arc<std::sync::OnceLock<chrono::FixedOffset>>,
+    /// The controller's Slurm release (`24.11.5`), once the preflight's
+    /// `sinfo --version` has read it.
+    pub version: Arc<std::sync::OnceLock<String>>,
+}
+
+/// The release in `sinfo --version`'s answer: `slurm 24.11.5` (SchedMD's
+/// builds, HyperPod) or `slurm-wlm 24.11.5` (Debian's) → `24.11.5`.
+pub fn parse_version(output: &str) -> Option<String> {
+    let line = output.lines().next()?.trim();
+    let (name, version) = line.split_once(' ')?;
+    (name.starts_with("slurm") && version.starts_with(|c: char| c.is_ascii_digit()))
+        .then(|| version.trim().to_owned())
 }
 
 impl Slurm {
@@ -489,6 +517,48 @@ mod tests {
         assert_eq!(rows[3].reason, "Action:Reboot");
         assert_eq!(rows[3].reason_time, parse_time("2026-11-28T16:07:41"));
         assert!(!rows[3].healthy());
+    }
+
+    #[test]
+    fn the_release_is_read_from_any_build_of_sinfo() {
+        assert_eq!(parse_version("slurm 24.11.5\n").as_deref(), Some("24.11.5"));
+        assert_eq!(
+            parse_version("slurm-wlm 22.05.8\n").as_deref(),
+            Some("22.05.8")
+        );
+        assert_eq!(
+            parse_version("slurm 25.11.0-0rc1\n").as_deref(),
+            Some("25.11.0-0rc1")
+        );
+        assert_eq!(parse_version("sinfo: error: no config\n"), None);
+        assert_eq!(parse_version(""), None);
+    }
+
+    /// Slurm 24.11 (no accounting) resumes a node and keeps its reason:
+    /// healthy by its state, the reason stale; out of service, it is a mark.
+    #[test]
+    fn a_reason_on_a_usable_node_is_stale() {
+        let rows = parse_sinfo(
+            "a|idle|Action:Reboot|2026-11-28T16:07:41|root\n\
+             b|mixed-|Action:Replace|2026-11-28T16:07:41|root\n\
+             c|planned|maintenance|2026-11-28T16:07:41|root\n\
+             d|drained|Action:Reboot|2026-11-28T16:07:41|root\n\
+             e|idle|none|Unknown|Unknown\n",
+        );
+        let judged: Vec<_> = rows
+            .iter()
+            .map(|r| (r.name.as_str(), r.healthy(), r.stale_reason()))
+            .collect();
+        assert_eq!(
+            judged,
+            vec![
+                ("a", true, Some("Action:Reboot")),
+                ("b", true, Some("Action:Replace")),
+                ("c", true, Some("maintenance")),
+                ("d", false, None),
+                ("e", true, None),
+            ]
+        );
     }
 
     #[test]

@@ -118,7 +118,42 @@ pub struct LabConfig {
     /// slurm.conf's `LogTimeFormat` (Slurm's default when `None`).
     #[serde(default)]
     pub log_time_format: Option<String>,
+    /// Which Slurm the nodes run.
+    #[serde(default)]
+    pub slurm: SlurmRelease,
+    /// The root file system the nodes are chrooted into (`None`: the host's
+    /// own, with the host's Slurm).
+    #[serde(default)]
+    pub rootfs: Option<String>,
 }
+
+/// The Slurm release a lab runs: 24.11 (what HyperPod's AMI ships; Debian
+/// trixie's packages in a root file system `make setup` builds) or 22.05
+/// (Debian bookworm's, the host's own packages).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum SlurmRelease {
+    #[default]
+    #[value(name = "24.11")]
+    #[serde(rename = "24.11")]
+    V24_11,
+    #[value(name = "22.05")]
+    #[serde(rename = "22.05")]
+    V22_05,
+}
+
+impl SlurmRelease {
+    /// `24.11` or `22.05`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlurmRelease::V24_11 => "24.11",
+            SlurmRelease::V22_05 => "22.05",
+        }
+    }
+}
+
+/// Where `make setup` (`scripts/slurm-rootfs`) builds the Slurm 24.11 root
+/// file system; `HPCHAOS_LAB_ROOTFS` names another.
+pub const DEFAULT_ROOTFS: &str = "/var/cache/hpchaos/rootfs/slurm-24.11";
 
 impl LabConfig {
     pub fn nodes(&self) -> Vec<NodeSpec> {
@@ -303,6 +338,8 @@ mod tests {
             exe: "/usr/bin/hpchaos".into(),
             api_without_hostnames: false,
             log_time_format: None,
+            slurm: SlurmRelease::V24_11,
+            rootfs: None,
         }
     }
 

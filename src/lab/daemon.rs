@@ -175,7 +175,7 @@ impl Engine {
 
     fn boot_all(&self, nodes: &[NodeSpec]) -> Result<(), LabError> {
         for node in nodes {
-            let process = node::start(&self.layout, node)?;
+            let process = node::start(&self.layout, node, self.config.rootfs.as_deref())?;
             if node.head {
                 *self.head_pid.lock().unwrap_or_else(|p| p.into_inner()) = process.init_pid;
             }
@@ -364,13 +364,15 @@ impl Engine {
                 continue;
             }
             let (state, reason) = seen.get(&node.name).cloned().unwrap_or_default();
-            self.health_agent(&node.name, &root, &reason);
+            let failed = matches!(base_state(&state), "fail" | "down");
+            // Slurm 24.11 leaves `Action:*` on a node that is back in
+            // service: only a failed node carries a live mark.
+            self.health_agent(&node.name, &root, failed && reason.starts_with("Action:"));
             let recovery = match reason.as_str() {
                 "Action:Replace" => Some(Recovery::Replace),
                 "Action:Reboot" => Some(Recovery::Reboot),
                 _ => None,
             };
-            let failed = matches!(base_state(&state), "fail" | "down");
             let allowed = automatic
                 || self
                     .api_requested
@@ -408,7 +410,7 @@ impl Engine {
         .is_ok_and(|jobs| jobs.trim().is_empty())
     }
 
-    fn health_agent(&self, node: &str, root: &std::path::Path, reason: &str) {
+    fn health_agent(&self, node: &str, root: &std::path::Path, already_marked: bool) {
         let findings = self
             .watcher
             .lock()
@@ -421,7 +423,6 @@ impl Engine {
                 Some(node),
                 format!("{} → {:?}", finding.detail, finding.action).to_lowercase(),
             );
-            let already_marked = reason.starts_with("Action:");
             let worse = match pending.get(node) {
                 None => true,
                 Some((_, current)) => {
@@ -614,7 +615,7 @@ impl Engine {
         let booted = Utc::now();
         self.truth
             .record("instance_launched", Some(name), new_id.clone());
-        let process = node::start(&self.layout, &spec)?;
+        let process = node::start(&self.layout, &spec, self.config.rootfs.as_deref())?;
         self.processes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -634,15 +635,15 @@ impl Engine {
             // service by Slurm itself when slurmd registers
             // (ReturnToService=1); then there is nothing left to resume.
             let detail = match resumed {
+                // Slurm 24.11 without accounting keeps the reason.
                 Ok(_) => "state resumed".to_owned(),
                 Err(err) => {
                     let seen = parse_sinfo(
                         &self.slurm(&["sinfo", "-N", "-h", "-n", name, "-o", "%N|%T|%E"])?,
                     );
                     match seen.get(name) {
-                        Some((state, reason))
-                            if reason.is_empty()
-                                && matches!(state.as_str(), "idle" | "allocated" | "mixed") =>
+                        Some((state, _))
+                            if matches!(state.as_str(), "idle" | "allocated" | "mixed") =>
                         {
                             "returned to service by Slurm on registration".to_owned()
                         }
@@ -650,7 +651,7 @@ impl Engine {
                     }
                 }
             };
-            self.truth.record("reason_cleared", Some(name), detail);
+            self.truth.record("node_resumed", Some(name), detail);
         }
         {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());

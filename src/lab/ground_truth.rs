@@ -16,7 +16,7 @@ pub struct Transition {
     pub at: DateTime<Utc>,
     /// `fault_noticed`, `reason_set`, `node_drained`, `instance_terminated`,
     /// `node_rebooting`, `instance_launched`, `instance_running`, `slurmd_registered`,
-    /// `reason_cleared`, `api_request`, ...
+    /// `node_resumed`, `api_request`, ...
     pub event: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,

@@ -22,7 +22,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use config::{LabConfig, TimingProfile, Timings, default_xid_actions};
+use config::{LabConfig, SlurmRelease, TimingProfile, Timings, default_xid_actions};
 use layout::Layout;
 use system::LabError;
 
@@ -39,6 +39,8 @@ pub struct UpOptions {
     /// slurm.conf's `LogTimeFormat` (`iso8601_ms`, `iso8601`, `rfc5424_ms`,
     /// `rfc5424`, `clock`, `short`, `thread_id`); Slurm's default if `None`.
     pub log_time_format: Option<String>,
+    /// Which Slurm the nodes run.
+    pub slurm: SlurmRelease,
 }
 
 /// Host programs the lab needs, and the Debian package of each.
@@ -151,6 +153,11 @@ fn prepare_and_start(layout: &Layout, options: &UpOptions) -> Result<(), LabErro
         exe: exe.display().to_string(),
         api_without_hostnames: options.api_without_hostnames,
         log_time_format: options.log_time_format.clone(),
+        slurm: options.slurm,
+        rootfs: match options.slurm {
+            SlurmRelease::V24_11 => Some(rootfs()?),
+            SlurmRelease::V22_05 => None,
+        },
     };
     write_files(layout, &config)?;
     net::up(&config.nodes())?;
@@ -194,6 +201,21 @@ fn prepare_and_start(layout: &Layout, options: &UpOptions) -> Result<(), LabErro
     let header = "# yaml-language-server: $schema=../schema/profile.schema.json\n# Written by `hpchaos lab up`: how hpchaos reaches this lab.\n";
     std::fs::write(layout.profile(), format!("{header}{profile}"))
         .map_err(LabError::io("cannot write profile.yaml"))
+}
+
+/// The Slurm 24.11 root file system: `HPCHAOS_LAB_ROOTFS` or the default
+/// place, checked for the stamp `scripts/slurm-rootfs` leaves on a finished
+/// tree.
+fn rootfs() -> Result<String, LabError> {
+    let dir =
+        std::env::var("HPCHAOS_LAB_ROOTFS").unwrap_or_else(|_| config::DEFAULT_ROOTFS.to_owned());
+    if Path::new(&dir).join(".hpchaos-rootfs").is_file() {
+        Ok(dir)
+    } else {
+        Err(LabError::Setup(format!(
+            "no Slurm 24.11 root file system at {dir}: build it with `make setup` (scripts/slurm-rootfs {dir}), or run the host's Slurm with `lab up --slurm 22.05`"
+        )))
+    }
 }
 
 fn free_port() -> Result<u16, LabError> {
@@ -386,13 +408,15 @@ pub fn status(dir: &Path) -> Result<String, LabError> {
         head,
         &["sinfo", "-N", "-h", "-o", "%N|%T|%E"],
     )?);
+    let version = system::in_node(head, &["sinfo", "--version"]).unwrap_or_default();
     let mut out = format!(
-        "lab {} up in {}: cluster {} ({}), NodeRecovery {}\n",
+        "lab {} up in {}: cluster {} ({}), NodeRecovery {}, {}\n",
         state.cluster_arn,
         dir.display(),
         state.cluster_name,
         state.region,
-        state.node_recovery
+        state.node_recovery,
+        version.trim()
     );
     out.push_str(&format!(
         "{:<14} {:<11} {:<20} {:<9} {:<12} {}\n",

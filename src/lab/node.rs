@@ -18,8 +18,13 @@ pub struct NodeProcess {
     pub init_pid: u32,
 }
 
-/// Boots `node`: returns once its PID 1 exists.
-pub fn start(layout: &Layout, node: &NodeSpec) -> Result<NodeProcess, LabError> {
+/// Boots `node`: returns once its PID 1 exists. With `rootfs`, the node
+/// runs chrooted into that tree (Slurm 24.11); without, on the host's own.
+pub fn start(
+    layout: &Layout,
+    node: &NodeSpec,
+    rootfs: Option<&str>,
+) -> Result<NodeProcess, LabError> {
     let console = File::options()
         .create(true)
         .append(true)
@@ -49,7 +54,7 @@ pub fn start(layout: &Layout, node: &NodeSpec) -> Result<NodeProcess, LabError> 
             "private",
         ])
         .arg(&init)
-        .args([&dir, &node.name, role])
+        .args([&dir, &node.name, role, rootfs.unwrap_or("/")])
         .stdin(Stdio::null())
         .stdout(console)
         .stderr(console_err)

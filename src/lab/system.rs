@@ -52,10 +52,11 @@ pub fn output(program: &str, args: &[&str]) -> Result<Output, LabError> {
 }
 
 /// Runs a command inside every namespace of the process `pid` (a node's
-/// PID 1): on the head node that is how the lab calls `sinfo` and `scontrol`.
+/// PID 1), in its root directory (the node's root file system): on the head
+/// node that is how the lab calls `sinfo` and `scontrol`.
 pub fn in_node(pid: u32, args: &[&str]) -> Result<String, LabError> {
     let pid = pid.to_string();
-    let mut full = vec!["-t", pid.as_str(), "-a"];
+    let mut full = vec!["-t", pid.as_str(), "-a", "--root", "--wd"];
     full.extend_from_slice(args);
     run("nsenter", &full)
 }

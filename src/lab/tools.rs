@@ -1,5 +1,5 @@
 //! The programs the lab installs for its nodes (seen there as
-//! /usr/local/sbin): PID 1 of a node, HyperPod's node tools with their real
+//! /usr/local/sbin): PID 1 of a node and its boot script, HyperPod's node tools with their real
 //! command lines (`dcgmi`, `nvidia-smi`, `gpu_burn`, `dcgmproftester`,
 //! `reboot`), the `srun --auto-resume=1` wrapper, and the canary workload.
 //! They are small scripts, kept as files under `src/lab/scripts/`.
@@ -10,6 +10,7 @@ use std::path::Path;
 /// (file name, contents).
 const SCRIPTS: &[(&str, &str)] = &[
     ("hpchaos-node-init", include_str!("scripts/node-init")),
+    ("hpchaos-node-boot", include_str!("scripts/node-boot")),
     ("dcgmi", include_str!("scripts/dcgmi")),
     ("nvidia-smi", include_str!("scripts/nvidia-smi")),
     ("gpu_burn", include_str!("scripts/gpu_burn")),

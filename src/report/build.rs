@@ -16,6 +16,7 @@ pub fn build(journal: &Journal) -> Report {
         run_id: String::new(),
         harness_version: String::new(),
         cluster: String::new(),
+        slurm_version: None,
         suite: None,
         started_at: None,
         ended_at: None,
@@ -36,9 +37,11 @@ pub fn build(journal: &Journal) -> Report {
                     harness_version,
                     cluster,
                     suite,
+                    slurm_version,
                     ..
                 },
             ) => {
+                report.slurm_version = slurm_version.clone();
                 report.run_id = run_id.clone();
                 report.harness_version = harness_version.clone();
                 report.cluster = cluster.clone();

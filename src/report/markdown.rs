@@ -64,6 +64,9 @@ fn summary(out: &mut String, report: &Report) {
     let _ = writeln!(out, "| Status | {} |", badge(report.status));
     let _ = writeln!(out, "| Run | `{}` |", report.run_id);
     let _ = writeln!(out, "| Cluster | `{}` |", cell(&report.cluster));
+    if let Some(version) = &report.slurm_version {
+        let _ = writeln!(out, "| Slurm | {} |", cell(version));
+    }
     let _ = writeln!(out, "| Started | {} |", time(report.started_at));
     let _ = writeln!(out, "| Duration | {} |", show_duration(took));
     let _ = writeln!(out, "| Harness | hpchaos {} |", report.harness_version);

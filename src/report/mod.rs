@@ -28,6 +28,9 @@ pub struct Report {
     pub run_id: String,
     pub harness_version: String,
     pub cluster: String,
+    /// The cluster's Slurm release (`24.11.5`), when the run read it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slurm_version: Option<String>,
     /// The suite's name, for suite runs.
     pub suite: Option<String>,
     pub started_at: Option<DateTime<Utc>>,

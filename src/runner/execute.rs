@@ -258,6 +258,15 @@ impl Runner {
         let Some(row) = rows.iter().find(|r| r.name == node) else {
             return Ok(format!("left alone: {node} is not in Slurm"));
         };
+        if row.state.is_usable() {
+            return Ok(format!(
+                "nothing to undo: {node} is {} (usable){}",
+                row.state,
+                row.stale_reason()
+                    .map(|r| format!("; the reason `{r}` left on it is stale"))
+                    .unwrap_or_default()
+            ));
+        }
         if row.reason != reason {
             return Ok(if row.reason.is_empty() {
                 format!("nothing to undo: {node} is {} with no reason", row.state)

@@ -324,6 +324,7 @@ impl Runner {
             cluster: self.cluster.profile.name.clone(),
             suite: suite.map(str::to_owned),
             profile: self.profile_path.clone(),
+            slurm_version: self.cluster.slurm.version.get().cloned(),
         };
         if let Err(err) = self.journal.append(None, started) {
             return Err(RunError::JournalFailed(format!(

@@ -479,7 +479,7 @@ impl Runner {
                         seen: self.clock.now(),
                         source_time: row
                             .reason_time
-                            .filter(|_| row.reason.starts_with("Action:")),
+                            .filter(|_| row.reason.starts_with("Action:") && !row.healthy()),
                         source: Source::Sinfo,
                         observation: Observation::SlurmNode {
                             node: row.name.clone(),
