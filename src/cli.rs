@@ -197,6 +197,10 @@ pub enum LabCommand {
         /// in a root file system `make setup` builds) or 22.05 (the host's).
         #[arg(long, value_enum, default_value = "24.11")]
         slurm: SlurmRelease,
+        /// A reboot keeps the instance's LaunchTime (EC2's meaning): the
+        /// reboot must be seen from Slurm.
+        #[arg(long)]
+        reboot_keeps_launch_time: bool,
     },
     /// Stop the lab; leaves no process, namespace, mount or link behind.
     Down {

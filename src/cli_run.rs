@@ -429,10 +429,14 @@ pub fn status(profile_path: &Path, json: bool) -> u8 {
             },
             None => (None, Vec::new()),
         };
+        // The head and login nodes are instances, not Slurm nodes.
+        let mut outside: Vec<&str> = profile.login_nodes.iter().map(String::as_str).collect();
+        outside.push(&profile.head_node.name);
         if json {
             let value = crate::status::render_json(
                 &profile.name,
                 &profile.head_node.name,
+                &profile.login_nodes,
                 &rows,
                 api.as_deref(),
                 &unmapped,
@@ -443,10 +447,7 @@ pub fn status(profile_path: &Path, json: bool) -> u8 {
                     .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
             );
         } else {
-            print!(
-                "{}",
-                crate::status::render(&profile.head_node.name, &rows, api.as_deref())
-            );
+            print!("{}", crate::status::render(&outside, &rows, api.as_deref()));
             for u in &unmapped {
                 println!(
                     "unmapped instance {} ({}, {}): {}",

@@ -203,6 +203,8 @@ pub enum Stage {
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     Sinfo,
+    /// `scontrol show node`: what slurmd reported (boot, slurmd start).
+    Scontrol,
     Squeue,
     Sagemaker,
     JobOutput,
@@ -214,6 +216,7 @@ impl Source {
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Sinfo => "sinfo",
+            Source::Scontrol => "scontrol",
             Source::Squeue => "squeue",
             Source::Sagemaker => "sagemaker",
             Source::JobOutput => "job_output",
@@ -533,6 +536,7 @@ mod tests {
                     cluster: "lab".into(),
                     suite: None,
                     profile: None,
+                    slurm_version: Some("24.11.5".into()),
                 },
             )
             .unwrap();

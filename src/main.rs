@@ -181,6 +181,7 @@ fn run_lab(command: LabCommand) -> u8 {
             api_without_hostnames,
             log_time_format,
             slurm,
+            reboot_keeps_launch_time,
         } => {
             let options = lab::UpOptions {
                 nodes,
@@ -190,6 +191,7 @@ fn run_lab(command: LabCommand) -> u8 {
                 api_without_hostnames,
                 log_time_format,
                 slurm,
+                reboot_keeps_launch_time,
             };
             lab::up(&dir, &options).and_then(|layout| {
                 print!("{}", lab::status(&dir)?);

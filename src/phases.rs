@@ -42,6 +42,17 @@ pub enum Observation {
     Progress { step: u64 },
     /// A line of the controller log about a target node.
     ControllerLog { node: String, message: String },
+    /// A target's boot as slurmd reports it (`scontrol show node`).
+    NodeBoot { node: String, boot: BootWitness },
+}
+
+/// When a node's kernel booted and its slurmd started, as slurmd reports
+/// them to slurmctld (`BootTime`, `SlurmdStartTime` of `scontrol show
+/// node`), in UTC; `None` when Slurm prints `None`/`Unknown`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BootWitness {
+    pub boot_time: Option<DateTime<Utc>>,
+    pub slurmd_started: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +75,8 @@ pub struct Baseline {
     pub workload: bool,
     /// The workload's last step before the fault.
     pub progress: Option<u64>,
+    /// Each target's boot and slurmd start before the fault.
+    pub boots: BTreeMap<String, BootWitness>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -286,6 +299,7 @@ fn event_key(event: &Event) -> String {
     match &event.observation {
         Observation::SlurmNode { node, .. } => format!("sinfo/{node}"),
         Observation::ApiNode { node, .. } => format!("api/{node}"),
+        Observation::NodeBoot { node, .. } => format!("boot/{node}"),
         Observation::Job { .. } | Observation::JobGone => "job".to_owned(),
         Observation::Progress { .. } => "progress".to_owned(),
         Observation::ControllerLog { node, .. } => format!("log/{node}"),
@@ -623,6 +637,37 @@ impl Tracker {
                     time_source: TimeSource::Source,
                     evidence: format!("same instance {instance_id}, new LaunchTime"),
                 })
+            }
+            // slurmd's own report: a later BootTime is the node's kernel
+            // booting again (the best witness, to the second); a later
+            // SlurmdStartTime alone (the lab's nodes share the host's
+            // kernel) is slurmd restarted on the node being rebooted.
+            (Phase::Reboot, Observation::NodeBoot { node, boot }) if target(node) => {
+                let before = baseline.boots.get(node).copied().unwrap_or_default();
+                let later =
+                    |now: Option<DateTime<Utc>>, then: Option<DateTime<Utc>>| match (now, then) {
+                        (Some(now), Some(then)) => (now > then).then_some(now),
+                        _ => None,
+                    };
+                if let Some(at) = later(boot.boot_time, before.boot_time) {
+                    Some(Boundary {
+                        at,
+                        time_source: TimeSource::Source,
+                        evidence: format!(
+                            "{node} BootTime {}: booted again",
+                            at.format("%H:%M:%S")
+                        ),
+                    })
+                } else {
+                    later(boot.slurmd_started, before.slurmd_started).map(|at| Boundary {
+                        at,
+                        time_source: TimeSource::Source,
+                        evidence: format!(
+                            "{node} SlurmdStartTime {}: slurmd started again (BootTime unchanged)",
+                            at.format("%H:%M:%S")
+                        ),
+                    })
+                }
             }
             // Slurm's own signs of a reboot (LaunchTime is one witness,
             // not the only one: it may keep EC2's "last launched" meaning):

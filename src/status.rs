@@ -33,26 +33,33 @@ fn disagreements(row: Option<&NodeRow>, node: Option<&ApiNode>, api_read: bool) 
     notes
 }
 
+/// Slurm's nodes and the API's instances, less `outside` (the profile's
+/// head and login nodes: instances, never Slurm nodes).
 fn node_names<'a>(
-    head: &str,
+    outside: &[&str],
     rows: &'a [NodeRow],
     api: Option<&'a [ApiNode]>,
 ) -> BTreeSet<&'a str> {
     let mut names: BTreeSet<&str> = rows.iter().map(|r| r.name.as_str()).collect();
     if let Some(api) = api {
-        names.extend(api.iter().map(|n| n.node.as_str()).filter(|n| *n != head));
+        names.extend(
+            api.iter()
+                .map(|n| n.node.as_str())
+                .filter(|n| !outside.contains(n)),
+        );
     }
     names
 }
 
-/// The table of `hpchaos status`, with a note per disagreement.
-pub fn render(head: &str, rows: &[NodeRow], api: Option<&[ApiNode]>) -> String {
+/// The table of `hpchaos status`, with a note per disagreement; `outside`
+/// are the head and login nodes, which are not Slurm nodes.
+pub fn render(outside: &[&str], rows: &[NodeRow], api: Option<&[ApiNode]>) -> String {
     let mut out = format!(
         "{:<16} {:<14} {:<20} {:<21} {:<10} {}\n",
         "node", "slurm", "reason", "instance", "api", "notes"
     );
     let mut count = 0;
-    for name in node_names(head, rows, api) {
+    for name in node_names(outside, rows, api) {
         let row = rows.iter().find(|r| r.name == name);
         let node = api.and_then(|a| a.iter().find(|n| n.node == name));
         let notes = disagreements(row, node, api.is_some());
@@ -84,19 +91,22 @@ pub fn render(head: &str, rows: &[NodeRow], api: Option<&[ApiNode]>) -> String {
 /// `hpchaos status --format json`: every node with its decoded Slurm
 /// state and its API view, the disagreements, and the instances the API
 /// lists that map to no node name. Shape (`schema_version` 1):
-/// `{schema_version, cluster, head_node, api_read, nodes: [{name, slurm:
+/// `{schema_version, cluster, head_node, login_nodes, api_read, nodes: [{name, slurm:
 /// {state, condition, reason, reason_time, reason_stale} | null, api: {instance_id,
 /// instance_group, status, message, launch_time} | null, notes: [..]}],
 /// unmapped_instances: [{instance_id, instance_group, status, why}]}`.
 pub fn render_json(
     cluster: &str,
     head: &str,
+    login: &[String],
     rows: &[NodeRow],
     api: Option<&[ApiNode]>,
     unmapped: &[crate::cluster::sagemaker::Unmapped],
 ) -> serde_json::Value {
     use serde_json::json;
-    let nodes: Vec<serde_json::Value> = node_names(head, rows, api)
+    let mut outside: Vec<&str> = login.iter().map(String::as_str).collect();
+    outside.push(head);
+    let nodes: Vec<serde_json::Value> = node_names(&outside, rows, api)
         .into_iter()
         .map(|name| {
             let row = rows.iter().find(|r| r.name == name);
@@ -127,6 +137,7 @@ pub fn render_json(
         "schema_version": 1,
         "cluster": cluster,
         "head_node": head,
+        "login_nodes": login,
         "api_read": api.is_some(),
         "nodes": nodes,
         "unmapped_instances": unmapped.iter().map(|u| json!({
@@ -258,7 +269,7 @@ mod tests {
             api("d", "Running"),
             api("c", "Pending"),
         ];
-        let text = render("head", &rows, Some(&nodes));
+        let text = render(&["head"], &rows, Some(&nodes));
         assert!(
             text.contains("Slurm says fail but the API says Running"),
             "{text}"
@@ -276,11 +287,13 @@ mod tests {
 
     #[test]
     fn agreement_is_said() {
+        // The login node is an instance, not a Slurm node: no disagreement.
         let text = render(
-            "head",
+            &["head", "login"],
             &[row("a", "idle", "")],
-            Some(&[api("a", "Running")]),
+            Some(&[api("a", "Running"), api("login", "Running")]),
         );
-        assert!(text.ends_with("Slurm and SageMaker agree\n"));
+        assert!(text.ends_with("Slurm and SageMaker agree\n"), "{text}");
+        assert!(!text.contains("login"), "{text}");
     }
 }

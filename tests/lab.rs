@@ -182,6 +182,17 @@ async fn lab_end_to_end() {
         "a second up must not restart the lab"
     );
 
+    // The Slurm HyperPod ships (24.11), from Debian trixie, on every node.
+    assert!(
+        lab.head("sinfo --version").starts_with("slurm-wlm 24.11."),
+        "the lab must run Slurm 24.11 by default"
+    );
+    assert!(
+        lab.ssh("10.1.0.12", "slurmd -V")
+            .unwrap()
+            .starts_with("slurm-wlm 24.11.")
+    );
+
     // Four compute nodes idle in sinfo, read over SSH on the head node.
     let sinfo = lab.sinfo();
     assert_eq!(sinfo.len(), 4, "{sinfo:?}");
@@ -221,9 +232,10 @@ async fn lab_end_to_end() {
         .collect::<Result<Vec<_>, _>>()
         .await
         .unwrap();
+    // Head, login node and four workers, two a page.
     assert_eq!(pages.len(), 3);
     let listed: usize = pages.iter().map(|p| p.cluster_node_summaries().len()).sum();
-    assert_eq!(listed, 5);
+    assert_eq!(listed, 6);
     let described = client
         .describe_cluster()
         .cluster_name("hpchaos-lab")
@@ -231,7 +243,24 @@ async fn lab_end_to_end() {
         .await
         .unwrap();
     assert_eq!(described.node_recovery().unwrap().as_str(), "Automatic");
-    assert_eq!(described.instance_groups().len(), 2);
+    // The controller, login and worker instance groups, as on HyperPod.
+    let groups: Vec<&str> = described
+        .instance_groups()
+        .iter()
+        .filter_map(|g| g.instance_group_name())
+        .collect();
+    assert_eq!(groups, ["controller", "login", "workers"]);
+    // The login node: Slurm's client and config, no slurmd, not in sinfo.
+    let login = lab
+        .ssh(
+            "10.1.0.9",
+            "sinfo -h -N -o %N | sort -u; pgrep -c slurmd || true",
+        )
+        .unwrap();
+    assert_eq!(
+        login,
+        "ip-10-1-0-11\nip-10-1-0-12\nip-10-1-0-13\nip-10-1-0-14\n0\n"
+    );
     let missing = client
         .describe_cluster()
         .cluster_name("no-such-cluster")
@@ -285,9 +314,7 @@ async fn lab_end_to_end() {
         Duration::from_secs(30),
         "ip-10-1-0-12 marked Action:Replace",
         || {
-            // Slurm 24.11 without accounting keeps the reason on a node
-            // back in service; the state says it is back.
-            let (state, _) = lab.node_state("ip-10-1-0-12");
+            let (state, reason) = lab.node_state("ip-10-1-0-12");
             (reason == "Action:Replace" && (state.starts_with("fail") || state.starts_with("down")))
                 .then_some(())
         },
@@ -304,8 +331,7 @@ async fn lab_end_to_end() {
             let running = truth.iter().rev().find(|t| {
                 t.event == "instance_running" && t.node.as_deref() == Some("ip-10-1-0-12")
             })?;
-            (state == "idle" && running.detail != old_id)
-                .then(|| running.detail.clone())
+            (state == "idle" && running.detail != old_id).then(|| running.detail.clone())
         },
     )
     .await;
@@ -412,9 +438,7 @@ async fn lab_end_to_end() {
     eventually(
         Duration::from_secs(60),
         "ip-10-1-0-13 rebooted once recovery is back",
-        || {
-            (lab.node_state("ip-10-1-0-13").0 == "idle").then_some(())
-        },
+        || (lab.node_state("ip-10-1-0-13").0 == "idle").then_some(()),
     )
     .await;
 

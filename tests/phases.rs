@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use hpchaos::duration::Duration;
 use hpchaos::journal::{PhaseVerdict, Source, TimeSource};
-use hpchaos::phases::{Baseline, Event, Expectation, Observation, judge, secs};
+use hpchaos::phases::{Baseline, BootWitness, Event, Expectation, Observation, judge, secs};
 use hpchaos::scenario::model::{Phase, Recovery};
 
 fn t0() -> DateTime<Utc> {
@@ -28,6 +28,13 @@ fn baseline(workload: bool) -> Baseline {
         launch_times: BTreeMap::from([(NODE.into(), t(-3600.0))]),
         workload,
         progress: workload.then_some(27),
+        boots: BTreeMap::from([(
+            NODE.into(),
+            BootWitness {
+                boot_time: Some(t(-7200.0)),
+                slurmd_started: Some(t(-7190.0)),
+            },
+        )]),
     }
 }
 
@@ -629,7 +636,12 @@ fn detect_takes_the_controller_logs_milliseconds_over_sinfos_second() {
 /// fault, from the last scenario) nor kept from rejoining (after it).
 #[test]
 fn a_reason_left_on_a_usable_node_is_not_a_mark() {
-    for (state, flags) in [("idle", ""), ("mixed", ""), ("allocated", "+"), ("idle", "-")] {
+    for (state, flags) in [
+        ("idle", ""),
+        ("mixed", ""),
+        ("allocated", "+"),
+        ("idle", "-"),
+    ] {
         let timeline = vec![
             // Left by the last reboot of this node, set an hour ago.
             slurm(1.0, Some(-3600.0), state, flags, "Action:Reboot"),
@@ -662,4 +674,117 @@ fn a_reason_left_on_a_usable_node_is_not_a_mark() {
         assert_eq!(end.at, t(45.0));
         assert!(end.evidence.contains("left by Slurm"), "{}", end.evidence);
     }
+}
+
+/// HyperPod retries a replacement whose launch failed (HYPERPOD.md,
+/// "Failure is not always final"): `Failure`, then another instance
+/// `Pending`, `DeepHealthCheckInProgress`, then `Running`. The replace
+/// ends when an instance other than the old one runs, timed by its
+/// LaunchTime; a status on the way is not the end.
+#[test]
+fn a_failed_launch_retried_is_not_the_end_of_the_replacement() {
+    let timeline = vec![
+        step(0.5, 27),
+        slurm(9.0, Some(8.0), "fail", "", "Action:Replace"),
+        job(20.0, "PENDING", &[], 1),
+        api(21.0, "Pending", "i-0old", -3600.0),
+        api(40.0, "Failure", "i-0try1", 35.0),
+        api(50.0, "Pending", "i-0try2", 48.0),
+        api(60.0, "DeepHealthCheckInProgress", "i-0try2", 48.0),
+        api(70.0, "Running", "i-0try2", 48.0),
+        slurm(75.0, None, "idle", "", ""),
+        job(80.0, "RUNNING", &["ip-10-1-0-12", "ip-10-1-0-13"], 1),
+        step(84.0, 21),
+        step(90.0, 28),
+    ];
+    let judgement = judge_replace(&timeline);
+    assert!(judgement.settled && judgement.passed, "{judgement:?}");
+    let replace = judgement
+        .phases
+        .iter()
+        .find(|p| p.phase == Phase::Replace)
+        .unwrap();
+    let end = replace.ended.as_ref().unwrap();
+    assert_eq!(end.at, t(48.0));
+    assert!(end.evidence.contains("i-0try2"), "{}", end.evidence);
+    // Stopped at the failure: the replacement is still under way.
+    let cut: Vec<Event> = timeline[..5].to_vec();
+    let judgement = judge_replace(&cut);
+    let replace = judgement
+        .phases
+        .iter()
+        .find(|p| p.phase == Phase::Replace)
+        .unwrap();
+    assert!(replace.ended.is_none(), "{replace:?}");
+}
+
+fn boot(seen: f64, boot_time: f64, slurmd_started: f64) -> Event {
+    Event {
+        seen: t(seen),
+        source_time: None,
+        source: Source::Scontrol,
+        observation: Observation::NodeBoot {
+            node: NODE.into(),
+            boot: BootWitness {
+                boot_time: Some(t(boot_time)),
+                slurmd_started: Some(t(slurmd_started)),
+            },
+        },
+    }
+}
+
+/// A reboot whose instance keeps its LaunchTime (EC2's meaning) is seen
+/// from what slurmd reports: a later BootTime (the kernel booted again),
+/// else a later SlurmdStartTime; by Slurm's clock. The first reading, as
+/// before the fault, proves nothing.
+#[test]
+fn a_reboot_is_seen_by_slurmds_boot_and_start_times() {
+    let deadlines = [
+        (Phase::Detect, 30),
+        (Phase::Reboot, 300),
+        (Phase::Rejoin, 360),
+    ];
+    let reboot_end = |timeline: Vec<Event>| {
+        let judgement = judge(
+            t(0.0),
+            &baseline(false),
+            &expect(Recovery::Reboot, &deadlines),
+            &timeline,
+            t(60.0),
+            false,
+        );
+        let reboot = judgement
+            .phases
+            .iter()
+            .find(|p| p.phase == Phase::Reboot)
+            .unwrap();
+        reboot
+            .ended
+            .clone()
+            .map(|b| (b.at, b.time_source, b.evidence))
+    };
+    let marked = slurm(5.0, Some(4.0), "fail", "", "Action:Reboot");
+    // Same LaunchTime: the API proves nothing.
+    let same_launch = api(40.0, "Running", "i-0old", -3600.0);
+    // Unchanged readings: not a reboot.
+    let end = reboot_end(vec![
+        marked.clone(),
+        boot(6.0, -7200.0, -7190.0),
+        same_launch.clone(),
+    ]);
+    assert_eq!(end, None);
+    // The kernel booted again at 30 s, slurmd started at 38 s: BootTime.
+    let (at, source, evidence) = reboot_end(vec![
+        marked.clone(),
+        same_launch.clone(),
+        boot(41.0, 30.0, 38.0),
+    ])
+    .unwrap();
+    assert_eq!((at, source), (t(30.0), TimeSource::Source));
+    assert!(evidence.contains("BootTime"), "{evidence}");
+    // The lab's nodes share the host's kernel: slurmd's start alone.
+    let (at, _, evidence) =
+        reboot_end(vec![marked, same_launch, boot(41.0, -7200.0, 38.0)]).unwrap();
+    assert_eq!(at, t(38.0));
+    assert!(evidence.contains("SlurmdStartTime"), "{evidence}");
 }

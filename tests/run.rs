@@ -193,7 +193,10 @@ fn runs_on_the_lab() {
     assert!(report["scenarios"][0]["lost_steps"].as_u64().is_some());
     // The lab runs the Slurm HyperPod ships, and the run says which.
     assert!(
-        report["slurm_version"].as_str().unwrap().starts_with("24.11."),
+        report["slurm_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("24.11."),
         "{}",
         report["slurm_version"]
     );
@@ -338,9 +341,9 @@ fn runs_on_the_lab() {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !(launches(lab) > before
         && lab
-            .head("sinfo -p dev -N -h -n ip-10-1-0-12 -o '%T'\")
+            .head("sinfo -p dev -N -h -n ip-10-1-0-12 -o '%T'")
             .trim()
-            == \"idle\")
+            == "idle")
     {
         assert!(Instant::now() < deadline, "ip-10-1-0-12 was not replaced");
         std::thread::sleep(Duration::from_millis(250));
@@ -362,10 +365,11 @@ fn runs_on_the_lab() {
 /// abort probe that stops a run.
 /// The smaller suite on Slurm 22.05 (Debian bookworm's, the host's own):
 /// hpchaos reads both releases, a replace and a reboot pass with every phase
-/// met, and `status --format json` decodes every node.
+/// met (the reboot keeping LaunchTime, so seen from Slurm), and `status
+/// --format json` decodes every node.
 #[test]
 fn runs_on_slurm_22_05() {
-    let up = lab_up_with(&["--slurm", "22.05"]);
+    let up = lab_up_with(&["--slurm", "22.05", "--reboot-keeps-launch-time"]);
     let lab = &up.lab;
     assert!(
         lab.head("sinfo --version").starts_with("slurm-wlm 22.05."),
@@ -373,7 +377,12 @@ fn runs_on_slurm_22_05() {
     );
     let (code, stderr, report) = lab.run(&["scenarios/xid48-replace.yaml"]);
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(report["slurm_version"].as_str().unwrap().starts_with("22.05."));
+    assert!(
+        report["slurm_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("22.05.")
+    );
     assert_eq!(
         verdicts(&report),
         phases(&[
@@ -385,17 +394,24 @@ fn runs_on_slurm_22_05() {
         ])
     );
     lab.trust_current_host_keys();
+    // The reboot keeps LaunchTime here: seen from Slurm, by slurmd's start.
     let (code, stderr, report) = lab.run(&["scenarios/node-reboot-slurm.yaml"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(
         verdicts(&report)[2],
         ("reboot".to_owned(), "met".to_owned())
     );
+    let reboot = &report["scenarios"][0]["phases"][2];
+    assert!(
+        !reboot["evidence"].as_str().unwrap().contains("LaunchTime"),
+        "{reboot}"
+    );
     let status = hpchaos(&["status", "--cluster", &lab.profile(), "--format", "json"]);
     assert_eq!(status.status.code(), Some(0));
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     let nodes = status["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), 5, "{status}");
+    // Compute nodes; the head node is the profile's, not listed.
+    assert_eq!(nodes.len(), 4, "{status}");
     assert!(
         nodes
             .iter()
@@ -678,11 +694,13 @@ fn runs_on_the_head_node(lab: &Lab) {
     // trixie): hpchaos goes into the lab folder, which every node sees.
     let exe = lab.dir.join("hpchaos");
     std::fs::copy(env!("CARGO_BIN_EXE_hpchaos"), &exe).unwrap();
+    let scenario = lab.dir.join("local-kill.yaml");
+    std::fs::copy(root().join("tests/e2e/local-kill.yaml"), &scenario).unwrap();
     let out = Command::new("nsenter")
         .args(["-t", &head.to_string(), "-a", "--root", "--wd"])
         .arg(&exe)
         .arg("run")
-        .arg(root().join("tests/e2e/local-kill.yaml"))
+        .arg(&scenario)
         .arg("--cluster")
         .arg(&profile)
         .arg("--report-dir")
@@ -699,8 +717,8 @@ fn runs_on_the_head_node(lab: &Lab) {
     );
 }
 
-/// Compute nodes reached through a jump host (the head node here, as a
-/// login node would be): the kill's connection comes from the jump host.
+/// Compute nodes reached through a jump host (the lab's login node, as
+/// operators do): the kill's connection comes from the jump host.
 fn reaches_nodes_through_a_jump_host(lab: &Lab) {
     lab.on(
         "10.1.0.14",
@@ -711,12 +729,12 @@ fn reaches_nodes_through_a_jump_host(lab: &Lab) {
     assert!(text.contains("jump_host: null"), "{text}");
     let text = text.replace(
         "jump_host: null",
-        "jump_host: { name: ip-10-1-0-10, address: \"10.1.0.10\" }",
+        "jump_host: { name: ip-10-1-0-9, address: \"10.1.0.9\" }",
     );
     std::fs::write(&profile, text).unwrap();
     let sshd_log = lab.dir.join("nodes/ip-10-1-0-14/root/log/sshd.log");
     let via_jump = |log: &str| {
-        log.matches("Accepted publickey for root from 10.1.0.10 ")
+        log.matches("Accepted publickey for root from 10.1.0.9 ")
             .count()
     };
     let before = via_jump(&std::fs::read_to_string(&sshd_log).unwrap_or_default());

@@ -29,6 +29,35 @@ pub struct ApiNode {
     pub status_message: Option<String>,
 }
 
+impl ApiNode {
+    /// Able to take work: `Running`, and nothing else.
+    pub fn running(&self) -> bool {
+        self.status == "Running"
+    }
+}
+
+/// What an `InstanceStatus.Status` means, in words, for messages: the
+/// model's whole enum (`ClusterInstanceStatus` in botocore's
+/// `sagemaker/service-2.json`: Running, Failure, Pending, ShuttingDown,
+/// SystemUpdating, DeepHealthCheckInProgress, NotFound, DetachInProgress,
+/// AttachInProgress). `Failure` is not final: HyperPod may retry the
+/// launch, and the node may vanish from `ListClusterNodes` between attempts
+/// (HYPERPOD.md, "Failure is not always final"). Unknown values say so.
+pub fn status_meaning(status: &str) -> &'static str {
+    match status {
+        "Running" => "running",
+        "Pending" => "being launched",
+        "ShuttingDown" => "being terminated",
+        "Failure" => "failed to launch (HyperPod may retry it)",
+        "SystemUpdating" => "being patched by HyperPod",
+        "DeepHealthCheckInProgress" => "under HyperPod's deep health checks",
+        "NotFound" => "gone (no such instance)",
+        "DetachInProgress" => "being detached",
+        "AttachInProgress" => "being attached",
+        _ => "in a status this harness does not know",
+    }
+}
+
 /// An instance the API lists that no Slurm node name could be found for
 /// (no host name, and `DescribeClusterNode` gives no address): reported,
 /// never targeted, never a node named "".

@@ -222,6 +222,31 @@ pub struct Slurm {
     pub version: Arc<std::sync::OnceLock<String>>,
 }
 
+/// `BootTime` and `SlurmdStartTime` of each node in `scontrol -o show node`
+/// (one line per node), as the controller's local time; `None`/`Unknown`
+/// are absent. (node name, witness) pairs.
+pub fn parse_node_boots(text: &str) -> Vec<(String, crate::phases::BootWitness)> {
+    text.lines()
+        .filter_map(|line| {
+            let field = |key: &str| {
+                line.split_whitespace()
+                    .find_map(|f| f.strip_prefix(key))
+                    .and_then(parse_time)
+            };
+            let name = line
+                .split_whitespace()
+                .find_map(|f| f.strip_prefix("NodeName="))?;
+            Some((
+                name.to_owned(),
+                crate::phases::BootWitness {
+                    boot_time: field("BootTime="),
+                    slurmd_started: field("SlurmdStartTime="),
+                },
+            ))
+        })
+        .collect()
+}
+
 /// The release in `sinfo --version`'s answer: `slurm 24.11.5` (SchedMD's
 /// builds, HyperPod) or `slurm-wlm 24.11.5` (Debian's) → `24.11.5`.
 pub fn parse_version(output: &str) -> Option<String> {
@@ -264,6 +289,31 @@ impl Slurm {
                 }
                 rows
             })
+    }
+
+    /// Boot and slurmd start of `nodes` (`scontrol -o show node A,B`), in
+    /// UTC: what slurmd last reported.
+    pub async fn node_boots(
+        &self,
+        nodes: &[String],
+    ) -> Result<Vec<(String, crate::phases::BootWitness)>, SshError> {
+        let offset = self.utc_offset().await;
+        let utc = |t: Option<DateTime<Utc>>| {
+            t.and_then(|t| crate::cluster::controller_log::local_to_utc(t.naive_utc(), offset))
+        };
+        let text = self
+            .head(&["scontrol", "-o", "show", "node", &nodes.join(",")])
+            .await?;
+        Ok(parse_node_boots(&text)
+            .into_iter()
+            .map(|(name, boot)| {
+                let boot = crate::phases::BootWitness {
+                    boot_time: utc(boot.boot_time),
+                    slurmd_started: utc(boot.slurmd_started),
+                };
+                (name, boot)
+            })
+            .collect())
     }
 
     /// The controller's UTC offset (asked once; UTC if it cannot be read,
@@ -517,6 +567,18 @@ mod tests {
         assert_eq!(rows[3].reason, "Action:Reboot");
         assert_eq!(rows[3].reason_time, parse_time("2026-11-28T16:07:41"));
         assert!(!rows[3].healthy());
+    }
+
+    #[test]
+    fn boot_and_slurmd_start_are_read_from_scontrol() {
+        let text = "NodeName=ip-10-1-0-11 Arch=x86_64 CoresPerSocket=1 CPUAlloc=0 State=IDLE ThreadsPerCore=1 BootTime=2026-11-29T14:53:55 SlurmdStartTime=2026-11-29T14:54:01 LastBusyTime=2026-11-29T14:54:01 ResumeAfterTime=None\n\
+                    NodeName=ip-10-1-0-12 Arch=x86_64 State=DOWN+NOT_RESPONDING BootTime=None SlurmdStartTime=Unknown\n";
+        let boots = parse_node_boots(text);
+        assert_eq!(boots.len(), 2);
+        assert_eq!(boots[0].0, "ip-10-1-0-11");
+        assert_eq!(boots[0].1.boot_time, parse_time("2026-11-29T14:53:55"));
+        assert_eq!(boots[0].1.slurmd_started, parse_time("2026-11-29T14:54:01"));
+        assert_eq!(boots[1].1, crate::phases::BootWitness::default());
     }
 
     #[test]

@@ -121,6 +121,11 @@ pub struct LabConfig {
     /// Which Slurm the nodes run.
     #[serde(default)]
     pub slurm: SlurmRelease,
+    /// A reboot leaves the instance's `LaunchTime` as it was (EC2's
+    /// meaning: when the instance was launched, not booted); hpchaos must
+    /// see the reboot from Slurm.
+    #[serde(default)]
+    pub reboot_keeps_launch_time: bool,
     /// The root file system the nodes are chrooted into (`None`: the host's
     /// own, with the host's Slurm).
     #[serde(default)]
@@ -208,7 +213,7 @@ pub fn slurm_conf(config: &LabConfig) -> String {
         head_addr = head.address,
         timeout = config.timings.slurmd_timeout_secs,
     );
-    for node in nodes.iter().filter(|n| !n.head) {
+    for node in nodes.iter().filter(|n| n.compute()) {
         text.push_str(&format!(
             "NodeName={} NodeAddr={} CPUs=2 RealMemory=1000 State=UNKNOWN\n",
             node.name, node.address
@@ -216,7 +221,7 @@ pub fn slurm_conf(config: &LabConfig) -> String {
     }
     let computes = nodes
         .iter()
-        .filter(|n| !n.head)
+        .filter(|n| n.compute())
         .map(|n| n.name.as_str())
         .collect::<Vec<_>>()
         .join(",");
@@ -282,7 +287,11 @@ pub fn profile(layout: &Layout, config: &LabConfig) -> Profile {
             port: 22,
             local: false,
         },
-        login_nodes: Vec::new(),
+        login_nodes: nodes
+            .iter()
+            .filter(|n| n.role == layout::Role::Login)
+            .map(|n| n.name.clone())
+            .collect(),
         addresses: nodes
             .iter()
             .map(|n| (n.name.clone(), n.address.clone()))
@@ -340,6 +349,7 @@ mod tests {
             log_time_format: None,
             slurm: SlurmRelease::V24_11,
             rootfs: None,
+            reboot_keeps_launch_time: false,
         }
     }
 

@@ -3,7 +3,10 @@
 //! SageMaker.<Operation>`, errors as HTTP 400 `{"__type", "Message"}`,
 //! epoch-second timestamps). Reads the shared cluster state; reboot and
 //! replace requests go to the recovery engine. Requests over the rate
-//! limit, when one is set, are throttled.
+//! limit, when one is set, are throttled. Requests and answers follow AWS's
+//! service model ([`super::api_model`], botocore's): a request that breaks
+//! it gets `ValidationException` in AWS's words, an operation outside it
+//! `UnknownOperationException`, and the unit tests check every answer.
 
 use std::sync::{Arc, Mutex};
 
@@ -63,12 +66,17 @@ fn epoch(at: DateTime<Utc>) -> Value {
 }
 
 fn summary(instance: &Instance, omit_hostname: bool) -> Value {
+    // `Message` is optional: absent when there is nothing to say.
+    let mut status = json!({"Status": instance.status});
+    if !instance.message.is_empty() {
+        status["Message"] = json!(instance.message);
+    }
     let mut summary = json!({
         "InstanceGroupName": instance.group,
         "InstanceId": instance.instance_id,
         "InstanceType": instance.instance_type,
         "LaunchTime": epoch(instance.launch_time),
-        "InstanceStatus": {"Status": instance.status, "Message": instance.message},
+        "InstanceStatus": status,
     });
     if !omit_hostname {
         summary["PrivateDnsHostname"] = json!(format!("{}.lab.internal", instance.node));
@@ -109,6 +117,22 @@ impl ControlPlane {
         let Ok(input) = serde_json::from_slice::<Value>(&request.body) else {
             return error("SerializationException", "the request body is not JSON");
         };
+        let Some(model) = super::api_model::model() else {
+            return error("InternalFailure", "the lab's service model does not load");
+        };
+        let Some(spec) = model.operation(operation) else {
+            return error(
+                "UnknownOperationException",
+                format!("operation {operation} is not served by the lab"),
+            );
+        };
+        let problems = model.check(&spec.input, &input);
+        if !problems.is_empty() {
+            return error(
+                "ValidationException",
+                super::api_model::validation_message(&problems),
+            );
+        }
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let name = input["ClusterName"].as_str().unwrap_or_default();
         if name != state.cluster_name && name != state.cluster_arn {
@@ -124,13 +148,8 @@ impl ControlPlane {
             "BatchRebootClusterNodes" => self.batch(&state, &input, Action::Reboot),
             "BatchReplaceClusterNodes" => self.batch(&state, &input, Action::Replace),
             "UpdateCluster" => {
+                // The model allows only Automatic and None.
                 if let Some(recovery) = input["NodeRecovery"].as_str() {
-                    if recovery != "Automatic" && recovery != "None" {
-                        return error(
-                            "ValidationException",
-                            "NodeRecovery must be Automatic or None",
-                        );
-                    }
                     state.node_recovery = recovery.to_owned();
                     self.truth.record("node_recovery_set", None, recovery);
                 }
@@ -150,10 +169,12 @@ impl ControlPlane {
             .flatten()
             .filter_map(Value::as_str)
             .collect();
-        if ids.is_empty() || ids.len() > 25 {
+        // The model bounds the list (1 to 25 for NodeIds); NodeLogicalIds
+        // alone is a form the lab does not serve.
+        if ids.is_empty() {
             return error(
                 "ValidationException",
-                "NodeIds must hold 1 to 25 instance ids",
+                "1 validation error detected: Value null at 'nodeIds' failed to satisfy constraint: Member must not be null",
             );
         }
         let mut successful = Vec::new();
@@ -175,12 +196,21 @@ impl ControlPlane {
                 }
             }
         }
-        ok(json!({"Successful": successful, "Failed": failed}))
+        // `Successful` is a list of at least one id: absent when none.
+        let mut body = json!({"Failed": failed});
+        if !successful.is_empty() {
+            body["Successful"] = json!(successful);
+        }
+        ok(body)
     }
 }
 
 fn describe_cluster(state: &ClusterState) -> Value {
-    let groups: Vec<Value> = [CONTROLLER_GROUP, super::state::WORKER_GROUP]
+    let groups: Vec<Value> = [
+        CONTROLLER_GROUP,
+        super::state::LOGIN_GROUP,
+        super::state::WORKER_GROUP,
+    ]
         .iter()
         .map(|group| {
             let members: Vec<&Instance> = state.instances.iter().filter(|i| i.group == *group).collect();
@@ -208,13 +238,8 @@ fn describe_cluster(state: &ClusterState) -> Value {
 }
 
 fn list_cluster_nodes(state: &ClusterState, input: &Value) -> Response {
+    // The model bounds MaxResults to 1..=100.
     let max = input["MaxResults"].as_u64().unwrap_or(100);
-    if !(1..=100).contains(&max) {
-        return error(
-            "ValidationException",
-            "MaxResults must be between 1 and 100",
-        );
-    }
     let group_filter = input["InstanceGroupNameContains"]
         .as_str()
         .unwrap_or_default();
@@ -266,7 +291,225 @@ fn describe_cluster_node(state: &ClusterState, input: &Value) -> Response {
     details["ThreadsPerCore"] = json!(1);
     details["LifeCycleConfig"] =
         json!({"SourceS3Uri": "s3://hpchaos-lab/lifecycle-scripts/", "OnCreate": "on_create.sh"});
-    details["Placement"] =
-        json!({"AvailabilityZone": format!("{}a", state.region), "AvailabilityZoneId": "lab-az1"});
+    details["Placement"] = json!({
+        "AvailabilityZone": format!("{}a", state.region),
+        "AvailabilityZoneId": availability_zone_id(&state.region),
+    });
     ok(json!({"NodeDetails": details}))
+}
+
+/// The zone id of the region's first zone as AWS spells zone ids
+/// (`[a-z]{3,5}\d-az\d`): `us-west-2` → `usw2-az1`, `ap-southeast-1` →
+/// `apse1-az1`, `eu-central-1` → `euc1-az1`.
+fn availability_zone_id(region: &str) -> String {
+    let mut parts = region.split('-');
+    let area = parts.next().unwrap_or("us");
+    let short = match parts.next().unwrap_or("west") {
+        "southeast" => "se",
+        "northeast" => "ne",
+        "southwest" => "sw",
+        "northwest" => "nw",
+        "central" => "c",
+        other => other.get(..1).unwrap_or("w"),
+    };
+    let number = parts.next().unwrap_or("1");
+    format!("{area}{short}{number}-az1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::api_model::model;
+
+    /// A control plane over a 3-node cluster (head, login, one worker), all
+    /// running; its ground truth and throttle knob in `dir`.
+    fn plane(dir: &std::path::Path, omit_hostnames: bool) -> ControlPlane {
+        let mut state = ClusterState::new(
+            "hpchaos-lab",
+            "us-west-2",
+            "Automatic",
+            &crate::lab::layout::nodes(1),
+        );
+        state.omit_hostnames = omit_hostnames;
+        for instance in &mut state.instances {
+            instance.status = "Running".to_owned();
+        }
+        let (requests, _) = tokio::sync::mpsc::unbounded_channel();
+        ControlPlane {
+            state: Arc::new(Mutex::new(state)),
+            requests,
+            truth: Arc::new(GroundTruth::open(&dir.join("truth.jsonl")).unwrap()),
+            throttle: Arc::new(Throttle::new(&dir.join("no-throttle"))),
+        }
+    }
+
+    /// `operation` with `input`: (HTTP status, body).
+    fn call(plane: &ControlPlane, operation: &str, input: Value) -> (u16, Value) {
+        let request = Request {
+            method: "POST".into(),
+            headers: [
+                (
+                    "authorization".to_owned(),
+                    "AWS4-HMAC-SHA256 Credential=x".to_owned(),
+                ),
+                ("x-amz-target".to_owned(), format!("SageMaker.{operation}")),
+            ]
+            .into_iter()
+            .collect(),
+            body: input.to_string().into_bytes(),
+        };
+        let response = plane.handle(request);
+        (
+            response.status,
+            serde_json::from_str(&response.body).unwrap(),
+        )
+    }
+
+    fn worker_id(plane: &ControlPlane) -> String {
+        let state = plane.state.lock().unwrap();
+        let worker = state.instances.iter().find(|i| i.group == "workers");
+        worker.unwrap().instance_id.clone()
+    }
+
+    /// Every answer of every operation, in both API modes, is what AWS's
+    /// model says an answer is.
+    #[test]
+    fn every_answer_conforms_to_the_service_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = model().unwrap();
+        for omit in [false, true] {
+            let plane = plane(dir.path(), omit);
+            let id = worker_id(&plane);
+            let calls = [
+                ("DescribeCluster", json!({"ClusterName": "hpchaos-lab"})),
+                ("ListClusterNodes", json!({"ClusterName": "hpchaos-lab"})),
+                (
+                    "ListClusterNodes",
+                    json!({"ClusterName": "hpchaos-lab", "MaxResults": 1, "SortBy": "NAME", "SortOrder": "Descending"}),
+                ),
+                (
+                    "DescribeClusterNode",
+                    json!({"ClusterName": "hpchaos-lab", "NodeId": id}),
+                ),
+                (
+                    "UpdateCluster",
+                    json!({"ClusterName": "hpchaos-lab", "NodeRecovery": "None"}),
+                ),
+                // A well-formed id the cluster does not have: only Failed.
+                (
+                    "BatchRebootClusterNodes",
+                    json!({"ClusterName": "hpchaos-lab", "NodeIds": ["i-0123456789abcdef0"]}),
+                ),
+                (
+                    "BatchRebootClusterNodes",
+                    json!({"ClusterName": "hpchaos-lab", "NodeIds": [id]}),
+                ),
+                (
+                    "BatchReplaceClusterNodes",
+                    json!({"ClusterName": "hpchaos-lab", "NodeIds": [id]}),
+                ),
+            ];
+            for (operation, input) in calls {
+                let (status, body) = call(&plane, operation, input.clone());
+                assert_eq!(status, 200, "{operation} {input}: {body}");
+                let output = &model.operation(operation).unwrap().output;
+                let problems = model.check(output, &body);
+                assert!(
+                    problems.is_empty(),
+                    "{operation} {input}: {problems:?}\n{body}"
+                );
+            }
+            let (_, node) = call(
+                &plane,
+                "DescribeClusterNode",
+                json!({"ClusterName": "hpchaos-lab", "NodeId": id}),
+            );
+            assert_eq!(
+                node["NodeDetails"]["Placement"]["AvailabilityZoneId"],
+                "usw2-az1"
+            );
+            assert_eq!(
+                node["NodeDetails"].get("PrivateDnsHostname").is_none(),
+                omit
+            );
+        }
+    }
+
+    #[test]
+    fn a_request_that_breaks_the_model_is_a_validation_exception() {
+        let dir = tempfile::tempdir().unwrap();
+        let plane = plane(dir.path(), false);
+        for (operation, input, names) in [
+            (
+                "DescribeClusterNode",
+                json!({"ClusterName": "hpchaos-lab", "NodeId": "ip-10-1-0-11"}),
+                "'nodeId'",
+            ),
+            (
+                "ListClusterNodes",
+                json!({"ClusterName": "hpchaos-lab", "SortBy": "LAUNCH_TIME"}),
+                "'sortBy'",
+            ),
+            (
+                "ListClusterNodes",
+                json!({"ClusterName": "hpchaos-lab", "MaxResults": 500}),
+                "'maxResults'",
+            ),
+            (
+                "BatchReplaceClusterNodes",
+                json!({"ClusterName": "hpchaos-lab", "NodeIds": ["i-0123456789abcdef0", "i-xyz"]}),
+                "'nodeIds.2.member'",
+            ),
+            (
+                "BatchRebootClusterNodes",
+                json!({"ClusterName": "hpchaos-lab", "NodeIds": []}),
+                "'nodeIds'",
+            ),
+            (
+                "UpdateCluster",
+                json!({"ClusterName": "hpchaos-lab", "NodeRecovery": "Manual"}),
+                "'nodeRecovery'",
+            ),
+            (
+                "DescribeCluster",
+                json!({"ClusterName": "bad name!"}),
+                "'clusterName'",
+            ),
+        ] {
+            let (status, body) = call(&plane, operation, input.clone());
+            assert_eq!(status, 400, "{operation} {input}");
+            assert_eq!(
+                body["__type"], "ValidationException",
+                "{operation} {input}: {body}"
+            );
+            let message = body["Message"].as_str().unwrap();
+            assert!(
+                message.starts_with("1 validation error detected: Value ")
+                    && message.contains(names),
+                "{operation} {input}: {message}"
+            );
+        }
+        let (status, body) = call(
+            &plane,
+            "DeleteCluster",
+            json!({"ClusterName": "hpchaos-lab"}),
+        );
+        assert_eq!(status, 400);
+        assert_eq!(body["__type"], "UnknownOperationException");
+        let (_, body) = call(&plane, "DescribeCluster", json!({"ClusterName": "other"}));
+        assert_eq!(body["__type"], "ResourceNotFound");
+    }
+
+    #[test]
+    fn zone_ids_are_spelled_as_aws_spells_them() {
+        for (region, id) in [
+            ("us-west-2", "usw2-az1"),
+            ("us-east-1", "use1-az1"),
+            ("ap-southeast-1", "apse1-az1"),
+            ("eu-central-1", "euc1-az1"),
+            ("ap-northeast-3", "apne3-az1"),
+        ] {
+            assert_eq!(availability_zone_id(region), id);
+        }
+    }
 }

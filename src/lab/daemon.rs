@@ -204,7 +204,7 @@ impl Engine {
                 let seen = parse_sinfo(&text);
                 nodes
                     .iter()
-                    .filter(|n| !n.head)
+                    .filter(|n| n.compute())
                     .all(|n| seen.get(&n.name).is_some_and(|(s, _)| s == "idle"))
             },
         )?;
@@ -333,7 +333,7 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner())
             .node_recovery
             == "Automatic";
-        for node in self.config.nodes().into_iter().filter(|n| !n.head) {
+        for node in self.config.nodes().into_iter().filter(|n| n.compute()) {
             if self
                 .recovering
                 .lock()
@@ -657,7 +657,10 @@ impl Engine {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(instance) = state.instance_mut(name) {
                 instance.instance_id = new_id.clone();
-                instance.launch_time = booted;
+                // A reboot may keep EC2's LaunchTime (`--reboot-keeps-launch-time`).
+                if recovery == Recovery::Replace || !self.config.reboot_keeps_launch_time {
+                    instance.launch_time = booted;
+                }
                 instance.status = "Running".to_owned();
                 instance.message = String::new();
             }

@@ -120,6 +120,9 @@ mod tests {
             exe: String::new(),
             api_without_hostnames: false,
             log_time_format: None,
+            slurm: Default::default(),
+            rootfs: None,
+            reboot_keeps_launch_time: false,
         }
     }
 

@@ -4,15 +4,39 @@
 
 use std::path::{Path, PathBuf};
 
-/// The lab's private network: 10.1.0.0/24, the bridge at .1, the head
-/// node at .10 and compute nodes from .11 on.
+/// The lab's private network: 10.1.0.0/24, the bridge at .1, the login
+/// node at .9, the head node at .10 and compute nodes from .11 on.
 pub const SUBNET_PREFIX: &str = "10.1.0";
 pub const BRIDGE: &str = "hpchaos0";
 pub const BRIDGE_ADDRESS: &str = "10.1.0.1";
+pub const LOGIN_OCTET: u8 = 9;
 pub const HEAD_OCTET: u8 = 10;
 pub const FIRST_COMPUTE_OCTET: u8 = 11;
 /// Compute nodes a lab may have (addresses .11 to .60).
 pub const MAX_NODES: u8 = 50;
+
+/// What a node is for, as HyperPod's instance groups say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The controller group: slurmctld.
+    Head,
+    /// The login group: Slurm's client and config, no slurmd (not a Slurm
+    /// node: `sinfo` never lists it, the API does).
+    Login,
+    /// A worker group: slurmd.
+    Compute,
+}
+
+impl Role {
+    /// The argument `hpchaos-node-init` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Head => "head",
+            Role::Login => "login",
+            Role::Compute => "compute",
+        }
+    }
+}
 
 /// One node of the lab.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,16 +46,23 @@ pub struct NodeSpec {
     pub address: String,
     pub octet: u8,
     pub head: bool,
+    pub role: Role,
 }
 
 impl NodeSpec {
-    fn new(octet: u8, head: bool) -> NodeSpec {
+    fn new(octet: u8, role: Role) -> NodeSpec {
         NodeSpec {
             name: format!("ip-{}-{octet}", SUBNET_PREFIX.replace('.', "-")),
             address: format!("{SUBNET_PREFIX}.{octet}"),
             octet,
-            head,
+            head: role == Role::Head,
+            role,
         }
+    }
+
+    /// A Slurm compute node (runs slurmd).
+    pub fn compute(&self) -> bool {
+        self.role == Role::Compute
     }
 
     /// The network namespace (`ip netns`) name.
@@ -45,11 +76,15 @@ impl NodeSpec {
     }
 }
 
-/// The head node and `count` compute nodes.
+/// The head node, the login node and `count` compute nodes, in that order.
 pub fn nodes(count: u8) -> Vec<NodeSpec> {
-    std::iter::once(NodeSpec::new(HEAD_OCTET, true))
-        .chain((0..count).map(|i| NodeSpec::new(FIRST_COMPUTE_OCTET + i, false)))
-        .collect()
+    [
+        NodeSpec::new(HEAD_OCTET, Role::Head),
+        NodeSpec::new(LOGIN_OCTET, Role::Login),
+    ]
+    .into_iter()
+    .chain((0..count).map(|i| NodeSpec::new(FIRST_COMPUTE_OCTET + i, Role::Compute)))
+    .collect()
 }
 
 /// Paths inside the lab folder.
@@ -132,12 +167,17 @@ mod tests {
     #[test]
     fn nodes_are_named_like_hyperpod() {
         let nodes = nodes(4);
-        assert_eq!(nodes.len(), 5);
+        assert_eq!(nodes.len(), 6);
         assert_eq!(nodes[0].name, "ip-10-1-0-10");
         assert!(nodes[0].head);
-        assert_eq!(nodes[4].name, "ip-10-1-0-14");
-        assert_eq!(nodes[4].address, "10.1.0.14");
-        assert_eq!(nodes[4].netns(), "hpchaos-ip-10-1-0-14");
+        assert_eq!(
+            (nodes[1].name.as_str(), nodes[1].role),
+            ("ip-10-1-0-9", Role::Login)
+        );
+        assert_eq!(nodes[5].name, "ip-10-1-0-14");
+        assert_eq!(nodes[5].address, "10.1.0.14");
+        assert_eq!(nodes[5].netns(), "hpchaos-ip-10-1-0-14");
+        assert_eq!(nodes.iter().filter(|n| n.compute()).count(), 4);
         assert!(nodes.iter().all(|n| n.veth().len() <= 15));
     }
 }

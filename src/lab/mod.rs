@@ -4,6 +4,7 @@
 //! cluster profile in the format users write for real clusters; the harness
 //! reaches the lab only through it and never imports this module.
 
+pub mod api_model;
 pub mod config;
 pub mod control_plane;
 pub mod daemon;
@@ -41,6 +42,8 @@ pub struct UpOptions {
     pub log_time_format: Option<String>,
     /// Which Slurm the nodes run.
     pub slurm: SlurmRelease,
+    /// A reboot keeps the instance's `LaunchTime`.
+    pub reboot_keeps_launch_time: bool,
 }
 
 /// Host programs the lab needs, and the Debian package of each.
@@ -154,6 +157,7 @@ fn prepare_and_start(layout: &Layout, options: &UpOptions) -> Result<(), LabErro
         api_without_hostnames: options.api_without_hostnames,
         log_time_format: options.log_time_format.clone(),
         slurm: options.slurm,
+        reboot_keeps_launch_time: options.reboot_keeps_launch_time,
         rootfs: match options.slurm {
             SlurmRelease::V24_11 => Some(rootfs()?),
             SlurmRelease::V22_05 => None,
@@ -439,4 +443,39 @@ pub fn status(dir: &Path) -> Result<String, LabError> {
     }
     out.push_str(&format!("profile: {}\n", layout.profile().display()));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The harness reaches the lab only through the profile `up` writes,
+    /// as it reaches a real cluster: no module outside `src/lab/` uses the
+    /// lab, but the command line that starts it (`main.rs`, `cli.rs`).
+    #[test]
+    fn the_harness_never_imports_the_lab() {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push(path);
+                }
+            }
+        }
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        walk(&src, &mut files);
+        let allowed = [src.join("main.rs"), src.join("cli.rs")];
+        let offenders: Vec<String> = files
+            .iter()
+            .filter(|f| !f.starts_with(src.join("lab")) && !allowed.contains(f))
+            .filter(|f| {
+                let text = std::fs::read_to_string(f).unwrap();
+                text.contains("crate::lab") || text.contains("hpchaos::lab")
+            })
+            .map(|f| f.display().to_string())
+            .collect();
+        assert!(files.len() > 20, "walked {} files", files.len());
+        assert!(offenders.is_empty(), "{offenders:?}");
+    }
 }

@@ -38,7 +38,7 @@ pub fn start(
         .map_err(LabError::io("cannot duplicate the console log"))?;
     let init = layout.bin().join("hpchaos-node-init");
     let dir = layout.dir.display().to_string();
-    let role = if node.head { "head" } else { "compute" };
+    let role = node.role.as_str();
     let launcher = Command::new("ip")
         .args([
             "netns",

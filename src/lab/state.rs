@@ -8,10 +8,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::layout::NodeSpec;
+use super::layout::{NodeSpec, Role};
 
 pub const CONTROLLER_GROUP: &str = "controller";
 pub const WORKER_GROUP: &str = "workers";
+/// HyperPod's optional login group: instances users log in to, not Slurm
+/// nodes.
+pub const LOGIN_GROUP: &str = "login";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Instance {
@@ -64,16 +67,15 @@ impl ClusterState {
                     node: node.name.clone(),
                     address: node.address.clone(),
                     instance_id: new_instance_id(),
-                    group: if node.head {
-                        CONTROLLER_GROUP
-                    } else {
-                        WORKER_GROUP
+                    group: match node.role {
+                        Role::Head => CONTROLLER_GROUP,
+                        Role::Login => LOGIN_GROUP,
+                        Role::Compute => WORKER_GROUP,
                     }
                     .to_owned(),
-                    instance_type: if node.head {
-                        "ml.m5.xlarge"
-                    } else {
-                        "ml.p5.48xlarge"
+                    instance_type: match node.role {
+                        Role::Compute => "ml.p5.48xlarge",
+                        Role::Head | Role::Login => "ml.m5.xlarge",
                     }
                     .to_owned(),
                     launch_time: now,

@@ -105,6 +105,24 @@ impl Runner {
                                 .filter(|t| !rows.iter().any(|r| &r.name == *t))
                                 .map(|t| format!("{t} not in Slurm")),
                         );
+                        // With the API: each target's instance running
+                        // (not being patched, checked, launched, retried).
+                        if let Some(api) = &self.cluster.api {
+                            match api.nodes().await {
+                                Err(e) => bad.push(e.to_string()),
+                                Ok(listed) => bad.extend(targets.iter().filter_map(|t| {
+                                    match listed.iter().find(|n| &n.node == t) {
+                                        None => Some(format!("{t} not listed by the API")),
+                                        Some(n) if !n.running() => Some(format!(
+                                            "{t} API {}: {}",
+                                            n.status,
+                                            crate::cluster::sagemaker::status_meaning(&n.status)
+                                        )),
+                                        Some(_) => None,
+                                    }
+                                })),
+                            }
+                        }
                         if bad.is_empty() {
                             Ok(format!("{} healthy", targets.join(", ")))
                         } else {

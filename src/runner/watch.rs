@@ -42,11 +42,42 @@ impl Runner {
                 baseline.instance_ids.insert(node.node, node.instance_id);
             }
         }
+        if let Ok(boots) = self.cluster.slurm.node_boots(targets).await {
+            baseline.boots = boots.into_iter().collect();
+        }
         if let Some(job) = workload {
             job.read_progress(&self.cluster.slurm).await;
             baseline.progress = job.last_step;
         }
         baseline
+    }
+
+    /// The targets' boot and slurmd start, for scenarios timing a reboot:
+    /// an event when either moves.
+    async fn poll_boots(&mut self, name: &str, baseline: &Baseline, seen: &mut Seen) {
+        let Ok(boots) = self.cluster.slurm.node_boots(&baseline.targets).await else {
+            return;
+        };
+        for (node, boot) in boots {
+            let show = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                t.map(|t| t.to_rfc3339()).unwrap_or_default()
+            };
+            let value = format!("{}|{}", show(boot.boot_time), show(boot.slurmd_started));
+            let change = Change {
+                source: Source::Scontrol,
+                node: &node,
+                field: "boot_time|slurmd_start_time",
+                source_time: boot.boot_time,
+            };
+            if self.note_change(name, &mut seen.last, change, value) {
+                seen.events.push(Event {
+                    seen: self.clock.now(),
+                    source_time: None,
+                    source: Source::Scontrol,
+                    observation: Observation::NodeBoot { node, boot },
+                });
+            }
+        }
     }
 
     /// Polls every source until the judgement settles, an abort condition
@@ -160,6 +191,9 @@ impl Runner {
             // the same poll as sinfo's whole second.
             if seen.events.len() > events_before {
                 self.poll_controller_log(name, baseline, &mut seen).await;
+            }
+            if expectation.phases.contains(&Phase::Reboot) {
+                self.poll_boots(name, baseline, &mut seen).await;
             }
             self.poll_api(name, baseline, &mut seen).await;
             if let Some(job) = workload.as_deref_mut() {
@@ -506,6 +540,19 @@ impl Runner {
             self.note_source_health(name, &mut seen.failing_since, Source::Sagemaker, error);
         }
         if let Some(Ok(nodes)) = listed {
+            // A target can vanish from the listing (between launch
+            // attempts after a `Failure`): journaled, not an event.
+            for target in &baseline.targets {
+                if !nodes.iter().any(|n| &n.node == target) {
+                    let change = Change {
+                        source: Source::Sagemaker,
+                        node: target,
+                        field: "status|instance_id|launch_time",
+                        source_time: None,
+                    };
+                    self.note_change(name, &mut seen.last, change, "not listed".to_owned());
+                }
+            }
             for node in nodes.iter().filter(|n| baseline.targets.contains(&n.node)) {
                 let value = format!(
                     "{}|{}|{}",
@@ -734,7 +781,12 @@ impl Runner {
         change: Change<'_>,
         value: String,
     ) -> bool {
-        let key = format!("{}/{}", change.source.as_str(), change.node);
+        let key = format!(
+            "{}/{}/{}",
+            change.source.as_str(),
+            change.node,
+            change.field
+        );
         if last.get(&key) == Some(&value) {
             return false;
         }

@@ -52,6 +52,7 @@ impl Script {
                 cluster: "lab".into(),
                 suite: suite.map(str::to_owned),
                 profile: None,
+                slurm_version: Some("24.11.5".into()),
             },
         );
         script
