@@ -192,10 +192,12 @@ impl Runner {
             if seen.events.len() > events_before {
                 self.poll_controller_log(name, baseline, &mut seen).await;
             }
+            self.poll_api(name, baseline, &mut seen).await;
+            // After the API: when both show the reboot in one poll, the
+            // LaunchTime's milliseconds close it, not slurmd's whole second.
             if expectation.phases.contains(&Phase::Reboot) {
                 self.poll_boots(name, baseline, &mut seen).await;
             }
-            self.poll_api(name, baseline, &mut seen).await;
             if let Some(job) = workload.as_deref_mut() {
                 self.poll_workload(name, job, &mut seen).await;
             }
