@@ -7,11 +7,12 @@ HPCHAOS := target/debug/hpchaos
 # Snapshots are compared, never rewritten, outside a developer's explicit update.
 export INSTA_UPDATE ?= no
 
-.PHONY: setup build test lint run schema fixtures clean lab-up lab-down
+.PHONY: setup build test lint run schema fixtures clean lab-up lab-down bench
 
 # Debian packages: the build, and the lab (real Slurm, munge, OpenSSH;
-# mmdebstrap builds the Slurm 24.11 root file system).
-PACKAGES := build-essential pkg-config git slurm-wlm munge openssh-server openssh-client iproute2 procps util-linux mmdebstrap
+# mmdebstrap builds the Slurm 24.11 root file system; socat is the relay
+# that stands in for the SSM plugin as a proxy command in the tests).
+PACKAGES := build-essential pkg-config git slurm-wlm munge openssh-server openssh-client iproute2 procps util-linux mmdebstrap socat
 # The lab's Slurm 24.11 (HyperPod's release): Debian trixie's packages in a
 # root file system built once and kept here (`lab up --slurm 22.05` runs the
 # host's own Slurm instead).
@@ -47,6 +48,14 @@ test: setup
 lint: setup
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+# Benchmarks (root, a lab each; minutes, not part of `make test`): lab up
+# time, phase timing error against the lab's ground truth, and a fault on
+# 48 targets at once against one.
+bench: build
+	benches/lab-up 4 5
+	benches/timing-error scenarios/xid48-replace.yaml 5
+	benches/fan-out 48 3
 
 # The bundled nightly suite on a fresh lab (root): the lab is restarted so
 # every node has the host key known_hosts expects, then every scenario of

@@ -171,8 +171,8 @@ pub enum LabCommand {
     ///
     /// Example: hpchaos lab up --nodes 4 --timings fast
     Up {
-        /// Compute nodes, besides the head node.
-        #[arg(long, default_value_t = 4)]
+        /// Compute nodes, besides the head and login nodes (1 to 50).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=50))]
         nodes: u8,
         #[arg(long, default_value = DEFAULT_LAB_DIR)]
         dir: PathBuf,

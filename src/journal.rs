@@ -129,6 +129,19 @@ pub enum Entry {
         #[serde(default)]
         detail: String,
     },
+    /// One step of an injection or its verification, on one node (`None`:
+    /// the head node or the API): when it started, how long it took (ms),
+    /// how it ended.
+    StepRan {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+        step: String,
+        started_at: DateTime<Utc>,
+        took_ms: u64,
+        ok: bool,
+        #[serde(default)]
+        detail: String,
+    },
     /// A change seen by a watcher.
     Observed {
         source: Source,

@@ -136,6 +136,7 @@ pub fn judge(
     let mut tracker = Tracker {
         last_step: baseline.progress,
         peak: baseline.progress,
+        injected_at: Some(injected_at),
         ..Tracker::default()
     };
 
@@ -416,6 +417,8 @@ impl Judgement {
 /// What the events so far say about the workload.
 #[derive(Default)]
 struct Tracker {
+    /// When the fault was injected: a boot before it is no reboot.
+    injected_at: Option<DateTime<Utc>>,
     /// The job left RUNNING (or restarted) since the fault.
     job_interrupted: bool,
     last_restarts: Option<u32>,
@@ -642,11 +645,19 @@ impl Tracker {
             // booting again (the best witness, to the second); a later
             // SlurmdStartTime alone (the lab's nodes share the host's
             // kernel) is slurmd restarted on the node being rebooted.
+            // Slurm computes BootTime as now - uptime, so it wobbles by a
+            // second at each registration: only a boot (or slurmd start)
+            // after the injection, and more than a second past the last
+            // reading, is a reboot.
             (Phase::Reboot, Observation::NodeBoot { node, boot }) if target(node) => {
                 let before = baseline.boots.get(node).copied().unwrap_or_default();
+                let injected = self.injected_at;
                 let later =
                     |now: Option<DateTime<Utc>>, then: Option<DateTime<Utc>>| match (now, then) {
-                        (Some(now), Some(then)) => (now > then).then_some(now),
+                        (Some(now), Some(then)) => {
+                            let after_fault = injected.is_none_or(|i| now >= i);
+                            (now > then + TimeDelta::seconds(1) && after_fault).then_some(now)
+                        }
                         _ => None,
                     };
                 if let Some(at) = later(boot.boot_time, before.boot_time) {

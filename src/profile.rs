@@ -60,7 +60,10 @@ fn ssh_port() -> u16 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Ssh {
-    pub user: String,
+    /// The remote user; without it, `ssh.config`'s `User`, else the local
+    /// user (as OpenSSH does).
+    #[serde(default)]
+    pub user: Option<String>,
     /// Private key file; without it the SSH agent is used.
     #[serde(default)]
     pub key: Option<String>,
@@ -69,6 +72,26 @@ pub struct Ssh {
     /// Reach nodes through this host (typically the login node).
     #[serde(default)]
     pub jump_host: Option<Host>,
+    /// How to reach the head node when it has no SSH port of its own, with
+    /// OpenSSH's `ProxyCommand` meaning: run through `sh -c`, its
+    /// stdin/stdout is the connection; `%h` the head's address, `%p` its
+    /// port, `%r` the user, `%%` a `%`. For HyperPod through SSM Session
+    /// Manager: `aws ssm start-session --target sagemaker-cluster:ID_GROUP-INSTANCE
+    /// --document-name AWS-StartSSHSession --parameters portNumber=%p`.
+    /// Other nodes are then reached through the head node (one connection
+    /// to it per run), unless `jump_host` says otherwise.
+    #[serde(default)]
+    pub proxy_command: Option<String>,
+    /// An OpenSSH client config to read the head node's connection from
+    /// (`~/.ssh/config`, as HyperPod's `easy-ssh.sh` writes it): its `Host`
+    /// entry gives HostName, Port, User, IdentityFile, ProxyCommand and
+    /// ProxyJump for what this profile leaves unset.
+    #[serde(default)]
+    pub config: Option<String>,
+    /// The `Host` entry of `config` for the head node (easy-ssh names it
+    /// after the cluster); the head node's name if unset.
+    #[serde(default)]
+    pub config_host: Option<String>,
     #[serde(default = "connect_timeout")]
     pub connect_timeout: Duration,
     #[serde(default = "command_timeout")]

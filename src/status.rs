@@ -166,10 +166,10 @@ pub fn progress_line(record: &Record) -> String {
             passed,
             detail,
         } => format!(
-            "steady state {stage:?}: {check} {} ({detail})",
+            "steady state {}: {check} {} ({detail})",
+            format!("{stage:?}").to_lowercase(),
             if *passed { "holds" } else { "FAILS" }
-        )
-        .to_lowercase(),
+        ),
         Entry::InjectionStarted { action, .. } => format!("inject: {action}"),
         Entry::InjectionFinished { ok, detail } => {
             format!("injection {} {detail}", if *ok { "took" } else { "FAILED" })
@@ -194,7 +194,10 @@ pub fn progress_line(record: &Record) -> String {
             verdict,
             evidence,
             ..
-        } => format!("phase {phase} ended: {verdict:?} ({evidence})").to_lowercase(),
+        } => format!(
+            "phase {phase} ended: {} ({evidence})",
+            format!("{verdict:?}").to_lowercase()
+        ),
         Entry::Rollback { step, ok, .. } => {
             format!("rollback {}: {step}", if *ok { "done" } else { "FAILED" })
         }
@@ -224,6 +227,12 @@ pub fn progress_line(record: &Record) -> String {
                 format!("recover ended; STILL APPLIED: {}", still_applied.join("; "))
             }
         }
+        Entry::StepRan {
+            step, took_ms, ok, ..
+        } => format!(
+            "step {} in {took_ms} ms: {step}",
+            if *ok { "done" } else { "FAILED" }
+        ),
         Entry::Aborted { reason } => format!("ABORT: {reason}"),
         Entry::Error { message } => format!("error: {message}"),
         Entry::ScenarioEnded { outcome, reason } => format!("ended: {outcome:?} {reason}"),

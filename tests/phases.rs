@@ -766,13 +766,17 @@ fn a_reboot_is_seen_by_slurmds_boot_and_start_times() {
     let marked = slurm(5.0, Some(4.0), "fail", "", "Action:Reboot");
     // Same LaunchTime: the API proves nothing.
     let same_launch = api(40.0, "Running", "i-0old", -3600.0);
-    // Unchanged readings: not a reboot.
-    let end = reboot_end(vec![
-        marked.clone(),
-        boot(6.0, -7200.0, -7190.0),
-        same_launch.clone(),
-    ]);
-    assert_eq!(end, None);
+    // Unchanged readings: not a reboot; nor BootTime's wobble (Slurm
+    // computes it as now - uptime: a second either way at each
+    // registration), nor a later reading of a boot before the fault.
+    for (boot_time, slurmd) in [(-7200.0, -7190.0), (-7199.0, -7190.0), (-7190.0, -7190.0)] {
+        let timeline = vec![
+            marked.clone(),
+            boot(6.0, boot_time, slurmd),
+            same_launch.clone(),
+        ];
+        assert_eq!(reboot_end(timeline), None, "BootTime {boot_time}");
+    }
     // The kernel booted again at 30 s, slurmd started at 38 s: BootTime.
     let (at, source, evidence) = reboot_end(vec![
         marked.clone(),

@@ -318,6 +318,10 @@ fn validate_checks_a_profiles_files_and_names_offline() {
             "name: c\nhead_node: { name: ip-10-9-0-10 }\nlogin_nodes: ['login;reboot']\naddresses: { '$(reboot)': 10.9.0.11 }\nssh:\n  user: u\n  known_hosts: tests/profiles/known_hosts\n".to_owned(),
             "is not a host name",
         ),
+        (
+            format!("name: c\nhead_node: {{ name: ip-10-9-0-10 }}\nssh:\n  known_hosts: tests/profiles/known_hosts\n  config: {}/no-ssh-config\n", dir.path().display()),
+            "5:11: error: cannot read",
+        ),
     ];
     for (index, (text, expected)) in cases.iter().enumerate() {
         let profile = write(&format!("p{index}.yaml"), text);

@@ -9,6 +9,8 @@ pub mod quote;
 pub mod sagemaker;
 pub mod slurm;
 pub mod ssh;
+pub mod ssh_client;
+pub mod ssh_config;
 
 use std::sync::Arc;
 

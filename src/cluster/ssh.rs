@@ -1,20 +1,28 @@
 //! Commands on cluster hosts: on this machine for a host marked `local`
-//! (hpchaos on the head node), otherwise over SSH through async-ssh2-tokio:
-//! one connection per host,
-//! reused across polls; commands run as channels, at most
-//! `max_channels_per_host` at once (below sshd's MaxSessions); keepalive;
-//! every call under a timeout; host keys checked against known_hosts, and a
-//! mismatch refused with the fix, unless the run accepted that node's new
-//! key after a verified replacement; a dropped connection is reopened with
-//! backoff on the next call (a rebooting node is expected to drop).
+//! (hpchaos on the head node), otherwise over SSH (`ssh_client.rs`): one
+//! connection per host, reused across polls; commands run as channels, at
+//! most `max_channels_per_host` at once (below sshd's MaxSessions);
+//! keepalive; every call under a timeout; host keys checked against
+//! known_hosts, and a mismatch refused with the fix, unless the run
+//! accepted that node's new key after a verified replacement; a dropped
+//! connection is reopened with backoff on the next call (a rebooting node
+//! is expected to drop; so is a proxy command that died).
+//!
+//! Hops, as operators reach HyperPod: the head node over TCP or through
+//! `ssh.proxy_command` (SSM's `AWS-StartSSHSession`: its stdin/stdout is
+//! the connection); other nodes directly, or through `ssh.jump_host`, or,
+//! when the head is behind a proxy command, through the head node. A hop's
+//! connection is the pool's own long-lived one (SSM allows only a few new
+//! sessions a second): one to the head per run, channels through it.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_ssh2_tokio::{AuthMethod, Client, Config, ServerCheckMethod};
 use tokio::sync::Semaphore;
+
+use super::ssh_client::{Auth, ConnectError, Connection, HostCheck, Transport};
 
 use super::quote::command_line;
 use crate::profile::{Host, Profile};
@@ -138,7 +146,7 @@ impl SshError {
 }
 
 struct Slot {
-    client: tokio::sync::Mutex<Option<Arc<Client>>>,
+    client: tokio::sync::Mutex<Option<Arc<Connection>>>,
     channels: Semaphore,
     /// Consecutive failed connects, and when the last one failed.
     failures: Mutex<(u32, Option<Instant>)>,
@@ -157,7 +165,44 @@ pub struct SshPool {
     keepalive: Duration,
     max_channels: usize,
     jump: Option<Endpoint>,
+    /// The head node, and the command its connection goes through (with
+    /// OpenSSH's `%h %p %r %%` tokens), if any.
+    head: Endpoint,
+    proxy_command: Option<String>,
     slots: Mutex<HashMap<Endpoint, Arc<Slot>>>,
+}
+
+/// The user running hpchaos, OpenSSH's default remote user.
+fn local_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "root".to_owned())
+}
+
+/// OpenSSH's tokens in a `ProxyCommand`: `%h` the host (address), `%p` the
+/// port, `%r` the remote user, `%n` the name as given, `%%` a `%`.
+pub fn expand_proxy_command(command: &str, endpoint: &Endpoint, user: &str) -> String {
+    let mut out = String::with_capacity(command.len());
+    let mut chars = command.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('h') => out.push_str(&endpoint.address),
+            Some('p') => out.push_str(&endpoint.port.to_string()),
+            Some('r') => out.push_str(user),
+            Some('n') => out.push_str(&endpoint.name),
+            Some('%') => out.push('%'),
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
 }
 
 /// `~/x` → `$HOME/x`; other paths as they are.
@@ -172,7 +217,7 @@ impl SshPool {
     pub fn new(profile: &Profile) -> SshPool {
         let ssh = &profile.ssh;
         SshPool {
-            user: ssh.user.clone(),
+            user: ssh.user.clone().unwrap_or_else(local_user),
             key: ssh.key.as_deref().map(expand_home),
             known_hosts: expand_home(&ssh.known_hosts),
             accepted_keys: Mutex::new(HashMap::new()),
@@ -185,6 +230,8 @@ impl SshPool {
                 .as_ref()
                 .filter(|h| !h.local)
                 .map(Endpoint::of_host),
+            head: Endpoint::of_host(&profile.head_node),
+            proxy_command: ssh.proxy_command.clone(),
             slots: Mutex::new(HashMap::new()),
         }
     }
@@ -260,17 +307,17 @@ impl SshPool {
                     });
                 }
                 Ok(Ok(result)) => {
+                    let Some(status) = result.status else {
+                        return Err(SshError::Command {
+                            host: endpoint.name.clone(),
+                            command: line.to_owned(),
+                            detail: "the command was killed before it exited".to_owned(),
+                        });
+                    };
                     return Ok(Output {
                         stdout: result.stdout,
                         stderr: result.stderr,
-                        status: result.exit_status,
-                    });
-                }
-                Ok(Err(async_ssh2_tokio::Error::CommandDidntExit)) => {
-                    return Err(SshError::Command {
-                        host: endpoint.name.clone(),
-                        command: line.to_owned(),
-                        detail: "the command was killed before it exited".to_owned(),
+                        status,
                     });
                 }
                 Ok(Err(err)) => {
@@ -288,7 +335,7 @@ impl SshPool {
         unreachable!("the loop returns on its second attempt")
     }
 
-    async fn client(&self, endpoint: &Endpoint, slot: &Slot) -> Result<Arc<Client>, SshError> {
+    async fn client(&self, endpoint: &Endpoint, slot: &Slot) -> Result<Arc<Connection>, SshError> {
         let mut guard = slot.client.lock().await;
         if let Some(client) = guard.as_ref().filter(|c| !c.is_closed()) {
             return Ok(client.clone());
@@ -323,10 +370,22 @@ impl SshPool {
         }
     }
 
-    async fn connect(&self, endpoint: &Endpoint) -> Result<Client, SshError> {
+    /// The hop `endpoint` is reached through, if any: the jump host, or,
+    /// when the head node is behind a proxy command, the head node.
+    fn hop_for(&self, endpoint: &Endpoint) -> Option<Endpoint> {
+        match (&self.jump, &self.proxy_command) {
+            (Some(jump), _) if jump != endpoint => Some(jump.clone()),
+            (None, Some(_)) if *endpoint != self.head && !self.head.local => {
+                Some(self.head.clone())
+            }
+            _ => None,
+        }
+    }
+
+    async fn connect(&self, endpoint: &Endpoint) -> Result<Connection, SshError> {
         let auth = match &self.key {
-            Some(path) => AuthMethod::with_key_file(path, None),
-            None => AuthMethod::with_agent(),
+            Some(path) => Auth::KeyFile(path.clone()),
+            None => Auth::Agent,
         };
         let known_hosts = self.known_hosts.clone();
         let accepted = self
@@ -335,8 +394,7 @@ impl SshPool {
             .unwrap_or_else(|p| p.into_inner())
             .get(&endpoint.name)
             .cloned();
-        // Say which file is wrong, rather than the library's bare
-        // "Unknown server key".
+        // Say which file is wrong, rather than a bare "unknown key".
         if let Some(key) = &self.key
             && let Err(err) = std::fs::File::open(key)
         {
@@ -380,27 +438,65 @@ impl SshPool {
             }
         }
         let check = match accepted {
-            Some(key) => ServerCheckMethod::with_public_key(&key),
-            None => ServerCheckMethod::with_known_hosts_file(&known_hosts.display().to_string()),
+            Some(key) => HostCheck::Key(key),
+            None => HostCheck::KnownHosts {
+                file: known_hosts.clone(),
+                host: endpoint.address.clone(),
+                port: endpoint.port,
+            },
         };
-        let config = Config {
-            keepalive_interval: Some(self.keepalive),
-            keepalive_max: 3,
-            inactivity_timeout: None,
-            ..Config::default()
-        };
-        let address = (endpoint.address.as_str(), endpoint.port);
+        let proxy = (*endpoint == self.head)
+            .then_some(self.proxy_command.as_deref())
+            .flatten()
+            .map(|command| expand_proxy_command(command, endpoint, &self.user));
+        let hop = self.hop_for(endpoint);
         let connecting = async {
-            match &self.jump {
-                Some(jump) if jump != endpoint => {
-                    let via = Box::pin(self.connect(jump)).await?;
-                    Client::connect_via_with_config(&via, address, &self.user, auth, check, config)
-                        .await
-                        .map_err(|e| self.connect_error(endpoint, e, &known_hosts))
-                }
-                _ => Client::connect_with_config(address, &self.user, auth, check, config)
+            match (&proxy, &hop) {
+                (Some(command), _) => Connection::open(
+                    Transport::Proxy(command),
+                    check,
+                    &self.user,
+                    &auth,
+                    self.keepalive,
+                )
+                .await
+                .map_err(|e| {
+                    self.connect_error(
+                        endpoint,
+                        e,
+                        &format!("through the proxy command `{command}`"),
+                    )
+                }),
+                (None, Some(hop)) => {
+                    // The hop's own long-lived connection, opened if need be.
+                    let slot = self.slot(hop);
+                    let via =
+                        Box::pin(self.client(hop, &slot))
+                            .await
+                            .map_err(|e| SshError::Connect {
+                                host: endpoint.name.clone(),
+                                address: endpoint.address.clone(),
+                                detail: format!("its hop {} is unreachable: {e}", hop.name),
+                            })?;
+                    Connection::open(
+                        Transport::Via(&via, &endpoint.address, endpoint.port),
+                        check,
+                        &self.user,
+                        &auth,
+                        self.keepalive,
+                    )
                     .await
-                    .map_err(|e| self.connect_error(endpoint, e, &known_hosts)),
+                    .map_err(|e| self.connect_error(endpoint, e, &format!("through {}", hop.name)))
+                }
+                (None, None) => Connection::open(
+                    Transport::Tcp(&endpoint.address, endpoint.port),
+                    check,
+                    &self.user,
+                    &auth,
+                    self.keepalive,
+                )
+                .await
+                .map_err(|e| self.connect_error(endpoint, e, "directly")),
             }
         };
         tokio::time::timeout(self.connect_timeout, connecting)
@@ -409,27 +505,41 @@ impl SshPool {
                 Err(SshError::Connect {
                     host: endpoint.name.clone(),
                     address: endpoint.address.clone(),
-                    detail: format!("no answer within {:?}", self.connect_timeout),
+                    detail: format!(
+                        "no answer within {:?}{}",
+                        self.connect_timeout,
+                        match (&proxy, &hop) {
+                            (Some(command), _) => format!(" through the proxy command `{command}`"),
+                            (None, Some(hop)) => format!(" through {}", hop.name),
+                            _ => String::new(),
+                        }
+                    ),
                 })
             })
     }
 
-    fn connect_error(
-        &self,
-        endpoint: &Endpoint,
-        err: async_ssh2_tokio::Error,
-        known_hosts: &std::path::Path,
-    ) -> SshError {
+    /// A connection failure in words that name the hop (`how`: directly,
+    /// through the proxy command, through the head node).
+    fn connect_error(&self, endpoint: &Endpoint, err: ConnectError, how: &str) -> SshError {
+        let known_hosts = self.known_hosts.display().to_string();
         match err {
-            async_ssh2_tokio::Error::ServerCheckFailed => SshError::HostKeyMismatch {
+            ConnectError::KeyChanged { .. } | ConnectError::KeyNotAccepted => {
+                SshError::HostKeyMismatch {
+                    host: endpoint.name.clone(),
+                    address: endpoint.address.clone(),
+                    known_hosts,
+                }
+            }
+            ConnectError::UnknownHost => SshError::UnknownHost {
                 host: endpoint.name.clone(),
                 address: endpoint.address.clone(),
-                known_hosts: known_hosts.display().to_string(),
+                port: endpoint.port,
+                known_hosts,
             },
             other => SshError::Connect {
                 host: endpoint.name.clone(),
                 address: endpoint.address.clone(),
-                detail: other.to_string(),
+                detail: format!("{other} ({how})"),
             },
         }
     }

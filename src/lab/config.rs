@@ -297,10 +297,13 @@ pub fn profile(layout: &Layout, config: &LabConfig) -> Profile {
             .map(|n| (n.name.clone(), n.address.clone()))
             .collect(),
         ssh: Ssh {
-            user: "root".to_owned(),
+            user: Some("root".to_owned()),
             key: Some(path_text(&layout.client_key())),
             known_hosts: path_text(&layout.known_hosts()),
             jump_host: None,
+            proxy_command: None,
+            config: None,
+            config_host: None,
             connect_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(60),
             keepalive: Duration::from_secs(5),

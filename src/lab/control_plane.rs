@@ -170,11 +170,15 @@ impl ControlPlane {
             .filter_map(Value::as_str)
             .collect();
         // The model bounds the list (1 to 25 for NodeIds); NodeLogicalIds
-        // alone is a form the lab does not serve.
+        // alone is a form the lab does not serve, and says so.
         if ids.is_empty() {
             return error(
                 "ValidationException",
-                "1 validation error detected: Value null at 'nodeIds' failed to satisfy constraint: Member must not be null",
+                if input["NodeLogicalIds"].is_array() {
+                    "NodeLogicalIds is not served by the lab: give NodeIds"
+                } else {
+                    "Either NodeIds or NodeLogicalIds must be given"
+                },
             );
         }
         let mut successful = Vec::new();
@@ -279,7 +283,17 @@ fn list_cluster_nodes(state: &ClusterState, input: &Value) -> Response {
 }
 
 fn describe_cluster_node(state: &ClusterState, input: &Value) -> Response {
-    let id = input["NodeId"].as_str().unwrap_or_default();
+    // The model makes both optional; AWS needs one, and the lab serves ids.
+    let Some(id) = input["NodeId"].as_str() else {
+        return error(
+            "ValidationException",
+            if input["NodeLogicalId"].is_string() {
+                "NodeLogicalId is not served by the lab: give NodeId"
+            } else {
+                "Either NodeId or NodeLogicalId must be given"
+            },
+        );
+    };
     let Some(instance) = state.by_id(id) else {
         return error(
             "ResourceNotFound",

@@ -153,7 +153,8 @@ async fn wait_for_signal() {
 pub fn parse_sinfo(text: &str) -> BTreeMap<String, (String, String)> {
     text.lines()
         .filter_map(|line| {
-            let mut fields = line.split('|');
+            // The reason is last and may hold `|` itself.
+            let mut fields = line.splitn(3, '|');
             let name = fields.next()?.trim().to_owned();
             let state = fields.next()?.trim().to_owned();
             let reason = fields.next().unwrap_or("").trim();

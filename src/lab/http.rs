@@ -29,7 +29,6 @@ where
 {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
-    let mut request_id: u64 = 0;
     loop {
         let request = match read_request(&mut reader).await {
             Ok(Some(request)) => request,
@@ -47,9 +46,11 @@ where
                 return;
             }
         };
-        request_id += 1;
+        // Unique per request across connections, shaped like AWS's UUIDs.
+        let n = NEXT_REQUEST.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let request_id = format!("{:08x}-1ab0-4000-8000-{n:012x}", std::process::id());
         let response = handle(request);
-        if write_response(&mut write, &response, &format!("{request_id:08x}-lab"))
+        if write_response(&mut write, &response, &request_id)
             .await
             .is_err()
         {
@@ -112,6 +113,9 @@ async fn read_request(
         body,
     }))
 }
+
+/// Requests answered by this lab's API so far.
+static NEXT_REQUEST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 async fn write_response(
     write: &mut tokio::net::tcp::OwnedWriteHalf,

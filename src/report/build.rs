@@ -193,6 +193,27 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
             );
             scenario.injected_at = Some(record.at);
         }
+        Entry::StepRan {
+            node,
+            step,
+            took_ms,
+            ok,
+            detail,
+            ..
+        } => {
+            let outcome = if *ok { "done" } else { "FAILED" };
+            let detail = if detail.is_empty() {
+                String::new()
+            } else {
+                format!(": {detail}")
+            };
+            note(
+                Source::Harness,
+                node.clone(),
+                None,
+                format!("step {outcome} in {took_ms} ms: {step}{detail}"),
+            );
+        }
         Entry::InjectionFinished { ok, detail } => {
             let what = if *ok {
                 "injection took"

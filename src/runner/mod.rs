@@ -32,6 +32,7 @@ use crate::scenario::model::{Pool, Scenario, Where};
 
 mod checks;
 mod execute;
+mod fan_out;
 pub mod lock;
 mod watch;
 mod workload;
@@ -695,14 +696,14 @@ impl Runner {
                 action: actions.join("; "),
             },
         );
+        // Every target at once (fan_out.rs); each step's time journaled.
         let mut failures = Vec::new();
         let mut done = Vec::new();
-        for step in &plan.inject {
-            if self.stopping() {
-                failures.push(format!("stopped before: {}", step.describe()));
-                break;
-            }
-            match self.execute(step, workload.as_ref()).await {
+        let results = self.execute_fanned(&plan.inject, workload.as_ref()).await;
+        self.journal_steps(name, &plan.inject, &results);
+        for r in results {
+            let step = &plan.inject[r.index];
+            match r.result {
                 Ok(note) if note.is_empty() => done.push(step.describe()),
                 Ok(note) => done.push(format!("{}: {note}", step.describe())),
                 Err(err) => failures.push(err),
@@ -710,8 +711,11 @@ impl Runner {
         }
         let mut verified = Vec::new();
         if failures.is_empty() {
-            for step in &plan.verify {
-                match self.execute(step, workload.as_ref()).await {
+            let results = self.execute_fanned(&plan.verify, workload.as_ref()).await;
+            self.journal_steps(name, &plan.verify, &results);
+            for r in results {
+                let step = &plan.verify[r.index];
+                match r.result {
                     Ok(note) if note.is_empty() => verified.push(step.describe()),
                     Ok(note) => verified.push(format!("{} ({note})", step.describe())),
                     Err(err) => failures.push(format!("{}: {err}", step.describe())),

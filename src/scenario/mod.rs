@@ -96,7 +96,16 @@ pub fn parse_suite(path: &Path, text: &str) -> Result<Suite, Diagnostics> {
 }
 
 pub fn parse_profile(path: &Path, text: &str) -> Result<Profile, Diagnostics> {
-    let (profile, tree) = parse_typed::<Profile>(path, text, SchemaKind::Profile)?;
+    let (mut profile, tree) = parse_typed::<Profile>(path, text, SchemaKind::Profile)?;
+    // The head node's connection from the user's OpenSSH config, if named.
+    if let Err(problem) = crate::cluster::ssh_config::apply(&mut profile) {
+        let at = yaml_tree::TreePath::of(&["ssh", "config"]);
+        return Err(Diagnostics(vec![
+            Diagnostic::new(path, tree.locate_value(&at), problem).with_hint(
+                "point ssh.config at your OpenSSH client config and ssh.config_host at the head node's Host entry",
+            ),
+        ]));
+    }
     let problems: Vec<Diagnostic> = crate::profile::invalid_host_names(&profile)
         .into_iter()
         .map(|(keys, name)| {

@@ -1,0 +1,339 @@
+//! One SSH connection, on russh: opened over TCP, over a proxy command's
+//! stdin/stdout (OpenSSH's `ProxyCommand`, how operators reach HyperPod
+//! through SSM Session Manager), or over a `direct-tcpip` channel of
+//! another connection (a jump host, or the head node for compute nodes);
+//! the server's key checked against known_hosts (or a key accepted for the
+//! run); authenticated with a key file or the SSH agent; commands run as
+//! exec channels. The pool (`ssh.rs`) decides which hop to use and keeps
+//! the connections.
+//!
+//! russh directly rather than async-ssh2-tokio (which the pool used
+//! before): the wrapper can only dial TCP or a jump, not a proxy command's
+//! pipes, and it folds "no key for this host" and "a different key" into
+//! one error.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::ChannelMsg;
+use russh::client::{Config, Handle, Handler};
+use russh::keys::PublicKey;
+
+/// How the server's host key is judged.
+#[derive(Debug, Clone)]
+pub enum HostCheck {
+    /// Against this known_hosts file, for `host` and `port` (the names
+    /// known_hosts uses: the address connected to, `[host]:port` when the
+    /// port is not 22).
+    KnownHosts {
+        file: PathBuf,
+        host: String,
+        port: u16,
+    },
+    /// Exactly this key (base64 of an ed25519 key, no type prefix): a key
+    /// accepted for the run after a verified replacement.
+    Key(String),
+}
+
+/// How the client proves who it is.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    KeyFile(PathBuf),
+    Agent,
+}
+
+/// Why a connection failed; the pool turns it into words naming the hop.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("the host key differs from known_hosts line {line}")]
+    KeyChanged { line: usize },
+    #[error("the host key is not the one accepted for this run")]
+    KeyNotAccepted,
+    #[error("no key for this host in known_hosts")]
+    UnknownHost,
+    #[error("authentication as `{user}` failed ({what})")]
+    Auth { user: String, what: String },
+    #[error("the proxy command could not start: {0}")]
+    ProxySpawn(std::io::Error),
+    #[error("{0}")]
+    Ssh(String),
+}
+
+/// What the handler learned about the server's key.
+#[derive(Debug, Default, Clone)]
+enum KeyVerdict {
+    #[default]
+    Unchecked,
+    Accepted,
+    Changed(usize),
+    Unknown,
+    NotAccepted,
+}
+
+/// russh's callbacks: only the server key check.
+struct Checker {
+    check: HostCheck,
+    verdict: Arc<std::sync::Mutex<KeyVerdict>>,
+}
+
+impl Handler for Checker {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, key: &PublicKey) -> Result<bool, Self::Error> {
+        let verdict = match &self.check {
+            HostCheck::Key(accepted) => match russh::keys::parse_public_key_base64(accepted) {
+                Ok(accepted) if accepted == *key => KeyVerdict::Accepted,
+                _ => KeyVerdict::NotAccepted,
+            },
+            HostCheck::KnownHosts { file, host, port } => {
+                match russh::keys::check_known_hosts_path(host, *port, key, file) {
+                    Ok(true) => KeyVerdict::Accepted,
+                    Ok(false) => KeyVerdict::Unknown,
+                    Err(russh::keys::Error::KeyChanged { line }) => KeyVerdict::Changed(line),
+                    Err(_) => KeyVerdict::Unknown,
+                }
+            }
+        };
+        let accepted = matches!(verdict, KeyVerdict::Accepted);
+        *self.verdict.lock().unwrap_or_else(|p| p.into_inner()) = verdict;
+        Ok(accepted)
+    }
+}
+
+/// Where the bytes of a connection go.
+pub enum Transport<'a> {
+    /// A TCP connection to this address and port.
+    Tcp(&'a str, u16),
+    /// A command run with `sh -c`, its stdin/stdout the connection (its
+    /// stderr is kept for the error message).
+    Proxy(&'a str),
+    /// A `direct-tcpip` channel of this connection to address and port.
+    Via(&'a Connection, &'a str, u16),
+}
+
+/// What a command printed and how it exited.
+#[derive(Debug, Clone)]
+pub struct Executed {
+    pub stdout: String,
+    pub stderr: String,
+    /// `None` when the channel closed without an exit status (killed).
+    pub status: Option<u32>,
+}
+
+/// An open, authenticated connection.
+pub struct Connection {
+    handle: Handle<Checker>,
+    /// The proxy command's process, killed with the connection.
+    proxy: std::sync::Mutex<Option<tokio::process::Child>>,
+}
+
+impl Connection {
+    /// Opens, checks the host key and authenticates. Errors say what
+    /// failed at this hop (the caller names the hop).
+    pub async fn open(
+        transport: Transport<'_>,
+        check: HostCheck,
+        user: &str,
+        auth: &Auth,
+        keepalive: Duration,
+    ) -> Result<Connection, ConnectError> {
+        let config = Arc::new(Config {
+            keepalive_interval: Some(keepalive),
+            keepalive_max: 3,
+            inactivity_timeout: None,
+            ..Config::default()
+        });
+        let verdict = Arc::new(std::sync::Mutex::new(KeyVerdict::Unchecked));
+        let checker = Checker {
+            check,
+            verdict: verdict.clone(),
+        };
+        let mut proxy = None;
+        let connected = match transport {
+            Transport::Tcp(address, port) => {
+                russh::client::connect(config, (address, port), checker).await
+            }
+            Transport::Proxy(command) => {
+                let mut child = tokio::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(format!("exec {command}"))
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .map_err(ConnectError::ProxySpawn)?;
+                let (Some(stdout), Some(stdin)) = (child.stdout.take(), child.stdin.take()) else {
+                    return Err(ConnectError::Ssh("the proxy command has no pipes".into()));
+                };
+                let stream = tokio::io::join(stdout, stdin);
+                let result = russh::client::connect_stream(config, stream, checker).await;
+                if let Err(err) = &result {
+                    return Err(ConnectError::Ssh(proxy_failure(&mut child, err).await));
+                }
+                proxy = Some(child);
+                result
+            }
+            Transport::Via(via, address, port) => {
+                let channel = via
+                    .handle
+                    .channel_open_direct_tcpip(address, u32::from(port), "127.0.0.1", 0)
+                    .await
+                    .map_err(|e| {
+                        ConnectError::Ssh(format!(
+                            "cannot open a channel to {address}:{port} through it: {e}"
+                        ))
+                    })?;
+                russh::client::connect_stream(config, channel.into_stream(), checker).await
+            }
+        };
+        let mut handle = match connected {
+            Ok(handle) => handle,
+            Err(err) => {
+                let verdict = verdict.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                return Err(match verdict {
+                    KeyVerdict::Changed(line) => ConnectError::KeyChanged { line },
+                    KeyVerdict::Unknown => ConnectError::UnknownHost,
+                    KeyVerdict::NotAccepted => ConnectError::KeyNotAccepted,
+                    _ => ConnectError::Ssh(err.to_string()),
+                });
+            }
+        };
+        authenticate(&mut handle, user, auth).await?;
+        Ok(Connection {
+            handle,
+            proxy: std::sync::Mutex::new(proxy),
+        })
+    }
+
+    /// Whether the connection is gone (the server closed it, keepalive
+    /// gave up, or the proxy command died).
+    pub fn is_closed(&self) -> bool {
+        let proxy_died = self
+            .proxy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+            .is_some_and(|child| !matches!(child.try_wait(), Ok(None)));
+        proxy_died || self.handle.is_closed()
+    }
+
+    /// Runs `command` in an exec channel; collects stdout, stderr and the
+    /// exit status.
+    pub async fn execute(&self, command: &str) -> Result<Executed, russh::Error> {
+        let mut channel = self.handle.channel_open_session().await?;
+        channel.exec(true, command).await?;
+        let (mut stdout, mut stderr, mut status) = (Vec::new(), Vec::new(), None);
+        while let Some(message) = channel.wait().await {
+            match message {
+                ChannelMsg::Data { data } => stdout.extend_from_slice(&data),
+                ChannelMsg::ExtendedData { data, ext: 1 } => stderr.extend_from_slice(&data),
+                // Data may still follow the exit status: read to the end.
+                ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+                _ => {}
+            }
+        }
+        Ok(Executed {
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            status,
+        })
+    }
+}
+
+/// The proxy command's own words when the SSH handshake over it failed:
+/// its exit status and the end of its stderr, if it exited.
+async fn proxy_failure(child: &mut tokio::process::Child, err: &russh::Error) -> String {
+    use tokio::io::AsyncReadExt;
+    let exited = tokio::time::timeout(Duration::from_millis(500), child.wait()).await;
+    let mut said = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = tokio::time::timeout(Duration::from_millis(200), stderr.read_to_string(&mut said))
+            .await;
+    }
+    let said = said.trim();
+    let tail: String = said
+        .lines()
+        .rev()
+        .take(3)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join(" / ");
+    match exited {
+        Ok(Ok(status)) => format!(
+            "the proxy command exited ({status}){}",
+            if tail.is_empty() {
+                String::new()
+            } else {
+                format!(": {tail}")
+            }
+        ),
+        _ => format!("the SSH handshake over the proxy command failed: {err}"),
+    }
+}
+
+async fn authenticate(
+    handle: &mut Handle<Checker>,
+    user: &str,
+    auth: &Auth,
+) -> Result<(), ConnectError> {
+    let failed = |what: String| ConnectError::Auth {
+        user: user.to_owned(),
+        what,
+    };
+    let hash = handle
+        .best_supported_rsa_hash()
+        .await
+        .map_err(|e| ConnectError::Ssh(e.to_string()))?
+        .flatten();
+    match auth {
+        Auth::KeyFile(path) => {
+            let key = russh::keys::load_secret_key(path, None)
+                .map_err(|e| failed(format!("cannot load {}: {e}", path.display())))?;
+            let result = handle
+                .authenticate_publickey(
+                    user,
+                    russh::keys::PrivateKeyWithHashAlg::new(Arc::new(key), hash),
+                )
+                .await
+                .map_err(|e| ConnectError::Ssh(e.to_string()))?;
+            if result.success() {
+                Ok(())
+            } else {
+                Err(failed(format!(
+                    "the server refused the key {}",
+                    path.display()
+                )))
+            }
+        }
+        Auth::Agent => {
+            let mut agent = russh::keys::agent::client::AgentClient::connect_env()
+                .await
+                .map_err(|e| failed(format!("no SSH agent ({e}); set ssh.key")))?;
+            let identities = agent
+                .request_identities()
+                .await
+                .map_err(|e| failed(format!("the SSH agent gave no keys: {e}")))?;
+            for identity in identities {
+                let result = handle
+                    .authenticate_publickey_with(
+                        user,
+                        identity.public_key().into_owned(),
+                        hash,
+                        &mut agent,
+                    )
+                    .await;
+                if result.is_ok_and(|r| r.success()) {
+                    return Ok(());
+                }
+            }
+            Err(failed(
+                "the server refused every key of the SSH agent".into(),
+            ))
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The head node's connection from the user's OpenSSH client config
+//! (`ssh.config`, e.g. `~/.ssh/config` as HyperPod's `easy-ssh.sh` writes
+//! it): the `Host` entry named by `ssh.config_host` (default: the head
+//! node's name) gives `HostName`, `Port`, `User`, `IdentityFile`,
+//! `ProxyCommand` and `ProxyJump`, for whatever the profile leaves unset.
+//! Parsing (Host patterns, first value wins) is russh-config's, the parser
+//! of the russh family.
+
+use crate::profile::{Host, Profile};
+
+use super::ssh::expand_home;
+
+/// Fills the profile's unset head-node and SSH settings from its
+/// `ssh.config` file. Errors name the file and what is wrong with it.
+pub fn apply(profile: &mut Profile) -> Result<(), String> {
+    let Some(file) = profile.ssh.config.clone() else {
+        return Ok(());
+    };
+    let path = expand_home(&file);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let alias = profile
+        .ssh
+        .config_host
+        .clone()
+        .unwrap_or_else(|| profile.head_node.name.clone());
+    let entry = russh_config::parse(&text, &alias)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .host_config;
+    let nothing = entry.hostname.is_none()
+        && entry.port.is_none()
+        && entry.user.is_none()
+        && entry.identity_file.is_none()
+        && entry.proxy_command.is_none()
+        && entry.proxy_jump.is_none();
+    if nothing {
+        return Err(format!(
+            "{} has no `Host {alias}` entry with HostName, User, Port, IdentityFile, ProxyCommand or ProxyJump",
+            path.display()
+        ));
+    }
+    let head = &mut profile.head_node;
+    if head.address.is_none() {
+        head.address = entry.hostname.clone();
+    }
+    if head.port == 22
+        && let Some(port) = entry.port
+    {
+        head.port = port;
+    }
+    let ssh = &mut profile.ssh;
+    if ssh.user.is_none() {
+        ssh.user = entry.user.clone();
+    }
+    if ssh.key.is_none() {
+        ssh.key = entry
+            .identity_file
+            .as_ref()
+            .and_then(|files| files.first())
+            .map(|f| f.display().to_string());
+    }
+    if ssh.proxy_command.is_none() && ssh.jump_host.is_none() {
+        ssh.proxy_command = entry.proxy_command.clone();
+    }
+    if ssh.jump_host.is_none()
+        && ssh.proxy_command.is_none()
+        && let Some(jump) = &entry.proxy_jump
+    {
+        ssh.jump_host = Some(jump_host(&text, jump)?);
+    }
+    Ok(())
+}
+
+/// `ProxyJump [user@]host[:port][,...]`: the first hop, its own `Host`
+/// entry consulted for its address and port.
+fn jump_host(text: &str, spec: &str) -> Result<Host, String> {
+    let first = spec.split(',').next().unwrap_or(spec).trim();
+    let without_user = first.rsplit('@').next().unwrap_or(first);
+    let (name, port) = match without_user.rsplit_once(':') {
+        Some((name, port)) => (
+            name,
+            Some(
+                port.parse::<u16>()
+                    .map_err(|_| format!("ProxyJump `{spec}`: `{port}` is not a port"))?,
+            ),
+        ),
+        None => (without_user, None),
+    };
+    let entry = russh_config::parse(text, name)
+        .map(|c| c.host_config)
+        .unwrap_or_default();
+    Ok(Host {
+        name: name.to_owned(),
+        address: entry.hostname,
+        port: port.or(entry.port).unwrap_or(22),
+        local: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(config: &std::path::Path, host: Option<&str>) -> Profile {
+        let yaml = format!(
+            "name: c\nhead_node: {{ name: ip-10-1-0-10 }}\nssh:\n  known_hosts: /dev/null\n  config: {}\n{}",
+            config.display(),
+            host.map(|h| format!("  config_host: {h}\n"))
+                .unwrap_or_default()
+        );
+        serde_saphyr::from_str(&yaml).unwrap()
+    }
+
+    /// What HyperPod's easy-ssh.sh writes: an alias for the cluster whose
+    /// ProxyCommand is SSM's, the instance id as HostName.
+    #[test]
+    fn an_easy_ssh_entry_gives_the_head_node_its_proxy_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        std::fs::write(
+            &config,
+            "Host other\n  User nobody\n\n\
+             Host ml-cluster\n  User ubuntu\n  HostName sagemaker-cluster:abc123_controller-machine-i-0123456789abcdef0\n  \
+             IdentityFile ~/.ssh/id_rsa\n  \
+             ProxyCommand aws ssm start-session --target %h --document-name AWS-StartSSHSession --parameters portNumber=%p\n",
+        )
+        .unwrap();
+        let mut p = profile(&config, Some("ml-cluster"));
+        apply(&mut p).unwrap();
+        assert_eq!(p.ssh.user.as_deref(), Some("ubuntu"));
+        assert_eq!(
+            p.head_node.address.as_deref(),
+            Some("sagemaker-cluster:abc123_controller-machine-i-0123456789abcdef0")
+        );
+        assert_eq!(p.head_node.port, 22);
+        assert_eq!(
+            p.ssh.proxy_command.as_deref(),
+            Some(
+                "aws ssm start-session --target %h --document-name AWS-StartSSHSession --parameters portNumber=%p"
+            )
+        );
+        assert!(p.ssh.key.as_deref().unwrap().ends_with(".ssh/id_rsa"));
+    }
+
+    #[test]
+    fn a_proxy_jump_becomes_the_jump_host_and_the_profile_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        std::fs::write(
+            &config,
+            "Host bastion\n  HostName 192.0.2.7\n  Port 2222\n\n\
+             Host ip-10-1-0-10\n  HostName 10.1.0.10\n  User ec2-user\n  ProxyJump admin@bastion\n",
+        )
+        .unwrap();
+        let mut p = profile(&config, None);
+        p.ssh.user = Some("root".into());
+        apply(&mut p).unwrap();
+        assert_eq!(p.ssh.user.as_deref(), Some("root"), "the profile wins");
+        assert_eq!(p.head_node.address.as_deref(), Some("10.1.0.10"));
+        let jump = p.ssh.jump_host.unwrap();
+        assert_eq!(
+            (jump.name.as_str(), jump.address.as_deref(), jump.port),
+            ("bastion", Some("192.0.2.7"), 2222)
+        );
+    }
+
+    #[test]
+    fn a_missing_file_or_entry_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        let err = apply(&mut profile(&missing, None)).unwrap_err();
+        assert!(
+            err.starts_with(&format!("cannot read {}", missing.display())),
+            "{err}"
+        );
+        let config = dir.path().join("config");
+        std::fs::write(&config, "Host elsewhere\n  User x\n").unwrap();
+        let err = apply(&mut profile(&config, Some("ml-cluster"))).unwrap_err();
+        assert!(err.contains("has no `Host ml-cluster` entry"), "{err}");
+    }
+}

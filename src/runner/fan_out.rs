@@ -1,0 +1,106 @@
+//! Steps on many targets at once: a plan's steps grouped by the node they
+//! run on (in their order within a node; steps on the head node or the API
+//! form one group of their own), the groups run concurrently, at most
+//! [`FAN_OUT`] in flight, so the last target's fault starts as soon after
+//! the first's as the connections allow. Each step's start and duration is
+//! journaled (`step_ran`).
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt};
+
+use crate::faults::Step;
+use crate::journal::Entry;
+
+use super::{Runner, WorkloadJob};
+
+/// Groups (nodes) worked on at once. SSH channels per host stay bounded by
+/// the pool (`max_channels_per_host`); this bounds connections opened at
+/// once (sshd's `MaxStartups` is 10:30:100 by default, SSM's session rate
+/// about 3 a second, which the head's one connection avoids).
+pub const FAN_OUT: usize = 64;
+
+/// One step carried out.
+#[derive(Debug, Clone)]
+pub struct StepResult {
+    /// Its index in the steps given.
+    pub index: usize,
+    pub started: DateTime<Utc>,
+    pub took_ms: u64,
+    pub result: Result<String, String>,
+}
+
+impl Runner {
+    /// Runs `steps` grouped by node, the groups concurrently; results in
+    /// the steps' order. A stop asked for skips the steps not yet started
+    /// (they fail with "stopped before"); a failed step skips the rest of
+    /// its node's group, not other nodes'.
+    pub(super) async fn execute_fanned(
+        &self,
+        steps: &[Step],
+        workload: Option<&WorkloadJob>,
+    ) -> Vec<StepResult> {
+        let mut groups: Vec<(Option<String>, Vec<usize>)> = Vec::new();
+        for (index, step) in steps.iter().enumerate() {
+            let node = step.node();
+            match groups.iter_mut().find(|(n, _)| *n == node) {
+                Some((_, members)) => members.push(index),
+                None => groups.push((node, vec![index])),
+            }
+        }
+        let mut results: Vec<StepResult> = stream::iter(groups)
+            .map(|(_, members)| async move {
+                let mut out = Vec::new();
+                let mut failed = false;
+                for index in members {
+                    let step = &steps[index];
+                    let started = self.clock.now();
+                    let clock = Instant::now();
+                    let result = if self.stopping() {
+                        Err(format!("stopped before: {}", step.describe()))
+                    } else if failed {
+                        Err(format!("skipped after a failed step: {}", step.describe()))
+                    } else {
+                        self.execute(step, workload).await
+                    };
+                    failed |= result.is_err();
+                    out.push(StepResult {
+                        index,
+                        started,
+                        took_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
+                        result,
+                    });
+                }
+                out
+            })
+            .buffer_unordered(FAN_OUT)
+            .flat_map(stream::iter)
+            .collect()
+            .await;
+        results.sort_by_key(|r| r.index);
+        results
+    }
+
+    /// Journals when each step ran, how long it took and how it ended.
+    pub(super) fn journal_steps(&mut self, scenario: &str, steps: &[Step], results: &[StepResult]) {
+        for r in results {
+            let step = &steps[r.index];
+            let (ok, detail) = match &r.result {
+                Ok(note) => (true, note.clone()),
+                Err(err) => (false, err.clone()),
+            };
+            self.log(
+                Some(scenario),
+                Entry::StepRan {
+                    node: step.node(),
+                    step: step.describe(),
+                    started_at: r.started,
+                    took_ms: r.took_ms,
+                    ok,
+                    detail,
+                },
+            );
+        }
+    }
+}
