@@ -903,12 +903,24 @@ impl Runner {
                 }
             }
         }
-        for node in &on_nodes {
-            self.cluster
-                .ssh
-                .run(&self.cluster.node(node), &["true"])
-                .await
-                .map_err(|e| format!("cannot reach target {node}: {e}"))?;
+        // All at once (the connections stay open for the injection).
+        {
+            use futures::stream::{self, StreamExt};
+            let reached: Vec<Result<(), String>> = stream::iter(&on_nodes)
+                .map(|node| async move {
+                    self.cluster
+                        .ssh
+                        .run(&self.cluster.node(node), &["true"])
+                        .await
+                        .map(drop)
+                        .map_err(|e| format!("cannot reach target {node}: {e}"))
+                })
+                .buffer_unordered(fan_out::FAN_OUT)
+                .collect()
+                .await;
+            if let Some(Err(first)) = reached.into_iter().find(Result::is_err) {
+                return Err(first);
+            }
         }
         let needs_api = scenario.fault.needs_sagemaker()
             || matches!(
