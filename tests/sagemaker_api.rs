@@ -143,3 +143,62 @@ async fn an_instance_without_a_name_or_address_is_unmapped_never_named_empty() {
     assert_eq!(unmapped[0].instance_id, "i-0a1b2c3d4e5f69916");
     assert!(unmapped[0].why.contains("PrivatePrimaryIp"), "{unmapped:?}");
 }
+
+/// The watch asks about its targets only: DescribeClusterNode per target;
+/// a replaced target's old instance is gone (ResourceNotFound), and its
+/// successor is found on one page of the newest instances (asked newest
+/// first), not by listing the cluster. Requests are counted.
+#[tokio::test]
+async fn targets_are_asked_about_directly_and_a_successor_found_on_one_page() {
+    static CALLS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let endpoint = serve(|target, body| {
+        CALLS.lock().unwrap().push(format!("{target} {body}"));
+        match target {
+            "SageMaker.DescribeClusterNode" if body.contains("i-0aaaaaaaaaaaaaaa1") => (
+                200,
+                r#"{"NodeDetails":{"InstanceId":"i-0aaaaaaaaaaaaaaa1","InstanceGroupName":"workers","InstanceStatus":{"Status":"Running"},"LaunchTime":1795966346.5}}"#.to_owned(),
+            ),
+            "SageMaker.DescribeClusterNode" => (
+                400,
+                r#"{"__type":"ResourceNotFound","Message":"Node i-0bbbbbbbbbbbbbbb2 not found."}"#.to_owned(),
+            ),
+            "SageMaker.ListClusterNodes"
+                if body.contains(r#""SortBy":"CREATION_TIME""#)
+                    && body.contains(r#""SortOrder":"Descending""#) =>
+            (
+                200,
+                r#"{"ClusterNodeSummaries":[{"InstanceGroupName":"workers","InstanceId":"i-0ccccccccccccccc3","InstanceType":"ml.p5.48xlarge","LaunchTime":1795966400.25,"InstanceStatus":{"Status":"Pending"},"PrivateDnsHostname":"ip-10-1-0-12.ec2.internal"}]}"#.to_owned(),
+            ),
+            _ => (400, r#"{"__type":"ValidationException","Message":"unexpected"}"#.to_owned()),
+        }
+    })
+    .await;
+    let (api, _credentials) = api(endpoint).await;
+    let asked = [
+        ("ip-10-1-0-11".to_owned(), "i-0aaaaaaaaaaaaaaa1".to_owned()),
+        ("ip-10-1-0-12".to_owned(), "i-0bbbbbbbbbbbbbbb2".to_owned()),
+    ];
+    let nodes = api.targets(&asked).await.unwrap();
+    let seen: Vec<(&str, &str, &str)> = nodes
+        .iter()
+        .map(|n| (n.node.as_str(), n.instance_id.as_str(), n.status.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("ip-10-1-0-11", "i-0aaaaaaaaaaaaaaa1", "Running"),
+            ("ip-10-1-0-12", "i-0ccccccccccccccc3", "Pending"),
+        ]
+    );
+    let calls = CALLS.lock().unwrap().clone();
+    let operations: Vec<&str> = calls.iter().map(|c| c.split(' ').next().unwrap()).collect();
+    assert_eq!(
+        operations,
+        [
+            "SageMaker.DescribeClusterNode",
+            "SageMaker.DescribeClusterNode",
+            "SageMaker.ListClusterNodes"
+        ],
+        "{calls:?}"
+    );
+}

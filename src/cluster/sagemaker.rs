@@ -169,9 +169,117 @@ impl SageMakerApi {
             .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(|e| self.error("ListClusterNodes", e))?;
+        let summaries: Vec<_> = pages
+            .iter()
+            .flat_map(|page| page.cluster_node_summaries())
+            .collect();
+        Ok(self.map_summaries(&summaries).await)
+    }
+
+    /// Each watched target's instance, asked about directly, not by
+    /// listing the cluster: `DescribeClusterNode` per `(node, instance
+    /// id)`. An instance the API no longer knows (replaced) or one going
+    /// away is looked for among the newest instances (one `ListClusterNodes`
+    /// page, newest first), where its successor appears. Calls per poll:
+    /// one per target, plus one when an instance is gone; on a 4,096-node
+    /// cluster, listing would be 41 pages. A target found on no instance is
+    /// left out (the caller journals it as not listed).
+    pub async fn targets(&self, asked: &[(String, String)]) -> Result<Vec<ApiNode>, ApiError> {
+        let mut found = Vec::new();
+        let mut gone: Vec<(&String, &String, Option<ApiNode>)> = Vec::new();
+        for (node, id) in asked {
+            match self.describe(id).await? {
+                Some(n) if !matches!(n.status.as_str(), "ShuttingDown" | "NotFound") => {
+                    found.push(ApiNode {
+                        node: node.clone(),
+                        ..n
+                    });
+                }
+                other => gone.push((node, id, other)),
+            }
+        }
+        if gone.is_empty() {
+            return Ok(found);
+        }
+        let page = self
+            .client
+            .list_cluster_nodes()
+            .cluster_name(&self.cluster)
+            .sort_by(aws_sdk_sagemaker::types::ClusterSortBy::CreationTime)
+            .sort_order(aws_sdk_sagemaker::types::SortOrder::Descending)
+            .max_results(100)
+            .send()
+            .await
+            .map_err(|e| self.error("ListClusterNodes", e))?;
+        let (newest, _) = self
+            .map_summaries(&page.cluster_node_summaries().iter().collect::<Vec<_>>())
+            .await;
+        for (node, id, old) in gone {
+            let successor = newest
+                .iter()
+                .find(|n| &n.node == node && &n.instance_id != id)
+                .cloned();
+            match (successor, old) {
+                (Some(n), _) => found.push(n),
+                (None, Some(old)) => found.push(ApiNode {
+                    node: node.clone(),
+                    ..old
+                }),
+                (None, None) => {}
+            }
+        }
+        Ok(found)
+    }
+
+    /// One instance by id; `None` when the API does not know it.
+    async fn describe(&self, instance_id: &str) -> Result<Option<ApiNode>, ApiError> {
+        let out = match self
+            .client
+            .describe_cluster_node()
+            .cluster_name(&self.cluster)
+            .node_id(instance_id)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found()) =>
+            {
+                return Ok(None);
+            }
+            Err(err) => return Err(self.error("DescribeClusterNode", err)),
+        };
+        let Some(details) = out.node_details() else {
+            return Ok(None);
+        };
+        Ok(Some(ApiNode {
+            node: String::new(),
+            instance_id: details.instance_id().unwrap_or(instance_id).to_owned(),
+            group: details.instance_group_name().unwrap_or_default().to_owned(),
+            status: details
+                .instance_status()
+                .and_then(|s| s.status())
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            launch_time: details.launch_time().and_then(chrono_of),
+            status_message: details
+                .instance_status()
+                .and_then(|s| s.message())
+                .map(str::to_owned),
+        }))
+    }
+
+    /// Listing entries mapped to Slurm node names (and those that could
+    /// not be).
+    async fn map_summaries(
+        &self,
+        summaries: &[&aws_sdk_sagemaker::types::ClusterNodeSummary],
+    ) -> (Vec<ApiNode>, Vec<Unmapped>) {
         let mut nodes = Vec::new();
         let mut unmapped = Vec::new();
-        for summary in pages.iter().flat_map(|page| page.cluster_node_summaries()) {
+        for summary in summaries {
             let instance_id = summary.instance_id().unwrap_or_default().to_owned();
             let group = summary.instance_group_name().unwrap_or_default().to_owned();
             let status = summary
@@ -207,7 +315,7 @@ impl SageMakerApi {
                 }),
             }
         }
-        Ok((nodes, unmapped))
+        (nodes, unmapped)
     }
 
     /// The Slurm node name of an instance whose listing has no host name:

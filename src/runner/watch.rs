@@ -118,6 +118,8 @@ impl Runner {
             failing_since: BTreeMap::new(),
             controller_log,
             unplaced_said: false,
+            unhealthy: 0,
+            api_ids: baseline.instance_ids.clone(),
         };
         let mut journaled = 0usize;
         let mut follow_up_done = plan.follow_up.is_none();
@@ -143,7 +145,21 @@ impl Runner {
         });
         let give_up =
             injected_at + chrono::TimeDelta::from_std(bound).unwrap_or(chrono::TimeDelta::MAX);
-        let poll = self.cluster.profile.poll.slurm.as_std();
+        // Each source at its own interval: Slurm (and the controller log,
+        // and slurmd's boot times) every `poll.slurm`, the API every
+        // `poll.sagemaker`, the job's output every `poll.job_output`; the
+        // loop wakes at the shortest.
+        let intervals = &self.cluster.profile.poll;
+        let (api_every, job_every) = (intervals.sagemaker.as_std(), intervals.job_output.as_std());
+        let poll = intervals
+            .slurm
+            .as_std()
+            .min(api_every)
+            .min(job_every)
+            .max(StdDuration::from_millis(50));
+        let (mut next_api, mut next_job) = (std::time::Instant::now(), std::time::Instant::now());
+        let mut next_slurm = std::time::Instant::now();
+        let slurm_every = intervals.slurm.as_std();
         loop {
             if self.stopping() {
                 return Ending::new(
@@ -183,24 +199,36 @@ impl Runner {
                 }
                 follow_up_done = true;
             }
-            self.poll_controller_log(name, baseline, &mut seen).await;
-            let events_before = seen.events.len();
-            let unhealthy = self.poll_slurm(name, baseline, &mut seen).await;
-            // A target changed in Slurm: the controller wrote its line
-            // already; read it now, so the millisecond time is judged in
-            // the same poll as sinfo's whole second.
-            if seen.events.len() > events_before {
+            let tick = std::time::Instant::now();
+            let slurm_due = tick >= next_slurm;
+            if slurm_due {
+                next_slurm = tick + slurm_every;
                 self.poll_controller_log(name, baseline, &mut seen).await;
+                let events_before = seen.events.len();
+                seen.unhealthy = self.poll_slurm(name, baseline, &mut seen).await;
+                // A target changed in Slurm: the controller wrote its line
+                // already; read it now, so the millisecond time is judged
+                // in the same poll as sinfo's whole second.
+                if seen.events.len() > events_before {
+                    self.poll_controller_log(name, baseline, &mut seen).await;
+                }
             }
-            self.poll_api(name, baseline, &mut seen).await;
+            if tick >= next_api {
+                next_api = tick + api_every;
+                self.poll_api(name, baseline, &mut seen).await;
+            }
             // After the API: when both show the reboot in one poll, the
             // LaunchTime's milliseconds close it, not slurmd's whole second.
-            if expectation.phases.contains(&Phase::Reboot) {
+            if slurm_due && expectation.phases.contains(&Phase::Reboot) {
                 self.poll_boots(name, baseline, &mut seen).await;
             }
-            if let Some(job) = workload.as_deref_mut() {
+            if tick >= next_job
+                && let Some(job) = workload.as_deref_mut()
+            {
+                next_job = tick + job_every;
                 self.poll_workload(name, job, &mut seen).await;
             }
+            let unhealthy = seen.unhealthy;
             // Judge, and journal phase boundaries as they are decided.
             let now = self.clock.now();
             let judgement = phases::judge(
@@ -357,6 +385,11 @@ struct Seen {
     controller_log: Option<u64>,
     /// Lines without a placeable time were journaled once already.
     unplaced_said: bool,
+    /// Unhealthy nodes at the last Slurm poll.
+    unhealthy: usize,
+    /// The instance each target is on, as last seen (a replacement moves
+    /// it): what the API is asked about.
+    api_ids: BTreeMap<String, String>,
 }
 
 impl Runner {
@@ -533,13 +566,28 @@ impl Runner {
     /// The targets in `ListClusterNodes`; accepts a replaced target's new
     /// host key once the API shows it running.
     async fn poll_api(&mut self, name: &str, baseline: &Baseline, seen: &mut Seen) {
+        // The targets only: DescribeClusterNode per target, one listing
+        // page when an instance is gone (sagemaker.rs, `targets`).
         let listed = match self.cluster.api.clone() {
-            Some(api) => Some(api.nodes().await.map_err(|e| e.to_string())),
+            Some(api) => {
+                let asked: Vec<(String, String)> = baseline
+                    .targets
+                    .iter()
+                    .filter_map(|t| seen.api_ids.get(t).map(|id| (t.clone(), id.clone())))
+                    .collect();
+                Some(api.targets(&asked).await.map_err(|e| e.to_string()))
+            }
             None => None,
         };
         if let Some(result) = &listed {
             let error = result.as_ref().err();
             self.note_source_health(name, &mut seen.failing_since, Source::Sagemaker, error);
+        }
+        if let Some(Ok(nodes)) = &listed {
+            for node in nodes {
+                seen.api_ids
+                    .insert(node.node.clone(), node.instance_id.clone());
+            }
         }
         if let Some(Ok(nodes)) = listed {
             // A target can vanish from the listing (between launch
