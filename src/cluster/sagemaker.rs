@@ -100,6 +100,9 @@ pub struct SageMakerApi {
     /// Instance id → Slurm node name, for instances whose listing lacks a
     /// host name (an instance keeps its address for its life).
     names: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+    /// Requests sent (each page of a listing counts), for the API budget
+    /// a run spends.
+    calls: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A timestamp from the SDK, `None` for the epoch: the SDK fills a member
@@ -136,7 +139,20 @@ impl SageMakerApi {
             client: Client::new(&config),
             cluster: settings.cluster_name.clone(),
             names: Default::default(),
+            calls: Default::default(),
         }
+    }
+
+    /// The client, counting the request about to be sent.
+    fn call(&self) -> &Client {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        &self.client
+    }
+
+    /// Requests sent so far (listing pages counted one by one).
+    pub fn calls(&self) -> u64 {
+        self.calls.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn error(&self, operation: &'static str, err: impl std::error::Error) -> ApiError {
@@ -160,7 +176,7 @@ impl SageMakerApi {
     /// name, and those that could not be (see [`ApiNode::node`]).
     pub async fn listing(&self) -> Result<(Vec<ApiNode>, Vec<Unmapped>), ApiError> {
         let pages: Vec<_> = self
-            .client
+            .call()
             .list_cluster_nodes()
             .cluster_name(&self.cluster)
             .max_results(100)
@@ -169,6 +185,11 @@ impl SageMakerApi {
             .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(|e| self.error("ListClusterNodes", e))?;
+        // The paginator sent one request per page.
+        self.calls.fetch_add(
+            pages.len().saturating_sub(1) as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let summaries: Vec<_> = pages
             .iter()
             .flat_map(|page| page.cluster_node_summaries())
@@ -202,7 +223,7 @@ impl SageMakerApi {
             return Ok(found);
         }
         let page = self
-            .client
+            .call()
             .list_cluster_nodes()
             .cluster_name(&self.cluster)
             .sort_by(aws_sdk_sagemaker::types::ClusterSortBy::CreationTime)
@@ -234,7 +255,7 @@ impl SageMakerApi {
     /// One instance by id; `None` when the API does not know it.
     async fn describe(&self, instance_id: &str) -> Result<Option<ApiNode>, ApiError> {
         let out = match self
-            .client
+            .call()
             .describe_cluster_node()
             .cluster_name(&self.cluster)
             .node_id(instance_id)
@@ -333,7 +354,7 @@ impl SageMakerApi {
             return Ok(name.clone());
         }
         let out = self
-            .client
+            .call()
             .describe_cluster_node()
             .cluster_name(&self.cluster)
             .node_id(instance_id)
@@ -359,7 +380,7 @@ impl SageMakerApi {
     /// `Automatic` or `None`.
     pub async fn node_recovery(&self) -> Result<String, ApiError> {
         let cluster = self
-            .client
+            .call()
             .describe_cluster()
             .cluster_name(&self.cluster)
             .send()
@@ -373,7 +394,7 @@ impl SageMakerApi {
 
     pub async fn reboot(&self, instance_ids: &[String]) -> Result<BatchOutcome, ApiError> {
         let out = self
-            .client
+            .call()
             .batch_reboot_cluster_nodes()
             .cluster_name(&self.cluster)
             .set_node_ids(Some(instance_ids.to_vec()))
@@ -393,7 +414,7 @@ impl SageMakerApi {
 
     pub async fn replace(&self, instance_ids: &[String]) -> Result<BatchOutcome, ApiError> {
         let out = self
-            .client
+            .call()
             .batch_replace_cluster_nodes()
             .cluster_name(&self.cluster)
             .set_node_ids(Some(instance_ids.to_vec()))

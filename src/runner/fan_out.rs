@@ -21,6 +21,17 @@ use super::{Runner, WorkloadJob};
 /// about 3 a second, which the head's one connection avoids).
 pub const FAN_OUT: usize = 64;
 
+/// How a group treats a stop and a failed step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Changing the cluster: nothing starts once a stop is asked, and a
+    /// failed step skips the rest of its node's group.
+    Change,
+    /// Undoing (rollback, recover): every step is tried, whatever came
+    /// before it and whether a stop was asked.
+    Undo,
+}
+
 /// One step carried out.
 #[derive(Debug, Clone)]
 pub struct StepResult {
@@ -31,19 +42,30 @@ pub struct StepResult {
     pub result: Result<String, String>,
 }
 
+/// The node a step is about, which orders it among that node's steps: the
+/// node it runs on, or the node a head-node step changes (resuming it).
+pub(super) fn concerns(step: &Step) -> Option<String> {
+    step.node().or_else(|| match step {
+        Step::ResumeIfUntouched { node, .. } => Some(node.clone()),
+        _ => None,
+    })
+}
+
 impl Runner {
     /// Runs `steps` grouped by node, the groups concurrently; results in
-    /// the steps' order. A stop asked for skips the steps not yet started
-    /// (they fail with "stopped before"); a failed step skips the rest of
-    /// its node's group, not other nodes'.
+    /// the steps' order. In [`Mode::Change`], a stop asked for skips the
+    /// steps not yet started (they fail with "stopped before") and a failed
+    /// step skips the rest of its node's group, not other nodes'; in
+    /// [`Mode::Undo`] every step is tried.
     pub(super) async fn execute_fanned(
         &self,
         steps: &[Step],
         workload: Option<&WorkloadJob>,
+        mode: Mode,
     ) -> Vec<StepResult> {
         let mut groups: Vec<(Option<String>, Vec<usize>)> = Vec::new();
         for (index, step) in steps.iter().enumerate() {
-            let node = step.node();
+            let node = concerns(step);
             match groups.iter_mut().find(|(n, _)| *n == node) {
                 Some((_, members)) => members.push(index),
                 None => groups.push((node, vec![index])),
@@ -57,9 +79,9 @@ impl Runner {
                     let step = &steps[index];
                     let started = self.clock.now();
                     let clock = Instant::now();
-                    let result = if self.stopping() {
+                    let result = if mode == Mode::Change && self.stopping() {
                         Err(format!("stopped before: {}", step.describe()))
-                    } else if failed {
+                    } else if mode == Mode::Change && failed {
                         Err(format!("skipped after a failed step: {}", step.describe()))
                     } else {
                         self.execute(step, workload).await

@@ -25,7 +25,9 @@ use tokio::sync::watch as signal;
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::Cluster;
 use crate::faults::{self, Place, Step};
-use crate::journal::{Entry, FORMAT_VERSION, JournalWriter, RunOutcome, ScenarioOutcome, Stage};
+use crate::journal::{
+    Entry, FORMAT_VERSION, JournalWriter, RunOutcome, ScenarioOutcome, Source, Stage,
+};
 use crate::live::LiveView;
 use crate::scenario::Loaded;
 use crate::scenario::model::{Pool, Scenario, Where};
@@ -699,7 +701,9 @@ impl Runner {
         // Every target at once (fan_out.rs); each step's time journaled.
         let mut failures = Vec::new();
         let mut done = Vec::new();
-        let results = self.execute_fanned(&plan.inject, workload.as_ref()).await;
+        let results = self
+            .execute_fanned(&plan.inject, workload.as_ref(), fan_out::Mode::Change)
+            .await;
         self.journal_steps(name, &plan.inject, &results);
         for r in results {
             let step = &plan.inject[r.index];
@@ -711,7 +715,9 @@ impl Runner {
         }
         let mut verified = Vec::new();
         if failures.is_empty() {
-            let results = self.execute_fanned(&plan.verify, workload.as_ref()).await;
+            let results = self
+                .execute_fanned(&plan.verify, workload.as_ref(), fan_out::Mode::Change)
+                .await;
             self.journal_steps(name, &plan.verify, &results);
             for r in results {
                 let step = &plan.verify[r.index];
@@ -745,7 +751,32 @@ impl Runner {
                 plan: &plan,
                 controller_log,
             };
+            let calls_before = self.cluster.api.as_ref().map(|a| a.calls());
+            let watch_started = std::time::Instant::now();
             let ending = self.watch(scenario, watched, workload.as_mut()).await;
+            // The API budget the watch spent (AWS throttles per account).
+            if let (Some(api), Some(before)) = (self.cluster.api.as_ref(), calls_before) {
+                let calls = api.calls().saturating_sub(before);
+                let secs = watch_started.elapsed().as_secs_f64();
+                let per_minute = if secs > 0.0 {
+                    calls as f64 * 60.0 / secs
+                } else {
+                    0.0
+                };
+                self.log(
+                    Some(name),
+                    Entry::Observed {
+                        source: Source::Sagemaker,
+                        node: None,
+                        field: "calls".into(),
+                        from: None,
+                        to: format!(
+                            "{calls} request(s) in {secs:.1}s of watch ({per_minute:.1}/min)"
+                        ),
+                        source_time: None,
+                    },
+                );
+            }
             if let Some(live) = self.live.as_mut() {
                 live.clear();
             }
@@ -803,24 +834,33 @@ impl Runner {
             Step::StopDetached { .. } => per_step * 2 + StdDuration::from_secs(10),
             _ => per_step,
         };
-        for (index, step) in undo.iter().enumerate() {
-            let left: Vec<String> = undo[index..].iter().map(Step::describe).collect();
-            let most: StdDuration = undo[index..].iter().map(limit).sum();
-            *self.undoing.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!(
-                "{} step(s), up to {}s more: {}",
-                left.len(),
-                most.as_secs(),
-                left.join("; ")
-            ));
-            let result = self.execute(step, workload).await;
-            let (ok, detail) = match result {
+        // Every node's undo steps at once (fan_out.rs), each node's in
+        // order: the longest node's steps bound how long it may take.
+        let mut per_node: BTreeMap<Option<String>, StdDuration> = BTreeMap::new();
+        for step in undo {
+            *per_node.entry(fan_out::concerns(step)).or_default() += limit(step);
+        }
+        let most = per_node.values().max().copied().unwrap_or_default();
+        let left: Vec<String> = undo.iter().map(Step::describe).collect();
+        *self.undoing.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!(
+            "{} step(s) on {} node(s) at once, up to {}s more: {}",
+            left.len(),
+            per_node.len(),
+            most.as_secs(),
+            left.join("; ")
+        ));
+        let results = self
+            .execute_fanned(undo, workload, fan_out::Mode::Undo)
+            .await;
+        for r in results {
+            let (ok, detail) = match r.result {
                 Ok(note) => (true, note),
                 Err(err) => (false, err),
             };
             self.log(
                 Some(name),
                 Entry::Rollback {
-                    step: step.describe(),
+                    step: undo[r.index].describe(),
                     ok,
                     detail,
                     undoes: Some(intent),
