@@ -54,8 +54,8 @@ impl Runner {
 
     /// The targets' boot and slurmd start, for scenarios timing a reboot:
     /// an event when either moves.
-    async fn poll_boots(&mut self, name: &str, baseline: &Baseline, seen: &mut Seen) {
-        let Ok(boots) = self.cluster.slurm.node_boots(&baseline.targets).await else {
+    fn poll_boots(&mut self, name: &str, boots: Option<BootsRead>, seen: &mut Seen) {
+        let Some(Ok(boots)) = boots else {
             return;
         };
         for (node, boot) in boots {
@@ -201,11 +201,45 @@ impl Runner {
             }
             let tick = std::time::Instant::now();
             let slurm_due = tick >= next_slurm;
+            let api_due = tick >= next_api;
             if slurm_due {
                 next_slurm = tick + slurm_every;
+            }
+            if api_due {
+                next_api = tick + api_every;
+            }
+            // The sources due are read at once, so a slow one does not hold
+            // up the others; what they said is then journaled in order.
+            let boots_due = slurm_due && expectation.phases.contains(&Phase::Reboot);
+            let asked: Vec<(String, String)> = baseline
+                .targets
+                .iter()
+                .filter_map(|t| seen.api_ids.get(t).map(|id| (t.clone(), id.clone())))
+                .collect();
+            let (rows, listed, boots) = tokio::join!(
+                async {
+                    match slurm_due {
+                        true => Some(self.cluster.slurm.nodes().await.map_err(|e| e.to_string())),
+                        false => None,
+                    }
+                },
+                async {
+                    match api_due {
+                        true => self.read_api(&asked).await,
+                        false => None,
+                    }
+                },
+                async {
+                    match boots_due {
+                        true => Some(self.cluster.slurm.node_boots(&baseline.targets).await),
+                        false => None,
+                    }
+                },
+            );
+            if let Some(rows) = rows {
                 self.poll_controller_log(name, baseline, &mut seen).await;
                 let events_before = seen.events.len();
-                seen.unhealthy = self.poll_slurm(name, baseline, &mut seen).await;
+                seen.unhealthy = self.poll_slurm(name, baseline, &mut seen, rows);
                 // A target changed in Slurm: the controller wrote its line
                 // already; read it now, so the millisecond time is judged
                 // in the same poll as sinfo's whole second.
@@ -213,15 +247,12 @@ impl Runner {
                     self.poll_controller_log(name, baseline, &mut seen).await;
                 }
             }
-            if tick >= next_api {
-                next_api = tick + api_every;
-                self.poll_api(name, baseline, &mut seen).await;
+            if api_due {
+                self.poll_api(name, baseline, &mut seen, listed).await;
             }
             // After the API: when both show the reboot in one poll, the
             // LaunchTime's milliseconds close it, not slurmd's whole second.
-            if slurm_due && expectation.phases.contains(&Phase::Reboot) {
-                self.poll_boots(name, baseline, &mut seen).await;
-            }
+            self.poll_boots(name, boots, &mut seen);
             if tick >= next_job
                 && let Some(job) = workload.as_deref_mut()
             {
@@ -374,6 +405,11 @@ impl Runner {
     }
 }
 
+/// What `DescribeClusterNode`/`ListClusterNodes` said of the targets.
+type ApiRead = Result<Vec<crate::cluster::sagemaker::ApiNode>, String>;
+/// What `scontrol show node` said of the targets' boots.
+type BootsRead = Result<Vec<(String, crate::phases::BootWitness)>, crate::cluster::ssh::SshError>;
+
 /// What a watch has seen so far, across polls.
 struct Seen {
     events: Vec<Event>,
@@ -485,9 +521,14 @@ impl Runner {
     }
 
     /// The targets in `sinfo`; returns how many nodes are unhealthy.
-    async fn poll_slurm(&mut self, name: &str, baseline: &Baseline, seen: &mut Seen) -> usize {
+    fn poll_slurm(
+        &mut self,
+        name: &str,
+        baseline: &Baseline,
+        seen: &mut Seen,
+        rows: Result<Vec<crate::cluster::slurm::NodeRow>, String>,
+    ) -> usize {
         let mut unhealthy = 0;
-        let rows = self.cluster.slurm.nodes().await.map_err(|e| e.to_string());
         self.note_source_health(
             name,
             &mut seen.failing_since,
@@ -565,20 +606,21 @@ impl Runner {
 
     /// The targets in `ListClusterNodes`; accepts a replaced target's new
     /// host key once the API shows it running.
-    async fn poll_api(&mut self, name: &str, baseline: &Baseline, seen: &mut Seen) {
-        // The targets only: DescribeClusterNode per target, one listing
-        // page when an instance is gone (sagemaker.rs, `targets`).
-        let listed = match self.cluster.api.clone() {
-            Some(api) => {
-                let asked: Vec<(String, String)> = baseline
-                    .targets
-                    .iter()
-                    .filter_map(|t| seen.api_ids.get(t).map(|id| (t.clone(), id.clone())))
-                    .collect();
-                Some(api.targets(&asked).await.map_err(|e| e.to_string()))
-            }
-            None => None,
-        };
+    /// The targets only: DescribeClusterNode per target, one listing page
+    /// when an instance is gone (sagemaker.rs, `targets`); `None` without
+    /// the API.
+    async fn read_api(&self, asked: &[(String, String)]) -> Option<ApiRead> {
+        let api = self.cluster.api.as_ref()?;
+        Some(api.targets(asked).await.map_err(|e| e.to_string()))
+    }
+
+    async fn poll_api(
+        &mut self,
+        name: &str,
+        baseline: &Baseline,
+        seen: &mut Seen,
+        listed: Option<ApiRead>,
+    ) {
         if let Some(result) = &listed {
             let error = result.as_ref().err();
             self.note_source_health(name, &mut seen.failing_since, Source::Sagemaker, error);
