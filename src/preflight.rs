@@ -51,8 +51,10 @@ pub fn offline(path: &Path, text: &str, profile: &Profile) -> Vec<Diagnostic> {
             if let Some(jump) = &ssh.jump_host {
                 hosts.push((jump, &["ssh", "jump_host", "name"][..]));
             }
-            for (host, keys) in hosts {
-                if let Some(problem) = missing_host_key(host, &known_hosts) {
+            for (index, (host, keys)) in hosts.into_iter().enumerate() {
+                // The head (first) may be behind the proxy command.
+                let proxy = ssh.proxy_command.as_deref().filter(|_| index == 0);
+                if let Some(problem) = missing_host_key(host, &known_hosts, proxy) {
                     out.push(
                         Diagnostic::new(path, at(keys), problem.0).with_hint(problem.1),
                     );
@@ -90,7 +92,11 @@ fn readable(path: &Path) -> Result<(), String> {
 /// `(problem, fix)` when `known_hosts` has no key for `host` (by the
 /// address hpchaos connects to, as OpenSSH looks it up; hashed entries
 /// included). A host hpchaos runs on needs none.
-fn missing_host_key(host: &Host, known_hosts: &PathBuf) -> Option<(String, String)> {
+fn missing_host_key(
+    host: &Host,
+    known_hosts: &PathBuf,
+    proxy_command: Option<&str>,
+) -> Option<(String, String)> {
     if host.local {
         return None;
     }
@@ -111,12 +117,22 @@ fn missing_host_key(host: &Host, known_hosts: &PathBuf) -> Option<(String, Strin
                 endpoint.address,
                 endpoint.port
             ),
-            format!(
-                "add it after checking it out of band: `ssh-keyscan -p {} {} >> {}`",
-                endpoint.port,
-                endpoint.address,
-                known_hosts.display()
-            ),
+            match proxy_command {
+                // Behind SSM, ssh-keyscan cannot reach it: OpenSSH can.
+                Some(command) => format!(
+                    "add it after checking it: connect once with `ssh -o UserKnownHostsFile={} -o ProxyCommand='{command}' -p {} {}` and answer yes, or append `{} ssh-ed25519 KEY` with the key from the node's /etc/ssh/ssh_host_ed25519_key.pub",
+                    known_hosts.display(),
+                    endpoint.port,
+                    endpoint.address,
+                    endpoint.address
+                ),
+                None => format!(
+                    "add it after checking it out of band: `ssh-keyscan -p {} {} >> {}`",
+                    endpoint.port,
+                    endpoint.address,
+                    known_hosts.display()
+                ),
+            },
         )
     })
 }

@@ -75,7 +75,7 @@ pub struct Ssh {
     /// How to reach the head node when it has no SSH port of its own, with
     /// OpenSSH's `ProxyCommand` meaning: run through `sh -c`, its
     /// stdin/stdout is the connection; `%h` the head's address, `%p` its
-    /// port, `%r` the user, `%%` a `%`. For HyperPod through SSM Session
+    /// port, `%r` the user, `%n` its name, `%%` a `%`. For HyperPod through SSM Session
     /// Manager: `aws ssm start-session --target sagemaker-cluster:ID_GROUP-INSTANCE
     /// --document-name AWS-StartSSHSession --parameters portNumber=%p`.
     /// Other nodes are then reached through the head node (one connection

@@ -322,6 +322,14 @@ fn validate_checks_a_profiles_files_and_names_offline() {
             format!("name: c\nhead_node: {{ name: ip-10-9-0-10 }}\nssh:\n  known_hosts: tests/profiles/known_hosts\n  config: {}/no-ssh-config\n", dir.path().display()),
             "5:11: error: cannot read",
         ),
+        (
+            "name: c\nhead_node: { name: ip-10-9-0-10 }\nssh:\n  known_hosts: tests/profiles/known_hosts\n  proxy_command: 'socat - TCP:%x:%p'\n".to_owned(),
+            "5:18: error: ssh.proxy_command: unknown token `%x`",
+        ),
+        (
+            "name: c\nhead_node: { name: ip-10-9-0-10 }\nssh:\n  known_hosts: tests/profiles/known_hosts\n  proxy_command: ''\n".to_owned(),
+            "ssh.proxy_command is empty",
+        ),
     ];
     for (index, (text, expected)) in cases.iter().enumerate() {
         let profile = write(&format!("p{index}.yaml"), text);

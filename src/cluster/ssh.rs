@@ -95,14 +95,15 @@ pub enum SshError {
         address: String,
         known_hosts: String,
     },
-    #[error(
-        "{known_hosts} has no host key for {host} ({address} port {port}); add it after checking it out of band: `ssh-keyscan -p {port} {address} >> {known_hosts}`"
-    )]
+    #[error("{known_hosts} has no host key for {host} ({address} port {port}); {fix}")]
     UnknownHost {
         host: String,
         address: String,
         port: u16,
         known_hosts: String,
+        /// How to add it: `ssh-keyscan` where the host is reachable, the
+        /// proxy command's own way where it is not (SSM).
+        fix: String,
     },
     /// A file the profile names cannot be used (`setting` says which).
     #[error("cannot connect to {host}: {setting} {path}: {detail}")]
@@ -170,6 +171,27 @@ pub struct SshPool {
     head: Endpoint,
     proxy_command: Option<String>,
     slots: Mutex<HashMap<Endpoint, Arc<Slot>>>,
+}
+
+/// Whether OpenSSH would run this `ProxyCommand`: not empty, and no `%`
+/// token but `%h %p %r %n %%`. The problem in words.
+pub fn check_proxy_command(command: &str) -> Result<(), String> {
+    if command.trim().is_empty() {
+        return Err("ssh.proxy_command is empty".to_owned());
+    }
+    let mut chars = command.chars();
+    while let Some(c) = chars.next() {
+        if c == '%' {
+            match chars.next() {
+                Some('h' | 'p' | 'r' | 'n' | '%') => {}
+                Some(other) => {
+                    return Err(format!("ssh.proxy_command: unknown token `%{other}`"));
+                }
+                None => return Err("ssh.proxy_command ends with a lone `%`".to_owned()),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The user running hpchaos, OpenSSH's default remote user.
@@ -308,10 +330,18 @@ impl SshPool {
                 }
                 Ok(Ok(result)) => {
                     let Some(status) = result.status else {
+                        // No exit status: the connection went, or the
+                        // command was killed.
+                        let detail = if client.is_closed() {
+                            "the connection closed before the command exited"
+                        } else {
+                            "the command was killed before it exited"
+                        };
+                        *slot.client.lock().await = None;
                         return Err(SshError::Command {
                             host: endpoint.name.clone(),
                             command: line.to_owned(),
-                            detail: "the command was killed before it exited".to_owned(),
+                            detail: detail.to_owned(),
                         });
                     };
                     return Ok(Output {
@@ -434,6 +464,7 @@ impl SshPool {
                     address: endpoint.address.clone(),
                     port: endpoint.port,
                     known_hosts: known_hosts.display().to_string(),
+                    fix: self.add_key_fix(endpoint),
                 });
             }
         }
@@ -518,6 +549,30 @@ impl SshPool {
             })
     }
 
+    /// How to add `endpoint`'s host key to known_hosts, after checking it
+    /// out of band: `ssh-keyscan` where it is reachable directly, OpenSSH
+    /// itself through the hop or proxy command where it is not.
+    fn add_key_fix(&self, endpoint: &Endpoint) -> String {
+        let file = self.known_hosts.display();
+        let proxy = (*endpoint == self.head)
+            .then_some(self.proxy_command.as_deref())
+            .flatten();
+        match (proxy, self.hop_for(endpoint)) {
+            (Some(command), _) => format!(
+                "add it after checking it: connect once with `ssh -o UserKnownHostsFile={file} -o ProxyCommand='{command}' -p {} {}@{}` and answer yes, or append `{} ssh-ed25519 KEY` with the key from the node's /etc/ssh/ssh_host_ed25519_key.pub",
+                endpoint.port, self.user, endpoint.address, endpoint.address
+            ),
+            (None, Some(hop)) => format!(
+                "add it after checking it: `ssh {}@{} ssh-keyscan -p {} {} >> {file}` (through {})",
+                self.user, hop.address, endpoint.port, endpoint.address, hop.name
+            ),
+            (None, None) => format!(
+                "add it after checking it out of band: `ssh-keyscan -p {} {} >> {file}`",
+                endpoint.port, endpoint.address
+            ),
+        }
+    }
+
     /// A connection failure in words that name the hop (`how`: directly,
     /// through the proxy command, through the head node).
     fn connect_error(&self, endpoint: &Endpoint, err: ConnectError, how: &str) -> SshError {
@@ -534,6 +589,7 @@ impl SshPool {
                 host: endpoint.name.clone(),
                 address: endpoint.address.clone(),
                 port: endpoint.port,
+                fix: self.add_key_fix(endpoint),
                 known_hosts,
             },
             other => SshError::Connect {

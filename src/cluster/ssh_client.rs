@@ -129,6 +129,19 @@ pub struct Connection {
     proxy: std::sync::Mutex<Option<tokio::process::Child>>,
 }
 
+impl Drop for Connection {
+    /// The proxy command's whole process group ends with the connection.
+    fn drop(&mut self) {
+        let child = self.proxy.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pid) = child.as_ref().and_then(tokio::process::Child::id) {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", "--", &format!("-{pid}")])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
 impl Connection {
     /// Opens, checks the host key and authenticates. Errors say what
     /// failed at this hop (the caller names the hop).
@@ -163,6 +176,10 @@ impl Connection {
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
                     .kill_on_drop(true)
+                    // Its own process group: `sh -c "aws ssm ..."` (as
+                    // easy-ssh.sh writes it) leaves children; the group
+                    // goes with the connection.
+                    .process_group(0)
                     .spawn()
                     .map_err(ConnectError::ProxySpawn)?;
                 let (Some(stdout), Some(stdin)) = (child.stdout.take(), child.stdin.take()) else {
@@ -171,6 +188,11 @@ impl Connection {
                 let stream = tokio::io::join(stdout, stdin);
                 let result = russh::client::connect_stream(config, stream, checker).await;
                 if let Err(err) = &result {
+                    // A refused host key is the cause, whatever the proxy
+                    // did after the handshake stopped.
+                    if let Some(refused) = key_refusal(&verdict) {
+                        return Err(refused);
+                    }
                     return Err(ConnectError::Ssh(proxy_failure(&mut child, err).await));
                 }
                 proxy = Some(child);
@@ -192,13 +214,7 @@ impl Connection {
         let mut handle = match connected {
             Ok(handle) => handle,
             Err(err) => {
-                let verdict = verdict.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                return Err(match verdict {
-                    KeyVerdict::Changed(line) => ConnectError::KeyChanged { line },
-                    KeyVerdict::Unknown => ConnectError::UnknownHost,
-                    KeyVerdict::NotAccepted => ConnectError::KeyNotAccepted,
-                    _ => ConnectError::Ssh(err.to_string()),
-                });
+                return Err(key_refusal(&verdict).unwrap_or(ConnectError::Ssh(err.to_string())));
             }
         };
         authenticate(&mut handle, user, auth).await?;
@@ -240,6 +256,16 @@ impl Connection {
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
             status,
         })
+    }
+}
+
+/// The host-key check's refusal, if the handshake stopped there.
+fn key_refusal(verdict: &std::sync::Mutex<KeyVerdict>) -> Option<ConnectError> {
+    match *verdict.lock().unwrap_or_else(|p| p.into_inner()) {
+        KeyVerdict::Changed(line) => Some(ConnectError::KeyChanged { line }),
+        KeyVerdict::Unknown => Some(ConnectError::UnknownHost),
+        KeyVerdict::NotAccepted => Some(ConnectError::KeyNotAccepted),
+        KeyVerdict::Unchecked | KeyVerdict::Accepted => None,
     }
 }
 

@@ -3,10 +3,12 @@
 //! it): the `Host` entry named by `ssh.config_host` (default: the head
 //! node's name) gives `HostName`, `Port`, `User`, `IdentityFile`,
 //! `ProxyCommand` and `ProxyJump`, for whatever the profile leaves unset.
-//! Parsing (Host patterns, first value wins) is russh-config's, the parser
-//! of the russh family.
+//! A `ProxyJump` means what OpenSSH makes of it, `ProxyCommand ssh -W %h:%p
+//! JUMP`: it is how the head node is reached, and other nodes are then
+//! reached through the head, as with SSM. Parsing (Host patterns, first
+//! value wins) is russh-config's, the parser of the russh family.
 
-use crate::profile::{Host, Profile};
+use crate::profile::Profile;
 
 use super::ssh::expand_home;
 
@@ -60,41 +62,38 @@ pub fn apply(profile: &mut Profile) -> Result<(), String> {
             .map(|f| f.display().to_string());
     }
     if ssh.proxy_command.is_none() && ssh.jump_host.is_none() {
-        ssh.proxy_command = entry.proxy_command.clone();
-    }
-    if ssh.jump_host.is_none()
-        && ssh.proxy_command.is_none()
-        && let Some(jump) = &entry.proxy_jump
-    {
-        ssh.jump_host = Some(jump_host(&text, jump)?);
+        ssh.proxy_command = match (&entry.proxy_command, &entry.proxy_jump) {
+            (Some(command), _) => Some(command.clone()),
+            (None, Some(jump)) => Some(jump_command(&path, jump)?),
+            (None, None) => None,
+        };
     }
     Ok(())
 }
 
-/// `ProxyJump [user@]host[:port][,...]`: the first hop, its own `Host`
-/// entry consulted for its address and port.
-fn jump_host(text: &str, spec: &str) -> Result<Host, String> {
-    let first = spec.split(',').next().unwrap_or(spec).trim();
-    let without_user = first.rsplit('@').next().unwrap_or(first);
-    let (name, port) = match without_user.rsplit_once(':') {
-        Some((name, port)) => (
-            name,
-            Some(
-                port.parse::<u16>()
-                    .map_err(|_| format!("ProxyJump `{spec}`: `{port}` is not a port"))?,
-            ),
-        ),
-        None => (without_user, None),
+/// `ProxyJump [user@]host[:port][,...]` as OpenSSH runs it: `ssh -W %h:%p`
+/// through the jump hosts, which OpenSSH reads from the same config.
+fn jump_command(config: &std::path::Path, spec: &str) -> Result<String, String> {
+    let hops: Vec<&str> = spec.split(',').map(str::trim).collect();
+    let (last, before) = hops.split_last().ok_or("an empty ProxyJump")?;
+    let (user_host, port) = match last.rsplit_once(':') {
+        Some((rest, port)) => {
+            port.parse::<u16>()
+                .map_err(|_| format!("ProxyJump `{spec}`: `{port}` is not a port"))?;
+            (rest, Some(port))
+        }
+        None => (*last, None),
     };
-    let entry = russh_config::parse(text, name)
-        .map(|c| c.host_config)
-        .unwrap_or_default();
-    Ok(Host {
-        name: name.to_owned(),
-        address: entry.hostname,
-        port: port.or(entry.port).unwrap_or(22),
-        local: false,
-    })
+    let mut command = format!("ssh -F {} -W %h:%p", config.display());
+    if !before.is_empty() {
+        command.push_str(&format!(" -J {}", before.join(",")));
+    }
+    if let Some(port) = port {
+        command.push_str(&format!(" -p {port}"));
+    }
+    command.push(' ');
+    command.push_str(user_host);
+    Ok(command)
 }
 
 #[cfg(test)]
@@ -143,7 +142,7 @@ mod tests {
     }
 
     #[test]
-    fn a_proxy_jump_becomes_the_jump_host_and_the_profile_wins() {
+    fn a_proxy_jump_is_how_the_head_is_reached_and_the_profile_wins() {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config");
         std::fs::write(
@@ -157,10 +156,25 @@ mod tests {
         apply(&mut p).unwrap();
         assert_eq!(p.ssh.user.as_deref(), Some("root"), "the profile wins");
         assert_eq!(p.head_node.address.as_deref(), Some("10.1.0.10"));
-        let jump = p.ssh.jump_host.unwrap();
+        // OpenSSH's own meaning: ssh -W through the jump host (its alias
+        // resolved by OpenSSH from the same file); other nodes through the
+        // head, not through the jump host.
+        assert!(p.ssh.jump_host.is_none());
         assert_eq!(
-            (jump.name.as_str(), jump.address.as_deref(), jump.port),
-            ("bastion", Some("192.0.2.7"), 2222)
+            p.ssh.proxy_command.as_deref(),
+            Some(format!("ssh -F {} -W %h:%p admin@bastion", config.display()).as_str())
+        );
+        assert_eq!(
+            jump_command(&config, "a@first, b@second:2200").unwrap(),
+            format!(
+                "ssh -F {} -W %h:%p -J a@first -p 2200 b@second",
+                config.display()
+            )
+        );
+        assert!(
+            jump_command(&config, "x:port")
+                .unwrap_err()
+                .contains("not a port")
         );
     }
 

@@ -106,6 +106,24 @@ pub fn parse_profile(path: &Path, text: &str) -> Result<Profile, Diagnostics> {
             ),
         ]));
     }
+    // A proxy command OpenSSH would refuse is refused here, before a run.
+    if let Some(command) = &profile.ssh.proxy_command
+        && let Err(problem) = crate::cluster::ssh::check_proxy_command(command)
+    {
+        let given = profile.ssh.config.is_some()
+            && tree
+                .get(&yaml_tree::TreePath::of(&["ssh", "proxy_command"]))
+                .is_none();
+        let key: &[&str] = if given {
+            &["ssh", "config"]
+        } else {
+            &["ssh", "proxy_command"]
+        };
+        return Err(Diagnostics(vec![
+            Diagnostic::new(path, tree.locate_value(&yaml_tree::TreePath::of(key)), problem)
+                .with_hint("write the command OpenSSH's ProxyCommand would run; tokens: %h (address), %p (port), %r (user), %n (name), %% (a %)"),
+        ]));
+    }
     let problems: Vec<Diagnostic> = crate::profile::invalid_host_names(&profile)
         .into_iter()
         .map(|(keys, name)| {
