@@ -252,9 +252,13 @@ impl SageMakerApi {
         Ok(found)
     }
 
-    /// One instance by id; `None` when the API does not know it.
-    async fn describe(&self, instance_id: &str) -> Result<Option<ApiNode>, ApiError> {
-        let out = match self
+    /// `DescribeClusterNode`'s details of one instance; `None` when the API
+    /// does not know it (ResourceNotFound, or no NodeDetails).
+    async fn describe_details(
+        &self,
+        instance_id: &str,
+    ) -> Result<Option<aws_sdk_sagemaker::types::ClusterNodeDetails>, ApiError> {
+        match self
             .call()
             .describe_cluster_node()
             .cluster_name(&self.cluster)
@@ -262,17 +266,22 @@ impl SageMakerApi {
             .send()
             .await
         {
-            Ok(out) => out,
+            Ok(out) => Ok(out.node_details().cloned()),
             Err(err)
                 if err
                     .as_service_error()
                     .is_some_and(|e| e.is_resource_not_found()) =>
             {
-                return Ok(None);
+                Ok(None)
             }
-            Err(err) => return Err(self.error("DescribeClusterNode", err)),
-        };
-        let Some(details) = out.node_details() else {
+            Err(err) => Err(self.error("DescribeClusterNode", err)),
+        }
+    }
+
+    /// One instance by id, its node name left empty for the caller; `None`
+    /// when the API does not know it.
+    async fn describe(&self, instance_id: &str) -> Result<Option<ApiNode>, ApiError> {
+        let Some(details) = self.describe_details(instance_id).await? else {
             return Ok(None);
         };
         Ok(Some(ApiNode {
@@ -353,17 +362,11 @@ impl SageMakerApi {
         {
             return Ok(name.clone());
         }
-        let out = self
-            .call()
-            .describe_cluster_node()
-            .cluster_name(&self.cluster)
-            .node_id(instance_id)
-            .send()
+        let details = self
+            .describe_details(instance_id)
             .await
-            .map_err(|e| self.error("DescribeClusterNode", e).to_string())?;
-        let details = out
-            .node_details()
-            .ok_or("DescribeClusterNode gave no NodeDetails")?;
+            .map_err(|e| e.to_string())?
+            .ok_or("DescribeClusterNode does not know it")?;
         let name = details
             .private_dns_hostname()
             .and_then(node_name_of_host)
