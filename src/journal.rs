@@ -172,6 +172,37 @@ pub enum Entry {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         lost_steps: Option<u64>,
     },
+    /// What a scenario's watch cost: the SageMaker requests it made (AWS
+    /// throttles per account), its cycles (a wake with a source due or a
+    /// followed log line), the wall time of the cycles that read Slurm,
+    /// and hpchaos's own CPU time and peak resident memory over the watch.
+    WatchCost {
+        /// How long the watch ran (s).
+        seconds: f64,
+        /// SageMaker API requests, retries included; `None` without the API.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api_calls: Option<u64>,
+        cycles: u64,
+        slurm_polls: u64,
+        /// Median and longest wall time of a cycle that read Slurm (ms).
+        slurm_cycle_ms_p50: f64,
+        slurm_cycle_ms_max: f64,
+        /// The process's user + system CPU time during the watch (ms).
+        cpu_ms: f64,
+        /// The process's peak resident set so far (KiB).
+        peak_rss_kib: u64,
+    },
+    /// A phase ended on one target of a scenario with several (the
+    /// scenario's phase ends when it has on all of them): per-node timing.
+    NodePhaseEnded {
+        node: String,
+        phase: Phase,
+        ended_at: DateTime<Utc>,
+        verdict: PhaseVerdict,
+        time_source: TimeSource,
+        #[serde(default)]
+        evidence: String,
+    },
     Rollback {
         step: String,
         ok: bool,

@@ -295,6 +295,126 @@ pub fn judge(
     finish(injected_at, phases, lost_steps, expectation)
 }
 
+/// The node an observation is about; `None` for the workload's (the job,
+/// its progress), which concerns every target.
+fn node_of(observation: &Observation) -> Option<&str> {
+    match observation {
+        Observation::SlurmNode { node, .. }
+        | Observation::ApiNode { node, .. }
+        | Observation::ControllerLog { node, .. }
+        | Observation::NodeBoot { node, .. } => Some(node),
+        Observation::Job { .. } | Observation::JobGone | Observation::Progress { .. } => None,
+    }
+}
+
+/// Each target judged on its own: the events about it and the workload's,
+/// as if it were the only target. Keyed by node name.
+pub fn judge_per_node(
+    injected_at: DateTime<Utc>,
+    baseline: &Baseline,
+    expectation: &Expectation,
+    events: &[Event],
+    now: DateTime<Utc>,
+    finished: bool,
+) -> BTreeMap<String, Judgement> {
+    baseline
+        .targets
+        .iter()
+        .map(|target| {
+            let own = Baseline {
+                targets: vec![target.clone()],
+                ..baseline.clone()
+            };
+            let events: Vec<Event> = events
+                .iter()
+                .filter(|e| node_of(&e.observation).is_none_or(|n| n == target))
+                .cloned()
+                .collect();
+            let judgement = judge(injected_at, &own, expectation, &events, now, finished);
+            (target.clone(), judgement)
+        })
+        .collect()
+}
+
+/// The scenario's judgement and each target's. With one target they are
+/// the same. With several, a recovery phase ends when it has ended on
+/// every target (the last one's boundary, named), and meets its deadline
+/// only if it did so on every one; a quiet scenario is disturbed by a
+/// change on any target, as [`judge`] says of them all at once.
+pub fn judge_scenario(
+    injected_at: DateTime<Utc>,
+    baseline: &Baseline,
+    expectation: &Expectation,
+    events: &[Event],
+    now: DateTime<Utc>,
+    finished: bool,
+) -> (Judgement, BTreeMap<String, Judgement>) {
+    let whole = judge(injected_at, baseline, expectation, events, now, finished);
+    if baseline.targets.len() < 2 || expectation.recovery == Recovery::None {
+        let per_node = baseline
+            .targets
+            .iter()
+            .map(|t| (t.clone(), whole.clone()))
+            .collect();
+        return (whole, per_node);
+    }
+    let per_node = judge_per_node(injected_at, baseline, expectation, events, now, finished);
+    let count = per_node.len();
+    let mut phases = Vec::with_capacity(expectation.phases.len());
+    let mut started = Some(injected_at);
+    for (index, phase) in expectation.phases.iter().enumerate() {
+        let ends: Vec<(&String, Option<&Boundary>)> = per_node
+            .iter()
+            .map(|(node, j)| (node, j.phases.get(index).and_then(|p| p.ended.as_ref())))
+            .collect();
+        let reached = ends.iter().filter(|(_, b)| b.is_some()).count();
+        let last = ends
+            .iter()
+            .filter_map(|(node, b)| b.map(|b| (*node, b)))
+            .max_by_key(|(_, b)| b.at);
+        let ended = match last {
+            Some((node, boundary)) if reached == count => Some(Boundary {
+                at: boundary.at,
+                time_source: boundary.time_source,
+                evidence: format!("last of {count} targets, {node}: {}", boundary.evidence),
+            }),
+            _ => None,
+        };
+        let deadline = expectation.deadlines.get(phase).copied();
+        let verdict = match (&ended, deadline) {
+            (Some(b), Some(d)) => Some(if b.at - injected_at <= d.as_chrono() {
+                PhaseVerdict::Met
+            } else {
+                PhaseVerdict::Missed
+            }),
+            (Some(_), None) => Some(PhaseVerdict::Observed),
+            (None, _) if finished => Some(PhaseVerdict::NotReached),
+            (None, _) => None,
+        };
+        phases.push(PhaseResult {
+            phase: *phase,
+            started_at: started,
+            ended: ended.clone(),
+            deadline,
+            verdict,
+        });
+        started = ended.map(|b| b.at);
+    }
+    let mut judgement = finish(injected_at, phases, whole.lost_steps, expectation);
+    if !judgement.passed && judgement.settled {
+        // Name the targets that did not make it.
+        let behind: Vec<String> = per_node
+            .iter()
+            .filter(|(_, j)| !j.passed)
+            .map(|(node, j)| format!("{node}: {}", j.reason))
+            .collect();
+        if !behind.is_empty() {
+            judgement.reason = format!("{} ({})", judgement.reason, behind.join("; "));
+        }
+    }
+    (judgement, per_node)
+}
+
 /// One key per source and node: the latest event of each is the state now.
 fn event_key(event: &Event) -> String {
     match &event.observation {

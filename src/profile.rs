@@ -133,9 +133,19 @@ pub struct Slurm {
     /// Controller log, read for source timestamps when readable.
     #[serde(default = "controller_log")]
     pub controller_log: String,
+    /// Follow the controller log over one kept SSH channel (`tail -F` on
+    /// the head node), so a line is seen as it is written; `false` reads
+    /// what was appended at each `poll.slurm` instead. Following needs GNU
+    /// tail; without it the watch falls back to reading each poll.
+    #[serde(default = "follow_controller_log")]
+    pub follow_controller_log: bool,
     /// Default batch script for canary jobs.
     #[serde(default)]
     pub canary_script: Option<String>,
+}
+
+fn follow_controller_log() -> bool {
+    true
 }
 
 fn controller_log() -> String {
@@ -146,6 +156,7 @@ impl Default for Slurm {
     fn default() -> Self {
         Slurm {
             controller_log: controller_log(),
+            follow_controller_log: true,
             canary_script: None,
         }
     }

@@ -198,6 +198,16 @@ pub fn progress_line(record: &Record) -> String {
             "phase {phase} ended: {} ({evidence})",
             format!("{verdict:?}").to_lowercase()
         ),
+        Entry::WatchCost { .. } => crate::report::watch_cost_text(&record.entry),
+        Entry::NodePhaseEnded {
+            node,
+            phase,
+            verdict,
+            ..
+        } => format!(
+            "phase {phase} ended on {node}: {}",
+            format!("{verdict:?}").to_lowercase()
+        ),
         Entry::Rollback { step, ok, .. } => {
             format!("rollback {}: {step}", if *ok { "done" } else { "FAILED" })
         }

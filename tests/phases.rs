@@ -792,3 +792,156 @@ fn a_reboot_is_seen_by_slurmds_boot_and_start_times() {
     assert_eq!(at, t(38.0));
     assert!(evidence.contains("SlurmdStartTime"), "{evidence}");
 }
+
+/// The events of `replace_timeline` about the node, moved to `node` and
+/// shifted by `lag` seconds (the workload's left out).
+fn node_replace(node: &str, lag: f64, new_id: &str) -> Vec<Event> {
+    let on = |mut e: Event| {
+        e.seen += secs(lag);
+        e.source_time = e.source_time.map(|t| t + secs(lag));
+        match &mut e.observation {
+            Observation::SlurmNode { node: n, .. } | Observation::ApiNode { node: n, .. } => {
+                *n = node.to_owned()
+            }
+            _ => {}
+        }
+        if let Observation::ApiNode {
+            instance_id,
+            launch_time,
+            ..
+        } = &mut e.observation
+        {
+            if instance_id != "i-0old" {
+                *instance_id = new_id.to_owned();
+            }
+            *launch_time = launch_time.map(|t| t + secs(lag));
+        }
+        e
+    };
+    vec![
+        on(slurm(9.0, Some(8.0), "fail", "", "Action:Replace")),
+        on(api(21.0, "Pending", "i-0old", -3600.0)),
+        on(api(70.0, "Running", "i-0new", 66.0)),
+        on(slurm(75.0, None, "idle", "", "")),
+    ]
+}
+
+fn two_targets() -> Baseline {
+    let mut b = baseline(false);
+    let other = "ip-10-1-0-13";
+    b.targets.push(other.into());
+    b.instance_ids.insert(other.into(), "i-0old".into());
+    b.launch_times.insert(other.into(), t(-3600.0));
+    b
+}
+
+#[test]
+fn several_targets_are_timed_each_and_a_phase_ends_on_the_last() {
+    use hpchaos::phases::judge_scenario;
+    let mut events = node_replace(NODE, 0.0, "i-0new12");
+    events.extend(node_replace("ip-10-1-0-13", 30.0, "i-0new13"));
+    let deadlines = &[
+        (Phase::Detect, 60),
+        (Phase::Drain, 120),
+        (Phase::Replace, 90),
+        (Phase::Rejoin, 200),
+    ];
+    let mut expectation = expect(Recovery::Replace, deadlines);
+    expectation.phases.retain(|p| *p != Phase::Resume);
+    let (whole, per_node) = judge_scenario(
+        t(0.0),
+        &two_targets(),
+        &expectation,
+        &events,
+        t(200.0),
+        false,
+    );
+    // Each node timed on its own: the second is 30 s behind.
+    let first = &per_node[NODE];
+    let second = &per_node["ip-10-1-0-13"];
+    let replace = |j: &hpchaos::phases::Judgement| {
+        let end = j.phases.iter().find(|p| p.phase == Phase::Replace).unwrap();
+        (
+            (end.ended.as_ref().unwrap().at - t0()).num_milliseconds(),
+            end.verdict,
+        )
+    };
+    assert_eq!(replace(first), (66_000, Some(PhaseVerdict::Met)));
+    assert_eq!(replace(second), (96_000, Some(PhaseVerdict::Missed)));
+    // The scenario's replacement ends when the last target's did, and
+    // misses its deadline because one target did: not on the first one.
+    assert_eq!(replace(&whole), (96_000, Some(PhaseVerdict::Missed)));
+    let replace_end = whole
+        .phases
+        .iter()
+        .find(|p| p.phase == Phase::Replace)
+        .unwrap();
+    assert!(
+        replace_end
+            .ended
+            .as_ref()
+            .unwrap()
+            .evidence
+            .starts_with("last of 2 targets, ip-10-1-0-13:"),
+        "{:?}",
+        replace_end.ended
+    );
+    assert!(whole.settled && !whole.passed);
+    assert!(whole.reason.contains("ip-10-1-0-13"), "{}", whole.reason);
+}
+
+#[test]
+fn one_target_not_replaced_keeps_the_scenario_open_then_not_reached() {
+    use hpchaos::phases::judge_scenario;
+    // Only the first target is replaced.
+    let events = node_replace(NODE, 0.0, "i-0new12");
+    let mut expectation = expect(Recovery::Replace, REPLACE_DEADLINES);
+    expectation.phases.retain(|p| *p != Phase::Resume);
+    let (open, per_node) = judge_scenario(
+        t(0.0),
+        &two_targets(),
+        &expectation,
+        &events,
+        t(100.0),
+        false,
+    );
+    assert!(per_node[NODE].phases.iter().all(|p| p.ended.is_some()));
+    assert!(!open.settled, "the scenario waits for the second target");
+    assert!(
+        open.phases.iter().all(|p| p.ended.is_none()),
+        "{:?}",
+        open.phases
+    );
+    let (done, _) = judge_scenario(
+        t(0.0),
+        &two_targets(),
+        &expectation,
+        &events,
+        t(900.0),
+        true,
+    );
+    assert!(done.settled && !done.passed);
+    assert!(
+        done.phases
+            .iter()
+            .all(|p| p.verdict == Some(PhaseVerdict::NotReached)),
+        "{:?}",
+        done.phases
+    );
+}
+
+#[test]
+fn with_one_target_the_scenario_is_judged_as_before() {
+    use hpchaos::phases::judge_scenario;
+    let expectation = expect(Recovery::Replace, REPLACE_DEADLINES);
+    let (whole, per_node) = judge_scenario(
+        t(0.0),
+        &baseline(true),
+        &expectation,
+        &replace_timeline(),
+        t(100.0),
+        false,
+    );
+    assert_eq!(whole, judge_replace(&replace_timeline()));
+    assert_eq!(per_node[NODE], whole);
+}

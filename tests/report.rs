@@ -251,3 +251,116 @@ fn report_refuses_a_file_that_is_not_a_journal() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("holds no journal records"));
 }
+
+/// Two targets: each one's phase ends are in the report, summed up per
+/// phase (fastest, median, slowest and which), in JSON and markdown.
+#[test]
+fn several_targets_are_reported_per_node_and_summed_up() {
+    use common::Script;
+    use hpchaos::journal::{Entry, PhaseVerdict, RunOutcome, ScenarioOutcome, TimeSource};
+    use hpchaos::scenario::model::Recovery;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("two.jsonl");
+    let start = chrono::DateTime::parse_from_rfc3339("2026-11-28T10:00:00Z")
+        .unwrap()
+        .to_utc();
+    let t = |s: f64| start + chrono::TimeDelta::milliseconds((s * 1000.0) as i64);
+    let nodes = ["ip-10-1-0-12", "ip-10-1-0-13", "ip-10-1-0-14"];
+    let mut s = Script::new(&path, "run-0009", None);
+    s.scenario(
+        1.0,
+        "scenarios/xid48-replace.yaml",
+        Recovery::Replace,
+        &[(Phase::Detect, 60), (Phase::Replace, 100)],
+        None,
+    )
+    .at(
+        2.0,
+        Entry::TargetsResolved {
+            nodes: nodes.iter().map(|n| n.to_string()).collect(),
+        },
+    )
+    .at(
+        5.0,
+        Entry::InjectionStarted {
+            nodes: nodes.iter().map(|n| n.to_string()).collect(),
+            action: "xid 48".into(),
+        },
+    );
+    // Detect after 7, 9 and 20 s; replace after 60, 80 and 120 s (missed).
+    for (node, detect, replace) in [
+        (nodes[0], 12.0, 65.0),
+        (nodes[1], 14.0, 85.0),
+        (nodes[2], 25.0, 125.0),
+    ] {
+        s.at(
+            detect,
+            Entry::NodePhaseEnded {
+                node: node.into(),
+                phase: Phase::Detect,
+                ended_at: t(detect),
+                verdict: PhaseVerdict::Met,
+                time_source: TimeSource::Source,
+                evidence: "reason Action:Replace".into(),
+            },
+        );
+        s.at(
+            replace,
+            Entry::NodePhaseEnded {
+                node: node.into(),
+                phase: Phase::Replace,
+                ended_at: t(replace),
+                verdict: if replace - 5.0 > 100.0 {
+                    PhaseVerdict::Missed
+                } else {
+                    PhaseVerdict::Met
+                },
+                time_source: TimeSource::Source,
+                evidence: "new instance".into(),
+            },
+        );
+    }
+    s.at(
+        126.0,
+        Entry::ScenarioEnded {
+            outcome: ScenarioOutcome::Failed,
+            reason: "replace missed".into(),
+        },
+    );
+    s.end_run(127.0, RunOutcome::Completed);
+    let report = report::build(&Journal::load(&path).unwrap());
+    let scenario = &report.scenarios[0];
+    assert_eq!(scenario.per_node.len(), 6);
+    let replace = scenario
+        .spread
+        .iter()
+        .find(|p| p.phase == Phase::Replace)
+        .unwrap();
+    let secs = |d: Option<hpchaos::duration::Duration>| d.unwrap().as_std().as_secs_f64();
+    assert_eq!((replace.targets, replace.reached), (3, 3));
+    assert_eq!(
+        (secs(replace.min), secs(replace.p50), secs(replace.max)),
+        (60.0, 80.0, 120.0)
+    );
+    assert_eq!(replace.slowest.as_deref(), Some("ip-10-1-0-14"));
+    let detect = scenario
+        .spread
+        .iter()
+        .find(|p| p.phase == Phase::Detect)
+        .unwrap();
+    assert_eq!((secs(detect.min), secs(detect.max)), (7.0, 20.0));
+    let markdown = Format::Markdown.exporter().render(&report);
+    assert!(markdown.contains("### Per target"), "{markdown}");
+    assert!(
+        markdown.contains("| replace | 3/3 | 1m | 1m 20s | 2m | `ip-10-1-0-14` |"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("| `ip-10-1-0-14` | 20s | - | 2m ❌ | - | - |"),
+        "{markdown}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&Format::Json.exporter().render(&report)).unwrap();
+    assert_eq!(json["scenarios"][0]["spread"][2]["max_seconds"], 120.0);
+    assert_eq!(json["scenarios"][0]["per_node"][0]["node"], "ip-10-1-0-12");
+}

@@ -406,6 +406,54 @@ fn runs_on_slurm_22_05() {
         !reboot["evidence"].as_str().unwrap().contains("LaunchTime"),
         "{reboot}"
     );
+    // Two targets rebooted at once: each timed on its own, the scenario's
+    // phases ending on the later one.
+    lab.trust_current_host_keys();
+    let (code, stderr, report) = lab.run(&["tests/e2e/reboot-two.yaml"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let scenario = &report["scenarios"][0];
+    let targets: Vec<&str> = scenario["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(targets.len(), 2, "{scenario}");
+    let per_node = scenario["per_node"].as_array().unwrap();
+    let at =
+        |v: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    for (index, phase) in ["detect", "drain", "reboot", "rejoin"].iter().enumerate() {
+        let ends: Vec<_> = targets
+            .iter()
+            .map(|t| {
+                let row = per_node
+                    .iter()
+                    .find(|r| r["node"] == *t && r["phase"] == *phase)
+                    .unwrap_or_else(|| panic!("no {phase} on {t}: {scenario}"));
+                at(&row["ended_at"])
+            })
+            .collect();
+        let last = ends.iter().max().unwrap();
+        assert_eq!(
+            at(&scenario["phases"][index]["ended_at"]),
+            *last,
+            "{phase}: {scenario}"
+        );
+        assert_eq!(scenario["spread"][index]["reached"], 2, "{scenario}");
+    }
+    // The controller log was followed, not re-read: no fallback said.
+    let texts: Vec<&str> = scenario["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["text"].as_str())
+        .collect();
+    assert!(!texts.iter().any(|t| t.contains("follow")), "{texts:#?}");
+    assert!(
+        texts.iter().any(|t| t.starts_with("line: ")),
+        "no controller log line journaled: {texts:#?}"
+    );
+
     let status = hpchaos(&["status", "--cluster", &lab.profile(), "--format", "json"]);
     assert_eq!(status.status.code(), Some(0));
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
@@ -578,6 +626,17 @@ fn reaches_the_cluster_through_a_proxy_command() {
         proxy_pids(&pids).len() >= started + 2,
         "no new proxy after the first died: {:?}",
         proxy_pids(&pids)
+    );
+    // The controller log's follower went with the proxy: said.
+    let texts: Vec<&str> = report["scenarios"][0]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["text"].as_str())
+        .collect();
+    assert!(
+        texts.iter().any(|t| t.contains("stopped following")),
+        "{texts:#?}"
     );
 }
 

@@ -4,6 +4,7 @@
 
 pub mod controller_log;
 pub mod hostlist;
+pub mod log_follow;
 pub mod node_state;
 pub mod quote;
 pub mod sagemaker;

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
+pub use super::ssh_client::Streamed;
 use super::ssh_client::{Auth, ConnectError, Connection, HostCheck, Transport};
 
 use super::quote::command_line;
@@ -365,6 +366,35 @@ impl SshPool {
         unreachable!("the loop returns on its second attempt")
     }
 
+    /// Starts a long-running command built by this crate on `endpoint` and
+    /// forwards what it prints as it comes (see [`Streamed`]), over the
+    /// host's kept connection (reopened first if it died); on a `local`
+    /// host, as a child process of hpchaos. It runs until it ends or the
+    /// receiver is dropped. Errors: the connection or the channel could
+    /// not be opened (the hop is named, as for [`SshPool::run_line`]).
+    pub async fn follow(
+        &self,
+        endpoint: &Endpoint,
+        line: &str,
+    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<Streamed>, SshError> {
+        if endpoint.local {
+            return follow_here(endpoint, line);
+        }
+        let slot = self.slot(endpoint);
+        let client = self.client(endpoint, &slot).await?;
+        match client.stream(line).await {
+            Ok(rx) => Ok(rx),
+            Err(err) => {
+                *slot.client.lock().await = None;
+                Err(SshError::Command {
+                    host: endpoint.name.clone(),
+                    command: line.to_owned(),
+                    detail: err.to_string(),
+                })
+            }
+        }
+    }
+
     async fn client(&self, endpoint: &Endpoint, slot: &Slot) -> Result<Arc<Connection>, SshError> {
         let mut guard = slot.client.lock().await;
         if let Some(client) = guard.as_ref().filter(|c| !c.is_closed()) {
@@ -602,6 +632,60 @@ impl SshPool {
 }
 
 /// Runs a command line on this machine through `sh -c`, as sshd would.
+/// [`SshPool::follow`] on this machine: `sh -c LINE`, its output
+/// forwarded as it comes; killed when the receiver is dropped.
+fn follow_here(
+    endpoint: &Endpoint,
+    line: &str,
+) -> Result<tokio::sync::mpsc::UnboundedReceiver<Streamed>, SshError> {
+    use tokio::io::AsyncReadExt;
+    let spawned = tokio::process::Command::new("sh")
+        .args(["-c", line])
+        // Held open until the follower stops, as an SSH channel's is.
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn();
+    let mut child = spawned.map_err(|err| SshError::Command {
+        host: endpoint.name.clone(),
+        command: line.to_owned(),
+        detail: err.to_string(),
+    })?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
+    let stdin = child.stdin.take();
+    tokio::spawn(async move {
+        let _stdin = stdin;
+        let (mut out, mut err) = (vec![0u8; 64 * 1024], vec![0u8; 4096]);
+        loop {
+            tokio::select! {
+                read = async { stdout.as_mut()?.read(&mut out).await.ok() }, if stdout.is_some() => match read {
+                    Some(n) if n > 0 => {
+                        if tx.send(Streamed::Stdout(out[..n].to_vec())).is_err() { break; }
+                    }
+                    _ => stdout = None,
+                },
+                read = async { stderr.as_mut()?.read(&mut err).await.ok() }, if stderr.is_some() => match read {
+                    Some(n) if n > 0 => {
+                        let text = String::from_utf8_lossy(&err[..n]).into_owned();
+                        if tx.send(Streamed::Stderr(text)).is_err() { break; }
+                    }
+                    _ => stderr = None,
+                },
+                _ = tx.closed() => break,
+                status = child.wait(), if stdout.is_none() && stderr.is_none() => {
+                    let code = status.ok().and_then(|s| s.code()).map(|c| c as u32);
+                    let _ = tx.send(Streamed::Ended(code));
+                    return;
+                }
+            }
+        }
+        let _ = child.kill().await;
+    });
+    Ok(rx)
+}
+
 async fn run_here(endpoint: &Endpoint, line: &str, limit: Duration) -> Result<Output, SshError> {
     let running = tokio::process::Command::new("sh")
         .args(["-c", line])

@@ -259,6 +259,65 @@ impl Connection {
     }
 }
 
+/// What a followed command says, in the order the server sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Streamed {
+    /// A chunk of its stdout (not split on lines).
+    Stdout(Vec<u8>),
+    /// A chunk of its stderr.
+    Stderr(String),
+    /// The command ended: its exit status, or `None` when the channel or
+    /// the connection closed first.
+    Ended(Option<u32>),
+}
+
+impl Connection {
+    /// Starts `command` in an exec channel of its own and forwards what it
+    /// prints, as it arrives, to the returned receiver until it ends. The
+    /// channel stays open as long as the receiver lives: dropping it closes
+    /// the channel (sshd then hangs the command up). Counts as one session
+    /// of the connection for its whole life.
+    pub async fn stream(
+        &self,
+        command: &str,
+    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<Streamed>, russh::Error> {
+        let mut channel = self.handle.channel_open_session().await?;
+        channel.exec(true, command).await?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut status = None;
+            loop {
+                tokio::select! {
+                    message = channel.wait() => {
+                        let sent = match message {
+                            Some(ChannelMsg::Data { data }) => tx.send(Streamed::Stdout(data.to_vec())),
+                            Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
+                                tx.send(Streamed::Stderr(String::from_utf8_lossy(&data).into_owned()))
+                            }
+                            Some(ChannelMsg::ExitStatus { exit_status }) => {
+                                status = Some(exit_status);
+                                Ok(())
+                            }
+                            Some(_) => Ok(()),
+                            None => {
+                                let _ = tx.send(Streamed::Ended(status));
+                                return;
+                            }
+                        };
+                        if sent.is_err() {
+                            break;
+                        }
+                    }
+                    // The receiver went away: stop following.
+                    _ = tx.closed() => break,
+                }
+            }
+            let _ = channel.close().await;
+        });
+        Ok(rx)
+    }
+}
+
 /// The host-key check's refusal, if the handshake stopped there.
 fn key_refusal(verdict: &std::sync::Mutex<KeyVerdict>) -> Option<ConnectError> {
     match *verdict.lock().unwrap_or_else(|p| p.into_inner()) {

@@ -312,6 +312,7 @@ pub fn profile(layout: &Layout, config: &LabConfig) -> Profile {
         },
         slurm: Slurm {
             controller_log: "/var/log/slurm/slurmctld.log".to_owned(),
+            follow_controller_log: true,
             canary_script: Some(path_text(&layout.bin().join("hpchaos-canary.sbatch"))),
         },
         sagemaker: Some(SageMaker {

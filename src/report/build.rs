@@ -5,9 +5,10 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    CheckReport, PhaseReport, REPORT_SCHEMA_VERSION, Report, RollbackReport, ScenarioReport,
-    Status, TimelineEntry, Verdict, span,
+    CheckReport, NodePhaseReport, PhaseReport, PhaseSpread, REPORT_SCHEMA_VERSION, Report,
+    RollbackReport, ScenarioReport, Status, TimelineEntry, Verdict, WatchReport, span,
 };
+use crate::duration::Duration;
 use crate::journal::{Entry, Journal, Record, RunOutcome, ScenarioOutcome, Source};
 
 pub fn build(journal: &Journal) -> Report {
@@ -103,6 +104,9 @@ pub fn build(journal: &Journal) -> Report {
                     lost_steps: None,
                     max_lost_steps: *max_lost_steps,
                     rollback: Vec::new(),
+                    per_node: Vec::new(),
+                    spread: Vec::new(),
+                    watch: None,
                     timeline: Vec::new(),
                     evidence: Vec::new(),
                     source: source.clone(),
@@ -283,6 +287,55 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
                 report.evidence = evidence.clone();
             }
         }
+        Entry::WatchCost {
+            seconds,
+            api_calls,
+            cycles,
+            slurm_cycle_ms_p50,
+            cpu_ms,
+            peak_rss_kib,
+            ..
+        } => {
+            note(Source::Harness, None, None, watch_cost_text(entry));
+            scenario.watch = Some(WatchReport {
+                seconds: *seconds,
+                api_calls: *api_calls,
+                api_calls_per_minute: api_calls
+                    .filter(|_| *seconds > 0.0)
+                    .map(|c| c as f64 * 60.0 / seconds),
+                cycles: *cycles,
+                slurm_cycle_ms_p50: *slurm_cycle_ms_p50,
+                cpu_ms: *cpu_ms,
+                peak_rss_kib: *peak_rss_kib,
+            });
+        }
+        Entry::NodePhaseEnded {
+            node,
+            phase,
+            ended_at,
+            verdict,
+            time_source,
+            evidence,
+        } => {
+            note(
+                Source::Harness,
+                Some(node.clone()),
+                None,
+                format!(
+                    "phase {phase} ended on {node}: {}",
+                    Verdict::from(*verdict).as_str()
+                ),
+            );
+            scenario.per_node.push(NodePhaseReport {
+                node: node.clone(),
+                phase: *phase,
+                ended_at: *ended_at,
+                elapsed: None,
+                verdict: (*verdict).into(),
+                time_source: *time_source,
+                evidence: evidence.clone(),
+            });
+        }
         Entry::Rollback {
             step, ok, detail, ..
         } => {
@@ -353,6 +406,12 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
 fn finish(report: &mut Report, cut_short: bool, run_outcome: Option<RunOutcome>) {
     let interrupted = run_outcome == Some(RunOutcome::Interrupted);
     for scenario in &mut report.scenarios {
+        if let Some(injected) = scenario.injected_at {
+            for row in &mut scenario.per_node {
+                row.elapsed = Some(span(injected, row.ended_at));
+            }
+        }
+        scenario.spread = spread(scenario);
         for phase in &mut scenario.phases {
             if let (Some(start), Some(end)) = (phase.started_at, phase.ended_at) {
                 phase.duration = Some(span(start, end));
@@ -401,4 +460,65 @@ fn finish(report: &mut Report, cut_short: bool, run_outcome: Option<RunOutcome>)
             .max()
             .unwrap_or(Status::Passed),
     };
+}
+
+/// Each phase over the scenario's targets, from the per-node rows; empty
+/// for a scenario with one target or none timed per node.
+fn spread(scenario: &ScenarioReport) -> Vec<PhaseSpread> {
+    if scenario.per_node.is_empty() || scenario.targets.len() < 2 {
+        return Vec::new();
+    }
+    scenario
+        .phases
+        .iter()
+        .map(|phase| {
+            let mut rows: Vec<(&str, Duration)> = scenario
+                .per_node
+                .iter()
+                .filter(|r| r.phase == phase.phase)
+                .filter_map(|r| r.elapsed.map(|e| (r.node.as_str(), e)))
+                .collect();
+            rows.sort_by_key(|(_, e)| *e);
+            // The lower median: a time some target actually took.
+            let p50 = rows.get(rows.len().saturating_sub(1) / 2).map(|r| r.1);
+            PhaseSpread {
+                phase: phase.phase,
+                targets: scenario.targets.len(),
+                reached: rows.len(),
+                min: rows.first().map(|r| r.1),
+                p50,
+                max: rows.last().map(|r| r.1),
+                slowest: rows.last().map(|r| r.0.to_owned()),
+            }
+        })
+        .collect()
+}
+
+/// A watch's cost in words, for the timeline and `hpchaos status`.
+pub fn watch_cost_text(entry: &Entry) -> String {
+    let Entry::WatchCost {
+        seconds,
+        api_calls,
+        cycles,
+        slurm_polls,
+        slurm_cycle_ms_p50,
+        slurm_cycle_ms_max,
+        cpu_ms,
+        peak_rss_kib,
+    } = entry
+    else {
+        return String::new();
+    };
+    let api = match api_calls {
+        Some(calls) if *seconds > 0.0 => format!(
+            "{calls} SageMaker request(s) ({:.1}/min), ",
+            *calls as f64 * 60.0 / seconds
+        ),
+        Some(calls) => format!("{calls} SageMaker request(s), "),
+        None => String::new(),
+    };
+    format!(
+        "watch cost: {seconds:.1}s, {api}{cycles} cycles ({slurm_polls} Slurm polls, {slurm_cycle_ms_p50:.0} ms median, {slurm_cycle_ms_max:.0} ms longest), CPU {cpu_ms:.0} ms, peak RSS {:.1} MiB",
+        *peak_rss_kib as f64 / 1024.0
+    )
 }

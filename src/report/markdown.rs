@@ -191,6 +191,7 @@ fn scenario_section(out: &mut String, s: &ScenarioReport) {
     }
     out.push('\n');
     phase_table(out, s);
+    per_target(out, s);
     gantt(out, s);
     events(out, s);
     if !s.evidence.is_empty() {
@@ -271,6 +272,66 @@ fn phase_table(out: &mut String, s: &ScenarioReport) {
             show_duration(p.deadline),
             cell(&p.evidence)
         );
+    }
+    out.push('\n');
+}
+
+/// With several targets: each phase over them (fastest, median, slowest,
+/// since the injection), then each target's own times.
+fn per_target(out: &mut String, s: &ScenarioReport) {
+    if s.spread.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "### Per target
+
+| Phase | Reached | Fastest | Median | Slowest | Slowest target |\n|---|---|---|---|---|---|"
+    );
+    for p in &s.spread {
+        let _ = writeln!(
+            out,
+            "| {} | {}/{} | {} | {} | {} | {} |",
+            p.phase,
+            p.reached,
+            p.targets,
+            show_duration(p.min),
+            show_duration(p.p50),
+            show_duration(p.max),
+            p.slowest
+                .as_deref()
+                .map_or("-".to_owned(), |n| format!("`{n}`"))
+        );
+    }
+    let phases: Vec<_> = s.phases.iter().map(|p| p.phase).collect();
+    let _ = writeln!(
+        out,
+        "\n| Target | {} |\n|---|{}",
+        phases
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(" | "),
+        "---|".repeat(phases.len())
+    );
+    for target in &s.targets {
+        let cells: Vec<String> = phases
+            .iter()
+            .map(|phase| {
+                s.per_node
+                    .iter()
+                    .find(|r| &r.node == target && r.phase == *phase)
+                    .map_or("-".to_owned(), |r| {
+                        let mark = if r.verdict == Verdict::Missed {
+                            " ❌"
+                        } else {
+                            ""
+                        };
+                        format!("{}{mark}", show_duration(r.elapsed))
+                    })
+            })
+            .collect();
+        let _ = writeln!(out, "| `{target}` | {} |", cells.join(" | "));
     }
     out.push('\n');
 }

@@ -14,9 +14,10 @@ use serde::Serialize;
 
 use crate::duration::Duration;
 use crate::journal::{PhaseVerdict, Source, Stage, TimeSource};
+
 use crate::scenario::model::{Phase, Recovery};
 
-pub use build::build;
+pub use build::{build, watch_cost_text};
 
 /// Bumped when the JSON report changes incompatibly.
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
@@ -107,6 +108,16 @@ pub struct ScenarioReport {
     pub lost_steps: Option<u64>,
     pub max_lost_steps: Option<u64>,
     pub rollback: Vec<RollbackReport>,
+    /// With several targets: each phase's end on each target.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_node: Vec<NodePhaseReport>,
+    /// With several targets: each phase summed up over them (from the
+    /// injection to its end on each).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub spread: Vec<PhaseSpread>,
+    /// What the watch cost (API requests, CPU, memory), when journaled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch: Option<WatchReport>,
     /// Everything that happened, in order.
     pub timeline: Vec<TimelineEntry>,
     /// Reasons and log lines captured, verbatim.
@@ -132,6 +143,48 @@ pub struct PhaseReport {
     pub verdict: Verdict,
     pub time_source: Option<TimeSource>,
     pub evidence: String,
+}
+
+/// What a scenario's watch cost (journal's `watch_cost`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WatchReport {
+    pub seconds: f64,
+    pub api_calls: Option<u64>,
+    pub api_calls_per_minute: Option<f64>,
+    pub cycles: u64,
+    pub slurm_cycle_ms_p50: f64,
+    pub cpu_ms: f64,
+    pub peak_rss_kib: u64,
+}
+
+/// One phase's end on one target.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodePhaseReport {
+    pub node: String,
+    pub phase: Phase,
+    pub ended_at: DateTime<Utc>,
+    /// From the injection to the phase's end on this node.
+    #[serde(rename = "elapsed_seconds", serialize_with = "seconds")]
+    pub elapsed: Option<Duration>,
+    pub verdict: Verdict,
+    pub time_source: TimeSource,
+    pub evidence: String,
+}
+
+/// One phase over a scenario's targets: on how many it ended, and how long
+/// after the injection (fastest, median, slowest, and which was slowest).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PhaseSpread {
+    pub phase: Phase,
+    pub targets: usize,
+    pub reached: usize,
+    #[serde(rename = "min_seconds", serialize_with = "seconds")]
+    pub min: Option<Duration>,
+    #[serde(rename = "p50_seconds", serialize_with = "seconds")]
+    pub p50: Option<Duration>,
+    #[serde(rename = "max_seconds", serialize_with = "seconds")]
+    pub max: Option<Duration>,
+    pub slowest: Option<String>,
 }
 
 /// Spans go to JSON as seconds (a number), which dashboards can plot.

@@ -25,9 +25,7 @@ use tokio::sync::watch as signal;
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::Cluster;
 use crate::faults::{self, Place, Step};
-use crate::journal::{
-    Entry, FORMAT_VERSION, JournalWriter, RunOutcome, ScenarioOutcome, Source, Stage,
-};
+use crate::journal::{Entry, FORMAT_VERSION, JournalWriter, RunOutcome, ScenarioOutcome, Stage};
 use crate::live::LiveView;
 use crate::scenario::Loaded;
 use crate::scenario::model::{Pool, Scenario, Where};
@@ -36,6 +34,7 @@ mod checks;
 mod execute;
 mod fan_out;
 pub mod lock;
+mod usage;
 mod watch;
 mod workload;
 
@@ -160,6 +159,8 @@ pub struct Runner {
     pub undoing: Arc<Mutex<Option<String>>>,
     /// Renews the lock's lease while the run holds it.
     lease: Option<tokio::task::JoinHandle<()>>,
+    /// The current watch's cycles, for its `watch_cost` record.
+    cycles: watch::Cycles,
 }
 
 /// Creates `<report_dir>/<time>-<name>/` (`-2`, `-3`, ... when a run of the
@@ -217,6 +218,7 @@ impl Runner {
             clock: Arc::new(SystemClock),
             cancel,
             accepted_instances: BTreeSet::new(),
+            cycles: watch::Cycles::default(),
             instances_before: BTreeMap::new(),
             journal_error: None,
             next_intent: 1,
@@ -753,30 +755,29 @@ impl Runner {
             };
             let calls_before = self.cluster.api.as_ref().map(|a| a.calls());
             let watch_started = std::time::Instant::now();
+            let cpu_before = usage::cpu_ms();
+            self.cycles = watch::Cycles::default();
             let ending = self.watch(scenario, watched, workload.as_mut()).await;
-            // The API budget the watch spent (AWS throttles per account).
-            if let (Some(api), Some(before)) = (self.cluster.api.as_ref(), calls_before) {
-                let calls = api.calls().saturating_sub(before);
-                let secs = watch_started.elapsed().as_secs_f64();
-                let per_minute = if secs > 0.0 {
-                    calls as f64 * 60.0 / secs
-                } else {
-                    0.0
-                };
-                self.log(
-                    Some(name),
-                    Entry::Observed {
-                        source: Source::Sagemaker,
-                        node: None,
-                        field: "calls".into(),
-                        from: None,
-                        to: format!(
-                            "{calls} request(s) in {secs:.1}s of watch ({per_minute:.1}/min)"
-                        ),
-                        source_time: None,
-                    },
-                );
-            }
+            // What the watch cost: the API budget (AWS throttles per
+            // account), cycles, CPU and memory.
+            let cycles = std::mem::take(&mut self.cycles);
+            let (p50, max) = cycles.slurm_wall_ms();
+            let cost = Entry::WatchCost {
+                seconds: watch_started.elapsed().as_secs_f64(),
+                api_calls: self
+                    .cluster
+                    .api
+                    .as_ref()
+                    .zip(calls_before)
+                    .map(|(api, before)| api.calls().saturating_sub(before)),
+                cycles: cycles.count,
+                slurm_polls: cycles.slurm_walls.len() as u64,
+                slurm_cycle_ms_p50: p50,
+                slurm_cycle_ms_max: max,
+                cpu_ms: usage::cpu_ms() - cpu_before,
+                peak_rss_kib: usage::peak_rss_kib(),
+            };
+            self.log(Some(name), cost);
             if let Some(live) = self.live.as_mut() {
                 live.clear();
             }

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 
 use crate::cluster::controller_log::{self, Stamp};
 use crate::cluster::hostlist::nodes_named_in;
+use crate::cluster::log_follow::Follower;
 use crate::cluster::node_state::Condition;
 use crate::cluster::ssh::{KEYSCAN_SCRIPT, parse_keyscan};
 use crate::faults;
@@ -116,12 +117,17 @@ impl Runner {
             events: Vec::new(),
             last: BTreeMap::new(),
             failing_since: BTreeMap::new(),
-            controller_log,
+            log: LogCursor {
+                offset: controller_log,
+                follower: None,
+                retry_at: None,
+            },
             unplaced_said: false,
             unhealthy: 0,
             api_ids: baseline.instance_ids.clone(),
         };
         let mut journaled = 0usize;
+        let mut node_journaled: BTreeMap<String, usize> = BTreeMap::new();
         let mut follow_up_done = plan.follow_up.is_none();
         let abort = scenario
             .abort
@@ -160,6 +166,10 @@ impl Runner {
         let (mut next_api, mut next_job) = (std::time::Instant::now(), std::time::Instant::now());
         let mut next_slurm = std::time::Instant::now();
         let slurm_every = intervals.slurm.as_std();
+        let follow = self.cluster.profile.slurm.follow_controller_log;
+        if follow {
+            self.follow_controller_log(name, &mut seen.log).await;
+        }
         loop {
             if self.stopping() {
                 return Ending::new(
@@ -236,16 +246,27 @@ impl Runner {
                     }
                 },
             );
+            // The controller log first: followed, its lines are taken as
+            // they came (this wake may be theirs); else read with Slurm.
+            self.poll_controller_log(name, baseline, &mut seen, slurm_due)
+                .await;
             if let Some(rows) = rows {
-                self.poll_controller_log(name, baseline, &mut seen).await;
                 let events_before = seen.events.len();
                 seen.unhealthy = self.poll_slurm(name, baseline, &mut seen, rows);
                 // A target changed in Slurm: the controller wrote its line
                 // already; read it now, so the millisecond time is judged
                 // in the same poll as sinfo's whole second.
                 if seen.events.len() > events_before {
-                    self.poll_controller_log(name, baseline, &mut seen).await;
+                    self.poll_controller_log(name, baseline, &mut seen, true)
+                        .await;
                 }
+            }
+            if slurm_due
+                && follow
+                && seen.log.follower.is_none()
+                && seen.log.retry_at.is_some_and(|at| tick >= at)
+            {
+                self.follow_controller_log(name, &mut seen.log).await;
             }
             if api_due {
                 self.poll_api(name, baseline, &mut seen, listed).await;
@@ -262,7 +283,7 @@ impl Runner {
             let unhealthy = seen.unhealthy;
             // Judge, and journal phase boundaries as they are decided.
             let now = self.clock.now();
-            let judgement = phases::judge(
+            let (judgement, per_node) = phases::judge_scenario(
                 injected_at,
                 baseline,
                 &expectation,
@@ -270,6 +291,30 @@ impl Runner {
                 now,
                 now > give_up,
             );
+            // Several targets: each one's phases journaled as they end.
+            if baseline.targets.len() > 1 {
+                for (node, own) in &per_node {
+                    let done = node_journaled.entry(node.clone()).or_insert(0);
+                    while let Some(result) = own.phases.get(*done).filter(|p| p.verdict.is_some()) {
+                        if let Some(end) = &result.ended {
+                            self.log(
+                                Some(name),
+                                Entry::NodePhaseEnded {
+                                    node: node.clone(),
+                                    phase: result.phase,
+                                    ended_at: end.at,
+                                    verdict: result
+                                        .verdict
+                                        .unwrap_or(crate::journal::PhaseVerdict::Observed),
+                                    time_source: end.time_source,
+                                    evidence: end.evidence.clone(),
+                                },
+                            );
+                        }
+                        *done += 1;
+                    }
+                }
+            }
             while let Some(result) = judgement
                 .phases
                 .get(journaled)
@@ -340,6 +385,7 @@ impl Runner {
                     limit.is_some_and(|l| now > l),
                     baseline,
                     workload.as_deref(),
+                    slurm_due,
                 )
                 .await;
             if let Some(reason) = abort_reason {
@@ -361,10 +407,30 @@ impl Runner {
                     last_seen: self.last_seen.as_deref(),
                 });
             }
+            self.cycles.count += 1;
+            if slurm_due {
+                let wall = tick.elapsed().as_secs_f64() * 1000.0;
+                self.cycles.slurm_walls.push(wall);
+            }
+            // Asleep until the next source is due, a followed log line
+            // arrives, or the run is cancelled.
+            let mut wake = next_slurm.min(next_api);
+            if workload.is_some() {
+                wake = wake.min(next_job);
+            }
+            let wake = wake.max(std::time::Instant::now() + StdDuration::from_millis(10));
+            let wake = wake.min(std::time::Instant::now() + poll);
             let mut cancel = self.cancel.clone();
+            let follower = seen.log.follower.as_mut();
             tokio::select! {
-                _ = tokio::time::sleep(poll) => {}
+                _ = tokio::time::sleep_until(wake.into()) => {}
                 _ = cancel.changed() => {}
+                _ = async {
+                    match follower {
+                        Some(f) => f.arrival().await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
             }
         }
     }
@@ -405,10 +471,38 @@ impl Runner {
     }
 }
 
+/// The cycles of one watch, for its `watch_cost` record: how many, and
+/// the wall time (ms) of each that read Slurm (one per `poll.slurm`).
+#[derive(Debug, Default)]
+pub(super) struct Cycles {
+    pub(super) count: u64,
+    pub(super) slurm_walls: Vec<f64>,
+}
+
+impl Cycles {
+    /// The median and the longest Slurm cycle (ms); zeros without any.
+    pub(super) fn slurm_wall_ms(&self) -> (f64, f64) {
+        let mut walls = self.slurm_walls.clone();
+        walls.sort_by(f64::total_cmp);
+        let p50 = walls.get(walls.len().saturating_sub(1) / 2).copied();
+        (p50.unwrap_or(0.0), walls.last().copied().unwrap_or(0.0))
+    }
+}
+
 /// What `DescribeClusterNode`/`ListClusterNodes` said of the targets.
 type ApiRead = Result<Vec<crate::cluster::sagemaker::ApiNode>, String>;
 /// What `scontrol show node` said of the targets' boots.
 type BootsRead = Result<Vec<(String, crate::phases::BootWitness)>, crate::cluster::ssh::SshError>;
+
+/// The controller log as the watch reads it: followed over a kept
+/// channel while that works, else read at each Slurm poll.
+struct LogCursor {
+    /// Where it has been read to; `None` when it is not readable at all.
+    offset: Option<u64>,
+    follower: Option<Follower>,
+    /// When to try following it again after the follower ended.
+    retry_at: Option<std::time::Instant>,
+}
 
 /// What a watch has seen so far, across polls.
 struct Seen {
@@ -417,8 +511,8 @@ struct Seen {
     last: BTreeMap<String, String>,
     /// Sources whose polls are failing, since when.
     failing_since: BTreeMap<&'static str, DateTime<Utc>>,
-    /// Where the controller log has been read to; `None` when unreadable.
-    controller_log: Option<u64>,
+    /// Where the controller log has been read to, and its follower.
+    log: LogCursor,
     /// Lines without a placeable time were journaled once already.
     unplaced_said: bool,
     /// Unhealthy nodes at the last Slurm poll.
@@ -438,6 +532,7 @@ impl Runner {
         timed_out: bool,
         baseline: &Baseline,
         workload: Option<&WorkloadJob>,
+        probes_due: bool,
     ) -> Option<String> {
         if let Some(max) = abort.max_unhealthy_nodes
             && unhealthy > max as usize
@@ -446,7 +541,8 @@ impl Runner {
                 "{unhealthy} nodes unhealthy, more than max_unhealthy_nodes: {max}"
             ));
         }
-        for probe in &abort.probes {
+        // Probes run with the Slurm poll, not at every followed log line.
+        for probe in abort.probes.iter().filter(|_| probes_due) {
             let check = Check::Probe(probe.clone());
             let (label, result) = self.check(&check, &baseline.targets, workload).await;
             if let Err(detail) = result {
@@ -456,12 +552,60 @@ impl Runner {
         timed_out.then(|| "the abort timeout passed".to_owned())
     }
 
-    /// New lines of the controller log about the targets. Read first in
-    /// each poll: its lines carry millisecond times, and an event seen
-    /// first in a poll is judged first.
-    async fn poll_controller_log(&mut self, name: &str, baseline: &Baseline, seen: &mut Seen) {
-        if let Some(offset) = seen.controller_log.as_mut() {
-            let path = self.cluster.profile.slurm.controller_log.clone();
+    /// Starts following the controller log from where it was read to;
+    /// on failure, journals why and reads it each poll, trying again a
+    /// Slurm poll later.
+    async fn follow_controller_log(&mut self, name: &str, log: &mut LogCursor) {
+        let Some(offset) = log.offset else {
+            return;
+        };
+        let path = self.cluster.profile.slurm.controller_log.clone();
+        match Follower::start(&self.cluster.slurm, &path, offset).await {
+            Ok(follower) => {
+                log.follower = Some(follower);
+                log.retry_at = None;
+            }
+            Err(err) => {
+                let every = self.cluster.profile.poll.slurm.as_std();
+                log.retry_at = Some(std::time::Instant::now() + every);
+                self.note_controller_log(
+                    name,
+                    format!("cannot follow {path} ({err}); reading it each poll meanwhile"),
+                );
+            }
+        }
+    }
+
+    /// New lines of the controller log about the targets: what its
+    /// follower handed over, or, without one and when `slurm_due`, what
+    /// was appended since the last read. Read first in each poll: its
+    /// lines carry millisecond times, and an event seen first in a poll is
+    /// judged first.
+    async fn poll_controller_log(
+        &mut self,
+        name: &str,
+        baseline: &Baseline,
+        seen: &mut Seen,
+        slurm_due: bool,
+    ) {
+        let path = self.cluster.profile.slurm.controller_log.clone();
+        let text = if let Some(follower) = seen.log.follower.as_mut() {
+            let taken = follower.take();
+            seen.log.offset = Some(follower.offset());
+            for notice in taken.notices {
+                self.note_controller_log(name, notice);
+            }
+            if let Some(why) = taken.ended {
+                seen.log.follower = None;
+                let every = self.cluster.profile.poll.slurm.as_std();
+                seen.log.retry_at = Some(std::time::Instant::now() + every);
+                self.note_controller_log(
+                    name,
+                    format!("stopped following {path}: {why}; reading it each poll until it can be followed again"),
+                );
+            }
+            taken.lines
+        } else if let (Some(offset), true) = (seen.log.offset.as_mut(), slurm_due) {
             let read = self.cluster.slurm.read_log(&path, *offset).await;
             let error = read.as_ref().err();
             self.note_source_health(name, &mut seen.failing_since, Source::SlurmctldLog, error);
@@ -473,49 +617,55 @@ impl Runner {
             }
             let complete = text.rfind('\n').map_or(0, |i| i + 1);
             *offset += complete as u64;
-            let offset = self.cluster.slurm.utc_offset().await;
-            let now = self.clock.now();
-            for line in text[..complete].lines() {
-                let parsed = controller_log::parse_line(line, offset, now);
-                let named = nodes_named_in(parsed.message, &baseline.targets);
-                if named.is_empty() {
-                    continue;
-                }
-                // A line it cannot place in time is said once, then timed
-                // when seen.
-                if parsed.stamp != Stamp::Placed && !seen.unplaced_said {
-                    seen.unplaced_said = true;
-                    let said = match &parsed.stamp {
-                        Stamp::Unplaceable(stamp) => format!(
-                            "lines stamped `[{stamp}]` give no time of day (LogTimeFormat clock or thread_id?): timed when seen"
-                        ),
-                        _ => "lines carry no time stamp (LogTimeFormat=omit?): timed when seen"
-                            .to_owned(),
-                    };
-                    self.note_controller_log(name, said);
-                }
-                for node in named {
-                    self.log(
-                        Some(name),
-                        Entry::Observed {
-                            source: Source::SlurmctldLog,
-                            node: Some(node.clone()),
-                            field: "line".into(),
-                            from: None,
-                            to: parsed.message.to_owned(),
-                            source_time: parsed.at,
-                        },
-                    );
-                    seen.events.push(Event {
-                        seen: self.clock.now(),
-                        source_time: parsed.at,
+            text[..complete].lines().map(str::to_owned).collect()
+        } else {
+            Vec::new()
+        };
+        if text.is_empty() {
+            return;
+        }
+        let offset = self.cluster.slurm.utc_offset().await;
+        let now = self.clock.now();
+        for line in &text {
+            let parsed = controller_log::parse_line(line, offset, now);
+            let named = nodes_named_in(parsed.message, &baseline.targets);
+            if named.is_empty() {
+                continue;
+            }
+            // A line it cannot place in time is said once, then timed
+            // when seen.
+            if parsed.stamp != Stamp::Placed && !seen.unplaced_said {
+                seen.unplaced_said = true;
+                let said = match &parsed.stamp {
+                    Stamp::Unplaceable(stamp) => format!(
+                        "lines stamped `[{stamp}]` give no time of day (LogTimeFormat clock or thread_id?): timed when seen"
+                    ),
+                    _ => "lines carry no time stamp (LogTimeFormat=omit?): timed when seen"
+                        .to_owned(),
+                };
+                self.note_controller_log(name, said);
+            }
+            for node in named {
+                self.log(
+                    Some(name),
+                    Entry::Observed {
                         source: Source::SlurmctldLog,
-                        observation: Observation::ControllerLog {
-                            node: node.clone(),
-                            message: parsed.message.to_owned(),
-                        },
-                    });
-                }
+                        node: Some(node.clone()),
+                        field: "line".into(),
+                        from: None,
+                        to: parsed.message.to_owned(),
+                        source_time: parsed.at,
+                    },
+                );
+                seen.events.push(Event {
+                    seen: self.clock.now(),
+                    source_time: parsed.at,
+                    source: Source::SlurmctldLog,
+                    observation: Observation::ControllerLog {
+                        node: node.clone(),
+                        message: parsed.message.to_owned(),
+                    },
+                });
             }
         }
     }
