@@ -50,12 +50,16 @@ lint: setup
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
 # Benchmarks (root, a lab each; minutes, not part of `make test`): lab up
-# time, phase timing error against the lab's ground truth, and a fault on
-# 48 targets at once against one.
+# time (4 nodes, and 240), phase timing error against the lab's ground
+# truth, a fault on 48 targets at once against one, and watching one target
+# of a 4,096-node cluster (API calls, cycle cost, controller-log latency,
+# CPU against Chaos Toolkit, which it installs from PyPI into a venv).
 bench: build
 	benches/lab-up 4 5
 	benches/timing-error scenarios/xid48-replace.yaml 5
 	benches/fan-out 48 3
+	benches/watch-scale 16 4096 60
+	benches/lab-up 240 1
 
 # The bundled nightly suite on a fresh lab (root): the lab is restarted so
 # every node has the host key known_hosts expects, then every scenario of

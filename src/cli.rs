@@ -171,9 +171,17 @@ pub enum LabCommand {
     ///
     /// Example: hpchaos lab up --nodes 4 --timings fast
     Up {
-        /// Compute nodes, besides the head and login nodes (1 to 50).
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=50))]
+        /// Compute nodes the lab runs, besides the head and login nodes
+        /// (1 to 240, all in the lab's 10.1.0.0/24).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=240))]
         nodes: u8,
+        /// The cluster's size in Slurm nodes, for benchmarks at scale: the
+        /// nodes beyond --nodes are declared in slurm.conf (sinfo lists
+        /// them, down) and listed by the control plane, but not run.
+        ///
+        /// Example: hpchaos lab up --nodes 16 --cluster-size 4096
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=8192))]
+        cluster_size: Option<u16>,
         #[arg(long, default_value = DEFAULT_LAB_DIR)]
         dir: PathBuf,
         /// `fast`: seconds, for tests; `realistic`: HyperPod's observed minutes.

@@ -182,6 +182,7 @@ fn run_lab(command: LabCommand) -> u8 {
             log_time_format,
             slurm,
             reboot_keeps_launch_time,
+            cluster_size,
         } => {
             let options = lab::UpOptions {
                 nodes,
@@ -192,6 +193,7 @@ fn run_lab(command: LabCommand) -> u8 {
                 log_time_format,
                 slurm,
                 reboot_keeps_launch_time,
+                cluster_size,
             };
             lab::up(&dir, &options).and_then(|layout| {
                 print!("{}", lab::status(&dir)?);

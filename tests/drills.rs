@@ -236,6 +236,24 @@ enum Signal {
     Kill,
 }
 
+/// The ground truth's marks: a target taken out of service with an
+/// `Action:` reason. (Slurm 24.11 leaves the reason on the node once it is
+/// resumed, `idle|Action:Reboot`: that is no mark.)
+fn marks_in(truth: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    truth
+        .iter()
+        .filter(|t| {
+            let detail = t["detail"].as_str().unwrap_or("");
+            let state = detail.split('|').next().unwrap_or("");
+            t["event"] == "slurm_node"
+                && detail.contains("Action:")
+                && ["fail", "down", "drain"]
+                    .iter()
+                    .any(|s| state.starts_with(s))
+        })
+        .collect()
+}
+
 /// One drill: returns a line of the outcome table.
 fn drill(lab: &Lab, stage: Stage, signal: Signal) -> String {
     let (file, name) = match stage {
@@ -275,6 +293,13 @@ fn drill(lab: &Lab, stage: Stage, signal: Signal) -> String {
         Stage::MidRollback => wait_until("the rollback", || {
             run.join("drill-rollback-started").exists()
         }),
+    }
+    // The lab's ground truth samples Slurm once a second: a mark undone
+    // sooner would go unrecorded. Signal once it has recorded the mark.
+    if matches!(stage, Stage::RightAfterInjection | Stage::MidWatch) {
+        wait_until("the mark in the ground truth", || {
+            !marks_in(&lab.truth_since(truth_from)).is_empty()
+        });
     }
     let signalled_at = chrono::Utc::now();
     let pid = child.id().to_string();
@@ -334,20 +359,7 @@ fn drill(lab: &Lab, stage: Stage, signal: Signal) -> String {
     };
     // The ground truth: what was done to the cluster, and when.
     let truth = lab.truth_since(truth_from);
-    let marks: Vec<&serde_json::Value> = truth
-        .iter()
-        .filter(|t| {
-            // A mark takes the node out of service; Slurm 24.11 leaves the
-            // reason on the node once it is resumed (`idle|Action:Reboot`).
-            let detail = t["detail"].as_str().unwrap_or("");
-            let state = detail.split('|').next().unwrap_or("");
-            t["event"] == "slurm_node"
-                && detail.contains("Action:")
-                && ["fail", "down", "drain"]
-                    .iter()
-                    .any(|s| state.starts_with(s))
-        })
-        .collect();
+    let marks = marks_in(&truth);
     let expected_marks = match stage {
         Stage::BeforeInjection | Stage::WarmUp => 0,
         _ => 1,

@@ -469,6 +469,44 @@ fn runs_on_slurm_22_05() {
     );
 }
 
+/// A cluster of thousands: the lab runs 4 nodes and declares 2044 more;
+/// sinfo and the API list all 2048, `status` maps them all, and a watch of
+/// one target asks the API about that target only (a bound on requests
+/// that listing the cluster each poll, 21 pages, would break).
+#[test]
+fn watches_one_target_of_a_cluster_of_thousands() {
+    let up = lab_up_with(&["--cluster-size", "2048"]);
+    let lab = &up.lab;
+    let listed = lab.head("sinfo -N -a -h -o %N | sort -u | wc -l");
+    assert_eq!(listed.trim(), "2048");
+    let status = hpchaos(&["status", "--cluster", &lab.profile(), "--format", "json"]);
+    assert_eq!(status.status.code(), Some(0));
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["nodes"].as_array().unwrap().len(), 2048);
+    assert!(
+        status["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["api"].is_object()),
+        "every node mapped to its instance"
+    );
+    lab.on(
+        "10.1.0.11",
+        "setsid nohup sleep 86403 >/dev/null 2>&1 </dev/null &",
+    );
+    let (code, stderr, report) = lab.run(&["tests/e2e/quiet-large.yaml"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let watch = &report["scenarios"][0]["watch"];
+    let seconds = watch["seconds"].as_f64().unwrap();
+    let calls = watch["api_calls"].as_u64().unwrap();
+    // The lab's profile asks the API every 0.5 s: at most 2 requests a
+    // poll (the target's DescribeClusterNode, one listing page).
+    let bound = 2 * ((seconds / 0.5).ceil() as u64 + 1);
+    assert!(calls <= bound, "{calls} requests in {seconds} s: {watch}");
+    assert!(calls > 0, "{watch}");
+}
+
 /// A copy of the lab's profile whose head node is reached through a proxy
 /// command, as operators reach HyperPod through SSM: a relay over the lab
 /// network (socat) stands in for the SSM plugin, recording each start's

@@ -103,6 +103,10 @@ pub struct SageMakerApi {
     /// Requests sent (each page of a listing counts), for the API budget
     /// a run spends.
     calls: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Slurm node name → the instance it was last seen on (from listings
+    /// and from `targets`), so that [`SageMakerApi::named`] can ask about
+    /// a node directly instead of listing the cluster.
+    instances: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
 }
 
 /// A timestamp from the SDK, `None` for the epoch: the SDK fills a member
@@ -140,6 +144,7 @@ impl SageMakerApi {
             cluster: settings.cluster_name.clone(),
             names: Default::default(),
             calls: Default::default(),
+            instances: Default::default(),
         }
     }
 
@@ -194,7 +199,46 @@ impl SageMakerApi {
             .iter()
             .flat_map(|page| page.cluster_node_summaries())
             .collect();
-        Ok(self.map_summaries(&summaries).await)
+        let (nodes, unmapped) = self.map_summaries(&summaries).await;
+        self.remember(&nodes);
+        Ok((nodes, unmapped))
+    }
+
+    /// Notes which instance each node is on now.
+    fn remember(&self, nodes: &[ApiNode]) {
+        let mut instances = self.instances.lock().unwrap_or_else(|p| p.into_inner());
+        for node in nodes {
+            instances.insert(node.node.clone(), node.instance_id.clone());
+        }
+    }
+
+    /// The instances of the nodes `names` as the API shows them now, asked
+    /// about directly when it can: each node's instance is remembered from
+    /// the last listing, and `DescribeClusterNode` asked about it (see
+    /// [`SageMakerApi::targets`]: one request per node, on a cluster of any
+    /// size). A node not remembered yet, or whose instance is gone without
+    /// a successor among the newest, costs one full listing, which
+    /// remembers them all. A node on no instance is left out.
+    pub async fn named(&self, names: &[String]) -> Result<Vec<ApiNode>, ApiError> {
+        let known: Vec<(String, String)> = {
+            let instances = self.instances.lock().unwrap_or_else(|p| p.into_inner());
+            names
+                .iter()
+                .filter_map(|n| instances.get(n).map(|id| (n.clone(), id.clone())))
+                .collect()
+        };
+        if known.len() == names.len() {
+            let found = self.targets(&known).await?;
+            if found.len() == known.len() {
+                self.remember(&found);
+                return Ok(found);
+            }
+        }
+        let listed = self.nodes().await?;
+        Ok(listed
+            .into_iter()
+            .filter(|n| names.contains(&n.node))
+            .collect())
     }
 
     /// Each watched target's instance, asked about directly, not by

@@ -130,6 +130,10 @@ pub struct LabConfig {
     /// own, with the host's Slurm).
     #[serde(default)]
     pub rootfs: Option<String>,
+    /// Slurm nodes (and instances) declared but not run, to give the
+    /// cluster its size for benchmarks (`lab up --cluster-size`).
+    #[serde(default)]
+    pub declared_nodes: u16,
 }
 
 /// The Slurm release a lab runs: 24.11 (what HyperPod's AMI ships; Debian
@@ -163,6 +167,11 @@ pub const DEFAULT_ROOTFS: &str = "/var/cache/hpchaos/rootfs/slurm-24.11";
 impl LabConfig {
     pub fn nodes(&self) -> Vec<NodeSpec> {
         layout::nodes(self.compute_nodes)
+    }
+
+    /// The nodes declared but not run (see [`layout::DeclaredNode`]).
+    pub fn declared(&self) -> Vec<layout::DeclaredNode> {
+        layout::declared_nodes(self.declared_nodes)
     }
 
     pub fn endpoint(&self) -> String {
@@ -233,6 +242,27 @@ pub fn slurm_conf(config: &LabConfig) -> String {
          PartitionName=p5 Nodes={computes} MaxTime=INFINITE State=UP\n\
          PartitionName=maint Nodes={computes} Hidden=YES MaxTime=INFINITE State=UP\n"
     ));
+    // Declared, not run: one line per /24 as host-list ranges (slurm.conf
+    // expands NodeName and NodeAddr alike), in a partition of their own so
+    // no lab job lands there.
+    let declared = config.declared();
+    if !declared.is_empty() {
+        let mut ranges = Vec::new();
+        for chunk in declared.chunks(256) {
+            let (first, last) = (&chunk[0], &chunk[chunk.len() - 1]);
+            let third = first.address.split('.').nth(2).unwrap_or("0");
+            let low = first.address.rsplit('.').next().unwrap_or("0");
+            let high = last.address.rsplit('.').next().unwrap_or("0");
+            text.push_str(&format!(
+                "NodeName=ip-10-1-{third}-[{low}-{high}] NodeAddr=10.1.{third}.[{low}-{high}] CPUs=2 RealMemory=1000 State=UNKNOWN\n"
+            ));
+            ranges.push(format!("ip-10-1-{third}-[{low}-{high}]"));
+        }
+        text.push_str(&format!(
+            "PartitionName=fleet Nodes={} MaxTime=INFINITE State=UP\n",
+            ranges.join(",")
+        ));
+    }
     if let Some(format) = &config.log_time_format {
         text.push_str(&format!("LogTimeFormat={format}\n"));
     }
@@ -353,8 +383,25 @@ mod tests {
             log_time_format: None,
             slurm: SlurmRelease::V24_11,
             rootfs: None,
+            declared_nodes: 0,
             reboot_keeps_launch_time: false,
         }
+    }
+
+    #[test]
+    fn declared_nodes_are_listed_by_subnet_in_a_partition_of_their_own() {
+        let mut config = config();
+        config.declared_nodes = 300;
+        let text = slurm_conf(&config);
+        assert!(text.contains(
+            "NodeName=ip-10-1-16-[0-255] NodeAddr=10.1.16.[0-255] CPUs=2 RealMemory=1000 State=UNKNOWN\n"
+        ));
+        assert!(text.contains("NodeName=ip-10-1-17-[0-43] NodeAddr=10.1.17.[0-43] "));
+        assert!(text.contains(
+            "PartitionName=fleet Nodes=ip-10-1-16-[0-255],ip-10-1-17-[0-43] MaxTime=INFINITE State=UP\n"
+        ));
+        // The lab's own partitions keep to the nodes it runs.
+        assert!(text.contains("PartitionName=dev Nodes=ip-10-1-0-11,ip-10-1-0-12 "));
     }
 
     #[test]

@@ -214,8 +214,10 @@ fn describe_cluster(state: &ClusterState) -> Value {
         CONTROLLER_GROUP,
         super::state::LOGIN_GROUP,
         super::state::WORKER_GROUP,
+        super::state::FLEET_GROUP,
     ]
         .iter()
+        .filter(|group| state.instances.iter().any(|i| i.group == **group))
         .map(|group| {
             let members: Vec<&Instance> = state.instances.iter().filter(|i| i.group == *group).collect();
             let running = members.iter().filter(|i| i.status == "Running").count();

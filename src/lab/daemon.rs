@@ -77,6 +77,7 @@ pub fn run(layout: Layout) -> Result<(), LabError> {
         &nodes,
     );
     cluster.omit_hostnames = config.api_without_hostnames;
+    cluster.add_declared(&config.declared());
     let state = Arc::new(Mutex::new(cluster));
     let engine = Arc::new(Engine {
         layout,
@@ -210,7 +211,8 @@ impl Engine {
             },
         )?;
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        for instance in &mut state.instances {
+        let fleet = super::state::FLEET_GROUP;
+        for instance in state.instances.iter_mut().filter(|i| i.group != fleet) {
             instance.status = "Running".to_owned();
             self.truth.record(
                 "instance_running",
@@ -279,7 +281,10 @@ impl Engine {
             match self.slurm(&["sinfo", "-N", "-h", "-o", "%N|%T|%E"]) {
                 Ok(text) => {
                     let seen = parse_sinfo(&text);
-                    for (node, now) in &seen {
+                    // The nodes it runs: declared ones are not its to watch.
+                    let run: HashSet<String> =
+                        self.config.nodes().into_iter().map(|n| n.name).collect();
+                    for (node, now) in seen.iter().filter(|(n, _)| run.contains(*n)) {
                         if last.get(node) != Some(now) {
                             self.truth.record(
                                 "slurm_node",

@@ -122,6 +122,7 @@ mod tests {
             log_time_format: None,
             slurm: Default::default(),
             rootfs: None,
+            declared_nodes: 0,
             reboot_keeps_launch_time: false,
         }
     }

@@ -12,8 +12,12 @@ pub const BRIDGE_ADDRESS: &str = "10.1.0.1";
 pub const LOGIN_OCTET: u8 = 9;
 pub const HEAD_OCTET: u8 = 10;
 pub const FIRST_COMPUTE_OCTET: u8 = 11;
-/// Compute nodes a lab may have (addresses .11 to .60).
-pub const MAX_NODES: u8 = 50;
+/// Compute nodes a lab may run (addresses .11 to .250): the lab keeps to
+/// its one /24 (the machine's other addresses are not its own).
+pub const MAX_NODES: u8 = 240;
+/// Slurm nodes a lab's cluster may have in all, those it runs and those
+/// only declared (see [`declared_nodes`]).
+pub const MAX_CLUSTER_SIZE: u16 = 8192;
 
 /// What a node is for, as HyperPod's instance groups say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +89,36 @@ pub fn nodes(count: u8) -> Vec<NodeSpec> {
     .into_iter()
     .chain((0..count).map(|i| NodeSpec::new(FIRST_COMPUTE_OCTET + i, Role::Compute)))
     .collect()
+}
+
+/// A node of the cluster's size that the lab declares but does not run,
+/// for benchmarks at cluster scale: slurm.conf lists it (so slurmctld and
+/// `sinfo` carry it, as down and not responding) and the control plane
+/// lists an instance for it. Its address is never configured anywhere:
+/// slurmctld's pings fail inside the head's namespace (no route), so no
+/// packet leaves the lab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredNode {
+    /// `ip-10-1-16-0`, HyperPod style.
+    pub name: String,
+    pub address: String,
+}
+
+/// The first /24 of declared nodes: 10.1.16.0 (16 to 47 for 8192).
+pub const FIRST_DECLARED_SUBNET: u16 = 16;
+
+/// `count` declared nodes: 10.1.16.0, 10.1.16.1, ... 10.1.16.255,
+/// 10.1.17.0, ... (at most [`MAX_CLUSTER_SIZE`]).
+pub fn declared_nodes(count: u16) -> Vec<DeclaredNode> {
+    (0..count.min(MAX_CLUSTER_SIZE))
+        .map(|i| {
+            let (third, fourth) = (FIRST_DECLARED_SUBNET + i / 256, i % 256);
+            DeclaredNode {
+                name: format!("ip-10-1-{third}-{fourth}"),
+                address: format!("10.1.{third}.{fourth}"),
+            }
+        })
+        .collect()
 }
 
 /// Paths inside the lab folder.
@@ -179,5 +213,20 @@ mod tests {
         assert_eq!(nodes[5].netns(), "hpchaos-ip-10-1-0-14");
         assert_eq!(nodes.iter().filter(|n| n.compute()).count(), 4);
         assert!(nodes.iter().all(|n| n.veth().len() <= 15));
+        let most = super::nodes(MAX_NODES);
+        assert_eq!(most.last().unwrap().address, "10.1.0.250");
+    }
+
+    #[test]
+    fn declared_nodes_fill_whole_subnets_beyond_the_labs_own() {
+        let declared = declared_nodes(4096 - 48);
+        assert_eq!(declared.len(), 4048);
+        assert_eq!(declared[0].name, "ip-10-1-16-0");
+        assert_eq!(declared[256].address, "10.1.17.0");
+        assert_eq!(declared[4047].name, "ip-10-1-31-207");
+        assert_eq!(
+            declared_nodes(u16::MAX).len(),
+            usize::from(MAX_CLUSTER_SIZE)
+        );
     }
 }

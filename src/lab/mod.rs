@@ -44,6 +44,9 @@ pub struct UpOptions {
     pub slurm: SlurmRelease,
     /// A reboot keeps the instance's `LaunchTime`.
     pub reboot_keeps_launch_time: bool,
+    /// The cluster's size in Slurm nodes: the ones beyond `nodes` are
+    /// declared, not run (benchmarks at cluster scale).
+    pub cluster_size: Option<u16>,
 }
 
 /// Host programs the lab needs, and the Debian package of each.
@@ -126,6 +129,15 @@ pub fn up(dir: &Path, options: &UpOptions) -> Result<Layout, LabError> {
             layout::MAX_NODES
         )));
     }
+    if let Some(size) = options.cluster_size
+        && !(u16::from(options.nodes)..=layout::MAX_CLUSTER_SIZE).contains(&size)
+    {
+        return Err(LabError::Setup(format!(
+            "--cluster-size must be at least --nodes ({}) and at most {}",
+            options.nodes,
+            layout::MAX_CLUSTER_SIZE
+        )));
+    }
     // Leftovers of a lab that died: clear them first. A new lab starts
     // with no rate limit.
     down(dir)?;
@@ -162,6 +174,9 @@ fn prepare_and_start(layout: &Layout, options: &UpOptions) -> Result<(), LabErro
             SlurmRelease::V24_11 => Some(rootfs()?),
             SlurmRelease::V22_05 => None,
         },
+        declared_nodes: options
+            .cluster_size
+            .map_or(0, |size| size.saturating_sub(u16::from(options.nodes))),
     };
     write_files(layout, &config)?;
     net::up(&config.nodes())?;

@@ -15,6 +15,9 @@ pub const WORKER_GROUP: &str = "workers";
 /// HyperPod's optional login group: instances users log in to, not Slurm
 /// nodes.
 pub const LOGIN_GROUP: &str = "login";
+/// The instances of nodes the lab declares but does not run
+/// (`lab up --cluster-size`): listed, always `Running`, never acted on.
+pub const FLEET_GROUP: &str = "fleet";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Instance {
@@ -84,6 +87,21 @@ impl ClusterState {
                 })
                 .collect(),
         }
+    }
+
+    /// Adds a `Running` instance in the fleet group for each declared node.
+    pub fn add_declared(&mut self, declared: &[super::layout::DeclaredNode]) {
+        let now = Utc::now();
+        self.instances.extend(declared.iter().map(|node| Instance {
+            node: node.name.clone(),
+            address: node.address.clone(),
+            instance_id: new_instance_id(),
+            group: FLEET_GROUP.to_owned(),
+            instance_type: "ml.p5.48xlarge".to_owned(),
+            launch_time: now,
+            status: "Running".to_owned(),
+            message: String::new(),
+        }));
     }
 
     pub fn instance(&self, node: &str) -> Option<&Instance> {

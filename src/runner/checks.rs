@@ -89,7 +89,7 @@ impl Runner {
         let slurm = &self.cluster.slurm;
         match check {
             Check::TargetsHealthy => {
-                let result = match slurm.nodes().await {
+                let result = match slurm.nodes_named(targets).await {
                     Err(e) => Err(e.to_string()),
                     Ok(rows) => {
                         let mut bad: Vec<String> = rows
@@ -108,7 +108,7 @@ impl Runner {
                         // With the API: each target's instance running
                         // (not being patched, checked, launched, retried).
                         if let Some(api) = &self.cluster.api {
-                            match api.nodes().await {
+                            match api.named(targets).await {
                                 Err(e) => bad.push(e.to_string()),
                                 Ok(listed) => bad.extend(targets.iter().filter_map(|t| {
                                     match listed.iter().find(|n| &n.node == t) {

@@ -216,7 +216,7 @@ impl Runner {
                     .api
                     .as_ref()
                     .ok_or("this fault needs the profile's sagemaker settings")?;
-                let listed = api.nodes().await.map_err(|e| e.to_string())?;
+                let listed = api.named(nodes).await.map_err(|e| e.to_string())?;
                 let ids: Vec<String> = listed
                     .iter()
                     .filter(|n| nodes.contains(&n.node))
@@ -349,7 +349,10 @@ impl Runner {
         let Some(api) = &self.cluster.api else {
             return Ok(None);
         };
-        let listed = api.nodes().await.map_err(|e| e.to_string())?;
+        let listed = api
+            .named(&[node.to_owned()])
+            .await
+            .map_err(|e| e.to_string())?;
         let Some(now) = listed.iter().find(|n| n.node == node) else {
             return Ok(Some(format!("{node} is not listed by the API")));
         };

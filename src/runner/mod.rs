@@ -970,7 +970,7 @@ impl Runner {
                     | crate::scenario::model::Recovery::Reboot
             );
         if let (Some(api), true) = (&self.cluster.api, needs_api) {
-            let listed = api.nodes().await.map_err(|e| e.to_string())?;
+            let listed = api.named(targets).await.map_err(|e| e.to_string())?;
             let missing: Vec<&String> = targets
                 .iter()
                 .filter(|t| !listed.iter().any(|n| &n.node == *t))

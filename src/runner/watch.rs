@@ -12,7 +12,6 @@ use chrono::{DateTime, Utc};
 use crate::cluster::controller_log::{self, Stamp};
 use crate::cluster::hostlist::nodes_named_in;
 use crate::cluster::log_follow::Follower;
-use crate::cluster::node_state::Condition;
 use crate::cluster::ssh::{KEYSCAN_SCRIPT, parse_keyscan};
 use crate::faults;
 use crate::journal::{Entry, ScenarioOutcome, Source};
@@ -34,9 +33,9 @@ impl Runner {
             ..Baseline::default()
         };
         if let Some(api) = &self.cluster.api
-            && let Ok(nodes) = api.nodes().await
+            && let Ok(nodes) = api.named(targets).await
         {
-            for node in nodes.into_iter().filter(|n| targets.contains(&n.node)) {
+            for node in nodes {
                 if let Some(launch) = node.launch_time {
                     baseline.launch_times.insert(node.node.clone(), launch);
                 }
@@ -226,12 +225,25 @@ impl Runner {
                 .iter()
                 .filter_map(|t| seen.api_ids.get(t).map(|id| (t.clone(), id.clone())))
                 .collect();
+            // Slurm: the targets' rows only, and the cluster grouped by
+            // state only when an abort condition counts unhealthy nodes:
+            // neither grows with the cluster's size.
+            let count_cluster = abort.max_unhealthy_nodes.is_some();
             let (rows, listed, boots) = tokio::join!(
                 async {
-                    match slurm_due {
-                        true => Some(self.cluster.slurm.nodes().await.map_err(|e| e.to_string())),
-                        false => None,
+                    if !slurm_due {
+                        return None;
                     }
+                    let slurm = &self.cluster.slurm;
+                    let (rows, groups) =
+                        tokio::join!(slurm.nodes_named(&baseline.targets), async {
+                            match count_cluster {
+                                true => Some(slurm.state_groups().await),
+                                false => None,
+                            }
+                        });
+                    let groups = groups.map(|g| g.map_err(|e| e.to_string()));
+                    Some(rows.map_err(|e| e.to_string()).map(|rows| (rows, groups)))
                 },
                 async {
                     match api_due {
@@ -489,6 +501,15 @@ impl Cycles {
     }
 }
 
+/// What sinfo said: the targets' rows, and the cluster grouped by state
+/// when it was asked.
+type SlurmRead = Result<
+    (
+        Vec<crate::cluster::slurm::NodeRow>,
+        Option<Result<Vec<(crate::cluster::node_state::NodeState, String)>, String>>,
+    ),
+    String,
+>;
 /// What `DescribeClusterNode`/`ListClusterNodes` said of the targets.
 type ApiRead = Result<Vec<crate::cluster::sagemaker::ApiNode>, String>;
 /// What `scontrol show node` said of the targets' boots.
@@ -670,85 +691,100 @@ impl Runner {
         }
     }
 
-    /// The targets in `sinfo`; returns how many nodes are unhealthy.
+    /// The targets in `sinfo`, and the cluster's health when it was read;
+    /// returns how many nodes are unhealthy (the cluster's out-of-service
+    /// nodes and the targets Slurm does not list), 0 when the cluster was
+    /// not counted.
     fn poll_slurm(
         &mut self,
         name: &str,
         baseline: &Baseline,
         seen: &mut Seen,
-        rows: Result<Vec<crate::cluster::slurm::NodeRow>, String>,
+        read: SlurmRead,
     ) -> usize {
-        let mut unhealthy = 0;
-        self.note_source_health(
-            name,
-            &mut seen.failing_since,
-            Source::Sinfo,
-            rows.as_ref().err(),
-        );
-        if let Ok(rows) = rows {
-            // Nodes, not rows; a target Slurm does not list counts too.
-            let missing: Vec<&String> = baseline
-                .targets
-                .iter()
-                .filter(|t| !rows.iter().any(|r| &r.name == *t))
-                .collect();
-            unhealthy = rows
-                .iter()
-                .filter(|r| !r.healthy() && r.state.condition() != Condition::Future)
-                .count()
-                + missing.len();
-            for target in missing {
-                let change = Change {
-                    source: Source::Sinfo,
-                    node: target,
-                    field: "state|reason",
-                    source_time: None,
-                };
-                self.note_change(name, &mut seen.last, change, "not in Slurm".to_owned());
+        // Kept from the last count while the cluster is not counted anew.
+        let mut unhealthy = seen.unhealthy;
+        let error = match &read {
+            Err(e) => Some(e.clone()),
+            Ok((_, Some(Err(e)))) => Some(e.clone()),
+            _ => None,
+        };
+        self.note_source_health(name, &mut seen.failing_since, Source::Sinfo, error.as_ref());
+        let Ok((rows, groups)) = read else {
+            return seen.unhealthy;
+        };
+        // Nodes, not rows; a target Slurm does not list counts too.
+        let missing: Vec<&String> = baseline
+            .targets
+            .iter()
+            .filter(|t| !rows.iter().any(|r| &r.name == *t))
+            .collect();
+        if let Some(Ok(groups)) = &groups {
+            unhealthy = match crate::cluster::slurm::unhealthy_in_groups(groups) {
+                Ok(set) => set.len() + missing.len(),
+                Err(_) => seen.unhealthy,
+            };
+        }
+        for target in missing {
+            let change = Change {
+                source: Source::Sinfo,
+                node: target,
+                field: "state|reason",
+                source_time: None,
+            };
+            self.note_change(name, &mut seen.last, change, "not in Slurm".to_owned());
+        }
+        // A state this harness does not know: said once, never healthy.
+        let group_states = groups
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|(state, hosts)| (state, hosts.as_str()));
+        let row_states = rows.iter().map(|r| (&r.state, r.name.as_str()));
+        for (state, node) in row_states.chain(group_states) {
+            if !state.is_unrecognised() {
+                continue;
             }
-            // A state this harness does not know: said once, never healthy.
-            for row in rows.iter().filter(|r| r.state.is_unrecognised()) {
-                let key = format!("unrecognised/{}", row.state.raw);
-                if seen.last.insert(key, String::new()).is_none() {
-                    self.log(
-                        Some(name),
-                        Entry::Observed {
-                            source: Source::Sinfo,
-                            node: Some(row.name.clone()),
-                            field: "state".into(),
-                            from: None,
-                            to: format!(
-                                "unrecognised state `{}`: judged unknown, not healthy",
-                                row.state.raw
-                            ),
-                            source_time: None,
-                        },
-                    );
-                }
-            }
-            for row in rows.iter().filter(|r| baseline.targets.contains(&r.name)) {
-                let value = format!("{}|{}", row.state, row.reason);
-                let change = Change {
-                    source: Source::Sinfo,
-                    node: &row.name,
-                    field: "state|reason",
-                    source_time: row.reason_time,
-                };
-                if self.note_change(name, &mut seen.last, change, value) {
-                    seen.events.push(Event {
-                        seen: self.clock.now(),
-                        source_time: row
-                            .reason_time
-                            .filter(|_| row.reason.starts_with("Action:") && !row.healthy()),
+            let key = format!("unrecognised/{}", state.raw);
+            if seen.last.insert(key, String::new()).is_none() {
+                self.log(
+                    Some(name),
+                    Entry::Observed {
                         source: Source::Sinfo,
-                        observation: Observation::SlurmNode {
-                            node: row.name.clone(),
-                            state: row.state.raw.clone(),
-                            flags: String::new(),
-                            reason: row.reason.clone(),
-                        },
-                    });
-                }
+                        node: Some(node.to_owned()),
+                        field: "state".into(),
+                        from: None,
+                        to: format!(
+                            "unrecognised state `{}`: judged unknown, not healthy",
+                            state.raw
+                        ),
+                        source_time: None,
+                    },
+                );
+            }
+        }
+        for row in rows.iter().filter(|r| baseline.targets.contains(&r.name)) {
+            let value = format!("{}|{}", row.state, row.reason);
+            let change = Change {
+                source: Source::Sinfo,
+                node: &row.name,
+                field: "state|reason",
+                source_time: row.reason_time,
+            };
+            if self.note_change(name, &mut seen.last, change, value) {
+                seen.events.push(Event {
+                    seen: self.clock.now(),
+                    source_time: row
+                        .reason_time
+                        .filter(|_| row.reason.starts_with("Action:") && !row.healthy()),
+                    source: Source::Sinfo,
+                    observation: Observation::SlurmNode {
+                        node: row.name.clone(),
+                        state: row.state.raw.clone(),
+                        flags: String::new(),
+                        reason: row.reason.clone(),
+                    },
+                });
             }
         }
         unhealthy
