@@ -20,7 +20,8 @@ pub enum StatusFormat {
 /// Write a scenario (which nodes, which fault, what recovery by when),
 /// check it with `validate`, and turn run journals into reports with
 /// `report`. Exit codes: 0 all passed, 1 a scenario failed its
-/// expectations, 2 invalid input, 3 the harness failed, 130 interrupted.
+/// expectations, 2 invalid input, 3 the harness failed, 4 a scheduled run
+/// skipped itself (`--if-idle`), 130 interrupted.
 #[derive(Debug, Parser)]
 #[command(
     name = "hpchaos",
@@ -105,6 +106,60 @@ pub enum Command {
         /// Print what would be done, touching nothing (same as `plan`).
         #[arg(long)]
         dry_run: bool,
+        /// Regression gates: compare each phase with this baseline from the
+        /// history under the report folder: `last` (the newest earlier run
+        /// in which the phase ended), `p50:30d` (the median over 30 days) or
+        /// a run id. A phase slower than it by more than the scenario's
+        /// `expect.regression` allows (every phase at 25% for a scenario
+        /// without gates) fails the scenario. Scenarios with
+        /// `expect.regression` and no --baseline use `p50:30d`.
+        #[arg(long, value_name = "last|p50:30d|RUN_ID")]
+        baseline: Option<String>,
+        /// For schedules: skip the run (exit 4, nothing done) when fewer
+        /// than N nodes are idle, so a busy cluster is left alone.
+        #[arg(long, value_name = "N")]
+        if_idle: Option<u32>,
+        /// For schedules: while another run holds the cluster's lock, wait
+        /// up to this long for it (`10m`) instead of refusing at once.
+        #[arg(long, value_name = "DURATION")]
+        wait_lock: Option<crate::duration::Duration>,
+    },
+    /// List past runs from the history under a report folder, newest first,
+    /// with their outcome and each phase's time since the injection.
+    ///
+    /// The history (REPORT_DIR/history.sqlite) is filled from the run
+    /// journals and brought up to date first; --rebuild builds it anew
+    /// from them (the old file is kept beside it).
+    ///
+    /// Example: hpchaos history --scenario xid48-replace --since 30d --format markdown
+    History {
+        #[arg(long, default_value = "reports")]
+        report_dir: PathBuf,
+        /// Only this scenario's runs.
+        #[arg(long)]
+        scenario: Option<String>,
+        /// Only runs started within this span (`30d`, `12h`, `2w`).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: crate::history::HistoryFormat,
+        /// Build the history anew from the journals.
+        #[arg(long)]
+        rebuild: bool,
+    },
+    /// A scenario's phases over its runs: count, p50, p95, last, and
+    /// which way they are going; markdown adds a chart per phase.
+    ///
+    /// Example: hpchaos trend xid48-replace --since 30d --format markdown
+    Trend {
+        scenario: String,
+        #[arg(long, default_value = "reports")]
+        report_dir: PathBuf,
+        /// Only runs started within this span (`30d`, `12h`, `2w`).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: crate::history::HistoryFormat,
     },
     /// Print what a scenario would do on a cluster, touching nothing.
     Plan {

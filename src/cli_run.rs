@@ -8,6 +8,7 @@ use tokio::sync::watch;
 
 use crate::cluster::Cluster;
 use crate::exit;
+use crate::history::gate::BaselineSpec;
 use crate::journal::Journal;
 use crate::profile::Profile;
 use crate::report::{self, Format};
@@ -122,12 +123,38 @@ fn runtime() -> Result<tokio::runtime::Runtime, u8> {
     })
 }
 
+/// How `run` runs, beyond its files.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Print the plan, touch nothing.
+    pub dry_run: bool,
+    /// `--baseline`: regression gates against the history.
+    pub baseline: Option<String>,
+    /// `--if-idle N`: skip (exit 4) with fewer idle nodes.
+    pub if_idle: Option<u32>,
+    /// `--wait-lock`: wait this long for a lock a live run holds.
+    pub wait_lock: Option<std::time::Duration>,
+}
+
 pub fn run(
     files: &[PathBuf],
     cluster: Option<&Path>,
     report_dir: Option<&Path>,
-    dry_run: bool,
+    options: &RunOptions,
 ) -> u8 {
+    let dry_run = options.dry_run;
+    let baseline = match options
+        .baseline
+        .as_deref()
+        .map(str::parse::<BaselineSpec>)
+        .transpose()
+    {
+        Ok(spec) => spec,
+        Err(err) => {
+            eprintln!("error: --baseline {err}");
+            return exit::INVALID_INPUT;
+        }
+    };
     let work = match load(files, cluster) {
         Ok(work) => work,
         Err(code) => return code,
@@ -176,6 +203,29 @@ pub fn run(
             );
             return exit::HARNESS_FAILED;
         }
+        // A schedule leaves a busy cluster alone: nothing done, exit 4.
+        if let Some(wanted) = options.if_idle {
+            let idle = cluster
+                .slurm
+                .state_groups()
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|g| crate::cluster::slurm::idle_in_groups(&g));
+            match idle {
+                Ok(idle) if idle.len() < wanted as usize => {
+                    eprintln!(
+                        "skipped: {} node(s) idle, fewer than --if-idle {wanted}; nothing was done",
+                        idle.len()
+                    );
+                    return exit::SKIPPED;
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    eprintln!("error: cannot count idle nodes for --if-idle: {err}; nothing was done");
+                    return exit::HARNESS_FAILED;
+                }
+            }
+        }
         let name = work.suite.clone().unwrap_or_else(|| {
             work.scenarios
                 .first()
@@ -204,7 +254,10 @@ pub fn run(
                 .unwrap_or_else(|_| journal_path.clone())
                 .display()
         );
+        let gates = gate_plan(&report_dir, &work, baseline.as_ref());
         let mut runner = Runner::new(cluster, journal, cancel_rx);
+        runner.gates = gates;
+        runner.wait_lock = options.wait_lock;
         runner.profile_path = Some(work.profile_path.display().to_string());
         runner.undoing = undoing;
         runner.live = Some(crate::live::LiveView::default());
@@ -243,6 +296,12 @@ pub fn run(
             }
         }
         print!("{}", Format::Table.exporter().render(&report));
+        // The history remembers the run; a history that cannot be written
+        // is said, and never changes the run's outcome.
+        match crate::history::open_synced(&report_dir).and_then(|h| crate::history::write_index(&h)) {
+            Ok(index) => println!("history: {}", index.display()),
+            Err(err) => eprintln!("warning: the run is not in the history: {err}"),
+        }
         if unwritten {
             println!("reports: NOT written to {} (see the errors above); the journal is {}", dir.display(), journal_path.display());
         } else {
@@ -267,6 +326,57 @@ pub fn run(
             }
             Ok(_) => report.status.exit_code(),
         }
+    })
+}
+
+/// The run's regression gates: with `--baseline`, every scenario's phases;
+/// without it, the scenarios that declare `expect.regression` (against
+/// `p50:30d`). Baselines come from the history under `report_dir`, read
+/// before the run (a history that cannot be read leaves each gate unjudged,
+/// with why).
+fn gate_plan(
+    report_dir: &Path,
+    work: &Work,
+    baseline: Option<&BaselineSpec>,
+) -> Option<runner::regression::GatePlan> {
+    let gated: Vec<&str> = work
+        .scenarios
+        .iter()
+        .filter(|s| baseline.is_some() || s.value.expect.regression.is_some())
+        .map(|s| s.value.name.as_str())
+        .collect();
+    if gated.is_empty() {
+        return None;
+    }
+    let spec = baseline
+        .cloned()
+        .unwrap_or(BaselineSpec::Median { days: 30 });
+    let history = crate::history::open_synced(report_dir).map_err(|e| e.to_string());
+    if let (Err(err), Some(_)) = (&history, baseline) {
+        eprintln!("warning: no baseline can be read: {err}");
+    }
+    let now = chrono::Utc::now();
+    let baselines = gated
+        .into_iter()
+        .map(|name| {
+            let found = history.as_ref().map_err(Clone::clone).and_then(|h| {
+                let runs = h.runs(Some(name), None).map_err(|e| e.to_string())?;
+                if let BaselineSpec::Run(id) = &spec
+                    && !runs.iter().any(|r| &r.run_id == id)
+                {
+                    return Err(format!(
+                        "run {id} is not a recorded run of {name} (see `hpchaos history --scenario {name}`)"
+                    ));
+                }
+                Ok(crate::history::gate::baselines(&runs, &spec, now))
+            });
+            (name.to_owned(), found)
+        })
+        .collect();
+    Some(runner::regression::GatePlan {
+        all_phases: baseline.is_some(),
+        spec,
+        baselines,
     })
 }
 

@@ -8,5 +8,8 @@ pub const EXPECTATION_FAILED: u8 = 1;
 pub const INVALID_INPUT: u8 = 2;
 /// The harness itself failed: cluster unreachable, I/O error, ...
 pub const HARNESS_FAILED: u8 = 3;
+/// A scheduled run skipped itself: fewer idle nodes than `--if-idle`
+/// asked for (nothing was done; try at the next slot).
+pub const SKIPPED: u8 = 4;
 /// Interrupted by Ctrl-C or SIGTERM.
 pub const INTERRUPTED: u8 = 130;

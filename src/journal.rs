@@ -192,6 +192,31 @@ pub enum Entry {
         /// The process's peak resident set so far (KiB).
         peak_rss_kib: u64,
     },
+    /// What the failure cost the workload: GPU-hours lost and ETTR, with
+    /// the formula's terms (see `cost.rs`).
+    FailureCost {
+        cost: crate::cost::FailureCost,
+    },
+    /// A regression gate judged: the phase's time since the injection
+    /// against its baseline from the run history.
+    RegressionChecked {
+        phase: Phase,
+        seconds: f64,
+        baseline_seconds: f64,
+        /// Where the baseline comes from, in words.
+        baseline_from: String,
+        /// How much slower than the baseline (negative: faster).
+        increase_percent: f64,
+        max_increase_percent: f64,
+        passed: bool,
+    },
+    /// A regression gate that could not be judged (no baseline yet, the
+    /// history unusable, the phase did not end in time): said, never a
+    /// silent pass.
+    RegressionUnchecked {
+        phase: Phase,
+        why: String,
+    },
     /// A phase ended on one target of a scenario with several (the
     /// scenario's phase ends when it has on all of them): per-node timing.
     NodePhaseEnded {

@@ -3,12 +3,15 @@
 //! parses the command line and calls in.
 
 pub mod cli;
+pub mod cli_history;
 pub mod cli_run;
 pub mod clock;
 pub mod cluster;
+pub mod cost;
 pub mod duration;
 pub mod exit;
 pub mod faults;
+pub mod history;
 pub mod journal;
 pub mod lab;
 pub mod live;

@@ -36,10 +36,48 @@ fn main() -> ExitCode {
             cluster,
             report_dir,
             dry_run,
-        } => hpchaos::cli_run::run(&files, cluster.as_deref(), report_dir.as_deref(), dry_run),
-        Command::Plan { scenario, cluster } => {
-            hpchaos::cli_run::run(&[scenario], Some(&cluster), None, true)
-        }
+            baseline,
+            if_idle,
+            wait_lock,
+        } => hpchaos::cli_run::run(
+            &files,
+            cluster.as_deref(),
+            report_dir.as_deref(),
+            &hpchaos::cli_run::RunOptions {
+                dry_run,
+                baseline,
+                if_idle,
+                wait_lock: wait_lock.map(|d| d.as_std()),
+            },
+        ),
+        Command::Plan { scenario, cluster } => hpchaos::cli_run::run(
+            &[scenario],
+            Some(&cluster),
+            None,
+            &hpchaos::cli_run::RunOptions {
+                dry_run: true,
+                ..Default::default()
+            },
+        ),
+        Command::History {
+            report_dir,
+            scenario,
+            since,
+            format,
+            rebuild,
+        } => hpchaos::cli_history::history(
+            &report_dir,
+            scenario.as_deref(),
+            since.as_deref(),
+            format,
+            rebuild,
+        ),
+        Command::Trend {
+            scenario,
+            report_dir,
+            since,
+            format,
+        } => hpchaos::cli_history::trend(&report_dir, &scenario, since.as_deref(), format),
         Command::Status { cluster, format } => {
             hpchaos::cli_run::status(&cluster, format == hpchaos::cli::StatusFormat::Json)
         }

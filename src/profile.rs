@@ -139,6 +139,11 @@ pub struct Slurm {
     /// tail; without it the watch falls back to reading each poll.
     #[serde(default = "follow_controller_log")]
     pub follow_controller_log: bool,
+    /// GPUs per node, for the cost of a failure when a job's TRES lists
+    /// none (a cluster without GPU gres configured): HyperPod's p5 and p4d
+    /// instances have 8.
+    #[serde(default)]
+    pub gpus_per_node: Option<u32>,
     /// Default batch script for canary jobs.
     #[serde(default)]
     pub canary_script: Option<String>,
@@ -157,6 +162,7 @@ impl Default for Slurm {
         Slurm {
             controller_log: controller_log(),
             follow_controller_log: true,
+            gpus_per_node: None,
             canary_script: None,
         }
     }

@@ -198,6 +198,20 @@ pub fn progress_line(record: &Record) -> String {
             "phase {phase} ended: {} ({evidence})",
             format!("{verdict:?}").to_lowercase()
         ),
+        Entry::FailureCost { cost } => crate::report::cost_text(cost),
+        Entry::RegressionChecked {
+            phase,
+            seconds,
+            baseline_seconds,
+            passed,
+            ..
+        } => format!(
+            "regression gate on {phase}: {seconds:.1} s against {baseline_seconds:.1} s: {}",
+            if *passed { "holds" } else { "FAILS" }
+        ),
+        Entry::RegressionUnchecked { phase, why } => {
+            format!("regression gate on {phase} not judged: {why}")
+        }
         Entry::WatchCost { .. } => crate::report::watch_cost_text(&record.entry),
         Entry::NodePhaseEnded {
             node,

@@ -507,6 +507,226 @@ fn watches_one_target_of_a_cluster_of_thousands() {
     assert!(calls > 0, "{watch}");
 }
 
+/// Runs that add up: a series of runs fills the history (`history`,
+/// `trend`, `index.md` show their figures); the same lab slowed down with
+/// `--scale` makes the scenario's regression gate fail (exit 1, the JUnit
+/// failure naming both numbers), and the same gate passes against a run
+/// of the slowed lab itself.
+#[test]
+fn regression_gates_judge_runs_against_the_history() {
+    let up = lab_up();
+    let lab = &up.lab;
+    let reports = lab.reports.display().to_string();
+    let dir = lab.dir.display().to_string();
+    // No baseline yet: said, and the scenario passes on its deadlines.
+    let (code, stderr, report) = lab.run(&["tests/e2e/reboot-gated.yaml"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let gate = &report["scenarios"][0]["regression"][0];
+    assert_eq!(gate["passed"], serde_json::Value::Null, "{gate}");
+    assert!(
+        gate["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("no baseline yet"),
+        "{gate}"
+    );
+    for _ in 0..2 {
+        let (code, stderr, report) = lab.run(&["tests/e2e/reboot-gated.yaml"]);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert_eq!(
+            report["scenarios"][0]["regression"][0]["passed"], true,
+            "{report}"
+        );
+    }
+    // The history: three runs, their phases, a trend and the index.
+    let out = hpchaos(&["history", "--report-dir", &reports, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let history: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = history["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3, "{history}");
+    assert!(runs.iter().all(|r| r["status"] == "passed"), "{history}");
+    let out = hpchaos(&[
+        "trend",
+        "reboot-gated",
+        "--report-dir",
+        &reports,
+        "--format",
+        "json",
+    ]);
+    let trend: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reboot = trend["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["phase"] == "reboot")
+        .unwrap()
+        .clone();
+    assert_eq!(reboot["count"], 3, "{trend}");
+    let normal = reboot["p50_seconds"].as_f64().unwrap();
+    let index = std::fs::read_to_string(lab.reports.join("index.md")).unwrap();
+    assert!(
+        index.contains("## reboot-gated") && index.contains("xychart-beta"),
+        "{index}"
+    );
+
+    // The same lab, three times slower.
+    assert_eq!(
+        hpchaos(&["lab", "down", "--dir", &dir]).status.code(),
+        Some(0)
+    );
+    let again = hpchaos(&["lab", "up", "--nodes", "4", "--dir", &dir, "--scale", "3"]);
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let (code, stderr, report) = lab.run(&["tests/e2e/reboot-gated.yaml"]);
+    assert_eq!(code, Some(1), "the gate must fail: {stderr}");
+    let scenario = &report["scenarios"][0];
+    let gate = &scenario["regression"][0];
+    assert_eq!(gate["passed"], false, "{gate}");
+    let slow = gate["seconds"].as_f64().unwrap();
+    assert!(slow > normal * 1.5, "{slow} against {normal}");
+    assert!(
+        scenario["reason"]
+            .as_str()
+            .unwrap()
+            .contains("regression: reboot took"),
+        "{scenario}"
+    );
+    let run_dir = scenario_dir(&stderr);
+    let junit = std::fs::read_to_string(run_dir.join("junit.xml")).unwrap();
+    let case = junit
+        .split("<testcase")
+        .find(|c| c.contains("reboot-gated.regression.reboot"))
+        .unwrap_or_else(|| panic!("{junit}"));
+    assert!(case.contains("<failure"), "{case}");
+    let said = format!("took {slow:.1} s");
+    assert!(case.contains(&said), "{case}");
+    let baseline = format!(
+        "baseline {:.1} s",
+        gate["baseline_seconds"].as_f64().unwrap()
+    );
+    assert!(case.contains(&baseline), "{case}");
+    let markdown = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+    assert!(
+        markdown.contains("### Regression against the baseline"),
+        "{markdown}"
+    );
+    // Against itself (the slowed run as the baseline): the gate holds.
+    let slow_run = report["run_id"].as_str().unwrap().to_owned();
+    let profile = lab.profile();
+    let out = hpchaos(&[
+        "run",
+        "tests/e2e/reboot-gated.yaml",
+        "--cluster",
+        &profile,
+        "--report-dir",
+        &reports,
+        "--baseline",
+        &slow_run,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report = latest_report(&stderr);
+    let gate = &report["scenarios"][0]["regression"][0];
+    assert_eq!(gate["passed"], true, "{gate}");
+    assert!(
+        gate["baseline_from"].as_str().unwrap().contains(&slow_run),
+        "{gate}"
+    );
+}
+
+/// The run folder whose journal path stderr names.
+fn scenario_dir(stderr: &str) -> PathBuf {
+    let journal = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("journal: "))
+        .unwrap_or_else(|| panic!("no journal line: {stderr}"));
+    PathBuf::from(journal).parent().unwrap().to_path_buf()
+}
+
+/// A suite scheduled with Slurm's own cron in the lab: `scrontab` on the
+/// head runs hpchaos (from the shared /fsx) on a compute node every minute;
+/// it runs at least twice on its own, and both runs are in the history.
+#[test]
+fn a_schedule_with_scrontab_runs_on_its_own() {
+    let up = lab_up();
+    let lab = &up.lab;
+    let shared = lab.dir.join("shared");
+    std::fs::copy(env!("CARGO_BIN_EXE_hpchaos"), shared.join("hpchaos")).unwrap();
+    std::fs::copy(
+        root().join("tests/e2e/scheduled.yaml"),
+        shared.join("scheduled.yaml"),
+    )
+    .unwrap();
+    // From a compute node: the head over SSH with the lab's key (the lab
+    // folder is visible on every node); no API (it listens on the host's
+    // loopback, which a node cannot reach).
+    std::fs::write(
+        shared.join("profile.yaml"),
+        format!(
+            "name: lab-from-a-node\nhead_node: {{ name: ip-10-1-0-10 }}\nssh:\n  user: root\n  key: {}\n  known_hosts: {}\n",
+            lab.dir.join("ssh/id_ed25519").display(),
+            lab.dir.join("ssh/known_hosts").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        shared.join("hpchaos.scrontab"),
+        "#SCRON --partition=dev\n#SCRON --job-name=hpchaos-scheduled\n\
+         * * * * * cd /fsx && ./hpchaos run scheduled.yaml --cluster profile.yaml --report-dir reports --if-idle 1 --wait-lock 2m\n",
+    )
+    .unwrap();
+    lab.head("scrontab /fsx/hpchaos.scrontab && scrontab -l");
+    let reports = shared.join("reports");
+    let started = Instant::now();
+    let ended_runs = || {
+        std::fs::read_dir(&reports)
+            .map(|dirs| {
+                dirs.flatten()
+                    .filter(|d| {
+                        std::fs::read_to_string(d.path().join("journal.jsonl"))
+                            .is_ok_and(|j| j.contains(r#""type":"run_ended""#))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    while ended_runs() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "scrontab ran hpchaos {} time(s) in 4 minutes: {}",
+            ended_runs(),
+            lab.head("squeue -a; scrontab -l; tail -n 20 /var/log/slurm/slurmctld.log")
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    lab.head("scrontab -r");
+    let out = hpchaos(&[
+        "history",
+        "--report-dir",
+        &reports.display().to_string(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let history: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = history["runs"].as_array().unwrap();
+    assert!(runs.len() >= 2, "{history}");
+    assert!(
+        runs.iter()
+            .all(|r| r["scenario"] == "scheduled" && r["status"] == "passed"),
+        "{history}"
+    );
+}
+
 /// A copy of the lab's profile whose head node is reached through a proxy
 /// command, as operators reach HyperPod through SSM: a relay over the lab
 /// network (socat) stands in for the SSM plugin, recording each start's

@@ -135,6 +135,22 @@ pub fn unhealthy_in_groups(
     Ok(out)
 }
 
+/// The nodes idle and usable in `groups` (see [`parse_state_groups`]),
+/// each once: what a scheduled run may count on (`run --if-idle N`).
+///
+/// Errors: a host list that does not expand.
+pub fn idle_in_groups(
+    groups: &[(NodeState, String)],
+) -> Result<std::collections::BTreeSet<String>, String> {
+    let mut out = std::collections::BTreeSet::new();
+    for (state, hosts) in groups {
+        if state.base == super::node_state::Base::Idle && state.is_usable() {
+            out.extend(super::hostlist::expand(hosts)?);
+        }
+    }
+    Ok(out)
+}
+
 /// One job as `scontrol -o show job` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobInfo {
@@ -148,6 +164,33 @@ pub struct JobInfo {
     pub node_list: String,
     pub stdout: Option<String>,
     pub start_time: Option<DateTime<Utc>>,
+    /// GPUs allocated to the job: `gres/gpu=N` of `AllocTRES` (or of
+    /// `TRES`, as Slurm 22.05 prints it); `None` when it has none listed.
+    pub gpus: Option<u32>,
+    /// Nodes allocated (`NumNodes`, the lower bound of `1-2` forms).
+    pub nodes: Option<u32>,
+}
+
+/// The GPU count in a TRES list (`cpu=2,mem=4G,node=1,gres/gpu=16`); the
+/// typed form `gres/gpu:h100=8` counts too.
+pub fn gpus_in_tres(tres: &str) -> Option<u32> {
+    let mut total = None;
+    for item in tres.split(',') {
+        let Some((key, value)) = item.split_once('=') else {
+            continue;
+        };
+        let untyped = key == "gres/gpu";
+        let typed = key.starts_with("gres/gpu:");
+        if untyped || typed {
+            let n: u32 = value.trim().parse().ok()?;
+            // The untyped total already counts the typed ones.
+            if untyped {
+                return Some(n);
+            }
+            total = Some(total.unwrap_or(0) + n);
+        }
+    }
+    total
 }
 
 /// `Key=Value Key=Value ...` of `scontrol -o show job`; values with spaces
@@ -191,6 +234,11 @@ pub fn parse_scontrol_job(line: &str) -> Option<JobInfo> {
             .unwrap_or_default(),
         stdout: get("StdOut"),
         start_time: get("StartTime").as_deref().and_then(parse_time),
+        gpus: get("AllocTRES")
+            .or_else(|| get("TRES"))
+            .as_deref()
+            .and_then(gpus_in_tres),
+        nodes: get("NumNodes").and_then(|n| n.split('-').next().and_then(|n| n.parse().ok())),
     })
 }
 
@@ -540,6 +588,24 @@ mod tests {
     const CONTROLLER_LOG: &str = include_str!("../../tests/fixtures/slurm/slurmctld.log");
 
     #[test]
+    fn a_jobs_gpus_are_read_from_its_tres() {
+        assert_eq!(
+            gpus_in_tres("cpu=192,mem=2000G,node=2,billing=192,gres/gpu=16"),
+            Some(16)
+        );
+        assert_eq!(gpus_in_tres("cpu=2,mem=1000M,node=1,billing=2"), None);
+        assert_eq!(gpus_in_tres("cpu=4,gres/gpu:h100=8,node=1"), Some(8));
+        assert_eq!(
+            gpus_in_tres("gres/gpu=8,gres/gpu:h100=8"),
+            Some(8),
+            "not counted twice"
+        );
+        let line = "JobId=42 JobName=canary JobState=RUNNING Reason=None Restarts=0 NodeList=ip-10-1-0-[11-12] NumNodes=2 NumCPUs=4 TRES=cpu=4,mem=2000M,node=2,billing=4,gres/gpu=16 AllocTRES=cpu=4,mem=2000M,node=2,billing=4,gres/gpu=16";
+        let job = parse_scontrol_job(line).unwrap();
+        assert_eq!((job.gpus, job.nodes), (Some(16), Some(2)));
+    }
+
+    #[test]
     fn unhealthy_nodes_are_counted_once_from_the_grouped_listing() {
         // Recorded from the lab (Slurm 24.11, partitions dev, p5, hidden
         // maint, fleet), with a node drained and one failed.
@@ -556,6 +622,12 @@ mod tests {
         assert!(unhealthy.contains("ip-10-1-0-12") && unhealthy.contains("ip-10-1-17-3"));
         assert!(!unhealthy.contains("ip-10-1-0-15") && !unhealthy.contains("ip-10-1-0-40"));
         assert!(unhealthy_in_groups(&[(NodeState::parse("down"), "ip-[1-".into())]).is_err());
+        // Idle: 11 and 13 (listed twice), not `mixed-`, not unknown.
+        let idle = idle_in_groups(&groups).unwrap();
+        assert_eq!(
+            idle.into_iter().collect::<Vec<_>>(),
+            vec!["ip-10-1-0-11", "ip-10-1-0-13"]
+        );
     }
 
     #[test]

@@ -216,7 +216,8 @@ pub fn slurm_conf(config: &LabConfig) -> String {
          SchedulerType=sched/backfill\nSelectType=select/cons_tres\nSelectTypeParameters=CR_Core\n\
          ReturnToService=1\nSlurmdTimeout={timeout}\nSlurmctldTimeout=10\nMessageTimeout=5\n\
          InactiveLimit=0\nKillWait=2\nMinJobAge=60\nRebootProgram=/usr/local/sbin/reboot\n\
-         JobRequeue=1\nKillOnBadExit=1\n",
+         JobRequeue=1\nKillOnBadExit=1\n\
+         ScronParameters=enable\n",
         cluster = config.cluster_name,
         head = head.name,
         head_addr = head.address,
@@ -343,6 +344,9 @@ pub fn profile(layout: &Layout, config: &LabConfig) -> Profile {
         slurm: Slurm {
             controller_log: "/var/log/slurm/slurmctld.log".to_owned(),
             follow_controller_log: true,
+            // The lab's nvidia-smi shows eight H100s a node; its Slurm
+            // has no GPU gres.
+            gpus_per_node: Some(8),
             canary_script: Some(path_text(&layout.bin().join("hpchaos-canary.sbatch"))),
         },
         sagemaker: Some(SageMaker {

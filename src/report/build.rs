@@ -5,8 +5,9 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    CheckReport, NodePhaseReport, PhaseReport, PhaseSpread, REPORT_SCHEMA_VERSION, Report,
-    RollbackReport, ScenarioReport, Status, TimelineEntry, Verdict, WatchReport, span,
+    CheckReport, NodePhaseReport, PhaseReport, PhaseSpread, REPORT_SCHEMA_VERSION,
+    RegressionReport, Report, RollbackReport, ScenarioReport, Status, TimelineEntry, Verdict,
+    WatchReport, span,
 };
 use crate::duration::Duration;
 use crate::journal::{Entry, Journal, Record, RunOutcome, ScenarioOutcome, Source};
@@ -106,6 +107,8 @@ pub fn build(journal: &Journal) -> Report {
                     rollback: Vec::new(),
                     per_node: Vec::new(),
                     spread: Vec::new(),
+                    regression: Vec::new(),
+                    cost: None,
                     watch: None,
                     timeline: Vec::new(),
                     evidence: Vec::new(),
@@ -307,6 +310,56 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
                 slurm_cycle_ms_p50: *slurm_cycle_ms_p50,
                 cpu_ms: *cpu_ms,
                 peak_rss_kib: *peak_rss_kib,
+            });
+        }
+        Entry::FailureCost { cost } => {
+            note(Source::Harness, None, None, cost_text(cost));
+            scenario.cost = Some(cost.clone());
+        }
+        Entry::RegressionChecked {
+            phase,
+            seconds,
+            baseline_seconds,
+            baseline_from,
+            increase_percent,
+            max_increase_percent,
+            passed,
+        } => {
+            let gate = RegressionReport {
+                phase: *phase,
+                passed: Some(*passed),
+                seconds: Some(*seconds),
+                baseline_seconds: Some(*baseline_seconds),
+                baseline_from: Some(baseline_from.clone()),
+                increase_percent: Some(*increase_percent),
+                max_increase_percent: Some(*max_increase_percent),
+                note: String::new(),
+            };
+            let verdict = if *passed { "holds" } else { "FAILS" };
+            note(
+                Source::Harness,
+                None,
+                None,
+                format!("regression gate {verdict}: {}", gate.describe()),
+            );
+            scenario.regression.push(gate);
+        }
+        Entry::RegressionUnchecked { phase, why } => {
+            note(
+                Source::Harness,
+                None,
+                None,
+                format!("regression gate on {phase} not judged: {why}"),
+            );
+            scenario.regression.push(RegressionReport {
+                phase: *phase,
+                passed: None,
+                seconds: None,
+                baseline_seconds: None,
+                baseline_from: None,
+                increase_percent: None,
+                max_increase_percent: None,
+                note: why.clone(),
             });
         }
         Entry::NodePhaseEnded {
@@ -520,5 +573,26 @@ pub fn watch_cost_text(entry: &Entry) -> String {
     format!(
         "watch cost: {seconds:.1}s, {api}{cycles} cycles ({slurm_polls} Slurm polls, {slurm_cycle_ms_p50:.0} ms median, {slurm_cycle_ms_max:.0} ms longest), CPU {cpu_ms:.0} ms, peak RSS {:.1} MiB",
         *peak_rss_kib as f64 / 1024.0
+    )
+}
+
+/// The cost of a failure in words, with the formula's terms.
+pub fn cost_text(cost: &crate::cost::FailureCost) -> String {
+    let redone = match cost.step_seconds {
+        Some(step) => format!(" + {} steps redone × {step:.1} s", cost.redone_steps),
+        None if cost.redone_steps > 0 => format!(
+            " ({} steps redone, step time unknown: not counted)",
+            cost.redone_steps
+        ),
+        None => String::new(),
+    };
+    format!(
+        "{:.2} GPU-hours lost: {} GPUs ({}) × ({:.0} s down{redone}); ETTR {:.1}% over {:.0} s",
+        cost.gpu_hours_lost,
+        cost.gpus,
+        cost.gpus_from,
+        cost.downtime_seconds,
+        cost.ettr * 100.0,
+        cost.window_seconds
     )
 }

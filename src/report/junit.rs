@@ -3,7 +3,7 @@
 
 use quick_junit::{NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatus, TestSuite};
 
-use super::{Exporter, PhaseReport, Report, ScenarioReport, Status, Verdict};
+use super::{Exporter, PhaseReport, RegressionReport, Report, ScenarioReport, Status, Verdict};
 
 pub struct JunitExporter;
 
@@ -25,6 +25,9 @@ impl Exporter for JunitExporter {
             suite.add_test_case(scenario_case(scenario));
             for phase in &scenario.phases {
                 suite.add_test_case(phase_case(scenario, phase));
+            }
+            for gate in &scenario.regression {
+                suite.add_test_case(regression_case(scenario, gate));
             }
         }
         junit.add_test_suite(suite);
@@ -79,6 +82,26 @@ fn phase_case(scenario: &ScenarioReport, phase: &PhaseReport) -> TestCase {
     if let Some(took) = phase.duration {
         case.set_time(took.as_std());
     }
+    case
+}
+
+/// `<scenario>.regression.<phase>`: a failure names both numbers; a gate
+/// not judged (no baseline yet) is skipped with why, never a silent pass.
+fn regression_case(scenario: &ScenarioReport, gate: &RegressionReport) -> TestCase {
+    let status = match gate.passed {
+        Some(true) => TestCaseStatus::success(),
+        Some(false) => failure(NonSuccessKind::Failure, Status::Failed, &gate.describe()),
+        None => {
+            let mut skipped = TestCaseStatus::skipped();
+            skipped.set_message(gate.describe());
+            skipped
+        }
+    };
+    let mut case = TestCase::new(
+        format!("{}.regression.{}", scenario.name, gate.phase),
+        status,
+    );
+    case.set_classname(format!("hpchaos.{}", scenario.name));
     case
 }
 

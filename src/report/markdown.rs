@@ -189,8 +189,16 @@ fn scenario_section(out: &mut String, s: &ScenarioReport) {
             .unwrap_or_default();
         let _ = writeln!(out, "- **Lost steps:** {lost}{limit}");
     }
+    if let Some(cost) = &s.cost {
+        let _ = writeln!(
+            out,
+            "- **Cost of the failure:** {} (see the README for the formula)",
+            crate::report::cost_text(cost)
+        );
+    }
     out.push('\n');
     phase_table(out, s);
+    regression_table(out, s);
     per_target(out, s);
     gantt(out, s);
     events(out, s);
@@ -271,6 +279,39 @@ fn phase_table(out: &mut String, s: &ScenarioReport) {
             show_duration(p.elapsed),
             show_duration(p.deadline),
             cell(&p.evidence)
+        );
+    }
+    out.push('\n');
+}
+
+/// Regression gates: each phase against its baseline from the history.
+fn regression_table(out: &mut String, s: &ScenarioReport) {
+    if s.regression.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "### Regression against the baseline\n\n| Phase | This run | Baseline | Change | Allowed | Verdict | Baseline from |\n|---|---|---|---|---|---|---|"
+    );
+    for gate in &s.regression {
+        let number =
+            |v: Option<f64>, unit: &str| v.map_or("-".to_owned(), |v| format!("{v:.1}{unit}"));
+        let verdict = match gate.passed {
+            Some(true) => "✅ holds".to_owned(),
+            Some(false) => "❌ slower than allowed".to_owned(),
+            None => format!("⚠️ not judged: {}", cell(&gate.note)),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {verdict} | {} |",
+            gate.phase,
+            number(gate.seconds, " s"),
+            number(gate.baseline_seconds, " s"),
+            gate.increase_percent
+                .map_or("-".to_owned(), |v| format!("{v:+.0}%")),
+            gate.max_increase_percent
+                .map_or("-".to_owned(), |v| format!("+{v:.0}%")),
+            cell(gate.baseline_from.as_deref().unwrap_or("-"))
         );
     }
     out.push('\n');

@@ -17,7 +17,7 @@ use crate::journal::{PhaseVerdict, Source, Stage, TimeSource};
 
 use crate::scenario::model::{Phase, Recovery};
 
-pub use build::{build, watch_cost_text};
+pub use build::{build, cost_text, watch_cost_text};
 
 /// Bumped when the JSON report changes incompatibly.
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
@@ -115,6 +115,13 @@ pub struct ScenarioReport {
     /// injection to its end on each).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub spread: Vec<PhaseSpread>,
+    /// What the failure cost the workload (GPU-hours, ETTR), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::cost::FailureCost>,
+    /// Regression gates against the run history's baseline, judged or
+    /// not (with why).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub regression: Vec<RegressionReport>,
     /// What the watch cost (API requests, CPU, memory), when journaled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub watch: Option<WatchReport>,
@@ -143,6 +150,37 @@ pub struct PhaseReport {
     pub verdict: Verdict,
     pub time_source: Option<TimeSource>,
     pub evidence: String,
+}
+
+/// One regression gate: the phase's time against its baseline, or why it
+/// was not judged.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegressionReport {
+    pub phase: Phase,
+    /// `None`: not judged (see `note`).
+    pub passed: Option<bool>,
+    pub seconds: Option<f64>,
+    pub baseline_seconds: Option<f64>,
+    pub baseline_from: Option<String>,
+    pub increase_percent: Option<f64>,
+    pub max_increase_percent: Option<f64>,
+    /// Why it was not judged; empty when it was.
+    pub note: String,
+}
+
+impl RegressionReport {
+    /// The gate in words, both numbers included.
+    pub fn describe(&self) -> String {
+        match (self.seconds, self.baseline_seconds, self.increase_percent) {
+            (Some(seconds), Some(baseline), Some(increase)) => format!(
+                "{} took {seconds:.1} s, {increase:+.0}% against the baseline {baseline:.1} s ({}); allowed {:+.0}%",
+                self.phase,
+                self.baseline_from.as_deref().unwrap_or("-"),
+                self.max_increase_percent.unwrap_or(0.0)
+            ),
+            _ => format!("{} not judged: {}", self.phase, self.note),
+        }
+    }
 }
 
 /// What a scenario's watch cost (journal's `watch_cost`).

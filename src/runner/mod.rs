@@ -25,7 +25,9 @@ use tokio::sync::watch as signal;
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::Cluster;
 use crate::faults::{self, Place, Step};
-use crate::journal::{Entry, FORMAT_VERSION, JournalWriter, RunOutcome, ScenarioOutcome, Stage};
+use crate::journal::{
+    Entry, FORMAT_VERSION, JournalWriter, RunOutcome, ScenarioOutcome, Source, Stage,
+};
 use crate::live::LiveView;
 use crate::scenario::Loaded;
 use crate::scenario::model::{Pool, Scenario, Where};
@@ -34,6 +36,7 @@ mod checks;
 mod execute;
 mod fan_out;
 pub mod lock;
+pub mod regression;
 mod usage;
 mod watch;
 mod workload;
@@ -49,6 +52,9 @@ pub enum RunError {
     Cluster(String),
     #[error("another hpchaos run holds the lock on this cluster: {0}")]
     Locked(String),
+    /// The lock is held by a live run (or being taken): `--wait-lock` waits.
+    #[error("another hpchaos run holds the lock on this cluster: {0}")]
+    Busy(String),
     #[error("journal: {0}")]
     Journal(#[from] crate::journal::JournalError),
     /// A record could not be written mid-run: the run stopped acting.
@@ -161,6 +167,11 @@ pub struct Runner {
     lease: Option<tokio::task::JoinHandle<()>>,
     /// The current watch's cycles, for its `watch_cost` record.
     cycles: watch::Cycles,
+    /// Regression gates and their baselines, when the run has any.
+    pub gates: Option<regression::GatePlan>,
+    /// How long to wait for a lock a live run holds (`--wait-lock`);
+    /// `None`: refuse at once.
+    pub wait_lock: Option<std::time::Duration>,
 }
 
 /// Creates `<report_dir>/<time>-<name>/` (`-2`, `-3`, ... when a run of the
@@ -219,6 +230,8 @@ impl Runner {
             cancel,
             accepted_instances: BTreeSet::new(),
             cycles: watch::Cycles::default(),
+            gates: None,
+            wait_lock: None,
             instances_before: BTreeMap::new(),
             journal_error: None,
             next_intent: 1,
@@ -422,7 +435,55 @@ impl Runner {
     /// Takes the cluster's lock and starts renewing its lease; refuses a
     /// lock held by a live run, and a dead run's lock with the command that
     /// cleans up after it.
+    /// Takes the cluster's lock; while a live run holds it, waits up to
+    /// `wait_lock` (trying every 5 s; Ctrl-C stops the wait), saying once
+    /// that it waits. A dead holder is reported at once: waiting would not
+    /// help.
     async fn lock(&mut self) -> Result<(), RunError> {
+        let deadline = self.wait_lock.map(|wait| std::time::Instant::now() + wait);
+        let mut said = false;
+        loop {
+            match self.lock_once().await {
+                Err(RunError::Busy(why)) => {
+                    let Some(deadline) = deadline.filter(|d| std::time::Instant::now() < *d) else {
+                        let waited = self
+                            .wait_lock
+                            .map(|w| format!(" (waited {}s)", w.as_secs()))
+                            .unwrap_or_default();
+                        return Err(RunError::Locked(format!("{why}{waited}")));
+                    };
+                    if !said {
+                        said = true;
+                        self.log(
+                            None,
+                            Entry::Observed {
+                                source: Source::Harness,
+                                node: None,
+                                field: "lock".into(),
+                                from: None,
+                                to: format!("waiting for the lock: {why}"),
+                                source_time: None,
+                            },
+                        );
+                    }
+                    let pause = std::time::Duration::from_secs(5)
+                        .min(deadline.saturating_duration_since(std::time::Instant::now()));
+                    let mut cancel = self.cancel.clone();
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = cancel.wait_for(|c| *c) => {
+                            return Err(RunError::Locked(format!("{why} (stopped waiting: interrupted)")));
+                        }
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One attempt at the lock. `Busy` when a live run holds it (or is
+    /// taking it): worth waiting for.
+    async fn lock_once(&mut self) -> Result<(), RunError> {
         let owner = lock::Owner {
             run_id: self.run_id.clone(),
             host: lock::this_host(),
@@ -485,11 +546,13 @@ impl Runner {
                                 holder.journal
                             )
                         }
-                        None => format!(
-                            "{} (its lease was renewed {}s ago); wait for it to end",
-                            holder.describe(),
-                            lease_age.map_or("?".to_owned(), |a| a.to_string())
-                        ),
+                        None => {
+                            return Err(RunError::Busy(format!(
+                                "{} (its lease was renewed {}s ago); wait for it to end (--wait-lock)",
+                                holder.describe(),
+                                lease_age.map_or("?".to_owned(), |a| a.to_string())
+                            )));
+                        }
                     },
                 ));
             }
@@ -502,10 +565,10 @@ impl Runner {
                         lease_age.unwrap_or_default()
                     )
                 } else {
-                    format!(
+                    return Err(RunError::Busy(format!(
                         "{LOCK_DIR} on the head node is being taken by another run ({}s ago, no owner record yet); try again in a minute",
                         lease_age.map_or("?".to_owned(), |a| a.to_string())
-                    )
+                    )));
                 }));
             }
             _ => {

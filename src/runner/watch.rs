@@ -384,10 +384,20 @@ impl Runner {
                         },
                     );
                 }
-                return if judgement.passed {
-                    Ending::new(ScenarioOutcome::Passed, "")
-                } else {
-                    Ending::new(ScenarioOutcome::Failed, judgement.reason)
+                if let Some(job) = workload.as_deref() {
+                    self.journal_cost(name, job, &judgement, injected_at, now);
+                }
+                // Regression gates: a phase on time but slower than its
+                // baseline by more than allowed fails the scenario too.
+                let regressions = self.judge_regressions(scenario, &judgement.phases, injected_at);
+                return match (judgement.passed, regressions.is_empty()) {
+                    (true, true) => Ending::new(ScenarioOutcome::Passed, ""),
+                    (true, false) => Ending::new(ScenarioOutcome::Failed, regressions.join("; ")),
+                    (false, true) => Ending::new(ScenarioOutcome::Failed, judgement.reason),
+                    (false, false) => Ending::new(
+                        ScenarioOutcome::Failed,
+                        format!("{}; {}", judgement.reason, regressions.join("; ")),
+                    ),
                 };
             }
             let abort_reason = self
@@ -445,6 +455,56 @@ impl Runner {
                 } => {}
             }
         }
+    }
+}
+
+impl Runner {
+    /// The cost of the failure to the workload, once it resumed: journaled
+    /// with the formula's terms; when the job's GPUs are unknown, said.
+    fn journal_cost(
+        &mut self,
+        name: &str,
+        job: &WorkloadJob,
+        judgement: &phases::Judgement,
+        injected_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) {
+        let resumed = judgement
+            .phases
+            .iter()
+            .find(|p| p.phase == Phase::Resume)
+            .and_then(|p| p.ended.as_ref())
+            .map(|b| b.at);
+        let Some(resumed) = resumed else {
+            return;
+        };
+        let Some(gpus) = job.gpus.clone() else {
+            self.log(
+                Some(name),
+                Entry::Observed {
+                    source: Source::Harness,
+                    node: None,
+                    field: "cost".into(),
+                    from: None,
+                    to: "GPU-hours not computed: the job's AllocTRES lists no GPUs; set slurm.gpus_per_node in the profile".into(),
+                    source_time: None,
+                },
+            );
+            return;
+        };
+        let start = job
+            .steps_seen
+            .first()
+            .map_or(injected_at, |s| s.0.min(injected_at));
+        let cost = crate::cost::failure_cost(
+            gpus,
+            injected_at,
+            resumed,
+            judgement.lost_steps.unwrap_or(0),
+            &job.steps_seen,
+            (start, now),
+        );
+        self.log(Some(name), Entry::FailureCost { cost });
     }
 }
 
@@ -877,6 +937,17 @@ impl Runner {
     async fn poll_workload(&mut self, name: &str, job: &mut WorkloadJob, seen: &mut Seen) {
         let observation = match self.cluster.slurm.job(job.id).await {
             Ok(Some(info)) => {
+                if job.gpus.is_none() {
+                    let per_node = self.cluster.profile.slurm.gpus_per_node;
+                    job.gpus = info
+                        .gpus
+                        .map(|g| (g, "the job's AllocTRES gres/gpu".to_owned()))
+                        .or_else(|| {
+                            per_node.zip(info.nodes).map(|(per, n)| {
+                                (per * n, format!("slurm.gpus_per_node {per} × {n} node(s)"))
+                            })
+                        });
+                }
                 let nodes = self
                     .cluster
                     .slurm

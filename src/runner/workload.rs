@@ -43,6 +43,8 @@ impl Runner {
                     offset: 0,
                     progress,
                     last_step: None,
+                    steps_seen: Vec::new(),
+                    gpus: None,
                 });
                 Ok(())
             }
@@ -91,6 +93,8 @@ impl Runner {
                     offset: 0,
                     progress: Some(progress),
                     last_step: None,
+                    steps_seen: Vec::new(),
+                    gpus: None,
                 });
                 self.log(
                     Some(&scenario.name),
@@ -175,6 +179,11 @@ pub(super) struct WorkloadJob {
     pub(super) offset: u64,
     pub(super) progress: Option<(Regex, Option<Regex>)>,
     pub(super) last_step: Option<u64>,
+    /// Each step the output showed, with when it was read: the step time
+    /// for the cost of a failure.
+    pub(super) steps_seen: Vec<(chrono::DateTime<chrono::Utc>, u64)>,
+    /// The job's GPUs and where that number comes from, once known.
+    pub(super) gpus: Option<(u32, String)>,
 }
 
 impl WorkloadJob {
@@ -213,9 +222,11 @@ impl WorkloadJob {
         let pattern = self.progress.as_ref().map(|(p, _)| p);
         let (consumed, lines) = progress_updates(&text, pattern);
         self.offset += consumed as u64;
+        let now = chrono::Utc::now();
         for (_, step) in &lines {
-            if step.is_some() {
-                self.last_step = *step;
+            if let Some(step) = step {
+                self.last_step = Some(*step);
+                self.steps_seen.push((now, *step));
             }
         }
         lines

@@ -538,6 +538,77 @@ pub struct Expect {
     /// Most steps the workload may redo after resuming.
     #[serde(default)]
     pub max_lost_steps: Option<u64>,
+    /// Regression gates: a phase that met its deadline but is slower than
+    /// the baseline from the run history (`run --baseline`, default
+    /// `p50:30d`) by more than allowed fails the scenario. One gate or a
+    /// list: `{ phase: replace, max_increase: 25% }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regression: Option<Regression>,
+}
+
+/// One regression gate or several.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Regression {
+    One(RegressionGate),
+    Many(Vec<RegressionGate>),
+}
+
+impl Regression {
+    pub fn gates(&self) -> Vec<&RegressionGate> {
+        match self {
+            Regression::One(gate) => vec![gate],
+            Regression::Many(gates) => gates.iter().collect(),
+        }
+    }
+}
+
+/// How much slower than its baseline a phase may get.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegressionGate {
+    /// A phase the scenario times.
+    pub phase: Phase,
+    /// The most it may take over the baseline, as a percentage: `25%`.
+    pub max_increase: Percent,
+}
+
+/// A percentage written `25%` (decimals allowed: `12.5%`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Percent(pub f64);
+
+impl JsonSchema for Percent {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("Percent")
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": r"^[0-9]+(\.[0-9]+)?%$",
+            "description": "A percentage, such as `25%`.",
+            "examples": ["25%", "12.5%"]
+        })
+    }
+}
+
+impl TryFrom<String> for Percent {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.trim()
+            .strip_suffix('%')
+            .and_then(|n| n.trim().parse::<f64>().ok())
+            .filter(|n| n.is_finite() && *n >= 0.0)
+            .map(Percent)
+            .ok_or_else(|| format!("`{text}` is not a percentage: write it as `25%`"))
+    }
+}
+
+impl From<Percent> for String {
+    fn from(percent: Percent) -> String {
+        format!("{}%", percent.0)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -27,6 +27,7 @@ pub fn check(
     rules.deadlines(&scenario.expect);
     rules.expectation_fits_fault(scenario);
     rules.workload_needed(scenario);
+    rules.regression_gates(scenario);
     rules.regexes(scenario);
     rules.node_names(scenario);
     rules.blast_radius(&scenario.target);
@@ -160,6 +161,47 @@ impl Rules<'_> {
                 ),
                 format!("expect one of: {}", listed.join(", ")),
             );
+        }
+    }
+
+    /// Each regression gate names a phase the scenario times, once.
+    fn regression_gates(&mut self, scenario: &Scenario) {
+        let Some(regression) = &scenario.expect.regression else {
+            return;
+        };
+        let timed = scenario.expect.phases(scenario.workload.is_some());
+        let listed: Vec<String> = timed.iter().map(|p| format!("`{p}`")).collect();
+        let one = matches!(regression, crate::scenario::model::Regression::One(_));
+        let mut seen = Vec::new();
+        for (index, gate) in regression.gates().into_iter().enumerate() {
+            let at = if one {
+                path(&["expect", "regression"]).key("phase")
+            } else {
+                path(&["expect", "regression"]).index(index).key("phase")
+            };
+            if !timed.contains(&gate.phase) {
+                self.at_value(
+                    &at,
+                    format!(
+                        "phase `{}` is not one this scenario times (recovery `{}`{})",
+                        gate.phase,
+                        scenario.expect.recovery,
+                        if scenario.workload.is_none() {
+                            ", no workload"
+                        } else {
+                            ""
+                        }
+                    ),
+                    format!("gate one of: {}", listed.join(", ")),
+                );
+            } else if seen.contains(&gate.phase) {
+                self.at_value(
+                    &at,
+                    format!("phase `{}` is gated twice", gate.phase),
+                    "keep one gate per phase",
+                );
+            }
+            seen.push(gate.phase);
         }
     }
 

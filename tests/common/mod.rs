@@ -33,15 +33,25 @@ pub struct Script {
     writer: JournalWriter,
     clock: Arc<ManualClock>,
     scenario: Option<String>,
+    /// Added to every record's time: a run later than [`START`].
+    offset: TimeDelta,
 }
 
 impl Script {
     pub fn new(path: &Path, run_id: &str, suite: Option<&str>) -> Script {
-        let clock = Arc::new(ManualClock::starting_at(start()));
+        Script::new_at(path, run_id, suite, 0.0)
+    }
+
+    /// A run starting `offset` seconds after [`START`] (record times given
+    /// to [`Script::at`] are relative to it).
+    pub fn new_at(path: &Path, run_id: &str, suite: Option<&str>, offset: f64) -> Script {
+        let offset = TimeDelta::milliseconds((offset * 1000.0) as i64);
+        let clock = Arc::new(ManualClock::starting_at(start() + offset));
         let mut script = Script {
             writer: JournalWriter::create(path, clock.clone()).unwrap(),
             clock,
             scenario: None,
+            offset,
         };
         script.run(
             0.0,
@@ -59,12 +69,12 @@ impl Script {
     }
 
     fn run(&mut self, at: f64, entry: Entry) {
-        self.clock.set(t(at));
+        self.clock.set(t(at) + self.offset);
         self.writer.append(None, entry).unwrap();
     }
 
     pub fn at(&mut self, at: f64, entry: Entry) -> &mut Self {
-        self.clock.set(t(at));
+        self.clock.set(t(at) + self.offset);
         self.writer.append(self.scenario.as_deref(), entry).unwrap();
         self
     }

@@ -1,0 +1,145 @@
+//! The cost of a failure, for scenarios with a workload: GPU-hours lost and
+//! the effective training time ratio (ETTR) over the scenario's window.
+//! Pure: the job's GPUs, its progress as the watch saw it, and the phase
+//! times in; figures and the formula's terms out.
+//!
+//! - **GPU-hours lost** = GPUs × (downtime + redone steps × step time),
+//!   where downtime runs from the injection to the resume (the job making
+//!   progress past its pre-fault step again) and step time is the median
+//!   time per step the output showed while the job ran.
+//! - **ETTR** = productive time / wall time of the window, where the window
+//!   runs from the first progress seen (or the injection) to the end of the
+//!   watch, and productive time is the window less the downtime and the
+//!   redone work. Definitions: MegaScale (Jiang et al., NSDI 2024, §6.3:
+//!   "effective training time ratio", the share of wall-clock time spent
+//!   on productive training) and the Llama 3 paper (Dubey et al. 2024,
+//!   §3.3.4: effective training time, the share of time spent on useful
+//!   training, over 90% on 16K GPUs).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What a failure cost, with the terms of the formula.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailureCost {
+    /// The job's GPUs.
+    pub gpus: u32,
+    /// Where that number comes from (`AllocTRES gres/gpu`, the profile's
+    /// `slurm.gpus_per_node` × nodes).
+    pub gpus_from: String,
+    /// From the injection to the resume (s).
+    pub downtime_seconds: f64,
+    /// Steps done again after the restart.
+    pub redone_steps: u64,
+    /// Median seconds per step while the job ran; `None` when the output
+    /// showed too few steps to tell.
+    pub step_seconds: Option<f64>,
+    pub gpu_hours_lost: f64,
+    /// The window ETTR is taken over (s), and the ratio (0..=1).
+    pub window_seconds: f64,
+    pub ettr: f64,
+}
+
+/// Median seconds per step from `(seen, step)` progress updates in time
+/// order: each pair of updates where the step went up counts as
+/// (Δtime / Δsteps); restarts (the step going down) are skipped.
+pub fn step_seconds(progress: &[(DateTime<Utc>, u64)]) -> Option<f64> {
+    let mut rates: Vec<f64> = progress
+        .windows(2)
+        .filter_map(|pair| {
+            let ((t0, s0), (t1, s1)) = (pair[0], pair[1]);
+            (s1 > s0 && t1 > t0).then(|| (t1 - t0).as_seconds_f64() / (s1 - s0) as f64)
+        })
+        .collect();
+    if rates.len() < 2 {
+        return None;
+    }
+    rates.sort_by(f64::total_cmp);
+    Some(rates[(rates.len() - 1) / 2])
+}
+
+/// The cost of one failure. `resumed` is when the resume phase ended;
+/// `window` the span ETTR is taken over.
+pub fn failure_cost(
+    gpus: (u32, String),
+    injected_at: DateTime<Utc>,
+    resumed: DateTime<Utc>,
+    redone_steps: u64,
+    progress: &[(DateTime<Utc>, u64)],
+    window: (DateTime<Utc>, DateTime<Utc>),
+) -> FailureCost {
+    let downtime = (resumed - injected_at).as_seconds_f64().max(0.0);
+    let step = step_seconds(progress);
+    let redone_seconds = step.map_or(0.0, |s| s * redone_steps as f64);
+    let lost_seconds = downtime + redone_seconds;
+    let window_seconds = (window.1 - window.0).as_seconds_f64().max(0.0);
+    let ettr = if window_seconds > 0.0 {
+        ((window_seconds - lost_seconds) / window_seconds).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    FailureCost {
+        gpus: gpus.0,
+        gpus_from: gpus.1,
+        downtime_seconds: downtime,
+        redone_steps,
+        step_seconds: step,
+        gpu_hours_lost: f64::from(gpus.0) * lost_seconds / 3600.0,
+        window_seconds,
+        ettr,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: f64) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-28T10:00:00Z")
+            .unwrap()
+            .to_utc()
+            + chrono::TimeDelta::milliseconds((s * 1000.0) as i64)
+    }
+
+    #[test]
+    fn the_step_time_is_the_median_rate_and_restarts_are_skipped() {
+        // 2 s a step, one slow poll (3 steps in 9 s), a restart to step 8.
+        let progress = [
+            (t(0.0), 10),
+            (t(2.0), 11),
+            (t(4.0), 12),
+            (t(13.0), 15),
+            (t(30.0), 8),
+            (t(32.0), 9),
+        ];
+        assert_eq!(step_seconds(&progress), Some(2.0));
+        assert_eq!(
+            step_seconds(&progress[..2]),
+            None,
+            "one interval tells too little"
+        );
+    }
+
+    #[test]
+    fn gpu_hours_and_ettr_follow_the_formula() {
+        let progress: Vec<_> = (0u32..10)
+            .map(|i| (t(f64::from(i) * 2.0), u64::from(i)))
+            .collect();
+        // 16 GPUs, down 300 s, 12 steps redone at 2 s: 324 s lost.
+        let cost = failure_cost(
+            (16, "AllocTRES gres/gpu".into()),
+            t(100.0),
+            t(400.0),
+            12,
+            &progress,
+            (t(0.0), t(1000.0)),
+        );
+        assert_eq!(cost.step_seconds, Some(2.0));
+        assert!((cost.gpu_hours_lost - 16.0 * 324.0 / 3600.0).abs() < 1e-9);
+        assert!((cost.ettr - (1000.0 - 324.0) / 1000.0).abs() < 1e-9);
+        // Without a step time, the redone steps cost nothing known.
+        let unknown = failure_cost((8, "x".into()), t(0.0), t(60.0), 5, &[], (t(0.0), t(50.0)));
+        assert_eq!(unknown.gpu_hours_lost, 8.0 * 60.0 / 3600.0);
+        assert_eq!(unknown.ettr, 0.0, "more lost than the window: clamped");
+    }
+}

@@ -1,0 +1,272 @@
+//! Runs that add up: the history of every run under a report root
+//! (`store`), trends per phase (`trend`), regression gates against a
+//! baseline (`gate`), and what `hpchaos history`, `hpchaos trend` and the
+//! report root's `index.md` print of them (here).
+
+pub mod gate;
+pub mod store;
+pub mod trend;
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+pub use store::{History, HistoryError, ScenarioRun};
+
+/// How `history` and `trend` print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HistoryFormat {
+    Table,
+    Json,
+    Markdown,
+}
+
+/// `--since 30d`: how far back, as a time (`now` minus the span).
+///
+/// Errors: not a span humantime reads (`30d`, `12h`, `2w`).
+pub fn since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let span = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("--since `{text}`: {e} (give a span such as 30d, 12h or 2w)"))?;
+    chrono::TimeDelta::from_std(span)
+        .map(|span| now - span)
+        .map_err(|_| format!("--since `{text}` is too long"))
+}
+
+/// Seconds for people: `-` when absent.
+fn secs(value: Option<f64>) -> String {
+    value.map_or("-".to_owned(), |s| format!("{s:.1}"))
+}
+
+/// The phases timed in `runs`, in the order the newest run lists them.
+fn phase_names(runs: &[ScenarioRun]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for run in runs {
+        for phase in &run.phases {
+            if !names.contains(&phase.phase) {
+                names.push(phase.phase.clone());
+            }
+        }
+    }
+    names
+}
+
+/// `hpchaos history`: scenario runs, newest first, with outcome, each
+/// phase's seconds since the injection (`*` when it missed its deadline)
+/// and lost steps.
+pub fn render_history(runs: &[ScenarioRun], format: HistoryFormat) -> String {
+    let phases = phase_names(runs);
+    let cell = |run: &ScenarioRun, phase: &str| {
+        run.phases
+            .iter()
+            .find(|p| p.phase == phase)
+            .map_or("".to_owned(), |p| {
+                let mark = if p.verdict == crate::report::Verdict::Missed {
+                    "*"
+                } else {
+                    ""
+                };
+                match p.elapsed_seconds {
+                    Some(s) => format!("{s:.1}{mark}"),
+                    None => p.verdict.as_str().to_owned(),
+                }
+            })
+    };
+    match format {
+        HistoryFormat::Json => serde_json::to_string_pretty(&serde_json::json!({
+            "schema_version": 1,
+            "runs": runs,
+        }))
+        .unwrap_or_default(),
+        HistoryFormat::Markdown => {
+            let mut out = String::from("| Started (UTC) | Run | Scenario | Outcome |");
+            for phase in &phases {
+                let _ = write!(out, " {phase} (s) |");
+            }
+            out.push_str(" Lost steps | GPU-h lost |\n|---|---|---|---|");
+            out.push_str(&"---|".repeat(phases.len() + 2));
+            out.push('\n');
+            for run in runs {
+                let _ = write!(
+                    out,
+                    "| {} | [{}]({}/report.md) | {} | {} |",
+                    run.started_at.format("%Y-%m-%d %H:%M:%S"),
+                    run.run_id,
+                    run.dir,
+                    run.scenario,
+                    run.status.as_str()
+                );
+                for phase in &phases {
+                    let _ = write!(out, " {} |", cell(run, phase));
+                }
+                let _ = writeln!(
+                    out,
+                    " {} | {} |",
+                    run.lost_steps.map_or("-".to_owned(), |l| l.to_string()),
+                    run.gpu_hours_lost
+                        .map_or("-".to_owned(), |g| format!("{g:.2}"))
+                );
+            }
+            out
+        }
+        HistoryFormat::Table => {
+            let mut header = vec![
+                "started (UTC)".to_owned(),
+                "run".to_owned(),
+                "scenario".to_owned(),
+                "outcome".to_owned(),
+            ];
+            header.extend(phases.iter().map(|p| format!("{p} s")));
+            header.push("lost steps".to_owned());
+            header.push("GPU-h lost".to_owned());
+            let mut builder = tabled::builder::Builder::default();
+            builder.push_record(header);
+            for run in runs {
+                let mut row = vec![
+                    run.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    run.run_id.clone(),
+                    run.scenario.clone(),
+                    run.status.as_str().to_owned(),
+                ];
+                row.extend(phases.iter().map(|p| cell(run, p)));
+                row.push(run.lost_steps.map_or("-".to_owned(), |l| l.to_string()));
+                row.push(
+                    run.gpu_hours_lost
+                        .map_or("-".to_owned(), |g| format!("{g:.2}")),
+                );
+                builder.push_record(row);
+            }
+            let mut table = builder.build();
+            table.with(tabled::settings::Style::psql());
+            format!(
+                "{table}\n{} run(s); * missed its deadline; seconds from the injection\n",
+                runs.len()
+            )
+        }
+    }
+}
+
+/// `hpchaos trend SCENARIO`: per phase, count, p50, p95, last and the
+/// direction; markdown adds a chart per phase.
+pub fn render_trend(scenario: &str, runs: &[ScenarioRun], format: HistoryFormat) -> String {
+    let trends = trend::trends(runs);
+    match format {
+        HistoryFormat::Json => serde_json::to_string_pretty(&serde_json::json!({
+            "schema_version": 1,
+            "scenario": scenario,
+            "runs": runs.len(),
+            "phases": trends.iter().map(|t| serde_json::json!({
+                "phase": t.phase,
+                "count": t.count,
+                "p50_seconds": t.p50_seconds,
+                "p95_seconds": t.p95_seconds,
+                "last_seconds": t.last_seconds,
+                "direction": t.direction,
+            })).collect::<Vec<_>>(),
+        }))
+        .unwrap_or_default(),
+        HistoryFormat::Markdown => {
+            let mut out = format!(
+                "## {scenario}\n\n{} run(s). Seconds from the injection to each phase's end.\n\n| Phase | Runs | p50 | p95 | Last | Direction |\n|---|---|---|---|---|---|\n",
+                runs.len()
+            );
+            for t in &trends {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | {} |",
+                    t.phase,
+                    t.count,
+                    secs(t.p50_seconds),
+                    secs(t.p95_seconds),
+                    secs(t.last_seconds),
+                    t.direction.as_str()
+                );
+            }
+            out.push('\n');
+            for t in &trends {
+                if let Some(chart) = trend::chart(scenario, t) {
+                    out.push_str(&chart);
+                    out.push('\n');
+                }
+            }
+            out
+        }
+        HistoryFormat::Table => {
+            let mut builder = tabled::builder::Builder::default();
+            builder.push_record(["phase", "runs", "p50 s", "p95 s", "last s", "direction"]);
+            for t in &trends {
+                builder.push_record([
+                    t.phase.clone(),
+                    t.count.to_string(),
+                    secs(t.p50_seconds),
+                    secs(t.p95_seconds),
+                    secs(t.last_seconds),
+                    t.direction.as_str().to_owned(),
+                ]);
+            }
+            let mut table = builder.build();
+            table.with(tabled::settings::Style::psql());
+            format!(
+                "{scenario}: {} run(s); seconds from the injection\n{table}\n",
+                runs.len()
+            )
+        }
+    }
+}
+
+/// Most runs `index.md` links one by one (the newest); `hpchaos history`
+/// lists them all.
+pub const INDEX_RUNS: usize = 200;
+
+/// Writes `index.md` under the report root: each scenario's trend (table
+/// and charts), then the newest runs, each linked to its report. Written
+/// whole (temporary file, then renamed).
+pub fn write_index(history: &History) -> Result<std::path::PathBuf, HistoryError> {
+    let runs = history.runs(None, None)?;
+    let mut scenarios: Vec<String> = runs.iter().map(|r| r.scenario.clone()).collect();
+    scenarios.sort();
+    scenarios.dedup();
+    let mut out = format!(
+        "# hpchaos runs\n\n{} scenario run(s) of {} scenario(s) under this folder, newest first below. Written by hpchaos after each run; `hpchaos history` and `hpchaos trend SCENARIO` say the same from the history store.\n\n",
+        runs.len(),
+        scenarios.len()
+    );
+    for scenario in &scenarios {
+        let own: Vec<ScenarioRun> = runs
+            .iter()
+            .filter(|r| &r.scenario == scenario)
+            .cloned()
+            .collect();
+        out.push_str(&render_trend(scenario, &own, HistoryFormat::Markdown));
+    }
+    let _ = writeln!(
+        out,
+        "## Runs\n\n{}",
+        if runs.len() > INDEX_RUNS {
+            format!(
+                "The newest {INDEX_RUNS} of {}; `hpchaos history` lists them all.\n",
+                runs.len()
+            )
+        } else {
+            String::new()
+        }
+    );
+    let newest: Vec<ScenarioRun> = runs.iter().take(INDEX_RUNS).cloned().collect();
+    out.push_str(&render_history(&newest, HistoryFormat::Markdown));
+    let path = history.root().join("index.md");
+    let tmp = history.root().join("index.md.tmp");
+    let io = |e: std::io::Error| HistoryError::Io {
+        path: path.clone(),
+        detail: e.to_string(),
+    };
+    std::fs::write(&tmp, out).map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    Ok(path)
+}
+
+/// Opens the store under `root` and brings it up to date.
+pub fn open_synced(root: &Path) -> Result<History, HistoryError> {
+    let mut history = History::open(root)?;
+    history.sync()?;
+    Ok(history)
+}

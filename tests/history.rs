@@ -1,0 +1,267 @@
+//! The run history from journals written by the real journal writer: runs
+//! recorded (a cut one as incomplete, a grown one read again), `history`
+//! and `trend` as a user runs them, and a damaged or newer store reported
+//! with the fix, never replaced unasked.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use common::Script;
+use hpchaos::history::{History, HistoryError};
+use hpchaos::journal::{Entry, PhaseVerdict, RunOutcome, ScenarioOutcome, TimeSource};
+use hpchaos::scenario::model::{Phase, Recovery};
+
+fn at(offset: f64, secs: f64) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(common::START)
+        .unwrap()
+        .to_utc()
+        + TimeDelta::milliseconds(((offset + secs) * 1000.0) as i64)
+}
+
+/// A replace run `day` days after START whose replace phase ends
+/// `replace` seconds after the injection (at 5 s); `ended: false` cuts the
+/// journal after the replacement (a killed run).
+pub fn replace_run(root: &Path, day: u32, replace: f64, ended: bool) {
+    let offset = f64::from(day) * 86_400.0;
+    let dir = root.join(format!("2026{day:04}T100000-xid48-replace"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut s = Script::new_at(
+        &dir.join("journal.jsonl"),
+        &format!("run-{day:04}"),
+        None,
+        offset,
+    );
+    s.scenario(
+        1.0,
+        "scenarios/xid48-replace.yaml",
+        Recovery::Replace,
+        &[(Phase::Detect, 60), (Phase::Replace, 600)],
+        None,
+    )
+    .at(
+        5.0,
+        Entry::InjectionStarted {
+            nodes: vec!["ip-10-1-0-12".into()],
+            action: "xid 48".into(),
+        },
+    );
+    for (phase, secs) in [
+        (Phase::Detect, 3.0),
+        (Phase::Drain, 4.0),
+        (Phase::Replace, replace),
+    ] {
+        s.at(
+            5.0 + secs,
+            Entry::PhaseEnded {
+                phase,
+                ended_at: at(offset, 5.0 + secs),
+                verdict: PhaseVerdict::Met,
+                time_source: TimeSource::Source,
+                evidence: String::new(),
+                lost_steps: None,
+            },
+        );
+    }
+    if ended {
+        s.at(
+            5.0 + replace + 1.0,
+            Entry::ScenarioEnded {
+                outcome: ScenarioOutcome::Passed,
+                reason: String::new(),
+            },
+        );
+        s.end_run(5.0 + replace + 2.0, RunOutcome::Completed);
+    }
+}
+
+#[test]
+fn runs_are_recorded_from_their_journals_cut_ones_as_incomplete() {
+    let root = tempfile::tempdir().unwrap();
+    for (day, replace) in [(1, 30.0), (2, 32.0), (3, 31.0)] {
+        replace_run(root.path(), day, replace, true);
+    }
+    replace_run(root.path(), 4, 40.0, false);
+    let mut history = History::open(root.path()).unwrap();
+    let synced = history.sync().unwrap();
+    assert_eq!((synced.added, synced.updated), (4, 0));
+    assert_eq!(
+        history.sync().unwrap().added,
+        0,
+        "nothing new the second time"
+    );
+    let runs = history.runs(Some("xid48-replace"), None).unwrap();
+    assert_eq!(runs.len(), 4);
+    // Newest first; the cut run is there, incomplete.
+    assert_eq!(runs[0].run_id, "run-0004");
+    assert_eq!(runs[0].status, hpchaos::report::Status::Incomplete);
+    let replace = |run: &hpchaos::history::ScenarioRun| {
+        run.phases
+            .iter()
+            .find(|p| p.phase == "replace")
+            .unwrap()
+            .elapsed_seconds
+    };
+    assert_eq!(replace(&runs[1]), Some(31.0));
+    // A journal that grew (here: written anew, longer) is read again.
+    std::fs::remove_file(
+        root.path()
+            .join("20260004T100000-xid48-replace/journal.jsonl"),
+    )
+    .unwrap();
+    replace_run(root.path(), 4, 40.0, true);
+    let synced = history.sync().unwrap();
+    assert_eq!((synced.added, synced.updated), (0, 1));
+    let runs = history.runs(None, Some(at(2.5 * 86_400.0, 0.0))).unwrap();
+    assert_eq!(runs.len(), 2, "--since keeps days 3 and 4");
+    assert_eq!(runs[0].status, hpchaos::report::Status::Passed);
+}
+
+#[test]
+fn a_damaged_or_newer_store_is_reported_with_the_fix_and_kept() {
+    let root = tempfile::tempdir().unwrap();
+    replace_run(root.path(), 1, 30.0, true);
+    let store = root.path().join("history.sqlite");
+    std::fs::write(
+        &store,
+        "this is not a database, it was overwritten by mistake\n",
+    )
+    .unwrap();
+    let err = History::open(root.path())
+        .err()
+        .expect("a damaged store is refused");
+    assert!(matches!(err, HistoryError::Damaged { .. }), "{err}");
+    assert!(
+        err.to_string().contains("hpchaos history --rebuild"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&store).unwrap(),
+        "this is not a database, it was overwritten by mistake\n",
+        "never replaced unasked"
+    );
+    // --rebuild: the damaged file kept aside, the runs read again.
+    let (history, synced, kept) = History::rebuild(root.path()).unwrap();
+    assert_eq!(synced.added, 1);
+    assert!(
+        std::fs::read_to_string(kept.unwrap())
+            .unwrap()
+            .starts_with("this is not")
+    );
+    assert_eq!(history.runs(None, None).unwrap().len(), 1);
+    drop(history);
+    // A store from a newer hpchaos.
+    let db = rusqlite::Connection::open(&store).unwrap();
+    db.pragma_update(None, "user_version", 99).unwrap();
+    drop(db);
+    let err = History::open(root.path())
+        .err()
+        .expect("a newer store is refused");
+    assert!(
+        matches!(err, HistoryError::Newer { found: 99, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--rebuild"), "{err}");
+}
+
+fn hpchaos(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hpchaos"))
+        .args(args)
+        .current_dir(common::root())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn history_and_trend_print_what_a_user_asks_for() {
+    let root = tempfile::tempdir().unwrap();
+    for (day, replace) in [(1, 30.0), (2, 34.0), (3, 32.0), (4, 45.0)] {
+        replace_run(root.path(), day, replace, true);
+    }
+    let dir = root.path().display().to_string();
+    let out = hpchaos(&["history", "--report-dir", &dir, "--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["runs"].as_array().unwrap().len(), 4);
+    assert_eq!(json["runs"][0]["run_id"], "run-0004");
+    let table = hpchaos(&[
+        "history",
+        "--report-dir",
+        &dir,
+        "--scenario",
+        "xid48-replace",
+    ]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("run-0001") && table.contains("45.0"),
+        "{table}"
+    );
+
+    let out = hpchaos(&[
+        "trend",
+        "xid48-replace",
+        "--report-dir",
+        &dir,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let trend: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let replace = trend["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["phase"] == "replace")
+        .unwrap();
+    assert_eq!(replace["count"], 4);
+    assert_eq!(replace["p50_seconds"], 32.0);
+    assert_eq!(replace["p95_seconds"], 45.0);
+    assert_eq!(replace["last_seconds"], 45.0);
+    assert_eq!(replace["direction"], "slower");
+    let markdown = hpchaos(&[
+        "trend",
+        "xid48-replace",
+        "--report-dir",
+        &dir,
+        "--format",
+        "markdown",
+    ]);
+    let markdown = String::from_utf8_lossy(&markdown.stdout);
+    assert!(
+        markdown.contains("```mermaid\nxychart-beta\n"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("line [30.0, 34.0, 32.0, 45.0]"),
+        "{markdown}"
+    );
+
+    // A scenario never run, a bad span: exit 2 with the reason.
+    let none = hpchaos(&["trend", "no-such-scenario", "--report-dir", &dir]);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("no run of scenario `no-such-scenario`")
+    );
+    let bad = hpchaos(&["history", "--report-dir", &dir, "--since", "a while"]);
+    assert_eq!(bad.status.code(), Some(2));
+
+    // --rebuild writes the index: every run linked, each scenario's trend.
+    let out = hpchaos(&["history", "--report-dir", &dir, "--rebuild"]);
+    assert_eq!(out.status.code(), Some(0));
+    let index = std::fs::read_to_string(root.path().join("index.md")).unwrap();
+    assert!(
+        index.contains("(20260004T100000-xid48-replace/report.md)"),
+        "{index}"
+    );
+    assert!(
+        index.contains("## xid48-replace") && index.contains("xychart-beta"),
+        "{index}"
+    );
+}
