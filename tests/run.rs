@@ -191,6 +191,20 @@ fn runs_on_the_lab() {
     );
     assert_eq!(report["scenarios"][0]["phases"][2]["time_source"], "source");
     assert!(report["scenarios"][0]["lost_steps"].as_u64().is_some());
+    // What the failure cost: the lab's 8 GPUs a node (its Slurm has no GPU
+    // gres, so the profile's gpus_per_node), down until the resume.
+    let cost = &report["scenarios"][0]["cost"];
+    assert_eq!(cost["gpus"].as_u64().unwrap() % 8, 0, "{cost}");
+    assert!(
+        cost["gpus_from"]
+            .as_str()
+            .unwrap()
+            .contains("gpus_per_node"),
+        "{cost}"
+    );
+    assert!(cost["gpu_hours_lost"].as_f64().unwrap() > 0.0, "{cost}");
+    let ettr = cost["ettr"].as_f64().unwrap();
+    assert!((0.0..1.0).contains(&ettr), "{cost}");
     // The lab runs the Slurm HyperPod ships, and the run says which.
     assert!(
         report["slurm_version"]
@@ -568,6 +582,73 @@ fn regression_gates_judge_runs_against_the_history() {
         index.contains("## reboot-gated") && index.contains("xychart-beta"),
         "{index}"
     );
+
+    // A schedule's guards. --if-idle more nodes than the lab has: skipped,
+    // exit 4, nothing done (no run folder).
+    let profile = lab.profile();
+    let folders = || std::fs::read_dir(&lab.reports).unwrap().count();
+    let before = folders();
+    let out = hpchaos(&[
+        "run",
+        "tests/e2e/reboot-gated.yaml",
+        "--cluster",
+        &profile,
+        "--report-dir",
+        &reports,
+        "--if-idle",
+        "99",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fewer than --if-idle 99"));
+    assert_eq!(folders(), before);
+    // --wait-lock: a second run waits for the first's lock, then runs.
+    let holding = |name: &str| {
+        std::fs::read_dir(&lab.reports)
+            .unwrap()
+            .flatten()
+            .filter(|d| d.file_name().to_string_lossy().ends_with(name))
+            .filter(|d| {
+                std::fs::read_to_string(d.path().join("journal.jsonl"))
+                    .is_ok_and(|j| j.contains(r#""type":"lock_acquired""#))
+            })
+            .count()
+    };
+    let held_before = holding("reboot-gated");
+    let first = spawn_run(lab, "tests/e2e/reboot-gated.yaml");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while holding("reboot-gated") == held_before {
+        assert!(
+            Instant::now() < deadline,
+            "the first run never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    lab.on(
+        "10.1.0.11",
+        "setsid nohup sleep 86403 >/dev/null 2>&1 </dev/null &",
+    );
+    let out = hpchaos(&[
+        "run",
+        "tests/e2e/quiet-large.yaml",
+        "--cluster",
+        &profile,
+        "--report-dir",
+        &reports,
+        "--wait-lock",
+        "3m",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "the first run");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let journal = std::fs::read_to_string(scenario_dir(&stderr).join("journal.jsonl")).unwrap();
+    assert!(journal.contains("waiting for the lock"), "{journal}");
+    assert!(journal.contains(r#""type":"lock_acquired""#), "{journal}");
 
     // The same lab, three times slower.
     assert_eq!(
