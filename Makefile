@@ -60,6 +60,7 @@ bench: build
 	benches/fan-out 48 3
 	benches/watch-scale 16 4096 60
 	benches/lab-up 240 1
+	cargo bench --bench history
 
 # The bundled nightly suite on a fresh lab (root): the lab is restarted so
 # every node has the host key known_hosts expects, then every scenario of

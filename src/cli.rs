@@ -232,7 +232,8 @@ pub enum LabCommand {
         nodes: u8,
         /// The cluster's size in Slurm nodes, for benchmarks at scale: the
         /// nodes beyond --nodes are declared in slurm.conf (sinfo lists
-        /// them, down) and listed by the control plane, but not run.
+        /// them as not responding: `unknown*`, later `down*`) and listed by
+        /// the control plane (group `fleet`), but not run.
         ///
         /// Example: hpchaos lab up --nodes 16 --cluster-size 4096
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..=8192))]

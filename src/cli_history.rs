@@ -15,16 +15,13 @@ pub fn history(
     format: HistoryFormat,
     rebuild: bool,
 ) -> u8 {
-    let since = match since
-        .map(|s| history::since(s, chrono::Utc::now()))
-        .transpose()
-    {
+    let since = match parse_since(since) {
         Ok(since) => since,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return exit::INVALID_INPUT;
-        }
+        Err(code) => return code,
     };
+    if let Some(code) = missing_folder(root) {
+        return code;
+    }
     let store = if rebuild {
         history::History::rebuild(root).map(|(store, synced, kept)| {
             eprintln!(
@@ -47,7 +44,7 @@ pub fn history(
     });
     match result {
         Ok(runs) => {
-            print!("{}", history::render_history(&runs, format));
+            crate::output::print(&history::render_history(&runs, format));
             exit::SUCCESS
         }
         Err(err) => {
@@ -60,16 +57,13 @@ pub fn history(
 /// `hpchaos trend SCENARIO`. Exit 0; 2 for a bad `--since` or a scenario
 /// with no recorded run; 3 when the store cannot be used.
 pub fn trend(root: &Path, scenario: &str, since: Option<&str>, format: HistoryFormat) -> u8 {
-    let since = match since
-        .map(|s| history::since(s, chrono::Utc::now()))
-        .transpose()
-    {
+    let since = match parse_since(since) {
         Ok(since) => since,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return exit::INVALID_INPUT;
-        }
+        Err(code) => return code,
     };
+    if let Some(code) = missing_folder(root) {
+        return code;
+    }
     match history::open_synced(root).and_then(|store| store.runs(Some(scenario), since)) {
         Ok(runs) if runs.is_empty() => {
             eprintln!(
@@ -81,7 +75,7 @@ pub fn trend(root: &Path, scenario: &str, since: Option<&str>, format: HistoryFo
             exit::INVALID_INPUT
         }
         Ok(runs) => {
-            print!("{}", history::render_trend(scenario, &runs, format));
+            crate::output::print(&history::render_trend(scenario, &runs, format));
             exit::SUCCESS
         }
         Err(err) => {
@@ -89,4 +83,27 @@ pub fn trend(root: &Path, scenario: &str, since: Option<&str>, format: HistoryFo
             exit::HARNESS_FAILED
         }
     }
+}
+
+/// `--since` as a time, or the exit code after saying why not.
+fn parse_since(since: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>, u8> {
+    since
+        .map(|s| history::since(s, chrono::Utc::now()))
+        .transpose()
+        .map_err(|err| {
+            eprintln!("error: {err}");
+            exit::INVALID_INPUT
+        })
+}
+
+/// A report folder that does not exist is a typo, not an empty history:
+/// said (exit 2), and nothing created.
+fn missing_folder(root: &Path) -> Option<u8> {
+    (!root.is_dir()).then(|| {
+        eprintln!(
+            "error: no report folder {}: give the folder runs write to (`run --report-dir`, default `reports`)",
+            root.display()
+        );
+        exit::INVALID_INPUT
+    })
 }

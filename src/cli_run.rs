@@ -238,6 +238,13 @@ pub fn run(
             .map(Path::to_path_buf)
             .or(work.report_dir.clone())
             .unwrap_or_else(|| PathBuf::from("reports"));
+        // Regression gates need their baselines: a store that cannot be
+        // read or a run id it does not know stop the run here, before any
+        // change (not after the fault, as an unjudged gate).
+        let gates = match gate_plan(&report_dir, &work, baseline.as_ref()) {
+            Ok(gates) => gates,
+            Err(code) => return code,
+        };
         let (dir, journal) = match runner::open_run_dir(&report_dir, &name, clock) {
             Ok(opened) => opened,
             Err(err) => {
@@ -254,7 +261,6 @@ pub fn run(
                 .unwrap_or_else(|_| journal_path.clone())
                 .display()
         );
-        let gates = gate_plan(&report_dir, &work, baseline.as_ref());
         let mut runner = Runner::new(cluster, journal, cancel_rx);
         runner.gates = gates;
         runner.wait_lock = options.wait_lock;
@@ -329,16 +335,16 @@ pub fn run(
     })
 }
 
-/// The run's regression gates: with `--baseline`, every scenario's phases;
+/// The run's regression gates: with `--baseline`, every scenario;
 /// without it, the scenarios that declare `expect.regression` (against
 /// `p50:30d`). Baselines come from the history under `report_dir`, read
-/// before the run (a history that cannot be read leaves each gate unjudged,
-/// with why).
+/// before the run. Errors (said, with the exit code): the history cannot
+/// be read (3), or `--baseline RUN_ID` names a run it does not hold (2).
 fn gate_plan(
     report_dir: &Path,
     work: &Work,
     baseline: Option<&BaselineSpec>,
-) -> Option<runner::regression::GatePlan> {
+) -> Result<Option<runner::regression::GatePlan>, u8> {
     let gated: Vec<&str> = work
         .scenarios
         .iter()
@@ -346,38 +352,50 @@ fn gate_plan(
         .map(|s| s.value.name.as_str())
         .collect();
     if gated.is_empty() {
-        return None;
+        return Ok(None);
     }
     let spec = baseline
         .cloned()
         .unwrap_or(BaselineSpec::Median { days: 30 });
-    let history = crate::history::open_synced(report_dir).map_err(|e| e.to_string());
-    if let (Err(err), Some(_)) = (&history, baseline) {
-        eprintln!("warning: no baseline can be read: {err}");
+    let history = crate::history::open_synced(report_dir).map_err(|err| {
+        eprintln!("error: regression gates need the run history: {err}; nothing was done");
+        exit::HARNESS_FAILED
+    })?;
+    if let BaselineSpec::Run(id) = &spec
+        && !history.has_run(id).unwrap_or(false)
+    {
+        eprintln!(
+            "error: --baseline {id}: no such run in the history under {} (see `hpchaos history --report-dir {}`); nothing was done",
+            report_dir.display(),
+            report_dir.display()
+        );
+        return Err(exit::INVALID_INPUT);
     }
     let now = chrono::Utc::now();
     let baselines = gated
         .into_iter()
         .map(|name| {
-            let found = history.as_ref().map_err(Clone::clone).and_then(|h| {
-                let runs = h.runs(Some(name), None).map_err(|e| e.to_string())?;
-                if let BaselineSpec::Run(id) = &spec
-                    && !runs.iter().any(|r| &r.run_id == id)
-                {
-                    return Err(format!(
-                        "run {id} is not a recorded run of {name} (see `hpchaos history --scenario {name}`)"
-                    ));
-                }
-                Ok(crate::history::gate::baselines(&runs, &spec, now))
-            });
+            let found = history
+                .runs(Some(name), None)
+                .map_err(|e| e.to_string())
+                .and_then(|runs| {
+                    if let BaselineSpec::Run(id) = &spec
+                        && !runs.iter().any(|r| &r.run_id == id)
+                    {
+                        return Err(format!(
+                            "run {id} is not a run of {name} (see `hpchaos history --scenario {name}`)"
+                        ));
+                    }
+                    Ok(crate::history::gate::baselines(&runs, &spec, now))
+                });
             (name.to_owned(), found)
         })
         .collect();
-    Some(runner::regression::GatePlan {
+    Ok(Some(runner::regression::GatePlan {
         all_phases: baseline.is_some(),
         spec,
         baselines,
-    })
+    }))
 }
 
 /// Writes `text` to a temporary file beside `path`, synced, then renames
@@ -551,13 +569,12 @@ pub fn status(profile_path: &Path, json: bool) -> u8 {
                 api.as_deref(),
                 &unmapped,
             );
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&value)
-                    .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+            crate::output::println(
+                &serde_json::to_string_pretty(&value)
+                    .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")),
             );
         } else {
-            print!("{}", crate::status::render(&outside, &rows, api.as_deref()));
+            crate::output::print(&crate::status::render(&outside, &rows, api.as_deref()));
             for u in &unmapped {
                 println!(
                     "unmapped instance {} ({}, {}): {}",

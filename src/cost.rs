@@ -8,8 +8,8 @@
 //!   progress past its pre-fault step again) and step time is the median
 //!   time per step the output showed while the job ran.
 //! - **ETTR** = productive time / wall time of the window, where the window
-//!   runs from the first progress seen (or the injection) to the end of the
-//!   watch, and productive time is the window less the downtime and the
+//!   runs from the job's start (Slurm's `StartTime`; else the first
+//!   progress seen) to the end of the watch, and productive time is the window less the downtime and the
 //!   redone work. Definitions: MegaScale (Jiang et al., NSDI 2024, §6.3:
 //!   "effective training time ratio", the share of wall-clock time spent
 //!   on productive training) and the Llama 3 paper (Dubey et al. 2024,

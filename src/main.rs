@@ -222,6 +222,13 @@ fn run_lab(command: LabCommand) -> u8 {
             reboot_keeps_launch_time,
             cluster_size,
         } => {
+            // Bad input, said before anything starts (exit 2).
+            if cluster_size.is_some_and(|size| size < u16::from(nodes)) {
+                eprintln!(
+                    "error: --cluster-size must be at least --nodes ({nodes}): it counts every Slurm node, run or declared"
+                );
+                return exit::INVALID_INPUT;
+            }
             let options = lab::UpOptions {
                 nodes,
                 timings,
@@ -234,7 +241,7 @@ fn run_lab(command: LabCommand) -> u8 {
                 cluster_size,
             };
             lab::up(&dir, &options).and_then(|layout| {
-                print!("{}", lab::status(&dir)?);
+                hpchaos::output::print(&lab::status(&dir)?);
                 println!("use it with: --cluster {}", layout.profile().display());
                 Ok(())
             })
@@ -247,7 +254,7 @@ fn run_lab(command: LabCommand) -> u8 {
                 eprintln!("lab down left: {}", left.join(", "));
             }
         }),
-        LabCommand::Status { dir } => lab::status(&dir).map(|text| print!("{text}")),
+        LabCommand::Status { dir } => lab::status(&dir).map(|text| hpchaos::output::print(&text)),
         LabCommand::Throttle {
             dir,
             rate,
@@ -283,8 +290,8 @@ fn run_lab(command: LabCommand) -> u8 {
                 }
             };
             for file in files.iter().filter(|f| f.exists()) {
-                println!("==> {} <==", file.display());
-                print!("{}", std::fs::read_to_string(file).unwrap_or_default());
+                hpchaos::output::println(&format!("==> {} <==", file.display()));
+                hpchaos::output::print(&std::fs::read_to_string(file).unwrap_or_default());
             }
             Ok(())
         }

@@ -77,6 +77,9 @@ pub struct Baseline {
     pub progress: Option<u64>,
     /// Each target's boot and slurmd start before the fault.
     pub boots: BTreeMap<String, BootWitness>,
+    /// The nodes already out of service before the fault: not counted
+    /// against `max_unhealthy_nodes` (a large cluster always has some).
+    pub unhealthy_before: std::collections::BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -268,20 +271,7 @@ pub fn judge(
     let mut started = Some(injected_at);
     for (phase, end) in order.iter().zip(&ends) {
         let deadline = expectation.deadlines.get(phase).copied();
-        let verdict = match (end, deadline) {
-            (Some(b), Some(d)) => Some(if b.at - injected_at <= d.as_chrono() {
-                PhaseVerdict::Met
-            } else {
-                PhaseVerdict::Missed
-            }),
-            (Some(_), None) => Some(PhaseVerdict::Observed),
-            // Past its deadline a phase is watched on, so the report can say
-            // by how much it was missed; only the end of the run makes it
-            // not reached.
-            (None, Some(_)) if finished => Some(PhaseVerdict::NotReached),
-            (None, None) if finished => Some(PhaseVerdict::NotReached),
-            (None, _) => None,
-        };
+        let verdict = verdict_of(end.as_ref(), deadline, injected_at, finished);
         phases.push(PhaseResult {
             phase: *phase,
             started_at: started,
@@ -381,16 +371,7 @@ pub fn judge_scenario(
             _ => None,
         };
         let deadline = expectation.deadlines.get(phase).copied();
-        let verdict = match (&ended, deadline) {
-            (Some(b), Some(d)) => Some(if b.at - injected_at <= d.as_chrono() {
-                PhaseVerdict::Met
-            } else {
-                PhaseVerdict::Missed
-            }),
-            (Some(_), None) => Some(PhaseVerdict::Observed),
-            (None, _) if finished => Some(PhaseVerdict::NotReached),
-            (None, _) => None,
-        };
+        let verdict = verdict_of(ended.as_ref(), deadline, injected_at, finished);
         phases.push(PhaseResult {
             phase: *phase,
             started_at: started,
@@ -413,6 +394,28 @@ pub fn judge_scenario(
         }
     }
     (judgement, per_node)
+}
+
+/// A phase's verdict from its end (if any) and deadline (from the
+/// injection); `None` while it may still end. Past its deadline a phase is
+/// watched on, so the report can say by how much it was missed; only the
+/// end of the run (`finished`) makes it not reached.
+fn verdict_of(
+    end: Option<&Boundary>,
+    deadline: Option<Duration>,
+    injected_at: DateTime<Utc>,
+    finished: bool,
+) -> Option<PhaseVerdict> {
+    match (end, deadline) {
+        (Some(b), Some(d)) => Some(if b.at - injected_at <= d.as_chrono() {
+            PhaseVerdict::Met
+        } else {
+            PhaseVerdict::Missed
+        }),
+        (Some(_), None) => Some(PhaseVerdict::Observed),
+        (None, _) if finished => Some(PhaseVerdict::NotReached),
+        (None, _) => None,
+    }
 }
 
 /// One key per source and node: the latest event of each is the state now.

@@ -119,12 +119,12 @@ fn missing_host_key(
             ),
             match proxy_command {
                 // Behind SSM, ssh-keyscan cannot reach it: OpenSSH can.
-                Some(command) => format!(
-                    "add it after checking it: connect once with `ssh -o UserKnownHostsFile={} -o ProxyCommand='{command}' -p {} {}` and answer yes, or append `{} ssh-ed25519 KEY` with the key from the node's /etc/ssh/ssh_host_ed25519_key.pub",
-                    known_hosts.display(),
+                Some(command) => crate::cluster::ssh::add_key_through_proxy(
+                    &known_hosts.display().to_string(),
+                    command,
                     endpoint.port,
-                    endpoint.address,
-                    endpoint.address
+                    &endpoint.address,
+                    &endpoint.address,
                 ),
                 None => format!(
                     "add it after checking it out of band: `ssh-keyscan -p {} {} >> {}`",

@@ -206,7 +206,7 @@ pub fn progress_line(record: &Record) -> String {
             passed,
             ..
         } => format!(
-            "regression gate on {phase}: {seconds:.1} s against {baseline_seconds:.1} s: {}",
+            "regression gate on {phase}: {seconds:.2} s after the injection against {baseline_seconds:.2} s: {}",
             if *passed { "holds" } else { "FAILS" }
         ),
         Entry::RegressionUnchecked { phase, why } => {

@@ -252,12 +252,19 @@ fn history_and_trend_print_what_a_user_asks_for() {
     let bad = hpchaos(&["history", "--report-dir", &dir, "--since", "a while"]);
     assert_eq!(bad.status.code(), Some(2));
 
-    // --rebuild writes the index: every run linked, each scenario's trend.
+    // A report folder that does not exist is a typo: said, nothing made.
+    let typo = root.path().join("no-such-folder");
+    let out = hpchaos(&["history", "--report-dir", &typo.display().to_string()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!typo.exists());
+
+    // --rebuild writes the index: every run linked (to its journal when it
+    // has no report, as a killed run), each scenario's trend.
     let out = hpchaos(&["history", "--report-dir", &dir, "--rebuild"]);
     assert_eq!(out.status.code(), Some(0));
     let index = std::fs::read_to_string(root.path().join("index.md")).unwrap();
     assert!(
-        index.contains("(20260004T100000-xid48-replace/report.md)"),
+        index.contains("(20260004T100000-xid48-replace/journal.jsonl)"),
         "{index}"
     );
     assert!(

@@ -35,6 +35,7 @@ fn baseline(workload: bool) -> Baseline {
                 slurmd_started: Some(t(-7190.0)),
             },
         )]),
+        unhealthy_before: Default::default(),
     }
 }
 

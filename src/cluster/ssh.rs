@@ -588,9 +588,12 @@ impl SshPool {
             .then_some(self.proxy_command.as_deref())
             .flatten();
         match (proxy, self.hop_for(endpoint)) {
-            (Some(command), _) => format!(
-                "add it after checking it: connect once with `ssh -o UserKnownHostsFile={file} -o ProxyCommand='{command}' -p {} {}@{}` and answer yes, or append `{} ssh-ed25519 KEY` with the key from the node's /etc/ssh/ssh_host_ed25519_key.pub",
-                endpoint.port, self.user, endpoint.address, endpoint.address
+            (Some(command), _) => add_key_through_proxy(
+                &file.to_string(),
+                command,
+                endpoint.port,
+                &format!("{}@{}", self.user, endpoint.address),
+                &endpoint.address,
             ),
             (None, Some(hop)) => format!(
                 "add it after checking it: `ssh {}@{} ssh-keyscan -p {} {} >> {file}` (through {})",
@@ -718,6 +721,31 @@ async fn run_here(endpoint: &Endpoint, line: &str, limit: Duration) -> Result<Ou
     }
 }
 
+/// How to add a host key to known_hosts for a host reached only through a
+/// proxy command (behind SSM, ssh-keyscan cannot reach it; OpenSSH can):
+/// the `ssh` line quoted for a shell, whatever quotes the command holds.
+pub fn add_key_through_proxy(
+    known_hosts: &str,
+    command: &str,
+    port: u16,
+    destination: &str,
+    address: &str,
+) -> String {
+    let ssh = super::quote::command_line(&[
+        "ssh".to_owned(),
+        "-o".to_owned(),
+        format!("UserKnownHostsFile={known_hosts}"),
+        "-o".to_owned(),
+        format!("ProxyCommand={command}"),
+        "-p".to_owned(),
+        port.to_string(),
+        destination.to_owned(),
+    ]);
+    format!(
+        "add it after checking it: connect once with `{ssh}` and answer yes, or append `{address} ssh-ed25519 KEY` with the key from the node's /etc/ssh/ssh_host_ed25519_key.pub"
+    )
+}
+
 /// A node's host key as the head node sees it: the base64 key and its
 /// SHA256 fingerprint, from the output of [`KEYSCAN_SCRIPT`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -749,6 +777,40 @@ pub fn parse_keyscan(output: &str) -> Option<ScannedKey> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_proxied_key_fix_survives_a_real_shell() {
+        let fix = add_key_through_proxy(
+            "/k h/known_hosts",
+            "sh -c 'exec socat - TCP:%h:%p'",
+            22,
+            "root@10.1.0.10",
+            "10.1.0.10",
+        );
+        let line = fix.split('`').nth(1).unwrap();
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!("set -- {line}; printf '%s\\n' \"$@\"")])
+            .output()
+            .unwrap();
+        let words: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(
+            words,
+            [
+                "ssh",
+                "-o",
+                "UserKnownHostsFile=/k h/known_hosts",
+                "-o",
+                "ProxyCommand=sh -c 'exec socat - TCP:%h:%p'",
+                "-p",
+                "22",
+                "root@10.1.0.10"
+            ]
+        );
+    }
+
     use super::*;
 
     #[tokio::test]

@@ -33,6 +33,11 @@ pub fn since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
         .map_err(|_| format!("--since `{text}` is too long"))
 }
 
+/// A ratio as a percentage for people: `-` when absent.
+fn percent(value: Option<f64>) -> String {
+    value.map_or("-".to_owned(), |v| format!("{:.1}%", v * 100.0))
+}
+
 /// Seconds for people: `-` when absent.
 fn secs(value: Option<f64>) -> String {
     value.map_or("-".to_owned(), |s| format!("{s:.1}"))
@@ -55,6 +60,12 @@ fn phase_names(runs: &[ScenarioRun]) -> Vec<String> {
 /// phase's seconds since the injection (`*` when it missed its deadline)
 /// and lost steps.
 pub fn render_history(runs: &[ScenarioRun], format: HistoryFormat) -> String {
+    render_runs(runs, format, None)
+}
+
+/// [`render_history`]; with the report root, the markdown links a run's
+/// journal when it has no report (a run killed before it wrote one).
+fn render_runs(runs: &[ScenarioRun], format: HistoryFormat, root: Option<&Path>) -> String {
     let phases = phase_names(runs);
     let cell = |run: &ScenarioRun, phase: &str| {
         run.phases
@@ -83,13 +94,19 @@ pub fn render_history(runs: &[ScenarioRun], format: HistoryFormat) -> String {
             for phase in &phases {
                 let _ = write!(out, " {phase} (s) |");
             }
-            out.push_str(" Lost steps | GPU-h lost |\n|---|---|---|---|");
-            out.push_str(&"---|".repeat(phases.len() + 2));
+            out.push_str(" Lost steps | GPU-h lost | ETTR |\n|---|---|---|---|");
+            out.push_str(&"---|".repeat(phases.len() + 3));
             out.push('\n');
             for run in runs {
+                let target = match root {
+                    Some(root) if !root.join(&run.dir).join("report.md").exists() => {
+                        "journal.jsonl"
+                    }
+                    _ => "report.md",
+                };
                 let _ = write!(
                     out,
-                    "| {} | [{}]({}/report.md) | {} | {} |",
+                    "| {} | [{}]({}/{target}) | {} | {} |",
                     run.started_at.format("%Y-%m-%d %H:%M:%S"),
                     run.run_id,
                     run.dir,
@@ -101,10 +118,11 @@ pub fn render_history(runs: &[ScenarioRun], format: HistoryFormat) -> String {
                 }
                 let _ = writeln!(
                     out,
-                    " {} | {} |",
+                    " {} | {} | {} |",
                     run.lost_steps.map_or("-".to_owned(), |l| l.to_string()),
                     run.gpu_hours_lost
-                        .map_or("-".to_owned(), |g| format!("{g:.2}"))
+                        .map_or("-".to_owned(), |g| format!("{g:.2}")),
+                    percent(run.ettr)
                 );
             }
             out
@@ -119,6 +137,7 @@ pub fn render_history(runs: &[ScenarioRun], format: HistoryFormat) -> String {
             header.extend(phases.iter().map(|p| format!("{p} s")));
             header.push("lost steps".to_owned());
             header.push("GPU-h lost".to_owned());
+            header.push("ETTR".to_owned());
             let mut builder = tabled::builder::Builder::default();
             builder.push_record(header);
             for run in runs {
@@ -134,6 +153,7 @@ pub fn render_history(runs: &[ScenarioRun], format: HistoryFormat) -> String {
                     run.gpu_hours_lost
                         .map_or("-".to_owned(), |g| format!("{g:.2}")),
                 );
+                row.push(percent(run.ettr));
                 builder.push_record(row);
             }
             let mut table = builder.build();
@@ -214,13 +234,9 @@ pub fn render_trend(scenario: &str, runs: &[ScenarioRun], format: HistoryFormat)
     }
 }
 
-/// Most runs `index.md` links one by one (the newest); `hpchaos history`
-/// lists them all.
-pub const INDEX_RUNS: usize = 200;
-
 /// Writes `index.md` under the report root: each scenario's trend (table
-/// and charts), then the newest runs, each linked to its report. Written
-/// whole (temporary file, then renamed).
+/// and charts), then every run, newest first, each linked to its report.
+/// Written whole (temporary file, then renamed).
 pub fn write_index(history: &History) -> Result<std::path::PathBuf, HistoryError> {
     let runs = history.runs(None, None)?;
     let mut scenarios: Vec<String> = runs.iter().map(|r| r.scenario.clone()).collect();
@@ -239,20 +255,12 @@ pub fn write_index(history: &History) -> Result<std::path::PathBuf, HistoryError
             .collect();
         out.push_str(&render_trend(scenario, &own, HistoryFormat::Markdown));
     }
-    let _ = writeln!(
-        out,
-        "## Runs\n\n{}",
-        if runs.len() > INDEX_RUNS {
-            format!(
-                "The newest {INDEX_RUNS} of {}; `hpchaos history` lists them all.\n",
-                runs.len()
-            )
-        } else {
-            String::new()
-        }
-    );
-    let newest: Vec<ScenarioRun> = runs.iter().take(INDEX_RUNS).cloned().collect();
-    out.push_str(&render_history(&newest, HistoryFormat::Markdown));
+    out.push_str("## Runs\n\n");
+    out.push_str(&render_runs(
+        &runs,
+        HistoryFormat::Markdown,
+        Some(history.root()),
+    ));
     let path = history.root().join("index.md");
     let tmp = history.root().join("index.md.tmp");
     let io = |e: std::io::Error| HistoryError::Io {

@@ -98,8 +98,19 @@ pub fn trends(runs: &[ScenarioRun]) -> Vec<PhaseTrend> {
     if !cost.is_empty() {
         out.push(trend_of(GPU_HOURS.to_owned(), cost));
     }
+    let ettr: Vec<(chrono::DateTime<chrono::Utc>, f64)> = runs
+        .iter()
+        .filter_map(|run| run.ettr.map(|e| (run.started_at, e)))
+        .collect();
+    if !ettr.is_empty() {
+        out.push(trend_of(ETTR.to_owned(), ettr));
+    }
     out
 }
+
+/// The pseudo-phase name of the effective training time ratio (0..=1)
+/// over a scenario's window, in trends.
+pub const ETTR: &str = "ettr";
 
 /// The pseudo-phase name of the GPU-hours a failure cost, in trends.
 pub const GPU_HOURS: &str = "gpu_hours_lost";
@@ -148,22 +159,26 @@ pub fn chart(scenario: &str, trend: &PhaseTrend) -> Option<String> {
     let points = &trend.points[trend.points.len().saturating_sub(CHART_POINTS)..];
     let labels: Vec<String> = points
         .iter()
-        .map(|(at, _)| format!("\"{}\"", at.format("%m-%d %H:%M")))
+        .map(|(at, _)| format!("\"{}\"", at.format("%m-%d %H:%M:%S")))
         .collect();
     let values: Vec<String> = points.iter().map(|(_, s)| format!("{s:.1}")).collect();
     let top = points.iter().map(|p| p.1).fold(0.0_f64, f64::max);
     let top = (top * 1.1).ceil().max(1.0);
-    let unit = if trend.phase == GPU_HOURS {
-        "GPU-hours"
-    } else {
-        "seconds"
+    let (unit, title) = match trend.phase.as_str() {
+        GPU_HOURS => (
+            "GPU-hours",
+            format!("{scenario}: GPU-hours lost per failure"),
+        ),
+        ETTR => (
+            "ratio",
+            format!("{scenario}: effective training time ratio"),
+        ),
+        phase => (
+            "seconds",
+            format!("{scenario}: {phase} (s since injection)"),
+        ),
     };
-    let title = if trend.phase == GPU_HOURS {
-        format!("{scenario}: GPU-hours lost per failure")
-    } else {
-        format!("{scenario}: {} (s since injection)", trend.phase)
-    }
-    .replace('"', "'");
+    let title = title.replace('"', "'");
     Some(format!(
         "```mermaid\nxychart-beta\n    title \"{title}\"\n    x-axis [{}]\n    y-axis \"{unit}\" 0 --> {top}\n    line [{}]\n```\n",
         labels.join(", "),

@@ -441,7 +441,17 @@ pub fn status(dir: &Path) -> Result<String, LabError> {
         "{:<14} {:<11} {:<20} {:<9} {:<12} {}\n",
         "node", "group", "instance", "api", "slurm", "reason"
     ));
-    for instance in &state.instances {
+    let fleet: Vec<&str> = state
+        .instances
+        .iter()
+        .filter(|i| i.group == state::FLEET_GROUP)
+        .map(|i| i.node.as_str())
+        .collect();
+    for instance in state
+        .instances
+        .iter()
+        .filter(|i| i.group != state::FLEET_GROUP)
+    {
         let (slurm_state, reason) = sinfo
             .get(&instance.node)
             .cloned()
@@ -454,6 +464,21 @@ pub fn status(dir: &Path) -> Result<String, LabError> {
             instance.status,
             slurm_state,
             reason
+        ));
+    }
+    // Declared, not run: one line for them all.
+    if let (Some(first), Some(last)) = (fleet.first(), fleet.last()) {
+        let mut states: std::collections::BTreeMap<&str, usize> = Default::default();
+        for node in &fleet {
+            let state = sinfo.get(*node).map_or("-", |(s, _)| s.as_str());
+            *states.entry(state).or_default() += 1;
+        }
+        let states: Vec<String> = states.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        out.push_str(&format!(
+            "{} {} nodes declared, not run ({first} .. {last}): API Running, Slurm {}\n",
+            state::FLEET_GROUP,
+            fleet.len(),
+            states.join(", ")
         ));
     }
     out.push_str(&format!("profile: {}\n", layout.profile().display()));

@@ -291,11 +291,11 @@ fn regression_table(out: &mut String, s: &ScenarioReport) {
     }
     let _ = writeln!(
         out,
-        "### Regression against the baseline\n\n| Phase | This run | Baseline | Change | Allowed | Verdict | Baseline from |\n|---|---|---|---|---|---|---|"
+        "### Regression against the baseline\n\n| Phase | Since injection | Baseline | Change | Allowed | Verdict | Baseline from |\n|---|---|---|---|---|---|---|"
     );
     for gate in &s.regression {
         let number =
-            |v: Option<f64>, unit: &str| v.map_or("-".to_owned(), |v| format!("{v:.1}{unit}"));
+            |v: Option<f64>, unit: &str| v.map_or("-".to_owned(), |v| format!("{v:.2}{unit}"));
         let verdict = match gate.passed {
             Some(true) => "✅ holds".to_owned(),
             Some(false) => "❌ slower than allowed".to_owned(),
@@ -325,9 +325,7 @@ fn per_target(out: &mut String, s: &ScenarioReport) {
     }
     let _ = writeln!(
         out,
-        "### Per target
-
-| Phase | Reached | Fastest | Median | Slowest | Slowest target |\n|---|---|---|---|---|---|"
+        "### Per target\n\nTimes since the injection.\n\n| Phase | Reached | Fastest | Median | Slowest | Slowest target |\n|---|---|---|---|---|---|"
     );
     for p in &s.spread {
         let _ = writeln!(

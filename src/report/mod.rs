@@ -172,11 +172,13 @@ impl RegressionReport {
     /// The gate in words, both numbers included.
     pub fn describe(&self) -> String {
         match (self.seconds, self.baseline_seconds, self.increase_percent) {
-            (Some(seconds), Some(baseline), Some(increase)) => format!(
-                "{} took {seconds:.1} s, {increase:+.0}% against the baseline {baseline:.1} s ({}); allowed {:+.0}%",
-                self.phase,
+            (Some(seconds), Some(baseline), Some(increase)) => crate::history::gate::describe(
+                self.phase.as_str(),
+                seconds,
+                increase,
+                baseline,
                 self.baseline_from.as_deref().unwrap_or("-"),
-                self.max_increase_percent.unwrap_or(0.0)
+                self.max_increase_percent.unwrap_or(0.0),
             ),
             _ => format!("{} not judged: {}", self.phase, self.note),
         }

@@ -45,6 +45,11 @@ impl Runner {
         if let Ok(boots) = self.cluster.slurm.node_boots(targets).await {
             baseline.boots = boots.into_iter().collect();
         }
+        // What was down before the fault is not the fault's blast radius.
+        if let Ok(groups) = self.cluster.slurm.state_groups().await {
+            baseline.unhealthy_before =
+                crate::cluster::slurm::unhealthy_in_groups(&groups).unwrap_or_default();
+        }
         if let Some(job) = workload {
             job.read_progress(&self.cluster.slurm).await;
             baseline.progress = job.last_step;
@@ -292,6 +297,13 @@ impl Runner {
                 next_job = tick + job_every;
                 self.poll_workload(name, job, &mut seen).await;
             }
+            // This cycle's reads are done: counted for `watch_cost` (before
+            // any return below).
+            self.cycles.count += 1;
+            if slurm_due {
+                let wall = tick.elapsed().as_secs_f64() * 1000.0;
+                self.cycles.slurm_walls.push(wall);
+            }
             let unhealthy = seen.unhealthy;
             // Judge, and journal phase boundaries as they are decided.
             let now = self.clock.now();
@@ -429,11 +441,6 @@ impl Runner {
                     last_seen: self.last_seen.as_deref(),
                 });
             }
-            self.cycles.count += 1;
-            if slurm_due {
-                let wall = tick.elapsed().as_secs_f64() * 1000.0;
-                self.cycles.slurm_walls.push(wall);
-            }
             // Asleep until the next source is due, a followed log line
             // arrives, or the run is cancelled.
             let mut wake = next_slurm.min(next_api);
@@ -492,10 +499,12 @@ impl Runner {
             );
             return;
         };
+        // The window: from the job's start (else the first progress seen)
+        // to the end of the watch.
         let start = job
-            .steps_seen
-            .first()
-            .map_or(injected_at, |s| s.0.min(injected_at));
+            .started_at
+            .or(job.steps_seen.first().map(|s| s.0))
+            .map_or(injected_at, |s| s.min(injected_at));
         let cost = crate::cost::failure_cost(
             gpus,
             injected_at,
@@ -752,9 +761,9 @@ impl Runner {
     }
 
     /// The targets in `sinfo`, and the cluster's health when it was read;
-    /// returns how many nodes are unhealthy (the cluster's out-of-service
-    /// nodes and the targets Slurm does not list), 0 when the cluster was
-    /// not counted.
+    /// returns how many nodes are unhealthy since the fault (out of service
+    /// now and not before it, and the targets Slurm does not list), 0 when
+    /// the cluster was not counted.
     fn poll_slurm(
         &mut self,
         name: &str,
@@ -781,7 +790,7 @@ impl Runner {
             .collect();
         if let Some(Ok(groups)) = &groups {
             unhealthy = match crate::cluster::slurm::unhealthy_in_groups(groups) {
-                Ok(set) => set.len() + missing.len(),
+                Ok(set) => set.difference(&baseline.unhealthy_before).count() + missing.len(),
                 Err(_) => seen.unhealthy,
             };
         }
@@ -937,6 +946,12 @@ impl Runner {
     async fn poll_workload(&mut self, name: &str, job: &mut WorkloadJob, seen: &mut Seen) {
         let observation = match self.cluster.slurm.job(job.id).await {
             Ok(Some(info)) => {
+                // The first start Slurm reported (a requeue moves it on).
+                if let Some(start) = info.start_time
+                    && job.started_at.is_none_or(|s| start < s)
+                {
+                    job.started_at = Some(start);
+                }
                 if job.gpus.is_none() {
                     let per_node = self.cluster.profile.slurm.gpus_per_node;
                     job.gpus = info

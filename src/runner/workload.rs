@@ -45,6 +45,7 @@ impl Runner {
                     last_step: None,
                     steps_seen: Vec::new(),
                     gpus: None,
+                    started_at: None,
                 });
                 Ok(())
             }
@@ -95,6 +96,7 @@ impl Runner {
                     last_step: None,
                     steps_seen: Vec::new(),
                     gpus: None,
+                    started_at: None,
                 });
                 self.log(
                     Some(&scenario.name),
@@ -184,6 +186,9 @@ pub(super) struct WorkloadJob {
     pub(super) steps_seen: Vec<(chrono::DateTime<chrono::Utc>, u64)>,
     /// The job's GPUs and where that number comes from, once known.
     pub(super) gpus: Option<(u32, String)>,
+    /// When the job first started running, as Slurm said (`StartTime`):
+    /// where the cost's ETTR window begins.
+    pub(super) started_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl WorkloadJob {

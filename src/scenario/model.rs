@@ -578,9 +578,13 @@ pub struct RegressionGate {
 #[serde(try_from = "String", into = "String")]
 pub struct Percent(pub f64);
 
+/// The schema definition's name of [`Percent`]; the structural checker
+/// recognises it to say what a percentage looks like.
+pub const PERCENT_SCHEMA_NAME: &str = "Percent";
+
 impl JsonSchema for Percent {
     fn schema_name() -> std::borrow::Cow<'static, str> {
-        std::borrow::Cow::Borrowed("Percent")
+        std::borrow::Cow::Borrowed(PERCENT_SCHEMA_NAME)
     }
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {

@@ -79,6 +79,9 @@ impl<'a> Checker<'a> {
         if name == Some(duration::SCHEMA_NAME) {
             return self.duration(node, path, out);
         }
+        if name == Some(crate::scenario::model::PERCENT_SCHEMA_NAME) {
+            return self.percent(node, path, out);
+        }
         if let Some(branches) = schema
             .get("oneOf")
             .or_else(|| schema.get("anyOf"))
@@ -158,6 +161,36 @@ impl<'a> Checker<'a> {
                     format!("`{path}` must be a duration, found {}", describe(node)),
                 )
                 .with_hint(DurationError::HINT),
+            ),
+        }
+    }
+
+    /// A percentage (`25%`): the parser's own message, and for a bare
+    /// number the `%` it lacks.
+    fn percent(&self, node: &Node, path: &TreePath, out: &mut Vec<Diagnostic>) {
+        let hint = "write a percentage, such as `25%`";
+        match &node.value {
+            Value::String(text) => {
+                if let Err(err) = crate::scenario::model::Percent::try_from(text.clone()) {
+                    out.push(
+                        self.error(node.position, format!("`{path}`: {err}"))
+                            .with_hint(hint),
+                    );
+                }
+            }
+            Value::Integer(_) | Value::Float(_) => out.push(
+                self.error(
+                    node.position,
+                    format!("`{path}` is a bare number; a percentage needs its `%`"),
+                )
+                .with_hint(hint),
+            ),
+            _ => out.push(
+                self.error(
+                    node.position,
+                    format!("`{path}` must be a percentage, found {}", describe(node)),
+                )
+                .with_hint(hint),
             ),
         }
     }
