@@ -364,3 +364,59 @@ fn several_targets_are_reported_per_node_and_summed_up() {
     assert_eq!(json["scenarios"][0]["spread"][2]["max_seconds"], 120.0);
     assert_eq!(json["scenarios"][0]["per_node"][0]["node"], "ip-10-1-0-12");
 }
+
+/// The run's figures as Prometheus metrics: valid exposition lines, a HELP
+/// and TYPE per family, base units in the names, the phase times and
+/// verdicts of the fixture, and no run id outside `hpchaos_run_info`.
+#[test]
+fn prometheus_metrics_carry_the_phases_in_the_exposition_format() {
+    let report = load("passed.jsonl");
+    let text = Format::Prometheus.exporter().render(&report);
+    let sample =
+        regex::Regex::new(r#"^([a-z_:][a-z0-9_:]*)\{([a-z_]+="(\\.|[^"\\])*",?)*\} -?[0-9.e+]+$"#)
+            .unwrap();
+    let mut families = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert_eq!(kind, "gauge", "{line}");
+            families.insert(name.to_owned(), 0);
+        } else if line.starts_with("# HELP ") {
+            continue;
+        } else {
+            let caps = sample
+                .captures(line)
+                .unwrap_or_else(|| panic!("not an exposition line: {line}"));
+            *families.get_mut(&caps[1]).expect("TYPE before samples") += 1;
+            assert!(
+                caps[1] == *"hpchaos_run_info" || !line.contains("run_id="),
+                "{line}"
+            );
+        }
+    }
+    assert!(families.values().all(|n| *n > 0), "{families:?}");
+    for name in families.keys() {
+        assert!(
+            [
+                "_seconds", "_info", "_passed", "_met", "_steps", "_hours", "_ratio"
+            ]
+            .iter()
+            .any(|unit| name.ends_with(unit)),
+            "{name} has no unit"
+        );
+    }
+    assert!(
+        text.contains("hpchaos_phase_seconds{scenario=\"xid48-replace\",phase=\"replace\"} 86\n"),
+        "{text}"
+    );
+    assert!(text.contains("hpchaos_phase_met{scenario=\"xid48-replace\",phase=\"replace\"} 1\n"));
+    assert!(text.contains("hpchaos_scenario_passed{scenario=\"xid48-replace\"} 1\n"));
+    assert!(text.contains("hpchaos_lost_steps{scenario=\"xid48-replace\"} 31\n"));
+    let missed = Format::Prometheus
+        .exporter()
+        .render(&load("missed-deadline.jsonl"));
+    assert!(
+        missed.contains("hpchaos_scenario_passed{scenario=\"node-reboot-slurm\"} 0\n"),
+        "{missed}"
+    );
+}

@@ -7,6 +7,7 @@ mod build;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod prometheus;
 pub mod table;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -314,6 +315,9 @@ pub enum Format {
     Markdown,
     Json,
     Junit,
+    /// Prometheus's text exposition format, for a Pushgateway (not among
+    /// the files a run writes).
+    Prometheus,
 }
 
 impl Format {
@@ -325,6 +329,7 @@ impl Format {
             Format::Markdown => Box::new(markdown::MarkdownExporter),
             Format::Json => Box::new(json::JsonExporter),
             Format::Junit => Box::new(junit::JunitExporter),
+            Format::Prometheus => Box::new(prometheus::PrometheusExporter),
         }
     }
 
@@ -334,6 +339,7 @@ impl Format {
             Format::Markdown => "md",
             Format::Json => "json",
             Format::Junit => "junit.xml",
+            Format::Prometheus => "prom",
         }
     }
 }

@@ -1,0 +1,168 @@
+//! A run's figures as Prometheus metrics, in the text exposition format
+//! (version 0.0.4), for a Pushgateway or a textfile collector:
+//! `hpchaos report JOURNAL --format prometheus | curl --data-binary @-
+//! http://pushgateway:9091/metrics/job/hpchaos/scenario/NAME`.
+//!
+//! Names follow Prometheus's conventions (base units in the name:
+//! `_seconds`, `_ratio`; no `_total`, as these are a run's gauges, not
+//! counters). Labels are the scenario and the phase: the run id is in
+//! `hpchaos_run_info` only, so series do not multiply with every run.
+
+use std::fmt::Write as _;
+
+use super::{Exporter, Report, Verdict};
+
+pub struct PrometheusExporter;
+
+/// One metric family: its name, help, and samples (labels, value).
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    samples: Vec<(Vec<(&'static str, String)>, f64)>,
+}
+
+impl Family {
+    fn new(name: &'static str, help: &'static str) -> Family {
+        Family {
+            name,
+            help,
+            samples: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, labels: Vec<(&'static str, String)>, value: f64) {
+        self.samples.push((labels, value));
+    }
+}
+
+/// A label value escaped as the exposition format asks (`\\`, `\"`, `\n`).
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn render_family(out: &mut String, family: &Family) {
+    if family.samples.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "# HELP {} {}", family.name, family.help);
+    let _ = writeln!(out, "# TYPE {} gauge", family.name);
+    for (labels, value) in &family.samples {
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+            .collect();
+        let _ = writeln!(out, "{}{{{}}} {value}", family.name, labels.join(","));
+    }
+}
+
+impl Exporter for PrometheusExporter {
+    fn render(&self, report: &Report) -> String {
+        let mut info = Family::new(
+            "hpchaos_run_info",
+            "The run these figures come from (always 1).",
+        );
+        info.push(
+            vec![
+                ("run_id", report.run_id.clone()),
+                ("cluster", report.cluster.clone()),
+                ("harness_version", report.harness_version.clone()),
+                (
+                    "slurm_version",
+                    report.slurm_version.clone().unwrap_or_default(),
+                ),
+                ("status", report.status.as_str().to_owned()),
+            ],
+            1.0,
+        );
+        let mut started = Family::new(
+            "hpchaos_run_start_timestamp_seconds",
+            "When the run started (Unix time).",
+        );
+        if let Some(at) = report.started_at {
+            started.push(Vec::new(), at.timestamp_millis() as f64 / 1000.0);
+        }
+        let mut outcome = Family::new(
+            "hpchaos_scenario_passed",
+            "1 when the scenario passed, 0 otherwise (failed, aborted, error, interrupted, incomplete).",
+        );
+        let mut injected = Family::new(
+            "hpchaos_injection_timestamp_seconds",
+            "When the fault was injected (Unix time): for annotations.",
+        );
+        let mut elapsed = Family::new(
+            "hpchaos_phase_seconds",
+            "From the injection to the phase's end (s).",
+        );
+        let mut deadline = Family::new(
+            "hpchaos_phase_deadline_seconds",
+            "The phase's deadline, from the injection (s).",
+        );
+        let mut met = Family::new(
+            "hpchaos_phase_met",
+            "1 when the phase ended in time (met its deadline or had none), 0 when missed, not reached or unfinished.",
+        );
+        let mut lost = Family::new(
+            "hpchaos_lost_steps",
+            "Workload steps done again after the restart.",
+        );
+        let mut gpu_hours = Family::new(
+            "hpchaos_failure_gpu_hours",
+            "GPU-hours the failure cost the workload.",
+        );
+        let mut ettr = Family::new(
+            "hpchaos_effective_training_time_ratio",
+            "Productive time over wall time in the scenario's window (0 to 1).",
+        );
+        for scenario in &report.scenarios {
+            let name = || ("scenario", scenario.name.clone());
+            outcome.push(
+                vec![name()],
+                f64::from(u8::from(scenario.status == super::Status::Passed)),
+            );
+            if let Some(at) = scenario.injected_at {
+                injected.push(vec![name()], at.timestamp_millis() as f64 / 1000.0);
+            }
+            for phase in &scenario.phases {
+                let labels = || vec![name(), ("phase", phase.phase.to_string())];
+                if let Some(e) = phase.elapsed {
+                    elapsed.push(labels(), e.as_std().as_secs_f64());
+                }
+                if let Some(d) = phase.deadline {
+                    deadline.push(labels(), d.as_std().as_secs_f64());
+                }
+                if phase.verdict != Verdict::NotStarted {
+                    let ok = matches!(phase.verdict, Verdict::Met | Verdict::Observed);
+                    met.push(labels(), f64::from(u8::from(ok)));
+                }
+            }
+            if let Some(steps) = scenario.lost_steps {
+                lost.push(vec![name()], steps as f64);
+            }
+            if let Some(cost) = &scenario.cost {
+                gpu_hours.push(vec![name()], cost.gpu_hours_lost);
+                ettr.push(vec![name()], cost.ettr);
+            }
+        }
+        let mut out = String::new();
+        for family in [
+            &info, &started, &outcome, &injected, &elapsed, &deadline, &met, &lost, &gpu_hours,
+            &ettr,
+        ] {
+            render_family(&mut out, family);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
