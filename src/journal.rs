@@ -192,6 +192,14 @@ pub enum Entry {
         /// The process's peak resident set so far (KiB).
         peak_rss_kib: u64,
     },
+    /// Evidence collected from a target marked for replacement or reboot,
+    /// before its instance went: each file, relative to the run folder.
+    EvidenceCollected {
+        node: String,
+        /// What marked it (its Slurm reason).
+        why: String,
+        files: Vec<crate::runner::evidence::Collected>,
+    },
     /// What the failure cost the workload: GPU-hours lost and ETTR, with
     /// the formula's terms (see `cost.rs`).
     FailureCost {

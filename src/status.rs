@@ -199,6 +199,9 @@ pub fn progress_line(record: &Record) -> String {
             format!("{verdict:?}").to_lowercase()
         ),
         Entry::FailureCost { cost } => crate::report::cost_text(cost),
+        Entry::EvidenceCollected { node, files, .. } => {
+            format!("evidence collected from {node}: {} file(s)", files.len())
+        }
         Entry::RegressionChecked {
             phase,
             seconds,

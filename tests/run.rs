@@ -205,6 +205,26 @@ fn runs_on_the_lab() {
     assert!(cost["gpu_hours_lost"].as_f64().unwrap() > 0.0, "{cost}");
     let ettr = cost["ettr"].as_f64().unwrap();
     assert!((0.0..1.0).contains(&ettr), "{cost}");
+    // Evidence collected from the target once it was marked, before its
+    // instance went: in the run folder, linked from the report, and the
+    // health report in it names the injected Xid.
+    let collected = &report["scenarios"][0]["collected"][0];
+    assert_eq!(collected["why"], "Action:Replace", "{collected}");
+    let files = collected["files"].as_array().unwrap();
+    assert_eq!(files.len(), 5, "{collected}");
+    let run_dir = scenario_dir(&stderr);
+    let health = files
+        .iter()
+        .find(|f| f["file"].as_str().unwrap().ends_with("dcgmi-health.txt"))
+        .unwrap();
+    let text = std::fs::read_to_string(run_dir.join(health["file"].as_str().unwrap())).unwrap();
+    assert!(text.contains("Detected XID error 48"), "{text}");
+    let markdown = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+    assert!(
+        markdown.contains("### Evidence collected before the repair")
+            && markdown.contains("(evidence/xid48-replace/"),
+        "{markdown}"
+    );
     // The lab runs the Slurm HyperPod ships, and the run says which.
     assert!(
         report["slurm_version"]

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    CheckReport, NodePhaseReport, PhaseReport, PhaseSpread, REPORT_SCHEMA_VERSION,
+    CheckReport, CollectedReport, NodePhaseReport, PhaseReport, PhaseSpread, REPORT_SCHEMA_VERSION,
     RegressionReport, Report, RollbackReport, ScenarioReport, Status, TimelineEntry, Verdict,
     WatchReport, span,
 };
@@ -108,6 +108,7 @@ pub fn build(journal: &Journal) -> Report {
                     per_node: Vec::new(),
                     spread: Vec::new(),
                     regression: Vec::new(),
+                    collected: Vec::new(),
                     cost: None,
                     watch: None,
                     timeline: Vec::new(),
@@ -310,6 +311,19 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
                 slurm_cycle_ms_p50: *slurm_cycle_ms_p50,
                 cpu_ms: *cpu_ms,
                 peak_rss_kib: *peak_rss_kib,
+            });
+        }
+        Entry::EvidenceCollected { node, why, files } => {
+            note(
+                Source::Harness,
+                Some(node.clone()),
+                None,
+                format!("evidence collected ({why}): {} file(s)", files.len()),
+            );
+            scenario.collected.push(CollectedReport {
+                node: node.clone(),
+                why: why.clone(),
+                files: files.clone(),
             });
         }
         Entry::FailureCost { cost } => {

@@ -209,6 +209,32 @@ fn scenario_section(out: &mut String, s: &ScenarioReport) {
         }
         let _ = writeln!(out, "```\n");
     }
+    if !s.collected.is_empty() {
+        let _ = writeln!(out, "### Evidence collected before the repair\n");
+        for node in &s.collected {
+            let links: Vec<String> = node
+                .files
+                .iter()
+                .map(|f| {
+                    let name = f.file.rsplit('/').next().unwrap_or(&f.file);
+                    let problem = if f.problem.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", f.problem)
+                    };
+                    format!("[{name}]({}) {} B{problem}", f.file, f.bytes)
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "- `{}` ({}): {}",
+                node.node,
+                cell(&node.why),
+                links.join(", ")
+            );
+        }
+        out.push('\n');
+    }
     if !s.steady_state.is_empty() {
         let _ = writeln!(
             out,

@@ -116,6 +116,10 @@ pub struct ScenarioReport {
     /// injection to its end on each).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub spread: Vec<PhaseSpread>,
+    /// Evidence collected from targets marked for repair: (node, files
+    /// relative to the run folder).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub collected: Vec<CollectedReport>,
     /// What the failure cost the workload (GPU-hours, ETTR), when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost: Option<crate::cost::FailureCost>,
@@ -151,6 +155,14 @@ pub struct PhaseReport {
     pub verdict: Verdict,
     pub time_source: Option<TimeSource>,
     pub evidence: String,
+}
+
+/// Evidence collected from one node before its repair.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CollectedReport {
+    pub node: String,
+    pub why: String,
+    pub files: Vec<crate::runner::evidence::Collected>,
 }
 
 /// One regression gate: the phase's time against its baseline, or why it

@@ -33,6 +33,7 @@ use crate::scenario::Loaded;
 use crate::scenario::model::{Pool, Scenario, Where};
 
 mod checks;
+pub mod evidence;
 mod execute;
 mod fan_out;
 pub mod lock;
@@ -172,6 +173,13 @@ pub struct Runner {
     /// How long to wait for a lock a live run holds (`--wait-lock`);
     /// `None`: refuse at once.
     pub wait_lock: Option<std::time::Duration>,
+    /// Evidence collections under way: (node, why, task), journaled when
+    /// the watch ends.
+    evidence: Vec<(
+        String,
+        String,
+        tokio::task::JoinHandle<Vec<evidence::Collected>>,
+    )>,
 }
 
 /// Creates `<report_dir>/<time>-<name>/` (`-2`, `-3`, ... when a run of the
@@ -232,6 +240,7 @@ impl Runner {
             cycles: watch::Cycles::default(),
             gates: None,
             wait_lock: None,
+            evidence: Vec::new(),
             instances_before: BTreeMap::new(),
             journal_error: None,
             next_intent: 1,
@@ -821,6 +830,7 @@ impl Runner {
             let cpu_before = usage::cpu_ms();
             self.cycles = watch::Cycles::default();
             let ending = self.watch(scenario, watched, workload.as_mut()).await;
+            self.journal_evidence(name).await;
             // What the watch cost: the API budget (AWS throttles per
             // account), cycles, CPU and memory.
             let cycles = std::mem::take(&mut self.cycles);

@@ -466,6 +466,37 @@ impl Runner {
 }
 
 impl Runner {
+    /// Starts collecting `node`'s evidence in a task of its own.
+    fn start_evidence(&mut self, scenario: &str, node: &str, why: &str) {
+        let run_dir = self.journal.path().parent().map_or_else(
+            || std::path::PathBuf::from("."),
+            std::path::Path::to_path_buf,
+        );
+        let task = tokio::spawn(super::evidence::collect(
+            self.cluster.ssh.clone(),
+            self.cluster.node(node),
+            run_dir,
+            scenario.to_owned(),
+        ));
+        self.evidence.push((node.to_owned(), why.to_owned(), task));
+    }
+
+    /// Journals the evidence collected during the watch, waiting up to a
+    /// minute for collections still under way (each command is bounded to
+    /// 10 s).
+    pub(super) async fn journal_evidence(&mut self, scenario: &str) {
+        for (node, why, task) in std::mem::take(&mut self.evidence) {
+            let files = match tokio::time::timeout(StdDuration::from_secs(60), task).await {
+                Ok(Ok(files)) => files,
+                _ => Vec::new(),
+            };
+            self.log(
+                Some(scenario),
+                Entry::EvidenceCollected { node, why, files },
+            );
+        }
+    }
+
     /// The cost of the failure to the workload, once it resumed: journaled
     /// with the formula's terms; when the job's GPUs are unknown, said.
     fn journal_cost(
@@ -833,6 +864,14 @@ impl Runner {
             }
         }
         for row in rows.iter().filter(|r| baseline.targets.contains(&r.name)) {
+            // Marked for a repair that wipes or restarts it: collect what
+            // it can still tell, now, beside the watch.
+            if !row.healthy()
+                && super::evidence::marks_for_repair(&row.reason)
+                && !self.evidence.iter().any(|(node, _, _)| node == &row.name)
+            {
+                self.start_evidence(name, &row.name, &row.reason);
+            }
             let value = format!("{}|{}", row.state, row.reason);
             let change = Change {
                 source: Source::Sinfo,

@@ -1,0 +1,150 @@
+//! Evidence before it is wiped: as soon as a target is marked for
+//! replacement or reboot (`Action:Replace`/`Action:Reboot` on a node out of
+//! service), its kernel log's Xid lines, `nvidia-smi -q`, `dcgmi health
+//! -c`, and the tails of the slurmd log and syslog are collected from it,
+//! in a task of their own so the watch goes on, each command bounded in
+//! time (10 s) and size (256 KiB). The files go to
+//! `RUN/evidence/<scenario>/<node>/`, are listed in the journal
+//! (`evidence_collected`) and linked from the markdown report.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cluster::ssh::{Endpoint, SshPool};
+
+/// What is collected: (file name, shell command run on the node). Each
+/// output is cut at [`MAX_BYTES`] on the node, before it crosses the
+/// network.
+pub const COLLECTED: &[(&str, &str)] = &[
+    (
+        "kernel-xid.txt",
+        "dmesg 2>/dev/null | grep -E 'NVRM: Xid|Xid \\(' | tail -n 500",
+    ),
+    ("nvidia-smi-q.txt", "nvidia-smi -q 2>&1"),
+    ("dcgmi-health.txt", "dcgmi health -c 2>&1"),
+    (
+        "slurmd-log-tail.txt",
+        "tail -n 300 /var/log/slurm/slurmd.log 2>&1",
+    ),
+    ("syslog-tail.txt", "tail -n 300 /var/log/syslog 2>&1"),
+];
+
+/// Most bytes kept of one command's output.
+pub const MAX_BYTES: usize = 256 * 1024;
+/// Longest one command may take.
+pub const TIME_LIMIT: Duration = Duration::from_secs(10);
+
+/// One collected file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Collected {
+    /// The file's path relative to the run folder.
+    pub file: String,
+    pub bytes: u64,
+    /// Why it is empty or partial, if it is (the command failed, timed
+    /// out, or the node was gone).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub problem: String,
+}
+
+/// Collects everything in [`COLLECTED`] from `endpoint` into
+/// `run_dir/evidence/<scenario>/<node>/` (commands at once, each bounded);
+/// returns each file written. Never fails: a command that cannot run
+/// leaves its file with what it said and the problem noted.
+pub async fn collect(
+    ssh: Arc<SshPool>,
+    endpoint: Endpoint,
+    run_dir: PathBuf,
+    scenario: String,
+) -> Vec<Collected> {
+    let relative = Path::new("evidence").join(&scenario).join(&endpoint.name);
+    let dir = run_dir.join(&relative);
+    let _ = std::fs::create_dir_all(&dir);
+    let runs = COLLECTED.iter().map(|(file, command)| {
+        let ssh = ssh.clone();
+        let endpoint = endpoint.clone();
+        let line = crate::cluster::quote::command_line(&[
+            "sh",
+            "-c",
+            &format!("{{ {command}; }} | head -c {MAX_BYTES}"),
+        ]);
+        async move {
+            let result = ssh.run_line(&endpoint, &line, TIME_LIMIT).await;
+            (*file, result)
+        }
+    });
+    let mut out = Vec::new();
+    for (file, result) in futures::future::join_all(runs).await {
+        let (text, problem) = match result {
+            Ok(output) if output.status == 0 => (output.stdout, String::new()),
+            Ok(output) => (
+                format!("{}{}", output.stdout, output.stderr),
+                format!("exit {}", output.status),
+            ),
+            Err(err) => (String::new(), err.to_string()),
+        };
+        let written = std::fs::write(dir.join(file), text.as_bytes());
+        out.push(Collected {
+            file: relative.join(file).display().to_string(),
+            bytes: text.len() as u64,
+            problem: match written {
+                Ok(()) => problem,
+                Err(err) => format!("cannot write it: {err}"),
+            },
+        });
+    }
+    out
+}
+
+/// Whether a Slurm reason on a node out of service marks it for a repair
+/// that wipes it or restarts it.
+pub fn marks_for_repair(reason: &str) -> bool {
+    reason.starts_with("Action:Replace") || reason.starts_with("Action:Reboot")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_replace_and_reboot_marks_start_a_collection() {
+        assert!(marks_for_repair("Action:Replace"));
+        assert!(marks_for_repair("Action:Reboot"));
+        assert!(!marks_for_repair("Not responding"));
+        assert!(!marks_for_repair("hpchaos drill"));
+    }
+
+    #[tokio::test]
+    async fn collects_from_a_node_into_the_run_folder_bounded() {
+        let run = tempfile::tempdir().unwrap();
+        let profile: crate::profile::Profile = serde_saphyr::from_str(
+            "name: c\nhead_node: { name: head, local: true }\nssh:\n  known_hosts: /dev/null\n",
+        )
+        .unwrap();
+        let endpoint = Endpoint {
+            name: "ip-10-1-0-12".into(),
+            address: "127.0.0.1".into(),
+            port: 22,
+            local: true,
+        };
+        let collected = collect(
+            Arc::new(SshPool::new(&profile)),
+            endpoint,
+            run.path().to_path_buf(),
+            "xid48-replace".into(),
+        )
+        .await;
+        assert_eq!(collected.len(), COLLECTED.len());
+        for item in &collected {
+            assert!(
+                item.file
+                    .starts_with("evidence/xid48-replace/ip-10-1-0-12/"),
+                "{item:?}"
+            );
+            let path = run.path().join(&item.file);
+            let bytes = std::fs::metadata(&path).unwrap().len();
+            assert_eq!(bytes, item.bytes);
+            assert!(bytes <= MAX_BYTES as u64);
+        }
+    }
+}
