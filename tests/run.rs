@@ -218,7 +218,7 @@ fn runs_on_the_lab() {
         .find(|f| f["file"].as_str().unwrap().ends_with("dcgmi-health.txt"))
         .unwrap();
     let text = std::fs::read_to_string(run_dir.join(health["file"].as_str().unwrap())).unwrap();
-    assert!(text.contains("Detected XID error 48"), "{text}");
+    assert!(text.contains("Detected XID error 48"), "{text} {collected}");
     let markdown = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
     assert!(
         markdown.contains("### Evidence collected before the repair")

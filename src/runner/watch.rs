@@ -766,6 +766,17 @@ impl Runner {
                 };
                 self.note_controller_log(name, said);
             }
+            // The controller's own line is the first sign of a mark (sinfo
+            // shows it a poll later): collect the evidence from here.
+            if let Some((_, reason)) = parsed.message.split_once("reason set to: ")
+                && super::evidence::marks_for_repair(reason.trim())
+            {
+                for node in &named {
+                    if !self.evidence.iter().any(|(n, _, _)| n == *node) {
+                        self.start_evidence(name, node, reason.trim());
+                    }
+                }
+            }
             for node in named {
                 self.log(
                     Some(name),
