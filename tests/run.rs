@@ -59,14 +59,19 @@ impl Lab {
 
     /// Runs scenario files; returns the exit code, stderr and the report.
     fn run(&self, files: &[&str]) -> (Option<i32>, String, serde_json::Value) {
-        let mut args = vec!["run"];
-        args.extend_from_slice(files);
-        let profile = self.profile();
-        let reports = self.reports.display().to_string();
-        args.extend(["--cluster", &profile, "--report-dir", &reports]);
-        let out = hpchaos(&args);
+        let out = self.run_with(files);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         (out.status.code(), stderr.clone(), latest_report(&stderr))
+    }
+
+    /// `hpchaos run ARGS` on this lab, into its report folder.
+    fn run_with(&self, args: &[&str]) -> std::process::Output {
+        let profile = self.profile();
+        let reports = self.reports.display().to_string();
+        let mut all = vec!["run"];
+        all.extend_from_slice(args);
+        all.extend(["--cluster", &profile, "--report-dir", &reports]);
+        hpchaos(&all)
     }
 }
 
@@ -608,13 +613,8 @@ fn regression_gates_judge_runs_against_the_history() {
 
     // A baseline run the history does not hold: refused before anything.
     let before = std::fs::read_dir(&lab.reports).unwrap().count();
-    let out = hpchaos(&[
-        "run",
+    let out = lab.run_with(&[
         "tests/e2e/reboot-gated.yaml",
-        "--cluster",
-        &lab.profile(),
-        "--report-dir",
-        &reports,
         "--baseline",
         "run-doesnotexist",
     ]);
@@ -629,19 +629,9 @@ fn regression_gates_judge_runs_against_the_history() {
 
     // A schedule's guards. --if-idle more nodes than the lab has: skipped,
     // exit 4, nothing done (no run folder).
-    let profile = lab.profile();
     let folders = || std::fs::read_dir(&lab.reports).unwrap().count();
     let before = folders();
-    let out = hpchaos(&[
-        "run",
-        "tests/e2e/reboot-gated.yaml",
-        "--cluster",
-        &profile,
-        "--report-dir",
-        &reports,
-        "--if-idle",
-        "99",
-    ]);
+    let out = lab.run_with(&["tests/e2e/reboot-gated.yaml", "--if-idle", "99"]);
     assert_eq!(
         out.status.code(),
         Some(4),
@@ -676,16 +666,7 @@ fn regression_gates_judge_runs_against_the_history() {
         "10.1.0.11",
         "setsid nohup sleep 86403 >/dev/null 2>&1 </dev/null &",
     );
-    let out = hpchaos(&[
-        "run",
-        "tests/e2e/quiet-large.yaml",
-        "--cluster",
-        &profile,
-        "--report-dir",
-        &reports,
-        "--wait-lock",
-        "3m",
-    ]);
+    let out = lab.run_with(&["tests/e2e/quiet-large.yaml", "--wait-lock", "3m"]);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let first = first.wait_with_output().unwrap();
     assert_eq!(first.status.code(), Some(0), "the first run");
@@ -741,17 +722,7 @@ fn regression_gates_judge_runs_against_the_history() {
     );
     // Against itself (the slowed run as the baseline): the gate holds.
     let slow_run = report["run_id"].as_str().unwrap().to_owned();
-    let profile = lab.profile();
-    let out = hpchaos(&[
-        "run",
-        "tests/e2e/reboot-gated.yaml",
-        "--cluster",
-        &profile,
-        "--report-dir",
-        &reports,
-        "--baseline",
-        &slow_run,
-    ]);
+    let out = lab.run_with(&["tests/e2e/reboot-gated.yaml", "--baseline", &slow_run]);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let report = latest_report(&stderr);

@@ -125,14 +125,9 @@ pub fn parse_state_groups(text: &str) -> Vec<(NodeState, String)> {
 pub fn unhealthy_in_groups(
     groups: &[(NodeState, String)],
 ) -> Result<std::collections::BTreeSet<String>, String> {
-    let mut out = std::collections::BTreeSet::new();
-    for (state, hosts) in groups {
-        if state.is_usable() || state.condition() == super::node_state::Condition::Future {
-            continue;
-        }
-        out.extend(super::hostlist::expand(hosts)?);
-    }
-    Ok(out)
+    nodes_in_groups(groups, |state| {
+        !state.is_usable() && state.condition() != super::node_state::Condition::Future
+    })
 }
 
 /// The nodes idle and usable in `groups` (see [`parse_state_groups`]),
@@ -142,13 +137,35 @@ pub fn unhealthy_in_groups(
 pub fn idle_in_groups(
     groups: &[(NodeState, String)],
 ) -> Result<std::collections::BTreeSet<String>, String> {
+    nodes_in_groups(groups, |state| {
+        state.base == super::node_state::Base::Idle && state.is_usable()
+    })
+}
+
+/// The nodes of the groups whose state `keep` accepts, each once (a node
+/// in several partitions is in several groups). Errors: a host list that
+/// does not expand.
+fn nodes_in_groups(
+    groups: &[(NodeState, String)],
+    keep: impl Fn(&NodeState) -> bool,
+) -> Result<std::collections::BTreeSet<String>, String> {
     let mut out = std::collections::BTreeSet::new();
-    for (state, hosts) in groups {
-        if state.base == super::node_state::Base::Idle && state.is_usable() {
-            out.extend(super::hostlist::expand(hosts)?);
-        }
+    for (_, hosts) in groups.iter().filter(|(state, _)| keep(state)) {
+        out.extend(super::hostlist::expand(hosts)?);
     }
     Ok(out)
+}
+
+/// Lines of `sinfo -N -o SINFO_FORMAT`, each node once, reason times
+/// turned from the controller's local time (UTC offset `offset`) to UTC.
+fn rows_in_utc(text: &str, offset: chrono::FixedOffset) -> Vec<NodeRow> {
+    let mut rows = one_row_per_node(parse_sinfo(text));
+    for row in &mut rows {
+        row.reason_time = row
+            .reason_time
+            .and_then(|t| crate::cluster::controller_log::local_to_utc(t.naive_utc(), offset));
+    }
+    rows
 }
 
 /// One job as `scontrol -o show job` shows it.
@@ -362,15 +379,7 @@ impl Slurm {
         let offset = self.utc_offset().await;
         self.head(&["sinfo", "-a", "-N", "-h", "-o", SINFO_FORMAT])
             .await
-            .map(|t| {
-                let mut rows = one_row_per_node(parse_sinfo(&t));
-                for row in &mut rows {
-                    row.reason_time = row.reason_time.and_then(|t| {
-                        crate::cluster::controller_log::local_to_utc(t.naive_utc(), offset)
-                    });
-                }
-                rows
-            })
+            .map(|t| rows_in_utc(&t, offset))
     }
 
     /// The rows of `names` only, each once (`sinfo -a -N -n A,B`): what a
@@ -385,13 +394,8 @@ impl Slurm {
         self.head(&["sinfo", "-a", "-N", "-h", "-n", &list, "-o", SINFO_FORMAT])
             .await
             .map(|t| {
-                let mut rows = one_row_per_node(parse_sinfo(&t));
+                let mut rows = rows_in_utc(&t, offset);
                 rows.retain(|r| names.contains(&r.name));
-                for row in &mut rows {
-                    row.reason_time = row.reason_time.and_then(|t| {
-                        crate::cluster::controller_log::local_to_utc(t.naive_utc(), offset)
-                    });
-                }
                 rows
             })
     }

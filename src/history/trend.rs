@@ -117,32 +117,28 @@ pub const GPU_HOURS: &str = "gpu_hours_lost";
 
 /// One series' trend: its points oldest first.
 fn trend_of(phase: String, points: Vec<(chrono::DateTime<chrono::Utc>, f64)>) -> PhaseTrend {
-    {
-        {
-            let values: Vec<f64> = points.iter().map(|p| p.1).collect();
-            let direction = match values.split_last() {
-                Some((last, before)) if !before.is_empty() => {
-                    let median = quantile(before, 0.5).unwrap_or(*last);
-                    if *last > median * (1.0 + STEADY_BAND) {
-                        Direction::Slower
-                    } else if *last < median * (1.0 - STEADY_BAND) {
-                        Direction::Faster
-                    } else {
-                        Direction::Steady
-                    }
-                }
-                _ => Direction::Unknown,
-            };
-            PhaseTrend {
-                count: values.len(),
-                p50_seconds: quantile(&values, 0.5),
-                p95_seconds: quantile(&values, 0.95),
-                last_seconds: values.last().copied(),
-                direction,
-                phase,
-                points,
+    let values: Vec<f64> = points.iter().map(|p| p.1).collect();
+    let direction = match values.split_last() {
+        Some((last, before)) if !before.is_empty() => {
+            let median = quantile(before, 0.5).unwrap_or(*last);
+            if *last > median * (1.0 + STEADY_BAND) {
+                Direction::Slower
+            } else if *last < median * (1.0 - STEADY_BAND) {
+                Direction::Faster
+            } else {
+                Direction::Steady
             }
         }
+        _ => Direction::Unknown,
+    };
+    PhaseTrend {
+        count: values.len(),
+        p50_seconds: quantile(&values, 0.5),
+        p95_seconds: quantile(&values, 0.95),
+        last_seconds: values.last().copied(),
+        direction,
+        phase,
+        points,
     }
 }
 

@@ -749,7 +749,13 @@ impl Runner {
                 format!("steady state does not hold before injecting: {failure}"),
             );
         }
-        let baseline = self.baseline(&targets, workload.as_mut()).await;
+        let count_cluster = scenario
+            .abort
+            .as_ref()
+            .is_some_and(|a| a.max_unhealthy_nodes.is_some());
+        let baseline = self
+            .baseline(&targets, workload.as_mut(), count_cluster)
+            .await;
         self.instances_before = baseline.instance_ids.clone();
         let controller_log = self.controller_log_offset(name).await;
         let actions: Vec<String> = plan.inject.iter().map(Step::describe).collect();

@@ -22,10 +22,14 @@ use crate::scenario::model::{Check, Phase, Scenario};
 use super::{Ending, Runner, WorkloadJob};
 
 impl Runner {
+    /// How things are just before the injection. `count_cluster`: the
+    /// scenario's abort counts unhealthy nodes, so the nodes down already
+    /// are read too (one grouped `sinfo`), else left out.
     pub(super) async fn baseline(
         &mut self,
         targets: &[String],
         workload: Option<&mut WorkloadJob>,
+        count_cluster: bool,
     ) -> Baseline {
         let mut baseline = Baseline {
             targets: targets.to_vec(),
@@ -46,7 +50,7 @@ impl Runner {
             baseline.boots = boots.into_iter().collect();
         }
         // What was down before the fault is not the fault's blast radius.
-        if let Ok(groups) = self.cluster.slurm.state_groups().await {
+        if count_cluster && let Ok(groups) = self.cluster.slurm.state_groups().await {
             baseline.unhealthy_before =
                 crate::cluster::slurm::unhealthy_in_groups(&groups).unwrap_or_default();
         }
@@ -466,8 +470,12 @@ impl Runner {
 }
 
 impl Runner {
-    /// Starts collecting `node`'s evidence in a task of its own.
+    /// Starts collecting `node`'s evidence in a task of its own, once per
+    /// watch (the controller log and sinfo both show the mark).
     fn start_evidence(&mut self, scenario: &str, node: &str, why: &str) {
+        if self.evidence.iter().any(|(n, _, _)| n == node) {
+            return;
+        }
         let run_dir = self.journal.path().parent().map_or_else(
             || std::path::PathBuf::from("."),
             std::path::Path::to_path_buf,
@@ -772,9 +780,7 @@ impl Runner {
                 && super::evidence::marks_for_repair(reason.trim())
             {
                 for node in &named {
-                    if !self.evidence.iter().any(|(n, _, _)| n == *node) {
-                        self.start_evidence(name, node, reason.trim());
-                    }
+                    self.start_evidence(name, node, reason.trim());
                 }
             }
             for node in named {
@@ -877,10 +883,7 @@ impl Runner {
         for row in rows.iter().filter(|r| baseline.targets.contains(&r.name)) {
             // Marked for a repair that wipes or restarts it: collect what
             // it can still tell, now, beside the watch.
-            if !row.healthy()
-                && super::evidence::marks_for_repair(&row.reason)
-                && !self.evidence.iter().any(|(node, _, _)| node == &row.name)
-            {
+            if !row.healthy() && super::evidence::marks_for_repair(&row.reason) {
                 self.start_evidence(name, &row.name, &row.reason);
             }
             let value = format!("{}|{}", row.state, row.reason);
