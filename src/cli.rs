@@ -265,6 +265,16 @@ pub enum LabCommand {
         /// reboot must be seen from Slurm.
         #[arg(long)]
         reboot_keeps_launch_time: bool,
+        /// Monitoring as on a real cluster with observability: each node
+        /// runs a dcgm-exporter-compatible endpoint (:9400) fed by its GPU
+        /// state and Debian's node_exporter (:9100), the head a Slurm
+        /// exporter (:9341); Debian's Prometheus, Alertmanager and
+        /// Pushgateway run on the lab's monitoring host (10.1.0.5) with the
+        /// rules of observability/alerts.yml. The profile gets their
+        /// endpoints. Needs prometheus, prometheus-alertmanager,
+        /// prometheus-pushgateway, prometheus-node-exporter (`make setup`).
+        #[arg(long)]
+        monitoring: bool,
     },
     /// Stop the lab; leaves no process, namespace, mount or link behind.
     Down {
@@ -306,5 +316,19 @@ pub enum LabCommand {
     Daemon {
         #[arg(long)]
         dir: PathBuf,
+    },
+    /// A node's metric exporter (started inside the node by its boot with
+    /// `up --monitoring`): dcgm-exporter on a compute node, the Slurm
+    /// exporter on the head.
+    #[command(hide = true)]
+    Exporter {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        node: String,
+        #[arg(long, value_parser = ["head", "compute", "login"])]
+        role: String,
+        #[arg(long, default_value = "/")]
+        rootfs: String,
     },
 }

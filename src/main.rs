@@ -221,6 +221,7 @@ fn run_lab(command: LabCommand) -> u8 {
             slurm,
             reboot_keeps_launch_time,
             cluster_size,
+            monitoring,
         } => {
             // Bad input, said before anything starts (exit 2).
             if cluster_size.is_some_and(|size| size < u16::from(nodes)) {
@@ -239,6 +240,7 @@ fn run_lab(command: LabCommand) -> u8 {
                 slurm,
                 reboot_keeps_launch_time,
                 cluster_size,
+                monitoring,
             };
             lab::up(&dir, &options).and_then(|layout| {
                 hpchaos::output::print(&lab::status(&dir)?);
@@ -296,6 +298,19 @@ fn run_lab(command: LabCommand) -> u8 {
             Ok(())
         }
         LabCommand::Daemon { dir } => lab::daemon::run(lab::layout::Layout::new(&dir)),
+        LabCommand::Exporter {
+            dir,
+            node,
+            role,
+            rootfs,
+        } => {
+            let role = match role.as_str() {
+                "head" => lab::layout::Role::Head,
+                "login" => lab::layout::Role::Login,
+                _ => lab::layout::Role::Compute,
+            };
+            lab::exporter::run(&dir, &node, role, &rootfs)
+        }
     };
     match result {
         Ok(()) => exit::SUCCESS,

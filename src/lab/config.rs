@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::layout::{self, Layout, NodeSpec};
 use crate::duration::Duration;
-use crate::profile::{Host, Poll, Profile, SageMaker, Slurm, Ssh};
+use crate::profile::{Endpoint, Host, Monitoring, Poll, Profile, SageMaker, Slurm, Ssh};
 
 /// The AWS profile name in the lab's credentials file. The lab checks that
 /// requests are signed, not by whom.
@@ -134,6 +134,11 @@ pub struct LabConfig {
     /// cluster its size for benchmarks (`lab up --cluster-size`).
     #[serde(default)]
     pub declared_nodes: u16,
+    /// The monitoring stack runs (`lab up --monitoring`): exporters on the
+    /// nodes, Prometheus, Alertmanager and a Pushgateway on the lab's
+    /// monitoring host.
+    #[serde(default)]
+    pub monitoring: bool,
 }
 
 /// The Slurm release a lab runs: 24.11 (what HyperPod's AMI ships; Debian
@@ -361,6 +366,20 @@ pub fn profile(layout: &Layout, config: &LabConfig) -> Profile {
             sagemaker: Duration(std::time::Duration::from_millis(500)),
             job_output: Duration(std::time::Duration::from_millis(500)),
         },
+        monitoring: config.monitoring.then(|| {
+            let endpoint = |port: u16| Endpoint {
+                url: super::monitoring::url(port),
+                sigv4: None,
+                timeout: Duration::from_secs(5),
+            };
+            Monitoring {
+                prometheus: Some(endpoint(super::monitoring::PROMETHEUS_PORT)),
+                alertmanager: Some(endpoint(super::monitoring::ALERTMANAGER_PORT)),
+                pushgateway: Some(endpoint(super::monitoring::PUSHGATEWAY_PORT)),
+                remote_write: None,
+                poll: Duration(std::time::Duration::from_millis(500)),
+            }
+        }),
     }
 }
 
@@ -388,6 +407,7 @@ mod tests {
             slurm: SlurmRelease::V24_11,
             rootfs: None,
             declared_nodes: 0,
+            monitoring: false,
             reboot_keeps_launch_time: false,
         }
     }

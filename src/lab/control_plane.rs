@@ -17,7 +17,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::config::Action;
 use super::ground_truth::GroundTruth;
-use super::http::{Request, Response, serve};
+use super::http::{AMZ_JSON, Request, Response, serve};
 use super::state::{CONTROLLER_GROUP, ClusterState, Instance};
 use super::throttle::Throttle;
 
@@ -51,6 +51,7 @@ fn error(kind: &str, message: impl Into<String>) -> Response {
     Response {
         status: 400,
         body: json!({"__type": kind, "Message": message.into()}).to_string(),
+        content_type: AMZ_JSON,
     }
 }
 
@@ -58,6 +59,7 @@ fn ok(body: Value) -> Response {
     Response {
         status: 200,
         body: body.to_string(),
+        content_type: AMZ_JSON,
     }
 }
 
@@ -97,6 +99,7 @@ impl ControlPlane {
             return Response {
                 status: 403,
                 body: json!({"__type": "MissingAuthenticationTokenException", "Message": "Missing Authentication Token"}).to_string(),
+                content_type: AMZ_JSON,
             };
         }
         let target = request

@@ -95,6 +95,8 @@ pub fn run(layout: Layout) -> Result<(), LabError> {
         head_pid: Mutex::new(0),
     });
     let stop = Arc::new(AtomicBool::new(false));
+    // Prometheus, Alertmanager and the Pushgateway, with `--monitoring`.
+    let mut monitors: Vec<std::process::Child> = Vec::new();
     let result = (|| {
         engine.boot_all(&nodes)?;
         let listener = runtime
@@ -115,6 +117,10 @@ pub fn run(layout: Layout) -> Result<(), LabError> {
         };
         runtime.spawn(control_plane::run(listener, plane));
         engine.wait_until_idle(&nodes)?;
+        if engine.config.monitoring {
+            let started = super::monitoring::start(&engine.layout, &engine.config)?;
+            monitors.extend(started);
+        }
         std::fs::write(engine.layout.dir.join(READY_FILE), "ready\n")
             .map_err(LabError::io("cannot write the ready marker"))?;
         let looping = {
@@ -127,6 +133,10 @@ pub fn run(layout: Layout) -> Result<(), LabError> {
         let _ = looping.join();
         Ok(())
     })();
+    for mut child in monitors {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     engine.power_off_all();
     let _ = std::fs::remove_file(engine.layout.dir.join(READY_FILE));
     result
@@ -177,7 +187,7 @@ impl Engine {
 
     fn boot_all(&self, nodes: &[NodeSpec]) -> Result<(), LabError> {
         for node in nodes {
-            let process = node::start(&self.layout, node, self.config.rootfs.as_deref())?;
+            let process = node::start(&self.layout, node, &self.config)?;
             if node.head {
                 *self.head_pid.lock().unwrap_or_else(|p| p.into_inner()) = process.init_pid;
             }
@@ -621,7 +631,7 @@ impl Engine {
         let booted = Utc::now();
         self.truth
             .record("instance_launched", Some(name), new_id.clone());
-        let process = node::start(&self.layout, &spec, self.config.rootfs.as_deref())?;
+        let process = node::start(&self.layout, &spec, &self.config)?;
         self.processes
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -123,6 +123,7 @@ mod tests {
             slurm: Default::default(),
             rootfs: None,
             declared_nodes: 0,
+            monitoring: false,
             reboot_keeps_launch_time: false,
         }
     }

@@ -20,7 +20,15 @@ pub struct Request {
 pub struct Response {
     pub status: u16,
     pub body: String,
+    /// `Content-Type`: [`AMZ_JSON`] for the API, [`PROMETHEUS_TEXT`] for
+    /// the exporters.
+    pub content_type: &'static str,
 }
+
+/// The SageMaker API's JSON protocol.
+pub const AMZ_JSON: &str = "application/x-amz-json-1.1";
+/// Prometheus's text exposition format, version 0.0.4.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Serves one connection until the peer closes it or sends nonsense.
 pub async fn serve<F>(stream: TcpStream, mut handle: F)
@@ -39,6 +47,7 @@ where
                     &Response {
                         status: 400,
                         body: message,
+                        content_type: AMZ_JSON,
                     },
                     "0",
                 )
@@ -129,8 +138,9 @@ async fn write_response(
         _ => "Error",
     };
     let head = format!(
-        "HTTP/1.1 {} {reason}\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nx-amzn-RequestId: {request_id}\r\n\r\n",
+        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nx-amzn-RequestId: {request_id}\r\n\r\n",
         response.status,
+        response.content_type,
         response.body.len()
     );
     write.write_all(head.as_bytes()).await?;

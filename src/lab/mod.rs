@@ -8,10 +8,12 @@ pub mod api_model;
 pub mod config;
 pub mod control_plane;
 pub mod daemon;
+pub mod exporter;
 pub mod ground_truth;
 mod hma;
 mod http;
 pub mod layout;
+pub mod monitoring;
 mod net;
 mod node;
 pub mod state;
@@ -47,6 +49,9 @@ pub struct UpOptions {
     /// The cluster's size in Slurm nodes: the ones beyond `nodes` are
     /// declared, not run (benchmarks at cluster scale).
     pub cluster_size: Option<u16>,
+    /// Run the monitoring stack (exporters, Prometheus, Alertmanager,
+    /// Pushgateway).
+    pub monitoring: bool,
 }
 
 /// Host programs the lab needs, and the Debian package of each.
@@ -177,7 +182,11 @@ fn prepare_and_start(layout: &Layout, options: &UpOptions) -> Result<(), LabErro
         declared_nodes: options
             .cluster_size
             .map_or(0, |size| size.saturating_sub(u16::from(options.nodes))),
+        monitoring: options.monitoring,
     };
+    if config.monitoring {
+        monitoring::preflight()?;
+    }
     write_files(layout, &config)?;
     net::up(&config.nodes())?;
     let log = std::fs::File::create(layout.daemon_log())
@@ -352,6 +361,7 @@ pub fn down(dir: &Path) -> Result<(), LabError> {
             }
         }
     }
+    monitoring::down()?;
     net::down(&nodes)?;
     let _ = std::fs::remove_file(layout.daemon_pid());
     let _ = std::fs::remove_file(layout.dir.join(daemon::READY_FILE));
@@ -386,6 +396,7 @@ pub fn leftovers(dir: &Path) -> Vec<String> {
             found.push(format!("process {pid} of node {}", node.name));
         }
     }
+    found.extend(monitoring::leftovers());
     if net::link_exists(layout::BRIDGE) {
         found.push(format!("bridge {}", layout::BRIDGE));
     }

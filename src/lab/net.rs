@@ -21,43 +21,40 @@ pub fn up(nodes: &[NodeSpec]) -> Result<(), LabError> {
     }
     run("ip", &["link", "set", BRIDGE, "up"])?;
     for node in nodes {
-        let netns = node.netns();
-        if !netns_exists(&netns) {
-            run("ip", &["netns", "add", &netns])?;
-        }
-        if !link_exists(&node.veth()) {
-            run(
-                "ip",
-                &[
-                    "link",
-                    "add",
-                    &node.veth(),
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    "eth0",
-                    "netns",
-                    &netns,
-                ],
-            )?;
-            run(
-                "ip",
-                &[
-                    "-n",
-                    &netns,
-                    "addr",
-                    "add",
-                    &format!("{}/24", node.address),
-                    "dev",
-                    "eth0",
-                ],
-            )?;
-        }
-        run("ip", &["link", "set", &node.veth(), "master", BRIDGE, "up"])?;
-        run("ip", &["-n", &netns, "link", "set", "eth0", "up"])?;
-        run("ip", &["-n", &netns, "link", "set", "lo", "up"])?;
+        attach(&node.netns(), &node.veth(), &node.address)?;
     }
+    Ok(())
+}
+
+/// Joins network namespace `netns` (made if missing) to the bridge by a
+/// veth pair (`veth` on the host, `eth0` inside) with `address`/24.
+pub fn attach(netns: &str, veth: &str, address: &str) -> Result<(), LabError> {
+    if !netns_exists(netns) {
+        run("ip", &["netns", "add", netns])?;
+    }
+    if !link_exists(veth) {
+        run(
+            "ip",
+            &[
+                "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns,
+            ],
+        )?;
+        run(
+            "ip",
+            &[
+                "-n",
+                netns,
+                "addr",
+                "add",
+                &format!("{address}/24"),
+                "dev",
+                "eth0",
+            ],
+        )?;
+    }
+    run("ip", &["link", "set", veth, "master", BRIDGE, "up"])?;
+    run("ip", &["-n", netns, "link", "set", "eth0", "up"])?;
+    run("ip", &["-n", netns, "link", "set", "lo", "up"])?;
     Ok(())
 }
 
@@ -74,7 +71,7 @@ pub fn down(nodes: &[NodeSpec]) -> Result<(), LabError> {
 }
 
 /// Deletes a link; one that vanished meanwhile is as good as deleted.
-fn remove_link(name: &str) -> Result<(), LabError> {
+pub fn remove_link(name: &str) -> Result<(), LabError> {
     if !link_exists(name) {
         return Ok(());
     }

@@ -7,6 +7,7 @@ use std::fs::File;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::config::LabConfig;
 use super::layout::{Layout, NodeSpec};
 use super::system::{self, LabError};
 
@@ -18,13 +19,16 @@ pub struct NodeProcess {
     pub init_pid: u32,
 }
 
-/// Boots `node`: returns once its PID 1 exists. With `rootfs`, the node
-/// runs chrooted into that tree (Slurm 24.11); without, on the host's own.
+/// Boots `node`: returns once its PID 1 exists. With the config's
+/// `rootfs`, the node runs chrooted into that tree (Slurm 24.11); without,
+/// on the host's own. With `monitoring`, the node starts its exporters
+/// (`HPCHAOS_LAB_EXPORTER` names the binary that serves them).
 pub fn start(
     layout: &Layout,
     node: &NodeSpec,
-    rootfs: Option<&str>,
+    config: &LabConfig,
 ) -> Result<NodeProcess, LabError> {
+    let rootfs = config.rootfs.as_deref();
     let console = File::options()
         .create(true)
         .append(true)
@@ -39,7 +43,13 @@ pub fn start(
     let init = layout.bin().join("hpchaos-node-init");
     let dir = layout.dir.display().to_string();
     let role = node.role.as_str();
-    let launcher = Command::new("ip")
+    let mut launcher = Command::new("ip");
+    if config.monitoring {
+        launcher.env("HPCHAOS_LAB_EXPORTER", &config.exe);
+    } else {
+        launcher.env_remove("HPCHAOS_LAB_EXPORTER");
+    }
+    let launcher = launcher
         .args([
             "netns",
             "exec",

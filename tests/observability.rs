@@ -1,0 +1,81 @@
+//! The files of `observability/` as a user loads them: promtool (Debian's
+//! `prometheus` package) accepts the alert rules and their unit tests pass
+//! (an Xid pages at once and after its node is gone, a drained node pages,
+//! a down exporter pages after two minutes); the Grafana dashboard is JSON
+//! that plots hpchaos's pushed series and marks the injections.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn promtool(args: &[&str]) -> (bool, String) {
+    let out = Command::new("promtool")
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("promtool (package prometheus; `make setup` installs it)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn the_alert_rules_load_and_their_tests_pass() {
+    let (ok, text) = promtool(&["check", "rules", "observability/alerts.yml"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("SUCCESS: 7 rules found"), "{text}");
+    let (ok, text) = promtool(&["test", "rules", "observability/alerts.test.yml"]);
+    assert!(ok, "{text}");
+}
+
+#[test]
+fn the_dashboard_plots_the_pushed_series() {
+    let text =
+        std::fs::read_to_string(root().join("observability/grafana-dashboard.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_owned))
+        .collect();
+    for metric in [
+        "hpchaos_phase_seconds",
+        "hpchaos_scenario_passed",
+        "hpchaos_monitoring_seconds",
+        "hpchaos_failure_gpu_hours",
+    ] {
+        assert!(
+            exprs.iter().any(|e| e.contains(metric)),
+            "{metric} not plotted"
+        );
+    }
+    let annotation = &dashboard["annotations"]["list"][0];
+    assert!(
+        annotation["expr"]
+            .as_str()
+            .unwrap()
+            .contains("hpchaos_injection_timestamp_seconds"),
+        "{annotation}"
+    );
+    // Every metric the dashboard names is one hpchaos pushes.
+    let exporter = std::fs::read_to_string(root().join("src/report/prometheus.rs")).unwrap();
+    for expr in &exprs {
+        for name in expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("hpchaos_"))
+        {
+            assert!(
+                exporter.contains(&format!("\"{name}\"")),
+                "{name} is not pushed"
+            );
+        }
+    }
+}
