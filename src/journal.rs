@@ -225,6 +225,47 @@ pub enum Entry {
         phase: Phase,
         why: String,
     },
+    /// The monitoring showed what a scenario expects of it, first seen
+    /// now: `seen_at` is the monitoring's own time (the first Prometheus step
+    /// the condition held, or the alert's `startsAt`).
+    MonitoringSeen {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+        /// What was looked for: the PromQL, or `alert NAME{labels}`.
+        query: String,
+        /// `prometheus` or `alertmanager`.
+        source: String,
+        seen_at: DateTime<Utc>,
+        detail: String,
+    },
+    /// The monitoring could not be read (journaled once per failure kind
+    /// and expectation; the watch goes on).
+    MonitoringUnread {
+        name: String,
+        error: String,
+    },
+    /// A monitoring expectation judged at the scenario's end, like a
+    /// phase: `seen_at` the latest of its targets' times, `verdict` against
+    /// `within`; a blind spot (never seen) says which targets.
+    MonitoringJudged {
+        name: String,
+        query: String,
+        source: String,
+        within: Duration,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seen_at: Option<DateTime<Utc>>,
+        verdict: PhaseVerdict,
+        detail: String,
+    },
+    /// Results pushed to the monitoring after a scenario (a Pushgateway or
+    /// remote write); a failed push is said here and never fails the run.
+    ResultsPushed {
+        to: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        series: usize,
+    },
     /// A phase ended on one target of a scenario with several (the
     /// scenario's phase ends when it has on all of them): per-node timing.
     NodePhaseEnded {
@@ -286,6 +327,8 @@ pub enum Source {
     Sagemaker,
     JobOutput,
     SlurmctldLog,
+    /// The cluster's monitoring (Prometheus, Alertmanager).
+    Monitoring,
     Harness,
 }
 
@@ -298,6 +341,7 @@ impl Source {
             Source::Sagemaker => "sagemaker",
             Source::JobOutput => "job_output",
             Source::SlurmctldLog => "slurmctld_log",
+            Source::Monitoring => "monitoring",
             Source::Harness => "harness",
         }
     }

@@ -15,6 +15,7 @@ pub mod history;
 pub mod journal;
 pub mod lab;
 pub mod live;
+pub mod monitoring;
 pub mod output;
 pub mod phases;
 pub mod preflight;

@@ -34,6 +34,78 @@ pub struct Profile {
     pub sagemaker: Option<SageMaker>,
     #[serde(default)]
     pub poll: Poll,
+    /// The cluster's monitoring: where `expect.monitoring` is judged and
+    /// where each scenario's results are pushed. Without it, scenarios
+    /// with monitoring expectations are refused before anything is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<Monitoring>,
+}
+
+/// Monitoring endpoints: a Prometheus (or Amazon Managed Prometheus
+/// workspace) to query, an Alertmanager to read alerts from, and where
+/// results go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Monitoring {
+    /// Prometheus's HTTP API root: `http://prometheus:9090`, or an Amazon
+    /// Managed Prometheus workspace,
+    /// `https://aps-workspaces.REGION.amazonaws.com/workspaces/ws-ID` (with
+    /// `sigv4`). `/api/v1/query_range` is appended.
+    #[serde(default)]
+    pub prometheus: Option<Endpoint>,
+    /// Alertmanager's root: `http://alertmanager:9093`, or the workspace's
+    /// `.../workspaces/ws-ID/alertmanager` (with `sigv4`).
+    /// `/api/v2/alerts` is appended.
+    #[serde(default)]
+    pub alertmanager: Option<Endpoint>,
+    /// A Pushgateway: each scenario's results are pushed to
+    /// `/metrics/job/hpchaos/cluster/NAME/scenario/SCENARIO`.
+    #[serde(default)]
+    pub pushgateway: Option<Endpoint>,
+    /// Prometheus's remote-write receiver (`/api/v1/write` of a Prometheus
+    /// run with `--web.enable-remote-write-receiver`, or an Amazon Managed
+    /// Prometheus workspace's `.../api/v1/remote_write` with `sigv4`):
+    /// each scenario's results are written there.
+    #[serde(default)]
+    pub remote_write: Option<Endpoint>,
+    /// How often the monitoring is asked during the watch.
+    #[serde(default = "two_seconds")]
+    pub poll: Duration,
+}
+
+/// One HTTP endpoint of the monitoring.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    pub url: String,
+    /// Sign requests with AWS Signature Version 4 (Amazon Managed
+    /// Prometheus): credentials from the standard chain (or `aws_profile`).
+    #[serde(default)]
+    pub sigv4: Option<SigV4>,
+    /// How long one request may take.
+    #[serde(default = "ten_seconds")]
+    pub timeout: Duration,
+}
+
+/// AWS Signature Version 4 settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SigV4 {
+    /// The workspace's region, e.g. `us-west-2`.
+    pub region: String,
+    /// The service signed for; Amazon Managed Prometheus is `aps`.
+    #[serde(default = "aps")]
+    pub service: String,
+    /// A named AWS profile; otherwise the standard credential chain.
+    #[serde(default)]
+    pub aws_profile: Option<String>,
+}
+
+fn aps() -> String {
+    "aps".to_owned()
+}
+fn ten_seconds() -> Duration {
+    Duration::from_secs(10)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -181,6 +181,31 @@ pub fn progress_line(record: &Record) -> String {
             source.as_str(),
             node.as_deref().unwrap_or("")
         ),
+        Entry::MonitoringSeen {
+            name,
+            source,
+            seen_at,
+            ..
+        } => format!(
+            "monitoring {name} seen in {source} at {}",
+            seen_at.format("%H:%M:%S%.3f")
+        ),
+        Entry::MonitoringUnread { name, error } => format!("monitoring {name} unread: {error}"),
+        Entry::MonitoringJudged {
+            name,
+            verdict,
+            detail,
+            ..
+        } => {
+            format!(
+                "monitoring {name}: {} ({detail})",
+                format!("{verdict:?}").to_lowercase()
+            )
+        }
+        Entry::ResultsPushed { to, error, series } => match error {
+            None => format!("results pushed to {to}: {series} series"),
+            Some(e) => format!("results not pushed to {to}: {e}"),
+        },
         Entry::PhaseStarted {
             phase, deadline, ..
         } => format!(

@@ -1392,3 +1392,181 @@ fn head_sshd(lab: &Lab) -> u32 {
         .map(|(pid, _, _)| pid)
         .expect("the head node runs sshd")
 }
+
+/// A plain HTTP GET to the lab's monitoring host (curl, as an operator
+/// would): the body.
+fn http_get(url: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-sf", "--max-time", "5", url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "GET {url} failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The monitoring must see the fault (issue: "Monitoring must see it"):
+/// on a lab with Prometheus, Alertmanager, a Pushgateway and per-node
+/// exporters, xid48-replace-monitored passes with the Xid metric and the
+/// GpuXidError alert timed by the monitoring's own clock; its results are
+/// on the Pushgateway and in Prometheus, queried back; with every
+/// dcgm-exporter stopped, the same scenario fails (exit 1) and the report
+/// says the monitoring never saw the fault.
+#[test]
+fn the_monitoring_must_see_the_fault() {
+    let up = lab_up_with(&["--monitoring"]);
+    let lab = &up.lab;
+    let profile = std::fs::read_to_string(lab.dir.join("profile.yaml")).unwrap();
+    assert!(profile.contains("http://10.1.0.5:9090"), "{profile}");
+
+    let (code, stderr, report) = lab.run(&["scenarios/xid48-replace-monitored.yaml"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let scenario = &report["scenarios"][0];
+    let injected =
+        chrono::DateTime::parse_from_rfc3339(scenario["injected_at"].as_str().unwrap()).unwrap();
+    let target = scenario["targets"][0].as_str().unwrap().to_owned();
+    let rows = scenario["monitoring"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{scenario}");
+    for (row, source) in rows.iter().zip(["prometheus", "alertmanager"]) {
+        assert_eq!(row["verdict"], "met", "{row}");
+        assert_eq!(row["source"], source, "{row}");
+        let seen = chrono::DateTime::parse_from_rfc3339(row["seen_at"].as_str().unwrap()).unwrap();
+        assert!(seen > injected, "{row}");
+        assert!(row["detail"].as_str().unwrap().contains(&target), "{row}");
+    }
+    assert_eq!(rows[0]["name"], "xid-metric");
+    assert!(
+        rows[0]["detail"].as_str().unwrap().contains("= 48"),
+        "{}",
+        rows[0]
+    );
+    assert_eq!(rows[1]["name"], "GpuXidError");
+    // Timed by the monitoring's own clock: the journal saw each one after
+    // the time it carries (the sample's step, the alert's startsAt).
+    let journal_path = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("journal: "))
+        .map(PathBuf::from)
+        .unwrap();
+    let journal = std::fs::read_to_string(&journal_path).unwrap();
+    let sightings: Vec<serde_json::Value> = journal
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["type"] == "monitoring_seen")
+        .collect();
+    assert_eq!(sightings.len(), 2, "{journal}");
+    for s in &sightings {
+        let recorded = chrono::DateTime::parse_from_rfc3339(s["at"].as_str().unwrap()).unwrap();
+        let own = chrono::DateTime::parse_from_rfc3339(s["seen_at"].as_str().unwrap()).unwrap();
+        assert!(own <= recorded, "{s}");
+    }
+    // Every report format carries the rows.
+    let run_dir = journal_path.parent().unwrap();
+    let markdown = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+    assert!(
+        markdown.contains("| monitoring: xid-metric |"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("### Monitoring"), "{markdown}");
+    assert!(markdown.contains("section Monitoring"), "{markdown}");
+    let junit = std::fs::read_to_string(run_dir.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("xid48-replace-monitored.monitoring.GpuXidError"),
+        "{junit}"
+    );
+    // The replaced node's evidence, with the injected Xid, linked.
+    assert!(
+        scenario["collected"][0]["files"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty()),
+        "{scenario}"
+    );
+    assert!(markdown.contains("evidence/"), "{markdown}");
+
+    // The results, queried back: the Pushgateway holds them as pushed, and
+    // Prometheus scraped them from it.
+    let pushed = &scenario["pushed"][0];
+    assert_eq!(pushed["error"], serde_json::Value::Null, "{pushed}");
+    let metrics = http_get("http://10.1.0.5:9091/metrics");
+    let expected = scenario["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["phase"] == "replace")
+        .unwrap()["elapsed_seconds"]
+        .as_f64()
+        .unwrap();
+    let line = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("hpchaos_phase_seconds{")
+                && l.contains("phase=\"replace\"")
+                && l.contains("scenario=\"xid48-replace-monitored\"")
+        })
+        .unwrap_or_else(|| panic!("{metrics}"));
+    let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((value - expected).abs() < 0.01, "{line} vs {expected}");
+    assert!(
+        metrics.contains("hpchaos_scenario_passed{cluster=\"lab\",instance=\"\",job=\"hpchaos\",scenario=\"xid48-replace-monitored\"} 1"),
+        "{metrics}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = http_get(
+            "http://10.1.0.5:9090/api/v1/query?query=hpchaos_monitoring_met%7Bscenario%3D%22xid48-replace-monitored%22%7D",
+        );
+        let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        if answer["data"]["result"]
+            .as_array()
+            .is_some_and(|r| r.len() == 2)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never scraped the results: {answer}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
+    // A blind spot: every dcgm-exporter stopped (as `systemctl stop` would),
+    // the same scenario, shorter deadlines so the test waits less.
+    lab.trust_current_host_keys();
+    for address in ["10.1.0.11", "10.1.0.12", "10.1.0.13", "10.1.0.14"] {
+        lab.on(address, "pkill -f 'dcgm[-]exporter'; true");
+    }
+    let text = std::fs::read_to_string(root().join("scenarios/xid48-replace-monitored.yaml"))
+        .unwrap()
+        .replace("within: 60s", "within: 10s")
+        .replace("within: 2m", "within: 15s");
+    let blind = lab.dir.join("blind.yaml");
+    std::fs::write(&blind, text).unwrap();
+    let (code, stderr, report) = lab.run(&[&blind.display().to_string()]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let scenario = &report["scenarios"][0];
+    assert!(
+        scenario["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the monitoring never saw the fault"),
+        "{scenario}"
+    );
+    for row in scenario["monitoring"].as_array().unwrap() {
+        assert_eq!(row["verdict"], "not_reached", "{row}");
+    }
+    // The recovery itself still passed: the fault was real, only unseen.
+    assert!(
+        scenario["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["verdict"] == "met"),
+        "{scenario}"
+    );
+    let journal = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("journal: "))
+        .map(PathBuf::from)
+        .unwrap();
+    let markdown = std::fs::read_to_string(journal.with_file_name("report.md")).unwrap();
+    assert!(markdown.contains("**Blind spot:**"), "{markdown}");
+}

@@ -5,9 +5,9 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    CheckReport, CollectedReport, NodePhaseReport, PhaseReport, PhaseSpread, REPORT_SCHEMA_VERSION,
-    RegressionReport, Report, RollbackReport, ScenarioReport, Status, TimelineEntry, Verdict,
-    WatchReport, span,
+    CheckReport, CollectedReport, MonitoringReport, NodePhaseReport, PhaseReport, PhaseSpread,
+    PushReport, REPORT_SCHEMA_VERSION, RegressionReport, Report, RollbackReport, ScenarioReport,
+    Status, TimelineEntry, Verdict, WatchReport, span,
 };
 use crate::duration::Duration;
 use crate::journal::{Entry, Journal, Record, RunOutcome, ScenarioOutcome, Source};
@@ -108,6 +108,8 @@ pub fn build(journal: &Journal) -> Report {
                     per_node: Vec::new(),
                     spread: Vec::new(),
                     regression: Vec::new(),
+                    monitoring: Vec::new(),
+                    pushed: Vec::new(),
                     collected: Vec::new(),
                     cost: None,
                     watch: None,
@@ -357,6 +359,74 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
                 format!("regression gate {verdict}: {}", gate.describe()),
             );
             scenario.regression.push(gate);
+        }
+        Entry::MonitoringSeen {
+            name,
+            target,
+            source,
+            seen_at,
+            detail,
+            ..
+        } => note(
+            Source::Monitoring,
+            target.clone(),
+            Some(*seen_at),
+            format!("monitoring: {name} seen in {source}: {detail}"),
+        ),
+        Entry::MonitoringUnread { name, error } => note(
+            Source::Monitoring,
+            None,
+            None,
+            format!("monitoring: {name} could not be read: {error}"),
+        ),
+        Entry::MonitoringJudged {
+            name,
+            query,
+            source,
+            within,
+            seen_at,
+            verdict,
+            detail,
+        } => {
+            let elapsed = seen_at
+                .zip(scenario.injected_at)
+                .and_then(|(seen, injected)| (seen - injected).to_std().ok())
+                .map(|d| Duration(std::time::Duration::from_millis(d.as_millis() as u64)));
+            note(
+                Source::Monitoring,
+                None,
+                *seen_at,
+                format!(
+                    "monitoring {name}: {} ({detail})",
+                    Verdict::from(*verdict).as_str()
+                ),
+            );
+            scenario.monitoring.push(MonitoringReport {
+                name: name.clone(),
+                query: query.clone(),
+                source: source.clone(),
+                deadline: Some(*within),
+                seen_at: *seen_at,
+                elapsed,
+                verdict: (*verdict).into(),
+                detail: detail.clone(),
+            });
+        }
+        Entry::ResultsPushed { to, error, series } => {
+            note(
+                Source::Harness,
+                None,
+                None,
+                match error {
+                    None => format!("results pushed to {to}: {series} series"),
+                    Some(e) => format!("results NOT pushed to {to}: {e}"),
+                },
+            );
+            scenario.pushed.push(PushReport {
+                to: to.clone(),
+                series: *series,
+                error: error.clone(),
+            });
         }
         Entry::RegressionUnchecked { phase, why } => {
             note(

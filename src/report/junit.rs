@@ -29,6 +29,9 @@ impl Exporter for JunitExporter {
             for gate in &scenario.regression {
                 suite.add_test_case(regression_case(scenario, gate));
             }
+            for m in &scenario.monitoring {
+                suite.add_test_case(monitoring_case(scenario, m));
+            }
         }
         junit.add_test_suite(suite);
         // quick-junit only fails on writer errors, and a String cannot fail.
@@ -102,6 +105,32 @@ fn regression_case(scenario: &ScenarioReport, gate: &RegressionReport) -> TestCa
         status,
     );
     case.set_classname(format!("hpchaos.{}", scenario.name));
+    case
+}
+
+/// `<scenario>.monitoring.<name>`: a failure says what was asked and why
+/// it was not seen in time.
+fn monitoring_case(scenario: &ScenarioReport, m: &super::MonitoringReport) -> TestCase {
+    let status = match m.verdict {
+        Verdict::Met | Verdict::Observed => TestCaseStatus::success(),
+        _ => failure(
+            NonSuccessKind::Failure,
+            Status::Failed,
+            &format!(
+                "{} ({} `{}`, deadline {}): {}",
+                m.verdict.as_str(),
+                m.source,
+                m.query,
+                super::show_duration(m.deadline),
+                m.detail
+            ),
+        ),
+    };
+    let mut case = TestCase::new(format!("{}.monitoring.{}", scenario.name, m.name), status);
+    case.set_classname(format!("hpchaos.{}", scenario.name));
+    if let Some(took) = m.elapsed {
+        case.set_time(took.as_std());
+    }
     case
 }
 

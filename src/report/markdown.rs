@@ -307,7 +307,83 @@ fn phase_table(out: &mut String, s: &ScenarioReport) {
             cell(&p.evidence)
         );
     }
+    // Monitoring expectations, judged as phases are: the time is the
+    // monitoring's own (the sample's step, the alert's startsAt).
+    for m in &s.monitoring {
+        let _ = writeln!(
+            out,
+            "| monitoring: {} | - | {} | {} | {} | {} | {} |",
+            cell(&m.name),
+            show_duration(m.elapsed),
+            show_duration(m.deadline),
+            verdict_cell(m.verdict),
+            m.source,
+            cell(&m.detail)
+        );
+    }
     out.push('\n');
+    monitoring_table(out, s);
+}
+
+fn verdict_cell(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Met => "✅ met",
+        Verdict::Observed => "✅ observed",
+        Verdict::Missed => "❌ missed",
+        Verdict::NotReached => "❌ not reached",
+        Verdict::Unfinished => "⚠️ unfinished",
+        Verdict::NotStarted => "⏸️ not started",
+    }
+}
+
+/// What the monitoring was asked, and when it answered: each PromQL or
+/// alert, its deadline, the monitoring's own time; then where the results
+/// were pushed.
+fn monitoring_table(out: &mut String, s: &ScenarioReport) {
+    if !s.monitoring.is_empty() {
+        let _ = writeln!(
+            out,
+            "### Monitoring\n\n| Expectation | Asked | Source | Seen at (UTC) | Since injection | Deadline | Verdict |\n|---|---|---|---|---|---|---|"
+        );
+        for m in &s.monitoring {
+            let _ = writeln!(
+                out,
+                "| {} | `{}` | {} | {} | {} | {} | {} |",
+                cell(&m.name),
+                cell(&m.query).replace('`', "'"),
+                m.source,
+                time(m.seen_at),
+                show_duration(m.elapsed),
+                show_duration(m.deadline),
+                verdict_cell(m.verdict)
+            );
+        }
+        let blind: Vec<&str> = s
+            .monitoring
+            .iter()
+            .filter(|m| m.detail.contains("never saw the fault"))
+            .map(|m| m.detail.as_str())
+            .collect();
+        if !blind.is_empty() {
+            let _ = writeln!(out, "\n**Blind spot:** {}", cell(&blind.join("; ")));
+        }
+        out.push('\n');
+    }
+    for push in &s.pushed {
+        let _ = match &push.error {
+            None => writeln!(
+                out,
+                "Results pushed to `{}` ({} series).\n",
+                push.to, push.series
+            ),
+            Some(e) => writeln!(
+                out,
+                "Results **not** pushed to `{}`: {}\n",
+                push.to,
+                cell(e)
+            ),
+        };
+    }
 }
 
 /// Regression gates: each phase against its baseline from the history.
@@ -443,6 +519,32 @@ fn gantt(out: &mut String, s: &ScenarioReport) {
             start.timestamp_millis(),
             end.timestamp_millis()
         );
+    }
+    // Monitoring: a bar from the injection to when it was seen (or to its
+    // deadline, red, when never).
+    if let Some(injected) = s.injected_at
+        && !s.monitoring.is_empty()
+    {
+        let _ = writeln!(out, "    section Monitoring");
+        for (index, m) in s.monitoring.iter().enumerate() {
+            let end = m
+                .seen_at
+                .or(m.deadline.map(|d| injected + d.as_chrono()))
+                .unwrap_or(injected)
+                .max(injected);
+            let tag = match m.verdict {
+                Verdict::Met | Verdict::Observed => "done, ",
+                _ => "crit, ",
+            };
+            let _ = writeln!(
+                out,
+                "    {} ({}) :{tag}m{index}, {}, {}",
+                mermaid_text(&m.name),
+                mermaid_text(m.verdict.as_str()),
+                injected.timestamp_millis(),
+                end.timestamp_millis()
+            );
+        }
     }
     let _ = writeln!(out, "```\n");
 }

@@ -127,6 +127,13 @@ pub struct ScenarioReport {
     /// not (with why).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub regression: Vec<RegressionReport>,
+    /// Monitoring expectations, judged like phases (rows of the phase
+    /// table and the gantt).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub monitoring: Vec<MonitoringReport>,
+    /// Where the scenario's results were pushed, or why not.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pushed: Vec<PushReport>,
     /// What the watch cost (API requests, CPU, memory), when journaled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub watch: Option<WatchReport>,
@@ -163,6 +170,33 @@ pub struct CollectedReport {
     pub node: String,
     pub why: String,
     pub files: Vec<crate::runner::evidence::Collected>,
+}
+
+/// One monitoring expectation: what was looked for, where, and when the
+/// monitoring first showed it (its own time).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MonitoringReport {
+    pub name: String,
+    /// The PromQL, or `alert NAME{labels}`, as the scenario wrote it.
+    pub query: String,
+    /// `prometheus` or `alertmanager`.
+    pub source: String,
+    #[serde(rename = "deadline_seconds", serialize_with = "seconds")]
+    pub deadline: Option<Duration>,
+    pub seen_at: Option<DateTime<Utc>>,
+    /// From the injection to `seen_at`.
+    #[serde(rename = "elapsed_seconds", serialize_with = "seconds")]
+    pub elapsed: Option<Duration>,
+    pub verdict: Verdict,
+    pub detail: String,
+}
+
+/// One push of results: where, how many series, or the error.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PushReport {
+    pub to: String,
+    pub series: usize,
+    pub error: Option<String>,
 }
 
 /// One regression gate: the phase's time against its baseline, or why it

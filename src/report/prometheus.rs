@@ -116,8 +116,42 @@ impl Exporter for PrometheusExporter {
             "hpchaos_effective_training_time_ratio",
             "Productive time over wall time in the scenario's window (0 to 1).",
         );
+        let mut monitoring_seconds = Family::new(
+            "hpchaos_monitoring_seconds",
+            "From the injection to when the monitoring showed the expectation (s), by its own time.",
+        );
+        let mut monitoring_met = Family::new(
+            "hpchaos_monitoring_met",
+            "1 when the monitoring showed the expectation within its deadline, 0 when late or never (a blind spot).",
+        );
+        let mut ended = Family::new(
+            "hpchaos_scenario_end_timestamp_seconds",
+            "When the scenario ended (Unix time).",
+        );
         for scenario in &report.scenarios {
             let name = || ("scenario", scenario.name.clone());
+            if let Some(at) = scenario.ended_at {
+                ended.push(vec![name()], at.timestamp_millis() as f64 / 1000.0);
+            }
+            for m in &scenario.monitoring {
+                let labels = || {
+                    vec![
+                        name(),
+                        ("expectation", m.name.clone()),
+                        ("source", m.source.clone()),
+                    ]
+                };
+                if let Some(e) = m.elapsed {
+                    monitoring_seconds.push(labels(), e.as_std().as_secs_f64());
+                }
+                monitoring_met.push(
+                    labels(),
+                    f64::from(u8::from(matches!(
+                        m.verdict,
+                        Verdict::Met | Verdict::Observed
+                    ))),
+                );
+            }
             outcome.push(
                 vec![name()],
                 f64::from(u8::from(scenario.status == super::Status::Passed)),
@@ -148,8 +182,19 @@ impl Exporter for PrometheusExporter {
         }
         let mut out = String::new();
         for family in [
-            &info, &started, &outcome, &injected, &elapsed, &deadline, &met, &lost, &gpu_hours,
+            &info,
+            &started,
+            &outcome,
+            &injected,
+            &ended,
+            &elapsed,
+            &deadline,
+            &met,
+            &lost,
+            &gpu_hours,
             &ettr,
+            &monitoring_seconds,
+            &monitoring_met,
         ] {
             render_family(&mut out, family);
         }

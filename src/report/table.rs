@@ -96,10 +96,36 @@ fn scenario_table(scenario: &ScenarioReport) -> String {
             phase.time_source.map_or("-", |t| t.as_str()).to_owned(),
         ]);
     }
+    for m in &scenario.monitoring {
+        builder.push_record([
+            format!("monitoring: {}", m.name),
+            "-".to_owned(),
+            show_duration(m.elapsed),
+            show_duration(m.deadline),
+            m.verdict.as_str().to_owned(),
+            m.source.clone(),
+        ]);
+    }
     let mut table = builder.build();
     table.with(Style::sharp());
     out.push_str(&table.to_string());
     out.push('\n');
+    for m in scenario
+        .monitoring
+        .iter()
+        .filter(|m| !matches!(m.verdict, super::Verdict::Met | super::Verdict::Observed))
+    {
+        out.push_str(&format!("monitoring {}: {}\n", m.name, m.detail));
+    }
+    for push in &scenario.pushed {
+        match &push.error {
+            None => out.push_str(&format!(
+                "results pushed to {} ({} series)\n",
+                push.to, push.series
+            )),
+            Some(e) => out.push_str(&format!("results NOT pushed to {}: {e}\n", push.to)),
+        }
+    }
     if let (Some(lost), max) = (scenario.lost_steps, scenario.max_lost_steps) {
         let limit = max.map(|m| format!(" (limit {m})")).unwrap_or_default();
         out.push_str(&format!("lost steps: {lost}{limit}\n"));

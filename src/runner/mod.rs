@@ -180,6 +180,8 @@ pub struct Runner {
         String,
         tokio::task::JoinHandle<Vec<evidence::Collected>>,
     )>,
+    /// The monitoring's HTTP client, made on first use.
+    monitoring: std::sync::OnceLock<crate::monitoring::client::Client>,
 }
 
 /// Creates `<report_dir>/<time>-<name>/` (`-2`, `-3`, ... when a run of the
@@ -228,6 +230,76 @@ pub fn new_run_id(clock: &dyn Clock) -> String {
 }
 
 impl Runner {
+    /// The monitoring's client (reqwest loads the system's roots once).
+    pub(crate) fn monitoring_client(&self) -> &crate::monitoring::client::Client {
+        self.monitoring
+            .get_or_init(crate::monitoring::client::Client::new)
+    }
+
+    /// Pushes the scenario's figures, read back from the journal as the
+    /// report shows them, to the profile's Pushgateway; what happened is
+    /// journaled (`results_pushed`) and never fails the run.
+    async fn push_results(&mut self, scenario: &str) {
+        let Some(endpoint) = self
+            .cluster
+            .profile
+            .monitoring
+            .as_ref()
+            .and_then(|m| m.pushgateway.clone())
+        else {
+            return;
+        };
+        let text = match crate::journal::Journal::load(self.journal.path()) {
+            Ok(journal) => {
+                let mut report = crate::report::build(&journal);
+                report.scenarios.retain(|s| s.name == scenario);
+                crate::report::Exporter::render(
+                    &crate::report::prometheus::PrometheusExporter,
+                    &report,
+                )
+            }
+            Err(e) => {
+                let error = format!("cannot read the journal back: {e}");
+                self.log(
+                    Some(scenario),
+                    Entry::ResultsPushed {
+                        to: endpoint.url.clone(),
+                        error: Some(error),
+                        series: 0,
+                    },
+                );
+                return;
+            }
+        };
+        let cluster = self.cluster.profile.name.clone();
+        let pushed = crate::monitoring::push::to_pushgateway(
+            self.monitoring_client(),
+            &endpoint,
+            &cluster,
+            scenario,
+            &text,
+        )
+        .await;
+        let to = format!(
+            "{}{}",
+            endpoint.url.trim_end_matches('/'),
+            crate::monitoring::push::pushgateway_path(&cluster, scenario)
+        );
+        let entry = match pushed {
+            Ok(series) => Entry::ResultsPushed {
+                to,
+                error: None,
+                series,
+            },
+            Err(e) => Entry::ResultsPushed {
+                to,
+                error: Some(e.to_string()),
+                series: 0,
+            },
+        };
+        self.log(Some(scenario), entry);
+    }
+
     pub fn new(cluster: Cluster, journal: JournalWriter, cancel: signal::Receiver<bool>) -> Runner {
         Runner {
             live: None,
@@ -241,6 +313,7 @@ impl Runner {
             gates: None,
             wait_lock: None,
             evidence: Vec::new(),
+            monitoring: std::sync::OnceLock::new(),
             instances_before: BTreeMap::new(),
             journal_error: None,
             next_intent: 1,
@@ -415,6 +488,8 @@ impl Runner {
                     reason: ending.reason.clone(),
                 },
             );
+            // Its results to the monitoring; a failed push is journaled.
+            self.push_results(name).await;
             match ending.outcome {
                 ScenarioOutcome::Interrupted => {
                     outcome = self.stopped_outcome();

@@ -174,6 +174,22 @@ impl Runner {
         let (mut next_api, mut next_job) = (std::time::Instant::now(), std::time::Instant::now());
         let mut next_slurm = std::time::Instant::now();
         let slurm_every = intervals.slurm.as_std();
+        // The monitoring, at its own interval, when the scenario expects
+        // something of it.
+        let mut monitor = crate::monitoring::Monitor::new(
+            &scenario.expect.monitoring,
+            &baseline.targets,
+            injected_at,
+        );
+        let endpoints = self.cluster.profile.monitoring.clone();
+        let monitor_every = endpoints
+            .as_ref()
+            .map_or(StdDuration::from_secs(2), |m| m.poll.as_std())
+            .max(StdDuration::from_millis(100));
+        // A condition true by its deadline shows up a scrape and a poll
+        // later: it is given that long before it is called unseen.
+        let monitor_grace = monitor_every + StdDuration::from_secs(2);
+        let mut next_monitor = std::time::Instant::now();
         let follow = self.cluster.profile.slurm.follow_controller_log;
         if follow {
             self.follow_controller_log(name, &mut seen.log).await;
@@ -301,6 +317,19 @@ impl Runner {
                 next_job = tick + job_every;
                 self.poll_workload(name, job, &mut seen).await;
             }
+            if tick >= next_monitor
+                && let (Some(m), Some(endpoints)) = (monitor.as_mut(), endpoints.as_ref())
+            {
+                next_monitor = tick + monitor_every;
+                let now = self.clock.now();
+                let client = self
+                    .monitoring
+                    .get_or_init(crate::monitoring::client::Client::new);
+                let updates = m.poll(client, endpoints, now).await;
+                for update in updates {
+                    self.journal_monitoring(name, m, update);
+                }
+            }
             // This cycle's reads are done: counted for `watch_cost` (before
             // any return below).
             self.cycles.count += 1;
@@ -382,7 +411,10 @@ impl Runner {
                     );
                 }
             }
-            if judgement.settled {
+            let monitor_settled = monitor
+                .as_ref()
+                .is_none_or(|m| m.settled(now, monitor_grace));
+            if judgement.settled && monitor_settled {
                 if let Some(result) = judgement
                     .phases
                     .get(journaled)
@@ -405,7 +437,42 @@ impl Runner {
                 }
                 // Regression gates: a phase on time but slower than its
                 // baseline by more than allowed fails the scenario too.
-                let regressions = self.judge_regressions(scenario, &judgement.phases, injected_at);
+                let mut regressions =
+                    self.judge_regressions(scenario, &judgement.phases, injected_at);
+                // Monitoring expectations: one not seen in time fails the
+                // scenario as a missed phase does.
+                if let Some(m) = &monitor {
+                    for judged in m.judge() {
+                        let ok = matches!(
+                            judged.verdict,
+                            crate::journal::PhaseVerdict::Met
+                                | crate::journal::PhaseVerdict::Observed
+                        );
+                        if !ok {
+                            regressions.push(format!(
+                                "monitoring {} {}: {}",
+                                judged.name,
+                                match judged.verdict {
+                                    crate::journal::PhaseVerdict::Missed => "seen late",
+                                    _ => "not seen",
+                                },
+                                judged.detail
+                            ));
+                        }
+                        self.log(
+                            Some(name),
+                            Entry::MonitoringJudged {
+                                name: judged.name,
+                                query: judged.query,
+                                source: judged.source.to_owned(),
+                                within: judged.within,
+                                seen_at: judged.seen_at,
+                                verdict: judged.verdict,
+                                detail: judged.detail,
+                            },
+                        );
+                    }
+                }
                 return match (judgement.passed, regressions.is_empty()) {
                     (true, true) => Ending::new(ScenarioOutcome::Passed, ""),
                     (true, false) => Ending::new(ScenarioOutcome::Failed, regressions.join("; ")),
@@ -451,6 +518,9 @@ impl Runner {
             if workload.is_some() {
                 wake = wake.min(next_job);
             }
+            if monitor.is_some() {
+                wake = wake.min(next_monitor);
+            }
             let wake = wake.max(std::time::Instant::now() + StdDuration::from_millis(10));
             let wake = wake.min(std::time::Instant::now() + poll);
             let mut cancel = self.cancel.clone();
@@ -470,6 +540,51 @@ impl Runner {
 }
 
 impl Runner {
+    /// Journals what a monitoring poll found: a sighting (with the
+    /// monitoring's own time), a condition already true at the injection,
+    /// or why the monitoring could not be read.
+    fn journal_monitoring(
+        &mut self,
+        scenario: &str,
+        monitor: &crate::monitoring::Monitor,
+        update: crate::monitoring::Update,
+    ) {
+        use crate::monitoring::Update;
+        let (watch, entry) = match update {
+            Update::Seen { watch, sighting } | Update::HeldBefore { watch, sighting } => {
+                let w = &monitor.watches[watch];
+                let before = matches!(
+                    monitor.standing[watch],
+                    crate::monitoring::Standing::HeldBefore(_)
+                );
+                (
+                    watch,
+                    Entry::MonitoringSeen {
+                        name: w.name.clone(),
+                        target: w.target.clone(),
+                        query: w.kind.describe(),
+                        source: w.kind.source().to_owned(),
+                        seen_at: sighting.at,
+                        detail: if before {
+                            format!("already true before the injection: {}", sighting.detail)
+                        } else {
+                            sighting.detail
+                        },
+                    },
+                )
+            }
+            Update::Unread { watch, error } => (
+                watch,
+                Entry::MonitoringUnread {
+                    name: monitor.watches[watch].name.clone(),
+                    error,
+                },
+            ),
+        };
+        let _ = watch;
+        self.log(Some(scenario), entry);
+    }
+
     /// Starts collecting `node`'s evidence in a task of its own, once per
     /// watch (the controller log and sinfo both show the mark).
     fn start_evidence(&mut self, scenario: &str, node: &str, why: &str) {

@@ -544,6 +544,56 @@ pub struct Expect {
     /// list: `{ phase: replace, max_increase: 25% }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regression: Option<Regression>,
+    /// What the cluster's monitoring must show, and by when: PromQL
+    /// conditions and Alertmanager alerts, each with a deadline from the
+    /// injection, judged like the phases (needs the profile's
+    /// `monitoring`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub monitoring: Vec<MonitoringExpectation>,
+}
+
+/// One thing the monitoring must show: a PromQL condition that returns a
+/// series, or an alert firing in Alertmanager, within `within` of the
+/// injection. In the query and the label values, `$target` is each target
+/// in turn (the expectation is then judged per target: every target must
+/// be seen) and `$targets` all of them as a regex alternation
+/// (`ip-10-1-0-11|ip-10-1-0-12`, for `=~`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringExpectation {
+    /// The row's name in reports; defaults to the alert's name, or
+    /// `promql-N` (N from 1, in the list's order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A PromQL expression, true at the first instant it returns a series:
+    /// `DCGM_FI_DEV_XID_ERRORS{Hostname="$target"} == 48`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promql: Option<String>,
+    /// An alert's name (`alertname`), seen when Alertmanager holds it
+    /// firing with every label of `labels`; timed by its `startsAt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<String>,
+    /// Labels the alert must carry, `$target`/`$targets` substituted.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// The deadline, counted from the injection.
+    pub within: Duration,
+}
+
+impl MonitoringExpectation {
+    /// The row's name: `name`, else the alert's, else `promql-{index+1}`.
+    pub fn label(&self, index: usize) -> String {
+        self.name
+            .clone()
+            .or_else(|| self.alert.clone())
+            .unwrap_or_else(|| format!("promql-{}", index + 1))
+    }
+
+    /// Whether it is judged once per target (it says `$target`).
+    pub fn per_target(&self) -> bool {
+        let says = |text: &str| text.replace("$targets", "").contains("$target");
+        self.promql.as_deref().is_some_and(says) || self.labels.values().any(|v| says(v))
+    }
 }
 
 /// One regression gate or several.

@@ -28,6 +28,7 @@ pub fn check(
     rules.expectation_fits_fault(scenario);
     rules.workload_needed(scenario);
     rules.regression_gates(scenario);
+    rules.monitoring(scenario);
     rules.regexes(scenario);
     rules.node_names(scenario);
     rules.blast_radius(&scenario.target);
@@ -161,6 +162,67 @@ impl Rules<'_> {
                 ),
                 format!("expect one of: {}", listed.join(", ")),
             );
+        }
+    }
+
+    /// Each monitoring expectation is a PromQL condition or an alert (not
+    /// both), labels go with alerts, names are unique, and deadlines fit
+    /// within the abort timeout.
+    fn monitoring(&mut self, scenario: &Scenario) {
+        let mut names: Vec<String> = Vec::new();
+        for (index, item) in scenario.expect.monitoring.iter().enumerate() {
+            let at = path(&["expect", "monitoring"]).index(index);
+            match (&item.promql, &item.alert) {
+                (Some(_), Some(_)) => self.at_key(
+                    &at.key("alert"),
+                    "an expectation is either `promql` or `alert`, not both".to_owned(),
+                    "split it into two items of `expect.monitoring`",
+                ),
+                (None, None) => self.at_key(
+                    &at,
+                    "this monitoring expectation says neither `promql` nor `alert`".to_owned(),
+                    "add `promql: '<expression>'` (true when it returns a series) or `alert: <alertname>`",
+                ),
+                _ => {}
+            }
+            if item.promql.is_some() && !item.labels.is_empty() {
+                self.at_key(
+                    &at.key("labels"),
+                    "`labels` go with `alert`; a PromQL condition carries its own matchers"
+                        .to_owned(),
+                    "put the labels into the query's selector: `metric{Hostname=\"$target\"}`",
+                );
+            }
+            if let Some(query) = &item.promql
+                && query.trim().is_empty()
+            {
+                self.at_value(
+                    &at.key("promql"),
+                    "the PromQL expression is empty".to_owned(),
+                    "write the condition, e.g. `DCGM_FI_DEV_XID_ERRORS{Hostname=\"$target\"} > 0`",
+                );
+            }
+            let name = item.label(index);
+            if names.contains(&name) {
+                self.at_value(
+                    &at.key(if item.name.is_some() { "name" } else { "alert" }),
+                    format!("two monitoring expectations are named `{name}`"),
+                    "give each one its own `name:`",
+                );
+            }
+            names.push(name);
+            if let Some(limit) = scenario.abort.as_ref().and_then(|a| a.timeout)
+                && item.within > limit
+            {
+                self.at_value(
+                    &at.key("within"),
+                    format!(
+                        "deadline {} is after the abort timeout {}: it could never be judged",
+                        item.within, limit
+                    ),
+                    "shorten `within` or lengthen `abort.timeout`",
+                );
+            }
         }
     }
 
@@ -496,6 +558,24 @@ impl Rules<'_> {
     }
 
     fn profile_capabilities(&mut self, scenario: &Scenario, profile: &Profile) {
+        let monitoring = profile.monitoring.as_ref();
+        for (index, item) in scenario.expect.monitoring.iter().enumerate() {
+            let at = path(&["expect", "monitoring"]).index(index);
+            if item.promql.is_some() && monitoring.and_then(|m| m.prometheus.as_ref()).is_none() {
+                self.at_value(
+                    &at.key("promql"),
+                    format!("a PromQL expectation needs Prometheus, but the cluster profile `{}` has no `monitoring.prometheus`", profile.name),
+                    "add `monitoring: { prometheus: { url: http://HOST:9090 } }` to the profile (for Amazon Managed Prometheus: the workspace URL and `sigv4: { region: REGION }`)",
+                );
+            }
+            if item.alert.is_some() && monitoring.and_then(|m| m.alertmanager.as_ref()).is_none() {
+                self.at_value(
+                    &at.key("alert"),
+                    format!("an alert expectation needs Alertmanager, but the cluster profile `{}` has no `monitoring.alertmanager`", profile.name),
+                    "add `monitoring: { alertmanager: { url: http://HOST:9093 } }` to the profile",
+                );
+            }
+        }
         let no_api = profile.sagemaker.is_none();
         let hint = format!(
             "add a `sagemaker:` section (cluster_name, region) to the profile `{}`",

@@ -1,0 +1,333 @@
+//! Monitoring expectations made concrete and read back, as pure functions:
+//! `$target`/`$targets` substituted into a watch per target (or one for
+//! all), Prometheus's `query_range` answer read for the first instant a
+//! condition held, and Alertmanager's `/api/v2/alerts` answer read for the
+//! alert a scenario expects, with its own `startsAt`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::Value;
+
+use crate::duration::Duration;
+use crate::scenario::model::MonitoringExpectation;
+
+/// One thing to look for: an expectation for one target, or for all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Watch {
+    /// The expectation's row name.
+    pub name: String,
+    /// The target it is about (`$target` expectations), else `None`.
+    pub target: Option<String>,
+    pub kind: Kind,
+    pub within: Duration,
+    /// What the scenario wrote, before substitution: the PromQL, or
+    /// `alert NAME{labels}`.
+    pub template: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// A PromQL expression, substituted.
+    PromQl(String),
+    /// An alert by name, with label values as anchored regexes.
+    Alert {
+        name: String,
+        labels: BTreeMap<String, String>,
+    },
+}
+
+impl Kind {
+    /// What is looked for, as reports show it.
+    pub fn describe(&self) -> String {
+        match self {
+            Kind::PromQl(query) => query.clone(),
+            Kind::Alert { name, labels } => {
+                let labels: Vec<String> = labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}=~\"{v}\""))
+                    .collect();
+                format!("alert {name}{{{}}}", labels.join(","))
+            }
+        }
+    }
+
+    /// Where the time comes from: `prometheus` (the sample's) or
+    /// `alertmanager` (the alert's `startsAt`).
+    pub fn source(&self) -> &'static str {
+        match self {
+            Kind::PromQl(_) => "prometheus",
+            Kind::Alert { .. } => "alertmanager",
+        }
+    }
+}
+
+/// A node name as a regex matching itself only.
+fn literal(name: &str) -> String {
+    regex::escape(name)
+}
+
+/// `$targets` → every target as a regex alternation (escaped); then
+/// `$target` → `target` (when judged per target).
+pub fn substitute(text: &str, target: Option<&str>, targets: &[String]) -> String {
+    let all: Vec<String> = targets.iter().map(|t| literal(t)).collect();
+    let text = text.replace("$targets", &all.join("|"));
+    match target {
+        Some(target) => text.replace("$target", target),
+        None => text,
+    }
+}
+
+/// The watches of a scenario's expectations: one per target for those
+/// saying `$target`, else one.
+pub fn plan(expectations: &[MonitoringExpectation], targets: &[String]) -> Vec<Watch> {
+    let mut watches = Vec::new();
+    for (index, item) in expectations.iter().enumerate() {
+        let name = item.label(index);
+        let each: Vec<Option<&str>> = if item.per_target() {
+            targets.iter().map(|t| Some(t.as_str())).collect()
+        } else {
+            vec![None]
+        };
+        for target in each {
+            let kind = match (&item.promql, &item.alert) {
+                (Some(query), _) => Kind::PromQl(substitute(query, target, targets)),
+                (None, Some(alert)) => Kind::Alert {
+                    name: alert.clone(),
+                    labels: item
+                        .labels
+                        .iter()
+                        .map(|(k, v)| {
+                            // Label values are patterns: a target's name
+                            // is itself, escaped.
+                            let target = target.map(literal);
+                            (k.clone(), substitute(v, target.as_deref(), targets))
+                        })
+                        .collect(),
+                },
+                (None, None) => continue,
+            };
+            let template = match (&item.promql, &item.alert) {
+                (Some(query), _) => query.clone(),
+                _ => Kind::Alert {
+                    name: item.alert.clone().unwrap_or_default(),
+                    labels: item.labels.clone(),
+                }
+                .describe(),
+            };
+            watches.push(Watch {
+                template,
+                name: name.clone(),
+                target: target.map(str::to_owned),
+                kind,
+                within: item.within,
+            });
+        }
+    }
+    watches
+}
+
+/// The first instant a condition held, and what it returned then.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sighting {
+    /// The monitoring's own time: the first `query_range` step at which the
+    /// expression returned a series, or the alert's `startsAt`.
+    pub at: DateTime<Utc>,
+    /// The series (or alert labels) and value, for the report.
+    pub detail: String,
+}
+
+/// Reads a `query_range` answer (`resultType: matrix`): the earliest
+/// timestamp at which any series has a value, with that series. `Err`
+/// carries Prometheus's own error, or says the answer was not one.
+pub fn first_true(body: &[u8]) -> Result<Option<Sighting>, String> {
+    let answer: Value =
+        serde_json::from_slice(body).map_err(|e| format!("not a Prometheus answer: {e}"))?;
+    if answer["status"] != "success" {
+        return Err(format!(
+            "Prometheus says {}: {}",
+            answer["errorType"].as_str().unwrap_or("error"),
+            answer["error"].as_str().unwrap_or("(no message)")
+        ));
+    }
+    let mut best: Option<(f64, String)> = None;
+    for series in answer["data"]["result"].as_array().into_iter().flatten() {
+        let Some((t, value)) = series["values"]
+            .as_array()
+            .and_then(|values| values.first())
+            .and_then(|point| Some((point[0].as_f64()?, point[1].as_str()?.to_owned())))
+        else {
+            continue;
+        };
+        if best.as_ref().is_none_or(|(b, _)| t < *b) {
+            best = Some((t, format!("{} = {value}", series_name(&series["metric"]))));
+        }
+    }
+    Ok(best.and_then(|(t, detail)| {
+        let at = Utc
+            .timestamp_millis_opt((t * 1000.0).round() as i64)
+            .single()?;
+        Some(Sighting { at, detail })
+    }))
+}
+
+/// `name{a="1",b="2"}` from a series' labels.
+fn series_name(metric: &Value) -> String {
+    let Some(labels) = metric.as_object() else {
+        return String::new();
+    };
+    let name = labels
+        .get("__name__")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let rest: Vec<String> = labels
+        .iter()
+        .filter(|(k, _)| *k != "__name__")
+        .map(|(k, v)| format!("{k}=\"{}\"", v.as_str().unwrap_or_default()))
+        .collect();
+    format!("{name}{{{}}}", rest.join(","))
+}
+
+/// Reads Alertmanager's `/api/v2/alerts` answer: the earliest-starting
+/// active alert named `name` whose labels match every pattern of `labels`
+/// (anchored regexes; a pattern that does not compile matches itself
+/// only).
+pub fn matching_alert(
+    body: &[u8],
+    name: &str,
+    labels: &BTreeMap<String, String>,
+) -> Result<Option<Sighting>, String> {
+    let alerts: Value =
+        serde_json::from_slice(body).map_err(|e| format!("not an Alertmanager answer: {e}"))?;
+    let Some(alerts) = alerts.as_array() else {
+        return Err("Alertmanager's answer is not a list of alerts".to_owned());
+    };
+    let patterns: Vec<(&String, Option<regex::Regex>, &String)> = labels
+        .iter()
+        .map(|(k, v)| (k, regex::Regex::new(&format!("^(?:{v})$")).ok(), v))
+        .collect();
+    let mut best: Option<Sighting> = None;
+    for alert in alerts {
+        let own = &alert["labels"];
+        if own["alertname"] != name {
+            continue;
+        }
+        if alert["status"]["state"]
+            .as_str()
+            .is_some_and(|s| s != "active")
+        {
+            continue;
+        }
+        let matches = patterns.iter().all(|(key, pattern, raw)| {
+            let value = own[key.as_str()].as_str().unwrap_or_default();
+            match pattern {
+                Some(p) => p.is_match(value),
+                None => value == raw.as_str(),
+            }
+        });
+        if !matches {
+            continue;
+        }
+        let Some(at) = alert["startsAt"]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+        else {
+            continue;
+        };
+        if best.as_ref().is_none_or(|b| at < b.at) {
+            best = Some(Sighting {
+                at,
+                detail: format!(
+                    "{}: {}",
+                    series_name(own),
+                    alert["annotations"]["summary"].as_str().unwrap_or_default()
+                ),
+            });
+        }
+    }
+    Ok(best)
+}
+
+/// A `query_range` step for a window of `seconds`: one second, or coarser
+/// so the answer stays under Prometheus's 11,000 points a series.
+pub fn step_for(seconds: f64) -> f64 {
+    (seconds / 10_000.0).ceil().max(1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expectation(yaml: &str) -> MonitoringExpectation {
+        serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn target_expectations_are_watched_per_target() {
+        let targets = vec!["ip-10-1-0-11".to_owned(), "ip-10-1-0-12".to_owned()];
+        let items = vec![
+            expectation(
+                "promql: 'DCGM_FI_DEV_XID_ERRORS{Hostname=\"$target\"} == 48'\nwithin: 60s",
+            ),
+            expectation("alert: GpuXidError\nlabels: {Hostname: $target}\nwithin: 2m"),
+            expectation(
+                "name: drained\npromql: 'slurm_nodes_drain >= 1 and on() count(slurm_node_status{node=~\"$targets\"}) > 0'\nwithin: 2m",
+            ),
+        ];
+        let watches = plan(&items, &targets);
+        assert_eq!(watches.len(), 5);
+        assert_eq!(watches[0].name, "promql-1");
+        assert_eq!(
+            watches[1].kind,
+            Kind::PromQl("DCGM_FI_DEV_XID_ERRORS{Hostname=\"ip-10-1-0-12\"} == 48".into())
+        );
+        assert_eq!(watches[2].name, "GpuXidError");
+        assert_eq!(watches[2].target.as_deref(), Some("ip-10-1-0-11"));
+        assert_eq!(
+            watches[4].kind,
+            Kind::PromQl("slurm_nodes_drain >= 1 and on() count(slurm_node_status{node=~\"ip\\-10\\-1\\-0\\-11|ip\\-10\\-1\\-0\\-12\"}) > 0".into())
+        );
+        assert_eq!(watches[4].target, None);
+    }
+
+    #[test]
+    fn the_first_true_step_is_the_time() {
+        let body = br#"{"status":"success","data":{"resultType":"matrix","result":[
+            {"metric":{"__name__":"DCGM_FI_DEV_XID_ERRORS","gpu":"1"},"values":[[1764600005,"48"],[1764600006,"48"]]},
+            {"metric":{"__name__":"DCGM_FI_DEV_XID_ERRORS","gpu":"0"},"values":[[1764600003.5,"48"]]}]}}"#;
+        let seen = first_true(body).unwrap().unwrap();
+        assert_eq!(seen.at.timestamp_millis(), 1_764_600_003_500);
+        assert!(seen.detail.contains("gpu=\"0\""), "{}", seen.detail);
+        let empty = br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
+        assert_eq!(first_true(empty).unwrap(), None);
+        let bad = br#"{"status":"error","errorType":"bad_data","error":"parse error at char 5"}"#;
+        assert!(
+            first_true(bad)
+                .unwrap_err()
+                .contains("parse error at char 5")
+        );
+    }
+
+    #[test]
+    fn an_alert_matches_by_name_and_anchored_labels() {
+        let body = br#"[
+          {"labels":{"alertname":"GpuXidError","Hostname":"ip-10-1-0-111"},"startsAt":"2026-12-01T10:00:01Z","status":{"state":"active"},"annotations":{}},
+          {"labels":{"alertname":"GpuXidError","Hostname":"ip-10-1-0-11"},"startsAt":"2026-12-01T10:00:05.250Z","status":{"state":"active"},"annotations":{"summary":"Xid 48"}},
+          {"labels":{"alertname":"GpuXidError","Hostname":"ip-10-1-0-11"},"startsAt":"2026-12-01T09:00:00Z","status":{"state":"suppressed"},"annotations":{}},
+          {"labels":{"alertname":"Other","Hostname":"ip-10-1-0-11"},"startsAt":"2026-12-01T10:00:00Z","status":{"state":"active"},"annotations":{}}]"#;
+        let labels = BTreeMap::from([("Hostname".to_owned(), literal("ip-10-1-0-11"))]);
+        let seen = matching_alert(body, "GpuXidError", &labels)
+            .unwrap()
+            .unwrap();
+        assert_eq!(seen.at.to_rfc3339(), "2026-12-01T10:00:05.250+00:00");
+        assert!(seen.detail.contains("Xid 48"));
+        assert_eq!(matching_alert(body, "Missing", &labels).unwrap(), None);
+    }
+
+    #[test]
+    fn long_windows_get_coarser_steps() {
+        assert_eq!(step_for(60.0), 1.0);
+        assert_eq!(step_for(3.0 * 3600.0), 2.0);
+    }
+}

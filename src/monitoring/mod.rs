@@ -1,0 +1,345 @@
+//! The cluster's monitoring as a source of the watch: a scenario's
+//! monitoring expectations (PromQL conditions, Alertmanager alerts) looked
+//! for at the profile's `monitoring.poll`, each sighting timed by the
+//! monitoring's own clock, and judged at the end against its deadline like
+//! a phase. A condition never seen is a blind spot: the monitoring never
+//! saw the fault. Results go back out through `push.rs`.
+
+pub mod client;
+pub mod expect;
+pub mod push;
+
+use chrono::{DateTime, Utc};
+
+use crate::journal::PhaseVerdict;
+use crate::profile::Monitoring;
+use crate::scenario::model::MonitoringExpectation;
+use client::Client;
+use expect::{Kind, Sighting, Watch};
+
+/// Where one watch stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Standing {
+    /// Not seen yet.
+    Open,
+    /// Seen at the monitoring's own time.
+    Seen(Sighting),
+    /// Already true at the injection (an alert firing since before it, a
+    /// condition holding at its first step): it cannot time this fault.
+    HeldBefore(Sighting),
+}
+
+/// What a poll found that the journal should say.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update {
+    Seen { watch: usize, sighting: Sighting },
+    HeldBefore { watch: usize, sighting: Sighting },
+    Unread { watch: usize, error: String },
+}
+
+/// One expectation's verdict, for the journal and the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judged {
+    pub name: String,
+    pub query: String,
+    pub source: &'static str,
+    pub within: crate::duration::Duration,
+    pub seen_at: Option<DateTime<Utc>>,
+    pub verdict: PhaseVerdict,
+    pub detail: String,
+}
+
+/// A scenario's monitoring expectations under watch.
+pub struct Monitor {
+    pub watches: Vec<Watch>,
+    pub standing: Vec<Standing>,
+    injected_at: DateTime<Utc>,
+    /// The last error said per watch, so a steady failure is said once.
+    said: Vec<Option<String>>,
+}
+
+impl Monitor {
+    /// `None` when the scenario expects nothing of the monitoring.
+    pub fn new(
+        expectations: &[MonitoringExpectation],
+        targets: &[String],
+        injected_at: DateTime<Utc>,
+    ) -> Option<Monitor> {
+        let watches = expect::plan(expectations, targets);
+        if watches.is_empty() {
+            return None;
+        }
+        let n = watches.len();
+        Some(Monitor {
+            watches,
+            standing: vec![Standing::Open; n],
+            injected_at,
+            said: vec![None; n],
+        })
+    }
+
+    /// Asks the monitoring about every open watch: Prometheus for the
+    /// condition over `[injection, now]` (so a sample missed between polls
+    /// is still found, at its own step), Alertmanager for the alert.
+    pub async fn poll(
+        &mut self,
+        client: &Client,
+        endpoints: &Monitoring,
+        now: DateTime<Utc>,
+    ) -> Vec<Update> {
+        let mut updates = Vec::new();
+        let start = self.injected_at.timestamp_millis() as f64 / 1000.0;
+        let end = (now.timestamp_millis() as f64 / 1000.0).max(start);
+        let step = expect::step_for(end - start);
+        let open: Vec<usize> = (0..self.watches.len())
+            .filter(|i| self.standing[*i] == Standing::Open)
+            .collect();
+        let asks = open.iter().map(|&i| {
+            let watch = &self.watches[i];
+            async move {
+                let answer = match &watch.kind {
+                    Kind::PromQl(query) => match &endpoints.prometheus {
+                        Some(endpoint) => client
+                            .get(
+                                endpoint,
+                                "/api/v1/query_range",
+                                &[
+                                    ("query", query.as_str()),
+                                    ("start", &format!("{start:.3}")),
+                                    ("end", &format!("{end:.3}")),
+                                    ("step", &format!("{step}")),
+                                ],
+                            )
+                            .await
+                            .map_err(|e| e.to_string())
+                            .and_then(|body| expect::first_true(&body)),
+                        None => Err("the profile has no monitoring.prometheus".to_owned()),
+                    },
+                    Kind::Alert { name, labels } => match &endpoints.alertmanager {
+                        Some(endpoint) => client
+                            .get(
+                                endpoint,
+                                "/api/v2/alerts",
+                                &[("filter", &format!("alertname=\"{name}\""))],
+                            )
+                            .await
+                            .map_err(|e| e.to_string())
+                            .and_then(|body| expect::matching_alert(&body, name, labels)),
+                        None => Err("the profile has no monitoring.alertmanager".to_owned()),
+                    },
+                };
+                (i, answer)
+            }
+        });
+        for (i, answer) in futures::future::join_all(asks).await {
+            match answer {
+                Ok(Some(sighting)) => {
+                    self.said[i] = None;
+                    // Held at the injection already: an alert that started
+                    // before it, a condition true at the window's first step.
+                    let before = match self.watches[i].kind {
+                        Kind::Alert { .. } => sighting.at < self.injected_at,
+                        Kind::PromQl(_) => {
+                            sighting.at.timestamp_millis()
+                                <= self.injected_at.timestamp_millis() + 1
+                        }
+                    };
+                    if before {
+                        self.standing[i] = Standing::HeldBefore(sighting.clone());
+                        updates.push(Update::HeldBefore { watch: i, sighting });
+                    } else {
+                        self.standing[i] = Standing::Seen(sighting.clone());
+                        updates.push(Update::Seen { watch: i, sighting });
+                    }
+                }
+                Ok(None) => self.said[i] = None,
+                Err(error) => {
+                    if self.said[i].as_deref() != Some(error.as_str()) {
+                        self.said[i] = Some(error.clone());
+                        updates.push(Update::Unread { watch: i, error });
+                    }
+                }
+            }
+        }
+        updates
+    }
+
+    /// Whether every watch is decided: seen, held before, or past its
+    /// deadline by `grace` (a scrape and a poll late) without being seen.
+    pub fn settled(&self, now: DateTime<Utc>, grace: std::time::Duration) -> bool {
+        let grace = chrono::TimeDelta::from_std(grace).unwrap_or_default();
+        self.watches
+            .iter()
+            .zip(&self.standing)
+            .all(|(watch, standing)| {
+                *standing != Standing::Open
+                    || now > self.injected_at + watch.within.as_chrono() + grace
+            })
+    }
+
+    /// Each expectation's verdict: seen on every target within its
+    /// deadline is met (timed by the latest target), after it missed,
+    /// never on some target not reached (the monitoring never saw the
+    /// fault there), true before the injection not reached either.
+    pub fn judge(&self) -> Vec<Judged> {
+        let mut names: Vec<&str> = Vec::new();
+        for watch in &self.watches {
+            if !names.contains(&watch.name.as_str()) {
+                names.push(&watch.name);
+            }
+        }
+        names
+            .into_iter()
+            .map(|name| {
+                let rows: Vec<(&Watch, &Standing)> = self
+                    .watches
+                    .iter()
+                    .zip(&self.standing)
+                    .filter(|(w, _)| w.name == name)
+                    .collect();
+                let first = rows[0].0;
+                let query = first.template.clone();
+                let on = |w: &Watch| {
+                    w.target
+                        .as_deref()
+                        .map(|t| format!(" on {t}"))
+                        .unwrap_or_default()
+                };
+                let unseen: Vec<String> = rows
+                    .iter()
+                    .filter(|(_, s)| **s == Standing::Open)
+                    .map(|(w, _)| w.target.clone().unwrap_or_else(|| "the cluster".into()))
+                    .collect();
+                let before: Vec<String> = rows
+                    .iter()
+                    .filter_map(|(w, s)| match s {
+                        Standing::HeldBefore(seen) => Some(format!(
+                            "held since {} (before the injection){}",
+                            seen.at.format("%H:%M:%S%.3f"),
+                            on(w)
+                        )),
+                        _ => None,
+                    })
+                    .collect();
+                let latest = rows
+                    .iter()
+                    .filter_map(|(w, s)| match s {
+                        Standing::Seen(seen) => Some((seen, *w)),
+                        _ => None,
+                    })
+                    .max_by_key(|(seen, _)| seen.at);
+                let within = first.within;
+                let (seen_at, verdict, detail) = if !unseen.is_empty() {
+                    (
+                        None,
+                        PhaseVerdict::NotReached,
+                        format!(
+                            "the monitoring never saw the fault: not seen within {within} on {}",
+                            unseen.join(", ")
+                        ),
+                    )
+                } else if !before.is_empty() {
+                    (
+                        None,
+                        PhaseVerdict::NotReached,
+                        format!("cannot time this fault: {}", before.join("; ")),
+                    )
+                } else if let Some((seen, watch)) = latest {
+                    let late = seen.at > self.injected_at + within.as_chrono();
+                    (
+                        Some(seen.at),
+                        if late {
+                            PhaseVerdict::Missed
+                        } else {
+                            PhaseVerdict::Met
+                        },
+                        format!("{}{}", seen.detail, on(watch)),
+                    )
+                } else {
+                    (None, PhaseVerdict::NotReached, "nothing to judge".into())
+                };
+                Judged {
+                    name: name.to_owned(),
+                    query,
+                    source: first.kind.source(),
+                    within,
+                    seen_at,
+                    verdict,
+                    detail,
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn monitor() -> Monitor {
+        let items: Vec<MonitoringExpectation> = vec![
+            serde_saphyr::from_str("alert: GpuXidError\nlabels: {Hostname: $target}\nwithin: 60s")
+                .unwrap(),
+        ];
+        let targets = vec!["a".to_owned(), "b".to_owned()];
+        Monitor::new(&items, &targets, Utc.timestamp_opt(1000, 0).unwrap()).unwrap()
+    }
+
+    fn at(secs: i64) -> Sighting {
+        Sighting {
+            at: Utc.timestamp_opt(secs, 0).unwrap(),
+            detail: "x".into(),
+        }
+    }
+
+    #[test]
+    fn every_target_must_be_seen_and_the_latest_times_it() {
+        let mut m = monitor();
+        m.standing[0] = Standing::Seen(at(1010));
+        m.standing[1] = Standing::Seen(at(1030));
+        let judged = m.judge();
+        assert_eq!(judged.len(), 1);
+        assert_eq!(judged[0].verdict, PhaseVerdict::Met);
+        assert_eq!(judged[0].seen_at, Some(Utc.timestamp_opt(1030, 0).unwrap()));
+        assert!(judged[0].detail.ends_with(" on b"));
+        m.standing[1] = Standing::Seen(at(1061));
+        assert_eq!(m.judge()[0].verdict, PhaseVerdict::Missed);
+    }
+
+    #[test]
+    fn a_target_never_seen_is_a_blind_spot() {
+        let mut m = monitor();
+        m.standing[0] = Standing::Seen(at(1010));
+        let judged = m.judge();
+        assert_eq!(judged[0].verdict, PhaseVerdict::NotReached);
+        assert!(
+            judged[0]
+                .detail
+                .contains("the monitoring never saw the fault")
+        );
+        assert!(judged[0].detail.ends_with("on b"), "{}", judged[0].detail);
+        assert!(!m.settled(
+            Utc.timestamp_opt(1061, 0).unwrap(),
+            std::time::Duration::from_secs(2)
+        ));
+        assert!(m.settled(
+            Utc.timestamp_opt(1063, 0).unwrap(),
+            std::time::Duration::from_secs(2)
+        ));
+    }
+
+    #[test]
+    fn an_alert_firing_before_the_injection_cannot_time_it() {
+        let mut m = monitor();
+        m.standing[0] = Standing::HeldBefore(at(900));
+        m.standing[1] = Standing::Seen(at(1010));
+        let judged = m.judge();
+        assert_eq!(judged[0].verdict, PhaseVerdict::NotReached);
+        assert!(
+            judged[0].detail.contains("before the injection"),
+            "{}",
+            judged[0].detail
+        );
+    }
+}
