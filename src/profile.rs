@@ -62,12 +62,6 @@ pub struct Monitoring {
     /// `/metrics/job/hpchaos/cluster/NAME/scenario/SCENARIO`.
     #[serde(default)]
     pub pushgateway: Option<Endpoint>,
-    /// Prometheus's remote-write receiver (`/api/v1/write` of a Prometheus
-    /// run with `--web.enable-remote-write-receiver`, or an Amazon Managed
-    /// Prometheus workspace's `.../api/v1/remote_write` with `sigv4`):
-    /// each scenario's results are written there.
-    #[serde(default)]
-    pub remote_write: Option<Endpoint>,
     /// How often the monitoring is asked during the watch.
     #[serde(default = "two_seconds")]
     pub poll: Duration,

@@ -376,7 +376,6 @@ pub fn profile(layout: &Layout, config: &LabConfig) -> Profile {
                 prometheus: Some(endpoint(super::monitoring::PROMETHEUS_PORT)),
                 alertmanager: Some(endpoint(super::monitoring::ALERTMANAGER_PORT)),
                 pushgateway: Some(endpoint(super::monitoring::PUSHGATEWAY_PORT)),
-                remote_write: None,
                 poll: Duration(std::time::Duration::from_millis(500)),
             }
         }),
