@@ -62,6 +62,14 @@ pub struct Monitoring {
     /// `/metrics/job/hpchaos/cluster/NAME/scenario/SCENARIO`.
     #[serde(default)]
     pub pushgateway: Option<Endpoint>,
+    /// Prometheus's remote-write receiver, the full URL: a Prometheus run
+    /// with `--web.enable-remote-write-receiver`
+    /// (`http://HOST:9090/api/v1/write`), or an Amazon Managed Prometheus
+    /// workspace's `.../workspaces/ws-ID/api/v1/remote_write` (with
+    /// `sigv4`): each scenario's results are written there, timed at the
+    /// scenario's end.
+    #[serde(default)]
+    pub remote_write: Option<Endpoint>,
     /// How often the monitoring is asked during the watch.
     #[serde(default = "two_seconds")]
     pub poll: Duration,

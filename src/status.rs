@@ -199,7 +199,7 @@ pub fn progress_line(record: &Record) -> String {
         } => {
             format!(
                 "monitoring {name}: {} ({detail})",
-                format!("{verdict:?}").to_lowercase()
+                crate::report::Verdict::from(*verdict).as_str()
             )
         }
         Entry::ResultsPushed { to, error, series } => match error {

@@ -1528,20 +1528,104 @@ fn the_monitoring_must_see_the_fault() {
         std::thread::sleep(Duration::from_millis(250));
     }
 
-    // A blind spot: every dcgm-exporter stopped (as `systemctl stop` would),
-    // the same scenario, shorter deadlines so the test waits less.
+    // Never time what is already true: the alert for the target just
+    // replaced still fires (the rule looks back five minutes), so a
+    // scenario expecting it again is refused before anything changes; so
+    // is an alert no rule defines.
+    let refire = std::fs::read_to_string(root().join("scenarios/xid48-replace-monitored.yaml"))
+        .unwrap()
+        .replace("name: xid48-replace-monitored", "name: xid48-refire")
+        .replace(
+            "    - alert: GpuXidError\n      labels:\n        Hostname: $target\n      within: 2m\n",
+            &format!("    - alert: GpuXidError\n      labels:\n        Hostname: {target}\n      within: 2m\n    - alert: GpuXidErorr\n      within: 1m\n"),
+        );
+    assert!(refire.contains("GpuXidErorr"), "{refire}");
+    let refire_file = lab.dir.join("refire.yaml");
+    std::fs::write(&refire_file, refire).unwrap();
     lab.trust_current_host_keys();
+    let (code, stderr, report) = lab.run(&[&refire_file.display().to_string()]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let reason = report["scenarios"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        reason.contains("the monitoring is not ready before injecting"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("`GpuXidError` is already firing since"),
+        "{reason}"
+    );
+    assert!(reason.contains("did you mean `GpuXidError`"), "{reason}");
+    assert!(reason.contains("nothing was changed"), "{reason}");
+    assert_eq!(
+        report["scenarios"][0]["injected_at"],
+        serde_json::Value::Null,
+        "{reason}"
+    );
+
+    // A blind spot: every dcgm-exporter stopped (as `systemctl stop` would),
+    // the same scenario with shorter deadlines so the test waits less, on
+    // another GPU so the first run's alert does not stand in the way.
     for address in ["10.1.0.11", "10.1.0.12", "10.1.0.13", "10.1.0.14"] {
         lab.on(address, "pkill -f 'dcgm[-]exporter'; true");
     }
     let text = std::fs::read_to_string(root().join("scenarios/xid48-replace-monitored.yaml"))
         .unwrap()
+        .replace("name: xid48-replace-monitored", "name: xid48-blind")
+        .replace("    code: 48\n", "    code: 48\n    gpu: 1\n")
+        .replace(
+            "        Hostname: $target\n",
+            "        Hostname: $target\n        gpu: \"1\"\n",
+        )
         .replace("within: 60s", "within: 10s")
         .replace("within: 2m", "within: 15s");
     let blind = lab.dir.join("blind.yaml");
     std::fs::write(&blind, text).unwrap();
-    let (code, stderr, report) = lab.run(&[&blind.display().to_string()]);
+    // Its results by remote write to Prometheus instead of the Pushgateway.
+    let profile = std::fs::read_to_string(lab.dir.join("profile.yaml"))
+        .unwrap()
+        .replace("  remote_write: null\n", "")
+        .replace("  pushgateway:\n", "  remote_write:\n")
+        .replace(
+            "url: http://10.1.0.5:9091",
+            "url: http://10.1.0.5:9090/api/v1/write",
+        );
+    assert!(
+        profile.contains("remote_write:\n    url: http://10.1.0.5:9090/api/v1/write"),
+        "{profile}"
+    );
+    let remote = lab.dir.join("profile-remote-write.yaml");
+    std::fs::write(&remote, profile).unwrap();
+    let out = hpchaos(&[
+        "run",
+        &blind.display().to_string(),
+        "--cluster",
+        &remote.display().to_string(),
+        "--report-dir",
+        &lab.reports.display().to_string(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let (code, report) = (out.status.code(), latest_report(&stderr));
     assert_eq!(code, Some(1), "{stderr}");
+    let written = &report["scenarios"][0]["pushed"][0];
+    assert_eq!(
+        written["to"], "http://10.1.0.5:9090/api/v1/write",
+        "{written}"
+    );
+    assert_eq!(written["error"], serde_json::Value::Null, "{written}");
+    let answer = http_get(
+        "http://10.1.0.5:9090/api/v1/query?query=hpchaos_monitoring_met%7Bscenario%3D%22xid48-blind%22%7D",
+    );
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let series = answer["data"]["result"].as_array().unwrap();
+    assert_eq!(series.len(), 2, "{answer}");
+    for s in series {
+        assert_eq!(s["value"][1], "0", "{answer}");
+        assert_eq!(s["metric"]["job"], "hpchaos", "{answer}");
+        assert_eq!(s["metric"]["cluster"], "lab", "{answer}");
+    }
     let scenario = &report["scenarios"][0];
     assert!(
         scenario["reason"]

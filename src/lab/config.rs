@@ -376,6 +376,10 @@ pub fn profile(layout: &Layout, config: &LabConfig) -> Profile {
                 prometheus: Some(endpoint(super::monitoring::PROMETHEUS_PORT)),
                 alertmanager: Some(endpoint(super::monitoring::ALERTMANAGER_PORT)),
                 pushgateway: Some(endpoint(super::monitoring::PUSHGATEWAY_PORT)),
+                // Results go to the Pushgateway; a profile may write them to
+                // `http://10.1.0.5:9090/api/v1/write` instead (not both: the
+                // same series from two paths would collide).
+                remote_write: None,
                 poll: Duration(std::time::Duration::from_millis(500)),
             }
         }),

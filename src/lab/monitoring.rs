@@ -169,7 +169,58 @@ pub fn start(layout: &Layout, config: &LabConfig) -> Result<Vec<Child>, LabError
         children.push(child);
         wait_ready(port, program, &dir)?;
     }
+    wait_scraped(config.nodes().len())?;
     Ok(children)
+}
+
+/// Waits until Prometheus has scraped each target once (its discovery
+/// hands targets over only every 5 s): a lab that says it is up must be
+/// watched already, or a fault injected at once goes unseen.
+fn wait_scraped(nodes: usize) -> Result<(), LabError> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let scraped = http_body(PROMETHEUS_PORT, "/api/v1/targets?state=active")
+            .and_then(|body| serde_json::from_str::<serde_json::Value>(&body).ok())
+            .and_then(|answer| {
+                let targets = answer["data"]["activeTargets"].as_array()?.clone();
+                let seen = targets.iter().filter(|t| t["health"] != "unknown").count();
+                Some((seen, targets.len()))
+            });
+        // Every node's node_exporter, the compute nodes' dcgm-exporters,
+        // the head's Slurm exporter and the Pushgateway: at least `nodes`.
+        if let Some((seen, all)) = scraped
+            && all > nodes
+            && seen == all
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(LabError::Setup(format!(
+                "Prometheus did not scrape every target within 30 s ({scraped:?} of them seen, of all)"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The body of a plain `GET` to the monitoring host, if it answers 200.
+fn http_body(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let address: std::net::SocketAddr = format!("{ADDRESS}:{port}").parse().ok()?;
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&address, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {ADDRESS}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200")
+        .then(|| body.to_owned())
+        .or_else(|| head.starts_with("HTTP/1.0 200").then(|| body.to_owned()))
 }
 
 /// Waits until `GET /-/ready` on the monitoring host's `port` says 200.

@@ -80,13 +80,18 @@ impl Client {
         headers: &[(&str, &str)],
     ) -> Result<Answer, MonitoringError> {
         let base = format!("{}{path}", endpoint.url.trim_end_matches('/'));
-        let url = reqwest::Url::parse_with_params(&base, query).map_err(|e| {
-            MonitoringError::Request {
-                url: base.clone(),
-                message: format!("not a URL: {e}"),
-            }
+        let parsed = if query.is_empty() {
+            reqwest::Url::parse(&base)
+        } else {
+            reqwest::Url::parse_with_params(&base, query)
+        };
+        let url = parsed.map_err(|e| MonitoringError::Request {
+            url: base.clone(),
+            message: format!("not a URL: {e}"),
         })?;
-        let shown = url.to_string();
+        // Errors name the endpoint and path, not the query (whose times
+        // change each poll): the same failure reads the same.
+        let shown = base.clone();
         let failed = |message: String| MonitoringError::Request {
             url: shown.clone(),
             message,
@@ -107,12 +112,12 @@ impl Client {
             .body(body)
             .send()
             .await
-            .map_err(|e| failed(error_chain(&e)))?;
+            .map_err(|e| failed(error_chain(&e.without_url())))?;
         let status = response.status().as_u16();
         let body = response
             .bytes()
             .await
-            .map_err(|e| failed(error_chain(&e)))?
+            .map_err(|e| failed(error_chain(&e.without_url())))?
             .to_vec();
         if !(200..300).contains(&status) {
             let text = String::from_utf8_lossy(&body);

@@ -62,9 +62,19 @@ impl Kind {
     }
 }
 
-/// A node name as a regex matching itself only.
-fn literal(name: &str) -> String {
-    regex::escape(name)
+/// A node name as a regex matching itself only, written without
+/// backslashes (`ip-10-1-0-11.ec2` → `ip-10-1-0-11[.]ec2`): PromQL's
+/// double-quoted strings refuse `\-`, and a doubled backslash would be
+/// wrong in its backtick strings; a bracketed character reads the same in
+/// every quoting and in Alertmanager's matchers.
+pub fn literal(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            c if c.is_ascii_alphanumeric() || c == '-' || c == '_' => c.to_string(),
+            '\\' | '^' | ']' => regex::escape(&c.to_string()),
+            c => format!("[{c}]"),
+        })
+        .collect()
 }
 
 /// `$targets` → every target as a regex alternation (escaped); then
@@ -249,6 +259,51 @@ pub fn matching_alert(
     Ok(best)
 }
 
+/// Reads an instant `query` answer: the first series it returned (as
+/// `name{labels} = value`), or `None`. A scalar or string is refused: a
+/// condition must return series.
+pub fn instant_result(body: &[u8]) -> Result<Option<String>, String> {
+    let answer: Value =
+        serde_json::from_slice(body).map_err(|e| format!("not a Prometheus answer: {e}"))?;
+    if answer["status"] != "success" {
+        return Err(format!(
+            "Prometheus says {}: {}",
+            answer["errorType"].as_str().unwrap_or("error"),
+            answer["error"].as_str().unwrap_or("(no message)")
+        ));
+    }
+    let kind = answer["data"]["resultType"].as_str().unwrap_or_default();
+    if kind != "vector" && kind != "matrix" {
+        return Err(format!(
+            "the expression gives a {kind}, not series: write a condition on a metric (`metric > 0`)"
+        ));
+    }
+    Ok(answer["data"]["result"]
+        .as_array()
+        .and_then(|r| r.first())
+        .map(|series| {
+            format!(
+                "{} = {}",
+                series_name(&series["metric"]),
+                series["value"][1].as_str().unwrap_or_default()
+            )
+        }))
+}
+
+/// The alerting rules' names in Prometheus's `/api/v1/rules` answer.
+pub fn alert_rule_names(body: &[u8]) -> Result<Vec<String>, String> {
+    let answer: Value =
+        serde_json::from_slice(body).map_err(|e| format!("not a Prometheus answer: {e}"))?;
+    Ok(answer["data"]["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+        .filter(|r| r["type"] == "alerting")
+        .filter_map(|r| r["name"].as_str().map(str::to_owned))
+        .collect())
+}
+
 /// A `query_range` step for a window of `seconds`: one second, or coarser
 /// so the answer stays under Prometheus's 11,000 points a series.
 pub fn step_for(seconds: f64) -> f64 {
@@ -286,7 +341,7 @@ mod tests {
         assert_eq!(watches[2].target.as_deref(), Some("ip-10-1-0-11"));
         assert_eq!(
             watches[4].kind,
-            Kind::PromQl("slurm_nodes_drain >= 1 and on() count(slurm_node_status{node=~\"ip\\-10\\-1\\-0\\-11|ip\\-10\\-1\\-0\\-12\"}) > 0".into())
+            Kind::PromQl("slurm_nodes_drain >= 1 and on() count(slurm_node_status{node=~\"ip-10-1-0-11|ip-10-1-0-12\"}) > 0".into())
         );
         assert_eq!(watches[4].target, None);
     }
@@ -323,6 +378,28 @@ mod tests {
         assert_eq!(seen.at.to_rfc3339(), "2026-12-01T10:00:05.250+00:00");
         assert!(seen.detail.contains("Xid 48"));
         assert_eq!(matching_alert(body, "Missing", &labels).unwrap(), None);
+    }
+
+    #[test]
+    fn names_become_patterns_without_backslashes() {
+        assert_eq!(literal("ip-10-1-0-11"), "ip-10-1-0-11");
+        assert_eq!(literal("gpu_7.cluster"), "gpu_7[.]cluster");
+        let pattern = regex::Regex::new(&format!("^(?:{})$", literal("a.b"))).unwrap();
+        assert!(pattern.is_match("a.b") && !pattern.is_match("axb"));
+    }
+
+    #[test]
+    fn an_instant_answer_says_whether_a_series_came_back() {
+        let some = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"up","node":"n"},"value":[1764600000.5,"1"]}]}}"#;
+        assert_eq!(
+            instant_result(some).unwrap().as_deref(),
+            Some("up{node=\"n\"} = 1")
+        );
+        let none = br#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+        assert_eq!(instant_result(none).unwrap(), None);
+        let scalar =
+            br#"{"status":"success","data":{"resultType":"scalar","result":[1764600000.5,"1"]}}"#;
+        assert!(instant_result(scalar).unwrap_err().contains("scalar"));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod client;
 pub mod expect;
 pub mod push;
+pub mod remote_write;
 
 use chrono::{DateTime, Utc};
 
@@ -78,6 +79,102 @@ impl Monitor {
         })
     }
 
+    /// Before the injection: every expectation can be asked and none holds
+    /// already. Each PromQL runs once (a typo, a wrong port or a scalar is
+    /// said now, not after the fault) and must return nothing yet; each
+    /// alert must not be firing yet for its labels, and, when the profile
+    /// has Prometheus, must be one of its alerting rules. `Ok` says what
+    /// was asked; `Err` why the scenario must not inject.
+    pub async fn ready(&self, client: &Client, endpoints: &Monitoring) -> Result<String, String> {
+        let mut rules: Option<Vec<String>> = None;
+        let mut problems = Vec::new();
+        for watch in &self.watches {
+            let on = watch
+                .target
+                .as_deref()
+                .map(|t| format!(" for {t}"))
+                .unwrap_or_default();
+            match &watch.kind {
+                Kind::PromQl(query) => {
+                    let Some(endpoint) = &endpoints.prometheus else {
+                        problems.push("the profile has no monitoring.prometheus".to_owned());
+                        continue;
+                    };
+                    let answer = client
+                        .get(endpoint, "/api/v1/query", &[("query", query.as_str())])
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(|body| expect::instant_result(&body));
+                    match answer {
+                        Err(e) => problems.push(format!("{}: cannot ask `{query}`: {e}", watch.name)),
+                        Ok(Some(series)) => problems.push(format!(
+                            "{}: `{query}` already returns {series} before the injection: it cannot time this fault",
+                            watch.name
+                        )),
+                        Ok(None) => {}
+                    }
+                }
+                Kind::Alert { name, labels } => {
+                    let Some(endpoint) = &endpoints.alertmanager else {
+                        problems.push("the profile has no monitoring.alertmanager".to_owned());
+                        continue;
+                    };
+                    if let Some(prometheus) = &endpoints.prometheus {
+                        if rules.is_none() {
+                            rules = client
+                                .get(prometheus, "/api/v1/rules", &[("type", "alert")])
+                                .await
+                                .ok()
+                                .and_then(|body| expect::alert_rule_names(&body).ok());
+                        }
+                        if let Some(known) = rules.as_ref().filter(|k| !k.contains(name)) {
+                            let near = known
+                                .iter()
+                                .map(|k| (strsim::jaro_winkler(k, name), k))
+                                .filter(|(score, _)| *score > 0.85)
+                                .max_by(|a, b| a.0.total_cmp(&b.0))
+                                .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+                                .unwrap_or_default();
+                            problems.push(format!(
+                                "{}: Prometheus has no alerting rule `{name}`{near}: it could never fire",
+                                watch.name
+                            ));
+                            continue;
+                        }
+                    }
+                    let answer = client
+                        .get(
+                            endpoint,
+                            "/api/v2/alerts",
+                            &[("filter", &format!("alertname=\"{name}\""))],
+                        )
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(|body| expect::matching_alert(&body, name, labels));
+                    match answer {
+                        Err(e) => problems.push(format!("{}: cannot ask Alertmanager: {e}", watch.name)),
+                        Ok(Some(firing)) => problems.push(format!(
+                            "{}: alert `{name}` is already firing{on} since {} ({}): it cannot time this fault; run again once it resolves",
+                            watch.name,
+                            firing.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                            firing.detail
+                        )),
+                        Ok(None) => {}
+                    }
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(format!(
+                "{} monitoring expectation(s) askable, none true yet",
+                self.watches.len()
+            ))
+        } else {
+            problems.dedup();
+            Err(problems.join("; "))
+        }
+    }
+
     /// Asks the monitoring about every open watch: Prometheus for the
     /// condition over `[injection, now]` (so a sample missed between polls
     /// is still found, at its own step), Alertmanager for the alert.
@@ -131,7 +228,36 @@ impl Monitor {
                 (i, answer)
             }
         });
-        for (i, answer) in futures::future::join_all(asks).await {
+        let mut answers = futures::future::join_all(asks).await;
+        // A condition first true at a step: the sample came within that
+        // step; asked again at 100 ms steps over it, its own time shows.
+        for (i, answer) in answers.iter_mut() {
+            if let (Kind::PromQl(query), Ok(Some(sighting)), Some(endpoint)) =
+                (&self.watches[*i].kind, &*answer, &endpoints.prometheus)
+                && step > 0.1
+            {
+                let end = sighting.at.timestamp_millis() as f64 / 1000.0;
+                let from = (end - step).max(start);
+                let finer = client
+                    .get(
+                        endpoint,
+                        "/api/v1/query_range",
+                        &[
+                            ("query", query.as_str()),
+                            ("start", &format!("{from:.3}")),
+                            ("end", &format!("{end:.3}")),
+                            ("step", "0.1"),
+                        ],
+                    )
+                    .await
+                    .ok()
+                    .and_then(|body| expect::first_true(&body).ok().flatten());
+                if let Some(finer) = finer.filter(|f| f.at <= sighting.at) {
+                    *answer = Ok(Some(finer));
+                }
+            }
+        }
+        for (i, answer) in answers {
             match answer {
                 Ok(Some(sighting)) => {
                     self.said[i] = None;
@@ -210,6 +336,32 @@ impl Monitor {
                     .filter(|(_, s)| **s == Standing::Open)
                     .map(|(w, _)| w.target.clone().unwrap_or_else(|| "the cluster".into()))
                     .collect();
+                // Why a watch was never seen, when the monitoring itself
+                // could not be read: not a blind spot, a broken question.
+                let errors: Vec<String> = self
+                    .watches
+                    .iter()
+                    .zip(&self.standing)
+                    .zip(&self.said)
+                    .filter(|((w, s), _)| w.name == name && **s == Standing::Open)
+                    .filter_map(|(_, said)| said.clone())
+                    .collect();
+                // Several targets: when each one was seen.
+                let seen_on: Vec<String> = rows
+                    .iter()
+                    .filter_map(|(w, s)| match (s, &w.target) {
+                        (Standing::Seen(seen), Some(t)) if rows.len() > 1 => Some(format!(
+                            "{t} at +{:.1}s",
+                            (seen.at - self.injected_at).num_milliseconds() as f64 / 1000.0
+                        )),
+                        _ => None,
+                    })
+                    .collect();
+                let seen_note = if seen_on.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (seen on {})", seen_on.join(", "))
+                };
                 let before: Vec<String> = rows
                     .iter()
                     .filter_map(|(w, s)| match s {
@@ -229,12 +381,24 @@ impl Monitor {
                     })
                     .max_by_key(|(seen, _)| seen.at);
                 let within = first.within;
-                let (seen_at, verdict, detail) = if !unseen.is_empty() {
+                let (seen_at, verdict, detail) = if !unseen.is_empty() && !errors.is_empty() {
+                    let mut errors = errors;
+                    errors.dedup();
                     (
                         None,
                         PhaseVerdict::NotReached,
                         format!(
-                            "the monitoring never saw the fault: not seen within {within} on {}",
+                            "could not ask the monitoring about {}: {}{seen_note}",
+                            unseen.join(", "),
+                            errors.join("; ")
+                        ),
+                    )
+                } else if !unseen.is_empty() {
+                    (
+                        None,
+                        PhaseVerdict::NotReached,
+                        format!(
+                            "the monitoring never saw the fault: not seen within {within} on {}{seen_note}",
                             unseen.join(", ")
                         ),
                     )
@@ -253,7 +417,7 @@ impl Monitor {
                         } else {
                             PhaseVerdict::Met
                         },
-                        format!("{}{}", seen.detail, on(watch)),
+                        format!("{}{}{seen_note}", seen.detail, on(watch)),
                     )
                 } else {
                     (None, PhaseVerdict::NotReached, "nothing to judge".into())
@@ -302,7 +466,13 @@ mod tests {
         assert_eq!(judged.len(), 1);
         assert_eq!(judged[0].verdict, PhaseVerdict::Met);
         assert_eq!(judged[0].seen_at, Some(Utc.timestamp_opt(1030, 0).unwrap()));
-        assert!(judged[0].detail.ends_with(" on b"));
+        assert!(
+            judged[0]
+                .detail
+                .ends_with(" on b (seen on a at +10.0s, b at +30.0s)"),
+            "{}",
+            judged[0].detail
+        );
         m.standing[1] = Standing::Seen(at(1061));
         assert_eq!(m.judge()[0].verdict, PhaseVerdict::Missed);
     }
@@ -318,7 +488,11 @@ mod tests {
                 .detail
                 .contains("the monitoring never saw the fault")
         );
-        assert!(judged[0].detail.ends_with("on b"), "{}", judged[0].detail);
+        assert!(
+            judged[0].detail.ends_with("on b (seen on a at +10.0s)"),
+            "{}",
+            judged[0].detail
+        );
         assert!(!m.settled(
             Utc.timestamp_opt(1061, 0).unwrap(),
             std::time::Duration::from_secs(2)
@@ -327,6 +501,23 @@ mod tests {
             Utc.timestamp_opt(1063, 0).unwrap(),
             std::time::Duration::from_secs(2)
         ));
+    }
+
+    #[test]
+    fn a_question_the_monitoring_could_not_answer_is_said_as_such() {
+        let mut m = monitor();
+        m.standing[0] = Standing::Seen(at(1010));
+        m.said[1] = Some("http://p:9093/api/v2/alerts: connection refused".into());
+        let judged = m.judge();
+        assert_eq!(judged[0].verdict, PhaseVerdict::NotReached);
+        assert!(
+            judged[0]
+                .detail
+                .starts_with("could not ask the monitoring about b: http://p:9093/api/v2/alerts: connection refused"),
+            "{}",
+            judged[0].detail
+        );
+        assert!(!judged[0].detail.contains("never saw"));
     }
 
     #[test]

@@ -348,11 +348,12 @@ fn monitoring_table(out: &mut String, s: &ScenarioReport) {
         for m in &s.monitoring {
             let _ = writeln!(
                 out,
-                "| {} | `{}` | {} | {} | {} | {} | {} |",
+                "| {} | `` {} `` | {} | {} | {} | {} | {} |",
                 cell(&m.name),
-                cell(&m.query).replace('`', "'"),
+                cell(&m.query),
                 m.source,
-                time(m.seen_at),
+                m.seen_at
+                    .map_or("-".to_owned(), |t| t.format("%H:%M:%S%.3f").to_string()),
                 show_duration(m.elapsed),
                 show_duration(m.deadline),
                 verdict_cell(m.verdict)

@@ -14,11 +14,12 @@ use super::{Exporter, Report, Verdict};
 
 pub struct PrometheusExporter;
 
-/// One metric family: its name, help, and samples (labels, value).
-struct Family {
-    name: &'static str,
-    help: &'static str,
-    samples: Vec<(Vec<(&'static str, String)>, f64)>,
+/// One metric family: its name, help, and samples (labels, value); a
+/// gauge.
+pub struct Family {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub samples: Vec<(Vec<(&'static str, String)>, f64)>,
 }
 
 impl Family {
@@ -60,146 +61,157 @@ fn render_family(out: &mut String, family: &Family) {
 
 impl Exporter for PrometheusExporter {
     fn render(&self, report: &Report) -> String {
-        let mut info = Family::new(
-            "hpchaos_run_info",
-            "The run these figures come from (always 1).",
-        );
-        info.push(
-            vec![
-                ("run_id", report.run_id.clone()),
-                ("cluster", report.cluster.clone()),
-                ("harness_version", report.harness_version.clone()),
-                (
-                    "slurm_version",
-                    report.slurm_version.clone().unwrap_or_default(),
-                ),
-                ("status", report.status.as_str().to_owned()),
-            ],
-            1.0,
-        );
-        let mut started = Family::new(
-            "hpchaos_run_start_timestamp_seconds",
-            "When the run started (Unix time).",
-        );
-        if let Some(at) = report.started_at {
-            started.push(Vec::new(), at.timestamp_millis() as f64 / 1000.0);
-        }
-        let mut outcome = Family::new(
-            "hpchaos_scenario_passed",
-            "1 when the scenario passed, 0 otherwise (failed, aborted, error, interrupted, incomplete).",
-        );
-        let mut injected = Family::new(
-            "hpchaos_injection_timestamp_seconds",
-            "When the fault was injected (Unix time): for annotations.",
-        );
-        let mut elapsed = Family::new(
-            "hpchaos_phase_seconds",
-            "From the injection to the phase's end (s).",
-        );
-        let mut deadline = Family::new(
-            "hpchaos_phase_deadline_seconds",
-            "The phase's deadline, from the injection (s).",
-        );
-        let mut met = Family::new(
-            "hpchaos_phase_met",
-            "1 when the phase ended in time (met its deadline or had none), 0 when missed, not reached or unfinished.",
-        );
-        let mut lost = Family::new(
-            "hpchaos_lost_steps",
-            "Workload steps done again after the restart.",
-        );
-        let mut gpu_hours = Family::new(
-            "hpchaos_failure_gpu_hours",
-            "GPU-hours the failure cost the workload.",
-        );
-        let mut ettr = Family::new(
-            "hpchaos_effective_training_time_ratio",
-            "Productive time over wall time in the scenario's window (0 to 1).",
-        );
-        let mut monitoring_seconds = Family::new(
-            "hpchaos_monitoring_seconds",
-            "From the injection to when the monitoring showed the expectation (s), by its own time.",
-        );
-        let mut monitoring_met = Family::new(
-            "hpchaos_monitoring_met",
-            "1 when the monitoring showed the expectation within its deadline, 0 when late or never (a blind spot).",
-        );
-        let mut ended = Family::new(
-            "hpchaos_scenario_end_timestamp_seconds",
-            "When the scenario ended (Unix time).",
-        );
-        for scenario in &report.scenarios {
-            let name = || ("scenario", scenario.name.clone());
-            if let Some(at) = scenario.ended_at {
-                ended.push(vec![name()], at.timestamp_millis() as f64 / 1000.0);
-            }
-            for m in &scenario.monitoring {
-                let labels = || {
-                    vec![
-                        name(),
-                        ("expectation", m.name.clone()),
-                        ("source", m.source.clone()),
-                    ]
-                };
-                if let Some(e) = m.elapsed {
-                    monitoring_seconds.push(labels(), e.as_std().as_secs_f64());
-                }
-                monitoring_met.push(
-                    labels(),
-                    f64::from(u8::from(matches!(
-                        m.verdict,
-                        Verdict::Met | Verdict::Observed
-                    ))),
-                );
-            }
-            outcome.push(
-                vec![name()],
-                f64::from(u8::from(scenario.status == super::Status::Passed)),
-            );
-            if let Some(at) = scenario.injected_at {
-                injected.push(vec![name()], at.timestamp_millis() as f64 / 1000.0);
-            }
-            for phase in &scenario.phases {
-                let labels = || vec![name(), ("phase", phase.phase.to_string())];
-                if let Some(e) = phase.elapsed {
-                    elapsed.push(labels(), e.as_std().as_secs_f64());
-                }
-                if let Some(d) = phase.deadline {
-                    deadline.push(labels(), d.as_std().as_secs_f64());
-                }
-                if phase.verdict != Verdict::NotStarted {
-                    let ok = matches!(phase.verdict, Verdict::Met | Verdict::Observed);
-                    met.push(labels(), f64::from(u8::from(ok)));
-                }
-            }
-            if let Some(steps) = scenario.lost_steps {
-                lost.push(vec![name()], steps as f64);
-            }
-            if let Some(cost) = &scenario.cost {
-                gpu_hours.push(vec![name()], cost.gpu_hours_lost);
-                ettr.push(vec![name()], cost.ettr);
-            }
-        }
-        let mut out = String::new();
-        for family in [
-            &info,
-            &started,
-            &outcome,
-            &injected,
-            &ended,
-            &elapsed,
-            &deadline,
-            &met,
-            &lost,
-            &gpu_hours,
-            &ettr,
-            &monitoring_seconds,
-            &monitoring_met,
-        ] {
-            render_family(&mut out, family);
-        }
-        out
+        render(&families(report))
     }
+}
+
+/// Families in the text exposition format.
+pub fn render(families: &[Family]) -> String {
+    let mut out = String::new();
+    for family in families {
+        render_family(&mut out, family);
+    }
+    out
+}
+
+/// The report's figures as metric families, for the text format and for
+/// remote write alike.
+pub fn families(report: &Report) -> Vec<Family> {
+    let mut info = Family::new(
+        "hpchaos_run_info",
+        "The run these figures come from (always 1).",
+    );
+    info.push(
+        vec![
+            ("run_id", report.run_id.clone()),
+            ("cluster", report.cluster.clone()),
+            ("harness_version", report.harness_version.clone()),
+            (
+                "slurm_version",
+                report.slurm_version.clone().unwrap_or_default(),
+            ),
+            ("status", report.status.as_str().to_owned()),
+        ],
+        1.0,
+    );
+    let mut started = Family::new(
+        "hpchaos_run_start_timestamp_seconds",
+        "When the run started (Unix time).",
+    );
+    if let Some(at) = report.started_at {
+        started.push(Vec::new(), at.timestamp_millis() as f64 / 1000.0);
+    }
+    let mut outcome = Family::new(
+        "hpchaos_scenario_passed",
+        "1 when the scenario passed, 0 otherwise (failed, aborted, error, interrupted, incomplete).",
+    );
+    let mut injected = Family::new(
+        "hpchaos_injection_timestamp_seconds",
+        "When the fault was injected (Unix time): for annotations.",
+    );
+    let mut elapsed = Family::new(
+        "hpchaos_phase_seconds",
+        "From the injection to the phase's end (s).",
+    );
+    let mut deadline = Family::new(
+        "hpchaos_phase_deadline_seconds",
+        "The phase's deadline, from the injection (s).",
+    );
+    let mut met = Family::new(
+        "hpchaos_phase_met",
+        "1 when the phase ended in time (met its deadline or had none), 0 when missed, not reached or unfinished.",
+    );
+    let mut lost = Family::new(
+        "hpchaos_lost_steps",
+        "Workload steps done again after the restart.",
+    );
+    let mut gpu_hours = Family::new(
+        "hpchaos_failure_gpu_hours",
+        "GPU-hours the failure cost the workload.",
+    );
+    let mut ettr = Family::new(
+        "hpchaos_effective_training_time_ratio",
+        "Productive time over wall time in the scenario's window (0 to 1).",
+    );
+    let mut monitoring_seconds = Family::new(
+        "hpchaos_monitoring_seconds",
+        "From the injection to when the monitoring showed the expectation (s), by its own time.",
+    );
+    let mut monitoring_met = Family::new(
+        "hpchaos_monitoring_met",
+        "1 when the monitoring showed the expectation within its deadline, 0 when late or never (a blind spot).",
+    );
+    let mut ended = Family::new(
+        "hpchaos_scenario_end_timestamp_seconds",
+        "When the scenario ended (Unix time).",
+    );
+    for scenario in &report.scenarios {
+        let name = || ("scenario", scenario.name.clone());
+        if let Some(at) = scenario.ended_at {
+            ended.push(vec![name()], at.timestamp_millis() as f64 / 1000.0);
+        }
+        for m in &scenario.monitoring {
+            let labels = || {
+                vec![
+                    name(),
+                    ("expectation", m.name.clone()),
+                    ("source", m.source.clone()),
+                ]
+            };
+            if let Some(e) = m.elapsed {
+                monitoring_seconds.push(labels(), e.as_std().as_secs_f64());
+            }
+            monitoring_met.push(
+                labels(),
+                f64::from(u8::from(matches!(
+                    m.verdict,
+                    Verdict::Met | Verdict::Observed
+                ))),
+            );
+        }
+        outcome.push(
+            vec![name()],
+            f64::from(u8::from(scenario.status == super::Status::Passed)),
+        );
+        if let Some(at) = scenario.injected_at {
+            injected.push(vec![name()], at.timestamp_millis() as f64 / 1000.0);
+        }
+        for phase in &scenario.phases {
+            let labels = || vec![name(), ("phase", phase.phase.to_string())];
+            if let Some(e) = phase.elapsed {
+                elapsed.push(labels(), e.as_std().as_secs_f64());
+            }
+            if let Some(d) = phase.deadline {
+                deadline.push(labels(), d.as_std().as_secs_f64());
+            }
+            if phase.verdict != Verdict::NotStarted {
+                let ok = matches!(phase.verdict, Verdict::Met | Verdict::Observed);
+                met.push(labels(), f64::from(u8::from(ok)));
+            }
+        }
+        if let Some(steps) = scenario.lost_steps {
+            lost.push(vec![name()], steps as f64);
+        }
+        if let Some(cost) = &scenario.cost {
+            gpu_hours.push(vec![name()], cost.gpu_hours_lost);
+            ettr.push(vec![name()], cost.ettr);
+        }
+    }
+    vec![
+        info,
+        started,
+        outcome,
+        injected,
+        ended,
+        elapsed,
+        deadline,
+        met,
+        lost,
+        gpu_hours,
+        ettr,
+        monitoring_seconds,
+        monitoring_met,
+    ]
 }
 
 #[cfg(test)]

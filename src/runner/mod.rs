@@ -236,56 +236,118 @@ impl Runner {
             .get_or_init(crate::monitoring::client::Client::new)
     }
 
-    /// Pushes the scenario's figures, read back from the journal as the
-    /// report shows them, to the profile's Pushgateway; what happened is
-    /// journaled (`results_pushed`) and never fails the run.
+    /// The monitoring's steady state before the injection (see
+    /// [`crate::monitoring::Monitor::ready`]), journaled as the check
+    /// `monitoring_ready`; the failure, if any.
+    async fn monitoring_ready(
+        &mut self,
+        scenario: &Scenario,
+        targets: &[String],
+    ) -> Option<String> {
+        let endpoints = self.cluster.profile.monitoring.clone()?;
+        let now = self.clock.now();
+        let monitor = crate::monitoring::Monitor::new(&scenario.expect.monitoring, targets, now)?;
+        let result = monitor.ready(self.monitoring_client(), &endpoints).await;
+        let (passed, detail) = match &result {
+            Ok(said) => (true, said.clone()),
+            Err(why) => (false, why.clone()),
+        };
+        self.log(
+            Some(&scenario.name),
+            Entry::SteadyState {
+                stage: Stage::Before,
+                check: "monitoring_ready".to_owned(),
+                passed,
+                detail,
+            },
+        );
+        result.err()
+    }
+
+    /// Sends the scenario's figures, read back from the journal as the
+    /// report shows them, to the profile's Pushgateway and remote-write
+    /// receiver; each attempt is journaled (`results_pushed`) and none
+    /// fails the run.
     async fn push_results(&mut self, scenario: &str) {
-        let Some(endpoint) = self
-            .cluster
-            .profile
-            .monitoring
-            .as_ref()
-            .and_then(|m| m.pushgateway.clone())
-        else {
+        let Some(monitoring) = self.cluster.profile.monitoring.clone() else {
             return;
         };
-        let text = match crate::journal::Journal::load(self.journal.path()) {
+        if monitoring.pushgateway.is_none() && monitoring.remote_write.is_none() {
+            return;
+        }
+        let report = match crate::journal::Journal::load(self.journal.path()) {
             Ok(journal) => {
                 let mut report = crate::report::build(&journal);
                 report.scenarios.retain(|s| s.name == scenario);
-                crate::report::Exporter::render(
-                    &crate::report::prometheus::PrometheusExporter,
-                    &report,
-                )
+                report
             }
             Err(e) => {
                 let error = format!("cannot read the journal back: {e}");
-                self.log(
-                    Some(scenario),
-                    Entry::ResultsPushed {
-                        to: endpoint.url.clone(),
-                        error: Some(error),
-                        series: 0,
-                    },
-                );
+                for endpoint in [&monitoring.pushgateway, &monitoring.remote_write]
+                    .into_iter()
+                    .flatten()
+                {
+                    self.log(
+                        Some(scenario),
+                        Entry::ResultsPushed {
+                            to: endpoint.url.clone(),
+                            error: Some(error.clone()),
+                            series: 0,
+                        },
+                    );
+                }
                 return;
             }
         };
         let cluster = self.cluster.profile.name.clone();
-        let pushed = crate::monitoring::push::to_pushgateway(
-            self.monitoring_client(),
-            &endpoint,
-            &cluster,
-            scenario,
-            &text,
-        )
-        .await;
-        let to = format!(
-            "{}{}",
-            endpoint.url.trim_end_matches('/'),
-            crate::monitoring::push::pushgateway_path(&cluster, scenario)
-        );
-        let entry = match pushed {
+        // The scenario's own figures: the run's (its id, status, start) are
+        // not over yet, and would say `incomplete`.
+        let families: Vec<crate::report::prometheus::Family> =
+            crate::report::prometheus::families(&report)
+                .into_iter()
+                .filter(|f| !f.name.starts_with("hpchaos_run_"))
+                .collect();
+        if let Some(endpoint) = &monitoring.pushgateway {
+            let text = crate::report::prometheus::render(&families);
+            let pushed = crate::monitoring::push::to_pushgateway(
+                self.monitoring_client(),
+                endpoint,
+                &cluster,
+                scenario,
+                &text,
+            )
+            .await;
+            let to = format!(
+                "{}{}",
+                endpoint.url.trim_end_matches('/'),
+                crate::monitoring::push::pushgateway_path(&cluster, scenario)
+            );
+            self.journal_push(scenario, to, pushed);
+        }
+        if let Some(endpoint) = &monitoring.remote_write {
+            let at = report
+                .scenarios
+                .first()
+                .and_then(|s| s.ended_at)
+                .unwrap_or_else(|| self.clock.now());
+            let request = crate::monitoring::remote_write::request(&families, &cluster, at);
+            let written = crate::monitoring::remote_write::write(
+                self.monitoring_client(),
+                endpoint,
+                &request,
+            )
+            .await;
+            self.journal_push(scenario, endpoint.url.clone(), written);
+        }
+    }
+
+    fn journal_push(
+        &mut self,
+        scenario: &str,
+        to: String,
+        result: Result<usize, crate::monitoring::client::MonitoringError>,
+    ) {
+        let entry = match result {
             Ok(series) => Entry::ResultsPushed {
                 to,
                 error: None,
@@ -822,6 +884,16 @@ impl Runner {
             return Ending::new(
                 ScenarioOutcome::Aborted,
                 format!("steady state does not hold before injecting: {failure}"),
+            );
+        }
+        // The monitoring can be asked, and shows nothing yet: a question it
+        // cannot answer, or one answered already, would time nothing.
+        if let Some(failure) = self.monitoring_ready(scenario, &targets).await {
+            return Ending::new(
+                ScenarioOutcome::Aborted,
+                format!(
+                    "the monitoring is not ready before injecting: {failure} (nothing was changed)"
+                ),
             );
         }
         let count_cluster = scenario

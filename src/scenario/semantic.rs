@@ -193,6 +193,22 @@ impl Rules<'_> {
                     "put the labels into the query's selector: `metric{Hostname=\"$target\"}`",
                 );
             }
+            if let Some(alert) = &item.alert
+                && alert.trim().is_empty()
+            {
+                self.at_value(
+                    &at.key("alert"),
+                    "the alert's name is empty".to_owned(),
+                    "write the alerting rule's name, e.g. `alert: GpuXidError` (observability/alerts.yml)",
+                );
+            }
+            if item.within.as_std().is_zero() {
+                self.at_value(
+                    &at.key("within"),
+                    "a deadline of 0s can never be met: the monitoring needs at least a scrape".to_owned(),
+                    "give it the scrape interval plus the rule's `for:` at least, e.g. `within: 60s`",
+                );
+            }
             if let Some(query) = &item.promql
                 && query.trim().is_empty()
             {
