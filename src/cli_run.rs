@@ -485,6 +485,20 @@ async fn plan(cluster: &Cluster, work: &Work) -> u8 {
             Ok(t) => t,
             Err(reason) => {
                 println!("  targets: {reason}");
+                for (index, item) in scenario.expect.monitoring.iter().enumerate() {
+                    println!(
+                        "  monitor:  {}: {} within {} (asked once the targets are known)",
+                        item.label(index),
+                        item.promql.clone().unwrap_or_else(|| {
+                            crate::monitoring::expect::Kind::Alert {
+                                name: item.alert.clone().unwrap_or_default(),
+                                labels: item.labels.clone(),
+                            }
+                            .describe()
+                        }),
+                        item.within
+                    );
+                }
                 continue;
             }
         };
@@ -520,6 +534,35 @@ async fn plan(cluster: &Cluster, work: &Work) -> u8 {
                 deadlines.join(", ")
             }
         );
+        // What the monitoring will be asked, substituted, and whether it
+        // can answer now (read-only queries).
+        if let Some(monitor) = crate::monitoring::Monitor::new(
+            &scenario.expect.monitoring,
+            &targets,
+            chrono::Utc::now(),
+        ) {
+            for watch in &monitor.watches {
+                println!(
+                    "  monitor:  {}{}: {} within {} ({})",
+                    watch.name,
+                    watch
+                        .target
+                        .as_deref()
+                        .map(|t| format!(" on {t}"))
+                        .unwrap_or_default(),
+                    watch.kind.describe(),
+                    watch.within,
+                    watch.kind.source()
+                );
+            }
+            if let Some(endpoints) = &cluster.profile.monitoring {
+                let client = crate::monitoring::client::Client::new();
+                match monitor.ready(&client, endpoints).await {
+                    Ok(said) => println!("  monitor:  ready: {said}"),
+                    Err(why) => println!("  monitor:  NOT ready (the run would refuse): {why}"),
+                }
+            }
+        }
     }
     println!("nothing was changed (dry run)");
     exit::SUCCESS
