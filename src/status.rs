@@ -183,11 +183,16 @@ pub fn progress_line(record: &Record) -> String {
         ),
         Entry::MonitoringSeen {
             name,
+            target,
             source,
             seen_at,
             ..
         } => format!(
-            "monitoring {name} seen in {source} at {}",
+            "monitoring {name}{} seen in {source} at {}",
+            target
+                .as_deref()
+                .map(|t| format!(" on {t}"))
+                .unwrap_or_default(),
             seen_at.format("%H:%M:%S%.3f")
         ),
         Entry::MonitoringUnread { name, error } => format!("monitoring {name} unread: {error}"),

@@ -1537,7 +1537,7 @@ fn the_monitoring_must_see_the_fault() {
         .replace("name: xid48-replace-monitored", "name: xid48-refire")
         .replace(
             "    - alert: GpuXidError\n      labels:\n        Hostname: $target\n      within: 2m\n",
-            &format!("    - alert: GpuXidError\n      labels:\n        Hostname: {target}\n      within: 2m\n    - alert: GpuXidErorr\n      within: 1m\n"),
+            &format!("    - alert: GpuXidError\n      labels:\n        Hostname: {target}\n      within: 2m\n    - alert: GpuXidErorr\n      within: 1m\n    - name: typo-metric\n      promql: 'DCGM_FI_DEV_XID_ERROR{{Hostname=\"$target\"}} == 48'\n      within: 1m\n    - name: typo-label\n      alert: GpuXidError\n      labels:\n        Hostnme: $target\n      within: 1m\n"),
         );
     assert!(refire.contains("GpuXidErorr"), "{refire}");
     let refire_file = lab.dir.join("refire.yaml");
@@ -1558,6 +1558,14 @@ fn the_monitoring_must_see_the_fault() {
         "{reason}"
     );
     assert!(reason.contains("did you mean `GpuXidError`"), "{reason}");
+    assert!(
+        reason.contains("no metric `DCGM_FI_DEV_XID_ERROR` (did you mean `DCGM_FI_DEV_XID_ERRORS`?)"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("no series carries a label `Hostnme` (did you mean `Hostname`?)"),
+        "{reason}"
+    );
     assert!(reason.contains("nothing was changed"), "{reason}");
     assert_eq!(
         report["scenarios"][0]["injected_at"],

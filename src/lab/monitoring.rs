@@ -146,7 +146,12 @@ pub fn start(layout: &Layout, config: &LabConfig) -> Result<Vec<Child>, LabError
         format!("--web.listen-address={ADDRESS}:{ALERTMANAGER_PORT}"),
         "--cluster.listen-address=".to_owned(),
     ];
-    let pushgateway = vec![format!("--web.listen-address={ADDRESS}:{PUSHGATEWAY_PORT}")];
+    // Its state in the lab folder (Debian's default is
+    // /var/lib/prometheus/pushgateway.data, which would outlive the lab).
+    let pushgateway = vec![
+        format!("--web.listen-address={ADDRESS}:{PUSHGATEWAY_PORT}"),
+        format!("--persistence.file={}", text(dir.join("pushgateway.data"))),
+    ];
     let mut children = Vec::new();
     for (program, args, port) in [
         ("prometheus", prometheus, PROMETHEUS_PORT),

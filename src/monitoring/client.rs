@@ -124,7 +124,7 @@ impl Client {
             return Err(MonitoringError::Status {
                 url: shown,
                 status,
-                body: text.chars().take(300).collect(),
+                body: text.trim().chars().take(300).collect(),
             });
         }
         Ok(Answer { status, body })

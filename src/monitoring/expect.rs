@@ -81,7 +81,12 @@ pub fn literal(name: &str) -> String {
 /// `$target` → `target` (when judged per target).
 pub fn substitute(text: &str, target: Option<&str>, targets: &[String]) -> String {
     let all: Vec<String> = targets.iter().map(|t| literal(t)).collect();
-    let text = text.replace("$targets", &all.join("|"));
+    // A group, so what the pattern adds around it applies to every name.
+    let alternation = match all.len() {
+        1 => all.join(""),
+        _ => format!("(?:{})", all.join("|")),
+    };
+    let text = text.replace("$targets", &alternation);
     match target {
         Some(target) => text.replace("$target", target),
         None => text,
@@ -273,7 +278,12 @@ pub fn instant_result(body: &[u8]) -> Result<Option<String>, String> {
         ));
     }
     let kind = answer["data"]["resultType"].as_str().unwrap_or_default();
-    if kind != "vector" && kind != "matrix" {
+    if kind == "matrix" {
+        return Err(
+            "the expression is a range vector (`[1m]`), not a condition: wrap it, e.g. `max_over_time(metric[1m]) > 0`".to_owned(),
+        );
+    }
+    if kind != "vector" {
         return Err(format!(
             "the expression gives a {kind}, not series: write a condition on a metric (`metric > 0`)"
         ));
@@ -301,6 +311,55 @@ pub fn alert_rule_names(body: &[u8]) -> Result<Vec<String>, String> {
         .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
         .filter(|r| r["type"] == "alerting")
         .filter_map(|r| r["name"].as_str().map(str::to_owned))
+        .collect())
+}
+
+/// The metric names a PromQL expression selects with matchers
+/// (`name{...}`), outside its quoted strings: the ones a typo would leave
+/// selecting nothing.
+pub fn selected_metrics(query: &str) -> Vec<String> {
+    let mut plain = String::new();
+    let mut quote: Option<char> = None;
+    for c in query.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if matches!(c, '"' | '\'' | '`') => quote = Some(c),
+            None => plain.push(c),
+        }
+    }
+    let selector = regex::Regex::new(r"([A-Za-z_:][A-Za-z0-9_:]*)\s*\{")
+        .unwrap_or_else(|_| unreachable!("a fixed, valid pattern"));
+    let mut names: Vec<String> = selector
+        .captures_iter(&plain)
+        .map(|c| c[1].to_owned())
+        .collect();
+    names.dedup();
+    names
+}
+
+/// The closest of `known` to `name` (case aside), if close enough to be a
+/// typo of it.
+pub fn did_you_mean<'a>(name: &str, known: &'a [String]) -> Option<&'a String> {
+    let lower = name.to_lowercase();
+    known
+        .iter()
+        .map(|k| (strsim::jaro_winkler(&k.to_lowercase(), &lower), k))
+        .filter(|(score, _)| *score > 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+/// The list of names in a `/api/v1/label/NAME/values` or `/api/v1/labels`
+/// answer.
+pub fn name_list(body: &[u8]) -> Result<Vec<String>, String> {
+    let answer: Value =
+        serde_json::from_slice(body).map_err(|e| format!("not a Prometheus answer: {e}"))?;
+    Ok(answer["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
         .collect())
 }
 
@@ -341,7 +400,7 @@ mod tests {
         assert_eq!(watches[2].target.as_deref(), Some("ip-10-1-0-11"));
         assert_eq!(
             watches[4].kind,
-            Kind::PromQl("slurm_nodes_drain >= 1 and on() count(slurm_node_status{node=~\"ip-10-1-0-11|ip-10-1-0-12\"}) > 0".into())
+            Kind::PromQl("slurm_nodes_drain >= 1 and on() count(slurm_node_status{node=~\"(?:ip-10-1-0-11|ip-10-1-0-12)\"}) > 0".into())
         );
         assert_eq!(watches[4].target, None);
     }
@@ -400,6 +459,26 @@ mod tests {
         let scalar =
             br#"{"status":"success","data":{"resultType":"scalar","result":[1764600000.5,"1"]}}"#;
         assert!(instant_result(scalar).unwrap_err().contains("scalar"));
+    }
+
+    #[test]
+    fn typos_in_selected_metrics_are_found_and_named() {
+        assert_eq!(
+            selected_metrics(
+                r#"max(DCGM_FI_DEV_XID_ERROR{Hostname="a{b}"}) > 0 and on() up {job="x"}"#
+            ),
+            ["DCGM_FI_DEV_XID_ERROR", "up"]
+        );
+        let known = vec!["DCGM_FI_DEV_XID_ERRORS".to_owned(), "up".to_owned()];
+        assert_eq!(
+            did_you_mean("DCGM_FI_DEV_XID_ERROR", &known),
+            Some(&known[0])
+        );
+        assert_eq!(
+            did_you_mean("dcgm_fi_dev_xid_errors", &known),
+            Some(&known[0])
+        );
+        assert_eq!(did_you_mean("node_load1", &known), None);
     }
 
     #[test]

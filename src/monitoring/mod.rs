@@ -50,7 +50,9 @@ pub struct Judged {
     pub detail: String,
 }
 
-/// A scenario's monitoring expectations under watch.
+/// A scenario's monitoring expectations under watch (cloned into the
+/// task that polls, and back).
+#[derive(Clone)]
 pub struct Monitor {
     pub watches: Vec<Watch>,
     pub standing: Vec<Standing>,
@@ -88,6 +90,30 @@ impl Monitor {
     pub async fn ready(&self, client: &Client, endpoints: &Monitoring) -> Result<String, String> {
         let mut rules: Option<Vec<String>> = None;
         let mut problems = Vec::new();
+        // The names Prometheus knows: a metric or label name missing from
+        // them but close to one of them is a typo (one merely missing may
+        // appear with the fault, as `ALERTS` does).
+        let (mut metric_names, mut label_names): (Option<Vec<String>>, Option<Vec<String>>) =
+            (None, None);
+        if let Some(prometheus) = &endpoints.prometheus {
+            metric_names = client
+                .get(prometheus, "/api/v1/label/__name__/values", &[])
+                .await
+                .ok()
+                .and_then(|body| expect::name_list(&body).ok());
+            label_names = client
+                .get(prometheus, "/api/v1/labels", &[])
+                .await
+                .ok()
+                .and_then(|body| expect::name_list(&body).ok());
+        }
+        let typo = |name: &str, known: &Option<Vec<String>>| -> Option<String> {
+            let known = known.as_ref()?;
+            if known.iter().any(|k| k == name) {
+                return None;
+            }
+            expect::did_you_mean(name, known).cloned()
+        };
         for watch in &self.watches {
             let on = watch
                 .target
@@ -100,6 +126,14 @@ impl Monitor {
                         problems.push("the profile has no monitoring.prometheus".to_owned());
                         continue;
                     };
+                    for metric in expect::selected_metrics(query) {
+                        if let Some(near) = typo(&metric, &metric_names) {
+                            problems.push(format!(
+                                "{}: Prometheus has no metric `{metric}` (did you mean `{near}`?): the condition could never hold",
+                                watch.name
+                            ));
+                        }
+                    }
                     let answer = client
                         .get(endpoint, "/api/v1/query", &[("query", query.as_str())])
                         .await
@@ -128,18 +162,22 @@ impl Monitor {
                                 .and_then(|body| expect::alert_rule_names(&body).ok());
                         }
                         if let Some(known) = rules.as_ref().filter(|k| !k.contains(name)) {
-                            let near = known
-                                .iter()
-                                .map(|k| (strsim::jaro_winkler(k, name), k))
-                                .filter(|(score, _)| *score > 0.85)
-                                .max_by(|a, b| a.0.total_cmp(&b.0))
-                                .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+                            let near = expect::did_you_mean(name, known)
+                                .map(|k| format!(" (did you mean `{k}`?)"))
                                 .unwrap_or_default();
                             problems.push(format!(
                                 "{}: Prometheus has no alerting rule `{name}`{near}: it could never fire",
                                 watch.name
                             ));
                             continue;
+                        }
+                    }
+                    for key in labels.keys() {
+                        if let Some(near) = typo(key, &label_names) {
+                            problems.push(format!(
+                                "{}: no series carries a label `{key}` (did you mean `{near}`?): the alert could never match",
+                                watch.name
+                            ));
                         }
                     }
                     let answer = client
@@ -164,6 +202,8 @@ impl Monitor {
                 }
             }
         }
+        problems.sort();
+        problems.dedup();
         if problems.is_empty() {
             Ok(format!(
                 "{} monitoring expectation(s) askable, none true yet",
@@ -417,7 +457,14 @@ impl Monitor {
                         } else {
                             PhaseVerdict::Met
                         },
-                        format!("{}{}{seen_note}", seen.detail, on(watch)),
+                        format!(
+                            "{}{}{seen_note}",
+                            seen.detail,
+                            match &watch.target {
+                                Some(t) if seen.detail.contains(t.as_str()) => String::new(),
+                                _ => on(watch),
+                            }
+                        ),
                     )
                 } else {
                     (None, PhaseVerdict::NotReached, "nothing to judge".into())

@@ -181,7 +181,7 @@ pub struct Runner {
         tokio::task::JoinHandle<Vec<evidence::Collected>>,
     )>,
     /// The monitoring's HTTP client, made on first use.
-    monitoring: std::sync::OnceLock<crate::monitoring::client::Client>,
+    monitoring: std::sync::OnceLock<std::sync::Arc<crate::monitoring::client::Client>>,
 }
 
 /// Creates `<report_dir>/<time>-<name>/` (`-2`, `-3`, ... when a run of the
@@ -231,9 +231,9 @@ pub fn new_run_id(clock: &dyn Clock) -> String {
 
 impl Runner {
     /// The monitoring's client (reqwest loads the system's roots once).
-    pub(crate) fn monitoring_client(&self) -> &crate::monitoring::client::Client {
+    pub(crate) fn monitoring_client(&self) -> &std::sync::Arc<crate::monitoring::client::Client> {
         self.monitoring
-            .get_or_init(crate::monitoring::client::Client::new)
+            .get_or_init(|| std::sync::Arc::new(crate::monitoring::client::Client::new()))
     }
 
     /// The monitoring's steady state before the injection (see
@@ -279,6 +279,15 @@ impl Runner {
             Ok(journal) => {
                 let mut report = crate::report::build(&journal);
                 report.scenarios.retain(|s| s.name == scenario);
+                // Refused before the injection: it tested nothing, and must
+                // not replace the scenario's last result on a dashboard.
+                if report
+                    .scenarios
+                    .first()
+                    .is_none_or(|s| s.injected_at.is_none())
+                {
+                    return;
+                }
                 report
             }
             Err(e) => {
@@ -353,11 +362,19 @@ impl Runner {
                 error: None,
                 series,
             },
-            Err(e) => Entry::ResultsPushed {
-                to,
-                error: Some(e.to_string()),
-                series: 0,
-            },
+            Err(e) => {
+                // The error names the URL; the entry does already.
+                let text = e.to_string();
+                let error = text
+                    .strip_prefix(&format!("{to}: "))
+                    .unwrap_or(&text)
+                    .to_owned();
+                Entry::ResultsPushed {
+                    to,
+                    error: Some(error),
+                    series: 0,
+                }
+            }
         };
         self.log(Some(scenario), entry);
     }

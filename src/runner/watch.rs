@@ -190,18 +190,24 @@ impl Runner {
         // later: it is given that long before it is called unseen.
         let monitor_grace = monitor_every + StdDuration::from_secs(2);
         let mut next_monitor = std::time::Instant::now();
+        let mut monitor_poll: Option<
+            tokio::task::JoinHandle<(crate::monitoring::Monitor, Vec<crate::monitoring::Update>)>,
+        > = None;
         let follow = self.cluster.profile.slurm.follow_controller_log;
         if follow {
             self.follow_controller_log(name, &mut seen.log).await;
         }
         loop {
             if self.stopping() {
+                if let Some(poll) = monitor_poll.take() {
+                    poll.abort();
+                }
                 return Ending::new(
                     ScenarioOutcome::Interrupted,
-                    format!(
-                        "interrupted during the {} phase",
-                        order.get(journaled).copied().unwrap_or(order[0])
-                    ),
+                    match order.get(journaled) {
+                        Some(phase) => format!("interrupted during the {phase} phase"),
+                        None => "interrupted while waiting for the monitoring".to_owned(),
+                    },
                 );
             }
             let now = self.clock.now();
@@ -317,18 +323,30 @@ impl Runner {
                 next_job = tick + job_every;
                 self.poll_workload(name, job, &mut seen).await;
             }
+            // The monitoring is asked in a task of its own: a slow or hung
+            // Prometheus never holds up Slurm, the API or the job. A poll
+            // done is taken in; the next starts when due and none runs.
+            if monitor_poll.as_ref().is_some_and(|p| p.is_finished())
+                && let Some(done) = monitor_poll.take()
+                && let Ok((polled, updates)) = done.await
+            {
+                for update in updates {
+                    self.journal_monitoring(name, &polled, update);
+                }
+                monitor = Some(polled);
+            }
             if tick >= next_monitor
-                && let (Some(m), Some(endpoints)) = (monitor.as_mut(), endpoints.as_ref())
+                && monitor_poll.is_none()
+                && let (Some(m), Some(endpoints)) = (monitor.as_ref(), endpoints.as_ref())
             {
                 next_monitor = tick + monitor_every;
                 let now = self.clock.now();
-                let client = self
-                    .monitoring
-                    .get_or_init(crate::monitoring::client::Client::new);
-                let updates = m.poll(client, endpoints, now).await;
-                for update in updates {
-                    self.journal_monitoring(name, m, update);
-                }
+                let client = self.monitoring_client().clone();
+                let (mut m, endpoints) = (m.clone(), endpoints.clone());
+                monitor_poll = Some(tokio::spawn(async move {
+                    let updates = m.poll(&client, &endpoints, now).await;
+                    (m, updates)
+                }));
             }
             // This cycle's reads are done: counted for `watch_cost` (before
             // any return below).
@@ -415,6 +433,9 @@ impl Runner {
                 .as_ref()
                 .is_none_or(|m| m.settled(now, monitor_grace));
             if judgement.settled && monitor_settled {
+                if let Some(poll) = monitor_poll.take() {
+                    poll.abort();
+                }
                 if let Some(result) = judgement
                     .phases
                     .get(journaled)
@@ -449,15 +470,13 @@ impl Runner {
                                 | crate::journal::PhaseVerdict::Observed
                         );
                         if !ok {
-                            regressions.push(format!(
-                                "monitoring {} {}: {}",
-                                judged.name,
-                                match judged.verdict {
-                                    crate::journal::PhaseVerdict::Missed => "seen late",
-                                    _ => "not seen",
-                                },
-                                judged.detail
-                            ));
+                            regressions.push(match judged.verdict {
+                                crate::journal::PhaseVerdict::Missed => format!(
+                                    "monitoring {}: seen after its deadline {}: {}",
+                                    judged.name, judged.within, judged.detail
+                                ),
+                                _ => format!("monitoring {}: {}", judged.name, judged.detail),
+                            });
                         }
                         self.log(
                             Some(name),
