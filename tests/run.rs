@@ -1559,7 +1559,8 @@ fn the_monitoring_must_see_the_fault() {
     );
     assert!(reason.contains("did you mean `GpuXidError`"), "{reason}");
     assert!(
-        reason.contains("no metric `DCGM_FI_DEV_XID_ERROR` (did you mean `DCGM_FI_DEV_XID_ERRORS`?)"),
+        reason
+            .contains("no metric `DCGM_FI_DEV_XID_ERROR` (did you mean `DCGM_FI_DEV_XID_ERRORS`?)"),
         "{reason}"
     );
     assert!(

@@ -59,6 +59,9 @@ pub struct Monitor {
     injected_at: DateTime<Utc>,
     /// The last error said per watch, so a steady failure is said once.
     said: Vec<Option<String>>,
+    /// The first error each watch met, kept after the monitoring answers
+    /// again: a condition unseen after an outage says so.
+    outage: Vec<Option<String>>,
 }
 
 impl Monitor {
@@ -78,6 +81,7 @@ impl Monitor {
             standing: vec![Standing::Open; n],
             injected_at,
             said: vec![None; n],
+            outage: vec![None; n],
         })
     }
 
@@ -320,6 +324,9 @@ impl Monitor {
                 }
                 Ok(None) => self.said[i] = None,
                 Err(error) => {
+                    if self.outage[i].is_none() {
+                        self.outage[i] = Some(error.clone());
+                    }
                     if self.said[i].as_deref() != Some(error.as_str()) {
                         self.said[i] = Some(error.clone());
                         updates.push(Update::Unread { watch: i, error });
@@ -434,11 +441,21 @@ impl Monitor {
                         ),
                     )
                 } else if !unseen.is_empty() {
+                    // Unreadable for a while: the blind spot may be that.
+                    let outage = self
+                        .watches
+                        .iter()
+                        .zip(&self.standing)
+                        .zip(&self.outage)
+                        .filter(|((w, s), _)| w.name == name && **s == Standing::Open)
+                        .find_map(|(_, o)| o.clone())
+                        .map(|o| format!("; the monitoring could not be read for a while during the watch: {o}"))
+                        .unwrap_or_default();
                     (
                         None,
                         PhaseVerdict::NotReached,
                         format!(
-                            "the monitoring never saw the fault: not seen within {within} on {}{seen_note}",
+                            "the monitoring never saw the fault: not seen within {within} on {}{seen_note}{outage}",
                             unseen.join(", ")
                         ),
                     )
@@ -565,6 +582,22 @@ mod tests {
             judged[0].detail
         );
         assert!(!judged[0].detail.contains("never saw"));
+    }
+
+    #[test]
+    fn an_outage_during_the_watch_is_said_with_the_blind_spot() {
+        let mut m = monitor();
+        m.standing[0] = Standing::Seen(at(1010));
+        m.outage[1] = Some("http://p:9093/api/v2/alerts: operation timed out".into());
+        let detail = &m.judge()[0].detail;
+        assert!(
+            detail.starts_with("the monitoring never saw the fault"),
+            "{detail}"
+        );
+        assert!(
+            detail.ends_with("could not be read for a while during the watch: http://p:9093/api/v2/alerts: operation timed out"),
+            "{detail}"
+        );
     }
 
     #[test]

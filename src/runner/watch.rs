@@ -190,6 +190,7 @@ impl Runner {
         // later: it is given that long before it is called unseen.
         let monitor_grace = monitor_every + StdDuration::from_secs(2);
         let mut next_monitor = std::time::Instant::now();
+        let mut phases_done = false;
         let mut monitor_poll: Option<
             tokio::task::JoinHandle<(crate::monitoring::Monitor, Vec<crate::monitoring::Update>)>,
         > = None;
@@ -240,8 +241,10 @@ impl Runner {
                 follow_up_done = true;
             }
             let tick = std::time::Instant::now();
-            let slurm_due = tick >= next_slurm;
-            let api_due = tick >= next_api;
+            // The phases settled and only the monitoring is awaited: the
+            // cluster's sources rest.
+            let slurm_due = tick >= next_slurm && !phases_done;
+            let api_due = tick >= next_api && !phases_done;
             if slurm_due {
                 next_slurm = tick + slurm_every;
             }
@@ -318,6 +321,7 @@ impl Runner {
             // LaunchTime's milliseconds close it, not slurmd's whole second.
             self.poll_boots(name, boots, &mut seen);
             if tick >= next_job
+                && !phases_done
                 && let Some(job) = workload.as_deref_mut()
             {
                 next_job = tick + job_every;
@@ -432,6 +436,7 @@ impl Runner {
             let monitor_settled = monitor
                 .as_ref()
                 .is_none_or(|m| m.settled(now, monitor_grace));
+            phases_done = judgement.settled;
             if judgement.settled && monitor_settled {
                 if let Some(poll) = monitor_poll.take() {
                     poll.abort();
@@ -533,12 +538,24 @@ impl Runner {
             }
             // Asleep until the next source is due, a followed log line
             // arrives, or the run is cancelled.
-            let mut wake = next_slurm.min(next_api);
-            if workload.is_some() {
+            let mut wake = if phases_done {
+                std::time::Instant::now() + poll
+            } else {
+                next_slurm.min(next_api)
+            };
+            if workload.is_some() && !phases_done {
                 wake = wake.min(next_job);
             }
             if monitor.is_some() {
-                wake = wake.min(next_monitor);
+                // A poll still under way is looked at every 100 ms, not
+                // spun on.
+                let at = match monitor_poll {
+                    Some(_) => {
+                        next_monitor.max(std::time::Instant::now() + StdDuration::from_millis(100))
+                    }
+                    None => next_monitor,
+                };
+                wake = wake.min(at);
             }
             let wake = wake.max(std::time::Instant::now() + StdDuration::from_millis(10));
             let wake = wake.min(std::time::Instant::now() + poll);
