@@ -210,6 +210,12 @@ fn wait_scraped(nodes: usize) -> Result<(), LabError> {
 
 /// The body of a plain `GET` to the monitoring host, if it answers 200.
 fn http_body(port: u16, path: &str) -> Option<String> {
+    http_get(port, path).and_then(|(status, body)| (status == 200).then_some(body))
+}
+
+/// A plain HTTP/1.0 `GET` to the monitoring host: status and body, if it
+/// answers (within 0.5 s to connect, 2 s to read).
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let address: std::net::SocketAddr = format!("{ADDRESS}:{port}").parse().ok()?;
     let mut stream =
@@ -223,16 +229,16 @@ fn http_body(port: u16, path: &str) -> Option<String> {
     let mut text = String::new();
     stream.read_to_string(&mut text).ok()?;
     let (head, body) = text.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200")
-        .then(|| body.to_owned())
-        .or_else(|| head.starts_with("HTTP/1.0 200").then(|| body.to_owned()))
+    // `HTTP/1.1 200 OK`: the code is the second word.
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
 }
 
 /// Waits until `GET /-/ready` on the monitoring host's `port` says 200.
 fn wait_ready(port: u16, program: &str, dir: &std::path::Path) -> Result<(), LabError> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if http_status(port, "/-/ready") == Some(200) {
+        if http_get(port, "/-/ready").is_some_and(|(status, _)| status == 200) {
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -246,23 +252,6 @@ fn wait_ready(port: u16, program: &str, dir: &std::path::Path) -> Result<(), Lab
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// The status code of a plain `GET` to the monitoring host, if it answers.
-fn http_status(port: u16, path: &str) -> Option<u16> {
-    use std::io::{Read, Write};
-    let address: std::net::SocketAddr = format!("{ADDRESS}:{port}").parse().ok()?;
-    let mut stream =
-        std::net::TcpStream::connect_timeout(&address, Duration::from_millis(500)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {ADDRESS}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).ok()?;
-    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
 /// Kills what runs in the monitoring namespace and removes it: for

@@ -152,10 +152,9 @@ pub struct Sighting {
     pub detail: String,
 }
 
-/// Reads a `query_range` answer (`resultType: matrix`): the earliest
-/// timestamp at which any series has a value, with that series. `Err`
-/// carries Prometheus's own error, or says the answer was not one.
-pub fn first_true(body: &[u8]) -> Result<Option<Sighting>, String> {
+/// Prometheus's JSON answer when it says `success`; else its own error
+/// (`errorType: error`), or that the body was not an answer at all.
+fn prometheus_answer(body: &[u8]) -> Result<Value, String> {
     let answer: Value =
         serde_json::from_slice(body).map_err(|e| format!("not a Prometheus answer: {e}"))?;
     if answer["status"] != "success" {
@@ -165,6 +164,14 @@ pub fn first_true(body: &[u8]) -> Result<Option<Sighting>, String> {
             answer["error"].as_str().unwrap_or("(no message)")
         ));
     }
+    Ok(answer)
+}
+
+/// Reads a `query_range` answer (`resultType: matrix`): the earliest
+/// timestamp at which any series has a value, with that series. `Err`
+/// carries Prometheus's own error, or says the answer was not one.
+pub fn first_true(body: &[u8]) -> Result<Option<Sighting>, String> {
+    let answer = prometheus_answer(body)?;
     let mut best: Option<(f64, String)> = None;
     for series in answer["data"]["result"].as_array().into_iter().flatten() {
         let Some((t, value)) = series["values"]
@@ -268,15 +275,7 @@ pub fn matching_alert(
 /// `name{labels} = value`), or `None`. A scalar or string is refused: a
 /// condition must return series.
 pub fn instant_result(body: &[u8]) -> Result<Option<String>, String> {
-    let answer: Value =
-        serde_json::from_slice(body).map_err(|e| format!("not a Prometheus answer: {e}"))?;
-    if answer["status"] != "success" {
-        return Err(format!(
-            "Prometheus says {}: {}",
-            answer["errorType"].as_str().unwrap_or("error"),
-            answer["error"].as_str().unwrap_or("(no message)")
-        ));
-    }
+    let answer = prometheus_answer(body)?;
     let kind = answer["data"]["resultType"].as_str().unwrap_or_default();
     if kind == "matrix" {
         return Err(
