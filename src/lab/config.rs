@@ -390,29 +390,36 @@ fn path_text(path: &Path) -> String {
     path.display().to_string()
 }
 
+/// A lab config for unit tests: two compute nodes, fast timings, no
+/// monitoring.
+#[cfg(test)]
+pub(crate) fn test_config() -> LabConfig {
+    LabConfig {
+        compute_nodes: 2,
+        timing_profile: TimingProfile::Fast,
+        timings: Timings::of(TimingProfile::Fast, 1.0),
+        cluster_name: "hpchaos-lab".into(),
+        region: "us-west-2".into(),
+        api_port: 18080,
+        node_recovery: "Automatic".into(),
+        xid_actions: default_xid_actions(),
+        exe: "/usr/bin/hpchaos".into(),
+        api_without_hostnames: false,
+        log_time_format: None,
+        slurm: SlurmRelease::V24_11,
+        rootfs: None,
+        declared_nodes: 0,
+        monitoring: false,
+        reboot_keeps_launch_time: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn config() -> LabConfig {
-        LabConfig {
-            compute_nodes: 2,
-            timing_profile: TimingProfile::Fast,
-            timings: Timings::of(TimingProfile::Fast, 1.0),
-            cluster_name: "hpchaos-lab".into(),
-            region: "us-west-2".into(),
-            api_port: 18080,
-            node_recovery: "Automatic".into(),
-            xid_actions: default_xid_actions(),
-            exe: "/usr/bin/hpchaos".into(),
-            api_without_hostnames: false,
-            log_time_format: None,
-            slurm: SlurmRelease::V24_11,
-            rootfs: None,
-            declared_nodes: 0,
-            monitoring: false,
-            reboot_keeps_launch_time: false,
-        }
+        test_config()
     }
 
     #[test]

@@ -105,27 +105,9 @@ fn kernel_log_finding(line: &str, config: &LabConfig) -> Option<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::config::{TimingProfile, Timings, default_xid_actions};
 
     fn config() -> LabConfig {
-        LabConfig {
-            compute_nodes: 1,
-            timing_profile: TimingProfile::Fast,
-            timings: Timings::of(TimingProfile::Fast, 1.0),
-            cluster_name: "c".into(),
-            region: "r".into(),
-            api_port: 1,
-            node_recovery: "Automatic".into(),
-            xid_actions: default_xid_actions(),
-            exe: String::new(),
-            api_without_hostnames: false,
-            log_time_format: None,
-            slurm: Default::default(),
-            rootfs: None,
-            declared_nodes: 0,
-            monitoring: false,
-            reboot_keeps_launch_time: false,
-        }
+        crate::lab::config::test_config()
     }
 
     #[test]

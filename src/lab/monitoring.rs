@@ -282,27 +282,13 @@ pub fn leftovers() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::config::{TimingProfile, Timings, default_xid_actions};
 
     #[test]
     fn prometheus_scrapes_every_exporter_of_every_node() {
         let config = LabConfig {
-            compute_nodes: 2,
-            timing_profile: TimingProfile::Fast,
-            timings: Timings::of(TimingProfile::Fast, 1.0),
             cluster_name: "lab-c".into(),
-            region: "r".into(),
-            api_port: 1,
-            node_recovery: "Automatic".into(),
-            xid_actions: default_xid_actions(),
-            exe: String::new(),
-            api_without_hostnames: false,
-            log_time_format: None,
-            slurm: Default::default(),
-            rootfs: None,
-            declared_nodes: 0,
-            reboot_keeps_launch_time: false,
             monitoring: true,
+            ..crate::lab::config::test_config()
         };
         let text = prometheus_config(&config, "/x/alerts.yml");
         assert!(

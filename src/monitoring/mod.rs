@@ -184,16 +184,7 @@ impl Monitor {
                             ));
                         }
                     }
-                    let answer = client
-                        .get(
-                            endpoint,
-                            "/api/v2/alerts",
-                            &[("filter", &format!("alertname=\"{name}\""))],
-                        )
-                        .await
-                        .map_err(|e| e.to_string())
-                        .and_then(|body| expect::matching_alert(&body, name, labels));
-                    match answer {
+                    match firing_alert(client, endpoint, name, labels).await {
                         Err(e) => problems.push(format!("{}: cannot ask Alertmanager: {e}", watch.name)),
                         Ok(Some(firing)) => problems.push(format!(
                             "{}: alert `{name}` is already firing{on} since {} ({}): it cannot time this fault; run again once it resolves",
@@ -240,32 +231,13 @@ impl Monitor {
             async move {
                 let answer = match &watch.kind {
                     Kind::PromQl(query) => match &endpoints.prometheus {
-                        Some(endpoint) => client
-                            .get(
-                                endpoint,
-                                "/api/v1/query_range",
-                                &[
-                                    ("query", query.as_str()),
-                                    ("start", &format!("{start:.3}")),
-                                    ("end", &format!("{end:.3}")),
-                                    ("step", &format!("{step}")),
-                                ],
-                            )
-                            .await
-                            .map_err(|e| e.to_string())
-                            .and_then(|body| expect::first_true(&body)),
+                        Some(endpoint) => {
+                            first_true_between(client, endpoint, query, start, end, step).await
+                        }
                         None => Err("the profile has no monitoring.prometheus".to_owned()),
                     },
                     Kind::Alert { name, labels } => match &endpoints.alertmanager {
-                        Some(endpoint) => client
-                            .get(
-                                endpoint,
-                                "/api/v2/alerts",
-                                &[("filter", &format!("alertname=\"{name}\""))],
-                            )
-                            .await
-                            .map_err(|e| e.to_string())
-                            .and_then(|body| expect::matching_alert(&body, name, labels)),
+                        Some(endpoint) => firing_alert(client, endpoint, name, labels).await,
                         None => Err("the profile has no monitoring.alertmanager".to_owned()),
                     },
                 };
@@ -282,20 +254,10 @@ impl Monitor {
             {
                 let end = sighting.at.timestamp_millis() as f64 / 1000.0;
                 let from = (end - step).max(start);
-                let finer = client
-                    .get(
-                        endpoint,
-                        "/api/v1/query_range",
-                        &[
-                            ("query", query.as_str()),
-                            ("start", &format!("{from:.3}")),
-                            ("end", &format!("{end:.3}")),
-                            ("step", "0.1"),
-                        ],
-                    )
+                let finer = first_true_between(client, endpoint, query, from, end, 0.1)
                     .await
                     .ok()
-                    .and_then(|body| expect::first_true(&body).ok().flatten());
+                    .flatten();
                 if let Some(finer) = finer.filter(|f| f.at <= sighting.at) {
                     *answer = Ok(Some(finer));
                 }
@@ -498,6 +460,51 @@ impl Monitor {
             })
             .collect()
     }
+}
+
+/// The first instant `query` returned a series between `start` and `end`
+/// (Unix seconds), asked every `step` seconds (`query_range`).
+async fn first_true_between(
+    client: &Client,
+    endpoint: &crate::profile::Endpoint,
+    query: &str,
+    start: f64,
+    end: f64,
+    step: f64,
+) -> Result<Option<Sighting>, String> {
+    client
+        .get(
+            endpoint,
+            "/api/v1/query_range",
+            &[
+                ("query", query),
+                ("start", &format!("{start:.3}")),
+                ("end", &format!("{end:.3}")),
+                ("step", &format!("{step}")),
+            ],
+        )
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|body| expect::first_true(&body))
+}
+
+/// The earliest active alert `name` in Alertmanager whose labels match
+/// `labels` (anchored patterns), with its `startsAt`.
+async fn firing_alert(
+    client: &Client,
+    endpoint: &crate::profile::Endpoint,
+    name: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> Result<Option<Sighting>, String> {
+    client
+        .get(
+            endpoint,
+            "/api/v2/alerts",
+            &[("filter", &format!("alertname=\"{name}\""))],
+        )
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|body| expect::matching_alert(&body, name, labels))
 }
 
 #[cfg(test)]

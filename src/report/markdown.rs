@@ -288,14 +288,7 @@ fn phase_table(out: &mut String, s: &ScenarioReport) {
         "### Phases\n\n| Phase | Took | Since injection | Deadline | Verdict | Timed by | Evidence |\n|---|---|---|---|---|---|---|"
     );
     for p in &s.phases {
-        let verdict = match p.verdict {
-            Verdict::Met => "✅ met",
-            Verdict::Observed => "✅ observed",
-            Verdict::Missed => "❌ missed",
-            Verdict::NotReached => "❌ not reached",
-            Verdict::Unfinished => "⚠️ unfinished",
-            Verdict::NotStarted => "⏸️ not started",
-        };
+        let verdict = verdict_cell(p.verdict);
         let timed_by = p.time_source.map_or("-", |t| t.as_str());
         let _ = writeln!(
             out,

@@ -586,38 +586,32 @@ impl Runner {
         update: crate::monitoring::Update,
     ) {
         use crate::monitoring::Update;
-        let (watch, entry) = match update {
-            Update::Seen { watch, sighting } | Update::HeldBefore { watch, sighting } => {
-                let w = &monitor.watches[watch];
-                let before = matches!(
-                    monitor.standing[watch],
-                    crate::monitoring::Standing::HeldBefore(_)
-                );
-                (
-                    watch,
-                    Entry::MonitoringSeen {
-                        name: w.name.clone(),
-                        target: w.target.clone(),
-                        query: w.kind.describe(),
-                        source: w.kind.source().to_owned(),
-                        seen_at: sighting.at,
-                        detail: if before {
-                            format!("already true before the injection: {}", sighting.detail)
-                        } else {
-                            sighting.detail
-                        },
-                    },
-                )
-            }
-            Update::Unread { watch, error } => (
-                watch,
-                Entry::MonitoringUnread {
+        // The variant says whether it held before the injection.
+        let (watch, sighting, before) = match update {
+            Update::Seen { watch, sighting } => (watch, sighting, false),
+            Update::HeldBefore { watch, sighting } => (watch, sighting, true),
+            Update::Unread { watch, error } => {
+                let entry = Entry::MonitoringUnread {
                     name: monitor.watches[watch].name.clone(),
                     error,
-                },
-            ),
+                };
+                self.log(Some(scenario), entry);
+                return;
+            }
         };
-        let _ = watch;
+        let w = &monitor.watches[watch];
+        let entry = Entry::MonitoringSeen {
+            name: w.name.clone(),
+            target: w.target.clone(),
+            query: w.kind.describe(),
+            source: w.kind.source().to_owned(),
+            seen_at: sighting.at,
+            detail: if before {
+                format!("already true before the injection: {}", sighting.detail)
+            } else {
+                sighting.detail
+            },
+        };
         self.log(Some(scenario), entry);
     }
 
