@@ -414,6 +414,17 @@ fn runs_on_slurm_22_05() {
         lab.head("sinfo --version").starts_with("slurm-wlm 22.05."),
         "the lab must run the host's Slurm 22.05"
     );
+    // The node runs on the host's file system but has a home of its own:
+    // its shells never read the host's dotfiles (whose start-up work once
+    // stalled every command sent to the nodes for 60 s).
+    use std::os::unix::fs::MetadataExt;
+    let host_root = std::fs::metadata("/root").unwrap();
+    let node_root = lab.head("stat -c '%d %i' /root");
+    assert_ne!(
+        node_root.trim(),
+        format!("{} {}", host_root.dev(), host_root.ino()),
+        "the node's /root must not be the host's"
+    );
     let (code, stderr, report) = lab.run(&["scenarios/xid48-replace.yaml"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(

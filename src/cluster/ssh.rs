@@ -120,7 +120,13 @@ pub enum SshError {
         address: String,
         detail: String,
     },
-    #[error("`{command}` on {host} did not finish within {after:?}")]
+    /// No answer within `ssh.command_timeout`. The hint names the cause
+    /// seen most often when every command times out: the account's shell
+    /// start-up files (sshd runs commands through the user's shell, and
+    /// bash reads `~/.bashrc` then) waiting on something.
+    #[error(
+        "`{command}` on {host} did not finish within {after:?} (ssh.command_timeout); if `ssh {host} true` is slow too, the account's shell start-up files (~/.bashrc) are waiting on something"
+    )]
     Timeout {
         host: String,
         command: String,
