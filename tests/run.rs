@@ -1654,6 +1654,20 @@ fn the_monitoring_must_see_the_fault() {
             .contains("the monitoring never saw the fault"),
         "{scenario}"
     );
+    // And why: Prometheus's `up` for the target's dcgm scrape was 0 while
+    // the fault happened (its exporter was stopped before the injection
+    // and came back only with the replaced node).
+    let target = report["scenarios"][0]["targets"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let address = target.trim_start_matches("ip-").replace('-', ".");
+    let why = format!(
+        "why: {target}: `up` was 0 for its dcgm scrape ({address}:9400) from the injection"
+    );
+    for row in scenario["monitoring"].as_array().unwrap() {
+        assert!(row["detail"].as_str().unwrap().contains(&why), "{row}");
+    }
     for row in scenario["monitoring"].as_array().unwrap() {
         assert_eq!(row["verdict"], "not_reached", "{row}");
     }

@@ -77,6 +77,15 @@ pub fn literal(name: &str) -> String {
         .collect()
 }
 
+/// A label value inside PromQL's double quotes: `\`, `"` and a newline
+/// escaped as Go's string syntax wants them.
+pub fn escape_label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 /// `$targets` → every target as a regex alternation (escaped); then
 /// `$target` → `target` (when judged per target).
 pub fn substitute(text: &str, target: Option<&str>, targets: &[String]) -> String {
@@ -484,5 +493,12 @@ mod tests {
     fn long_windows_get_coarser_steps() {
         assert_eq!(step_for(60.0), 1.0);
         assert_eq!(step_for(3.0 * 3600.0), 2.0);
+    }
+
+    #[test]
+    fn label_values_are_escaped_for_double_quotes() {
+        assert_eq!(escape_label_value("10.1.0.11:9400"), "10.1.0.11:9400");
+        assert_eq!(escape_label_value(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(escape_label_value("a\nb"), "a\\nb");
     }
 }

@@ -5,6 +5,7 @@
 //! a phase. A condition never seen is a blind spot: the monitoring never
 //! saw the fault. Results go back out through `push.rs`.
 
+pub mod blind_spot;
 pub mod client;
 pub mod expect;
 pub mod push;
@@ -62,6 +63,9 @@ pub struct Monitor {
     /// The first error each watch met, kept after the monitoring answers
     /// again: a condition unseen after an outage says so.
     outage: Vec<Option<String>>,
+    /// Why a target went unseen, by target name, from Prometheus's `up`
+    /// (`explain_blind_spots`).
+    why: std::collections::BTreeMap<String, String>,
 }
 
 impl Monitor {
@@ -82,6 +86,7 @@ impl Monitor {
             injected_at,
             said: vec![None; n],
             outage: vec![None; n],
+            why: Default::default(),
         })
     }
 
@@ -299,6 +304,103 @@ impl Monitor {
         updates
     }
 
+    /// After the watch, for each target never seen (not for want of an
+    /// answer): asks Prometheus what its `up` series that name the node
+    /// (by name, or by its address from `addresses` or HyperPod's
+    /// `ip-A-B-C-D` naming) did since the injection, so the blind spot says
+    /// why: nothing scrapes the node, an exporter was down, or all were up
+    /// and the condition did not match. One `min_over_time(up[W])` for all
+    /// targets and one `query_range` per scrape found down. Needs
+    /// `monitoring.prometheus`; a failed request leaves the blind spot
+    /// without its why.
+    pub async fn explain_blind_spots(
+        &mut self,
+        client: &Client,
+        endpoints: &Monitoring,
+        addresses: &std::collections::BTreeMap<String, String>,
+        now: DateTime<Utc>,
+    ) {
+        let Some(prometheus) = &endpoints.prometheus else {
+            return;
+        };
+        let mut targets: Vec<&str> = self
+            .watches
+            .iter()
+            .zip(&self.standing)
+            .zip(&self.said)
+            .filter(|((_, s), said)| **s == Standing::Open && said.is_none())
+            .filter_map(|((w, _), _)| w.target.as_deref())
+            .collect();
+        targets.sort();
+        targets.dedup();
+        if targets.is_empty() {
+            return;
+        }
+        let start = self.injected_at.timestamp_millis() as f64 / 1000.0;
+        let end = (now.timestamp_millis() as f64 / 1000.0).max(start + 1.0);
+        let window = format!("min_over_time(up[{}s])", (end - start).ceil() as i64);
+        let Ok(body) = client
+            .get(
+                prometheus,
+                "/api/v1/query",
+                &[("query", window.as_str()), ("time", &format!("{end:.3}"))],
+            )
+            .await
+        else {
+            return;
+        };
+        let step = expect::step_for(end - start);
+        let mut why = Vec::new();
+        for target in targets {
+            let address = addresses
+                .get(target)
+                .cloned()
+                .or_else(|| crate::cluster::ssh::address_from_name(target));
+            let Ok(scrapes) = blind_spot::scrapes_of(&body, target, address.as_deref()) else {
+                return;
+            };
+            let mut downs = Vec::new();
+            for scrape in &scrapes {
+                if scrape.min_up >= 1.0 {
+                    downs.push(None);
+                    continue;
+                }
+                let query = format!(
+                    "up{{job=\"{}\",instance=\"{}\"}}",
+                    expect::escape_label_value(&scrape.job),
+                    expect::escape_label_value(&scrape.instance)
+                );
+                let down = client
+                    .get(
+                        prometheus,
+                        "/api/v1/query_range",
+                        &[
+                            ("query", query.as_str()),
+                            ("start", &format!("{start:.3}")),
+                            ("end", &format!("{end:.3}")),
+                            ("step", &format!("{step}")),
+                        ],
+                    )
+                    .await
+                    .ok()
+                    .and_then(|body| blind_spot::down_of(&body, start, end, step));
+                downs.push(down);
+            }
+            why.push((
+                target.to_owned(),
+                blind_spot::explain(
+                    target,
+                    address.as_deref(),
+                    &scrapes,
+                    &downs,
+                    end - start,
+                    step,
+                ),
+            ));
+        }
+        self.why.extend(why);
+    }
+
     /// Whether every watch is decided: seen, held before, or past its
     /// deadline by `grace` (a scrape and a poll late) without being seen.
     pub fn settled(&self, now: DateTime<Utc>, grace: std::time::Duration) -> bool {
@@ -413,11 +515,20 @@ impl Monitor {
                         .find_map(|(_, o)| o.clone())
                         .map(|o| format!("; the monitoring could not be read for a while during the watch: {o}"))
                         .unwrap_or_default();
+                    let why: Vec<String> = unseen
+                        .iter()
+                        .filter_map(|t| Some(format!("{t}: {}", self.why.get(t)?)))
+                        .collect();
+                    let why = if why.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; why: {}", why.join("; "))
+                    };
                     (
                         None,
                         PhaseVerdict::NotReached,
                         format!(
-                            "the monitoring never saw the fault: not seen within {within} on {}{seen_note}{outage}",
+                            "the monitoring never saw the fault: not seen within {within} on {}{seen_note}{outage}{why}",
                             unseen.join(", ")
                         ),
                     )
@@ -572,6 +683,22 @@ mod tests {
             Utc.timestamp_opt(1063, 0).unwrap(),
             std::time::Duration::from_secs(2)
         ));
+    }
+
+    #[test]
+    fn a_blind_spot_says_why_when_prometheus_told() {
+        let mut m = monitor();
+        m.standing[0] = Standing::Seen(at(1010));
+        m.why.insert(
+            "b".into(),
+            "`up` was 0 for its dcgm scrape (b:9400) from the injection to the end of the watch (about 60s of 60s)"
+                .into(),
+        );
+        let detail = &m.judge()[0].detail;
+        assert!(
+            detail.ends_with("; why: b: `up` was 0 for its dcgm scrape (b:9400) from the injection to the end of the watch (about 60s of 60s)"),
+            "{detail}"
+        );
     }
 
     #[test]

@@ -466,7 +466,13 @@ impl Runner {
                 let mut regressions =
                     self.judge_regressions(scenario, &judgement.phases, injected_at);
                 // Monitoring expectations: one not seen in time fails the
-                // scenario as a missed phase does.
+                // scenario as a missed phase does; a blind spot first asks
+                // Prometheus why (its `up` for the unseen node).
+                if let (Some(m), Some(endpoints)) = (monitor.as_mut(), endpoints.as_ref()) {
+                    let client = self.monitoring_client().clone();
+                    m.explain_blind_spots(&client, endpoints, &self.cluster.profile.addresses, now)
+                        .await;
+                }
                 if let Some(m) = &monitor {
                     for judged in m.judge() {
                         let ok = matches!(
