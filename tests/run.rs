@@ -1421,7 +1421,9 @@ fn http_get(url: &str) -> String {
 /// GpuXidError alert timed by the monitoring's own clock; its results are
 /// on the Pushgateway and in Prometheus, queried back; with every
 /// dcgm-exporter stopped, the same scenario fails (exit 1) and the report
-/// says the monitoring never saw the fault.
+/// says the monitoring never saw the fault, and why (the target's dcgm
+/// scrape `up` 0 from the injection). Between them, an alert that fired
+/// under an Alertmanager silence fails as "nobody was paged".
 #[test]
 fn the_monitoring_must_see_the_fault() {
     let up = lab_up_with(&["--monitoring"]);
@@ -1585,9 +1587,88 @@ fn the_monitoring_must_see_the_fault() {
         "{reason}"
     );
 
+    // Fired but silenced: a silence in Alertmanager for GPU 2's Xid alert
+    // (as an operator sets for maintenance). The metric is seen; the alert
+    // fires, suppressed, so nobody is paged: not met, and not called a
+    // blind spot either.
+    let now = chrono::Utc::now();
+    let silence = serde_json::json!({
+        "matchers": [
+            {"name": "alertname", "value": "GpuXidError", "isRegex": false},
+            {"name": "gpu", "value": "2", "isRegex": false}
+        ],
+        "startsAt": now.to_rfc3339(),
+        "endsAt": (now + chrono::Duration::hours(1)).to_rfc3339(),
+        "createdBy": "hpchaos tests",
+        "comment": "maintenance"
+    });
+    let out = Command::new("curl")
+        .args([
+            "-sf",
+            "--max-time",
+            "5",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+        ])
+        .arg(silence.to_string())
+        .arg("http://10.1.0.5:9093/api/v2/silences")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let silence_id = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["silenceID"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let muted = std::fs::read_to_string(root().join("scenarios/xid48-replace-monitored.yaml"))
+        .unwrap()
+        .replace("name: xid48-replace-monitored", "name: xid48-silenced")
+        .replace("    code: 48\n", "    code: 48\n    gpu: 2\n")
+        .replace(
+            "        Hostname: $target\n",
+            "        Hostname: $target\n        gpu: \"2\"\n",
+        )
+        .replace("within: 2m", "within: 15s");
+    let muted_file = lab.dir.join("silenced.yaml");
+    std::fs::write(&muted_file, muted).unwrap();
+    lab.trust_current_host_keys();
+    let (code, stderr, report) = lab.run(&[&muted_file.display().to_string()]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let rows = report["scenarios"][0]["monitoring"].as_array().unwrap();
+    assert_eq!(rows[0]["verdict"], "met", "{}", rows[0]);
+    assert_eq!(rows[1]["verdict"], "not_reached", "{}", rows[1]);
+    let detail = rows[1]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(
+            "the alert fired but Alertmanager suppressed it, nobody was paged: on ip-10-1-0-"
+        ),
+        "{detail}"
+    );
+    assert!(
+        detail.contains(&format!("(silenced by {silence_id})")),
+        "{detail}"
+    );
+    assert!(!detail.contains("never saw"), "{detail}");
+    let journal = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("journal: "))
+        .map(PathBuf::from)
+        .unwrap();
+    let markdown = std::fs::read_to_string(journal.with_file_name("report.md")).unwrap();
+    assert!(
+        markdown.contains("**Not paged:** the alert fired"),
+        "{markdown}"
+    );
+    assert!(!markdown.contains("**Blind spot:**"), "{markdown}");
+
     // A blind spot: every dcgm-exporter stopped (as `systemctl stop` would),
     // the same scenario with shorter deadlines so the test waits less, on
     // another GPU so the first run's alert does not stand in the way.
+    lab.trust_current_host_keys();
     for address in ["10.1.0.11", "10.1.0.12", "10.1.0.13", "10.1.0.14"] {
         lab.on(address, "pkill -f 'dcgm[-]exporter'; true");
     }

@@ -219,15 +219,26 @@ fn series_name(metric: &Value) -> String {
     format!("{name}{{{}}}", rest.join(","))
 }
 
-/// Reads Alertmanager's `/api/v2/alerts` answer: the earliest-starting
-/// active alert named `name` whose labels match every pattern of `labels`
-/// (anchored regexes; a pattern that does not compile matches itself
-/// only).
-pub fn matching_alert(
+/// What Alertmanager holds for one expected alert: the earliest-starting
+/// matching alert that is `active` (it notified), and the earliest one it
+/// `suppressed` (silenced or inhibited: it fired, nobody was paged).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AlertMatch {
+    pub active: Option<Sighting>,
+    pub suppressed: Option<Sighting>,
+}
+
+/// Reads Alertmanager's `/api/v2/alerts` answer (which lists active,
+/// silenced and inhibited alerts by default): the alerts named `name`
+/// whose labels match every pattern of `labels` (anchored regexes; a
+/// pattern that does not compile matches itself only), the earliest
+/// active and the earliest suppressed (with the silence ids or inhibiting
+/// alerts' fingerprints in its detail).
+pub fn matching_alerts(
     body: &[u8],
     name: &str,
     labels: &BTreeMap<String, String>,
-) -> Result<Option<Sighting>, String> {
+) -> Result<AlertMatch, String> {
     let alerts: Value =
         serde_json::from_slice(body).map_err(|e| format!("not an Alertmanager answer: {e}"))?;
     let Some(alerts) = alerts.as_array() else {
@@ -237,16 +248,10 @@ pub fn matching_alert(
         .iter()
         .map(|(k, v)| (k, regex::Regex::new(&format!("^(?:{v})$")).ok(), v))
         .collect();
-    let mut best: Option<Sighting> = None;
+    let mut found = AlertMatch::default();
     for alert in alerts {
         let own = &alert["labels"];
         if own["alertname"] != name {
-            continue;
-        }
-        if alert["status"]["state"]
-            .as_str()
-            .is_some_and(|s| s != "active")
-        {
             continue;
         }
         let matches = patterns.iter().all(|(key, pattern, raw)| {
@@ -266,18 +271,52 @@ pub fn matching_alert(
         else {
             continue;
         };
-        if best.as_ref().is_none_or(|b| at < b.at) {
-            best = Some(Sighting {
+        let ids = |key: &str| -> Vec<String> {
+            alert["status"][key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        };
+        let (slot, why) = match alert["status"]["state"].as_str() {
+            // Alertmanager before 0.16 has no state: it only lists active.
+            Some("active") | None => (&mut found.active, String::new()),
+            Some("suppressed") => {
+                let (silenced, inhibited) = (ids("silencedBy"), ids("inhibitedBy"));
+                let mut by = Vec::new();
+                if !silenced.is_empty() {
+                    by.push(format!("silenced by {}", silenced.join(", ")));
+                }
+                if !inhibited.is_empty() {
+                    by.push(format!("inhibited by {}", inhibited.join(", ")));
+                }
+                (&mut found.suppressed, format!(" ({})", by.join(", ")))
+            }
+            // `unprocessed`: not yet routed; looked at again next poll.
+            Some(_) => continue,
+        };
+        if slot.as_ref().is_none_or(|b| at < b.at) {
+            *slot = Some(Sighting {
                 at,
                 detail: format!(
-                    "{}: {}",
+                    "{}: {}{why}",
                     series_name(own),
                     alert["annotations"]["summary"].as_str().unwrap_or_default()
                 ),
             });
         }
     }
-    Ok(best)
+    Ok(found)
+}
+
+/// The earliest active alert of `matching_alerts`: the one that paged.
+pub fn matching_alert(
+    body: &[u8],
+    name: &str,
+    labels: &BTreeMap<String, String>,
+) -> Result<Option<Sighting>, String> {
+    matching_alerts(body, name, labels).map(|m| m.active)
 }
 
 /// Reads an instant `query` answer: the first series it returned (as
@@ -445,6 +484,34 @@ mod tests {
         assert_eq!(seen.at.to_rfc3339(), "2026-12-01T10:00:05.250+00:00");
         assert!(seen.detail.contains("Xid 48"));
         assert_eq!(matching_alert(body, "Missing", &labels).unwrap(), None);
+    }
+
+    #[test]
+    fn a_silenced_or_inhibited_alert_is_told_apart_from_one_that_paged() {
+        let body = br#"[
+          {"labels":{"alertname":"GpuXidError","Hostname":"ip-10-1-0-11"},"startsAt":"2026-12-01T10:00:05Z","status":{"state":"suppressed","silencedBy":["a1b2"],"inhibitedBy":[]},"annotations":{"summary":"Xid 48"}},
+          {"labels":{"alertname":"GpuXidError","Hostname":"ip-10-1-0-12"},"startsAt":"2026-12-01T10:00:03Z","status":{"state":"suppressed","silencedBy":[],"inhibitedBy":["f00d"]},"annotations":{}},
+          {"labels":{"alertname":"GpuXidError","Hostname":"ip-10-1-0-13"},"startsAt":"2026-12-01T10:00:01Z","status":{"state":"unprocessed"},"annotations":{}}]"#;
+        let on = |node: &str| BTreeMap::from([("Hostname".to_owned(), literal(node))]);
+        let m = matching_alerts(body, "GpuXidError", &on("ip-10-1-0-11")).unwrap();
+        assert_eq!(m.active, None);
+        let suppressed = m.suppressed.unwrap();
+        assert_eq!(suppressed.at.to_rfc3339(), "2026-12-01T10:00:05+00:00");
+        assert!(
+            suppressed.detail.ends_with("Xid 48 (silenced by a1b2)"),
+            "{}",
+            suppressed.detail
+        );
+        let m = matching_alerts(body, "GpuXidError", &on("ip-10-1-0-12")).unwrap();
+        assert!(
+            m.suppressed
+                .unwrap()
+                .detail
+                .ends_with("(inhibited by f00d)")
+        );
+        // Not yet routed: neither.
+        let m = matching_alerts(body, "GpuXidError", &on("ip-10-1-0-13")).unwrap();
+        assert_eq!(m, AlertMatch::default());
     }
 
     #[test]

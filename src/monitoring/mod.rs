@@ -66,6 +66,9 @@ pub struct Monitor {
     /// Why a target went unseen, by target name, from Prometheus's `up`
     /// (`explain_blind_spots`).
     why: std::collections::BTreeMap<String, String>,
+    /// Per watch: the alert found firing after the injection but
+    /// suppressed by Alertmanager (silenced or inhibited), first seen.
+    suppressed: Vec<Option<Sighting>>,
 }
 
 impl Monitor {
@@ -87,6 +90,7 @@ impl Monitor {
             said: vec![None; n],
             outage: vec![None; n],
             why: Default::default(),
+            suppressed: vec![None; n],
         })
     }
 
@@ -189,7 +193,12 @@ impl Monitor {
                             ));
                         }
                     }
-                    match firing_alert(client, endpoint, name, labels).await {
+                    // Suppressed counts too: the fault's alert would be the
+                    // same one, started before the injection.
+                    match firing_alert(client, endpoint, name, labels)
+                        .await
+                        .map(|m| m.active.or(m.suppressed))
+                    {
                         Err(e) => problems.push(format!("{}: cannot ask Alertmanager: {e}", watch.name)),
                         Ok(Some(firing)) => problems.push(format!(
                             "{}: alert `{name}` is already firing{on} since {} ({}): it cannot time this fault; run again once it resolves",
@@ -234,6 +243,7 @@ impl Monitor {
         let asks = open.iter().map(|&i| {
             let watch = &self.watches[i];
             async move {
+                let mut suppressed = None;
                 let answer = match &watch.kind {
                     Kind::PromQl(query) => match &endpoints.prometheus {
                         Some(endpoint) => {
@@ -242,14 +252,28 @@ impl Monitor {
                         None => Err("the profile has no monitoring.prometheus".to_owned()),
                     },
                     Kind::Alert { name, labels } => match &endpoints.alertmanager {
-                        Some(endpoint) => firing_alert(client, endpoint, name, labels).await,
+                        Some(endpoint) => {
+                            firing_alert(client, endpoint, name, labels).await.map(|m| {
+                                suppressed = m.suppressed;
+                                m.active
+                            })
+                        }
                         None => Err("the profile has no monitoring.alertmanager".to_owned()),
                     },
                 };
-                (i, answer)
+                (i, answer, suppressed)
             }
         });
-        let mut answers = futures::future::join_all(asks).await;
+        let mut answers = Vec::new();
+        for (i, answer, suppressed) in futures::future::join_all(asks).await {
+            // Fired for this fault (not before it) but nobody was paged.
+            if let Some(sighting) = suppressed.filter(|s| s.at >= self.injected_at)
+                && self.suppressed[i].is_none()
+            {
+                self.suppressed[i] = Some(sighting);
+            }
+            answers.push((i, answer));
+        }
         // A condition first true at a step: the sample came within that
         // step; asked again at 100 ms steps over it, its own time shows.
         for (i, answer) in answers.iter_mut() {
@@ -447,6 +471,44 @@ impl Monitor {
                     .filter(|(_, s)| **s == Standing::Open)
                     .map(|(w, _)| w.target.clone().unwrap_or_else(|| "the cluster".into()))
                     .collect();
+                // Fired, but Alertmanager silenced or inhibited it: seen by
+                // the monitoring, and still nobody was paged.
+                let muted: Vec<(String, &Sighting)> = self
+                    .watches
+                    .iter()
+                    .zip(&self.standing)
+                    .zip(&self.suppressed)
+                    .filter(|((w, s), _)| w.name == name && **s == Standing::Open)
+                    .filter_map(|((w, _), m)| {
+                        Some((
+                            w.target.clone().unwrap_or_else(|| "the cluster".into()),
+                            m.as_ref()?,
+                        ))
+                    })
+                    .collect();
+                let unseen: Vec<String> = unseen
+                    .into_iter()
+                    .filter(|t| !muted.iter().any(|(m, _)| m == t))
+                    .collect();
+                let muted_note = if muted.is_empty() {
+                    String::new()
+                } else {
+                    let each: Vec<String> = muted
+                        .iter()
+                        .map(|(t, m)| {
+                            format!(
+                                "on {t} at {} (+{:.1}s): {}",
+                                m.at.format("%H:%M:%S%.3f"),
+                                (m.at - self.injected_at).num_milliseconds() as f64 / 1000.0,
+                                m.detail
+                            )
+                        })
+                        .collect();
+                    format!(
+                        "the alert fired but Alertmanager suppressed it, nobody was paged: {}",
+                        each.join("; ")
+                    )
+                };
                 // Why a watch was never seen, when the monitoring itself
                 // could not be read: not a blind spot, a broken question.
                 let errors: Vec<String> = self
@@ -492,7 +554,9 @@ impl Monitor {
                     })
                     .max_by_key(|(seen, _)| seen.at);
                 let within = first.within;
-                let (seen_at, verdict, detail) = if !unseen.is_empty() && !errors.is_empty() {
+                let (seen_at, verdict, detail) = if unseen.is_empty() && !muted.is_empty() {
+                    (None, PhaseVerdict::NotReached, format!("{muted_note}{seen_note}"))
+                } else if !unseen.is_empty() && !errors.is_empty() {
                     let mut errors = errors;
                     errors.dedup();
                     (
@@ -528,8 +592,13 @@ impl Monitor {
                         None,
                         PhaseVerdict::NotReached,
                         format!(
-                            "the monitoring never saw the fault: not seen within {within} on {}{seen_note}{outage}{why}",
-                            unseen.join(", ")
+                            "the monitoring never saw the fault: not seen within {within} on {}{seen_note}{outage}{why}{}",
+                            unseen.join(", "),
+                            if muted.is_empty() {
+                                String::new()
+                            } else {
+                                format!("; {muted_note}")
+                            }
                         ),
                     )
                 } else if !before.is_empty() {
@@ -599,14 +668,15 @@ async fn first_true_between(
         .and_then(|body| expect::first_true(&body))
 }
 
-/// The earliest active alert `name` in Alertmanager whose labels match
-/// `labels` (anchored patterns), with its `startsAt`.
+/// The earliest active and the earliest suppressed alert `name` in
+/// Alertmanager whose labels match `labels` (anchored patterns), with
+/// their `startsAt`.
 async fn firing_alert(
     client: &Client,
     endpoint: &crate::profile::Endpoint,
     name: &str,
     labels: &std::collections::BTreeMap<String, String>,
-) -> Result<Option<Sighting>, String> {
+) -> Result<expect::AlertMatch, String> {
     client
         .get(
             endpoint,
@@ -615,7 +685,7 @@ async fn firing_alert(
         )
         .await
         .map_err(|e| e.to_string())
-        .and_then(|body| expect::matching_alert(&body, name, labels))
+        .and_then(|body| expect::matching_alerts(&body, name, labels))
 }
 
 #[cfg(test)]
@@ -699,6 +769,30 @@ mod tests {
             detail.ends_with("; why: b: `up` was 0 for its dcgm scrape (b:9400) from the injection to the end of the watch (about 60s of 60s)"),
             "{detail}"
         );
+    }
+
+    #[test]
+    fn a_suppressed_alert_is_not_a_blind_spot_but_nobody_was_paged() {
+        let mut m = monitor();
+        m.standing[0] = Standing::Seen(at(1010));
+        m.suppressed[1] = Some(Sighting {
+            at: Utc.timestamp_opt(1012, 500_000_000).unwrap(),
+            detail: "GpuXidError{Hostname=\"b\"}: Xid 48 (silenced by a1b2)".into(),
+        });
+        let judged = &m.judge()[0];
+        assert_eq!(judged.verdict, PhaseVerdict::NotReached);
+        assert!(
+            judged.detail.starts_with(
+                "the alert fired but Alertmanager suppressed it, nobody was paged: on b at 00:16:52.500 (+12.5s): GpuXidError{Hostname=\"b\"}: Xid 48 (silenced by a1b2)"
+            ),
+            "{}",
+            judged.detail
+        );
+        assert!(!judged.detail.contains("never saw"), "{}", judged.detail);
+        // Paged on both targets after all: met, the suppressed sighting is
+        // history.
+        m.standing[1] = Standing::Seen(at(1020));
+        assert_eq!(m.judge()[0].verdict, PhaseVerdict::Met);
     }
 
     #[test]

@@ -361,6 +361,15 @@ fn monitoring_table(out: &mut String, s: &ScenarioReport) {
         if !blind.is_empty() {
             let _ = writeln!(out, "\n**Blind spot:** {}", cell(&blind.join("; ")));
         }
+        let muted: Vec<&str> = s
+            .monitoring
+            .iter()
+            .filter(|m| m.detail.contains("nobody was paged"))
+            .map(|m| m.detail.as_str())
+            .collect();
+        if !muted.is_empty() {
+            let _ = writeln!(out, "\n**Not paged:** {}", cell(&muted.join("; ")));
+        }
         out.push('\n');
     }
     for push in &s.pushed {
