@@ -745,13 +745,18 @@ fn regression_gates_judge_runs_against_the_history() {
     );
 }
 
-/// The run folder whose journal path stderr names.
-fn scenario_dir(stderr: &str) -> PathBuf {
-    let journal = stderr
+/// The journal whose path stderr names.
+fn journal_of(stderr: &str) -> PathBuf {
+    stderr
         .lines()
         .find_map(|l| l.strip_prefix("journal: "))
-        .unwrap_or_else(|| panic!("no journal line: {stderr}"));
-    PathBuf::from(journal).parent().unwrap().to_path_buf()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("no journal line: {stderr}"))
+}
+
+/// The run folder whose journal path stderr names.
+fn scenario_dir(stderr: &str) -> PathBuf {
+    journal_of(stderr).parent().unwrap().to_path_buf()
 }
 
 /// A suite scheduled with Slurm's own cron in the lab: `scrontab` on the
@@ -1455,11 +1460,7 @@ fn the_monitoring_must_see_the_fault() {
     assert_eq!(rows[1]["name"], "GpuXidError");
     // Timed by the monitoring's own clock: the journal saw each one after
     // the time it carries (the sample's step, the alert's startsAt).
-    let journal_path = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("journal: "))
-        .map(PathBuf::from)
-        .unwrap();
+    let journal_path = journal_of(&stderr);
     let journal = std::fs::read_to_string(&journal_path).unwrap();
     let sightings: Vec<serde_json::Value> = journal
         .lines()
@@ -1653,12 +1654,7 @@ fn the_monitoring_must_see_the_fault() {
         "{detail}"
     );
     assert!(!detail.contains("never saw"), "{detail}");
-    let journal = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("journal: "))
-        .map(PathBuf::from)
-        .unwrap();
-    let markdown = std::fs::read_to_string(journal.with_file_name("report.md")).unwrap();
+    let markdown = std::fs::read_to_string(scenario_dir(&stderr).join("report.md")).unwrap();
     assert!(
         markdown.contains("**Not paged:** the alert fired"),
         "{markdown}"
@@ -1761,11 +1757,6 @@ fn the_monitoring_must_see_the_fault() {
             .all(|p| p["verdict"] == "met"),
         "{scenario}"
     );
-    let journal = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("journal: "))
-        .map(PathBuf::from)
-        .unwrap();
-    let markdown = std::fs::read_to_string(journal.with_file_name("report.md")).unwrap();
+    let markdown = std::fs::read_to_string(scenario_dir(&stderr).join("report.md")).unwrap();
     assert!(markdown.contains("**Blind spot:**"), "{markdown}");
 }
