@@ -225,7 +225,17 @@ fn series_name(metric: &Value) -> String {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AlertMatch {
     pub active: Option<Sighting>,
-    pub suppressed: Option<Sighting>,
+    pub suppressed: Option<Suppressed>,
+}
+
+/// An alert Alertmanager suppressed: when it fired (`startsAt`, with its
+/// labels and summary) and by what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suppressed {
+    pub sighting: Sighting,
+    /// `silenced by <ids>`, `inhibited by <fingerprints>`, `muted by
+    /// <time intervals>`, or `no reason given`.
+    pub by: String,
 }
 
 /// Reads Alertmanager's `/api/v2/alerts` answer (which lists active,
@@ -271,6 +281,14 @@ pub fn matching_alerts(
         else {
             continue;
         };
+        let sighting = Sighting {
+            at,
+            detail: format!(
+                "{}: {}",
+                series_name(own),
+                alert["annotations"]["summary"].as_str().unwrap_or_default()
+            ),
+        };
         let ids = |key: &str| -> Vec<String> {
             alert["status"][key]
                 .as_array()
@@ -279,32 +297,37 @@ pub fn matching_alerts(
                 .filter_map(|v| v.as_str().map(str::to_owned))
                 .collect()
         };
-        let (slot, why) = match alert["status"]["state"].as_str() {
-            // Alertmanager before 0.16 has no state: it only lists active.
-            Some("active") | None => (&mut found.active, String::new()),
+        match alert["status"]["state"].as_str() {
+            // `/api/v2` always gives a state; none is read as active.
+            Some("active") | None => {
+                if found.active.as_ref().is_none_or(|b| at < b.at) {
+                    found.active = Some(sighting);
+                }
+            }
             Some("suppressed") => {
-                let (silenced, inhibited) = (ids("silencedBy"), ids("inhibitedBy"));
-                let mut by = Vec::new();
-                if !silenced.is_empty() {
-                    by.push(format!("silenced by {}", silenced.join(", ")));
+                let by: Vec<String> = [
+                    ("silencedBy", "silenced by"),
+                    ("inhibitedBy", "inhibited by"),
+                    // Newer Alertmanagers: muted by a time interval.
+                    ("mutedBy", "muted by"),
+                ]
+                .iter()
+                .filter_map(|(key, said)| {
+                    let ids = ids(key);
+                    (!ids.is_empty()).then(|| format!("{said} {}", ids.join(", ")))
+                })
+                .collect();
+                let by = if by.is_empty() {
+                    "no reason given".to_owned()
+                } else {
+                    by.join(", ")
+                };
+                if found.suppressed.as_ref().is_none_or(|b| at < b.sighting.at) {
+                    found.suppressed = Some(Suppressed { sighting, by });
                 }
-                if !inhibited.is_empty() {
-                    by.push(format!("inhibited by {}", inhibited.join(", ")));
-                }
-                (&mut found.suppressed, format!(" ({})", by.join(", ")))
             }
             // `unprocessed`: not yet routed; looked at again next poll.
-            Some(_) => continue,
-        };
-        if slot.as_ref().is_none_or(|b| at < b.at) {
-            *slot = Some(Sighting {
-                at,
-                detail: format!(
-                    "{}: {}{why}",
-                    series_name(own),
-                    alert["annotations"]["summary"].as_str().unwrap_or_default()
-                ),
-            });
+            Some(_) => {}
         }
     }
     Ok(found)
@@ -496,19 +519,18 @@ mod tests {
         let m = matching_alerts(body, "GpuXidError", &on("ip-10-1-0-11")).unwrap();
         assert_eq!(m.active, None);
         let suppressed = m.suppressed.unwrap();
-        assert_eq!(suppressed.at.to_rfc3339(), "2026-12-01T10:00:05+00:00");
-        assert!(
-            suppressed.detail.ends_with("Xid 48 (silenced by a1b2)"),
-            "{}",
-            suppressed.detail
+        assert_eq!(
+            suppressed.sighting.at.to_rfc3339(),
+            "2026-12-01T10:00:05+00:00"
         );
+        assert!(suppressed.sighting.detail.ends_with(": Xid 48"));
+        assert_eq!(suppressed.by, "silenced by a1b2");
         let m = matching_alerts(body, "GpuXidError", &on("ip-10-1-0-12")).unwrap();
-        assert!(
-            m.suppressed
-                .unwrap()
-                .detail
-                .ends_with("(inhibited by f00d)")
-        );
+        assert_eq!(m.suppressed.unwrap().by, "inhibited by f00d");
+        // Suppressed with no list filled in: said so, not "()".
+        let bare = br#"[{"labels":{"alertname":"GpuXidError","Hostname":"ip-10-1-0-14"},"startsAt":"2026-12-01T10:00:01Z","status":{"state":"suppressed","silencedBy":[],"inhibitedBy":[],"mutedBy":[]},"annotations":{}}]"#;
+        let m = matching_alerts(bare, "GpuXidError", &on("ip-10-1-0-14")).unwrap();
+        assert_eq!(m.suppressed.unwrap().by, "no reason given");
         // Not yet routed: neither.
         let m = matching_alerts(body, "GpuXidError", &on("ip-10-1-0-13")).unwrap();
         assert_eq!(m, AlertMatch::default());

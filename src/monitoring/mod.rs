@@ -67,8 +67,9 @@ pub struct Monitor {
     /// (`explain_blind_spots`).
     why: std::collections::BTreeMap<String, String>,
     /// Per watch: the alert found firing after the injection but
-    /// suppressed by Alertmanager (silenced or inhibited), first seen.
-    suppressed: Vec<Option<Sighting>>,
+    /// suppressed by Alertmanager (silenced, inhibited or muted), first
+    /// seen.
+    suppressed: Vec<Option<expect::Suppressed>>,
 }
 
 impl Monitor {
@@ -195,10 +196,12 @@ impl Monitor {
                     }
                     // Suppressed counts too: the fault's alert would be the
                     // same one, started before the injection.
-                    match firing_alert(client, endpoint, name, labels)
-                        .await
-                        .map(|m| m.active.or(m.suppressed))
-                    {
+                    match firing_alert(client, endpoint, name, labels).await.map(|m| {
+                        m.active.or(m.suppressed.map(|s| Sighting {
+                            detail: format!("{}, {}", s.sighting.detail, s.by),
+                            ..s.sighting
+                        }))
+                    }) {
                         Err(e) => problems.push(format!("{}: cannot ask Alertmanager: {e}", watch.name)),
                         Ok(Some(firing)) => problems.push(format!(
                             "{}: alert `{name}` is already firing{on} since {} ({}): it cannot time this fault; run again once it resolves",
@@ -266,12 +269,7 @@ impl Monitor {
         });
         let mut answers = Vec::new();
         for (i, answer, suppressed) in futures::future::join_all(asks).await {
-            // Fired for this fault (not before it) but nobody was paged.
-            if let Some(sighting) = suppressed.filter(|s| s.at >= self.injected_at)
-                && self.suppressed[i].is_none()
-            {
-                self.suppressed[i] = Some(sighting);
-            }
+            let answer = self.take_suppressed(i, answer, suppressed, now);
             answers.push((i, answer));
         }
         // A condition first true at a step: the sample came within that
@@ -329,14 +327,16 @@ impl Monitor {
     }
 
     /// After the watch, for each target never seen (not for want of an
-    /// answer): asks Prometheus what its `up` series that name the node
-    /// (by name, or by its address from `addresses` or HyperPod's
-    /// `ip-A-B-C-D` naming) did since the injection, so the blind spot says
-    /// why: nothing scrapes the node, an exporter was down, or all were up
-    /// and the condition did not match. One `min_over_time(up[W])` for all
-    /// targets and one `query_range` per scrape found down. Needs
-    /// `monitoring.prometheus`; a failed request leaves the blind spot
-    /// without its why.
+    /// answer, and not because Alertmanager suppressed its alert): asks
+    /// Prometheus what its `up` series that name the node (by name, or by
+    /// its address from `addresses` or HyperPod's `ip-A-B-C-D` naming) did
+    /// since the injection, so the blind spot says why: nothing scrapes the
+    /// node, an exporter was down or gone at the injection, or its scrapes
+    /// were up then and the condition did not match. Three instant queries
+    /// for all targets (`min_over_time`, `count_over_time` and `up`), then
+    /// one `query_range`, concurrently, per scrape found down or gone.
+    /// Needs `monitoring.prometheus`; a failed request leaves the blind
+    /// spot without its why.
     pub async fn explain_blind_spots(
         &mut self,
         client: &Client,
@@ -347,13 +347,13 @@ impl Monitor {
         let Some(prometheus) = &endpoints.prometheus else {
             return;
         };
-        let mut targets: Vec<&str> = self
-            .watches
-            .iter()
-            .zip(&self.standing)
-            .zip(&self.said)
-            .filter(|((_, s), said)| **s == Standing::Open && said.is_none())
-            .filter_map(|((w, _), _)| w.target.as_deref())
+        let mut targets: Vec<&str> = (0..self.watches.len())
+            .filter(|&i| {
+                self.standing[i] == Standing::Open
+                    && self.said[i].is_none()
+                    && self.suppressed[i].is_none()
+            })
+            .filter_map(|i| self.watches[i].target.as_deref())
             .collect();
         targets.sort();
         targets.dedup();
@@ -362,16 +362,34 @@ impl Monitor {
         }
         let start = self.injected_at.timestamp_millis() as f64 / 1000.0;
         let end = (now.timestamp_millis() as f64 / 1000.0).max(start + 1.0);
-        let window = format!("min_over_time(up[{}s])", (end - start).ceil() as i64);
-        let Ok(body) = client
-            .get(
-                prometheus,
-                "/api/v1/query",
-                &[("query", window.as_str()), ("time", &format!("{end:.3}"))],
-            )
-            .await
-        else {
+        let watched = (end - start).ceil();
+        let at = format!("{end:.3}");
+        let instant = |query: String| {
+            let at = at.clone();
+            async move {
+                client
+                    .get(
+                        prometheus,
+                        "/api/v1/query",
+                        &[("query", query.as_str()), ("time", &at)],
+                    )
+                    .await
+                    .ok()
+            }
+        };
+        let (min, count, up) = futures::join!(
+            instant(format!("min_over_time(up[{watched}s])")),
+            instant(format!("count_over_time(up[{watched}s])")),
+            instant("up".to_owned()),
+        );
+        let (Some(min), Some(count), Some(up)) = (min, count, up) else {
             return;
+        };
+        let answers = blind_spot::UpAnswers {
+            min: &min,
+            count: &count,
+            now: &up,
+            watched,
         };
         let step = expect::step_for(end - start);
         let mut why = Vec::new();
@@ -380,21 +398,15 @@ impl Monitor {
                 .get(target)
                 .cloned()
                 .or_else(|| crate::cluster::ssh::address_from_name(target));
-            let Ok(scrapes) = blind_spot::scrapes_of(&body, target, address.as_deref()) else {
+            let Ok(scrapes) = blind_spot::scrapes_of(&answers, target, address.as_deref()) else {
                 return;
             };
-            let mut downs = Vec::new();
-            for scrape in &scrapes {
-                if scrape.min_up >= 1.0 {
-                    downs.push(None);
-                    continue;
+            let asks = scrapes.iter().map(|scrape| async move {
+                if scrape.min_up >= 1.0 && scrape.present_at_end {
+                    return None;
                 }
-                let query = format!(
-                    "up{{job=\"{}\",instance=\"{}\"}}",
-                    expect::escape_label_value(&scrape.job),
-                    expect::escape_label_value(&scrape.instance)
-                );
-                let down = client
+                let query = scrape.selector();
+                let body = client
                     .get(
                         prometheus,
                         "/api/v1/query_range",
@@ -406,10 +418,10 @@ impl Monitor {
                         ],
                     )
                     .await
-                    .ok()
-                    .and_then(|body| blind_spot::down_of(&body, start, end, step));
-                downs.push(down);
-            }
+                    .ok()?;
+                Some(blind_spot::down_of(&body, start, end, step))
+            });
+            let downs = futures::future::join_all(asks).await;
             why.push((
                 target.to_owned(),
                 blind_spot::explain(
@@ -423,6 +435,49 @@ impl Monitor {
             ));
         }
         self.why.extend(why);
+    }
+
+    /// An alert's answer with what Alertmanager suppressed folded in:
+    /// suppressed after the injection is kept for the verdict (nobody was
+    /// paged, yet); suppressed since before it stands as the answer (held
+    /// before, as an active one would); active after having been
+    /// suppressed is timed at `now`, when it was first seen paging, not at
+    /// its `startsAt`.
+    fn take_suppressed(
+        &mut self,
+        i: usize,
+        mut answer: Result<Option<Sighting>, String>,
+        suppressed: Option<expect::Suppressed>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Sighting>, String> {
+        match suppressed {
+            Some(muted) if muted.sighting.at >= self.injected_at => {
+                // The first suppression seen is kept.
+                self.suppressed[i].get_or_insert(muted);
+            }
+            Some(muted) => {
+                if let Ok(active @ None) = &mut answer {
+                    *active = Some(Sighting {
+                        detail: format!("{} ({})", muted.sighting.detail, muted.by),
+                        ..muted.sighting
+                    });
+                }
+            }
+            None => {}
+        }
+        if let (Ok(Some(active)), Some(muted)) = (&mut answer, &self.suppressed[i])
+            && active.at < now
+        {
+            active.detail = format!(
+                "{} (paged when seen active at {}; it fired at {}, {} until then)",
+                active.detail,
+                now.format("%H:%M:%S%.3f"),
+                muted.sighting.at.format("%H:%M:%S%.3f"),
+                muted.by
+            );
+            active.at = now;
+        }
+        answer
     }
 
     /// Whether every watch is decided: seen, held before, or past its
@@ -466,42 +521,38 @@ impl Monitor {
                         .map(|t| format!(" on {t}"))
                         .unwrap_or_default()
                 };
-                let unseen: Vec<String> = rows
-                    .iter()
-                    .filter(|(_, s)| **s == Standing::Open)
-                    .map(|(w, _)| w.target.clone().unwrap_or_else(|| "the cluster".into()))
-                    .collect();
-                // Fired, but Alertmanager silenced or inhibited it: seen by
-                // the monitoring, and still nobody was paged.
-                let muted: Vec<(String, &Sighting)> = self
-                    .watches
-                    .iter()
-                    .zip(&self.standing)
-                    .zip(&self.suppressed)
-                    .filter(|((w, s), _)| w.name == name && **s == Standing::Open)
-                    .filter_map(|((w, _), m)| {
-                        Some((
-                            w.target.clone().unwrap_or_else(|| "the cluster".into()),
-                            m.as_ref()?,
-                        ))
+                // Open watches of this expectation: unseen, or fired but
+                // suppressed by Alertmanager (seen by the monitoring, and
+                // still nobody was paged).
+                let open: Vec<usize> = (0..self.watches.len())
+                    .filter(|&i| {
+                        self.watches[i].name == name && self.standing[i] == Standing::Open
                     })
                     .collect();
-                let unseen: Vec<String> = unseen
-                    .into_iter()
-                    .filter(|t| !muted.iter().any(|(m, _)| m == t))
-                    .collect();
+                let target_of = |i: usize| {
+                    self.watches[i]
+                        .target
+                        .clone()
+                        .unwrap_or_else(|| "the cluster".into())
+                };
+                let (muted, unseen): (Vec<usize>, Vec<usize>) =
+                    open.into_iter().partition(|&i| self.suppressed[i].is_some());
                 let muted_note = if muted.is_empty() {
                     String::new()
                 } else {
                     let each: Vec<String> = muted
                         .iter()
-                        .map(|(t, m)| {
-                            format!(
-                                "on {t} at {} (+{:.1}s): {}",
-                                m.at.format("%H:%M:%S%.3f"),
-                                (m.at - self.injected_at).num_milliseconds() as f64 / 1000.0,
-                                m.detail
-                            )
+                        .filter_map(|&i| {
+                            let m = self.suppressed[i].as_ref()?;
+                            let at = m.sighting.at;
+                            Some(format!(
+                                "on {} at {} (+{:.1}s): {} ({})",
+                                target_of(i),
+                                at.format("%H:%M:%S%.3f"),
+                                (at - self.injected_at).num_milliseconds() as f64 / 1000.0,
+                                m.sighting.detail,
+                                m.by
+                            ))
                         })
                         .collect();
                     format!(
@@ -509,16 +560,24 @@ impl Monitor {
                         each.join("; ")
                     )
                 };
+                let and_muted = if muted.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {muted_note}")
+                };
                 // Why a watch was never seen, when the monitoring itself
                 // could not be read: not a blind spot, a broken question.
-                let errors: Vec<String> = self
-                    .watches
+                let errors: Vec<String> = unseen
                     .iter()
-                    .zip(&self.standing)
-                    .zip(&self.said)
-                    .filter(|((w, s), _)| w.name == name && **s == Standing::Open)
-                    .filter_map(|(_, said)| said.clone())
+                    .filter_map(|&i| self.said[i].clone())
                     .collect();
+                // Unreadable for a while: the blind spot may be that.
+                let outage = unseen
+                    .iter()
+                    .find_map(|&i| self.outage[i].clone())
+                    .map(|o| format!("; the monitoring could not be read for a while during the watch: {o}"))
+                    .unwrap_or_default();
+                let unseen: Vec<String> = unseen.into_iter().map(target_of).collect();
                 // Several targets: when each one was seen.
                 let seen_on: Vec<String> = rows
                     .iter()
@@ -563,22 +622,12 @@ impl Monitor {
                         None,
                         PhaseVerdict::NotReached,
                         format!(
-                            "could not ask the monitoring about {}: {}{seen_note}",
+                            "could not ask the monitoring about {}: {}{seen_note}{and_muted}",
                             unseen.join(", "),
                             errors.join("; ")
                         ),
                     )
                 } else if !unseen.is_empty() {
-                    // Unreadable for a while: the blind spot may be that.
-                    let outage = self
-                        .watches
-                        .iter()
-                        .zip(&self.standing)
-                        .zip(&self.outage)
-                        .filter(|((w, s), _)| w.name == name && **s == Standing::Open)
-                        .find_map(|(_, o)| o.clone())
-                        .map(|o| format!("; the monitoring could not be read for a while during the watch: {o}"))
-                        .unwrap_or_default();
                     let why: Vec<String> = unseen
                         .iter()
                         .filter_map(|t| Some(format!("{t}: {}", self.why.get(t)?)))
@@ -592,13 +641,8 @@ impl Monitor {
                         None,
                         PhaseVerdict::NotReached,
                         format!(
-                            "the monitoring never saw the fault: not seen within {within} on {}{seen_note}{outage}{why}{}",
+                            "the monitoring never saw the fault: not seen within {within} on {}{seen_note}{outage}{why}{and_muted}",
                             unseen.join(", "),
-                            if muted.is_empty() {
-                                String::new()
-                            } else {
-                                format!("; {muted_note}")
-                            }
                         ),
                     )
                 } else if !before.is_empty() {
@@ -771,14 +815,85 @@ mod tests {
         );
     }
 
+    fn muted(secs: i64, by: &str) -> expect::Suppressed {
+        expect::Suppressed {
+            sighting: Sighting {
+                at: Utc.timestamp_opt(secs, 500_000_000).unwrap(),
+                detail: "GpuXidError{Hostname=\"b\"}: Xid 48".into(),
+            },
+            by: by.into(),
+        }
+    }
+
+    #[test]
+    fn suppressed_alerts_are_folded_into_the_answer() {
+        let mut m = monitor();
+        let now = Utc.timestamp_opt(1030, 0).unwrap();
+        // Suppressed after the injection: kept, nothing seen yet.
+        let answer = m.take_suppressed(1, Ok(None), Some(muted(1012, "silenced by s1")), now);
+        assert_eq!(answer, Ok(None));
+        assert!(m.suppressed[1].is_some());
+        // Then active (the silence expired): paged only now, not at the
+        // alert's startsAt.
+        let active = Sighting {
+            at: Utc.timestamp_opt(1012, 500_000_000).unwrap(),
+            detail: "GpuXidError{Hostname=\"b\"}: Xid 48".into(),
+        };
+        let seen = m
+            .take_suppressed(1, Ok(Some(active)), None, now)
+            .unwrap()
+            .unwrap();
+        assert_eq!(seen.at, now);
+        assert!(
+            seen.detail.ends_with("(paged when seen active at 00:17:10.000; it fired at 00:16:52.500, silenced by s1 until then)"),
+            "{}",
+            seen.detail
+        );
+        // Suppressed since before the injection: held before.
+        let held = m.take_suppressed(0, Ok(None), Some(muted(900, "inhibited by f0")), now);
+        let held = held.unwrap().unwrap();
+        assert_eq!(held.at, Utc.timestamp_opt(900, 500_000_000).unwrap());
+        assert!(
+            held.detail.ends_with("(inhibited by f0)"),
+            "{}",
+            held.detail
+        );
+        assert!(m.suppressed[0].is_none());
+    }
+
+    #[test]
+    fn unseen_and_suppressed_targets_are_each_said() {
+        // a never seen, b fired suppressed.
+        let mut m = monitor();
+        m.suppressed[1] = Some(muted(1012, "silenced by s1"));
+        let detail = m.judge()[0].detail.clone();
+        assert!(
+            detail.starts_with("the monitoring never saw the fault: not seen within 1m on a;"),
+            "{detail}"
+        );
+        assert!(
+            detail.ends_with("; the alert fired but Alertmanager suppressed it, nobody was paged: on b at 00:16:52.500 (+12.5s): GpuXidError{Hostname=\"b\"}: Xid 48 (silenced by s1)"),
+            "{detail}"
+        );
+        // b's last poll failed: its error is not said of a, which is a
+        // plain blind spot; a's own error makes a's question unanswered.
+        m.said[1] = Some("b's error".into());
+        let detail = m.judge()[0].detail.clone();
+        assert!(!detail.contains("b's error"), "{detail}");
+        m.said[0] = Some("a's error".into());
+        let detail = m.judge()[0].detail.clone();
+        assert!(
+            detail.starts_with("could not ask the monitoring about a: a's error"),
+            "{detail}"
+        );
+        assert!(detail.contains("nobody was paged: on b"), "{detail}");
+    }
+
     #[test]
     fn a_suppressed_alert_is_not_a_blind_spot_but_nobody_was_paged() {
         let mut m = monitor();
         m.standing[0] = Standing::Seen(at(1010));
-        m.suppressed[1] = Some(Sighting {
-            at: Utc.timestamp_opt(1012, 500_000_000).unwrap(),
-            detail: "GpuXidError{Hostname=\"b\"}: Xid 48 (silenced by a1b2)".into(),
-        });
+        m.suppressed[1] = Some(muted(1012, "silenced by a1b2"));
         let judged = &m.judge()[0];
         assert_eq!(judged.verdict, PhaseVerdict::NotReached);
         assert!(
