@@ -354,6 +354,14 @@ fn drill(lab: &Lab, stage: Stage, signal: Signal) -> String {
             if stage == Stage::MidRollback && signal == Signal::Int {
                 assert!(stderr.contains("still rolling back: "), "{stderr}");
             }
+            // The canary's rollback ends once the job has left its nodes
+            // (not at scancel, while they are still `completing`).
+            if stage == Stage::WarmUp {
+                assert!(
+                    journal.contains("(canary), off its nodes after "),
+                    "{stage:?} {signal:?}: {journal}"
+                );
+            }
             "exit 130, interrupted".to_owned()
         }
     };

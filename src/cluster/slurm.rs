@@ -168,6 +168,26 @@ fn rows_in_utc(text: &str, offset: chrono::FixedOffset) -> Vec<NodeRow> {
     rows
 }
 
+/// A job state after which the job runs no more and holds no node
+/// (`scontrol`'s and `squeue`'s long names). `COMPLETING` is not one: the
+/// job has ended but its nodes are still being cleaned (Slurm's
+/// `job_state_string` shows it in place of the base state while the flag
+/// is set, `src/common/slurm_protocol_defs.c`).
+pub fn job_state_is_final(state: &str) -> bool {
+    matches!(
+        state,
+        "COMPLETED"
+            | "CANCELLED"
+            | "FAILED"
+            | "TIMEOUT"
+            | "NODE_FAIL"
+            | "PREEMPTED"
+            | "BOOT_FAIL"
+            | "DEADLINE"
+            | "OUT_OF_MEMORY"
+    )
+}
+
 /// One job as `scontrol -o show job` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobInfo {
@@ -539,6 +559,37 @@ impl Slurm {
 
     pub async fn scancel(&self, id: u64) -> Result<(), SshError> {
         self.head(&["scancel", &id.to_string()]).await.map(drop)
+    }
+
+    /// `scancel`, then waits (asking `scontrol show job` every 250 ms, at
+    /// most `within`) until the job has left its nodes: forgotten by Slurm
+    /// or in a final state. A cancelled job is `COMPLETING` (and its nodes
+    /// `completing`) until its processes are gone and the epilog has run;
+    /// a rollback that returned before that would hand back nodes still
+    /// busy with our job. `Ok(Some(waited))` once it has left, `Ok(None)`
+    /// when still there at `within`; `Err` when `scancel` fails.
+    pub async fn scancel_and_wait(
+        &self,
+        id: u64,
+        within: std::time::Duration,
+    ) -> Result<Option<std::time::Duration>, SshError> {
+        self.scancel(id).await?;
+        let started = std::time::Instant::now();
+        loop {
+            let gone = match self.job(id).await {
+                Ok(None) => true,
+                Ok(Some(job)) => job_state_is_final(&job.state),
+                // Unreadable for now: asked again until `within`.
+                Err(_) => false,
+            };
+            if gone {
+                return Ok(Some(started.elapsed()));
+            }
+            if started.elapsed() >= within {
+                return Ok(None);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
     }
 
     /// The size of a file on the head node, or why it cannot be read.

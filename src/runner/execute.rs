@@ -191,22 +191,36 @@ impl Runner {
                     .jobs_with_comment(comment)
                     .await
                     .map_err(|e| e.to_string())?;
+                let mut completing = Vec::new();
                 for job in &jobs {
-                    self.cluster
+                    let left = self
+                        .cluster
                         .slurm
-                        .scancel(*job)
+                        .scancel_and_wait(*job, super::CANCEL_WAIT)
                         .await
                         .map_err(|e| e.to_string())?;
+                    if left.is_none() {
+                        completing.push(job.to_string());
+                    }
                 }
                 Ok(if jobs.is_empty() {
                     "no job left".to_owned()
                 } else {
                     format!(
-                        "cancelled job {}",
+                        "cancelled job {}{}",
                         jobs.iter()
                             .map(u64::to_string)
                             .collect::<Vec<_>>()
-                            .join(", ")
+                            .join(", "),
+                        if completing.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                " ({} still completing after {}s)",
+                                completing.join(", "),
+                                super::CANCEL_WAIT.as_secs()
+                            )
+                        }
                     )
                 })
             }

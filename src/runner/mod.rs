@@ -23,6 +23,10 @@ use chrono::Utc;
 use tokio::sync::watch as signal;
 
 use crate::clock::{Clock, SystemClock};
+
+/// How long a rollback waits for a cancelled canary to leave its nodes
+/// (`COMPLETING` to gone) before it says so and goes on.
+pub(crate) const CANCEL_WAIT: StdDuration = StdDuration::from_secs(30);
 use crate::cluster::Cluster;
 use crate::faults::{self, Place, Step};
 use crate::journal::{
@@ -807,7 +811,12 @@ impl Runner {
             Ok(()) => self.with_workload(scenario, &mut workload).await,
         };
         if let Some(job) = workload.as_ref().filter(|w| w.submitted) {
-            let ok = self.cluster.slurm.scancel(job.id).await;
+            // Done once the job has left its nodes, not at scancel.
+            let ok = self
+                .cluster
+                .slurm
+                .scancel_and_wait(job.id, CANCEL_WAIT)
+                .await;
             self.log(
                 Some(name),
                 Entry::Rollback {
@@ -817,7 +826,16 @@ impl Runner {
                     .describe(),
                     ok: ok.is_ok(),
                     detail: match ok {
-                        Ok(()) => format!("scancel {} (canary)", job.id),
+                        Ok(Some(waited)) => format!(
+                            "scancel {} (canary), off its nodes after {:.1}s",
+                            job.id,
+                            waited.as_secs_f64()
+                        ),
+                        Ok(None) => format!(
+                            "scancel {} (canary), still completing after {}s",
+                            job.id,
+                            CANCEL_WAIT.as_secs()
+                        ),
                         Err(e) => e.to_string(),
                     },
                     undoes: job.intent,

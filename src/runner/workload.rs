@@ -152,21 +152,7 @@ impl Runner {
     }
 }
 
-/// A job state after which the job runs no more (squeue's long names).
-pub(super) fn is_final(state: &str) -> bool {
-    matches!(
-        state,
-        "COMPLETED"
-            | "CANCELLED"
-            | "FAILED"
-            | "TIMEOUT"
-            | "NODE_FAIL"
-            | "PREEMPTED"
-            | "BOOT_FAIL"
-            | "DEADLINE"
-            | "OUT_OF_MEMORY"
-    )
-}
+pub(super) use crate::cluster::slurm::job_state_is_final as is_final;
 
 /// The watched job and where its output has been read to.
 pub(super) struct WorkloadJob {
