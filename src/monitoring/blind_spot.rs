@@ -79,10 +79,7 @@ pub struct Span {
 /// part of a domain name (`ip-10-1-0-11.ec2.internal`). Setups name the
 /// node in different labels (`instance`, `node`, `Hostname`, `nodename`),
 /// so every label is looked at.
-pub fn names_node(labels: &Value, node: &str, address: Option<&str>) -> bool {
-    let Some(labels) = labels.as_object() else {
-        return false;
-    };
+pub fn names_node(labels: &Labels, node: &str, address: Option<&str>) -> bool {
     let names = |value: &str, name: &str| {
         value == name
             || value
@@ -92,25 +89,17 @@ pub fn names_node(labels: &Value, node: &str, address: Option<&str>) -> bool {
     labels
         .iter()
         .filter(|(key, _)| *key != "__name__")
-        .filter_map(|(_, value)| value.as_str())
-        .any(|value| names(value, node) || address.is_some_and(|a| names(value, a)))
+        .any(|(_, value)| names(value, node) || address.is_some_and(|a| names(value, a)))
 }
 
 /// A series' labels (without `__name__`).
-type Labels = BTreeMap<String, String>;
+pub type Labels = BTreeMap<String, String>;
 
 /// The series of an instant-vector answer, keyed by their labels, with
 /// their values. `Err` is Prometheus's own error or a body that is not an
 /// answer.
 fn vector(body: &[u8]) -> Result<Vec<(Labels, f64)>, String> {
-    let answer: Value =
-        serde_json::from_slice(body).map_err(|e| format!("not a Prometheus answer: {e}"))?;
-    if answer["status"] != "success" {
-        return Err(format!(
-            "Prometheus says: {}",
-            answer["error"].as_str().unwrap_or("(no message)")
-        ));
-    }
+    let answer = super::expect::prometheus_answer(body)?;
     Ok(answer["data"]["result"]
         .as_array()
         .into_iter()
@@ -141,22 +130,15 @@ pub struct UpAnswers<'a> {
     pub watched: f64,
 }
 
-/// The scrapes whose labels name `node`, sorted by job and instance, with
-/// their lowest `up`, interval and presence at the end.
-pub fn scrapes_of(
-    answers: &UpAnswers,
-    node: &str,
-    address: Option<&str>,
-) -> Result<Vec<Scrape>, String> {
+/// Every scrape of the answers, read once for all targets, sorted by job
+/// and instance, with its lowest `up`, interval and presence at the end.
+/// `Err` is Prometheus's own error or a body that is not an answer.
+pub fn read_scrapes(answers: &UpAnswers) -> Result<Vec<Scrape>, String> {
     let counts: BTreeMap<_, _> = vector(answers.count)?.into_iter().collect();
-    let present: Vec<BTreeMap<String, String>> =
+    let present: std::collections::BTreeSet<Labels> =
         vector(answers.now)?.into_iter().map(|(l, _)| l).collect();
     let mut scrapes: Vec<Scrape> = vector(answers.min)?
         .into_iter()
-        .filter(|(labels, _)| {
-            let json = serde_json::to_value(labels).unwrap_or_default();
-            names_node(&json, node, address)
-        })
         .map(|(labels, min_up)| Scrape {
             job: labels.get("job").cloned().unwrap_or_default(),
             instance: labels.get("instance").cloned().unwrap_or_default(),
@@ -171,6 +153,14 @@ pub fn scrapes_of(
         .collect();
     scrapes.sort_by(|a, b| (&a.job, &a.instance).cmp(&(&b.job, &b.instance)));
     Ok(scrapes)
+}
+
+/// The scrapes of `all` whose labels name `node` (see [`names_node`]).
+pub fn scrapes_of(all: &[Scrape], node: &str, address: Option<&str>) -> Vec<Scrape> {
+    all.iter()
+        .filter(|scrape| names_node(&scrape.labels, node, address))
+        .cloned()
+        .collect()
 }
 
 /// Reads a `query_range` answer for one scrape's `up` from `start` to `end`
@@ -312,7 +302,10 @@ mod tests {
 
     #[test]
     fn a_node_is_named_by_any_label_with_or_without_port_or_domain() {
-        let at = |labels: Value| names_node(&labels, "ip-10-1-0-11", Some("10.1.0.11"));
+        let at = |labels: Value| {
+            let labels: Labels = serde_json::from_value(labels).unwrap();
+            names_node(&labels, "ip-10-1-0-11", Some("10.1.0.11"))
+        };
         assert!(at(json!({"instance": "10.1.0.11:9400", "job": "dcgm"})));
         assert!(at(json!({"instance": "x:1", "node": "ip-10-1-0-11"})));
         assert!(at(json!({"Hostname": "ip-10-1-0-11.ec2.internal"})));
@@ -352,7 +345,11 @@ mod tests {
             now: &now,
             watched: 60.0,
         };
-        let scrapes = scrapes_of(&answers, "ip-10-1-0-11", Some("10.1.0.11")).unwrap();
+        let scrapes = scrapes_of(
+            &read_scrapes(&answers).unwrap(),
+            "ip-10-1-0-11",
+            Some("10.1.0.11"),
+        );
         assert_eq!(scrapes.len(), 2);
         assert_eq!(
             (
@@ -384,7 +381,7 @@ mod tests {
             now: &now,
             watched: 60.0,
         };
-        assert!(scrapes_of(&answers, "n", None).is_err());
+        assert!(read_scrapes(&answers).is_err());
     }
 
     fn range(series: &[&[(f64, &str)]]) -> Vec<u8> {

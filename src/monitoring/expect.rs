@@ -163,7 +163,7 @@ pub struct Sighting {
 
 /// Prometheus's JSON answer when it says `success`; else its own error
 /// (`errorType: error`), or that the body was not an answer at all.
-fn prometheus_answer(body: &[u8]) -> Result<Value, String> {
+pub(super) fn prometheus_answer(body: &[u8]) -> Result<Value, String> {
     let answer: Value =
         serde_json::from_slice(body).map_err(|e| format!("not a Prometheus answer: {e}"))?;
     if answer["status"] != "success" {
@@ -236,6 +236,17 @@ pub struct Suppressed {
     /// `silenced by <ids>`, `inhibited by <fingerprints>`, `muted by
     /// <time intervals>`, or `no reason given`.
     pub by: String,
+}
+
+impl Suppressed {
+    /// The sighting with what suppressed it after its detail:
+    /// `<labels>: <summary> (silenced by <id>)`.
+    pub fn with_reason(&self) -> Sighting {
+        Sighting {
+            at: self.sighting.at,
+            detail: format!("{} ({})", self.sighting.detail, self.by),
+        }
+    }
 }
 
 /// Reads Alertmanager's `/api/v2/alerts` answer (which lists active,
@@ -331,15 +342,6 @@ pub fn matching_alerts(
         }
     }
     Ok(found)
-}
-
-/// The earliest active alert of `matching_alerts`: the one that paged.
-pub fn matching_alert(
-    body: &[u8],
-    name: &str,
-    labels: &BTreeMap<String, String>,
-) -> Result<Option<Sighting>, String> {
-    matching_alerts(body, name, labels).map(|m| m.active)
 }
 
 /// Reads an instant `query` answer: the first series it returned (as
@@ -501,12 +503,16 @@ mod tests {
           {"labels":{"alertname":"GpuXidError","Hostname":"ip-10-1-0-11"},"startsAt":"2026-12-01T09:00:00Z","status":{"state":"suppressed"},"annotations":{}},
           {"labels":{"alertname":"Other","Hostname":"ip-10-1-0-11"},"startsAt":"2026-12-01T10:00:00Z","status":{"state":"active"},"annotations":{}}]"#;
         let labels = BTreeMap::from([("Hostname".to_owned(), literal("ip-10-1-0-11"))]);
-        let seen = matching_alert(body, "GpuXidError", &labels)
+        let seen = matching_alerts(body, "GpuXidError", &labels)
             .unwrap()
+            .active
             .unwrap();
         assert_eq!(seen.at.to_rfc3339(), "2026-12-01T10:00:05.250+00:00");
         assert!(seen.detail.contains("Xid 48"));
-        assert_eq!(matching_alert(body, "Missing", &labels).unwrap(), None);
+        assert_eq!(
+            matching_alerts(body, "Missing", &labels).unwrap().active,
+            None
+        );
     }
 
     #[test]

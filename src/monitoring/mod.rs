@@ -237,8 +237,8 @@ impl Monitor {
         now: DateTime<Utc>,
     ) -> Vec<Update> {
         let mut updates = Vec::new();
-        let start = self.injected_at.timestamp_millis() as f64 / 1000.0;
-        let end = (now.timestamp_millis() as f64 / 1000.0).max(start);
+        let start = unix_seconds(self.injected_at);
+        let end = unix_seconds(now).max(start);
         let step = expect::step_for(end - start);
         let open: Vec<usize> = (0..self.watches.len())
             .filter(|i| self.standing[*i] == Standing::Open)
@@ -279,7 +279,7 @@ impl Monitor {
                 (&self.watches[*i].kind, &*answer, &endpoints.prometheus)
                 && step > 0.1
             {
-                let end = sighting.at.timestamp_millis() as f64 / 1000.0;
+                let end = unix_seconds(sighting.at);
                 let from = (end - step).max(start);
                 let finer = first_true_between(client, endpoint, query, from, end, 0.1)
                     .await
@@ -360,8 +360,8 @@ impl Monitor {
         if targets.is_empty() {
             return;
         }
-        let start = self.injected_at.timestamp_millis() as f64 / 1000.0;
-        let end = (now.timestamp_millis() as f64 / 1000.0).max(start + 1.0);
+        let start = unix_seconds(self.injected_at);
+        let end = unix_seconds(now).max(start + 1.0);
         let watched = (end - start).ceil();
         let at = format!("{end:.3}");
         let instant = |query: String| {
@@ -385,11 +385,13 @@ impl Monitor {
         let (Some(min), Some(count), Some(up)) = (min, count, up) else {
             return;
         };
-        let answers = blind_spot::UpAnswers {
+        let Ok(all) = blind_spot::read_scrapes(&blind_spot::UpAnswers {
             min: &min,
             count: &count,
             now: &up,
             watched,
+        }) else {
+            return;
         };
         let step = expect::step_for(end - start);
         let mut why = Vec::new();
@@ -398,25 +400,12 @@ impl Monitor {
                 .get(target)
                 .cloned()
                 .or_else(|| crate::cluster::ssh::address_from_name(target));
-            let Ok(scrapes) = blind_spot::scrapes_of(&answers, target, address.as_deref()) else {
-                return;
-            };
+            let scrapes = blind_spot::scrapes_of(&all, target, address.as_deref());
             let asks = scrapes.iter().map(|scrape| async move {
                 if scrape.min_up >= 1.0 && scrape.present_at_end {
                     return None;
                 }
-                let query = scrape.selector();
-                let body = client
-                    .get(
-                        prometheus,
-                        "/api/v1/query_range",
-                        &[
-                            ("query", query.as_str()),
-                            ("start", &format!("{start:.3}")),
-                            ("end", &format!("{end:.3}")),
-                            ("step", &format!("{step}")),
-                        ],
-                    )
+                let body = query_range(client, prometheus, &scrape.selector(), start, end, step)
                     .await
                     .ok()?;
                 Some(blind_spot::down_of(&body, start, end, step))
@@ -457,10 +446,7 @@ impl Monitor {
             }
             Some(muted) => {
                 if let Ok(active @ None) = &mut answer {
-                    *active = Some(Sighting {
-                        detail: format!("{} ({})", muted.sighting.detail, muted.by),
-                        ..muted.sighting
-                    });
+                    *active = Some(muted.with_reason());
                 }
             }
             None => {}
@@ -478,6 +464,11 @@ impl Monitor {
             active.at = now;
         }
         answer
+    }
+
+    /// Seconds from the injection to `at`, to the millisecond.
+    fn since_injection(&self, at: DateTime<Utc>) -> f64 {
+        (at - self.injected_at).num_milliseconds() as f64 / 1000.0
     }
 
     /// Whether every watch is decided: seen, held before, or past its
@@ -543,15 +534,13 @@ impl Monitor {
                     let each: Vec<String> = muted
                         .iter()
                         .filter_map(|&i| {
-                            let m = self.suppressed[i].as_ref()?;
-                            let at = m.sighting.at;
+                            let m = self.suppressed[i].as_ref()?.with_reason();
                             Some(format!(
-                                "on {} at {} (+{:.1}s): {} ({})",
+                                "on {} at {} (+{:.1}s): {}",
                                 target_of(i),
-                                at.format("%H:%M:%S%.3f"),
-                                (at - self.injected_at).num_milliseconds() as f64 / 1000.0,
-                                m.sighting.detail,
-                                m.by
+                                m.at.format("%H:%M:%S%.3f"),
+                                self.since_injection(m.at),
+                                m.detail
                             ))
                         })
                         .collect();
@@ -582,10 +571,9 @@ impl Monitor {
                 let seen_on: Vec<String> = rows
                     .iter()
                     .filter_map(|(w, s)| match (s, &w.target) {
-                        (Standing::Seen(seen), Some(t)) if rows.len() > 1 => Some(format!(
-                            "{t} at +{:.1}s",
-                            (seen.at - self.injected_at).num_milliseconds() as f64 / 1000.0
-                        )),
+                        (Standing::Seen(seen), Some(t)) if rows.len() > 1 => {
+                            Some(format!("{t} at +{:.1}s", self.since_injection(seen.at)))
+                        }
                         _ => None,
                     })
                     .collect();
@@ -686,16 +674,21 @@ impl Monitor {
     }
 }
 
-/// The first instant `query` returned a series between `start` and `end`
-/// (Unix seconds), asked every `step` seconds (`query_range`).
-async fn first_true_between(
+/// `t` as Unix seconds, to the millisecond (Prometheus's time parameters).
+fn unix_seconds(t: DateTime<Utc>) -> f64 {
+    t.timestamp_millis() as f64 / 1000.0
+}
+
+/// Prometheus's `query_range` of `query` from `start` to `end` (Unix
+/// seconds, to the millisecond) every `step` seconds: the answer's body.
+async fn query_range(
     client: &Client,
     endpoint: &crate::profile::Endpoint,
     query: &str,
     start: f64,
     end: f64,
     step: f64,
-) -> Result<Option<Sighting>, String> {
+) -> Result<Vec<u8>, String> {
     client
         .get(
             endpoint,
@@ -709,6 +702,20 @@ async fn first_true_between(
         )
         .await
         .map_err(|e| e.to_string())
+}
+
+/// The first instant `query` returned a series between `start` and `end`
+/// (Unix seconds), asked every `step` seconds (`query_range`).
+async fn first_true_between(
+    client: &Client,
+    endpoint: &crate::profile::Endpoint,
+    query: &str,
+    start: f64,
+    end: f64,
+    step: f64,
+) -> Result<Option<Sighting>, String> {
+    query_range(client, endpoint, query, start, end, step)
+        .await
         .and_then(|body| expect::first_true(&body))
 }
 

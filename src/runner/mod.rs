@@ -23,10 +23,6 @@ use chrono::Utc;
 use tokio::sync::watch as signal;
 
 use crate::clock::{Clock, SystemClock};
-
-/// How long a rollback waits for a cancelled canary to leave its nodes
-/// (`COMPLETING` to gone) before it says so and goes on.
-pub(crate) const CANCEL_WAIT: StdDuration = StdDuration::from_secs(30);
 use crate::cluster::Cluster;
 use crate::faults::{self, Place, Step};
 use crate::journal::{
@@ -50,6 +46,10 @@ use watch::Watched;
 use workload::WorkloadJob;
 
 pub use lock::LOCK_DIR;
+
+/// How long a rollback waits for a cancelled canary to leave its nodes
+/// (`COMPLETING` to gone) before it says so and goes on.
+pub(crate) const CANCEL_WAIT: StdDuration = StdDuration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
