@@ -2,6 +2,7 @@
 //! on the head node, the SageMaker API. All of it described by a cluster
 //! profile; nothing here knows whether the cluster is the lab.
 
+pub mod capped;
 pub mod controller_log;
 pub mod hostlist;
 pub mod log_follow;

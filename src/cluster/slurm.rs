@@ -621,13 +621,23 @@ impl Slurm {
         }
     }
 
-    /// What was appended to a file on the head node since byte `offset`.
-    pub async fn read_from(&self, path: &str, offset: u64) -> Result<String, SshError> {
+    /// At most `most` bytes appended to a file on the head node since
+    /// byte `offset`: a job that prints without end is read in bounded
+    /// chunks, never whole.
+    pub async fn read_from(&self, path: &str, offset: u64, most: u64) -> Result<String, SshError> {
         let out = self
             .ssh
             .run(
                 &self.head,
-                &["tail", "-c", &format!("+{}", offset + 1), path],
+                &[
+                    "sh",
+                    "-c",
+                    "tail -c +\"$2\" \"$1\" | head -c \"$3\"",
+                    "hpchaos",
+                    path,
+                    &(offset + 1).to_string(),
+                    &most.to_string(),
+                ],
             )
             .await?;
         Ok(out.stdout)

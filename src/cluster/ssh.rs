@@ -25,6 +25,7 @@ use tokio::sync::Semaphore;
 pub use super::ssh_client::Streamed;
 use super::ssh_client::{Auth, ConnectError, Connection, HostCheck, Transport};
 
+use super::capped::Capped;
 use super::quote::command_line;
 use crate::profile::{Host, Profile};
 
@@ -696,11 +697,38 @@ fn follow_here(
 }
 
 async fn run_here(endpoint: &Endpoint, line: &str, limit: Duration) -> Result<Output, SshError> {
-    let running = tokio::process::Command::new("sh")
-        .args(["-c", line])
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
+    let running = async {
+        use tokio::io::AsyncReadExt;
+        let mut child = tokio::process::Command::new("sh")
+            .args(["-c", line])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        // Each stream read in chunks into its bound (as over SSH).
+        let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
+        let (mut stdout, mut stderr) = (Capped::new(), Capped::new());
+        let (mut a, mut b) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+        while out.is_some() || err.is_some() {
+            tokio::select! {
+                read = async { out.as_mut()?.read(&mut a).await.ok() }, if out.is_some() => match read {
+                    Some(n) if n > 0 => stdout.push(&a[..n]),
+                    _ => out = None,
+                },
+                read = async { err.as_mut()?.read(&mut b).await.ok() }, if err.is_some() => match read {
+                    Some(n) if n > 0 => stderr.push(&b[..n]),
+                    _ => err = None,
+                },
+            }
+        }
+        let status = child.wait().await?;
+        Ok::<_, std::io::Error>(CappedOutput {
+            stdout: stdout.into_text(),
+            stderr: stderr.into_text(),
+            status,
+        })
+    };
     match tokio::time::timeout(limit, running).await {
         Err(_) => Err(SshError::Timeout {
             host: endpoint.name.clone(),
@@ -713,8 +741,8 @@ async fn run_here(endpoint: &Endpoint, line: &str, limit: Duration) -> Result<Ou
             detail: err.to_string(),
         }),
         Ok(Ok(out)) => Ok(Output {
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            stdout: out.stdout,
+            stderr: out.stderr,
             // Killed by a signal: 128 + n, as a shell reports it.
             status: out
                 .status
@@ -725,6 +753,13 @@ async fn run_here(endpoint: &Endpoint, line: &str, limit: Duration) -> Result<Ou
                 .unwrap_or(255) as u32,
         }),
     }
+}
+
+/// A local command's output within its bounds, and how it exited.
+struct CappedOutput {
+    stdout: String,
+    stderr: String,
+    status: std::process::ExitStatus,
 }
 
 /// How to add a host key to known_hosts for a host reached only through a

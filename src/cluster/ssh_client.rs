@@ -17,6 +17,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::capped::Capped;
 use russh::ChannelMsg;
 use russh::client::{Config, Handle, Handler};
 use russh::keys::PublicKey;
@@ -236,24 +237,25 @@ impl Connection {
         proxy_died || self.handle.is_closed()
     }
 
-    /// Runs `command` in an exec channel; collects stdout, stderr and the
-    /// exit status.
+    /// Runs `command` in an exec channel; collects stdout, stderr (each
+    /// within [`Capped`]'s bound: the first and last 256 KiB, what was cut
+    /// said in the text) and the exit status.
     pub async fn execute(&self, command: &str) -> Result<Executed, russh::Error> {
         let mut channel = self.handle.channel_open_session().await?;
         channel.exec(true, command).await?;
-        let (mut stdout, mut stderr, mut status) = (Vec::new(), Vec::new(), None);
+        let (mut stdout, mut stderr, mut status) = (Capped::new(), Capped::new(), None);
         while let Some(message) = channel.wait().await {
             match message {
-                ChannelMsg::Data { data } => stdout.extend_from_slice(&data),
-                ChannelMsg::ExtendedData { data, ext: 1 } => stderr.extend_from_slice(&data),
+                ChannelMsg::Data { data } => stdout.push(&data),
+                ChannelMsg::ExtendedData { data, ext: 1 } => stderr.push(&data),
                 // Data may still follow the exit status: read to the end.
                 ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
                 _ => {}
             }
         }
         Ok(Executed {
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            stdout: stdout.into_text(),
+            stderr: stderr.into_text(),
             status,
         })
     }

@@ -41,6 +41,7 @@ impl Runner {
                     intent: None,
                     output: existing.progress.as_ref().and_then(|p| p.output.clone()),
                     offset: 0,
+                    skipping: false,
                     progress,
                     last_step: None,
                     steps_seen: Vec::new(),
@@ -92,6 +93,7 @@ impl Runner {
                     intent: Some(intent),
                     output: None,
                     offset: 0,
+                    skipping: false,
                     progress: Some(progress),
                     last_step: None,
                     steps_seen: Vec::new(),
@@ -165,6 +167,9 @@ pub(super) struct WorkloadJob {
     pub(super) intent: Option<u64>,
     pub(super) output: Option<String>,
     pub(super) offset: u64,
+    /// Inside a line longer than [`OUTPUT_CHUNK`]: its rest is skipped up
+    /// to its end.
+    pub(super) skipping: bool,
     pub(super) progress: Option<(Regex, Option<Regex>)>,
     pub(super) last_step: Option<u64>,
     /// Each step the output showed, with when it was read: the step time
@@ -207,12 +212,23 @@ impl WorkloadJob {
         let Some(path) = self.output.clone() else {
             return Vec::new();
         };
-        let Ok(text) = slurm.read_from(&path, self.offset).await else {
-            return Vec::new();
-        };
         let pattern = self.progress.as_ref().map(|(p, _)| p);
-        let (consumed, lines) = progress_updates(&text, pattern);
-        self.offset += consumed as u64;
+        // Chunk after chunk while they come full, up to
+        // [`CHUNKS_PER_READ`]: a job far ahead is caught up over a few
+        // polls, in bounded memory.
+        let mut lines = Vec::new();
+        for _ in 0..CHUNKS_PER_READ {
+            let Ok(text) = slurm.read_from(&path, self.offset, OUTPUT_CHUNK).await else {
+                break;
+            };
+            let read = Read::of(&text, OUTPUT_CHUNK, self.skipping, pattern);
+            self.offset += read.consumed;
+            self.skipping = read.skipping;
+            lines.extend(read.updates);
+            if (text.len() as u64) < OUTPUT_CHUNK {
+                break;
+            }
+        }
         let now = chrono::Utc::now();
         for (_, step) in &lines {
             if let Some(step) = step {
@@ -221,6 +237,73 @@ impl WorkloadJob {
             }
         }
         lines
+    }
+}
+
+/// How much of a job's output is read at once: also the longest line
+/// kept (a longer one is cut, its rest skipped).
+pub(super) const OUTPUT_CHUNK: u64 = 128 * 1024;
+
+/// Chunks read at most in one poll of the job's output (2 MiB).
+const CHUNKS_PER_READ: usize = 16;
+
+/// What one bounded read of a job's output gave.
+#[derive(Debug, PartialEq)]
+pub(super) struct Read {
+    /// Bytes of the file taken.
+    pub(super) consumed: u64,
+    pub(super) updates: Vec<(String, Option<u64>)>,
+    /// Still inside a line too long to keep.
+    pub(super) skipping: bool,
+}
+
+impl Read {
+    /// Reads `text`, at most `chunk` bytes of the output: inside a long
+    /// line (`skipping`), up to its end is dropped; a full chunk without an
+    /// end of line is a line too long, kept cut (its start, and that it was
+    /// cut) and its rest skipped; otherwise the complete updates.
+    pub(super) fn of(text: &str, chunk: u64, skipping: bool, pattern: Option<&Regex>) -> Read {
+        let full = text.len() as u64 >= chunk;
+        let whole = |consumed: usize| if full { chunk } else { consumed as u64 };
+        let mut rest = text;
+        let mut skipped = 0u64;
+        if skipping {
+            match text.find(['\n', '\r']) {
+                Some(end) => {
+                    skipped = end as u64 + 1;
+                    rest = &text[end + 1..];
+                }
+                None => {
+                    return Read {
+                        consumed: whole(text.len()),
+                        updates: Vec::new(),
+                        skipping: true,
+                    };
+                }
+            }
+        }
+        let (consumed, updates) = progress_updates(rest, pattern);
+        if consumed == 0 && full && !rest.is_empty() {
+            let mut kept: String = rest.chars().take(1024).collect();
+            let step = pattern
+                .and_then(|p| p.captures_iter(&kept).last())
+                .and_then(|c| c.get(1))
+                .and_then(|m| m.as_str().parse::<u64>().ok());
+            kept.push_str(&format!(
+                " [hpchaos: line cut: longer than {} KiB]",
+                chunk / 1024
+            ));
+            return Read {
+                consumed: chunk,
+                updates: vec![(kept, step)],
+                skipping: true,
+            };
+        }
+        Read {
+            consumed: skipped + consumed as u64,
+            updates,
+            skipping: false,
+        }
     }
 }
 
@@ -261,6 +344,32 @@ mod tests {
         let steps: Vec<u64> = updates.iter().filter_map(|(_, s)| *s).collect();
         assert_eq!(steps, vec![100, 200, 300, 400, 500]);
         assert_eq!(steps.last(), Some(&500));
+    }
+
+    #[test]
+    fn a_line_longer_than_a_chunk_is_cut_and_its_rest_skipped() {
+        let pattern = Regex::new(r"step (\d+)").unwrap();
+        // A 10-byte chunk of a line that goes on: kept cut, rest skipped.
+        let first = Read::of("step 7 xxx", 10, false, Some(&pattern));
+        assert_eq!(first.consumed, 10);
+        assert!(first.skipping);
+        assert_eq!(first.updates.len(), 1);
+        assert!(first.updates[0].0.contains("line cut"), "{first:?}");
+        assert_eq!(first.updates[0].1, Some(7));
+        // Still inside it: dropped.
+        let middle = Read::of("xxxxxxxxxx", 10, true, Some(&pattern));
+        assert_eq!(
+            (middle.consumed, middle.updates.len(), middle.skipping),
+            (10, 0, true)
+        );
+        // Its end, then whole lines again.
+        let end = Read::of("xx\nstep 8\n", 10, true, Some(&pattern));
+        assert_eq!(end.consumed, 10);
+        assert!(!end.skipping);
+        assert_eq!(end.updates, vec![("step 8".to_owned(), Some(8))]);
+        // A short read without an end of line waits, as before.
+        let waiting = Read::of("step 9", 10, false, Some(&pattern));
+        assert_eq!((waiting.consumed, waiting.updates.len()), (0, 0));
     }
 
     #[test]
