@@ -120,6 +120,97 @@ pub struct Judgement {
     pub passed: bool,
     /// Why it failed; empty when it passed or is not settled.
     pub reason: String,
+    /// Why the open phases will never end, when that is known before
+    /// their deadlines (the cluster dropped the mark): the evidence their
+    /// `not_reached` is journaled with.
+    pub open_because: Option<String>,
+}
+
+/// How long a target must stay usable without its mark, with no sign of
+/// HyperPod's recovery, before the mark is called dropped: several API
+/// polls, so a replacement the API has not shown yet is not mistaken.
+pub const MARK_DROPPED_AFTER: TimeDelta = TimeDelta::seconds(30);
+
+/// The mark (`Action:Replace`/`Action:Reboot`) a target carried after the
+/// fault is gone while the node is usable again and nothing of HyperPod's
+/// recovery was seen for [`MARK_DROPPED_AFTER`]: no new instance or status
+/// other than `Running` in the API, no reboot or not-responding spell in
+/// Slurm. That is a cluster that dropped the mark (slurmctld restarted
+/// without its saved state, or someone resumed the node by hand), and no
+/// recovery can follow. Only judged where the API knows the target (its
+/// instance id is in the baseline), since without it a replacement could
+/// not be seen. Returns the evidence.
+fn mark_dropped(
+    injected_at: DateTime<Utc>,
+    baseline: &Baseline,
+    events: &[&Event],
+    tracker: &Tracker,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let mut said = Vec::new();
+    for target in &baseline.targets {
+        let instance = baseline.instance_ids.get(target)?;
+        let rows: Vec<(&Event, NodeState, &str)> = events
+            .iter()
+            .filter_map(|e| match &e.observation {
+                Observation::SlurmNode {
+                    node,
+                    state,
+                    flags,
+                    reason,
+                } if node == target => Some((
+                    *e,
+                    NodeState::parse(&format!("{state}{flags}")),
+                    reason.as_str(),
+                )),
+                _ => None,
+            })
+            .collect();
+        let marked = rows
+            .iter()
+            .rfind(|(_, state, reason)| !state.is_usable() && reason.contains("Action:"))?;
+        let (back, state, reason) = rows.last()?;
+        // Usable again (Slurm 24.11 keeps the reason of a node resumed by
+        // hand, so the reason alone does not tell).
+        if !state.is_usable() || back.seen <= marked.0.seen {
+            return None;
+        }
+        if now - back.seen < MARK_DROPPED_AFTER || tracker.went_away.contains(target) {
+            return None;
+        }
+        let recovering = events.iter().any(|e| match &e.observation {
+            Observation::ApiNode {
+                node,
+                status,
+                instance_id,
+                ..
+            } => node == target && (status != "Running" || instance_id != instance),
+            Observation::NodeBoot { node, boot } => {
+                node == target && boot.boot_time.is_some_and(|t| t > injected_at)
+            }
+            _ => false,
+        });
+        if recovering {
+            return None;
+        }
+        said.push(format!(
+            "{target}'s mark `{}` is gone: Slurm shows it {}{} since {}, and HyperPod did nothing (still {instance}, Running, no reboot)",
+            marked.2,
+            state,
+            if reason.is_empty() {
+                " with no reason".to_owned()
+            } else {
+                format!(" with reason {reason}")
+            },
+            back.seen.format("%H:%M:%S")
+        ));
+    }
+    (!said.is_empty()).then(|| {
+        format!(
+            "the cluster dropped the mark, so no recovery will follow (slurmctld restarted without its saved state, or the node was resumed by hand): {}",
+            said.join("; ")
+        )
+    })
 }
 
 /// Judges the events seen up to `now`. `finished` says no more events will
@@ -282,6 +373,19 @@ pub fn judge(
         started = end.as_ref().map(|b| b.at);
     }
     let lost_steps = tracker.lost_steps();
+    // A mark dropped after the detection: the phases still open end now,
+    // not at their deadlines.
+    let waiting = ends.first().is_some_and(Option::is_some) && ends.iter().any(Option::is_none);
+    let dropped = matches!(expectation.recovery, Recovery::Replace | Recovery::Reboot) && waiting;
+    if dropped && let Some(why) = mark_dropped(injected_at, baseline, &events, &tracker, now) {
+        for phase in phases.iter_mut().filter(|p| p.ended.is_none()) {
+            phase.verdict = Some(PhaseVerdict::NotReached);
+        }
+        let mut judgement = finish(injected_at, phases, lost_steps, expectation);
+        judgement.reason = format!("{why}; {}", judgement.reason);
+        judgement.open_because = Some(why);
+        return judgement;
+    }
     finish(injected_at, phases, lost_steps, expectation)
 }
 
@@ -500,6 +604,7 @@ fn finish(
         reason: reasons.join("; "),
         phases,
         lost_steps,
+        open_because: None,
     }
 }
 
@@ -523,6 +628,7 @@ fn quiet_judgement(
         settled: true,
         passed,
         reason,
+        open_because: None,
     }
 }
 

@@ -946,3 +946,92 @@ fn with_one_target_the_scenario_is_judged_as_before() {
     assert_eq!(whole, judge_replace(&replace_timeline()));
     assert_eq!(per_node[NODE], whole);
 }
+
+/// A node seen booting after the fault, as `scontrol show node` says.
+fn booted(seen: f64, at: f64) -> Event {
+    Event {
+        seen: t(seen),
+        source_time: None,
+        source: Source::Sinfo,
+        observation: Observation::NodeBoot {
+            node: NODE.into(),
+            boot: BootWitness {
+                boot_time: Some(t(at)),
+                slurmd_started: Some(t(at + 5.0)),
+            },
+        },
+    }
+}
+
+#[test]
+fn a_mark_the_cluster_dropped_ends_the_wait_instead_of_the_deadline() {
+    let expectation = expect(Recovery::Replace, REPLACE_DEADLINES);
+    let judge_at = |timeline: &[Event], at: f64| {
+        judge(
+            t(0.0),
+            &baseline(false),
+            &expectation,
+            timeline,
+            t(at),
+            false,
+        )
+    };
+    // slurmctld restarted without its state: the node is idle with no
+    // reason, the API still shows the old instance Running.
+    let restarted = vec![
+        slurm(2.0, Some(1.0), "down", "", "Action:Replace"),
+        api(3.0, "Running", "i-0old", -3600.0),
+        slurm(20.0, None, "idle", "", ""),
+    ];
+    // Within the grace: still waiting.
+    let early = judge_at(&restarted, 45.0);
+    assert!(!early.settled, "{early:?}");
+    let late = judge_at(&restarted, 51.0);
+    assert!(late.settled && !late.passed, "{late:?}");
+    let why = late.open_because.clone().unwrap();
+    assert!(
+        why.contains("dropped the mark") && why.contains("Action:Replace"),
+        "{why}"
+    );
+    assert!(late.reason.contains("dropped the mark"), "{}", late.reason);
+    // Detect and drain happened; the replacement never will.
+    let verdicts: Vec<(Phase, Option<PhaseVerdict>)> =
+        late.phases.iter().map(|p| (p.phase, p.verdict)).collect();
+    assert_eq!(
+        verdicts,
+        vec![
+            (Phase::Detect, Some(PhaseVerdict::Met)),
+            (Phase::Drain, Some(PhaseVerdict::Met)),
+            (Phase::Replace, Some(PhaseVerdict::NotReached)),
+            (Phase::Rejoin, Some(PhaseVerdict::NotReached)),
+            (Phase::Resume, Some(PhaseVerdict::NotReached)),
+        ]
+    );
+    // Resumed by hand on Slurm 24.11: the reason stays, the mark is gone.
+    let by_hand = vec![
+        slurm(2.0, Some(1.0), "down", "", "Action:Replace"),
+        slurm(20.0, None, "idle", "", "Action:Replace"),
+    ];
+    assert!(judge_at(&by_hand, 60.0).open_because.is_some());
+    // HyperPod acting (the API shows it), a reboot seen, or a node that
+    // stopped responding: recovery is under way, no drop is called.
+    for sign in [
+        api(25.0, "Pending", "i-0old", -3600.0),
+        api(25.0, "Running", "i-0new", 24.0),
+        booted(25.0, 15.0),
+        slurm(10.0, None, "down", "*", "Action:Replace"),
+    ] {
+        let mut timeline = restarted.clone();
+        timeline.push(sign.clone());
+        let j = judge_at(&timeline, 60.0);
+        assert!(j.open_because.is_none(), "{sign:?}: {j:?}");
+    }
+    // Without the API the replacement could not be seen: never called.
+    let mut no_api = baseline(false);
+    no_api.instance_ids.clear();
+    let j = judge(t(0.0), &no_api, &expectation, &restarted, t(60.0), false);
+    assert!(j.open_because.is_none() && !j.settled, "{j:?}");
+    // A quiet scenario or one with nothing detected yet is not judged so.
+    let undetected = vec![slurm(20.0, None, "idle", "", "")];
+    assert!(judge_at(&undetected, 60.0).open_because.is_none());
+}
