@@ -184,7 +184,10 @@ pub enum Command {
     /// successful rollback (resumes nodes it marked that the cluster left
     /// alone, stops its processes, removes its files, cancels its canary),
     /// appends what it did to the journal and releases the lock. Refuses
-    /// while that run is alive. Exit 0 when nothing is left applied.
+    /// while that run is alive: its process exists on this host (running or
+    /// stopped), or, on another host, its lease is fresh (`--force` once it
+    /// is sure to be gone). Exit 0 when nothing is left applied and all of
+    /// it was recorded.
     ///
     /// Example: hpchaos recover --cluster prod.yaml reports/20261129T120000-nightly/journal.jsonl
     Recover {
@@ -197,6 +200,12 @@ pub enum Command {
         /// hand). Refused while that run's lease is alive.
         #[arg(long, value_name = "RUN_ID")]
         release_lock: Option<String>,
+        /// Take over a run that still looks alive (its process exists on
+        /// this host, stopped or not, or its lease is fresh): only once you
+        /// have made sure that process is gone for good. A run taken over
+        /// learns it at its next record and stops acting.
+        #[arg(long)]
+        force: bool,
     },
     /// Run the local lab: a real Slurm cluster and a HyperPod control plane.
     ///

@@ -286,6 +286,9 @@ pub fn run(
                     "error: the journal {} could not be written ({why}); no report was made",
                     journal_path.display()
                 );
+                for (step, found) in &runner.unrecorded {
+                    eprintln!("rollback: {step}: {found}, not recorded");
+                }
                 return exit::HARNESS_FAILED;
             }
         };
@@ -314,12 +317,35 @@ pub fn run(
             println!("reports: {}", dir.display());
         }
         if let Some(command) = &report.recover_command {
-            eprintln!(
-                "error: {} step(s) were not undone and may still be applied; undo them with: {command}",
-                report.still_applied.len()
-            );
+            // Undone by the rollback, but its record could not be written:
+            // what the cluster showed when re-checked is said instead.
+            let unrecorded: Vec<&(String, String)> = runner
+                .unrecorded
+                .iter()
+                .filter(|(step, _)| report.still_applied.iter().any(|s| s == step))
+                .collect();
+            let open = report.still_applied.len() - unrecorded.len();
+            for (step, found) in &unrecorded {
+                eprintln!("rollback: {step}: {found}, not recorded (the journal could not be written)");
+            }
+            let still = unrecorded.iter().filter(|(_, f)| f.starts_with("STILL") || f.starts_with("NOT")).count();
+            if open + still > 0 {
+                eprintln!(
+                    "error: {} step(s) were not undone and may still be applied; undo them with: {command}",
+                    open + still
+                );
+            } else {
+                eprintln!(
+                    "error: the journal lists {} step(s) as applied: the rollback undid them (re-checked above) but could not record it; `{command}` would find them undone",
+                    unrecorded.len()
+                );
+            }
         }
         match result {
+            Err(runner::RunError::LeaseLost(why)) => {
+                eprintln!("error: this run lost the cluster's lock, so it stopped acting: {why}");
+                exit::LEASE_LOST
+            }
             Err(err) => {
                 eprintln!("error: {err}");
                 exit::HARNESS_FAILED

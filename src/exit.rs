@@ -11,5 +11,9 @@ pub const HARNESS_FAILED: u8 = 3;
 /// A scheduled run skipped itself: fewer idle nodes than `--if-idle`
 /// asked for (nothing was done; try at the next slot).
 pub const SKIPPED: u8 = 4;
+/// The run lost the cluster's lock mid-run (a renewal found it gone or
+/// taken, its lease ran out while the process was stopped, or `recover`
+/// took its journal over): it stopped acting and ended `interrupted`.
+pub const LEASE_LOST: u8 = 5;
 /// Interrupted by Ctrl-C or SIGTERM.
 pub const INTERRUPTED: u8 = 130;

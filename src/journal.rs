@@ -74,6 +74,10 @@ pub enum Entry {
         /// tell a node the cluster replaced from the one we changed.
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         instances: BTreeMap<String, String>,
+        /// The fencing token of the cluster's lock the run held when it
+        /// wrote this (see `runner::lock`): the change goes with it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fence: Option<u64>,
     },
     /// The canary job we submitted (cancelled by rollback or `recover`).
     CanarySubmitted {
@@ -299,6 +303,14 @@ pub enum Entry {
     Error {
         message: String,
     },
+    /// The run lost the cluster's lock (a renewal found it gone or taken,
+    /// or its lease ran out while the process was stopped): it makes no
+    /// further change. `rollback`: what it did about its own changes.
+    LeaseLost {
+        reason: String,
+        #[serde(default)]
+        rollback: String,
+    },
     ScenarioEnded {
         outcome: ScenarioOutcome,
         #[serde(default)]
@@ -413,6 +425,26 @@ pub struct JournalError {
     path: PathBuf,
     #[source]
     source: std::io::Error,
+    /// Another writer appended to the journal since this one last wrote:
+    /// `hpchaos recover` took the run over.
+    taken_over: bool,
+}
+
+impl JournalError {
+    fn io(path: &Path, source: std::io::Error) -> JournalError {
+        JournalError {
+            path: path.to_path_buf(),
+            source,
+            taken_over: false,
+        }
+    }
+
+    /// Whether another process (`hpchaos recover`) wrote to the journal
+    /// since this writer did: the run was taken over, and its records are
+    /// not to be mixed with the other writer's.
+    pub fn taken_over(&self) -> bool {
+        self.taken_over
+    }
 }
 
 impl JournalWriter {
@@ -424,10 +456,7 @@ impl JournalWriter {
             .append(true)
             .create_new(true)
             .open(path)
-            .map_err(|source| JournalError {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            .map_err(|source| JournalError::io(path, source))?;
         Ok(Self {
             file,
             path: path.to_path_buf(),
@@ -440,12 +469,25 @@ impl JournalWriter {
     /// Reopens an existing journal (one a dead run left) to append to it:
     /// numbering goes on after its last record, and a half-written last
     /// line is closed with a newline (kept, so the report lists it).
+    /// The file is read under its lock, so a record the run is writing at
+    /// that moment is counted, and the numbering stays unique.
     pub fn append_to(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, JournalError> {
-        let err = |source| JournalError {
-            path: path.to_path_buf(),
-            source,
-        };
-        let text = std::fs::read_to_string(path).map_err(err)?;
+        let err = |source| JournalError::io(path, source);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(path)
+            .map_err(err)?;
+        file.lock().map_err(err)?;
+        let mut text = String::new();
+        {
+            use std::io::Read;
+            let read = (&file).read_to_string(&mut text);
+            if let Err(e) = read {
+                let _ = file.unlock();
+                return Err(err(e));
+            }
+        }
         let next_seq = Journal::parse(&text)
             .records
             .iter()
@@ -453,12 +495,16 @@ impl JournalWriter {
             .max()
             .unwrap_or(0)
             + 1;
-        let mut file = OpenOptions::new().append(true).open(path).map_err(err)?;
         let mut len = text.len() as u64;
         if !text.is_empty() && !text.ends_with('\n') {
-            file.write_all(b"\n").map_err(err)?;
+            let closed = file.write_all(b"\n");
+            if let Err(e) = closed {
+                let _ = file.unlock();
+                return Err(err(e));
+            }
             len += 1;
         }
+        file.unlock().map_err(err)?;
         Ok(Self {
             file,
             path: path.to_path_buf(),
@@ -492,6 +538,42 @@ impl JournalWriter {
         };
         let mut line = serde_json::to_string(&record).map_err(|err| self.error(err.into()))?;
         line.push('\n');
+        // Under the file's lock (`recover` takes it too), the file must be
+        // as this writer left it: still named on disk, and no longer than
+        // what it wrote. Otherwise the run folder was deleted, or another
+        // writer took the journal over; either way nothing is written.
+        self.file.lock().map_err(|e| self.error(e))?;
+        let result = self.write_locked(&line, durable);
+        let _ = self.file.unlock();
+        result?;
+        self.len += line.len() as u64;
+        self.next_seq += 1;
+        Ok(record)
+    }
+
+    /// Writes `line` (the lock held): refuses a deleted or taken-over file.
+    fn write_locked(&mut self, line: &str, durable: bool) -> Result<(), JournalError> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = self.file.metadata().map_err(|e| self.error(e))?;
+        if meta.nlink() == 0 {
+            return Err(self.error(std::io::Error::other(format!(
+                "it was deleted while the run wrote it (its folder {} was removed?): nothing more can be recorded",
+                self.path
+                    .parent()
+                    .map_or_else(|| ".".into(), |p| p.display().to_string())
+            ))));
+        }
+        if meta.len() != self.len {
+            return Err(JournalError {
+                path: self.path.clone(),
+                source: std::io::Error::other(format!(
+                    "another process wrote to it since this run did ({} bytes where this run wrote {}): `hpchaos recover` took this run over, and this run records and does nothing more",
+                    meta.len(),
+                    self.len
+                )),
+                taken_over: true,
+            });
+        }
         let written = self
             .file
             .write_all(line.as_bytes())
@@ -509,16 +591,11 @@ impl JournalWriter {
             let _ = self.file.set_len(self.len);
             return Err(self.error(err));
         }
-        self.len += line.len() as u64;
-        self.next_seq += 1;
-        Ok(record)
+        Ok(())
     }
 
     fn error(&self, source: std::io::Error) -> JournalError {
-        JournalError {
-            path: self.path.clone(),
-            source,
-        }
+        JournalError::io(&self.path, source)
     }
 }
 
@@ -621,10 +698,7 @@ impl Journal {
     pub fn load(path: &Path) -> Result<Journal, JournalError> {
         std::fs::read_to_string(path)
             .map(|text| Journal::parse(&text))
-            .map_err(|source| JournalError {
-                path: path.to_path_buf(),
-                source,
-            })
+            .map_err(|source| JournalError::io(path, source))
     }
 }
 
@@ -711,6 +785,7 @@ mod tests {
                         action: format!("step {id}"),
                         undo,
                         instances: BTreeMap::from([("ip-10-1-0-13".into(), "i-1".into())]),
+                        fence: Some(1),
                     },
                 )
                 .unwrap();
@@ -757,6 +832,72 @@ mod tests {
             journal.records.last().unwrap().entry,
             Entry::RecoverStarted { .. }
         ));
+    }
+
+    #[test]
+    fn a_journal_taken_over_by_recover_refuses_its_first_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let mut run = JournalWriter::create(&path, clock()).unwrap();
+        run.append(
+            None,
+            Entry::Error {
+                message: "a".into(),
+            },
+        )
+        .unwrap();
+        // recover takes over: its records number on from the run's.
+        let mut recover = JournalWriter::append_to(&path, clock()).unwrap();
+        let taken = recover
+            .append(None, Entry::RecoverStarted { by: "test".into() })
+            .unwrap();
+        assert_eq!(taken.seq, 2);
+        // The run's next write is refused, and says why; nothing written.
+        let refused = run
+            .append(
+                None,
+                Entry::Error {
+                    message: "b".into(),
+                },
+            )
+            .unwrap_err();
+        assert!(refused.taken_over(), "{refused}");
+        assert!(refused.to_string().contains("hpchaos recover"), "{refused}");
+        let journal = Journal::load(&path).unwrap();
+        let seqs: Vec<u64> = journal.records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, vec![1, 2]);
+        assert!(journal.damaged.is_empty());
+    }
+
+    #[test]
+    fn a_journal_whose_folder_was_deleted_says_so_at_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("run");
+        std::fs::create_dir(&folder).unwrap();
+        let mut run = JournalWriter::create(&folder.join("journal.jsonl"), clock()).unwrap();
+        run.append(
+            None,
+            Entry::Error {
+                message: "a".into(),
+            },
+        )
+        .unwrap();
+        std::fs::remove_dir_all(&folder).unwrap();
+        let refused = run
+            .append(
+                None,
+                Entry::Error {
+                    message: "b".into(),
+                },
+            )
+            .unwrap_err();
+        assert!(!refused.taken_over());
+        assert!(
+            refused
+                .to_string()
+                .contains("it was deleted while the run wrote it"),
+            "{refused}"
+        );
     }
 
     #[test]

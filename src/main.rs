@@ -85,7 +85,10 @@ fn main() -> ExitCode {
             cluster,
             journal,
             release_lock,
-        } => hpchaos::recover::recover(&cluster, journal.as_deref(), release_lock.as_deref()),
+            force,
+        } => {
+            hpchaos::recover::recover(&cluster, journal.as_deref(), release_lock.as_deref(), force)
+        }
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

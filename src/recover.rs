@@ -19,8 +19,14 @@ use crate::scenario;
 
 /// Runs `recover`; returns the exit code (0: nothing left applied, 3: a
 /// step could not be undone or the cluster could not be reached).
-/// `release_lock`: only release the dead run `RUN_ID`'s lock.
-pub fn recover(profile_path: &Path, journal: Option<&Path>, release_lock: Option<&str>) -> u8 {
+/// `release_lock`: only release the dead run `RUN_ID`'s lock. `force`:
+/// take over a holder that looks alive (the user made sure it is gone).
+pub fn recover(
+    profile_path: &Path,
+    journal: Option<&Path>,
+    release_lock: Option<&str>,
+    force: bool,
+) -> u8 {
     let profile = match scenario::load_profile(profile_path) {
         Ok(p) => p.value,
         Err(err) => {
@@ -57,9 +63,37 @@ pub fn recover(profile_path: &Path, journal: Option<&Path>, release_lock: Option
                 ..
             }) => Some((
                 owner.clone(),
-                lock::stale_because(owner, *lease_age, &this_host, lock::pid_alive),
+                lock::stale_because(owner, *lease_age, &this_host, lock::pid_alive).or_else(
+                    || force.then(|| "taken over with --force: said to be gone".to_owned()),
+                ),
+                *lease_age,
             )),
             _ => None,
+        };
+        let holder_alive = |owner: &lock::Owner, lease_age: Option<u64>| -> String {
+            if owner.host == this_host {
+                let stopped = if lock::pid_stopped(owner.pid) {
+                    format!(
+                        " and is STOPPED (it may wake and act: end it with kill -CONT {} then kill -INT {}, or kill -KILL {} and recover again)",
+                        owner.pid, owner.pid, owner.pid
+                    )
+                } else {
+                    format!(" (stop it with kill -INT {})", owner.pid)
+                };
+                format!(
+                    "{}: its process {} exists on this host{stopped}; it is alive however old its lease",
+                    owner.describe(),
+                    owner.pid
+                )
+            } else {
+                format!(
+                    "{}: it runs on {}, where its lease was renewed {}s ago (lease {}s); stop it there, or wait until its lease runs out",
+                    owner.describe(),
+                    owner.host,
+                    lease_age.map_or("?".to_owned(), |a| a.to_string()),
+                    owner.lease_seconds
+                )
+            }
         };
         let release = |marker: String| {
             let cluster = cluster.clone();
@@ -78,7 +112,7 @@ pub fn recover(profile_path: &Path, journal: Option<&Path>, release_lock: Option
         // Only the lock, for a run whose machine and journal are lost.
         if let Some(run_id) = release_lock {
             return match &holder {
-                Some((owner, Some(why))) if owner.run_id == run_id => {
+                Some((owner, Some(why), _)) if owner.run_id == run_id => {
                     if release(lock::Owner::marker(run_id)).await {
                         println!(
                             "lock of {} released ({why}); nothing was undone: check the cluster for what it left (sinfo, the nodes it targeted)",
@@ -90,14 +124,14 @@ pub fn recover(profile_path: &Path, journal: Option<&Path>, release_lock: Option
                         exit::HARNESS_FAILED
                     }
                 }
-                Some((owner, None)) if owner.run_id == run_id => {
+                Some((owner, None, age)) if owner.run_id == run_id => {
                     eprintln!(
-                        "error: {} still renews its lease: it is alive; stop it instead",
-                        owner.describe()
+                        "error: that run is alive, {}; nothing released (--force once it is gone for good)",
+                        holder_alive(owner, *age)
                     );
                     exit::HARNESS_FAILED
                 }
-                Some((owner, _)) => {
+                Some((owner, _, _)) => {
                     eprintln!(
                         "error: the lock is held by {}, not {run_id}: left alone",
                         owner.describe()
@@ -142,8 +176,10 @@ pub fn recover(profile_path: &Path, journal: Option<&Path>, release_lock: Option
         }
         let journal_path: PathBuf = match (journal, &holder) {
             (Some(path), _) => path.to_path_buf(),
-            (None, Some((owner, _))) if owner.host == this_host => PathBuf::from(&owner.journal),
-            (None, Some((owner, _))) => {
+            (None, Some((owner, _, _))) if owner.host == this_host => {
+                PathBuf::from(&owner.journal)
+            }
+            (None, Some((owner, _, _))) => {
                 eprintln!(
                     "error: the lock is held by {}; its journal is on {}: run recover there, or copy the journal here and name it; if it is lost, release the lock without undoing anything: hpchaos recover --cluster {} --release-lock {}",
                     owner.describe(),
@@ -176,7 +212,28 @@ pub fn recover(profile_path: &Path, journal: Option<&Path>, release_lock: Option
             return exit::INVALID_INPUT;
         };
         let run_id = run_id.to_owned();
-        if let Some((owner, None)) = &holder {
+        // The journal's own run, alive on this host, whatever the lock
+        // says (it may have been removed by hand): never undone under it.
+        let journal_owner = journal.records.iter().find_map(|r| match &r.entry {
+            Entry::LockAcquired { owner } => {
+                serde_json::from_value::<lock::Owner>(owner.clone()).ok()
+            }
+            _ => None,
+        });
+        if let Some(owner) = &journal_owner
+            && !force
+            && owner.run_id == run_id
+            && owner.host == this_host
+            && lock::pid_alive(owner.pid)
+            && holder.as_ref().is_none_or(|(h, _, _)| h.run_id != run_id)
+        {
+            eprintln!(
+                "error: that run is still alive, {}; nothing was undone (--force once it is gone for good)",
+                holder_alive(owner, None)
+            );
+            return exit::HARNESS_FAILED;
+        }
+        if let Some((owner, None, age)) = &holder {
             // Alive: its own rollback is the one to run, not ours.
             let what = if owner.run_id == run_id {
                 "that run is still alive"
@@ -184,9 +241,8 @@ pub fn recover(profile_path: &Path, journal: Option<&Path>, release_lock: Option
                 "another run is under way"
             };
             eprintln!(
-                "error: {what}: {} holds the lock and renews its lease; stop it (kill -INT {}) or wait for it to end",
-                owner.describe(),
-                owner.pid
+                "error: {what}, {}; nothing was undone (--force once it is gone for good)",
+                holder_alive(owner, *age)
             );
             return exit::HARNESS_FAILED;
         }
@@ -215,10 +271,10 @@ pub fn recover(profile_path: &Path, journal: Option<&Path>, release_lock: Option
         );
         let failed = runner.undo_pending(&pending).await;
         let released = match &holder {
-            Some((owner, _)) if owner.run_id == run_id => {
+            Some((owner, _, _)) if owner.run_id == run_id => {
                 release(lock::Owner::marker(&run_id)).await
             }
-            Some((owner, _)) => {
+            Some((owner, _, _)) => {
                 println!(
                     "the lock is held by another dead run, {}: left alone; recover its journal too",
                     owner.describe()
@@ -236,6 +292,20 @@ pub fn recover(profile_path: &Path, journal: Option<&Path>, release_lock: Option
                 still_applied: failed.clone(),
             },
         );
+        // What could not be recorded is not claimed: the journal still
+        // lists those steps as applied.
+        if let Some(error) = runner.journal_failure() {
+            eprintln!(
+                "error: recover could not record what it did ({error}); the journal still lists {} step(s) as applied{}: free the space (or fix the file), then run recover again",
+                pending.len(),
+                if failed.is_empty() {
+                    ", though each was undone (said above)"
+                } else {
+                    ""
+                }
+            );
+            return exit::HARNESS_FAILED;
+        }
         if failed.is_empty() {
             println!("nothing left applied by {run_id}");
             exit::SUCCESS

@@ -292,6 +292,7 @@ pub fn progress_line(record: &Record) -> String {
         ),
         Entry::Aborted { reason } => format!("ABORT: {reason}"),
         Entry::Error { message } => format!("error: {message}"),
+        Entry::LeaseLost { reason, rollback } => format!("LEASE LOST: {reason}; {rollback}"),
         Entry::ScenarioEnded { outcome, reason } => format!("ended: {outcome:?} {reason}"),
         Entry::RunEnded { outcome } => format!("run ended: {outcome:?}"),
     };

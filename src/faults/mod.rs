@@ -111,6 +111,24 @@ impl Step {
         }
     }
 
+    /// Whether the step is a command run on the head node (which can
+    /// carry the lock's fence in the same command).
+    pub fn runs_on_head(&self) -> bool {
+        matches!(
+            self,
+            Step::Run {
+                on: Place::Head,
+                ..
+            } | Step::RunFor {
+                on: Place::Head,
+                ..
+            } | Step::RunDropping {
+                on: Place::Head,
+                ..
+            }
+        )
+    }
+
     pub fn describe(&self) -> String {
         let place = |p: &Place| match p {
             Place::Head => "head".to_owned(),

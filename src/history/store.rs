@@ -101,6 +101,21 @@ impl History {
             detail: e.to_string(),
         })?;
         let path = root.join(FILE);
+        // A store this call creates (none there, or an empty file a full
+        // disk left) is removed again if it cannot be made whole: never a
+        // zero-byte history left behind.
+        let created = std::fs::metadata(&path).map_or(true, |m| m.len() == 0);
+        let opened = Self::open_at(root, &path);
+        if opened.is_err() && created {
+            for leftover in ["", "-journal", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{leftover}", path.display()));
+            }
+        }
+        opened
+    }
+
+    fn open_at(root: &Path, path: &Path) -> Result<History, HistoryError> {
+        let path = path.to_path_buf();
         let damaged = |detail: String| HistoryError::Damaged {
             path: path.clone(),
             root: root.to_path_buf(),

@@ -498,6 +498,15 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
             note(Source::Harness, None, None, format!("ABORT: {reason}"));
             scenario.reason = reason.clone();
         }
+        Entry::LeaseLost { reason, rollback } => {
+            note(
+                Source::Harness,
+                None,
+                None,
+                format!("LEASE LOST: {reason}; {rollback}"),
+            );
+            scenario.reason = format!("the run lost the cluster's lock: {reason}");
+        }
         Entry::Error { message } => {
             note(Source::Harness, None, None, format!("error: {message}"));
             if scenario.reason.is_empty() {

@@ -23,21 +23,46 @@ impl Runner {
             Place::Head => self.cluster.slurm.head.clone(),
             Place::Node(n) => self.cluster.node(n),
         };
+        // A command run from the head while the run holds the lock goes
+        // with the lock's fencing token, checked on the head in the same
+        // command: refused there once another run holds the lock.
+        let token = self.lease.as_ref().map(super::lease::Lease::token);
+        let fenced = |place: &Place, argv: &[String]| {
+            let line = crate::cluster::quote::command_line(argv);
+            match (place, token) {
+                (Place::Head, Some(token)) => {
+                    format!("{}{line}", super::lock::fence_guard(token))
+                }
+                _ => line,
+            }
+        };
         let status = |out: crate::cluster::ssh::Output| {
             if out.status == 0 {
                 Ok(String::new())
+            } else if out.status == super::lock::FENCED_STATUS
+                && out.stderr.contains(super::lock::FENCED_SAID)
+            {
+                let why = format!(
+                    "the head refused it: the cluster's lock is no longer held under token {}",
+                    token.unwrap_or_default()
+                );
+                if let Some(lease) = &self.lease {
+                    lease.lose(why.clone());
+                }
+                Err(why)
             } else {
                 Err(format!("exit {}: {}", out.status, out.stderr.trim()))
             }
         };
+        let per_command = self.cluster.profile.ssh.command_timeout.as_std();
         match step {
             Step::Run { on, argv } => status(
-                ssh.run(&endpoint(on), argv)
+                ssh.run_line(&endpoint(on), &fenced(on, argv), per_command)
                     .await
                     .map_err(|e| e.to_string())?,
             ),
             Step::RunFor { on, argv, timeout } => {
-                let line = crate::cluster::quote::command_line(argv);
+                let line = fenced(on, argv);
                 status(
                     ssh.run_line(&endpoint(on), &line, timeout.as_std())
                         .await
@@ -47,14 +72,12 @@ impl Runner {
             // The node goes away under the command: a dropped connection or
             // no answer is the expected end, but not failing to get in.
             Step::RunDropping { on, argv } => {
-                let line = crate::cluster::quote::command_line(argv);
+                let line = fenced(on, argv);
                 match ssh
                     .run_line(&endpoint(on), &line, StdDuration::from_secs(5))
                     .await
                 {
-                    Ok(out) if out.status != 0 => {
-                        Err(format!("exit {}: {}", out.status, out.stderr.trim()))
-                    }
+                    Ok(out) if out.status != 0 => status(out),
                     Err(
                         err @ (SshError::HostKeyMismatch { .. }
                         | SshError::UnknownHost { .. }
@@ -382,6 +405,53 @@ impl Runner {
                 now.instance_id
             ))),
             _ => Ok(None),
+        }
+    }
+}
+
+impl Runner {
+    /// What the cluster shows now of an undo step that was carried out but
+    /// whose record could not be written: `stopped`, `resumed`, ... or
+    /// `STILL ...` when it is not so; for steps that leave nothing to look
+    /// at, that they ran. Read-only.
+    pub(super) async fn recheck(&self, step: &Step) -> String {
+        match step {
+            Step::StopDetached { on, argv, pidfile } => {
+                let endpoint = match on {
+                    Place::Head => self.cluster.slurm.head.clone(),
+                    Place::Node(n) => self.cluster.node(n),
+                };
+                match self.detached(&endpoint, pidfile).await {
+                    Ok(Some((pid, cmdline))) if cmdline == *argv => {
+                        format!("STILL RUNNING (pid {pid})")
+                    }
+                    Ok(_) => "stopped (re-checked: no such process)".to_owned(),
+                    Err(e) => format!("done, but could not be re-checked: {e}"),
+                }
+            }
+            Step::ResumeIfUntouched { node, reason } => {
+                match self
+                    .cluster
+                    .slurm
+                    .nodes_named(std::slice::from_ref(node))
+                    .await
+                {
+                    Ok(rows) => match rows.first() {
+                        Some(row) if row.healthy() => {
+                            format!("resumed (re-checked: {})", row.describe())
+                        }
+                        Some(row) if row.reason.contains(reason.as_str()) => {
+                            format!("STILL MARKED (re-checked: {})", row.describe())
+                        }
+                        Some(row) => {
+                            format!("left to the cluster (re-checked: {})", row.describe())
+                        }
+                        None => format!("could not be re-checked: sinfo does not list {node}"),
+                    },
+                    Err(e) => format!("done, but could not be re-checked: {e}"),
+                }
+            }
+            _ => "done (exit 0); nothing to re-check".to_owned(),
         }
     }
 }

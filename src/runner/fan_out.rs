@@ -71,6 +71,25 @@ impl Runner {
                 None => groups.push((node, vec![index])),
             }
         }
+        // Steps on compute nodes and API calls cannot carry the lock's
+        // fence themselves: the head is asked once, just before they start,
+        // that the lock is still held under this run's token.
+        if mode == Mode::Change
+            && steps.iter().any(|s| !s.runs_on_head())
+            && let Err(why) = self.fence_check().await
+        {
+            return (0..steps.len())
+                .map(|index| StepResult {
+                    index,
+                    started: self.clock.now(),
+                    took_ms: 0,
+                    result: Err(format!(
+                        "stopped before: {}: {why}",
+                        steps[index].describe()
+                    )),
+                })
+                .collect();
+        }
         let mut results: Vec<StepResult> = stream::iter(groups)
             .map(|(_, members)| async move {
                 let mut out = Vec::new();
@@ -102,6 +121,41 @@ impl Runner {
             .await;
         results.sort_by_key(|r| r.index);
         results
+    }
+
+    /// Asks the head whether the cluster's lock is still held under this
+    /// run's token (nothing to ask while the run holds no lock). A lock
+    /// held under another token loses the lease. Errors: why the run may
+    /// not act.
+    pub(super) async fn fence_check(&self) -> Result<(), String> {
+        let Some(lease) = &self.lease else {
+            return Ok(());
+        };
+        let token = lease.check(self.clock.now())?;
+        let out = self
+            .cluster
+            .ssh
+            .run_line(
+                &self.cluster.slurm.head,
+                &super::lock::fence_check_line(token),
+                self.cluster.profile.ssh.command_timeout.as_std(),
+            )
+            .await
+            .map_err(|e| format!("cannot check the cluster's lock: {e}"))?;
+        if out.status == super::lock::FENCED_STATUS {
+            let why =
+                format!("the cluster's lock is no longer held under this run's token {token}");
+            lease.lose(why.clone());
+            return Err(why);
+        }
+        if out.status != 0 {
+            return Err(format!(
+                "cannot check the cluster's lock: exit {}: {}",
+                out.status,
+                out.stderr.trim()
+            ));
+        }
+        Ok(())
     }
 
     /// Journals when each step ran, how long it took and how it ended.

@@ -36,6 +36,7 @@ mod checks;
 pub mod evidence;
 mod execute;
 mod fan_out;
+pub mod lease;
 pub mod lock;
 pub mod regression;
 mod usage;
@@ -65,6 +66,9 @@ pub enum RunError {
     /// A record could not be written mid-run: the run stopped acting.
     #[error("cannot write the journal, so nothing more was done: {0}")]
     JournalFailed(String),
+    /// The run lost the cluster's lock mid-run: it stopped acting.
+    #[error("this run lost the cluster's lock, so it stopped acting: {0}")]
+    LeaseLost(String),
 }
 
 /// The targets a scenario would hit now, for `plan` (the workload's
@@ -169,7 +173,20 @@ pub struct Runner {
     /// What rollback is undoing now, for a second Ctrl-C to print.
     pub undoing: Arc<Mutex<Option<String>>>,
     /// Renews the lock's lease while the run holds it.
-    lease: Option<tokio::task::JoinHandle<()>>,
+    renewer: Option<tokio::task::JoinHandle<()>>,
+    /// The lease on the cluster's lock, while the run holds one.
+    lease: Option<lease::Lease>,
+    /// The lease's loss was said (stderr and journal).
+    lease_said: bool,
+    /// Why the first lease was lost, once the lock was taken again only to
+    /// roll back: the run stays stopped for it.
+    lost: Option<String>,
+    /// Another writer (`hpchaos recover`) took the journal over: the
+    /// rollback is its, not this run's.
+    taken_over: bool,
+    /// Undo steps the rollback carried out whose records could not be
+    /// written, each as `step: what the cluster showed when re-checked`.
+    pub unrecorded: Vec<(String, String)>,
     /// The current watch's cycles, for its `watch_cost` record.
     cycles: watch::Cycles,
     /// Regression gates and their baselines, when the run has any.
@@ -403,14 +420,19 @@ impl Runner {
             run_id: new_run_id(&SystemClock),
             profile_path: None,
             undoing: Arc::new(Mutex::new(None)),
+            renewer: None,
             lease: None,
+            lease_said: false,
+            lost: None,
+            taken_over: false,
+            unrecorded: Vec::new(),
         }
     }
 
     /// How a run that stopped early ends: `aborted` when the journal
     /// failed (no signal came), `interrupted` otherwise.
     fn stopped_outcome(&self) -> RunOutcome {
-        if self.journal_error.is_some() && !self.cancelled() {
+        if self.journal_error.is_some() && !self.cancelled() && self.lease_lost().is_none() {
             RunOutcome::Aborted
         } else {
             RunOutcome::Interrupted
@@ -423,9 +445,42 @@ impl Runner {
     }
 
     /// Nothing more may be done to the cluster but undo: a stop was asked
-    /// for, or the journal cannot take records.
+    /// for, the journal cannot take records, or the lease is lost.
     fn stopping(&self) -> bool {
-        self.cancelled() || self.journal_error.is_some()
+        self.cancelled() || self.journal_error.is_some() || self.lease_lost().is_some()
+    }
+
+    /// Why the run may no longer act on the cluster's lock, if so: its
+    /// lease was lost, or ran out by this machine's clock (see
+    /// [`lease::Lease::check`]). `None` while the run holds no lock (before
+    /// it took one, and in `recover`).
+    fn lease_lost(&self) -> Option<String> {
+        if let Some(why) = &self.lost {
+            return Some(why.clone());
+        }
+        self.lease.as_ref()?.check(self.clock.now()).err()
+    }
+
+    /// Says once, on stderr and in the journal, that the lease was lost
+    /// and what became of the run's own changes (`rollback`).
+    fn say_lease_lost(&mut self, scenario: Option<&str>, rollback: &str) {
+        let Some(reason) = self.lease_lost() else {
+            return;
+        };
+        if self.lease_said {
+            return;
+        }
+        self.lease_said = true;
+        eprintln!(
+            "error: this run lost the cluster's lock and makes no further change: {reason}; {rollback}"
+        );
+        self.log(
+            scenario,
+            Entry::LeaseLost {
+                reason,
+                rollback: rollback.to_owned(),
+            },
+        );
     }
 
     /// The write-ahead gate: journals (and syncs) what is about to be done
@@ -444,12 +499,19 @@ impl Runner {
         if let Some(err) = &self.journal_error {
             return Err(format!("the journal failed ({err}), so not: {action}"));
         }
+        if let Some(why) = self.lease_lost() {
+            return Err(format!(
+                "this run lost the cluster's lock ({why}), so not: {action}"
+            ));
+        }
+        let fence = self.lease.as_ref().map(lease::Lease::token);
         let id = self.next_intent;
         let entry = Entry::Intent {
             id,
             action: action.clone(),
             undo,
             instances: self.instances_before.clone(),
+            fence,
         };
         match self.journal.append(Some(scenario), entry) {
             Ok(_) => {
@@ -457,12 +519,18 @@ impl Runner {
                 Ok(id)
             }
             Err(err) => {
+                self.taken_over |= err.taken_over();
                 self.journal_error = Some(err.to_string());
                 Err(format!(
                     "cannot record it in the journal ({err}), so not: {action}"
                 ))
             }
         }
+    }
+
+    /// Why a journal record could not be written, if one could not.
+    pub fn journal_failure(&self) -> Option<String> {
+        self.journal_error.clone()
     }
 
     /// Appends a record (for `recover`, which shares the runner's steps).
@@ -485,7 +553,10 @@ impl Runner {
                 }
             }
             Err(err) => {
-                eprintln!("error: {err}");
+                if self.journal_error.is_none() {
+                    eprintln!("error: {err}");
+                }
+                self.taken_over |= err.taken_over();
                 self.journal_error.get_or_insert(err.to_string());
             }
         }
@@ -591,8 +662,15 @@ impl Runner {
                 break;
             }
         }
+        // The lease lost between scenarios (nothing was under way) is
+        // said here; one lost mid-scenario was said by its rollback.
+        self.say_lease_lost(None, "no change of this run was applied at the time");
+        let lost = self.lease_lost();
         self.unlock().await;
         self.log(None, Entry::RunEnded { outcome });
+        if let Some(why) = lost {
+            return Err(RunError::LeaseLost(why));
+        }
         match self.journal_error.clone() {
             Some(err) => Err(RunError::JournalFailed(err)),
             None => Ok(outcome),
@@ -661,7 +739,7 @@ impl Runner {
                 .to_string(),
             profile: self.profile_path.clone(),
             started_at: self.clock.now(),
-            lease_seconds: lock::LEASE.as_secs(),
+            lease_seconds: lock::lease().as_secs(),
         };
         let owner = serde_json::to_value(&owner)
             .map_err(|e| RunError::Cluster(format!("lock record: {e}")))?;
@@ -679,12 +757,13 @@ impl Runner {
                     "hpchaos",
                     LOCK_DIR,
                     &record,
+                    lock::FENCE_FILE,
                 ],
             )
             .await
             .map_err(|e| RunError::Cluster(e.to_string()))?;
-        match lock::parse_answer(&out.stdout) {
-            Some(lock::LockState::Acquired) => {}
+        let token = match lock::parse_answer(&out.stdout) {
+            Some(lock::LockState::Acquired(token)) => token,
             Some(lock::LockState::Held {
                 owner: Some(holder),
                 lease_age,
@@ -746,28 +825,69 @@ impl Runner {
                     out.stderr.trim()
                 )));
             }
+        };
+        let mut owner = owner;
+        if let Some(fields) = owner.as_object_mut() {
+            fields.insert("token".to_owned(), token.into());
         }
         self.log(None, Entry::LockAcquired { owner });
-        let ssh = self.cluster.ssh.clone();
-        let marker = lock::Owner::marker(&self.run_id);
-        self.lease = Some(tokio::spawn(async move {
-            let every = lock::LEASE / 3;
-            loop {
-                tokio::time::sleep(every).await;
-                let _ = ssh
-                    .run(
-                        &head,
-                        &["sh", "-c", lock::RENEW_SCRIPT, "hpchaos", LOCK_DIR, &marker],
-                    )
-                    .await;
-            }
-        }));
+        self.hold(token);
         Ok(())
     }
 
+    /// Holds the lease taken under `token`: renews it every third of its
+    /// length on the head and looks at every answer (see [`lease::Lease`]).
+    /// A loss found by a renewal is said on stderr at once; the run stops
+    /// acting at its next check.
+    fn hold(&mut self, token: u64) {
+        if let Some(old) = self.renewer.take() {
+            old.abort();
+        }
+        let length = lock::lease();
+        let held = lease::Lease::acquired(token, length, self.clock.now());
+        self.lease = Some(held.clone());
+        let ssh = self.cluster.ssh.clone();
+        let head = self.cluster.slurm.head.clone();
+        let clock = self.clock.clone();
+        let marker = lock::Owner::marker(&self.run_id);
+        self.renewer = Some(tokio::spawn(async move {
+            let every = length / 3;
+            let token = token.to_string();
+            loop {
+                tokio::time::sleep(every).await;
+                let (sent_wall, sent_mono) = (clock.now(), std::time::Instant::now());
+                let line = crate::cluster::quote::command_line(&[
+                    "sh",
+                    "-c",
+                    lock::RENEW_SCRIPT,
+                    "hpchaos",
+                    LOCK_DIR,
+                    &marker,
+                    &token,
+                ]);
+                // A renewal that hangs proves nothing: it is given a third
+                // of the lease, and the next one is sent after it.
+                let answer = ssh
+                    .run_line(&head, &line, every)
+                    .await
+                    .map(|out| lock::parse_renewal(&out.stdout))
+                    .map_err(|e| e.to_string());
+                if let Some(why) = held.renewal(sent_wall, sent_mono, answer, &head.name) {
+                    eprintln!(
+                        "error: this run lost the cluster's lock: {why}; it makes no further change"
+                    );
+                    return;
+                }
+                if held.lost().is_some() {
+                    return;
+                }
+            }
+        }));
+    }
+
     async fn unlock(&mut self) {
-        if let Some(lease) = self.lease.take() {
-            lease.abort();
+        if let Some(renewer) = self.renewer.take() {
+            renewer.abort();
         }
         let marker = lock::Owner::marker(&self.run_id);
         let _ = self
@@ -1089,6 +1209,49 @@ impl Runner {
         undo: &[Step],
         workload: Option<&WorkloadJob>,
     ) {
+        // Another writer took the journal over: `recover` undoes what the
+        // run left, and its records are the journal's; this run's would mix.
+        if self.taken_over {
+            self.say_lease_lost(
+                Some(name),
+                "`hpchaos recover` took this run's journal over: the rollback is its",
+            );
+            eprintln!(
+                "error: `hpchaos recover` took this run's journal over; this run undoes nothing (recover did): {}",
+                self.journal_error.clone().unwrap_or_default()
+            );
+            return;
+        }
+        // The lease lost: the run may undo only under a lock it holds. A
+        // free lock (removed by hand) is taken again for the rollback; one
+        // another run holds leaves the steps as they are, said as still
+        // applied, for `recover` once that run has ended.
+        if self.lease_lost().is_some() {
+            match self.retake().await {
+                Ok(token) => self.say_lease_lost(
+                    Some(name),
+                    &format!("the lock was free, and was taken again under token {token} only to undo this run's changes"),
+                ),
+                Err(held) => {
+                    let said = format!(
+                        "nothing undone: {held}; this run's changes may still be applied (undo them with `hpchaos recover` once that run has ended)"
+                    );
+                    self.say_lease_lost(Some(name), &said);
+                    for step in undo {
+                        self.log(
+                            Some(name),
+                            Entry::Rollback {
+                                step: step.describe(),
+                                ok: false,
+                                detail: format!("not undone: this run lost the cluster's lock ({held})"),
+                                undoes: Some(intent),
+                            },
+                        );
+                    }
+                    return;
+                }
+            }
+        }
         let per_step = self.cluster.profile.ssh.command_timeout.as_std();
         let limit = |step: &Step| match step {
             Step::RunFor { timeout, .. } => timeout.as_std(),
@@ -1114,22 +1277,99 @@ impl Runner {
         let results = self
             .execute_fanned(undo, workload, fan_out::Mode::Undo)
             .await;
+        let mut unrecorded = Vec::new();
         for r in results {
             let (ok, detail) = match r.result {
                 Ok(note) => (true, note),
                 Err(err) => (false, err),
             };
+            let recorded_before = self.journal_error.is_none();
             self.log(
                 Some(name),
                 Entry::Rollback {
                     step: undo[r.index].describe(),
                     ok,
-                    detail,
+                    detail: detail.clone(),
                     undoes: Some(intent),
                 },
             );
+            if !recorded_before || self.journal_error.is_some() {
+                unrecorded.push((r.index, ok.then_some(()).ok_or(detail)));
+            }
         }
         *self.undoing.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        // Records that could not be written: what the cluster shows now is
+        // said instead, so the run's end tells the truth about its steps.
+        for (index, done) in unrecorded {
+            let step = &undo[index];
+            let found = match done {
+                Ok(()) => self.recheck(step).await,
+                Err(error) => format!("NOT undone ({error})"),
+            };
+            eprintln!(
+                "rollback: {}: {found} (not recorded: the journal cannot be written)",
+                step.describe()
+            );
+            self.unrecorded.push((step.describe(), found));
+        }
+    }
+
+    /// Takes the cluster's lock again after the lease was lost, when it is
+    /// free (removed by hand), to undo this run's changes; the new token
+    /// fences them. Errors: who holds it, or why it could not be taken.
+    async fn retake(&mut self) -> Result<u64, String> {
+        let owner = lock::Owner {
+            run_id: self.run_id.clone(),
+            host: lock::this_host(),
+            pid: std::process::id(),
+            journal: std::path::absolute(self.journal.path())
+                .unwrap_or_else(|_| self.journal.path().to_path_buf())
+                .display()
+                .to_string(),
+            profile: self.profile_path.clone(),
+            started_at: self.clock.now(),
+            lease_seconds: lock::lease().as_secs(),
+        };
+        let record = serde_json::to_string(&owner).map_err(|e| e.to_string())?;
+        let head = self.cluster.slurm.head.clone();
+        let out = self
+            .cluster
+            .ssh
+            .run(
+                &head,
+                &[
+                    "sh",
+                    "-c",
+                    lock::ACQUIRE_SCRIPT,
+                    "hpchaos",
+                    LOCK_DIR,
+                    &record,
+                    lock::FENCE_FILE,
+                ],
+            )
+            .await
+            .map_err(|e| format!("the lock could not be read: {e}"))?;
+        match lock::parse_answer(&out.stdout) {
+            Some(lock::LockState::Acquired(token)) => {
+                // The run stays stopped for the reason it lost the first
+                // lease; the new one only fences the rollback.
+                self.lost = self.lease_lost();
+                self.hold(token);
+                Ok(token)
+            }
+            Some(lock::LockState::Held {
+                owner: Some(holder),
+                ..
+            }) => Err(format!("the lock is held by {}", holder.describe())),
+            Some(lock::LockState::Held { raw, .. }) => {
+                Err(format!("the lock is held by another run ({})", raw.trim()))
+            }
+            _ => Err(format!(
+                "the lock could not be taken: exit {}: {}",
+                out.status,
+                out.stderr.trim()
+            )),
+        }
     }
 
     /// Undoes what a dead run's journal shows as still applied (for

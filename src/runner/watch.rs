@@ -194,6 +194,14 @@ impl Runner {
         let mut monitor_poll: Option<
             tokio::task::JoinHandle<(crate::monitoring::Monitor, Vec<crate::monitoring::Update>)>,
         > = None;
+        // The API is read in a task of its own, as the monitoring is: a
+        // throttled API (the SDK backs off and retries for up to half a
+        // minute) delays only the API's own observations, never Slurm's.
+        let mut api_poll: Option<(std::time::Instant, tokio::task::JoinHandle<ApiRead>)> = None;
+        // A read still unanswered after an interval was said as failing.
+        let mut api_slow_said = false;
+        // An answered read, taken in at the next cycle.
+        let mut api_done: Option<ApiRead> = None;
         let follow = self.cluster.profile.slurm.follow_controller_log;
         if follow {
             self.follow_controller_log(name, &mut seen.log).await;
@@ -201,6 +209,9 @@ impl Runner {
         loop {
             if self.stopping() {
                 if let Some(poll) = monitor_poll.take() {
+                    poll.abort();
+                }
+                if let Some((_, poll)) = api_poll.take() {
                     poll.abort();
                 }
                 return Ending::new(
@@ -244,7 +255,7 @@ impl Runner {
             // The phases settled and only the monitoring is awaited: the
             // cluster's sources rest.
             let slurm_due = tick >= next_slurm && !phases_done;
-            let api_due = tick >= next_api && !phases_done;
+            let api_due = tick >= next_api && !phases_done && api_poll.is_none();
             if slurm_due {
                 next_slurm = tick + slurm_every;
             }
@@ -263,7 +274,15 @@ impl Runner {
             // state only when an abort condition counts unhealthy nodes:
             // neither grows with the cluster's size.
             let count_cluster = abort.max_unhealthy_nodes.is_some();
-            let (rows, listed, boots) = tokio::join!(
+            if api_due && let Some(api) = self.cluster.api.clone() {
+                api_poll = Some((
+                    tick,
+                    tokio::spawn(
+                        async move { api.targets(&asked).await.map_err(|e| e.to_string()) },
+                    ),
+                ));
+            }
+            let (rows, boots) = tokio::join!(
                 async {
                     if !slurm_due {
                         return None;
@@ -278,12 +297,6 @@ impl Runner {
                         });
                     let groups = groups.map(|g| g.map_err(|e| e.to_string()));
                     Some(rows.map_err(|e| e.to_string()).map(|rows| (rows, groups)))
-                },
-                async {
-                    match api_due {
-                        true => self.read_api(&asked).await,
-                        false => None,
-                    }
                 },
                 async {
                     match boots_due {
@@ -314,8 +327,46 @@ impl Runner {
             {
                 self.follow_controller_log(name, &mut seen.log).await;
             }
-            if api_due {
-                self.poll_api(name, baseline, &mut seen, listed).await;
+            // The API's read, once it is answered; one unanswered for an
+            // interval is said as failing then, not when the SDK gives up.
+            let answered = api_poll.as_ref().is_some_and(|(_, p)| p.is_finished());
+            if answered && let Some((_, done)) = api_poll.take() {
+                api_done = Some(
+                    done.await
+                        .unwrap_or_else(|e| Err(format!("the API's read ended: {e}"))),
+                );
+            }
+            if let Some(listed) = api_done.take() {
+                if api_slow_said && let Err(error) = &listed {
+                    self.log(
+                        Some(name),
+                        Entry::Observed {
+                            source: Source::Sagemaker,
+                            node: None,
+                            field: "poll".into(),
+                            from: Some("failing".to_owned()),
+                            to: format!("failing: {error}"),
+                            source_time: None,
+                        },
+                    );
+                }
+                api_slow_said = false;
+                self.poll_api(name, baseline, &mut seen, Some(listed)).await;
+            } else if let Some((sent, _)) = &api_poll
+                && !api_slow_said
+                && sent.elapsed() > api_every
+            {
+                let waited = sent.elapsed().as_secs_f64();
+                let error = format!(
+                    "no answer after {waited:.1}s (the SDK retries a throttled or failing request with backoff)"
+                );
+                self.note_source_health(
+                    name,
+                    &mut seen.failing_since,
+                    Source::Sagemaker,
+                    Some(&error),
+                );
+                api_slow_said = true;
             }
             // After the API: when both show the reboot in one poll, the
             // LaunchTime's milliseconds close it, not slurmd's whole second.
@@ -441,6 +492,9 @@ impl Runner {
                 if let Some(poll) = monitor_poll.take() {
                     poll.abort();
                 }
+                if let Some((_, poll)) = api_poll.take() {
+                    poll.abort();
+                }
                 if let Some(result) = judgement
                     .phases
                     .get(journaled)
@@ -453,7 +507,10 @@ impl Runner {
                             ended_at: now,
                             verdict: crate::journal::PhaseVerdict::NotReached,
                             time_source: crate::journal::TimeSource::Observed,
-                            evidence: "not seen before its deadline".into(),
+                            evidence: judgement
+                                .open_because
+                                .clone()
+                                .unwrap_or_else(|| "not seen before its deadline".into()),
                             lost_steps: None,
                         },
                     );
@@ -549,6 +606,13 @@ impl Runner {
             } else {
                 next_slurm.min(next_api)
             };
+            if let Some((sent, _)) = &api_poll
+                && !api_slow_said
+            {
+                // A read under way is said as failing once it has waited
+                // an interval (its answer wakes the loop itself).
+                wake = wake.min(*sent + api_every);
+            }
             if workload.is_some() && !phases_done {
                 wake = wake.min(next_job);
             }
@@ -567,15 +631,28 @@ impl Runner {
             let wake = wake.min(std::time::Instant::now() + poll);
             let mut cancel = self.cancel.clone();
             let follower = seen.log.follower.as_mut();
+            let mut answer = None;
             tokio::select! {
                 _ = tokio::time::sleep_until(wake.into()) => {}
                 _ = cancel.changed() => {}
+                read = async {
+                    match api_poll.as_mut() {
+                        Some((_, handle)) => handle.await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    answer = Some(read.unwrap_or_else(|e| Err(format!("the API's read ended: {e}"))));
+                }
                 _ = async {
                     match follower {
                         Some(f) => f.arrival().await,
                         None => std::future::pending().await,
                     }
                 } => {}
+            }
+            if let Some(read) = answer {
+                api_poll = None;
+                api_done = Some(read);
             }
         }
     }
@@ -1063,16 +1140,10 @@ impl Runner {
         unhealthy
     }
 
-    /// The targets in `ListClusterNodes`; accepts a replaced target's new
-    /// host key once the API shows it running.
-    /// The targets only: DescribeClusterNode per target, one listing page
-    /// when an instance is gone (sagemaker.rs, `targets`); `None` without
-    /// the API.
-    async fn read_api(&self, asked: &[(String, String)]) -> Option<ApiRead> {
-        let api = self.cluster.api.as_ref()?;
-        Some(api.targets(asked).await.map_err(|e| e.to_string()))
-    }
-
+    /// Takes in a read of the targets from the API (DescribeClusterNode per
+    /// target, one listing page when an instance is gone: sagemaker.rs,
+    /// `targets`), made in a task of its own; accepts a replaced target's
+    /// new host key once the API shows it running.
     async fn poll_api(
         &mut self,
         name: &str,
