@@ -191,6 +191,10 @@ pub enum Entry {
         /// Median and longest wall time of a cycle that read Slurm (ms).
         slurm_cycle_ms_p50: f64,
         slurm_cycle_ms_max: f64,
+        /// The longest time between two Slurm polls (ms): the poll interval
+        /// when no other source held Slurm up. Absent in older journals.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        slurm_poll_gap_ms_max: Option<f64>,
         /// The process's user + system CPU time during the watch (ms).
         cpu_ms: f64,
         /// The process's peak resident set so far (KiB).

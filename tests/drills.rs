@@ -794,3 +794,345 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// `hpchaos ARGS` as a run on another machine would be: in a UTS
+/// namespace of its own whose host name is `host` (the lock's owner record
+/// names the host; a holder on another host is judged by its lease, not
+/// its process). Needs root, as the lab does.
+fn elsewhere(host: &str, args: &[&str], lease: Option<&str>) -> Command {
+    let mut command = Command::new("unshare");
+    command
+        .args([
+            "--uts",
+            "--",
+            "sh",
+            "-c",
+            "hostname \"$1\" && shift && exec \"$@\"",
+            "sh",
+            host,
+        ])
+        .arg(env!("CARGO_BIN_EXE_hpchaos"))
+        .args(args)
+        .current_dir(root());
+    if let Some(seconds) = lease {
+        command.env("HPCHAOS_LOCK_LEASE", seconds);
+    }
+    command
+}
+
+/// A run of `file` with a lease of `lease` seconds, its output piped.
+fn spawn_leased(lab: &Lab, file: &str, lease: &str, reports: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_hpchaos"))
+        .args(Lab::run_args(
+            file,
+            &lab.profile(),
+            &reports.display().to_string(),
+        ))
+        .env("HPCHAOS_LOCK_LEASE", lease)
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the newest journal of `name` under `reports` holds
+/// `needle`; returns its path.
+fn journal_with(reports: &Path, name: &str, needle: &str) -> PathBuf {
+    wait_until(needle, || {
+        journal_of(reports, name)
+            .and_then(|j| std::fs::read_to_string(j).ok())
+            .is_some_and(|text| text.contains(needle))
+    });
+    journal_of(reports, name).unwrap()
+}
+
+/// The journal's records, parsed.
+fn records(journal: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(journal)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Seconds since the lease on the head was last renewed.
+fn lease_age(lab: &Lab) -> u64 {
+    lab.head("echo $(( $(date +%s) - $(stat -c %Y /run/hpchaos-run.lock/lease) ))")
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+/// The stress processes `sleep 120` running on ip-10-1-0-12.
+fn stresses(lab: &Lab) -> u32 {
+    lab.on("10.1.0.12", "pgrep -c -f '^sleep 120$' || true")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Issue 17's drills: a run that loses its lease stops acting.
+#[test]
+fn lease_drills() {
+    let lab = Lab::up();
+    let mut table = Vec::new();
+    let reports = lab._tmp.path().join("lease-reports");
+
+    // 1. A run stopped (SIGSTOP) past its 6 s lease, while another
+    // machine's recover takes its journal over and a second run takes the
+    // lock: after SIGCONT it makes no change, says it lost the lease and
+    // ends with exit 5.
+    let first = spawn_leased(&lab, "tests/e2e/lease-suite.yaml", "6", &reports);
+    let journal = journal_with(
+        &reports,
+        "lease-suite",
+        r#""type":"injection_finished","ok":true"#,
+    );
+    let pid = first.id().to_string();
+    send(&pid, "-STOP");
+    wait_until("the lease to run out", || lease_age(&lab) > 7);
+    // recover on this host refuses: the stopped process is alive.
+    let refused = hpchaos(&["recover", "--cluster", &lab.profile()]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(3), "{said}");
+    assert!(
+        said.contains("is STOPPED") && said.contains(&format!("kill -CONT {pid}")),
+        "{said}"
+    );
+    assert_eq!(stresses(&lab), 1, "recover undid a live run");
+    table.push(format!(
+        "stopped run, recover on its host | exit 3: {}",
+        said.lines().next().unwrap_or("")
+    ));
+    // From another machine the holder is judged by its lease: dead.
+    let journal_arg = journal.display().to_string();
+    let profile = lab.profile();
+    let out = elsewhere(
+        "other-laptop",
+        &["recover", "--cluster", &profile, &journal_arg],
+        None,
+    )
+    .output()
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stresses(&lab), 0, "recover did not stop the stress");
+    // A second run, from that machine, takes the free lock.
+    let second_reports = lab._tmp.path().join("second-reports");
+    let mut second = elsewhere(
+        "other-laptop",
+        &Lab::run_args(
+            "tests/e2e/lease-stress.yaml",
+            &profile,
+            &second_reports.display().to_string(),
+        )
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
+        None,
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    journal_with(
+        &second_reports,
+        "lease-stress",
+        r#""type":"injection_finished","ok":true"#,
+    );
+    let truth_from = lab.truth_len();
+    send(&pid, "-CONT");
+    let out = first.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("lost the cluster's lock"), "{stderr}");
+    // Ground truth: nothing of the first run's after the second took the
+    // lock (its next scenario reboots ip-10-1-0-13); the second run's
+    // stress still runs (same pidfile, never stopped by the first).
+    let truth = lab.truth_since(truth_from);
+    assert!(
+        !truth
+            .iter()
+            .any(|t| t["node"] == "ip-10-1-0-13" || t["event"] == "api_request"),
+        "the stopped run acted after it lost the lock: {truth:?}"
+    );
+    assert_eq!(
+        stresses(&lab),
+        1,
+        "the first run stopped the second's stress"
+    );
+    // Its journal: recover's records last, sequence numbers unique.
+    let written = records(&journal);
+    let seqs: Vec<u64> = written.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    let mut unique = seqs.clone();
+    unique.dedup();
+    assert_eq!(seqs, unique, "sequence numbers repeat");
+    let taken = written
+        .iter()
+        .position(|r| r["type"] == "recover_started")
+        .expect("recover's records");
+    assert!(
+        written[taken..]
+            .iter()
+            .all(|r| ["recover_started", "rollback", "recover_ended"]
+                .contains(&r["type"].as_str().unwrap())),
+        "the first run wrote after recover took its journal over: {:?}",
+        &written[taken..]
+    );
+    table.push(format!(
+        "stopped past its lease, SIGCONT | exit 5: {}",
+        stderr
+            .lines()
+            .find(|l| l.contains("lost the cluster's lock"))
+            .unwrap_or("")
+    ));
+    send(&second.id().to_string(), "-INT");
+    assert_eq!(second.wait().unwrap().code(), Some(130));
+    assert_eq!(stresses(&lab), 0);
+    assert!(!lab.lock_held(), "the lock is left");
+
+    // 2. The lock removed by hand: noticed within one renewal (2 s of a
+    // 6 s lease); the free lock is taken again only to undo the stress.
+    let child = spawn_leased(&lab, "tests/e2e/lease-stress.yaml", "6", &reports);
+    let journal = journal_with(
+        &reports,
+        "lease-stress",
+        r#""type":"injection_finished","ok":true"#,
+    );
+    lab.head("rm -rf /run/hpchaos-run.lock");
+    let removed = chrono::Utc::now();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    let written = records(&journal);
+    let lost = written
+        .iter()
+        .find(|r| r["type"] == "lease_lost")
+        .unwrap_or_else(|| panic!("no lease_lost record: {written:?}"));
+    let noticed: chrono::DateTime<chrono::Utc> = lost["at"].as_str().unwrap().parse().unwrap();
+    let after = (noticed - removed).as_seconds_f64();
+    assert!(after < 3.5, "noticed {after:.1}s after the lock went");
+    assert!(
+        lost["reason"].as_str().unwrap().contains("is gone")
+            && lost["rollback"].as_str().unwrap().contains("taken again"),
+        "{lost}"
+    );
+    assert!(
+        written
+            .iter()
+            .any(|r| r["type"] == "rollback" && r["ok"] == true),
+        "{written:?}"
+    );
+    assert_eq!(stresses(&lab), 0, "the stress was left");
+    assert!(!lab.lock_held(), "the lock is left");
+    table.push(format!(
+        "lock removed by hand | exit 5, noticed after {after:.1}s: {}",
+        lost["reason"].as_str().unwrap()
+    ));
+
+    // 3. The report folder's disk fills while the stress is applied: the
+    // rollback stops it and says so ("stopped, not recorded"), no
+    // zero-byte history; recover on the full disk refuses to claim
+    // success; once there is room it finds nothing left to undo.
+    let full = lab._tmp.path().join("full");
+    std::fs::create_dir_all(&full).unwrap();
+    assert!(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(&full)
+            .status()
+            .unwrap()
+            .success()
+    );
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(full.clone());
+    let full_reports = full.join("reports");
+    let child = spawn_leased(&lab, "tests/e2e/disk-fills.yaml", "60", &full_reports);
+    let journal = journal_with(
+        &full_reports,
+        "disk-fills",
+        r#""type":"injection_finished","ok":true"#,
+    );
+    let filler = full.join("filler");
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=4k"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(Stdio::null())
+        .status();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("stopped (re-checked: no such process), not recorded")
+            && !stderr.contains("were not undone"),
+        "{stderr}"
+    );
+    assert_eq!(stresses(&lab), 0, "the stress was left");
+    let history = full_reports.join("history.sqlite");
+    assert!(
+        std::fs::metadata(&history).map_or(true, |m| m.len() > 0),
+        "a zero-byte history was left"
+    );
+    table.push(format!(
+        "disk full mid-run | exit 3: {}",
+        stderr
+            .lines()
+            .find(|l| l.contains("not recorded"))
+            .unwrap_or("")
+    ));
+    let journal_arg = journal.display().to_string();
+    let out = hpchaos(&["recover", "--cluster", &lab.profile(), &journal_arg]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{said}");
+    assert!(said.contains("could not record"), "{said}");
+    table.push(format!(
+        "recover on the full disk | exit 3: {}",
+        said.lines().last().unwrap_or("")
+    ));
+    std::fs::remove_file(&filler).unwrap();
+    let said = lab.recover(&[&journal_arg]);
+    assert!(said.contains("nothing left applied"), "{said}");
+
+    // 4. Bounded memory: a steady-state probe that prints 200 MB and a
+    // job whose output has a 50 MB line without an end of line keep the
+    // run's peak resident set (getrusage, journaled as watch_cost) under
+    // 100 MiB; the long line is read cut, and progress read past it.
+    std::fs::copy(
+        root().join("tests/e2e/bigline.sbatch"),
+        lab.dir.join("shared/bigline.sbatch"),
+    )
+    .unwrap();
+    let out = lab.run("tests/e2e/big-output.yaml");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let journal = journal_of(&lab.reports, "big-output").unwrap();
+    let written = records(&journal);
+    let cost = written
+        .iter()
+        .find(|r| r["type"] == "watch_cost")
+        .expect("a watch_cost record");
+    let peak_mib = cost["peak_rss_kib"].as_u64().unwrap() as f64 / 1024.0;
+    assert!(peak_mib < 100.0, "peak RSS {peak_mib:.1} MiB");
+    let probe = written
+        .iter()
+        .find(|r| {
+            r["type"] == "steady_state" && r["check"].as_str().unwrap_or("").contains("200 MB")
+        })
+        .expect("the probe's record");
+    assert_eq!(probe["passed"], true, "{probe}");
+    table.push(format!(
+        "200 MB probe, 50 MB output line | exit 0, peak RSS {peak_mib:.1} MiB"
+    ));
+    println!("drill | outcome\n{}", table.join("\n"));
+}

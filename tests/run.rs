@@ -1209,16 +1209,49 @@ fn more_scenarios_and_a_rough_transport() {
     let journal = wait_for_journal(lab, "node-reboot-ssh", r#""type":"injection_finished""#);
     let out = hpchaos(&["lab", "throttle", "--dir", &dir_arg, "--rate", "0"]);
     assert_eq!(out.status.code(), Some(0));
+    let throttled_at = chrono::Utc::now();
     wait_for_journal(
         lab,
         "node-reboot-ssh",
         r#""source":"sagemaker","field":"poll","from":"ok","to":"failing: "#,
     );
+    // Slurm is polled on while the API's reads wait out the SDK's
+    // retries: the gaps between Slurm polls stay near its interval
+    // (500 ms in the lab), and the API's trouble is said within an
+    // interval of its own, not when the SDK gives up.
+    let throttle_said_after = |text: &str| {
+        let failing = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|r| {
+                r["source"] == "sagemaker"
+                    && r["field"] == "poll"
+                    && r["to"].as_str().is_some_and(|t| t.starts_with("failing: "))
+            })
+            .expect("the failing record");
+        let said: chrono::DateTime<chrono::Utc> = failing["at"].as_str().unwrap().parse().unwrap();
+        (said - throttled_at).as_seconds_f64()
+    };
     let out = hpchaos(&["lab", "throttle", "--dir", &dir_arg, "--off"]);
     assert_eq!(out.status.code(), Some(0));
     let status = child.wait().unwrap();
     let text = std::fs::read_to_string(&journal).unwrap();
     assert_eq!(status.code(), Some(0), "{text}");
+    let said_after = throttle_said_after(&text);
+    assert!(
+        said_after < 3.0,
+        "the throttled API was said {said_after:.1}s after it began"
+    );
+    let cost: serde_json::Value = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .find(|r: &serde_json::Value| r["type"] == "watch_cost")
+        .expect("a watch_cost record");
+    let gap = cost["slurm_poll_gap_ms_max"].as_f64().unwrap();
+    assert!(
+        gap < 2000.0,
+        "Slurm waited {gap:.0} ms between polls: {cost}"
+    );
     // Either the API was read again before the end, or Slurm's own
     // witness (slurmd's start) ended the reboot while the API was lost.
     let read_again = text

@@ -649,12 +649,16 @@ pub fn watch_cost_text(entry: &Entry) -> String {
         slurm_polls,
         slurm_cycle_ms_p50,
         slurm_cycle_ms_max,
+        slurm_poll_gap_ms_max,
         cpu_ms,
         peak_rss_kib,
     } = entry
     else {
         return String::new();
     };
+    let gap = slurm_poll_gap_ms_max
+        .map(|g| format!(", {g:.0} ms longest between polls"))
+        .unwrap_or_default();
     let api = match api_calls {
         Some(calls) if *seconds > 0.0 => format!(
             "{calls} SageMaker request(s) ({:.1}/min), ",
@@ -664,7 +668,7 @@ pub fn watch_cost_text(entry: &Entry) -> String {
         None => String::new(),
     };
     format!(
-        "watch cost: {seconds:.1}s, {api}{cycles} cycles ({slurm_polls} Slurm polls, {slurm_cycle_ms_p50:.0} ms median, {slurm_cycle_ms_max:.0} ms longest), CPU {cpu_ms:.0} ms, peak RSS {:.1} MiB",
+        "watch cost: {seconds:.1}s, {api}{cycles} cycles ({slurm_polls} Slurm polls, {slurm_cycle_ms_p50:.0} ms median, {slurm_cycle_ms_max:.0} ms longest{gap}), CPU {cpu_ms:.0} ms, peak RSS {:.1} MiB",
         *peak_rss_kib as f64 / 1024.0
     )
 }

@@ -793,8 +793,18 @@ impl Runner {
                             )
                         }
                         None => {
+                            // On this host a stopped holder is alive: it
+                            // may wake and act, whatever its lease says.
+                            let stopped = if holder.host == this && lock::pid_stopped(holder.pid) {
+                                format!(
+                                    "; its process is STOPPED (it may wake and act): end it with kill -CONT {} then kill -INT {}",
+                                    holder.pid, holder.pid
+                                )
+                            } else {
+                                String::new()
+                            };
                             return Err(RunError::Busy(format!(
-                                "{} (its lease was renewed {}s ago); wait for it to end (--wait-lock)",
+                                "{} (its lease was renewed {}s ago{stopped}); wait for it to end (--wait-lock)",
                                 holder.describe(),
                                 lease_age.map_or("?".to_owned(), |a| a.to_string())
                             )));
@@ -1155,6 +1165,7 @@ impl Runner {
                 slurm_polls: cycles.slurm_walls.len() as u64,
                 slurm_cycle_ms_p50: p50,
                 slurm_cycle_ms_max: max,
+                slurm_poll_gap_ms_max: cycles.slurm_gap_ms_max(),
                 cpu_ms: usage::cpu_ms() - cpu_before,
                 peak_rss_kib: usage::peak_rss_kib(),
             };

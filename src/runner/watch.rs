@@ -409,6 +409,7 @@ impl Runner {
             if slurm_due {
                 let wall = tick.elapsed().as_secs_f64() * 1000.0;
                 self.cycles.slurm_walls.push(wall);
+                self.cycles.slurm_starts.push(tick);
             }
             let unhealthy = seen.unhealthy;
             // Judge, and journal phase boundaries as they are decided.
@@ -825,9 +826,20 @@ impl Runner {
 pub(super) struct Cycles {
     pub(super) count: u64,
     pub(super) slurm_walls: Vec<f64>,
+    /// When each Slurm poll began, for the gaps between them.
+    pub(super) slurm_starts: Vec<std::time::Instant>,
 }
 
 impl Cycles {
+    /// The longest time between two Slurm polls (ms); `None` with fewer
+    /// than two.
+    pub(super) fn slurm_gap_ms_max(&self) -> Option<f64> {
+        self.slurm_starts
+            .windows(2)
+            .map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0)
+            .max_by(f64::total_cmp)
+    }
+
     /// The median and the longest Slurm cycle (ms); zeros without any.
     pub(super) fn slurm_wall_ms(&self) -> (f64, f64) {
         let mut walls = self.slurm_walls.clone();

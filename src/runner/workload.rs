@@ -217,7 +217,18 @@ impl WorkloadJob {
         // [`CHUNKS_PER_READ`]: a job far ahead is caught up over a few
         // polls, in bounded memory.
         let mut lines = Vec::new();
-        for _ in 0..CHUNKS_PER_READ {
+        for read in 0.. {
+            // Skipping a line too long to keep goes faster: nothing of it
+            // is kept.
+            if read
+                >= if self.skipping {
+                    4 * CHUNKS_PER_READ
+                } else {
+                    CHUNKS_PER_READ
+                }
+            {
+                break;
+            }
             let Ok(text) = slurm.read_from(&path, self.offset, OUTPUT_CHUNK).await else {
                 break;
             };
