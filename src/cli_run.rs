@@ -324,7 +324,7 @@ pub fn run(
                 .iter()
                 .filter(|(step, _)| report.still_applied.iter().any(|s| s == step))
                 .collect();
-            let open = report.still_applied.len() - unrecorded.len();
+            let open = report.still_applied.len().saturating_sub(unrecorded.len());
             for (step, found) in &unrecorded {
                 eprintln!("rollback: {step}: {found}, not recorded (the journal could not be written)");
             }

@@ -482,7 +482,23 @@ impl JournalWriter {
             .append(true)
             .open(path)
             .map_err(err)?;
-        file.lock().map_err(err)?;
+        // A writer stopped in the middle of a record holds the lock: said
+        // after 10 s rather than waited on for ever.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(err(std::io::Error::other(
+                        "another process has held its lock for 10 s (a run stopped while writing it?)",
+                    )));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(err(e)),
+            }
+        }
         let mut text = String::new();
         {
             use std::io::Read;

@@ -486,6 +486,24 @@ pub fn judge_scenario(
         started = ended.map(|b| b.at);
     }
     let mut judgement = finish(injected_at, phases, whole.lost_steps, expectation);
+    // Every target settled, some by a dropped mark: nothing more will come.
+    let dropped: Vec<&str> = per_node
+        .values()
+        .filter_map(|j| j.open_because.as_deref())
+        .collect();
+    if !judgement.settled && !dropped.is_empty() && per_node.values().all(|j| j.settled) {
+        for phase in judgement.phases.iter_mut().filter(|p| p.ended.is_none()) {
+            phase.verdict = Some(PhaseVerdict::NotReached);
+        }
+        let why = dropped.join("; ");
+        judgement = Judgement {
+            settled: true,
+            passed: false,
+            reason: why.clone(),
+            open_because: Some(why),
+            ..judgement
+        };
+    }
     if !judgement.passed && judgement.settled {
         // Name the targets that did not make it.
         let behind: Vec<String> = per_node

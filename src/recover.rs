@@ -56,6 +56,7 @@ pub fn recover(
             }
         };
         let this_host = lock::this_host();
+        let this_boot = lock::this_boot();
         let holder = match &state {
             Some(lock::LockState::Held {
                 owner: Some(owner),
@@ -63,15 +64,20 @@ pub fn recover(
                 ..
             }) => Some((
                 owner.clone(),
-                lock::stale_because(owner, *lease_age, &this_host, lock::pid_alive).or_else(
-                    || force.then(|| "taken over with --force: said to be gone".to_owned()),
-                ),
+                lock::stale_because(
+                    owner,
+                    *lease_age,
+                    &this_host,
+                    this_boot.as_deref(),
+                    lock::pid_alive,
+                )
+                .or_else(|| force.then(|| "taken over with --force: said to be gone".to_owned())),
                 *lease_age,
             )),
             _ => None,
         };
         let holder_alive = |owner: &lock::Owner, lease_age: Option<u64>| -> String {
-            if owner.host == this_host {
+            if owner.here(&this_host, this_boot.as_deref()) {
                 let stopped = if lock::pid_stopped(owner.pid) {
                     format!(
                         " and is STOPPED (it may wake and act: end it with kill -CONT {} then kill -INT {}, or kill -KILL {} and recover again)",
@@ -220,18 +226,35 @@ pub fn recover(
             }
             _ => None,
         });
+        let lock_is_its = holder.as_ref().is_some_and(|(h, _, _)| h.run_id == run_id);
         if let Some(owner) = &journal_owner
             && !force
             && owner.run_id == run_id
-            && owner.host == this_host
-            && lock::pid_alive(owner.pid)
-            && holder.as_ref().is_none_or(|(h, _, _)| h.run_id != run_id)
+            && !lock_is_its
         {
-            eprintln!(
-                "error: that run is still alive, {}; nothing was undone (--force once it is gone for good)",
-                holder_alive(owner, None)
-            );
-            return exit::HARNESS_FAILED;
+            if owner.here(&this_host, this_boot.as_deref())
+                && lock::pid_alive(owner.pid, owner.start_ticks)
+            {
+                eprintln!(
+                    "error: that run is still alive, {}; nothing was undone (--force once it is gone for good)",
+                    holder_alive(owner, None)
+                );
+                return exit::HARNESS_FAILED;
+            }
+            // Another machine's run that never ended, and no lock of its
+            // to judge its lease by: whether it is alive cannot be told.
+            let ended = journal
+                .records
+                .iter()
+                .any(|r| matches!(r.entry, Entry::RunEnded { .. } | Entry::RecoverEnded { .. }));
+            if !owner.here(&this_host, this_boot.as_deref()) && !ended {
+                eprintln!(
+                    "error: {} ran on {} and its journal has no end, and the cluster's lock is not its: whether it is still running cannot be told from here; nothing was undone (make sure it is gone, then --force)",
+                    owner.describe(),
+                    owner.host
+                );
+                return exit::HARNESS_FAILED;
+            }
         }
         if let Some((owner, None, age)) = &holder {
             // Alive: its own rollback is the one to run, not ours.
@@ -245,6 +268,41 @@ pub fn recover(
                 holder_alive(owner, *age)
             );
             return exit::HARNESS_FAILED;
+        }
+        // The dead run's lock is taken over under a token of recover's
+        // before anything is undone: should that run wake, its fenced
+        // commands are refused and its renewals find it fenced off.
+        if lock_is_its {
+            let taken = cluster
+                .ssh
+                .run(
+                    &head,
+                    &[
+                        "sh",
+                        "-c",
+                        lock::TAKEOVER_SCRIPT,
+                        "hpchaos",
+                        LOCK_DIR,
+                        &lock::Owner::marker(&run_id),
+                        lock::FENCE_FILE,
+                    ],
+                )
+                .await;
+            match taken {
+                Ok(out) if out.stdout.starts_with("taken") => {}
+                Ok(out) => {
+                    eprintln!(
+                        "error: cannot take the lock over from {run_id} ({}{}); nothing was undone",
+                        out.stdout.trim(),
+                        out.stderr.trim()
+                    );
+                    return exit::HARNESS_FAILED;
+                }
+                Err(err) => {
+                    eprintln!("error: cannot take the lock over from {run_id}: {err}; nothing was undone");
+                    return exit::HARNESS_FAILED;
+                }
+            }
         }
         let pending = journal.still_applied();
         let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);

@@ -726,11 +726,14 @@ fn safety_drills() {
             && stderr.contains("nothing was changed"),
         "{stderr}"
     );
+    // Its target untouched (the recorder may still write the previous
+    // step's resume of ip-10-1-0-13 after truth_from: not this run's).
+    let truth = lab.truth_since(truth_from);
     assert!(
-        !lab.truth_since(truth_from)
+        !truth
             .iter()
-            .any(|t| t["event"] == "slurm_node"),
-        "a node changed"
+            .any(|t| t["event"] == "slurm_node" && t["node"] == "ip-10-1-0-14"),
+        "the target changed: {truth:?}"
     );
 
     // A lock a run left without its owner record (it died while taking
@@ -1133,6 +1136,44 @@ fn lease_drills() {
     assert_eq!(probe["passed"], true, "{probe}");
     table.push(format!(
         "200 MB probe, 50 MB output line | exit 0, peak RSS {peak_mib:.1} MiB"
+    ));
+
+    // 5. A mark the cluster dropped (here: resumed by hand; a slurmctld
+    // restarted without its state drops it the same way): with HyperPod
+    // not acting (--no-recovery), the run says so and ends 30 s later,
+    // not at its 5-minute deadline.
+    let child = lab.spawn("tests/e2e/reboot-held.yaml");
+    journal_with(
+        &lab.reports,
+        "reboot-held",
+        r#""phase":"detect","ended_at""#,
+    );
+    lab.head("scontrol update nodename=ip-10-1-0-13 state=resume");
+    let resumed = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let waited = resumed.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let journal = journal_of(&lab.reports, "reboot-held").unwrap();
+    let written = records(&journal);
+    let dropped = written
+        .iter()
+        .find(|r| {
+            r["type"] == "phase_ended"
+                && r["verdict"] == "not_reached"
+                && r["evidence"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("dropped the mark")
+        })
+        .unwrap_or_else(|| panic!("no phase ended on the dropped mark: {written:?}"));
+    assert!(
+        waited < 90.0,
+        "the run waited {waited:.0}s after the mark went"
+    );
+    table.push(format!(
+        "mark resumed by hand | exit 1 after {waited:.0}s: {}",
+        dropped["evidence"].as_str().unwrap()
     ));
     println!("drill | outcome\n{}", table.join("\n"));
 }

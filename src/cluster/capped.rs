@@ -6,8 +6,19 @@
 
 use std::collections::VecDeque;
 
-/// Bytes kept from the start of a stream, and again from its end.
-pub const KEEP: usize = 256 * 1024;
+/// Bytes kept from the start of a stream, and again from its end: far
+/// above what hpchaos parses (`sinfo` of the targets, `scontrol` of a job,
+/// a node's process list), far below a memory worth noticing.
+pub const KEEP: usize = 4 * 1024 * 1024;
+
+/// The words that stand where output was cut (see [`Capped::into_text`]).
+const CUT_SAID: &str = " bytes cut here: the output was ";
+
+/// Whether `text` is output [`Capped`] cut: a reader that parses it must
+/// not take it for the whole.
+pub fn was_cut(text: &str) -> bool {
+    text.contains(CUT_SAID) && text.contains("[hpchaos: ")
+}
 
 /// One stream's output, bounded: the head, a ring of the tail, and the
 /// total length seen.
@@ -71,9 +82,8 @@ impl Capped {
         let mut text = String::from_utf8_lossy(&self.head).into_owned();
         if cut > 0 {
             text.push_str(&format!(
-                "\n[hpchaos: {cut} bytes cut here: the output was {} bytes; its first and last {} are kept]\n",
-                self.total,
-                self.keep
+                "\n[hpchaos: {cut}{CUT_SAID}{} bytes; its first and last {} are kept]\n",
+                self.total, self.keep
             ));
         }
         let (a, b) = self.tail.as_slices();

@@ -13,6 +13,9 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::slurm::Slurm;
 use super::ssh::Streamed;
 
+/// The longest part of a line held while waiting for its end (bytes).
+const LONGEST_LINE: usize = 1024 * 1024;
+
 /// The follower's command, run by `sh -c` with the log's path as `$1` and
 /// `+BYTE` (1-based) as `$2`. tail runs in the background and the shell
 /// waits on its own stdin, which is the SSH channel: when hpchaos closes
@@ -117,6 +120,17 @@ impl Follower {
                         self.offset += whole.len() as u64;
                         let text = String::from_utf8_lossy(&whole);
                         taken.lines.extend(text.lines().map(str::to_owned));
+                    }
+                    // A line longer than any log line slurmctld writes is
+                    // not held whole: its start is taken as a line, cut.
+                    if self.partial.len() > LONGEST_LINE {
+                        let cut: Vec<u8> = std::mem::take(&mut self.partial);
+                        self.offset += cut.len() as u64;
+                        let start = String::from_utf8_lossy(&cut[..1024]);
+                        taken.lines.push(format!(
+                            "{start} [hpchaos: line cut: longer than {} KiB]",
+                            LONGEST_LINE / 1024
+                        ));
                     }
                 }
                 Streamed::Stderr(text) => {

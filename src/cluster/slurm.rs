@@ -378,6 +378,21 @@ pub fn parse_version(output: &str) -> Option<String> {
 impl Slurm {
     async fn head<S: AsRef<str>>(&self, argv: &[S]) -> Result<String, SshError> {
         let out = self.ssh.run(&self.head, argv).await?;
+        // Output too large to keep whole is never parsed as if it were.
+        if super::capped::was_cut(&out.stdout) {
+            return Err(SshError::Command {
+                host: self.head.name.clone(),
+                command: argv
+                    .iter()
+                    .map(|a| a.as_ref())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                detail: format!(
+                    "its output was larger than the {} MiB kept: not read",
+                    2 * super::capped::KEEP / (1024 * 1024)
+                ),
+            });
+        }
         if out.status == 0 {
             Ok(out.stdout)
         } else {
@@ -622,25 +637,28 @@ impl Slurm {
     }
 
     /// At most `most` bytes appended to a file on the head node since
-    /// byte `offset`: a job that prints without end is read in bounded
-    /// chunks, never whole.
-    pub async fn read_from(&self, path: &str, offset: u64, most: u64) -> Result<String, SshError> {
-        let out = self
-            .ssh
-            .run(
-                &self.head,
-                &[
-                    "sh",
-                    "-c",
-                    "tail -c +\"$2\" \"$1\" | head -c \"$3\"",
-                    "hpchaos",
-                    path,
-                    &(offset + 1).to_string(),
-                    &most.to_string(),
-                ],
-            )
-            .await?;
-        Ok(out.stdout)
+    /// byte `offset`, as bytes (base64 on the wire: a character split at
+    /// the chunk's end stays split, and offsets stay byte offsets): a job
+    /// that prints without end is read in bounded chunks, never whole.
+    pub async fn read_from(&self, path: &str, offset: u64, most: u64) -> Result<Vec<u8>, SshError> {
+        use base64::Engine;
+        let argv = [
+            "sh".to_owned(),
+            "-c".to_owned(),
+            "tail -c +\"$2\" \"$1\" | head -c \"$3\" | base64 -w0".to_owned(),
+            "hpchaos".to_owned(),
+            path.to_owned(),
+            (offset + 1).to_string(),
+            most.to_string(),
+        ];
+        let out = self.ssh.run(&self.head, &argv).await?;
+        base64::engine::general_purpose::STANDARD
+            .decode(out.stdout.trim())
+            .map_err(|e| SshError::Command {
+                host: self.head.name.clone(),
+                command: format!("tail -c +{} {path} | head -c {most} | base64", offset + 1),
+                detail: format!("not base64: {e}"),
+            })
     }
 }
 

@@ -238,7 +238,7 @@ impl Connection {
     }
 
     /// Runs `command` in an exec channel; collects stdout, stderr (each
-    /// within [`Capped`]'s bound: the first and last 256 KiB, what was cut
+    /// within [`Capped`]'s bound: the first and last 4 MiB, what was cut
     /// said in the text) and the exit status.
     pub async fn execute(&self, command: &str) -> Result<Executed, russh::Error> {
         let mut channel = self.handle.channel_open_session().await?;

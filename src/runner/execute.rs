@@ -26,15 +26,10 @@ impl Runner {
         // A command run from the head while the run holds the lock goes
         // with the lock's fencing token, checked on the head in the same
         // command: refused there once another run holds the lock.
-        let token = self.lease.as_ref().map(super::lease::Lease::token);
-        let fenced = |place: &Place, argv: &[String]| {
-            let line = crate::cluster::quote::command_line(argv);
-            match (place, token) {
-                (Place::Head, Some(token)) => {
-                    format!("{}{line}", super::lock::fence_guard(token))
-                }
-                _ => line,
-            }
+        let fence = self.lease.as_ref().map(super::lease::Lease::fence);
+        let fenced = |place: &Place, argv: &[String]| match (place, &fence) {
+            (Place::Head, Some(fence)) => super::lock::fenced_line(fence, argv),
+            _ => crate::cluster::quote::command_line(argv),
         };
         let status = |out: crate::cluster::ssh::Output| {
             if out.status == 0 {
@@ -43,8 +38,8 @@ impl Runner {
                 && out.stderr.contains(super::lock::FENCED_SAID)
             {
                 let why = format!(
-                    "the head refused it: the cluster's lock is no longer held under token {}",
-                    token.unwrap_or_default()
+                    "the head refused it: the cluster's lock is no longer held under token `{}`",
+                    fence.clone().unwrap_or_default()
                 );
                 if let Some(lease) = &self.lease {
                     lease.lose(why.clone());

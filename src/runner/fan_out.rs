@@ -128,24 +128,25 @@ impl Runner {
     /// held under another token loses the lease. Errors: why the run may
     /// not act.
     pub(super) async fn fence_check(&self) -> Result<(), String> {
-        let Some(lease) = &self.lease else {
+        let Some(fence) = self.gate().await? else {
             return Ok(());
         };
-        let token = lease.check(self.clock.now())?;
         let out = self
             .cluster
             .ssh
             .run_line(
                 &self.cluster.slurm.head,
-                &super::lock::fence_check_line(token),
+                &super::lock::fence_check_line(&fence),
                 self.cluster.profile.ssh.command_timeout.as_std(),
             )
             .await
             .map_err(|e| format!("cannot check the cluster's lock: {e}"))?;
         if out.status == super::lock::FENCED_STATUS {
             let why =
-                format!("the cluster's lock is no longer held under this run's token {token}");
-            lease.lose(why.clone());
+                format!("the cluster's lock is no longer held under this run's token `{fence}`");
+            if let Some(lease) = &self.lease {
+                lease.lose(why.clone());
+            }
             return Err(why);
         }
         if out.status != 0 {

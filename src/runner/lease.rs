@@ -1,41 +1,71 @@
 //! The lease this run holds on the cluster's lock (see `lock.rs` for the
 //! lock itself), after etcd's leases and restic's lock refresh: held, not
 //! assumed. Every renewal's answer is looked at: the lock gone, another
-//! owner, or no renewal confirmed for a whole lease means the lease is
-//! **lost**, for good. The write-ahead gate asks [`Lease::check`] before
-//! every change: it refuses once the lease is lost, and also once the last
-//! confirmed renewal is older than the lease less a margin by this
-//! machine's clock, so a process that was stopped (SIGSTOP, a laptop
-//! asleep) cannot act on a lease that ran out while it was not running. The
-//! fencing token the lock was taken under goes with each change made from
-//! the head (`lock::fence_guard`), so even a stop between the check and the
-//! act cannot make a change under a lock another run holds.
+//! owner, our lock under another token (`recover` took it over), the head's
+//! clock saying the lease ran out, or no renewal confirmed for a whole
+//! lease means the lease is **lost**, for good.
+//!
+//! The write-ahead gate asks [`Lease::usable`] before every change. Past
+//! the lease less a margin since the last confirmed renewal (by
+//! `CLOCK_BOOTTIME`, which goes on while the process is stopped or the
+//! machine sleeps, and never jumps with the wall clock) the gate renews
+//! there and then, and the head's answer decides: renewed only while the
+//! head's own clock says the lease has not run out, i.e. before any other
+//! run could have judged this one dead. A process stopped past its lease
+//! therefore never acts on it again. The fencing token the lock was taken
+//! under goes with each change made from the head (`lock::fence_guard`),
+//! so even a stop between the check and the act cannot make a change under
+//! a lock another run holds.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use chrono::{DateTime, Utc};
+use std::time::Duration;
 
 use super::lock::{self, Renewal};
 
-/// The part of a lease kept free for acting: a change is refused once the
-/// lease's age passes `lease - margin`, so what is sent before then lands
-/// before another run may judge the lease expired.
+/// The part of a lease kept free for acting: past `lease - margin` since
+/// the last confirmed renewal, a change waits for a renewal first, so what
+/// is sent lands before another run may judge the lease expired.
 pub fn margin(lease: Duration) -> Duration {
     lease / 6
+}
+
+/// Time since boot, stopped and suspended time included
+/// (`CLOCK_BOOTTIME`); the lease's ages are measured on it.
+pub fn boot_clock() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the pointer, which
+    // points at one; CLOCK_BOOTTIME exists on every Linux since 2.6.39.
+    let status = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut now) };
+    if status != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        now.tv_sec.max(0) as u64,
+        now.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
+/// Why the lease may not be acted on now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unusable {
+    /// Lost, for good: why.
+    Lost(String),
+    /// Not confirmed for `age`, past the usable part: a renewal decides.
+    Stale { age: Duration },
 }
 
 /// What the gate and the renewal task share.
 #[derive(Debug)]
 struct State {
     token: u64,
+    run_id: String,
     lease: Duration,
-    /// When the latest renewal the head confirmed was sent, by this
-    /// machine's wall clock (which goes on while the process is stopped or
-    /// the machine sleeps) and by its monotonic clock (which never goes
-    /// back); the lease's age is the larger of the two.
-    confirmed_wall: DateTime<Utc>,
-    confirmed_mono: Instant,
+    /// When the latest renewal the head confirmed was sent, on
+    /// [`boot_clock`].
+    confirmed: Duration,
     /// Why the lease was lost; never cleared.
     lost: Option<String>,
     /// The latest renewal that proved nothing, for the words said when the
@@ -49,13 +79,14 @@ struct State {
 pub struct Lease(Arc<Mutex<State>>);
 
 impl Lease {
-    /// A lease just acquired under `token`, `lease` long, confirmed `now`.
-    pub fn acquired(token: u64, lease: Duration, now: DateTime<Utc>) -> Lease {
+    /// A lease just acquired under `token` by `run_id`, `lease` long,
+    /// confirmed at `now` ([`boot_clock`]).
+    pub fn acquired(token: u64, run_id: &str, lease: Duration, now: Duration) -> Lease {
         Lease(Arc::new(Mutex::new(State {
             token,
+            run_id: run_id.to_owned(),
             lease,
-            confirmed_wall: now,
-            confirmed_mono: Instant::now(),
+            confirmed: now,
             lost: None,
             last_failure: None,
         })))
@@ -67,9 +98,11 @@ impl Lease {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The fencing token the lock was taken under.
-    pub fn token(&self) -> u64 {
-        self.state().token
+    /// The token file's text this lease holds the lock under
+    /// ([`lock::fence_of`]).
+    pub fn fence(&self) -> String {
+        let state = self.state();
+        lock::fence_of(state.token, &state.run_id)
     }
 
     /// How long the lease is.
@@ -77,40 +110,44 @@ impl Lease {
         self.state().lease
     }
 
-    /// The token while the run may still act (`now`: this machine's wall
-    /// clock); otherwise why not, and the lease is lost from then on.
-    /// Errors: lost before, or its last confirmed renewal is older than the
-    /// lease less [`margin`].
-    pub fn check(&self, now: DateTime<Utc>) -> Result<u64, String> {
-        let mut state = self.state();
+    /// Whether the run may act now (`now`: [`boot_clock`]): the fence
+    /// while the last confirmed renewal is within the lease less
+    /// [`margin`]; otherwise why not.
+    pub fn usable(&self, now: Duration) -> Result<String, Unusable> {
+        let state = self.state();
         if let Some(why) = &state.lost {
-            return Err(why.clone());
+            return Err(Unusable::Lost(why.clone()));
         }
-        let wall = (now - state.confirmed_wall).to_std().unwrap_or_default();
-        let age = wall.max(state.confirmed_mono.elapsed());
-        let usable = state.lease.saturating_sub(margin(state.lease));
-        if age > usable {
-            let why = match &state.last_failure {
-                Some(failure) => format!(
-                    "its lease was last renewed {}s ago (lease {}s): the renewals failed ({failure})",
-                    age.as_secs(),
-                    state.lease.as_secs()
-                ),
-                None => format!(
-                    "its lease was last renewed {}s ago (lease {}s): this process did not run meanwhile (stopped, or the machine slept), and another run may have taken the lock",
-                    age.as_secs(),
-                    state.lease.as_secs()
-                ),
-            };
-            state.lost = Some(why.clone());
-            return Err(why);
+        let age = now.saturating_sub(state.confirmed);
+        if age > state.lease.saturating_sub(margin(state.lease)) {
+            return Err(Unusable::Stale { age });
         }
-        Ok(state.token)
+        Ok(lock::fence_of(state.token, &state.run_id))
     }
 
-    /// Why the lease is lost, if it is (without judging its age).
-    pub fn lost(&self) -> Option<String> {
-        self.state().lost.clone()
+    /// Why the lease is lost, if it is; a lease not confirmed for a whole
+    /// lease length by `now` is lost from then on.
+    pub fn lost(&self, now: Duration) -> Option<String> {
+        let mut state = self.state();
+        if state.lost.is_none() {
+            let age = now.saturating_sub(state.confirmed);
+            if age > state.lease {
+                let why = match &state.last_failure {
+                    Some(failure) => format!(
+                        "no renewal of its lease was confirmed for {}s (lease {}s): {failure}",
+                        age.as_secs(),
+                        state.lease.as_secs()
+                    ),
+                    None => format!(
+                        "no renewal of its lease was confirmed for {}s (lease {}s): this process did not run meanwhile (stopped, or the machine slept), and another run may have taken the lock",
+                        age.as_secs(),
+                        state.lease.as_secs()
+                    ),
+                };
+                state.lost = Some(why);
+            }
+        }
+        state.lost.clone()
     }
 
     /// Marks the lease lost (the first reason stays).
@@ -118,14 +155,13 @@ impl Lease {
         self.state().lost.get_or_insert(why);
     }
 
-    /// Takes in a renewal's answer: `sent_wall` and `sent_mono` are when
-    /// it was sent; `answer` what the head said (or why it could not be
-    /// asked). `head` names the head node for the words. Returns why the
-    /// lease was lost when this answer lost it.
+    /// Takes in a renewal's answer: `sent` is when it was sent
+    /// ([`boot_clock`]); `answer` what the head said (or why it could not
+    /// be asked). `head` names the head node for the words. Returns why
+    /// the lease was lost when this answer lost it.
     pub fn renewal(
         &self,
-        sent_wall: DateTime<Utc>,
-        sent_mono: Instant,
+        sent: Duration,
         answer: Result<Option<Renewal>, String>,
         head: &str,
     ) -> Option<String> {
@@ -135,10 +171,10 @@ impl Lease {
         }
         let why = match answer {
             Ok(Some(Renewal::Renewed)) => {
-                // An answer that arrives after the lease ran out proves
-                // nothing: the gate judges the age it had.
-                state.confirmed_wall = state.confirmed_wall.max(sent_wall);
-                state.confirmed_mono = state.confirmed_mono.max(sent_mono);
+                // The head renewed it by its own clock's judgement that
+                // the lease had not run out: nobody could have judged us
+                // dead before it.
+                state.confirmed = state.confirmed.max(sent);
                 state.last_failure = None;
                 return None;
             }
@@ -152,6 +188,13 @@ impl Lease {
             Ok(Some(Renewal::TakenBy { owner: None, raw })) => format!(
                 "the lock on {head} is now held by another run (owner record: {})",
                 raw.trim()
+            ),
+            Ok(Some(Renewal::Fenced { token })) => format!(
+                "the lock on {head} was taken over under token `{token}` (by `hpchaos recover`, which undoes this run's changes)"
+            ),
+            Ok(Some(Renewal::Expired { age })) => format!(
+                "its lease on {head} ran out by the head's clock (renewed {age}s ago, lease {}s): this process did not run or could not reach the head meanwhile, and another run may have judged it dead",
+                state.lease.as_secs()
             ),
             Ok(None) => {
                 state.last_failure = Some("an answer that is not the renewal's".to_owned());
@@ -171,87 +214,82 @@ impl Lease {
 mod tests {
     use super::*;
 
-    fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    fn s(secs: u64) -> Duration {
+        Duration::from_secs(secs)
     }
 
     #[test]
-    fn a_lease_is_usable_until_its_margin_by_the_wall_clock() {
-        let start = at("2026-12-02T10:00:00Z");
-        let lease = Lease::acquired(3, Duration::from_secs(60), start);
-        assert_eq!(lease.check(at("2026-12-02T10:00:49Z")), Ok(3));
-        // 60 s less the 10 s margin: a stopped process waking at +51 s
-        // may not act.
-        let why = lease.check(at("2026-12-02T10:00:51Z")).unwrap_err();
-        assert!(
-            why.contains("51s ago") && why.contains("did not run"),
-            "{why}"
-        );
-        // Lost for good, also once the clock reads earlier.
-        assert!(lease.check(start).is_err());
+    fn a_lease_is_usable_within_its_margin_then_stale_then_lost() {
+        let lease = Lease::acquired(3, "run-a", s(60), s(1000));
+        assert_eq!(lease.usable(s(1049)), Ok("3 run-a".to_owned()));
+        // Past 50 s a renewal must decide first.
+        assert_eq!(lease.usable(s(1051)), Err(Unusable::Stale { age: s(51) }));
+        assert_eq!(lease.lost(s(1051)), None);
+        // Past the whole lease unconfirmed: lost, for good.
+        let why = lease.lost(s(1061)).unwrap();
+        assert!(why.contains("61s") && why.contains("did not run"), "{why}");
+        assert_eq!(lease.usable(s(1000)), Err(Unusable::Lost(why.clone())));
         // A renewal answered late does not bring it back.
         assert_eq!(
-            lease.renewal(start, Instant::now(), Ok(Some(Renewal::Renewed)), "head"),
+            lease.renewal(s(1062), Ok(Some(Renewal::Renewed)), "head"),
             None
         );
-        assert!(lease.check(start).is_err());
+        assert_eq!(lease.lost(s(1000)), Some(why));
     }
 
     #[test]
     fn renewals_move_the_lease_on_and_failures_are_said_when_it_runs_out() {
-        let start = at("2026-12-02T10:00:00Z");
-        let lease = Lease::acquired(1, Duration::from_secs(60), start);
-        let later = at("2026-12-02T10:00:40Z");
-        lease.renewal(later, Instant::now(), Ok(Some(Renewal::Renewed)), "head");
-        assert_eq!(lease.check(at("2026-12-02T10:01:29Z")), Ok(1));
+        let lease = Lease::acquired(1, "run-a", s(60), s(0));
+        lease.renewal(s(40), Ok(Some(Renewal::Renewed)), "head");
+        assert!(lease.usable(s(89)).is_ok());
         assert_eq!(
-            lease.renewal(later, Instant::now(), Err("ssh: timed out".into()), "head"),
+            lease.renewal(s(50), Err("ssh: timed out".into()), "head"),
             None
         );
-        let why = lease.check(at("2026-12-02T10:01:31Z")).unwrap_err();
-        assert!(
-            why.contains("the renewals failed (ssh: timed out)"),
-            "{why}"
-        );
+        assert!(lease.lost(s(99)).is_none());
+        let why = lease.lost(s(101)).unwrap();
+        assert!(why.contains("ssh: timed out"), "{why}");
     }
 
     #[test]
-    fn a_renewal_that_finds_the_lock_gone_or_taken_loses_the_lease() {
-        let start = at("2026-12-02T10:00:00Z");
-        let gone = Lease::acquired(1, Duration::from_secs(60), start);
-        let why = gone
-            .renewal(
-                start,
-                Instant::now(),
-                Ok(Some(Renewal::Gone)),
-                "ip-10-1-0-10",
-            )
-            .unwrap();
-        assert!(
-            why.contains("is gone") && why.contains("ip-10-1-0-10"),
-            "{why}"
-        );
-        assert_eq!(gone.check(start), Err(why));
-        let taken = Lease::acquired(1, Duration::from_secs(60), start);
-        let why = taken
-            .renewal(
-                start,
-                Instant::now(),
-                Ok(Some(Renewal::TakenBy {
+    fn a_renewal_that_finds_the_lock_gone_taken_fenced_or_expired_loses_the_lease() {
+        let answers = [
+            (Renewal::Gone, "is gone"),
+            (
+                Renewal::TakenBy {
                     owner: None,
                     raw: "{}".into(),
-                })),
-                "head",
-            )
-            .unwrap();
-        assert!(why.contains("held by another run"), "{why}");
-        assert!(taken.lost().is_some());
+                },
+                "held by another run",
+            ),
+            (
+                Renewal::Fenced {
+                    token: "2 recover".into(),
+                },
+                "taken over under token `2 recover`",
+            ),
+            (
+                Renewal::Expired { age: 90 },
+                "ran out by the head's clock (renewed 90s ago",
+            ),
+        ];
+        for (answer, said) in answers {
+            let lease = Lease::acquired(1, "run-a", s(60), s(0));
+            let why = lease
+                .renewal(s(1), Ok(Some(answer)), "ip-10-1-0-10")
+                .unwrap();
+            assert!(why.contains(said) && why.contains("ip-10-1-0-10"), "{why}");
+            assert_eq!(lease.usable(s(1)), Err(Unusable::Lost(why)));
+        }
         // An answer that proves nothing neither renews nor loses it.
-        let unclear = Lease::acquired(1, Duration::from_secs(60), start);
-        assert_eq!(
-            unclear.renewal(start, Instant::now(), Ok(None), "head"),
-            None
-        );
-        assert_eq!(unclear.check(start), Ok(1));
+        let unclear = Lease::acquired(1, "run-a", s(60), s(0));
+        assert_eq!(unclear.renewal(s(1), Ok(None), "head"), None);
+        assert!(unclear.usable(s(1)).is_ok());
+    }
+
+    #[test]
+    fn the_boot_clock_moves_on() {
+        let a = boot_clock();
+        assert!(a > Duration::ZERO && boot_clock() >= a);
     }
 }

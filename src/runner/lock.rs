@@ -48,20 +48,37 @@ pub const FENCED_STATUS: u32 = 97;
 /// single quote in it: [`fence_guard`] quotes it with them).
 pub const FENCED_SAID: &str = "hpchaos: fenced: this run no longer holds the lock on the cluster";
 
+/// The lock's token file as a holder writes it: `N RUN_ID`, the counter's
+/// value at its acquisition and its run id (so a counter that restarted
+/// with the head's /run never matches another run's token).
+pub fn fence_of(token: u64, run_id: &str) -> String {
+    format!("{token} {run_id}")
+}
+
 /// The shell guard put before a command that changes the cluster from the
-/// head: it runs only while the lock holds `token`. Checked in the same
-/// remote command as the change, so a run stopped between its own check and
-/// the act cannot act on a lock it lost meanwhile.
-pub fn fence_guard(token: u64) -> String {
+/// head: it runs only while the lock holds `fence` ([`fence_of`]; run ids
+/// are letters, digits and dashes). Checked in the same remote command as
+/// the change, so a run stopped between its own check and the act cannot
+/// act on a lock it lost meanwhile.
+pub fn fence_guard(fence: &str) -> String {
     format!(
-        "[ \"$(cat {LOCK_DIR}/token 2>/dev/null)\" = {token} ] || {{ echo '{FENCED_SAID} (token {token})' >&2; exit {FENCED_STATUS}; }}; "
+        "[ \"$(cat {LOCK_DIR}/token 2>/dev/null)\" = '{fence}' ] || {{ echo '{FENCED_SAID} ({fence})' >&2; exit {FENCED_STATUS}; }}; "
     )
 }
 
+/// `argv` run on the head behind [`fence_guard`], through `sh -c` (the
+/// login shell may not be a POSIX one).
+pub fn fenced_line<S: AsRef<str>>(fence: &str, argv: &[S]) -> String {
+    let script = format!("{}exec \"$@\"", fence_guard(fence));
+    let mut words: Vec<&str> = vec!["sh", "-c", &script, "sh"];
+    words.extend(argv.iter().map(AsRef::as_ref));
+    crate::cluster::quote::command_line(&words)
+}
+
 /// `{lock}/token` read and compared on the head: exits 0 while the lock is
-/// held under `token`, [`FENCED_STATUS`] otherwise.
-pub fn fence_check_line(token: u64) -> String {
-    format!("{}true", fence_guard(token))
+/// held under `fence`, [`FENCED_STATUS`] otherwise.
+pub fn fence_check_line(fence: &str) -> String {
+    fenced_line(fence, &["true"])
 }
 
 /// Who holds the lock: `owner.json` in the lock directory.
@@ -77,6 +94,16 @@ pub struct Owner {
     pub profile: Option<String>,
     pub started_at: DateTime<Utc>,
     pub lease_seconds: u64,
+    /// The holder's machine's boot id (`/proc/sys/kernel/random/boot_id`):
+    /// a host name two machines share, or a machine rebooted since, is not
+    /// taken for the holder's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    /// When the holder's process started, in clock ticks since boot
+    /// (`/proc/PID/stat` field 22): a pid reused by another process is not
+    /// taken for the holder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ticks: Option<u64>,
 }
 
 impl Owner {
@@ -99,6 +126,16 @@ impl Owner {
             serde_json::Value::String(run_id.to_owned())
         )
     }
+
+    /// Whether the holder ran on this machine, as this boot: its process
+    /// then decides whether it is alive.
+    pub fn here(&self, this_host: &str, this_boot: Option<&str>) -> bool {
+        self.host == this_host
+            && match (&self.boot_id, this_boot) {
+                (Some(theirs), Some(ours)) => theirs == ours,
+                _ => true,
+            }
+    }
 }
 
 /// The lock as the head node shows it.
@@ -120,20 +157,31 @@ pub enum LockState {
 }
 
 /// Run on the head with the lock directory as `$1`, the owner record as
-/// `$2` and the fencing counter as `$3`: takes the lock (bumping the
-/// counter and printing `acquired TOKEN`), or prints who holds it and the
-/// lease's age.
-pub const ACQUIRE_SCRIPT: &str = "L=\"$1\"; if mkdir \"$L\" 2>/dev/null; then n=$(( $(cat \"$3\" 2>/dev/null || echo 0) + 1 )); echo $n > \"$3\" && printf '%s\\n' \"$2\" > \"$L/owner.json\" && echo $n > \"$L/token\" && touch \"$L/lease\" && echo acquired $n; exit $?; fi; echo held; f=\"$L/lease\"; [ -e \"$f\" ] || f=\"$L/owner.json\"; [ -e \"$f\" ] || f=\"$L\"; echo $(( $(date +%s) - $(stat -c %Y \"$f\") )); cat \"$L/owner.json\" 2>/dev/null; true";
+/// `$2`, the fencing counter as `$3` and the run id as `$4`: takes the lock
+/// (bumping the counter, writing the token file as [`fence_of`] and
+/// printing `acquired N`), or prints who holds it and the lease's age.
+pub const ACQUIRE_SCRIPT: &str = "L=\"$1\"; if mkdir \"$L\" 2>/dev/null; then n=$(( $(cat \"$3\" 2>/dev/null || echo 0) + 1 )); echo $n > \"$3\" && printf '%s\\n' \"$2\" > \"$L/owner.json\" && echo \"$n $4\" > \"$L/token\" && touch \"$L/lease\" && echo acquired $n; exit $?; fi; echo held; f=\"$L/lease\"; [ -e \"$f\" ] || f=\"$L/owner.json\"; [ -e \"$f\" ] || f=\"$L\"; echo $(( $(date +%s) - $(stat -c %Y \"$f\") )); cat \"$L/owner.json\" 2>/dev/null; true";
 
 /// Run on the head with the lock directory as `$1`: `free`, or as
 /// [`ACQUIRE_SCRIPT`] prints a held lock.
 pub const READ_SCRIPT: &str = "L=\"$1\"; [ -e \"$L\" ] || { echo free; exit 0; }; echo held; f=\"$L/lease\"; [ -e \"$f\" ] || f=\"$L/owner.json\"; [ -e \"$f\" ] || f=\"$L\"; echo $(( $(date +%s) - $(stat -c %Y \"$f\") )); cat \"$L/owner.json\" 2>/dev/null; true";
 
 /// Renews the lease if the lock is still ours (`$2`: [`Owner::marker`],
-/// `$3`: our token) and prints `renewed`; otherwise prints `lost`, then
-/// `gone` (no lock) or `held` with the lock's owner record: never renews a
-/// lock that is not ours. Parsed by [`parse_renewal`].
-pub const RENEW_SCRIPT: &str = "L=\"$1\"; if [ ! -d \"$L\" ]; then echo lost; echo gone; exit 0; fi; if grep -qF \"$2\" \"$L/owner.json\" 2>/dev/null && [ \"$(cat \"$L/token\" 2>/dev/null)\" = \"$3\" ]; then touch \"$L/lease\" && echo renewed; exit $?; fi; echo lost; echo held; cat \"$L/owner.json\" 2>/dev/null; true";
+/// `$3`: our [`fence_of`]) and, when `$4` is set, the head's clock says it
+/// has not run out (renewed no more than `$4` seconds ago: past that,
+/// another run may already have judged us dead). Prints `renewed`, or
+/// `lost` and then `gone` (no lock), `held` and the owner record (another
+/// run's lock), `fenced` and the token (ours, taken over by `recover`) or
+/// `expired` and the lease's age. Never renews a lock that is not ours.
+/// Parsed by [`parse_renewal`].
+pub const RENEW_SCRIPT: &str = "L=\"$1\"; if [ ! -d \"$L\" ]; then echo lost; echo gone; exit 0; fi; if ! grep -qF \"$2\" \"$L/owner.json\" 2>/dev/null; then echo lost; echo held; cat \"$L/owner.json\" 2>/dev/null; exit 0; fi; t=$(cat \"$L/token\" 2>/dev/null); if [ \"$t\" != \"$3\" ]; then echo lost; echo fenced; echo \"$t\"; exit 0; fi; f=\"$L/lease\"; [ -e \"$f\" ] || f=\"$L/owner.json\"; a=$(( $(date +%s) - $(stat -c %Y \"$f\") )); if [ -n \"$4\" ] && [ \"$a\" -gt \"$4\" ]; then echo lost; echo expired; echo \"$a\"; exit 0; fi; touch \"$L/lease\" && echo renewed";
+
+/// Run by `recover` before it undoes a dead run's steps (`$1` the lock,
+/// `$2` that run's [`Owner::marker`], `$3` the counter): bumps the counter
+/// and writes a token of its own into the lock, so the dead run's fenced
+/// commands are refused from then on, should it wake. Prints `taken N`, or
+/// `not-its` when the lock is not that run's.
+pub const TAKEOVER_SCRIPT: &str = "L=\"$1\"; if grep -qF \"$2\" \"$L/owner.json\" 2>/dev/null; then n=$(( $(cat \"$3\" 2>/dev/null || echo 0) + 1 )); echo $n > \"$3\" && echo \"$n recover\" > \"$L/token\" && echo taken $n; else echo not-its; fi";
 
 /// What a renewal found on the head.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,9 +190,13 @@ pub enum Renewal {
     Renewed,
     /// No lock is there: removed by hand, or released by `recover`.
     Gone,
-    /// The lock is there but not ours (another run's, or ours under
-    /// another token); `owner`: its record, when readable.
+    /// The lock is another run's; `owner`: its record, when readable.
     TakenBy { owner: Option<Owner>, raw: String },
+    /// Our lock under another token: `recover` took it over.
+    Fenced { token: String },
+    /// Ours, but the head's clock says the lease ran out (`age` seconds
+    /// since it was renewed): another run may have judged us dead.
+    Expired { age: u64 },
 }
 
 /// Parses what [`RENEW_SCRIPT`] printed; `None` for anything else (the
@@ -162,6 +214,12 @@ pub fn parse_renewal(text: &str) -> Option<Renewal> {
                     raw,
                 })
             }
+            "fenced" => Some(Renewal::Fenced {
+                token: lines.next().unwrap_or_default().trim().to_owned(),
+            }),
+            "expired" => Some(Renewal::Expired {
+                age: lines.next()?.trim().parse().ok()?,
+            }),
             _ => None,
         },
         _ => None,
@@ -195,18 +253,21 @@ pub fn parse_answer(text: &str) -> Option<LockState> {
     }
 }
 
-/// Why a held lock's owner is dead, if it is. On `this_host` its process
-/// decides, whatever the lease's age: gone is dead, there (running or
-/// stopped: a stopped process may wake and act) is alive. On another host
-/// the lease decides: renewed more than `lease_seconds` ago is dead.
+/// Why a held lock's owner is dead, if it is. On this machine (same host
+/// name and boot, see [`Owner::here`]) its process decides, whatever the
+/// lease's age: gone is dead, there (running or stopped: a stopped process
+/// may wake and act) is alive. Elsewhere the lease decides: renewed more
+/// than `lease_seconds` ago is dead. `alive(pid, start_ticks)`: whether
+/// that process runs here.
 pub fn stale_because(
     owner: &Owner,
     lease_age: Option<u64>,
     this_host: &str,
-    alive: impl Fn(u32) -> bool,
+    this_boot: Option<&str>,
+    alive: impl Fn(u32, Option<u64>) -> bool,
 ) -> Option<String> {
-    if owner.host == this_host {
-        return (!alive(owner.pid))
+    if owner.here(this_host, this_boot) {
+        return (!alive(owner.pid, owner.start_ticks))
             .then(|| format!("its process {} on {this_host} is gone", owner.pid));
     }
     match lease_age {
@@ -224,27 +285,50 @@ pub fn ownerless_is_stale(lease_age: Option<u64>) -> bool {
     lease_age.is_some_and(|age| age > LEASE.as_secs())
 }
 
-/// Whether a process of this host with `pid` runs hpchaos (running,
-/// sleeping or stopped: `/proc/PID` is there until it is reaped).
-pub fn pid_alive(pid: u32) -> bool {
-    // Not this very process (a pid the dead run had, reused by recover).
-    pid != std::process::id()
-        && std::fs::read(format!("/proc/{pid}/cmdline"))
+/// Whether the process `pid` of this host is the holder: it exists
+/// (running, sleeping or stopped: `/proc/PID` is there until it is
+/// reaped), is not this very process, and started at `start_ticks` (when
+/// the record has it; older records: its command line names hpchaos).
+pub fn pid_alive(pid: u32, start_ticks: Option<u64>) -> bool {
+    if pid == std::process::id() {
+        return false;
+    }
+    match start_ticks {
+        Some(start) => process_start(pid) == Some(start),
+        None => std::fs::read(format!("/proc/{pid}/cmdline"))
             .map(|cmd| String::from_utf8_lossy(&cmd).contains("hpchaos"))
-            .unwrap_or(false)
+            .unwrap_or(false),
+    }
+}
+
+/// `/proc/PID/stat` past the command name: `STATE PPID ...` (the name may
+/// hold spaces and parentheses).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    Some(after.split_whitespace().map(str::to_owned).collect())
+}
+
+/// When process `pid` started, in clock ticks since boot (field 22 of
+/// `/proc/PID/stat`, the 20th after the name).
+pub fn process_start(pid: u32) -> Option<u64> {
+    stat_fields(pid)?.get(19)?.parse().ok()
+}
+
+/// This machine's boot id, `None` where the kernel does not say.
+pub fn this_boot() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|b| b.trim().to_owned())
+        .filter(|b| !b.is_empty())
 }
 
 /// Whether the process `pid` of this host is stopped (`T`, SIGSTOP or a
 /// terminal's Ctrl-Z, or `t`, traced), from `/proc/PID/stat`; for the
 /// words `recover` refuses with.
 pub fn pid_stopped(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            // `PID (COMM) STATE ...`: COMM may hold spaces and parentheses.
-            let after = stat.rsplit_once(')')?.1;
-            after.split_whitespace().next().map(str::to_owned)
-        })
+    stat_fields(pid)
+        .and_then(|f| f.first().cloned())
         .is_some_and(|state| state == "T" || state == "t")
 }
 
@@ -270,6 +354,8 @@ mod tests {
                 .unwrap()
                 .to_utc(),
             lease_seconds: 60,
+            boot_id: Some("boot-a".into()),
+            start_ticks: Some(777),
         }
     }
 
@@ -286,20 +372,40 @@ mod tests {
         };
         assert_eq!(found, owner());
         assert_eq!(lease_age, Some(75));
+        let boot = Some("boot-a");
         // Expired lease, from another host.
-        let why = stale_because(&found, lease_age, "ci-runner", |_| true).unwrap();
+        let why = stale_because(&found, lease_age, "ci-runner", boot, |_, _| true).unwrap();
         assert!(why.contains("75s ago"), "{why}");
         // Fresh lease, other host: alive.
-        assert_eq!(stale_because(&found, Some(5), "ci-runner", |_| false), None);
-        // This host: the process decides, however old the lease (a
-        // stopped run is alive).
-        assert_eq!(stale_because(&found, Some(900), "laptop", |_| true), None);
-        // Fresh lease, this host, pid gone: dead.
+        assert_eq!(
+            stale_because(&found, Some(5), "ci-runner", boot, |_, _| false),
+            None
+        );
+        // This machine: the process decides, however old the lease (a
+        // stopped run is alive), asked with the recorded start time.
+        let asked = std::cell::Cell::new(None);
+        let alive = |pid, start| {
+            asked.set(Some((pid, start)));
+            true
+        };
+        assert_eq!(
+            stale_because(&found, Some(900), "laptop", boot, alive),
+            None
+        );
+        assert_eq!(asked.get(), Some((4242, Some(777))));
+        // Fresh lease, this machine, pid gone: dead.
         assert!(
-            stale_because(&found, Some(5), "laptop", |_| false)
+            stale_because(&found, Some(5), "laptop", boot, |_, _| false)
                 .unwrap()
                 .contains("4242")
         );
+        // The same host name after a reboot (or another machine of that
+        // name): judged by the lease, not by a pid of this boot.
+        assert_eq!(
+            stale_because(&found, Some(5), "laptop", Some("boot-b"), |_, _| false),
+            None
+        );
+        assert!(stale_because(&found, Some(90), "laptop", Some("boot-b"), |_, _| true).is_some());
         assert!(text.contains(&Owner::marker(&found.run_id)));
     }
 
@@ -319,11 +425,12 @@ mod tests {
         assert_eq!(parse_answer("sh: oops"), None);
     }
 
-    /// Runs one of the lock's scripts with `sh`, as the head would.
-    fn sh(script: &str, args: &[&str]) -> (String, u32) {
+    /// Runs a script with `sh` as the head would, the lock's path swapped
+    /// for the test's.
+    fn sh(script: &str, args: &[&str], lock: &str) -> (String, u32) {
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(script)
+            .arg(script.replace(LOCK_DIR, lock))
             .arg("hpchaos")
             .args(args)
             .output()
@@ -338,68 +445,114 @@ mod tests {
     fn the_scripts_take_renew_fence_and_lose_the_lock_as_a_shell_runs_them() {
         let dir = tempfile::tempdir().unwrap();
         let lock = dir.path().join("lock").display().to_string();
-        let fence = dir.path().join("fence").display().to_string();
+        let fence_file = dir.path().join("fence").display().to_string();
         let mine = serde_json::to_string(&owner()).unwrap();
-        let marker = Owner::marker(&owner().run_id);
+        let run = owner().run_id;
+        let marker = Owner::marker(&run);
+        let renew = |fence: &str, lease: &str| {
+            parse_renewal(&sh(RENEW_SCRIPT, &[&lock, &marker, fence, lease], &lock).0)
+        };
         // First acquisition: token 1; a second is refused with the holder.
-        let (said, _) = sh(ACQUIRE_SCRIPT, &[&lock, &mine, &fence]);
+        let (said, _) = sh(ACQUIRE_SCRIPT, &[&lock, &mine, &fence_file, &run], &lock);
         assert_eq!(parse_answer(&said), Some(LockState::Acquired(1)));
-        let (said, _) = sh(ACQUIRE_SCRIPT, &[&lock, "{}", &fence]);
+        let (said, _) = sh(ACQUIRE_SCRIPT, &[&lock, "{}", &fence_file, "run-x"], &lock);
         assert!(
             matches!(parse_answer(&said), Some(LockState::Held { owner: Some(o), .. }) if o == owner())
         );
-        let (said, _) = sh(RENEW_SCRIPT, &[&lock, &marker, "1"]);
-        assert_eq!(parse_renewal(&said), Some(Renewal::Renewed));
-        // Our run id under another token is not ours.
-        let (said, _) = sh(RENEW_SCRIPT, &[&lock, &marker, "2"]);
-        assert!(
-            matches!(parse_renewal(&said), Some(Renewal::TakenBy { .. })),
-            "{said}"
+        let ours = fence_of(1, &run);
+        assert_eq!(renew(&ours, "60"), Some(Renewal::Renewed));
+        // Our run id under another token is fenced off.
+        assert_eq!(
+            renew(&fence_of(2, &run), "60"),
+            Some(Renewal::Fenced {
+                token: ours.clone()
+            })
         );
+        // The head's clock says the lease ran out: not renewed (unless the
+        // caller asks for no limit: the rollback of a lock still ours).
+        let stale = std::process::Command::new("touch")
+            .args(["-d", "2 minutes ago", &format!("{lock}/lease")])
+            .status()
+            .unwrap();
+        assert!(stale.success());
+        match renew(&ours, "60") {
+            Some(Renewal::Expired { age }) => assert!((119..200).contains(&age), "{age}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(renew(&ours, ""), Some(Renewal::Renewed));
+        // The fence, run through sh -c as the head would: ours passes and
+        // runs the command with its arguments; another is refused.
+        let (said, status) = sh(&fenced_line(&ours, &["echo", "it's", "run"]), &[], &lock);
+        assert_eq!((said.as_str(), status), ("it's run\n", 0));
+        assert_eq!(
+            sh(&fence_check_line(&fence_of(1, "run-other")), &[], &lock).1,
+            FENCED_STATUS
+        );
+        // recover takes it over: our fenced commands are refused from then on.
+        let (said, _) = sh(TAKEOVER_SCRIPT, &[&lock, &marker, &fence_file], &lock);
+        assert_eq!(said.trim(), "taken 2");
+        assert_eq!(sh(&fence_check_line(&ours), &[], &lock).1, FENCED_STATUS);
+        assert!(matches!(renew(&ours, "60"), Some(Renewal::Fenced { .. })));
         // Removed by hand: gone, and the counter goes on from where it was.
         std::fs::remove_dir_all(&lock).unwrap();
-        let (said, _) = sh(RENEW_SCRIPT, &[&lock, &marker, "1"]);
-        assert_eq!(parse_renewal(&said), Some(Renewal::Gone));
+        assert_eq!(renew(&ours, "60"), Some(Renewal::Gone));
         let mut other = owner();
         other.run_id = "run-other".into();
         let theirs = serde_json::to_string(&other).unwrap();
-        let (said, _) = sh(ACQUIRE_SCRIPT, &[&lock, &theirs, &fence]);
-        assert_eq!(parse_answer(&said), Some(LockState::Acquired(2)));
-        let (said, _) = sh(RENEW_SCRIPT, &[&lock, &marker, "1"]);
-        match parse_renewal(&said) {
+        let (said, _) = sh(
+            ACQUIRE_SCRIPT,
+            &[&lock, &theirs, &fence_file, "run-other"],
+            &lock,
+        );
+        assert_eq!(parse_answer(&said), Some(LockState::Acquired(3)));
+        match renew(&ours, "60") {
             Some(Renewal::TakenBy { owner: Some(o), .. }) => assert_eq!(o.run_id, "run-other"),
-            other => panic!("{other:?}: {said}"),
+            other => panic!("{other:?}"),
         }
-        // The fence, with the lock dir swapped for the test's: token 1 is
-        // refused with its status, token 2 passes.
-        let guard = |t: u64| fence_check_line(t).replace(LOCK_DIR, &lock);
-        assert_eq!(sh(&guard(1), &[]).1, FENCED_STATUS);
-        assert_eq!(sh(&guard(2), &[]).1, 0);
-        // Released by its owner only.
-        assert_eq!(sh(RELEASE_SCRIPT, &[&lock, &marker]).1, 1);
+        let (said, _) = sh(TAKEOVER_SCRIPT, &[&lock, &marker, &fence_file], &lock);
+        assert_eq!(said.trim(), "not-its");
         assert_eq!(
-            sh(RELEASE_SCRIPT, &[&lock, &Owner::marker("run-other")]).1,
+            sh(&fence_check_line(&fence_of(3, "run-other")), &[], &lock).1,
             0
         );
-        assert_eq!(sh(&guard(2), &[]).1, FENCED_STATUS);
+        // Released by its owner only.
+        assert_eq!(sh(RELEASE_SCRIPT, &[&lock, &marker], &lock).1, 1);
+        assert_eq!(
+            sh(RELEASE_SCRIPT, &[&lock, &Owner::marker("run-other")], &lock).1,
+            0
+        );
+        assert_eq!(
+            sh(&fence_check_line(&fence_of(3, "run-other")), &[], &lock).1,
+            FENCED_STATUS
+        );
     }
 
     #[test]
     fn renewal_answers_that_prove_nothing_are_none() {
         assert_eq!(parse_renewal(""), None);
         assert_eq!(parse_renewal("lost\n"), None);
+        assert_eq!(parse_renewal("lost\nexpired\nsoon\n"), None);
         assert_eq!(parse_renewal("sh: 1: cannot create"), None);
     }
 
     #[test]
-    fn a_stopped_process_is_told_from_a_running_one() {
+    fn a_stopped_process_is_told_from_a_running_one_and_a_reused_pid_from_its_holder() {
         assert!(!pid_stopped(std::process::id()));
         assert!(!pid_stopped(u32::MAX));
+        // This process is never a holder (a pid recover reused).
+        assert!(!pid_alive(std::process::id(), None));
         let mut child = std::process::Command::new("sleep")
             .arg("30")
             .spawn()
             .unwrap();
         let pid = child.id();
+        let start = process_start(pid);
+        assert!(start.is_some());
+        assert!(pid_alive(pid, start));
+        assert!(
+            !pid_alive(pid, start.map(|s| s + 1)),
+            "another start is another process"
+        );
         let signal = |s: &str| {
             std::process::Command::new("kill")
                 .args([s, &pid.to_string()])
@@ -413,8 +566,10 @@ mod tests {
             std::thread::yield_now();
         }
         assert!(pid_stopped(pid));
+        assert!(pid_alive(pid, start), "stopped is alive");
         signal("-CONT");
         child.kill().unwrap();
         child.wait().unwrap();
+        assert!(this_boot().is_some());
     }
 }

@@ -133,6 +133,36 @@ pub async fn resolve_targets(
     crate::targets::select(&scenario.target, &candidates, &never, seed).map_err(|e| e.to_string())
 }
 
+/// One renewal of the lease on the head: [`lock::RENEW_SCRIPT`] with our
+/// marker and fence, and `limit` (the lease: past it by the head's clock it
+/// is not renewed; `None`: no limit, for a lock still ours to roll back
+/// under). Errors: the head could not be asked.
+async fn renew_once(
+    ssh: &crate::cluster::ssh::SshPool,
+    head: &crate::cluster::ssh::Endpoint,
+    marker: &str,
+    fence: &str,
+    limit: Option<StdDuration>,
+) -> Result<Option<lock::Renewal>, String> {
+    let limit = limit.map(|l| l.as_secs().to_string()).unwrap_or_default();
+    ssh.run(
+        head,
+        &[
+            "sh",
+            "-c",
+            lock::RENEW_SCRIPT,
+            "hpchaos",
+            LOCK_DIR,
+            marker,
+            fence,
+            &limit,
+        ],
+    )
+    .await
+    .map(|out| lock::parse_renewal(&out.stdout))
+    .map_err(|e| e.to_string())
+}
+
 /// What one scenario came to.
 struct Ending {
     outcome: ScenarioOutcome,
@@ -458,7 +488,47 @@ impl Runner {
         if let Some(why) = &self.lost {
             return Some(why.clone());
         }
-        self.lease.as_ref()?.check(self.clock.now()).err()
+        self.lease.as_ref()?.lost(lease::boot_clock())
+    }
+
+    /// The lease gate every change passes: the fence to act under while
+    /// the run holds its lease (`None` while it holds no lock, as in
+    /// `recover`). Past the usable part of the lease a renewal is made
+    /// there and then, and the head's answer decides. Errors: why the run
+    /// may not act (the lease lost, for good).
+    async fn gate(&self) -> Result<Option<String>, String> {
+        if let Some(why) = &self.lost {
+            return Err(why.clone());
+        }
+        let Some(held) = self.lease.clone() else {
+            return Ok(None);
+        };
+        match held.usable(lease::boot_clock()) {
+            Ok(fence) => return Ok(Some(fence)),
+            Err(lease::Unusable::Lost(why)) => return Err(why),
+            Err(lease::Unusable::Stale { .. }) => {}
+        }
+        let head = self.cluster.slurm.head.clone();
+        let sent = lease::boot_clock();
+        let answer = renew_once(
+            &self.cluster.ssh,
+            &head,
+            &lock::Owner::marker(&self.run_id),
+            &held.fence(),
+            Some(held.length()),
+        )
+        .await;
+        if let Some(why) = held.renewal(sent, answer, &head.name) {
+            return Err(why);
+        }
+        match held.usable(lease::boot_clock()) {
+            Ok(fence) => Ok(Some(fence)),
+            Err(lease::Unusable::Lost(why)) => Err(why),
+            Err(lease::Unusable::Stale { age }) => Err(format!(
+                "its lease could not be renewed: not confirmed for {}s",
+                age.as_secs()
+            )),
+        }
     }
 
     /// Says once, on stderr and in the journal, that the lease was lost
@@ -467,6 +537,10 @@ impl Runner {
         let Some(reason) = self.lease_lost() else {
             return;
         };
+        // Held again only to roll back: what stopped the run stays.
+        if self.lost.is_none() {
+            self.lost = Some(reason.clone());
+        }
         if self.lease_said {
             return;
         }
@@ -487,7 +561,7 @@ impl Runner {
     /// and how to undo it, and returns the record's id. Refuses, so that
     /// nothing is done, once a stop was asked for or if the record cannot
     /// be written.
-    fn write_ahead(
+    async fn write_ahead(
         &mut self,
         scenario: &str,
         action: String,
@@ -499,12 +573,14 @@ impl Runner {
         if let Some(err) = &self.journal_error {
             return Err(format!("the journal failed ({err}), so not: {action}"));
         }
-        if let Some(why) = self.lease_lost() {
-            return Err(format!(
-                "this run lost the cluster's lock ({why}), so not: {action}"
-            ));
-        }
-        let fence = self.lease.as_ref().map(lease::Lease::token);
+        let fence = match self.gate().await {
+            Ok(fence) => fence.and_then(|f| f.split(' ').next().and_then(|t| t.parse().ok())),
+            Err(why) => {
+                return Err(format!(
+                    "this run lost the cluster's lock ({why}), so not: {action}"
+                ));
+            }
+        };
         let id = self.next_intent;
         let entry = Entry::Intent {
             id,
@@ -519,12 +595,24 @@ impl Runner {
                 Ok(id)
             }
             Err(err) => {
-                self.taken_over |= err.taken_over();
+                self.note_taken_over(&err);
                 self.journal_error = Some(err.to_string());
                 Err(format!(
                     "cannot record it in the journal ({err}), so not: {action}"
                 ))
             }
+        }
+    }
+
+    /// A journal another writer took over (`recover`): this run's lock is
+    /// recover's now, and the run has lost it.
+    fn note_taken_over(&mut self, err: &crate::journal::JournalError) {
+        if err.taken_over() {
+            self.taken_over = true;
+            self.lost.get_or_insert_with(|| {
+                "`hpchaos recover` took this run's journal over (and with it the cluster's lock)"
+                    .to_owned()
+            });
         }
     }
 
@@ -556,7 +644,7 @@ impl Runner {
                 if self.journal_error.is_none() {
                     eprintln!("error: {err}");
                 }
-                self.taken_over |= err.taken_over();
+                self.note_taken_over(&err);
                 self.journal_error.get_or_insert(err.to_string());
             }
         }
@@ -664,9 +752,15 @@ impl Runner {
         }
         // The lease lost between scenarios (nothing was under way) is
         // said here; one lost mid-scenario was said by its rollback.
-        self.say_lease_lost(None, "no change of this run was applied at the time");
+        self.say_lease_lost(
+            None,
+            "what its rollback could not undo is said as still applied",
+        );
         let lost = self.lease_lost();
-        self.unlock().await;
+        // A journal `recover` took over: the lock is recover's to release.
+        if !self.taken_over {
+            self.unlock().await;
+        }
         self.log(None, Entry::RunEnded { outcome });
         if let Some(why) = lost {
             return Err(RunError::LeaseLost(why));
@@ -740,6 +834,8 @@ impl Runner {
             profile: self.profile_path.clone(),
             started_at: self.clock.now(),
             lease_seconds: lock::lease().as_secs(),
+            boot_id: lock::this_boot(),
+            start_ticks: lock::process_start(std::process::id()),
         };
         let owner = serde_json::to_value(&owner)
             .map_err(|e| RunError::Cluster(format!("lock record: {e}")))?;
@@ -758,6 +854,7 @@ impl Runner {
                     LOCK_DIR,
                     &record,
                     lock::FENCE_FILE,
+                    &self.run_id,
                 ],
             )
             .await
@@ -770,8 +867,15 @@ impl Runner {
                 ..
             }) => {
                 let this = lock::this_host();
+                let boot = lock::this_boot();
                 return Err(RunError::Locked(
-                    match lock::stale_because(&holder, lease_age, &this, lock::pid_alive) {
+                    match lock::stale_because(
+                        &holder,
+                        lease_age,
+                        &this,
+                        boot.as_deref(),
+                        lock::pid_alive,
+                    ) {
                         Some(why) => {
                             let profile = self
                                 .profile_path
@@ -795,7 +899,9 @@ impl Runner {
                         None => {
                             // On this host a stopped holder is alive: it
                             // may wake and act, whatever its lease says.
-                            let stopped = if holder.host == this && lock::pid_stopped(holder.pid) {
+                            let stopped = if holder.here(&this, boot.as_deref())
+                                && lock::pid_stopped(holder.pid)
+                            {
                                 format!(
                                     "; its process is STOPPED (it may wake and act): end it with kill -CONT {} then kill -INT {}",
                                     holder.pid, holder.pid
@@ -845,50 +951,39 @@ impl Runner {
         Ok(())
     }
 
-    /// Holds the lease taken under `token`: renews it every third of its
-    /// length on the head and looks at every answer (see [`lease::Lease`]).
-    /// A loss found by a renewal is said on stderr at once; the run stops
-    /// acting at its next check.
+    /// Holds the lease taken under `token`: renews it every sixth of its
+    /// length on the head (each attempt, connecting included, bounded by
+    /// that sixth: a hung attempt is followed by the next) and looks at
+    /// every answer (see [`lease::Lease`]). A loss is said on stderr at
+    /// once; the run stops acting at its next check.
     fn hold(&mut self, token: u64) {
         if let Some(old) = self.renewer.take() {
             old.abort();
         }
         let length = lock::lease();
-        let held = lease::Lease::acquired(token, length, self.clock.now());
+        let held = lease::Lease::acquired(token, &self.run_id, length, lease::boot_clock());
         self.lease = Some(held.clone());
         let ssh = self.cluster.ssh.clone();
         let head = self.cluster.slurm.head.clone();
-        let clock = self.clock.clone();
         let marker = lock::Owner::marker(&self.run_id);
         self.renewer = Some(tokio::spawn(async move {
-            let every = length / 3;
-            let token = token.to_string();
+            let every = length / 6;
             loop {
                 tokio::time::sleep(every).await;
-                let (sent_wall, sent_mono) = (clock.now(), std::time::Instant::now());
-                let line = crate::cluster::quote::command_line(&[
-                    "sh",
-                    "-c",
-                    lock::RENEW_SCRIPT,
-                    "hpchaos",
-                    LOCK_DIR,
-                    &marker,
-                    &token,
-                ]);
-                // A renewal that hangs proves nothing: it is given a third
-                // of the lease, and the next one is sent after it.
-                let answer = ssh
-                    .run_line(&head, &line, every)
-                    .await
-                    .map(|out| lock::parse_renewal(&out.stdout))
-                    .map_err(|e| e.to_string());
-                if let Some(why) = held.renewal(sent_wall, sent_mono, answer, &head.name) {
+                let sent = lease::boot_clock();
+                let answer = tokio::time::timeout(
+                    every,
+                    renew_once(&ssh, &head, &marker, &held.fence(), Some(length)),
+                )
+                .await
+                .unwrap_or_else(|_| Err(format!("no answer within {}s", every.as_secs())));
+                let lost = held
+                    .renewal(sent, answer, &head.name)
+                    .or_else(|| held.lost(lease::boot_clock()));
+                if let Some(why) = lost {
                     eprintln!(
                         "error: this run lost the cluster's lock: {why}; it makes no further change"
                     );
-                    return;
-                }
-                if held.lost().is_some() {
                     return;
                 }
             }
@@ -1071,7 +1166,10 @@ impl Runner {
         self.instances_before = baseline.instance_ids.clone();
         let controller_log = self.controller_log_offset(name).await;
         let actions: Vec<String> = plan.inject.iter().map(Step::describe).collect();
-        let intent = match self.write_ahead(name, actions.join("; "), undo.clone()) {
+        let intent = match self
+            .write_ahead(name, actions.join("; "), undo.clone())
+            .await
+        {
             Ok(id) => id,
             Err(reason) => {
                 let outcome = if self.cancelled() {
@@ -1225,11 +1323,7 @@ impl Runner {
         if self.taken_over {
             self.say_lease_lost(
                 Some(name),
-                "`hpchaos recover` took this run's journal over: the rollback is its",
-            );
-            eprintln!(
-                "error: `hpchaos recover` took this run's journal over; this run undoes nothing (recover did): {}",
-                self.journal_error.clone().unwrap_or_default()
+                "this run undoes nothing: the rollback is recover's",
             );
             return;
         }
@@ -1340,6 +1434,8 @@ impl Runner {
             profile: self.profile_path.clone(),
             started_at: self.clock.now(),
             lease_seconds: lock::lease().as_secs(),
+            boot_id: lock::this_boot(),
+            start_ticks: lock::process_start(std::process::id()),
         };
         let record = serde_json::to_string(&owner).map_err(|e| e.to_string())?;
         let head = self.cluster.slurm.head.clone();
@@ -1356,6 +1452,7 @@ impl Runner {
                     LOCK_DIR,
                     &record,
                     lock::FENCE_FILE,
+                    &self.run_id,
                 ],
             )
             .await
@@ -1367,6 +1464,34 @@ impl Runner {
                 self.lost = self.lease_lost();
                 self.hold(token);
                 Ok(token)
+            }
+            // Still ours: held again only under our own token (not taken
+            // over by `recover`), whatever the lease's age.
+            Some(lock::LockState::Held {
+                owner: Some(holder),
+                ..
+            }) if holder.run_id == self.run_id => {
+                let Some(fence) = self.lease.as_ref().map(lease::Lease::fence) else {
+                    return Err("this run holds no lease".to_owned());
+                };
+                let marker = lock::Owner::marker(&self.run_id);
+                match renew_once(&self.cluster.ssh, &head, &marker, &fence, None).await {
+                    Ok(Some(lock::Renewal::Renewed)) => {
+                        self.lost = self.lease_lost();
+                        let token = fence
+                            .split(' ')
+                            .next()
+                            .and_then(|t| t.parse().ok())
+                            .unwrap_or_default();
+                        self.hold(token);
+                        Ok(token)
+                    }
+                    Ok(Some(lock::Renewal::Fenced { token })) => Err(format!(
+                        "the lock was taken over under token `{token}` (by `hpchaos recover`)"
+                    )),
+                    Ok(other) => Err(format!("the lock could not be held again: {other:?}")),
+                    Err(e) => Err(format!("the lock could not be held again: {e}")),
+                }
             }
             Some(lock::LockState::Held {
                 owner: Some(holder),

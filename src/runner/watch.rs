@@ -229,7 +229,7 @@ impl Runner {
             {
                 for step in steps {
                     // A kill cannot be undone: its intent has no undo.
-                    let result = match self.write_ahead(name, step.describe(), Vec::new()) {
+                    let result = match self.write_ahead(name, step.describe(), Vec::new()).await {
                         Ok(_) => self.execute(step, workload.as_deref()).await,
                         Err(reason) => Err(reason),
                     };
@@ -414,7 +414,7 @@ impl Runner {
             let unhealthy = seen.unhealthy;
             // Judge, and journal phase boundaries as they are decided.
             let now = self.clock.now();
-            let (judgement, per_node) = phases::judge_scenario(
+            let (mut judgement, per_node) = phases::judge_scenario(
                 injected_at,
                 baseline,
                 &expectation,
@@ -422,6 +422,20 @@ impl Runner {
                 now,
                 now > give_up,
             );
+            // A dropped mark is only called while the API answers: a
+            // throttled API could be hiding HyperPod's recovery.
+            if judgement.open_because.is_some()
+                && (seen.failing_since.contains_key(Source::Sagemaker.as_str()) || api_slow_said)
+            {
+                judgement.open_because = None;
+                judgement.settled = false;
+                judgement.passed = false;
+                for phase in &mut judgement.phases {
+                    if phase.ended.is_none() {
+                        phase.verdict = None;
+                    }
+                }
+            }
             // Several targets: each one's phases journaled as they end.
             if baseline.targets.len() > 1 {
                 for (node, own) in &per_node {
@@ -602,8 +616,12 @@ impl Runner {
             }
             // Asleep until the next source is due, a followed log line
             // arrives, or the run is cancelled.
+            // While an API read is under way its next one is not due: only
+            // Slurm's poll (and the checks below) wake the loop.
             let mut wake = if phases_done {
                 std::time::Instant::now() + poll
+            } else if api_poll.is_some() {
+                next_slurm
             } else {
                 next_slurm.min(next_api)
             };

@@ -75,13 +75,15 @@ impl Runner {
                 args.extend(canary.sbatch_args.iter().cloned());
                 args.push(script);
                 let progress = WorkloadJob::regexes(&canary.progress)?;
-                let intent = self.write_ahead(
-                    &scenario.name,
-                    format!("submit the canary: sbatch {}", args.join(" ")),
-                    vec![crate::faults::Step::CancelCanary {
-                        comment: comment.clone(),
-                    }],
-                )?;
+                let intent = self
+                    .write_ahead(
+                        &scenario.name,
+                        format!("submit the canary: sbatch {}", args.join(" ")),
+                        vec![crate::faults::Step::CancelCanary {
+                            comment: comment.clone(),
+                        }],
+                    )
+                    .await?;
                 let id = slurm
                     .sbatch(&args)
                     .await
@@ -229,10 +231,11 @@ impl WorkloadJob {
             {
                 break;
             }
-            let Ok(text) = slurm.read_from(&path, self.offset, OUTPUT_CHUNK).await else {
+            let Ok(bytes) = slurm.read_from(&path, self.offset, OUTPUT_CHUNK).await else {
                 break;
             };
-            let read = Read::of(&text, OUTPUT_CHUNK, self.skipping, pattern);
+            let text = bytes.as_slice();
+            let read = Read::of(text, OUTPUT_CHUNK, self.skipping, pattern);
             self.offset += read.consumed;
             self.skipping = read.skipping;
             lines.extend(read.updates);
@@ -269,24 +272,25 @@ pub(super) struct Read {
 }
 
 impl Read {
-    /// Reads `text`, at most `chunk` bytes of the output: inside a long
+    /// Reads `bytes`, at most `chunk` bytes of the output: inside a long
     /// line (`skipping`), up to its end is dropped; a full chunk without an
     /// end of line is a line too long, kept cut (its start, and that it was
-    /// cut) and its rest skipped; otherwise the complete updates.
-    pub(super) fn of(text: &str, chunk: u64, skipping: bool, pattern: Option<&Regex>) -> Read {
-        let full = text.len() as u64 >= chunk;
-        let whole = |consumed: usize| if full { chunk } else { consumed as u64 };
-        let mut rest = text;
+    /// cut) and its rest skipped; otherwise the complete updates. Counted
+    /// in bytes; each line is read as UTF-8 on its own (invalid bytes
+    /// replaced).
+    pub(super) fn of(bytes: &[u8], chunk: u64, skipping: bool, pattern: Option<&Regex>) -> Read {
+        let full = bytes.len() as u64 >= chunk;
+        let mut rest = bytes;
         let mut skipped = 0u64;
         if skipping {
-            match text.find(['\n', '\r']) {
+            match bytes.iter().position(|b| *b == b'\n' || *b == b'\r') {
                 Some(end) => {
                     skipped = end as u64 + 1;
-                    rest = &text[end + 1..];
+                    rest = &bytes[end + 1..];
                 }
                 None => {
                     return Read {
-                        consumed: whole(text.len()),
+                        consumed: bytes.len() as u64,
                         updates: Vec::new(),
                         skipping: true,
                     };
@@ -295,17 +299,15 @@ impl Read {
         }
         let (consumed, updates) = progress_updates(rest, pattern);
         if consumed == 0 && full && !rest.is_empty() {
-            let mut kept: String = rest.chars().take(1024).collect();
-            let step = pattern
-                .and_then(|p| p.captures_iter(&kept).last())
-                .and_then(|c| c.get(1))
-                .and_then(|m| m.as_str().parse::<u64>().ok());
+            let mut kept: String =
+                String::from_utf8_lossy(&rest[..rest.len().min(1024)]).into_owned();
+            let step = step_in(&kept, pattern);
             kept.push_str(&format!(
                 " [hpchaos: line cut: longer than {} KiB]",
                 chunk / 1024
             ));
             return Read {
-                consumed: chunk,
+                consumed: bytes.len() as u64,
                 updates: vec![(kept, step)],
                 skipping: true,
             };
@@ -318,25 +320,34 @@ impl Read {
     }
 }
 
-/// The complete updates in a job's output: text ended by `\n` or `\r`
-/// (progress bars such as tqdm's redraw a line with `\r`), each with its
-/// step: the last match of `pattern` in it (its first group). Returns how
-/// many bytes were consumed; a trailing update not yet ended waits for the
-/// next read.
+/// The step a progress update shows: the last match of `pattern` in it
+/// (its first group).
+fn step_in(update: &str, pattern: Option<&Regex>) -> Option<u64> {
+    pattern
+        .and_then(|p| p.captures_iter(update).last())
+        .and_then(|c| c.get(1))
+        .and_then(|m| m.as_str().parse::<u64>().ok())
+}
+
+/// The complete updates in a job's output: bytes ended by `\n` or `\r`
+/// (progress bars such as tqdm's redraw a line with `\r`), each read as
+/// UTF-8 on its own, with its step ([`step_in`]). Returns how many bytes
+/// were consumed; a trailing update not yet ended waits for the next read.
 pub(super) fn progress_updates(
-    text: &str,
+    bytes: &[u8],
     pattern: Option<&Regex>,
 ) -> (usize, Vec<(String, Option<u64>)>) {
-    let consumed = text.rfind(['\n', '\r']).map_or(0, |i| i + 1);
-    let updates = text[..consumed]
-        .split(['\n', '\r'])
+    let consumed = bytes
+        .iter()
+        .rposition(|b| *b == b'\n' || *b == b'\r')
+        .map_or(0, |i| i + 1);
+    let updates = bytes[..consumed]
+        .split(|b| *b == b'\n' || *b == b'\r')
+        .map(String::from_utf8_lossy)
         .filter(|u| !u.trim().is_empty())
         .map(|update| {
-            let step = pattern
-                .and_then(|p| p.captures_iter(update).last())
-                .and_then(|c| c.get(1))
-                .and_then(|m| m.as_str().parse::<u64>().ok());
-            (update.to_owned(), step)
+            let step = step_in(&update, pattern);
+            (update.into_owned(), step)
         })
         .collect();
     (consumed, updates)
@@ -350,7 +361,7 @@ mod tests {
     fn field_case_09_a_progress_bar_gives_its_latest_step() {
         let text = include_str!("../../tests/fixtures/field-cases/09-tqdm-progress.txt");
         let pattern = Regex::new(r"(\d+)/1000").unwrap();
-        let (consumed, updates) = progress_updates(text, Some(&pattern));
+        let (consumed, updates) = progress_updates(text.as_bytes(), Some(&pattern));
         assert_eq!(consumed, text.len());
         let steps: Vec<u64> = updates.iter().filter_map(|(_, s)| *s).collect();
         assert_eq!(steps, vec![100, 200, 300, 400, 500]);
@@ -361,32 +372,41 @@ mod tests {
     fn a_line_longer_than_a_chunk_is_cut_and_its_rest_skipped() {
         let pattern = Regex::new(r"step (\d+)").unwrap();
         // A 10-byte chunk of a line that goes on: kept cut, rest skipped.
-        let first = Read::of("step 7 xxx", 10, false, Some(&pattern));
+        let first = Read::of(b"step 7 xxx", 10, false, Some(&pattern));
         assert_eq!(first.consumed, 10);
         assert!(first.skipping);
         assert_eq!(first.updates.len(), 1);
         assert!(first.updates[0].0.contains("line cut"), "{first:?}");
         assert_eq!(first.updates[0].1, Some(7));
         // Still inside it: dropped.
-        let middle = Read::of("xxxxxxxxxx", 10, true, Some(&pattern));
+        let middle = Read::of(b"xxxxxxxxxx", 10, true, Some(&pattern));
         assert_eq!(
             (middle.consumed, middle.updates.len(), middle.skipping),
             (10, 0, true)
         );
         // Its end, then whole lines again.
-        let end = Read::of("xx\nstep 8\n", 10, true, Some(&pattern));
+        let end = Read::of(b"xx\nstep 8\n", 10, true, Some(&pattern));
         assert_eq!(end.consumed, 10);
         assert!(!end.skipping);
         assert_eq!(end.updates, vec![("step 8".to_owned(), Some(8))]);
         // A short read without an end of line waits, as before.
-        let waiting = Read::of("step 9", 10, false, Some(&pattern));
+        let waiting = Read::of(b"step 9", 10, false, Some(&pattern));
         assert_eq!((waiting.consumed, waiting.updates.len()), (0, 0));
+        // A character split between two chunks: byte offsets stay right,
+        // and the next line is read whole.
+        let text = "step 1 \u{2588}\u{2588}\nstep 2\n".as_bytes();
+        let first = Read::of(&text[..9], 9, false, Some(&pattern));
+        assert_eq!((first.consumed, first.skipping), (9, true));
+        let rest = Read::of(&text[9..], 9, true, Some(&pattern));
+        assert_eq!(first.consumed + rest.consumed, text.len() as u64);
+        assert_eq!(rest.updates, vec![("step 2".to_owned(), Some(2))]);
     }
 
     #[test]
     fn an_unfinished_update_waits_and_the_last_match_wins() {
         let pattern = Regex::new(r"step (\d+)").unwrap();
-        let (consumed, updates) = progress_updates("step 1\nstep 2 step 3\nstep 4", Some(&pattern));
+        let (consumed, updates) =
+            progress_updates(b"step 1\nstep 2 step 3\nstep 4", Some(&pattern));
         assert_eq!(consumed, "step 1\nstep 2 step 3\n".len());
         assert_eq!(
             updates.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
