@@ -1,5 +1,8 @@
 //! Human durations (`90s`, `5m`, `1h30m`) as they appear in scenario and
-//! profile files: parsing, printing and their JSON Schema. Owns nothing else.
+//! profile files: parsing, printing and their JSON Schema; and the time
+//! helpers every stage shares (a span between two instants, a span for
+//! people, seconds as a chrono delta), so that none imports them from a
+//! stage downstream of it. Owns nothing else.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -94,6 +97,39 @@ impl JsonSchema for Duration {
     }
 }
 
+/// A span for people: `7s`, `16.5s`, `1m 02s`, `1h 05m 00s`, or `-`.
+pub fn show_duration(span: Option<Duration>) -> String {
+    let Some(span) = span else {
+        return "-".to_owned();
+    };
+    let millis = span.as_std().as_millis();
+    let secs = millis / 1000;
+    match secs {
+        0..60 if millis % 1000 == 0 => format!("{secs}s"),
+        0..60 => format!("{:.1}s", millis as f64 / 1000.0),
+        60..3600 if secs % 60 == 0 => format!("{}m", secs / 60),
+        60..3600 => format!("{}m {:02}s", secs / 60, secs % 60),
+        _ => format!("{}h {:02}m {:02}s", secs / 3600, secs / 60 % 60, secs % 60),
+    }
+}
+
+/// The span from `from` to `to` as a [`Duration`], negatives (clock skew)
+/// clamped to 0.
+pub fn span(from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>) -> Duration {
+    let delta = to - from;
+    Duration(
+        delta
+            .max(chrono::TimeDelta::zero())
+            .to_std()
+            .unwrap_or_default(),
+    )
+}
+
+/// Seconds (fractions to the millisecond) as a chrono delta.
+pub fn secs(seconds: f64) -> chrono::TimeDelta {
+    chrono::TimeDelta::milliseconds((seconds * 1000.0) as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +159,16 @@ mod tests {
             assert!(!pattern.is_match(bad), "{bad}");
             assert!(bad.parse::<Duration>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        let ms = |m| Some(Duration(std::time::Duration::from_millis(m)));
+        assert_eq!(show_duration(None), "-");
+        assert_eq!(show_duration(ms(7_000)), "7s");
+        assert_eq!(show_duration(ms(16_500)), "16.5s");
+        assert_eq!(show_duration(ms(60_000)), "1m");
+        assert_eq!(show_duration(ms(62_500)), "1m 02s");
+        assert_eq!(show_duration(ms(3_905_000)), "1h 05m 05s");
     }
 }

@@ -17,6 +17,18 @@ use crate::duration::Duration;
 use crate::faults::Step;
 use crate::scenario::model::{Phase, Recovery};
 
+/// One file of evidence collected from a node (see `runner::evidence`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Collected {
+    /// The file's path relative to the run folder.
+    pub file: String,
+    pub bytes: u64,
+    /// Why it is empty or partial, if it is (the command failed, timed
+    /// out, or the node was gone).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub problem: String,
+}
+
 /// Bumped when a record changes incompatibly.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -206,7 +218,7 @@ pub enum Entry {
         node: String,
         /// What marked it (its Slurm reason).
         why: String,
-        files: Vec<crate::runner::evidence::Collected>,
+        files: Vec<Collected>,
     },
     /// What the failure cost the workload: GPU-hours lost and ETTR, with
     /// the formula's terms (see `cost.rs`).

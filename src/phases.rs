@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use crate::cluster::job_state::JobState;
 use crate::cluster::node_state::NodeState;
+pub use crate::cluster::slurm::BootWitness;
 use crate::duration::Duration;
 use crate::journal::{PhaseVerdict, Source, TimeSource};
 use crate::scenario::model::{Phase, Recovery};
@@ -32,7 +34,8 @@ pub enum Observation {
     },
     /// The workload job in `scontrol show job`.
     Job {
-        state: String,
+        /// Decoded once (see [`JobState`]).
+        state: JobState,
         nodes: Vec<String>,
         restarts: u32,
     },
@@ -44,15 +47,6 @@ pub enum Observation {
     ControllerLog { node: String, message: String },
     /// A target's boot as slurmd reports it (`scontrol show node`).
     NodeBoot { node: String, boot: BootWitness },
-}
-
-/// When a node's kernel booted and its slurmd started, as slurmd reports
-/// them to slurmctld (`BootTime`, `SlurmdStartTime` of `scontrol show
-/// node`), in UTC; `None` when Slurm prints `None`/`Unknown`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BootWitness {
-    pub boot_time: Option<DateTime<Utc>>,
-    pub slurmd_started: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -602,8 +596,8 @@ fn finish(
                 p.phase,
                 p.ended
                     .as_ref()
-                    .map_or("?".to_owned(), |b| crate::report::show_duration(Some(
-                        crate::report::span(injected_at, b.at)
+                    .map_or("?".to_owned(), |b| crate::duration::show_duration(Some(
+                        crate::duration::span(injected_at, b.at)
                     ))),
                 p.deadline.map_or("-".to_owned(), |d| d.to_string())
             )),
@@ -701,7 +695,7 @@ impl Tracker {
             Observation::Job {
                 state, restarts, ..
             } => {
-                if state != "RUNNING" || self.last_restarts.is_some_and(|r| *restarts > r) {
+                if !state.is_running() || self.last_restarts.is_some_and(|r| *restarts > r) {
                     self.job_interrupted = true;
                 }
                 self.last_restarts = Some(*restarts);
@@ -795,7 +789,7 @@ impl Tracker {
             }
             Observation::Job { state, .. }
                 if matches!(expectation.recovery, Recovery::Requeue | Recovery::JobFails)
-                    && state != "RUNNING" =>
+                    && !state.is_running() =>
             {
                 Some(boundary(event, format!("job {state}")))
             }
@@ -820,7 +814,7 @@ impl Tracker {
         match (phase, &event.observation) {
             (Phase::Detect, _) => self.detect(baseline, expectation, event),
             (Phase::Drain, Observation::Job { state, nodes, .. }) if baseline.workload => {
-                let left = state != "RUNNING" || !nodes.iter().any(|n| target(n));
+                let left = !state.is_running() || !nodes.iter().any(|n| target(n));
                 left.then(|| {
                     boundary(
                         event,
@@ -993,17 +987,7 @@ impl Tracker {
                     evidence: format!("progress at step {step}, past the fault"),
                 })
             }
-            (Phase::JobEnd, Observation::Job { state, .. })
-                if matches!(
-                    state.as_str(),
-                    "FAILED"
-                        | "CANCELLED"
-                        | "NODE_FAIL"
-                        | "TIMEOUT"
-                        | "COMPLETED"
-                        | "OUT_OF_MEMORY"
-                ) =>
-            {
+            (Phase::JobEnd, Observation::Job { state, .. }) if state.is_final() => {
                 Some(boundary(event, format!("job {state}")))
             }
             (Phase::JobEnd, Observation::JobGone) => Some(Boundary {
@@ -1016,7 +1000,4 @@ impl Tracker {
     }
 }
 
-/// Seconds as a chrono span, for tests and callers building timelines.
-pub fn secs(seconds: f64) -> TimeDelta {
-    TimeDelta::milliseconds((seconds * 1000.0) as i64)
-}
+pub use crate::duration::secs;

@@ -223,7 +223,7 @@ fn a_missing_drain_event_is_implied_by_the_replacement() {
     let timeline: Vec<Event> = replace_timeline()
         .into_iter()
         .filter(
-            |e| !matches!(e.observation, Observation::Job { ref state, .. } if state == "PENDING"),
+            |e| !matches!(e.observation, Observation::Job { ref state, .. } if *state == hpchaos::cluster::job_state::JobState::Pending),
         )
         .collect();
     let judgement = judge_replace(&timeline);

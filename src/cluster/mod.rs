@@ -5,6 +5,7 @@
 pub mod capped;
 pub mod controller_log;
 pub mod hostlist;
+pub mod job_state;
 pub mod log_follow;
 pub mod node_state;
 pub mod quote;

@@ -7,12 +7,22 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
+use super::job_state::JobState;
 use super::node_state::NodeState;
 use super::ssh::{Endpoint, SshError, SshPool};
 
 /// The `sinfo` format the harness reads: node, extended state, reason,
 /// reason time (set by slurmctld), who set it.
 pub const SINFO_FORMAT: &str = "%N|%T|%E|%H|%u";
+
+/// When a node's kernel booted and its slurmd started, as slurmd reports
+/// them to slurmctld (`BootTime`, `SlurmdStartTime` of `scontrol show
+/// node`), in UTC; `None` when Slurm prints `None`/`Unknown`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BootWitness {
+    pub boot_time: Option<DateTime<Utc>>,
+    pub slurmd_started: Option<DateTime<Utc>>,
+}
 
 /// One node as `sinfo` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,33 +178,13 @@ fn rows_in_utc(text: &str, offset: chrono::FixedOffset) -> Vec<NodeRow> {
     rows
 }
 
-/// A job state after which the job runs no more and holds no node
-/// (`scontrol`'s and `squeue`'s long names). `COMPLETING` is not one: the
-/// job has ended but its nodes are still being cleaned (Slurm's
-/// `job_state_string` shows it in place of the base state while the flag
-/// is set, `src/common/slurm_protocol_defs.c`).
-pub fn job_state_is_final(state: &str) -> bool {
-    matches!(
-        state,
-        "COMPLETED"
-            | "CANCELLED"
-            | "FAILED"
-            | "TIMEOUT"
-            | "NODE_FAIL"
-            | "PREEMPTED"
-            | "BOOT_FAIL"
-            | "DEADLINE"
-            | "OUT_OF_MEMORY"
-    )
-}
-
 /// One job as `scontrol -o show job` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobInfo {
     pub id: u64,
     pub name: String,
-    /// `RUNNING`, `PENDING`, `REQUEUED`, `FAILED`, ...
-    pub state: String,
+    /// Decoded once (see [`JobState`]).
+    pub state: JobState,
     pub reason: String,
     pub restarts: u32,
     /// Compressed host list, e.g. `ip-10-1-0-[11-12]`.
@@ -263,7 +253,7 @@ pub fn parse_scontrol_job(line: &str) -> Option<JobInfo> {
     Some(JobInfo {
         id: get("JobId")?.parse().ok()?,
         name: get("JobName").unwrap_or_default(),
-        state: get("JobState").unwrap_or_default(),
+        state: JobState::parse(&get("JobState").unwrap_or_default()),
         reason: get("Reason").unwrap_or_default(),
         restarts: get("Restarts").and_then(|r| r.parse().ok()).unwrap_or(0),
         node_list: get("NodeList")
@@ -291,7 +281,7 @@ pub struct JobListed {
     /// As squeue shows it: `4242`, `4242_1`, `4242_[3-8]` (pending tasks
     /// collapsed), `4242+0`.
     pub display: String,
-    pub state: String,
+    pub state: JobState,
 }
 
 /// Parses `squeue -o '%A|%i|%T'` lines; lines it cannot read are skipped.
@@ -302,7 +292,7 @@ pub fn parse_job_list(text: &str) -> Vec<JobListed> {
             Some(JobListed {
                 id: fields.next()?.trim().parse().ok()?,
                 display: fields.next()?.trim().to_owned(),
-                state: fields.next().unwrap_or("").trim().to_owned(),
+                state: JobState::parse(fields.next().unwrap_or("")),
             })
         })
         .collect()
@@ -344,7 +334,7 @@ pub struct Slurm {
 /// `BootTime` and `SlurmdStartTime` of each node in `scontrol -o show node`
 /// (one line per node), as the controller's local time; `None`/`Unknown`
 /// are absent. (node name, witness) pairs.
-pub fn parse_node_boots(text: &str) -> Vec<(String, crate::phases::BootWitness)> {
+pub fn parse_node_boots(text: &str) -> Vec<(String, BootWitness)> {
     text.lines()
         .filter_map(|line| {
             let field = |key: &str| {
@@ -357,7 +347,7 @@ pub fn parse_node_boots(text: &str) -> Vec<(String, crate::phases::BootWitness)>
                 .find_map(|f| f.strip_prefix("NodeName="))?;
             Some((
                 name.to_owned(),
-                crate::phases::BootWitness {
+                BootWitness {
                     boot_time: field("BootTime="),
                     slurmd_started: field("SlurmdStartTime="),
                 },
@@ -447,7 +437,7 @@ impl Slurm {
     pub async fn node_boots(
         &self,
         nodes: &[String],
-    ) -> Result<Vec<(String, crate::phases::BootWitness)>, SshError> {
+    ) -> Result<Vec<(String, BootWitness)>, SshError> {
         let offset = self.utc_offset().await;
         let utc = |t: Option<DateTime<Utc>>| {
             t.and_then(|t| crate::cluster::controller_log::local_to_utc(t.naive_utc(), offset))
@@ -458,7 +448,7 @@ impl Slurm {
         Ok(parse_node_boots(&text)
             .into_iter()
             .map(|(name, boot)| {
-                let boot = crate::phases::BootWitness {
+                let boot = BootWitness {
                     boot_time: utc(boot.boot_time),
                     slurmd_started: utc(boot.slurmd_started),
                 };
@@ -508,7 +498,7 @@ impl Slurm {
             .head(&["squeue", "-h", "-n", name, "-o", JOB_LIST_FORMAT])
             .await?;
         let mut jobs = parse_job_list(&text);
-        jobs.sort_by_key(|j| j.state != "RUNNING");
+        jobs.sort_by_key(|j| !j.state.is_running());
         Ok(jobs.into_iter().map(|j| j.id).collect())
     }
 
@@ -593,7 +583,7 @@ impl Slurm {
         loop {
             let gone = match self.job(id).await {
                 Ok(None) => true,
-                Ok(Some(job)) => job_state_is_final(&job.state),
+                Ok(Some(job)) => job.state.is_final(),
                 // Unreadable for now: asked again until `within`.
                 Err(_) => false,
             };
@@ -786,7 +776,7 @@ mod tests {
         assert_eq!(
             listed
                 .iter()
-                .filter(|j| j.state == "RUNNING")
+                .filter(|j| j.state.is_running())
                 .map(|j| (j.id, j.display.as_str()))
                 .collect::<Vec<_>>(),
             [(4243, "4242_1"), (4244, "4242_2")]
@@ -816,7 +806,7 @@ mod tests {
         assert_eq!(boots[0].0, "ip-10-1-0-11");
         assert_eq!(boots[0].1.boot_time, parse_time("2026-11-29T14:53:55"));
         assert_eq!(boots[0].1.slurmd_started, parse_time("2026-11-29T14:54:01"));
-        assert_eq!(boots[1].1, crate::phases::BootWitness::default());
+        assert_eq!(boots[1].1, BootWitness::default());
     }
 
     #[test]
@@ -920,7 +910,7 @@ mod tests {
         let job = parse_scontrol_job(JOB.lines().next().unwrap()).unwrap();
         assert_eq!(job.id, 1);
         assert_eq!(job.name, "hpchaos-canary");
-        assert_eq!(job.state, "RUNNING");
+        assert_eq!(job.state, JobState::Running);
         assert_eq!(job.restarts, 0);
         assert_eq!(job.node_list, "ip-10-1-0-[11-12]");
         assert_eq!(

@@ -150,9 +150,7 @@ pub struct GateResult {
     pub passed: bool,
 }
 
-/// A change smaller than this (s) never fails a gate: sub-second phases
-/// wobble by more than any percentage from poll to poll.
-pub const MIN_CHANGE_SECONDS: f64 = 1.0;
+pub use crate::report::MIN_CHANGE_SECONDS;
 
 /// Compares one phase's time (from the injection to its end, as deadlines
 /// count) with its baseline: it fails when slower by more than
@@ -185,7 +183,7 @@ impl GateResult {
     /// `replace ended 40.00 s after the injection, +60% against the
     /// baseline 25.00 s (p50 of 5 runs since 2026-11-01); allowed +25%`.
     pub fn describe(&self) -> String {
-        describe(
+        crate::report::describe_regression(
             &self.phase,
             self.seconds,
             self.increase_percent,
@@ -194,21 +192,6 @@ impl GateResult {
             self.max_increase_percent,
         )
     }
-}
-
-/// A gate in words, both numbers included (the journal's and the
-/// report's wording).
-pub fn describe(
-    phase: &str,
-    seconds: f64,
-    increase_percent: f64,
-    baseline_seconds: f64,
-    baseline_from: &str,
-    max_increase_percent: f64,
-) -> String {
-    format!(
-        "{phase} ended {seconds:.2} s after the injection, {increase_percent:+.0}% against the baseline {baseline_seconds:.2} s ({baseline_from}); allowed {max_increase_percent:+.0}% (and {MIN_CHANGE_SECONDS:.0} s)"
-    )
 }
 
 #[cfg(test)]

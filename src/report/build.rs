@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 use super::{
     CheckReport, CollectedReport, MonitoringReport, NodePhaseReport, PhaseReport, PhaseSpread,
     PushReport, REPORT_SCHEMA_VERSION, RegressionReport, Report, RollbackReport, ScenarioReport,
-    Status, TimelineEntry, Verdict, WatchReport, span,
+    Status, TimelineEntry, Verdict, WatchReport,
 };
-use crate::duration::Duration;
+use crate::duration::{Duration, span};
 use crate::journal::{Entry, Journal, Record, RunOutcome, ScenarioOutcome, Source};
 
 pub fn build(journal: &Journal) -> Report {

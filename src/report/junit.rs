@@ -16,7 +16,7 @@ impl Exporter for JunitExporter {
             suite.set_timestamp(started.fixed_offset());
             junit.set_timestamp(started.fixed_offset());
             if let Some(ended) = report.ended_at {
-                let took = super::span(started, ended).as_std();
+                let took = crate::duration::span(started, ended).as_std();
                 suite.set_time(took);
                 junit.set_time(took);
             }
@@ -52,21 +52,21 @@ fn scenario_case(scenario: &ScenarioReport) -> TestCase {
     let mut case = TestCase::new(scenario.name.clone(), status);
     case.set_classname(format!("hpchaos.{}", scenario.name));
     if let (Some(start), Some(end)) = (Some(scenario.started_at), scenario.ended_at) {
-        case.set_time(super::span(start, end).as_std());
+        case.set_time(crate::duration::span(start, end).as_std());
     }
     case.set_timestamp(scenario.started_at.fixed_offset());
     case
 }
 
 fn phase_case(scenario: &ScenarioReport, phase: &PhaseReport) -> TestCase {
-    let deadline = super::show_duration(phase.deadline);
+    let deadline = crate::duration::show_duration(phase.deadline);
     let status = match phase.verdict {
         Verdict::Met | Verdict::Observed => TestCaseStatus::success(),
         Verdict::Missed => {
             let message = format!(
                 "{} took until {} after injection; deadline {deadline}",
                 phase.phase,
-                super::show_duration(phase.elapsed)
+                crate::duration::show_duration(phase.elapsed)
             );
             failure(NonSuccessKind::Failure, Status::Failed, &message)
         }
@@ -121,7 +121,7 @@ fn monitoring_case(scenario: &ScenarioReport, m: &super::MonitoringReport) -> Te
                 m.verdict.as_str(),
                 m.source,
                 m.query,
-                super::show_duration(m.deadline),
+                crate::duration::show_duration(m.deadline),
                 m.detail
             ),
         ),

@@ -6,7 +6,8 @@ use std::fmt::Write;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::{Exporter, PhaseReport, Report, ScenarioReport, Status, Verdict, show_duration, span};
+use super::{Exporter, PhaseReport, Report, ScenarioReport, Status, Verdict};
+use crate::duration::{show_duration, span};
 use crate::journal::Stage;
 
 pub struct MarkdownExporter;

@@ -10,7 +10,7 @@ pub mod markdown;
 pub mod prometheus;
 pub mod table;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::duration::Duration;
@@ -169,7 +169,7 @@ pub struct PhaseReport {
 pub struct CollectedReport {
     pub node: String,
     pub why: String,
-    pub files: Vec<crate::runner::evidence::Collected>,
+    pub files: Vec<crate::journal::Collected>,
 }
 
 /// One monitoring expectation: what was looked for, where, and when the
@@ -219,7 +219,7 @@ impl RegressionReport {
     /// The gate in words, both numbers included.
     pub fn describe(&self) -> String {
         match (self.seconds, self.baseline_seconds, self.increase_percent) {
-            (Some(seconds), Some(baseline), Some(increase)) => crate::history::gate::describe(
+            (Some(seconds), Some(baseline), Some(increase)) => describe_regression(
                 self.phase.as_str(),
                 seconds,
                 increase,
@@ -230,6 +230,25 @@ impl RegressionReport {
             _ => format!("{} not judged: {}", self.phase, self.note),
         }
     }
+}
+
+/// A change smaller than this (s) never fails a gate: sub-second phases
+/// wobble by more than any percentage from poll to poll.
+pub const MIN_CHANGE_SECONDS: f64 = 1.0;
+
+/// A regression gate in words, both numbers included (the journal's and
+/// the report's wording; the gate itself is `history::gate`).
+pub fn describe_regression(
+    phase: &str,
+    seconds: f64,
+    increase_percent: f64,
+    baseline_seconds: f64,
+    baseline_from: &str,
+    max_increase_percent: f64,
+) -> String {
+    format!(
+        "{phase} ended {seconds:.2} s after the injection, {increase_percent:+.0}% against the baseline {baseline_seconds:.2} s ({baseline_from}); allowed {max_increase_percent:+.0}% (and {MIN_CHANGE_SECONDS:.0} s)"
+    )
 }
 
 /// What a scenario's watch cost (journal's `watch_cost`).
@@ -387,43 +406,5 @@ impl Format {
             Format::Junit => "junit.xml",
             Format::Prometheus => "prom",
         }
-    }
-}
-
-/// A span for people: `7s`, `16.5s`, `1m 02s`, `1h 05m 00s`, or `-`.
-pub fn show_duration(span: Option<Duration>) -> String {
-    let Some(span) = span else {
-        return "-".to_owned();
-    };
-    let millis = span.as_std().as_millis();
-    let secs = millis / 1000;
-    match secs {
-        0..60 if millis % 1000 == 0 => format!("{secs}s"),
-        0..60 => format!("{:.1}s", millis as f64 / 1000.0),
-        60..3600 if secs % 60 == 0 => format!("{}m", secs / 60),
-        60..3600 => format!("{}m {:02}s", secs / 60, secs % 60),
-        _ => format!("{}h {:02}m {:02}s", secs / 3600, secs / 60 % 60, secs % 60),
-    }
-}
-
-/// A chrono span as a [`Duration`], clamping negatives (clock skew) to 0.
-pub fn span(from: DateTime<Utc>, to: DateTime<Utc>) -> Duration {
-    let delta = to - from;
-    Duration(delta.max(TimeDelta::zero()).to_std().unwrap_or_default())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_naturally() {
-        let ms = |m| Some(Duration(std::time::Duration::from_millis(m)));
-        assert_eq!(show_duration(None), "-");
-        assert_eq!(show_duration(ms(7_000)), "7s");
-        assert_eq!(show_duration(ms(16_500)), "16.5s");
-        assert_eq!(show_duration(ms(60_000)), "1m");
-        assert_eq!(show_duration(ms(62_500)), "1m 02s");
-        assert_eq!(show_duration(ms(3_905_000)), "1h 05m 05s");
     }
 }

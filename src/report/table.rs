@@ -4,7 +4,8 @@
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
-use super::{Exporter, Report, ScenarioReport, show_duration};
+use super::{Exporter, Report, ScenarioReport};
+use crate::duration::show_duration;
 
 pub struct TableExporter;
 

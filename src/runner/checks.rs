@@ -158,7 +158,7 @@ impl Runner {
                 let result = match workload {
                     None => Err("no workload".to_owned()),
                     Some(job) => match slurm.job(job.id).await {
-                        Ok(Some(info)) if info.state == "RUNNING" => {
+                        Ok(Some(info)) if info.state.is_running() => {
                             Ok(format!("job {} RUNNING on {}", job.id, info.node_list))
                         }
                         Ok(Some(info)) => Err(format!("job {} is {}", job.id, info.state)),

@@ -35,17 +35,7 @@ pub const MAX_BYTES: usize = 256 * 1024;
 /// Longest one command may take.
 pub const TIME_LIMIT: Duration = Duration::from_secs(10);
 
-/// One collected file.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Collected {
-    /// The file's path relative to the run folder.
-    pub file: String,
-    pub bytes: u64,
-    /// Why it is empty or partial, if it is (the command failed, timed
-    /// out, or the node was gone).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub problem: String,
-}
+pub use crate::journal::Collected;
 
 /// Collects everything in [`COLLECTED`] from `endpoint` into
 /// `run_dir/evidence/<scenario>/<node>/` (commands at once, each bounded);

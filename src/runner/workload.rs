@@ -121,12 +121,12 @@ impl Runner {
                     match slurm.job(id).await {
                         Ok(Some(info)) => {
                             job.output = job.output.clone().or(info.stdout.clone());
-                            if info.state == "RUNNING" {
+                            if info.state.is_running() {
                                 job.read_progress(&slurm).await;
                                 if job.last_step.is_some_and(|s| s >= warmup) {
                                     return Ok(());
                                 }
-                            } else if is_final(&info.state) {
+                            } else if info.state.is_final() {
                                 return Err(format!(
                                     "the canary (job {id}) ended {} ({}) before reaching step {warmup}",
                                     info.state, info.reason
@@ -155,8 +155,6 @@ impl Runner {
         }
     }
 }
-
-pub(super) use crate::cluster::slurm::job_state_is_final as is_final;
 
 /// The watched job and where its output has been read to.
 pub(super) struct WorkloadJob {
