@@ -7,7 +7,7 @@ HPCHAOS := target/debug/hpchaos
 # Snapshots are compared, never rewritten, outside a developer's explicit update.
 export INSTA_UPDATE ?= no
 
-.PHONY: setup build test lint run schema fixtures clean lab-up lab-down bench
+.PHONY: setup build test test-quick lint run schema fixtures clean lab-up lab-down bench
 
 # Debian packages: the build, and the lab (real Slurm, munge, OpenSSH;
 # mmdebstrap builds the Slurm 24.11 root file system; socat is the relay
@@ -46,6 +46,17 @@ test: setup
 	  $(CARGO) nextest run --locked --no-fail-fast; \
 	else \
 	  $(CARGO) test --locked --no-fail-fast -- --test-threads=1; \
+	fi
+
+# The tests that need no root, no lab and no Debian package: unit tests,
+# the phase engine, reports, validation, history, the SageMaker API over
+# loopback. Under two minutes on a warm target/; no `make setup` needed.
+QUICK_TESTS := --lib --test phases --test report --test validate --test history --test sagemaker_api
+test-quick:
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+	  $(CARGO) nextest run --locked --no-fail-fast $(QUICK_TESTS); \
+	else \
+	  $(CARGO) test --locked --no-fail-fast $(QUICK_TESTS); \
 	fi
 
 lint: setup
