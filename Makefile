@@ -43,15 +43,15 @@ build: setup
 # time, see .config/nextest.toml), else cargo test one test at a time.
 test: setup
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
-	  $(CARGO) nextest run --locked --no-fail-fast; \
+	  $(CARGO) nextest run --workspace --locked --no-fail-fast; \
 	else \
-	  $(CARGO) test --locked --no-fail-fast -- --test-threads=1; \
+	  $(CARGO) test --workspace --locked --no-fail-fast -- --test-threads=1; \
 	fi
 
 # The tests that need no root, no lab and no Debian package: unit tests,
 # the phase engine, reports, validation, history, the SageMaker API over
 # loopback. Under two minutes on a warm target/; no `make setup` needed.
-QUICK_TESTS := --lib --test phases --test report --test validate --test history --test sagemaker_api
+QUICK_TESTS := --workspace --lib --test phases --test report --test validate --test history --test sagemaker_api
 test-quick:
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --locked --no-fail-fast $(QUICK_TESTS); \
@@ -61,7 +61,7 @@ test-quick:
 
 lint: setup
 	$(CARGO) fmt --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --locked --all-targets -- -D warnings
 
 # Benchmarks (root, a lab each; minutes, not part of `make test`): lab up
 # time (4 nodes, and 240), phase timing error against the lab's ground

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::lab::config::{SlurmRelease, TimingProfile};
-use crate::report::Format;
-use crate::scenario::schema::SchemaKind;
+use hpchaos::report::Format;
+use hpchaos::scenario::schema::SchemaKind;
+use hpchaos_lab::config::{SlurmRelease, TimingProfile};
 
 /// How `status` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -122,7 +122,7 @@ pub enum Command {
         /// For schedules: while another run holds the cluster's lock, wait
         /// up to this long for it (`10m`) instead of refusing at once.
         #[arg(long, value_name = "DURATION")]
-        wait_lock: Option<crate::duration::Duration>,
+        wait_lock: Option<hpchaos::duration::Duration>,
     },
     /// List past runs from the history under a report folder, newest first,
     /// with their outcome and each phase's time since the injection.
@@ -142,7 +142,7 @@ pub enum Command {
         #[arg(long)]
         since: Option<String>,
         #[arg(long, value_enum, default_value = "table")]
-        format: crate::history::HistoryFormat,
+        format: hpchaos::history::HistoryFormat,
         /// Build the history anew from the journals.
         #[arg(long)]
         rebuild: bool,
@@ -159,7 +159,7 @@ pub enum Command {
         #[arg(long)]
         since: Option<String>,
         #[arg(long, value_enum, default_value = "table")]
-        format: crate::history::HistoryFormat,
+        format: hpchaos::history::HistoryFormat,
     },
     /// Print what a scenario would do on a cluster, touching nothing.
     Plan {

@@ -7,11 +7,14 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use hpchaos::cli::{Cli, Command, LabCommand};
+mod cli;
+
+use cli::{Cli, Command, LabCommand};
 use hpchaos::journal::Journal;
 use hpchaos::report::{self, Format};
 use hpchaos::scenario::{self, LoadError, schema};
 use hpchaos::{exit, validate};
+use hpchaos_lab as lab;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -79,7 +82,7 @@ fn main() -> ExitCode {
             format,
         } => hpchaos::cli_history::trend(&report_dir, &scenario, since.as_deref(), format),
         Command::Status { cluster, format } => {
-            hpchaos::cli_run::status(&cluster, format == hpchaos::cli::StatusFormat::Json)
+            hpchaos::cli_run::status(&cluster, format == cli::StatusFormat::Json)
         }
         Command::Recover {
             cluster,
@@ -211,7 +214,6 @@ fn run_report(path: &Path, format: Format, output: Option<&Path>, check: bool) -
 }
 
 fn run_lab(command: LabCommand) -> u8 {
-    use hpchaos::lab;
     let result = match command {
         LabCommand::Up {
             nodes,

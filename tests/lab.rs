@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_sagemaker::Client;
 use aws_sdk_sagemaker::config::{BehaviorVersion, Credentials, Region};
-use hpchaos::lab::ground_truth;
+use hpchaos_lab::ground_truth;
 
 mod lab_support;
 use lab_support::hpchaos;
@@ -544,7 +544,7 @@ async fn lab_end_to_end() {
         "{}",
         String::from_utf8_lossy(&down.stderr)
     );
-    assert_eq!(hpchaos::lab::leftovers(&lab.dir), Vec::<String>::new());
+    assert_eq!(hpchaos_lab::leftovers(&lab.dir), Vec::<String>::new());
     let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&netns.stdout).contains("hpchaos-"));
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();

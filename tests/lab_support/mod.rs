@@ -20,7 +20,7 @@ pub fn hpchaos(args: &[&str]) -> Output {
 
 /// Fails the test with how to get what the lab needs, if it is missing.
 pub fn preflight_or_explain(test: &str) {
-    if let Err(err) = hpchaos::lab::preflight() {
+    if let Err(err) = hpchaos_lab::preflight() {
         panic!(
             "the {test} test needs root and the lab's packages ({err}); `make setup` installs them"
         );

@@ -95,7 +95,7 @@ fn dcgm_finding(line: &str, config: &LabConfig) -> Option<Finding> {
 }
 
 fn kernel_log_finding(line: &str, config: &LabConfig) -> Option<Finding> {
-    let code = crate::faults::xid::parse_kernel_line(line)?;
+    let code = crate::xid::read(line)?.code;
     Some(Finding {
         action: config.action_for_xid(code),
         detail: format!("kernel log: Xid {code}: {}", line.trim()),
@@ -107,7 +107,7 @@ mod tests {
     use super::*;
 
     fn config() -> LabConfig {
-        crate::lab::config::test_config()
+        crate::config::test_config()
     }
 
     #[test]

@@ -111,7 +111,7 @@ mod tests {
 
     #[test]
     fn field_case_13_the_drivers_lines_and_ours_read_alike() {
-        let text = include_str!("../../tests/fixtures/field-cases/13-xid-kernel-lines.txt");
+        let text = include_str!("../../../../tests/fixtures/field-cases/13-xid-kernel-lines.txt");
         let codes: Vec<u32> = text
             .lines()
             .filter(|l| !l.starts_with('#'))

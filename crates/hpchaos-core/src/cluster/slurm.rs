@@ -656,9 +656,9 @@ impl Slurm {
 mod tests {
     use super::*;
 
-    const SINFO: &str = include_str!("../../tests/fixtures/slurm/sinfo-nodes.txt");
-    const JOB: &str = include_str!("../../tests/fixtures/slurm/scontrol-show-job.txt");
-    const CONTROLLER_LOG: &str = include_str!("../../tests/fixtures/slurm/slurmctld.log");
+    const SINFO: &str = include_str!("../../../../tests/fixtures/slurm/sinfo-nodes.txt");
+    const JOB: &str = include_str!("../../../../tests/fixtures/slurm/scontrol-show-job.txt");
+    const CONTROLLER_LOG: &str = include_str!("../../../../tests/fixtures/slurm/slurmctld.log");
 
     #[test]
     fn a_jobs_gpus_are_read_from_its_tres() {
@@ -758,7 +758,7 @@ mod tests {
 
     #[test]
     fn field_case_10_array_tasks_are_jobs() {
-        let text = include_str!("../../tests/fixtures/field-cases/10-squeue-array-job.txt");
+        let text = include_str!("../../../../tests/fixtures/field-cases/10-squeue-array-job.txt");
         let shown: Vec<(u64, Option<&str>)> = text
             .lines()
             .filter(|l| !l.starts_with('#'))
@@ -886,7 +886,7 @@ mod tests {
     #[test]
     fn field_case_01_counts_nodes_not_rows() {
         let text = uncommented(include_str!(
-            "../../tests/fixtures/field-cases/01-multi-partition-sinfo.txt"
+            "../../../../tests/fixtures/field-cases/01-multi-partition-sinfo.txt"
         ));
         let rows = one_row_per_node(parse_sinfo(&text));
         assert_eq!(rows.len(), 4);
@@ -898,7 +898,7 @@ mod tests {
     #[test]
     fn field_case_02_working_suffixes_are_healthy() {
         let text = uncommented(include_str!(
-            "../../tests/fixtures/field-cases/02-planned-flag-suffixes.txt"
+            "../../../../tests/fixtures/field-cases/02-planned-flag-suffixes.txt"
         ));
         let rows = parse_sinfo(&text);
         assert_eq!(rows.len(), 4);

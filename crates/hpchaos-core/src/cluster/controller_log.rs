@@ -116,8 +116,9 @@ mod tests {
 
     #[test]
     fn field_case_05_every_format_that_carries_a_time_gives_it() {
-        let text =
-            include_str!("../../tests/fixtures/field-cases/05-controller-log-time-formats.txt");
+        let text = include_str!(
+            "../../../../tests/fixtures/field-cases/05-controller-log-time-formats.txt"
+        );
         let now = utc("2026-11-29T12:00:00Z");
         let lines: Vec<LogLine> = text
             .lines()

@@ -27,7 +27,7 @@ pub const PUSHGATEWAY_PORT: u16 = 9091;
 pub const SCRAPE_SECONDS: u64 = 1;
 
 /// The rules shipped in `observability/`, loaded as they are.
-pub const ALERT_RULES: &str = include_str!("../../observability/alerts.yml");
+pub const ALERT_RULES: &str = include_str!("../../../observability/alerts.yml");
 
 /// Debian's programs and their packages.
 const PROGRAMS: &[(&str, &str)] = &[
@@ -288,7 +288,7 @@ mod tests {
         let config = LabConfig {
             cluster_name: "lab-c".into(),
             monitoring: true,
-            ..crate::lab::config::test_config()
+            ..crate::config::test_config()
         };
         let text = prometheus_config(&config, "/x/alerts.yml");
         assert!(

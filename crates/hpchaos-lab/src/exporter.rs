@@ -75,17 +75,11 @@ pub fn gpu_state(root: &Path) -> GpuState {
     }
     let kmsg = std::fs::read_to_string(root.join("log/kmsg")).unwrap_or_default();
     for line in kmsg.lines() {
-        let Some(code) = crate::faults::xid::parse_kernel_line(line) else {
+        let Some(xid) = crate::xid::read(line) else {
             continue;
         };
-        // `NVRM: Xid (PCI:0000:53:00): 79, ...`: the bus is the second field.
-        let gpu = line
-            .split_once("(PCI:")
-            .and_then(|(_, rest)| rest.split(':').nth(1))
-            .and_then(|bus| u32::from_str_radix(bus, 16).ok())
-            .and_then(|bus| (0..GPUS).find(|g| pci_bus(*g) == bus))
-            .unwrap_or(0);
-        state.last_xid.insert(gpu, code);
+        let gpu = (0..GPUS).find(|g| pci_bus(*g) == xid.bus).unwrap_or(0);
+        state.last_xid.insert(gpu, xid.code);
     }
     state
 }

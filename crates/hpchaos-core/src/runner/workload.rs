@@ -357,7 +357,7 @@ mod tests {
 
     #[test]
     fn field_case_09_a_progress_bar_gives_its_latest_step() {
-        let text = include_str!("../../tests/fixtures/field-cases/09-tqdm-progress.txt");
+        let text = include_str!("../../../../tests/fixtures/field-cases/09-tqdm-progress.txt");
         let pattern = Regex::new(r"(\d+)/1000").unwrap();
         let (consumed, updates) = progress_updates(text.as_bytes(), Some(&pattern));
         assert_eq!(consumed, text.len());

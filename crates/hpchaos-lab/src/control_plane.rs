@@ -338,7 +338,7 @@ fn availability_zone_id(region: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::api_model::model;
+    use crate::api_model::model;
 
     /// A control plane over a 3-node cluster (head, login, one worker), all
     /// running; its ground truth and throttle knob in `dir`.
@@ -347,7 +347,7 @@ mod tests {
             "hpchaos-lab",
             "us-west-2",
             "Automatic",
-            &crate::lab::layout::nodes(1),
+            &crate::layout::nodes(1),
         );
         state.omit_hostnames = omit_hostnames;
         for instance in &mut state.instances {

@@ -9,8 +9,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::layout::{self, Layout, NodeSpec};
-use crate::duration::Duration;
-use crate::profile::{Endpoint, Host, Monitoring, Poll, Profile, SageMaker, Slurm, Ssh};
+use hpchaos::duration::Duration;
+use hpchaos::profile::{Endpoint, Host, Monitoring, Poll, Profile, SageMaker, Slurm, Ssh};
 
 /// The AWS profile name in the lab's credentials file. The lab checks that
 /// requests are signed, not by whom.
@@ -464,7 +464,7 @@ mod tests {
     fn the_lab_profile_is_a_valid_profile() {
         let layout = Layout::new(Path::new("/tmp/lab"));
         let yaml = serde_saphyr::to_string(&profile(&layout, &config())).unwrap();
-        let parsed = crate::scenario::parse_profile(Path::new("profile.yaml"), &yaml).unwrap();
+        let parsed = hpchaos::scenario::parse_profile(Path::new("profile.yaml"), &yaml).unwrap();
         assert_eq!(
             parsed.sagemaker.unwrap().endpoint_url.as_deref(),
             Some("http://127.0.0.1:18080")

