@@ -10,6 +10,9 @@
 //!
 //! Usage: cargo bench --bench history [-- RUNS]
 
+// A test's unwrap is a failed assertion with its cause.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;

@@ -11,6 +11,9 @@
 //! The lab runs with `--no-recovery`: HyperPod never acts on a mark, so
 //! whatever is left on the cluster was left by hpchaos.
 
+// A test's unwrap is a failed assertion with its cause.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};

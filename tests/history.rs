@@ -3,6 +3,9 @@
 //! and `trend` as a user runs them, and a damaged or newer store reported
 //! with the fix, never replaced unasked.
 
+// A test's unwrap is a failed assertion with its cause.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
 mod common;
 
 use std::path::Path;

@@ -5,6 +5,9 @@
 //! leaving nothing behind. One lab per machine (it owns 10.1.0.0/24), so
 //! this is a single test that walks the steps in order.
 
+// A test's unwrap is a failed assertion with its cause.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};

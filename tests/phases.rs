@@ -2,6 +2,9 @@
 //! with missing events, with clock skew between sources, deadlines met,
 //! missed and never reached, and the workload's lost steps.
 
+// A test's unwrap is a failed assertion with its cause.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};

@@ -2,6 +2,9 @@
 //! directly), how every exporter renders it (insta snapshots), and the
 //! `hpchaos report` command with its exit codes.
 
+// A test's unwrap is a failed assertion with its cause.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
 mod common;
 
 use std::path::PathBuf;

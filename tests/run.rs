@@ -8,6 +8,9 @@
 //! watch, a throttled API, an abort probe, hpchaos run on the head node
 //! itself, and compute nodes reached through a jump host.
 
+// A test's unwrap is a failed assertion with its cause.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -5,6 +5,9 @@
 //! fields stay absent, and the nameless node is mapped through
 //! DescribeClusterNode's address, or reported unmapped, never named "".
 
+// A test's unwrap is a failed assertion with its cause.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
 use std::io::Write as _;
 
 use hpchaos::cluster::sagemaker::SageMakerApi;

@@ -3,6 +3,9 @@
 //! file under tests/broken/ yields exactly the diagnostics it declares in
 //! its trailing `# expect: LINE:COL text` comments.
 
+// A test's unwrap is a failed assertion with its cause.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -88,7 +88,7 @@ pub fn trend(root: &Path, scenario: &str, since: Option<&str>, format: HistoryFo
 /// `--since` as a time, or the exit code after saying why not.
 fn parse_since(since: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>, u8> {
     since
-        .map(|s| history::since(s, chrono::Utc::now()))
+        .map(|s| history::since(s, crate::clock::Clock::now(&crate::clock::SystemClock)))
         .transpose()
         .map_err(|err| {
             eprintln!("error: {err}");

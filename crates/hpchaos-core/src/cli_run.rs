@@ -397,7 +397,7 @@ fn gate_plan(
         );
         return Err(exit::INVALID_INPUT);
     }
-    let now = chrono::Utc::now();
+    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
     let baselines = gated
         .into_iter()
         .map(|name| {
@@ -565,7 +565,7 @@ async fn plan(cluster: &Cluster, work: &Work) -> u8 {
         if let Some(monitor) = crate::monitoring::Monitor::new(
             &scenario.expect.monitoring,
             &targets,
-            chrono::Utc::now(),
+            crate::clock::Clock::now(&crate::clock::SystemClock),
         ) {
             for watch in &monitor.watches {
                 println!(

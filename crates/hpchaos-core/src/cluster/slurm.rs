@@ -704,6 +704,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods)] // the recorded log's year is this one's
     fn reads_the_recorded_controller_log() {
         use crate::cluster::controller_log::{Stamp, parse_line};
         use crate::cluster::hostlist::nodes_named_in;

@@ -153,7 +153,10 @@ impl History {
     pub fn rebuild(root: &Path) -> Result<(History, Synced, Option<PathBuf>), HistoryError> {
         let path = root.join(FILE);
         let kept = if path.exists() {
-            let aside = root.join(format!("{FILE}.old-{}", Utc::now().format("%Y%m%dT%H%M%S")));
+            let aside = root.join(format!(
+                "{FILE}.old-{}",
+                crate::clock::Clock::now(&crate::clock::SystemClock).format("%Y%m%dT%H%M%S")
+            ));
             std::fs::rename(&path, &aside).map_err(|e| HistoryError::Io {
                 path: path.clone(),
                 detail: e.to_string(),

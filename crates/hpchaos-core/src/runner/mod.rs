@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
-use chrono::Utc;
 use tokio::sync::watch as signal;
 
 use crate::clock::{Clock, SystemClock};
@@ -77,7 +76,7 @@ pub async fn plan_targets(cluster: &Cluster, scenario: &Scenario) -> Result<Vec<
     if scenario.target.pool == Pool::Workload {
         return Err("the nodes the workload runs on, picked once it runs".to_owned());
     }
-    let seed = Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64;
+    let seed = SystemClock.now().timestamp_nanos_opt().unwrap_or_default() as u64;
     resolve_targets(cluster, scenario, None, seed).await
 }
 

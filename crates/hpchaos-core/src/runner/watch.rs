@@ -55,7 +55,8 @@ impl Runner {
                 crate::cluster::slurm::unhealthy_in_groups(&groups).unwrap_or_default();
         }
         if let Some(job) = workload {
-            job.read_progress(&self.cluster.slurm).await;
+            job.read_progress(&self.cluster.slurm, self.clock.now())
+                .await;
             baseline.progress = job.last_step;
         }
         baseline
@@ -1323,7 +1324,10 @@ impl Runner {
                 });
             }
         }
-        for (line, step) in job.read_progress(&self.cluster.slurm).await {
+        for (line, step) in job
+            .read_progress(&self.cluster.slurm, self.clock.now())
+            .await
+        {
             if let Some(step) = step {
                 seen.events.push(Event {
                     seen: self.clock.now(),

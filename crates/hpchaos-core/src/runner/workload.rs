@@ -122,7 +122,7 @@ impl Runner {
                         Ok(Some(info)) => {
                             job.output = job.output.clone().or(info.stdout.clone());
                             if info.state.is_running() {
-                                job.read_progress(&slurm).await;
+                                job.read_progress(&slurm, self.clock.now()).await;
                                 if job.last_step.is_some_and(|s| s >= warmup) {
                                     return Ok(());
                                 }
@@ -204,10 +204,11 @@ impl WorkloadJob {
     }
 
     /// New whole lines of the job's output, each with its step if it is a
-    /// progress line.
+    /// progress line; the steps are stamped `now` (the run's clock).
     pub(super) async fn read_progress(
         &mut self,
         slurm: &crate::cluster::slurm::Slurm,
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Vec<(String, Option<u64>)> {
         let Some(path) = self.output.clone() else {
             return Vec::new();
@@ -241,7 +242,6 @@ impl WorkloadJob {
                 break;
             }
         }
-        let now = chrono::Utc::now();
         for (_, step) in &lines {
             if let Some(step) = step {
                 self.last_step = Some(*step);
