@@ -3,6 +3,26 @@
 //! command (the workspace's root package) parses the command line and
 //! calls in, and the lab (crates/hpchaos-lab) is a crate of its own that
 //! this one does not depend on.
+//!
+//! The pipeline, each arrow one way (docs/DESIGN.md has the reasons):
+//!
+//! ```text
+//! scenario.yaml -> Scenario -> Plan -> inject -> Events -> Phases -> Journal -> Report -> exporters
+//! ```
+//!
+//! | arrow | module |
+//! |---|---|
+//! | file -> [`scenario::model::Scenario`] | [`scenario`] |
+//! | Scenario -> targets | [`runner::resolve_targets`], [`targets`] |
+//! | Scenario -> [`faults::Plan`] | [`faults`] |
+//! | Plan -> the cluster (write ahead, lease, fan-out) | [`runner`] |
+//! | the cluster -> decoded values | [`cluster`] (`node_state`, `job_state`, `slurm`, `sagemaker`, `controller_log`) |
+//! | values -> [`phases::Event`] -> phases | [`runner`]'s watch, then [`phases`] (pure) |
+//! | everything -> [`journal::Record`] | [`journal`] |
+//! | journal -> [`report::Report`] -> md / json / junit / table / prometheus | [`report`] (pure fold, one exporter each) |
+//! | reports -> history, trends, gates | [`history`] |
+//! | the monitoring's view | [`monitoring`] |
+//! | time | [`clock`] (the only reader of the system clock), [`duration`] |
 
 pub mod cli_history;
 pub mod cli_run;
