@@ -21,7 +21,8 @@ pub enum StatusFormat {
 /// check it with `validate`, and turn run journals into reports with
 /// `report`. Exit codes: 0 all passed, 1 a scenario failed its
 /// expectations, 2 invalid input, 3 the harness failed, 4 a scheduled run
-/// skipped itself (`--if-idle`), 130 interrupted.
+/// skipped itself (`--if-idle`), 5 the run lost the cluster's lock and
+/// stopped acting, 130 interrupted.
 #[derive(Debug, Parser)]
 #[command(
     name = "hpchaos",
@@ -70,7 +71,8 @@ pub enum Command {
     ///
     /// Works on journals cut short by a crash too: the report says
     /// `incomplete`. With --check, the exit code is the run's (0 passed,
-    /// 1 failed or aborted, 3 incomplete, 130 interrupted).
+    /// 1 failed or aborted, 3 incomplete, 5 it lost the cluster's lock,
+    /// 130 interrupted).
     ///
     /// Example: hpchaos report reports/2026-11-28T10-00-00-nightly/journal.jsonl --format markdown -o report.md
     Report {

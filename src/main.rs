@@ -208,7 +208,7 @@ fn run_report(path: &Path, format: Format, output: Option<&Path>, check: bool) -
     let report = report::build(&journal);
     let written = write_out(output, &format.exporter().render(&report));
     match (written, check) {
-        (exit::SUCCESS, true) => report.status.exit_code(),
+        (exit::SUCCESS, true) => report.exit_code(),
         (code, _) => code,
     }
 }

@@ -464,7 +464,7 @@ fn safety_drills() {
     assert_eq!(
         lab.on(
             "10.1.0.12",
-            "test -e /run/hpchaos-stress.pid && echo left || echo gone"
+            "ls /run/hpchaos-stress*.pid >/dev/null 2>&1 && echo left || echo gone"
         )
         .trim(),
         "gone"
@@ -537,22 +537,7 @@ fn safety_drills() {
     // A full file system under the report folder: exit 3, and the cluster
     // is never touched (no mark, no API request after the start).
     let full = lab._tmp.path().join("full");
-    std::fs::create_dir_all(&full).unwrap();
-    assert!(
-        Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-            .arg(&full)
-            .status()
-            .unwrap()
-            .success()
-    );
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(full.clone());
+    let _unmount = small_disk(&full, "64k");
     // Fill it to the last byte.
     let _ = Command::new("dd")
         .args(["if=/dev/zero", "bs=4k"])
@@ -786,6 +771,30 @@ fn safety_drills() {
             .any(|t| t["event"] == "slurm_node" || t["event"] == "api_request"),
         "{truth:?}"
     );
+}
+
+/// Unmounts its folder when dropped.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A tmpfs of `size` (`64k`) mounted on `dir` (made if need be), unmounted
+/// when the guard goes: a disk the test can fill.
+fn small_disk(dir: &Path, size: &str) -> Unmount {
+    std::fs::create_dir_all(dir).unwrap();
+    assert!(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap()
+            .success()
+    );
+    Unmount(dir.to_path_buf())
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -1037,9 +1046,96 @@ fn lease_drills() {
     );
     assert_eq!(stresses(&lab), 0, "the stress was left");
     assert!(!lab.lock_held(), "the lock is left");
+    // Its reports say so, and give the run's exit code back.
+    let path = journal.display().to_string();
+    let checked = hpchaos(&["report", &path, "--check", "--format", "json"]);
+    assert_eq!(checked.status.code(), Some(5));
+    let report: serde_json::Value = serde_json::from_slice(&checked.stdout).unwrap();
+    assert!(
+        report["lease_lost"]
+            .as_str()
+            .unwrap_or("")
+            .contains("is gone")
+            && report["scenarios"][0]["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("lost the cluster's lock"),
+        "{report}"
+    );
     table.push(format!(
         "lock removed by hand | exit 5, noticed after {after:.1}s: {}",
         lost["reason"].as_str().unwrap()
+    ));
+
+    // 2b. The lock removed by hand while the run is stopped, and another
+    // run takes it at once: the first, woken, undoes nothing (its stress
+    // stays, said as still applied); recover --force refuses while the
+    // other run holds the lock; the other run's rollback stops only its
+    // own stress (pidfiles are per run); recover then stops the first's.
+    let first_reports = lab._tmp.path().join("first-reports");
+    let first = spawn_leased(&lab, "tests/e2e/lease-stress.yaml", "6", &first_reports);
+    let first_journal = journal_with(
+        &first_reports,
+        "lease-stress",
+        r#""type":"injection_finished","ok":true"#,
+    );
+    let pid = first.id().to_string();
+    send(&pid, "-STOP");
+    lab.head("rm -rf /run/hpchaos-run.lock");
+    let other_reports = lab._tmp.path().join("other-reports");
+    let second = spawn_leased(&lab, "tests/e2e/lease-stress.yaml", "60", &other_reports);
+    journal_with(
+        &other_reports,
+        "lease-stress",
+        r#""type":"injection_finished","ok":true"#,
+    );
+    assert_eq!(stresses(&lab), 2, "both runs' stress");
+    let truth_from = lab.truth_len();
+    send(&pid, "-CONT");
+    let out = first.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("nothing undone"), "{stderr}");
+    assert_eq!(
+        stresses(&lab),
+        2,
+        "the first run undid under the other's lock"
+    );
+    let journal_arg = first_journal.display().to_string();
+    let refused = hpchaos(&[
+        "recover",
+        "--cluster",
+        &lab.profile(),
+        "--force",
+        &journal_arg,
+    ]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(3), "{said}");
+    assert!(said.contains("another run is under way"), "{said}");
+    assert_eq!(
+        stresses(&lab),
+        2,
+        "recover --force acted under another run's lock"
+    );
+    assert!(
+        lab.truth_since(truth_from)
+            .iter()
+            .all(|t| t["event"] != "slurm_node"),
+        "a node changed"
+    );
+    send(&second.id().to_string(), "-INT");
+    assert_eq!(second.wait_with_output().unwrap().status.code(), Some(130));
+    assert_eq!(
+        stresses(&lab),
+        1,
+        "the second run's rollback took the first's stress"
+    );
+    let said = lab.recover(&[&journal_arg]);
+    assert!(said.contains("nothing left applied"), "{said}");
+    assert_eq!(stresses(&lab), 0, "recover left the first run's stress");
+    table.push(format!(
+        "lock removed, another run takes it | exit 5, nothing undone; recover --force refused: {}",
+        said.lines().last().unwrap_or("")
     ));
 
     // 3. The report folder's disk fills while the stress is applied: the
@@ -1047,22 +1143,7 @@ fn lease_drills() {
     // zero-byte history; recover on the full disk refuses to claim
     // success; once there is room it finds nothing left to undo.
     let full = lab._tmp.path().join("full");
-    std::fs::create_dir_all(&full).unwrap();
-    assert!(
-        Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
-            .arg(&full)
-            .status()
-            .unwrap()
-            .success()
-    );
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(full.clone());
+    let _unmount = small_disk(&full, "256k");
     let full_reports = full.join("reports");
     let child = spawn_leased(&lab, "tests/e2e/disk-fills.yaml", "60", &full_reports);
     let journal = journal_with(
@@ -1078,11 +1159,13 @@ fn lease_drills() {
         .status();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
         stderr.contains("stopped (re-checked: no such process), not recorded")
-            && !stderr.contains("were not undone"),
-        "{stderr}"
+            && !stderr.contains("were not undone")
+            && !stdout.contains("STILL APPLIED"),
+        "{stdout}{stderr}"
     );
     assert_eq!(stresses(&lab), 0, "the stress was left");
     let history = full_reports.join("history.sqlite");

@@ -304,7 +304,20 @@ pub fn run(
                 unwritten = true;
             }
         }
-        print!("{}", Format::Table.exporter().render(&report));
+        // The terminal's table tells what the cluster shows: a step the
+        // rollback undid but could not record (re-checked, said below) is
+        // not listed as still applied there; the journal still lists it,
+        // for `recover`.
+        let mut shown = report.clone();
+        shown.still_applied.retain(|step| {
+            !runner.unrecorded.iter().any(|(undone, found)| {
+                undone == step && !found.starts_with("STILL") && !found.starts_with("NOT")
+            })
+        });
+        if shown.still_applied.is_empty() {
+            shown.recover_command = None;
+        }
+        print!("{}", Format::Table.exporter().render(&shown));
         // The history remembers the run; a history that cannot be written
         // is said, and never changes the run's outcome.
         match crate::history::open_synced(&report_dir).and_then(|h| crate::history::write_index(&h)) {
@@ -342,10 +355,8 @@ pub fn run(
             }
         }
         match result {
-            Err(runner::RunError::LeaseLost(why)) => {
-                eprintln!("error: this run lost the cluster's lock, so it stopped acting: {why}");
-                exit::LEASE_LOST
-            }
+            // Said when it was lost, with what became of its changes.
+            Err(runner::RunError::LeaseLost(_)) => exit::LEASE_LOST,
             Err(err) => {
                 eprintln!("error: {err}");
                 exit::HARNESS_FAILED
@@ -353,10 +364,10 @@ pub fn run(
             // Something of ours is left on the cluster: that outranks any
             // verdict.
             Ok(_) if report.recover_command.is_some() => exit::HARNESS_FAILED,
-            Ok(_) if unwritten && report.status.exit_code() == exit::SUCCESS => {
+            Ok(_) if unwritten && report.exit_code() == exit::SUCCESS => {
                 exit::HARNESS_FAILED
             }
-            Ok(_) => report.status.exit_code(),
+            Ok(_) => report.exit_code(),
         }
     })
 }

@@ -188,15 +188,14 @@ fn mark_dropped(
             return None;
         }
         said.push(format!(
-            "{target}'s mark `{}` is gone: Slurm shows it {}{} since {}, and HyperPod did nothing (still {instance}, Running, no reboot)",
+            "{target}, marked `{}` after the fault, has been usable again since {} ({state}{}) and HyperPod did nothing (still {instance}, Running, no reboot)",
             marked.2,
-            state,
+            back.seen.format("%H:%M:%S"),
             if reason.is_empty() {
-                " with no reason".to_owned()
+                ", no reason".to_owned()
             } else {
-                format!(" with reason {reason}")
+                format!(", its old reason {reason} left on it")
             },
-            back.seen.format("%H:%M:%S")
         ));
     }
     (!said.is_empty()).then(|| {

@@ -64,14 +64,15 @@ pub fn recover(
                 ..
             }) => Some((
                 owner.clone(),
+                // `--force` speaks for the run being recovered only, never
+                // for another run that holds the lock (see below).
                 lock::stale_because(
                     owner,
                     *lease_age,
                     &this_host,
                     this_boot.as_deref(),
                     lock::pid_alive,
-                )
-                .or_else(|| force.then(|| "taken over with --force: said to be gone".to_owned())),
+                ),
                 *lease_age,
             )),
             _ => None,
@@ -122,6 +123,18 @@ pub fn recover(
                     if release(lock::Owner::marker(run_id)).await {
                         println!(
                             "lock of {} released ({why}); nothing was undone: check the cluster for what it left (sinfo, the nodes it targeted)",
+                            owner.describe()
+                        );
+                        exit::SUCCESS
+                    } else {
+                        eprintln!("error: cannot remove {LOCK_DIR} on {}", head.name);
+                        exit::HARNESS_FAILED
+                    }
+                }
+                Some((owner, None, _)) if owner.run_id == run_id && force => {
+                    if release(lock::Owner::marker(run_id)).await {
+                        println!(
+                            "lock of {} released (--force: said to be gone); nothing was undone: check the cluster for what it left",
                             owner.describe()
                         );
                         exit::SUCCESS
@@ -185,9 +198,17 @@ pub fn recover(
             (None, Some((owner, _, _))) if owner.host == this_host => {
                 PathBuf::from(&owner.journal)
             }
-            (None, Some((owner, _, _))) => {
+            (None, Some((owner, why, age))) => {
+                let standing = match why {
+                    Some(why) => format!("dead: {why}"),
+                    None => format!(
+                        "alive: its lease was renewed {}s ago (lease {}s)",
+                        age.map_or("?".to_owned(), |a| a.to_string()),
+                        owner.lease_seconds
+                    ),
+                };
                 eprintln!(
-                    "error: the lock is held by {}; its journal is on {}: run recover there, or copy the journal here and name it; if it is lost, release the lock without undoing anything: hpchaos recover --cluster {} --release-lock {}",
+                    "error: the lock is held by {} ({standing}); its journal is on {}: run recover there, or copy the journal here and name it; if it is lost, release the lock without undoing anything: hpchaos recover --cluster {} --release-lock {}",
                     owner.describe(),
                     owner.host,
                     profile_path.display(),
@@ -227,6 +248,14 @@ pub fn recover(
             _ => None,
         });
         let lock_is_its = holder.as_ref().is_some_and(|(h, _, _)| h.run_id == run_id);
+        // `--force`: the user says the journal's own run is gone for good.
+        let holder = holder.map(|(owner, why, age)| {
+            let why = why.or_else(|| {
+                (force && owner.run_id == run_id)
+                    .then(|| "taken over with --force: said to be gone".to_owned())
+            });
+            (owner, why, age)
+        });
         if let Some(owner) = &journal_owner
             && !force
             && owner.run_id == run_id
@@ -257,16 +286,19 @@ pub fn recover(
             }
         }
         if let Some((owner, None, age)) = &holder {
-            // Alive: its own rollback is the one to run, not ours.
-            let what = if owner.run_id == run_id {
-                "that run is still alive"
+            // Alive: its own rollback is the one to run, not ours; and
+            // nothing is undone while another run holds the lock.
+            if owner.run_id == run_id {
+                eprintln!(
+                    "error: that run is still alive, {}; nothing was undone (--force once it is gone for good)",
+                    holder_alive(owner, *age)
+                );
             } else {
-                "another run is under way"
-            };
-            eprintln!(
-                "error: {what}, {}; nothing was undone (--force once it is gone for good)",
-                holder_alive(owner, *age)
-            );
+                eprintln!(
+                    "error: another run is under way, {}; nothing was undone: run recover again once it has ended",
+                    holder_alive(owner, *age)
+                );
+            }
             return exit::HARNESS_FAILED;
         }
         // The dead run's lock is taken over under a token of recover's

@@ -368,33 +368,30 @@ pub fn parse_version(output: &str) -> Option<String> {
 impl Slurm {
     async fn head<S: AsRef<str>>(&self, argv: &[S]) -> Result<String, SshError> {
         let out = self.ssh.run(&self.head, argv).await?;
+        let failed = |detail: String| SshError::Command {
+            host: self.head.name.clone(),
+            command: argv
+                .iter()
+                .map(|a| a.as_ref())
+                .collect::<Vec<_>>()
+                .join(" "),
+            detail,
+        };
         // Output too large to keep whole is never parsed as if it were.
         if super::capped::was_cut(&out.stdout) {
-            return Err(SshError::Command {
-                host: self.head.name.clone(),
-                command: argv
-                    .iter()
-                    .map(|a| a.as_ref())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                detail: format!(
-                    "its output was larger than the {} MiB kept: not read",
-                    2 * super::capped::KEEP / (1024 * 1024)
-                ),
-            });
+            return Err(failed(format!(
+                "its output was larger than the {} MiB kept: not read",
+                2 * super::capped::KEEP / (1024 * 1024)
+            )));
         }
         if out.status == 0 {
             Ok(out.stdout)
         } else {
-            Err(SshError::Command {
-                host: self.head.name.clone(),
-                command: argv
-                    .iter()
-                    .map(|a| a.as_ref())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                detail: format!("exit {}: {}", out.status, out.stderr.trim()),
-            })
+            Err(failed(format!(
+                "exit {}: {}",
+                out.status,
+                out.stderr.trim()
+            )))
         }
     }
 

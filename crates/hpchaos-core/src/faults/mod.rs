@@ -24,8 +24,8 @@ pub enum Place {
     Node(String),
 }
 
-/// Where a detached process we start records its pid on the node. One
-/// stress process per node at a time: runs hold the cluster's lock.
+/// Where a detached process we start records its pid on the node: the
+/// stem; a run names its own after itself ([`Plan::for_run`]).
 pub const STRESS_PIDFILE: &str = "/run/hpchaos-stress.pid";
 
 /// One thing the harness does. Steps are journaled (undo steps in the
@@ -203,6 +203,35 @@ pub struct Plan {
     /// Steps to run this long after the injection.
     pub follow_up: Option<(Duration, Vec<Step>)>,
     pub rollback: Vec<Step>,
+}
+
+impl Plan {
+    /// The plan as run `run_id` carries it out: its detached processes'
+    /// pidfiles named after the run (`/run/hpchaos-stress-RUN.pid`), so a
+    /// second run's stress on the same node, or its rollback, never takes
+    /// this run's pidfile for its own, and `recover` stops this run's.
+    pub fn for_run(mut self, run_id: &str) -> Plan {
+        let own = |pidfile: &mut String| {
+            if let Some(stem) = pidfile.strip_suffix(".pid") {
+                *pidfile = format!("{stem}-{run_id}.pid");
+            }
+        };
+        let steps = self
+            .inject
+            .iter_mut()
+            .chain(&mut self.verify)
+            .chain(&mut self.rollback)
+            .chain(self.follow_up.iter_mut().flat_map(|(_, s)| s.iter_mut()));
+        for step in steps {
+            match step {
+                Step::StartDetached { pidfile, .. }
+                | Step::CheckDetached { pidfile, .. }
+                | Step::StopDetached { pidfile, .. } => own(pidfile),
+                _ => {}
+            }
+        }
+        self
+    }
 }
 
 pub fn plan(fault: &Fault, targets: &[String]) -> Plan {

@@ -106,12 +106,20 @@ impl History {
         // zero-byte history left behind.
         let created = std::fs::metadata(&path).map_or(true, |m| m.len() == 0);
         let opened = Self::open_at(root, &path);
-        if opened.is_err() && created {
-            for leftover in ["", "-journal", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{leftover}", path.display()));
+        match opened {
+            // Nothing was there to be damaged: it could not be made (a full
+            // disk), and what was begun goes.
+            Err(HistoryError::Damaged { detail, .. }) if created => {
+                for leftover in ["", "-journal", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{leftover}", path.display()));
+                }
+                Err(HistoryError::Io {
+                    path,
+                    detail: format!("cannot create it: {detail}"),
+                })
             }
+            other => other,
         }
-        opened
     }
 
     fn open_at(root: &Path, path: &Path) -> Result<History, HistoryError> {

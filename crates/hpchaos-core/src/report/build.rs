@@ -28,6 +28,7 @@ pub fn build(journal: &Journal) -> Report {
         still_applied: Vec::new(),
         recover_command: None,
         recovered: None,
+        lease_lost: None,
     };
     let mut run_outcome = None;
     for record in &journal.records {
@@ -49,6 +50,15 @@ pub fn build(journal: &Journal) -> Report {
                 report.cluster = cluster.clone();
                 report.suite = suite.clone();
                 report.started_at = Some(record.at);
+            }
+            (_, Entry::LeaseLost { reason, .. }) if report.lease_lost.is_none() => {
+                report.lease_lost = Some(reason.clone());
+                if let Some(name) = &record.scenario
+                    && let Some(scenario) =
+                        report.scenarios.iter_mut().rev().find(|s| &s.name == name)
+                {
+                    apply(scenario, record, &record.entry);
+                }
             }
             (_, Entry::RecoverEnded { still_applied }) => {
                 report.recovered = Some(record.at);

@@ -52,6 +52,21 @@ pub struct Report {
     /// When `hpchaos recover` finished with this journal.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovered: Option<DateTime<Utc>>,
+    /// Why the run lost the cluster's lock mid-run, if it did (its
+    /// `lease_lost` record): it stopped acting then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_lost: Option<String>,
+}
+
+impl Report {
+    /// The exit code the run ended with, read back: 5 when it lost the
+    /// cluster's lock, else its status's (see [`Status::exit_code`]).
+    pub fn exit_code(&self) -> u8 {
+        match self.lease_lost {
+            Some(_) => crate::exit::LEASE_LOST,
+            None => self.status.exit_code(),
+        }
+    }
 }
 
 /// How a run or a scenario ended, worst last.

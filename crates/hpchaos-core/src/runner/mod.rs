@@ -63,7 +63,7 @@ pub enum RunError {
     #[error("journal: {0}")]
     Journal(#[from] crate::journal::JournalError),
     /// A record could not be written mid-run: the run stopped acting.
-    #[error("cannot write the journal, so nothing more was done: {0}")]
+    #[error("cannot write the journal, so the run stopped acting: {0}")]
     JournalFailed(String),
     /// The run lost the cluster's lock mid-run: it stopped acting.
     #[error("this run lost the cluster's lock, so it stopped acting: {0}")]
@@ -822,40 +822,11 @@ impl Runner {
     /// One attempt at the lock. `Busy` when a live run holds it (or is
     /// taking it): worth waiting for.
     async fn lock_once(&mut self) -> Result<(), RunError> {
-        let owner = lock::Owner {
-            run_id: self.run_id.clone(),
-            host: lock::this_host(),
-            pid: std::process::id(),
-            journal: std::path::absolute(self.journal.path())
-                .unwrap_or_else(|_| self.journal.path().to_path_buf())
-                .display()
-                .to_string(),
-            profile: self.profile_path.clone(),
-            started_at: self.clock.now(),
-            lease_seconds: lock::lease().as_secs(),
-            boot_id: lock::this_boot(),
-            start_ticks: lock::process_start(std::process::id()),
-        };
-        let owner = serde_json::to_value(&owner)
+        let owner = serde_json::to_value(self.owner_record())
             .map_err(|e| RunError::Cluster(format!("lock record: {e}")))?;
-        let record = owner.to_string();
         let head = self.cluster.slurm.head.clone();
         let out = self
-            .cluster
-            .ssh
-            .run(
-                &head,
-                &[
-                    "sh",
-                    "-c",
-                    lock::ACQUIRE_SCRIPT,
-                    "hpchaos",
-                    LOCK_DIR,
-                    &record,
-                    lock::FENCE_FILE,
-                    &self.run_id,
-                ],
-            )
+            .acquire(&owner)
             .await
             .map_err(|e| RunError::Cluster(e.to_string()))?;
         let token = match lock::parse_answer(&out.stdout) {
@@ -989,6 +960,49 @@ impl Runner {
         }));
     }
 
+    /// This run's record in the lock (`owner.json`).
+    fn owner_record(&self) -> lock::Owner {
+        lock::Owner {
+            run_id: self.run_id.clone(),
+            host: lock::this_host(),
+            pid: std::process::id(),
+            journal: std::path::absolute(self.journal.path())
+                .unwrap_or_else(|_| self.journal.path().to_path_buf())
+                .display()
+                .to_string(),
+            profile: self.profile_path.clone(),
+            started_at: self.clock.now(),
+            lease_seconds: lock::lease().as_secs(),
+            boot_id: lock::this_boot(),
+            start_ticks: lock::process_start(std::process::id()),
+        }
+    }
+
+    /// One try at the lock on the head with `owner` as its record
+    /// ([`lock::ACQUIRE_SCRIPT`]); what the head printed.
+    async fn acquire(
+        &self,
+        owner: &serde_json::Value,
+    ) -> Result<crate::cluster::ssh::Output, crate::cluster::ssh::SshError> {
+        let record = owner.to_string();
+        self.cluster
+            .ssh
+            .run(
+                &self.cluster.slurm.head,
+                &[
+                    "sh",
+                    "-c",
+                    lock::ACQUIRE_SCRIPT,
+                    "hpchaos",
+                    LOCK_DIR,
+                    &record,
+                    lock::FENCE_FILE,
+                    &self.run_id,
+                ],
+            )
+            .await
+    }
+
     async fn unlock(&mut self) {
         if let Some(renewer) = self.renewer.take() {
             renewer.abort();
@@ -1079,10 +1093,25 @@ impl Runner {
                 format!("interrupted: {}", ending.reason),
             );
         }
-        if let Some(err) = &self.journal_error {
+        // A lost lease is why a scenario stopped: said first.
+        if let Some(why) = self.lease_lost() {
+            if ending.outcome != ScenarioOutcome::Passed
+                && ending.outcome != ScenarioOutcome::Failed
+            {
+                ending = Ending::new(
+                    ScenarioOutcome::Interrupted,
+                    format!(
+                        "this run lost the cluster's lock ({why}): {}",
+                        ending.reason
+                    ),
+                );
+            }
+        } else if let Some(err) = &self.journal_error {
             ending = Ending::new(
                 ScenarioOutcome::Error,
-                format!("cannot write the journal, so the run stopped acting: {err}"),
+                format!(
+                    "cannot write the journal, so the run stopped acting (its rollback still ran): {err}"
+                ),
             );
         }
         ending
@@ -1106,7 +1135,7 @@ impl Runner {
                 nodes: targets.clone(),
             },
         );
-        let plan = faults::plan(&scenario.fault, &targets);
+        let plan = faults::plan(&scenario.fault, &targets).for_run(&self.run_id);
         // The fault's own rollback, then the scenario's extra commands:
         // journaled with the injection, before it, as its undo.
         let extra: Vec<Step> = scenario
@@ -1332,9 +1361,9 @@ impl Runner {
         // applied, for `recover` once that run has ended.
         if self.lease_lost().is_some() {
             match self.retake().await {
-                Ok(token) => self.say_lease_lost(
+                Ok(how) => self.say_lease_lost(
                     Some(name),
-                    &format!("the lock was free, and was taken again under token {token} only to undo this run's changes"),
+                    &format!("{how}, only to undo this run's changes"),
                 ),
                 Err(held) => {
                     let said = format!(
@@ -1347,7 +1376,9 @@ impl Runner {
                             Entry::Rollback {
                                 step: step.describe(),
                                 ok: false,
-                                detail: format!("not undone: this run lost the cluster's lock ({held})"),
+                                detail: format!(
+                                    "not undone: this run lost the cluster's lock ({held})"
+                                ),
                                 undoes: Some(intent),
                             },
                         );
@@ -1410,10 +1441,7 @@ impl Runner {
                 Ok(()) => self.recheck(step).await,
                 Err(error) => format!("NOT undone ({error})"),
             };
-            eprintln!(
-                "rollback: {}: {found} (not recorded: the journal cannot be written)",
-                step.describe()
-            );
+            // Said at the run's end, with what the journal lists.
             self.unrecorded.push((step.describe(), found));
         }
     }
@@ -1421,39 +1449,11 @@ impl Runner {
     /// Takes the cluster's lock again after the lease was lost, when it is
     /// free (removed by hand), to undo this run's changes; the new token
     /// fences them. Errors: who holds it, or why it could not be taken.
-    async fn retake(&mut self) -> Result<u64, String> {
-        let owner = lock::Owner {
-            run_id: self.run_id.clone(),
-            host: lock::this_host(),
-            pid: std::process::id(),
-            journal: std::path::absolute(self.journal.path())
-                .unwrap_or_else(|_| self.journal.path().to_path_buf())
-                .display()
-                .to_string(),
-            profile: self.profile_path.clone(),
-            started_at: self.clock.now(),
-            lease_seconds: lock::lease().as_secs(),
-            boot_id: lock::this_boot(),
-            start_ticks: lock::process_start(std::process::id()),
-        };
-        let record = serde_json::to_string(&owner).map_err(|e| e.to_string())?;
+    async fn retake(&mut self) -> Result<String, String> {
+        let owner = serde_json::to_value(self.owner_record()).map_err(|e| e.to_string())?;
         let head = self.cluster.slurm.head.clone();
         let out = self
-            .cluster
-            .ssh
-            .run(
-                &head,
-                &[
-                    "sh",
-                    "-c",
-                    lock::ACQUIRE_SCRIPT,
-                    "hpchaos",
-                    LOCK_DIR,
-                    &record,
-                    lock::FENCE_FILE,
-                    &self.run_id,
-                ],
-            )
+            .acquire(&owner)
             .await
             .map_err(|e| format!("the lock could not be read: {e}"))?;
         match lock::parse_answer(&out.stdout) {
@@ -1462,7 +1462,9 @@ impl Runner {
                 // lease; the new one only fences the rollback.
                 self.lost = self.lease_lost();
                 self.hold(token);
-                Ok(token)
+                Ok(format!(
+                    "the lock was free, and was taken again under token {token}"
+                ))
             }
             // Still ours: held again only under our own token (not taken
             // over by `recover`), whatever the lease's age.
@@ -1483,7 +1485,9 @@ impl Runner {
                             .and_then(|t| t.parse().ok())
                             .unwrap_or_default();
                         self.hold(token);
-                        Ok(token)
+                        Ok(format!(
+                            "the lock was still this run's (token {token}) and was held again"
+                        ))
                     }
                     Ok(Some(lock::Renewal::Fenced { token })) => Err(format!(
                         "the lock was taken over under token `{token}` (by `hpchaos recover`)"
