@@ -69,7 +69,9 @@ fn the_dashboard_plots_the_pushed_series() {
         "{annotation}"
     );
     // Every metric the dashboard names is one hpchaos pushes.
-    let exporter = std::fs::read_to_string(root().join("crates/hpchaos-core/src/report/prometheus.rs")).unwrap();
+    let exporter =
+        std::fs::read_to_string(root().join("crates/hpchaos-core/src/report/prometheus.rs"))
+            .unwrap();
     for expr in &exprs {
         for name in expr
             .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))

@@ -145,46 +145,114 @@ fn expectations(path: &Path) -> (Vec<(u64, u64, String)>, Option<PathBuf>) {
     (expected, profile)
 }
 
-#[test]
-fn broken_files_yield_exactly_their_declared_diagnostics() {
-    let files = yaml_files("tests/broken");
-    assert!(files.len() >= 25, "only {} broken files", files.len());
-    for path in &files {
-        let (expected, profile_path) = expectations(path);
+/// The diagnostics one broken file yields are exactly those it declares.
+fn check_broken(name: &str) {
+    let path = root().join("tests/broken").join(name);
+    let path = &path;
+    let (expected, profile_path) = expectations(path);
+    assert!(
+        !expected.is_empty(),
+        "{} declares no expectation",
+        path.display()
+    );
+    let profile = profile_path.map(|p| scenario::load_profile(&p).unwrap().value);
+    let found: Vec<Diagnostic> = validate(std::slice::from_ref(path), profile.as_ref())
+        .into_iter()
+        .filter_map(|outcome| outcome.result.err())
+        .flat_map(|diagnostics| diagnostics.0)
+        .collect();
+    let shown: Vec<String> = found.iter().map(Diagnostic::short).collect();
+    for (line, column, text) in &expected {
+        let hit = found.iter().any(|d| {
+            d.file == *path
+                && d.position.line == *line
+                && d.position.column == *column
+                && d.short().contains(text.as_str())
+        });
         assert!(
-            !expected.is_empty(),
-            "{} declares no expectation",
-            path.display()
-        );
-        let profile = profile_path.map(|p| scenario::load_profile(&p).unwrap().value);
-        let found: Vec<Diagnostic> = validate(std::slice::from_ref(path), profile.as_ref())
-            .into_iter()
-            .filter_map(|outcome| outcome.result.err())
-            .flat_map(|diagnostics| diagnostics.0)
-            .collect();
-        let shown: Vec<String> = found.iter().map(Diagnostic::short).collect();
-        for (line, column, text) in &expected {
-            let hit = found.iter().any(|d| {
-                d.file == *path
-                    && d.position.line == *line
-                    && d.position.column == *column
-                    && d.short().contains(text.as_str())
-            });
-            assert!(
-                hit,
-                "{}: expected {line}:{column} {text}\nfound:\n{}",
-                path.display(),
-                shown.join("\n")
-            );
-        }
-        assert_eq!(
-            found.len(),
-            expected.len(),
-            "{}: unexpected extra diagnostics:\n{}",
+            hit,
+            "{}: expected {line}:{column} {text}\nfound:\n{}",
             path.display(),
             shown.join("\n")
         );
     }
+    assert_eq!(
+        found.len(),
+        expected.len(),
+        "{}: unexpected extra diagnostics:\n{}",
+        path.display(),
+        shown.join("\n")
+    );
+}
+
+/// One named test per broken file (a failure names the file), and the
+/// list of them, which `every_broken_file_has_its_own_test` holds to the
+/// folder.
+macro_rules! broken_files {
+    ($($test:ident => $file:literal,)*) => {
+        $(
+            #[test]
+            fn $test() {
+                check_broken($file);
+            }
+        )*
+        const BROKEN_FILES: &[&str] = &[$($file),*];
+    };
+}
+
+broken_files! {
+    broken_01_unknown_top_level_key => "01-unknown-top-level-key.yaml",
+    broken_02_nested_key_typo => "02-nested-key-typo.yaml",
+    broken_03_bad_duration_unit => "03-bad-duration-unit.yaml",
+    broken_04_duration_without_unit => "04-duration-without-unit.yaml",
+    broken_05_missing_fault => "05-missing-fault.yaml",
+    broken_06_missing_recovery => "06-missing-recovery.yaml",
+    broken_07_unknown_fault_kind => "07-unknown-fault-kind.yaml",
+    broken_08_two_faults => "08-two-faults.yaml",
+    broken_09_unknown_recovery => "09-unknown-recovery.yaml",
+    broken_10_wrong_type_string_for_number => "10-wrong-type-string-for-number.yaml",
+    broken_11_max_nodes_zero => "11-max-nodes-zero.yaml",
+    broken_12_xid_method_typo => "12-xid-method-typo.yaml",
+    broken_13_dcgm_level_out_of_range => "13-dcgm-level-out-of-range.yaml",
+    broken_14_tags_not_a_list => "14-tags-not-a-list.yaml",
+    broken_15_deadlines_out_of_order => "15-deadlines-out-of-order.yaml",
+    broken_16_deadline_for_other_recovery => "16-deadline-for-other-recovery.yaml",
+    broken_17_stress_cannot_replace => "17-stress-cannot-replace.yaml",
+    broken_18_requeue_without_workload => "18-requeue-without-workload.yaml",
+    broken_19_workload_pool_without_workload => "19-workload-pool-without-workload.yaml",
+    broken_20_invalid_progress_regex => "20-invalid-progress-regex.yaml",
+    broken_21_progress_without_capture_group => "21-progress-without-capture-group.yaml",
+    broken_22_pick_above_cap => "22-pick-above-cap.yaml",
+    broken_23_explicit_nodes_above_cap => "23-explicit-nodes-above-cap.yaml",
+    broken_24_reason_wrong_case => "24-reason-wrong-case.yaml",
+    broken_25_abort_before_deadline => "25-abort-before-deadline.yaml",
+    broken_26_quiet_for_with_replace => "26-quiet-for-with-replace.yaml",
+    broken_27_api_method_without_sagemaker => "27-api-method-without-sagemaker.yaml",
+    broken_28_targets_controller => "28-targets-controller.yaml",
+    broken_29_yaml_tab_indentation => "29-yaml-tab-indentation.yaml",
+    broken_30_duplicate_key => "30-duplicate-key.yaml",
+    broken_31_unknown_signal => "31-unknown-signal.yaml",
+    broken_32_empty_fault => "32-empty-fault.yaml",
+    broken_33_name_with_spaces => "33-name-with-spaces.yaml",
+    broken_34_gpus_typo => "34-gpus-typo.yaml",
+    broken_35_suite_missing_scenario => "35-suite-missing-scenario.yaml",
+    broken_36_several_mistakes_at_once => "36-several-mistakes-at-once.yaml",
+    broken_37_stress_without_duration => "37-stress-without-duration.yaml",
+    broken_38_regression_without_percent_sign => "38-regression-without-percent-sign.yaml",
+    broken_39_regression_phase_not_timed => "39-regression-phase-not-timed.yaml",
+    broken_40_monitoring_mistakes => "40-monitoring-mistakes.yaml",
+}
+
+#[test]
+fn every_broken_file_has_its_own_test() {
+    let on_disk: Vec<String> = yaml_files("tests/broken")
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        on_disk, BROKEN_FILES,
+        "add a line to broken_files! for each file"
+    );
 }
 
 #[test]

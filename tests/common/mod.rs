@@ -117,7 +117,13 @@ impl Script {
                 recovery,
                 deadlines,
                 max_lost_steps,
-                phases: Vec::new(),
+                // As a real run writes them: the phases the scenario times.
+                phases: match hpchaos::scenario::parse_scenario(Path::new(file), &source, None) {
+                    Ok(parsed) if parsed.expect.recovery == recovery => {
+                        parsed.expect.phases(parsed.workload.is_some())
+                    }
+                    _ => recovery.phases().to_vec(),
+                },
                 source,
             },
         )
