@@ -119,22 +119,12 @@ pub fn recover(
         // Only the lock, for a run whose machine and journal are lost.
         if let Some(run_id) = release_lock {
             return match &holder {
-                Some((owner, Some(why), _)) if owner.run_id == run_id => {
+                // Dead, or said to be gone for good (`--force`).
+                Some((owner, why, _)) if owner.run_id == run_id && (why.is_some() || force) => {
+                    let why = why.as_deref().unwrap_or("--force: said to be gone");
                     if release(lock::Owner::marker(run_id)).await {
                         println!(
                             "lock of {} released ({why}); nothing was undone: check the cluster for what it left (sinfo, the nodes it targeted)",
-                            owner.describe()
-                        );
-                        exit::SUCCESS
-                    } else {
-                        eprintln!("error: cannot remove {LOCK_DIR} on {}", head.name);
-                        exit::HARNESS_FAILED
-                    }
-                }
-                Some((owner, None, _)) if owner.run_id == run_id && force => {
-                    if release(lock::Owner::marker(run_id)).await {
-                        println!(
-                            "lock of {} released (--force: said to be gone); nothing was undone: check the cluster for what it left",
                             owner.describe()
                         );
                         exit::SUCCESS
