@@ -648,6 +648,7 @@ fn safety_drills() {
         String::from_utf8_lossy(&out.stderr)
     );
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["lock"], "free", "{status}");
     let nodes = status["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 4, "{status}");
     for node in nodes {
@@ -1138,6 +1139,58 @@ fn lease_drills() {
         said.lines().last().unwrap_or("")
     ));
 
+    // 2c. Interrupted after its lock was taken away and taken by another
+    // run (before any renewal noticed): the rollback asks the head first,
+    // finds the lock another's, undoes nothing (ip-10-1-0-13 stays marked
+    // until recover), and exits 5; recover, once the other run ended,
+    // resumes the node.
+    let marked_reports = lab._tmp.path().join("marked-reports");
+    let marker_run = spawn_leased(&lab, "tests/e2e/reboot-held.yaml", "60", &marked_reports);
+    let marked_journal = journal_with(
+        &marked_reports,
+        "reboot-held",
+        r#""phase":"detect","ended_at""#,
+    );
+    // status: the lock held by a live run.
+    let out = hpchaos(&["status", "--cluster", &lab.profile(), "--format", "json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let held = status["lock"].as_str().unwrap_or("");
+    assert!(held.starts_with("held by run") && !held.contains("DEAD"), "{status}");
+    lab.head("rm -rf /run/hpchaos-run.lock");
+    let taker_reports = lab._tmp.path().join("taker-reports");
+    let taker = spawn_leased(&lab, "tests/e2e/lease-stress.yaml", "60", &taker_reports);
+    journal_with(
+        &taker_reports,
+        "lease-stress",
+        r#""type":"injection_finished","ok":true"#,
+    );
+    let truth_from = lab.truth_len();
+    send(&marker_run.id().to_string(), "-INT");
+    let out = marker_run.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("nothing undone"), "{stderr}");
+    assert!(
+        !lab.truth_since(truth_from)
+            .iter()
+            .any(|t| t["node"] == "ip-10-1-0-13"),
+        "the interrupted run resumed its node under another run's lock"
+    );
+    send(&taker.id().to_string(), "-INT");
+    assert_eq!(taker.wait_with_output().unwrap().status.code(), Some(130));
+    let said = lab.recover(&[&marked_journal.display().to_string()]);
+    assert!(said.contains("nothing left applied"), "{said}");
+    wait_until("ip-10-1-0-13 back", || {
+        lab.head("sinfo -p dev -h -N -n ip-10-1-0-13 -o '%T'").trim() == "idle"
+    });
+    table.push(format!(
+        "interrupted after its lock was taken | exit 5: {}",
+        stderr
+            .lines()
+            .find(|l| l.contains("nothing undone"))
+            .unwrap_or("")
+    ));
+
     // 3. The report folder's disk fills while the stress is applied: the
     // rollback stops it and says so ("stopped, not recorded"), no
     // zero-byte history; recover on the full disk refuses to claim
@@ -1192,6 +1245,32 @@ fn lease_drills() {
     std::fs::remove_file(&filler).unwrap();
     let said = lab.recover(&[&journal_arg]);
     assert!(said.contains("nothing left applied"), "{said}");
+
+    // 3b. The run folder deleted mid-run: noticed at the next record and
+    // said as such (not "the journal is empty"); the rollback still runs.
+    let gone_reports = lab._tmp.path().join("gone-reports");
+    let child = spawn_leased(&lab, "tests/e2e/disk-fills.yaml", "60", &gone_reports);
+    let journal = journal_with(
+        &gone_reports,
+        "disk-fills",
+        r#""type":"injection_finished","ok":true"#,
+    );
+    std::fs::remove_dir_all(journal.parent().unwrap()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("it was deleted while the run wrote it")
+            && !stderr.contains("it is empty")
+            && stderr.contains("stopped (re-checked: no such process)"),
+        "{stderr}"
+    );
+    assert_eq!(stresses(&lab), 0, "the stress was left");
+    assert!(!lab.lock_held(), "the lock is left");
+    table.push(format!(
+        "run folder deleted mid-run | exit 3: {}",
+        stderr.lines().find(|l| l.contains("deleted")).unwrap_or("")
+    ));
 
     // 4. Bounded memory: a steady-state probe that prints 200 MB and a
     // job whose output has a 50 MB line without an end of line keep the

@@ -637,11 +637,13 @@ pub fn status(profile_path: &Path, json: bool) -> u8 {
             },
             None => (None, Vec::new()),
         };
+        // Who holds the cluster's lock, and whether it is alive.
+        let lock = lock_words(&cluster, profile_path).await;
         // The head and login nodes are instances, not Slurm nodes.
         let mut outside: Vec<&str> = profile.login_nodes.iter().map(String::as_str).collect();
         outside.push(&profile.head_node.name);
         if json {
-            let value = crate::status::render_json(
+            let mut value = crate::status::render_json(
                 &profile.name,
                 &profile.head_node.name,
                 &profile.login_nodes,
@@ -649,12 +651,16 @@ pub fn status(profile_path: &Path, json: bool) -> u8 {
                 api.as_deref(),
                 &unmapped,
             );
+            if let Some(fields) = value.as_object_mut() {
+                fields.insert("lock".to_owned(), serde_json::Value::String(lock));
+            }
             crate::output::println(
                 &serde_json::to_string_pretty(&value)
                     .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")),
             );
         } else {
             crate::output::print(&crate::status::render(&outside, &rows, api.as_deref()));
+            println!("lock: {lock}");
             for u in &unmapped {
                 println!(
                     "unmapped instance {} ({}, {}): {}",
@@ -664,4 +670,53 @@ pub fn status(profile_path: &Path, json: bool) -> u8 {
         }
         exit::SUCCESS
     })
+}
+
+/// The cluster's lock in words, for `status`: `free`, or who holds it,
+/// since when, the lease's age, and whether it is alive (by the rules
+/// `recover` uses) with the command that cleans up after a dead one.
+async fn lock_words(cluster: &Cluster, profile_path: &Path) -> String {
+    use crate::runner::lock;
+    let head = &cluster.slurm.head;
+    let read = cluster
+        .ssh
+        .run(
+            head,
+            &["sh", "-c", lock::READ_SCRIPT, "hpchaos", lock::LOCK_DIR],
+        )
+        .await;
+    let state = match read {
+        Ok(out) => lock::parse_answer(&out.stdout),
+        Err(err) => return format!("cannot be read: {err}"),
+    };
+    match state {
+        Some(lock::LockState::Free) => "free".to_owned(),
+        Some(lock::LockState::Held {
+            owner: Some(owner),
+            lease_age,
+            ..
+        }) => {
+            let age = lease_age.map_or("?".to_owned(), |a| a.to_string());
+            let boot = lock::this_boot();
+            match lock::stale_because(
+                &owner,
+                lease_age,
+                &lock::this_host(),
+                boot.as_deref(),
+                lock::pid_alive,
+            ) {
+                None => format!("held by {} (lease renewed {age}s ago)", owner.describe()),
+                Some(why) => format!(
+                    "held by {}, which is DEAD: {why}; undo what it left and release the lock with: hpchaos recover --cluster {}",
+                    owner.describe(),
+                    profile_path.display()
+                ),
+            }
+        }
+        Some(lock::LockState::Held { lease_age, .. }) => format!(
+            "held, with no readable owner record ({}s old)",
+            lease_age.map_or("?".to_owned(), |a| a.to_string())
+        ),
+        _ => "cannot be read (an answer that is not the lock's)".to_owned(),
+    }
 }

@@ -197,12 +197,20 @@ pub fn recover(
                         owner.lease_seconds
                     ),
                 };
+                // Releasing is advised only for a holder judged dead.
+                let release = if why.is_some() {
+                    format!(
+                        "; if it is lost, release the lock without undoing anything: hpchaos recover --cluster {} --release-lock {}",
+                        profile_path.display(),
+                        owner.run_id
+                    )
+                } else {
+                    String::new()
+                };
                 eprintln!(
-                    "error: the lock is held by {} ({standing}); its journal is on {}: run recover there, or copy the journal here and name it; if it is lost, release the lock without undoing anything: hpchaos recover --cluster {} --release-lock {}",
+                    "error: the lock is held by {} ({standing}); its journal is on {}: run recover there, or copy the journal here and name it{release}",
                     owner.describe(),
                     owner.host,
-                    profile_path.display(),
-                    owner.run_id
                 );
                 return exit::HARNESS_FAILED;
             }

@@ -314,11 +314,44 @@ impl Runner {
                 row.state.condition().as_str()
             ));
         }
-        self.cluster
-            .slurm
-            .update_node(node, "resume", None)
+        // Under a lease, the resume carries the lock's fence in the same
+        // command, as every change from the head does; `recover` holds none.
+        let Some(lease) = &self.lease else {
+            self.cluster
+                .slurm
+                .update_node(node, "resume", None)
+                .await
+                .map_err(|e| e.to_string())?;
+            return Ok(format!("resumed {node}"));
+        };
+        let fence = lease.fence();
+        let argv = [
+            "scontrol".to_owned(),
+            "update".to_owned(),
+            format!("nodename={node}"),
+            "state=resume".to_owned(),
+        ];
+        let out = self
+            .cluster
+            .ssh
+            .run_line(
+                &self.cluster.slurm.head,
+                &super::lock::fenced_line(&fence, &argv),
+                self.cluster.profile.ssh.command_timeout.as_std(),
+            )
             .await
             .map_err(|e| e.to_string())?;
+        if out.status == super::lock::FENCED_STATUS && out.stderr.contains(super::lock::FENCED_SAID)
+        {
+            let why = format!(
+                "the head refused it: the cluster's lock is no longer held under token `{fence}`"
+            );
+            lease.lose(why.clone());
+            return Err(why);
+        }
+        if out.status != 0 {
+            return Err(format!("exit {}: {}", out.status, out.stderr.trim()));
+        }
         Ok(format!("resumed {node}"))
     }
 }

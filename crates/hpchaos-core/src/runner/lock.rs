@@ -34,10 +34,32 @@ pub const LEASE: Duration = Duration::from_secs(60);
 /// least 6) where the environment sets it: the lease drills use a short
 /// one, so a stopped run outlives it in seconds, not minutes.
 pub fn lease() -> Duration {
-    std::env::var("HPCHAOS_LOCK_LEASE")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(LEASE, |s| Duration::from_secs(s.max(6)))
+    static SET: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *SET.get_or_init(|| {
+        let Ok(text) = std::env::var("HPCHAOS_LOCK_LEASE") else {
+            return LEASE;
+        };
+        lease_from(&text).unwrap_or_else(|why| {
+            eprintln!(
+                "warning: HPCHAOS_LOCK_LEASE={text}: {why}; the lease is {}s",
+                LEASE.as_secs()
+            );
+            LEASE
+        })
+    })
+}
+
+/// `HPCHAOS_LOCK_LEASE`'s value: whole seconds from 6 to 3600. Errors:
+/// what is wrong with it.
+pub fn lease_from(text: &str) -> Result<Duration, String> {
+    let seconds: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| "not a whole number of seconds (write 6, not 6s)".to_owned())?;
+    if !(6..=3600).contains(&seconds) {
+        return Err(format!("{seconds} is outside 6 to 3600 seconds"));
+    }
+    Ok(Duration::from_secs(seconds))
 }
 
 /// The exit status a fenced head command ends with: the lock on the head
@@ -525,6 +547,15 @@ mod tests {
             sh(&fence_check_line(&fence_of(3, "run-other")), &[], &lock).1,
             FENCED_STATUS
         );
+    }
+
+    #[test]
+    fn a_lease_from_the_environment_is_whole_seconds_from_6_to_3600() {
+        assert_eq!(lease_from("6"), Ok(Duration::from_secs(6)));
+        assert_eq!(lease_from(" 600 "), Ok(Duration::from_secs(600)));
+        for bad in ["abc", "6s", "5", "100000000", "-1", ""] {
+            assert!(lease_from(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

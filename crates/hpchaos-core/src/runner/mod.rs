@@ -710,13 +710,21 @@ impl Runner {
                         pause.as_secs()
                     ));
                 }
-                let mut cancel = self.cancel.clone();
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = cancel.wait_for(|c| *c) => {}
+                // Looked at every second: a lease lost meanwhile ends the
+                // suite there, not when the pause is over.
+                let until = std::time::Instant::now() + pause;
+                while !self.stopping() && std::time::Instant::now() < until {
+                    let mut cancel = self.cancel.clone();
+                    let step = until
+                        .saturating_duration_since(std::time::Instant::now())
+                        .min(StdDuration::from_secs(1));
+                    tokio::select! {
+                        _ = tokio::time::sleep(step) => {}
+                        _ = cancel.wait_for(|c| *c) => {}
+                    }
                 }
-                if self.cancelled() {
-                    outcome = RunOutcome::Interrupted;
+                if self.stopping() {
+                    outcome = self.stopped_outcome();
                     break;
                 }
             }
@@ -950,10 +958,9 @@ impl Runner {
                 let lost = held
                     .renewal(sent, answer, &head.name)
                     .or_else(|| held.lost(lease::boot_clock()));
-                if let Some(why) = lost {
-                    eprintln!(
-                        "error: this run lost the cluster's lock: {why}; it makes no further change"
-                    );
+                // The run says it, once, with what became of its changes
+                // (at its next look, within a poll).
+                if lost.is_some() {
                     return;
                 }
             }
@@ -1223,6 +1230,11 @@ impl Runner {
             .execute_fanned(&plan.inject, workload.as_ref(), fan_out::Mode::Change)
             .await;
         self.journal_steps(name, &plan.inject, &results);
+        // No step of the injection began (refused before the first: the
+        // lease, a stop): nothing was changed, so nothing is to undo.
+        let never_started = results
+            .iter()
+            .all(|r| matches!(&r.result, Err(e) if e.starts_with("stopped before")));
         for r in results {
             let step = &plan.inject[r.index];
             match r.result {
@@ -1315,7 +1327,21 @@ impl Runner {
                 format!("the injection did not take: {}", failures.join("; ")),
             )
         };
-        self.roll_back(name, intent, &undo, workload.as_ref()).await;
+        if never_started {
+            for step in &undo {
+                self.log(
+                    Some(name),
+                    Entry::Rollback {
+                        step: step.describe(),
+                        ok: true,
+                        detail: "nothing to undo: the injection never began".to_owned(),
+                        undoes: Some(intent),
+                    },
+                );
+            }
+        } else {
+            self.roll_back(name, intent, &undo, workload.as_ref()).await;
+        }
         if ending.outcome == ScenarioOutcome::Passed
             && !self.stopping()
             && let Some(failure) = self
@@ -1355,6 +1381,12 @@ impl Runner {
             );
             return;
         }
+        // Still held? Asked of the head before anything is undone (a stop
+        // asked for may come before any renewal noticed a lock taken away).
+        // A head that cannot be asked does not hold the rollback up.
+        if self.lease.is_some() && self.lease_lost().is_none() {
+            let _ = self.fence_check().await;
+        }
         // The lease lost: the run may undo only under a lock it holds. A
         // free lock (removed by hand) is taken again for the rollback; one
         // another run holds leaves the steps as they are, said as still
@@ -1366,8 +1398,13 @@ impl Runner {
                     &format!("{how}, only to undo this run's changes"),
                 ),
                 Err(held) => {
+                    let when = if held.starts_with("the lock is held by") {
+                        "once that run has ended"
+                    } else {
+                        "once the head answers"
+                    };
                     let said = format!(
-                        "nothing undone: {held}; this run's changes may still be applied (undo them with `hpchaos recover` once that run has ended)"
+                        "nothing undone: {held}; this run's changes may still be applied (undo them with `hpchaos recover` {when})"
                     );
                     self.say_lease_lost(Some(name), &said);
                     for step in undo {
