@@ -1155,7 +1155,10 @@ fn lease_drills() {
     let out = hpchaos(&["status", "--cluster", &lab.profile(), "--format", "json"]);
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let held = status["lock"].as_str().unwrap_or("");
-    assert!(held.starts_with("held by run") && !held.contains("DEAD"), "{status}");
+    assert!(
+        held.starts_with("held by run") && !held.contains("DEAD"),
+        "{status}"
+    );
     lab.head("rm -rf /run/hpchaos-run.lock");
     let taker_reports = lab._tmp.path().join("taker-reports");
     let taker = spawn_leased(&lab, "tests/e2e/lease-stress.yaml", "60", &taker_reports);
@@ -1181,7 +1184,9 @@ fn lease_drills() {
     let said = lab.recover(&[&marked_journal.display().to_string()]);
     assert!(said.contains("nothing left applied"), "{said}");
     wait_until("ip-10-1-0-13 back", || {
-        lab.head("sinfo -p dev -h -N -n ip-10-1-0-13 -o '%T'").trim() == "idle"
+        lab.head("sinfo -p dev -h -N -n ip-10-1-0-13 -o '%T'")
+            .trim()
+            == "idle"
     });
     table.push(format!(
         "interrupted after its lock was taken | exit 5: {}",
