@@ -51,7 +51,7 @@ test: setup
 # The tests that need no root, no lab and no Debian package: unit tests,
 # the phase engine, reports, validation, history, the SageMaker API over
 # loopback. Under two minutes on a warm target/; no `make setup` needed.
-QUICK_TESTS := --workspace --lib --test phases --test report --test validate --test history --test sagemaker_api
+QUICK_TESTS := --workspace --lib --bins --test phases --test report --test validate --test history --test sagemaker_api
 test-quick:
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --locked --no-fail-fast $(QUICK_TESTS); \

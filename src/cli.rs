@@ -4,8 +4,6 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use hpchaos::report::Format;
-use hpchaos::scenario::schema::SchemaKind;
 use hpchaos_lab::config::{SlurmRelease, TimingProfile};
 
 /// How `status` prints.
@@ -44,29 +42,12 @@ pub enum Command {
     /// its cluster profile. Exits 2 if any file is invalid.
     ///
     /// Example: hpchaos validate scenarios/*.yaml --cluster lab/profile.yaml
-    Validate {
-        /// Files to check; the kind is told from the content.
-        #[arg(required = true, value_name = "FILE")]
-        files: Vec<PathBuf>,
-        /// Cluster profile: also checks what depends on the cluster, such
-        /// as SageMaker settings for API faults and controller node names.
-        #[arg(long, value_name = "PROFILE")]
-        cluster: Option<PathBuf>,
-        /// One line per problem, without source excerpts (for editors).
-        #[arg(long)]
-        short: bool,
-    },
+    Validate(crate::commands::validate::Args),
     /// Print the JSON Schema of scenario (default), suite or profile files.
     ///
     /// Point your editor at it with a first line like
     /// `# yaml-language-server: $schema=../schema/scenario.schema.json`.
-    Schema {
-        #[arg(long, value_enum, default_value = "scenario")]
-        kind: SchemaKind,
-        /// Write to this file instead of standard output.
-        #[arg(short, long, value_name = "FILE")]
-        output: Option<PathBuf>,
-    },
+    Schema(crate::commands::schema::Args),
     /// Render a run journal as a table, markdown, JSON or JUnit XML.
     ///
     /// Works on journals cut short by a crash too: the report says
@@ -75,18 +56,7 @@ pub enum Command {
     /// 130 interrupted).
     ///
     /// Example: hpchaos report reports/2026-11-28T10-00-00-nightly/journal.jsonl --format markdown -o report.md
-    Report {
-        /// The journal (`journal.jsonl`) a run wrote.
-        journal: PathBuf,
-        #[arg(short, long, value_enum, default_value = "table")]
-        format: Format,
-        /// Write to this file instead of standard output.
-        #[arg(short, long, value_name = "FILE")]
-        output: Option<PathBuf>,
-        /// Exit with the run's status instead of 0.
-        #[arg(long)]
-        check: bool,
-    },
+    Report(crate::commands::report::Args),
     /// Run scenarios and suites against a cluster.
     ///
     /// For each scenario: resolve targets, check steady state, inject,
@@ -96,36 +66,7 @@ pub enum Command {
     /// the run as interrupted (exit 130).
     ///
     /// Example: hpchaos run scenarios/xid48-replace.yaml --cluster /tmp/hpchaos-lab/profile.yaml
-    Run {
-        #[arg(required = true, value_name = "SCENARIO|SUITE")]
-        files: Vec<PathBuf>,
-        #[arg(long, value_name = "PROFILE")]
-        cluster: Option<PathBuf>,
-        /// Where run folders go: this, else the suite's `report_dir`, else
-        /// `reports`.
-        #[arg(long)]
-        report_dir: Option<PathBuf>,
-        /// Print what would be done, touching nothing (same as `plan`).
-        #[arg(long)]
-        dry_run: bool,
-        /// Regression gates: compare each phase with this baseline from the
-        /// history under the report folder: `last` (the newest earlier run
-        /// in which the phase ended), `p50:30d` (the median over 30 days) or
-        /// a run id. A phase slower than it by more than the scenario's
-        /// `expect.regression` allows (every phase at 25% for a scenario
-        /// without gates) fails the scenario. Scenarios with
-        /// `expect.regression` and no --baseline use `p50:30d`.
-        #[arg(long, value_name = "last|p50:30d|RUN_ID")]
-        baseline: Option<String>,
-        /// For schedules: skip the run (exit 4, nothing done) when fewer
-        /// than N nodes are idle, so a busy cluster is left alone.
-        #[arg(long, value_name = "N")]
-        if_idle: Option<u32>,
-        /// For schedules: while another run holds the cluster's lock, wait
-        /// up to this long for it (`10m`) instead of refusing at once.
-        #[arg(long, value_name = "DURATION")]
-        wait_lock: Option<hpchaos::duration::Duration>,
-    },
+    Run(crate::commands::run::Args),
     /// List past runs from the history under a report folder, newest first,
     /// with their outcome and each phase's time since the injection.
     ///
@@ -134,51 +75,17 @@ pub enum Command {
     /// from them (the old file is kept beside it).
     ///
     /// Example: hpchaos history --scenario xid48-replace --since 30d --format markdown
-    History {
-        #[arg(long, default_value = "reports")]
-        report_dir: PathBuf,
-        /// Only this scenario's runs.
-        #[arg(long)]
-        scenario: Option<String>,
-        /// Only runs started within this span (`30d`, `12h`, `2w`).
-        #[arg(long)]
-        since: Option<String>,
-        #[arg(long, value_enum, default_value = "table")]
-        format: hpchaos::history::HistoryFormat,
-        /// Build the history anew from the journals.
-        #[arg(long)]
-        rebuild: bool,
-    },
+    History(crate::commands::history::Args),
     /// A scenario's phases over its runs: count, p50, p95, last, and
     /// which way they are going; markdown adds a chart per phase.
     ///
     /// Example: hpchaos trend xid48-replace --since 30d --format markdown
-    Trend {
-        scenario: String,
-        #[arg(long, default_value = "reports")]
-        report_dir: PathBuf,
-        /// Only runs started within this span (`30d`, `12h`, `2w`).
-        #[arg(long)]
-        since: Option<String>,
-        #[arg(long, value_enum, default_value = "table")]
-        format: hpchaos::history::HistoryFormat,
-    },
+    Trend(crate::commands::trend::Args),
     /// Print what a scenario would do on a cluster, touching nothing.
-    Plan {
-        scenario: PathBuf,
-        #[arg(long, value_name = "PROFILE")]
-        cluster: PathBuf,
-    },
+    Plan(crate::commands::plan::Args),
     /// The cluster as hpchaos sees it: Slurm and SageMaker side by side,
     /// with their disagreements.
-    Status {
-        #[arg(long, value_name = "PROFILE")]
-        cluster: PathBuf,
-        /// `table` for people, `json` for scripts (every node with its
-        /// decoded Slurm state and its API view).
-        #[arg(long, value_enum, default_value = "table")]
-        format: StatusFormat,
-    },
+    Status(crate::commands::status::Args),
     /// Undo what a dead run left applied, and release the cluster's lock.
     ///
     /// Reads the run's journal (JOURNAL, or the one the lock on the head
@@ -192,40 +99,18 @@ pub enum Command {
     /// it was recorded.
     ///
     /// Example: hpchaos recover --cluster prod.yaml reports/20261129T120000-nightly/journal.jsonl
-    Recover {
-        #[arg(long, value_name = "PROFILE")]
-        cluster: PathBuf,
-        /// The dead run's journal; by default the one the lock names.
-        journal: Option<PathBuf>,
-        /// Only release the lock of this dead run, undoing nothing: for a
-        /// run whose machine and journal are lost (check the cluster by
-        /// hand). Refused while that run's lease is alive.
-        #[arg(long, value_name = "RUN_ID")]
-        release_lock: Option<String>,
-        /// Take over a run that still looks alive (its process exists on
-        /// this host, stopped or not, or its lease is fresh): only once you
-        /// have made sure that process is gone for good. A run taken over
-        /// learns it at its next record and stops acting.
-        #[arg(long)]
-        force: bool,
-    },
+    Recover(crate::commands::recover::Args),
     /// Run the local lab: a real Slurm cluster and a HyperPod control plane.
     ///
     /// Each node is its own set of Linux namespaces with real sshd, munged
     /// and slurmd; the head node runs slurmctld; the SageMaker API is served
     /// on 127.0.0.1. `up` writes DIR/profile.yaml for `--cluster`. Needs root
     /// and Debian's slurm-wlm, munge, openssh-server, iproute2 (`make setup`).
-    Lab {
-        #[command(subcommand)]
-        command: LabCommand,
-    },
+    Lab(crate::commands::lab::Args),
     /// Print a shell completion script.
     ///
     /// Example: hpchaos completions bash > /etc/bash_completion.d/hpchaos
-    Completions {
-        #[arg(value_enum)]
-        shell: clap_complete::Shell,
-    },
+    Completions(crate::commands::completions::Args),
 }
 
 /// Where labs live unless `--dir` says otherwise.
@@ -342,4 +227,14 @@ pub enum LabCommand {
         #[arg(long, default_value = "/")]
         rootfs: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
 }

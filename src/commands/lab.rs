@@ -1,0 +1,127 @@
+//! `hpchaos lab`: the local lab (the `hpchaos-lab` crate): up, down,
+//! status, throttle, logs, and the processes `up` starts.
+
+use hpchaos::exit;
+use hpchaos_lab as lab;
+
+use crate::cli::LabCommand;
+
+use super::{CliError, Outcome};
+
+/// `hpchaos lab`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: LabCommand,
+}
+
+pub fn exec(args: Args) -> Outcome {
+    let result = match args.command {
+        LabCommand::Up {
+            nodes,
+            dir,
+            timings,
+            scale,
+            no_recovery,
+            api_without_hostnames,
+            log_time_format,
+            slurm,
+            reboot_keeps_launch_time,
+            cluster_size,
+            monitoring,
+        } => {
+            // Bad input, said before anything starts (exit 2).
+            if cluster_size.is_some_and(|size| size < u16::from(nodes)) {
+                return Err(CliError::new(
+                    exit::INVALID_INPUT,
+                    format!(
+                        "--cluster-size must be at least --nodes ({nodes}): it counts every Slurm node, run or declared"
+                    ),
+                ));
+            }
+            let options = lab::UpOptions {
+                nodes,
+                timings,
+                scale,
+                node_recovery_none: no_recovery,
+                api_without_hostnames,
+                log_time_format,
+                slurm,
+                reboot_keeps_launch_time,
+                cluster_size,
+                monitoring,
+            };
+            lab::up(&dir, &options).and_then(|layout| {
+                hpchaos::output::print(&lab::status(&dir)?);
+                println!("use it with: --cluster {}", layout.profile().display());
+                Ok(())
+            })
+        }
+        LabCommand::Down { dir } => lab::down(&dir).map(|()| {
+            let left = lab::leftovers(&dir);
+            if left.is_empty() {
+                println!("lab down: nothing left behind outside {}", dir.display());
+            } else {
+                eprintln!("lab down left: {}", left.join(", "));
+            }
+        }),
+        LabCommand::Status { dir } => lab::status(&dir).map(|text| hpchaos::output::print(&text)),
+        LabCommand::Throttle {
+            dir,
+            rate,
+            burst,
+            off: _,
+        } => {
+            let limit = rate.map(|rate| lab::throttle::Limit { rate, burst });
+            match limit {
+                Some(l) if !(l.rate >= 0.0 && l.burst >= 1.0) => Err(lab::system::LabError::Setup(
+                    "--rate must be 0 or more and --burst at least 1".to_owned(),
+                )),
+                _ => lab::throttle(&dir, limit).map(|()| match limit {
+                    Some(l) => println!(
+                        "API limited to {} request(s)/s, bursts of {}",
+                        l.rate, l.burst
+                    ),
+                    None => println!("API rate limit lifted"),
+                }),
+            }
+        }
+        LabCommand::Logs { dir, node } => {
+            let layout = lab::layout::Layout::new(&dir);
+            let files = match &node {
+                None => vec![layout.ground_truth(), layout.daemon_log()],
+                Some(name) => {
+                    let root = layout.node_root(name);
+                    vec![
+                        layout.node_console(name),
+                        root.join("log/slurm/slurmctld.log"),
+                        root.join("log/slurm/slurmd.log"),
+                        root.join("log/syslog"),
+                    ]
+                }
+            };
+            for file in files.iter().filter(|f| f.exists()) {
+                hpchaos::output::println(&format!("==> {} <==", file.display()));
+                hpchaos::output::print(&std::fs::read_to_string(file).unwrap_or_default());
+            }
+            Ok(())
+        }
+        LabCommand::Daemon { dir } => lab::daemon::run(lab::layout::Layout::new(&dir)),
+        LabCommand::Exporter {
+            dir,
+            node,
+            role,
+            rootfs,
+        } => {
+            let role = match role.as_str() {
+                "head" => lab::layout::Role::Head,
+                "login" => lab::layout::Role::Login,
+                _ => lab::layout::Role::Compute,
+            };
+            lab::exporter::run(&dir, &node, role, &rootfs)
+        }
+    };
+    result
+        .map(|()| exit::SUCCESS)
+        .map_err(|err| CliError::new(exit::HARNESS_FAILED, err))
+}

@@ -1,0 +1,76 @@
+//! The commands, one file each (after cargo's `commands/`): each command's
+//! arguments are one struct (clap `Args`, what `cli.rs`'s `Command` holds)
+//! and its `exec` returns the exit code or a [`CliError`], which `main`
+//! prints in one place. What a command prints as it goes, it prints itself.
+
+use std::io::Write;
+use std::path::Path;
+
+use hpchaos::exit;
+
+use crate::cli::Command;
+
+pub mod completions;
+pub mod history;
+pub mod lab;
+pub mod plan;
+pub mod recover;
+pub mod report;
+pub mod run;
+pub mod schema;
+pub mod status;
+pub mod trend;
+pub mod validate;
+
+/// A command that ended in an error: the exit code (see `exit.rs`) and
+/// what to say, printed once by `main` as `error: MESSAGE`.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn new(code: u8, message: impl std::fmt::Display) -> CliError {
+        CliError {
+            code,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// A command's end: its exit code, or the error it ended with.
+pub type Outcome = Result<u8, CliError>;
+
+/// Runs the command.
+pub fn dispatch(command: Command) -> Outcome {
+    match command {
+        Command::Validate(args) => validate::exec(args),
+        Command::Schema(args) => schema::exec(args),
+        Command::Report(args) => report::exec(args),
+        Command::Run(args) => run::exec(args),
+        Command::History(args) => history::exec(args),
+        Command::Trend(args) => trend::exec(args),
+        Command::Plan(args) => plan::exec(args),
+        Command::Status(args) => status::exec(args),
+        Command::Recover(args) => recover::exec(args),
+        Command::Lab(args) => lab::exec(args),
+        Command::Completions(args) => completions::exec(args),
+    }
+}
+
+/// Writes `text` to `output`, or to standard output.
+pub fn write_out(output: Option<&Path>, text: &str) -> Outcome {
+    match output {
+        Some(path) => std::fs::write(path, text)
+            .map_err(|err| format!("cannot write {}: {err}", path.display())),
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(text.as_bytes())
+                .map_err(|err| format!("cannot write to standard output: {err}"))
+        }
+    }
+    .map(|()| exit::SUCCESS)
+    .map_err(|message| CliError::new(exit::HARNESS_FAILED, message))
+}
