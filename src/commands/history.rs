@@ -1,8 +1,12 @@
-//! `hpchaos history`: past runs from the history under a report folder.
+//! `hpchaos history`: past runs from the history store under a report
+//! folder, opened (and brought up to date, or rebuilt), queried, printed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::Outcome;
+use hpchaos::exit;
+use hpchaos::history;
+
+use super::{CliError, Outcome};
 
 /// `hpchaos history`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -22,12 +26,59 @@ pub struct Args {
     rebuild: bool,
 }
 
+/// Exit 0; 2 (an error) for a bad `--since` or a folder that does not
+/// exist; 3 when the store cannot be used (the message says how to fix it).
 pub fn exec(args: Args) -> Outcome {
-    Ok(hpchaos::cli_history::history(
-        &args.report_dir,
-        args.scenario.as_deref(),
-        args.since.as_deref(),
-        args.format,
-        args.rebuild,
+    let root = args.report_dir.as_path();
+    let since = parse_since(args.since.as_deref())?;
+    missing_folder(root)?;
+    let store = if args.rebuild {
+        history::History::rebuild(root).map(|(store, synced, kept)| {
+            eprintln!(
+                "history: rebuilt {} from {} journal(s){}",
+                root.join(history::store::FILE).display(),
+                synced.added,
+                kept.map(|k| format!("; the old file is kept as {}", k.display()))
+                    .unwrap_or_default()
+            );
+            store
+        })
+    } else {
+        history::open_synced(root)
+    };
+    let runs = store
+        .and_then(|store| {
+            if args.rebuild {
+                history::write_index(&store)?;
+            }
+            store.runs(args.scenario.as_deref(), since)
+        })
+        .map_err(|err| CliError::new(exit::HARNESS_FAILED, err))?;
+    hpchaos::output::print(&history::render_history(&runs, args.format));
+    Ok(exit::SUCCESS)
+}
+
+/// `--since` as a time. Errors: exit 2, with why.
+pub(super) fn parse_since(
+    since: Option<&str>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, CliError> {
+    since
+        .map(|s| history::since(s, hpchaos::clock::Clock::now(&hpchaos::clock::SystemClock)))
+        .transpose()
+        .map_err(|err| CliError::new(exit::INVALID_INPUT, err))
+}
+
+/// A report folder that does not exist is a typo, not an empty history:
+/// said (exit 2), and nothing created.
+pub(super) fn missing_folder(root: &Path) -> Result<(), CliError> {
+    if root.is_dir() {
+        return Ok(());
+    }
+    Err(CliError::new(
+        exit::INVALID_INPUT,
+        format!(
+            "no report folder {}: give the folder runs write to (`run --report-dir`, default `reports`)",
+            root.display()
+        ),
     ))
 }

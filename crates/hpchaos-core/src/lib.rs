@@ -24,7 +24,6 @@
 //! | the monitoring's view | [`monitoring`] |
 //! | time | [`clock`] (the only reader of the system clock), [`duration`] |
 
-pub mod cli_history;
 pub mod cli_run;
 pub mod clock;
 pub mod cluster;
