@@ -19,31 +19,12 @@ impl Runner {
         workload: Option<&WorkloadJob>,
     ) -> Result<String, String> {
         let ssh = &self.cluster.ssh;
-        let endpoint = |place: &Place| match place {
-            Place::Head => self.cluster.slurm.head.clone(),
-            Place::Node(n) => self.cluster.node(n),
-        };
-        // A command run from the head while the run holds the lock goes
-        // with the lock's fencing token, checked on the head in the same
-        // command: refused there once another run holds the lock.
-        let fence = self.lease.as_ref().map(super::lease::Lease::fence);
-        let fenced = |place: &Place, argv: &[String]| match (place, &fence) {
-            (Place::Head, Some(fence)) => super::lock::fenced_line(fence, argv),
-            _ => crate::cluster::quote::command_line(argv),
-        };
+        let endpoint = |place: &Place| self.endpoint_of(place);
+        let fenced = |place: &Place, argv: &[String]| self.command_for(place, argv);
         let status = |out: crate::cluster::ssh::Output| {
             if out.status == 0 {
                 Ok(String::new())
-            } else if out.status == super::lock::FENCED_STATUS
-                && out.stderr.contains(super::lock::FENCED_SAID)
-            {
-                let why = format!(
-                    "the head refused it: the cluster's lock is no longer held under token `{}`",
-                    fence.clone().unwrap_or_default()
-                );
-                if let Some(lease) = &self.lease {
-                    lease.lose(why.clone());
-                }
+            } else if let Some(why) = self.fence_refusal(&out) {
                 Err(why)
             } else {
                 Err(format!("exit {}: {}", out.status, out.stderr.trim()))
@@ -314,17 +295,8 @@ impl Runner {
                 row.state.condition().as_str()
             ));
         }
-        // Under a lease, the resume carries the lock's fence in the same
-        // command, as every change from the head does; `recover` holds none.
-        let Some(lease) = &self.lease else {
-            self.cluster
-                .slurm
-                .update_node(node, "resume", None)
-                .await
-                .map_err(|e| e.to_string())?;
-            return Ok(format!("resumed {node}"));
-        };
-        let fence = lease.fence();
+        // A change from the head like any other: under a lease it carries
+        // the lock's fence in the same command (`recover` holds none).
         let argv = [
             "scontrol".to_owned(),
             "update".to_owned(),
@@ -336,23 +308,54 @@ impl Runner {
             .ssh
             .run_line(
                 &self.cluster.slurm.head,
-                &super::lock::fenced_line(&fence, &argv),
+                &self.command_for(&Place::Head, &argv),
                 self.cluster.profile.ssh.command_timeout.as_std(),
             )
             .await
             .map_err(|e| e.to_string())?;
-        if out.status == super::lock::FENCED_STATUS && out.stderr.contains(super::lock::FENCED_SAID)
-        {
-            let why = format!(
-                "the head refused it: the cluster's lock is no longer held under token `{fence}`"
-            );
-            lease.lose(why.clone());
+        if let Some(why) = self.fence_refusal(&out) {
             return Err(why);
         }
         if out.status != 0 {
             return Err(format!("exit {}: {}", out.status, out.stderr.trim()));
         }
         Ok(format!("resumed {node}"))
+    }
+
+    /// Where a step at `place` runs.
+    fn endpoint_of(&self, place: &Place) -> crate::cluster::ssh::Endpoint {
+        match place {
+            Place::Head => self.cluster.slurm.head.clone(),
+            Place::Node(n) => self.cluster.node(n),
+        }
+    }
+
+    /// `argv` as the command line to run at `place`: from the head, while
+    /// the run holds the lock, behind the lock's fence, checked on the head
+    /// in the same command (refused there once another run holds the lock).
+    fn command_for(&self, place: &Place, argv: &[String]) -> String {
+        match (place, &self.lease) {
+            (Place::Head, Some(lease)) => super::lock::fenced_line(&lease.fence(), argv),
+            _ => crate::cluster::quote::command_line(argv),
+        }
+    }
+
+    /// Why the head refused a fenced command, if it did (see
+    /// [`super::lock::fence_guard`]): the lock is no longer held under the
+    /// run's token, and the lease is lost from then on.
+    pub(super) fn fence_refusal(&self, out: &crate::cluster::ssh::Output) -> Option<String> {
+        let lease = self.lease.as_ref()?;
+        if out.status != super::lock::FENCED_STATUS
+            || !out.stderr.contains(super::lock::FENCED_SAID)
+        {
+            return None;
+        }
+        let why = format!(
+            "the head refused it: the cluster's lock is no longer held under token `{}`",
+            lease.fence()
+        );
+        lease.lose(why.clone());
+        Some(why)
     }
 }
 
@@ -445,11 +448,7 @@ impl Runner {
     pub(super) async fn recheck(&self, step: &Step) -> String {
         match step {
             Step::StopDetached { on, argv, pidfile } => {
-                let endpoint = match on {
-                    Place::Head => self.cluster.slurm.head.clone(),
-                    Place::Node(n) => self.cluster.node(n),
-                };
-                match self.detached(&endpoint, pidfile).await {
+                match self.detached(&self.endpoint_of(on), pidfile).await {
                     Ok(Some((pid, cmdline))) if cmdline == *argv => {
                         format!("STILL RUNNING (pid {pid})")
                     }

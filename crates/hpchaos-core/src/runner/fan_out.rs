@@ -141,12 +141,7 @@ impl Runner {
             )
             .await
             .map_err(|e| format!("cannot check the cluster's lock: {e}"))?;
-        if out.status == super::lock::FENCED_STATUS {
-            let why =
-                format!("the cluster's lock is no longer held under this run's token `{fence}`");
-            if let Some(lease) = &self.lease {
-                lease.lose(why.clone());
-            }
+        if let Some(why) = self.fence_refusal(&out) {
             return Err(why);
         }
         if out.status != 0 {

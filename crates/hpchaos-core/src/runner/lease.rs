@@ -98,6 +98,11 @@ impl Lease {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The counter's value the lock was taken under.
+    pub fn token(&self) -> u64 {
+        self.state().token
+    }
+
     /// The token file's text this lease holds the lock under
     /// ([`lock::fence_of`]).
     pub fn fence(&self) -> String {

@@ -162,6 +162,23 @@ async fn renew_once(
     .map_err(|e| e.to_string())
 }
 
+/// Why the lock could not be held again to roll back under it.
+#[derive(Debug)]
+enum NotRetaken {
+    /// Another run holds it: `recover` once that run has ended.
+    HeldByAnother(String),
+    /// Taken over by `recover`, or the head could not be asked.
+    Other(String),
+}
+
+impl NotRetaken {
+    fn why(&self) -> &str {
+        match self {
+            NotRetaken::HeldByAnother(why) | NotRetaken::Other(why) => why,
+        }
+    }
+}
+
 /// What one scenario came to.
 struct Ending {
     outcome: ScenarioOutcome,
@@ -480,8 +497,8 @@ impl Runner {
     }
 
     /// Why the run may no longer act on the cluster's lock, if so: its
-    /// lease was lost, or ran out by this machine's clock (see
-    /// [`lease::Lease::check`]). `None` while the run holds no lock (before
+    /// lease was lost, or went a whole lease unconfirmed (see
+    /// [`lease::Lease::lost`]). `None` while the run holds no lock (before
     /// it took one, and in `recover`).
     fn lease_lost(&self) -> Option<String> {
         if let Some(why) = &self.lost {
@@ -573,7 +590,7 @@ impl Runner {
             return Err(format!("the journal failed ({err}), so not: {action}"));
         }
         let fence = match self.gate().await {
-            Ok(fence) => fence.and_then(|f| f.split(' ').next().and_then(|t| t.parse().ok())),
+            Ok(_) => self.lease.as_ref().map(lease::Lease::token),
             Err(why) => {
                 return Err(format!(
                     "this run lost the cluster's lock ({why}), so not: {action}"
@@ -932,8 +949,8 @@ impl Runner {
     /// Holds the lease taken under `token`: renews it every sixth of its
     /// length on the head (each attempt, connecting included, bounded by
     /// that sixth: a hung attempt is followed by the next) and looks at
-    /// every answer (see [`lease::Lease`]). A loss is said on stderr at
-    /// once; the run stops acting at its next check.
+    /// every answer (see [`lease::Lease`]). A loss ends the renewals; the
+    /// run stops acting at its next check and says so then, once.
     fn hold(&mut self, token: u64) {
         if let Some(old) = self.renewer.take() {
             old.abort();
@@ -1397,12 +1414,12 @@ impl Runner {
                     Some(name),
                     &format!("{how}, only to undo this run's changes"),
                 ),
-                Err(held) => {
-                    let when = if held.starts_with("the lock is held by") {
-                        "once that run has ended"
-                    } else {
-                        "once the head answers"
+                Err(not) => {
+                    let when = match not {
+                        NotRetaken::HeldByAnother(_) => "once that run has ended",
+                        NotRetaken::Other(_) => "once the head answers",
                     };
+                    let held = not.why();
                     let said = format!(
                         "nothing undone: {held}; this run's changes may still be applied (undo them with `hpchaos recover` {when})"
                     );
@@ -1466,7 +1483,7 @@ impl Runner {
                 },
             );
             if !recorded_before || self.journal_error.is_some() {
-                unrecorded.push((r.index, ok.then_some(()).ok_or(detail)));
+                unrecorded.push((r.index, if ok { Ok(()) } else { Err(detail) }));
             }
         }
         *self.undoing.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -1486,18 +1503,19 @@ impl Runner {
     /// Takes the cluster's lock again after the lease was lost, when it is
     /// free (removed by hand), to undo this run's changes; the new token
     /// fences them. Errors: who holds it, or why it could not be taken.
-    async fn retake(&mut self) -> Result<String, String> {
-        let owner = serde_json::to_value(self.owner_record()).map_err(|e| e.to_string())?;
+    async fn retake(&mut self) -> Result<String, NotRetaken> {
+        let owner = serde_json::to_value(self.owner_record())
+            .map_err(|e| NotRetaken::Other(e.to_string()))?;
         let head = self.cluster.slurm.head.clone();
         let out = self
             .acquire(&owner)
             .await
-            .map_err(|e| format!("the lock could not be read: {e}"))?;
+            .map_err(|e| NotRetaken::Other(format!("the lock could not be read: {e}")))?;
+        // The run stays stopped for the reason it lost the first lease; a
+        // lease held again only fences the rollback.
+        self.lost = self.lease_lost();
         match lock::parse_answer(&out.stdout) {
             Some(lock::LockState::Acquired(token)) => {
-                // The run stays stopped for the reason it lost the first
-                // lease; the new one only fences the rollback.
-                self.lost = self.lease_lost();
                 self.hold(token);
                 Ok(format!(
                     "the lock was free, and was taken again under token {token}"
@@ -1509,42 +1527,45 @@ impl Runner {
                 owner: Some(holder),
                 ..
             }) if holder.run_id == self.run_id => {
-                let Some(fence) = self.lease.as_ref().map(lease::Lease::fence) else {
-                    return Err("this run holds no lease".to_owned());
+                let Some(held) = self.lease.clone() else {
+                    return Err(NotRetaken::Other("this run holds no lease".to_owned()));
                 };
                 let marker = lock::Owner::marker(&self.run_id);
-                match renew_once(&self.cluster.ssh, &head, &marker, &fence, None).await {
+                match renew_once(&self.cluster.ssh, &head, &marker, &held.fence(), None).await {
                     Ok(Some(lock::Renewal::Renewed)) => {
-                        self.lost = self.lease_lost();
-                        let token = fence
-                            .split(' ')
-                            .next()
-                            .and_then(|t| t.parse().ok())
-                            .unwrap_or_default();
+                        let token = held.token();
                         self.hold(token);
                         Ok(format!(
                             "the lock was still this run's (token {token}) and was held again"
                         ))
                     }
-                    Ok(Some(lock::Renewal::Fenced { token })) => Err(format!(
+                    Ok(Some(lock::Renewal::Fenced { token })) => Err(NotRetaken::Other(format!(
                         "the lock was taken over under token `{token}` (by `hpchaos recover`)"
-                    )),
-                    Ok(other) => Err(format!("the lock could not be held again: {other:?}")),
-                    Err(e) => Err(format!("the lock could not be held again: {e}")),
+                    ))),
+                    Ok(other) => Err(NotRetaken::Other(format!(
+                        "the lock could not be held again: {other:?}"
+                    ))),
+                    Err(e) => Err(NotRetaken::Other(format!(
+                        "the lock could not be held again: {e}"
+                    ))),
                 }
             }
             Some(lock::LockState::Held {
                 owner: Some(holder),
                 ..
-            }) => Err(format!("the lock is held by {}", holder.describe())),
-            Some(lock::LockState::Held { raw, .. }) => {
-                Err(format!("the lock is held by another run ({})", raw.trim()))
-            }
-            _ => Err(format!(
+            }) => Err(NotRetaken::HeldByAnother(format!(
+                "the lock is held by {}",
+                holder.describe()
+            ))),
+            Some(lock::LockState::Held { raw, .. }) => Err(NotRetaken::HeldByAnother(format!(
+                "the lock is held by another run ({})",
+                raw.trim()
+            ))),
+            _ => Err(NotRetaken::Other(format!(
                 "the lock could not be taken: exit {}: {}",
                 out.status,
                 out.stderr.trim()
-            )),
+            ))),
         }
     }
 
