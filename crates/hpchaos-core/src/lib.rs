@@ -35,6 +35,7 @@ pub mod history;
 pub mod journal;
 pub mod live;
 pub mod monitoring;
+pub mod observe;
 pub mod output;
 pub mod phases;
 pub mod preflight;

@@ -8,7 +8,9 @@ use crate::faults::Place;
 use crate::journal::{Entry, Stage};
 use crate::scenario::model::{Check, Scenario};
 
-use super::{Runner, WorkloadJob};
+use crate::phases::Baseline;
+
+use super::Runner;
 
 /// How long the checks after recovery may take to hold.
 pub(super) const SETTLE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -23,7 +25,7 @@ impl Runner {
         scenario: &Scenario,
         stage: Stage,
         targets: &[String],
-        workload: Option<&WorkloadJob>,
+        job: Option<u64>,
     ) -> Option<String> {
         let name = scenario.name.clone();
         let started = std::time::Instant::now();
@@ -41,7 +43,7 @@ impl Runner {
                 }
                 let mut cancel = self.cancel.clone();
                 let result = tokio::select! {
-                    result = self.check(check, targets, workload) => result,
+                    result = self.check(check, targets, job) => result,
                     _ = cancel.wait_for(|c| *c) => {
                         return Some("stopped during the steady-state checks".to_owned());
                     }
@@ -84,7 +86,7 @@ impl Runner {
         &self,
         check: &Check,
         targets: &[String],
-        workload: Option<&WorkloadJob>,
+        job: Option<u64>,
     ) -> (String, Result<String, String>) {
         let slurm = &self.cluster.slurm;
         match check {
@@ -155,14 +157,14 @@ impl Runner {
                 (format!("min_healthy_nodes: {min}"), result)
             }
             Check::JobRunning => {
-                let result = match workload {
+                let result = match job {
                     None => Err("no workload".to_owned()),
-                    Some(job) => match slurm.job(job.id).await {
+                    Some(job) => match slurm.job(job).await {
                         Ok(Some(info)) if info.state.is_running() => {
-                            Ok(format!("job {} RUNNING on {}", job.id, info.node_list))
+                            Ok(format!("job {} RUNNING on {}", job, info.node_list))
                         }
-                        Ok(Some(info)) => Err(format!("job {} is {}", job.id, info.state)),
-                        Ok(None) => Err(format!("job {} is gone", job.id)),
+                        Ok(Some(info)) => Err(format!("job {} is {}", job, info.state)),
+                        Ok(None) => Err(format!("job {} is gone", job)),
                         Err(e) => Err(e.to_string()),
                     },
                 };
@@ -203,5 +205,36 @@ impl Runner {
                 (format!("probe: {}", probe.name), outcome)
             }
         }
+    }
+}
+
+impl Runner {
+    /// Why the scenario must stop now, if one of its abort conditions
+    /// holds: too many unhealthy nodes, a failing probe, the timeout.
+    pub(super) async fn abort_reason(
+        &self,
+        abort: &crate::scenario::model::Abort,
+        unhealthy: usize,
+        timed_out: bool,
+        baseline: &Baseline,
+        job: Option<u64>,
+        probes_due: bool,
+    ) -> Option<String> {
+        if let Some(max) = abort.max_unhealthy_nodes
+            && unhealthy > max as usize
+        {
+            return Some(format!(
+                "{unhealthy} nodes unhealthy, more than max_unhealthy_nodes: {max}"
+            ));
+        }
+        // Probes run with the Slurm poll, not at every followed log line.
+        for probe in abort.probes.iter().filter(|_| probes_due) {
+            let check = Check::Probe(probe.clone());
+            let (label, result) = self.check(&check, &baseline.targets, job).await;
+            if let Err(detail) = result {
+                return Some(format!("abort condition {label} failed: {detail}"));
+            }
+        }
+        timed_out.then(|| "the abort timeout passed".to_owned())
     }
 }

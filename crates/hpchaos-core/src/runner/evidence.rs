@@ -92,6 +92,43 @@ pub fn marks_for_repair(reason: &str) -> bool {
     reason.starts_with("Action:Replace") || reason.starts_with("Action:Reboot")
 }
 
+impl super::Runner {
+    /// Starts collecting `node`'s evidence in a task of its own, once per
+    /// watch (the controller log and sinfo both show the mark).
+    pub(super) fn start_evidence(&mut self, scenario: &str, node: &str, why: &str) {
+        if self.evidence.iter().any(|(n, _, _)| n == node) {
+            return;
+        }
+        let run_dir = self.journal.path().parent().map_or_else(
+            || std::path::PathBuf::from("."),
+            std::path::Path::to_path_buf,
+        );
+        let task = tokio::spawn(collect(
+            self.cluster.ssh.clone(),
+            self.cluster.node(node),
+            run_dir,
+            scenario.to_owned(),
+        ));
+        self.evidence.push((node.to_owned(), why.to_owned(), task));
+    }
+
+    /// Journals the evidence collected during the watch, waiting up to a
+    /// minute for collections still under way (each command is bounded to
+    /// 10 s).
+    pub(super) async fn journal_evidence(&mut self, scenario: &str) {
+        for (node, why, task) in std::mem::take(&mut self.evidence) {
+            let files = match tokio::time::timeout(Duration::from_secs(60), task).await {
+                Ok(Ok(files)) => files,
+                _ => Vec::new(),
+            };
+            self.log(
+                Some(scenario),
+                crate::journal::Entry::EvidenceCollected { node, why, files },
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

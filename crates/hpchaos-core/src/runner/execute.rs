@@ -7,17 +7,13 @@ use std::time::Duration as StdDuration;
 use crate::cluster::ssh::SshError;
 use crate::faults::{self, Place, Step};
 
-use super::{Runner, WorkloadJob};
+use super::Runner;
 
 impl Runner {
     /// Carries out one step. `Ok` holds what was done, for the journal
     /// (which pids were killed, why a node was left to the cluster; empty
     /// when there is nothing to add); `Err` why it failed.
-    pub(super) async fn execute(
-        &self,
-        step: &Step,
-        workload: Option<&WorkloadJob>,
-    ) -> Result<String, String> {
+    pub(super) async fn execute(&self, step: &Step, job: Option<u64>) -> Result<String, String> {
         let ssh = &self.cluster.ssh;
         let endpoint = |place: &Place| self.endpoint_of(place);
         let fenced = |place: &Place, argv: &[String]| self.command_for(place, argv);
@@ -71,21 +67,21 @@ impl Runner {
                 signal,
                 count,
             } => {
-                let job = workload.ok_or("no workload to kill tasks of")?;
+                let job = job.ok_or("no workload to kill tasks of")?;
                 let ps = ssh
                     .run(&self.cluster.node(node), &["ps", "-eo", "pid,ppid,args"])
                     .await
                     .map_err(|e| e.to_string())?;
-                let mut pids = faults::step_task_pids(&ps.stdout, job.id);
+                let mut pids = faults::step_task_pids(&ps.stdout, job);
                 if pids.is_empty() {
-                    return Err(format!("no step task of job {} on {node}", job.id));
+                    return Err(format!("no step task of job {} on {node}", job));
                 }
                 if let Some(count) = count {
                     if pids.len() < *count as usize {
                         return Err(format!(
                             "only {} step task(s) of job {} on {node}, count is {count}: none killed",
                             pids.len(),
-                            job.id
+                            job
                         ));
                     }
                     pids.truncate(*count as usize);

@@ -13,7 +13,7 @@ use futures::stream::{self, StreamExt};
 use crate::faults::Step;
 use crate::journal::Entry;
 
-use super::{Runner, WorkloadJob};
+use super::Runner;
 
 /// Groups (nodes) worked on at once. SSH channels per host stay bounded by
 /// the pool (`max_channels_per_host`); this bounds connections opened at
@@ -60,7 +60,7 @@ impl Runner {
     pub(super) async fn execute_fanned(
         &self,
         steps: &[Step],
-        workload: Option<&WorkloadJob>,
+        job: Option<u64>,
         mode: Mode,
     ) -> Vec<StepResult> {
         let mut groups: Vec<(Option<String>, Vec<usize>)> = Vec::new();
@@ -103,7 +103,7 @@ impl Runner {
                     } else if mode == Mode::Change && failed {
                         Err(format!("skipped after a failed step: {}", step.describe()))
                     } else {
-                        self.execute(step, workload).await
+                        self.execute(step, job).await
                     };
                     failed |= result.is_err();
                     out.push(StepResult {

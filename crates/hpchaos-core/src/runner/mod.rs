@@ -31,6 +31,7 @@ use crate::live::LiveView;
 use crate::scenario::Loaded;
 use crate::scenario::model::{Pool, Scenario, Where};
 
+mod before_watch;
 mod checks;
 pub mod evidence;
 mod execute;
@@ -40,7 +41,7 @@ pub mod lock;
 pub mod regression;
 mod usage;
 mod watch;
-mod workload;
+pub(crate) mod workload;
 
 use watch::Watched;
 use workload::WorkloadJob;
@@ -1190,7 +1191,12 @@ impl Runner {
             );
         }
         if let Some(failure) = self
-            .steady_state(scenario, Stage::Before, &targets, workload.as_ref())
+            .steady_state(
+                scenario,
+                Stage::Before,
+                &targets,
+                workload.as_ref().map(|w| w.id),
+            )
             .await
         {
             return Ending::new(
@@ -1244,7 +1250,11 @@ impl Runner {
         let mut failures = Vec::new();
         let mut done = Vec::new();
         let results = self
-            .execute_fanned(&plan.inject, workload.as_ref(), fan_out::Mode::Change)
+            .execute_fanned(
+                &plan.inject,
+                workload.as_ref().map(|w| w.id),
+                fan_out::Mode::Change,
+            )
             .await;
         self.journal_steps(name, &plan.inject, &results);
         // No step of the injection began (refused before the first: the
@@ -1263,7 +1273,11 @@ impl Runner {
         let mut verified = Vec::new();
         if failures.is_empty() {
             let results = self
-                .execute_fanned(&plan.verify, workload.as_ref(), fan_out::Mode::Change)
+                .execute_fanned(
+                    &plan.verify,
+                    workload.as_ref().map(|w| w.id),
+                    fan_out::Mode::Change,
+                )
                 .await;
             self.journal_steps(name, &plan.verify, &results);
             for r in results {
@@ -1357,12 +1371,18 @@ impl Runner {
                 );
             }
         } else {
-            self.roll_back(name, intent, &undo, workload.as_ref()).await;
+            self.roll_back(name, intent, &undo, workload.as_ref().map(|w| w.id))
+                .await;
         }
         if ending.outcome == ScenarioOutcome::Passed
             && !self.stopping()
             && let Some(failure) = self
-                .steady_state(scenario, Stage::After, &targets, workload.as_ref())
+                .steady_state(
+                    scenario,
+                    Stage::After,
+                    &targets,
+                    workload.as_ref().map(|w| w.id),
+                )
                 .await
         {
             // Cut short by a stop, the check says nothing about the cluster.
@@ -1382,13 +1402,7 @@ impl Runner {
 
     /// Runs the undo steps of intent `intent`, each journaled; a second
     /// Ctrl-C meanwhile prints what is still being undone.
-    async fn roll_back(
-        &mut self,
-        name: &str,
-        intent: u64,
-        undo: &[Step],
-        workload: Option<&WorkloadJob>,
-    ) {
+    async fn roll_back(&mut self, name: &str, intent: u64, undo: &[Step], job: Option<u64>) {
         // Another writer took the journal over: `recover` undoes what the
         // run left, and its records are the journal's; this run's would mix.
         if self.taken_over {
@@ -1463,9 +1477,7 @@ impl Runner {
             most.as_secs(),
             left.join("; ")
         ));
-        let results = self
-            .execute_fanned(undo, workload, fan_out::Mode::Undo)
-            .await;
+        let results = self.execute_fanned(undo, job, fan_out::Mode::Undo).await;
         let mut unrecorded = Vec::new();
         for r in results {
             let (ok, detail) = match r.result {

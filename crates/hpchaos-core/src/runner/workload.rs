@@ -157,8 +157,8 @@ impl Runner {
 }
 
 /// The watched job and where its output has been read to.
-pub(super) struct WorkloadJob {
-    pub(super) id: u64,
+pub(crate) struct WorkloadJob {
+    pub(crate) id: u64,
     /// Submitted by us (and so cancelled by us).
     pub(super) submitted: bool,
     /// The `--comment` marking our canary (empty for a job we watch).
@@ -174,12 +174,12 @@ pub(super) struct WorkloadJob {
     pub(super) last_step: Option<u64>,
     /// Each step the output showed, with when it was read: the step time
     /// for the cost of a failure.
-    pub(super) steps_seen: Vec<(chrono::DateTime<chrono::Utc>, u64)>,
+    pub(crate) steps_seen: Vec<(chrono::DateTime<chrono::Utc>, u64)>,
     /// The job's GPUs and where that number comes from, once known.
-    pub(super) gpus: Option<(u32, String)>,
+    pub(crate) gpus: Option<(u32, String)>,
     /// When the job first started running, as Slurm said (`StartTime`):
     /// where the cost's ETTR window begins.
-    pub(super) started_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub(crate) started_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl WorkloadJob {
@@ -196,7 +196,7 @@ impl WorkloadJob {
         Ok((pattern, checkpoint))
     }
 
-    pub(super) fn is_checkpoint(&self, line: &str) -> bool {
+    pub(crate) fn is_checkpoint(&self, line: &str) -> bool {
         self.progress
             .as_ref()
             .and_then(|(_, c)| c.as_ref())
@@ -205,7 +205,7 @@ impl WorkloadJob {
 
     /// New whole lines of the job's output, each with its step if it is a
     /// progress line; the steps are stamped `now` (the run's clock).
-    pub(super) async fn read_progress(
+    pub(crate) async fn read_progress(
         &mut self,
         slurm: &crate::cluster::slurm::Slurm,
         now: chrono::DateTime<chrono::Utc>,

@@ -1,0 +1,82 @@
+//! slurmd's boot witnesses (`scontrol -o show node`: `BootTime`,
+//! `SlurmdStartTime`), read with each Slurm poll for scenarios that time a
+//! reboot: says each target's pair when either moves.
+
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+
+use crate::cluster::slurm::Slurm;
+use crate::journal::Source as SourceName;
+use crate::phases::{BootWitness, Event, Observation};
+
+use super::{Cadence, Cx, Said, Source};
+
+/// The targets' boots, every `poll.slurm`.
+pub struct Boots {
+    slurm: Slurm,
+    targets: Vec<String>,
+    cadence: Cadence,
+}
+
+impl Boots {
+    pub fn new(slurm: Slurm, targets: &[String], every: Duration) -> Boots {
+        Boots {
+            slurm,
+            targets: targets.to_vec(),
+            cadence: Cadence::every(every),
+        }
+    }
+
+    /// Decodes one read (pure). A failed read says nothing: sinfo's
+    /// health covers the same controller.
+    pub fn said(
+        read: Result<Vec<(String, BootWitness)>, String>,
+        seen_at: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<Said> {
+        let Ok(boots) = read else {
+            return Vec::new();
+        };
+        let show = |t: Option<chrono::DateTime<chrono::Utc>>| {
+            t.map(|t| t.to_rfc3339()).unwrap_or_default()
+        };
+        boots
+            .into_iter()
+            .map(|(node, boot)| Said::Value {
+                source: SourceName::Scontrol,
+                node: Some(node.clone()),
+                field: "boot_time|slurmd_start_time".into(),
+                value: format!("{}|{}", show(boot.boot_time), show(boot.slurmd_started)),
+                source_time: boot.boot_time,
+                event: Some(Event {
+                    seen: seen_at,
+                    source_time: None,
+                    source: SourceName::Scontrol,
+                    observation: Observation::NodeBoot { node, boot },
+                }),
+            })
+            .collect()
+    }
+}
+
+impl Source for Boots {
+    fn name(&self) -> SourceName {
+        SourceName::Scontrol
+    }
+
+    fn due(&self, now: Instant) -> bool {
+        self.cadence.due(now)
+    }
+
+    fn wake_at(&self) -> Option<Instant> {
+        Some(self.cadence.next)
+    }
+
+    fn read<'a>(&'a mut self, cx: &'a Cx) -> BoxFuture<'a, Vec<Said>> {
+        Box::pin(async move {
+            self.cadence.started(Instant::now());
+            let read = self.slurm.node_boots(&self.targets).await;
+            Boots::said(read.map_err(|e| e.to_string()), cx.clock.now())
+        })
+    }
+}

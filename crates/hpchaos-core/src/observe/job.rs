@@ -1,0 +1,193 @@
+//! The workload job as the watch reads it: its record in Slurm
+//! (`scontrol show job`: state, nodes, restarts, start, GPUs) and the new
+//! lines of its output (progress steps, checkpoint and resume lines).
+//! Says the job's state when it changes, each progress step, the lines
+//! worth keeping, and, as its last word, what the failure cost it.
+
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+
+use crate::cluster::slurm::{JobInfo, Slurm};
+use crate::journal::{Entry, Source as SourceName};
+use crate::phases::{Event, Observation};
+use crate::runner::workload::WorkloadJob;
+use crate::scenario::model::Phase;
+
+use super::{Cadence, Closing, Cx, Said, Source};
+
+/// The watched job, every `poll.job_output`.
+pub(crate) struct Job<'a> {
+    slurm: Slurm,
+    job: &'a mut WorkloadJob,
+    cadence: Cadence,
+    /// `slurm.gpus_per_node`, for a job whose AllocTRES lists no GPUs.
+    gpus_per_node: Option<u32>,
+}
+
+impl<'a> Job<'a> {
+    pub(crate) fn new(
+        slurm: Slurm,
+        job: &'a mut WorkloadJob,
+        every: Duration,
+        gpus_per_node: Option<u32>,
+    ) -> Job<'a> {
+        Job {
+            slurm,
+            job,
+            cadence: Cadence::every(every),
+            gpus_per_node,
+        }
+    }
+
+    /// Takes in Slurm's record of the job: its first start and its GPUs
+    /// are kept for the cost; returns the observation it makes.
+    fn take_in(&mut self, info: JobInfo) -> Observation {
+        // The first start Slurm reported (a requeue moves it on).
+        if let Some(start) = info.start_time
+            && self.job.started_at.is_none_or(|s| start < s)
+        {
+            self.job.started_at = Some(start);
+        }
+        if self.job.gpus.is_none() {
+            let per_node = self.gpus_per_node;
+            self.job.gpus = info
+                .gpus
+                .map(|g| (g, "the job's AllocTRES gres/gpu".to_owned()))
+                .or_else(|| {
+                    per_node.zip(info.nodes).map(|(per, n)| {
+                        (per * n, format!("slurm.gpus_per_node {per} × {n} node(s)"))
+                    })
+                });
+        }
+        let nodes = self.slurm.hostnames(&info.node_list).unwrap_or_default();
+        Observation::Job {
+            state: info.state,
+            nodes,
+            restarts: info.restarts,
+        }
+    }
+
+    /// The job's state said as a value (journaled when it changes).
+    fn state_said(&self, observation: Observation, seen_at: chrono::DateTime<chrono::Utc>) -> Said {
+        let value = match &observation {
+            Observation::Job {
+                state,
+                nodes,
+                restarts,
+            } => format!("{state} on [{}], restarts {restarts}", nodes.join(",")),
+            _ => "gone".to_owned(),
+        };
+        Said::Value {
+            source: SourceName::Squeue,
+            node: None,
+            field: format!("job {}", self.job.id),
+            value,
+            source_time: None,
+            event: Some(Event {
+                seen: seen_at,
+                source_time: None,
+                source: SourceName::Squeue,
+                observation,
+            }),
+        }
+    }
+
+    /// The cost of the failure to the job, once it resumed, with the
+    /// formula's terms; when the job's GPUs are unknown, said.
+    fn cost(&self, closing: &Closing<'_>) -> Option<Said> {
+        let resumed = closing
+            .judgement
+            .phases
+            .iter()
+            .find(|p| p.phase == Phase::Resume)
+            .and_then(|p| p.ended.as_ref())
+            .map(|b| b.at)?;
+        let Some(gpus) = self.job.gpus.clone() else {
+            return Some(Said::Record(Entry::Observed {
+                source: SourceName::Harness,
+                node: None,
+                field: "cost".into(),
+                from: None,
+                to: "GPU-hours not computed: the job's AllocTRES lists no GPUs; set slurm.gpus_per_node in the profile".into(),
+                source_time: None,
+            }));
+        };
+        // The window: from the job's start (else the first progress seen)
+        // to the end of the watch.
+        let injected_at = closing.injected_at;
+        let start = self
+            .job
+            .started_at
+            .or(self.job.steps_seen.first().map(|s| s.0))
+            .map_or(injected_at, |s| s.min(injected_at));
+        let cost = crate::cost::failure_cost(
+            gpus,
+            injected_at,
+            resumed,
+            closing.judgement.lost_steps.unwrap_or(0),
+            &self.job.steps_seen,
+            (start, closing.now),
+        );
+        Some(Said::Record(Entry::FailureCost { cost }))
+    }
+}
+
+impl Source for Job<'_> {
+    fn name(&self) -> SourceName {
+        SourceName::Squeue
+    }
+
+    fn due(&self, now: Instant) -> bool {
+        self.cadence.due(now)
+    }
+
+    fn wake_at(&self) -> Option<Instant> {
+        Some(self.cadence.next)
+    }
+
+    fn read<'b>(&'b mut self, cx: &'b Cx) -> BoxFuture<'b, Vec<Said>> {
+        Box::pin(async move {
+            self.cadence.started(Instant::now());
+            let observation = match self.slurm.job(self.job.id).await {
+                Ok(Some(info)) => Some(self.take_in(info)),
+                Ok(None) => Some(Observation::JobGone),
+                Err(_) => None,
+            };
+            let error = observation.is_none().then(|| "squeue failed".to_owned());
+            let mut said = vec![Said::Health(error)];
+            if let Some(observation) = observation {
+                said.push(self.state_said(observation, cx.clock.now()));
+            }
+            let lines = self.job.read_progress(&self.slurm, cx.clock.now()).await;
+            for (line, step) in lines {
+                if let Some(step) = step {
+                    said.push(Said::Event(Event {
+                        seen: cx.clock.now(),
+                        source_time: None,
+                        source: SourceName::JobOutput,
+                        observation: Observation::Progress { step },
+                    }));
+                }
+                if line.contains("resumed")
+                    || line.contains("auto-resume")
+                    || self.job.is_checkpoint(&line)
+                {
+                    said.push(Said::Record(Entry::Observed {
+                        source: SourceName::JobOutput,
+                        node: None,
+                        field: "line".into(),
+                        from: None,
+                        to: line,
+                        source_time: None,
+                    }));
+                }
+            }
+            said
+        })
+    }
+
+    fn close<'b>(&'b mut self, closing: &'b Closing<'b>) -> BoxFuture<'b, Vec<Said>> {
+        Box::pin(std::future::ready(self.cost(closing).into_iter().collect()))
+    }
+}

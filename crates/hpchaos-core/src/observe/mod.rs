@@ -1,0 +1,169 @@
+//! The watch's sources: one file per place the harness reads while a
+//! fault plays out (Slurm's node table, the controller log, the SageMaker
+//! API, slurmd's boot witnesses, the workload job and its output, the
+//! monitoring). Each owns its interval, its reading, its decoding and its
+//! health, and says what it saw as [`Said`] items; the watch
+//! (`runner/watch.rs`) owns only the scheduling, the `select!`, the
+//! judging and the journaling. A source never writes the journal and
+//! never judges a phase.
+//!
+//! The seam is [`Source`]: the watch reads a `Vec<Box<dyn Source>>`, so a
+//! stub (see the watch's unit tests) or, next, a recorded run drives it
+//! without a cluster.
+
+pub mod api;
+pub mod boots;
+pub mod controller_log;
+pub mod job;
+pub mod monitoring;
+pub mod slurm_nodes;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+
+use crate::clock::Clock;
+use crate::journal::{Entry, Source as SourceName};
+use crate::phases::{Event, Judgement};
+
+/// What a source says after a read, in the order it saw it. The watch
+/// journals and judges these; a source only decodes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Said {
+    /// The current value of a watched field of one node (or of the job,
+    /// `node: None`): journaled, with the value before, and `event`
+    /// judged, only when it differs from the last value said under the
+    /// same source, node and field.
+    Value {
+        source: SourceName,
+        node: Option<String>,
+        field: String,
+        value: String,
+        /// When the source says the value was set (a reason's time).
+        source_time: Option<DateTime<Utc>>,
+        event: Option<Event>,
+    },
+    /// Something that happened (a controller log line, a progress step):
+    /// judged as it is.
+    Event(Event),
+    /// A record to journal as it is (a log line, a note on the source).
+    Record(Entry),
+    /// Whether this read worked: `Some(error)` when it did not. The watch
+    /// journals a source's first failure and its first success after one.
+    Health(Option<String>),
+    /// A target marked for a repair that wipes or restarts it: its
+    /// evidence is collected now, beside the watch.
+    Evidence { node: String, why: String },
+    /// A target running on a new instance (a replacement): its new host
+    /// key may be accepted (`ssh.accept_replaced_host_keys`).
+    Replaced { node: String, instance_id: String },
+    /// Nodes unhealthy since the fault, cluster-wide, for the abort
+    /// condition `max_unhealthy_nodes`.
+    Unhealthy(usize),
+    /// A failure a source's last word adds to the scenario (a monitoring
+    /// expectation not met).
+    Failed(String),
+}
+
+/// What a read is given.
+#[derive(Clone)]
+pub struct Cx {
+    /// The run's clock: events are stamped when the read returned.
+    pub clock: Arc<dyn Clock>,
+    /// Read again at once, whatever the interval: another source saw a
+    /// change this cycle (see [`Source::explains_changes`]).
+    pub again: bool,
+}
+
+/// What a source's last word is given when the watch ends.
+pub struct Closing<'a> {
+    pub judgement: &'a Judgement,
+    pub injected_at: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+}
+
+/// One place the watch reads. Reads of the sources due in one cycle run
+/// concurrently; what they said is taken in in the order of the watch's
+/// list.
+pub trait Source: Send {
+    /// Its name in the journal (health records are filed under it).
+    fn name(&self) -> SourceName;
+    /// Whether it is to be read now: its interval passed, or it has
+    /// something already (a followed line, an answer from its own task).
+    fn due(&self, now: Instant) -> bool;
+    /// When the watch must wake for it next; `None`: only its
+    /// [`arrival`](Source::arrival) wakes it.
+    fn wake_at(&self) -> Option<Instant>;
+    /// Reads once (or takes in what its own task read), says what it saw.
+    fn read<'a>(&'a mut self, cx: &'a Cx) -> BoxFuture<'a, Vec<Said>>;
+    /// Ready when it has something before it is due (a followed log line,
+    /// an answer from its own task); never, by default. Cancel-safe: the
+    /// watch drops it when another source wakes first.
+    fn arrival(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::pending())
+    }
+    /// Read again in the same cycle when another source saw a change (the
+    /// controller log: its millisecond times explain sinfo's whole
+    /// seconds, and are judged in the same poll).
+    fn explains_changes(&self) -> bool {
+        false
+    }
+    /// Still read once the phases settled (the monitoring); the others
+    /// rest then.
+    fn outlasts_phases(&self) -> bool {
+        false
+    }
+    /// Nothing more is awaited from it (the monitoring: every expectation
+    /// seen, or past its deadline and grace).
+    fn settled(&self, _now: DateTime<Utc>) -> bool {
+        true
+    }
+    /// Its last word when the phases settled (the failure's cost to the
+    /// job, the monitoring's judgement).
+    fn close<'a>(&'a mut self, _closing: &'a Closing<'a>) -> BoxFuture<'a, Vec<Said>> {
+        Box::pin(std::future::ready(Vec::new()))
+    }
+    /// Stops what it runs in the background (a read in its own task).
+    fn stop(&mut self) {}
+}
+
+/// A source's interval: due once `every` has passed since its last read.
+#[derive(Debug, Clone, Copy)]
+pub struct Cadence {
+    pub every: Duration,
+    pub next: Instant,
+}
+
+impl Cadence {
+    /// Due at once, then every `every`.
+    pub fn every(every: Duration) -> Cadence {
+        Cadence {
+            every,
+            next: Instant::now(),
+        }
+    }
+
+    pub fn due(&self, now: Instant) -> bool {
+        now >= self.next
+    }
+
+    /// A read starts at `now`: the next is due an interval later.
+    pub fn started(&mut self, now: Instant) {
+        self.next = now + self.every;
+    }
+}
+
+/// A journal record of something the harness noticed about a source
+/// itself (`field: poll`).
+pub fn note(source: SourceName, to: String) -> Said {
+    Said::Record(Entry::Observed {
+        source,
+        node: None,
+        field: "poll".into(),
+        from: None,
+        to,
+        source_time: None,
+    })
+}
