@@ -152,13 +152,89 @@ pub fn render_json(
 /// One line of live progress for a journal record.
 pub fn progress_line(record: &Record) -> String {
     let who = record.scenario.as_deref().unwrap_or("run");
-    let what = match &record.entry {
+    let entry = &record.entry;
+    let what = match entry {
+        Entry::RunStarted { .. }
+        | Entry::ScenarioStarted { .. }
+        | Entry::LockAcquired { .. }
+        | Entry::Intent { .. }
+        | Entry::RecoverStarted { .. }
+        | Entry::RecoverEnded { .. }
+        | Entry::Aborted { .. }
+        | Entry::Error { .. }
+        | Entry::LeaseLost { .. }
+        | Entry::ScenarioEnded { .. }
+        | Entry::RunEnded { .. } => run_text(entry),
+        Entry::TargetsResolved { .. }
+        | Entry::SteadyState { .. }
+        | Entry::InjectionStarted { .. }
+        | Entry::InjectionFinished { .. }
+        | Entry::Observed { .. }
+        | Entry::StepRan { .. }
+        | Entry::Rollback { .. }
+        | Entry::HostKeyAccepted { .. }
+        | Entry::CanarySubmitted { .. } => injection_text(entry),
+        Entry::PhaseStarted { .. }
+        | Entry::PhaseEnded { .. }
+        | Entry::NodePhaseEnded { .. }
+        | Entry::RegressionChecked { .. }
+        | Entry::RegressionUnchecked { .. } => phase_text(entry),
+        Entry::MonitoringSeen { .. }
+        | Entry::MonitoringUnread { .. }
+        | Entry::MonitoringJudged { .. }
+        | Entry::ResultsPushed { .. }
+        | Entry::FailureCost { .. }
+        | Entry::EvidenceCollected { .. }
+        | Entry::WatchCost { .. } => measured_text(entry),
+    };
+    format!("[{}] {who}: {what}", record.at.format("%H:%M:%S%.3f"))
+}
+
+/// A run-level or lock record in words: the run's and scenario's start
+/// and end, the cluster's lock, intents, recover, aborts, errors and a lost
+/// lease.
+fn run_text(entry: &Entry) -> String {
+    match entry {
         Entry::RunStarted {
             run_id, cluster, ..
         } => format!("run {run_id} on {cluster}"),
         Entry::ScenarioStarted {
             fault, recovery, ..
         } => format!("start: {fault}, expect {recovery}"),
+        Entry::LockAcquired { .. } => "took the cluster's lock".to_owned(),
+        Entry::Intent { action, undo, .. } => format!(
+            "about to: {action} (undo: {})",
+            if undo.is_empty() {
+                "none".to_owned()
+            } else {
+                undo.iter()
+                    .map(crate::faults::Step::describe)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }
+        ),
+        Entry::RecoverStarted { by } => format!("recover started by {by}"),
+        Entry::RecoverEnded { still_applied } => {
+            if still_applied.is_empty() {
+                "recover ended: nothing left applied".to_owned()
+            } else {
+                format!("recover ended; STILL APPLIED: {}", still_applied.join("; "))
+            }
+        }
+        Entry::Aborted { reason } => format!("ABORT: {reason}"),
+        Entry::Error { message } => format!("error: {message}"),
+        Entry::LeaseLost { reason, rollback } => format!("LEASE LOST: {reason}; {rollback}"),
+        Entry::ScenarioEnded { outcome, reason } => format!("ended: {outcome:?} {reason}"),
+        Entry::RunEnded { outcome } => format!("run ended: {outcome:?}"),
+        _ => String::new(),
+    }
+}
+
+/// A record from around the fault's injection in words: the targets,
+/// steady state, the injection and its steps, what a source observed, the
+/// rollback, an accepted host key and the canary.
+fn injection_text(entry: &Entry) -> String {
+    match entry {
         Entry::TargetsResolved { nodes } => format!("targets: {}", nodes.join(", ")),
         Entry::SteadyState {
             stage,
@@ -181,6 +257,77 @@ pub fn progress_line(record: &Record) -> String {
             source.as_str(),
             node.as_deref().unwrap_or("")
         ),
+        Entry::Rollback { step, ok, .. } => {
+            format!("rollback {}: {step}", if *ok { "done" } else { "FAILED" })
+        }
+        Entry::HostKeyAccepted {
+            node,
+            instance_id,
+            fingerprint,
+        } => format!("accepted the new host key of {node} on {instance_id}: {fingerprint}"),
+        Entry::CanarySubmitted { job, .. } => format!("canary submitted: job {job}"),
+        Entry::StepRan {
+            step, took_ms, ok, ..
+        } => format!(
+            "step {} in {took_ms} ms: {step}",
+            if *ok { "done" } else { "FAILED" }
+        ),
+        _ => String::new(),
+    }
+}
+
+/// A phase record in words: its start, its end (over the scenario or on a
+/// node) and the regression gate on it.
+fn phase_text(entry: &Entry) -> String {
+    match entry {
+        Entry::PhaseStarted {
+            phase, deadline, ..
+        } => format!(
+            "phase {phase} started{}",
+            deadline
+                .map(|d| format!(" (deadline {d} after injection)"))
+                .unwrap_or_default()
+        ),
+        Entry::PhaseEnded {
+            phase,
+            verdict,
+            evidence,
+            ..
+        } => format!(
+            "phase {phase} ended: {} ({evidence})",
+            format!("{verdict:?}").to_lowercase()
+        ),
+        Entry::RegressionChecked {
+            phase,
+            seconds,
+            baseline_seconds,
+            passed,
+            ..
+        } => format!(
+            "regression gate on {phase}: {seconds:.2} s after the injection against {baseline_seconds:.2} s: {}",
+            if *passed { "holds" } else { "FAILS" }
+        ),
+        Entry::RegressionUnchecked { phase, why } => {
+            format!("regression gate on {phase} not judged: {why}")
+        }
+        Entry::NodePhaseEnded {
+            node,
+            phase,
+            verdict,
+            ..
+        } => format!(
+            "phase {phase} ended on {node}: {}",
+            format!("{verdict:?}").to_lowercase()
+        ),
+        _ => String::new(),
+    }
+}
+
+/// A monitoring or measurement record in words: what the monitoring saw
+/// or could not read and its verdict, the results pushed, the failure's
+/// cost, the evidence collected and the watch's cost.
+fn measured_text(entry: &Entry) -> String {
+    match entry {
         Entry::MonitoringSeen {
             name,
             target,
@@ -211,92 +358,13 @@ pub fn progress_line(record: &Record) -> String {
             None => format!("results pushed to {to}: {series} series"),
             Some(e) => format!("results not pushed to {to}: {e}"),
         },
-        Entry::PhaseStarted {
-            phase, deadline, ..
-        } => format!(
-            "phase {phase} started{}",
-            deadline
-                .map(|d| format!(" (deadline {d} after injection)"))
-                .unwrap_or_default()
-        ),
-        Entry::PhaseEnded {
-            phase,
-            verdict,
-            evidence,
-            ..
-        } => format!(
-            "phase {phase} ended: {} ({evidence})",
-            format!("{verdict:?}").to_lowercase()
-        ),
         Entry::FailureCost { cost } => crate::report::cost_text(cost),
         Entry::EvidenceCollected { node, files, .. } => {
             format!("evidence collected from {node}: {} file(s)", files.len())
         }
-        Entry::RegressionChecked {
-            phase,
-            seconds,
-            baseline_seconds,
-            passed,
-            ..
-        } => format!(
-            "regression gate on {phase}: {seconds:.2} s after the injection against {baseline_seconds:.2} s: {}",
-            if *passed { "holds" } else { "FAILS" }
-        ),
-        Entry::RegressionUnchecked { phase, why } => {
-            format!("regression gate on {phase} not judged: {why}")
-        }
-        Entry::WatchCost { .. } => crate::report::watch_cost_text(&record.entry),
-        Entry::NodePhaseEnded {
-            node,
-            phase,
-            verdict,
-            ..
-        } => format!(
-            "phase {phase} ended on {node}: {}",
-            format!("{verdict:?}").to_lowercase()
-        ),
-        Entry::Rollback { step, ok, .. } => {
-            format!("rollback {}: {step}", if *ok { "done" } else { "FAILED" })
-        }
-        Entry::HostKeyAccepted {
-            node,
-            instance_id,
-            fingerprint,
-        } => format!("accepted the new host key of {node} on {instance_id}: {fingerprint}"),
-        Entry::LockAcquired { .. } => "took the cluster's lock".to_owned(),
-        Entry::Intent { action, undo, .. } => format!(
-            "about to: {action} (undo: {})",
-            if undo.is_empty() {
-                "none".to_owned()
-            } else {
-                undo.iter()
-                    .map(crate::faults::Step::describe)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            }
-        ),
-        Entry::CanarySubmitted { job, .. } => format!("canary submitted: job {job}"),
-        Entry::RecoverStarted { by } => format!("recover started by {by}"),
-        Entry::RecoverEnded { still_applied } => {
-            if still_applied.is_empty() {
-                "recover ended: nothing left applied".to_owned()
-            } else {
-                format!("recover ended; STILL APPLIED: {}", still_applied.join("; "))
-            }
-        }
-        Entry::StepRan {
-            step, took_ms, ok, ..
-        } => format!(
-            "step {} in {took_ms} ms: {step}",
-            if *ok { "done" } else { "FAILED" }
-        ),
-        Entry::Aborted { reason } => format!("ABORT: {reason}"),
-        Entry::Error { message } => format!("error: {message}"),
-        Entry::LeaseLost { reason, rollback } => format!("LEASE LOST: {reason}; {rollback}"),
-        Entry::ScenarioEnded { outcome, reason } => format!("ended: {outcome:?} {reason}"),
-        Entry::RunEnded { outcome } => format!("run ended: {outcome:?}"),
-    };
-    format!("[{}] {who}: {what}", record.at.format("%H:%M:%S%.3f"))
+        Entry::WatchCost { .. } => crate::report::watch_cost_text(entry),
+        _ => String::new(),
+    }
 }
 
 #[cfg(test)]

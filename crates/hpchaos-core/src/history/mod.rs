@@ -67,103 +67,113 @@ pub fn render_history(runs: &[ScenarioRun], format: HistoryFormat) -> String {
 /// journal when it has no report (a run killed before it wrote one).
 fn render_runs(runs: &[ScenarioRun], format: HistoryFormat, root: Option<&Path>) -> String {
     let phases = phase_names(runs);
-    let cell = |run: &ScenarioRun, phase: &str| {
-        run.phases
-            .iter()
-            .find(|p| p.phase == phase)
-            .map_or("".to_owned(), |p| {
-                let mark = if p.verdict == crate::report::Verdict::Missed {
-                    "*"
-                } else {
-                    ""
-                };
-                match p.elapsed_seconds {
-                    Some(s) => format!("{s:.1}{mark}"),
-                    None => p.verdict.as_str().to_owned(),
-                }
-            })
-    };
     match format {
         HistoryFormat::Json => serde_json::to_string_pretty(&serde_json::json!({
             "schema_version": 1,
             "runs": runs,
         }))
         .unwrap_or_default(),
-        HistoryFormat::Markdown => {
-            let mut out = String::from("| Started (UTC) | Run | Scenario | Outcome |");
-            for phase in &phases {
-                let _ = write!(out, " {phase} (s) |");
-            }
-            out.push_str(" Lost steps | GPU-h lost | ETTR |\n|---|---|---|---|");
-            out.push_str(&"---|".repeat(phases.len() + 3));
-            out.push('\n');
-            for run in runs {
-                let target = match root {
-                    Some(root) if !root.join(&run.dir).join("report.md").exists() => {
-                        "journal.jsonl"
-                    }
-                    _ => "report.md",
-                };
-                let _ = write!(
-                    out,
-                    "| {} | [{}]({}/{target}) | {} | {} |",
-                    run.started_at.format("%Y-%m-%d %H:%M:%S"),
-                    run.run_id,
-                    run.dir,
-                    run.scenario,
-                    run.status.as_str()
-                );
-                for phase in &phases {
-                    let _ = write!(out, " {} |", cell(run, phase));
-                }
-                let _ = writeln!(
-                    out,
-                    " {} | {} | {} |",
-                    run.lost_steps.map_or("-".to_owned(), |l| l.to_string()),
-                    run.gpu_hours_lost
-                        .map_or("-".to_owned(), |g| format!("{g:.2}")),
-                    percent(run.ettr)
-                );
-            }
-            out
-        }
-        HistoryFormat::Table => {
-            let mut header = vec![
-                "started (UTC)".to_owned(),
-                "run".to_owned(),
-                "scenario".to_owned(),
-                "outcome".to_owned(),
-            ];
-            header.extend(phases.iter().map(|p| format!("{p} s")));
-            header.push("lost steps".to_owned());
-            header.push("GPU-h lost".to_owned());
-            header.push("ETTR".to_owned());
-            let mut builder = tabled::builder::Builder::default();
-            builder.push_record(header);
-            for run in runs {
-                let mut row = vec![
-                    run.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
-                    run.run_id.clone(),
-                    run.scenario.clone(),
-                    run.status.as_str().to_owned(),
-                ];
-                row.extend(phases.iter().map(|p| cell(run, p)));
-                row.push(run.lost_steps.map_or("-".to_owned(), |l| l.to_string()));
-                row.push(
-                    run.gpu_hours_lost
-                        .map_or("-".to_owned(), |g| format!("{g:.2}")),
-                );
-                row.push(percent(run.ettr));
-                builder.push_record(row);
-            }
-            let mut table = builder.build();
-            table.with(tabled::settings::Style::psql());
-            format!(
-                "{table}\n{} run(s); * missed its deadline; seconds from the injection\n",
-                runs.len()
-            )
-        }
+        HistoryFormat::Markdown => runs_markdown(runs, &phases, root),
+        HistoryFormat::Table => runs_table(runs, &phases),
     }
+}
+
+/// A run's cell for one phase: seconds since the injection (`*` when it
+/// missed its deadline), the verdict when it has no time, empty when the
+/// run did not time that phase.
+fn phase_cell(run: &ScenarioRun, phase: &str) -> String {
+    run.phases
+        .iter()
+        .find(|p| p.phase == phase)
+        .map_or("".to_owned(), |p| {
+            let mark = if p.verdict == crate::report::Verdict::Missed {
+                "*"
+            } else {
+                ""
+            };
+            match p.elapsed_seconds {
+                Some(s) => format!("{s:.1}{mark}"),
+                None => p.verdict.as_str().to_owned(),
+            }
+        })
+}
+
+/// The runs as a markdown table, a row per run linking its report (or its
+/// journal, under `root`, when it has no report).
+fn runs_markdown(runs: &[ScenarioRun], phases: &[String], root: Option<&Path>) -> String {
+    let mut out = String::from("| Started (UTC) | Run | Scenario | Outcome |");
+    for phase in phases {
+        let _ = write!(out, " {phase} (s) |");
+    }
+    out.push_str(" Lost steps | GPU-h lost | ETTR |\n|---|---|---|---|");
+    out.push_str(&"---|".repeat(phases.len() + 3));
+    out.push('\n');
+    for run in runs {
+        let target = match root {
+            Some(root) if !root.join(&run.dir).join("report.md").exists() => "journal.jsonl",
+            _ => "report.md",
+        };
+        let _ = write!(
+            out,
+            "| {} | [{}]({}/{target}) | {} | {} |",
+            run.started_at.format("%Y-%m-%d %H:%M:%S"),
+            run.run_id,
+            run.dir,
+            run.scenario,
+            run.status.as_str()
+        );
+        for phase in phases {
+            let _ = write!(out, " {} |", phase_cell(run, phase));
+        }
+        let _ = writeln!(
+            out,
+            " {} | {} | {} |",
+            run.lost_steps.map_or("-".to_owned(), |l| l.to_string()),
+            run.gpu_hours_lost
+                .map_or("-".to_owned(), |g| format!("{g:.2}")),
+            percent(run.ettr)
+        );
+    }
+    out
+}
+
+/// The runs as a psql-style table for the terminal, with a footnote on
+/// the count and the `*` mark.
+fn runs_table(runs: &[ScenarioRun], phases: &[String]) -> String {
+    let mut header = vec![
+        "started (UTC)".to_owned(),
+        "run".to_owned(),
+        "scenario".to_owned(),
+        "outcome".to_owned(),
+    ];
+    header.extend(phases.iter().map(|p| format!("{p} s")));
+    header.push("lost steps".to_owned());
+    header.push("GPU-h lost".to_owned());
+    header.push("ETTR".to_owned());
+    let mut builder = tabled::builder::Builder::default();
+    builder.push_record(header);
+    for run in runs {
+        let mut row = vec![
+            run.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            run.run_id.clone(),
+            run.scenario.clone(),
+            run.status.as_str().to_owned(),
+        ];
+        row.extend(phases.iter().map(|p| phase_cell(run, p)));
+        row.push(run.lost_steps.map_or("-".to_owned(), |l| l.to_string()));
+        row.push(
+            run.gpu_hours_lost
+                .map_or("-".to_owned(), |g| format!("{g:.2}")),
+        );
+        row.push(percent(run.ettr));
+        builder.push_record(row);
+    }
+    let mut table = builder.build();
+    table.with(tabled::settings::Style::psql());
+    format!(
+        "{table}\n{} run(s); * missed its deadline; seconds from the injection\n",
+        runs.len()
+    )
 }
 
 /// `hpchaos trend SCENARIO`: per phase, count, p50, p95, last and the

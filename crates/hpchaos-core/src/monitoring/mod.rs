@@ -102,118 +102,14 @@ impl Monitor {
     /// has Prometheus, must be one of its alerting rules. `Ok` says what
     /// was asked; `Err` why the scenario must not inject.
     pub async fn ready(&self, client: &Client, endpoints: &Monitoring) -> Result<String, String> {
-        let mut rules: Option<Vec<String>> = None;
-        let mut problems = Vec::new();
-        // The names Prometheus knows: a metric or label name missing from
-        // them but close to one of them is a typo (one merely missing may
-        // appear with the fault, as `ALERTS` does).
-        let (mut metric_names, mut label_names): (Option<Vec<String>>, Option<Vec<String>>) =
-            (None, None);
-        if let Some(prometheus) = &endpoints.prometheus {
-            metric_names = client
-                .get(prometheus, "/api/v1/label/__name__/values", &[])
-                .await
-                .ok()
-                .and_then(|body| expect::name_list(&body).ok());
-            label_names = client
-                .get(prometheus, "/api/v1/labels", &[])
-                .await
-                .ok()
-                .and_then(|body| expect::name_list(&body).ok());
-        }
-        let typo = |name: &str, known: &Option<Vec<String>>| -> Option<String> {
-            let known = known.as_ref()?;
-            if known.iter().any(|k| k == name) {
-                return None;
-            }
-            expect::did_you_mean(name, known).cloned()
-        };
+        let mut readiness = Readiness::read(client, endpoints).await;
         for watch in &self.watches {
-            let on = watch
-                .target
-                .as_deref()
-                .map(|t| format!(" for {t}"))
-                .unwrap_or_default();
             match &watch.kind {
-                Kind::PromQl(query) => {
-                    let Some(endpoint) = &endpoints.prometheus else {
-                        problems.push("the profile has no monitoring.prometheus".to_owned());
-                        continue;
-                    };
-                    for metric in expect::selected_metrics(query) {
-                        if let Some(near) = typo(&metric, &metric_names) {
-                            problems.push(format!(
-                                "{}: Prometheus has no metric `{metric}` (did you mean `{near}`?): the condition could never hold",
-                                watch.name
-                            ));
-                        }
-                    }
-                    let answer = client
-                        .get(endpoint, "/api/v1/query", &[("query", query.as_str())])
-                        .await
-                        .map_err(|e| e.to_string())
-                        .and_then(|body| expect::instant_result(&body));
-                    match answer {
-                        Err(e) => problems.push(format!("{}: cannot ask `{query}`: {e}", watch.name)),
-                        Ok(Some(series)) => problems.push(format!(
-                            "{}: `{query}` already returns {series} before the injection: it cannot time this fault",
-                            watch.name
-                        )),
-                        Ok(None) => {}
-                    }
-                }
-                Kind::Alert { name, labels } => {
-                    let Some(endpoint) = &endpoints.alertmanager else {
-                        problems.push("the profile has no monitoring.alertmanager".to_owned());
-                        continue;
-                    };
-                    if let Some(prometheus) = &endpoints.prometheus {
-                        if rules.is_none() {
-                            rules = client
-                                .get(prometheus, "/api/v1/rules", &[("type", "alert")])
-                                .await
-                                .ok()
-                                .and_then(|body| expect::alert_rule_names(&body).ok());
-                        }
-                        if let Some(known) = rules.as_ref().filter(|k| !k.contains(name)) {
-                            let near = expect::did_you_mean(name, known)
-                                .map(|k| format!(" (did you mean `{k}`?)"))
-                                .unwrap_or_default();
-                            problems.push(format!(
-                                "{}: Prometheus has no alerting rule `{name}`{near}: it could never fire",
-                                watch.name
-                            ));
-                            continue;
-                        }
-                    }
-                    for key in labels.keys() {
-                        if let Some(near) = typo(key, &label_names) {
-                            problems.push(format!(
-                                "{}: no series carries a label `{key}` (did you mean `{near}`?): the alert could never match",
-                                watch.name
-                            ));
-                        }
-                    }
-                    // Suppressed counts too: the fault's alert would be the
-                    // same one, started before the injection.
-                    match firing_alert(client, endpoint, name, labels).await.map(|m| {
-                        m.active.or(m.suppressed.map(|s| Sighting {
-                            detail: format!("{}, {}", s.sighting.detail, s.by),
-                            ..s.sighting
-                        }))
-                    }) {
-                        Err(e) => problems.push(format!("{}: cannot ask Alertmanager: {e}", watch.name)),
-                        Ok(Some(firing)) => problems.push(format!(
-                            "{}: alert `{name}` is already firing{on} since {} ({}): it cannot time this fault; run again once it resolves",
-                            watch.name,
-                            firing.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
-                            firing.detail
-                        )),
-                        Ok(None) => {}
-                    }
-                }
+                Kind::PromQl(_) => readiness.promql(watch).await,
+                Kind::Alert { .. } => readiness.alert(watch).await,
             }
         }
+        let mut problems = readiness.problems;
         problems.sort();
         problems.dedup();
         if problems.is_empty() {
@@ -291,39 +187,55 @@ impl Monitor {
             }
         }
         for (i, answer) in answers {
-            match answer {
-                Ok(Some(sighting)) => {
-                    self.said[i] = None;
-                    // Held at the injection already: an alert that started
-                    // before it, a condition true at the window's first step.
-                    let before = match self.watches[i].kind {
-                        Kind::Alert { .. } => sighting.at < self.injected_at,
-                        Kind::PromQl(_) => {
-                            sighting.at.timestamp_millis()
-                                <= self.injected_at.timestamp_millis() + 1
-                        }
-                    };
-                    if before {
-                        self.standing[i] = Standing::HeldBefore(sighting.clone());
-                        updates.push(Update::HeldBefore { watch: i, sighting });
-                    } else {
-                        self.standing[i] = Standing::Seen(sighting.clone());
-                        updates.push(Update::Seen { watch: i, sighting });
+            updates.extend(self.take_answer(i, answer));
+        }
+        updates
+    }
+
+    /// Folds watch `i`'s answer into where it stands: seen, held before
+    /// the injection, still open, or unreadable (kept as an outage). The
+    /// update the journal should say, if any: an error is said once while
+    /// it lasts.
+    fn take_answer(
+        &mut self,
+        i: usize,
+        answer: Result<Option<Sighting>, String>,
+    ) -> Option<Update> {
+        match answer {
+            Ok(Some(sighting)) => {
+                self.said[i] = None;
+                // Held at the injection already: an alert that started
+                // before it, a condition true at the window's first step.
+                let before = match self.watches[i].kind {
+                    Kind::Alert { .. } => sighting.at < self.injected_at,
+                    Kind::PromQl(_) => {
+                        sighting.at.timestamp_millis() <= self.injected_at.timestamp_millis() + 1
                     }
+                };
+                if before {
+                    self.standing[i] = Standing::HeldBefore(sighting.clone());
+                    Some(Update::HeldBefore { watch: i, sighting })
+                } else {
+                    self.standing[i] = Standing::Seen(sighting.clone());
+                    Some(Update::Seen { watch: i, sighting })
                 }
-                Ok(None) => self.said[i] = None,
-                Err(error) => {
-                    if self.outage[i].is_none() {
-                        self.outage[i] = Some(error.clone());
-                    }
-                    if self.said[i].as_deref() != Some(error.as_str()) {
-                        self.said[i] = Some(error.clone());
-                        updates.push(Update::Unread { watch: i, error });
-                    }
+            }
+            Ok(None) => {
+                self.said[i] = None;
+                None
+            }
+            Err(error) => {
+                if self.outage[i].is_none() {
+                    self.outage[i] = Some(error.clone());
+                }
+                if self.said[i].as_deref() != Some(error.as_str()) {
+                    self.said[i] = Some(error.clone());
+                    Some(Update::Unread { watch: i, error })
+                } else {
+                    None
                 }
             }
         }
-        updates
     }
 
     /// After the watch, for each target never seen (not for want of an
@@ -495,183 +407,419 @@ impl Monitor {
                 names.push(&watch.name);
             }
         }
-        names
-            .into_iter()
-            .map(|name| {
-                let rows: Vec<(&Watch, &Standing)> = self
-                    .watches
-                    .iter()
-                    .zip(&self.standing)
-                    .filter(|(w, _)| w.name == name)
-                    .collect();
-                let first = rows[0].0;
-                let query = first.template.clone();
-                let on = |w: &Watch| {
-                    w.target
-                        .as_deref()
-                        .map(|t| format!(" on {t}"))
-                        .unwrap_or_default()
-                };
-                // Open watches of this expectation: unseen, or fired but
-                // suppressed by Alertmanager (seen by the monitoring, and
-                // still nobody was paged).
-                let open: Vec<usize> = (0..self.watches.len())
-                    .filter(|&i| {
-                        self.watches[i].name == name && self.standing[i] == Standing::Open
-                    })
-                    .collect();
-                let target_of = |i: usize| {
-                    self.watches[i]
-                        .target
-                        .clone()
-                        .unwrap_or_else(|| "the cluster".into())
-                };
-                let (muted, unseen): (Vec<usize>, Vec<usize>) =
-                    open.into_iter().partition(|&i| self.suppressed[i].is_some());
-                let muted_note = if muted.is_empty() {
-                    String::new()
-                } else {
-                    let each: Vec<String> = muted
-                        .iter()
-                        .filter_map(|&i| {
-                            let m = self.suppressed[i].as_ref()?.with_reason();
-                            Some(format!(
-                                "on {} at {} (+{:.1}s): {}",
-                                target_of(i),
-                                m.at.format("%H:%M:%S%.3f"),
-                                self.since_injection(m.at),
-                                m.detail
-                            ))
-                        })
-                        .collect();
-                    format!(
-                        "the alert fired but Alertmanager suppressed it, nobody was paged: {}",
-                        each.join("; ")
-                    )
-                };
-                let and_muted = if muted.is_empty() {
-                    String::new()
-                } else {
-                    format!("; {muted_note}")
-                };
-                // Why a watch was never seen, when the monitoring itself
-                // could not be read: not a blind spot, a broken question.
-                let errors: Vec<String> = unseen
-                    .iter()
-                    .filter_map(|&i| self.said[i].clone())
-                    .collect();
-                // Unreadable for a while: the blind spot may be that.
-                let outage = unseen
-                    .iter()
-                    .find_map(|&i| self.outage[i].clone())
-                    .map(|o| format!("; the monitoring could not be read for a while during the watch: {o}"))
-                    .unwrap_or_default();
-                let unseen: Vec<String> = unseen.into_iter().map(target_of).collect();
-                // Several targets: when each one was seen.
-                let seen_on: Vec<String> = rows
-                    .iter()
-                    .filter_map(|(w, s)| match (s, &w.target) {
-                        (Standing::Seen(seen), Some(t)) if rows.len() > 1 => {
-                            Some(format!("{t} at +{:.1}s", self.since_injection(seen.at)))
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                let seen_note = if seen_on.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (seen on {})", seen_on.join(", "))
-                };
-                let before: Vec<String> = rows
-                    .iter()
-                    .filter_map(|(w, s)| match s {
-                        Standing::HeldBefore(seen) => Some(format!(
-                            "held since {} (before the injection){}",
-                            seen.at.format("%H:%M:%S%.3f"),
-                            on(w)
-                        )),
-                        _ => None,
-                    })
-                    .collect();
-                let latest = rows
-                    .iter()
-                    .filter_map(|(w, s)| match s {
-                        Standing::Seen(seen) => Some((seen, *w)),
-                        _ => None,
-                    })
-                    .max_by_key(|(seen, _)| seen.at);
-                let within = first.within;
-                let (seen_at, verdict, detail) = if unseen.is_empty() && !muted.is_empty() {
-                    (None, PhaseVerdict::NotReached, format!("{muted_note}{seen_note}"))
-                } else if !unseen.is_empty() && !errors.is_empty() {
-                    let mut errors = errors;
-                    errors.dedup();
-                    (
-                        None,
-                        PhaseVerdict::NotReached,
-                        format!(
-                            "could not ask the monitoring about {}: {}{seen_note}{and_muted}",
-                            unseen.join(", "),
-                            errors.join("; ")
-                        ),
-                    )
-                } else if !unseen.is_empty() {
-                    let why: Vec<String> = unseen
-                        .iter()
-                        .filter_map(|t| Some(format!("{t}: {}", self.why.get(t)?)))
-                        .collect();
-                    let why = if why.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; why: {}", why.join("; "))
-                    };
-                    (
-                        None,
-                        PhaseVerdict::NotReached,
-                        format!(
-                            "the monitoring never saw the fault: not seen within {within} on {}{seen_note}{outage}{why}{and_muted}",
-                            unseen.join(", "),
-                        ),
-                    )
-                } else if !before.is_empty() {
-                    (
-                        None,
-                        PhaseVerdict::NotReached,
-                        format!("cannot time this fault: {}", before.join("; ")),
-                    )
-                } else if let Some((seen, watch)) = latest {
-                    let late = seen.at > self.injected_at + within.as_chrono();
-                    (
-                        Some(seen.at),
-                        if late {
-                            PhaseVerdict::Missed
-                        } else {
-                            PhaseVerdict::Met
-                        },
-                        format!(
-                            "{}{}{seen_note}",
-                            seen.detail,
-                            match &watch.target {
-                                Some(t) if seen.detail.contains(t.as_str()) => String::new(),
-                                _ => on(watch),
-                            }
-                        ),
-                    )
-                } else {
-                    (None, PhaseVerdict::NotReached, "nothing to judge".into())
-                };
-                Judged {
-                    name: name.to_owned(),
-                    query,
-                    source: first.kind.source(),
-                    within,
-                    seen_at,
-                    verdict,
-                    detail,
-                }
-            })
-            .collect()
+        names.into_iter().map(|name| self.judge_one(name)).collect()
     }
+
+    /// The verdict of the expectation `name`, over all its watches (one
+    /// per target for a `$target` expectation).
+    fn judge_one(&self, name: &str) -> Judged {
+        let rows: Vec<(&Watch, &Standing)> = self
+            .watches
+            .iter()
+            .zip(&self.standing)
+            .filter(|(w, _)| w.name == name)
+            .collect();
+        let first = rows[0].0;
+        let query = first.template.clone();
+        // Open watches of this expectation: unseen, or fired but
+        // suppressed by Alertmanager (seen by the monitoring, and
+        // still nobody was paged).
+        let open: Vec<usize> = (0..self.watches.len())
+            .filter(|&i| self.watches[i].name == name && self.standing[i] == Standing::Open)
+            .collect();
+        let (muted, unseen): (Vec<usize>, Vec<usize>) = open
+            .into_iter()
+            .partition(|&i| self.suppressed[i].is_some());
+        let muted_note = self.muted_note(&muted);
+        let and_muted = if muted.is_empty() {
+            String::new()
+        } else {
+            format!("; {muted_note}")
+        };
+        // Why a watch was never seen, when the monitoring itself
+        // could not be read: not a blind spot, a broken question.
+        let errors: Vec<String> = unseen
+            .iter()
+            .filter_map(|&i| self.said[i].clone())
+            .collect();
+        // Unreadable for a while: the blind spot may be that.
+        let outage = unseen
+            .iter()
+            .find_map(|&i| self.outage[i].clone())
+            .map(|o| {
+                format!("; the monitoring could not be read for a while during the watch: {o}")
+            })
+            .unwrap_or_default();
+        let unseen: Vec<String> = unseen.into_iter().map(|i| self.target_of(i)).collect();
+        let latest = rows
+            .iter()
+            .filter_map(|(w, s)| match s {
+                Standing::Seen(seen) => Some((seen, *w)),
+                _ => None,
+            })
+            .max_by_key(|(seen, _)| seen.at);
+        let within = first.within;
+        let (seen_at, verdict, detail) = self.verdict(Findings {
+            within,
+            unseen,
+            muted: !muted.is_empty(),
+            muted_note,
+            and_muted,
+            errors,
+            outage,
+            seen_note: self.seen_note(&rows),
+            before: held_before(&rows),
+            latest,
+        });
+        Judged {
+            name: name.to_owned(),
+            query,
+            source: first.kind.source(),
+            within,
+            seen_at,
+            verdict,
+            detail,
+        }
+    }
+
+    /// Where a watch looks: its target, or "the cluster" for an
+    /// expectation about the whole cluster.
+    fn target_of(&self, i: usize) -> String {
+        self.watches[i]
+            .target
+            .clone()
+            .unwrap_or_else(|| "the cluster".into())
+    }
+
+    /// For the watches in `muted` (the alert fired after the injection but
+    /// Alertmanager suppressed it): on which target, when, and why; empty
+    /// when there are none.
+    fn muted_note(&self, muted: &[usize]) -> String {
+        if muted.is_empty() {
+            String::new()
+        } else {
+            let each: Vec<String> = muted
+                .iter()
+                .filter_map(|&i| {
+                    let m = self.suppressed[i].as_ref()?.with_reason();
+                    Some(format!(
+                        "on {} at {} (+{:.1}s): {}",
+                        self.target_of(i),
+                        m.at.format("%H:%M:%S%.3f"),
+                        self.since_injection(m.at),
+                        m.detail
+                    ))
+                })
+                .collect();
+            format!(
+                "the alert fired but Alertmanager suppressed it, nobody was paged: {}",
+                each.join("; ")
+            )
+        }
+    }
+
+    /// For an expectation over several targets, when each target was seen
+    /// (` (seen on NODE at +Ns, ...)`); empty otherwise.
+    fn seen_note(&self, rows: &[(&Watch, &Standing)]) -> String {
+        // Several targets: when each one was seen.
+        let seen_on: Vec<String> = rows
+            .iter()
+            .filter_map(|(w, s)| match (s, &w.target) {
+                (Standing::Seen(seen), Some(t)) if rows.len() > 1 => {
+                    Some(format!("{t} at +{:.1}s", self.since_injection(seen.at)))
+                }
+                _ => None,
+            })
+            .collect();
+        if seen_on.is_empty() {
+            String::new()
+        } else {
+            format!(" (seen on {})", seen_on.join(", "))
+        }
+    }
+
+    /// An expectation's seen-at time, verdict and detail from what its
+    /// watches came to: suppressed, unreadable, never seen (a blind spot),
+    /// held before the injection, or seen in time or late.
+    fn verdict(&self, findings: Findings<'_>) -> (Option<DateTime<Utc>>, PhaseVerdict, String) {
+        let Findings {
+            within,
+            unseen,
+            muted,
+            muted_note,
+            and_muted,
+            errors,
+            outage,
+            seen_note,
+            before,
+            latest,
+        } = findings;
+        if unseen.is_empty() && muted {
+            (
+                None,
+                PhaseVerdict::NotReached,
+                format!("{muted_note}{seen_note}"),
+            )
+        } else if !unseen.is_empty() && !errors.is_empty() {
+            let mut errors = errors;
+            errors.dedup();
+            (
+                None,
+                PhaseVerdict::NotReached,
+                format!(
+                    "could not ask the monitoring about {}: {}{seen_note}{and_muted}",
+                    unseen.join(", "),
+                    errors.join("; ")
+                ),
+            )
+        } else if !unseen.is_empty() {
+            let why: Vec<String> = unseen
+                .iter()
+                .filter_map(|t| Some(format!("{t}: {}", self.why.get(t)?)))
+                .collect();
+            let why = if why.is_empty() {
+                String::new()
+            } else {
+                format!("; why: {}", why.join("; "))
+            };
+            (
+                None,
+                PhaseVerdict::NotReached,
+                format!(
+                    "the monitoring never saw the fault: not seen within {within} on {}{seen_note}{outage}{why}{and_muted}",
+                    unseen.join(", "),
+                ),
+            )
+        } else if !before.is_empty() {
+            (
+                None,
+                PhaseVerdict::NotReached,
+                format!("cannot time this fault: {}", before.join("; ")),
+            )
+        } else if let Some((seen, watch)) = latest {
+            let late = seen.at > self.injected_at + within.as_chrono();
+            (
+                Some(seen.at),
+                if late {
+                    PhaseVerdict::Missed
+                } else {
+                    PhaseVerdict::Met
+                },
+                format!(
+                    "{}{}{seen_note}",
+                    seen.detail,
+                    match &watch.target {
+                        Some(t) if seen.detail.contains(t.as_str()) => String::new(),
+                        _ => on_target(watch),
+                    }
+                ),
+            )
+        } else {
+            (None, PhaseVerdict::NotReached, "nothing to judge".into())
+        }
+    }
+}
+
+/// What the watches of one expectation came to, for its verdict
+/// (`Monitor::verdict`).
+struct Findings<'r> {
+    within: crate::duration::Duration,
+    /// The targets never seen (and whose alert was not suppressed either).
+    unseen: Vec<String>,
+    /// Whether an alert fired but Alertmanager suppressed it.
+    muted: bool,
+    muted_note: String,
+    /// `muted_note` after a `; `, or empty.
+    and_muted: String,
+    /// Why unseen watches could not be read, when they could not.
+    errors: Vec<String>,
+    /// The first error an unseen watch met during the watch, after a
+    /// `; `, or empty: the blind spot may be that outage.
+    outage: String,
+    seen_note: String,
+    /// Per watch true before the injection, since when.
+    before: Vec<String>,
+    /// The latest sighting, and its watch.
+    latest: Option<(&'r Sighting, &'r Watch)>,
+}
+
+/// ` on TARGET` for a watch about one target, else empty.
+fn on_target(w: &Watch) -> String {
+    w.target
+        .as_deref()
+        .map(|t| format!(" on {t}"))
+        .unwrap_or_default()
+}
+
+/// Per watch whose condition held already at the injection: since when
+/// (and on which target); such a watch cannot time the fault.
+fn held_before(rows: &[(&Watch, &Standing)]) -> Vec<String> {
+    rows.iter()
+        .filter_map(|(w, s)| match s {
+            Standing::HeldBefore(seen) => Some(format!(
+                "held since {} (before the injection){}",
+                seen.at.format("%H:%M:%S%.3f"),
+                on_target(w)
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What `Monitor::ready` has learned of the monitoring: the names
+/// Prometheus knows (metrics and labels, read once up front; alerting
+/// rules, read once when an alert is first checked) and the problems found
+/// so far.
+struct Readiness<'c> {
+    client: &'c Client,
+    endpoints: &'c Monitoring,
+    metric_names: Option<Vec<String>>,
+    label_names: Option<Vec<String>>,
+    rules: Option<Vec<String>>,
+    problems: Vec<String>,
+}
+
+impl<'c> Readiness<'c> {
+    /// Reads the metric and label names Prometheus knows, when the
+    /// profile has Prometheus; `None` for each it did not answer.
+    async fn read(client: &'c Client, endpoints: &'c Monitoring) -> Readiness<'c> {
+        // The names Prometheus knows: a metric or label name missing from
+        // them but close to one of them is a typo (one merely missing may
+        // appear with the fault, as `ALERTS` does).
+        let (mut metric_names, mut label_names): (Option<Vec<String>>, Option<Vec<String>>) =
+            (None, None);
+        if let Some(prometheus) = &endpoints.prometheus {
+            metric_names = client
+                .get(prometheus, "/api/v1/label/__name__/values", &[])
+                .await
+                .ok()
+                .and_then(|body| expect::name_list(&body).ok());
+            label_names = client
+                .get(prometheus, "/api/v1/labels", &[])
+                .await
+                .ok()
+                .and_then(|body| expect::name_list(&body).ok());
+        }
+        Readiness {
+            client,
+            endpoints,
+            metric_names,
+            label_names,
+            rules: None,
+            problems: Vec::new(),
+        }
+    }
+
+    /// Checks a PromQL watch: Prometheus is configured, every metric it
+    /// selects exists (or is not a near miss of one), and it is askable
+    /// and returns nothing yet.
+    async fn promql(&mut self, watch: &Watch) {
+        let (client, endpoints) = (self.client, self.endpoints);
+        let Kind::PromQl(query) = &watch.kind else {
+            return;
+        };
+        let Some(endpoint) = &endpoints.prometheus else {
+            self.problems
+                .push("the profile has no monitoring.prometheus".to_owned());
+            return;
+        };
+        for metric in expect::selected_metrics(query) {
+            if let Some(near) = typo(&metric, &self.metric_names) {
+                self.problems.push(format!(
+                    "{}: Prometheus has no metric `{metric}` (did you mean `{near}`?): the condition could never hold",
+                    watch.name
+                ));
+            }
+        }
+        let answer = client
+            .get(endpoint, "/api/v1/query", &[("query", query.as_str())])
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|body| expect::instant_result(&body));
+        match answer {
+            Err(e) => self.problems.push(format!("{}: cannot ask `{query}`: {e}", watch.name)),
+            Ok(Some(series)) => self.problems.push(format!(
+                "{}: `{query}` already returns {series} before the injection: it cannot time this fault",
+                watch.name
+            )),
+            Ok(None) => {}
+        }
+    }
+
+    /// Checks an alert watch: Alertmanager is configured, the alert is one
+    /// of Prometheus's alerting rules (when the profile has Prometheus),
+    /// its label names are not near misses, and it is not firing yet.
+    async fn alert(&mut self, watch: &Watch) {
+        let (client, endpoints) = (self.client, self.endpoints);
+        let Kind::Alert { name, labels } = &watch.kind else {
+            return;
+        };
+        let on = watch
+            .target
+            .as_deref()
+            .map(|t| format!(" for {t}"))
+            .unwrap_or_default();
+        let Some(endpoint) = &endpoints.alertmanager else {
+            self.problems
+                .push("the profile has no monitoring.alertmanager".to_owned());
+            return;
+        };
+        if let Some(prometheus) = &endpoints.prometheus {
+            if self.rules.is_none() {
+                self.rules = client
+                    .get(prometheus, "/api/v1/rules", &[("type", "alert")])
+                    .await
+                    .ok()
+                    .and_then(|body| expect::alert_rule_names(&body).ok());
+            }
+            if let Some(known) = self.rules.as_ref().filter(|k| !k.contains(name)) {
+                let near = expect::did_you_mean(name, known)
+                    .map(|k| format!(" (did you mean `{k}`?)"))
+                    .unwrap_or_default();
+                self.problems.push(format!(
+                    "{}: Prometheus has no alerting rule `{name}`{near}: it could never fire",
+                    watch.name
+                ));
+                return;
+            }
+        }
+        for key in labels.keys() {
+            if let Some(near) = typo(key, &self.label_names) {
+                self.problems.push(format!(
+                    "{}: no series carries a label `{key}` (did you mean `{near}`?): the alert could never match",
+                    watch.name
+                ));
+            }
+        }
+        // Suppressed counts too: the fault's alert would be the
+        // same one, started before the injection.
+        match firing_alert(client, endpoint, name, labels).await.map(|m| {
+            m.active.or(m.suppressed.map(|s| Sighting {
+                detail: format!("{}, {}", s.sighting.detail, s.by),
+                ..s.sighting
+            }))
+        }) {
+            Err(e) => self.problems.push(format!("{}: cannot ask Alertmanager: {e}", watch.name)),
+            Ok(Some(firing)) => self.problems.push(format!(
+                "{}: alert `{name}` is already firing{on} since {} ({}): it cannot time this fault; run again once it resolves",
+                watch.name,
+                firing.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                firing.detail
+            )),
+            Ok(None) => {}
+        }
+    }
+}
+
+/// A name missing from what Prometheus knows but close to one of its
+/// names: that name (a typo). `None` when the name is known, not close to
+/// any, or Prometheus's names could not be read.
+fn typo(name: &str, known: &Option<Vec<String>>) -> Option<String> {
+    let known = known.as_ref()?;
+    if known.iter().any(|k| k == name) {
+        return None;
+    }
+    expect::did_you_mean(name, known).cloned()
 }
 
 /// `t` as Unix seconds, to the millisecond (Prometheus's time parameters).

@@ -13,23 +13,7 @@ use crate::duration::{Duration, span};
 use crate::journal::{Entry, Journal, Record, RunOutcome, ScenarioOutcome, Source};
 
 pub fn build(journal: &Journal) -> Report {
-    let mut report = Report {
-        schema_version: REPORT_SCHEMA_VERSION,
-        run_id: String::new(),
-        harness_version: String::new(),
-        cluster: String::new(),
-        slurm_version: None,
-        suite: None,
-        started_at: None,
-        ended_at: None,
-        status: Status::Incomplete,
-        scenarios: Vec::new(),
-        damaged_lines: journal.damaged.clone(),
-        still_applied: Vec::new(),
-        recover_command: None,
-        recovered: None,
-        lease_lost: None,
-    };
+    let mut report = empty_report(journal);
     let mut run_outcome = None;
     for record in &journal.records {
         match (&record.scenario, &record.entry) {
@@ -68,65 +52,10 @@ pub fn build(journal: &Journal) -> Report {
                 report.ended_at = Some(record.at);
                 run_outcome = Some(*outcome);
             }
-            (
-                Some(name),
-                Entry::ScenarioStarted {
-                    file,
-                    description,
-                    fault,
-                    recovery,
-                    deadlines,
-                    max_lost_steps,
-                    phases,
-                    source,
-                },
-            ) => {
-                report.scenarios.push(ScenarioReport {
-                    name: name.clone(),
-                    file: file.clone(),
-                    description: description.clone(),
-                    fault: fault.clone(),
-                    recovery: *recovery,
-                    status: Status::Incomplete,
-                    reason: String::new(),
-                    started_at: record.at,
-                    ended_at: None,
-                    injected_at: None,
-                    targets: Vec::new(),
-                    phases: if phases.is_empty() {
-                        recovery.phases()
-                    } else {
-                        phases.as_slice()
-                    }
-                    .iter()
-                    .map(|phase| PhaseReport {
-                        phase: *phase,
-                        started_at: None,
-                        ended_at: None,
-                        duration: None,
-                        elapsed: None,
-                        deadline: deadlines.get(phase).copied(),
-                        verdict: Verdict::NotReached,
-                        time_source: None,
-                        evidence: String::new(),
-                    })
-                    .collect(),
-                    steady_state: Vec::new(),
-                    lost_steps: None,
-                    max_lost_steps: *max_lost_steps,
-                    rollback: Vec::new(),
-                    per_node: Vec::new(),
-                    spread: Vec::new(),
-                    regression: Vec::new(),
-                    monitoring: Vec::new(),
-                    pushed: Vec::new(),
-                    collected: Vec::new(),
-                    cost: None,
-                    watch: None,
-                    timeline: Vec::new(),
-                    evidence: Vec::new(),
-                    source: source.clone(),
-                });
+            (Some(name), Entry::ScenarioStarted { .. }) => {
+                if let Some(scenario) = started_scenario(name, record) {
+                    report.scenarios.push(scenario);
+                }
             }
             (Some(name), entry) => {
                 if let Some(scenario) = report.scenarios.iter_mut().rev().find(|s| &s.name == name)
@@ -147,39 +76,187 @@ pub fn build(journal: &Journal) -> Report {
             .map(|p| p.step.describe())
             .collect();
         if !report.still_applied.is_empty() {
-            let profile = journal.run().and_then(|(_, p)| p).unwrap_or("PROFILE");
-            // The lock record holds the journal's absolute path.
-            let journal_path = journal.records.iter().find_map(|r| match &r.entry {
-                Entry::LockAcquired { owner } => owner["journal"].as_str().map(str::to_owned),
-                _ => None,
-            });
-            report.recover_command = Some(format!(
-                "hpchaos recover --cluster {profile} {}",
-                journal_path.unwrap_or_else(|| "JOURNAL".to_owned())
-            ));
+            report.recover_command = Some(recover_command(journal));
         }
     }
     report
 }
 
-/// Folds one scenario record into its report.
+/// The report before any record is folded in: the journal's damaged lines,
+/// an incomplete status, and nothing else known yet.
+fn empty_report(journal: &Journal) -> Report {
+    Report {
+        schema_version: REPORT_SCHEMA_VERSION,
+        run_id: String::new(),
+        harness_version: String::new(),
+        cluster: String::new(),
+        slurm_version: None,
+        suite: None,
+        started_at: None,
+        ended_at: None,
+        status: Status::Incomplete,
+        scenarios: Vec::new(),
+        damaged_lines: journal.damaged.clone(),
+        still_applied: Vec::new(),
+        recover_command: None,
+        recovered: None,
+        lease_lost: None,
+    }
+}
+
+/// The `hpchaos recover` command line that undoes what the run left
+/// applied, with placeholders for the profile or journal it cannot tell.
+fn recover_command(journal: &Journal) -> String {
+    let profile = journal.run().and_then(|(_, p)| p).unwrap_or("PROFILE");
+    // The lock record holds the journal's absolute path.
+    let journal_path = journal.records.iter().find_map(|r| match &r.entry {
+        Entry::LockAcquired { owner } => owner["journal"].as_str().map(str::to_owned),
+        _ => None,
+    });
+    format!(
+        "hpchaos recover --cluster {profile} {}",
+        journal_path.unwrap_or_else(|| "JOURNAL".to_owned())
+    )
+}
+
+/// A scenario's report as its start record opens it: every phase it times
+/// not reached yet, with its deadline. `None` for any other record.
+fn started_scenario(name: &str, record: &Record) -> Option<ScenarioReport> {
+    let Entry::ScenarioStarted {
+        file,
+        description,
+        fault,
+        recovery,
+        deadlines,
+        max_lost_steps,
+        phases,
+        source,
+    } = &record.entry
+    else {
+        return None;
+    };
+    Some(ScenarioReport {
+        name: name.to_owned(),
+        file: file.clone(),
+        description: description.clone(),
+        fault: fault.clone(),
+        recovery: *recovery,
+        status: Status::Incomplete,
+        reason: String::new(),
+        started_at: record.at,
+        ended_at: None,
+        injected_at: None,
+        targets: Vec::new(),
+        phases: if phases.is_empty() {
+            recovery.phases()
+        } else {
+            phases.as_slice()
+        }
+        .iter()
+        .map(|phase| PhaseReport {
+            phase: *phase,
+            started_at: None,
+            ended_at: None,
+            duration: None,
+            elapsed: None,
+            deadline: deadlines.get(phase).copied(),
+            verdict: Verdict::NotReached,
+            time_source: None,
+            evidence: String::new(),
+        })
+        .collect(),
+        steady_state: Vec::new(),
+        lost_steps: None,
+        max_lost_steps: *max_lost_steps,
+        rollback: Vec::new(),
+        per_node: Vec::new(),
+        spread: Vec::new(),
+        regression: Vec::new(),
+        monitoring: Vec::new(),
+        pushed: Vec::new(),
+        collected: Vec::new(),
+        cost: None,
+        watch: None,
+        timeline: Vec::new(),
+        evidence: Vec::new(),
+        source: source.clone(),
+    })
+}
+
+/// Folds one scenario record into its report: one helper per kind of
+/// record (around the injection, the injection, the phases, what was
+/// measured, the regression gates, the monitoring, and how the scenario
+/// ended).
 fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
-    let mut note =
-        |source: Source, node: Option<String>, source_time: Option<DateTime<Utc>>, text: String| {
-            scenario.timeline.push(TimelineEntry {
-                at: record.at,
-                source_time,
-                source,
-                node,
-                text,
-            });
-        };
+    match entry {
+        Entry::TargetsResolved { .. }
+        | Entry::SteadyState { .. }
+        | Entry::CanarySubmitted { .. }
+        | Entry::HostKeyAccepted { .. } => apply_setup(scenario, record, entry),
+        Entry::InjectionStarted { .. }
+        | Entry::StepRan { .. }
+        | Entry::InjectionFinished { .. }
+        | Entry::Observed { .. } => apply_injection(scenario, record, entry),
+        Entry::PhaseStarted { .. } | Entry::PhaseEnded { .. } | Entry::NodePhaseEnded { .. } => {
+            apply_phase(scenario, record, entry)
+        }
+        Entry::WatchCost { .. }
+        | Entry::EvidenceCollected { .. }
+        | Entry::FailureCost { .. }
+        | Entry::ResultsPushed { .. } => apply_measured(scenario, record, entry),
+        Entry::RegressionChecked { .. } | Entry::RegressionUnchecked { .. } => {
+            apply_regression(scenario, record, entry)
+        }
+        Entry::MonitoringSeen { .. }
+        | Entry::MonitoringUnread { .. }
+        | Entry::MonitoringJudged { .. } => apply_monitoring(scenario, record, entry),
+        Entry::Rollback { .. }
+        | Entry::Aborted { .. }
+        | Entry::LeaseLost { .. }
+        | Entry::Error { .. }
+        | Entry::ScenarioEnded { .. } => apply_ending(scenario, record, entry),
+        Entry::RunStarted { .. }
+        | Entry::RunEnded { .. }
+        | Entry::ScenarioStarted { .. }
+        | Entry::LockAcquired { .. }
+        | Entry::Intent { .. }
+        | Entry::RecoverStarted { .. }
+        | Entry::RecoverEnded { .. } => {}
+    }
+}
+
+/// Appends one line to the scenario's timeline, at the record's time.
+fn note(
+    scenario: &mut ScenarioReport,
+    record: &Record,
+    source: Source,
+    node: Option<String>,
+    source_time: Option<DateTime<Utc>>,
+    text: String,
+) {
+    scenario.timeline.push(TimelineEntry {
+        at: record.at,
+        source_time,
+        source,
+        node,
+        text,
+    });
+}
+
+/// Appends a line of the harness's own to the timeline: no node, no
+/// source time.
+fn harness_note(scenario: &mut ScenarioReport, record: &Record, text: String) {
+    note(scenario, record, Source::Harness, None, None, text);
+}
+
+/// Folds a record from around the injection into the scenario: the
+/// targets, the steady-state checks, the canary job and accepted host keys.
+fn apply_setup(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
     match entry {
         Entry::TargetsResolved { nodes } => {
-            note(
-                Source::Harness,
-                None,
-                None,
+            harness_note(
+                scenario,
+                record,
                 format!("targets resolved: {}", nodes.join(", ")),
             );
             scenario.targets = nodes.clone();
@@ -191,10 +268,9 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
             detail,
         } => {
             let verdict = if *passed { "holds" } else { "FAILS" };
-            note(
-                Source::Harness,
-                None,
-                None,
+            harness_note(
+                scenario,
+                record,
                 format!("steady state ({stage:?}): {check} {verdict}").to_lowercase(),
             );
             scenario.steady_state.push(CheckReport {
@@ -204,11 +280,34 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
                 detail: detail.clone(),
             });
         }
+        Entry::HostKeyAccepted {
+            node,
+            instance_id,
+            fingerprint,
+        } => note(
+            scenario,
+            record,
+            Source::Harness,
+            Some(node.clone()),
+            None,
+            format!("accepted the new host key of {node} on {instance_id}: {fingerprint}"),
+        ),
+        Entry::CanarySubmitted { job, .. } => {
+            harness_note(scenario, record, format!("canary submitted: job {job}"))
+        }
+        _ => {}
+    }
+}
+
+/// Folds a record of the fault's injection into the scenario: when it
+/// started, the steps run on the nodes, whether it took, and what the
+/// sources observed (and the evidence among it).
+fn apply_injection(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
+    match entry {
         Entry::InjectionStarted { nodes, action } => {
-            note(
-                Source::Harness,
-                None,
-                None,
+            harness_note(
+                scenario,
+                record,
                 format!("inject on {}: {action}", nodes.join(", ")),
             );
             scenario.injected_at = Some(record.at);
@@ -228,6 +327,8 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
                 format!(": {detail}")
             };
             note(
+                scenario,
+                record,
                 Source::Harness,
                 node.clone(),
                 None,
@@ -240,7 +341,7 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
             } else {
                 "injection FAILED"
             };
-            note(Source::Harness, None, None, format!("{what}: {detail}"));
+            harness_note(scenario, record, format!("{what}: {detail}"));
         }
         Entry::Observed {
             source,
@@ -254,7 +355,7 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
                 Some(from) => format!("{field}: {from} → {to}"),
                 None => format!("{field}: {to}"),
             };
-            note(*source, node.clone(), *source_time, text);
+            note(scenario, record, *source, node.clone(), *source_time, text);
             if field == "reason" || matches!(source, Source::SlurmctldLog | Source::JobOutput) {
                 let node = node.as_deref().map(|n| format!(" {n}")).unwrap_or_default();
                 scenario
@@ -262,17 +363,20 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
                     .push(format!("[{}{node}] {to}", source.as_str()));
             }
         }
+        _ => {}
+    }
+}
+
+/// Folds a phase's start or end (over the scenario, or on one node) into
+/// the scenario's phases and per-node rows.
+fn apply_phase(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
+    match entry {
         Entry::PhaseStarted {
             phase,
             started_at,
             deadline,
         } => {
-            note(
-                Source::Harness,
-                None,
-                None,
-                format!("phase {phase} started"),
-            );
+            harness_note(scenario, record, format!("phase {phase} started"));
             if let Some(report) = scenario.phases.iter_mut().find(|p| p.phase == *phase) {
                 report.started_at = Some(*started_at);
                 report.deadline = deadline.or(report.deadline);
@@ -287,10 +391,9 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
             evidence,
             lost_steps,
         } => {
-            note(
-                Source::Harness,
-                None,
-                None,
+            harness_note(
+                scenario,
+                record,
                 format!("phase {phase} ended: {}", Verdict::from(*verdict).as_str()),
             );
             if lost_steps.is_some() {
@@ -303,45 +406,43 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
                 report.evidence = evidence.clone();
             }
         }
-        Entry::WatchCost {
-            seconds,
-            api_calls,
-            cycles,
-            slurm_cycle_ms_p50,
-            cpu_ms,
-            peak_rss_kib,
-            ..
+        Entry::NodePhaseEnded {
+            node,
+            phase,
+            ended_at,
+            verdict,
+            time_source,
+            evidence,
         } => {
-            note(Source::Harness, None, None, watch_cost_text(entry));
-            scenario.watch = Some(WatchReport {
-                seconds: *seconds,
-                api_calls: *api_calls,
-                api_calls_per_minute: api_calls
-                    .filter(|_| *seconds > 0.0)
-                    .map(|c| c as f64 * 60.0 / seconds),
-                cycles: *cycles,
-                slurm_cycle_ms_p50: *slurm_cycle_ms_p50,
-                cpu_ms: *cpu_ms,
-                peak_rss_kib: *peak_rss_kib,
-            });
-        }
-        Entry::EvidenceCollected { node, why, files } => {
             note(
+                scenario,
+                record,
                 Source::Harness,
                 Some(node.clone()),
                 None,
-                format!("evidence collected ({why}): {} file(s)", files.len()),
+                format!(
+                    "phase {phase} ended on {node}: {}",
+                    Verdict::from(*verdict).as_str()
+                ),
             );
-            scenario.collected.push(CollectedReport {
+            scenario.per_node.push(NodePhaseReport {
                 node: node.clone(),
-                why: why.clone(),
-                files: files.clone(),
+                phase: *phase,
+                ended_at: *ended_at,
+                elapsed: None,
+                verdict: (*verdict).into(),
+                time_source: *time_source,
+                evidence: evidence.clone(),
             });
         }
-        Entry::FailureCost { cost } => {
-            note(Source::Harness, None, None, cost_text(cost));
-            scenario.cost = Some(cost.clone());
-        }
+        _ => {}
+    }
+}
+
+/// Folds a regression gate into the scenario: judged against the
+/// baseline, or not judged and why.
+fn apply_regression(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
+    match entry {
         Entry::RegressionChecked {
             phase,
             seconds,
@@ -362,14 +463,103 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
                 note: String::new(),
             };
             let verdict = if *passed { "holds" } else { "FAILS" };
-            note(
-                Source::Harness,
-                None,
-                None,
+            harness_note(
+                scenario,
+                record,
                 format!("regression gate {verdict}: {}", gate.describe()),
             );
             scenario.regression.push(gate);
         }
+        Entry::RegressionUnchecked { phase, why } => {
+            harness_note(
+                scenario,
+                record,
+                format!("regression gate on {phase} not judged: {why}"),
+            );
+            scenario.regression.push(RegressionReport {
+                phase: *phase,
+                passed: None,
+                seconds: None,
+                baseline_seconds: None,
+                baseline_from: None,
+                increase_percent: None,
+                max_increase_percent: None,
+                note: why.clone(),
+            });
+        }
+        _ => {}
+    }
+}
+
+/// Folds what the scenario measured or kept into its report: the watch's
+/// cost, the evidence collected, the failure's cost and the results pushed.
+fn apply_measured(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
+    match entry {
+        Entry::WatchCost {
+            seconds,
+            api_calls,
+            cycles,
+            slurm_cycle_ms_p50,
+            cpu_ms,
+            peak_rss_kib,
+            ..
+        } => {
+            harness_note(scenario, record, watch_cost_text(entry));
+            scenario.watch = Some(WatchReport {
+                seconds: *seconds,
+                api_calls: *api_calls,
+                api_calls_per_minute: api_calls
+                    .filter(|_| *seconds > 0.0)
+                    .map(|c| c as f64 * 60.0 / seconds),
+                cycles: *cycles,
+                slurm_cycle_ms_p50: *slurm_cycle_ms_p50,
+                cpu_ms: *cpu_ms,
+                peak_rss_kib: *peak_rss_kib,
+            });
+        }
+        Entry::EvidenceCollected { node, why, files } => {
+            note(
+                scenario,
+                record,
+                Source::Harness,
+                Some(node.clone()),
+                None,
+                format!("evidence collected ({why}): {} file(s)", files.len()),
+            );
+            scenario.collected.push(CollectedReport {
+                node: node.clone(),
+                why: why.clone(),
+                files: files.clone(),
+            });
+        }
+        Entry::FailureCost { cost } => {
+            harness_note(scenario, record, cost_text(cost));
+            scenario.cost = Some(cost.clone());
+        }
+        Entry::ResultsPushed { to, error, series } => {
+            harness_note(
+                scenario,
+                record,
+                match error {
+                    None => format!("results pushed to {to}: {series} series"),
+                    Some(e) => format!("results NOT pushed to {to}: {e}"),
+                },
+            );
+            scenario.pushed.push(PushReport {
+                to: to.clone(),
+                series: *series,
+                error: error.clone(),
+            });
+        }
+        _ => {}
+    }
+}
+
+/// Folds a monitoring record into the scenario: an alert or metric seen,
+/// a source that could not be read, and each expectation's verdict with
+/// how long after the injection it was seen.
+fn apply_monitoring(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
+    match entry {
         Entry::MonitoringSeen {
             name,
             target,
@@ -378,12 +568,16 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
             detail,
             ..
         } => note(
+            scenario,
+            record,
             Source::Monitoring,
             target.clone(),
             Some(*seen_at),
             format!("monitoring: {name} seen in {source}: {detail}"),
         ),
         Entry::MonitoringUnread { name, error } => note(
+            scenario,
+            record,
             Source::Monitoring,
             None,
             None,
@@ -403,6 +597,8 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
                 .and_then(|(seen, injected)| (seen - injected).to_std().ok())
                 .map(|d| Duration(std::time::Duration::from_millis(d.as_millis() as u64)));
             note(
+                scenario,
+                record,
                 Source::Monitoring,
                 None,
                 *seen_at,
@@ -422,112 +618,47 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
                 detail: detail.clone(),
             });
         }
-        Entry::ResultsPushed { to, error, series } => {
-            note(
-                Source::Harness,
-                None,
-                None,
-                match error {
-                    None => format!("results pushed to {to}: {series} series"),
-                    Some(e) => format!("results NOT pushed to {to}: {e}"),
-                },
-            );
-            scenario.pushed.push(PushReport {
-                to: to.clone(),
-                series: *series,
-                error: error.clone(),
-            });
-        }
-        Entry::RegressionUnchecked { phase, why } => {
-            note(
-                Source::Harness,
-                None,
-                None,
-                format!("regression gate on {phase} not judged: {why}"),
-            );
-            scenario.regression.push(RegressionReport {
-                phase: *phase,
-                passed: None,
-                seconds: None,
-                baseline_seconds: None,
-                baseline_from: None,
-                increase_percent: None,
-                max_increase_percent: None,
-                note: why.clone(),
-            });
-        }
-        Entry::NodePhaseEnded {
-            node,
-            phase,
-            ended_at,
-            verdict,
-            time_source,
-            evidence,
-        } => {
-            note(
-                Source::Harness,
-                Some(node.clone()),
-                None,
-                format!(
-                    "phase {phase} ended on {node}: {}",
-                    Verdict::from(*verdict).as_str()
-                ),
-            );
-            scenario.per_node.push(NodePhaseReport {
-                node: node.clone(),
-                phase: *phase,
-                ended_at: *ended_at,
-                elapsed: None,
-                verdict: (*verdict).into(),
-                time_source: *time_source,
-                evidence: evidence.clone(),
-            });
-        }
+        _ => {}
+    }
+}
+
+/// Folds how the scenario ended into its report: the rollback steps, an
+/// abort, a lost lease, an error, and the end record's status and reason.
+fn apply_ending(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
+    match entry {
         Entry::Rollback {
             step, ok, detail, ..
         } => {
             let what = if *ok { "rollback" } else { "rollback FAILED" };
-            note(Source::Harness, None, None, format!("{what}: {step}"));
+            harness_note(scenario, record, format!("{what}: {step}"));
             scenario.rollback.push(RollbackReport {
                 step: step.clone(),
                 ok: *ok,
                 detail: detail.clone(),
             });
         }
-        Entry::HostKeyAccepted {
-            node,
-            instance_id,
-            fingerprint,
-        } => note(
-            Source::Harness,
-            Some(node.clone()),
-            None,
-            format!("accepted the new host key of {node} on {instance_id}: {fingerprint}"),
-        ),
         Entry::Aborted { reason } => {
-            note(Source::Harness, None, None, format!("ABORT: {reason}"));
+            harness_note(scenario, record, format!("ABORT: {reason}"));
             scenario.reason = reason.clone();
         }
         Entry::LeaseLost { reason, rollback } => {
-            note(
-                Source::Harness,
-                None,
-                None,
+            harness_note(
+                scenario,
+                record,
                 format!("LEASE LOST: {reason}; {rollback}"),
             );
             scenario.reason = format!("the run lost the cluster's lock: {reason}");
         }
         Entry::Error { message } => {
-            note(Source::Harness, None, None, format!("error: {message}"));
+            harness_note(scenario, record, format!("error: {message}"));
             if scenario.reason.is_empty() {
                 scenario.reason = message.clone();
             }
         }
         Entry::ScenarioEnded { outcome, reason } => {
-            note(
-                Source::Harness,
-                None,
-                None,
+            harness_note(
+                scenario,
+                record,
                 format!("scenario ended: {outcome:?}").to_lowercase(),
             );
             scenario.ended_at = Some(record.at);
@@ -542,19 +673,7 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
                 scenario.reason = reason.clone();
             }
         }
-        Entry::CanarySubmitted { job, .. } => note(
-            Source::Harness,
-            None,
-            None,
-            format!("canary submitted: job {job}"),
-        ),
-        Entry::RunStarted { .. }
-        | Entry::RunEnded { .. }
-        | Entry::ScenarioStarted { .. }
-        | Entry::LockAcquired { .. }
-        | Entry::Intent { .. }
-        | Entry::RecoverStarted { .. }
-        | Entry::RecoverEnded { .. } => {}
+        _ => {}
     }
 }
 

@@ -152,6 +152,27 @@ fn anchor(name: &str) -> String {
 }
 
 fn scenario_section(out: &mut String, s: &ScenarioReport) {
+    scenario_header(out, s);
+    out.push('\n');
+    phase_table(out, s);
+    regression_table(out, s);
+    per_target(out, s);
+    gantt(out, s);
+    events(out, s);
+    evidence_list(out, s);
+    steady_state_table(out, s);
+    rollback_table(out, s);
+    let _ = writeln!(
+        out,
+        "<details><summary>Scenario as run</summary>\n\n```yaml\n{}\n```\n\n</details>\n",
+        s.source.trim_end()
+    );
+}
+
+/// The scenario's heading, description, status badge and reason, and its
+/// facts as a list: fault and targets, expected recovery, injection time,
+/// file, lost steps and the failure's cost.
+fn scenario_header(out: &mut String, s: &ScenarioReport) {
     let _ = writeln!(out, "## {}\n", s.name);
     if let Some(description) = &s.description {
         let _ = writeln!(out, "> {}\n", description.trim().replace('\n', "\n> "));
@@ -197,12 +218,12 @@ fn scenario_section(out: &mut String, s: &ScenarioReport) {
             crate::report::cost_text(cost)
         );
     }
-    out.push('\n');
-    phase_table(out, s);
-    regression_table(out, s);
-    per_target(out, s);
-    gantt(out, s);
-    events(out, s);
+}
+
+/// The evidence lines the sources gave (Slurm's reasons, slurmctld's log,
+/// the job's output), then the files collected from each node before the
+/// repair, linked; nothing when there are none.
+fn evidence_list(out: &mut String, s: &ScenarioReport) {
     if !s.evidence.is_empty() {
         let _ = writeln!(out, "### Evidence\n\n```text");
         for line in &s.evidence {
@@ -236,6 +257,11 @@ fn scenario_section(out: &mut String, s: &ScenarioReport) {
         }
         out.push('\n');
     }
+}
+
+/// The steady-state checks before and after the fault, as a table;
+/// nothing when there were none.
+fn steady_state_table(out: &mut String, s: &ScenarioReport) {
     if !s.steady_state.is_empty() {
         let _ = writeln!(
             out,
@@ -260,6 +286,11 @@ fn scenario_section(out: &mut String, s: &ScenarioReport) {
         }
         out.push('\n');
     }
+}
+
+/// The rollback steps and how each went, as a table; nothing when there
+/// were none.
+fn rollback_table(out: &mut String, s: &ScenarioReport) {
     if !s.rollback.is_empty() {
         let _ = writeln!(
             out,
@@ -276,11 +307,6 @@ fn scenario_section(out: &mut String, s: &ScenarioReport) {
         }
         out.push('\n');
     }
-    let _ = writeln!(
-        out,
-        "<details><summary>Scenario as run</summary>\n\n```yaml\n{}\n```\n\n</details>\n",
-        s.source.trim_end()
-    );
 }
 
 fn phase_table(out: &mut String, s: &ScenarioReport) {

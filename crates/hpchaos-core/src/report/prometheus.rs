@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Exporter, Report, Verdict};
+use super::{Exporter, Report, ScenarioReport, Verdict};
 
 pub struct PrometheusExporter;
 
@@ -77,6 +77,43 @@ pub fn render(families: &[Family]) -> String {
 /// The report's figures as metric families, for the text format and for
 /// remote write alike.
 pub fn families(report: &Report) -> Vec<Family> {
+    let mut scenarios = ScenarioFamilies::new();
+    for scenario in &report.scenarios {
+        scenarios.add(scenario);
+    }
+    let ScenarioFamilies {
+        outcome,
+        injected,
+        elapsed,
+        deadline,
+        met,
+        lost,
+        gpu_hours,
+        ettr,
+        monitoring_seconds,
+        monitoring_met,
+        ended,
+    } = scenarios;
+    vec![
+        run_info(report),
+        run_started(report),
+        outcome,
+        injected,
+        ended,
+        elapsed,
+        deadline,
+        met,
+        lost,
+        gpu_hours,
+        ettr,
+        monitoring_seconds,
+        monitoring_met,
+    ]
+}
+
+/// `hpchaos_run_info`: the run's id, cluster, harness and Slurm versions
+/// and status as labels on one sample of 1.
+fn run_info(report: &Report) -> Family {
     let mut info = Family::new(
         "hpchaos_run_info",
         "The run these figures come from (always 1).",
@@ -94,6 +131,12 @@ pub fn families(report: &Report) -> Vec<Family> {
         ],
         1.0,
     );
+    info
+}
+
+/// `hpchaos_run_start_timestamp_seconds`: when the run started; no sample
+/// when the journal does not say.
+fn run_started(report: &Report) -> Family {
     let mut started = Family::new(
         "hpchaos_run_start_timestamp_seconds",
         "When the run started (Unix time).",
@@ -101,54 +144,83 @@ pub fn families(report: &Report) -> Vec<Family> {
     if let Some(at) = report.started_at {
         started.push(Vec::new(), at.timestamp_millis() as f64 / 1000.0);
     }
-    let mut outcome = Family::new(
-        "hpchaos_scenario_passed",
-        "1 when the scenario passed, 0 otherwise (failed, aborted, error, interrupted, incomplete).",
-    );
-    let mut injected = Family::new(
-        "hpchaos_injection_timestamp_seconds",
-        "When the fault was injected (Unix time): for annotations.",
-    );
-    let mut elapsed = Family::new(
-        "hpchaos_phase_seconds",
-        "From the injection to the phase's end (s).",
-    );
-    let mut deadline = Family::new(
-        "hpchaos_phase_deadline_seconds",
-        "The phase's deadline, from the injection (s).",
-    );
-    let mut met = Family::new(
-        "hpchaos_phase_met",
-        "1 when the phase ended in time (met its deadline or had none), 0 when missed, not reached or unfinished.",
-    );
-    let mut lost = Family::new(
-        "hpchaos_lost_steps",
-        "Workload steps done again after the restart.",
-    );
-    let mut gpu_hours = Family::new(
-        "hpchaos_failure_gpu_hours",
-        "GPU-hours the failure cost the workload.",
-    );
-    let mut ettr = Family::new(
-        "hpchaos_effective_training_time_ratio",
-        "Productive time over wall time in the scenario's window (0 to 1).",
-    );
-    let mut monitoring_seconds = Family::new(
-        "hpchaos_monitoring_seconds",
-        "From the injection to when the monitoring showed the expectation (s), by its own time.",
-    );
-    let mut monitoring_met = Family::new(
-        "hpchaos_monitoring_met",
-        "1 when the monitoring showed the expectation within its deadline, 0 when late or never (a blind spot).",
-    );
-    let mut ended = Family::new(
-        "hpchaos_scenario_end_timestamp_seconds",
-        "When the scenario ended (Unix time).",
-    );
-    for scenario in &report.scenarios {
+    started
+}
+
+/// The families with a sample per scenario (or per scenario and phase, or
+/// per scenario and monitoring expectation), filled one scenario at a time.
+struct ScenarioFamilies {
+    outcome: Family,
+    injected: Family,
+    elapsed: Family,
+    deadline: Family,
+    met: Family,
+    lost: Family,
+    gpu_hours: Family,
+    ettr: Family,
+    monitoring_seconds: Family,
+    monitoring_met: Family,
+    ended: Family,
+}
+
+impl ScenarioFamilies {
+    /// Every per-scenario family with its name and help, and no samples.
+    fn new() -> ScenarioFamilies {
+        ScenarioFamilies {
+            outcome: Family::new(
+                "hpchaos_scenario_passed",
+                "1 when the scenario passed, 0 otherwise (failed, aborted, error, interrupted, incomplete).",
+            ),
+            injected: Family::new(
+                "hpchaos_injection_timestamp_seconds",
+                "When the fault was injected (Unix time): for annotations.",
+            ),
+            elapsed: Family::new(
+                "hpchaos_phase_seconds",
+                "From the injection to the phase's end (s).",
+            ),
+            deadline: Family::new(
+                "hpchaos_phase_deadline_seconds",
+                "The phase's deadline, from the injection (s).",
+            ),
+            met: Family::new(
+                "hpchaos_phase_met",
+                "1 when the phase ended in time (met its deadline or had none), 0 when missed, not reached or unfinished.",
+            ),
+            lost: Family::new(
+                "hpchaos_lost_steps",
+                "Workload steps done again after the restart.",
+            ),
+            gpu_hours: Family::new(
+                "hpchaos_failure_gpu_hours",
+                "GPU-hours the failure cost the workload.",
+            ),
+            ettr: Family::new(
+                "hpchaos_effective_training_time_ratio",
+                "Productive time over wall time in the scenario's window (0 to 1).",
+            ),
+            monitoring_seconds: Family::new(
+                "hpchaos_monitoring_seconds",
+                "From the injection to when the monitoring showed the expectation (s), by its own time.",
+            ),
+            monitoring_met: Family::new(
+                "hpchaos_monitoring_met",
+                "1 when the monitoring showed the expectation within its deadline, 0 when late or never (a blind spot).",
+            ),
+            ended: Family::new(
+                "hpchaos_scenario_end_timestamp_seconds",
+                "When the scenario ended (Unix time).",
+            ),
+        }
+    }
+
+    /// Adds one scenario's samples: its end, its monitoring expectations,
+    /// whether it passed, its injection, its phases, lost steps and cost.
+    fn add(&mut self, scenario: &ScenarioReport) {
         let name = || ("scenario", scenario.name.clone());
         if let Some(at) = scenario.ended_at {
-            ended.push(vec![name()], at.timestamp_millis() as f64 / 1000.0);
+            self.ended
+                .push(vec![name()], at.timestamp_millis() as f64 / 1000.0);
         }
         for m in &scenario.monitoring {
             let labels = || {
@@ -159,9 +231,10 @@ pub fn families(report: &Report) -> Vec<Family> {
                 ]
             };
             if let Some(e) = m.elapsed {
-                monitoring_seconds.push(labels(), e.as_std().as_secs_f64());
+                self.monitoring_seconds
+                    .push(labels(), e.as_std().as_secs_f64());
             }
-            monitoring_met.push(
+            self.monitoring_met.push(
                 labels(),
                 f64::from(u8::from(matches!(
                     m.verdict,
@@ -169,49 +242,35 @@ pub fn families(report: &Report) -> Vec<Family> {
                 ))),
             );
         }
-        outcome.push(
+        self.outcome.push(
             vec![name()],
             f64::from(u8::from(scenario.status == super::Status::Passed)),
         );
         if let Some(at) = scenario.injected_at {
-            injected.push(vec![name()], at.timestamp_millis() as f64 / 1000.0);
+            self.injected
+                .push(vec![name()], at.timestamp_millis() as f64 / 1000.0);
         }
         for phase in &scenario.phases {
             let labels = || vec![name(), ("phase", phase.phase.to_string())];
             if let Some(e) = phase.elapsed {
-                elapsed.push(labels(), e.as_std().as_secs_f64());
+                self.elapsed.push(labels(), e.as_std().as_secs_f64());
             }
             if let Some(d) = phase.deadline {
-                deadline.push(labels(), d.as_std().as_secs_f64());
+                self.deadline.push(labels(), d.as_std().as_secs_f64());
             }
             if phase.verdict != Verdict::NotStarted {
                 let ok = matches!(phase.verdict, Verdict::Met | Verdict::Observed);
-                met.push(labels(), f64::from(u8::from(ok)));
+                self.met.push(labels(), f64::from(u8::from(ok)));
             }
         }
         if let Some(steps) = scenario.lost_steps {
-            lost.push(vec![name()], steps as f64);
+            self.lost.push(vec![name()], steps as f64);
         }
         if let Some(cost) = &scenario.cost {
-            gpu_hours.push(vec![name()], cost.gpu_hours_lost);
-            ettr.push(vec![name()], cost.ettr);
+            self.gpu_hours.push(vec![name()], cost.gpu_hours_lost);
+            self.ettr.push(vec![name()], cost.ettr);
         }
     }
-    vec![
-        info,
-        started,
-        outcome,
-        injected,
-        ended,
-        elapsed,
-        deadline,
-        met,
-        lost,
-        gpu_hours,
-        ettr,
-        monitoring_seconds,
-        monitoring_met,
-    ]
 }
 
 #[cfg(test)]

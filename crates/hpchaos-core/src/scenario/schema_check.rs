@@ -10,7 +10,7 @@ use std::path::Path;
 use serde_json::{Map, Value as Json};
 
 use super::diagnostic::{Diagnostic, Position};
-use super::yaml_tree::{Node, TreePath, Value};
+use super::yaml_tree::{Entry, Node, TreePath, Value};
 use crate::duration::{self, DurationError};
 
 /// Checks `tree` against `schema`; returns every problem found.
@@ -390,96 +390,147 @@ impl<'a> Checker<'a> {
                 return self.node(node, only, path, anchor, out);
             }
         }
+        let Some(attempts) = self.attempts(node, branches, path, anchor) else {
+            return;
+        };
+        let options = BranchOptions::of(&attempts);
+        let explained = match &node.value {
+            Value::String(_) if !options.words.is_empty() => {
+                out.push(self.word_mismatch(node, path, &options));
+                true
+            }
+            Value::Mapping(entries) if !options.tags.is_empty() => {
+                self.tagged_mapping(node, entries, path, &attempts, &options, out)
+            }
+            _ => false,
+        };
+        if !explained {
+            self.closest_branch(node, path, &attempts, &options.choices, out);
+        }
+    }
+
+    /// What each branch of a `oneOf` / `anyOf` finds wrong with `node`,
+    /// with the branch's schema (its `$ref`s followed); `None` when some
+    /// branch fits.
+    fn attempts(
+        &self,
+        node: &Node,
+        branches: &'a [Json],
+        path: &TreePath,
+        anchor: Position,
+    ) -> Option<Vec<(&'a Json, Vec<Diagnostic>)>> {
         let mut attempts = Vec::with_capacity(branches.len());
         for branch in branches {
             let mut found = Vec::new();
             self.node(node, branch, path, anchor, &mut found);
             if found.is_empty() {
-                return;
+                return None;
             }
             attempts.push((self.resolve(branch).schema, found));
         }
-        let words: Vec<&str> = attempts
-            .iter()
-            .flat_map(|(schema, _)| string_options(schema))
-            .collect();
-        let tags: Vec<&str> = attempts
-            .iter()
-            .filter_map(|(schema, _)| variant_tag(schema))
-            .collect();
-        let mut choices = words.clone();
-        choices.extend(tags.iter().copied());
+        Some(attempts)
+    }
 
-        match &node.value {
-            Value::String(_) if !words.is_empty() => {
-                let mut diagnostic = self.bad_word(node, path, &words);
-                if !tags.is_empty() {
-                    diagnostic.hint = Some(format!(
-                        "{}; or a mapping with one of: {}",
-                        diagnostic.hint.unwrap_or_default(),
-                        quote_all(&tags)
-                    ));
-                }
-                out.push(diagnostic);
-                return;
-            }
-            Value::Mapping(entries) if !tags.is_empty() => {
-                let tagged: Vec<_> = entries
-                    .iter()
-                    .filter(|e| tags.contains(&e.key.as_str()))
-                    .collect();
-                match (entries.len(), tagged.len()) {
-                    (1, 1) => {
-                        let chosen = attempts.iter().find(|(schema, _)| {
-                            variant_tag(schema) == Some(tagged[0].key.as_str())
-                        });
-                        if let Some((_, found)) = chosen {
-                            out.extend(found.iter().cloned());
-                            return;
-                        }
-                    }
-                    (1, 0) => {
-                        let entry = &entries[0];
-                        let diagnostic = self.error(
-                            entry.key_position,
-                            format!("unknown kind `{}` for `{path}`", entry.key),
-                        );
-                        out.push(match did_you_mean(&entry.key, &choices) {
-                            Some(close) => diagnostic.with_hint(format!(
-                                "did you mean `{close}`? (expected one of: {})",
-                                quote_all(&choices)
-                            )),
-                            None => diagnostic
-                                .with_hint(format!("expected one of: {}", quote_all(&choices))),
-                        });
-                        return;
-                    }
-                    (0, _) => {
-                        out.push(
-                            self.error(node.position, format!("`{path}` is empty"))
-                                .with_hint(format!("give exactly one of: {}", quote_all(&choices))),
-                        );
-                        return;
-                    }
-                    _ => {
-                        let second = entries.get(1).map_or(node.position, |e| e.key_position);
-                        out.push(
-                            self.error(
-                                second,
-                                format!(
-                                    "`{path}` takes exactly one of {}, found {}",
-                                    quote_all(&choices),
-                                    entries.len()
-                                ),
-                            )
-                            .with_hint("keep one and remove the others"),
-                        );
-                        return;
-                    }
-                }
-            }
-            _ => {}
+    /// A string that is none of the branches' words: the closest word,
+    /// and the variant tags a mapping could have used instead.
+    fn word_mismatch(
+        &self,
+        node: &Node,
+        path: &TreePath,
+        options: &BranchOptions<'_>,
+    ) -> Diagnostic {
+        let mut diagnostic = self.bad_word(node, path, &options.words);
+        if !options.tags.is_empty() {
+            diagnostic.hint = Some(format!(
+                "{}; or a mapping with one of: {}",
+                diagnostic.hint.unwrap_or_default(),
+                quote_all(&options.tags)
+            ));
         }
+        diagnostic
+    }
+
+    /// A mapping against externally tagged variants: the chosen variant's
+    /// own problems, or an unknown, missing or extra kind. `false` when
+    /// nothing was said (left to `closest_branch`).
+    fn tagged_mapping(
+        &self,
+        node: &Node,
+        entries: &[Entry],
+        path: &TreePath,
+        attempts: &[(&'a Json, Vec<Diagnostic>)],
+        options: &BranchOptions<'_>,
+        out: &mut Vec<Diagnostic>,
+    ) -> bool {
+        let tagged: Vec<_> = entries
+            .iter()
+            .filter(|e| options.tags.contains(&e.key.as_str()))
+            .collect();
+        match (entries.len(), tagged.len()) {
+            (1, 1) => {
+                let chosen = attempts
+                    .iter()
+                    .find(|(schema, _)| variant_tag(schema) == Some(tagged[0].key.as_str()));
+                if let Some((_, found)) = chosen {
+                    out.extend(found.iter().cloned());
+                    return true;
+                }
+                false
+            }
+            (1, 0) => {
+                let entry = &entries[0];
+                let diagnostic = self.error(
+                    entry.key_position,
+                    format!("unknown kind `{}` for `{path}`", entry.key),
+                );
+                out.push(match did_you_mean(&entry.key, &options.choices) {
+                    Some(close) => diagnostic.with_hint(format!(
+                        "did you mean `{close}`? (expected one of: {})",
+                        quote_all(&options.choices)
+                    )),
+                    None => diagnostic
+                        .with_hint(format!("expected one of: {}", quote_all(&options.choices))),
+                });
+                true
+            }
+            (0, _) => {
+                out.push(
+                    self.error(node.position, format!("`{path}` is empty"))
+                        .with_hint(format!(
+                            "give exactly one of: {}",
+                            quote_all(&options.choices)
+                        )),
+                );
+                true
+            }
+            _ => {
+                let second = entries.get(1).map_or(node.position, |e| e.key_position);
+                out.push(
+                    self.error(
+                        second,
+                        format!(
+                            "`{path}` takes exactly one of {}, found {}",
+                            quote_all(&options.choices),
+                            entries.len()
+                        ),
+                    )
+                    .with_hint("keep one and remove the others"),
+                );
+                true
+            }
+        }
+    }
+
+    /// Explains against the branch whose type fits with the fewest
+    /// problems; when no branch's type fits, the kinds they expect.
+    fn closest_branch(
+        &self,
+        node: &Node,
+        path: &TreePath,
+        attempts: &[(&'a Json, Vec<Diagnostic>)],
+        choices: &[&str],
+        out: &mut Vec<Diagnostic>,
+    ) {
         let fitting: Vec<_> = attempts
             .iter()
             .filter(|(schema, _)| type_matches(schema, node))
@@ -502,10 +553,39 @@ impl<'a> Checker<'a> {
                 );
                 if !choices.is_empty() {
                     diagnostic =
-                        diagnostic.with_hint(format!("expected one of: {}", quote_all(&choices)));
+                        diagnostic.with_hint(format!("expected one of: {}", quote_all(choices)));
                 }
                 out.push(diagnostic);
             }
+        }
+    }
+}
+
+/// What the branches of a `oneOf` / `anyOf` that did not fit accept, for
+/// the messages: plain words (`enum` / `const`), variant tags, and both.
+struct BranchOptions<'w> {
+    words: Vec<&'w str>,
+    tags: Vec<&'w str>,
+    choices: Vec<&'w str>,
+}
+
+impl<'w> BranchOptions<'w> {
+    /// The words, then the tags, of `attempts`' branches, in branch order.
+    fn of(attempts: &'w [(&Json, Vec<Diagnostic>)]) -> BranchOptions<'w> {
+        let words: Vec<&str> = attempts
+            .iter()
+            .flat_map(|(schema, _)| string_options(schema))
+            .collect();
+        let tags: Vec<&str> = attempts
+            .iter()
+            .filter_map(|(schema, _)| variant_tag(schema))
+            .collect();
+        let mut choices = words.clone();
+        choices.extend(tags.iter().copied());
+        BranchOptions {
+            words,
+            tags,
+            choices,
         }
     }
 }
