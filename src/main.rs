@@ -13,6 +13,10 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match commands::dispatch(cli.command) {
         Ok(code) => ExitCode::from(code),
+        Err(err) if err.rendered => {
+            eprintln!("{}", err.message);
+            ExitCode::from(err.code)
+        }
         Err(err) => {
             eprintln!("error: {}", err.message);
             ExitCode::from(err.code)

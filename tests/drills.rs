@@ -631,7 +631,21 @@ fn safety_drills() {
         .iter()
         .position(|t| t["event"] == "slurmd_registered" && t["node"] == "ip-10-1-0-13")
         .expect("the node rebooted");
-    let first_idle = truth.iter().position(back).expect("the node came back");
+    // From the mark on (the lab's truth may catch the node idle with the
+    // reason set for an instant before HyperPod fails it).
+    let marked = truth
+        .iter()
+        .position(|t| {
+            t["event"] == "slurm_node"
+                && t["node"] == "ip-10-1-0-13"
+                && t["detail"].as_str().unwrap_or("").starts_with("fail")
+        })
+        .expect("HyperPod took the node out");
+    let first_idle = truth[marked..]
+        .iter()
+        .position(back)
+        .map(|i| i + marked)
+        .expect("the node came back");
     assert!(
         first_idle > registered,
         "the node was resumed before HyperPod's reboot ended: {truth:?}"

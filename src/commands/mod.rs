@@ -18,16 +18,22 @@ pub mod recover;
 pub mod report;
 pub mod run;
 pub mod schema;
+mod signals;
 pub mod status;
 pub mod trend;
 pub mod validate;
+mod work;
 
 /// A command that ended in an error: the exit code (see `exit.rs`) and
-/// what to say, printed once by `main` as `error: MESSAGE`.
+/// what to say, printed once by `main`: as `error: MESSAGE`, or as it is
+/// when it is already rendered (a scenario's diagnostics, with the lines
+/// they point at).
 #[derive(Debug)]
 pub struct CliError {
     pub code: u8,
     pub message: String,
+    /// `message` is whole as it is (no `error: ` before it).
+    pub rendered: bool,
 }
 
 impl CliError {
@@ -35,8 +41,40 @@ impl CliError {
         CliError {
             code,
             message: message.to_string(),
+            rendered: false,
         }
     }
+
+    /// An error already rendered in full (diagnostics that quote the file).
+    pub fn rendered(code: u8, text: impl std::fmt::Display) -> CliError {
+        CliError {
+            code,
+            message: text.to_string(),
+            rendered: true,
+        }
+    }
+
+    /// A file that could not be read or is not valid: its diagnostics
+    /// rendered against its text, exit 2.
+    pub fn invalid(err: &hpchaos::scenario::LoadError) -> CliError {
+        match err {
+            hpchaos::scenario::LoadError::Invalid {
+                text, diagnostics, ..
+            } => CliError::rendered(exit::INVALID_INPUT, diagnostics.render(text)),
+            hpchaos::scenario::LoadError::Read { .. } => CliError::new(exit::INVALID_INPUT, err),
+        }
+    }
+
+    /// A failure of the harness's own (exit 3).
+    pub fn failed(message: impl std::fmt::Display) -> CliError {
+        CliError::new(exit::HARNESS_FAILED, message)
+    }
+}
+
+/// The one async runtime a command runs on.
+pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Runtime::new()
+        .map_err(|e| CliError::failed(format!("cannot start the async runtime: {e}")))
 }
 
 /// A command's end: its exit code, or the error it ended with.

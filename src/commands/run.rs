@@ -1,9 +1,22 @@
-//! `hpchaos run`: scenarios and suites against a cluster (the work is the
-//! library's `cli_run`).
+//! `hpchaos run`: scenarios and suites against a cluster. Loads and
+//! checks what it is given, checks the cluster before any change, runs
+//! (the library's `Runner`), and turns the journal into the reports, the
+//! terminal's table and the history; the exit code says how it went
+//! (`exit.rs`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use super::Outcome;
+use hpchaos::cluster::Cluster;
+use hpchaos::exit;
+use hpchaos::history::gate::BaselineSpec;
+use hpchaos::journal::Journal;
+use hpchaos::report::{Format, Report};
+use hpchaos::runner::regression::GatePlan;
+use hpchaos::runner::{self, Runner};
+
+use super::work::{self, Work};
+use super::{CliError, Outcome};
 
 /// `hpchaos run`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -39,15 +52,370 @@ pub struct Args {
 }
 
 pub fn exec(args: Args) -> Outcome {
-    Ok(hpchaos::cli_run::run(
-        &args.files,
-        args.cluster.as_deref(),
-        args.report_dir.as_deref(),
-        &hpchaos::cli_run::RunOptions {
-            dry_run: args.dry_run,
-            baseline: args.baseline,
-            if_idle: args.if_idle,
-            wait_lock: args.wait_lock.map(|d| d.as_std()),
-        },
-    ))
+    let baseline = args
+        .baseline
+        .as_deref()
+        .map(str::parse::<BaselineSpec>)
+        .transpose()
+        .map_err(|err| CliError::new(exit::INVALID_INPUT, format!("--baseline {err}")))?;
+    if args.dry_run {
+        return dry_run(&args.files, args.cluster.as_deref());
+    }
+    let work = work::load(&args.files, args.cluster.as_deref())?;
+    let runtime = super::runtime()?;
+    offline_checks(&work)?;
+    runtime.block_on(run(&args, &work, baseline.as_ref()))
+}
+
+/// `plan`, and `run --dry-run`: what would be done, touching nothing.
+pub fn dry_run(files: &[PathBuf], cluster: Option<&Path>) -> Outcome {
+    let work = work::load(files, cluster)?;
+    let runtime = super::runtime()?;
+    offline_checks(&work)?;
+    runtime.block_on(async {
+        let cluster = Cluster::connect(&work.profile).await;
+        super::plan::show(&cluster, &work).await
+    })
+}
+
+/// Offline first: the files the profile names, the head's key.
+fn offline_checks(work: &Work) -> Result<(), CliError> {
+    let problems =
+        hpchaos::preflight::offline(&work.profile_path, &work.profile_text, &work.profile);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let mut said: Vec<String> = problems
+        .iter()
+        .map(|p| p.render(&work.profile_text))
+        .collect();
+    said.push("error: the cluster profile cannot be used as it is; nothing was done".to_owned());
+    Err(CliError::rendered(exit::HARNESS_FAILED, said.join("\n")))
+}
+
+/// Every source the run needs must answer, before any change.
+async fn online_checks(cluster: &Cluster, work: &Work) -> Result<(), CliError> {
+    let problems = hpchaos::preflight::online(cluster).await;
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let mut said: Vec<String> = problems.iter().map(|p| format!("error: {p}")).collect();
+    said.push(format!(
+        "error: {} check(s) failed before the run ({}); nothing was done",
+        problems.len(),
+        work.profile_path.display()
+    ));
+    Err(CliError::rendered(exit::HARNESS_FAILED, said.join("\n")))
+}
+
+/// A schedule leaves a busy cluster alone: fewer than `wanted` idle nodes
+/// is exit 4, nothing done.
+async fn idle_enough(cluster: &Cluster, wanted: u32) -> Result<(), CliError> {
+    let idle = cluster
+        .slurm
+        .state_groups()
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|g| hpchaos::cluster::slurm::idle_in_groups(&g))
+        .map_err(|err| {
+            CliError::failed(format!(
+                "cannot count idle nodes for --if-idle: {err}; nothing was done"
+            ))
+        })?;
+    if idle.len() < wanted as usize {
+        return Err(CliError::rendered(
+            exit::SKIPPED,
+            format!(
+                "skipped: {} node(s) idle, fewer than --if-idle {wanted}; nothing was done",
+                idle.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The run itself: checks, the run folder, the runner, the reports.
+async fn run(args: &Args, work: &Work, baseline: Option<&BaselineSpec>) -> Outcome {
+    let cluster = Cluster::connect(&work.profile).await;
+    // Signals are ours from here on (also when the shell started us with
+    // SIGINT ignored): none is lost while the checks run.
+    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+    let undoing = Arc::new(Mutex::new(None));
+    let recover_hint = Arc::new(Mutex::new(format!(
+        "hpchaos recover --cluster {}",
+        work.profile_path.display()
+    )));
+    tokio::spawn(super::signals::stop_on_signals(
+        cancel_tx,
+        undoing.clone(),
+        recover_hint.clone(),
+    ));
+    online_checks(&cluster, work).await?;
+    if let Some(wanted) = args.if_idle {
+        idle_enough(&cluster, wanted).await?;
+    }
+    let name = work.suite.clone().unwrap_or_else(|| {
+        work.scenarios
+            .first()
+            .map(|s| s.value.name.clone())
+            .unwrap_or_default()
+    });
+    let clock: Arc<dyn hpchaos::clock::Clock> = Arc::new(hpchaos::clock::SystemClock);
+    let report_dir = args
+        .report_dir
+        .clone()
+        .or(work.report_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("reports"));
+    // Regression gates need their baselines: a store that cannot be read
+    // or a run id it does not know stop the run here, before any change
+    // (not after the fault, as an unjudged gate).
+    let gates = gate_plan(&report_dir, work, baseline)?;
+    let (dir, journal) = runner::open_run_dir(&report_dir, &name, clock)
+        .map_err(|err| CliError::failed(format!("{err}; nothing was done")))?;
+    let journal_path = dir.join("journal.jsonl");
+    eprintln!("journal: {}", journal_path.display());
+    *recover_hint.lock().unwrap_or_else(|p| p.into_inner()) = format!(
+        "hpchaos recover --cluster {} {}",
+        work.profile_path.display(),
+        std::path::absolute(&journal_path)
+            .unwrap_or_else(|_| journal_path.clone())
+            .display()
+    );
+    let mut runner = Runner::new(cluster, journal, cancel_rx);
+    runner.gates = gates;
+    runner.wait_lock = args.wait_lock.map(|d| d.as_std());
+    runner.profile_path = Some(work.profile_path.display().to_string());
+    runner.undoing = undoing;
+    runner.live = Some(hpchaos::live::LiveView::default());
+    let result = runner
+        .run(
+            &work.scenarios,
+            work.suite.as_deref(),
+            work.stop_on_failure,
+            work.cooldown,
+        )
+        .await;
+    let ran = Ran {
+        runner: &runner,
+        dir: &dir,
+        journal_path: &journal_path,
+    };
+    let report = ran.report(&result)?;
+    let unwritten = ran.write_reports(&report);
+    ran.show(&report);
+    // The history remembers the run; a history that cannot be written is
+    // said, and never changes the run's outcome.
+    match hpchaos::history::open_synced(&report_dir).and_then(|h| hpchaos::history::write_index(&h))
+    {
+        Ok(index) => println!("history: {}", index.display()),
+        Err(err) => eprintln!("warning: the run is not in the history: {err}"),
+    }
+    if unwritten {
+        println!(
+            "reports: NOT written to {} (see the errors above); the journal is {}",
+            dir.display(),
+            journal_path.display()
+        );
+    } else {
+        println!("reports: {}", dir.display());
+    }
+    ran.say_still_applied(&report);
+    match result {
+        // Said when it was lost, with what became of its changes.
+        Err(runner::RunError::LeaseLost(_)) => Ok(exit::LEASE_LOST),
+        Err(err) => Err(CliError::failed(err)),
+        // Something of ours is left on the cluster: that outranks any
+        // verdict.
+        Ok(_) if report.recover_command.is_some() => Ok(exit::HARNESS_FAILED),
+        Ok(_) if unwritten && report.exit_code() == exit::SUCCESS => Ok(exit::HARNESS_FAILED),
+        Ok(_) => Ok(report.exit_code()),
+    }
+}
+
+/// A run that ended, for its reports.
+struct Ran<'a> {
+    runner: &'a Runner,
+    dir: &'a Path,
+    journal_path: &'a Path,
+}
+
+impl Ran<'_> {
+    /// The report, from the journal; a journal that could not be written
+    /// (or is empty) makes none, and says what the rollback found.
+    fn report<T>(&self, result: &Result<T, runner::RunError>) -> Result<Report, CliError> {
+        match Journal::load(self.journal_path) {
+            Ok(journal) if !journal.records.is_empty() => Ok(hpchaos::report::build(&journal)),
+            Ok(_) | Err(_) => {
+                let why = match result {
+                    Err(err) => err.to_string(),
+                    Ok(_) => "it is empty".to_owned(),
+                };
+                let mut said = vec![format!(
+                    "error: the journal {} could not be written ({why}); no report was made",
+                    self.journal_path.display()
+                )];
+                for (step, found) in &self.runner.unrecorded {
+                    said.push(format!("rollback: {step}: {found}, not recorded"));
+                }
+                Err(CliError::rendered(exit::HARNESS_FAILED, said.join("\n")))
+            }
+        }
+    }
+
+    /// Writes the markdown, JSON and JUnit reports, each whole or absent;
+    /// whether one could not be written (said).
+    fn write_reports(&self, report: &Report) -> bool {
+        let mut unwritten = false;
+        for (format, file) in [
+            (Format::Markdown, "report.md"),
+            (Format::Json, "report.json"),
+            (Format::Junit, "junit.xml"),
+        ] {
+            let path = self.dir.join(file);
+            if let Err(err) = write_whole(&path, &format.exporter().render(report)) {
+                eprintln!("error: cannot write {}: {err}", path.display());
+                unwritten = true;
+            }
+        }
+        unwritten
+    }
+
+    /// The terminal's table tells what the cluster shows: a step the
+    /// rollback undid but could not record (re-checked, said below) is not
+    /// listed as still applied there; the journal still lists it, for
+    /// `recover`.
+    fn show(&self, report: &Report) {
+        let mut shown = report.clone();
+        shown.still_applied.retain(|step| {
+            !self.runner.unrecorded.iter().any(|(undone, found)| {
+                undone == step && !found.starts_with("STILL") && !found.starts_with("NOT")
+            })
+        });
+        if shown.still_applied.is_empty() {
+            shown.recover_command = None;
+        }
+        print!("{}", Format::Table.exporter().render(&shown));
+    }
+
+    /// What is still applied and how to undo it; a step undone by the
+    /// rollback whose record could not be written is said with what the
+    /// cluster showed when re-checked.
+    fn say_still_applied(&self, report: &Report) {
+        let Some(command) = &report.recover_command else {
+            return;
+        };
+        let unrecorded: Vec<&(String, String)> = self
+            .runner
+            .unrecorded
+            .iter()
+            .filter(|(step, _)| report.still_applied.iter().any(|s| s == step))
+            .collect();
+        let open = report.still_applied.len().saturating_sub(unrecorded.len());
+        for (step, found) in &unrecorded {
+            eprintln!("rollback: {step}: {found}, not recorded (the journal could not be written)");
+        }
+        let still = unrecorded
+            .iter()
+            .filter(|(_, f)| f.starts_with("STILL") || f.starts_with("NOT"))
+            .count();
+        if open + still > 0 {
+            eprintln!(
+                "error: {} step(s) were not undone and may still be applied; undo them with: {command}",
+                open + still
+            );
+        } else {
+            eprintln!(
+                "error: the journal lists {} step(s) as applied: the rollback undid them (re-checked above) but could not record it; `{command}` would find them undone",
+                unrecorded.len()
+            );
+        }
+    }
+}
+
+/// The run's regression gates: with `--baseline`, every scenario;
+/// without it, the scenarios that declare `expect.regression` (against
+/// `p50:30d`). Baselines come from the history under `report_dir`, read
+/// before the run. Errors: the history cannot
+/// be read (3), or `--baseline RUN_ID` names a run it does not hold (2).
+fn gate_plan(
+    report_dir: &Path,
+    work: &Work,
+    baseline: Option<&BaselineSpec>,
+) -> Result<Option<GatePlan>, CliError> {
+    let gated: Vec<&str> = work
+        .scenarios
+        .iter()
+        .filter(|s| baseline.is_some() || s.value.expect.regression.is_some())
+        .map(|s| s.value.name.as_str())
+        .collect();
+    if gated.is_empty() {
+        return Ok(None);
+    }
+    let spec = baseline
+        .cloned()
+        .unwrap_or(BaselineSpec::Median { days: 30 });
+    let history = hpchaos::history::open_synced(report_dir).map_err(|err| {
+        CliError::failed(format!(
+            "regression gates need the run history: {err}; nothing was done"
+        ))
+    })?;
+    if let BaselineSpec::Run(id) = &spec
+        && !history.has_run(id).unwrap_or(false)
+    {
+        return Err(CliError::new(
+            exit::INVALID_INPUT,
+            format!(
+                "--baseline {id}: no such run in the history under {} (see `hpchaos history --report-dir {}`); nothing was done",
+                report_dir.display(),
+                report_dir.display()
+            ),
+        ));
+    }
+    let now = hpchaos::clock::Clock::now(&hpchaos::clock::SystemClock);
+    let baselines = gated
+        .into_iter()
+        .map(|name| {
+            let found = history
+                .runs(Some(name), None)
+                .map_err(|e| e.to_string())
+                .and_then(|runs| {
+                    if let BaselineSpec::Run(id) = &spec
+                        && !runs.iter().any(|r| &r.run_id == id)
+                    {
+                        return Err(format!(
+                            "run {id} is not a run of {name} (see `hpchaos history --scenario {name}`)"
+                        ));
+                    }
+                    Ok(hpchaos::history::gate::baselines(&runs, &spec, now))
+                });
+            (name.to_owned(), found)
+        })
+        .collect();
+    Ok(Some(GatePlan {
+        all_phases: baseline.is_some(),
+        spec,
+        baselines,
+    }))
+}
+
+/// Writes `text` to a temporary file beside `path`, synced, then renames
+/// it over `path`: a report is whole or absent, never empty or half
+/// written (a full disk leaves no file, and says so).
+fn write_whole(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    let written = std::fs::File::create(&tmp).and_then(|mut file| {
+        file.write_all(text.as_bytes())?;
+        file.sync_all()
+    });
+    match written.and_then(|()| std::fs::rename(&tmp, path)) {
+        Ok(()) => Ok(()),
+        Err(err) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(err)
+        }
+    }
 }

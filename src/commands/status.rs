@@ -1,10 +1,14 @@
-//! `hpchaos status`: the cluster as hpchaos sees it, and its lock.
+//! `hpchaos status`: the cluster as hpchaos sees it (every node's Slurm
+//! state and API view), and who holds its lock.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use hpchaos::cluster::Cluster;
+use hpchaos::exit;
 
 use crate::cli::StatusFormat;
 
-use super::Outcome;
+use super::{CliError, Outcome};
 
 /// `hpchaos status`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -17,9 +21,100 @@ pub struct Args {
     format: StatusFormat,
 }
 
+/// Exit 0 with the view; 3 when Slurm or the API cannot be read; 2 for a
+/// profile that is not one.
 pub fn exec(args: Args) -> Outcome {
-    Ok(hpchaos::cli_run::status(
-        &args.cluster,
-        args.format == StatusFormat::Json,
-    ))
+    let profile = hpchaos::scenario::load_profile(&args.cluster)
+        .map_err(|e| CliError::invalid(&e))?
+        .value;
+    super::runtime()?.block_on(async move {
+        let cluster = Cluster::connect(&profile).await;
+        let rows = cluster.slurm.nodes().await.map_err(CliError::failed)?;
+        let (api, unmapped) = match &cluster.api {
+            Some(api) => {
+                let (nodes, unmapped) = api.listing().await.map_err(CliError::failed)?;
+                (Some(nodes), unmapped)
+            }
+            None => (None, Vec::new()),
+        };
+        // Who holds the cluster's lock, and whether it is alive.
+        let lock = lock_words(&cluster, &args.cluster).await;
+        if args.format == StatusFormat::Json {
+            let mut value = hpchaos::status::render_json(
+                &profile.name,
+                &profile.head_node.name,
+                &profile.login_nodes,
+                &rows,
+                api.as_deref(),
+                &unmapped,
+            );
+            if let Some(fields) = value.as_object_mut() {
+                fields.insert("lock".to_owned(), serde_json::Value::String(lock));
+            }
+            let text = serde_json::to_string_pretty(&value).map_err(CliError::failed)?;
+            hpchaos::output::println(&text);
+            return Ok(exit::SUCCESS);
+        }
+        // The head and login nodes are instances, not Slurm nodes.
+        let mut outside: Vec<&str> = profile.login_nodes.iter().map(String::as_str).collect();
+        outside.push(&profile.head_node.name);
+        hpchaos::output::print(&hpchaos::status::render(&outside, &rows, api.as_deref()));
+        println!("lock: {lock}");
+        for u in &unmapped {
+            println!(
+                "unmapped instance {} ({}, {}): {}",
+                u.instance_id, u.group, u.status, u.why
+            );
+        }
+        Ok(exit::SUCCESS)
+    })
+}
+
+/// The cluster's lock in words, for `status`: `free`, or who holds it,
+/// since when, the lease's age, and whether it is alive (by the rules
+/// `recover` uses) with the command that cleans up after a dead one.
+async fn lock_words(cluster: &Cluster, profile_path: &Path) -> String {
+    use hpchaos::runner::lock;
+    let head = &cluster.slurm.head;
+    let read = cluster
+        .ssh
+        .run(
+            head,
+            &["sh", "-c", lock::READ_SCRIPT, "hpchaos", lock::LOCK_DIR],
+        )
+        .await;
+    let state = match read {
+        Ok(out) => lock::parse_answer(&out.stdout),
+        Err(err) => return format!("cannot be read: {err}"),
+    };
+    match state {
+        Some(lock::LockState::Free) => "free".to_owned(),
+        Some(lock::LockState::Held {
+            owner: Some(owner),
+            lease_age,
+            ..
+        }) => {
+            let age = lease_age.map_or("?".to_owned(), |a| a.to_string());
+            let boot = lock::this_boot();
+            match lock::stale_because(
+                &owner,
+                lease_age,
+                &lock::this_host(),
+                boot.as_deref(),
+                lock::pid_alive,
+            ) {
+                None => format!("held by {} (lease renewed {age}s ago)", owner.describe()),
+                Some(why) => format!(
+                    "held by {}, which is DEAD: {why}; undo what it left and release the lock with: hpchaos recover --cluster {}",
+                    owner.describe(),
+                    profile_path.display()
+                ),
+            }
+        }
+        Some(lock::LockState::Held { lease_age, .. }) => format!(
+            "held, with no readable owner record ({}s old)",
+            lease_age.map_or("?".to_owned(), |a| a.to_string())
+        ),
+        _ => "cannot be read (an answer that is not the lock's)".to_owned(),
+    }
 }

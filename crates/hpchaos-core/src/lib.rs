@@ -24,7 +24,6 @@
 //! | the monitoring's view | [`monitoring`] |
 //! | time | [`clock`] (the only reader of the system clock), [`duration`] |
 
-pub mod cli_run;
 pub mod clock;
 pub mod cluster;
 pub mod cost;
@@ -40,7 +39,6 @@ pub mod output;
 pub mod phases;
 pub mod preflight;
 pub mod profile;
-pub mod recover;
 pub mod report;
 pub mod runner;
 pub mod scenario;
