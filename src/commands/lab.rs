@@ -1,6 +1,8 @@
 //! `hpchaos lab`: the local lab (the `hpchaos-lab` crate): up, down,
 //! status, throttle, logs, and the processes `up` starts.
 
+use std::path::Path;
+
 use hpchaos::exit;
 use hpchaos_lab as lab;
 
@@ -57,55 +59,15 @@ pub fn exec(args: Args) -> Outcome {
                 Ok(())
             })
         }
-        LabCommand::Down { dir } => lab::down(&dir).map(|()| {
-            let left = lab::leftovers(&dir);
-            if left.is_empty() {
-                println!("lab down: nothing left behind outside {}", dir.display());
-            } else {
-                eprintln!("lab down left: {}", left.join(", "));
-            }
-        }),
+        LabCommand::Down { dir } => down(&dir),
         LabCommand::Status { dir } => lab::status(&dir).map(|text| hpchaos::output::print(&text)),
         LabCommand::Throttle {
             dir,
             rate,
             burst,
             off: _,
-        } => {
-            let limit = rate.map(|rate| lab::throttle::Limit { rate, burst });
-            match limit {
-                Some(l) if !(l.rate >= 0.0 && l.burst >= 1.0) => Err(lab::system::LabError::Setup(
-                    "--rate must be 0 or more and --burst at least 1".to_owned(),
-                )),
-                _ => lab::throttle(&dir, limit).map(|()| match limit {
-                    Some(l) => println!(
-                        "API limited to {} request(s)/s, bursts of {}",
-                        l.rate, l.burst
-                    ),
-                    None => println!("API rate limit lifted"),
-                }),
-            }
-        }
-        LabCommand::Logs { dir, node } => {
-            let layout = lab::layout::Layout::new(&dir);
-            let files = match &node {
-                None => vec![layout.ground_truth(), layout.daemon_log()],
-                Some(name) => {
-                    let root = layout.node_root(name);
-                    vec![
-                        layout.node_console(name),
-                        root.join("log/slurm/slurmctld.log"),
-                        root.join("log/slurm/slurmd.log"),
-                        root.join("log/syslog"),
-                    ]
-                }
-            };
-            for file in files.iter().filter(|f| f.exists()) {
-                hpchaos::output::println(&format!("==> {} <==", file.display()));
-                hpchaos::output::print(&std::fs::read_to_string(file).unwrap_or_default());
-            }
-            Ok(())
-        }
+        } => throttle(&dir, rate, burst),
+        LabCommand::Logs { dir, node } => logs(&dir, node.as_deref()),
         LabCommand::Daemon { dir } => lab::daemon::run(lab::layout::Layout::new(&dir)),
         LabCommand::Exporter {
             dir,
@@ -124,4 +86,60 @@ pub fn exec(args: Args) -> Outcome {
     result
         .map(|()| exit::SUCCESS)
         .map_err(|err| CliError::new(exit::HARNESS_FAILED, err))
+}
+
+/// `lab down`: stops the lab in `dir`, then says what it left behind
+/// outside it, if anything. Errors as [`lab::down`] does.
+fn down(dir: &Path) -> Result<(), lab::system::LabError> {
+    lab::down(dir).map(|()| {
+        let left = lab::leftovers(dir);
+        if left.is_empty() {
+            println!("lab down: nothing left behind outside {}", dir.display());
+        } else {
+            eprintln!("lab down left: {}", left.join(", "));
+        }
+    })
+}
+
+/// `lab throttle`: limits the lab's SageMaker API to `rate` requests a
+/// second in bursts of `burst`, or lifts the limit (no `rate`), and says
+/// which. Errors on a negative rate or a burst under 1.
+fn throttle(dir: &Path, rate: Option<f64>, burst: f64) -> Result<(), lab::system::LabError> {
+    let limit = rate.map(|rate| lab::throttle::Limit { rate, burst });
+    match limit {
+        Some(l) if !(l.rate >= 0.0 && l.burst >= 1.0) => Err(lab::system::LabError::Setup(
+            "--rate must be 0 or more and --burst at least 1".to_owned(),
+        )),
+        _ => lab::throttle(dir, limit).map(|()| match limit {
+            Some(l) => println!(
+                "API limited to {} request(s)/s, bursts of {}",
+                l.rate, l.burst
+            ),
+            None => println!("API rate limit lifted"),
+        }),
+    }
+}
+
+/// `lab logs`: prints the control plane's ground-truth log and the
+/// daemon's, or with `node` that node's console, slurmctld, slurmd and
+/// syslog; each file that exists, under a `==> file <==` header.
+fn logs(dir: &Path, node: Option<&str>) -> Result<(), lab::system::LabError> {
+    let layout = lab::layout::Layout::new(dir);
+    let files = match node {
+        None => vec![layout.ground_truth(), layout.daemon_log()],
+        Some(name) => {
+            let root = layout.node_root(name);
+            vec![
+                layout.node_console(name),
+                root.join("log/slurm/slurmctld.log"),
+                root.join("log/slurm/slurmd.log"),
+                root.join("log/syslog"),
+            ]
+        }
+    };
+    for file in files.iter().filter(|f| f.exists()) {
+        hpchaos::output::println(&format!("==> {} <==", file.display()));
+        hpchaos::output::print(&std::fs::read_to_string(file).unwrap_or_default());
+    }
+    Ok(())
 }

@@ -116,7 +116,7 @@ async fn idle_enough(cluster: &Cluster, wanted: u32) -> Result<(), CliError> {
         .state_groups()
         .await
         .map_err(|e| e.to_string())
-        .and_then(|g| hpchaos::cluster::slurm::idle_in_groups(&g))
+        .and_then(|g| hpchaos::cluster::slurm::idle_in_groups(&g).map_err(|e| e.to_string()))
         .map_err(|err| {
             CliError::failed(format!(
                 "cannot count idle nodes for --if-idle: {err}; nothing was done"

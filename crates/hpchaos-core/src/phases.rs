@@ -206,6 +206,18 @@ fn mark_dropped(
     })
 }
 
+/// The facts a quiet scenario is judged from: when the fault was injected,
+/// the state before it, what the scenario expects, the time of judging and
+/// whether the run ended.
+#[derive(Clone, Copy)]
+struct QuietRun<'a> {
+    injected_at: DateTime<Utc>,
+    baseline: &'a Baseline,
+    expectation: &'a Expectation,
+    now: DateTime<Utc>,
+    finished: bool,
+}
+
 /// Judges the events seen up to `now`. `finished` says no more events will
 /// come (the run ended), so open phases are not reached.
 pub fn judge(
@@ -228,55 +240,114 @@ pub fn judge(
     };
 
     if expectation.recovery == Recovery::None {
-        let window = expectation.quiet_for.unwrap_or(Duration::from_secs(120));
-        let window_end = injected_at + window.as_chrono();
-        let disturbance = events
-            .iter()
-            .filter(|e| e.seen <= window_end)
-            .find_map(|e| {
-                tracker
-                    .detect(baseline, expectation, e)
-                    .map(|b| (b, e.seen))
-            });
-        let phase = &mut ends[0];
-        let verdict = match disturbance {
-            Some((boundary, _)) => {
-                let reason = format!(
-                    "the cluster reacted within the quiet window: {}",
-                    boundary.evidence
-                );
-                return quiet_judgement(
-                    injected_at,
-                    window,
-                    Some(boundary),
-                    PhaseVerdict::Missed,
-                    reason,
-                );
-            }
-            None if now >= window_end || finished => {
-                *phase = Some(Boundary {
-                    at: window_end,
-                    time_source: TimeSource::Observed,
-                    evidence: format!("no change for {window}"),
-                });
-                PhaseVerdict::Met
-            }
-            None => {
-                return quiet_judgement(
-                    injected_at,
-                    window,
-                    None,
-                    PhaseVerdict::Met,
-                    String::new(),
-                )
-                .unsettled();
-            }
+        let run = QuietRun {
+            injected_at,
+            baseline,
+            expectation,
+            now,
+            finished,
         };
-        return quiet_judgement(injected_at, window, phase.clone(), verdict, String::new());
+        return judge_quiet(run, &events, &tracker, &mut ends[0]);
     }
 
+    close_phases(
+        order,
+        &mut ends,
+        &events,
+        &mut tracker,
+        baseline,
+        expectation,
+    );
+    sharpen_detect(order, &mut ends, &events, &tracker, baseline, expectation);
+    clamp_boundaries(&mut ends, injected_at);
+    let mut phases = phase_results(order, &ends, expectation, injected_at, finished);
+    let lost_steps = tracker.lost_steps();
+    // A mark dropped after the detection: the phases still open end now,
+    // not at their deadlines.
+    let waiting = ends.first().is_some_and(Option::is_some) && ends.iter().any(Option::is_none);
+    let dropped = matches!(expectation.recovery, Recovery::Replace | Recovery::Reboot) && waiting;
+    if dropped && let Some(why) = mark_dropped(injected_at, baseline, &events, &tracker, now) {
+        for phase in phases.iter_mut().filter(|p| p.ended.is_none()) {
+            phase.verdict = Some(PhaseVerdict::NotReached);
+        }
+        let mut judgement = finish(injected_at, phases, lost_steps, expectation);
+        judgement.reason = format!("{why}; {}", judgement.reason);
+        judgement.open_because = Some(why);
+        return judgement;
+    }
+    finish(injected_at, phases, lost_steps, expectation)
+}
+
+/// Judges a scenario that expects no recovery: disturbed if the targets
+/// change within the quiet window, met once the window passed (or the run
+/// ended) without a change. `phase` is the quiet phase's end, set when it
+/// is met. Returns the judgement.
+fn judge_quiet(
+    run: QuietRun<'_>,
+    events: &[&Event],
+    tracker: &Tracker,
+    phase: &mut Option<Boundary>,
+) -> Judgement {
+    let QuietRun {
+        injected_at,
+        baseline,
+        expectation,
+        now,
+        finished,
+    } = run;
+    let window = expectation.quiet_for.unwrap_or(Duration::from_secs(120));
+    let window_end = injected_at + window.as_chrono();
+    let disturbance = events
+        .iter()
+        .filter(|e| e.seen <= window_end)
+        .find_map(|e| {
+            tracker
+                .detect(baseline, expectation, e)
+                .map(|b| (b, e.seen))
+        });
+    let verdict = match disturbance {
+        Some((boundary, _)) => {
+            let reason = format!(
+                "the cluster reacted within the quiet window: {}",
+                boundary.evidence
+            );
+            return quiet_judgement(
+                injected_at,
+                window,
+                Some(boundary),
+                PhaseVerdict::Missed,
+                reason,
+            );
+        }
+        None if now >= window_end || finished => {
+            *phase = Some(Boundary {
+                at: window_end,
+                time_source: TimeSource::Observed,
+                evidence: format!("no change for {window}"),
+            });
+            PhaseVerdict::Met
+        }
+        None => {
+            return quiet_judgement(injected_at, window, None, PhaseVerdict::Met, String::new())
+                .unsettled();
+        }
+    };
+    quiet_judgement(injected_at, window, phase.clone(), verdict, String::new())
+}
+
+/// Walks the events in the order they were seen, feeding `tracker`, and
+/// sets in `ends` the end of each phase of `order` they close (and of the
+/// earlier phases that end implies).
+fn close_phases(
+    order: &[Phase],
+    ends: &mut [Option<Boundary>],
+    events: &[&Event],
+    tracker: &mut Tracker,
+    baseline: &Baseline,
+    expectation: &Expectation,
+) {
     let mut latest: BTreeMap<String, &Event> = BTreeMap::new();
-    for event in &events {
+    for event in events {
         tracker.observe(event);
         latest.insert(event_key(event), event);
         // The furthest phase this event closes; earlier open phases are
@@ -307,17 +378,28 @@ pub fn judge(
             // phases that follow (a node seen idle a moment before its
             // replacement was seen has rejoined by then).
             catch_up(
-                &mut ends,
+                ends,
                 order,
                 &latest,
                 closed_at,
-                &tracker,
+                tracker,
                 baseline,
                 expectation,
             );
         }
     }
+}
 
+/// Moves the detection's end to the controller log's millisecond time
+/// when the log shows the same detection within sinfo's whole second.
+fn sharpen_detect(
+    order: &[Phase],
+    ends: &mut [Option<Boundary>],
+    events: &[&Event],
+    tracker: &Tracker,
+    baseline: &Baseline,
+    expectation: &Expectation,
+) {
     // The more precise clock wins: sinfo's reason time has whole seconds;
     // when the controller log shows the same detection within that second
     // (read a poll later), its millisecond time is the boundary.
@@ -335,7 +417,11 @@ pub fn judge(
     {
         ends[0] = Some(precise);
     }
+}
 
+/// Clamps each phase's end to be no earlier than the one before it (the
+/// first, no earlier than the injection), saying so in its evidence.
+fn clamp_boundaries(ends: &mut [Option<Boundary>], injected_at: DateTime<Utc>) {
     // Boundaries never run backwards: a source clock a little behind the
     // harness's is clamped to the previous boundary.
     let mut previous = injected_at;
@@ -350,10 +436,20 @@ pub fn judge(
         }
         previous = end.at;
     }
+}
 
+/// Each phase of `order` with its start (the end of the one before, the
+/// first at the injection), end, deadline and verdict.
+fn phase_results(
+    order: &[Phase],
+    ends: &[Option<Boundary>],
+    expectation: &Expectation,
+    injected_at: DateTime<Utc>,
+    finished: bool,
+) -> Vec<PhaseResult> {
     let mut phases = Vec::with_capacity(order.len());
     let mut started = Some(injected_at);
-    for (phase, end) in order.iter().zip(&ends) {
+    for (phase, end) in order.iter().zip(ends) {
         let deadline = expectation.deadlines.get(phase).copied();
         let verdict = verdict_of(end.as_ref(), deadline, injected_at, finished);
         phases.push(PhaseResult {
@@ -365,21 +461,7 @@ pub fn judge(
         });
         started = end.as_ref().map(|b| b.at);
     }
-    let lost_steps = tracker.lost_steps();
-    // A mark dropped after the detection: the phases still open end now,
-    // not at their deadlines.
-    let waiting = ends.first().is_some_and(Option::is_some) && ends.iter().any(Option::is_none);
-    let dropped = matches!(expectation.recovery, Recovery::Replace | Recovery::Reboot) && waiting;
-    if dropped && let Some(why) = mark_dropped(injected_at, baseline, &events, &tracker, now) {
-        for phase in phases.iter_mut().filter(|p| p.ended.is_none()) {
-            phase.verdict = Some(PhaseVerdict::NotReached);
-        }
-        let mut judgement = finish(injected_at, phases, lost_steps, expectation);
-        judgement.reason = format!("{why}; {}", judgement.reason);
-        judgement.open_because = Some(why);
-        return judgement;
-    }
-    finish(injected_at, phases, lost_steps, expectation)
+    phases
 }
 
 /// The node an observation is about; `None` for the workload's (the job,
@@ -809,67 +891,30 @@ impl Tracker {
         expectation: &Expectation,
         event: &Event,
     ) -> Option<Boundary> {
+        match phase {
+            Phase::Detect => self.detect(baseline, expectation, event),
+            Phase::Drain => drain_boundary(baseline, event),
+            Phase::Replace => replace_boundary(baseline, event),
+            Phase::Reboot => self.reboot_boundary(baseline, event),
+            Phase::Rejoin => rejoin_boundary(baseline, event),
+            Phase::Resume => self.resume_boundary(baseline, event),
+            Phase::JobEnd => job_end_boundary(event),
+            Phase::Quiet => None,
+        }
+    }
+
+    /// Whether `event` ends the reboot phase, and where: the API's new
+    /// LaunchTime on the same instance, slurmd's boot report, or Slurm's
+    /// signs of a reboot.
+    fn reboot_boundary(&self, baseline: &Baseline, event: &Event) -> Option<Boundary> {
         let target = |node: &str| baseline.targets.iter().any(|t| t == node);
-        match (phase, &event.observation) {
-            (Phase::Detect, _) => self.detect(baseline, expectation, event),
-            (Phase::Drain, Observation::Job { state, nodes, .. }) if baseline.workload => {
-                let left = !state.is_running() || !nodes.iter().any(|n| target(n));
-                left.then(|| {
-                    boundary(
-                        event,
-                        format!(
-                            "job {state} on {}",
-                            if nodes.is_empty() {
-                                "-".to_owned()
-                            } else {
-                                nodes.join(",")
-                            }
-                        ),
-                    )
-                })
-            }
-            (Phase::Drain, Observation::JobGone) if baseline.workload => {
-                Some(boundary(event, "job gone from the node".to_owned()))
-            }
-            (Phase::Drain, Observation::SlurmNode { node, state, .. })
-                if !baseline.workload && target(node) =>
-            {
-                NodeState::parse(state)
-                    .is_drained()
-                    .then(|| boundary(event, format!("{node} {state}, no workload on it")))
-            }
-            (
-                Phase::Replace,
-                Observation::ApiNode {
-                    node,
-                    status,
-                    instance_id,
-                    launch_time,
-                },
-            ) if target(node) && status == "Running" => {
-                let old = baseline.instance_ids.get(node)?;
-                (instance_id != old).then(|| match launch_time {
-                    Some(t) => Boundary {
-                        at: *t,
-                        time_source: TimeSource::Source,
-                        evidence: format!("new instance {instance_id} (was {old}), LaunchTime"),
-                    },
-                    None => Boundary {
-                        at: event.seen,
-                        time_source: TimeSource::Observed,
-                        evidence: format!("new instance {instance_id} (was {old})"),
-                    },
-                })
-            }
-            (
-                Phase::Reboot,
-                Observation::ApiNode {
-                    node,
-                    status,
-                    instance_id,
-                    launch_time,
-                },
-            ) if target(node) && status == "Running" => {
+        match &event.observation {
+            Observation::ApiNode {
+                node,
+                status,
+                instance_id,
+                launch_time,
+            } if target(node) && status == "Running" => {
                 let same = baseline.instance_ids.get(node) == Some(instance_id);
                 let later = match (launch_time, baseline.launch_times.get(node)) {
                     (Some(now), Some(before)) => now > before,
@@ -889,47 +934,16 @@ impl Tracker {
             // second at each registration: only a boot (or slurmd start)
             // after the injection, and more than a second past the last
             // reading, is a reboot.
-            (Phase::Reboot, Observation::NodeBoot { node, boot }) if target(node) => {
-                let before = baseline.boots.get(node).copied().unwrap_or_default();
-                let injected = self.injected_at;
-                let later =
-                    |now: Option<DateTime<Utc>>, then: Option<DateTime<Utc>>| match (now, then) {
-                        (Some(now), Some(then)) => {
-                            let after_fault = injected.is_none_or(|i| now >= i);
-                            (now > then + TimeDelta::seconds(1) && after_fault).then_some(now)
-                        }
-                        _ => None,
-                    };
-                if let Some(at) = later(boot.boot_time, before.boot_time) {
-                    Some(Boundary {
-                        at,
-                        time_source: TimeSource::Source,
-                        evidence: format!(
-                            "{node} BootTime {}: booted again",
-                            at.format("%H:%M:%S")
-                        ),
-                    })
-                } else {
-                    later(boot.slurmd_started, before.slurmd_started).map(|at| Boundary {
-                        at,
-                        time_source: TimeSource::Source,
-                        evidence: format!(
-                            "{node} SlurmdStartTime {}: slurmd started again (BootTime unchanged)",
-                            at.format("%H:%M:%S")
-                        ),
-                    })
-                }
+            Observation::NodeBoot { node, boot } if target(node) => {
+                self.boot_boundary(baseline, node, boot)
             }
             // Slurm's own signs of a reboot (LaunchTime is one witness,
             // not the only one: it may keep EC2's "last launched" meaning):
             // a node that stopped responding or showed a reboot under way,
             // responding again.
-            (
-                Phase::Reboot,
-                Observation::SlurmNode {
-                    node, state, flags, ..
-                },
-            ) if target(node) && self.went_away.contains(node) => {
+            Observation::SlurmNode {
+                node, state, flags, ..
+            } if target(node) && self.went_away.contains(node) => {
                 let now = NodeState::parse(&format!("{state}{flags}"));
                 (!now.not_responding() && !now.is_rebooting()).then(|| Boundary {
                     at: event.seen,
@@ -939,7 +953,7 @@ impl Tracker {
                     ),
                 })
             }
-            (Phase::Reboot, Observation::ControllerLog { node, message })
+            Observation::ControllerLog { node, message }
                 if target(node)
                     && (message.contains("now responding")
                         || message.contains("unexpectedly rebooted")
@@ -947,38 +961,51 @@ impl Tracker {
             {
                 Some(boundary(event, format!("slurmctld_log {node}: {message}")))
             }
-            (
-                Phase::Rejoin,
-                Observation::SlurmNode {
-                    node,
-                    state,
-                    flags,
-                    reason,
-                },
-            ) if target(node) => {
-                // Back and usable, whatever working suffix it shows
-                // (`mixed-`, `allocated+`, `planned`), and whatever reason
-                // Slurm left on it (24.11 keeps `Action:*` after a resume).
-                let up = NodeState::parse(&format!("{state}{flags}")).is_usable();
-                up.then(|| Boundary {
-                    at: event.seen,
-                    time_source: TimeSource::Observed,
-                    evidence: if reason.is_empty() {
-                        format!("{node} {state}, reason cleared")
-                    } else {
-                        format!("{node} {state}, usable (reason `{reason}` left by Slurm)")
-                    },
-                })
+            _ => None,
+        }
+    }
+
+    /// The reboot a target's boot report shows, if any: a BootTime (else a
+    /// SlurmdStartTime) after the injection and more than a second past
+    /// the one before the fault. Returns its boundary.
+    fn boot_boundary(
+        &self,
+        baseline: &Baseline,
+        node: &str,
+        boot: &BootWitness,
+    ) -> Option<Boundary> {
+        let before = baseline.boots.get(node).copied().unwrap_or_default();
+        let injected = self.injected_at;
+        let later = |now: Option<DateTime<Utc>>, then: Option<DateTime<Utc>>| match (now, then) {
+            (Some(now), Some(then)) => {
+                let after_fault = injected.is_none_or(|i| now >= i);
+                (now > then + TimeDelta::seconds(1) && after_fault).then_some(now)
             }
-            // Slurm's own record of the node coming back, to the millisecond.
-            (Phase::Rejoin, Observation::ControllerLog { node, message })
-                if target(node)
-                    && (message.contains("state set to IDLE")
-                        || message.contains("returned to service")) =>
-            {
-                Some(boundary(event, format!("slurmctld_log {node}: {message}")))
-            }
-            (Phase::Resume, Observation::Progress { step }) if self.job_interrupted => {
+            _ => None,
+        };
+        if let Some(at) = later(boot.boot_time, before.boot_time) {
+            Some(Boundary {
+                at,
+                time_source: TimeSource::Source,
+                evidence: format!("{node} BootTime {}: booted again", at.format("%H:%M:%S")),
+            })
+        } else {
+            later(boot.slurmd_started, before.slurmd_started).map(|at| Boundary {
+                at,
+                time_source: TimeSource::Source,
+                evidence: format!(
+                    "{node} SlurmdStartTime {}: slurmd started again (BootTime unchanged)",
+                    at.format("%H:%M:%S")
+                ),
+            })
+        }
+    }
+
+    /// Whether `event` ends the resume phase: the workload's progress past
+    /// its step at the fault, once the job was interrupted. Returns where.
+    fn resume_boundary(&self, baseline: &Baseline, event: &Event) -> Option<Boundary> {
+        match &event.observation {
+            Observation::Progress { step } if self.job_interrupted => {
                 let past = baseline.progress.is_none_or(|before| *step > before);
                 past.then(|| Boundary {
                     at: event.seen,
@@ -986,16 +1013,123 @@ impl Tracker {
                     evidence: format!("progress at step {step}, past the fault"),
                 })
             }
-            (Phase::JobEnd, Observation::Job { state, .. }) if state.is_final() => {
-                Some(boundary(event, format!("job {state}")))
-            }
-            (Phase::JobEnd, Observation::JobGone) => Some(Boundary {
-                at: event.seen,
-                time_source: TimeSource::Observed,
-                evidence: "job gone".to_owned(),
-            }),
             _ => None,
         }
+    }
+}
+
+/// Whether `event` ends the drain phase, and where: the workload job off
+/// the targets (or gone), or with no workload a target drained in Slurm.
+fn drain_boundary(baseline: &Baseline, event: &Event) -> Option<Boundary> {
+    let target = |node: &str| baseline.targets.iter().any(|t| t == node);
+    match &event.observation {
+        Observation::Job { state, nodes, .. } if baseline.workload => {
+            let left = !state.is_running() || !nodes.iter().any(|n| target(n));
+            left.then(|| {
+                boundary(
+                    event,
+                    format!(
+                        "job {state} on {}",
+                        if nodes.is_empty() {
+                            "-".to_owned()
+                        } else {
+                            nodes.join(",")
+                        }
+                    ),
+                )
+            })
+        }
+        Observation::JobGone if baseline.workload => {
+            Some(boundary(event, "job gone from the node".to_owned()))
+        }
+        Observation::SlurmNode { node, state, .. } if !baseline.workload && target(node) => {
+            NodeState::parse(state)
+                .is_drained()
+                .then(|| boundary(event, format!("{node} {state}, no workload on it")))
+        }
+        _ => None,
+    }
+}
+
+/// Whether `event` ends the replace phase: a target `Running` in the API
+/// under a new instance id. Returns where (its LaunchTime when known).
+fn replace_boundary(baseline: &Baseline, event: &Event) -> Option<Boundary> {
+    let target = |node: &str| baseline.targets.iter().any(|t| t == node);
+    match &event.observation {
+        Observation::ApiNode {
+            node,
+            status,
+            instance_id,
+            launch_time,
+        } if target(node) && status == "Running" => {
+            let old = baseline.instance_ids.get(node)?;
+            (instance_id != old).then(|| match launch_time {
+                Some(t) => Boundary {
+                    at: *t,
+                    time_source: TimeSource::Source,
+                    evidence: format!("new instance {instance_id} (was {old}), LaunchTime"),
+                },
+                None => Boundary {
+                    at: event.seen,
+                    time_source: TimeSource::Observed,
+                    evidence: format!("new instance {instance_id} (was {old})"),
+                },
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Whether `event` ends the rejoin phase: a target usable in Slurm again,
+/// or slurmctld's log saying it came back. Returns where.
+fn rejoin_boundary(baseline: &Baseline, event: &Event) -> Option<Boundary> {
+    let target = |node: &str| baseline.targets.iter().any(|t| t == node);
+    match &event.observation {
+        Observation::SlurmNode {
+            node,
+            state,
+            flags,
+            reason,
+        } if target(node) => {
+            // Back and usable, whatever working suffix it shows
+            // (`mixed-`, `allocated+`, `planned`), and whatever reason
+            // Slurm left on it (24.11 keeps `Action:*` after a resume).
+            let up = NodeState::parse(&format!("{state}{flags}")).is_usable();
+            up.then(|| Boundary {
+                at: event.seen,
+                time_source: TimeSource::Observed,
+                evidence: if reason.is_empty() {
+                    format!("{node} {state}, reason cleared")
+                } else {
+                    format!("{node} {state}, usable (reason `{reason}` left by Slurm)")
+                },
+            })
+        }
+        // Slurm's own record of the node coming back, to the millisecond.
+        Observation::ControllerLog { node, message }
+            if target(node)
+                && (message.contains("state set to IDLE")
+                    || message.contains("returned to service")) =>
+        {
+            Some(boundary(event, format!("slurmctld_log {node}: {message}")))
+        }
+        _ => None,
+    }
+}
+
+/// Whether `event` ends the job-end phase: the workload job in a final
+/// state, or gone from Slurm. Returns where.
+fn job_end_boundary(event: &Event) -> Option<Boundary> {
+    match &event.observation {
+        Observation::Job { state, .. } if state.is_final() => {
+            Some(boundary(event, format!("job {state}")))
+        }
+        Observation::JobGone => Some(Boundary {
+            at: event.seen,
+            time_source: TimeSource::Observed,
+            evidence: "job gone".to_owned(),
+        }),
+        _ => None,
     }
 }
 

@@ -113,107 +113,170 @@ impl Model {
                     out.push(constraint("be a structure".into()));
                     return;
                 };
-                let members = shape["members"].as_object();
-                for required in shape["required"].as_array().into_iter().flatten() {
-                    let required = required.as_str().unwrap_or_default();
-                    if object.get(required).is_none_or(Value::is_null) {
-                        out.push(format!(
-                            "Value null at '{}' failed to satisfy constraint: Member must not be null",
-                            join(at, required)
-                        ));
-                    }
-                }
-                for (key, member) in object {
-                    match members.and_then(|m| m.get(key)) {
-                        Some(spec) => {
-                            let member_shape = spec["shape"].as_str().unwrap_or_default();
-                            if !member.is_null() {
-                                self.walk(member_shape, member, &join(at, key), out);
-                            }
-                        }
-                        None => out.push(format!("'{}' is not a member of {name}", join(at, key))),
-                    }
-                }
+                self.walk_structure(name, shape, object, at, out);
             }
             "list" => {
                 let Some(items) = value.as_array() else {
                     out.push(constraint("be a list".into()));
                     return;
                 };
-                self.length(shape, items.len(), &constraint, out);
-                let member = shape["member"]["shape"].as_str().unwrap_or_default();
-                for (i, item) in items.iter().enumerate() {
-                    self.walk(member, item, &format!("{at}.{}.member", i + 1), out);
-                }
+                self.walk_list(shape, items, at, &constraint, out);
             }
             "map" => {
                 let Some(object) = value.as_object() else {
                     out.push(constraint("be a map".into()));
                     return;
                 };
-                let key_shape = shape["key"]["shape"].as_str().unwrap_or_default();
-                let value_shape = shape["value"]["shape"].as_str().unwrap_or_default();
-                for (k, v) in object {
-                    self.walk(
-                        key_shape,
-                        &Value::String(k.clone()),
-                        &format!("{at}.key"),
-                        out,
-                    );
-                    self.walk(value_shape, v, &format!("{at}.{k}"), out);
-                }
+                self.walk_map(shape, object, at, out);
             }
             "string" => {
                 let Some(text) = value.as_str() else {
                     out.push(constraint("be a string".into()));
                     return;
                 };
-                if let Some(allowed) = shape["enum"].as_array()
-                    && !allowed.iter().any(|a| a.as_str() == Some(text))
-                {
-                    let names: Vec<&str> = allowed.iter().filter_map(Value::as_str).collect();
-                    out.push(constraint(format!(
-                        "satisfy enum value set: [{}]",
-                        names.join(", ")
-                    )));
-                }
-                self.length(shape, text.chars().count(), &constraint, out);
-                if let Some(pattern) = shape["pattern"].as_str()
-                    && self
-                        .patterns
-                        .get(pattern)
-                        .is_some_and(|re| !re.is_match(text).unwrap_or(false))
-                {
-                    out.push(constraint(format!(
-                        "satisfy regular expression pattern: {pattern}"
-                    )));
-                }
+                self.walk_string(shape, text, &constraint, out);
             }
             "integer" | "long" => {
                 let Some(number) = value.as_i64() else {
                     out.push(constraint("be an integer".into()));
                     return;
                 };
-                if let Some(min) = shape["min"].as_i64()
-                    && number < min
-                {
-                    out.push(constraint(format!(
-                        "have value greater than or equal to {min}"
-                    )));
-                }
-                if let Some(max) = shape["max"].as_i64()
-                    && number > max
-                {
-                    out.push(constraint(format!(
-                        "have value less than or equal to {max}"
-                    )));
-                }
+                self.walk_integer(shape, number, &constraint, out);
             }
             "boolean" if !value.is_boolean() => out.push(constraint("be a boolean".into())),
             // awsJson1_1 sends timestamps as epoch seconds.
             "timestamp" if !value.is_number() => out.push(constraint("be epoch seconds".into())),
             "float" | "double" if !value.is_number() => out.push(constraint("be a number".into())),
             _ => {}
+        }
+    }
+
+    /// Checks a structure (`shape`, named `name`) at `at`: its required
+    /// members present, no member the shape lacks, and each member that is
+    /// not null against its own shape. Problems go to `out`.
+    fn walk_structure(
+        &self,
+        name: &str,
+        shape: &Value,
+        object: &serde_json::Map<String, Value>,
+        at: &str,
+        out: &mut Vec<String>,
+    ) {
+        let members = shape["members"].as_object();
+        for required in shape["required"].as_array().into_iter().flatten() {
+            let required = required.as_str().unwrap_or_default();
+            if object.get(required).is_none_or(Value::is_null) {
+                out.push(format!(
+                    "Value null at '{}' failed to satisfy constraint: Member must not be null",
+                    join(at, required)
+                ));
+            }
+        }
+        for (key, member) in object {
+            match members.and_then(|m| m.get(key)) {
+                Some(spec) => {
+                    let member_shape = spec["shape"].as_str().unwrap_or_default();
+                    if !member.is_null() {
+                        self.walk(member_shape, member, &join(at, key), out);
+                    }
+                }
+                None => out.push(format!("'{}' is not a member of {name}", join(at, key))),
+            }
+        }
+    }
+
+    /// Checks a list against its `shape` at `at`: its length, then each
+    /// item against the member shape. Problems go to `out`.
+    fn walk_list(
+        &self,
+        shape: &Value,
+        items: &[Value],
+        at: &str,
+        constraint: &dyn Fn(String) -> String,
+        out: &mut Vec<String>,
+    ) {
+        self.length(shape, items.len(), constraint, out);
+        let member = shape["member"]["shape"].as_str().unwrap_or_default();
+        for (i, item) in items.iter().enumerate() {
+            self.walk(member, item, &format!("{at}.{}.member", i + 1), out);
+        }
+    }
+
+    /// Checks each key and value of a map against its `shape`'s key and
+    /// value shapes. Problems go to `out`.
+    fn walk_map(
+        &self,
+        shape: &Value,
+        object: &serde_json::Map<String, Value>,
+        at: &str,
+        out: &mut Vec<String>,
+    ) {
+        let key_shape = shape["key"]["shape"].as_str().unwrap_or_default();
+        let value_shape = shape["value"]["shape"].as_str().unwrap_or_default();
+        for (k, v) in object {
+            self.walk(
+                key_shape,
+                &Value::String(k.clone()),
+                &format!("{at}.key"),
+                out,
+            );
+            self.walk(value_shape, v, &format!("{at}.{k}"), out);
+        }
+    }
+
+    /// Checks a string against its `shape`: enum values, length (in
+    /// characters) and pattern. Problems go to `out`.
+    fn walk_string(
+        &self,
+        shape: &Value,
+        text: &str,
+        constraint: &dyn Fn(String) -> String,
+        out: &mut Vec<String>,
+    ) {
+        if let Some(allowed) = shape["enum"].as_array()
+            && !allowed.iter().any(|a| a.as_str() == Some(text))
+        {
+            let names: Vec<&str> = allowed.iter().filter_map(Value::as_str).collect();
+            out.push(constraint(format!(
+                "satisfy enum value set: [{}]",
+                names.join(", ")
+            )));
+        }
+        self.length(shape, text.chars().count(), constraint, out);
+        if let Some(pattern) = shape["pattern"].as_str()
+            && self
+                .patterns
+                .get(pattern)
+                .is_some_and(|re| !re.is_match(text).unwrap_or(false))
+        {
+            out.push(constraint(format!(
+                "satisfy regular expression pattern: {pattern}"
+            )));
+        }
+    }
+
+    /// Checks an integer against its `shape`'s `min` and `max`. Problems go
+    /// to `out`.
+    fn walk_integer(
+        &self,
+        shape: &Value,
+        number: i64,
+        constraint: &dyn Fn(String) -> String,
+        out: &mut Vec<String>,
+    ) {
+        if let Some(min) = shape["min"].as_i64()
+            && number < min
+        {
+            out.push(constraint(format!(
+                "have value greater than or equal to {min}"
+            )));
+        }
+        if let Some(max) = shape["max"].as_i64()
+            && number > max
+        {
+            out.push(constraint(format!(
+                "have value less than or equal to {max}"
+            )));
         }
     }
 

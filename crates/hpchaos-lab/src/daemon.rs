@@ -567,6 +567,39 @@ impl Engine {
         let spec = self
             .node_spec(name)
             .ok_or_else(|| LabError::Setup(format!("no node {name}")))?;
+        let old_id = self.take_down(name, recovery);
+        self.wipe(name, recovery)?;
+        let new_id = if recovery == Recovery::Replace {
+            new_instance_id()
+        } else {
+            old_id
+        };
+        // The instance's LaunchTime, as the API will report it.
+        let booted = Utc::now();
+        self.truth
+            .record("instance_launched", Some(name), new_id.clone());
+        let process = node::start(&self.layout, &spec, &self.config)?;
+        self.processes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned(), process);
+        self.wait_for(Duration::from_secs(60), "slurmd to register", || {
+            self.slurmd_started_since(name, booted)
+        })?;
+        self.truth.record("slurmd_registered", Some(name), "");
+        if recovery != Recovery::OutOfBandReboot {
+            self.resume_in_slurm(name)?;
+        }
+        self.mark_running(name, recovery, &new_id, booted);
+        self.truth.record("instance_running", Some(name), new_id);
+        Ok(())
+    }
+
+    /// The first half of a recovery: the API shows the node `Pending`
+    /// (not for an out-of-band reboot), its process is killed, the
+    /// termination or reboot recorded, and the recovery's delay waited
+    /// out. Returns the old instance id (empty if the state has none).
+    fn take_down(&self, name: &str, recovery: Recovery) -> String {
         let old_id = self
             .state
             .lock()
@@ -601,7 +634,13 @@ impl Engine {
         };
         self.truth.record(event, Some(name), old_id.clone());
         std::thread::sleep(delay.as_std());
+        old_id
+    }
 
+    /// Clears what the recovery loses on the node's disks: everything and
+    /// a new SSH host key for a replacement, /run for a reboot; the health
+    /// agent forgets what it read there. Errors if the key cannot be made.
+    fn wipe(&self, name: &str, recovery: Recovery) -> Result<(), LabError> {
         let root = self.layout.node_root(name);
         if recovery == Recovery::Replace {
             // A new instance: fresh disks and a new SSH host key.
@@ -622,68 +661,57 @@ impl Engine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .forget(&forgotten);
-        let new_id = if recovery == Recovery::Replace {
-            new_instance_id()
-        } else {
-            old_id
-        };
-        // The instance's LaunchTime, as the API will report it.
-        let booted = Utc::now();
-        self.truth
-            .record("instance_launched", Some(name), new_id.clone());
-        let process = node::start(&self.layout, &spec, &self.config)?;
-        self.processes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_owned(), process);
-        self.wait_for(Duration::from_secs(60), "slurmd to register", || {
-            self.slurmd_started_since(name, booted)
-        })?;
-        self.truth.record("slurmd_registered", Some(name), "");
-        if recovery != Recovery::OutOfBandReboot {
-            let resumed = self.slurm(&[
-                "scontrol",
-                "update",
-                &format!("nodename={name}"),
-                "state=resume",
-            ]);
-            // A node that was DOWN for not responding is returned to
-            // service by Slurm itself when slurmd registers
-            // (ReturnToService=1); then there is nothing left to resume.
-            let detail = match resumed {
-                // Slurm 24.11 without accounting keeps the reason.
-                Ok(_) => "state resumed".to_owned(),
-                Err(err) => {
-                    let seen = parse_sinfo(
-                        &self.slurm(&["sinfo", "-N", "-h", "-n", name, "-o", "%N|%T|%E"])?,
-                    );
-                    match seen.get(name) {
-                        Some((state, _))
-                            if matches!(state.as_str(), "idle" | "allocated" | "mixed") =>
-                        {
-                            "returned to service by Slurm on registration".to_owned()
-                        }
-                        _ => return Err(err),
-                    }
-                }
-            };
-            self.truth.record("node_resumed", Some(name), detail);
-        }
-        {
-            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(instance) = state.instance_mut(name) {
-                instance.instance_id = new_id.clone();
-                // A reboot may keep EC2's LaunchTime (`--reboot-keeps-launch-time`).
-                if recovery == Recovery::Replace || !self.config.reboot_keeps_launch_time {
-                    instance.launch_time = booted;
-                }
-                instance.status = "Running".to_owned();
-                instance.message = String::new();
-            }
-            self.save(&state);
-        }
-        self.truth.record("instance_running", Some(name), new_id);
         Ok(())
+    }
+
+    /// Resumes the recovered node in Slurm (`scontrol update
+    /// state=resume`) and records how it came back. Errors if the resume
+    /// failed and sinfo does not show the node back in service.
+    fn resume_in_slurm(&self, name: &str) -> Result<(), LabError> {
+        let resumed = self.slurm(&[
+            "scontrol",
+            "update",
+            &format!("nodename={name}"),
+            "state=resume",
+        ]);
+        // A node that was DOWN for not responding is returned to
+        // service by Slurm itself when slurmd registers
+        // (ReturnToService=1); then there is nothing left to resume.
+        let detail = match resumed {
+            // Slurm 24.11 without accounting keeps the reason.
+            Ok(_) => "state resumed".to_owned(),
+            Err(err) => {
+                let seen =
+                    parse_sinfo(&self.slurm(&["sinfo", "-N", "-h", "-n", name, "-o", "%N|%T|%E"])?);
+                match seen.get(name) {
+                    Some((state, _))
+                        if matches!(state.as_str(), "idle" | "allocated" | "mixed") =>
+                    {
+                        "returned to service by Slurm on registration".to_owned()
+                    }
+                    _ => return Err(err),
+                }
+            }
+        };
+        self.truth.record("node_resumed", Some(name), detail);
+        Ok(())
+    }
+
+    /// Shows the recovered node `Running` in the API under `new_id`, with
+    /// `booted` as its LaunchTime unless a reboot keeps the old one, and
+    /// saves the state.
+    fn mark_running(&self, name: &str, recovery: Recovery, new_id: &str, booted: DateTime<Utc>) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(instance) = state.instance_mut(name) {
+            instance.instance_id = new_id.to_owned();
+            // A reboot may keep EC2's LaunchTime (`--reboot-keeps-launch-time`).
+            if recovery == Recovery::Replace || !self.config.reboot_keeps_launch_time {
+                instance.launch_time = booted;
+            }
+            instance.status = "Running".to_owned();
+            instance.message = String::new();
+        }
+        self.save(&state);
     }
 
     /// Whether the node's slurmd registered after `since` (second precision).

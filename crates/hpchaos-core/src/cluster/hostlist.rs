@@ -5,14 +5,29 @@
 //! release will reject, and reads malformed lists leniently. Checked
 //! against `scontrol show hostnames` in the lab test.
 
+/// Why a host list could not be expanded; each names the list (and the
+/// range) so the user can find it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostListError {
+    #[error("an empty host list")]
+    Empty,
+    #[error("unbalanced brackets in host list `{list}`")]
+    Unbalanced { list: String },
+    #[error("an empty name in host list `{list}`")]
+    EmptyName { list: String },
+    /// Not numeric, backwards, or more than a million names.
+    #[error("bad range `{range}` in host list `{list}`")]
+    BadRange { range: String, list: String },
+}
+
 /// The host names a host list stands for, in order.
 ///
 /// Errors: an empty list or name, unbalanced brackets, or a range that is
 /// not numeric or runs backwards.
-pub fn expand(list: &str) -> Result<Vec<String>, String> {
+pub fn expand(list: &str) -> Result<Vec<String>, HostListError> {
     let list = list.trim();
     if list.is_empty() {
-        return Err("an empty host list".to_owned());
+        return Err(HostListError::Empty);
     }
     let mut hosts = Vec::new();
     for item in split_outside_brackets(list)? {
@@ -22,8 +37,10 @@ pub fn expand(list: &str) -> Result<Vec<String>, String> {
 }
 
 /// Splits on the commas that are not inside brackets.
-fn split_outside_brackets(list: &str) -> Result<Vec<&str>, String> {
-    let unbalanced = || format!("unbalanced brackets in host list `{list}`");
+fn split_outside_brackets(list: &str) -> Result<Vec<&str>, HostListError> {
+    let unbalanced = || HostListError::Unbalanced {
+        list: list.to_owned(),
+    };
     let mut items = Vec::new();
     let (mut depth, mut start) = (0u32, 0);
     for (i, c) in list.char_indices() {
@@ -43,25 +60,32 @@ fn split_outside_brackets(list: &str) -> Result<Vec<&str>, String> {
     }
     items.push(&list[start..]);
     if items.iter().any(|i| i.trim().is_empty()) {
-        return Err(format!("an empty name in host list `{list}`"));
+        return Err(HostListError::EmptyName {
+            list: list.to_owned(),
+        });
     }
     Ok(items)
 }
 
 /// `prefix[ranges]suffix...`: every bracket group multiplies the names.
-fn expand_item(item: &str, list: &str) -> Result<Vec<String>, String> {
+fn expand_item(item: &str, list: &str) -> Result<Vec<String>, HostListError> {
     let Some(open) = item.find('[') else {
         return Ok(vec![item.trim().to_owned()]);
     };
     let close = open
         + item[open..]
             .find(']')
-            .ok_or_else(|| format!("unbalanced brackets in host list `{list}`"))?;
+            .ok_or_else(|| HostListError::Unbalanced {
+                list: list.to_owned(),
+            })?;
     let prefix = item[..open].trim();
     let rest = expand_item(&item[close + 1..], list)?;
     let mut out = Vec::new();
     for range in item[open + 1..close].split(',') {
-        let bad = || format!("bad range `{range}` in host list `{list}`");
+        let bad = || HostListError::BadRange {
+            range: range.to_owned(),
+            list: list.to_owned(),
+        };
         let (low, high) = range.split_once('-').unwrap_or((range, range));
         let width = low.len();
         let (from, to): (u64, u64) = (

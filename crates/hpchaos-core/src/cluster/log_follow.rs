@@ -53,14 +53,14 @@ pub struct Taken {
 impl Follower {
     /// Starts following `path` on the head node from byte `offset`.
     /// Errors: the head node cannot be reached (the message names the hop).
-    pub async fn start(slurm: &Slurm, path: &str, offset: u64) -> Result<Follower, String> {
+    pub async fn start(
+        slurm: &Slurm,
+        path: &str,
+        offset: u64,
+    ) -> Result<Follower, super::ssh::SshError> {
         let from = format!("+{}", offset + 1);
         let line = super::quote::command_line(&["sh", "-c", FOLLOW_SCRIPT, "hpchaos", path, &from]);
-        let rx = slurm
-            .ssh
-            .follow(&slurm.head, &line)
-            .await
-            .map_err(|e| e.to_string())?;
+        let rx = slurm.ssh.follow(&slurm.head, &line).await?;
         Ok(Follower::over(rx, offset))
     }
 

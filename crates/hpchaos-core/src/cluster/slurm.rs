@@ -7,9 +7,31 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
+use super::hostlist::HostListError;
 use super::job_state::JobState;
 use super::node_state::NodeState;
 use super::ssh::{Endpoint, SshError, SshPool};
+
+/// Why a file on the head node (the controller log) could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The head node could not be reached or the command not run.
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    /// The head answered and said why (`stat`'s or `tail`'s stderr, e.g.
+    /// no such file, permission denied).
+    #[error("{said}")]
+    Unreadable { path: String, said: String },
+}
+
+impl FileError {
+    fn unreadable(path: &str, stderr: &str) -> FileError {
+        FileError::Unreadable {
+            path: path.to_owned(),
+            said: stderr.trim().to_owned(),
+        }
+    }
+}
 
 /// The `sinfo` format the harness reads: node, extended state, reason,
 /// reason time (set by slurmctld), who set it.
@@ -134,7 +156,7 @@ pub fn parse_state_groups(text: &str) -> Vec<(NodeState, String)> {
 /// Errors: a host list that does not expand.
 pub fn unhealthy_in_groups(
     groups: &[(NodeState, String)],
-) -> Result<std::collections::BTreeSet<String>, String> {
+) -> Result<std::collections::BTreeSet<String>, HostListError> {
     nodes_in_groups(groups, |state| {
         !state.is_usable() && state.condition() != super::node_state::Condition::Future
     })
@@ -146,7 +168,7 @@ pub fn unhealthy_in_groups(
 /// Errors: a host list that does not expand.
 pub fn idle_in_groups(
     groups: &[(NodeState, String)],
-) -> Result<std::collections::BTreeSet<String>, String> {
+) -> Result<std::collections::BTreeSet<String>, HostListError> {
     nodes_in_groups(groups, |state| {
         state.base == super::node_state::Base::Idle && state.is_usable()
     })
@@ -158,7 +180,7 @@ pub fn idle_in_groups(
 fn nodes_in_groups(
     groups: &[(NodeState, String)],
     keep: impl Fn(&NodeState) -> bool,
-) -> Result<std::collections::BTreeSet<String>, String> {
+) -> Result<std::collections::BTreeSet<String>, HostListError> {
     let mut out = std::collections::BTreeSet::new();
     for (_, hosts) in groups.iter().filter(|(state, _)| keep(state)) {
         out.extend(super::hostlist::expand(hosts)?);
@@ -501,7 +523,7 @@ impl Slurm {
 
     /// Expands `ip-10-1-0-[11-12]` into names (here, not on the head:
     /// see [`crate::cluster::hostlist`]).
-    pub fn hostnames(&self, list: &str) -> Result<Vec<String>, String> {
+    pub fn hostnames(&self, list: &str) -> Result<Vec<String>, HostListError> {
         if list.trim().is_empty() {
             return Ok(Vec::new());
         }
@@ -595,31 +617,29 @@ impl Slurm {
     }
 
     /// The size of a file on the head node, or why it cannot be read.
-    pub async fn file_size(&self, path: &str) -> Result<u64, String> {
+    pub async fn file_size(&self, path: &str) -> Result<u64, FileError> {
         let out = self
             .ssh
             .run(&self.head, &["stat", "-L", "-c", "%s", "--", path])
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         match out.stdout.trim().parse() {
             Ok(size) if out.status == 0 => Ok(size),
-            _ => Err(out.stderr.trim().to_owned()),
+            _ => Err(FileError::unreadable(path, &out.stderr)),
         }
     }
 
     /// A log file's size now and what follows byte `offset`, in one call,
     /// so a caller can tell a rotated (shorter) file from a quiet one.
-    pub async fn read_log(&self, path: &str, offset: u64) -> Result<(u64, String), String> {
+    pub async fn read_log(&self, path: &str, offset: u64) -> Result<(u64, String), FileError> {
         let from = format!("+{}", offset + 1);
         let script = "stat -L -c %s -- \"$1\" && tail -c \"$2\" -- \"$1\"";
         let out = self
             .ssh
             .run(&self.head, &["sh", "-c", script, "hpchaos", path, &from])
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         match split_sized(&out.stdout) {
             Some((size, text)) if out.status == 0 => Ok((size, text.to_owned())),
-            _ => Err(out.stderr.trim().to_owned()),
+            _ => Err(FileError::unreadable(path, &out.stderr)),
         }
     }
 

@@ -454,13 +454,49 @@ impl SshPool {
             Some(path) => Auth::KeyFile(path.clone()),
             None => Auth::Agent,
         };
-        let known_hosts = self.known_hosts.clone();
         let accepted = self
             .accepted_keys
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&endpoint.name)
             .cloned();
+        let check = self.host_check(endpoint, accepted)?;
+        let proxy = (*endpoint == self.head)
+            .then_some(self.proxy_command.as_deref())
+            .flatten()
+            .map(|command| expand_proxy_command(command, endpoint, &self.user));
+        let hop = self.hop_for(endpoint);
+        let connecting =
+            self.open_connection(endpoint, proxy.as_deref(), hop.as_ref(), check, &auth);
+        tokio::time::timeout(self.connect_timeout, connecting)
+            .await
+            .unwrap_or_else(|_| {
+                Err(SshError::Connect {
+                    host: endpoint.name.clone(),
+                    address: endpoint.address.clone(),
+                    detail: format!(
+                        "no answer within {:?}{}",
+                        self.connect_timeout,
+                        match (&proxy, &hop) {
+                            (Some(command), _) => format!(" through the proxy command `{command}`"),
+                            (None, Some(hop)) => format!(" through {}", hop.name),
+                            _ => String::new(),
+                        }
+                    ),
+                })
+            })
+    }
+
+    /// How `endpoint`'s host key is checked: against the key accepted for
+    /// it this run (`accepted`), else against known_hosts. Errors, before
+    /// any connection, when ssh.key or known_hosts cannot be opened or
+    /// known_hosts has no key for the host (with the fix).
+    fn host_check(
+        &self,
+        endpoint: &Endpoint,
+        accepted: Option<String>,
+    ) -> Result<HostCheck, SshError> {
+        let known_hosts = self.known_hosts.clone();
         // Say which file is wrong, rather than a bare "unknown key".
         if let Some(key) = &self.key
             && let Err(err) = std::fs::File::open(key)
@@ -513,77 +549,67 @@ impl SshPool {
                 port: endpoint.port,
             },
         };
-        let proxy = (*endpoint == self.head)
-            .then_some(self.proxy_command.as_deref())
-            .flatten()
-            .map(|command| expand_proxy_command(command, endpoint, &self.user));
-        let hop = self.hop_for(endpoint);
-        let connecting = async {
-            match (&proxy, &hop) {
-                (Some(command), _) => Connection::open(
-                    Transport::Proxy(command),
-                    check,
-                    &self.user,
-                    &auth,
-                    self.keepalive,
-                )
-                .await
-                .map_err(|e| {
-                    self.connect_error(
-                        endpoint,
-                        e,
-                        &format!("through the proxy command `{command}`"),
-                    )
-                }),
-                (None, Some(hop)) => {
-                    // The hop's own long-lived connection, opened if need be.
-                    let slot = self.slot(hop);
-                    let via =
-                        Box::pin(self.client(hop, &slot))
-                            .await
-                            .map_err(|e| SshError::Connect {
-                                host: endpoint.name.clone(),
-                                address: endpoint.address.clone(),
-                                detail: format!("its hop {} is unreachable: {e}", hop.name),
-                            })?;
-                    Connection::open(
-                        Transport::Via(&via, &endpoint.address, endpoint.port),
-                        check,
-                        &self.user,
-                        &auth,
-                        self.keepalive,
-                    )
-                    .await
-                    .map_err(|e| self.connect_error(endpoint, e, &format!("through {}", hop.name)))
-                }
-                (None, None) => Connection::open(
-                    Transport::Tcp(&endpoint.address, endpoint.port),
-                    check,
-                    &self.user,
-                    &auth,
-                    self.keepalive,
-                )
-                .await
-                .map_err(|e| self.connect_error(endpoint, e, "directly")),
-            }
-        };
-        tokio::time::timeout(self.connect_timeout, connecting)
+        Ok(check)
+    }
+
+    /// Opens a connection to `endpoint` the way it is reached: through the
+    /// proxy command (`proxy`, expanded), through `hop` (the hop's own
+    /// long-lived connection), or directly. Errors name that way.
+    async fn open_connection(
+        &self,
+        endpoint: &Endpoint,
+        proxy: Option<&str>,
+        hop: Option<&Endpoint>,
+        check: HostCheck,
+        auth: &Auth,
+    ) -> Result<Connection, SshError> {
+        match (proxy, hop) {
+            (Some(command), _) => Connection::open(
+                Transport::Proxy(command),
+                check,
+                &self.user,
+                auth,
+                self.keepalive,
+            )
             .await
-            .unwrap_or_else(|_| {
-                Err(SshError::Connect {
-                    host: endpoint.name.clone(),
-                    address: endpoint.address.clone(),
-                    detail: format!(
-                        "no answer within {:?}{}",
-                        self.connect_timeout,
-                        match (&proxy, &hop) {
-                            (Some(command), _) => format!(" through the proxy command `{command}`"),
-                            (None, Some(hop)) => format!(" through {}", hop.name),
-                            _ => String::new(),
-                        }
-                    ),
-                })
-            })
+            .map_err(|e| {
+                self.connect_error(
+                    endpoint,
+                    e,
+                    &format!("through the proxy command `{command}`"),
+                )
+            }),
+            (None, Some(hop)) => {
+                // The hop's own long-lived connection, opened if need be.
+                let slot = self.slot(hop);
+                let via =
+                    Box::pin(self.client(hop, &slot))
+                        .await
+                        .map_err(|e| SshError::Connect {
+                            host: endpoint.name.clone(),
+                            address: endpoint.address.clone(),
+                            detail: format!("its hop {} is unreachable: {e}", hop.name),
+                        })?;
+                Connection::open(
+                    Transport::Via(&via, &endpoint.address, endpoint.port),
+                    check,
+                    &self.user,
+                    auth,
+                    self.keepalive,
+                )
+                .await
+                .map_err(|e| self.connect_error(endpoint, e, &format!("through {}", hop.name)))
+            }
+            (None, None) => Connection::open(
+                Transport::Tcp(&endpoint.address, endpoint.port),
+                check,
+                &self.user,
+                auth,
+                self.keepalive,
+            )
+            .await
+            .map_err(|e| self.connect_error(endpoint, e, "directly")),
+        }
     }
 
     /// How to add `endpoint`'s host key to known_hosts, after checking it

@@ -8,26 +8,60 @@
 //! reached through the head, as with SSM. Parsing (Host patterns, first
 //! value wins) is russh-config's, the parser of the russh family.
 
+use std::path::PathBuf;
+
 use crate::profile::Profile;
 
 use super::ssh::expand_home;
 
+/// Why the profile's `ssh.config` could not give the head node's
+/// connection; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum SshConfigError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: russh_config::Error,
+    },
+    #[error(
+        "{} has no `Host {alias}` entry with HostName, User, Port, IdentityFile, ProxyCommand or ProxyJump",
+        path.display()
+    )]
+    NoEntry { path: PathBuf, alias: String },
+    #[error("an empty ProxyJump")]
+    EmptyJump,
+    #[error("ProxyJump `{spec}`: `{port}` is not a port")]
+    BadPort { spec: String, port: String },
+}
+
 /// Fills the profile's unset head-node and SSH settings from its
 /// `ssh.config` file. Errors name the file and what is wrong with it.
-pub fn apply(profile: &mut Profile) -> Result<(), String> {
+pub fn apply(profile: &mut Profile) -> Result<(), SshConfigError> {
     let Some(file) = profile.ssh.config.clone() else {
         return Ok(());
     };
     let path = expand_home(&file);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(&path).map_err(|source| SshConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
     let alias = profile
         .ssh
         .config_host
         .clone()
         .unwrap_or_else(|| profile.head_node.name.clone());
     let entry = russh_config::parse(&text, &alias)
-        .map_err(|e| format!("{}: {e}", path.display()))?
+        .map_err(|source| SshConfigError::Parse {
+            path: path.clone(),
+            source,
+        })?
         .host_config;
     let nothing = entry.hostname.is_none()
         && entry.port.is_none()
@@ -36,10 +70,7 @@ pub fn apply(profile: &mut Profile) -> Result<(), String> {
         && entry.proxy_command.is_none()
         && entry.proxy_jump.is_none();
     if nothing {
-        return Err(format!(
-            "{} has no `Host {alias}` entry with HostName, User, Port, IdentityFile, ProxyCommand or ProxyJump",
-            path.display()
-        ));
+        return Err(SshConfigError::NoEntry { path, alias });
     }
     let head = &mut profile.head_node;
     if head.address.is_none() {
@@ -73,13 +104,15 @@ pub fn apply(profile: &mut Profile) -> Result<(), String> {
 
 /// `ProxyJump [user@]host[:port][,...]` as OpenSSH runs it: `ssh -W %h:%p`
 /// through the jump hosts, which OpenSSH reads from the same config.
-fn jump_command(config: &std::path::Path, spec: &str) -> Result<String, String> {
+fn jump_command(config: &std::path::Path, spec: &str) -> Result<String, SshConfigError> {
     let hops: Vec<&str> = spec.split(',').map(str::trim).collect();
-    let (last, before) = hops.split_last().ok_or("an empty ProxyJump")?;
+    let (last, before) = hops.split_last().ok_or(SshConfigError::EmptyJump)?;
     let (user_host, port) = match last.rsplit_once(':') {
         Some((rest, port)) => {
-            port.parse::<u16>()
-                .map_err(|_| format!("ProxyJump `{spec}`: `{port}` is not a port"))?;
+            port.parse::<u16>().map_err(|_| SshConfigError::BadPort {
+                spec: spec.to_owned(),
+                port: port.to_owned(),
+            })?;
             (rest, Some(port))
         }
         None => (*last, None),
@@ -174,6 +207,7 @@ mod tests {
         assert!(
             jump_command(&config, "x:port")
                 .unwrap_err()
+                .to_string()
                 .contains("not a port")
         );
     }
@@ -182,14 +216,16 @@ mod tests {
     fn a_missing_file_or_entry_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope");
-        let err = apply(&mut profile(&missing, None)).unwrap_err();
+        let err = apply(&mut profile(&missing, None)).unwrap_err().to_string();
         assert!(
             err.starts_with(&format!("cannot read {}", missing.display())),
             "{err}"
         );
         let config = dir.path().join("config");
         std::fs::write(&config, "Host elsewhere\n  User x\n").unwrap();
-        let err = apply(&mut profile(&config, Some("ml-cluster"))).unwrap_err();
+        let err = apply(&mut profile(&config, Some("ml-cluster")))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("has no `Host ml-cluster` entry"), "{err}");
     }
 }

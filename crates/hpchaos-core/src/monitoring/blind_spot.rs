@@ -98,7 +98,7 @@ pub type Labels = BTreeMap<String, String>;
 /// The series of an instant-vector answer, keyed by their labels, with
 /// their values. `Err` is Prometheus's own error or a body that is not an
 /// answer.
-fn vector(body: &[u8]) -> Result<Vec<(Labels, f64)>, String> {
+fn vector(body: &[u8]) -> Result<Vec<(Labels, f64)>, super::expect::AnswerError> {
     let answer = super::expect::prometheus_answer(body)?;
     Ok(answer["data"]["result"]
         .as_array()
@@ -133,7 +133,7 @@ pub struct UpAnswers<'a> {
 /// Every scrape of the answers, read once for all targets, sorted by job
 /// and instance, with its lowest `up`, interval and presence at the end.
 /// `Err` is Prometheus's own error or a body that is not an answer.
-pub fn read_scrapes(answers: &UpAnswers) -> Result<Vec<Scrape>, String> {
+pub fn read_scrapes(answers: &UpAnswers) -> Result<Vec<Scrape>, super::expect::AnswerError> {
     let counts: BTreeMap<_, _> = vector(answers.count)?.into_iter().collect();
     let present: std::collections::BTreeSet<Labels> =
         vector(answers.now)?.into_iter().map(|(l, _)| l).collect();

@@ -161,25 +161,50 @@ pub struct Sighting {
     pub detail: String,
 }
 
+/// Why an answer from Prometheus could not be used as one.
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    /// The body is not JSON (an HTML error page, a proxy's answer).
+    #[error("not a Prometheus answer: {0}")]
+    NotAnAnswer(#[source] serde_json::Error),
+    /// Prometheus answered with its own error (`status: error`).
+    #[error("Prometheus says {kind}: {message}")]
+    Refused { kind: String, message: String },
+    /// A condition that is a range vector: a query must return series.
+    #[error(
+        "the expression is a range vector (`[1m]`), not a condition: wrap it, e.g. `max_over_time(metric[1m]) > 0`"
+    )]
+    RangeVector,
+    /// A scalar or string where series were expected.
+    #[error("the expression gives a {0}, not series: write a condition on a metric (`metric > 0`)")]
+    NotSeries(String),
+}
+
 /// Prometheus's JSON answer when it says `success`; else its own error
 /// (`errorType: error`), or that the body was not an answer at all.
-pub(super) fn prometheus_answer(body: &[u8]) -> Result<Value, String> {
-    let answer: Value =
-        serde_json::from_slice(body).map_err(|e| format!("not a Prometheus answer: {e}"))?;
+pub(super) fn prometheus_answer(body: &[u8]) -> Result<Value, AnswerError> {
+    let answer = json(body)?;
     if answer["status"] != "success" {
-        return Err(format!(
-            "Prometheus says {}: {}",
-            answer["errorType"].as_str().unwrap_or("error"),
-            answer["error"].as_str().unwrap_or("(no message)")
-        ));
+        return Err(AnswerError::Refused {
+            kind: answer["errorType"].as_str().unwrap_or("error").to_owned(),
+            message: answer["error"]
+                .as_str()
+                .unwrap_or("(no message)")
+                .to_owned(),
+        });
     }
     Ok(answer)
+}
+
+/// The body as JSON.
+fn json(body: &[u8]) -> Result<Value, AnswerError> {
+    serde_json::from_slice(body).map_err(AnswerError::NotAnAnswer)
 }
 
 /// Reads a `query_range` answer (`resultType: matrix`): the earliest
 /// timestamp at which any series has a value, with that series. `Err`
 /// carries Prometheus's own error, or says the answer was not one.
-pub fn first_true(body: &[u8]) -> Result<Option<Sighting>, String> {
+pub fn first_true(body: &[u8]) -> Result<Option<Sighting>, AnswerError> {
     let answer = prometheus_answer(body)?;
     let mut best: Option<(f64, String)> = None;
     for series in answer["data"]["result"].as_array().into_iter().flatten() {
@@ -347,18 +372,14 @@ pub fn matching_alerts(
 /// Reads an instant `query` answer: the first series it returned (as
 /// `name{labels} = value`), or `None`. A scalar or string is refused: a
 /// condition must return series.
-pub fn instant_result(body: &[u8]) -> Result<Option<String>, String> {
+pub fn instant_result(body: &[u8]) -> Result<Option<String>, AnswerError> {
     let answer = prometheus_answer(body)?;
     let kind = answer["data"]["resultType"].as_str().unwrap_or_default();
     if kind == "matrix" {
-        return Err(
-            "the expression is a range vector (`[1m]`), not a condition: wrap it, e.g. `max_over_time(metric[1m]) > 0`".to_owned(),
-        );
+        return Err(AnswerError::RangeVector);
     }
     if kind != "vector" {
-        return Err(format!(
-            "the expression gives a {kind}, not series: write a condition on a metric (`metric > 0`)"
-        ));
+        return Err(AnswerError::NotSeries(kind.to_owned()));
     }
     Ok(answer["data"]["result"]
         .as_array()
@@ -373,9 +394,8 @@ pub fn instant_result(body: &[u8]) -> Result<Option<String>, String> {
 }
 
 /// The alerting rules' names in Prometheus's `/api/v1/rules` answer.
-pub fn alert_rule_names(body: &[u8]) -> Result<Vec<String>, String> {
-    let answer: Value =
-        serde_json::from_slice(body).map_err(|e| format!("not a Prometheus answer: {e}"))?;
+pub fn alert_rule_names(body: &[u8]) -> Result<Vec<String>, AnswerError> {
+    let answer = json(body)?;
     Ok(answer["data"]["groups"]
         .as_array()
         .into_iter()
@@ -424,9 +444,8 @@ pub fn did_you_mean<'a>(name: &str, known: &'a [String]) -> Option<&'a String> {
 
 /// The list of names in a `/api/v1/label/NAME/values` or `/api/v1/labels`
 /// answer.
-pub fn name_list(body: &[u8]) -> Result<Vec<String>, String> {
-    let answer: Value =
-        serde_json::from_slice(body).map_err(|e| format!("not a Prometheus answer: {e}"))?;
+pub fn name_list(body: &[u8]) -> Result<Vec<String>, AnswerError> {
+    let answer = json(body)?;
     Ok(answer["data"]
         .as_array()
         .into_iter()
@@ -491,6 +510,7 @@ mod tests {
         assert!(
             first_true(bad)
                 .unwrap_err()
+                .to_string()
                 .contains("parse error at char 5")
         );
     }
@@ -561,7 +581,9 @@ mod tests {
         assert_eq!(instant_result(none).unwrap(), None);
         let scalar =
             br#"{"status":"success","data":{"resultType":"scalar","result":[1764600000.5,"1"]}}"#;
-        assert!(instant_result(scalar).unwrap_err().contains("scalar"));
+        let refused = instant_result(scalar).unwrap_err();
+        assert!(matches!(&refused, AnswerError::NotSeries(kind) if kind == "scalar"));
+        assert!(refused.to_string().contains("scalar"));
     }
 
     #[test]

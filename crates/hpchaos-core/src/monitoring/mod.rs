@@ -735,7 +735,7 @@ impl<'c> Readiness<'c> {
             .get(endpoint, "/api/v1/query", &[("query", query.as_str())])
             .await
             .map_err(|e| e.to_string())
-            .and_then(|body| expect::instant_result(&body));
+            .and_then(|body| expect::instant_result(&body).map_err(|e| e.to_string()));
         match answer {
             Err(e) => self.problems.push(format!("{}: cannot ask `{query}`: {e}", watch.name)),
             Ok(Some(series)) => self.problems.push(format!(
@@ -864,7 +864,7 @@ async fn first_true_between(
 ) -> Result<Option<Sighting>, String> {
     query_range(client, endpoint, query, start, end, step)
         .await
-        .and_then(|body| expect::first_true(&body))
+        .and_then(|body| expect::first_true(&body).map_err(|e| e.to_string()))
 }
 
 /// The earliest active and the earliest suppressed alert `name` in

@@ -121,7 +121,7 @@ impl ControllerLog {
             return Vec::new();
         }
         let read = self.slurm.read_log(&self.path, offset).await;
-        said.push(Said::Health(read.as_ref().err().cloned()));
+        said.push(Said::Health(read.as_ref().err().map(|e| e.to_string())));
         let (size, text) = read.unwrap_or((offset, String::new()));
         let mut offset = offset;
         if size < offset {

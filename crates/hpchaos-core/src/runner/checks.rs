@@ -90,50 +90,10 @@ impl Runner {
     ) -> (String, Result<String, String>) {
         let slurm = &self.cluster.slurm;
         match check {
-            Check::TargetsHealthy => {
-                let result = match slurm.nodes_named(targets).await {
-                    Err(e) => Err(e.to_string()),
-                    Ok(rows) => {
-                        let mut bad: Vec<String> = rows
-                            .iter()
-                            .filter(|r| targets.contains(&r.name) && !r.healthy())
-                            .map(|r| r.describe())
-                            .collect();
-                        // A target Slurm does not list (a hidden partition
-                        // read without -a, a typo) is not healthy.
-                        bad.extend(
-                            targets
-                                .iter()
-                                .filter(|t| !rows.iter().any(|r| &r.name == *t))
-                                .map(|t| format!("{t} not in Slurm")),
-                        );
-                        // With the API: each target's instance running
-                        // (not being patched, checked, launched, retried).
-                        if let Some(api) = &self.cluster.api {
-                            match api.named(targets).await {
-                                Err(e) => bad.push(e.to_string()),
-                                Ok(listed) => bad.extend(targets.iter().filter_map(|t| {
-                                    match listed.iter().find(|n| &n.node == t) {
-                                        None => Some(format!("{t} not listed by the API")),
-                                        Some(n) if !n.running() => Some(format!(
-                                            "{t} API {}: {}",
-                                            n.status,
-                                            crate::cluster::sagemaker::status_meaning(&n.status)
-                                        )),
-                                        Some(_) => None,
-                                    }
-                                })),
-                            }
-                        }
-                        if bad.is_empty() {
-                            Ok(format!("{} healthy", targets.join(", ")))
-                        } else {
-                            Err(bad.join("; "))
-                        }
-                    }
-                };
-                ("targets_healthy".to_owned(), result)
-            }
+            Check::TargetsHealthy => (
+                "targets_healthy".to_owned(),
+                self.targets_healthy(targets).await,
+            ),
             Check::MinHealthyNodes(min) => {
                 let result = match slurm.nodes().await {
                     Err(e) => Err(e.to_string()),
@@ -170,41 +130,97 @@ impl Runner {
                 };
                 ("job_running".to_owned(), result)
             }
-            Check::Probe(probe) => {
-                let mut outcome = Ok(String::new());
-                for place in self.places(&probe.on, targets) {
-                    let endpoint = match &place {
-                        Place::Head => slurm.head.clone(),
-                        Place::Node(n) => self.cluster.node(n),
-                    };
-                    let line = crate::cluster::quote::command_line(&probe.command);
-                    outcome = match self
-                        .cluster
-                        .ssh
-                        .run_line(&endpoint, &line, probe.timeout.as_std())
-                        .await
-                    {
-                        Err(e) => Err(e.to_string()),
-                        Ok(out) if out.status as i32 != probe.expect_exit => Err(format!(
-                            "{}: exit {} (expected {})",
-                            endpoint.name, out.status, probe.expect_exit
+            Check::Probe(probe) => (
+                format!("probe: {}", probe.name),
+                self.probe(probe, targets).await,
+            ),
+        }
+    }
+
+    /// Every target usable in Slurm (and listed: a target Slurm does not
+    /// list, a hidden partition read without -a or a typo, is not healthy)
+    /// and, with the API, on a running instance (not being patched,
+    /// checked, launched, retried).
+    async fn targets_healthy(&self, targets: &[String]) -> Result<String, String> {
+        let rows = self
+            .cluster
+            .slurm
+            .nodes_named(targets)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut bad: Vec<String> = rows
+            .iter()
+            .filter(|r| targets.contains(&r.name) && !r.healthy())
+            .map(|r| r.describe())
+            .collect();
+        bad.extend(
+            targets
+                .iter()
+                .filter(|t| !rows.iter().any(|r| &r.name == *t))
+                .map(|t| format!("{t} not in Slurm")),
+        );
+        if let Some(api) = &self.cluster.api {
+            match api.named(targets).await {
+                Err(e) => bad.push(e.to_string()),
+                Ok(listed) => bad.extend(targets.iter().filter_map(|t| {
+                    match listed.iter().find(|n| &n.node == t) {
+                        None => Some(format!("{t} not listed by the API")),
+                        Some(n) if !n.running() => Some(format!(
+                            "{t} API {}: {}",
+                            n.status,
+                            crate::cluster::sagemaker::status_meaning(&n.status)
                         )),
-                        Ok(out) => match probe.expect_output.as_deref().map(Regex::new) {
-                            Some(Ok(regex)) if !regex.is_match(&out.stdout) => Err(format!(
-                                "{}: output does not match {}",
-                                endpoint.name,
-                                regex.as_str()
-                            )),
-                            _ => Ok(format!("{}: ok", endpoint.name)),
-                        },
-                    };
-                    if outcome.is_err() {
-                        break;
+                        Some(_) => None,
                     }
-                }
-                (format!("probe: {}", probe.name), outcome)
+                })),
             }
         }
+        if bad.is_empty() {
+            Ok(format!("{} healthy", targets.join(", ")))
+        } else {
+            Err(bad.join("; "))
+        }
+    }
+
+    /// A probe's command on each place it names, in turn: its exit status
+    /// and output as expected everywhere; the first place where not.
+    async fn probe(
+        &self,
+        probe: &crate::scenario::model::Probe,
+        targets: &[String],
+    ) -> Result<String, String> {
+        let mut outcome = Ok(String::new());
+        for place in self.places(&probe.on, targets) {
+            let endpoint = match &place {
+                Place::Head => self.cluster.slurm.head.clone(),
+                Place::Node(n) => self.cluster.node(n),
+            };
+            let line = crate::cluster::quote::command_line(&probe.command);
+            outcome = match self
+                .cluster
+                .ssh
+                .run_line(&endpoint, &line, probe.timeout.as_std())
+                .await
+            {
+                Err(e) => Err(e.to_string()),
+                Ok(out) if out.status as i32 != probe.expect_exit => Err(format!(
+                    "{}: exit {} (expected {})",
+                    endpoint.name, out.status, probe.expect_exit
+                )),
+                Ok(out) => match probe.expect_output.as_deref().map(Regex::new) {
+                    Some(Ok(regex)) if !regex.is_match(&out.stdout) => Err(format!(
+                        "{}: output does not match {}",
+                        endpoint.name,
+                        regex.as_str()
+                    )),
+                    _ => Ok(format!("{}: ok", endpoint.name)),
+                },
+            };
+            if outcome.is_err() {
+                break;
+            }
+        }
+        outcome
     }
 }
 

@@ -15,78 +15,28 @@ impl Runner {
     /// when there is nothing to add); `Err` why it failed.
     pub(super) async fn execute(&self, step: &Step, job: Option<u64>) -> Result<String, String> {
         let ssh = &self.cluster.ssh;
-        let endpoint = |place: &Place| self.endpoint_of(place);
-        let fenced = |place: &Place, argv: &[String]| self.command_for(place, argv);
-        let status = |out: crate::cluster::ssh::Output| {
-            if out.status == 0 {
-                Ok(String::new())
-            } else if let Some(why) = self.fence_refusal(&out) {
-                Err(why)
-            } else {
-                Err(format!("exit {}: {}", out.status, out.stderr.trim()))
-            }
-        };
         let per_command = self.cluster.profile.ssh.command_timeout.as_std();
         match step {
-            Step::Run { on, argv } => status(
-                ssh.run_line(&endpoint(on), &fenced(on, argv), per_command)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            ),
+            Step::Run { on, argv } => {
+                let line = self.command_for(on, argv);
+                let out = ssh
+                    .run_line(&self.endpoint_of(on), &line, per_command)
+                    .await;
+                self.step_status(out.map_err(|e| e.to_string())?)
+            }
             Step::RunFor { on, argv, timeout } => {
-                let line = fenced(on, argv);
-                status(
-                    ssh.run_line(&endpoint(on), &line, timeout.as_std())
-                        .await
-                        .map_err(|e| e.to_string())?,
-                )
+                let (endpoint, line) = (self.endpoint_of(on), self.command_for(on, argv));
+                let out = ssh.run_line(&endpoint, &line, timeout.as_std()).await;
+                self.step_status(out.map_err(|e| e.to_string())?)
             }
-            // The node goes away under the command: a dropped connection or
-            // no answer is the expected end, but not failing to get in.
-            Step::RunDropping { on, argv } => {
-                let line = fenced(on, argv);
-                match ssh
-                    .run_line(&endpoint(on), &line, StdDuration::from_secs(5))
-                    .await
-                {
-                    Ok(out) if out.status != 0 => status(out),
-                    Err(
-                        err @ (SshError::HostKeyMismatch { .. }
-                        | SshError::UnknownHost { .. }
-                        | SshError::Setup { .. }
-                        | SshError::Connect { .. }),
-                    ) => Err(err.to_string()),
-                    Ok(_) => Ok(String::new()),
-                    Err(SshError::Timeout { .. } | SshError::Command { .. }) => {
-                        Ok("the connection dropped, as the node went down".to_owned())
-                    }
-                }
-            }
+            Step::RunDropping { on, argv } => self.run_dropping(on, argv).await,
             Step::KillJobTasks {
                 node,
                 signal,
                 count,
             } => {
                 let job = job.ok_or("no workload to kill tasks of")?;
-                let ps = ssh
-                    .run(&self.cluster.node(node), &["ps", "-eo", "pid,ppid,args"])
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let mut pids = faults::step_task_pids(&ps.stdout, job);
-                if pids.is_empty() {
-                    return Err(format!("no step task of job {} on {node}", job));
-                }
-                if let Some(count) = count {
-                    if pids.len() < *count as usize {
-                        return Err(format!(
-                            "only {} step task(s) of job {} on {node}, count is {count}: none killed",
-                            pids.len(),
-                            job
-                        ));
-                    }
-                    pids.truncate(*count as usize);
-                }
-                self.kill(node, *signal, &pids).await
+                self.kill_job_tasks(node, job, *signal, *count).await
             }
             Step::KillMatching {
                 node,
@@ -119,136 +69,220 @@ impl Runner {
                     pidfile.clone(),
                 ];
                 line.extend(argv.iter().cloned());
-                status(
-                    ssh.run(&endpoint(on), &line)
-                        .await
-                        .map_err(|e| e.to_string())?,
-                )
+                let out = ssh.run(&self.endpoint_of(on), &line).await;
+                self.step_status(out.map_err(|e| e.to_string())?)
             }
-            // `setsid -f` returns before its child has exec'd the tool, so
-            // the tool is given up to three seconds to show.
             Step::CheckDetached { on, argv, pidfile } => {
-                let until = std::time::Instant::now() + StdDuration::from_secs(3);
-                loop {
-                    let running = self.detached(&endpoint(on), pidfile).await?;
-                    match running {
-                        Some((pid, cmdline)) if cmdline == *argv => {
-                            return Ok(format!("pid {pid}"));
-                        }
-                        Some((pid, cmdline)) if std::time::Instant::now() > until => {
-                            return Err(format!(
-                                "pid {pid} runs `{}`, not the command started",
-                                crate::cluster::quote::command_line(&cmdline)
-                            ));
-                        }
-                        None if std::time::Instant::now() > until => {
-                            return Err("not running 3s after it was started".to_owned());
-                        }
-                        _ => tokio::time::sleep(StdDuration::from_millis(100)).await,
-                    }
-                }
+                self.check_detached(on, argv, pidfile).await
             }
-            Step::StopDetached { on, argv, pidfile } => {
-                let endpoint = endpoint(on);
-                let pid = match self.detached(&endpoint, pidfile).await? {
-                    Some((pid, cmdline)) if cmdline == *argv => Some(pid),
-                    _ => None,
-                };
-                // SIGINT to the group, SIGKILL if any of it still runs
-                // after 10 s, then the pidfile goes: nothing of ours is
-                // left. Zombies (a node whose init does not reap) are gone.
-                let script = "live() { ps -eo pgid=,stat= | awk -v g=\"$1\" '$1==g && $2 !~ /^Z/ {f=1} END {exit !f}'; }; if [ -n \"$1\" ]; then kill -INT -\"$1\" 2>/dev/null; i=0; while live \"$1\" && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; if live \"$1\"; then kill -KILL -\"$1\"; echo killed; fi; fi; rm -f \"$2\"";
-                let pid_arg = pid.map(|p| p.to_string()).unwrap_or_default();
-                let out = ssh
-                    .run(
-                        &endpoint,
-                        &["sh", "-c", script, "hpchaos", &pid_arg, pidfile],
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if out.status != 0 {
-                    return Err(format!("exit {}: {}", out.status, out.stderr.trim()));
-                }
-                if out.stdout.contains("killed") {
-                    return Err(format!(
-                        "process group {pid_arg} ignored SIGINT for 10s and was killed"
-                    ));
-                }
-                Ok(match pid {
-                    Some(pid) => format!("stopped process group {pid}"),
-                    None => "nothing left running".to_owned(),
-                })
-            }
-            Step::CancelCanary { comment } => {
-                let jobs = self
-                    .cluster
-                    .slurm
-                    .jobs_with_comment(comment)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let mut completing = Vec::new();
-                for job in &jobs {
-                    let left = self
-                        .cluster
-                        .slurm
-                        .scancel_and_wait(*job, super::CANCEL_WAIT)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    if left.is_none() {
-                        completing.push(job.to_string());
-                    }
-                }
-                Ok(if jobs.is_empty() {
-                    "no job left".to_owned()
-                } else {
-                    format!(
-                        "cancelled job {}{}",
-                        jobs.iter()
-                            .map(u64::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        if completing.is_empty() {
-                            String::new()
-                        } else {
-                            format!(
-                                " ({} still completing after {}s)",
-                                completing.join(", "),
-                                super::CANCEL_WAIT.as_secs()
-                            )
-                        }
-                    )
-                })
-            }
+            Step::StopDetached { on, argv, pidfile } => self.stop_detached(on, argv, pidfile).await,
+            Step::CancelCanary { comment } => self.cancel_canary(comment).await,
             Step::ApiReboot { nodes } | Step::ApiReplace { nodes } => {
-                let api = self
-                    .cluster
-                    .api
-                    .as_ref()
-                    .ok_or("this fault needs the profile's sagemaker settings")?;
-                let listed = api.named(nodes).await.map_err(|e| e.to_string())?;
-                let ids: Vec<String> = listed
-                    .iter()
-                    .filter(|n| nodes.contains(&n.node))
-                    .map(|n| n.instance_id.clone())
-                    .collect();
-                let outcome = match step {
-                    Step::ApiReboot { .. } => api.reboot(&ids).await,
-                    _ => api.replace(&ids).await,
-                }
-                .map_err(|e| e.to_string())?;
-                let refused: Vec<String> = outcome
-                    .iter()
-                    .filter_map(|(id, r)| r.as_ref().err().map(|e| format!("{id}: {e}")))
-                    .collect();
-                if refused.is_empty() {
-                    Ok(format!("accepted for {}", ids.join(", ")))
-                } else {
-                    Err(refused.join("; "))
-                }
+                let reboot = matches!(step, Step::ApiReboot { .. });
+                self.api_action(nodes, reboot).await
             }
             Step::ResumeIfUntouched { node, reason } => {
                 self.resume_if_untouched(node, reason).await
             }
+        }
+    }
+
+    /// A command's answer as a step's result: `Ok` on exit 0, the fence's
+    /// refusal said as such, else the exit status and stderr.
+    fn step_status(&self, out: crate::cluster::ssh::Output) -> Result<String, String> {
+        if out.status == 0 {
+            Ok(String::new())
+        } else if let Some(why) = self.fence_refusal(&out) {
+            Err(why)
+        } else {
+            Err(format!("exit {}: {}", out.status, out.stderr.trim()))
+        }
+    }
+
+    /// A command the node goes away under: a dropped connection or no
+    /// answer is the expected end, but not failing to get in.
+    async fn run_dropping(&self, on: &Place, argv: &[String]) -> Result<String, String> {
+        let line = self.command_for(on, argv);
+        let out = self
+            .cluster
+            .ssh
+            .run_line(&self.endpoint_of(on), &line, StdDuration::from_secs(5))
+            .await;
+        match out {
+            Ok(out) if out.status != 0 => self.step_status(out),
+            Err(
+                err @ (SshError::HostKeyMismatch { .. }
+                | SshError::UnknownHost { .. }
+                | SshError::Setup { .. }
+                | SshError::Connect { .. }),
+            ) => Err(err.to_string()),
+            Ok(_) => Ok(String::new()),
+            Err(SshError::Timeout { .. } | SshError::Command { .. }) => {
+                Ok("the connection dropped, as the node went down".to_owned())
+            }
+        }
+    }
+
+    /// Signals `count` (else all) of job `job`'s step tasks on `node`;
+    /// refused, with none killed, when fewer run there.
+    async fn kill_job_tasks(
+        &self,
+        node: &str,
+        job: u64,
+        signal: u8,
+        count: Option<u32>,
+    ) -> Result<String, String> {
+        let ps = self
+            .cluster
+            .ssh
+            .run(&self.cluster.node(node), &["ps", "-eo", "pid,ppid,args"])
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut pids = faults::step_task_pids(&ps.stdout, job);
+        if pids.is_empty() {
+            return Err(format!("no step task of job {job} on {node}"));
+        }
+        if let Some(count) = count {
+            if pids.len() < count as usize {
+                return Err(format!(
+                    "only {} step task(s) of job {job} on {node}, count is {count}: none killed",
+                    pids.len(),
+                ));
+            }
+            pids.truncate(count as usize);
+        }
+        self.kill(node, signal, &pids).await
+    }
+
+    /// Whether a detached tool runs as started. `setsid -f` returns before
+    /// its child has exec'd the tool, so the tool is given up to three
+    /// seconds to show.
+    async fn check_detached(
+        &self,
+        on: &Place,
+        argv: &[String],
+        pidfile: &str,
+    ) -> Result<String, String> {
+        let until = std::time::Instant::now() + StdDuration::from_secs(3);
+        loop {
+            let running = self.detached(&self.endpoint_of(on), pidfile).await?;
+            match running {
+                Some((pid, cmdline)) if cmdline == argv => {
+                    return Ok(format!("pid {pid}"));
+                }
+                Some((pid, cmdline)) if std::time::Instant::now() > until => {
+                    return Err(format!(
+                        "pid {pid} runs `{}`, not the command started",
+                        crate::cluster::quote::command_line(&cmdline)
+                    ));
+                }
+                None if std::time::Instant::now() > until => {
+                    return Err("not running 3s after it was started".to_owned());
+                }
+                _ => tokio::time::sleep(StdDuration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// Stops a detached tool: SIGINT to its process group, SIGKILL if any
+    /// of it still runs after 10 s, then the pidfile goes: nothing of ours
+    /// is left. Zombies (a node whose init does not reap) are gone.
+    async fn stop_detached(
+        &self,
+        on: &Place,
+        argv: &[String],
+        pidfile: &str,
+    ) -> Result<String, String> {
+        let endpoint = self.endpoint_of(on);
+        let pid = match self.detached(&endpoint, pidfile).await? {
+            Some((pid, cmdline)) if cmdline == argv => Some(pid),
+            _ => None,
+        };
+        let script = "live() { ps -eo pgid=,stat= | awk -v g=\"$1\" '$1==g && $2 !~ /^Z/ {f=1} END {exit !f}'; }; if [ -n \"$1\" ]; then kill -INT -\"$1\" 2>/dev/null; i=0; while live \"$1\" && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; if live \"$1\"; then kill -KILL -\"$1\"; echo killed; fi; fi; rm -f \"$2\"";
+        let pid_arg = pid.map(|p| p.to_string()).unwrap_or_default();
+        let out = self
+            .cluster
+            .ssh
+            .run(
+                &endpoint,
+                &["sh", "-c", script, "hpchaos", &pid_arg, pidfile],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if out.status != 0 {
+            return Err(format!("exit {}: {}", out.status, out.stderr.trim()));
+        }
+        if out.stdout.contains("killed") {
+            return Err(format!(
+                "process group {pid_arg} ignored SIGINT for 10s and was killed"
+            ));
+        }
+        Ok(match pid {
+            Some(pid) => format!("stopped process group {pid}"),
+            None => "nothing left running".to_owned(),
+        })
+    }
+
+    /// Cancels the canary jobs marked with `comment`, waiting for each to
+    /// leave (up to `CANCEL_WAIT`); says which, and which still complete.
+    async fn cancel_canary(&self, comment: &str) -> Result<String, String> {
+        let slurm = &self.cluster.slurm;
+        let jobs = slurm
+            .jobs_with_comment(comment)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut completing = Vec::new();
+        for job in &jobs {
+            let left = slurm
+                .scancel_and_wait(*job, super::CANCEL_WAIT)
+                .await
+                .map_err(|e| e.to_string())?;
+            if left.is_none() {
+                completing.push(job.to_string());
+            }
+        }
+        if jobs.is_empty() {
+            return Ok("no job left".to_owned());
+        }
+        let cancelled: Vec<String> = jobs.iter().map(u64::to_string).collect();
+        let still = match completing.is_empty() {
+            true => String::new(),
+            false => format!(
+                " ({} still completing after {}s)",
+                completing.join(", "),
+                super::CANCEL_WAIT.as_secs()
+            ),
+        };
+        Ok(format!("cancelled job {}{still}", cancelled.join(", ")))
+    }
+
+    /// `BatchRebootClusterNodes` (`reboot`) or `BatchReplaceClusterNodes`
+    /// for `nodes`' instances; each instance the API refuses is said.
+    async fn api_action(&self, nodes: &[String], reboot: bool) -> Result<String, String> {
+        let api = self
+            .cluster
+            .api
+            .as_ref()
+            .ok_or("this fault needs the profile's sagemaker settings")?;
+        let listed = api.named(nodes).await.map_err(|e| e.to_string())?;
+        let ids: Vec<String> = listed
+            .iter()
+            .filter(|n| nodes.contains(&n.node))
+            .map(|n| n.instance_id.clone())
+            .collect();
+        let outcome = match reboot {
+            true => api.reboot(&ids).await,
+            false => api.replace(&ids).await,
+        }
+        .map_err(|e| e.to_string())?;
+        let refused: Vec<String> = outcome
+            .iter()
+            .filter_map(|(id, r)| r.as_ref().err().map(|e| format!("{id}: {e}")))
+            .collect();
+        if refused.is_empty() {
+            Ok(format!("accepted for {}", ids.join(", ")))
+        } else {
+            Err(refused.join("; "))
         }
     }
 

@@ -71,11 +71,40 @@ pub enum RunError {
     LeaseLost(String),
 }
 
+/// Why a scenario's targets could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// `plan` of a workload pool: its nodes are known once it runs.
+    #[error("the nodes the workload runs on, picked once it runs")]
+    WorkloadNotYet,
+    #[error("no workload")]
+    NoWorkload,
+    #[error("instance groups need the profile's sagemaker settings")]
+    NoApi,
+    #[error("job {0} not found")]
+    JobNotFound(u64),
+    #[error("no job named {0}")]
+    NoJobNamed(String),
+    /// Slurm could not be asked (sinfo, squeue, scontrol).
+    #[error(transparent)]
+    Slurm(#[from] crate::cluster::ssh::SshError),
+    #[error(transparent)]
+    Api(#[from] crate::cluster::sagemaker::ApiError),
+    #[error(transparent)]
+    HostList(#[from] crate::cluster::hostlist::HostListError),
+    /// The pool is empty or above the blast-radius cap.
+    #[error(transparent)]
+    Select(#[from] crate::targets::TargetError),
+}
+
 /// The targets a scenario would hit now, for `plan` (the workload's
 /// nodes are only known once it runs).
-pub async fn plan_targets(cluster: &Cluster, scenario: &Scenario) -> Result<Vec<String>, String> {
+pub async fn plan_targets(
+    cluster: &Cluster,
+    scenario: &Scenario,
+) -> Result<Vec<String>, ResolveError> {
     if scenario.target.pool == Pool::Workload {
-        return Err("the nodes the workload runs on, picked once it runs".to_owned());
+        return Err(ResolveError::WorkloadNotYet);
     }
     let seed = SystemClock.now().timestamp_nanos_opt().unwrap_or_default() as u64;
     resolve_targets(cluster, scenario, None, seed).await
@@ -89,27 +118,19 @@ pub async fn resolve_targets(
     scenario: &Scenario,
     job: Option<u64>,
     seed: u64,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, ResolveError> {
     let slurm = &cluster.slurm;
     let job_nodes = |id: u64| async move {
-        let info = slurm
-            .job(id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or(format!("job {id} not found"))?;
-        slurm.hostnames(&info.node_list)
+        let info = slurm.job(id).await?.ok_or(ResolveError::JobNotFound(id))?;
+        Ok::<_, ResolveError>(slurm.hostnames(&info.node_list)?)
     };
     let candidates = match &scenario.target.pool {
         Pool::Nodes(nodes) => nodes.clone(),
-        Pool::Partition(p) => slurm.partition_nodes(p).await.map_err(|e| e.to_string())?,
+        Pool::Partition(p) => slurm.partition_nodes(p).await?,
         Pool::InstanceGroup(group) => {
-            let api = cluster
-                .api
-                .as_ref()
-                .ok_or("instance groups need the profile's sagemaker settings")?;
+            let api = cluster.api.as_ref().ok_or(ResolveError::NoApi)?;
             api.nodes()
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
                 .into_iter()
                 .filter(|n| &n.group == group)
                 .map(|n| n.node)
@@ -119,18 +140,22 @@ pub async fn resolve_targets(
         Pool::JobName(name) => {
             let id = *slurm
                 .jobs_named(name)
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
                 .first()
-                .ok_or(format!("no job named {name}"))?;
+                .ok_or_else(|| ResolveError::NoJobNamed(name.clone()))?;
             job_nodes(id).await?
         }
-        Pool::Workload => job_nodes(job.ok_or("no workload")?).await?,
+        Pool::Workload => job_nodes(job.ok_or(ResolveError::NoWorkload)?).await?,
     };
     let mut never = cluster.profile.login_nodes.clone();
     never.push(cluster.profile.head_node.name.clone());
     let seed = scenario.target.seed.unwrap_or(seed);
-    crate::targets::select(&scenario.target, &candidates, &never, seed).map_err(|e| e.to_string())
+    Ok(crate::targets::select(
+        &scenario.target,
+        &candidates,
+        &never,
+        seed,
+    )?)
 }
 
 /// One renewal of the lease on the head: [`lock::RENEW_SCRIPT`] with our
@@ -181,6 +206,14 @@ impl NotRetaken {
 }
 
 /// What one scenario came to.
+/// A scenario ready to inject: its targets, its plan, and the steps that
+/// undo it (the fault's rollback and the scenario's own).
+struct Prepared {
+    targets: Vec<String>,
+    plan: faults::Plan,
+    undo: Vec<Step>,
+}
+
 struct Ending {
     outcome: ScenarioOutcome,
     reason: String,
@@ -720,31 +753,11 @@ impl Runner {
                 outcome = self.stopped_outcome();
                 break;
             }
-            if let (Some(pause), true) = (cooldown, index > 0) {
-                // The suite's pause between scenarios; Ctrl-C cuts it short.
-                if let Some(live) = self.live.as_mut() {
-                    live.record(&format!(
-                        "cooldown: {}s before the next scenario",
-                        pause.as_secs()
-                    ));
-                }
-                // Looked at every second: a lease lost meanwhile ends the
-                // suite there, not when the pause is over.
-                let until = std::time::Instant::now() + pause;
-                while !self.stopping() && std::time::Instant::now() < until {
-                    let mut cancel = self.cancel.clone();
-                    let step = until
-                        .saturating_duration_since(std::time::Instant::now())
-                        .min(StdDuration::from_secs(1));
-                    tokio::select! {
-                        _ = tokio::time::sleep(step) => {}
-                        _ = cancel.wait_for(|c| *c) => {}
-                    }
-                }
-                if self.stopping() {
-                    outcome = self.stopped_outcome();
-                    break;
-                }
+            if let (Some(pause), true) = (cooldown, index > 0)
+                && !self.cool_down(pause).await
+            {
+                outcome = self.stopped_outcome();
+                break;
             }
             let ending = self.scenario(loaded).await;
             let name = loaded.value.name.as_str();
@@ -794,6 +807,30 @@ impl Runner {
             Some(err) => Err(RunError::JournalFailed(err)),
             None => Ok(outcome),
         }
+    }
+
+    /// The suite's pause between scenarios; Ctrl-C cuts it short, and it is
+    /// looked at every second: a lease lost meanwhile ends the suite there,
+    /// not when the pause is over. Whether the run may go on.
+    async fn cool_down(&mut self, pause: StdDuration) -> bool {
+        if let Some(live) = self.live.as_mut() {
+            live.record(&format!(
+                "cooldown: {}s before the next scenario",
+                pause.as_secs()
+            ));
+        }
+        let until = std::time::Instant::now() + pause;
+        while !self.stopping() && std::time::Instant::now() < until {
+            let mut cancel = self.cancel.clone();
+            let step = until
+                .saturating_duration_since(std::time::Instant::now())
+                .min(StdDuration::from_secs(1));
+            tokio::select! {
+                _ = tokio::time::sleep(step) => {}
+                _ = cancel.wait_for(|c| *c) => {}
+            }
+        }
+        !self.stopping()
     }
 
     /// Takes the cluster's lock and starts renewing its lease; refuses a
@@ -1142,78 +1179,23 @@ impl Runner {
         ending
     }
 
+    /// One scenario with its workload (if any) in place: prepared, injected,
+    /// watched, rolled back, and checked after recovery.
     async fn with_workload(
         &mut self,
         scenario: &Scenario,
         workload: &mut Option<WorkloadJob>,
     ) -> Ending {
         let name = scenario.name.as_str();
-        let seed = self.clock.now().timestamp_nanos_opt().unwrap_or_default() as u64;
         let job = workload.as_ref().map(|w| w.id);
-        let targets = match resolve_targets(&self.cluster, scenario, job, seed).await {
-            Ok(t) => t,
-            Err(reason) => return Ending::new(ScenarioOutcome::Aborted, reason),
+        let Prepared {
+            targets,
+            plan,
+            undo,
+        } = match self.prepare(scenario, job).await {
+            Ok(prepared) => prepared,
+            Err(ending) => return ending,
         };
-        self.log(
-            Some(name),
-            Entry::TargetsResolved {
-                nodes: targets.clone(),
-            },
-        );
-        let plan = faults::plan(&scenario.fault, &targets).for_run(&self.run_id);
-        // The fault's own rollback, then the scenario's extra commands:
-        // journaled with the injection, before it, as its undo.
-        let extra: Vec<Step> = scenario
-            .rollback
-            .iter()
-            .flat_map(|command| {
-                self.places(&command.on, &targets)
-                    .into_iter()
-                    .map(|place| Step::RunFor {
-                        on: place,
-                        argv: command.command.clone(),
-                        timeout: command.timeout,
-                    })
-            })
-            .collect();
-        let undo: Vec<Step> = plan.rollback.iter().chain(&extra).cloned().collect();
-        // Every source the scenario needs answers before anything changes.
-        if let Err(reason) = self.reach_targets(scenario, &plan, &undo, &targets).await {
-            return Ending::new(
-                ScenarioOutcome::Error,
-                format!("{reason} (nothing was changed)"),
-            );
-        }
-        if self.stopping() {
-            return Ending::new(
-                ScenarioOutcome::Interrupted,
-                "stopped before the injection: nothing was changed",
-            );
-        }
-        if let Some(failure) = self
-            .steady_state(
-                scenario,
-                Stage::Before,
-                &targets,
-                workload.as_ref().map(|w| w.id),
-            )
-            .await
-        {
-            return Ending::new(
-                ScenarioOutcome::Aborted,
-                format!("steady state does not hold before injecting: {failure}"),
-            );
-        }
-        // The monitoring can be asked, and shows nothing yet: a question it
-        // cannot answer, or one answered already, would time nothing.
-        if let Some(failure) = self.monitoring_ready(scenario, &targets).await {
-            return Ending::new(
-                ScenarioOutcome::Aborted,
-                format!(
-                    "the monitoring is not ready before injecting: {failure} (nothing was changed)"
-                ),
-            );
-        }
         let count_cluster = scenario
             .abort
             .as_ref()
@@ -1246,65 +1228,7 @@ impl Runner {
                 action: actions.join("; "),
             },
         );
-        // Every target at once (fan_out.rs); each step's time journaled.
-        let mut failures = Vec::new();
-        let mut done = Vec::new();
-        let results = self
-            .execute_fanned(
-                &plan.inject,
-                workload.as_ref().map(|w| w.id),
-                fan_out::Mode::Change,
-            )
-            .await;
-        self.journal_steps(name, &plan.inject, &results);
-        // No step of the injection began (refused before the first: the
-        // lease, a stop): nothing was changed, so nothing is to undo.
-        let never_started = results
-            .iter()
-            .all(|r| matches!(&r.result, Err(e) if e.starts_with("stopped before")));
-        for r in results {
-            let step = &plan.inject[r.index];
-            match r.result {
-                Ok(note) if note.is_empty() => done.push(step.describe()),
-                Ok(note) => done.push(format!("{}: {note}", step.describe())),
-                Err(err) => failures.push(err),
-            }
-        }
-        let mut verified = Vec::new();
-        if failures.is_empty() {
-            let results = self
-                .execute_fanned(
-                    &plan.verify,
-                    workload.as_ref().map(|w| w.id),
-                    fan_out::Mode::Change,
-                )
-                .await;
-            self.journal_steps(name, &plan.verify, &results);
-            for r in results {
-                let step = &plan.verify[r.index];
-                match r.result {
-                    Ok(note) if note.is_empty() => verified.push(step.describe()),
-                    Ok(note) => verified.push(format!("{} ({note})", step.describe())),
-                    Err(err) => failures.push(format!("{}: {err}", step.describe())),
-                }
-            }
-        }
-        let detail = if failures.is_empty() {
-            let mut parts = vec![done.join("; ")];
-            if !verified.is_empty() {
-                parts.push(format!("verified: {}", verified.join("; ")));
-            }
-            parts.join("; ")
-        } else {
-            failures.join("; ")
-        };
-        self.log(
-            Some(name),
-            Entry::InjectionFinished {
-                ok: failures.is_empty(),
-                detail,
-            },
-        );
+        let (failures, never_started) = self.inject(name, &plan, job).await;
         let ending = if failures.is_empty() && !self.stopping() {
             let watched = Watched {
                 baseline: &baseline,
@@ -1312,37 +1236,8 @@ impl Runner {
                 plan: &plan,
                 controller_log,
             };
-            let calls_before = self.cluster.api.as_ref().map(|a| a.calls());
-            let watch_started = std::time::Instant::now();
-            let cpu_before = usage::cpu_ms();
-            self.cycles = watch::Cycles::default();
-            let ending = self.watch(scenario, watched, workload.as_mut()).await;
-            self.journal_evidence(name).await;
-            // What the watch cost: the API budget (AWS throttles per
-            // account), cycles, CPU and memory.
-            let cycles = std::mem::take(&mut self.cycles);
-            let (p50, max) = cycles.slurm_wall_ms();
-            let cost = Entry::WatchCost {
-                seconds: watch_started.elapsed().as_secs_f64(),
-                api_calls: self
-                    .cluster
-                    .api
-                    .as_ref()
-                    .zip(calls_before)
-                    .map(|(api, before)| api.calls().saturating_sub(before)),
-                cycles: cycles.count,
-                slurm_polls: cycles.slurm_walls.len() as u64,
-                slurm_cycle_ms_p50: p50,
-                slurm_cycle_ms_max: max,
-                slurm_poll_gap_ms_max: cycles.slurm_gap_ms_max(),
-                cpu_ms: usage::cpu_ms() - cpu_before,
-                peak_rss_kib: usage::peak_rss_kib(),
-            };
-            self.log(Some(name), cost);
-            if let Some(live) = self.live.as_mut() {
-                live.clear();
-            }
-            ending
+            self.watch_measured(scenario, watched, workload.as_mut())
+                .await
         } else if self.cancelled() {
             Ending::new(
                 ScenarioOutcome::Interrupted,
@@ -1371,33 +1266,215 @@ impl Runner {
                 );
             }
         } else {
-            self.roll_back(name, intent, &undo, workload.as_ref().map(|w| w.id))
-                .await;
+            self.roll_back(name, intent, &undo, job).await;
         }
-        if ending.outcome == ScenarioOutcome::Passed
-            && !self.stopping()
-            && let Some(failure) = self
-                .steady_state(
-                    scenario,
-                    Stage::After,
-                    &targets,
-                    workload.as_ref().map(|w| w.id),
-                )
+        if ending.outcome == ScenarioOutcome::Passed && !self.stopping() {
+            return self
+                .steady_after(scenario, &targets, job)
                 .await
-        {
-            // Cut short by a stop, the check says nothing about the cluster.
-            if self.cancelled() {
-                return Ending::new(
-                    ScenarioOutcome::Interrupted,
-                    "interrupted during the steady-state checks after recovery",
-                );
-            }
-            return Ending::new(
-                ScenarioOutcome::Failed,
-                format!("steady state does not hold after recovery: {failure}"),
-            );
+                .unwrap_or(ending);
         }
         ending
+    }
+
+    /// Before any change: the targets resolved (journaled), the plan and
+    /// its undo (the fault's own rollback, then the scenario's extra
+    /// commands), every source the scenario needs reachable, no stop asked
+    /// for, the steady state holding and the monitoring ready. `Err`: how
+    /// the scenario ends without having changed anything.
+    async fn prepare(&mut self, scenario: &Scenario, job: Option<u64>) -> Result<Prepared, Ending> {
+        let name = scenario.name.as_str();
+        let seed = self.clock.now().timestamp_nanos_opt().unwrap_or_default() as u64;
+        let targets = resolve_targets(&self.cluster, scenario, job, seed)
+            .await
+            .map_err(|reason| Ending::new(ScenarioOutcome::Aborted, reason.to_string()))?;
+        self.log(
+            Some(name),
+            Entry::TargetsResolved {
+                nodes: targets.clone(),
+            },
+        );
+        let plan = faults::plan(&scenario.fault, &targets).for_run(&self.run_id);
+        // The fault's own rollback, then the scenario's extra commands:
+        // journaled with the injection, before it, as its undo.
+        let extra: Vec<Step> = scenario
+            .rollback
+            .iter()
+            .flat_map(|command| {
+                self.places(&command.on, &targets)
+                    .into_iter()
+                    .map(|place| Step::RunFor {
+                        on: place,
+                        argv: command.command.clone(),
+                        timeout: command.timeout,
+                    })
+            })
+            .collect();
+        let undo: Vec<Step> = plan.rollback.iter().chain(&extra).cloned().collect();
+        // Every source the scenario needs answers before anything changes.
+        if let Err(reason) = self.reach_targets(scenario, &plan, &undo, &targets).await {
+            return Err(Ending::new(
+                ScenarioOutcome::Error,
+                format!("{reason} (nothing was changed)"),
+            ));
+        }
+        if self.stopping() {
+            return Err(Ending::new(
+                ScenarioOutcome::Interrupted,
+                "stopped before the injection: nothing was changed",
+            ));
+        }
+        if let Some(failure) = self
+            .steady_state(scenario, Stage::Before, &targets, job)
+            .await
+        {
+            return Err(Ending::new(
+                ScenarioOutcome::Aborted,
+                format!("steady state does not hold before injecting: {failure}"),
+            ));
+        }
+        // The monitoring can be asked, and shows nothing yet: a question it
+        // cannot answer, or one answered already, would time nothing.
+        if let Some(failure) = self.monitoring_ready(scenario, &targets).await {
+            return Err(Ending::new(
+                ScenarioOutcome::Aborted,
+                format!(
+                    "the monitoring is not ready before injecting: {failure} (nothing was changed)"
+                ),
+            ));
+        }
+        Ok(Prepared {
+            targets,
+            plan,
+            undo,
+        })
+    }
+
+    /// The injection's steps on every target at once (fan_out.rs), then,
+    /// if they all took, its checks; each step's time journaled, then the
+    /// injection's end. Returns the failures, and whether no step began
+    /// (refused before the first: the lease, a stop), so nothing is to
+    /// undo.
+    async fn inject(
+        &mut self,
+        name: &str,
+        plan: &faults::Plan,
+        job: Option<u64>,
+    ) -> (Vec<String>, bool) {
+        let mut failures = Vec::new();
+        let mut done = Vec::new();
+        let results = self
+            .execute_fanned(&plan.inject, job, fan_out::Mode::Change)
+            .await;
+        self.journal_steps(name, &plan.inject, &results);
+        let never_started = results
+            .iter()
+            .all(|r| matches!(&r.result, Err(e) if e.starts_with("stopped before")));
+        for r in results {
+            let step = &plan.inject[r.index];
+            match r.result {
+                Ok(note) if note.is_empty() => done.push(step.describe()),
+                Ok(note) => done.push(format!("{}: {note}", step.describe())),
+                Err(err) => failures.push(err),
+            }
+        }
+        let mut verified = Vec::new();
+        if failures.is_empty() {
+            let results = self
+                .execute_fanned(&plan.verify, job, fan_out::Mode::Change)
+                .await;
+            self.journal_steps(name, &plan.verify, &results);
+            for r in results {
+                let step = &plan.verify[r.index];
+                match r.result {
+                    Ok(note) if note.is_empty() => verified.push(step.describe()),
+                    Ok(note) => verified.push(format!("{} ({note})", step.describe())),
+                    Err(err) => failures.push(format!("{}: {err}", step.describe())),
+                }
+            }
+        }
+        let detail = if failures.is_empty() {
+            let mut parts = vec![done.join("; ")];
+            if !verified.is_empty() {
+                parts.push(format!("verified: {}", verified.join("; ")));
+            }
+            parts.join("; ")
+        } else {
+            failures.join("; ")
+        };
+        self.log(
+            Some(name),
+            Entry::InjectionFinished {
+                ok: failures.is_empty(),
+                detail,
+            },
+        );
+        (failures, never_started)
+    }
+
+    /// The watch, then what it cost, journaled (`watch_cost`): the API
+    /// budget (AWS throttles per account), cycles, CPU and memory; the
+    /// evidence collected meanwhile is journaled first.
+    async fn watch_measured(
+        &mut self,
+        scenario: &Scenario,
+        watched: Watched<'_>,
+        workload: Option<&mut WorkloadJob>,
+    ) -> Ending {
+        let name = scenario.name.as_str();
+        let calls_before = self.cluster.api.as_ref().map(|a| a.calls());
+        let watch_started = std::time::Instant::now();
+        let cpu_before = usage::cpu_ms();
+        self.cycles = watch::Cycles::default();
+        let ending = self.watch(scenario, watched, workload).await;
+        self.journal_evidence(name).await;
+        let cycles = std::mem::take(&mut self.cycles);
+        let (p50, max) = cycles.slurm_wall_ms();
+        let cost = Entry::WatchCost {
+            seconds: watch_started.elapsed().as_secs_f64(),
+            api_calls: self
+                .cluster
+                .api
+                .as_ref()
+                .zip(calls_before)
+                .map(|(api, before)| api.calls().saturating_sub(before)),
+            cycles: cycles.count,
+            slurm_polls: cycles.slurm_walls.len() as u64,
+            slurm_cycle_ms_p50: p50,
+            slurm_cycle_ms_max: max,
+            slurm_poll_gap_ms_max: cycles.slurm_gap_ms_max(),
+            cpu_ms: usage::cpu_ms() - cpu_before,
+            peak_rss_kib: usage::peak_rss_kib(),
+        };
+        self.log(Some(name), cost);
+        if let Some(live) = self.live.as_mut() {
+            live.clear();
+        }
+        ending
+    }
+
+    /// The steady state after recovery, for a scenario that passed: how it
+    /// ends instead when the state does not hold (or a stop cut the check
+    /// short: the check then says nothing about the cluster).
+    async fn steady_after(
+        &mut self,
+        scenario: &Scenario,
+        targets: &[String],
+        job: Option<u64>,
+    ) -> Option<Ending> {
+        let failure = self
+            .steady_state(scenario, Stage::After, targets, job)
+            .await?;
+        if self.cancelled() {
+            return Some(Ending::new(
+                ScenarioOutcome::Interrupted,
+                "interrupted during the steady-state checks after recovery",
+            ));
+        }
+        Some(Ending::new(
+            ScenarioOutcome::Failed,
+            format!("steady state does not hold after recovery: {failure}"),
+        ))
     }
 
     /// Runs the undo steps of intent `intent`, each journaled; a second
@@ -1455,28 +1532,7 @@ impl Runner {
                 }
             }
         }
-        let per_step = self.cluster.profile.ssh.command_timeout.as_std();
-        let limit = |step: &Step| match step {
-            Step::RunFor { timeout, .. } => timeout.as_std(),
-            // Stopping a process waits up to 10 s before SIGKILL.
-            Step::StopDetached { .. } => per_step * 2 + StdDuration::from_secs(10),
-            _ => per_step,
-        };
-        // Every node's undo steps at once (fan_out.rs), each node's in
-        // order: the longest node's steps bound how long it may take.
-        let mut per_node: BTreeMap<Option<String>, StdDuration> = BTreeMap::new();
-        for step in undo {
-            *per_node.entry(fan_out::concerns(step)).or_default() += limit(step);
-        }
-        let most = per_node.values().max().copied().unwrap_or_default();
-        let left: Vec<String> = undo.iter().map(Step::describe).collect();
-        *self.undoing.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!(
-            "{} step(s) on {} node(s) at once, up to {}s more: {}",
-            left.len(),
-            per_node.len(),
-            most.as_secs(),
-            left.join("; ")
-        ));
+        self.say_undoing(undo);
         let results = self.execute_fanned(undo, job, fan_out::Mode::Undo).await;
         let mut unrecorded = Vec::new();
         for r in results {
@@ -1510,6 +1566,32 @@ impl Runner {
             // Said at the run's end, with what the journal lists.
             self.unrecorded.push((step.describe(), found));
         }
+    }
+
+    /// What the rollback is undoing, for a second Ctrl-C to print: every
+    /// node's undo steps run at once (fan_out.rs), each node's in order, so
+    /// the longest node's steps bound how long it may take.
+    fn say_undoing(&self, undo: &[Step]) {
+        let per_step = self.cluster.profile.ssh.command_timeout.as_std();
+        let limit = |step: &Step| match step {
+            Step::RunFor { timeout, .. } => timeout.as_std(),
+            // Stopping a process waits up to 10 s before SIGKILL.
+            Step::StopDetached { .. } => per_step * 2 + StdDuration::from_secs(10),
+            _ => per_step,
+        };
+        let mut per_node: BTreeMap<Option<String>, StdDuration> = BTreeMap::new();
+        for step in undo {
+            *per_node.entry(fan_out::concerns(step)).or_default() += limit(step);
+        }
+        let most = per_node.values().max().copied().unwrap_or_default();
+        let left: Vec<String> = undo.iter().map(Step::describe).collect();
+        *self.undoing.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!(
+            "{} step(s) on {} node(s) at once, up to {}s more: {}",
+            left.len(),
+            per_node.len(),
+            most.as_secs(),
+            left.join("; ")
+        ));
     }
 
     /// Takes the cluster's lock again after the lease was lost, when it is

@@ -20,34 +20,7 @@ impl Runner {
         match &scenario.workload {
             None => Ok(()),
             Some(Workload::Existing(existing)) => {
-                let id = match &existing.job {
-                    crate::scenario::model::JobRef::Id(id) => *id,
-                    crate::scenario::model::JobRef::Name(name) => *slurm
-                        .jobs_named(name)
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .first()
-                        .ok_or(format!("no job named {name} is running"))?,
-                };
-                let progress = existing
-                    .progress
-                    .as_ref()
-                    .map(WorkloadJob::regexes)
-                    .transpose()?;
-                *slot = Some(WorkloadJob {
-                    id,
-                    submitted: false,
-                    comment: String::new(),
-                    intent: None,
-                    output: existing.progress.as_ref().and_then(|p| p.output.clone()),
-                    offset: 0,
-                    skipping: false,
-                    progress,
-                    last_step: None,
-                    steps_seen: Vec::new(),
-                    gpus: None,
-                    started_at: None,
-                });
+                *slot = Some(existing_job(&slurm, existing).await?);
                 Ok(())
             }
             Some(Workload::Canary(canary)) => {
@@ -107,53 +80,98 @@ impl Runner {
                     crate::journal::Entry::CanarySubmitted { job: id, comment },
                 );
                 let warmup = canary.warmup_steps.unwrap_or(1);
-                let deadline = self.clock.now() + chrono::TimeDelta::seconds(180);
-                loop {
-                    let Some(job) = slot.as_mut() else {
-                        unreachable!("set just above")
-                    };
-                    if self.stopping() {
-                        return Err(format!(
-                            "stopped during the canary's warm-up (job {id} at step {})",
-                            job.last_step.map_or("-".to_owned(), |s| s.to_string())
-                        ));
-                    }
-                    match slurm.job(id).await {
-                        Ok(Some(info)) => {
-                            job.output = job.output.clone().or(info.stdout.clone());
-                            if info.state.is_running() {
-                                job.read_progress(&slurm, self.clock.now()).await;
-                                if job.last_step.is_some_and(|s| s >= warmup) {
-                                    return Ok(());
-                                }
-                            } else if info.state.is_final() {
-                                return Err(format!(
-                                    "the canary (job {id}) ended {} ({}) before reaching step {warmup}",
-                                    info.state, info.reason
-                                ));
-                            }
-                        }
-                        Ok(None) => {
-                            return Err(format!(
-                                "the canary (job {id}) is gone before reaching step {warmup}"
-                            ));
-                        }
-                        Err(_) => {}
-                    }
-                    if self.clock.now() > deadline {
-                        return Err(format!(
-                            "the canary (job {id}) did not reach step {warmup} within 3 minutes"
-                        ));
-                    }
-                    let mut cancel = self.cancel.clone();
-                    tokio::select! {
-                        _ = tokio::time::sleep(self.cluster.profile.poll.job_output.as_std()) => {}
-                        _ = cancel.wait_for(|c| *c) => {}
-                    }
+                match slot.as_mut() {
+                    Some(job) => self.warm_up(job, warmup).await,
+                    None => Ok(()),
                 }
             }
         }
     }
+
+    /// Waits for the canary `job` to reach step `warmup` (up to three
+    /// minutes), reading its output; why it did not, if it did not (a stop,
+    /// the job ending or gone).
+    async fn warm_up(&mut self, job: &mut WorkloadJob, warmup: u64) -> Result<(), String> {
+        let slurm = self.cluster.slurm.clone();
+        let id = job.id;
+        let deadline = self.clock.now() + chrono::TimeDelta::seconds(180);
+        loop {
+            if self.stopping() {
+                return Err(format!(
+                    "stopped during the canary's warm-up (job {id} at step {})",
+                    job.last_step.map_or("-".to_owned(), |s| s.to_string())
+                ));
+            }
+            match slurm.job(id).await {
+                Ok(Some(info)) => {
+                    job.output = job.output.clone().or(info.stdout.clone());
+                    if info.state.is_running() {
+                        job.read_progress(&slurm, self.clock.now()).await;
+                        if job.last_step.is_some_and(|s| s >= warmup) {
+                            return Ok(());
+                        }
+                    } else if info.state.is_final() {
+                        return Err(format!(
+                            "the canary (job {id}) ended {} ({}) before reaching step {warmup}",
+                            info.state, info.reason
+                        ));
+                    }
+                }
+                Ok(None) => {
+                    return Err(format!(
+                        "the canary (job {id}) is gone before reaching step {warmup}"
+                    ));
+                }
+                Err(_) => {}
+            }
+            if self.clock.now() > deadline {
+                return Err(format!(
+                    "the canary (job {id}) did not reach step {warmup} within 3 minutes"
+                ));
+            }
+            let mut cancel = self.cancel.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(self.cluster.profile.poll.job_output.as_std()) => {}
+                _ = cancel.wait_for(|c| *c) => {}
+            }
+        }
+    }
+}
+
+/// The job an `existing:` workload names (by id, or the first running
+/// job of its name), with its progress pattern.
+async fn existing_job(
+    slurm: &crate::cluster::slurm::Slurm,
+    existing: &crate::scenario::model::ExistingJob,
+) -> Result<WorkloadJob, String> {
+    let id = match &existing.job {
+        crate::scenario::model::JobRef::Id(id) => *id,
+        crate::scenario::model::JobRef::Name(name) => *slurm
+            .jobs_named(name)
+            .await
+            .map_err(|e| e.to_string())?
+            .first()
+            .ok_or(format!("no job named {name} is running"))?,
+    };
+    let progress = existing
+        .progress
+        .as_ref()
+        .map(WorkloadJob::regexes)
+        .transpose()?;
+    Ok(WorkloadJob {
+        id,
+        submitted: false,
+        comment: String::new(),
+        intent: None,
+        output: existing.progress.as_ref().and_then(|p| p.output.clone()),
+        offset: 0,
+        skipping: false,
+        progress,
+        last_step: None,
+        steps_seen: Vec::new(),
+        gpus: None,
+        started_at: None,
+    })
 }
 
 /// The watched job and where its output has been read to.

@@ -101,7 +101,7 @@ pub fn parse_profile(path: &Path, text: &str) -> Result<Profile, Diagnostics> {
     if let Err(problem) = crate::cluster::ssh_config::apply(&mut profile) {
         let at = yaml_tree::TreePath::of(&["ssh", "config"]);
         return Err(Diagnostics(vec![
-            Diagnostic::new(path, tree.locate_value(&at), problem).with_hint(
+            Diagnostic::new(path, tree.locate_value(&at), problem.to_string()).with_hint(
                 "point ssh.config at your OpenSSH client config and ssh.config_host at the head node's Host entry",
             ),
         ]));
