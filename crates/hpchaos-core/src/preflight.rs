@@ -27,7 +27,7 @@ pub fn offline(path: &Path, text: &str, profile: &Profile) -> Vec<Diagnostic> {
         && let Err(err) = readable(&expand_home(key))
     {
         out.push(
-            Diagnostic::new(path, at(&["ssh", "key"]), format!("ssh.key: cannot read {key}: {err}"))
+            Diagnostic::new(path, at(&["ssh", "key"]), format!("ssh.key: cannot read {key}: {}", unreadable(&err)))
                 .with_hint("point ssh.key at the private key you log in with (`ssh -i` KEY), or remove it to use the SSH agent"),
         );
     }
@@ -37,7 +37,11 @@ pub fn offline(path: &Path, text: &str, profile: &Profile) -> Vec<Diagnostic> {
             Diagnostic::new(
                 path,
                 at(&["ssh", "known_hosts"]),
-                format!("ssh.known_hosts: cannot read {}: {err}", ssh.known_hosts),
+                format!(
+                    "ssh.known_hosts: cannot read {}: {}",
+                    ssh.known_hosts,
+                    unreadable(&err)
+                ),
             )
             .with_hint(format!(
                 "create it with the head node's key, checked out of band: `ssh-keyscan -p {} {} >> {}`",
@@ -72,7 +76,10 @@ pub fn offline(path: &Path, text: &str, profile: &Profile) -> Vec<Diagnostic> {
             Diagnostic::new(
                 path,
                 at(&["sagemaker", "credentials_file"]),
-                format!("sagemaker.credentials_file: cannot read {file}: {err}"),
+                format!(
+                    "sagemaker.credentials_file: cannot read {file}: {}",
+                    unreadable(&err)
+                ),
             )
             .with_hint("point it at an AWS credentials file, or remove it to use the standard credential chain (environment, ~/.aws, SSO, instance role)"),
         );
@@ -80,13 +87,17 @@ pub fn offline(path: &Path, text: &str, profile: &Profile) -> Vec<Diagnostic> {
     out
 }
 
-fn readable(path: &Path) -> Result<(), String> {
-    std::fs::File::open(path)
-        .map(drop)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => "no such file".to_owned(),
-            _ => e.to_string(),
-        })
+/// Whether `path` opens; the I/O error if not (see [`unreadable`]).
+fn readable(path: &Path) -> std::io::Result<()> {
+    std::fs::File::open(path).map(drop)
+}
+
+/// Why a file the profile names cannot be opened, in words.
+fn unreadable(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_owned(),
+        _ => e.to_string(),
+    }
 }
 
 /// `(problem, fix)` when `known_hosts` has no key for `host` (by the

@@ -70,6 +70,19 @@ pub struct Unmapped {
     pub why: String,
 }
 
+/// Why a listed instance could not be named as a Slurm node.
+#[derive(Debug, thiserror::Error)]
+pub enum Unmappable {
+    #[error("the listing gives no instance id")]
+    NoInstanceId,
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("DescribeClusterNode does not know it")]
+    Unknown,
+    #[error("neither PrivateDnsHostname nor PrivatePrimaryIp is given")]
+    NoName,
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("SageMaker {operation} on cluster {cluster}: {detail}")]
 pub struct ApiError {
@@ -385,7 +398,7 @@ impl SageMakerApi {
                     instance_id,
                     group,
                     status,
-                    why,
+                    why: why.to_string(),
                 }),
             }
         }
@@ -394,9 +407,9 @@ impl SageMakerApi {
 
     /// The Slurm node name of an instance whose listing has no host name:
     /// `DescribeClusterNode`'s host name or primary address, cached.
-    async fn map_instance(&self, instance_id: &str) -> Result<String, String> {
+    async fn map_instance(&self, instance_id: &str) -> Result<String, Unmappable> {
         if instance_id.is_empty() {
-            return Err("the listing gives no instance id".to_owned());
+            return Err(Unmappable::NoInstanceId);
         }
         if let Some(name) = self
             .names
@@ -408,15 +421,14 @@ impl SageMakerApi {
         }
         let details = self
             .describe_details(instance_id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("DescribeClusterNode does not know it")?;
+            .await?
+            .ok_or(Unmappable::Unknown)?;
         let name = details
             .private_dns_hostname()
             .and_then(node_name_of_host)
             .map(str::to_owned)
             .or_else(|| details.private_primary_ip().and_then(node_name_of_address))
-            .ok_or("neither PrivateDnsHostname nor PrivatePrimaryIp is given")?;
+            .ok_or(Unmappable::NoName)?;
         self.names
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -181,21 +181,30 @@ pub struct SshPool {
     slots: Mutex<HashMap<Endpoint, Arc<Slot>>>,
 }
 
+/// Why OpenSSH would refuse a `ProxyCommand`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProxyCommandError {
+    #[error("ssh.proxy_command is empty")]
+    Empty,
+    #[error("ssh.proxy_command: unknown token `%{0}`")]
+    UnknownToken(char),
+    #[error("ssh.proxy_command ends with a lone `%`")]
+    LonePercent,
+}
+
 /// Whether OpenSSH would run this `ProxyCommand`: not empty, and no `%`
-/// token but `%h %p %r %n %%`. The problem in words.
-pub fn check_proxy_command(command: &str) -> Result<(), String> {
+/// token but `%h %p %r %n %%`.
+pub fn check_proxy_command(command: &str) -> Result<(), ProxyCommandError> {
     if command.trim().is_empty() {
-        return Err("ssh.proxy_command is empty".to_owned());
+        return Err(ProxyCommandError::Empty);
     }
     let mut chars = command.chars();
     while let Some(c) = chars.next() {
         if c == '%' {
             match chars.next() {
                 Some('h' | 'p' | 'r' | 'n' | '%') => {}
-                Some(other) => {
-                    return Err(format!("ssh.proxy_command: unknown token `%{other}`"));
-                }
-                None => return Err("ssh.proxy_command ends with a lone `%`".to_owned()),
+                Some(other) => return Err(ProxyCommandError::UnknownToken(other)),
+                None => return Err(ProxyCommandError::LonePercent),
             }
         }
     }

@@ -321,16 +321,36 @@ pub const PROCESS_LISTING: &str = "echo $$; exec ps -eo pid=,ppid=,etimes=,args=
 /// first, never the listing itself or any of its ancestors (our SSH
 /// session and shell: a pattern must not kill the harness's own channel).
 /// `count` of them, or all; an error, choosing none, when fewer match.
+/// Why no process was picked to kill.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PickError {
+    #[error("the process listing did not start with its own pid")]
+    NoOwnPid,
+    /// Only hpchaos's own remote shell and its ancestors match.
+    #[error(
+        "only hpchaos's own processes match `{pattern}` ({own}: its remote shell and their ancestors, never killed)"
+    )]
+    OnlyOurs { pattern: String, own: usize },
+    #[error("no process matches `{0}`")]
+    NoMatch(String),
+    #[error("only {found} process(es) match `{pattern}`, count is {wanted}: none killed")]
+    TooFew {
+        found: usize,
+        pattern: String,
+        wanted: usize,
+    },
+}
+
 pub fn pick_processes(
     listing: &str,
     pattern: &regex::Regex,
     count: Option<u32>,
-) -> Result<Vec<u32>, String> {
+) -> Result<Vec<u32>, PickError> {
     let mut lines = listing.lines();
     let me: u32 = lines
         .next()
         .and_then(|l| l.trim().parse().ok())
-        .ok_or("the process listing did not start with its own pid")?;
+        .ok_or(PickError::NoOwnPid)?;
     let rows: Vec<(u32, u32, u64, &str)> = lines
         .filter_map(|line| {
             let mut rest = line.trim_start();
@@ -368,20 +388,19 @@ pub fn pick_processes(
             .iter()
             .filter(|(pid, _, _, args)| ours.contains(pid) && pattern.is_match(args))
             .count();
+        let pattern = pattern.as_str().to_owned();
         return Err(if own > 0 {
-            format!(
-                "only hpchaos's own processes match `{}` ({own}: its remote shell and their ancestors, never killed)",
-                pattern.as_str()
-            )
+            PickError::OnlyOurs { pattern, own }
         } else {
-            format!("no process matches `{}`", pattern.as_str())
+            PickError::NoMatch(pattern)
         });
     }
     if found < wanted {
-        return Err(format!(
-            "only {found} process(es) match `{}`, count is {wanted}: none killed",
-            pattern.as_str()
-        ));
+        return Err(PickError::TooFew {
+            found,
+            pattern: pattern.as_str().to_owned(),
+            wanted,
+        });
     }
     Ok(matched
         .into_iter()
@@ -415,6 +434,15 @@ mod tests {
         );
         assert_eq!(pick_processes(listing, &re, None).unwrap().len(), 4);
         let err = pick_processes(listing, &re, Some(5)).unwrap_err();
+        assert!(matches!(
+            err,
+            PickError::TooFew {
+                found: 4,
+                wanted: 5,
+                ..
+            }
+        ));
+        let err = err.to_string();
         assert!(
             err.contains("only 4") && err.contains("none killed"),
             "{err}"
@@ -423,12 +451,17 @@ mod tests {
         assert!(
             pick_processes(listing, &none, None)
                 .unwrap_err()
+                .to_string()
                 .contains("no process")
         );
         // A pattern that only matches our own chain is said to.
         let me = regex::Regex::new("etimes|notty").unwrap();
         let err = pick_processes(listing, &me, Some(1)).unwrap_err();
-        assert!(err.contains("only hpchaos's own processes match"), "{err}");
+        assert!(matches!(err, PickError::OnlyOurs { own: 2, .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("only hpchaos's own processes match")
+        );
     }
 
     #[test]

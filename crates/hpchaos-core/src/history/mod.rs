@@ -22,15 +22,30 @@ pub enum HistoryFormat {
     Markdown,
 }
 
+/// Why a `--since` span cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SinceError {
+    #[error("--since `{text}`: {source} (give a span such as 30d, 12h or 2w)")]
+    NotASpan {
+        text: String,
+        #[source]
+        source: humantime::DurationError,
+    },
+    #[error("--since `{0}` is too long")]
+    TooLong(String),
+}
+
 /// `--since 30d`: how far back, as a time (`now` minus the span).
 ///
-/// Errors: not a span humantime reads (`30d`, `12h`, `2w`).
-pub fn since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
-    let span = humantime::parse_duration(text.trim())
-        .map_err(|e| format!("--since `{text}`: {e} (give a span such as 30d, 12h or 2w)"))?;
+/// Errors: not a span humantime reads (`30d`, `12h`, `2w`), or too long.
+pub fn since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, SinceError> {
+    let span = humantime::parse_duration(text.trim()).map_err(|source| SinceError::NotASpan {
+        text: text.to_owned(),
+        source,
+    })?;
     chrono::TimeDelta::from_std(span)
         .map(|span| now - span)
-        .map_err(|_| format!("--since `{text}` is too long"))
+        .map_err(|_| SinceError::TooLong(text.to_owned()))
 }
 
 /// A ratio as a percentage for people: `-` when absent.

@@ -25,6 +25,13 @@ pub enum MonitoringError {
     },
     #[error("AWS credentials for SigV4 (region {region}): {message}")]
     Credentials { region: String, message: String },
+    /// An answer that could not be used as one.
+    #[error(transparent)]
+    Answer(#[from] super::expect::AnswerError),
+    /// The profile names no endpoint of this kind (`prometheus`,
+    /// `alertmanager`).
+    #[error("the profile has no monitoring.{0}")]
+    NotConfigured(&'static str),
 }
 
 /// A response: status and body.

@@ -175,6 +175,12 @@ pub enum AnswerError {
         "the expression is a range vector (`[1m]`), not a condition: wrap it, e.g. `max_over_time(metric[1m]) > 0`"
     )]
     RangeVector,
+    /// Alertmanager's body is not JSON.
+    #[error("not an Alertmanager answer: {0}")]
+    NotAlertmanager(#[source] serde_json::Error),
+    /// Alertmanager's answer is JSON but not a list of alerts.
+    #[error("Alertmanager's answer is not a list of alerts")]
+    NotAlertList,
     /// A scalar or string where series were expected.
     #[error("the expression gives a {0}, not series: write a condition on a metric (`metric > 0`)")]
     NotSeries(String),
@@ -284,11 +290,10 @@ pub fn matching_alerts(
     body: &[u8],
     name: &str,
     labels: &BTreeMap<String, String>,
-) -> Result<AlertMatch, String> {
-    let alerts: Value =
-        serde_json::from_slice(body).map_err(|e| format!("not an Alertmanager answer: {e}"))?;
+) -> Result<AlertMatch, AnswerError> {
+    let alerts: Value = serde_json::from_slice(body).map_err(AnswerError::NotAlertmanager)?;
     let Some(alerts) = alerts.as_array() else {
-        return Err("Alertmanager's answer is not a list of alerts".to_owned());
+        return Err(AnswerError::NotAlertList);
     };
     let patterns: Vec<(&String, Option<regex::Regex>, &String)> = labels
         .iter()

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use crate::journal::PhaseVerdict;
 use crate::profile::Monitoring;
 use crate::scenario::model::MonitoringExpectation;
-use client::Client;
+use client::{Client, MonitoringError};
 use expect::{Kind, Sighting, Watch};
 
 /// Where one watch stands.
@@ -148,7 +148,7 @@ impl Monitor {
                         Some(endpoint) => {
                             first_true_between(client, endpoint, query, start, end, step).await
                         }
-                        None => Err("the profile has no monitoring.prometheus".to_owned()),
+                        None => Err(MonitoringError::NotConfigured("prometheus")),
                     },
                     Kind::Alert { name, labels } => match &endpoints.alertmanager {
                         Some(endpoint) => {
@@ -157,7 +157,7 @@ impl Monitor {
                                 m.active
                             })
                         }
-                        None => Err("the profile has no monitoring.alertmanager".to_owned()),
+                        None => Err(MonitoringError::NotConfigured("alertmanager")),
                     },
                 };
                 (i, answer, suppressed)
@@ -199,9 +199,9 @@ impl Monitor {
     fn take_answer(
         &mut self,
         i: usize,
-        answer: Result<Option<Sighting>, String>,
+        answer: Result<Option<Sighting>, MonitoringError>,
     ) -> Option<Update> {
-        match answer {
+        match answer.map_err(|e| e.to_string()) {
             Ok(Some(sighting)) => {
                 self.said[i] = None;
                 // Held at the injection already: an alert that started
@@ -347,10 +347,10 @@ impl Monitor {
     fn take_suppressed(
         &mut self,
         i: usize,
-        mut answer: Result<Option<Sighting>, String>,
+        mut answer: Result<Option<Sighting>, MonitoringError>,
         suppressed: Option<expect::Suppressed>,
         now: DateTime<Utc>,
-    ) -> Result<Option<Sighting>, String> {
+    ) -> Result<Option<Sighting>, MonitoringError> {
         match suppressed {
             Some(muted) if muted.sighting.at >= self.injected_at => {
                 // The first suppression seen is kept.
@@ -836,7 +836,7 @@ async fn query_range(
     start: f64,
     end: f64,
     step: f64,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, MonitoringError> {
     client
         .get(
             endpoint,
@@ -849,7 +849,6 @@ async fn query_range(
             ],
         )
         .await
-        .map_err(|e| e.to_string())
 }
 
 /// The first instant `query` returned a series between `start` and `end`
@@ -861,10 +860,9 @@ async fn first_true_between(
     start: f64,
     end: f64,
     step: f64,
-) -> Result<Option<Sighting>, String> {
-    query_range(client, endpoint, query, start, end, step)
-        .await
-        .and_then(|body| expect::first_true(&body).map_err(|e| e.to_string()))
+) -> Result<Option<Sighting>, MonitoringError> {
+    let body = query_range(client, endpoint, query, start, end, step).await?;
+    Ok(expect::first_true(&body)?)
 }
 
 /// The earliest active and the earliest suppressed alert `name` in
@@ -875,16 +873,12 @@ async fn firing_alert(
     endpoint: &crate::profile::Endpoint,
     name: &str,
     labels: &std::collections::BTreeMap<String, String>,
-) -> Result<expect::AlertMatch, String> {
-    client
-        .get(
-            endpoint,
-            "/api/v2/alerts",
-            &[("filter", &format!("alertname=\"{name}\""))],
-        )
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|body| expect::matching_alerts(&body, name, labels))
+) -> Result<expect::AlertMatch, MonitoringError> {
+    let filter = format!("alertname=\"{name}\"");
+    let body = client
+        .get(endpoint, "/api/v2/alerts", &[("filter", &filter)])
+        .await?;
+    Ok(expect::matching_alerts(&body, name, labels)?)
 }
 
 #[cfg(test)]
@@ -986,7 +980,7 @@ mod tests {
         let now = Utc.timestamp_opt(1030, 0).unwrap();
         // Suppressed after the injection: kept, nothing seen yet.
         let answer = m.take_suppressed(1, Ok(None), Some(muted(1012, "silenced by s1")), now);
-        assert_eq!(answer, Ok(None));
+        assert!(matches!(answer, Ok(None)));
         assert!(m.suppressed[1].is_some());
         // Then active (the silence expired): paged only now, not at the
         // alert's startsAt.

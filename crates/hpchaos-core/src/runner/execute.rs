@@ -8,12 +8,13 @@ use crate::cluster::ssh::SshError;
 use crate::faults::{self, Place, Step};
 
 use super::Runner;
+use super::step_error::StepError;
 
 impl Runner {
     /// Carries out one step. `Ok` holds what was done, for the journal
     /// (which pids were killed, why a node was left to the cluster; empty
     /// when there is nothing to add); `Err` why it failed.
-    pub(super) async fn execute(&self, step: &Step, job: Option<u64>) -> Result<String, String> {
+    pub(super) async fn execute(&self, step: &Step, job: Option<u64>) -> Result<String, StepError> {
         let ssh = &self.cluster.ssh;
         let per_command = self.cluster.profile.ssh.command_timeout.as_std();
         match step {
@@ -22,12 +23,12 @@ impl Runner {
                 let out = ssh
                     .run_line(&self.endpoint_of(on), &line, per_command)
                     .await;
-                self.step_status(out.map_err(|e| e.to_string())?)
+                self.step_status(out?)
             }
             Step::RunFor { on, argv, timeout } => {
                 let (endpoint, line) = (self.endpoint_of(on), self.command_for(on, argv));
                 let out = ssh.run_line(&endpoint, &line, timeout.as_std()).await;
-                self.step_status(out.map_err(|e| e.to_string())?)
+                self.step_status(out?)
             }
             Step::RunDropping { on, argv } => self.run_dropping(on, argv).await,
             Step::KillJobTasks {
@@ -35,7 +36,8 @@ impl Runner {
                 signal,
                 count,
             } => {
-                let job = job.ok_or("no workload to kill tasks of")?;
+                let job =
+                    job.ok_or_else(|| StepError::Refused("no workload to kill tasks of".into()))?;
                 self.kill_job_tasks(node, job, *signal, *count).await
             }
             Step::KillMatching {
@@ -44,16 +46,15 @@ impl Runner {
                 signal,
                 count,
             } => {
-                let regex = regex::Regex::new(pattern).map_err(|e| e.to_string())?;
+                let regex = regex::Regex::new(pattern)?;
                 let listing = ssh
                     .run(
                         &self.cluster.node(node),
                         &["sh", "-c", faults::PROCESS_LISTING],
                     )
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                 let pids = faults::pick_processes(&listing.stdout, &regex, *count)
-                    .map_err(|e| format!("{node}: {e}"))?;
+                    .map_err(|e| StepError::Refused(format!("{node}: {e}")))?;
                 self.kill(node, *signal, &pids).await
             }
             Step::StartDetached { on, argv, pidfile } => {
@@ -70,7 +71,7 @@ impl Runner {
                 ];
                 line.extend(argv.iter().cloned());
                 let out = ssh.run(&self.endpoint_of(on), &line).await;
-                self.step_status(out.map_err(|e| e.to_string())?)
+                self.step_status(out?)
             }
             Step::CheckDetached { on, argv, pidfile } => {
                 self.check_detached(on, argv, pidfile).await
@@ -89,19 +90,19 @@ impl Runner {
 
     /// A command's answer as a step's result: `Ok` on exit 0, the fence's
     /// refusal said as such, else the exit status and stderr.
-    fn step_status(&self, out: crate::cluster::ssh::Output) -> Result<String, String> {
+    fn step_status(&self, out: crate::cluster::ssh::Output) -> Result<String, StepError> {
         if out.status == 0 {
             Ok(String::new())
         } else if let Some(why) = self.fence_refusal(&out) {
-            Err(why)
+            Err(StepError::Fenced(why))
         } else {
-            Err(format!("exit {}: {}", out.status, out.stderr.trim()))
+            Err(StepError::exit(&out))
         }
     }
 
     /// A command the node goes away under: a dropped connection or no
     /// answer is the expected end, but not failing to get in.
-    async fn run_dropping(&self, on: &Place, argv: &[String]) -> Result<String, String> {
+    async fn run_dropping(&self, on: &Place, argv: &[String]) -> Result<String, StepError> {
         let line = self.command_for(on, argv);
         let out = self
             .cluster
@@ -115,7 +116,7 @@ impl Runner {
                 | SshError::UnknownHost { .. }
                 | SshError::Setup { .. }
                 | SshError::Connect { .. }),
-            ) => Err(err.to_string()),
+            ) => Err(err.into()),
             Ok(_) => Ok(String::new()),
             Err(SshError::Timeout { .. } | SshError::Command { .. }) => {
                 Ok("the connection dropped, as the node went down".to_owned())
@@ -131,23 +132,24 @@ impl Runner {
         job: u64,
         signal: u8,
         count: Option<u32>,
-    ) -> Result<String, String> {
+    ) -> Result<String, StepError> {
         let ps = self
             .cluster
             .ssh
             .run(&self.cluster.node(node), &["ps", "-eo", "pid,ppid,args"])
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let mut pids = faults::step_task_pids(&ps.stdout, job);
         if pids.is_empty() {
-            return Err(format!("no step task of job {job} on {node}"));
+            return Err(StepError::Refused(format!(
+                "no step task of job {job} on {node}"
+            )));
         }
         if let Some(count) = count {
             if pids.len() < count as usize {
-                return Err(format!(
+                return Err(StepError::Refused(format!(
                     "only {} step task(s) of job {job} on {node}, count is {count}: none killed",
                     pids.len(),
-                ));
+                )));
             }
             pids.truncate(count as usize);
         }
@@ -162,7 +164,7 @@ impl Runner {
         on: &Place,
         argv: &[String],
         pidfile: &str,
-    ) -> Result<String, String> {
+    ) -> Result<String, StepError> {
         let until = std::time::Instant::now() + StdDuration::from_secs(3);
         loop {
             let running = self.detached(&self.endpoint_of(on), pidfile).await?;
@@ -171,13 +173,15 @@ impl Runner {
                     return Ok(format!("pid {pid}"));
                 }
                 Some((pid, cmdline)) if std::time::Instant::now() > until => {
-                    return Err(format!(
+                    return Err(StepError::Refused(format!(
                         "pid {pid} runs `{}`, not the command started",
                         crate::cluster::quote::command_line(&cmdline)
-                    ));
+                    )));
                 }
                 None if std::time::Instant::now() > until => {
-                    return Err("not running 3s after it was started".to_owned());
+                    return Err(StepError::Refused(
+                        "not running 3s after it was started".to_owned(),
+                    ));
                 }
                 _ => tokio::time::sleep(StdDuration::from_millis(100)).await,
             }
@@ -192,7 +196,7 @@ impl Runner {
         on: &Place,
         argv: &[String],
         pidfile: &str,
-    ) -> Result<String, String> {
+    ) -> Result<String, StepError> {
         let endpoint = self.endpoint_of(on);
         let pid = match self.detached(&endpoint, pidfile).await? {
             Some((pid, cmdline)) if cmdline == argv => Some(pid),
@@ -207,15 +211,14 @@ impl Runner {
                 &endpoint,
                 &["sh", "-c", script, "hpchaos", &pid_arg, pidfile],
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         if out.status != 0 {
-            return Err(format!("exit {}: {}", out.status, out.stderr.trim()));
+            return Err(StepError::exit(&out));
         }
         if out.stdout.contains("killed") {
-            return Err(format!(
+            return Err(StepError::Refused(format!(
                 "process group {pid_arg} ignored SIGINT for 10s and was killed"
-            ));
+            )));
         }
         Ok(match pid {
             Some(pid) => format!("stopped process group {pid}"),
@@ -225,18 +228,12 @@ impl Runner {
 
     /// Cancels the canary jobs marked with `comment`, waiting for each to
     /// leave (up to `CANCEL_WAIT`); says which, and which still complete.
-    async fn cancel_canary(&self, comment: &str) -> Result<String, String> {
+    async fn cancel_canary(&self, comment: &str) -> Result<String, StepError> {
         let slurm = &self.cluster.slurm;
-        let jobs = slurm
-            .jobs_with_comment(comment)
-            .await
-            .map_err(|e| e.to_string())?;
+        let jobs = slurm.jobs_with_comment(comment).await?;
         let mut completing = Vec::new();
         for job in &jobs {
-            let left = slurm
-                .scancel_and_wait(*job, super::CANCEL_WAIT)
-                .await
-                .map_err(|e| e.to_string())?;
+            let left = slurm.scancel_and_wait(*job, super::CANCEL_WAIT).await?;
             if left.is_none() {
                 completing.push(job.to_string());
             }
@@ -258,13 +255,11 @@ impl Runner {
 
     /// `BatchRebootClusterNodes` (`reboot`) or `BatchReplaceClusterNodes`
     /// for `nodes`' instances; each instance the API refuses is said.
-    async fn api_action(&self, nodes: &[String], reboot: bool) -> Result<String, String> {
-        let api = self
-            .cluster
-            .api
-            .as_ref()
-            .ok_or("this fault needs the profile's sagemaker settings")?;
-        let listed = api.named(nodes).await.map_err(|e| e.to_string())?;
+    async fn api_action(&self, nodes: &[String], reboot: bool) -> Result<String, StepError> {
+        let api = self.cluster.api.as_ref().ok_or_else(|| {
+            StepError::Refused("this fault needs the profile's sagemaker settings".into())
+        })?;
+        let listed = api.named(nodes).await?;
         let ids: Vec<String> = listed
             .iter()
             .filter(|n| nodes.contains(&n.node))
@@ -273,8 +268,7 @@ impl Runner {
         let outcome = match reboot {
             true => api.reboot(&ids).await,
             false => api.replace(&ids).await,
-        }
-        .map_err(|e| e.to_string())?;
+        }?;
         let refused: Vec<String> = outcome
             .iter()
             .filter_map(|(id, r)| r.as_ref().err().map(|e| format!("{id}: {e}")))
@@ -282,22 +276,17 @@ impl Runner {
         if refused.is_empty() {
             Ok(format!("accepted for {}", ids.join(", ")))
         } else {
-            Err(refused.join("; "))
+            Err(StepError::Refused(refused.join("; ")))
         }
     }
 
     /// Resumes `node` if it still carries our `reason` and the cluster is
     /// not acting on it; otherwise says why it was left alone.
-    async fn resume_if_untouched(&self, node: &str, reason: &str) -> Result<String, String> {
+    async fn resume_if_untouched(&self, node: &str, reason: &str) -> Result<String, StepError> {
         if let Some(why) = self.cluster_took_over(node).await? {
             return Ok(format!("left to the cluster: {why}"));
         }
-        let rows = self
-            .cluster
-            .slurm
-            .nodes()
-            .await
-            .map_err(|e| e.to_string())?;
+        let rows = self.cluster.slurm.nodes().await?;
         let Some(row) = rows.iter().find(|r| r.name == node) else {
             return Ok(format!("left alone: {node} is not in Slurm"));
         };
@@ -341,13 +330,12 @@ impl Runner {
                 &self.command_for(&Place::Head, &argv),
                 self.cluster.profile.ssh.command_timeout.as_std(),
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         if let Some(why) = self.fence_refusal(&out) {
-            return Err(why);
+            return Err(StepError::Fenced(why));
         }
         if out.status != 0 {
-            return Err(format!("exit {}: {}", out.status, out.stderr.trim()));
+            return Err(StepError::exit(&out));
         }
         Ok(format!("resumed {node}"))
     }
@@ -391,15 +379,14 @@ impl Runner {
 
 impl Runner {
     /// Signals `pids` on `node`; says which.
-    async fn kill(&self, node: &str, signal: u8, pids: &[u32]) -> Result<String, String> {
+    async fn kill(&self, node: &str, signal: u8, pids: &[u32]) -> Result<String, StepError> {
         let mut argv = vec!["kill".to_owned(), format!("-{signal}")];
         argv.extend(pids.iter().map(u32::to_string));
         let out = self
             .cluster
             .ssh
             .run(&self.cluster.node(node), &argv)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let list = pids
             .iter()
             .map(u32::to_string)
@@ -408,10 +395,10 @@ impl Runner {
         if out.status == 0 {
             Ok(format!("on {node}: kill -{signal} {list}"))
         } else {
-            Err(format!(
+            Err(StepError::Refused(format!(
                 "kill -{signal} {list} on {node}: {}",
                 out.stderr.trim()
-            ))
+            )))
         }
     }
 
@@ -421,14 +408,13 @@ impl Runner {
         &self,
         endpoint: &crate::cluster::ssh::Endpoint,
         pidfile: &str,
-    ) -> Result<Option<(u32, Vec<String>)>, String> {
+    ) -> Result<Option<(u32, Vec<String>)>, StepError> {
         let script = "p=$(cat \"$1\" 2>/dev/null) || exit 0; [ -n \"$p\" ] || exit 0; echo \"$p\"; cat /proc/\"$p\"/cmdline 2>/dev/null || true";
         let out = self
             .cluster
             .ssh
             .run(endpoint, &["sh", "-c", script, "hpchaos", pidfile])
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let Some((pid, cmdline)) = out.stdout.split_once('\n') else {
             return Ok(None);
         };
@@ -443,14 +429,11 @@ impl Runner {
     /// over: the API shows it not `Running`, or on another instance than
     /// before our step (a replacement or reboot under way). Slurm's view
     /// is checked by the caller. `Ok(None)` without the API.
-    pub(super) async fn cluster_took_over(&self, node: &str) -> Result<Option<String>, String> {
+    pub(super) async fn cluster_took_over(&self, node: &str) -> Result<Option<String>, StepError> {
         let Some(api) = &self.cluster.api else {
             return Ok(None);
         };
-        let listed = api
-            .named(&[node.to_owned()])
-            .await
-            .map_err(|e| e.to_string())?;
+        let listed = api.named(&[node.to_owned()]).await?;
         let Some(now) = listed.iter().find(|n| n.node == node) else {
             return Ok(Some(format!("{node} is not listed by the API")));
         };

@@ -14,6 +14,7 @@ use crate::faults::Step;
 use crate::journal::Entry;
 
 use super::Runner;
+use super::step_error::StepError;
 
 /// Groups (nodes) worked on at once. SSH channels per host stay bounded by
 /// the pool (`max_channels_per_host`); this bounds connections opened at
@@ -33,13 +34,13 @@ pub enum Mode {
 }
 
 /// One step carried out.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct StepResult {
     /// Its index in the steps given.
     pub index: usize,
     pub started: DateTime<Utc>,
     pub took_ms: u64,
-    pub result: Result<String, String>,
+    pub result: Result<String, StepError>,
 }
 
 /// The node a step is about, which orders it among that node's steps: the
@@ -83,10 +84,10 @@ impl Runner {
                     index,
                     started: self.clock.now(),
                     took_ms: 0,
-                    result: Err(format!(
-                        "stopped before: {}: {why}",
-                        steps[index].describe()
-                    )),
+                    result: Err(StepError::Stopped {
+                        step: steps[index].describe(),
+                        why: Some(why.to_string()),
+                    }),
                 })
                 .collect();
         }
@@ -99,9 +100,12 @@ impl Runner {
                     let started = self.clock.now();
                     let clock = Instant::now();
                     let result = if mode == Mode::Change && self.stopping() {
-                        Err(format!("stopped before: {}", step.describe()))
+                        Err(StepError::Stopped {
+                            step: step.describe(),
+                            why: None,
+                        })
                     } else if mode == Mode::Change && failed {
-                        Err(format!("skipped after a failed step: {}", step.describe()))
+                        Err(StepError::Skipped(step.describe()))
                     } else {
                         self.execute(step, job).await
                     };
@@ -127,8 +131,8 @@ impl Runner {
     /// run's token (nothing to ask while the run holds no lock). A lock
     /// held under another token loses the lease. Errors: why the run may
     /// not act.
-    pub(super) async fn fence_check(&self) -> Result<(), String> {
-        let Some(fence) = self.gate().await? else {
+    pub(super) async fn fence_check(&self) -> Result<(), StepError> {
+        let Some(fence) = self.gate().await.map_err(StepError::Lock)? else {
             return Ok(());
         };
         let out = self
@@ -140,16 +144,16 @@ impl Runner {
                 self.cluster.profile.ssh.command_timeout.as_std(),
             )
             .await
-            .map_err(|e| format!("cannot check the cluster's lock: {e}"))?;
+            .map_err(|e| StepError::Lock(format!("cannot check the cluster's lock: {e}")))?;
         if let Some(why) = self.fence_refusal(&out) {
-            return Err(why);
+            return Err(StepError::Fenced(why));
         }
         if out.status != 0 {
-            return Err(format!(
+            return Err(StepError::Lock(format!(
                 "cannot check the cluster's lock: exit {}: {}",
                 out.status,
                 out.stderr.trim()
-            ));
+            )));
         }
         Ok(())
     }
@@ -160,7 +164,7 @@ impl Runner {
             let step = &steps[r.index];
             let (ok, detail) = match &r.result {
                 Ok(note) => (true, note.clone()),
-                Err(err) => (false, err.clone()),
+                Err(err) => (false, err.to_string()),
             };
             self.log(
                 Some(scenario),

@@ -49,15 +49,23 @@ pub fn lease() -> Duration {
     })
 }
 
-/// `HPCHAOS_LOCK_LEASE`'s value: whole seconds from 6 to 3600. Errors:
-/// what is wrong with it.
-pub fn lease_from(text: &str) -> Result<Duration, String> {
+/// What is wrong with an `HPCHAOS_LOCK_LEASE` value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LeaseSettingError {
+    #[error("not a whole number of seconds (write 6, not 6s)")]
+    NotSeconds,
+    #[error("{0} is outside 6 to 3600 seconds")]
+    OutOfRange(u64),
+}
+
+/// `HPCHAOS_LOCK_LEASE`'s value: whole seconds from 6 to 3600.
+pub fn lease_from(text: &str) -> Result<Duration, LeaseSettingError> {
     let seconds: u64 = text
         .trim()
         .parse()
-        .map_err(|_| "not a whole number of seconds (write 6, not 6s)".to_owned())?;
+        .map_err(|_| LeaseSettingError::NotSeconds)?;
     if !(6..=3600).contains(&seconds) {
-        return Err(format!("{seconds} is outside 6 to 3600 seconds"));
+        return Err(LeaseSettingError::OutOfRange(seconds));
     }
     Ok(Duration::from_secs(seconds))
 }

@@ -39,6 +39,7 @@ mod fan_out;
 pub mod lease;
 pub mod lock;
 pub mod regression;
+pub mod step_error;
 mod usage;
 mod watch;
 pub(crate) mod workload;
@@ -1107,7 +1108,7 @@ impl Runner {
         self.instances_before.clear();
         let mut workload = None;
         let mut ending = match self.start_workload(scenario, &mut workload).await {
-            Err(reason) => Ending::new(ScenarioOutcome::Error, reason),
+            Err(reason) => Ending::new(ScenarioOutcome::Error, reason.to_string()),
             Ok(()) => self.with_workload(scenario, &mut workload).await,
         };
         if let Some(job) = workload.as_ref().filter(|w| w.submitted) {
@@ -1369,13 +1370,13 @@ impl Runner {
         self.journal_steps(name, &plan.inject, &results);
         let never_started = results
             .iter()
-            .all(|r| matches!(&r.result, Err(e) if e.starts_with("stopped before")));
+            .all(|r| matches!(&r.result, Err(e) if e.never_began()));
         for r in results {
             let step = &plan.inject[r.index];
             match r.result {
                 Ok(note) if note.is_empty() => done.push(step.describe()),
                 Ok(note) => done.push(format!("{}: {note}", step.describe())),
-                Err(err) => failures.push(err),
+                Err(err) => failures.push(err.to_string()),
             }
         }
         let mut verified = Vec::new();
@@ -1538,7 +1539,7 @@ impl Runner {
         for r in results {
             let (ok, detail) = match r.result {
                 Ok(note) => (true, note),
-                Err(err) => (false, err),
+                Err(err) => (false, err.to_string()),
             };
             let recorded_before = self.journal_error.is_none();
             self.log(
@@ -1673,7 +1674,7 @@ impl Runner {
             let result = self.execute(&item.step, None).await;
             let (ok, detail) = match result {
                 Ok(note) => (true, note),
-                Err(err) => (false, err),
+                Err(err) => (false, err.to_string()),
             };
             println!(
                 "{} {}{}",

@@ -297,7 +297,7 @@ impl Runner {
         }
         for step in steps {
             let result = match self.write_ahead(name, step.describe(), Vec::new()).await {
-                Ok(_) => self.execute(step, job).await,
+                Ok(_) => self.execute(step, job).await.map_err(|e| e.to_string()),
                 Err(reason) => Err(reason),
             };
             let done = result.err().unwrap_or_else(|| "done".into());

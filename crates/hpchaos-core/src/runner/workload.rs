@@ -7,6 +7,34 @@ use crate::scenario::model::{Scenario, Workload};
 
 use super::Runner;
 
+/// Why the scenario's workload could not be put in place: its job not
+/// found, its canary not submitted or not warmed up.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkloadError {
+    /// Slurm could not be asked.
+    #[error(transparent)]
+    Slurm(#[from] crate::cluster::ssh::SshError),
+    /// A progress or checkpoint pattern that is not a regular expression.
+    #[error(transparent)]
+    Pattern(#[from] regex::Error),
+    #[error("no job named {0} is running")]
+    NoJob(String),
+    #[error(
+        "the canary needs a script: set workload.canary.script or slurm.canary_script in the profile"
+    )]
+    NoScript,
+    /// The submission's write-ahead record could not be made (the lease,
+    /// the journal, a stop): nothing was submitted.
+    #[error("{0}")]
+    NotRecorded(String),
+    #[error("cannot submit the canary: {0}")]
+    Submit(#[source] crate::cluster::ssh::SshError),
+    /// The canary did not reach its warm-up step: stopped, ended, gone, or
+    /// not within 3 minutes.
+    #[error("{0}")]
+    WarmUp(String),
+}
+
 impl Runner {
     /// Puts the workload in `slot` as soon as it exists (a canary is
     /// there right after `sbatch`, so that a stop during its warm-up still
@@ -15,7 +43,7 @@ impl Runner {
         &mut self,
         scenario: &Scenario,
         slot: &mut Option<WorkloadJob>,
-    ) -> Result<(), String> {
+    ) -> Result<(), WorkloadError> {
         let slurm = self.cluster.slurm.clone();
         match &scenario.workload {
             None => Ok(()),
@@ -28,7 +56,7 @@ impl Runner {
                     .script
                     .clone()
                     .or_else(|| self.cluster.profile.slurm.canary_script.clone())
-                    .ok_or("the canary needs a script: set workload.canary.script or slurm.canary_script in the profile")?;
+                    .ok_or(WorkloadError::NoScript)?;
                 let mut args = vec![
                     format!("--job-name={}", canary.name),
                     format!("--nodes={}", canary.nodes),
@@ -56,11 +84,9 @@ impl Runner {
                             comment: comment.clone(),
                         }],
                     )
-                    .await?;
-                let id = slurm
-                    .sbatch(&args)
                     .await
-                    .map_err(|e| format!("cannot submit the canary: {e}"))?;
+                    .map_err(WorkloadError::NotRecorded)?;
+                let id = slurm.sbatch(&args).await.map_err(WorkloadError::Submit)?;
                 *slot = Some(WorkloadJob {
                     id,
                     submitted: true,
@@ -91,16 +117,16 @@ impl Runner {
     /// Waits for the canary `job` to reach step `warmup` (up to three
     /// minutes), reading its output; why it did not, if it did not (a stop,
     /// the job ending or gone).
-    async fn warm_up(&mut self, job: &mut WorkloadJob, warmup: u64) -> Result<(), String> {
+    async fn warm_up(&mut self, job: &mut WorkloadJob, warmup: u64) -> Result<(), WorkloadError> {
         let slurm = self.cluster.slurm.clone();
         let id = job.id;
         let deadline = self.clock.now() + chrono::TimeDelta::seconds(180);
         loop {
             if self.stopping() {
-                return Err(format!(
+                return Err(WorkloadError::WarmUp(format!(
                     "stopped during the canary's warm-up (job {id} at step {})",
                     job.last_step.map_or("-".to_owned(), |s| s.to_string())
-                ));
+                )));
             }
             match slurm.job(id).await {
                 Ok(Some(info)) => {
@@ -111,23 +137,23 @@ impl Runner {
                             return Ok(());
                         }
                     } else if info.state.is_final() {
-                        return Err(format!(
+                        return Err(WorkloadError::WarmUp(format!(
                             "the canary (job {id}) ended {} ({}) before reaching step {warmup}",
                             info.state, info.reason
-                        ));
+                        )));
                     }
                 }
                 Ok(None) => {
-                    return Err(format!(
+                    return Err(WorkloadError::WarmUp(format!(
                         "the canary (job {id}) is gone before reaching step {warmup}"
-                    ));
+                    )));
                 }
                 Err(_) => {}
             }
             if self.clock.now() > deadline {
-                return Err(format!(
+                return Err(WorkloadError::WarmUp(format!(
                     "the canary (job {id}) did not reach step {warmup} within 3 minutes"
-                ));
+                )));
             }
             let mut cancel = self.cancel.clone();
             tokio::select! {
@@ -143,15 +169,14 @@ impl Runner {
 async fn existing_job(
     slurm: &crate::cluster::slurm::Slurm,
     existing: &crate::scenario::model::ExistingJob,
-) -> Result<WorkloadJob, String> {
+) -> Result<WorkloadJob, WorkloadError> {
     let id = match &existing.job {
         crate::scenario::model::JobRef::Id(id) => *id,
         crate::scenario::model::JobRef::Name(name) => *slurm
             .jobs_named(name)
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .first()
-            .ok_or(format!("no job named {name} is running"))?,
+            .ok_or_else(|| WorkloadError::NoJob(name.clone()))?,
     };
     let progress = existing
         .progress
@@ -203,14 +228,9 @@ pub(crate) struct WorkloadJob {
 impl WorkloadJob {
     pub(super) fn regexes(
         progress: &crate::scenario::model::Progress,
-    ) -> Result<(Regex, Option<Regex>), String> {
-        let pattern = Regex::new(&progress.pattern).map_err(|e| e.to_string())?;
-        let checkpoint = progress
-            .checkpoint
-            .as_deref()
-            .map(Regex::new)
-            .transpose()
-            .map_err(|e| e.to_string())?;
+    ) -> Result<(Regex, Option<Regex>), regex::Error> {
+        let pattern = Regex::new(&progress.pattern)?;
+        let checkpoint = progress.checkpoint.as_deref().map(Regex::new).transpose()?;
         Ok((pattern, checkpoint))
     }
 

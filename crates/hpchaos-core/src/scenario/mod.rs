@@ -120,7 +120,7 @@ pub fn parse_profile(path: &Path, text: &str) -> Result<Profile, Diagnostics> {
             &["ssh", "proxy_command"]
         };
         return Err(Diagnostics(vec![
-            Diagnostic::new(path, tree.locate_value(&yaml_tree::TreePath::of(key)), problem)
+            Diagnostic::new(path, tree.locate_value(&yaml_tree::TreePath::of(key)), problem.to_string())
                 .with_hint("write the command OpenSSH's ProxyCommand would run; tokens: %h (address), %p (port), %r (user), %n (name), %% (a %)"),
         ]));
     }
