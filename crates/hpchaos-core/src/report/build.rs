@@ -12,10 +12,41 @@ use super::{
 use crate::duration::{Duration, span};
 use crate::journal::{Entry, Journal, Record, RunOutcome, ScenarioOutcome, Source};
 
+/// The report of a whole journal: its records folded in order, then the
+/// run's ending and what it left applied (see [`Builder`]).
 pub fn build(journal: &Journal) -> Report {
-    let mut report = empty_report(journal);
-    let mut run_outcome = None;
+    let mut builder = Builder::new();
     for record in &journal.records {
+        builder.push(record);
+    }
+    builder.finish(journal)
+}
+
+/// The report built record by record, as the records are written: the
+/// runner hands each one over at its write point, so a scenario's figures
+/// (for the metrics push) are known without reading the journal back.
+#[derive(Debug, Clone)]
+pub struct Builder {
+    report: Report,
+    run_outcome: Option<RunOutcome>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    pub fn new() -> Builder {
+        Builder {
+            report: empty_report(&[]),
+            run_outcome: None,
+        }
+    }
+
+    /// Folds one record in.
+    pub fn push(&mut self, record: &Record) {
         match (&record.scenario, &record.entry) {
             (
                 _,
@@ -28,37 +59,46 @@ pub fn build(journal: &Journal) -> Report {
                     ..
                 },
             ) => {
-                report.slurm_version = slurm_version.clone();
-                report.run_id = run_id.clone();
-                report.harness_version = harness_version.clone();
-                report.cluster = cluster.clone();
-                report.suite = suite.clone();
-                report.started_at = Some(record.at);
+                self.report.slurm_version = slurm_version.clone();
+                self.report.run_id = run_id.clone();
+                self.report.harness_version = harness_version.clone();
+                self.report.cluster = cluster.clone();
+                self.report.suite = suite.clone();
+                self.report.started_at = Some(record.at);
             }
-            (_, Entry::LeaseLost { reason, .. }) if report.lease_lost.is_none() => {
-                report.lease_lost = Some(reason.clone());
+            (_, Entry::LeaseLost { reason, .. }) if self.report.lease_lost.is_none() => {
+                self.report.lease_lost = Some(reason.clone());
                 if let Some(name) = &record.scenario
-                    && let Some(scenario) =
-                        report.scenarios.iter_mut().rev().find(|s| &s.name == name)
+                    && let Some(scenario) = self
+                        .report
+                        .scenarios
+                        .iter_mut()
+                        .rev()
+                        .find(|s| &s.name == name)
                 {
                     apply(scenario, record, &record.entry);
                 }
             }
             (_, Entry::RecoverEnded { still_applied }) => {
-                report.recovered = Some(record.at);
-                report.still_applied = still_applied.clone();
+                self.report.recovered = Some(record.at);
+                self.report.still_applied = still_applied.clone();
             }
             (_, Entry::RunEnded { outcome }) => {
-                report.ended_at = Some(record.at);
-                run_outcome = Some(*outcome);
+                self.report.ended_at = Some(record.at);
+                self.run_outcome = Some(*outcome);
             }
             (Some(name), Entry::ScenarioStarted { .. }) => {
                 if let Some(scenario) = started_scenario(name, record) {
-                    report.scenarios.push(scenario);
+                    self.report.scenarios.push(scenario);
                 }
             }
             (Some(name), entry) => {
-                if let Some(scenario) = report.scenarios.iter_mut().rev().find(|s| &s.name == name)
+                if let Some(scenario) = self
+                    .report
+                    .scenarios
+                    .iter_mut()
+                    .rev()
+                    .find(|s| &s.name == name)
                 {
                     apply(scenario, record, entry);
                 }
@@ -66,25 +106,39 @@ pub fn build(journal: &Journal) -> Report {
             (None, _) => {}
         }
     }
-    finish(&mut report, journal.cut_short, run_outcome);
-    // What the run left applied (it died, or a rollback step failed), and
-    // how to undo it.
-    if report.recovered.is_none() {
-        report.still_applied = journal
-            .still_applied()
-            .iter()
-            .map(|p| p.step.describe())
-            .collect();
-        if !report.still_applied.is_empty() {
-            report.recover_command = Some(recover_command(journal));
-        }
+
+    /// The report as it stands, for a run still under way (no end record
+    /// yet: the run is incomplete, the scenarios as far as they went).
+    pub fn so_far(&self) -> Report {
+        let mut report = self.report.clone();
+        finish(&mut report, true, self.run_outcome);
+        report
     }
-    report
+
+    /// The whole report: the run's ending, the journal's damaged lines, and
+    /// what the run left applied (its still-open intents) and how to undo
+    /// it.
+    pub fn finish(self, journal: &Journal) -> Report {
+        let mut report = self.report;
+        report.damaged_lines = journal.damaged.clone();
+        finish(&mut report, journal.cut_short, self.run_outcome);
+        if report.recovered.is_none() {
+            report.still_applied = journal
+                .still_applied()
+                .iter()
+                .map(|p| p.step.describe())
+                .collect();
+            if !report.still_applied.is_empty() {
+                report.recover_command = Some(recover_command(journal));
+            }
+        }
+        report
+    }
 }
 
 /// The report before any record is folded in: the journal's damaged lines,
 /// an incomplete status, and nothing else known yet.
-fn empty_report(journal: &Journal) -> Report {
+fn empty_report(damaged: &[(usize, String)]) -> Report {
     Report {
         schema_version: REPORT_SCHEMA_VERSION,
         run_id: String::new(),
@@ -96,7 +150,7 @@ fn empty_report(journal: &Journal) -> Report {
         ended_at: None,
         status: Status::Incomplete,
         scenarios: Vec::new(),
-        damaged_lines: journal.damaged.clone(),
+        damaged_lines: damaged.to_vec(),
         still_applied: Vec::new(),
         recover_command: None,
         recovered: None,

@@ -18,7 +18,7 @@ use crate::journal::{PhaseVerdict, Source, Stage, TimeSource};
 
 use crate::scenario::model::{Phase, Recovery};
 
-pub use build::{build, cost_text, watch_cost_text};
+pub use build::{Builder, build, cost_text, watch_cost_text};
 
 /// Bumped when the JSON report changes incompatibly.
 pub const REPORT_SCHEMA_VERSION: u32 = 1;

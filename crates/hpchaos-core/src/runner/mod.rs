@@ -268,6 +268,9 @@ pub struct Runner {
     /// Undo steps the rollback carried out whose records could not be
     /// written, each as `step: what the cluster showed when re-checked`.
     pub unrecorded: Vec<(String, String)>,
+    /// The report, built from each record as it is written (the metrics
+    /// push reads it; nothing reads the journal back mid-run).
+    report: crate::report::Builder,
     /// The current watch's cycles, for its `watch_cost` record.
     cycles: watch::Cycles,
     /// Regression gates and their baselines, when the run has any.
@@ -377,39 +380,18 @@ impl Runner {
         if monitoring.pushgateway.is_none() && monitoring.remote_write.is_none() {
             return;
         }
-        let report = match crate::journal::Journal::load(self.journal.path()) {
-            Ok(journal) => {
-                let mut report = crate::report::build(&journal);
-                report.scenarios.retain(|s| s.name == scenario);
-                // Refused before the injection: it tested nothing, and must
-                // not replace the scenario's last result on a dashboard.
-                if report
-                    .scenarios
-                    .first()
-                    .is_none_or(|s| s.injected_at.is_none())
-                {
-                    return;
-                }
-                report
-            }
-            Err(e) => {
-                let error = format!("cannot read the journal back: {e}");
-                for endpoint in [&monitoring.pushgateway, &monitoring.remote_write]
-                    .into_iter()
-                    .flatten()
-                {
-                    self.log(
-                        Some(scenario),
-                        Entry::ResultsPushed {
-                            to: endpoint.url.clone(),
-                            error: Some(error.clone()),
-                            series: 0,
-                        },
-                    );
-                }
-                return;
-            }
-        };
+        // The scenario's report as built from the records written so far.
+        let mut report = self.report.so_far();
+        report.scenarios.retain(|s| s.name == scenario);
+        // Refused before the injection: it tested nothing, and must not
+        // replace the scenario's last result on a dashboard.
+        if report
+            .scenarios
+            .first()
+            .is_none_or(|s| s.injected_at.is_none())
+        {
+            return;
+        }
         let cluster = self.cluster.profile.name.clone();
         // The scenario's own figures: the run's (its id, status, start) are
         // not over yet, and would say `incomplete`.
@@ -491,6 +473,7 @@ impl Runner {
             cancel,
             accepted_instances: BTreeSet::new(),
             cycles: watch::Cycles::default(),
+            report: crate::report::Builder::new(),
             gates: None,
             wait_lock: None,
             evidence: Vec::new(),
@@ -596,9 +579,9 @@ impl Runner {
             return;
         }
         self.lease_said = true;
-        eprintln!(
+        crate::output::say(&format!(
             "error: this run lost the cluster's lock and makes no further change: {reason}; {rollback}"
-        );
+        ));
         self.log(
             scenario,
             Entry::LeaseLost {
@@ -641,7 +624,8 @@ impl Runner {
             fence,
         };
         match self.journal.append(Some(scenario), entry) {
-            Ok(_) => {
+            Ok(record) => {
+                self.report.push(&record);
                 self.next_intent += 1;
                 Ok(id)
             }
@@ -677,9 +661,14 @@ impl Runner {
         self.log(scenario, entry);
     }
 
+    /// Writes a record to the journal, then hands it to the run's other
+    /// sinks: the report under construction, the live view and its last
+    /// sighting. A record that cannot be written goes nowhere, and the run
+    /// stops acting (see `journal_error`).
     fn log(&mut self, scenario: Option<&str>, entry: Entry) {
         match self.journal.append(scenario, entry) {
             Ok(record) => {
+                self.report.push(&record);
                 if let Entry::Observed {
                     source, node, to, ..
                 } = &record.entry
@@ -693,7 +682,7 @@ impl Runner {
             }
             Err(err) => {
                 if self.journal_error.is_none() {
-                    eprintln!("error: {err}");
+                    crate::output::say(&format!("error: {err}"));
                 }
                 self.note_taken_over(&err);
                 self.journal_error.get_or_insert(err.to_string());
@@ -719,10 +708,13 @@ impl Runner {
             profile: self.profile_path.clone(),
             slurm_version: self.cluster.slurm.version.get().cloned(),
         };
-        if let Err(err) = self.journal.append(None, started) {
-            return Err(RunError::JournalFailed(format!(
-                "{err}; the cluster was not touched"
-            )));
+        match self.journal.append(None, started) {
+            Ok(record) => self.report.push(&record),
+            Err(err) => {
+                return Err(RunError::JournalFailed(format!(
+                    "{err}; the cluster was not touched"
+                )));
+            }
         }
         if self.cancelled() {
             self.log(
@@ -1676,7 +1668,7 @@ impl Runner {
                 Ok(note) => (true, note),
                 Err(err) => (false, err.to_string()),
             };
-            println!(
+            crate::output::println(&format!(
                 "{} {}{}",
                 if ok { "undone:" } else { "FAILED:" },
                 item.step.describe(),
@@ -1685,7 +1677,7 @@ impl Runner {
                 } else {
                     format!(" ({detail})")
                 }
-            );
+            ));
             if !ok {
                 failed.push(format!("{}: {detail}", item.step.describe()));
             }
