@@ -11,7 +11,13 @@
 //! Usage: cargo bench --bench history [-- RUNS]
 
 // A test's unwrap is a failed assertion with its cause.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::disallowed_methods,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
 
 use std::path::Path;
 use std::process::Command;

@@ -17,3 +17,14 @@ pub fn print(text: &str) {
 pub fn println(text: &str) {
     print(&format!("{text}\n"));
 }
+
+/// Says `text` on standard error at once, a line of its own: what a run
+/// must tell its operator now (a lost lease, a journal it cannot write), not
+/// only in the journal. The harness's one way to stderr besides the live
+/// view (clippy's `print_stderr` keeps it so).
+pub fn say(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err
+        .write_all(format!("{text}\n").as_bytes())
+        .and_then(|()| err.flush());
+}

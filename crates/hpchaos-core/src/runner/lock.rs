@@ -40,10 +40,10 @@ pub fn lease() -> Duration {
             return LEASE;
         };
         lease_from(&text).unwrap_or_else(|why| {
-            eprintln!(
+            crate::output::say(&format!(
                 "warning: HPCHAOS_LOCK_LEASE={text}: {why}; the lease is {}s",
                 LEASE.as_secs()
-            );
+            ));
             LEASE
         })
     })
