@@ -17,8 +17,9 @@
 //! | Scenario -> [`faults::Plan`] | [`faults`] |
 //! | Plan -> the cluster (write ahead, lease, fan-out) | [`runner`] |
 //! | the cluster -> decoded values | [`cluster`] (`node_state`, `job_state`, `slurm`, `sagemaker`, `controller_log`) |
-//! | values -> [`phases::Event`] -> phases | [`runner`]'s watch, then [`phases`] (pure) |
-//! | everything -> [`journal::Record`] | [`journal`] |
+//! | the cluster's sources -> [`phases::Event`]s | [`observe`] (one file per source, behind [`observe::Source`]) |
+//! | events -> journal, phases | [`runner`]'s watch (scheduling, judging, journaling), [`phases`] (pure) |
+//! | everything -> [`journal::Record`] | [`journal`]; each record then to the report [`report::Builder`] and the live view |
 //! | journal -> [`report::Report`] -> md / json / junit / table / prometheus | [`report`] (pure fold, one exporter each) |
 //! | reports -> history, trends, gates | [`history`] |
 //! | the monitoring's view | [`monitoring`] |

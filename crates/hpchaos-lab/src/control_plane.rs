@@ -113,6 +113,9 @@ impl ControlPlane {
                 format!("unknown target `{target}`"),
             );
         };
+        // Every request the API receives, as AWS's CloudTrail would count
+        // it: the side a harness's own count of its calls is checked by.
+        self.truth.record("api_call", None, operation);
         if !self.throttle.admit() {
             self.truth.record("api_throttled", None, operation);
             return error("ThrottlingException", "Rate exceeded");

@@ -579,6 +579,12 @@ impl Engine {
         self.truth
             .record("instance_launched", Some(name), new_id.clone());
         let process = node::start(&self.layout, &spec, &self.config)?;
+        // The instance as the kernel saw it start: the side a harness's
+        // replace or reboot boundary (from LaunchTime) is checked against.
+        if let Some(started) = node::started_at(process.init_pid) {
+            self.truth
+                .record_at(started, "instance_started", Some(name), new_id.clone());
+        }
         self.processes
             .lock()
             .unwrap_or_else(|p| p.into_inner())

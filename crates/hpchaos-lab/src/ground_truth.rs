@@ -16,7 +16,8 @@ pub struct Transition {
     pub at: DateTime<Utc>,
     /// `fault_noticed`, `reason_set`, `node_drained`, `instance_terminated`,
     /// `node_rebooting`, `instance_launched`, `instance_running`, `slurmd_registered`,
-    /// `node_resumed`, `api_request`, ...
+    /// `node_resumed`, `api_request` (a recovery asked for), `api_call`
+    /// (every request the API received, its operation), ...
     pub event: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
@@ -39,8 +40,20 @@ impl GroundTruth {
     /// Appends one transition, flushed; a write failure is reported on
     /// stderr (the daemon's log) rather than stopping the cluster.
     pub fn record(&self, event: &str, node: Option<&str>, detail: impl Into<String>) {
+        self.record_at(Utc::now(), event, node, detail);
+    }
+
+    /// Appends one transition that happened at `at`, by a clock other than
+    /// the lab's own read now (the kernel's start time of a process).
+    pub fn record_at(
+        &self,
+        at: DateTime<Utc>,
+        event: &str,
+        node: Option<&str>,
+        detail: impl Into<String>,
+    ) {
         let transition = Transition {
-            at: Utc::now(),
+            at,
             event: event.to_owned(),
             node: node.map(str::to_owned),
             detail: detail.into(),

@@ -105,3 +105,29 @@ pub fn recorded_pid(layout: &Layout, name: &str) -> Option<u32> {
         .ok()?;
     system::alive(pid).then_some(pid)
 }
+
+/// When a process started, by the kernel's clock (`/proc/PID/stat`'s
+/// start time in ticks since boot, plus `/proc/stat`'s `btime`): a time
+/// taken on another path than the lab's own clock reads, so a harness's
+/// boundary can be checked against it. `None` when either cannot be read.
+pub fn started_at(pid: u32) -> Option<chrono::DateTime<chrono::Utc>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces: fields count from after its `)`.
+    let after = stat.rsplit_once(')')?.1;
+    let ticks: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
+    let boot: i64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    // USER_HZ, the unit of /proc's tick counts: 100 on every Linux
+    // architecture the lab runs on (x86_64, aarch64).
+    const TICKS_PER_SECOND: u64 = 100;
+    let millis = (ticks % TICKS_PER_SECOND) * 1000 / TICKS_PER_SECOND;
+    chrono::DateTime::from_timestamp(
+        boot + (ticks / TICKS_PER_SECOND) as i64,
+        (millis * 1_000_000) as u32,
+    )
+}
