@@ -43,15 +43,15 @@ build: setup
 # time, see .config/nextest.toml), else cargo test one test at a time.
 test: setup
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
-	  $(CARGO) nextest run --workspace --locked --no-fail-fast; \
+	  HPCHAOS_REQUIRE_LAB=1 $(CARGO) nextest run --workspace --locked --no-fail-fast; \
 	else \
-	  $(CARGO) test --workspace --locked --no-fail-fast -- --test-threads=1; \
+	  HPCHAOS_REQUIRE_LAB=1 $(CARGO) test --workspace --locked --no-fail-fast -- --test-threads=1; \
 	fi
 
 # The tests that need no root, no lab and no Debian package: unit tests,
 # the phase engine, reports, validation, history, the SageMaker API over
 # loopback. Under two minutes on a warm target/; no `make setup` needed.
-QUICK_TESTS := --workspace --lib --bins --test phases --test report --test validate --test history --test sagemaker_api
+QUICK_TESTS := --workspace --lib --bins --test offline
 test-quick:
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --locked --no-fail-fast $(QUICK_TESTS); \
@@ -100,7 +100,7 @@ schema: build
 
 # Regenerates the committed fixture journals after a change to the journal.
 fixtures:
-	UPDATE_FIXTURES=1 $(CARGO) test --test report committed_fixture_journals_are_current
+	UPDATE_FIXTURES=1 $(CARGO) test --test offline report::committed_fixture_journals_are_current
 
 clean:
 	$(CARGO) clean

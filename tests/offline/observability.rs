@@ -4,15 +4,9 @@
 //! a down exporter pages after two minutes); the Grafana dashboard is JSON
 //! that plots hpchaos's pushed series and marks the injections.
 
-// A test's unwrap is a failed assertion with its cause.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
-
-use std::path::PathBuf;
 use std::process::Command;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::support::root;
 
 fn promtool(args: &[&str]) -> (bool, String) {
     let out = Command::new("promtool")

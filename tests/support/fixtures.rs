@@ -2,10 +2,10 @@
 //! manual clock and fixed run ids, so that report snapshots are stable.
 //! Each one tells a run the way the runner records it.
 
-#![allow(dead_code)] // each test binary uses a different part
-
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use super::root;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -15,10 +15,6 @@ use hpchaos::journal::*;
 use hpchaos::scenario::model::{Phase, Recovery};
 
 pub const START: &str = "2026-11-28T10:00:00Z";
-
-pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn start() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(START).unwrap().to_utc()
@@ -748,6 +744,14 @@ pub fn crashed(path: &Path) {
 /// Three scenarios of a suite: two pass, the third never resumes.
 pub fn suite(path: &Path) {
     let mut s = Script::new(path, "run-0006", Some("nightly"));
+    suite_gpu_stress_passes(&mut s);
+    suite_task_crash_passes(&mut s);
+    suite_reboot_never_resumes(&mut s);
+    s.end_run(892.0, RunOutcome::Completed);
+}
+
+/// The suite's first scenario: a GPU stress passes its quiet window.
+fn suite_gpu_stress_passes(s: &mut Script) {
     s.scenario(1.0, "scenarios/gpu-stress.yaml", Recovery::None, &[], None)
         .at(
             1.5,
@@ -797,6 +801,10 @@ pub fn suite(path: &Path) {
             },
         )
         .end_scenario(185.0, ScenarioOutcome::Passed, "");
+}
+
+/// The suite's second scenario: a task crash fails the job, not retried, as it should.
+fn suite_task_crash_passes(s: &mut Script) {
     s.scenario(
         215.0,
         "scenarios/process-kill-task.yaml",
@@ -871,6 +879,10 @@ pub fn suite(path: &Path) {
         "job FAILED, not requeued",
     )
     .end_scenario(239.0, ScenarioOutcome::Passed, "");
+}
+
+/// The suite's third scenario: an Xid 79 reboot whose job never resumes before its deadline.
+fn suite_reboot_never_resumes(s: &mut Script) {
     s.scenario(
         269.0,
         "scenarios/xid79-reboot.yaml",
@@ -966,7 +978,6 @@ pub fn suite(path: &Path) {
         ScenarioOutcome::Failed,
         "resume never happened: job still PENDING 10m after injection",
     );
-    s.end_run(892.0, RunOutcome::Completed);
 }
 
 /// Every fixture: (file name, writer).

@@ -5,9 +5,6 @@
 //! leaving nothing behind. One lab per machine (it owns 10.1.0.0/24), so
 //! this is a single test that walks the steps in order.
 
-// A test's unwrap is a failed assertion with its cause.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -16,8 +13,7 @@ use aws_sdk_sagemaker::Client;
 use aws_sdk_sagemaker::config::{BehaviorVersion, Credentials, Region};
 use hpchaos_lab::ground_truth;
 
-mod lab_support;
-use lab_support::hpchaos;
+use crate::support::lab::hpchaos;
 
 struct Lab {
     dir: PathBuf,
@@ -26,7 +22,7 @@ struct Lab {
 impl Lab {
     /// Runs `command` on `host` over SSH with the lab's key and known_hosts.
     fn ssh(&self, host: &str, command: &str) -> Result<String, String> {
-        lab_support::ssh(&self.dir, host, command)
+        crate::support::lab::ssh(&self.dir, host, command)
     }
 
     fn head(&self, command: &str) -> String {
@@ -140,7 +136,9 @@ async fn node_status(client: &Client, id: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lab_end_to_end() {
-    lab_support::preflight_or_explain("lab");
+    if !crate::support::lab::lab_ready("lab") {
+        return;
+    }
     let dir = tempfile::Builder::new()
         .prefix("hpchaos-lab-test")
         .tempdir()
@@ -158,8 +156,27 @@ async fn lab_end_to_end() {
     }
     let _down = Down(dir_arg.clone());
 
+    up_is_idempotent(&lab);
+    the_nodes_run_slurm_24_11(&lab);
+    four_compute_nodes_are_idle(&lab);
+    host_lists_expand_as_slurm_does(&lab);
+    let client = the_api_answers_as_hyperpod_does(&lab).await;
+    a_kill_leaves_other_nodes_alone(&lab);
+    an_xid_48_replaces_the_node(&lab, &client).await;
+    let same_id = action_reboot_keeps_the_instance(&lab, &client).await;
+    the_api_reboots_through_the_cluster(&lab, &client, same_id).await;
+    recovery_none_never_repairs(&lab, &client).await;
+    auto_resume_on_healthy_nodes_does_not_retry(&lab).await;
+    auto_resume_after_an_xid_retries_the_step(&lab).await;
+    the_workload_resumes_from_its_checkpoint(&lab).await;
+    lab_down_leaves_nothing_behind(&lab);
+}
+
+/// `lab up` twice brings the lab up once.
+fn up_is_idempotent(lab: &Lab) {
     // up, and up again: idempotent. (How long `up` takes is measured by
     // benches/lab-up, not asserted here.)
+    let dir_arg = lab.dir.display().to_string();
     let up = hpchaos(&[
         "lab",
         "up",
@@ -184,8 +201,10 @@ async fn lab_end_to_end() {
         daemon,
         "a second up must not restart the lab"
     );
+}
 
-    // The Slurm HyperPod ships (24.11), from Debian trixie, on every node.
+/// The Slurm HyperPod ships (24.11), from Debian trixie, on every node.
+fn the_nodes_run_slurm_24_11(lab: &Lab) {
     assert!(
         lab.head("sinfo --version").starts_with("slurm-wlm 24.11."),
         "the lab must run Slurm 24.11 by default"
@@ -195,16 +214,20 @@ async fn lab_end_to_end() {
             .unwrap()
             .starts_with("slurm-wlm 24.11.")
     );
+}
 
-    // Four compute nodes idle in sinfo, read over SSH on the head node.
+/// Four compute nodes idle in sinfo, read over SSH on the head node.
+fn four_compute_nodes_are_idle(lab: &Lab) {
     let sinfo = lab.sinfo();
     assert_eq!(sinfo.len(), 4, "{sinfo:?}");
     assert!(
         sinfo.iter().all(|(_, state, _)| state == "idle"),
         "{sinfo:?}"
     );
+}
 
-    // The harness's one host-list expansion agrees with Slurm's own.
+/// The harness's one host-list expansion agrees with Slurm's own.
+fn host_lists_expand_as_slurm_does(lab: &Lab) {
     for list in [
         "ip-10-1-0-[11-14]",
         "ip-10-1-0-[11-12,14],ip-10-1-1-11",
@@ -223,7 +246,10 @@ async fn lab_end_to_end() {
             "{list}"
         );
     }
+}
 
+/// The SageMaker API pages, describes and refuses as HyperPod's does; returns its client.
+async fn the_api_answers_as_hyperpod_does(lab: &Lab) -> Client {
     // ListClusterNodes pages through the five instances, two at a time.
     let client = lab.client().await;
     let pages: Vec<_> = client
@@ -290,8 +316,11 @@ async fn lab_end_to_end() {
         .collect();
     assert_eq!(codes, vec!["InstanceIdNotFound", "InvalidInstanceStatus"]);
     assert!(refused.successful().is_empty());
+    client
+}
 
-    // kill on one node leaves the other nodes' processes alone.
+/// `kill` on one node leaves the other nodes' processes alone.
+fn a_kill_leaves_other_nodes_alone(lab: &Lab) {
     for node in ["10.1.0.13", "10.1.0.14"] {
         lab.ssh(node, "setsid sleep 4242 </dev/null >/dev/null 2>&1 &")
             .unwrap();
@@ -306,9 +335,11 @@ async fn lab_end_to_end() {
         "14's process must survive a kill on 13"
     );
     assert!(lab.ssh("10.1.0.13", "pgrep -x slurmd").is_ok());
+}
 
-    // DCGM Xid 48 on one node: Action:Replace, then idle on a new instance.
-    let (old_id, _) = instance_id(&client, "ip-10-1-0-12").await;
+/// DCGM Xid 48 on one node: Action:Replace, then idle on a new instance.
+async fn an_xid_48_replaces_the_node(lab: &Lab, client: &Client) {
+    let (old_id, _) = instance_id(client, "ip-10-1-0-12").await;
     let injected = lab
         .ssh("10.1.0.12", "dcgmi test --inject --gpuid 0 -f 230 -v 48")
         .unwrap();
@@ -338,19 +369,22 @@ async fn lab_end_to_end() {
         },
     )
     .await;
-    let (api_id, _) = instance_id(&client, "ip-10-1-0-12").await;
+    let (api_id, _) = instance_id(client, "ip-10-1-0-12").await;
     assert_eq!(api_id, new_id);
     assert_ne!(api_id, old_id);
-    assert_eq!(node_status(&client, &api_id).await, "Running");
+    assert_eq!(node_status(client, &api_id).await, "Running");
     let host_key_error = lab.ssh("10.1.0.12", "true").unwrap_err();
     assert!(
         host_key_error.contains("HOST IDENTIFICATION HAS CHANGED")
             || host_key_error.contains("Host key for"),
         "{host_key_error}"
     );
+}
 
+/// Action:Reboot set by hand keeps the instance and sets a new launch time; returns its id.
+async fn action_reboot_keeps_the_instance(lab: &Lab, client: &Client) -> String {
     // Action:Reboot set by hand: same instance, new launch time.
-    let (reboot_id, launched) = instance_id(&client, "ip-10-1-0-11").await;
+    let (reboot_id, launched) = instance_id(client, "ip-10-1-0-11").await;
     lab.head("scontrol update nodename=ip-10-1-0-11 state=fail reason=Action:Reboot");
     eventually(
         Duration::from_secs(60),
@@ -365,11 +399,14 @@ async fn lab_end_to_end() {
         },
     )
     .await;
-    let (same_id, relaunched) = instance_id(&client, "ip-10-1-0-11").await;
+    let (same_id, relaunched) = instance_id(client, "ip-10-1-0-11").await;
     assert_eq!(same_id, reboot_id, "a reboot keeps the instance");
     assert!(relaunched > launched, "a reboot sets a new LaunchTime");
+    same_id
+}
 
-    // BatchRebootClusterNodes: the API asks, the cluster reboots the node.
+/// BatchRebootClusterNodes: the API asks, the cluster reboots the node.
+async fn the_api_reboots_through_the_cluster(lab: &Lab, client: &Client, same_id: String) {
     let rebooted = client
         .batch_reboot_cluster_nodes()
         .cluster_name("hpchaos-lab")
@@ -403,8 +440,10 @@ async fn lab_end_to_end() {
         },
     )
     .await;
+}
 
-    // NodeRecovery None: an Xid in the kernel log is detected, never repaired.
+/// NodeRecovery None: an Xid in the kernel log is detected, never repaired.
+async fn recovery_none_never_repairs(lab: &Lab, client: &Client) {
     client
         .update_cluster()
         .cluster_name("hpchaos-lab")
@@ -444,8 +483,10 @@ async fn lab_end_to_end() {
         || (lab.node_state("ip-10-1-0-13").0 == "idle").then_some(()),
     )
     .await;
+}
 
-    // Auto-resume with every node healthy: ResumeAction=NONE, the job fails.
+/// Auto-resume with every node healthy: ResumeAction=NONE, the job fails.
+async fn auto_resume_on_healthy_nodes_does_not_retry(lab: &Lab) {
     let none = lab.head("sbatch --nodes=1 -w ip-10-1-0-13 -o /fsx/canary/none-%j.out --wrap \"srun --auto-resume=1 bash -c 'exit 3'\"");
     let none_job = none.trim().rsplit(' ').next().unwrap().to_owned();
     let none_out = lab.dir.join(format!("shared/canary/none-{none_job}.out"));
@@ -463,8 +504,10 @@ async fn lab_end_to_end() {
             .then_some(())
     })
     .await;
+}
 
-    // Auto-resume after an Xid and a task crash: the step is retried.
+/// Auto-resume after an Xid and a task crash: the step is retried.
+async fn auto_resume_after_an_xid_retries_the_step(lab: &Lab) {
     let retry = lab.head("sbatch --nodes=1 -w ip-10-1-0-11 -o /fsx/canary/retry-%j.out --wrap \"srun --auto-resume=1 sleep 600\"");
     let retry_job = retry.trim().rsplit(' ').next().unwrap().to_owned();
     eventually(Duration::from_secs(30), "the retry job running", || {
@@ -505,8 +548,10 @@ async fn lab_end_to_end() {
     )
     .await;
     lab.head(&format!("scancel {retry_job}"));
+}
 
-    // The workload resumes from its checkpoint after a replace.
+/// The workload resumes from its checkpoint after a replace.
+async fn the_workload_resumes_from_its_checkpoint(lab: &Lab) {
     let submitted = lab.head("sbatch --nodes=2 --nodelist=ip-10-1-0-13,ip-10-1-0-14 /usr/local/sbin/hpchaos-canary.sbatch");
     let job = submitted.trim().rsplit(' ').next().unwrap().to_owned();
     let output = lab
@@ -538,8 +583,11 @@ async fn lab_end_to_end() {
         "output must be appended across the requeue"
     );
     lab.head(&format!("scancel {job}"));
+}
 
-    // lab down leaves nothing behind outside the lab folder.
+/// `lab down` leaves nothing behind outside the lab folder.
+fn lab_down_leaves_nothing_behind(lab: &Lab) {
+    let dir_arg = lab.dir.display().to_string();
     let down = hpchaos(&["lab", "down", "--dir", &dir_arg]);
     assert_eq!(
         down.status.code(),

@@ -2,11 +2,6 @@
 //! directly), how every exporter renders it (insta snapshots), and the
 //! `hpchaos report` command with its exit codes.
 
-// A test's unwrap is a failed assertion with its cause.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
-
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -15,7 +10,9 @@ use hpchaos::report::{self, Format, Report, Status, Verdict};
 use hpchaos::scenario::model::Phase;
 
 fn fixture_path(name: &str) -> PathBuf {
-    common::root().join("tests/fixtures/journals").join(name)
+    crate::support::root()
+        .join("tests/fixtures/journals")
+        .join(name)
 }
 
 fn load(name: &str) -> Report {
@@ -27,7 +24,7 @@ fn load(name: &str) -> Report {
 #[test]
 fn committed_fixture_journals_are_current() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, write) in common::FIXTURES {
+    for (name, write) in crate::support::fixtures::FIXTURES {
         let fresh = dir.path().join(name);
         write(&fresh);
         let fresh = std::fs::read_to_string(&fresh).unwrap();
@@ -143,7 +140,7 @@ fn suite_run_reports_each_scenario() {
 
 #[test]
 fn every_fixture_renders_in_every_format() {
-    for (name, _) in common::FIXTURES {
+    for (name, _) in crate::support::fixtures::FIXTURES {
         let report = load(name);
         for format in Format::ALL {
             let rendered = format.exporter().render(&report);
@@ -193,7 +190,7 @@ fn json_round_trips_with_a_schema_version() {
 fn hpchaos(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_hpchaos"))
         .args(args)
-        .current_dir(common::root())
+        .current_dir(crate::support::root())
         .output()
         .unwrap()
 }
@@ -259,7 +256,7 @@ fn report_refuses_a_file_that_is_not_a_journal() {
 /// phase (fastest, median, slowest and which), in JSON and markdown.
 #[test]
 fn several_targets_are_reported_per_node_and_summed_up() {
-    use common::Script;
+    use crate::support::fixtures::Script;
     use hpchaos::journal::{Entry, PhaseVerdict, RunOutcome, ScenarioOutcome, TimeSource};
     use hpchaos::scenario::model::Recovery;
     let dir = tempfile::tempdir().unwrap();

@@ -2,9 +2,6 @@
 //! with missing events, with clock skew between sources, deadlines met,
 //! missed and never reached, and the workload's lost steps.
 
-// A test's unwrap is a failed assertion with its cause.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
-
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -551,7 +548,7 @@ fn the_controller_log_times_the_rejoin_too() {
 /// stopped responding, then responded again.
 #[test]
 fn field_case_12_a_reboot_is_seen_from_slurm_without_a_new_launch_time() {
-    let text = include_str!("fixtures/field-cases/12-reboot-same-launchtime.txt");
+    let text = include_str!("../fixtures/field-cases/12-reboot-same-launchtime.txt");
     let launch = DateTime::parse_from_rfc3339("2026-11-28T07:47:41Z")
         .unwrap()
         .to_utc();

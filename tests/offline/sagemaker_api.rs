@@ -5,15 +5,12 @@
 //! fields stay absent, and the nameless node is mapped through
 //! DescribeClusterNode's address, or reported unmapped, never named "".
 
-// A test's unwrap is a failed assertion with its cause.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
-
 use std::io::Write as _;
 
 use hpchaos::cluster::sagemaker::SageMakerApi;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const LISTING: &str = include_str!("fixtures/field-cases/11-listclusternodes.json");
+const LISTING: &str = include_str!("../fixtures/field-cases/11-listclusternodes.json");
 
 /// Answers awsJson1_1 requests by their `X-Amz-Target` with `answer`.
 async fn serve(answer: fn(&str, &str) -> (u16, String)) -> String {

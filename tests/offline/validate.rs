@@ -3,19 +3,14 @@
 //! file under tests/broken/ yields exactly the diagnostics it declares in
 //! its trailing `# expect: LINE:COL text` comments.
 
-// A test's unwrap is a failed assertion with its cause.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use crate::support::root;
 
 use hpchaos::scenario::schema::{SchemaKind, schema_text};
 use hpchaos::scenario::{self, Diagnostic, FileKind};
 use hpchaos::validate::validate;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn yaml_files(dir: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(root().join(dir))

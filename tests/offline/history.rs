@@ -3,22 +3,17 @@
 //! and `trend` as a user runs them, and a damaged or newer store reported
 //! with the fix, never replaced unasked.
 
-// A test's unwrap is a failed assertion with its cause.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
-
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
+use crate::support::fixtures::Script;
 use chrono::{DateTime, TimeDelta, Utc};
-use common::Script;
 use hpchaos::history::{History, HistoryError};
 use hpchaos::journal::{Entry, PhaseVerdict, RunOutcome, ScenarioOutcome, TimeSource};
 use hpchaos::scenario::model::{Phase, Recovery};
 
 fn at(offset: f64, secs: f64) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(common::START)
+    DateTime::parse_from_rfc3339(crate::support::fixtures::START)
         .unwrap()
         .to_utc()
         + TimeDelta::milliseconds(((offset + secs) * 1000.0) as i64)
@@ -172,7 +167,7 @@ fn a_damaged_or_newer_store_is_reported_with_the_fix_and_kept() {
 fn hpchaos(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_hpchaos"))
         .args(args)
-        .current_dir(common::root())
+        .current_dir(crate::support::root())
         .output()
         .unwrap()
 }

@@ -11,15 +11,12 @@
 //! The lab runs with `--no-recovery`: HyperPod never acts on a mark, so
 //! whatever is left on the cluster was left by hpchaos.
 
-// A test's unwrap is a failed assertion with its cause.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-mod lab_support;
-use lab_support::{hpchaos, root};
+use crate::support::lab::hpchaos;
+use crate::support::root;
 
 struct Lab {
     dir: PathBuf,
@@ -34,8 +31,8 @@ impl Drop for Lab {
 }
 
 impl Lab {
-    fn up() -> Lab {
-        let tmp = lab_support::start_lab(
+    fn up() -> Option<Lab> {
+        let tmp = crate::support::lab::start_lab(
             "drills",
             &[
                 "--no-recovery",
@@ -47,12 +44,12 @@ impl Lab {
                 // does): hpchaos maps nodes through DescribeClusterNode.
                 "--api-without-hostnames",
             ],
-        );
-        Lab {
+        )?;
+        Some(Lab {
             dir: tmp.path().join("lab"),
             reports: tmp.path().join("reports"),
             _tmp: tmp,
-        }
+        })
     }
 
     fn profile(&self) -> String {
@@ -60,12 +57,13 @@ impl Lab {
     }
 
     fn head(&self, command: &str) -> String {
-        lab_support::ssh(&self.dir, "10.1.0.10", command)
+        crate::support::lab::ssh(&self.dir, "10.1.0.10", command)
             .unwrap_or_else(|e| panic!("{command}: {e}"))
     }
 
     fn on(&self, address: &str, command: &str) -> String {
-        lab_support::ssh(&self.dir, address, command).unwrap_or_else(|e| panic!("{command}: {e}"))
+        crate::support::lab::ssh(&self.dir, address, command)
+            .unwrap_or_else(|e| panic!("{command}: {e}"))
     }
 
     /// The head node's /run, as the host sees it.
@@ -259,6 +257,34 @@ fn marks_in(truth: &[serde_json::Value]) -> Vec<&serde_json::Value> {
 
 /// One drill: returns a line of the outcome table.
 fn drill(lab: &Lab, stage: Stage, signal: Signal) -> String {
+    let (held, child) = hold_at(lab, stage);
+    let (signalled_at, out, stderr) = signal_the_run(stage, signal, &held.run, child);
+    let outcome = how_the_run_ended(lab, stage, signal, &held, &out, &stderr);
+    nothing_left(lab, stage, signal, held.truth_from, signalled_at, outcome)
+}
+
+/// A drill's run held at its stage: what the drill's later steps read.
+struct Held {
+    /// The head node's /run, as the host sees it.
+    run: PathBuf,
+    /// The scenario's name, which its run folder's name contains.
+    name: &'static str,
+    /// The ground truth's length when the run started.
+    truth_from: usize,
+    /// The newest journal of `name` before the run.
+    before: Option<PathBuf>,
+}
+
+/// The run's own (new) journal: the newest of `name` that is not `before`.
+fn journal_after(lab: &Lab, name: &str, before: Option<&Path>) -> String {
+    journal_of(&lab.reports, name)
+        .filter(|j| Some(j.as_path()) != before)
+        .and_then(|j| std::fs::read_to_string(j).ok())
+        .unwrap_or_default()
+}
+
+/// A drill's run is started and held at its stage (a mark, once the ground truth has it).
+fn hold_at(lab: &Lab, stage: Stage) -> (Held, Child) {
     let (file, name) = match stage {
         Stage::BeforeInjection => ("tests/e2e/drill-before.yaml", "drill-before"),
         Stage::WarmUp => ("tests/e2e/drill-warmup.yaml", "drill-warmup"),
@@ -273,13 +299,8 @@ fn drill(lab: &Lab, stage: Stage, signal: Signal) -> String {
     let _ = std::fs::remove_file(run.join("drill-rollback-started"));
     let truth_from = lab.truth_len();
     let before = journal_of(&lab.reports, name);
-    let mut child = lab.spawn(file);
-    let new_journal = || {
-        journal_of(&lab.reports, name)
-            .filter(|j| Some(j) != before.as_ref())
-            .and_then(|j| std::fs::read_to_string(j).ok())
-            .unwrap_or_default()
-    };
+    let child = lab.spawn(file);
+    let new_journal = || journal_after(lab, name, before.as_deref());
     match stage {
         Stage::BeforeInjection => {
             wait_until("the probe", || run.join("drill-probe-started").exists())
@@ -304,8 +325,45 @@ fn drill(lab: &Lab, stage: Stage, signal: Signal) -> String {
             !marks_in(&lab.truth_since(truth_from)).is_empty()
         });
     }
+    (
+        Held {
+            run,
+            name,
+            truth_from,
+            before,
+        },
+        child,
+    )
+}
+
+/// The signal reaches the held run (a second Ctrl-C once it took the first), which is then let go.
+fn signal_the_run(
+    stage: Stage,
+    signal: Signal,
+    run: &Path,
+    mut child: Child,
+) -> (chrono::DateTime<chrono::Utc>, Output, String) {
     let signalled_at = chrono::Utc::now();
     let pid = child.id().to_string();
+    // A second Ctrl-C must come after the run took the first: its stderr
+    // is read as it comes, and the second is sent once the first is said.
+    let said = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = (stage == Stage::MidRollback && signal == Signal::Int).then(|| {
+        let mut stderr = child.stderr.take().unwrap();
+        let said = said.clone();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                said.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        })
+    });
     match signal {
         Signal::Kill => child.kill().unwrap(),
         Signal::Int | Signal::Term | Signal::Hup => {
@@ -319,16 +377,36 @@ fn drill(lab: &Lab, stage: Stage, signal: Signal) -> String {
     }
     // A second Ctrl-C during rollback says what is still being undone.
     // (Two signals of one kind sent at once are delivered as one: the
-    // pause keeps them two; nothing waits on a state here.)
-    if stage == Stage::MidRollback && signal == Signal::Int {
-        std::thread::sleep(Duration::from_millis(300));
+    // second goes once the run has said it took the first.)
+    if reader.is_some() {
+        wait_until("the first stop said", || {
+            said.lock().unwrap().contains("interrupted: no new change")
+        });
         send(&pid, "-INT");
     }
     // Let held probes and rollback commands go.
     std::fs::write(run.join("drill-release"), "").unwrap();
     let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let mut outcome = match signal {
+    let stderr = match reader {
+        Some(reader) => {
+            reader.join().unwrap();
+            said.lock().unwrap().clone()
+        }
+        None => String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    (signalled_at, out, stderr)
+}
+
+/// A signalled run exits 130 with its journal closed as interrupted; a killed one is recovered.
+fn how_the_run_ended(
+    lab: &Lab,
+    stage: Stage,
+    signal: Signal,
+    held: &Held,
+    out: &Output,
+    stderr: &str,
+) -> String {
+    match signal {
         Signal::Kill => {
             assert_eq!(out.status.code(), None, "killed: {stderr}");
             // The lock points at the dead run's journal.
@@ -345,7 +423,7 @@ fn drill(lab: &Lab, stage: Stage, signal: Signal) -> String {
                 Some(130),
                 "{stage:?} {signal:?}: {stderr}"
             );
-            let journal = new_journal();
+            let journal = journal_after(lab, held.name, held.before.as_deref());
             let last: serde_json::Value =
                 serde_json::from_str(journal.lines().last().unwrap()).unwrap();
             assert_eq!(last["type"], "run_ended", "{journal}");
@@ -367,7 +445,18 @@ fn drill(lab: &Lab, stage: Stage, signal: Signal) -> String {
             }
             "exit 130, interrupted".to_owned()
         }
-    };
+    }
+}
+
+/// Nothing was done to the cluster after the signal, and nothing of ours is left.
+fn nothing_left(
+    lab: &Lab,
+    stage: Stage,
+    signal: Signal,
+    truth_from: usize,
+    signalled_at: chrono::DateTime<chrono::Utc>,
+    mut outcome: String,
+) -> String {
     // The ground truth: what was done to the cluster, and when.
     let truth = lab.truth_since(truth_from);
     let marks = marks_in(&truth);
@@ -413,7 +502,27 @@ fn drill(lab: &Lab, stage: Stage, signal: Signal) -> String {
 
 #[test]
 fn safety_drills() {
-    let lab = Lab::up();
+    let Some(lab) = Lab::up() else {
+        return;
+    };
+    outcome_table(&lab);
+    recover_stops_a_killed_runs_stress(&lab);
+    a_dead_owners_lock_is_refused(&lab);
+    count_three_kills_three(&lab);
+    a_pattern_matching_nothing_fails(&lab);
+    let _unmount = a_full_disk_stops_the_run(&lab);
+    a_stop_stops_the_suite(&lab);
+    never_fight_the_cluster(&lab);
+    status_maps_every_node(&lab);
+    a_failed_rollback_step_is_undone_by_its_command(&lab);
+    an_unreachable_target_changes_nothing(&lab);
+    a_lock_without_owner_is_released(&lab);
+    a_lost_runs_lock_is_released(&lab);
+    a_missing_cluster_stops_the_run(&lab);
+}
+
+/// Every stage under SIGINT, SIGTERM and SIGKILL (and SIGHUP mid-watch) leaves nothing behind.
+fn outcome_table(lab: &Lab) {
     let mut table = Vec::new();
     for stage in [
         Stage::BeforeInjection,
@@ -423,19 +532,22 @@ fn safety_drills() {
         Stage::MidRollback,
     ] {
         for signal in [Signal::Int, Signal::Term, Signal::Kill] {
-            let outcome = drill(&lab, stage, signal);
+            let outcome = drill(lab, stage, signal);
             table.push(format!("{stage:?} | {signal:?} | {outcome}"));
         }
     }
-    let outcome = drill(&lab, Stage::MidWatch, Signal::Hup);
+    let outcome = drill(lab, Stage::MidWatch, Signal::Hup);
     table.push(format!("MidWatch | Hup | {outcome}"));
     println!("stage | signal | outcome\n{}", table.join("\n"));
+}
 
+/// A killed run's stress is listed by its report with the recover command, which stops it.
+fn recover_stops_a_killed_runs_stress(lab: &Lab) {
     // A stress process a killed run leaves behind (its argument has a
     // space and quotes): the report of the cut journal lists it with the
     // recover command, and recover stops it and removes its pidfile.
     let mut child = spawn_until(
-        &lab,
+        lab,
         "tests/e2e/drill-stress.yaml",
         "drill-stress",
         r#""type":"injection_finished","ok":true"#,
@@ -448,7 +560,7 @@ fn safety_drills() {
             .parse::<u32>()
             .unwrap()
     };
-    assert_eq!(count(&lab), 1, "the stress runs on after the kill");
+    assert_eq!(count(lab), 1, "the stress runs on after the kill");
     let journal = journal_of(&lab.reports, "drill-stress").unwrap();
     let report = hpchaos(&["report", &journal.display().to_string()]);
     let text = String::from_utf8_lossy(&report.stdout);
@@ -460,7 +572,7 @@ fn safety_drills() {
         "{text}"
     );
     lab.recover(&[]);
-    assert_eq!(count(&lab), 0, "recover did not stop the stress");
+    assert_eq!(count(lab), 0, "recover did not stop the stress");
     assert_eq!(
         lab.on(
             "10.1.0.12",
@@ -479,11 +591,14 @@ fn safety_drills() {
         String::from_utf8_lossy(&report.stdout)
             .contains("`hpchaos recover` took over this journal")
     );
+}
 
+/// A lock whose owner died refuses a new run with the exact recover command.
+fn a_dead_owners_lock_is_refused(lab: &Lab) {
     // A lock whose owner died, found by a new run: refused with the exact
     // recover command.
     let mut child = spawn_until(
-        &lab,
+        lab,
         "tests/e2e/reboot-held.yaml",
         "reboot-held",
         r#""type":"intent""#,
@@ -491,7 +606,6 @@ fn safety_drills() {
     child.kill().unwrap();
     child.wait().unwrap();
     let profile = lab.profile();
-    let reports = lab.reports.display().to_string();
     let refused = lab.run("tests/e2e/kill-nothing.yaml");
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(3), "{stderr}");
@@ -506,8 +620,10 @@ fn safety_drills() {
             .trim()
             == "idle"
     );
+}
 
-    // count: 3 kills exactly three of five matching processes.
+/// `count: 3` kills exactly three of five matching processes.
+fn count_three_kills_three(lab: &Lab) {
     for _ in 0..5 {
         lab.on(
             "10.1.0.11",
@@ -524,8 +640,10 @@ fn safety_drills() {
     let left = lab.on("10.1.0.11", "pgrep -c -x -f 'sleep 86399' || true");
     assert_eq!(left.trim(), "2", "count: 3 must kill three of five");
     lab.on("10.1.0.11", "pkill -x -f 'sleep 86399' || true");
+}
 
-    // A pattern that matches nothing is a failed injection, not a pass.
+/// A pattern that matches nothing is a failed injection, not a pass.
+fn a_pattern_matching_nothing_fails(lab: &Lab) {
     let out = lab.run("tests/e2e/kill-nothing.yaml");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
@@ -533,11 +651,15 @@ fn safety_drills() {
         stderr.contains("no process matches `no-such-process-anywhere`"),
         "{stderr}"
     );
+}
 
+/// A full report folder stops the run (exit 3) before it touches the cluster; returns the disk.
+fn a_full_disk_stops_the_run(lab: &Lab) -> Unmount {
     // A full file system under the report folder: exit 3, and the cluster
     // is never touched (no mark, no API request after the start).
+    let profile = lab.profile();
     let full = lab._tmp.path().join("full");
-    let _unmount = small_disk(&full, "64k");
+    let unmount = small_disk(&full, "64k");
     // Fill it to the last byte.
     let _ = Command::new("dd")
         .args(["if=/dev/zero", "bs=4k"])
@@ -569,11 +691,15 @@ fn safety_drills() {
             .any(|p| p.file_name().is_some_and(|n| n == report));
         assert!(!empty, "{report} was left on a full disk");
     }
+    unmount
+}
 
+/// A stop during a suite's first scenario stops the suite.
+fn a_stop_stops_the_suite(lab: &Lab) {
     // A stop during a suite's first scenario stops the suite: the second
     // scenario never starts.
     let mut child = spawn_until(
-        &lab,
+        lab,
         "tests/e2e/drill-suite.yaml",
         "drill-suite",
         r#""type":"injection_finished""#,
@@ -593,14 +719,20 @@ fn safety_drills() {
             .trim()
             == "idle"
     );
+}
 
+/// A run stopped while HyperPod reboots its node leaves the node to HyperPod.
+fn never_fight_the_cluster(lab: &Lab) {
     // Never fight the cluster: stopped while HyperPod reboots the node it
     // marked (the API says Pending), the run leaves the node to HyperPod
     // instead of resuming it in Slurm; the node comes back by the reboot.
-    assert!(lab_support::set_node_recovery(&lab.dir, "Automatic"));
+    assert!(crate::support::lab::set_node_recovery(
+        &lab.dir,
+        "Automatic"
+    ));
     let truth_from = lab.truth_len();
     let mut child = spawn_until(
-        &lab,
+        lab,
         "tests/e2e/reboot-held.yaml",
         "reboot-held",
         r#""to":"Pending|"#,
@@ -650,10 +782,14 @@ fn safety_drills() {
         first_idle > registered,
         "the node was resumed before HyperPod's reboot ended: {truth:?}"
     );
-    assert!(lab_support::set_node_recovery(&lab.dir, "None"));
+    assert!(crate::support::lab::set_node_recovery(&lab.dir, "None"));
+}
 
+/// `status --format json` maps and decodes every node on an API without host names.
+fn status_maps_every_node(lab: &Lab) {
     // status --format json on an API without host names: every node
     // mapped (through DescribeClusterNode), decoded, none unmapped.
+    let profile = lab.profile();
     let out = hpchaos(&["status", "--cluster", &profile, "--format", "json"]);
     assert_eq!(
         out.status.code(),
@@ -670,7 +806,10 @@ fn safety_drills() {
         assert_eq!(node["api"]["status"], "Running", "{node}");
     }
     assert_eq!(status["unmapped_instances"].as_array().unwrap().len(), 0);
+}
 
+/// A rollback step that fails is reported as still applied, and the command given undoes it.
+fn a_failed_rollback_step_is_undone_by_its_command(lab: &Lab) {
     // A rollback step that fails: reported as still applied with the
     // command that undoes it, exit 3; that command then undoes it.
     let run = lab.head_run();
@@ -701,9 +840,13 @@ fn safety_drills() {
         String::from_utf8_lossy(&recover.stdout)
             .contains("undone: on head: test -e /run/drill-release")
     );
+}
 
+/// A target whose rollback needs SSH it cannot reach stops the run before anything changes.
+fn an_unreachable_target_changes_nothing(lab: &Lab) {
     // A target whose rollback step needs SSH, unreachable (known_hosts
     // lacks it): exit 3 before anything changes.
+    let reports = lab.reports.display().to_string();
     let known = std::fs::read_to_string(lab.dir.join("ssh/known_hosts")).unwrap();
     let partial = lab._tmp.path().join("known_hosts-no-14");
     std::fs::write(
@@ -738,9 +881,13 @@ fn safety_drills() {
             .any(|t| t["event"] == "slurm_node" && t["node"] == "ip-10-1-0-14"),
         "the target changed: {truth:?}"
     );
+}
 
+/// A lock left without its owner record is refused with the command that releases it.
+fn a_lock_without_owner_is_released(lab: &Lab) {
     // A lock a run left without its owner record (it died while taking
     // it): refused with the command that releases it, which does.
+    let profile = lab.profile();
     lab.head("mkdir /run/hpchaos-run.lock && touch -d '5 minutes ago' /run/hpchaos-run.lock");
     let out = lab.run("tests/e2e/kill-nothing.yaml");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -753,7 +900,10 @@ fn safety_drills() {
     );
     lab.recover(&[]);
     assert!(!lab.lock_held(), "the lock is left");
+}
 
+/// A dead run's lock from another machine, its journal lost, is released by the command named.
+fn a_lost_runs_lock_is_released(lab: &Lab) {
     // A dead run's lock from another machine, its journal lost: the run
     // names the release command, which releases it.
     lab.head(r#"mkdir /run/hpchaos-run.lock && echo '{"run_id":"run-lost","host":"elsewhere","pid":1,"journal":"/lost/journal.jsonl","started_at":"2026-11-29T12:00:00Z","lease_seconds":60}' > /run/hpchaos-run.lock/owner.json && touch -d '5 minutes ago' /run/hpchaos-run.lock/owner.json"#);
@@ -763,9 +913,13 @@ fn safety_drills() {
     assert!(stderr.contains("--release-lock run-lost"), "{stderr}");
     lab.recover(&["--release-lock", "run-lost"]);
     assert!(!lab.lock_held(), "the lock is left");
+}
 
+/// A profile naming a cluster that does not exist stops the run before it touches the cluster.
+fn a_missing_cluster_stops_the_run(lab: &Lab) {
     // A profile naming a cluster that does not exist: exit 3 before the
     // cluster is touched, naming the setting.
+    let reports = lab.reports.display().to_string();
     let bad = lab.profile_with(
         "bad-cluster.yaml",
         "cluster_name:",
@@ -905,15 +1059,33 @@ fn stresses(lab: &Lab) -> u32 {
 /// Issue 17's drills: a run that loses its lease stops acting.
 #[test]
 fn lease_drills() {
-    let lab = Lab::up();
+    let Some(lab) = Lab::up() else {
+        return;
+    };
     let mut table = Vec::new();
-    let reports = lab._tmp.path().join("lease-reports");
+    let (first, journal, second) = a_stopped_run_past_its_lease_is_dead_elsewhere(&lab, &mut table);
+    woken_past_its_lease_it_makes_no_change(&lab, &mut table, first, &journal, second);
+    a_lock_removed_by_hand_is_noticed(&lab, &mut table);
+    a_lock_taken_by_another_run_is_left_alone(&lab, &mut table);
+    interrupted_under_anothers_lock_it_undoes_nothing(&lab, &mut table);
+    let _unmount = a_disk_full_mid_run_is_said(&lab, &mut table);
+    a_run_folder_deleted_mid_run_is_said(&lab, &mut table);
+    memory_stays_bounded(&lab, &mut table);
+    a_dropped_mark_ends_the_run(&lab, &mut table);
+    println!("drill | outcome\n{}", table.join("\n"));
+}
 
+/// A run stopped past its lease: recover on its host refuses, from another machine it is dead.
+fn a_stopped_run_past_its_lease_is_dead_elsewhere(
+    lab: &Lab,
+    table: &mut Vec<String>,
+) -> (Child, PathBuf, Child) {
     // 1. A run stopped (SIGSTOP) past its 6 s lease, while another
     // machine's recover takes its journal over and a second run takes the
     // lock: after SIGCONT it makes no change, says it lost the lease and
     // ends with exit 5.
-    let first = spawn_leased(&lab, "tests/e2e/lease-suite.yaml", "6", &reports);
+    let reports = lab._tmp.path().join("lease-reports");
+    let first = spawn_leased(lab, "tests/e2e/lease-suite.yaml", "6", &reports);
     let journal = journal_with(
         &reports,
         "lease-suite",
@@ -921,7 +1093,7 @@ fn lease_drills() {
     );
     let pid = first.id().to_string();
     send(&pid, "-STOP");
-    wait_until("the lease to run out", || lease_age(&lab) > 7);
+    wait_until("the lease to run out", || lease_age(lab) > 7);
     // recover on this host refuses: the stopped process is alive.
     let refused = hpchaos(&["recover", "--cluster", &lab.profile()]);
     let said = String::from_utf8_lossy(&refused.stderr);
@@ -930,7 +1102,7 @@ fn lease_drills() {
         said.contains("is STOPPED") && said.contains(&format!("kill -CONT {pid}")),
         "{said}"
     );
-    assert_eq!(stresses(&lab), 1, "recover undid a live run");
+    assert_eq!(stresses(lab), 1, "recover undid a live run");
     table.push(format!(
         "stopped run, recover on its host | exit 3: {}",
         said.lines().next().unwrap_or("")
@@ -952,10 +1124,10 @@ fn lease_drills() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(stresses(&lab), 0, "recover did not stop the stress");
+    assert_eq!(stresses(lab), 0, "recover did not stop the stress");
     // A second run, from that machine, takes the free lock.
     let second_reports = lab._tmp.path().join("second-reports");
-    let mut second = elsewhere(
+    let second = elsewhere(
         "other-laptop",
         &Lab::run_args(
             "tests/e2e/lease-stress.yaml",
@@ -976,6 +1148,18 @@ fn lease_drills() {
         "lease-stress",
         r#""type":"injection_finished","ok":true"#,
     );
+    (first, journal, second)
+}
+
+/// Woken (SIGCONT) after it lost its lease, the first run makes no change and exits 5.
+fn woken_past_its_lease_it_makes_no_change(
+    lab: &Lab,
+    table: &mut Vec<String>,
+    first: Child,
+    journal: &Path,
+    mut second: Child,
+) {
+    let pid = first.id().to_string();
     let truth_from = lab.truth_len();
     send(&pid, "-CONT");
     let out = first.wait_with_output().unwrap();
@@ -993,12 +1177,12 @@ fn lease_drills() {
         "the stopped run acted after it lost the lock: {truth:?}"
     );
     assert_eq!(
-        stresses(&lab),
+        stresses(lab),
         1,
         "the first run stopped the second's stress"
     );
     // Its journal: recover's records last, sequence numbers unique.
-    let written = records(&journal);
+    let written = records(journal);
     let seqs: Vec<u64> = written.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
     let mut unique = seqs.clone();
     unique.dedup();
@@ -1024,12 +1208,16 @@ fn lease_drills() {
     ));
     send(&second.id().to_string(), "-INT");
     assert_eq!(second.wait().unwrap().code(), Some(130));
-    assert_eq!(stresses(&lab), 0);
+    assert_eq!(stresses(lab), 0);
     assert!(!lab.lock_held(), "the lock is left");
+}
 
+/// The lock removed by hand is noticed within one renewal, and taken again only to undo.
+fn a_lock_removed_by_hand_is_noticed(lab: &Lab, table: &mut Vec<String>) {
     // 2. The lock removed by hand: noticed within one renewal (2 s of a
     // 6 s lease); the free lock is taken again only to undo the stress.
-    let child = spawn_leased(&lab, "tests/e2e/lease-stress.yaml", "6", &reports);
+    let reports = lab._tmp.path().join("lease-reports");
+    let child = spawn_leased(lab, "tests/e2e/lease-stress.yaml", "6", &reports);
     let journal = journal_with(
         &reports,
         "lease-stress",
@@ -1059,7 +1247,7 @@ fn lease_drills() {
             .any(|r| r["type"] == "rollback" && r["ok"] == true),
         "{written:?}"
     );
-    assert_eq!(stresses(&lab), 0, "the stress was left");
+    assert_eq!(stresses(lab), 0, "the stress was left");
     assert!(!lab.lock_held(), "the lock is left");
     // Its reports say so, and give the run's exit code back.
     let path = journal.display().to_string();
@@ -1081,14 +1269,17 @@ fn lease_drills() {
         "lock removed by hand | exit 5, noticed after {after:.1}s: {}",
         lost["reason"].as_str().unwrap()
     ));
+}
 
+/// A run whose lock another run took while it was stopped undoes nothing of the other's.
+fn a_lock_taken_by_another_run_is_left_alone(lab: &Lab, table: &mut Vec<String>) {
     // 2b. The lock removed by hand while the run is stopped, and another
     // run takes it at once: the first, woken, undoes nothing (its stress
     // stays, said as still applied); recover --force refuses while the
     // other run holds the lock; the other run's rollback stops only its
     // own stress (pidfiles are per run); recover then stops the first's.
     let first_reports = lab._tmp.path().join("first-reports");
-    let first = spawn_leased(&lab, "tests/e2e/lease-stress.yaml", "6", &first_reports);
+    let first = spawn_leased(lab, "tests/e2e/lease-stress.yaml", "6", &first_reports);
     let first_journal = journal_with(
         &first_reports,
         "lease-stress",
@@ -1098,13 +1289,13 @@ fn lease_drills() {
     send(&pid, "-STOP");
     lab.head("rm -rf /run/hpchaos-run.lock");
     let other_reports = lab._tmp.path().join("other-reports");
-    let second = spawn_leased(&lab, "tests/e2e/lease-stress.yaml", "60", &other_reports);
+    let second = spawn_leased(lab, "tests/e2e/lease-stress.yaml", "60", &other_reports);
     journal_with(
         &other_reports,
         "lease-stress",
         r#""type":"injection_finished","ok":true"#,
     );
-    assert_eq!(stresses(&lab), 2, "both runs' stress");
+    assert_eq!(stresses(lab), 2, "both runs' stress");
     let truth_from = lab.truth_len();
     send(&pid, "-CONT");
     let out = first.wait_with_output().unwrap();
@@ -1112,7 +1303,7 @@ fn lease_drills() {
     assert_eq!(out.status.code(), Some(5), "{stderr}");
     assert!(stderr.contains("nothing undone"), "{stderr}");
     assert_eq!(
-        stresses(&lab),
+        stresses(lab),
         2,
         "the first run undid under the other's lock"
     );
@@ -1128,7 +1319,7 @@ fn lease_drills() {
     assert_eq!(refused.status.code(), Some(3), "{said}");
     assert!(said.contains("another run is under way"), "{said}");
     assert_eq!(
-        stresses(&lab),
+        stresses(lab),
         2,
         "recover --force acted under another run's lock"
     );
@@ -1141,25 +1332,28 @@ fn lease_drills() {
     send(&second.id().to_string(), "-INT");
     assert_eq!(second.wait_with_output().unwrap().status.code(), Some(130));
     assert_eq!(
-        stresses(&lab),
+        stresses(lab),
         1,
         "the second run's rollback took the first's stress"
     );
     let said = lab.recover(&[&journal_arg]);
     assert!(said.contains("nothing left applied"), "{said}");
-    assert_eq!(stresses(&lab), 0, "recover left the first run's stress");
+    assert_eq!(stresses(lab), 0, "recover left the first run's stress");
     table.push(format!(
         "lock removed, another run takes it | exit 5, nothing undone; recover --force refused: {}",
         said.lines().last().unwrap_or("")
     ));
+}
 
+/// Interrupted once another run took its lock, a run undoes nothing; recover does, later.
+fn interrupted_under_anothers_lock_it_undoes_nothing(lab: &Lab, table: &mut Vec<String>) {
     // 2c. Interrupted after its lock was taken away and taken by another
     // run (before any renewal noticed): the rollback asks the head first,
     // finds the lock another's, undoes nothing (ip-10-1-0-13 stays marked
     // until recover), and exits 5; recover, once the other run ended,
     // resumes the node.
     let marked_reports = lab._tmp.path().join("marked-reports");
-    let marker_run = spawn_leased(&lab, "tests/e2e/reboot-held.yaml", "60", &marked_reports);
+    let marker_run = spawn_leased(lab, "tests/e2e/reboot-held.yaml", "60", &marked_reports);
     let marked_journal = journal_with(
         &marked_reports,
         "reboot-held",
@@ -1175,7 +1369,7 @@ fn lease_drills() {
     );
     lab.head("rm -rf /run/hpchaos-run.lock");
     let taker_reports = lab._tmp.path().join("taker-reports");
-    let taker = spawn_leased(&lab, "tests/e2e/lease-stress.yaml", "60", &taker_reports);
+    let taker = spawn_leased(lab, "tests/e2e/lease-stress.yaml", "60", &taker_reports);
     journal_with(
         &taker_reports,
         "lease-stress",
@@ -1209,15 +1403,18 @@ fn lease_drills() {
             .find(|l| l.contains("nothing undone"))
             .unwrap_or("")
     ));
+}
 
+/// A disk that fills mid-run: the rollback stops the stress and says it is not recorded.
+fn a_disk_full_mid_run_is_said(lab: &Lab, table: &mut Vec<String>) -> Unmount {
     // 3. The report folder's disk fills while the stress is applied: the
     // rollback stops it and says so ("stopped, not recorded"), no
     // zero-byte history; recover on the full disk refuses to claim
     // success; once there is room it finds nothing left to undo.
     let full = lab._tmp.path().join("full");
-    let _unmount = small_disk(&full, "256k");
+    let unmount = small_disk(&full, "256k");
     let full_reports = full.join("reports");
-    let child = spawn_leased(&lab, "tests/e2e/disk-fills.yaml", "60", &full_reports);
+    let child = spawn_leased(lab, "tests/e2e/disk-fills.yaml", "60", &full_reports);
     let journal = journal_with(
         &full_reports,
         "disk-fills",
@@ -1239,7 +1436,7 @@ fn lease_drills() {
             && !stdout.contains("STILL APPLIED"),
         "{stdout}{stderr}"
     );
-    assert_eq!(stresses(&lab), 0, "the stress was left");
+    assert_eq!(stresses(lab), 0, "the stress was left");
     let history = full_reports.join("history.sqlite");
     assert!(
         std::fs::metadata(&history).map_or(true, |m| m.len() > 0),
@@ -1264,11 +1461,15 @@ fn lease_drills() {
     std::fs::remove_file(&filler).unwrap();
     let said = lab.recover(&[&journal_arg]);
     assert!(said.contains("nothing left applied"), "{said}");
+    unmount
+}
 
+/// A run folder deleted mid-run is said as such, and the rollback still runs.
+fn a_run_folder_deleted_mid_run_is_said(lab: &Lab, table: &mut Vec<String>) {
     // 3b. The run folder deleted mid-run: noticed at the next record and
     // said as such (not "the journal is empty"); the rollback still runs.
     let gone_reports = lab._tmp.path().join("gone-reports");
-    let child = spawn_leased(&lab, "tests/e2e/disk-fills.yaml", "60", &gone_reports);
+    let child = spawn_leased(lab, "tests/e2e/disk-fills.yaml", "60", &gone_reports);
     let journal = journal_with(
         &gone_reports,
         "disk-fills",
@@ -1284,13 +1485,16 @@ fn lease_drills() {
             && stderr.contains("stopped (re-checked: no such process)"),
         "{stderr}"
     );
-    assert_eq!(stresses(&lab), 0, "the stress was left");
+    assert_eq!(stresses(lab), 0, "the stress was left");
     assert!(!lab.lock_held(), "the lock is left");
     table.push(format!(
         "run folder deleted mid-run | exit 3: {}",
         stderr.lines().find(|l| l.contains("deleted")).unwrap_or("")
     ));
+}
 
+/// A 200 MB probe and a 50 MB output line keep the run's peak memory under 100 MiB.
+fn memory_stays_bounded(lab: &Lab, table: &mut Vec<String>) {
     // 4. Bounded memory: a steady-state probe that prints 200 MB and a
     // job whose output has a 50 MB line without an end of line keep the
     // run's peak resident set (getrusage, journaled as watch_cost) under
@@ -1321,7 +1525,10 @@ fn lease_drills() {
     table.push(format!(
         "200 MB probe, 50 MB output line | exit 0, peak RSS {peak_mib:.1} MiB"
     ));
+}
 
+/// A mark the cluster dropped ends the run 30 s later, not at its deadline.
+fn a_dropped_mark_ends_the_run(lab: &Lab, table: &mut Vec<String>) {
     // 5. A mark the cluster dropped (here: resumed by hand; a slurmctld
     // restarted without its state drops it the same way): with HyperPod
     // not acting (--no-recovery), the run says so and ends 30 s later,
@@ -1359,5 +1566,4 @@ fn lease_drills() {
         "mark resumed by hand | exit 1 after {waited:.0}s: {}",
         dropped["evidence"].as_str().unwrap()
     ));
-    println!("drill | outcome\n{}", table.join("\n"));
 }
