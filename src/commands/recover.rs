@@ -424,19 +424,7 @@ impl Recovery {
     /// Removes the lock if `marker` is in its owner record (or it has
     /// none); whether it is gone.
     async fn release(&self, marker: String) -> bool {
-        let argv = [
-            "sh",
-            "-c",
-            lock::RELEASE_SCRIPT,
-            "hpchaos",
-            LOCK_DIR,
-            &marker,
-        ];
-        self.cluster
-            .ssh
-            .run(&self.cluster.slurm.head, &argv)
-            .await
-            .is_ok_and(|o| o.status == 0)
+        lock::release(&self.cluster.ssh, &self.cluster.slurm.head, &marker).await
     }
 
     /// Why a holder is alive, and how to end it.

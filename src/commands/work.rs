@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use hpchaos::exit;
 use hpchaos::profile::Profile;
-use hpchaos::scenario::{self, FileKind, LoadError, Loaded, Scenario};
+use hpchaos::scenario::{self, FileKind, Loaded, Scenario};
 
 use super::CliError;
 
@@ -50,7 +50,7 @@ pub fn load(files: &[PathBuf], cluster: Option<&Path>) -> Result<Work, CliError>
     let mut scenarios = Vec::new();
     let mut invalid = Vec::new();
     for path in named.paths {
-        match read_scenario(&path, &profile.value) {
+        match scenario::load_scenario(&path, Some(&profile.value)) {
             Ok(loaded) => scenarios.push(loaded),
             Err(err) => invalid.push(CliError::invalid(&err).message_as_said()),
         }
@@ -98,23 +98,6 @@ fn expand(files: &[PathBuf], cluster: Option<&Path>) -> Result<Named, CliError> 
         named.suite = Some(suite.name);
     }
     Ok(named)
-}
-
-/// One scenario, read and checked against the profile.
-fn read_scenario(path: &Path, profile: &Profile) -> Result<Loaded<Scenario>, LoadError> {
-    let text = scenario::read(path)?;
-    match scenario::parse_scenario(path, &text, Some(profile)) {
-        Ok(value) => Ok(Loaded {
-            path: path.to_path_buf(),
-            text,
-            value,
-        }),
-        Err(diagnostics) => Err(LoadError::Invalid {
-            path: path.to_path_buf(),
-            text,
-            diagnostics,
-        }),
-    }
 }
 
 impl CliError {

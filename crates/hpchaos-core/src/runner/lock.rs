@@ -58,6 +58,18 @@ pub enum LeaseSettingError {
     OutOfRange(u64),
 }
 
+/// Removes the lock on `head` if `marker` is in its owner record (or it
+/// has no owner record: a run died taking it); whether it is gone.
+/// [`RELEASE_SCRIPT`] refuses another run's lock.
+pub async fn release(
+    ssh: &crate::cluster::ssh::SshPool,
+    head: &crate::cluster::ssh::Endpoint,
+    marker: &str,
+) -> bool {
+    let argv = ["sh", "-c", RELEASE_SCRIPT, "hpchaos", LOCK_DIR, marker];
+    ssh.run(head, &argv).await.is_ok_and(|o| o.status == 0)
+}
+
 /// `HPCHAOS_LOCK_LEASE`'s value: whole seconds from 6 to 3600.
 pub fn lease_from(text: &str) -> Result<Duration, LeaseSettingError> {
     let seconds: u64 = text

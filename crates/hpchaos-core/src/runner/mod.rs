@@ -1058,26 +1058,13 @@ impl Runner {
             .await
     }
 
+    /// Stops renewing the lease and releases the run's lock.
     async fn unlock(&mut self) {
         if let Some(renewer) = self.renewer.take() {
             renewer.abort();
         }
         let marker = lock::Owner::marker(&self.run_id);
-        let _ = self
-            .cluster
-            .ssh
-            .run(
-                &self.cluster.slurm.head,
-                &[
-                    "sh",
-                    "-c",
-                    lock::RELEASE_SCRIPT,
-                    "hpchaos",
-                    LOCK_DIR,
-                    &marker,
-                ],
-            )
-            .await;
+        lock::release(&self.cluster.ssh, &self.cluster.slurm.head, &marker).await;
     }
 
     async fn scenario(&mut self, loaded: &Loaded<Scenario>) -> Ending {

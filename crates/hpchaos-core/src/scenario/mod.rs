@@ -149,6 +149,16 @@ pub fn load_profile(path: &Path) -> Result<Loaded<Profile>, LoadError> {
     finish(path, text, parse_profile)
 }
 
+/// Reads and checks a scenario file, against `profile` when given (see
+/// [`parse_scenario`]).
+pub fn load_scenario(
+    path: &Path,
+    profile: Option<&Profile>,
+) -> Result<Loaded<Scenario>, LoadError> {
+    let text = read(path)?;
+    finish(path, text, |path, text| parse_scenario(path, text, profile))
+}
+
 fn finish<T>(
     path: &Path,
     text: String,
