@@ -7,7 +7,7 @@ use hpchaos::cluster::Cluster;
 use hpchaos::exit;
 
 use super::work::Work;
-use super::{Outcome, run};
+use super::{CliError, Outcome, run};
 
 /// `hpchaos plan`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -15,42 +15,69 @@ pub struct Args {
     scenario: PathBuf,
     #[arg(long, value_name = "PROFILE")]
     cluster: PathBuf,
+    /// As `run --accept-no-recovery`: a replace or reboot expected of a
+    /// cluster whose NodeRecovery is None is shown, not refused.
+    #[arg(long)]
+    accept_no_recovery: bool,
 }
 
 pub fn exec(args: Args) -> Outcome {
-    run::dry_run(&[args.scenario], Some(&args.cluster))
+    run::dry_run(
+        &[args.scenario],
+        Some(&args.cluster),
+        args.accept_no_recovery,
+    )
+}
+
+/// What `plan` checks each scenario with, as `run` would.
+pub struct Checks<'a> {
+    /// The cluster's NodeRecovery, when the API answered.
+    pub node_recovery: Option<&'a str>,
+    pub accept_no_recovery: bool,
 }
 
 /// Prints what each scenario would do on `cluster`: its targets, the
 /// steps, the deadlines and what the monitoring will be asked; changes
 /// nothing.
-pub async fn show(cluster: &Cluster, work: &Work) -> Outcome {
+pub async fn show(cluster: &Cluster, work: &Work, checks: Checks<'_>) -> Outcome {
+    let mut refused = Vec::new();
+    let mut code = exit::SUCCESS;
     for loaded in &work.scenarios {
         let scenario = &loaded.value;
         println!("scenario {} ({})", scenario.name, loaded.path.display());
-        let targets = hpchaos::runner::plan_targets(cluster, scenario).await;
-        let targets = match targets {
-            Ok(t) => t,
-            Err(reason) => {
-                println!("  targets: {reason}");
-                for (index, item) in scenario.expect.monitoring.iter().enumerate() {
-                    println!(
-                        "  monitor:  {}: {} within {} (asked once the targets are known)",
-                        item.label(index),
-                        item.promql.clone().unwrap_or_else(|| {
-                            hpchaos::monitoring::expect::Kind::Alert {
-                                name: item.alert.clone().unwrap_or_default(),
-                                labels: item.labels.clone(),
-                            }
-                            .describe()
-                        }),
-                        item.within
-                    );
-                }
+        // The checks `run` makes before it starts, with the exit it would give.
+        let checked = hpchaos::preflight::scenario(
+            cluster,
+            scenario,
+            checks.node_recovery,
+            checks.accept_no_recovery,
+        );
+        let targets = match checked.await {
+            Ok(Some(targets)) => targets,
+            Ok(None) => {
+                println!("  targets: the nodes the workload runs on, picked once it runs");
+                monitoring_unresolved(scenario);
+                continue;
+            }
+            Err(refusal) => {
+                println!(
+                    "  REFUSED: {} (run would exit {})",
+                    refusal.why, refusal.code
+                );
+                monitoring_unresolved(scenario);
+                refused.push(scenario.name.clone());
+                code = code.max(refusal.code);
                 continue;
             }
         };
         println!("  targets: {}", targets.join(", "));
+        // A random pick is drawn again by `run` unless seeded.
+        let random = !matches!(scenario.target.pick, hpchaos::scenario::model::Pick::All);
+        if random && scenario.target.seed.is_none() {
+            println!(
+                "  (a random pick without target.seed: run draws again and may hit other nodes; set target.seed to repeat this one)"
+            );
+        }
         let plan = hpchaos::faults::plan(&scenario.fault, &targets);
         for step in &plan.inject {
             println!("  inject:   {}", step.describe());
@@ -113,5 +140,33 @@ pub async fn show(cluster: &Cluster, work: &Work) -> Outcome {
         }
     }
     println!("nothing was changed (dry run)");
-    Ok(exit::SUCCESS)
+    if refused.is_empty() {
+        return Ok(exit::SUCCESS);
+    }
+    Err(CliError::new(
+        code,
+        format!(
+            "run would refuse {} before changing anything (see REFUSED above)",
+            refused.join(", ")
+        ),
+    ))
+}
+
+/// The monitoring expectations of a scenario whose targets are not known
+/// yet, as written (their `$target` not substituted).
+fn monitoring_unresolved(scenario: &hpchaos::scenario::Scenario) {
+    for (index, item) in scenario.expect.monitoring.iter().enumerate() {
+        println!(
+            "  monitor:  {}: {} within {} (asked once the targets are known)",
+            item.label(index),
+            item.promql.clone().unwrap_or_else(|| {
+                hpchaos::monitoring::expect::Kind::Alert {
+                    name: item.alert.clone().unwrap_or_default(),
+                    labels: item.labels.clone(),
+                }
+                .describe()
+            }),
+            item.within
+        );
+    }
 }

@@ -49,6 +49,12 @@ pub struct Args {
     /// up to this long for it (`10m`) instead of refusing at once.
     #[arg(long, value_name = "DURATION")]
     wait_lock: Option<hpchaos::duration::Duration>,
+    /// Run a scenario that expects HyperPod to replace or reboot a node
+    /// although the cluster's NodeRecovery is None (refused otherwise): to
+    /// rehearse a cluster that does not recover, the fault held until the
+    /// deadlines pass and the rollback undoes it.
+    #[arg(long)]
+    accept_no_recovery: bool,
 }
 
 pub fn exec(args: Args) -> Outcome {
@@ -59,7 +65,11 @@ pub fn exec(args: Args) -> Outcome {
         .transpose()
         .map_err(|err| CliError::new(exit::INVALID_INPUT, format!("--baseline {err}")))?;
     if args.dry_run {
-        return dry_run(&args.files, args.cluster.as_deref());
+        return dry_run(
+            &args.files,
+            args.cluster.as_deref(),
+            args.accept_no_recovery,
+        );
     }
     let work = work::load(&args.files, args.cluster.as_deref())?;
     let runtime = super::runtime()?;
@@ -68,13 +78,18 @@ pub fn exec(args: Args) -> Outcome {
 }
 
 /// `plan`, and `run --dry-run`: what would be done, touching nothing.
-pub fn dry_run(files: &[PathBuf], cluster: Option<&Path>) -> Outcome {
+pub fn dry_run(files: &[PathBuf], cluster: Option<&Path>, accept_no_recovery: bool) -> Outcome {
     let work = work::load(files, cluster)?;
     let runtime = super::runtime()?;
     offline_checks(&work)?;
     runtime.block_on(async {
         let cluster = Cluster::connect(&work.profile).await;
-        super::plan::show(&cluster, &work).await
+        let node_recovery = online_checks(&cluster, &work).await?;
+        let checks = super::plan::Checks {
+            node_recovery: node_recovery.as_deref(),
+            accept_no_recovery,
+        };
+        super::plan::show(&cluster, &work, checks).await
     })
 }
 
@@ -93,11 +108,13 @@ fn offline_checks(work: &Work) -> Result<(), CliError> {
     Err(CliError::rendered(exit::HARNESS_FAILED, said.join("\n")))
 }
 
-/// Every source the run needs must answer, before any change.
-async fn online_checks(cluster: &Cluster, work: &Work) -> Result<(), CliError> {
-    let problems = hpchaos::preflight::online(cluster).await;
+/// Every source the run needs must answer, before any change; the
+/// cluster's node recovery, for the scenario checks.
+pub async fn online_checks(cluster: &Cluster, work: &Work) -> Result<Option<String>, CliError> {
+    let online = hpchaos::preflight::online(cluster).await;
+    let problems = online.problems;
     if problems.is_empty() {
-        return Ok(());
+        return Ok(online.node_recovery);
     }
     let mut said: Vec<String> = problems.iter().map(|p| format!("error: {p}")).collect();
     said.push(format!(
@@ -106,6 +123,44 @@ async fn online_checks(cluster: &Cluster, work: &Work) -> Result<(), CliError> {
         work.profile_path.display()
     ));
     Err(CliError::rendered(exit::HARNESS_FAILED, said.join("\n")))
+}
+
+/// Every scenario checked against the live cluster before the run opens
+/// anything (see `preflight::scenario`): a refusal ends the run here,
+/// nothing recorded, with the highest exit code among them (2: a scenario
+/// that cannot run as written, 3: a cluster that cannot do what it
+/// expects).
+async fn scenario_checks(
+    cluster: &Cluster,
+    work: &Work,
+    node_recovery: Option<&str>,
+    accept_no_recovery: bool,
+) -> Result<(), CliError> {
+    let mut said = Vec::new();
+    let mut code = exit::SUCCESS;
+    for loaded in &work.scenarios {
+        let scenario = &loaded.value;
+        let checked =
+            hpchaos::preflight::scenario(cluster, scenario, node_recovery, accept_no_recovery)
+                .await;
+        if let Err(refusal) = checked {
+            said.push(format!(
+                "error: scenario {} ({}): {}",
+                loaded.value.name,
+                loaded.path.display(),
+                refusal.why
+            ));
+            code = code.max(refusal.code);
+        }
+    }
+    if said.is_empty() {
+        return Ok(());
+    }
+    said.push(format!(
+        "error: {} scenario(s) cannot run on this cluster; nothing was done or recorded",
+        said.len()
+    ));
+    Err(CliError::rendered(code, said.join("\n")))
 }
 
 /// A schedule leaves a busy cluster alone: fewer than `wanted` idle nodes
@@ -150,7 +205,14 @@ async fn run(args: &Args, work: &Work, baseline: Option<&BaselineSpec>) -> Outco
         undoing.clone(),
         recover_hint.clone(),
     ));
-    online_checks(&cluster, work).await?;
+    let node_recovery = online_checks(&cluster, work).await?;
+    scenario_checks(
+        &cluster,
+        work,
+        node_recovery.as_deref(),
+        args.accept_no_recovery,
+    )
+    .await?;
     if let Some(wanted) = args.if_idle {
         idle_enough(&cluster, wanted).await?;
     }

@@ -71,7 +71,8 @@ impl Lab {
         self.dir.join("nodes/ip-10-1-0-10/root/run")
     }
 
-    /// `run SCENARIO --cluster PROFILE --report-dir REPORTS`.
+    /// `run SCENARIO --cluster PROFILE --report-dir REPORTS
+    /// --accept-no-recovery`.
     fn run_args(scenario: &str, profile: &str, reports: &str) -> Vec<String> {
         [
             "run",
@@ -80,6 +81,8 @@ impl Lab {
             profile,
             "--report-dir",
             reports,
+            // The lab recovers nothing (see above): the faults hold.
+            "--accept-no-recovery",
         ]
         .map(str::to_owned)
         .to_vec()

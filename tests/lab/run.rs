@@ -178,8 +178,57 @@ fn runs_on_the_lab() {
     more_shipped_scenarios_pass(lab);
     a_scenario_that_must_fail_does(lab);
     a_held_lock_refuses_a_second_run(lab);
+    what_cannot_run_is_refused_before_anything(lab);
     ctrl_c_mid_fault_rolls_back(lab);
     a_changed_host_key_is_refused_with_the_fix(lab);
+}
+
+/// What cannot run is refused before anything starts, by `plan` and `run`
+/// alike, with the same exit code, and leaves no run behind: a node Slurm
+/// does not have (2, naming the nodes it has), a pick above the
+/// blast-radius cap (2), a replace HyperPod will not make because the
+/// cluster's NodeRecovery is None (3, saying so).
+fn what_cannot_run_is_refused_before_anything(lab: &Lab) {
+    let runs_before = std::fs::read_dir(&lab.reports).map_or(0, |d| d.count());
+    let profile = lab.profile();
+    for (file, code, said) in [
+        (
+            "tests/e2e/missing-node.yaml",
+            2,
+            "ip-10-1-0-99 not a Slurm node of this cluster (Slurm has",
+        ),
+        ("tests/e2e/over-cap.yaml", 2, "above the blast-radius cap"),
+    ] {
+        let plan = hpchaos(&["plan", file, "--cluster", &profile]);
+        let stdout = String::from_utf8_lossy(&plan.stdout);
+        assert_eq!(plan.status.code(), Some(code), "plan {file}: {stdout}");
+        assert!(stdout.contains(said), "plan {file}: {stdout}");
+        let (run_code, stderr, _) = lab.run(&[file]);
+        assert_eq!(run_code, Some(code), "run {file}: {stderr}");
+        assert!(stderr.contains(said), "run {file}: {stderr}");
+        assert!(stderr.contains("nothing was done or recorded"), "{stderr}");
+    }
+    // The missing node's refusal names nodes Slurm has.
+    let plan = hpchaos(&["plan", "tests/e2e/missing-node.yaml", "--cluster", &profile]);
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).contains("ip-10-1-0-11"),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+    assert!(crate::support::lab::set_node_recovery(&lab.dir, "None"));
+    let (code, stderr, _) = lab.run(&["scenarios/node-replace-slurm.yaml"]);
+    assert!(crate::support::lab::set_node_recovery(
+        &lab.dir,
+        "Automatic"
+    ));
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains("NodeRecovery is None") && stderr.contains("--node-recovery Automatic"),
+        "{stderr}"
+    );
+    // Nothing was recorded: no run folder, nothing in the history.
+    let runs_after = std::fs::read_dir(&lab.reports).map_or(0, |d| d.count());
+    assert_eq!(runs_before, runs_after);
 }
 
 /// A shipped replace scenario passes, every phase met, lost work counted.
@@ -358,6 +407,7 @@ fn ctrl_c_mid_fault_rolls_back(lab: &Lab) {
             &profile,
             "--report-dir",
             &reports,
+            "--accept-no-recovery",
         ])
         .current_dir(root())
         .stdout(Stdio::piped())

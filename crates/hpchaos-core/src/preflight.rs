@@ -3,13 +3,17 @@
 //! read, and known_hosts holds the head node's key. Online (`run`, before
 //! the lock): the head node answers over SSH, Slurm answers there, and the
 //! SageMaker API answers for the profile's cluster with the credentials it
-//! finds. Each problem names the setting, the file or the call, and the fix.
+//! finds. Per scenario (`run` before anything starts, `plan`): the cluster
+//! recovers as the scenario expects, and its targets are Slurm nodes under
+//! the cap. Each problem names the setting, the file or the call, and the
+//! fix.
 
 use std::path::{Path, PathBuf};
 
 use crate::cluster::Cluster;
 use crate::cluster::ssh::{Endpoint, expand_home};
 use crate::profile::{Host, Profile};
+use crate::scenario::model::{Fault, RebootMethod, Recovery, ReplaceMethod, Scenario};
 use crate::scenario::yaml_tree::{Node, TreePath};
 use crate::scenario::{Diagnostic, Position};
 
@@ -148,11 +152,84 @@ fn missing_host_key(
     })
 }
 
+/// What the online checks found.
+#[derive(Debug, Default)]
+pub struct Online {
+    /// Every failure, each a line naming what failed and the fix.
+    pub problems: Vec<String>,
+    /// The cluster's `NodeRecovery` (`Automatic` or `None`, from
+    /// `DescribeCluster`), when the API answered.
+    pub node_recovery: Option<String>,
+}
+
+/// Why a scenario cannot run on this cluster as it is, found before
+/// anything is opened or changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    /// 2: the scenario as written cannot run here (see `exit.rs`); 3: the
+    /// cluster cannot do what it expects, or could not be asked.
+    pub code: u8,
+    pub why: String,
+}
+
+/// A scenario checked against the live cluster, as `run` checks it before
+/// anything starts and `plan` shows it: the cluster recovers the way the
+/// scenario expects, and its targets resolve (to Slurm nodes, under the
+/// cap). The targets, `None` for a workload's nodes (known once it runs).
+/// `accept_no_recovery`: the operator runs it anyway (`--accept-no-recovery`,
+/// to rehearse a cluster that does not recover: the fault holds until the
+/// run's deadlines pass and its rollback undoes it).
+pub async fn scenario(
+    cluster: &Cluster,
+    scenario: &Scenario,
+    node_recovery: Option<&str>,
+    accept_no_recovery: bool,
+) -> Result<Option<Vec<String>>, Refusal> {
+    if let Some(why) = recovery_refused(scenario, node_recovery)
+        && !accept_no_recovery
+    {
+        return Err(Refusal {
+            code: crate::exit::HARNESS_FAILED,
+            why,
+        });
+    }
+    match crate::runner::plan_targets(cluster, scenario).await {
+        Ok(targets) => Ok(Some(targets)),
+        Err(crate::runner::ResolveError::WorkloadNotYet) => Ok(None),
+        Err(err) => Err(Refusal {
+            code: err.exit_code(),
+            why: format!("targets: {err}"),
+        }),
+    }
+}
+
+/// Why HyperPod will not give the recovery the scenario expects: with
+/// `NodeRecovery: None` HyperPod replaces or reboots no node it (or Slurm)
+/// marks; only the API's batch calls and a reboot from the node itself
+/// still recover one (HYPERPOD.md, the recovery flow, step 3).
+pub fn recovery_refused(scenario: &Scenario, node_recovery: Option<&str>) -> Option<String> {
+    if node_recovery != Some("None") {
+        return None;
+    }
+    let by_hyperpod = match &scenario.fault {
+        Fault::NodeReplace(r) => r.method == ReplaceMethod::Slurm,
+        Fault::NodeReboot(r) => r.method == RebootMethod::Slurm,
+        _ => true,
+    };
+    let expects = scenario.expect.recovery;
+    (by_hyperpod && matches!(expects, Recovery::Replace | Recovery::Reboot)).then(|| {
+        format!(
+            "the cluster's NodeRecovery is None (DescribeCluster): HyperPod will not {} the node it marks, so `expect.recovery: {expects}` cannot happen; set NodeRecovery to Automatic (aws sagemaker update-cluster --cluster-name NAME --node-recovery Automatic), or use the sagemaker method, or expect recovery: none",
+            if expects == Recovery::Replace { "replace" } else { "reboot" }
+        )
+    })
+}
+
 /// The online checks: the head node over SSH, Slurm there, and the API
-/// (endpoint, credentials, the cluster's existence). Every failure, each a
-/// line naming what failed and the fix.
-pub async fn online(cluster: &Cluster) -> Vec<String> {
+/// (endpoint, credentials, the cluster's existence and its node recovery).
+pub async fn online(cluster: &Cluster) -> Online {
     let mut out = Vec::new();
+    let mut node_recovery = None;
     let head = &cluster.slurm.head;
     match cluster.ssh.run(head, &["sinfo", "--version"]).await {
         Err(err) => out.push(format!(
@@ -171,9 +248,14 @@ pub async fn online(cluster: &Cluster) -> Vec<String> {
             }
         }
     }
-    if let Some(api) = &cluster.api
-        && let Err(err) = api.node_recovery().await
-    {
+    let answer = match &cluster.api {
+        Some(api) => Some((api, api.node_recovery().await)),
+        None => None,
+    };
+    if let Some((_, Ok(recovery))) = &answer {
+        node_recovery = Some(recovery.clone());
+    }
+    if let Some((api, Err(err))) = answer {
         let detail = err.detail.clone();
         let fix = if detail.contains("ResourceNotFound") || detail.contains("does not exist") {
             format!(
@@ -200,5 +282,8 @@ pub async fn online(cluster: &Cluster) -> Vec<String> {
         };
         out.push(format!("{err}; {fix}"));
     }
-    out
+    Online {
+        problems: out,
+        node_recovery,
+    }
 }

@@ -84,6 +84,13 @@ pub enum ResolveError {
     NoApi,
     #[error("job {0} not found")]
     JobNotFound(u64),
+    /// Target nodes Slurm does not have; `known` is a few of those it has.
+    #[error("{} not a Slurm node of this cluster (Slurm has {count} nodes: {known}{})", missing.join(", "), if *count > 8 { ", ..." } else { "" })]
+    NotInSlurm {
+        missing: Vec<String>,
+        known: String,
+        count: usize,
+    },
     #[error("no job named {0}")]
     NoJobNamed(String),
     /// Slurm could not be asked (sinfo, squeue, scontrol).
@@ -126,7 +133,7 @@ pub async fn resolve_targets(
         Ok::<_, ResolveError>(slurm.hostnames(&info.node_list)?)
     };
     let candidates = match &scenario.target.pool {
-        Pool::Nodes(nodes) => nodes.clone(),
+        Pool::Nodes(nodes) => named_nodes(slurm, nodes).await?,
         Pool::Partition(p) => slurm.partition_nodes(p).await?,
         Pool::InstanceGroup(group) => {
             let api = cluster.api.as_ref().ok_or(ResolveError::NoApi)?;
@@ -157,6 +164,48 @@ pub async fn resolve_targets(
         &never,
         seed,
     )?)
+}
+
+/// `nodes` as the scenario names them, each one Slurm has; else which it
+/// does not, with a few it does (the closest first).
+async fn named_nodes(
+    slurm: &crate::cluster::slurm::Slurm,
+    nodes: &[String],
+) -> Result<Vec<String>, ResolveError> {
+    let rows = slurm.nodes_named(nodes).await?;
+    let missing: Vec<String> = nodes
+        .iter()
+        .filter(|n| !rows.iter().any(|r| &r.name == *n))
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        return Ok(nodes.to_vec());
+    }
+    let mut all: Vec<String> = slurm.nodes().await?.into_iter().map(|r| r.name).collect();
+    all.dedup();
+    let first = &missing[0];
+    all.sort_by(|a, b| strsim::jaro_winkler(b, first).total_cmp(&strsim::jaro_winkler(a, first)));
+    let count = all.len();
+    Err(ResolveError::NotInSlurm {
+        missing,
+        known: all.into_iter().take(8).collect::<Vec<_>>().join(", "),
+        count,
+    })
+}
+
+impl ResolveError {
+    /// The exit code a refusal for this earns before anything changed: 2
+    /// when the scenario as written cannot run on this cluster (no such
+    /// node or job, an empty pool, above the blast-radius cap, instance
+    /// groups without the API), 3 when the cluster could not be asked.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ResolveError::Slurm(_) | ResolveError::Api(_) | ResolveError::HostList(_) => {
+                crate::exit::HARNESS_FAILED
+            }
+            _ => crate::exit::INVALID_INPUT,
+        }
+    }
 }
 
 /// One renewal of the lease on the head: [`lock::RENEW_SCRIPT`] with our
