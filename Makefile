@@ -7,7 +7,7 @@ HPCHAOS := target/debug/hpchaos
 # Snapshots are compared, never rewritten, outside a developer's explicit update.
 export INSTA_UPDATE ?= no
 
-.PHONY: setup build test test-quick lint run schema fixtures clean lab-up lab-down bench
+.PHONY: setup build test test-quick lint run schema fixtures clean lab-up lab-down bench install
 
 # Debian packages: the build, and the lab (real Slurm, munge, OpenSSH;
 # mmdebstrap builds the Slurm 24.11 root file system; socat is the relay
@@ -58,6 +58,12 @@ test-quick:
 	else \
 	  $(CARGO) test --locked --no-fail-fast $(QUICK_TESTS); \
 	fi
+
+# The harness alone, for a laptop or a CI runner (no lab packages, no root
+# needed beyond PREFIX): the hpchaos binary into $(PREFIX)/bin.
+PREFIX ?= /usr/local
+install:
+	$(CARGO) install --locked --path . --root $(PREFIX)
 
 lint: setup
 	$(CARGO) fmt --check

@@ -17,6 +17,7 @@
 mod support;
 
 mod history;
+mod iam;
 mod observability;
 mod phases;
 mod report;
