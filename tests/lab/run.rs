@@ -479,6 +479,21 @@ fn a_changed_host_key_is_refused_with_the_fix(lab: &Lab) {
         reason.contains("does not match") && reason.contains("ssh-keygen -R"),
         "{reason}\n{stderr}"
     );
+    // The fix works as printed: its commands, run as they are, let the
+    // next run reach the node.
+    let commands: Vec<&str> = reason.split('`').skip(1).step_by(2).collect();
+    assert!(!commands.is_empty(), "{reason}");
+    for command in commands {
+        let out = Command::new("sh")
+            .args(["-c", command])
+            .current_dir(root())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{command}: {out:?}");
+    }
+    let (_, stderr, report) = lab.run(&["tests/e2e/burn-on-replaced.yaml"]);
+    let reason = report["scenarios"][0]["reason"].as_str().unwrap_or("");
+    assert!(!reason.contains("does not match"), "{reason}\n{stderr}");
 }
 
 /// The other shipped scenarios, then the transport under stress: an SSH

@@ -89,13 +89,14 @@ pub struct Output {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SshError {
-    #[error(
-        "the host key of {host} does not match {known_hosts}; if the node was replaced, remove the old key with `ssh-keygen -R {address} -f {known_hosts}` (and `-R {host}`) after checking the new one"
-    )]
+    #[error("the host key of {host} ({address}) does not match {known_hosts}; {fix}")]
     HostKeyMismatch {
         host: String,
         address: String,
         known_hosts: String,
+        /// How to replace it once checked: commands that work as printed,
+        /// through the profile's proxy command and key.
+        fix: String,
     },
     #[error("{known_hosts} has no host key for {host} ({address} port {port}); {fix}")]
     UnknownHost {
@@ -638,14 +639,73 @@ impl SshPool {
                 &endpoint.address,
             ),
             (None, Some(hop)) => format!(
-                "add it after checking it: `ssh {}@{} ssh-keyscan -p {} {} >> {file}` (through {})",
-                self.user, hop.address, endpoint.port, endpoint.address, hop.name
+                "add it after checking it: `{}` (the key as {} sees it)",
+                self.scan_command(endpoint, &hop),
+                hop.name
             ),
             (None, None) => format!(
                 "add it after checking it out of band: `ssh-keyscan -p {} {} >> {file}`",
                 endpoint.port, endpoint.address
             ),
         }
+    }
+
+    /// How to replace a changed host key of `endpoint` once the change is
+    /// checked (HyperPod replaced the node: its new key is as real as the
+    /// old one was): remove the old entries, then add the key as the head
+    /// node sees it, through the profile's own way in.
+    fn replace_key_fix(&self, endpoint: &Endpoint) -> String {
+        let file = self.known_hosts.display().to_string();
+        let remove = format!(
+            "ssh-keygen -R {} -f {file} && ssh-keygen -R {} -f {file}",
+            endpoint.address, endpoint.name
+        );
+        match self.hop_for(endpoint) {
+            Some(hop) => format!(
+                "if the node was replaced, after checking the new key: `{remove} && {}`",
+                self.scan_command(endpoint, &hop)
+            ),
+            None => format!(
+                "if the node was replaced, remove the old key after checking the new one (`{remove}`), then {}",
+                self.add_key_fix(endpoint)
+            ),
+        }
+    }
+
+    /// The OpenSSH command line that reaches `hop` as this profile does
+    /// (its user, key, known_hosts, port, and the proxy command or jump
+    /// host in front of the head node), running `ssh-keyscan` of
+    /// `endpoint` there and appending the key, named as hpchaos looks it
+    /// up, to known_hosts: a fix that works as printed behind SSM.
+    fn scan_command(&self, endpoint: &Endpoint, hop: &Endpoint) -> String {
+        let file = self.known_hosts.display().to_string();
+        let mut argv = vec!["ssh".to_owned()];
+        if let Some(key) = &self.key {
+            argv.extend(["-i".to_owned(), key.display().to_string()]);
+        }
+        argv.extend(["-o".to_owned(), format!("UserKnownHostsFile={file}")]);
+        if *hop == self.head
+            && let Some(command) = &self.proxy_command
+        {
+            argv.extend(["-o".to_owned(), format!("ProxyCommand={command}")]);
+        }
+        argv.extend([
+            "-p".to_owned(),
+            hop.port.to_string(),
+            format!("{}@{}", self.user, hop.address),
+            "ssh-keyscan".to_owned(),
+            "-t".to_owned(),
+            "ed25519".to_owned(),
+            "-p".to_owned(),
+            endpoint.port.to_string(),
+            endpoint.address.clone(),
+        ]);
+        format!(
+            "{} | sed 's/^[^ ]*/{},{}/' >> {file}",
+            super::quote::command_line(&argv),
+            endpoint.name,
+            endpoint.address
+        )
     }
 
     /// A connection failure in words that name the hop (`how`: directly,
@@ -657,6 +717,7 @@ impl SshPool {
                 SshError::HostKeyMismatch {
                     host: endpoint.name.clone(),
                     address: endpoint.address.clone(),
+                    fix: self.replace_key_fix(endpoint),
                     known_hosts,
                 }
             }
