@@ -182,6 +182,19 @@ pub enum LabCommand {
         #[arg(long, default_value = DEFAULT_LAB_DIR)]
         dir: PathBuf,
     },
+    /// A shell on a lab node (the head node by default), or COMMAND run
+    /// there, with the lab's key and known_hosts, as hpchaos reaches it.
+    ///
+    /// Example: hpchaos lab ssh ip-10-1-0-12 -- sinfo -N
+    Ssh {
+        #[arg(long, default_value = DEFAULT_LAB_DIR)]
+        dir: PathBuf,
+        /// The node's Slurm name, e.g. ip-10-1-0-12 (default: the head).
+        node: Option<String>,
+        /// What to run there instead of a shell (after `--`).
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
     /// Rate-limit the lab's SageMaker API, as AWS does: requests over the
     /// limit get ThrottlingException (the SDK retries them with backoff).
     ///

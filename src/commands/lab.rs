@@ -68,6 +68,7 @@ pub fn exec(args: Args) -> Outcome {
             off: _,
         } => throttle(&dir, rate, burst),
         LabCommand::Logs { dir, node } => logs(&dir, node.as_deref()),
+        LabCommand::Ssh { dir, node, command } => return ssh(&dir, node.as_deref(), &command),
         LabCommand::Daemon { dir } => lab::daemon::run(lab::layout::Layout::new(&dir)),
         LabCommand::Exporter {
             dir,
@@ -142,4 +143,61 @@ fn logs(dir: &Path, node: Option<&str>) -> Result<(), lab::system::LabError> {
         hpchaos::output::print(&std::fs::read_to_string(file).unwrap_or_default());
     }
     Ok(())
+}
+
+/// `lab ssh`: OpenSSH to a lab node as the lab's profile reaches it (its
+/// user, key and known_hosts, strict host-key checking); the exit status
+/// is the remote command's.
+fn ssh(dir: &Path, node: Option<&str>, command: &[String]) -> Outcome {
+    let profile = hpchaos::scenario::load_profile(&dir.join("profile.yaml"))
+        .map_err(|e| {
+            CliError::failed(format!(
+                "{e} (is the lab up? `hpchaos lab up --dir {}`)",
+                dir.display()
+            ))
+        })?
+        .value;
+    let name = node.unwrap_or(&profile.head_node.name);
+    let address = profile
+        .addresses
+        .get(name)
+        .cloned()
+        .or_else(|| {
+            (name == profile.head_node.name)
+                .then(|| profile.head_node.address.clone())
+                .flatten()
+        })
+        .or_else(|| hpchaos::cluster::ssh::address_from_name(name))
+        .ok_or_else(|| {
+            CliError::new(
+                exit::INVALID_INPUT,
+                format!(
+                    "{name} is not a lab node name (see `hpchaos lab status --dir {}`)",
+                    dir.display()
+                ),
+            )
+        })?;
+    let user = profile
+        .ssh
+        .user
+        .clone()
+        .unwrap_or_else(|| "root".to_owned());
+    let mut ssh = std::process::Command::new("ssh");
+    if let Some(key) = &profile.ssh.key {
+        ssh.args(["-i", key]);
+    }
+    ssh.args([
+        "-o",
+        &format!("UserKnownHostsFile={}", profile.ssh.known_hosts),
+    ])
+    .args(["-o", "StrictHostKeyChecking=yes"])
+    .arg(format!("{user}@{address}"))
+    .args(command);
+    let status = ssh
+        .status()
+        .map_err(|e| CliError::failed(format!("cannot run ssh: {e}")))?;
+    Ok(status
+        .code()
+        .and_then(|c| u8::try_from(c).ok())
+        .unwrap_or(exit::HARNESS_FAILED))
 }

@@ -158,6 +158,7 @@ async fn lab_end_to_end() {
 
     up_is_idempotent(&lab);
     the_nodes_run_slurm_24_11(&lab);
+    lab_ssh_reaches_a_node(&lab);
     four_compute_nodes_are_idle(&lab);
     host_lists_expand_as_slurm_does(&lab);
     let client = the_api_answers_as_hyperpod_does(&lab).await;
@@ -214,6 +215,28 @@ fn the_nodes_run_slurm_24_11(lab: &Lab) {
             .unwrap()
             .starts_with("slurm-wlm 24.11.")
     );
+}
+
+/// `lab ssh NODE -- COMMAND` runs COMMAND there as hpchaos reaches the
+/// node, and exits with its status; a name the lab does not have is said.
+fn lab_ssh_reaches_a_node(lab: &Lab) {
+    let dir = lab.dir.display().to_string();
+    let out = hpchaos(&[
+        "lab",
+        "ssh",
+        "--dir",
+        &dir,
+        "ip-10-1-0-12",
+        "--",
+        "hostname",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ip-10-1-0-12");
+    let out = hpchaos(&["lab", "ssh", "--dir", &dir, "--", "sh", "-c", "'exit 7'"]);
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    let out = hpchaos(&["lab", "ssh", "--dir", &dir, "no-such-node", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a lab node name"));
 }
 
 /// Four compute nodes idle in sinfo, read over SSH on the head node.

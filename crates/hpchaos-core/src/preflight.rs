@@ -206,7 +206,7 @@ pub async fn scenario(
 /// Why HyperPod will not give the recovery the scenario expects: with
 /// `NodeRecovery: None` HyperPod replaces or reboots no node it (or Slurm)
 /// marks; only the API's batch calls and a reboot from the node itself
-/// still recover one (HYPERPOD.md, the recovery flow, step 3).
+/// still recover one (docs/HYPERPOD.md, the recovery flow, step 3).
 pub fn recovery_refused(scenario: &Scenario, node_recovery: Option<&str>) -> Option<String> {
     if node_recovery != Some("None") {
         return None;

@@ -49,7 +49,7 @@ impl Action {
 pub enum TimingProfile {
     /// Seconds: for tests.
     Fast,
-    /// The observed minutes of HYPERPOD.md, times `--scale`.
+    /// The observed minutes of docs/HYPERPOD.md, times `--scale`.
     Realistic,
 }
 
@@ -108,7 +108,7 @@ pub struct LabConfig {
     pub api_port: u16,
     /// `Automatic` or `None`, as HyperPod's `NodeRecovery`.
     pub node_recovery: String,
-    /// Xid code → action, HYPERPOD.md's defaults unless changed.
+    /// Xid code → action, docs/HYPERPOD.md's defaults unless changed.
     pub xid_actions: BTreeMap<u32, Action>,
     /// The hpchaos binary the nodes and the daemon run.
     pub exe: String,
@@ -189,7 +189,7 @@ impl LabConfig {
     }
 }
 
-/// HYPERPOD.md's table: 79 → reboot; 48, 74, 64, 95 → replace; the
+/// docs/HYPERPOD.md's table: 79 → reboot; 48, 74, 64, 95 → replace; the
 /// application-level and benign codes → nothing.
 pub fn default_xid_actions() -> BTreeMap<u32, Action> {
     let mut table = BTreeMap::new();

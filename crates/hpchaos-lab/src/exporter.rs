@@ -1,5 +1,5 @@
 //! The lab's metric exporters, compatible with what a HyperPod cluster's
-//! observability add-on scrapes (`../shared/HYPERPOD.md`, "Observability on
+//! observability add-on scrapes (`docs/HYPERPOD.md`, "Observability on
 //! a real cluster"): per compute node a dcgm-exporter on :9400 fed by the
 //! node's GPU state (DCGM injections and the `NVRM: Xid` lines of its
 //! kernel log, so an injected Xid shows up as it would), and on the head

@@ -42,7 +42,7 @@ impl ApiNode {
 /// SystemUpdating, DeepHealthCheckInProgress, NotFound, DetachInProgress,
 /// AttachInProgress). `Failure` is not final: HyperPod may retry the
 /// launch, and the node may vanish from `ListClusterNodes` between attempts
-/// (HYPERPOD.md, "Failure is not always final"). Unknown values say so.
+/// (docs/HYPERPOD.md, "Failure is not always final"). Unknown values say so.
 pub fn status_meaning(status: &str) -> &'static str {
     match status {
         "Running" => "running",
