@@ -32,7 +32,11 @@ pub fn exec(args: Args) -> Outcome {
         let rows = cluster.slurm.nodes().await.map_err(CliError::failed)?;
         let (api, unmapped) = match &cluster.api {
             Some(api) => {
-                let (nodes, unmapped) = api.listing().await.map_err(CliError::failed)?;
+                let region = profile.sagemaker.as_ref().map_or("", |s| s.region.as_str());
+                let (nodes, unmapped) = api
+                    .listing()
+                    .await
+                    .map_err(|e| CliError::failed(format!("{e}; {}", e.hint(region))))?;
                 (Some(nodes), unmapped)
             }
             None => (None, Vec::new()),

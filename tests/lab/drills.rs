@@ -754,28 +754,28 @@ fn never_fight_the_cluster(lab: &Lab) {
             && t["node"] == "ip-10-1-0-13"
             && t["detail"].as_str().unwrap_or("").starts_with("idle")
     };
+    // From the mark on (the lab's truth may catch the node idle with the
+    // reason set for an instant before HyperPod fails it).
+    let marked_in = |truth: &[serde_json::Value]| {
+        truth.iter().position(|t| {
+            t["event"] == "slurm_node"
+                && t["node"] == "ip-10-1-0-13"
+                && t["detail"].as_str().unwrap_or("").starts_with("fail")
+        })
+    };
     wait_until("the reboot", || {
         let truth = lab.truth_since(truth_from);
         truth
             .iter()
             .any(|t| t["event"] == "node_resumed" && t["node"] == "ip-10-1-0-13")
-            && truth.iter().any(back)
+            && marked_in(&truth).is_some_and(|m| truth[m..].iter().any(back))
     });
     let truth = lab.truth_since(truth_from);
     let registered = truth
         .iter()
         .position(|t| t["event"] == "slurmd_registered" && t["node"] == "ip-10-1-0-13")
         .expect("the node rebooted");
-    // From the mark on (the lab's truth may catch the node idle with the
-    // reason set for an instant before HyperPod fails it).
-    let marked = truth
-        .iter()
-        .position(|t| {
-            t["event"] == "slurm_node"
-                && t["node"] == "ip-10-1-0-13"
-                && t["detail"].as_str().unwrap_or("").starts_with("fail")
-        })
-        .expect("HyperPod took the node out");
+    let marked = marked_in(&truth).expect("HyperPod took the node out");
     let first_idle = truth[marked..]
         .iter()
         .position(back)
@@ -943,6 +943,21 @@ fn a_missing_cluster_stops_the_run(lab: &Lab) {
             .any(|t| t["event"] == "slurm_node" || t["event"] == "api_request"),
         "{truth:?}"
     );
+    // `status` with it: exit 3, the API's words once, and what to check.
+    let out = hpchaos(&["status", "--cluster", &bad]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("check sagemaker.cluster_name and sagemaker.region"),
+        "{stderr}"
+    );
+    let words = stderr
+        .split(": ")
+        .filter(|part| part.contains("no-such-cluster"))
+        .collect::<Vec<_>>();
+    let mut unique = words.clone();
+    unique.dedup();
+    assert_eq!(words, unique, "the API's words said twice: {stderr}");
 }
 
 /// Unmounts its folder when dropped.

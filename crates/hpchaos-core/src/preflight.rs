@@ -255,31 +255,13 @@ pub async fn online(cluster: &Cluster) -> Online {
     if let Some((_, Ok(recovery))) = &answer {
         node_recovery = Some(recovery.clone());
     }
-    if let Some((api, Err(err))) = answer {
-        let detail = err.detail.clone();
-        let fix = if detail.contains("ResourceNotFound") || detail.contains("does not exist") {
-            format!(
-                "no cluster named `{}` answers in region {}: check sagemaker.cluster_name and sagemaker.region (`aws sagemaker list-clusters --region {}`)",
-                api.cluster,
-                cluster
-                    .profile
-                    .sagemaker
-                    .as_ref()
-                    .map_or("", |s| s.region.as_str()),
-                cluster
-                    .profile
-                    .sagemaker
-                    .as_ref()
-                    .map_or("", |s| s.region.as_str())
-            )
-        } else if detail.contains("credential") || detail.contains("Credentials") {
-            "no AWS credentials were found: set sagemaker.aws_profile or sagemaker.credentials_file, or log in (`aws sso login`)".to_owned()
-        } else if detail.contains("dispatch failure") || detail.contains("connect") {
-            "the API endpoint does not answer: check sagemaker.endpoint_url and sagemaker.region"
-                .to_owned()
-        } else {
-            "check the profile's sagemaker settings".to_owned()
-        };
+    if let Some((_, Err(err))) = answer {
+        let region = cluster
+            .profile
+            .sagemaker
+            .as_ref()
+            .map_or("", |s| s.region.as_str());
+        let fix = err.hint(region);
         out.push(format!("{err}; {fix}"));
     }
     Online {

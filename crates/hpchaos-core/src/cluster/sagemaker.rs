@@ -91,6 +91,27 @@ pub struct ApiError {
     pub detail: String,
 }
 
+impl ApiError {
+    /// What to check, from what the API said: the cluster's name and
+    /// region, the credentials, or the endpoint.
+    pub fn hint(&self, region: &str) -> String {
+        let detail = &self.detail;
+        if detail.contains("ResourceNotFound") || detail.contains("does not exist") {
+            format!(
+                "no cluster named `{}` answers in region {region}: check sagemaker.cluster_name and sagemaker.region (`aws sagemaker list-clusters --region {region}`)",
+                self.cluster
+            )
+        } else if detail.contains("credential") || detail.contains("Credentials") {
+            "no AWS credentials were found: set sagemaker.aws_profile or sagemaker.credentials_file, or log in (`aws sso login`)".to_owned()
+        } else if detail.contains("dispatch failure") || detail.contains("connect") {
+            "the API endpoint does not answer: check sagemaker.endpoint_url and sagemaker.region"
+                .to_owned()
+        } else {
+            "check the profile's sagemaker settings".to_owned()
+        }
+    }
+}
+
 /// Per-node outcome of a Batch call: the id, or why it was refused.
 pub type BatchOutcome = Vec<(String, Result<(), String>)>;
 
@@ -174,10 +195,16 @@ impl SageMakerApi {
     }
 
     fn error(&self, operation: &'static str, err: impl std::error::Error) -> ApiError {
-        let detail = std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
-            .map(|e| e.to_string())
-            .collect::<Vec<_>>()
-            .join(": ");
+        // The SDK's errors often repeat their source's words: each cause
+        // is said once.
+        let mut said: Vec<String> = Vec::new();
+        for cause in std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source()) {
+            let text = cause.to_string();
+            if !said.iter().any(|s| s.contains(&text)) {
+                said.push(text);
+            }
+        }
+        let detail = said.join(": ");
         ApiError {
             operation,
             cluster: self.cluster.clone(),
