@@ -53,10 +53,12 @@ fn percent(value: Option<f64>) -> String {
     value.map_or("-".to_owned(), |v| format!("{:.1}%", v * 100.0))
 }
 
-/// Seconds for people: `-` when absent.
-fn secs(value: Option<f64>) -> String {
-    value.map_or("-".to_owned(), |s| format!("{s:.1}"))
+/// A trend's value for people, in its series' precision (see
+/// [`trend::value_text`]): `-` when absent.
+fn value(series: &str, v: Option<f64>) -> String {
+    v.map_or("-".to_owned(), |v| trend::value_text(series, v))
 }
+
 
 /// The phases timed in `runs`, in the order the newest run lists them.
 fn phase_names(runs: &[ScenarioRun]) -> Vec<String> {
@@ -212,7 +214,7 @@ pub fn render_trend(scenario: &str, runs: &[ScenarioRun], format: HistoryFormat)
         .unwrap_or_default(),
         HistoryFormat::Markdown => {
             let mut out = format!(
-                "## {scenario}\n\n{} run(s). Seconds from the injection to each phase's end.\n\n| Phase | Runs | p50 | p95 | Last | Direction |\n|---|---|---|---|---|---|\n",
+                "## {scenario}\n\n{} run(s). Seconds from the injection to each phase's end; GPU-hours lost and the ETTR in their own units.\n\n| Phase | Runs | p50 | p95 | Last | Direction |\n|---|---|---|---|---|---|\n",
                 runs.len()
             );
             for t in &trends {
@@ -221,9 +223,9 @@ pub fn render_trend(scenario: &str, runs: &[ScenarioRun], format: HistoryFormat)
                     "| {} | {} | {} | {} | {} | {} |",
                     t.phase,
                     t.count,
-                    secs(t.p50_seconds),
-                    secs(t.p95_seconds),
-                    secs(t.last_seconds),
+                    value(&t.phase, t.p50_seconds),
+                    value(&t.phase, t.p95_seconds),
+                    value(&t.phase, t.last_seconds),
                     t.direction.as_str()
                 );
             }
@@ -243,9 +245,9 @@ pub fn render_trend(scenario: &str, runs: &[ScenarioRun], format: HistoryFormat)
                 builder.push_record([
                     t.phase.clone(),
                     t.count.to_string(),
-                    secs(t.p50_seconds),
-                    secs(t.p95_seconds),
-                    secs(t.last_seconds),
+                    value(&t.phase, t.p50_seconds),
+                    value(&t.phase, t.p95_seconds),
+                    value(&t.phase, t.last_seconds),
                     t.direction.as_str().to_owned(),
                 ]);
             }
@@ -268,7 +270,7 @@ pub fn write_index(history: &History) -> Result<std::path::PathBuf, HistoryError
     scenarios.sort();
     scenarios.dedup();
     let mut out = format!(
-        "# hpchaos runs\n\n{} scenario run(s) of {} scenario(s) under this folder, newest first below. Written by hpchaos after each run; `hpchaos history` and `hpchaos trend SCENARIO` say the same from the history store.\n\n",
+        "# hpchaos runs\n\n{} scenario run(s) of {} scenario(s) under this folder: each scenario's trend, then every run, newest first (under Runs). Written by hpchaos after each run; `hpchaos history` and `hpchaos trend SCENARIO` say the same from the history store.\n\n",
         runs.len(),
         scenarios.len()
     );

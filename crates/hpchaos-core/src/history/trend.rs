@@ -108,6 +108,17 @@ pub fn trends(runs: &[ScenarioRun]) -> Vec<PhaseTrend> {
     out
 }
 
+/// A trend's value in its own precision: GPU-hours to 0.01 (as `history`
+/// shows them: a small failure is not 0.0), the ETTR to 0.001, seconds to
+/// 0.1.
+pub fn value_text(series: &str, value: f64) -> String {
+    match series {
+        GPU_HOURS => format!("{value:.2}"),
+        ETTR => format!("{value:.3}"),
+        _ => format!("{value:.1}"),
+    }
+}
+
 /// The pseudo-phase name of the effective training time ratio (0..=1)
 /// over a scenario's window, in trends.
 pub const ETTR: &str = "ettr";
@@ -157,7 +168,10 @@ pub fn chart(scenario: &str, trend: &PhaseTrend) -> Option<String> {
         .iter()
         .map(|(at, _)| format!("\"{}\"", at.format("%m-%d %H:%M:%S")))
         .collect();
-    let values: Vec<String> = points.iter().map(|(_, s)| format!("{s:.1}")).collect();
+    let values: Vec<String> = points
+        .iter()
+        .map(|(_, s)| value_text(&trend.phase, *s))
+        .collect();
     let top = points.iter().map(|p| p.1).fold(0.0_f64, f64::max);
     let top = (top * 1.1).ceil().max(1.0);
     let (unit, title) = match trend.phase.as_str() {
@@ -185,6 +199,14 @@ pub fn chart(scenario: &str, trend: &PhaseTrend) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_series_keeps_its_precision() {
+        // A small failure's GPU-hours are not rounded away (history shows 0.03).
+        assert_eq!(value_text(GPU_HOURS, 0.034), "0.03");
+        assert_eq!(value_text(ETTR, 0.9876), "0.988");
+        assert_eq!(value_text("detect", 12.34), "12.3");
+    }
     use crate::history::store::PhaseRun;
     use crate::report::{Status, Verdict};
 
