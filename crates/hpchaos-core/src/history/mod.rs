@@ -59,8 +59,7 @@ fn value(series: &str, v: Option<f64>) -> String {
     v.map_or("-".to_owned(), |v| trend::value_text(series, v))
 }
 
-
-/// The phases timed in `runs`, in the order the newest run lists them.
+/// The phases timed in `runs`, in the order phases happen.
 fn phase_names(runs: &[ScenarioRun]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for run in runs {
@@ -70,6 +69,19 @@ fn phase_names(runs: &[ScenarioRun]) -> Vec<String> {
             }
         }
     }
+    // In the order they happen (a reboot run's phase among a replace
+    // run's goes before rejoin, not last); names this release does not
+    // know keep their place after those it does.
+    let order = |name: &String| {
+        use crate::scenario::model::Phase::*;
+        [
+            Detect, Drain, Reboot, Replace, Rejoin, Resume, JobEnd, Quiet,
+        ]
+        .iter()
+        .position(|p| p.as_str() == name)
+        .unwrap_or(usize::MAX)
+    };
+    names.sort_by_key(order);
     names
 }
 
@@ -304,4 +316,47 @@ pub fn open_synced(root: &Path) -> Result<History, HistoryError> {
     let mut history = History::open(root)?;
     history.sync()?;
     Ok(history)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(phases: &[&str]) -> ScenarioRun {
+        ScenarioRun {
+            run_id: "r".into(),
+            dir: "d".into(),
+            scenario: "s".into(),
+            started_at: DateTime::<Utc>::MIN_UTC,
+            status: crate::report::Status::Passed,
+            reason: String::new(),
+            lost_steps: None,
+            gpu_hours_lost: None,
+            ettr: None,
+            phases: phases
+                .iter()
+                .map(|p| store::PhaseRun {
+                    phase: (*p).to_owned(),
+                    verdict: crate::report::Verdict::Met,
+                    elapsed_seconds: Some(1.0),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn phases_are_listed_in_the_order_they_happen() {
+        // The newest run replaced, an older one rebooted: reboot goes
+        // before rejoin, not after it; an unknown name keeps its place last.
+        let runs = [
+            run(&["detect", "drain", "replace", "rejoin", "resume"]),
+            run(&["detect", "drain", "reboot", "rejoin", "ramp_up"]),
+        ];
+        assert_eq!(
+            phase_names(&runs),
+            [
+                "detect", "drain", "reboot", "replace", "rejoin", "resume", "ramp_up"
+            ]
+        );
+    }
 }
