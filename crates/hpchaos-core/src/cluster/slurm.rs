@@ -148,6 +148,13 @@ pub fn parse_state_groups(text: &str) -> Vec<(NodeState, String)> {
         .collect()
 }
 
+/// Whether a Slurm reason on a node out of service marks it for a repair
+/// that wipes it or restarts it: HyperPod's `Action:Replace` and
+/// `Action:Reboot` (docs/HYPERPOD.md, the recovery flow).
+pub fn marks_for_repair(reason: &str) -> bool {
+    reason.starts_with("Action:Replace") || reason.starts_with("Action:Reboot")
+}
+
 /// The nodes out of service in `groups` (see [`parse_state_groups`]), each
 /// once however many partitions list it: every node whose state is not
 /// usable ([`NodeRow::healthy`]'s rule), except `FUTURE` ones (declared

@@ -168,7 +168,7 @@ impl ControllerLog {
             // The controller's own line is the first sign of a mark (sinfo
             // shows it a poll later): collect the evidence from here.
             if let Some((_, reason)) = parsed.message.split_once("reason set to: ")
-                && crate::runner::evidence::marks_for_repair(reason.trim())
+                && crate::cluster::slurm::marks_for_repair(reason.trim())
             {
                 for node in &named {
                     said.push(Said::Evidence {

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 
+use super::job_output::WorkloadJob;
 use crate::cluster::slurm::{JobInfo, Slurm};
 use crate::journal::{Entry, Source as SourceName};
 use crate::phases::{Event, Observation};
-use crate::runner::workload::WorkloadJob;
 use crate::scenario::model::Phase;
 
 use super::{Cadence, Closing, Cx, Said, Source};

@@ -15,6 +15,7 @@ pub mod api;
 pub mod boots;
 pub mod controller_log;
 pub mod job;
+pub mod job_output;
 pub mod monitoring;
 pub mod slurm_nodes;
 

@@ -117,7 +117,7 @@ impl SlurmNodes {
         for row in rows.iter().filter(|r| self.targets.contains(&r.name)) {
             // Marked for a repair that wipes or restarts it: collect what
             // it can still tell, now, beside the watch.
-            if !row.healthy() && crate::runner::evidence::marks_for_repair(&row.reason) {
+            if !row.healthy() && crate::cluster::slurm::marks_for_repair(&row.reason) {
                 said.push(Said::Evidence {
                     node: row.name.clone(),
                     why: row.reason.clone(),

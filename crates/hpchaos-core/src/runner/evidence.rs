@@ -86,11 +86,7 @@ pub async fn collect(
     out
 }
 
-/// Whether a Slurm reason on a node out of service marks it for a repair
-/// that wipes it or restarts it.
-pub fn marks_for_repair(reason: &str) -> bool {
-    reason.starts_with("Action:Replace") || reason.starts_with("Action:Reboot")
-}
+pub use crate::cluster::slurm::marks_for_repair;
 
 impl super::Runner {
     /// Starts collecting `node`'s evidence in a task of its own, once per

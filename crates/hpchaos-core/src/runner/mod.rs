@@ -44,8 +44,8 @@ mod usage;
 mod watch;
 pub(crate) mod workload;
 
+use crate::observe::job_output::WorkloadJob;
 use watch::Watched;
-use workload::WorkloadJob;
 
 pub use lock::LOCK_DIR;
 
