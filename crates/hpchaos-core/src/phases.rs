@@ -76,6 +76,13 @@ pub struct Baseline {
     pub unhealthy_before: std::collections::BTreeSet<String>,
 }
 
+impl Baseline {
+    /// Whether `node` is one of the scenario's targets.
+    pub fn is_target(&self, node: &str) -> bool {
+        self.targets.iter().any(|t| t == node)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expectation {
     pub recovery: Recovery,
@@ -822,7 +829,7 @@ impl Tracker {
         expectation: &Expectation,
         event: &Event,
     ) -> Option<Boundary> {
-        let target = |node: &str| baseline.targets.iter().any(|t| t == node);
+        let target = |node: &str| baseline.is_target(node);
         match &event.observation {
             Observation::SlurmNode {
                 node,
@@ -907,7 +914,7 @@ impl Tracker {
     /// LaunchTime on the same instance, slurmd's boot report, or Slurm's
     /// signs of a reboot.
     fn reboot_boundary(&self, baseline: &Baseline, event: &Event) -> Option<Boundary> {
-        let target = |node: &str| baseline.targets.iter().any(|t| t == node);
+        let target = |node: &str| baseline.is_target(node);
         match &event.observation {
             Observation::ApiNode {
                 node,
@@ -1021,7 +1028,7 @@ impl Tracker {
 /// Whether `event` ends the drain phase, and where: the workload job off
 /// the targets (or gone), or with no workload a target drained in Slurm.
 fn drain_boundary(baseline: &Baseline, event: &Event) -> Option<Boundary> {
-    let target = |node: &str| baseline.targets.iter().any(|t| t == node);
+    let target = |node: &str| baseline.is_target(node);
     match &event.observation {
         Observation::Job { state, nodes, .. } if baseline.workload => {
             let left = !state.is_running() || !nodes.iter().any(|n| target(n));
@@ -1054,7 +1061,7 @@ fn drain_boundary(baseline: &Baseline, event: &Event) -> Option<Boundary> {
 /// Whether `event` ends the replace phase: a target `Running` in the API
 /// under a new instance id. Returns where (its LaunchTime when known).
 fn replace_boundary(baseline: &Baseline, event: &Event) -> Option<Boundary> {
-    let target = |node: &str| baseline.targets.iter().any(|t| t == node);
+    let target = |node: &str| baseline.is_target(node);
     match &event.observation {
         Observation::ApiNode {
             node,
@@ -1083,7 +1090,7 @@ fn replace_boundary(baseline: &Baseline, event: &Event) -> Option<Boundary> {
 /// Whether `event` ends the rejoin phase: a target usable in Slurm again,
 /// or slurmctld's log saying it came back. Returns where.
 fn rejoin_boundary(baseline: &Baseline, event: &Event) -> Option<Boundary> {
-    let target = |node: &str| baseline.targets.iter().any(|t| t == node);
+    let target = |node: &str| baseline.is_target(node);
     match &event.observation {
         Observation::SlurmNode {
             node,
