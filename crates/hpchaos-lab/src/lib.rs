@@ -2,7 +2,10 @@
 //! one set of Linux namespaces per node, and a local HyperPod control plane
 //! speaking the SageMaker wire protocol, all on one machine. `up` writes a
 //! cluster profile in the format users write for real clusters; the harness
-//! reaches the lab only through it and never imports this module.
+//! reaches the lab only through it. The harness library (`hpchaos-core`)
+//! does not depend on this crate, and Cargo keeps it so; only the root
+//! package (the `hpchaos` command, for `hpchaos lab`, and its tests)
+//! depends on it.
 
 // The lab is the cluster: its clock is the wall clock (clippy.toml keeps
 // the harness's reads of time to its Clock).

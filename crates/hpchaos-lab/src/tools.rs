@@ -1,8 +1,10 @@
 //! The programs the lab installs for its nodes (seen there as
 //! /usr/local/sbin): PID 1 of a node and its boot script, HyperPod's node tools with their real
 //! command lines (`dcgmi`, `nvidia-smi`, `gpu_burn`, `dcgmproftester`,
-//! `reboot`), the `srun --auto-resume=1` wrapper, and the canary workload.
-//! They are small scripts, kept as files under `src/lab/scripts/`.
+//! `reboot`), the node's `dmesg`, the `srun --auto-resume=1` wrapper, and
+//! the canary workload (`hpchaos-canary.sbatch`, `hpchaos-train`).
+//! They are small scripts, kept as files under
+//! `crates/hpchaos-lab/src/scripts/`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

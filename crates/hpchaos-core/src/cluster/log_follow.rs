@@ -1,12 +1,14 @@
 //! Following the controller log over a kept SSH channel instead of
-//! re-reading it each poll: GNU `tail -c +N -F` on the head node, started
-//! at the byte the watch has read to, its output handed over as it is
-//! written, so a line is journaled when slurmctld writes it rather than at
-//! the next poll. This module owns the byte accounting: whole lines only
-//! (a partial last line waits for its end), the offset read to, and a
-//! rotated or truncated file (tail's own notice on stderr) starting the
-//! count again. The watch falls back to polling (`Slurm::read_log`) when
-//! the follower cannot start or ends, and starts it again later.
+//! re-reading it each poll: GNU `tail -c +N -F` on the head node (a local
+//! process when hpchaos runs there), started at the byte the watch has
+//! read to, its output handed over as it is written, so a line is
+//! journaled when slurmctld writes it rather than at the next poll. This
+//! module owns the byte accounting: whole lines only (a partial last line
+//! waits for its end; one longer than 1 MiB is cut), the offset read to,
+//! and a rotated or truncated file (tail's own notice on stderr) starting
+//! the count again. The controller-log source (`observe/controller_log.rs`)
+//! falls back to polling (`Slurm::read_log`) when the follower cannot
+//! start or ends, and tries to follow again a poll later.
 
 use tokio::sync::mpsc::UnboundedReceiver;
 

@@ -1,7 +1,8 @@
 //! The watch's sources: one file per place the harness reads while a
 //! fault plays out (Slurm's node table, the controller log, the SageMaker
-//! API, slurmd's boot witnesses, the workload job and its output, the
-//! monitoring). Each owns its interval, its reading, its decoding and its
+//! API, slurmd's boot witnesses, the workload job, the monitoring);
+//! `job_output.rs` reads the job's output, for `job.rs` and the runner.
+//! Each owns its interval, its reading, its decoding and its
 //! health, and says what it saw as [`Said`] items; the watch
 //! (`runner/watch.rs`) owns only the scheduling, the `select!`, the
 //! judging and the journaling. A source never writes the journal and
