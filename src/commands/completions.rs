@@ -2,7 +2,7 @@
 
 use clap::CommandFactory;
 
-use hpchaos::exit;
+use crate::exit;
 
 use super::Outcome;
 

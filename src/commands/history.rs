@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use hpchaos::exit;
+use crate::exit;
 use hpchaos::history;
 
 use super::{CliError, Outcome};
@@ -53,7 +53,7 @@ pub fn exec(args: Args) -> Outcome {
             }
             store.runs(args.scenario.as_deref(), since)
         })
-        .map_err(|err| CliError::new(exit::HARNESS_FAILED, err))?;
+        .map_err(CliError::failed)?;
     hpchaos::output::print(&history::render_history(&runs, args.format));
     Ok(exit::SUCCESS)
 }
@@ -65,7 +65,7 @@ pub(super) fn parse_since(
     since
         .map(|s| history::since(s, hpchaos::clock::Clock::now(&hpchaos::clock::SystemClock)))
         .transpose()
-        .map_err(|err| CliError::new(exit::INVALID_INPUT, err))
+        .map_err(CliError::bad_input)
 }
 
 /// A report folder that does not exist is a typo, not an empty history:
@@ -74,11 +74,8 @@ pub(super) fn missing_folder(root: &Path) -> Result<(), CliError> {
     if root.is_dir() {
         return Ok(());
     }
-    Err(CliError::new(
-        exit::INVALID_INPUT,
-        format!(
-            "no report folder {}: give the folder runs write to (`run --report-dir`, default `reports`)",
-            root.display()
-        ),
-    ))
+    Err(CliError::bad_input(format!(
+        "no report folder {}: give the folder runs write to (`run --report-dir`, default `reports`)",
+        root.display()
+    )))
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use hpchaos::exit;
+use crate::exit;
 use hpchaos_lab as lab;
 
 use crate::cli::LabCommand;
@@ -34,12 +34,9 @@ pub fn exec(args: Args) -> Outcome {
         } => {
             // Bad input, said before anything starts (exit 2).
             if cluster_size.is_some_and(|size| size < u16::from(nodes)) {
-                return Err(CliError::new(
-                    exit::INVALID_INPUT,
-                    format!(
-                        "--cluster-size must be at least --nodes ({nodes}): it counts every Slurm node, run or declared"
-                    ),
-                ));
+                return Err(CliError::bad_input(format!(
+                    "--cluster-size must be at least --nodes ({nodes}): it counts every Slurm node, run or declared"
+                )));
             }
             let options = lab::UpOptions {
                 nodes,
@@ -84,9 +81,7 @@ pub fn exec(args: Args) -> Outcome {
             lab::exporter::run(&dir, &node, role, &rootfs)
         }
     };
-    result
-        .map(|()| exit::SUCCESS)
-        .map_err(|err| CliError::new(exit::HARNESS_FAILED, err))
+    result.map(|()| exit::SUCCESS).map_err(CliError::failed)
 }
 
 /// `lab down`: stops the lab in `dir`, then says what it left behind
@@ -169,13 +164,10 @@ fn ssh(dir: &Path, node: Option<&str>, command: &[String]) -> Outcome {
         })
         .or_else(|| hpchaos::cluster::ssh::address_from_name(name))
         .ok_or_else(|| {
-            CliError::new(
-                exit::INVALID_INPUT,
-                format!(
-                    "{name} is not a lab node name (see `hpchaos lab status --dir {}`)",
-                    dir.display()
-                ),
-            )
+            CliError::bad_input(format!(
+                "{name} is not a lab node name (see `hpchaos lab status --dir {}`)",
+                dir.display()
+            ))
         })?;
     let user = profile
         .ssh

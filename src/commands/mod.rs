@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use hpchaos::exit;
+use crate::exit;
 
 use crate::cli::Command;
 
@@ -37,21 +37,24 @@ pub struct CliError {
 }
 
 impl CliError {
-    pub fn new(code: u8, message: impl std::fmt::Display) -> CliError {
+    fn with(code: u8, message: impl std::fmt::Display, rendered: bool) -> CliError {
         CliError {
             code,
             message: message.to_string(),
-            rendered: false,
+            rendered,
         }
     }
 
-    /// An error already rendered in full (diagnostics that quote the file).
-    pub fn rendered(code: u8, text: impl std::fmt::Display) -> CliError {
-        CliError {
-            code,
-            message: text.to_string(),
-            rendered: true,
-        }
+    /// Invalid input (exit 2): a scenario, suite, profile, journal or
+    /// argument.
+    pub fn bad_input(message: impl std::fmt::Display) -> CliError {
+        CliError::with(exit::INVALID_INPUT, message, false)
+    }
+
+    /// Invalid input already rendered in full (diagnostics that quote the
+    /// file), exit 2.
+    pub fn bad_input_rendered(text: impl std::fmt::Display) -> CliError {
+        CliError::with(exit::INVALID_INPUT, text, true)
     }
 
     /// A file that could not be read or is not valid: its diagnostics
@@ -60,14 +63,31 @@ impl CliError {
         match err {
             hpchaos::scenario::LoadError::Invalid {
                 text, diagnostics, ..
-            } => CliError::rendered(exit::INVALID_INPUT, diagnostics.render(text)),
-            hpchaos::scenario::LoadError::Read { .. } => CliError::new(exit::INVALID_INPUT, err),
+            } => CliError::bad_input_rendered(diagnostics.render(text)),
+            hpchaos::scenario::LoadError::Read { .. } => CliError::bad_input(err),
         }
     }
 
-    /// A failure of the harness's own (exit 3).
+    /// A failure of the harness's own, or a cluster it could not ask
+    /// (exit 3).
     pub fn failed(message: impl std::fmt::Display) -> CliError {
-        CliError::new(exit::HARNESS_FAILED, message)
+        CliError::with(exit::HARNESS_FAILED, message, false)
+    }
+
+    /// [`CliError::failed`], already rendered in full.
+    pub fn failed_rendered(text: impl std::fmt::Display) -> CliError {
+        CliError::with(exit::HARNESS_FAILED, text, true)
+    }
+
+    /// A scheduled run that skipped itself (exit 4): nothing was done.
+    pub fn skipped(message: impl std::fmt::Display) -> CliError {
+        CliError::with(exit::SKIPPED, message, true)
+    }
+
+    /// Refusals before any change, said in full, with the highest of their
+    /// codes (see [`exit::of_refusal`]).
+    pub fn refused(code: u8, text: impl std::fmt::Display, rendered: bool) -> CliError {
+        CliError::with(code, text, rendered)
     }
 }
 
@@ -110,5 +130,5 @@ pub fn write_out(output: Option<&Path>, text: &str) -> Outcome {
         }
     }
     .map(|()| exit::SUCCESS)
-    .map_err(|message| CliError::new(exit::HARNESS_FAILED, message))
+    .map_err(CliError::failed)
 }

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::exit;
 use hpchaos::cluster::Cluster;
-use hpchaos::exit;
 
 use super::work::Work;
 use super::{CliError, Outcome, run};
@@ -62,11 +62,12 @@ pub async fn show(cluster: &Cluster, work: &Work, checks: Checks<'_>) -> Outcome
             Err(refusal) => {
                 println!(
                     "  REFUSED: {} (run would exit {})",
-                    refusal.why, refusal.code
+                    refusal.why,
+                    exit::of_refusal(&refusal)
                 );
                 monitoring_unresolved(scenario);
                 refused.push(scenario.name.clone());
-                code = code.max(refusal.code);
+                code = code.max(exit::of_refusal(&refusal));
                 continue;
             }
         };
@@ -143,12 +144,13 @@ pub async fn show(cluster: &Cluster, work: &Work, checks: Checks<'_>) -> Outcome
     if refused.is_empty() {
         return Ok(exit::SUCCESS);
     }
-    Err(CliError::new(
+    Err(CliError::refused(
         code,
         format!(
             "run would refuse {} before changing anything (see REFUSED above)",
             refused.join(", ")
         ),
+        false,
     ))
 }
 

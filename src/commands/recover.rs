@@ -11,8 +11,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::exit;
 use hpchaos::cluster::Cluster;
-use hpchaos::exit;
 use hpchaos::journal::{Entry, Journal, JournalWriter};
 use hpchaos::runner::{LOCK_DIR, Runner, lock};
 
@@ -43,7 +43,7 @@ pub struct Args {
 /// alone; 2: the profile or the journal is not one.
 pub fn exec(args: Args) -> Outcome {
     let profile = hpchaos::scenario::load_profile(&args.cluster)
-        .map_err(|err| CliError::new(exit::INVALID_INPUT, err))?
+        .map_err(CliError::bad_input)?
         .value;
     super::runtime()?.block_on(async move {
         let cluster = Cluster::connect(&profile).await;
@@ -137,16 +137,12 @@ impl Recovery {
             );
             return Ok(exit::SUCCESS);
         };
-        let journal =
-            Journal::load(&journal_path).map_err(|err| CliError::new(exit::HARNESS_FAILED, err))?;
+        let journal = Journal::load(&journal_path).map_err(CliError::bad_input)?;
         let Some((run_id, _)) = journal.run() else {
-            return Err(CliError::new(
-                exit::INVALID_INPUT,
-                format!(
-                    "{} has no run_started record: not a run journal",
-                    journal_path.display()
-                ),
-            ));
+            return Err(CliError::bad_input(format!(
+                "{} has no run_started record: not a run journal",
+                journal_path.display()
+            )));
         };
         let run_id = run_id.to_owned();
         let lock_is_its = self

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use hpchaos::exit;
+use crate::exit;
 use hpchaos::journal::Journal;
 use hpchaos::report::{self, Format};
 
@@ -26,15 +26,12 @@ pub struct Args {
 
 pub fn exec(args: Args) -> Outcome {
     let path = &args.journal;
-    let journal = Journal::load(path).map_err(|err| CliError::new(exit::INVALID_INPUT, err))?;
+    let journal = Journal::load(path).map_err(CliError::bad_input)?;
     if journal.records.is_empty() {
-        return Err(CliError::new(
-            exit::INVALID_INPUT,
-            format!(
-                "{} holds no journal records; is it a journal.jsonl written by `hpchaos run`?",
-                path.display()
-            ),
-        ));
+        return Err(CliError::bad_input(format!(
+            "{} holds no journal records; is it a journal.jsonl written by `hpchaos run`?",
+            path.display()
+        )));
     }
     for (line, problem) in &journal.damaged {
         eprintln!(
@@ -48,7 +45,7 @@ pub fn exec(args: Args) -> Outcome {
         &args.format.exporter().render(&report),
     )?;
     Ok(if args.check {
-        report.exit_code()
+        exit::of_report(&report)
     } else {
         exit::SUCCESS
     })

@@ -7,12 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::exit;
 use hpchaos::cluster::Cluster;
-use hpchaos::exit;
 use hpchaos::history::gate::BaselineSpec;
 use hpchaos::journal::Journal;
 use hpchaos::report::{Format, Report};
-use hpchaos::runner::regression::GatePlan;
+use hpchaos::runner::regression::{GatePlan, NoBaseline};
 use hpchaos::runner::{self, Runner};
 
 use super::work::{self, Work};
@@ -63,7 +63,7 @@ pub fn exec(args: Args) -> Outcome {
         .as_deref()
         .map(str::parse::<BaselineSpec>)
         .transpose()
-        .map_err(|err| CliError::new(exit::INVALID_INPUT, format!("--baseline {err}")))?;
+        .map_err(|err| CliError::bad_input(format!("--baseline {err}")))?;
     if args.dry_run {
         return dry_run(
             &args.files,
@@ -105,7 +105,7 @@ fn offline_checks(work: &Work) -> Result<(), CliError> {
         .map(|p| p.render(&work.profile_text))
         .collect();
     said.push("error: the cluster profile cannot be used as it is; nothing was done".to_owned());
-    Err(CliError::rendered(exit::HARNESS_FAILED, said.join("\n")))
+    Err(CliError::failed_rendered(said.join("\n")))
 }
 
 /// Every source the run needs must answer, before any change; the
@@ -122,7 +122,7 @@ pub async fn online_checks(cluster: &Cluster, work: &Work) -> Result<Option<Stri
         problems.len(),
         work.profile_path.display()
     ));
-    Err(CliError::rendered(exit::HARNESS_FAILED, said.join("\n")))
+    Err(CliError::failed_rendered(said.join("\n")))
 }
 
 /// Every scenario checked against the live cluster before the run opens
@@ -150,7 +150,7 @@ async fn scenario_checks(
                 loaded.path.display(),
                 refusal.why
             ));
-            code = code.max(refusal.code);
+            code = code.max(exit::of_refusal(&refusal));
         }
     }
     if said.is_empty() {
@@ -160,7 +160,7 @@ async fn scenario_checks(
         "error: {} scenario(s) cannot run on this cluster; nothing was done or recorded",
         said.len()
     ));
-    Err(CliError::rendered(code, said.join("\n")))
+    Err(CliError::refused(code, said.join("\n"), true))
 }
 
 /// A schedule leaves a busy cluster alone: fewer than `wanted` idle nodes
@@ -178,13 +178,10 @@ async fn idle_enough(cluster: &Cluster, wanted: u32) -> Result<(), CliError> {
             ))
         })?;
     if idle.len() < wanted as usize {
-        return Err(CliError::rendered(
-            exit::SKIPPED,
-            format!(
-                "skipped: {} node(s) idle, fewer than --if-idle {wanted}; nothing was done",
-                idle.len()
-            ),
-        ));
+        return Err(CliError::skipped(format!(
+            "skipped: {} node(s) idle, fewer than --if-idle {wanted}; nothing was done",
+            idle.len()
+        )));
     }
     Ok(())
 }
@@ -289,8 +286,8 @@ async fn run(args: &Args, work: &Work, baseline: Option<&BaselineSpec>) -> Outco
         // Something of ours is left on the cluster: that outranks any
         // verdict.
         Ok(_) if report.recover_command.is_some() => Ok(exit::HARNESS_FAILED),
-        Ok(_) if unwritten && report.exit_code() == exit::SUCCESS => Ok(exit::HARNESS_FAILED),
-        Ok(_) => Ok(report.exit_code()),
+        Ok(_) if unwritten && exit::of_report(&report) == exit::SUCCESS => Ok(exit::HARNESS_FAILED),
+        Ok(_) => Ok(exit::of_report(&report)),
     }
 }
 
@@ -319,7 +316,7 @@ impl Ran<'_> {
                 for (step, found) in &self.runner.unrecorded {
                     said.push(format!("rollback: {step}: {found}, not recorded"));
                 }
-                Err(CliError::rendered(exit::HARNESS_FAILED, said.join("\n")))
+                Err(CliError::failed_rendered(said.join("\n")))
             }
         }
     }
@@ -424,14 +421,11 @@ fn gate_plan(
     if let BaselineSpec::Run(id) = &spec
         && !history.has_run(id).unwrap_or(false)
     {
-        return Err(CliError::new(
-            exit::INVALID_INPUT,
-            format!(
-                "--baseline {id}: no such run in the history under {} (see `hpchaos history --report-dir {}`); nothing was done",
-                report_dir.display(),
-                report_dir.display()
-            ),
-        ));
+        return Err(CliError::bad_input(format!(
+            "--baseline {id}: no such run in the history under {} (see `hpchaos history --report-dir {}`); nothing was done",
+            report_dir.display(),
+            report_dir.display()
+        )));
     }
     let now = hpchaos::clock::Clock::now(&hpchaos::clock::SystemClock);
     let baselines = gated
@@ -439,14 +433,15 @@ fn gate_plan(
         .map(|name| {
             let found = history
                 .runs(Some(name), None)
-                .map_err(|e| e.to_string())
+                .map_err(|e| NoBaseline::History(std::sync::Arc::new(e)))
                 .and_then(|runs| {
                     if let BaselineSpec::Run(id) = &spec
                         && !runs.iter().any(|r| &r.run_id == id)
                     {
-                        return Err(format!(
-                            "run {id} is not a run of {name} (see `hpchaos history --scenario {name}`)"
-                        ));
+                        return Err(NoBaseline::NotThisScenario {
+                            id: id.clone(),
+                            scenario: name.to_owned(),
+                        });
                     }
                     Ok(hpchaos::history::gate::baselines(&runs, &spec, now))
                 });

@@ -2,7 +2,7 @@
 //! report first), a second says what is still being undone, a third
 //! leaves at once with the command that finishes the undo.
 
-use hpchaos::exit;
+use crate::exit;
 
 /// Ctrl-C, SIGTERM and SIGHUP: the first asks the run to stop (no new change to
 /// the cluster, roll back, report); the second says what rollback is still

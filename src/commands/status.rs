@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::exit;
 use hpchaos::cluster::Cluster;
-use hpchaos::exit;
 
 use crate::cli::StatusFormat;
 

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use hpchaos::exit;
+use crate::exit;
 use hpchaos::history;
 
 use super::history::{missing_folder, parse_since};
@@ -30,17 +30,14 @@ pub fn exec(args: Args) -> Outcome {
     let scenario = args.scenario.as_str();
     let runs = history::open_synced(root)
         .and_then(|store| store.runs(Some(scenario), since))
-        .map_err(|err| CliError::new(exit::HARNESS_FAILED, err))?;
+        .map_err(CliError::failed)?;
     if runs.is_empty() {
-        return Err(CliError::new(
-            exit::INVALID_INPUT,
-            format!(
-                "no run of scenario `{scenario}` is recorded under {}{} (see `hpchaos history --report-dir {}`)",
-                root.display(),
-                if since.is_some() { " in that span" } else { "" },
-                root.display()
-            ),
-        ));
+        return Err(CliError::bad_input(format!(
+            "no run of scenario `{scenario}` is recorded under {}{} (see `hpchaos history --report-dir {}`)",
+            root.display(),
+            if since.is_some() { " in that span" } else { "" },
+            root.display()
+        )));
     }
     hpchaos::output::print(&history::render_trend(scenario, &runs, args.format));
     Ok(exit::SUCCESS)

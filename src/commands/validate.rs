@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::exit;
 use hpchaos::scenario::{self, LoadError};
-use hpchaos::{exit, validate};
+use hpchaos::validate;
 
 use super::Outcome;
 

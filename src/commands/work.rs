@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use hpchaos::exit;
 use hpchaos::profile::Profile;
 use hpchaos::scenario::{self, FileKind, Loaded, Scenario};
 
@@ -41,8 +40,7 @@ struct Named {
 pub fn load(files: &[PathBuf], cluster: Option<&Path>) -> Result<Work, CliError> {
     let named = expand(files, cluster)?;
     let Some(profile_path) = named.profile_path else {
-        return Err(CliError::new(
-            exit::INVALID_INPUT,
+        return Err(CliError::bad_input(
             "no cluster profile: pass --cluster PROFILE (for the lab: /tmp/hpchaos-lab/profile.yaml after `hpchaos lab up`)",
         ));
     };
@@ -56,7 +54,7 @@ pub fn load(files: &[PathBuf], cluster: Option<&Path>) -> Result<Work, CliError>
         }
     }
     if !invalid.is_empty() {
-        return Err(CliError::rendered(exit::INVALID_INPUT, invalid.join("\n")));
+        return Err(CliError::bad_input_rendered(invalid.join("\n")));
     }
     Ok(Work {
         scenarios,
@@ -84,7 +82,7 @@ fn expand(files: &[PathBuf], cluster: Option<&Path>) -> Result<Named, CliError> 
             continue;
         }
         let suite = scenario::parse_suite(file, &text)
-            .map_err(|d| CliError::rendered(exit::INVALID_INPUT, d.render(&text)))?;
+            .map_err(|d| CliError::bad_input_rendered(d.render(&text)))?;
         let base = file.parent().unwrap_or(Path::new("."));
         if named.profile_path.is_none() {
             named.profile_path = suite.cluster.as_ref().map(|c| base.join(c));

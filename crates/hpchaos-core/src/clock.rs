@@ -1,5 +1,11 @@
-//! Where "now" comes from. The harness reads time only through [`Clock`],
-//! so tests can drive the journal and the phase engine with a manual clock.
+//! Where "now" comes from. The harness reads wall-clock time through
+//! [`Clock`], so tests can drive the journal and the phase engine with a
+//! manual clock. clippy.toml's `disallowed-methods` enforces this for
+//! `chrono::Utc::now` and `std::time::SystemTime::now`: [`SystemClock`] is
+//! the one place in the library allowed to read the wall clock (tests, the
+//! history bench and the lab allow it themselves). Not covered:
+//! `std::time::Instant`, the monotonic clock read for intervals and
+//! timeouts, which a wall-clock test clock could not stand in for.
 
 use std::sync::Mutex;
 

@@ -18,18 +18,42 @@
 //! | Plan -> the cluster (write ahead, lease, fan-out) | [`runner`] |
 //! | the cluster -> decoded values | [`cluster`] (`node_state`, `job_state`, `slurm`, `sagemaker`, `controller_log`) |
 //! | the cluster's sources -> [`phases::Event`]s | [`observe`] (one file per source, behind [`observe::Source`]) |
-//! | events -> journal, phases | [`runner`]'s watch (scheduling, judging, journaling), [`phases`] (pure) |
+//! | events -> journal | [`runner`]'s watch (scheduling, judging, journaling) |
 //! | everything -> [`journal::Record`] | [`journal`]; each record then to the report [`report::Builder`] and the live view |
+//! | journal -> phases | [`phases`] (pure) |
 //! | journal -> [`report::Report`] -> md / json / junit / table / prometheus | [`report`] (pure fold, one exporter each) |
 //! | reports -> history, trends, gates | [`history`] |
-//! | the monitoring's view | [`monitoring`] |
-//! | time | [`clock`] (the only reader of the system clock), [`duration`] |
+//! | the monitoring's view, and our results pushed to it | [`monitoring`] |
+//! | time | [`clock`] (wall-clock time is read through it: clippy.toml's `disallowed-methods`), [`duration`] |
+//! | exit codes | the CLI (`src/exit.rs`), from a report's status |
+//!
+//! The modules in layers, upstream first. A module uses only modules in
+//! the layers above its own; the unit test `arrows` reads this list and
+//! checks every `crate::` path outside tests against it. The runner is the
+//! driver: it calls each stage in turn, so it sits below them all, and only
+//! the checks made before a run (which resolve targets as it does) sit
+//! below it.
+//!
+//! 1. clock duration output cost: time and words every stage uses
+//! 2. profile: the cluster profile's settings
+//! 3. cluster: the cluster reached (SSH, Slurm, the SageMaker API) and its words decoded
+//! 4. scenario: scenario, suite and profile files loaded and checked
+//! 5. targets faults: a scenario's targets and its fault as a plan
+//! 6. journal: the one record of a run
+//! 7. phases: the journal's observations folded into phases
+//! 8. report: the journal folded into a report, and its exporters
+//! 9. history: reports kept, trends, gates
+//! 10. monitoring: Prometheus and Alertmanager, read and pushed to
+//! 11. observe: the cluster's sources, each saying what it saw
+//! 12. live status: a run and a cluster shown to people
+//! 13. runner: the driver (write ahead, inject, watch, roll back)
+//! 14. preflight: the checks before a run
+//! 15. validate: a scenario checked without a cluster
 
 pub mod clock;
 pub mod cluster;
 pub mod cost;
 pub mod duration;
-pub mod exit;
 pub mod faults;
 pub mod history;
 pub mod journal;
@@ -46,3 +70,148 @@ pub mod scenario;
 pub mod status;
 pub mod targets;
 pub mod validate;
+
+#[cfg(test)]
+mod arrows {
+    //! The layers in this file's top comment, checked against the sources.
+
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    /// Module name -> its layer, from the numbered list in lib.rs's top
+    /// comment (`//! 3. cluster: ...`).
+    fn layers(lib: &str) -> BTreeMap<String, usize> {
+        let line = regex::Regex::new(r"^//! (\d+)\. ([a-z_ ]+):").unwrap();
+        let mut layers = BTreeMap::new();
+        for text in lib.lines() {
+            if let Some(c) = line.captures(text) {
+                let layer: usize = c[1].parse().unwrap();
+                for name in c[2].split_whitespace() {
+                    layers.insert(name.to_owned(), layer);
+                }
+            }
+        }
+        layers
+    }
+
+    /// The top-level modules a source file names as `crate::x` (or within
+    /// `crate::{x, y::z}`), outside its tests and comments.
+    fn used(source: &str) -> Vec<String> {
+        let code = match source.find("#[cfg(test)]") {
+            Some(i) => &source[..i],
+            None => source,
+        };
+        let code: String = code
+            .lines()
+            .map(|l| match l.find("//") {
+                Some(i) => &l[..i],
+                None => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut names = Vec::new();
+        let mut rest = code.as_str();
+        while let Some(i) = rest.find("crate::") {
+            rest = &rest[i + "crate::".len()..];
+            if let Some(group) = rest.strip_prefix('{') {
+                // Top-level names of the group: depth 0, before `::`, `,` or `}`.
+                let (mut depth, mut start) = (0, 0);
+                for (j, ch) in group.char_indices() {
+                    match ch {
+                        '{' => depth += 1,
+                        '}' if depth == 0 => {
+                            names.push(group[start..j].to_owned());
+                            break;
+                        }
+                        '}' => depth -= 1,
+                        ',' if depth == 0 => {
+                            names.push(group[start..j].to_owned());
+                            start = j + 1;
+                        }
+                        _ => {}
+                    }
+                }
+            } else {
+                names.push(rest.to_owned());
+            }
+        }
+        names
+            .iter()
+            .filter_map(|n| {
+                let n = n.trim();
+                let end = n
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(n.len());
+                (end > 0).then(|| n[..end].to_owned())
+            })
+            .collect()
+    }
+
+    fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn no_module_uses_one_below_it() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let layers = layers(&std::fs::read_to_string(src.join("lib.rs")).unwrap());
+        assert!(
+            layers.len() > 10,
+            "the layer list was not found: {layers:?}"
+        );
+        let mut files = Vec::new();
+        sources(&src, &mut files);
+        let mut wrong = Vec::new();
+        for file in &files {
+            let rel = file.strip_prefix(&src).unwrap();
+            let first = rel
+                .components()
+                .next()
+                .unwrap()
+                .as_os_str()
+                .to_string_lossy();
+            let module = first.trim_end_matches(".rs").to_owned();
+            if module == "lib" {
+                continue;
+            }
+            let Some(&own) = layers.get(&module) else {
+                wrong.push(format!("{module} is in no layer of lib.rs's list"));
+                continue;
+            };
+            for used in used(&std::fs::read_to_string(file).unwrap()) {
+                match layers.get(&used) {
+                    Some(&theirs) if used != module && theirs >= own => wrong.push(format!(
+                        "{} uses {used} (layer {theirs}, not above {module}'s {own})",
+                        rel.display()
+                    )),
+                    _ => {}
+                }
+            }
+        }
+        wrong.sort();
+        wrong.dedup();
+        assert!(
+            wrong.is_empty(),
+            "arrows that run back up:\n{}",
+            wrong.join("\n")
+        );
+    }
+
+    #[test]
+    fn the_reader_finds_paths_and_groups() {
+        let names = used(
+            "use crate::{cluster::{ssh, slurm}, journal};\nlet x = crate::phases::f(); // crate::report\n#[cfg(test)]\nuse crate::runner;",
+        );
+        assert_eq!(names, vec!["cluster", "journal", "phases"]);
+        let layers = layers("//! 1. clock duration: time\n//! 2. profile: settings\n");
+        assert_eq!(layers.get("duration"), Some(&1));
+        assert_eq!(layers.get("profile"), Some(&2));
+    }
+}

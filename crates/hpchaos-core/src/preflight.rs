@@ -166,10 +166,35 @@ pub struct Online {
 /// anything is opened or changed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Refusal {
-    /// 2: the scenario as written cannot run here (see `exit.rs`); 3: the
-    /// cluster cannot do what it expects, or could not be asked.
-    pub code: u8,
+    pub kind: RefusalKind,
     pub why: String,
+}
+
+/// Whose a refusal before any change is (the CLI gives each its exit
+/// code: 2 and 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RefusalKind {
+    /// The scenario as written cannot run here: a node Slurm does not
+    /// have, an empty pool, above the blast-radius cap.
+    Scenario,
+    /// The cluster cannot do what the scenario expects (no automatic node
+    /// recovery), or could not be asked.
+    Cluster,
+}
+
+/// Whose a refusal for a target that did not resolve is: the cluster's
+/// when it could not be asked (Slurm, the API, a host list it gave), else
+/// the scenario's, which as written cannot run on this cluster (no such
+/// node or job, an empty pool, above the blast-radius cap, instance groups
+/// without the API).
+fn kind_of(err: &crate::runner::ResolveError) -> RefusalKind {
+    use crate::runner::ResolveError;
+    match err {
+        ResolveError::Slurm(_) | ResolveError::Api(_) | ResolveError::HostList(_) => {
+            RefusalKind::Cluster
+        }
+        _ => RefusalKind::Scenario,
+    }
 }
 
 /// A scenario checked against the live cluster, as `run` checks it before
@@ -189,7 +214,7 @@ pub async fn scenario(
         && !accept_no_recovery
     {
         return Err(Refusal {
-            code: crate::exit::HARNESS_FAILED,
+            kind: RefusalKind::Cluster,
             why,
         });
     }
@@ -197,7 +222,7 @@ pub async fn scenario(
         Ok(targets) => Ok(Some(targets)),
         Err(crate::runner::ResolveError::WorkloadNotYet) => Ok(None),
         Err(err) => Err(Refusal {
-            code: err.exit_code(),
+            kind: kind_of(&err),
             why: format!("targets: {err}"),
         }),
     }

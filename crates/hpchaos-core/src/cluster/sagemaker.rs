@@ -112,8 +112,17 @@ impl ApiError {
     }
 }
 
-/// Per-node outcome of a Batch call: the id, or why it was refused.
-pub type BatchOutcome = Vec<(String, Result<(), String>)>;
+/// Per-node outcome of a Batch call: the id, and whether it was accepted.
+pub type BatchOutcome = Vec<(String, Result<(), BatchRefusal>)>;
+
+/// An instance a Batch call refused, as the API said it (its
+/// `FailedRequests` entry: `ErrorCode`, `Message`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct BatchRefusal {
+    pub code: String,
+    pub message: String,
+}
 
 /// The accepted ids, then the refused ones as `ErrorCode: Message`.
 fn batch_outcome<'a>(
@@ -121,9 +130,13 @@ fn batch_outcome<'a>(
     refused: impl Iterator<Item = (&'a str, &'a str, &'a str)>,
 ) -> BatchOutcome {
     let mut outcome: BatchOutcome = successful.iter().map(|id| (id.clone(), Ok(()))).collect();
-    outcome.extend(
-        refused.map(|(id, code, message)| (id.to_owned(), Err(format!("{code}: {message}")))),
-    );
+    outcome.extend(refused.map(|(id, code, message)| {
+        let refusal = BatchRefusal {
+            code: code.to_owned(),
+            message: message.to_owned(),
+        };
+        (id.to_owned(), Err(refusal))
+    }));
     outcome
 }
 

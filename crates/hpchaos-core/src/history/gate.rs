@@ -25,8 +25,21 @@ pub enum BaselineSpec {
     Run(String),
 }
 
+/// Why `--baseline` text is not a baseline.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BaselineSpecError {
+    /// `p50:` with a window that is not a whole number of days.
+    #[error("`{0}`: the window is a number of days, as in `p50:30d`")]
+    Window(String),
+    /// Neither `last`, `p50:Nd` nor a run id.
+    #[error(
+        "`{0}` is not a baseline: give `last`, `p50:30d` (the median over 30 days) or a run id (`run-...`, see `hpchaos history`)"
+    )]
+    Unknown(String),
+}
+
 impl FromStr for BaselineSpec {
-    type Err = String;
+    type Err = BaselineSpecError;
 
     /// `last`, `p50:30d` (any whole number of days), or a run id.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
@@ -40,16 +53,12 @@ impl FromStr for BaselineSpec {
                 .and_then(|d| d.parse::<u32>().ok())
                 .filter(|d| *d > 0)
                 .map(|days| BaselineSpec::Median { days })
-                .ok_or_else(|| {
-                    format!("`{text}`: the window is a number of days, as in `p50:30d`")
-                });
+                .ok_or_else(|| BaselineSpecError::Window(text.to_owned()));
         }
         if text.starts_with("run-") {
             return Ok(BaselineSpec::Run(text.to_owned()));
         }
-        Err(format!(
-            "`{text}` is not a baseline: give `last`, `p50:30d` (the median over 30 days) or a run id (`run-...`, see `hpchaos history`)"
-        ))
+        Err(BaselineSpecError::Unknown(text.to_owned()))
     }
 }
 
@@ -238,12 +247,14 @@ mod tests {
             "p50:30"
                 .parse::<BaselineSpec>()
                 .unwrap_err()
+                .to_string()
                 .contains("p50:30d")
         );
         assert!(
             "yesterday"
                 .parse::<BaselineSpec>()
                 .unwrap_err()
+                .to_string()
                 .contains("last")
         );
     }

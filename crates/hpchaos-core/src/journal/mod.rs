@@ -3,6 +3,9 @@
 //! line being written. Reading tolerates a journal cut short (or with a
 //! damaged line) and says so, which the report then marks `incomplete`.
 
+mod words;
+pub use words::{cost_text, progress_line, watch_cost_text};
+
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -403,6 +406,18 @@ pub enum PhaseVerdict {
     NotReached,
     /// Over, and it had no deadline.
     Observed,
+}
+
+impl PhaseVerdict {
+    /// The verdict as reports say it (`MISSED` loud).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhaseVerdict::Met => "met",
+            PhaseVerdict::Missed => "MISSED",
+            PhaseVerdict::NotReached => "not reached",
+            PhaseVerdict::Observed => "observed",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -154,7 +154,7 @@ impl Client {
             .identity(&identity)
             .region(&sigv4.region)
             .name(&sigv4.service)
-            .time(SystemTime::now())
+            .time(wall_clock())
             .settings(SigningSettings::default())
             .build()
             .map_err(|e| MonitoringError::Credentials {
@@ -200,7 +200,7 @@ impl Client {
         if let Some(found) = cache.get(&key)
             && found
                 .expiry()
-                .is_none_or(|at| at > SystemTime::now() + std::time::Duration::from_secs(60))
+                .is_none_or(|at| at > wall_clock() + std::time::Duration::from_secs(60))
         {
             return Ok(found.clone());
         }
@@ -241,6 +241,12 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// The wall clock as the signer and the credential cache want it, read
+/// through [`crate::clock::Clock`] like every other wall-clock time.
+fn wall_clock() -> SystemTime {
+    SystemTime::from(crate::clock::Clock::now(&crate::clock::SystemClock))
 }
 
 #[cfg(test)]

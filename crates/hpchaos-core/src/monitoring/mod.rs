@@ -72,6 +72,14 @@ pub struct Monitor {
     suppressed: Vec<Option<expect::Suppressed>>,
 }
 
+/// Why the monitoring's expectations may not be injected against: each
+/// one that cannot be asked, or already holds, in words (sorted, each once).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", problems.join("; "))]
+pub struct NotReady {
+    pub problems: Vec<String>,
+}
+
 impl Monitor {
     /// `None` when the scenario expects nothing of the monitoring.
     pub fn new(
@@ -101,7 +109,7 @@ impl Monitor {
     /// alert must not be firing yet for its labels, and, when the profile
     /// has Prometheus, must be one of its alerting rules. `Ok` says what
     /// was asked; `Err` why the scenario must not inject.
-    pub async fn ready(&self, client: &Client, endpoints: &Monitoring) -> Result<String, String> {
+    pub async fn ready(&self, client: &Client, endpoints: &Monitoring) -> Result<String, NotReady> {
         let mut readiness = Readiness::read(client, endpoints).await;
         for watch in &self.watches {
             match &watch.kind {
@@ -118,8 +126,7 @@ impl Monitor {
                 self.watches.len()
             ))
         } else {
-            problems.dedup();
-            Err(problems.join("; "))
+            Err(NotReady { problems })
         }
     }
 

@@ -20,7 +20,18 @@ use crate::phases::{Event, Observation};
 use super::{Cadence, Cx, Said, Source};
 
 /// What one read of the targets said.
-pub type Read = Result<Vec<ApiNode>, String>;
+pub type Read = Result<Vec<ApiNode>, ReadError>;
+
+/// Why a read of the targets said nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The API refused or failed (the SDK retried first).
+    #[error(transparent)]
+    Api(#[from] crate::cluster::sagemaker::ApiError),
+    /// The read's task ended without an answer (cancelled or panicked).
+    #[error("the API's read ended: {0}")]
+    Ended(#[from] tokio::task::JoinError),
+}
 
 /// The targets in the API, every `poll.sagemaker`.
 pub struct Api {
@@ -84,7 +95,7 @@ impl Api {
             }));
         }
         self.slow_said = false;
-        said.push(Said::Health(read.as_ref().err().cloned()));
+        said.push(Said::Health(read.as_ref().err().map(ToString::to_string)));
         let Ok(nodes) = read else {
             return said;
         };
@@ -172,9 +183,7 @@ impl Source for Api {
             if self.asking.as_ref().is_some_and(|(_, t)| t.is_finished())
                 && let Some((_, task)) = self.asking.take()
             {
-                let read = task
-                    .await
-                    .unwrap_or_else(|e| Err(format!("the API's read ended: {e}")));
+                let read = task.await.unwrap_or_else(|e| Err(ReadError::Ended(e)));
                 self.answer = Some(read);
             }
             if let Some(read) = self.answer.take() {
@@ -196,10 +205,7 @@ impl Source for Api {
                     .filter_map(|t| self.ids.get(t).map(|id| (t.clone(), id.clone())))
                     .collect();
                 let api = self.api.clone();
-                let task =
-                    tokio::spawn(
-                        async move { api.targets(&asked).await.map_err(|e| e.to_string()) },
-                    );
+                let task = tokio::spawn(async move { Ok(api.targets(&asked).await?) });
                 self.asking = Some((now, task));
             }
             said
@@ -210,9 +216,7 @@ impl Source for Api {
         Box::pin(async move {
             match self.asking.as_mut() {
                 Some((_, task)) => {
-                    let read = task
-                        .await
-                        .unwrap_or_else(|e| Err(format!("the API's read ended: {e}")));
+                    let read = task.await.unwrap_or_else(|e| Err(ReadError::Ended(e)));
                     self.asking = None;
                     self.answer = Some(read);
                 }

@@ -10,7 +10,9 @@ use super::{
     Status, TimelineEntry, Verdict, WatchReport,
 };
 use crate::duration::{Duration, span};
-use crate::journal::{Entry, Journal, Record, RunOutcome, ScenarioOutcome, Source};
+use crate::journal::{
+    Entry, Journal, Record, RunOutcome, ScenarioOutcome, Source, cost_text, watch_cost_text,
+};
 
 /// The report of a whole journal: its records folded in order, then the
 /// run's ending and what it left applied (see [`Builder`]).
@@ -821,58 +823,4 @@ fn spread(scenario: &ScenarioReport) -> Vec<PhaseSpread> {
             }
         })
         .collect()
-}
-
-/// A watch's cost in words, for the timeline and `hpchaos status`.
-pub fn watch_cost_text(entry: &Entry) -> String {
-    let Entry::WatchCost {
-        seconds,
-        api_calls,
-        cycles,
-        slurm_polls,
-        slurm_cycle_ms_p50,
-        slurm_cycle_ms_max,
-        slurm_poll_gap_ms_max,
-        cpu_ms,
-        peak_rss_kib,
-    } = entry
-    else {
-        return String::new();
-    };
-    let gap = slurm_poll_gap_ms_max
-        .map(|g| format!(", {g:.0} ms longest between polls"))
-        .unwrap_or_default();
-    let api = match api_calls {
-        Some(calls) if *seconds > 0.0 => format!(
-            "{calls} SageMaker request(s) ({:.1}/min), ",
-            *calls as f64 * 60.0 / seconds
-        ),
-        Some(calls) => format!("{calls} SageMaker request(s), "),
-        None => String::new(),
-    };
-    format!(
-        "watch cost: {seconds:.1}s, {api}{cycles} cycles ({slurm_polls} Slurm polls, {slurm_cycle_ms_p50:.0} ms median, {slurm_cycle_ms_max:.0} ms longest{gap}), CPU {cpu_ms:.0} ms, peak RSS {:.1} MiB",
-        *peak_rss_kib as f64 / 1024.0
-    )
-}
-
-/// The cost of a failure in words, with the formula's terms.
-pub fn cost_text(cost: &crate::cost::FailureCost) -> String {
-    let redone = match cost.step_seconds {
-        Some(step) => format!(" + {} steps redone × {step:.1} s", cost.redone_steps),
-        None if cost.redone_steps > 0 => format!(
-            " ({} steps redone, step time unknown: not counted)",
-            cost.redone_steps
-        ),
-        None => String::new(),
-    };
-    format!(
-        "{:.2} GPU-hours lost: {} GPUs ({}) × ({:.0} s down{redone}); ETTR {:.1}% over {:.0} s",
-        cost.gpu_hours_lost,
-        cost.gpus,
-        cost.gpus_from,
-        cost.downtime_seconds,
-        cost.ettr * 100.0,
-        cost.window_seconds
-    )
 }

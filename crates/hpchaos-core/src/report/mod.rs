@@ -18,7 +18,8 @@ use crate::journal::{PhaseVerdict, Source, Stage, TimeSource};
 
 use crate::scenario::model::{Phase, Recovery};
 
-pub use build::{Builder, build, cost_text, watch_cost_text};
+pub use crate::journal::{cost_text, watch_cost_text};
+pub use build::{Builder, build};
 
 /// Bumped when the JSON report changes incompatibly.
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
@@ -58,17 +59,6 @@ pub struct Report {
     pub lease_lost: Option<String>,
 }
 
-impl Report {
-    /// The exit code the run ended with, read back: 5 when it lost the
-    /// cluster's lock, else its status's (see [`Status::exit_code`]).
-    pub fn exit_code(&self) -> u8 {
-        match self.lease_lost {
-            Some(_) => crate::exit::LEASE_LOST,
-            None => self.status.exit_code(),
-        }
-    }
-}
-
 /// How a run or a scenario ended, worst last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -91,16 +81,6 @@ impl Status {
             Status::Error => "error",
             Status::Interrupted => "interrupted",
             Status::Incomplete => "incomplete",
-        }
-    }
-
-    /// The process exit code a run with this status ends with.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Status::Passed => crate::exit::SUCCESS,
-            Status::Failed | Status::Aborted => crate::exit::EXPECTATION_FAILED,
-            Status::Error | Status::Incomplete => crate::exit::HARNESS_FAILED,
-            Status::Interrupted => crate::exit::INTERRUPTED,
         }
     }
 }

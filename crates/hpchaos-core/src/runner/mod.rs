@@ -193,21 +193,6 @@ async fn named_nodes(
     })
 }
 
-impl ResolveError {
-    /// The exit code a refusal for this earns before anything changed: 2
-    /// when the scenario as written cannot run on this cluster (no such
-    /// node or job, an empty pool, above the blast-radius cap, instance
-    /// groups without the API), 3 when the cluster could not be asked.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            ResolveError::Slurm(_) | ResolveError::Api(_) | ResolveError::HostList(_) => {
-                crate::exit::HARNESS_FAILED
-            }
-            _ => crate::exit::INVALID_INPUT,
-        }
-    }
-}
-
 /// One renewal of the lease on the head: [`lock::RENEW_SCRIPT`] with our
 /// marker and fence, and `limit` (the lease: past it by the head's clock it
 /// is not renewed; `None`: no limit, for a lock still ours to roll back
@@ -404,7 +389,7 @@ impl Runner {
         let result = monitor.ready(self.monitoring_client(), &endpoints).await;
         let (passed, detail) = match &result {
             Ok(said) => (true, said.clone()),
-            Err(why) => (false, why.clone()),
+            Err(why) => (false, why.to_string()),
         };
         self.log(
             Some(&scenario.name),
@@ -415,11 +400,11 @@ impl Runner {
                 detail,
             },
         );
-        result.err()
+        result.err().map(|why| why.to_string())
     }
 
-    /// Sends the scenario's figures, read back from the journal as the
-    /// report shows them, to the profile's Pushgateway and remote-write
+    /// Sends the scenario's figures, as the report built from each record
+    /// written so far shows them, to the profile's Pushgateway and remote-write
     /// receiver; each attempt is journaled (`results_pushed`) and none
     /// fails the run.
     async fn push_results(&mut self, scenario: &str) {
@@ -726,7 +711,7 @@ impl Runner {
                     self.last_seen = Some(format!("{}{node}: {to}", source.as_str()));
                 }
                 if let Some(live) = self.live.as_mut() {
-                    live.record(&crate::status::progress_line(&record));
+                    live.record(&crate::journal::progress_line(&record));
                 }
             }
             Err(err) => {

@@ -26,7 +26,18 @@ pub struct GatePlan {
     /// every timed phase gated at 25%; else only the scenario's own gates.
     pub all_phases: bool,
     /// Per scenario name: each phase's baseline, or why there is none.
-    pub baselines: HashMap<String, Result<BTreeMap<String, PhaseBaseline>, String>>,
+    pub baselines: HashMap<String, Result<BTreeMap<String, PhaseBaseline>, NoBaseline>>,
+}
+
+/// Why a scenario's gates have no baselines (journaled as unchecked).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NoBaseline {
+    /// The history could not be read for the scenario's runs.
+    #[error(transparent)]
+    History(std::sync::Arc<crate::history::HistoryError>),
+    /// `--baseline RUN_ID` names a run of another scenario.
+    #[error("run {id} is not a run of {scenario} (see `hpchaos history --scenario {scenario}`)")]
+    NotThisScenario { id: String, scenario: String },
 }
 
 impl Runner {
@@ -79,7 +90,7 @@ impl Runner {
                 },
                 (Some(_), Some(Err(why))) => Entry::RegressionUnchecked {
                     phase,
-                    why: why.clone(),
+                    why: why.to_string(),
                 },
                 (Some(at), Some(Ok(map))) => match map.get(phase.as_str()) {
                     None => Entry::RegressionUnchecked {
