@@ -59,8 +59,7 @@ fn slurm(seen: f64, source: Option<f64>, state: &str, flags: &str, reason: &str)
         source: Source::Sinfo,
         observation: Observation::SlurmNode {
             node: NODE.into(),
-            state: state.into(),
-            flags: flags.into(),
+            state: hpchaos::cluster::node_state::NodeState::parse(&format!("{state}{flags}")),
             reason: reason.into(),
         },
     }
@@ -72,6 +71,7 @@ fn api(seen: f64, status: &str, id: &str, launch: f64) -> Event {
         source: Source::Sagemaker,
         observation: Observation::ApiNode {
             node: NODE.into(),
+            running: status == "Running",
             status: status.into(),
             instance_id: id.into(),
             launch_time: Some(t(launch)),
@@ -482,6 +482,7 @@ fn controller_log(seen: f64, at: f64, message: &str) -> Event {
         observation: Observation::ControllerLog {
             node: NODE.into(),
             message: message.into(),
+            news: hpchaos::cluster::controller_log::NodeNews::of(message),
         },
     }
 }
@@ -564,6 +565,7 @@ fn field_case_12_a_reboot_is_seen_from_slurm_without_a_new_launch_time() {
                 source: Source::Sagemaker,
                 observation: Observation::ApiNode {
                     node: f[2].into(),
+                    running: f[3] == "Running",
                     status: f[3].into(),
                     instance_id: f[4].into(),
                     launch_time: Some(launch),

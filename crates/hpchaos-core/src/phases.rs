@@ -8,9 +8,11 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use crate::cluster::controller_log::NodeNews;
 use crate::cluster::job_state::JobState;
 use crate::cluster::node_state::NodeState;
 pub use crate::cluster::slurm::BootWitness;
+use crate::cluster::slurm::is_hyperpod_mark;
 use crate::duration::Duration;
 use crate::journal::{PhaseVerdict, Source, TimeSource};
 use crate::scenario::model::{Phase, Recovery};
@@ -21,14 +23,17 @@ pub enum Observation {
     /// A target node in `sinfo`.
     SlurmNode {
         node: String,
-        state: String,
-        flags: String,
+        /// Decoded once (see [`NodeState`]).
+        state: NodeState,
         reason: String,
     },
     /// A target node in `ListClusterNodes`.
     ApiNode {
         node: String,
+        /// `InstanceStatus.Status` as the API gives it, for the words.
         status: String,
+        /// `Running`, decoded once ([`crate::cluster::sagemaker::ApiNode::running`]).
+        running: bool,
         instance_id: String,
         launch_time: Option<DateTime<Utc>>,
     },
@@ -44,7 +49,12 @@ pub enum Observation {
     /// A progress line of the workload (`step N`).
     Progress { step: u64 },
     /// A line of the controller log about a target node.
-    ControllerLog { node: String, message: String },
+    ControllerLog {
+        node: String,
+        message: String,
+        /// What it says, decoded once.
+        news: NodeNews,
+    },
     /// A target's boot as slurmd reports it (`scontrol show node`).
     NodeBoot { node: String, boot: BootWitness },
 }
@@ -157,19 +167,14 @@ fn mark_dropped(
                 Observation::SlurmNode {
                     node,
                     state,
-                    flags,
                     reason,
-                } if node == target => Some((
-                    *e,
-                    NodeState::parse(&format!("{state}{flags}")),
-                    reason.as_str(),
-                )),
+                } if node == target => Some((*e, state.clone(), reason.as_str())),
                 _ => None,
             })
             .collect();
         let marked = rows
             .iter()
-            .rfind(|(_, state, reason)| !state.is_usable() && reason.contains("Action:"))?;
+            .rfind(|(_, state, reason)| !state.is_usable() && is_hyperpod_mark(reason))?;
         let (back, state, reason) = rows.last()?;
         // Usable again (Slurm 24.11 keeps the reason of a node resumed by
         // hand, so the reason alone does not tell).
@@ -182,10 +187,10 @@ fn mark_dropped(
         let recovering = events.iter().any(|e| match &e.observation {
             Observation::ApiNode {
                 node,
-                status,
+                running,
                 instance_id,
                 ..
-            } => node == target && (status != "Running" || instance_id != instance),
+            } => node == target && (!running || instance_id != instance),
             Observation::NodeBoot { node, boot } => {
                 node == target && boot.boot_time.is_some_and(|t| t > injected_at)
             }
@@ -789,11 +794,8 @@ impl Tracker {
                 self.last_restarts = Some(*restarts);
             }
             Observation::JobGone => self.job_interrupted = true,
-            Observation::SlurmNode {
-                node, state, flags, ..
-            } => {
-                let now = NodeState::parse(&format!("{state}{flags}"));
-                if now.not_responding() || now.is_rebooting() {
+            Observation::SlurmNode { node, state, .. } => {
+                if state.not_responding() || state.is_rebooting() {
                     self.went_away.insert(node.clone());
                 }
             }
@@ -834,47 +836,47 @@ impl Tracker {
             Observation::SlurmNode {
                 node,
                 state,
-                flags,
                 reason,
             } if target(node) => {
-                let decoded = NodeState::parse(&format!("{state}{flags}"));
                 // A reason counts only on a node its state takes out of
                 // service: Slurm 24.11 leaves `Action:*` on a node that is
                 // back and usable (see `NodeRow::healthy`).
-                if decoded.is_usable() {
+                if state.is_usable() {
                     None
-                } else if reason.starts_with("Action:") {
+                } else if is_hyperpod_mark(reason) {
                     Some(boundary(
                         event,
                         format!("{} {node}: reason {reason}", event.source.as_str()),
                     ))
-                } else if decoded.is_out_of_service()
-                    || decoded.not_responding()
-                    || decoded.is_rebooting()
+                } else if state.is_out_of_service()
+                    || state.not_responding()
+                    || state.is_rebooting()
                 {
                     Some(boundary(
                         event,
-                        format!("{} {node}: state {state}{flags}", event.source.as_str()),
+                        format!("{} {node}: state {state}", event.source.as_str()),
                     ))
                 } else {
                     None
                 }
             }
-            Observation::ControllerLog { node, message } if target(node) => {
-                let noticed = message.contains("reason set to: Action:")
-                    || message.contains("not responding")
-                    || ["DOWN", "FAIL", "DRAIN"]
-                        .iter()
-                        .any(|s| message.contains(&format!("state set to {s}")));
-                noticed.then(|| boundary(event, format!("slurmctld_log {node}: {message}")))
-            }
-            Observation::ApiNode { node, status, .. } if target(node) && status != "Running" => {
-                Some(Boundary {
-                    at: event.seen,
-                    time_source: TimeSource::Observed,
-                    evidence: format!("sagemaker {node}: status {status}"),
-                })
-            }
+            Observation::ControllerLog {
+                node,
+                message,
+                news,
+            } if target(node) => news
+                .out_of_service
+                .then(|| boundary(event, format!("slurmctld_log {node}: {message}"))),
+            Observation::ApiNode {
+                node,
+                status,
+                running,
+                ..
+            } if target(node) && !running => Some(Boundary {
+                at: event.seen,
+                time_source: TimeSource::Observed,
+                evidence: format!("sagemaker {node}: status {status}"),
+            }),
             Observation::Job { state, .. }
                 if matches!(expectation.recovery, Recovery::Requeue | Recovery::JobFails)
                     && !state.is_running() =>
@@ -918,10 +920,11 @@ impl Tracker {
         match &event.observation {
             Observation::ApiNode {
                 node,
-                status,
+                running,
                 instance_id,
                 launch_time,
-            } if target(node) && status == "Running" => {
+                ..
+            } if target(node) && *running => {
                 let same = baseline.instance_ids.get(node) == Some(instance_id);
                 let later = match (launch_time, baseline.launch_times.get(node)) {
                     (Some(now), Some(before)) => now > before,
@@ -948,24 +951,22 @@ impl Tracker {
             // not the only one: it may keep EC2's "last launched" meaning):
             // a node that stopped responding or showed a reboot under way,
             // responding again.
-            Observation::SlurmNode {
-                node, state, flags, ..
-            } if target(node) && self.went_away.contains(node) => {
-                let now = NodeState::parse(&format!("{state}{flags}"));
-                (!now.not_responding() && !now.is_rebooting()).then(|| Boundary {
+            Observation::SlurmNode { node, state, .. }
+                if target(node) && self.went_away.contains(node) =>
+            {
+                (!state.not_responding() && !state.is_rebooting()).then(|| Boundary {
                     at: event.seen,
                     time_source: TimeSource::Observed,
                     evidence: format!(
-                        "{node} responding again ({now}) after it stopped responding: rebooted"
+                        "{node} responding again ({state}) after it stopped responding: rebooted"
                     ),
                 })
             }
-            Observation::ControllerLog { node, message }
-                if target(node)
-                    && (message.contains("now responding")
-                        || message.contains("unexpectedly rebooted")
-                        || message.contains("rebooted")) =>
-            {
+            Observation::ControllerLog {
+                node,
+                message,
+                news,
+            } if target(node) && news.rebooted => {
                 Some(boundary(event, format!("slurmctld_log {node}: {message}")))
             }
             _ => None,
@@ -1049,11 +1050,9 @@ fn drain_boundary(baseline: &Baseline, event: &Event) -> Option<Boundary> {
         Observation::JobGone if baseline.workload => {
             Some(boundary(event, "job gone from the node".to_owned()))
         }
-        Observation::SlurmNode { node, state, .. } if !baseline.workload && target(node) => {
-            NodeState::parse(state)
-                .is_drained()
-                .then(|| boundary(event, format!("{node} {state}, no workload on it")))
-        }
+        Observation::SlurmNode { node, state, .. } if !baseline.workload && target(node) => state
+            .is_drained()
+            .then(|| boundary(event, format!("{node} {state}, no workload on it"))),
         _ => None,
     }
 }
@@ -1065,10 +1064,11 @@ fn replace_boundary(baseline: &Baseline, event: &Event) -> Option<Boundary> {
     match &event.observation {
         Observation::ApiNode {
             node,
-            status,
+            running,
             instance_id,
             launch_time,
-        } if target(node) && status == "Running" => {
+            ..
+        } if target(node) && *running => {
             let old = baseline.instance_ids.get(node)?;
             (instance_id != old).then(|| match launch_time {
                 Some(t) => Boundary {
@@ -1095,14 +1095,12 @@ fn rejoin_boundary(baseline: &Baseline, event: &Event) -> Option<Boundary> {
         Observation::SlurmNode {
             node,
             state,
-            flags,
             reason,
         } if target(node) => {
             // Back and usable, whatever working suffix it shows
             // (`mixed-`, `allocated+`, `planned`), and whatever reason
             // Slurm left on it (24.11 keeps `Action:*` after a resume).
-            let up = NodeState::parse(&format!("{state}{flags}")).is_usable();
-            up.then(|| Boundary {
+            state.is_usable().then(|| Boundary {
                 at: event.seen,
                 time_source: TimeSource::Observed,
                 evidence: if reason.is_empty() {
@@ -1113,11 +1111,11 @@ fn rejoin_boundary(baseline: &Baseline, event: &Event) -> Option<Boundary> {
             })
         }
         // Slurm's own record of the node coming back, to the millisecond.
-        Observation::ControllerLog { node, message }
-            if target(node)
-                && (message.contains("state set to IDLE")
-                    || message.contains("returned to service")) =>
-        {
+        Observation::ControllerLog {
+            node,
+            message,
+            news,
+        } if target(node) && news.returned => {
             Some(boundary(event, format!("slurmctld_log {node}: {message}")))
         }
         _ => None,

@@ -17,10 +17,10 @@ fn disagreements(row: Option<&NodeRow>, node: Option<&ApiNode>, api_read: bool) 
             let slurm_down = row.state.is_out_of_service()
                 || row.state.not_responding()
                 || row.state.is_rebooting();
-            if slurm_down && node.status == "Running" {
+            if slurm_down && node.running() {
                 notes.push(format!("Slurm says {} but the API says Running", row.state));
             }
-            if !slurm_down && node.status != "Running" {
+            if !slurm_down && !node.running() {
                 notes.push(format!(
                     "the API says {} but Slurm says {}",
                     node.status, row.state

@@ -32,6 +32,37 @@ pub enum Stamp {
 /// Parses a line. `offset` is the controller's UTC offset, for the
 /// formats without one; `now` supplies the year `short` lacks (the latest
 /// year that does not put the line more than a day in the future).
+/// What a slurmctld log line about a node tells the phases, decoded once
+/// from slurmctld's own words (its `node_mgr.c` and `ping_nodes.c`
+/// messages, as Slurm 24.11 writes them in the lab and in field case 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NodeNews {
+    /// Taken out of service: `reason set to: Action:...` (HyperPod's
+    /// mark), `not responding`, `state set to DOWN|FAIL|DRAIN...`.
+    pub out_of_service: bool,
+    /// Back from a reboot: `now responding`, `unexpectedly rebooted`,
+    /// `rebooted`.
+    pub rebooted: bool,
+    /// Usable again: `state set to IDLE`, `returned to service`.
+    pub returned: bool,
+}
+
+impl NodeNews {
+    /// Decodes one line's message (the text after the stamp).
+    pub fn of(message: &str) -> NodeNews {
+        NodeNews {
+            out_of_service: message.contains("reason set to: Action:")
+                || message.contains("not responding")
+                || ["DOWN", "FAIL", "DRAIN"]
+                    .iter()
+                    .any(|s| message.contains(&format!("state set to {s}"))),
+            rebooted: message.contains("now responding") || message.contains("rebooted"),
+            returned: message.contains("state set to IDLE")
+                || message.contains("returned to service"),
+        }
+    }
+}
+
 pub fn parse_line(line: &str, offset: FixedOffset, now: DateTime<Utc>) -> LogLine<'_> {
     let Some((stamp, message)) = line.strip_prefix('[').and_then(|r| r.split_once("] ")) else {
         return LogLine {
@@ -109,6 +140,50 @@ pub fn parse_offset(text: &str) -> Option<FixedOffset> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_kind_of_node_news_is_read_from_slurmctlds_words() {
+        let out = |m: &str| NodeNews::of(m).out_of_service;
+        let rebooted = |m: &str| NodeNews::of(m).rebooted;
+        let returned = |m: &str| NodeNews::of(m).returned;
+        // Taken out: HyperPod's mark, a node that stopped answering, and
+        // each state slurmctld sets by hand or by itself.
+        assert!(out(
+            "update_node: node ip-10-1-0-12 reason set to: Action:Replace"
+        ));
+        assert!(out(
+            "update_node: node ip-10-1-0-12 reason set to: Action:Reboot"
+        ));
+        assert!(out("error: Nodes ip-10-1-0-[11-12] not responding"));
+        assert!(out(
+            "error: Nodes ip-10-1-0-11 not responding, setting DOWN"
+        ));
+        assert!(out("update_node: node ip-10-1-0-12 state set to DOWN"));
+        assert!(out("update_node: node ip-10-1-0-12 state set to DRAINED"));
+        assert!(out("update_node: node ip-10-1-0-12 state set to DRAINING"));
+        assert!(out("update_node: node ip-10-1-0-12 state set to FAIL"));
+        // Another reason (ours, an operator's) is not HyperPod's mark.
+        assert!(!out(
+            "update_node: node ip-10-1-0-12 reason set to: hpchaos drill"
+        ));
+        // Back from a reboot.
+        assert!(rebooted("Node ip-10-1-0-12 now responding"));
+        assert!(rebooted(
+            "validate_node_specs: Node ip-10-1-0-12 unexpectedly rebooted boot_time=1764355968 last response=1764355900"
+        ));
+        assert!(!rebooted("error: Nodes ip-10-1-0-12 not responding"));
+        // Usable again.
+        assert!(returned("update_node: node ip-10-1-0-12 state set to IDLE"));
+        assert!(returned("node ip-10-1-0-12 returned to service"));
+        assert!(!returned(
+            "update_node: node ip-10-1-0-12 state set to DOWN"
+        ));
+        // A line about something else says nothing.
+        assert_eq!(
+            NodeNews::of("sched: Allocate JobId=42 NodeList=ip-10-1-0-12"),
+            NodeNews::default()
+        );
+    }
 
     fn utc(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text).unwrap().to_utc()

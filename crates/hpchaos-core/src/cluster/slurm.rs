@@ -148,6 +148,13 @@ pub fn parse_state_groups(text: &str) -> Vec<(NodeState, String)> {
         .collect()
 }
 
+/// Whether a Slurm reason is one of HyperPod's marks (`Action:Replace`,
+/// `Action:Reboot`, ...), which its health agent sets as the node's reason
+/// (docs/HYPERPOD.md, the recovery flow).
+pub fn is_hyperpod_mark(reason: &str) -> bool {
+    reason.starts_with("Action:")
+}
+
 /// Whether a Slurm reason on a node out of service marks it for a repair
 /// that wipes it or restarts it: HyperPod's `Action:Replace` and
 /// `Action:Reboot` (docs/HYPERPOD.md, the recovery flow).
@@ -679,6 +686,15 @@ impl Slurm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hyperpods_marks_are_its_action_reasons_only() {
+        assert!(is_hyperpod_mark("Action:Replace"));
+        assert!(is_hyperpod_mark("Action:Reboot"));
+        assert!(!is_hyperpod_mark("hpchaos: drill run-1"));
+        assert!(!is_hyperpod_mark("Not responding"));
+        assert!(!is_hyperpod_mark(""));
+    }
 
     const SINFO: &str = include_str!("../../../../tests/fixtures/slurm/sinfo-nodes.txt");
     const JOB: &str = include_str!("../../../../tests/fixtures/slurm/scontrol-show-job.txt");

@@ -121,7 +121,7 @@ impl Api {
                 .before
                 .get(&node.node)
                 .is_some_and(|old| *old != node.instance_id);
-            if replaced && node.status == "Running" {
+            if replaced && node.running() {
                 said.push(Said::Replaced {
                     node: node.node.clone(),
                     instance_id: node.instance_id.clone(),
@@ -143,6 +143,7 @@ impl Api {
                     source_time: None,
                     source: SourceName::Sagemaker,
                     observation: Observation::ApiNode {
+                        running: node.running(),
                         node: node.node,
                         status: node.status,
                         instance_id: node.instance_id,

@@ -193,6 +193,7 @@ impl ControllerLog {
                     observation: Observation::ControllerLog {
                         node: node.clone(),
                         message: parsed.message.to_owned(),
+                        news: crate::cluster::controller_log::NodeNews::of(parsed.message),
                     },
                 }));
             }

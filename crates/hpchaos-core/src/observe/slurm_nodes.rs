@@ -5,6 +5,7 @@
 //! Slurm no longer lists, a state this harness does not know (once), the
 //! unhealthy count, and a mark that calls for evidence.
 
+use crate::cluster::slurm::is_hyperpod_mark;
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
@@ -134,12 +135,11 @@ impl SlurmNodes {
                     // HyperPod's own mark carries the time it was set.
                     source_time: row
                         .reason_time
-                        .filter(|_| row.reason.starts_with("Action:") && !row.healthy()),
+                        .filter(|_| is_hyperpod_mark(&row.reason) && !row.healthy()),
                     source: SourceName::Sinfo,
                     observation: Observation::SlurmNode {
                         node: row.name.clone(),
-                        state: row.state.raw.clone(),
-                        flags: String::new(),
+                        state: row.state.clone(),
                         reason: row.reason.clone(),
                     },
                 }),

@@ -437,7 +437,7 @@ impl Runner {
         let Some(now) = listed.iter().find(|n| n.node == node) else {
             return Ok(Some(format!("{node} is not listed by the API")));
         };
-        if now.status != "Running" {
+        if !now.running() {
             return Ok(Some(format!(
                 "HyperPod is acting on it (API: {})",
                 now.status

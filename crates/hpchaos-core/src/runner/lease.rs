@@ -21,6 +21,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::lock::{self, Renewal};
+use crate::cluster::ssh::SshError;
+
+/// Why a renewal brought no answer from the head.
+#[derive(Debug, thiserror::Error)]
+pub enum Unanswered {
+    /// The head could not be reached, or the command not run.
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    /// No answer within the renewal's bound (seconds), connecting included.
+    #[error("no answer within {0}s")]
+    Timeout(u64),
+}
 
 /// The part of a lease kept free for acting: past `lease - margin` since
 /// the last confirmed renewal, a change waits for a renewal first, so what
@@ -167,7 +179,7 @@ impl Lease {
     pub fn renewal(
         &self,
         sent: Duration,
-        answer: Result<Option<Renewal>, String>,
+        answer: Result<Option<Renewal>, Unanswered>,
         head: &str,
     ) -> Option<String> {
         let mut state = self.state();
@@ -206,7 +218,7 @@ impl Lease {
                 return None;
             }
             Err(error) => {
-                state.last_failure = Some(error);
+                state.last_failure = Some(error.to_string());
                 return None;
             }
         };
@@ -248,12 +260,12 @@ mod tests {
         lease.renewal(s(40), Ok(Some(Renewal::Renewed)), "head");
         assert!(lease.usable(s(89)).is_ok());
         assert_eq!(
-            lease.renewal(s(50), Err("ssh: timed out".into()), "head"),
+            lease.renewal(s(50), Err(Unanswered::Timeout(10)), "head"),
             None
         );
         assert!(lease.lost(s(99)).is_none());
         let why = lease.lost(s(101)).unwrap();
-        assert!(why.contains("ssh: timed out"), "{why}");
+        assert!(why.contains("no answer within 10s"), "{why}");
     }
 
     #[test]

@@ -193,6 +193,24 @@ async fn named_nodes(
     })
 }
 
+/// Why an action was not begun: its write-ahead record was refused, so
+/// nothing was done (each names the action).
+#[derive(Debug, thiserror::Error)]
+pub enum NotBegun {
+    /// A stop was asked for (a signal, the lease lost) before it.
+    #[error("stopped before: {action}")]
+    Stopped { action: String },
+    /// An earlier record could not be written: the run acts no more.
+    #[error("the journal failed ({why}), so not: {action}")]
+    JournalFailed { why: String, action: String },
+    /// The lease gate refused: the run no longer holds the cluster's lock.
+    #[error("this run lost the cluster's lock ({why}), so not: {action}")]
+    LeaseLost { why: String, action: String },
+    /// This record could not be written.
+    #[error("cannot record it in the journal ({why}), so not: {action}")]
+    NotRecorded { why: String, action: String },
+}
+
 /// One renewal of the lease on the head: [`lock::RENEW_SCRIPT`] with our
 /// marker and fence, and `limit` (the lease: past it by the head's clock it
 /// is not renewed; `None`: no limit, for a lock still ours to roll back
@@ -203,7 +221,7 @@ async fn renew_once(
     marker: &str,
     fence: &str,
     limit: Option<StdDuration>,
-) -> Result<Option<lock::Renewal>, String> {
+) -> Result<Option<lock::Renewal>, crate::cluster::ssh::SshError> {
     let limit = limit.map(|l| l.as_secs().to_string()).unwrap_or_default();
     ssh.run(
         head,
@@ -220,7 +238,6 @@ async fn renew_once(
     )
     .await
     .map(|out| lock::parse_renewal(&out.stdout))
-    .map_err(|e| e.to_string())
 }
 
 /// Why the lock could not be held again to roll back under it.
@@ -585,7 +602,8 @@ impl Runner {
             &held.fence(),
             Some(held.length()),
         )
-        .await;
+        .await
+        .map_err(lease::Unanswered::from);
         if let Some(why) = held.renewal(sent, answer, &head.name) {
             return Err(why);
         }
@@ -634,20 +652,19 @@ impl Runner {
         scenario: &str,
         action: String,
         undo: Vec<Step>,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, NotBegun> {
         if self.cancelled() {
-            return Err(format!("stopped before: {action}"));
+            return Err(NotBegun::Stopped { action });
         }
         if let Some(err) = &self.journal_error {
-            return Err(format!("the journal failed ({err}), so not: {action}"));
+            return Err(NotBegun::JournalFailed {
+                why: err.clone(),
+                action,
+            });
         }
         let fence = match self.gate().await {
             Ok(_) => self.lease.as_ref().map(lease::Lease::token),
-            Err(why) => {
-                return Err(format!(
-                    "this run lost the cluster's lock ({why}), so not: {action}"
-                ));
-            }
+            Err(why) => return Err(NotBegun::LeaseLost { why, action }),
         };
         let id = self.next_intent;
         let entry = Entry::Intent {
@@ -666,9 +683,10 @@ impl Runner {
             Err(err) => {
                 self.note_taken_over(&err);
                 self.journal_error = Some(err.to_string());
-                Err(format!(
-                    "cannot record it in the journal ({err}), so not: {action}"
-                ))
+                Err(NotBegun::NotRecorded {
+                    why: err.to_string(),
+                    action,
+                })
             }
         }
     }
@@ -1036,7 +1054,9 @@ impl Runner {
                     renew_once(&ssh, &head, &marker, &held.fence(), Some(length)),
                 )
                 .await
-                .unwrap_or_else(|_| Err(format!("no answer within {}s", every.as_secs())));
+                .map_or(Err(lease::Unanswered::Timeout(every.as_secs())), |answer| {
+                    answer.map_err(lease::Unanswered::from)
+                });
                 let lost = held
                     .renewal(sent, answer, &head.name)
                     .or_else(|| held.lost(lease::boot_clock()));

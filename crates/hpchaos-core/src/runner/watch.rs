@@ -298,7 +298,7 @@ impl Runner {
         for step in steps {
             let result = match self.write_ahead(name, step.describe(), Vec::new()).await {
                 Ok(_) => self.execute(step, job).await.map_err(|e| e.to_string()),
-                Err(reason) => Err(reason),
+                Err(reason) => Err(reason.to_string()),
             };
             let done = result.err().unwrap_or_else(|| "done".into());
             self.log(
@@ -814,8 +814,7 @@ mod tests {
                 source: Source::Sinfo,
                 observation: phases::Observation::SlurmNode {
                     node: node.into(),
-                    state: state.into(),
-                    flags: String::new(),
+                    state: crate::cluster::node_state::NodeState::parse(state),
                     reason: reason.into(),
                 },
             }),

@@ -26,8 +26,8 @@ pub enum WorkloadError {
     NoScript,
     /// The submission's write-ahead record could not be made (the lease,
     /// the journal, a stop): nothing was submitted.
-    #[error("{0}")]
-    NotRecorded(String),
+    #[error(transparent)]
+    NotRecorded(super::NotBegun),
     #[error("cannot submit the canary: {0}")]
     Submit(#[source] crate::cluster::ssh::SshError),
     /// The canary did not reach its warm-up step: stopped, ended, gone, or
