@@ -3,8 +3,8 @@
 //! and `trend` as a user runs them, and a damaged or newer store reported
 //! with the fix, never replaced unasked.
 
+use crate::support::hpchaos;
 use std::path::Path;
-use std::process::Command;
 
 use crate::support::fixtures::Script;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -162,14 +162,6 @@ fn a_damaged_or_newer_store_is_reported_with_the_fix_and_kept() {
         "{err}"
     );
     assert!(err.to_string().contains("--rebuild"), "{err}");
-}
-
-fn hpchaos(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_hpchaos"))
-        .args(args)
-        .current_dir(crate::support::root())
-        .output()
-        .unwrap()
 }
 
 #[test]

@@ -2,8 +2,8 @@
 //! directly), how every exporter renders it (insta snapshots), and the
 //! `hpchaos report` command with its exit codes.
 
+use crate::support::hpchaos;
 use std::path::PathBuf;
-use std::process::Command;
 
 use hpchaos::journal::Journal;
 use hpchaos::report::{self, Format, Report, Status, Verdict};
@@ -20,7 +20,7 @@ fn load(name: &str) -> Report {
 }
 
 /// The committed fixtures are exactly what the journal writer produces;
-/// `UPDATE_FIXTURES=1 cargo test --test report` rewrites them.
+/// `UPDATE_FIXTURES=1 cargo test --test offline report::` rewrites them.
 #[test]
 fn committed_fixture_journals_are_current() {
     let dir = tempfile::tempdir().unwrap();
@@ -35,7 +35,7 @@ fn committed_fixture_journals_are_current() {
         let on_disk = std::fs::read_to_string(&committed).unwrap_or_default();
         assert!(
             on_disk == fresh,
-            "{name} is stale: run UPDATE_FIXTURES=1 cargo test --test report"
+            "{name} is stale: run UPDATE_FIXTURES=1 cargo test --test offline report::"
         );
     }
 }
@@ -185,14 +185,6 @@ fn json_round_trips_with_a_schema_version() {
     assert_eq!(value["scenarios"][0]["phases"][0]["time_source"], "source");
     assert_eq!(value["scenarios"][0]["phases"][0]["duration_seconds"], 7.0);
     assert_eq!(value["scenarios"][0]["phases"][0]["deadline_seconds"], 60.0);
-}
-
-fn hpchaos(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_hpchaos"))
-        .args(args)
-        .current_dir(crate::support::root())
-        .output()
-        .unwrap()
 }
 
 #[test]

@@ -3,8 +3,8 @@
 //! file under tests/broken/ yields exactly the diagnostics it declares in
 //! its trailing `# expect: LINE:COL text` comments.
 
+use crate::support::hpchaos;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::support::root;
 
@@ -265,14 +265,6 @@ fn rendered_diagnostics_show_the_line_and_a_caret() {
     }
     let rendered = rendered.replace(&format!("{}/", root().display()), "");
     insta::assert_snapshot!("broken_rendered", rendered);
-}
-
-fn hpchaos(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_hpchaos"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap()
 }
 
 #[test]

@@ -3,18 +3,9 @@
 //! (strict host-key checking, no prompts).
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use super::root;
-
-/// Runs the hpchaos binary from the repository's root.
-pub fn hpchaos(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hpchaos"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap()
-}
+pub use super::hpchaos;
 
 /// Whether the lab can run here. Without root or the lab's packages, a
 /// plain `cargo test` says so and skips the lab test; `make test` (and CI)

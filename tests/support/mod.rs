@@ -10,6 +10,16 @@ pub mod fixtures;
 pub mod lab;
 
 use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// Runs the hpchaos binary from the repository's root; its output.
+pub fn hpchaos(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hpchaos"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap()
+}
 
 /// The repository's root: where scenarios, fixtures and the e2e files are.
 pub fn root() -> PathBuf {

@@ -794,10 +794,10 @@ impl Tracker {
                 self.last_restarts = Some(*restarts);
             }
             Observation::JobGone => self.job_interrupted = true,
-            Observation::SlurmNode { node, state, .. } => {
-                if state.not_responding() || state.is_rebooting() {
-                    self.went_away.insert(node.clone());
-                }
+            Observation::SlurmNode { node, state, .. }
+                if state.not_responding() || state.is_rebooting() =>
+            {
+                self.went_away.insert(node.clone());
             }
             // The output itself says where the job restarted: a step lower
             // than the last one. The work from there to the highest step
