@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use hpchaos_lab::config::{SlurmRelease, TimingProfile};
+use hpchaos_lab::config::{ComputeTrusts, SlurmRelease, TimingProfile};
 
 /// How `status` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -171,6 +171,13 @@ pub enum LabCommand {
         /// prometheus-pushgateway, prometheus-node-exporter (`make setup`).
         #[arg(long)]
         monitoring: bool,
+        /// Which key the compute nodes let `ubuntu` in with: `head` (only
+        /// the cluster's own key in /fsx/ubuntu/.ssh, as HyperPod's
+        /// lifecycle scripts set it up; the profile reaches them from the
+        /// head) or `profile` (the profile's key too; the profile's
+        /// `ssh.compute` is then `through_head`, as before).
+        #[arg(long, value_enum, default_value = "head")]
+        compute_trusts: ComputeTrusts,
     },
     /// Stop the lab; leaves no process, namespace, mount or link behind.
     Down {

@@ -43,9 +43,40 @@ pub fn of_report(report: &Report) -> u8 {
 /// The exit code of a refusal before any change: 2 for a scenario that
 /// cannot run as written, 3 for a cluster that cannot do what it expects.
 pub fn of_refusal(refusal: &Refusal) -> u8 {
-    match refusal.kind {
+    of_kind(refusal.kind)
+}
+
+/// The exit code of a kind of refusal (see [`of_refusal`]).
+pub fn of_kind(kind: RefusalKind) -> u8 {
+    match kind {
         RefusalKind::Scenario => INVALID_INPUT,
         RefusalKind::Cluster => HARNESS_FAILED,
+    }
+}
+
+/// How a run ended besides its report's verdict.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ended {
+    /// It lost the cluster's lock mid-run (and stopped acting).
+    pub lease_lost: bool,
+    /// Something of its own is left on the cluster (`recover` must undo it).
+    pub left_applied: bool,
+    /// Its report files could not be written.
+    pub reports_unwritten: bool,
+}
+
+/// The exit code of a run that ended: 5 when it lost the lock; else 3 when
+/// something of ours is left on the cluster (that outranks any verdict),
+/// or when a passing run's reports could not be written; else its report's
+/// ([`of_report`]).
+pub fn of_ended_run(report: &Report, ended: Ended) -> u8 {
+    let verdict = of_report(report);
+    if ended.lease_lost {
+        LEASE_LOST
+    } else if ended.left_applied || (ended.reports_unwritten && verdict == SUCCESS) {
+        HARNESS_FAILED
+    } else {
+        verdict
     }
 }
 
@@ -61,6 +92,35 @@ mod tests {
         assert_eq!(of_status(Status::Error), 3);
         assert_eq!(of_status(Status::Incomplete), 3);
         assert_eq!(of_status(Status::Interrupted), 130);
+    }
+
+    #[test]
+    fn what_a_run_left_outranks_its_verdict() {
+        let report = |status| Report {
+            status,
+            ..hpchaos::report::build(&hpchaos::journal::Journal::parse(""))
+        };
+        let passed = report(Status::Passed);
+        let failed = report(Status::Failed);
+        assert_eq!(of_ended_run(&passed, Ended::default()), 0);
+        assert_eq!(of_ended_run(&failed, Ended::default()), 1);
+        let lost = Ended {
+            lease_lost: true,
+            ..Ended::default()
+        };
+        assert_eq!(of_ended_run(&passed, lost), 5);
+        let left = Ended {
+            left_applied: true,
+            ..Ended::default()
+        };
+        assert_eq!(of_ended_run(&failed, left), 3);
+        let unwritten = Ended {
+            reports_unwritten: true,
+            ..Ended::default()
+        };
+        // Unwritten reports fail a pass; a failure keeps its own code.
+        assert_eq!(of_ended_run(&passed, unwritten), 3);
+        assert_eq!(of_ended_run(&failed, unwritten), 1);
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub fn exec(args: Args) -> Outcome {
             reboot_keeps_launch_time,
             cluster_size,
             monitoring,
+            compute_trusts,
         } => {
             // Bad input, said before anything starts (exit 2).
             if cluster_size.is_some_and(|size| size < u16::from(nodes)) {
@@ -49,6 +50,7 @@ pub fn exec(args: Args) -> Outcome {
                 reboot_keeps_launch_time,
                 cluster_size,
                 monitoring,
+                compute_trusts,
             };
             lab::up(&dir, &options).and_then(|layout| {
                 hpchaos::output::print(&lab::status(&dir)?);
@@ -174,6 +176,19 @@ fn ssh(dir: &Path, node: Option<&str>, command: &[String]) -> Outcome {
         .user
         .clone()
         .unwrap_or_else(|| "root".to_owned());
+    // A compute node that trusts only the cluster's key is entered from
+    // the head, as HyperPod's users do: `ssh NODE` there.
+    let from_head = profile.ssh.compute == hpchaos::profile::Compute::FromHead
+        && name != profile.head_node.name;
+    let (address, command) = match from_head {
+        false => (address, command.to_vec()),
+        true => {
+            let head = profile.head_node.address.clone().unwrap_or_default();
+            let mut hop = vec!["ssh".to_owned(), "-t".to_owned(), name.to_owned()];
+            hop.extend(command.iter().map(|w| hpchaos::cluster::quote::quote(w)));
+            (head, vec!["-t".to_owned(), "--".to_owned(), hop.join(" ")])
+        }
+    };
     let mut ssh = std::process::Command::new("ssh");
     if let Some(key) = &profile.ssh.key {
         ssh.args(["-i", key]);

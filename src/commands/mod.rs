@@ -84,10 +84,14 @@ impl CliError {
         CliError::with(exit::SKIPPED, message, true)
     }
 
-    /// Refusals before any change, said in full, with the highest of their
-    /// codes (see [`exit::of_refusal`]).
-    pub fn refused(code: u8, text: impl std::fmt::Display, rendered: bool) -> CliError {
-        CliError::with(code, text, rendered)
+    /// Refusals before any change, said in full, with the code of the
+    /// worst of them (see [`exit::of_kind`]).
+    pub fn refused(
+        worst: hpchaos::preflight::RefusalKind,
+        text: impl std::fmt::Display,
+        rendered: bool,
+    ) -> CliError {
+        CliError::with(exit::of_kind(worst), text, rendered)
     }
 }
 

@@ -41,7 +41,7 @@ pub struct Checks<'a> {
 /// nothing.
 pub async fn show(cluster: &Cluster, work: &Work, checks: Checks<'_>) -> Outcome {
     let mut refused = Vec::new();
-    let mut code = exit::SUCCESS;
+    let mut worst = None;
     for loaded in &work.scenarios {
         let scenario = &loaded.value;
         println!("scenario {} ({})", scenario.name, loaded.path.display());
@@ -67,7 +67,7 @@ pub async fn show(cluster: &Cluster, work: &Work, checks: Checks<'_>) -> Outcome
                 );
                 monitoring_unresolved(scenario);
                 refused.push(scenario.name.clone());
-                code = code.max(exit::of_refusal(&refusal));
+                worst = worst.max(Some(refusal.kind));
                 continue;
             }
         };
@@ -145,7 +145,7 @@ pub async fn show(cluster: &Cluster, work: &Work, checks: Checks<'_>) -> Outcome
         return Ok(exit::SUCCESS);
     }
     Err(CliError::refused(
-        code,
+        worst.unwrap_or(hpchaos::preflight::RefusalKind::Scenario),
         format!(
             "run would refuse {} before changing anything (see REFUSED above)",
             refused.join(", ")

@@ -333,8 +333,13 @@ impl Recovery {
             &marker,
             lock::FENCE_FILE,
         ];
-        match self.cluster.ssh.run(&self.cluster.slurm.head, &argv).await {
-            Ok(out) if out.stdout.starts_with("taken") => Ok(()),
+        let taken = self.cluster.ssh.run_as_root(
+            &self.cluster.slurm.head,
+            hpchaos::cluster::privilege::Root::ClusterLock,
+            &argv,
+        );
+        match taken.await {
+            Ok(out) if lock::parse_takeover(&out.stdout).is_some() => Ok(()),
             Ok(out) => Err(failed(format!(
                 "cannot take the lock over from {run_id} ({}{}); nothing was undone",
                 out.stdout.trim(),
@@ -359,8 +364,11 @@ impl Recovery {
             pending.len()
         );
         let (_never, cancel) = tokio::sync::watch::channel(false);
-        let mut runner = Runner::new(self.cluster.clone(), writer, cancel);
-        runner.run_id = run_id.to_owned();
+        let settings = hpchaos::runner::Settings {
+            run_id: Some(run_id.to_owned()),
+            ..hpchaos::runner::Settings::default()
+        };
+        let mut runner = Runner::new(self.cluster.clone(), writer, cancel, settings);
         runner.append(
             None,
             Entry::RecoverStarted {

@@ -105,7 +105,7 @@ fn offline_checks(work: &Work) -> Result<(), CliError> {
         .map(|p| p.render(&work.profile_text))
         .collect();
     said.push("error: the cluster profile cannot be used as it is; nothing was done".to_owned());
-    Err(CliError::failed_rendered(said.join("\n")))
+    Err(CliError::bad_input_rendered(said.join("\n")))
 }
 
 /// Every source the run needs must answer, before any change; the
@@ -137,7 +137,7 @@ async fn scenario_checks(
     accept_no_recovery: bool,
 ) -> Result<(), CliError> {
     let mut said = Vec::new();
-    let mut code = exit::SUCCESS;
+    let mut worst = None;
     for loaded in &work.scenarios {
         let scenario = &loaded.value;
         let checked =
@@ -150,7 +150,7 @@ async fn scenario_checks(
                 loaded.path.display(),
                 refusal.why
             ));
-            code = code.max(exit::of_refusal(&refusal));
+            worst = worst.max(Some(refusal.kind));
         }
     }
     if said.is_empty() {
@@ -160,7 +160,8 @@ async fn scenario_checks(
         "error: {} scenario(s) cannot run on this cluster; nothing was done or recorded",
         said.len()
     ));
-    Err(CliError::refused(code, said.join("\n"), true))
+    let worst = worst.unwrap_or(hpchaos::preflight::RefusalKind::Scenario);
+    Err(CliError::refused(worst, said.join("\n"), true))
 }
 
 /// A schedule leaves a busy cluster alone: fewer than `wanted` idle nodes
@@ -240,12 +241,15 @@ async fn run(args: &Args, work: &Work, baseline: Option<&BaselineSpec>) -> Outco
             .unwrap_or_else(|_| journal_path.clone())
             .display()
     );
-    let mut runner = Runner::new(cluster, journal, cancel_rx);
-    runner.gates = gates;
-    runner.wait_lock = args.wait_lock.map(|d| d.as_std());
-    runner.profile_path = Some(work.profile_path.display().to_string());
-    runner.undoing = undoing;
-    runner.live = Some(hpchaos::live::LiveView::default());
+    let settings = runner::Settings {
+        gates,
+        wait_lock: args.wait_lock.map(|d| d.as_std()),
+        profile_path: Some(work.profile_path.display().to_string()),
+        undoing: Some(undoing),
+        live: true,
+        ..runner::Settings::default()
+    };
+    let mut runner = Runner::new(cluster, journal, cancel_rx, settings);
     let result = runner
         .run(
             &work.scenarios,
@@ -279,15 +283,16 @@ async fn run(args: &Args, work: &Work, baseline: Option<&BaselineSpec>) -> Outco
         println!("reports: {}", dir.display());
     }
     ran.say_still_applied(&report);
+    let ended = |lease_lost| exit::Ended {
+        lease_lost,
+        left_applied: report.recover_command.is_some(),
+        reports_unwritten: unwritten,
+    };
     match result {
         // Said when it was lost, with what became of its changes.
-        Err(runner::RunError::LeaseLost(_)) => Ok(exit::LEASE_LOST),
+        Err(runner::RunError::LeaseLost(_)) => Ok(exit::of_ended_run(&report, ended(true))),
         Err(err) => Err(CliError::failed(err)),
-        // Something of ours is left on the cluster: that outranks any
-        // verdict.
-        Ok(_) if report.recover_command.is_some() => Ok(exit::HARNESS_FAILED),
-        Ok(_) if unwritten && exit::of_report(&report) == exit::SUCCESS => Ok(exit::HARNESS_FAILED),
-        Ok(_) => Ok(exit::of_report(&report)),
+        Ok(_) => Ok(exit::of_ended_run(&report, ended(false))),
     }
 }
 
@@ -313,8 +318,11 @@ impl Ran<'_> {
                     "error: the journal {} could not be written ({why}); no report was made",
                     self.journal_path.display()
                 )];
-                for (step, found) in &self.runner.unrecorded {
-                    said.push(format!("rollback: {step}: {found}, not recorded"));
+                for undone in &self.runner.unrecorded {
+                    said.push(format!(
+                        "rollback: {}: {}, not recorded",
+                        undone.step, undone.found
+                    ));
                 }
                 Err(CliError::failed_rendered(said.join("\n")))
             }
@@ -346,9 +354,11 @@ impl Ran<'_> {
     fn show(&self, report: &Report) {
         let mut shown = report.clone();
         shown.still_applied.retain(|step| {
-            !self.runner.unrecorded.iter().any(|(undone, found)| {
-                undone == step && !found.starts_with("STILL") && !found.starts_with("NOT")
-            })
+            !self
+                .runner
+                .unrecorded
+                .iter()
+                .any(|undone| undone.step == *step && !undone.still_applied)
         });
         if shown.still_applied.is_empty() {
             shown.recover_command = None;
@@ -363,20 +373,20 @@ impl Ran<'_> {
         let Some(command) = &report.recover_command else {
             return;
         };
-        let unrecorded: Vec<&(String, String)> = self
+        let unrecorded: Vec<&runner::Unrecorded> = self
             .runner
             .unrecorded
             .iter()
-            .filter(|(step, _)| report.still_applied.iter().any(|s| s == step))
+            .filter(|u| report.still_applied.contains(&u.step))
             .collect();
         let open = report.still_applied.len().saturating_sub(unrecorded.len());
-        for (step, found) in &unrecorded {
-            eprintln!("rollback: {step}: {found}, not recorded (the journal could not be written)");
+        for undone in &unrecorded {
+            eprintln!(
+                "rollback: {}: {}, not recorded (the journal could not be written)",
+                undone.step, undone.found
+            );
         }
-        let still = unrecorded
-            .iter()
-            .filter(|(_, f)| f.starts_with("STILL") || f.starts_with("NOT"))
-            .count();
+        let still = unrecorded.iter().filter(|u| u.still_applied).count();
         if open + still > 0 {
             eprintln!(
                 "error: {} step(s) were not undone and may still be applied; undo them with: {command}",

@@ -957,7 +957,7 @@ fn a_schedule_with_scrontab_runs_on_its_own() {
     std::fs::write(
         shared.join("profile.yaml"),
         format!(
-            "name: lab-from-a-node\nhead_node: {{ name: ip-10-1-0-10 }}\nssh:\n  user: root\n  key: {}\n  known_hosts: {}\n",
+            "name: lab-from-a-node\nhead_node: {{ name: ip-10-1-0-10 }}\nssh:\n  user: ubuntu\n  key: {}\n  known_hosts: {}\n",
             lab.dir.join("ssh/id_ed25519").display(),
             lab.dir.join("ssh/known_hosts").display()
         ),
@@ -1113,7 +1113,7 @@ fn an_ssh_config_entry_does_the_same(lab: &Lab, pids: &std::path::Path) {
     std::fs::write(
         &ssh_config,
         format!(
-            "Host other\n  User nobody\n\nHost lab-cluster\n  HostName 10.1.0.10\n  User root\n  IdentityFile {}\n  ProxyCommand sh -c 'echo $$ >> {}; exec socat - TCP:%h:%p'\n",
+            "Host other\n  User nobody\n\nHost lab-cluster\n  HostName 10.1.0.10\n  User ubuntu\n  IdentityFile {}\n  ProxyCommand sh -c 'echo $$ >> {}; exec socat - TCP:%h:%p'\n",
             lab.dir.join("ssh/id_ed25519").display(),
             pids.display()
         ),
@@ -1525,8 +1525,8 @@ fn runs_on_the_head_node(lab: &Lab) {
         &profile,
         format!(
             "name: lab-from-head\nhead_node: {{ name: ip-10-1-0-10, local: true }}\n\
-             ssh:\n  user: root\n  key: {}\n  known_hosts: {}\n",
-            ssh.join("id_ed25519").display(),
+             ssh:\n  user: ubuntu\n  key: {}\n  known_hosts: {}\n  compute: through_head\n",
+            lab.dir.join("shared/ubuntu/.ssh/id_ed25519").display(),
             ssh.join("known_hosts").display()
         ),
     )

@@ -404,6 +404,17 @@ fn validate_checks_a_profiles_files_and_names_offline() {
             &profile,
         ]);
         assert_eq!(out.status.code(), Some(2), "case {index} via --cluster");
+        // And from `run` and `plan`, which check the same before they ask
+        // the cluster anything: invalid input, exit 2, as from validate.
+        for command in ["run", "plan"] {
+            let out = hpchaos(&[command, "scenarios/gpu-burn.yaml", "--cluster", &profile]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "case {index} via {command}: {stderr}"
+            );
+        }
     }
     let names = hpchaos(&[
         "validate",

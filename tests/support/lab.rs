@@ -1,4 +1,4 @@
-//! What the lab test binaries share: the hpchaos binary, the preflight
+//! What the lab tests share: the hpchaos binary, the preflight
 //! message, and OpenSSH to a lab node with the lab's key and known_hosts
 //! (strict host-key checking, no prompts).
 
@@ -25,11 +25,22 @@ pub fn lab_ready(test: &str) -> bool {
     false
 }
 
-/// Runs `command` on `host` of the lab in `dir`: its stdout, or its stderr
-/// when it fails.
+/// Runs `command` as root on `host` of the lab in `dir`: its stdout, or
+/// its stderr when it fails. A lab entered as `ubuntu` (as HyperPod) is
+/// entered so, with the cluster's own key (which every node trusts) and
+/// `sudo -n`; a lab on the host's Slurm as root.
 pub fn ssh(dir: &Path, host: &str, command: &str) -> Result<String, String> {
+    let cluster_key = dir.join("shared/ubuntu/.ssh/id_ed25519");
+    let (key, login, command) = match cluster_key.exists() {
+        true => (
+            cluster_key,
+            "ubuntu",
+            format!("sudo -n sh -c {}", hpchaos::cluster::quote::quote(command)),
+        ),
+        false => (dir.join("ssh/id_ed25519"), "root", command.to_owned()),
+    };
     let out = Command::new("ssh")
-        .args(["-i", &dir.join("ssh/id_ed25519").display().to_string()])
+        .args(["-i", &key.display().to_string()])
         .args([
             "-o",
             &format!(
@@ -45,7 +56,7 @@ pub fn ssh(dir: &Path, host: &str, command: &str) -> Result<String, String> {
             "-o",
             "ConnectTimeout=5",
         ])
-        .arg(format!("root@{host}"))
+        .arg(format!("{login}@{host}"))
         .arg(command)
         .output()
         .unwrap();
@@ -57,7 +68,7 @@ pub fn ssh(dir: &Path, host: &str, command: &str) -> Result<String, String> {
 }
 
 /// `UpdateCluster NodeRecovery=value` on the lab's API.
-#[allow(dead_code)] // not every lab test binary changes it
+#[allow(dead_code)] // the offline binary includes this module too
 pub fn set_node_recovery(lab_dir: &Path, value: &str) -> bool {
     let profile = hpchaos::scenario::load_profile(&lab_dir.join("profile.yaml"))
         .unwrap()

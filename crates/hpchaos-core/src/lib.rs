@@ -7,13 +7,13 @@
 //! The pipeline, each arrow one way (docs/DESIGN.md has the reasons):
 //!
 //! ```text
-//! scenario.yaml -> Scenario -> Plan -> inject -> Events -> Phases -> Journal -> Report -> exporters
+//! scenario.yaml -> Scenario -> Plan -> inject -> Events -> Journal -> Phases -> Report -> exporters
 //! ```
 //!
 //! | arrow | module |
 //! |---|---|
 //! | file -> [`scenario::model::Scenario`] | [`scenario`] |
-//! | Scenario -> targets | [`runner::resolve_targets`], [`targets`] |
+//! | Scenario -> targets | [`targets`] (`resolve_targets`, `plan_targets`) |
 //! | Scenario -> [`faults::Plan`] | [`faults`] |
 //! | Plan -> the cluster (write ahead, lease, fan-out) | [`runner`] |
 //! | the cluster -> decoded values | [`cluster`] (`node_state`, `job_state`, `slurm`, `sagemaker`, `controller_log`) |
@@ -23,32 +23,33 @@
 //! | journal -> phases | [`phases`] (pure) |
 //! | journal -> [`report::Report`] -> md / json / junit / table / prometheus | [`report`] (pure fold, one exporter each) |
 //! | reports -> history, trends, gates | [`history`] |
-//! | the monitoring's view, and our results pushed to it | [`monitoring`] |
+//! | the monitoring's view | [`monitoring`] (read), [`observe`]'s monitoring source |
+//! | results -> the monitoring | [`publish`] (Pushgateway, remote write) |
 //! | time | [`clock`] (wall-clock time is read through it: clippy.toml's `disallowed-methods`), [`duration`] |
 //! | exit codes | the CLI (`src/exit.rs`), from a report's status |
 //!
 //! The modules in layers, upstream first. A module uses only modules in
 //! the layers above its own; the unit test `arrows` reads this list and
-//! checks every `crate::` path outside tests against it. The runner is the
-//! driver: it calls each stage in turn, so it sits below them all, and only
-//! the checks made before a run (which resolve targets as it does) sit
-//! below it.
+//! checks every `crate::` path (and `super::` path that leaves a module)
+//! outside tests against it. The runner is the driver: it calls each stage
+//! in turn, so it sits below them all.
 //!
 //! 1. clock duration output cost: time and words every stage uses
 //! 2. profile: the cluster profile's settings
 //! 3. cluster: the cluster reached (SSH, Slurm, the SageMaker API) and its words decoded
 //! 4. scenario: scenario, suite and profile files loaded and checked
-//! 5. targets faults: a scenario's targets and its fault as a plan
-//! 6. journal: the one record of a run
-//! 7. phases: the journal's observations folded into phases
-//! 8. report: the journal folded into a report, and its exporters
-//! 9. history: reports kept, trends, gates
-//! 10. monitoring: Prometheus and Alertmanager, read and pushed to
+//! 5. targets faults: a scenario's targets resolved, and its fault as a plan
+//! 6. preflight: the checks before a run (the profile's files, the cluster, each scenario)
+//! 7. validate: files checked without a cluster (`hpchaos validate`)
+//! 8. journal: the one record of a run
+//! 9. phases: the journal's observations folded into phases
+//! 10. monitoring: Prometheus and Alertmanager, read and judged
 //! 11. observe: the cluster's sources, each saying what it saw
-//! 12. live status: a run and a cluster shown to people
-//! 13. runner: the driver (write ahead, inject, watch, roll back)
-//! 14. preflight: the checks before a run
-//! 15. validate: a scenario checked without a cluster
+//! 12. report: the journal folded into a report, and its exporters
+//! 13. history: reports kept, trends, gates
+//! 14. publish: a scenario's results sent to the monitoring
+//! 15. live status: a run and a cluster shown to people
+//! 16. runner: the driver (write ahead, inject, watch, roll back)
 
 pub mod clock;
 pub mod cluster;
@@ -64,6 +65,7 @@ pub mod output;
 pub mod phases;
 pub mod preflight;
 pub mod profile;
+pub mod publish;
 pub mod report;
 pub mod runner;
 pub mod scenario;
@@ -95,36 +97,55 @@ mod arrows {
     }
 
     /// The top-level modules a source file names as `crate::x` (or within
-    /// `crate::{x, y::z}`), outside its tests and comments.
-    fn used(source: &str) -> Vec<String> {
+    /// `crate::{x, y::z}`), or as `super::x` from a module `depth` deep
+    /// (`phases.rs` and `runner/mod.rs` are 1 deep, `runner/watch.rs` 2)
+    /// when the `super`s reach the crate's root; outside its tests and
+    /// comment lines.
+    fn used(source: &str, depth: usize) -> Vec<String> {
         let code = match source.find("#[cfg(test)]") {
             Some(i) => &source[..i],
             None => source,
         };
         let code: String = code
             .lines()
-            .map(|l| match l.find("//") {
-                Some(i) => &l[..i],
-                None => l,
-            })
+            .filter(|l| !l.trim_start().starts_with("//"))
             .collect::<Vec<_>>()
             .join("\n");
         let mut names = Vec::new();
         let mut rest = code.as_str();
-        while let Some(i) = rest.find("crate::") {
-            rest = &rest[i + "crate::".len()..];
-            if let Some(group) = rest.strip_prefix('{') {
+        while let Some(i) = rest.find(['c', 's']) {
+            rest = &rest[i..];
+            let after = if let Some(after) = rest.strip_prefix("crate::") {
+                after
+            } else if rest.starts_with("super::") {
+                let mut after = rest;
+                let mut ups = 0;
+                while let Some(more) = after.strip_prefix("super::") {
+                    after = more;
+                    ups += 1;
+                }
+                if ups < depth {
+                    rest = after;
+                    continue;
+                }
+                after
+            } else {
+                rest = &rest[1..];
+                continue;
+            };
+            rest = after;
+            if let Some(group) = after.strip_prefix('{') {
                 // Top-level names of the group: depth 0, before `::`, `,` or `}`.
-                let (mut depth, mut start) = (0, 0);
+                let (mut level, mut start) = (0, 0);
                 for (j, ch) in group.char_indices() {
                     match ch {
-                        '{' => depth += 1,
-                        '}' if depth == 0 => {
+                        '{' => level += 1,
+                        '}' if level == 0 => {
                             names.push(group[start..j].to_owned());
                             break;
                         }
-                        '}' => depth -= 1,
-                        ',' if depth == 0 => {
+                        '}' => level -= 1,
+                        ',' if level == 0 => {
                             names.push(group[start..j].to_owned());
                             start = j + 1;
                         }
@@ -132,7 +153,7 @@ mod arrows {
                     }
                 }
             } else {
-                names.push(rest.to_owned());
+                names.push(after.to_owned());
             }
         }
         names
@@ -185,7 +206,10 @@ mod arrows {
                 wrong.push(format!("{module} is in no layer of lib.rs's list"));
                 continue;
             };
-            for used in used(&std::fs::read_to_string(file).unwrap()) {
+            // How deep the file's module is: `x.rs` and `x/mod.rs` 1.
+            let depth = rel.components().count()
+                - usize::from(rel.file_name().is_some_and(|n| n == "mod.rs"));
+            for used in used(&std::fs::read_to_string(file).unwrap(), depth) {
                 match layers.get(&used) {
                     Some(&theirs) if used != module && theirs >= own => wrong.push(format!(
                         "{} uses {used} (layer {theirs}, not above {module}'s {own})",
@@ -207,9 +231,19 @@ mod arrows {
     #[test]
     fn the_reader_finds_paths_and_groups() {
         let names = used(
-            "use crate::{cluster::{ssh, slurm}, journal};\nlet x = crate::phases::f(); // crate::report\n#[cfg(test)]\nuse crate::runner;",
+            "use crate::{cluster::{ssh, slurm}, journal};\nlet x = crate::phases::f();\n// crate::report\n#[cfg(test)]\nuse crate::runner;",
+            1,
         );
         assert_eq!(names, vec!["cluster", "journal", "phases"]);
+        // `super::` leaves the module only when it climbs past its depth.
+        assert_eq!(used("use super::report::Report;", 1), vec!["report"]);
+        assert_eq!(used("use super::watch::Seen;", 2), Vec::<String>::new());
+        assert_eq!(used("use super::super::history::gate;", 2), vec!["history"]);
+        // A `//` inside a string does not hide the rest of the line.
+        assert_eq!(
+            used("let u = \"http://x\"; crate::clock::now()", 1),
+            vec!["clock"]
+        );
         let layers = layers("//! 1. clock duration: time\n//! 2. profile: settings\n");
         assert_eq!(layers.get("duration"), Some(&1));
         assert_eq!(layers.get("profile"), Some(&2));

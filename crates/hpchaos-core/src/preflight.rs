@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::cluster::Cluster;
+use crate::cluster::privilege::Root;
 use crate::cluster::ssh::{Endpoint, expand_home};
 use crate::profile::{Host, Profile};
 use crate::scenario::model::{Fault, RebootMethod, Recovery, ReplaceMethod, Scenario};
@@ -187,8 +188,8 @@ pub enum RefusalKind {
 /// the scenario's, which as written cannot run on this cluster (no such
 /// node or job, an empty pool, above the blast-radius cap, instance groups
 /// without the API).
-fn kind_of(err: &crate::runner::ResolveError) -> RefusalKind {
-    use crate::runner::ResolveError;
+fn kind_of(err: &crate::targets::ResolveError) -> RefusalKind {
+    use crate::targets::ResolveError;
     match err {
         ResolveError::Slurm(_) | ResolveError::Api(_) | ResolveError::HostList(_) => {
             RefusalKind::Cluster
@@ -218,14 +219,66 @@ pub async fn scenario(
             why,
         });
     }
-    match crate::runner::plan_targets(cluster, scenario).await {
-        Ok(targets) => Ok(Some(targets)),
-        Err(crate::runner::ResolveError::WorkloadNotYet) => Ok(None),
+    match crate::targets::plan_targets(cluster, scenario).await {
+        Ok(targets) => {
+            let plan = crate::faults::plan(&scenario.fault, &targets);
+            let need = plan
+                .inject
+                .iter()
+                .chain(&plan.rollback)
+                .filter(|s| s.node().is_some())
+                .find_map(crate::faults::Step::needs_root);
+            if let Some(need) = need {
+                let nodes: Vec<Endpoint> = targets.iter().map(|t| cluster.node(t)).collect();
+                let refused = sudo_refusals(cluster, &nodes, need).await;
+                if !refused.is_empty() {
+                    return Err(Refusal {
+                        kind: RefusalKind::Cluster,
+                        why: refused.join("; "),
+                    });
+                }
+            }
+            Ok(Some(targets))
+        }
+        Err(crate::targets::ResolveError::WorkloadNotYet) => Ok(None),
         Err(err) => Err(Refusal {
             kind: kind_of(&err),
             why: format!("targets: {err}"),
         }),
     }
+}
+
+/// Each of `nodes` on which the profile's user cannot become root with
+/// `sudo -n` (or that could not be asked), in words with the fix; nothing
+/// when the user needs no sudo (root, or `ssh.become: none`). `need` is why
+/// the run will want root there. Asked 16 nodes at a time.
+pub async fn sudo_refusals(cluster: &Cluster, nodes: &[Endpoint], need: Root) -> Vec<String> {
+    use futures::StreamExt;
+    if !cluster.ssh.uses_sudo() {
+        return Vec::new();
+    }
+    let limit = cluster.profile.ssh.command_timeout.as_std();
+    let asked = futures::stream::iter(nodes)
+        .map(|node| async move {
+            match cluster
+                .ssh
+                .run_line_as(node, Some(need), "true", limit)
+                .await
+            {
+                Ok(out) if out.status == 0 => None,
+                Ok(out) => Some(format!(
+                    "{}: `sudo -n true` exited {}: {}",
+                    node.name,
+                    out.status,
+                    out.stderr.trim()
+                )),
+                Err(err) => Some(err.to_string()),
+            }
+        })
+        .buffer_unordered(16);
+    let mut said: Vec<String> = asked.filter_map(std::future::ready).collect().await;
+    said.sort();
+    said
 }
 
 /// Why HyperPod will not give the recovery the scenario expects: with
@@ -271,6 +324,8 @@ pub async fn online(cluster: &Cluster) -> Online {
             if let Some(version) = crate::cluster::slurm::parse_version(&o.stdout) {
                 let _ = cluster.slurm.version.set(version);
             }
+            // The lock and every change from the head need root there.
+            out.extend(sudo_refusals(cluster, std::slice::from_ref(head), Root::ClusterLock).await);
         }
     }
     let answer = match &cluster.api {

@@ -176,12 +176,48 @@ pub struct Ssh {
     #[serde(default = "max_channels")]
     #[schemars(range(min = 1, max = 9))]
     pub max_channels_per_host: u8,
+    /// How commands that need root get it (`cluster/privilege.rs` lists
+    /// each such command and why): `sudo` runs them under `sudo -n`, which
+    /// never waits for a password; `none` runs them as `user`. Unset:
+    /// `sudo`, unless `user` is root (on HyperPod you log in as `ubuntu`).
+    #[serde(default, rename = "become")]
+    pub elevate: Option<Become>,
+    /// How nodes other than the head are reached: `from_head` (the head
+    /// node runs `ssh NODE` with its own user, key and client config, as
+    /// HyperPod's lifecycle scripts set them up: the default), or
+    /// `through_head` (this machine's SSH connection to the node, carried
+    /// through the head's connection, or through `jump_host`, or direct
+    /// when the head has no proxy command; authenticated with this
+    /// profile's key and checked against `known_hosts`).
+    #[serde(default)]
+    pub compute: Compute,
     /// After the API shows a node on a new instance (a verified
     /// replacement), accept the host key the head node sees for it, for
     /// the rest of the run, and journal its fingerprint. known_hosts is
     /// never written.
     #[serde(default = "accept_replaced_host_keys")]
     pub accept_replaced_host_keys: bool,
+}
+
+/// How the profile's user becomes root (`ssh.become`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Become {
+    /// `sudo -n`: never prompts; refused at once if not allowed.
+    Sudo,
+    /// Commands run as `ssh.user` (root already, or given the rights).
+    None,
+}
+
+/// How nodes other than the head are reached (`ssh.compute`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Compute {
+    /// The head runs `ssh NODE`: its user, its key, its client config.
+    #[default]
+    FromHead,
+    /// This machine's own connection to each node, with the profile's key.
+    ThroughHead,
 }
 
 fn accept_replaced_host_keys() -> bool {

@@ -1,8 +1,134 @@
 //! Resolving a scenario's `target` against the live cluster: the pool's
-//! candidates, minus controller, login and excluded nodes, picked with a
+//! candidates (named nodes Slurm has, a partition, an instance group, a
+//! job's nodes), minus controller, login and excluded nodes, picked with a
 //! seeded shuffle (so a run can be repeated), under the blast-radius cap.
+//! `run` (through the runner) and the checks before it (`preflight`,
+//! `plan`) resolve targets here alike.
 
-use crate::scenario::model::{Pick, Target};
+use crate::clock::{Clock, SystemClock};
+use crate::cluster::Cluster;
+use crate::scenario::model::{Pick, Pool, Scenario, Target};
+
+/// Why a scenario's targets could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// `plan` of a workload pool: its nodes are known once it runs.
+    #[error("the nodes the workload runs on, picked once it runs")]
+    WorkloadNotYet,
+    #[error("no workload")]
+    NoWorkload,
+    #[error("instance groups need the profile's sagemaker settings")]
+    NoApi,
+    #[error("job {0} not found")]
+    JobNotFound(u64),
+    /// Target nodes Slurm does not have; `known` is a few of those it has.
+    #[error("{} not a Slurm node of this cluster (Slurm has {count} nodes: {known}{})", missing.join(", "), if *count > 8 { ", ..." } else { "" })]
+    NotInSlurm {
+        missing: Vec<String>,
+        known: String,
+        count: usize,
+    },
+    #[error("no job named {0}")]
+    NoJobNamed(String),
+    /// Slurm could not be asked (sinfo, squeue, scontrol).
+    #[error(transparent)]
+    Slurm(#[from] crate::cluster::ssh::SshError),
+    #[error(transparent)]
+    Api(#[from] crate::cluster::sagemaker::ApiError),
+    #[error(transparent)]
+    HostList(#[from] crate::cluster::hostlist::HostListError),
+    /// The pool is empty or above the blast-radius cap.
+    #[error(transparent)]
+    Select(#[from] crate::targets::TargetError),
+}
+
+/// The targets a scenario would hit now, for `plan` (the workload's
+/// nodes are only known once it runs).
+pub async fn plan_targets(
+    cluster: &Cluster,
+    scenario: &Scenario,
+) -> Result<Vec<String>, ResolveError> {
+    if scenario.target.pool == Pool::Workload {
+        return Err(ResolveError::WorkloadNotYet);
+    }
+    let seed = SystemClock.now().timestamp_nanos_opt().unwrap_or_default() as u64;
+    resolve_targets(cluster, scenario, None, seed).await
+}
+
+/// The nodes a scenario hits now: its pool on the live cluster, less
+/// controller, login and excluded nodes, picked under the cap. `job` is the
+/// workload's id when the pool is the workload.
+pub async fn resolve_targets(
+    cluster: &Cluster,
+    scenario: &Scenario,
+    job: Option<u64>,
+    seed: u64,
+) -> Result<Vec<String>, ResolveError> {
+    let slurm = &cluster.slurm;
+    let job_nodes = |id: u64| async move {
+        let info = slurm.job(id).await?.ok_or(ResolveError::JobNotFound(id))?;
+        Ok::<_, ResolveError>(slurm.hostnames(&info.node_list)?)
+    };
+    let candidates = match &scenario.target.pool {
+        Pool::Nodes(nodes) => named_nodes(slurm, nodes).await?,
+        Pool::Partition(p) => slurm.partition_nodes(p).await?,
+        Pool::InstanceGroup(group) => {
+            let api = cluster.api.as_ref().ok_or(ResolveError::NoApi)?;
+            api.nodes()
+                .await?
+                .into_iter()
+                .filter(|n| &n.group == group)
+                .map(|n| n.node)
+                .collect()
+        }
+        Pool::JobId(id) => job_nodes(*id).await?,
+        Pool::JobName(name) => {
+            let id = *slurm
+                .jobs_named(name)
+                .await?
+                .first()
+                .ok_or_else(|| ResolveError::NoJobNamed(name.clone()))?;
+            job_nodes(id).await?
+        }
+        Pool::Workload => job_nodes(job.ok_or(ResolveError::NoWorkload)?).await?,
+    };
+    let mut never = cluster.profile.login_nodes.clone();
+    never.push(cluster.profile.head_node.name.clone());
+    let seed = scenario.target.seed.unwrap_or(seed);
+    Ok(crate::targets::select(
+        &scenario.target,
+        &candidates,
+        &never,
+        seed,
+    )?)
+}
+
+/// `nodes` as the scenario names them, each one Slurm has; else which it
+/// does not, with a few it does (the closest first).
+async fn named_nodes(
+    slurm: &crate::cluster::slurm::Slurm,
+    nodes: &[String],
+) -> Result<Vec<String>, ResolveError> {
+    let rows = slurm.nodes_named(nodes).await?;
+    let missing: Vec<String> = nodes
+        .iter()
+        .filter(|n| !rows.iter().any(|r| &r.name == *n))
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        return Ok(nodes.to_vec());
+    }
+    let mut all: Vec<String> = slurm.nodes().await?.into_iter().map(|r| r.name).collect();
+    all.dedup();
+    let first = &missing[0];
+    all.sort_by(|a, b| strsim::jaro_winkler(b, first).total_cmp(&strsim::jaro_winkler(a, first)));
+    let count = all.len();
+    Err(ResolveError::NotInSlurm {
+        missing,
+        known: all.into_iter().take(8).collect::<Vec<_>>().join(", "),
+        count,
+    })
+}
 
 /// Why a target selection cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::layout::{self, Layout, NodeSpec};
 use hpchaos::duration::Duration;
-use hpchaos::profile::{Endpoint, Host, Monitoring, Poll, Profile, SageMaker, Slurm, Ssh};
+use hpchaos::profile::{Compute, Endpoint, Host, Monitoring, Poll, Profile, SageMaker, Slurm, Ssh};
 
 /// The AWS profile name in the lab's credentials file. The lab checks that
 /// requests are signed, not by whom.
@@ -139,6 +139,53 @@ pub struct LabConfig {
     /// monitoring host.
     #[serde(default)]
     pub monitoring: bool,
+    /// Which key the compute nodes let `ubuntu` in with (`lab up
+    /// --compute-trusts`): the cluster's own, as on HyperPod, or also the
+    /// profile's.
+    #[serde(default)]
+    pub compute_trusts: ComputeTrusts,
+}
+
+/// The key compute nodes accept besides the cluster's own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ComputeTrusts {
+    /// Only the cluster's key (`/fsx/ubuntu/.ssh`, which the head node
+    /// uses), as HyperPod's lifecycle scripts set it up.
+    #[default]
+    Head,
+    /// The profile's key too: hpchaos can reach them with its own
+    /// connection (`ssh.compute: through_head`).
+    Profile,
+}
+
+/// The user operators log in as on HyperPod, with passwordless sudo.
+pub const LOGIN_USER: &str = "ubuntu";
+
+/// `ubuntu`'s uid and gid in the lab's root file system
+/// (scripts/slurm-rootfs), as on HyperPod's Ubuntu AMI.
+pub const LOGIN_UID: u32 = 1000;
+
+/// The cluster's own key pair and `ubuntu`'s SSH setup, in the shared home
+/// (`/fsx/ubuntu/.ssh`), as HyperPod's lifecycle scripts make them: every
+/// node trusts the key, and nodes reach each other by name without
+/// host-key checks.
+pub fn login_ssh_config() -> &'static str {
+    "Host ip-*\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+}
+
+/// cloud-init's sudoers entry for `ubuntu` on HyperPod's AMI.
+pub fn sudoers() -> String {
+    format!("{LOGIN_USER} ALL=(ALL) NOPASSWD:ALL\n")
+}
+
+impl LabConfig {
+    /// The nodes are entered as `ubuntu` with sudo (the 24.11 root file
+    /// system has that user); a lab on the host's own Slurm (22.05) keeps
+    /// root, having no such user.
+    pub fn login_as_ubuntu(&self) -> bool {
+        self.rootfs.is_some()
+    }
 }
 
 /// The Slurm release a lab runs: 24.11 (what HyperPod's AMI ships; Debian
@@ -296,18 +343,35 @@ pub fn hosts(config: &LabConfig) -> String {
     text
 }
 
-pub fn sshd_config(layout: &Layout, node: &NodeSpec) -> String {
+/// A node's sshd_config. Entered as `ubuntu` (see
+/// [`LabConfig::login_as_ubuntu`]): root may not log in; every node accepts
+/// the cluster's key (`~/.ssh/authorized_keys` in the shared home); the
+/// head and login nodes also the profile's (the key that opens the session
+/// from outside), compute nodes only with `--compute-trusts profile`.
+/// Otherwise (22.05 on the host) root logs in with the profile's key.
+pub fn sshd_config(layout: &Layout, node: &NodeSpec, config: &LabConfig) -> String {
+    let profile_keys = layout.ssh().join("authorized_keys").display().to_string();
+    let (root, keys) = if config.login_as_ubuntu() {
+        let outside =
+            node.role != layout::Role::Compute || config.compute_trusts == ComputeTrusts::Profile;
+        let keys = match outside {
+            true => format!(".ssh/authorized_keys {profile_keys}"),
+            false => ".ssh/authorized_keys".to_owned(),
+        };
+        ("no", keys)
+    } else {
+        ("prohibit-password", profile_keys)
+    };
     format!(
         "# Written by `hpchaos lab`: node {name}.\n\
          ListenAddress {address}\n\
          HostKey {host_key}\n\
-         PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+         PermitRootLogin {root}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
          AuthorizedKeysFile {keys}\nStrictModes no\nUsePAM no\nPidFile /run/sshd.pid\n\
          MaxSessions 10\nClientAliveInterval 15\n",
         name = node.name,
         address = node.address,
         host_key = layout.host_key(&node.name).display(),
-        keys = layout.ssh().join("authorized_keys").display(),
     )
 }
 
@@ -333,7 +397,19 @@ pub fn profile(layout: &Layout, config: &LabConfig) -> Profile {
             .map(|n| (n.name.clone(), n.address.clone()))
             .collect(),
         ssh: Ssh {
-            user: Some("root".to_owned()),
+            user: Some(
+                match config.login_as_ubuntu() {
+                    true => LOGIN_USER,
+                    false => "root",
+                }
+                .to_owned(),
+            ),
+            elevate: None,
+            compute: match config.login_as_ubuntu() && config.compute_trusts == ComputeTrusts::Head
+            {
+                true => Compute::FromHead,
+                false => Compute::ThroughHead,
+            },
             key: Some(path_text(&layout.client_key())),
             known_hosts: path_text(&layout.known_hosts()),
             jump_host: None,
@@ -411,6 +487,7 @@ pub(crate) fn test_config() -> LabConfig {
         declared_nodes: 0,
         monitoring: false,
         reboot_keeps_launch_time: false,
+        compute_trusts: ComputeTrusts::Head,
     }
 }
 

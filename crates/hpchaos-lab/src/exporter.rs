@@ -46,7 +46,7 @@ fn pci_bus(gpu: u32) -> u32 {
 /// Reads the GPU state of the node whose file system root is `root`
 /// (`run/hpchaos/dcgm-injections`: `GPU FIELD VALUE TIME` lines;
 /// `log/kmsg`: the node's kernel log). A kernel Xid line names its GPU by
-/// PCI bus; one the lab does not number goes to GPU 0.
+/// PCI bus; one on a bus the lab's GPUs are not on counts for none.
 pub fn gpu_state(root: &Path) -> GpuState {
     let mut state = GpuState {
         stressed: root.join("run/hpchaos/stress").exists(),
@@ -78,8 +78,11 @@ pub fn gpu_state(root: &Path) -> GpuState {
         let Some(xid) = crate::xid::read(line) else {
             continue;
         };
-        let gpu = (0..GPUS).find(|g| pci_bus(*g) == xid.bus).unwrap_or(0);
-        state.last_xid.insert(gpu, xid.code);
+        // A bus no GPU of the node sits on is no GPU's: a harness that
+        // names the wrong bus is not rescued by a guess.
+        if let Some(gpu) = (0..GPUS).find(|g| pci_bus(*g) == xid.bus) {
+            state.last_xid.insert(gpu, xid.code);
+        }
     }
     state
 }
@@ -315,6 +318,19 @@ mod tests {
                 .count(),
             6
         );
+    }
+
+    #[test]
+    fn an_xid_on_a_bus_no_gpu_is_on_counts_for_none() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("log")).unwrap();
+        // The lab's GPUs sit on 0x53, 0x63, ... 0xc3: 0x54 is none of them.
+        std::fs::write(
+            root.path().join("log/kmsg"),
+            "<3>NVRM: Xid (PCI:0000:54:00): 79, pid=1, GPU has fallen off the bus.\n",
+        )
+        .unwrap();
+        assert!(gpu_state(root.path()).last_xid.is_empty());
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub struct UpOptions {
     /// Run the monitoring stack (exporters, Prometheus, Alertmanager,
     /// Pushgateway).
     pub monitoring: bool,
+    /// Which key the compute nodes accept (the cluster's, as on HyperPod,
+    /// or also the profile's).
+    pub compute_trusts: config::ComputeTrusts,
 }
 
 /// Host programs the lab needs, and the Debian package of each.
@@ -194,6 +197,7 @@ fn prepare_and_start(layout: &Layout, options: &UpOptions) -> Result<(), LabErro
             .cluster_size
             .map_or(0, |size| size.saturating_sub(u16::from(options.nodes))),
         monitoring: options.monitoring,
+        compute_trusts: options.compute_trusts,
     };
     if config.monitoring {
         monitoring::preflight()?;
@@ -300,9 +304,14 @@ fn write_files(layout: &Layout, config: &LabConfig) -> Result<(), LabError> {
         }
         _ => {}
     }
-    // Slurm opens a job's --output before its script runs: the canary's folder must exist.
+    // Slurm opens a job's --output before its script runs: the canary's
+    // folder must exist, writable by whoever submits it (`ubuntu`).
     std::fs::create_dir_all(layout.dir.join("shared/canary"))
         .map_err(LabError::io("cannot create shared/canary"))?;
+    set_mode(&layout.dir.join("shared/canary"), 0o1777)?;
+    if config.login_as_ubuntu() {
+        login_user_home(layout)?;
+    }
     let _ = std::fs::remove_file(layout.ground_truth());
 
     write_munge_key(layout)?;
@@ -318,7 +327,7 @@ fn write_files(layout: &Layout, config: &LabConfig) -> Result<(), LabError> {
     for node in config.nodes() {
         write(
             layout.node(&node.name).join("sshd_config"),
-            &config::sshd_config(layout, &node),
+            &config::sshd_config(layout, &node, config),
         )?;
         let key = layout.host_key(&node.name);
         let _ = std::fs::remove_dir_all(layout.node_root(&node.name));
@@ -333,6 +342,54 @@ fn write_files(layout: &Layout, config: &LabConfig) -> Result<(), LabError> {
         known_hosts.push_str(&format!("{},{} {kind} {body}\n", node.name, node.address));
     }
     write(layout.known_hosts(), &known_hosts)
+}
+
+/// `ubuntu`'s home in the shared file system (`/fsx/ubuntu`), as
+/// HyperPod's lifecycle scripts make it: the cluster's own key pair, which
+/// every node's `authorized_keys` holds, and an SSH client config that
+/// reaches the other nodes by name without host-key checks; and the
+/// sudoers entry cloud-init writes for `ubuntu` (the nodes bind
+/// `etc/sudoers.d` over theirs, so a test can take it away).
+fn login_user_home(layout: &Layout) -> Result<(), LabError> {
+    let dot_ssh = layout
+        .dir
+        .join("shared")
+        .join(config::LOGIN_USER)
+        .join(".ssh");
+    std::fs::create_dir_all(&dot_ssh).map_err(LabError::io("cannot create /fsx/ubuntu/.ssh"))?;
+    let key = dot_ssh.join("id_ed25519");
+    system::new_key(&key, "hyperpod-cluster-key")?;
+    let public = std::fs::read_to_string(key.with_extension("pub"))
+        .map_err(LabError::io("cannot read the cluster's public key"))?;
+    write_text(dot_ssh.join("authorized_keys"), &public)?;
+    write_text(dot_ssh.join("config"), config::login_ssh_config())?;
+    let home = layout.dir.join("shared").join(config::LOGIN_USER);
+    let owner = format!("{0}:{0}", config::LOGIN_UID);
+    system::run("chown", &["-R", &owner, &home.display().to_string()])?;
+    set_mode(&dot_ssh, 0o700)?;
+    set_mode(&key, 0o600)?;
+    set_mode(&dot_ssh.join("config"), 0o600)?;
+    let sudoers = layout.dir.join("etc/sudoers.d");
+    std::fs::create_dir_all(&sudoers).map_err(LabError::io("cannot create etc/sudoers.d"))?;
+    let entry = sudoers.join("90-cloud-init-users");
+    write_text(entry.clone(), &config::sudoers())?;
+    set_mode(&entry, 0o440)
+}
+
+/// Writes `text` to `path`, creating its folder.
+fn write_text(path: std::path::PathBuf, text: &str) -> Result<(), LabError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(LabError::io(format!("cannot create {}", parent.display())))?;
+    }
+    std::fs::write(&path, text).map_err(LabError::io(format!("cannot write {}", path.display())))
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), LabError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(LabError::io(
+        format!("cannot set the mode of {}", path.display()),
+    ))
 }
 
 fn write_munge_key(layout: &Layout) -> Result<(), LabError> {

@@ -62,6 +62,8 @@ impl Follower {
     ) -> Result<Follower, super::ssh::SshError> {
         let from = format!("+{}", offset + 1);
         let line = super::quote::command_line(&["sh", "-c", FOLLOW_SCRIPT, "hpchaos", path, &from]);
+        // slurmctld.log is SlurmUser's (see privilege::Root::ReadLogs).
+        let line = slurm.ssh.as_root(&line);
         let rx = slurm.ssh.follow(&slurm.head, &line).await?;
         Ok(Follower::over(rx, offset))
     }

@@ -2,6 +2,7 @@
 //! pure parsers of their text output (explicit `-o` formats and
 //! `scontrol -o`, the interfaces that stay stable across Slurm releases).
 
+use super::privilege::Root;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -403,7 +404,19 @@ pub fn parse_version(output: &str) -> Option<String> {
 
 impl Slurm {
     async fn head<S: AsRef<str>>(&self, argv: &[S]) -> Result<String, SshError> {
-        let out = self.ssh.run(&self.head, argv).await?;
+        self.head_as(None, argv).await
+    }
+
+    /// `argv` on the head, as root when `root` says why (see [`Root`]);
+    /// its stdout. Errors: it could not run, or failed (exit and stderr).
+    async fn head_as<S: AsRef<str>>(
+        &self,
+        root: Option<Root>,
+        argv: &[S],
+    ) -> Result<String, SshError> {
+        let line = super::quote::command_line(argv);
+        let limit = self.ssh.command_timeout();
+        let out = self.ssh.run_line_as(&self.head, root, &line, limit).await?;
         let failed = |detail: String| SshError::Command {
             host: self.head.name.clone(),
             command: argv
@@ -569,7 +582,7 @@ impl Slurm {
         if let Some(reason) = reason {
             argv.push(format!("reason={reason}"));
         }
-        self.head(&argv).await.map(drop)
+        self.head_as(Some(Root::SlurmAdmin), &argv).await.map(drop)
     }
 
     pub async fn sbatch(&self, args: &[String]) -> Result<u64, SshError> {
@@ -634,7 +647,11 @@ impl Slurm {
     pub async fn file_size(&self, path: &str) -> Result<u64, FileError> {
         let out = self
             .ssh
-            .run(&self.head, &["stat", "-L", "-c", "%s", "--", path])
+            .run_as_root(
+                &self.head,
+                Root::ReadLogs,
+                &["stat", "-L", "-c", "%s", "--", path],
+            )
             .await?;
         match out.stdout.trim().parse() {
             Ok(size) if out.status == 0 => Ok(size),
@@ -649,7 +666,11 @@ impl Slurm {
         let script = "stat -L -c %s -- \"$1\" && tail -c \"$2\" -- \"$1\"";
         let out = self
             .ssh
-            .run(&self.head, &["sh", "-c", script, "hpchaos", path, &from])
+            .run_as_root(
+                &self.head,
+                Root::ReadLogs,
+                &["sh", "-c", script, "hpchaos", path, &from],
+            )
             .await?;
         match split_sized(&out.stdout) {
             Some((size, text)) if out.status == 0 => Ok((size, text.to_owned())),
@@ -672,7 +693,10 @@ impl Slurm {
             (offset + 1).to_string(),
             most.to_string(),
         ];
-        let out = self.ssh.run(&self.head, &argv).await?;
+        let out = self
+            .ssh
+            .run_as_root(&self.head, Root::ReadLogs, &argv)
+            .await?;
         base64::engine::general_purpose::STANDARD
             .decode(out.stdout.trim())
             .map_err(|e| SshError::Command {

@@ -10,10 +10,18 @@
 //!
 //! Hops, as operators reach HyperPod: the head node over TCP or through
 //! `ssh.proxy_command` (SSM's `AWS-StartSSHSession`: its stdin/stdout is
-//! the connection); other nodes directly, or through `ssh.jump_host`, or,
-//! when the head is behind a proxy command, through the head node. A hop's
-//! connection is the pool's own long-lived one (SSM allows only a few new
-//! sessions a second): one to the head per run, channels through it.
+//! the connection). Other nodes, with `ssh.compute: from_head` (the
+//! default), from the head: it runs `ssh NODE` with its own user, key and
+//! client config, as HyperPod's lifecycle scripts set them up (the
+//! cluster's own key in the shared home); with `through_head`, this
+//! machine's own connection with the profile's key, directly, through
+//! `ssh.jump_host`, or, when the head is behind a proxy command, through
+//! the head's connection. A hop's connection is the pool's own long-lived
+//! one (SSM allows only a few new sessions a second): one to the head per
+//! run, channels through it.
+//!
+//! Root, where a command needs it (`privilege.rs` says which and why): under
+//! `sudo -n` when the profile's user is not root (`ssh.become`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -26,8 +34,9 @@ pub use super::ssh_client::Streamed;
 use super::ssh_client::{Auth, ConnectError, Connection, HostCheck, Transport};
 
 use super::capped::Capped;
+use super::privilege::{self, Elevation, Root};
 use super::quote::command_line;
-use crate::profile::{Host, Profile};
+use crate::profile::{Become, Compute, Host, Profile};
 
 /// Where to reach one host.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -140,6 +149,17 @@ pub enum SshError {
         command: String,
         detail: String,
     },
+    /// sudo refused to run a command that needs root (see
+    /// [`privilege::Root`]): `why` it needs root, and how to allow it.
+    #[error("{user} cannot become root with `sudo -n` on {host} to {why}: {said}; {fix}")]
+    Sudo {
+        host: String,
+        user: String,
+        why: &'static str,
+        /// What sudo said.
+        said: String,
+        fix: String,
+    },
 }
 
 impl SshError {
@@ -151,6 +171,7 @@ impl SshError {
             SshError::HostKeyMismatch { .. }
                 | SshError::UnknownHost { .. }
                 | SshError::Setup { .. }
+                | SshError::Sudo { .. }
         )
     }
 }
@@ -165,6 +186,10 @@ struct Slot {
 /// Connections to every host of one cluster.
 pub struct SshPool {
     user: String,
+    /// How commands that need root get it.
+    elevation: Elevation,
+    /// How nodes other than the head are reached.
+    compute: Compute,
     key: Option<PathBuf>,
     known_hosts: PathBuf,
     /// Host keys (base64, ed25519) accepted for this run after a verified
@@ -256,8 +281,17 @@ pub fn expand_home(path: &str) -> PathBuf {
 impl SshPool {
     pub fn new(profile: &Profile) -> SshPool {
         let ssh = &profile.ssh;
+        let user = ssh.user.clone().unwrap_or_else(local_user);
+        let elevation = match ssh.elevate {
+            Some(Become::Sudo) => Elevation::Sudo,
+            Some(Become::None) => Elevation::AsIs,
+            None if user == "root" => Elevation::AsIs,
+            None => Elevation::Sudo,
+        };
         SshPool {
-            user: ssh.user.clone().unwrap_or_else(local_user),
+            user,
+            elevation,
+            compute: ssh.compute,
             key: ssh.key.as_deref().map(expand_home),
             known_hosts: expand_home(&ssh.known_hosts),
             accepted_keys: Mutex::new(HashMap::new()),
@@ -315,8 +349,157 @@ impl SshPool {
             .await
     }
 
-    /// Runs a command line built by this crate (never scenario text).
+    /// Runs `argv` on `endpoint` as root, `need` saying why (see
+    /// [`Root`]): under `sudo -n` when the profile's user is not root.
+    /// Errors: as [`SshPool::run_line_as`].
+    pub async fn run_as_root<S: AsRef<str>>(
+        &self,
+        endpoint: &Endpoint,
+        need: Root,
+        argv: &[S],
+    ) -> Result<Output, SshError> {
+        self.run_line_as(
+            endpoint,
+            Some(need),
+            &command_line(argv),
+            self.command_timeout,
+        )
+        .await
+    }
+
+    /// Runs a command line built by this crate, as root when `root` says
+    /// why it must be (see [`Root`]), else as the profile's user. Errors:
+    /// as [`SshPool::run_line`], and [`SshError::Sudo`] when sudo refused.
+    pub async fn run_line_as(
+        &self,
+        endpoint: &Endpoint,
+        root: Option<Root>,
+        line: &str,
+        limit: Duration,
+    ) -> Result<Output, SshError> {
+        let Some(need) = root else {
+            return self.run_line(endpoint, line, limit).await;
+        };
+        let out = self
+            .run_line(endpoint, &self.elevation.wrap(line), limit)
+            .await?;
+        if self.elevation == Elevation::Sudo && privilege::sudo_refused(out.status, &out.stderr) {
+            return Err(self.sudo_error(endpoint, need, &out.stderr));
+        }
+        Ok(out)
+    }
+
+    /// The line as root, for a caller that streams it (see
+    /// [`SshPool::follow`]).
+    pub fn as_root(&self, line: &str) -> String {
+        self.elevation.wrap(line)
+    }
+
+    /// Whether commands that need root go through sudo.
+    pub fn uses_sudo(&self) -> bool {
+        self.elevation == Elevation::Sudo
+    }
+
+    /// sudo's refusal on `endpoint` as an error with the fix.
+    pub fn sudo_error(&self, endpoint: &Endpoint, need: Root, stderr: &str) -> SshError {
+        SshError::Sudo {
+            host: endpoint.name.clone(),
+            user: self.user.clone(),
+            why: need.why(),
+            said: stderr.trim().lines().next().unwrap_or("").to_owned(),
+            fix: privilege::sudo_fix(&self.user, &endpoint.name),
+        }
+    }
+
+    /// `ssh.command_timeout`: the bound of one command.
+    pub fn command_timeout(&self) -> Duration {
+        self.command_timeout
+    }
+
+    /// The profile's user on the nodes.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// Runs a command line built by this crate (never scenario text), as
+    /// the profile's user. A node other than the head is reached the way
+    /// `ssh.compute` says (see [`SshPool::second_hop`]).
     pub async fn run_line(
+        &self,
+        endpoint: &Endpoint,
+        line: &str,
+        limit: Duration,
+    ) -> Result<Output, SshError> {
+        if let Some(hop) = self.second_hop(endpoint, line) {
+            let out = self.run_on(&self.head.clone(), &hop, limit).await?;
+            return self.hop_answer(endpoint, line, out);
+        }
+        self.run_on(endpoint, line, limit).await
+    }
+
+    /// With `ssh.compute: from_head`, how the head runs `line` on
+    /// `endpoint` (a node other than the head): OpenSSH's client there,
+    /// with the head's own user, key and config, never prompting, the
+    /// node by its Slurm name (as HyperPod's nodes know each other).
+    /// `None`: `endpoint` is reached directly.
+    fn second_hop(&self, endpoint: &Endpoint, line: &str) -> Option<String> {
+        if self.compute != Compute::FromHead || endpoint.name == self.head.name || endpoint.local {
+            return None;
+        }
+        let connect = format!("ConnectTimeout={}", self.connect_timeout.as_secs().max(1));
+        let alive = format!("ServerAliveInterval={}", self.keepalive.as_secs().max(1));
+        Some(command_line(&[
+            "ssh",
+            "-T",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            &connect,
+            "-o",
+            &alive,
+            "-o",
+            "ServerAliveCountMax=3",
+            "--",
+            &endpoint.name,
+            line,
+        ]))
+    }
+
+    /// What the head's `ssh NODE` answered, as if the node had: exit 255
+    /// is OpenSSH's own failure to reach the node (its words on stderr).
+    fn hop_answer(&self, endpoint: &Endpoint, line: &str, out: Output) -> Result<Output, SshError> {
+        if out.status != 255 {
+            return Ok(out);
+        }
+        let said = out.stderr.trim();
+        let detail = format!(
+            "the head node's `ssh {}` failed: {}",
+            endpoint.name,
+            if said.is_empty() { "exit 255" } else { said }
+        );
+        if said.contains("Connection timed out")
+            || said.contains("Connection refused")
+            || said.contains("No route to host")
+            || said.contains("Could not resolve")
+            || said.contains("Permission denied")
+            || said.contains("Host key verification failed")
+        {
+            return Err(SshError::Connect {
+                host: endpoint.name.clone(),
+                address: endpoint.name.clone(),
+                detail,
+            });
+        }
+        Err(SshError::Command {
+            host: endpoint.name.clone(),
+            command: line.to_owned(),
+            detail,
+        })
+    }
+
+    /// Runs `line` on `endpoint` itself: here when it is local, else over
+    /// the pool's connection to it.
+    async fn run_on(
         &self,
         endpoint: &Endpoint,
         line: &str,
@@ -394,6 +577,10 @@ impl SshPool {
         endpoint: &Endpoint,
         line: &str,
     ) -> Result<tokio::sync::mpsc::UnboundedReceiver<Streamed>, SshError> {
+        if let Some(hop) = self.second_hop(endpoint, line) {
+            let head = self.head.clone();
+            return Box::pin(self.follow(&head, &hop)).await;
+        }
         if endpoint.local {
             return follow_here(endpoint, line);
         }

@@ -11,6 +11,7 @@ mod node_replace;
 mod process_kill;
 pub mod xid;
 
+use crate::cluster::privilege::Root;
 use serde::{Deserialize, Serialize};
 
 use crate::duration::Duration;
@@ -94,6 +95,44 @@ pub enum Step {
 }
 
 impl Step {
+    /// Why the step must run as root, if it must: the one place that says
+    /// so for every step a fault plans (`cluster/privilege.rs` says why
+    /// each need is one). A scenario's own rollback commands (`RunFor`)
+    /// run as the profile's user: they say `sudo -n` themselves where they
+    /// need it. The canary's cancel and the process listings need no root;
+    /// `ResumeIfUntouched` is Slurm's
+    /// ([`crate::cluster::slurm::Slurm::update_node`]).
+    pub fn needs_root(&self) -> Option<Root> {
+        match self {
+            Step::Run { argv, .. } | Step::RunDropping { argv, .. } => {
+                let word = |i: usize| argv.get(i).map(String::as_str);
+                match (word(0), word(1), word(2)) {
+                    (Some("scontrol"), _, _) => Some(Root::SlurmAdmin),
+                    (Some("dcgmi"), Some("test"), _) => Some(Root::DcgmInject),
+                    (Some("sh"), Some("-c"), Some(xid::KMSG_SCRIPT)) => Some(Root::KernelLog),
+                    (Some("sh"), Some("-c"), Some(xid::HEALTH_STATUS_SCRIPT)) => {
+                        Some(Root::HealthStatusFile)
+                    }
+                    (Some("rm"), Some("-f"), Some(xid::HEALTH_STATUS_FILE)) => {
+                        Some(Root::HealthStatusFile)
+                    }
+                    (Some("pkill"), _, _) => Some(Root::SignalOthers),
+                    (Some("reboot"), _, _) => Some(Root::Reboot),
+                    _ => None,
+                }
+            }
+            Step::KillJobTasks { .. } | Step::KillMatching { .. } => Some(Root::SignalOthers),
+            Step::StartDetached { .. } | Step::CheckDetached { .. } | Step::StopDetached { .. } => {
+                Some(Root::RunState)
+            }
+            Step::RunFor { .. }
+            | Step::CancelCanary { .. }
+            | Step::ApiReboot { .. }
+            | Step::ApiReplace { .. }
+            | Step::ResumeIfUntouched { .. } => None,
+        }
+    }
+
     /// The compute node the step runs on, if it runs on one over SSH.
     pub fn node(&self) -> Option<String> {
         match self {

@@ -51,6 +51,12 @@ pub fn parse_kernel_line(line: &str) -> Option<u32> {
         .ok()
 }
 
+/// HyperPod's health-check status file: a line in it marks the node bad.
+pub const HEALTH_STATUS_FILE: &str = "/var/run/sagemaker_healthcheck_status";
+
+/// Marks the node bad through [`HEALTH_STATUS_FILE`].
+pub const HEALTH_STATUS_SCRIPT: &str = "echo 1 >> /var/run/sagemaker_healthcheck_status";
+
 /// Writes `$1` to the kernel log as one record at `err` level.
 pub const KMSG_SCRIPT: &str = "printf '<3>%s\\n' \"$1\" >> /dev/kmsg";
 
@@ -69,16 +75,12 @@ pub fn plan(xid: &Xid, targets: &[String]) -> Plan {
             "hpchaos",
             &kernel_line(xid.code, xid.gpu),
         ]),
-        XidMethod::HealthStatusFile => argv(&[
-            "sh",
-            "-c",
-            "echo 1 >> /var/run/sagemaker_healthcheck_status",
-        ]),
+        XidMethod::HealthStatusFile => argv(&["sh", "-c", HEALTH_STATUS_SCRIPT]),
     };
     let rollback = match xid.method {
         XidMethod::HealthStatusFile => on_each(targets, |on| Step::Run {
             on,
-            argv: argv(&["rm", "-f", "/var/run/sagemaker_healthcheck_status"]),
+            argv: argv(&["rm", "-f", HEALTH_STATUS_FILE]),
         }),
         _ => Vec::new(),
     };

@@ -4,7 +4,7 @@
 //! damaged line) and says so, which the report then marks `incomplete`.
 
 mod words;
-pub use words::{cost_text, progress_line, watch_cost_text};
+pub use words::{cost_text, monitoring_judged_text, progress_line, watch_cost_text};
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -280,6 +280,15 @@ pub enum Entry {
         seen_at: Option<DateTime<Utc>>,
         verdict: PhaseVerdict,
         detail: String,
+        /// The monitoring could be read and never saw the fault on some
+        /// target. Absent in journals before it was recorded: read from
+        /// the detail's words then.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        blind_spot: Option<bool>,
+        /// An alert fired and Alertmanager suppressed it (absent: as
+        /// `blind_spot`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        muted: Option<bool>,
     },
     /// Results pushed to the monitoring after a scenario (a Pushgateway or
     /// remote write); a failed push is said here and never fails the run.

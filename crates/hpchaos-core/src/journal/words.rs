@@ -203,9 +203,7 @@ fn measured_text(entry: &Entry) -> String {
             verdict,
             detail,
             ..
-        } => {
-            format!("monitoring {name}: {} ({detail})", verdict.as_str())
-        }
+        } => monitoring_judged_text(name, *verdict, detail),
         Entry::ResultsPushed { to, error, series } => match error {
             None => format!("results pushed to {to}: {series} series"),
             Some(e) => format!("results not pushed to {to}: {e}"),
@@ -271,4 +269,10 @@ pub fn cost_text(cost: &crate::cost::FailureCost) -> String {
         cost.ettr * 100.0,
         cost.window_seconds
     )
+}
+
+/// A monitoring expectation's verdict in words: `monitoring NAME: met
+/// (DETAIL)`.
+pub fn monitoring_judged_text(name: &str, verdict: super::PhaseVerdict, detail: &str) -> String {
+    format!("monitoring {name}: {} ({detail})", verdict.as_str())
 }

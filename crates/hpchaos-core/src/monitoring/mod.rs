@@ -1,15 +1,14 @@
-//! The cluster's monitoring as a source of the watch: a scenario's
-//! monitoring expectations (PromQL conditions, Alertmanager alerts) looked
-//! for at the profile's `monitoring.poll`, each sighting timed by the
-//! monitoring's own clock, and judged at the end against its deadline like
-//! a phase. A condition never seen is a blind spot: the monitoring never
-//! saw the fault. Results go back out through `push.rs`.
+//! The cluster's monitoring, read: a scenario's monitoring expectations
+//! (PromQL conditions, Alertmanager alerts) asked of Prometheus and
+//! Alertmanager (`client`), each sighting timed by the monitoring's own
+//! clock, and judged at the end against its deadline like a phase. A
+//! condition never seen is a blind spot: the monitoring never saw the
+//! fault. The watch reads it through `observe/monitoring.rs`; results go
+//! back out through `publish/`.
 
 pub mod blind_spot;
 pub mod client;
 pub mod expect;
-pub mod push;
-pub mod remote_write;
 
 use chrono::{DateTime, Utc};
 
@@ -49,6 +48,11 @@ pub struct Judged {
     pub seen_at: Option<DateTime<Utc>>,
     pub verdict: PhaseVerdict,
     pub detail: String,
+    /// A blind spot: the monitoring could be read and never saw the fault
+    /// on some target.
+    pub blind_spot: bool,
+    /// An alert fired, and Alertmanager suppressed it: nobody was paged.
+    pub muted: bool,
 }
 
 /// A scenario's monitoring expectations under watch (cloned into the
@@ -466,6 +470,8 @@ impl Monitor {
             })
             .max_by_key(|(seen, _)| seen.at);
         let within = first.within;
+        let blind_spot = !unseen.is_empty() && errors.is_empty();
+        let muted_any = !muted.is_empty();
         let (seen_at, verdict, detail) = self.verdict(Findings {
             within,
             unseen,
@@ -486,6 +492,8 @@ impl Monitor {
             seen_at,
             verdict,
             detail,
+            blind_spot,
+            muted: muted_any,
         }
     }
 

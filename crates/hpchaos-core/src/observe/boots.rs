@@ -31,7 +31,7 @@ impl Boots {
     /// Decodes one read (pure). A failed read says nothing: sinfo's
     /// health covers the same controller.
     pub fn said(
-        read: Result<Vec<(String, BootWitness)>, String>,
+        read: Result<Vec<(String, BootWitness)>, crate::cluster::ssh::SshError>,
         seen_at: chrono::DateTime<chrono::Utc>,
     ) -> Vec<Said> {
         let Ok(boots) = read else {
@@ -76,7 +76,7 @@ impl Source for Boots {
         Box::pin(async move {
             self.cadence.started(Instant::now());
             let read = self.slurm.node_boots(&self.targets).await;
-            Boots::said(read.map_err(|e| e.to_string()), cx.clock.now())
+            Boots::said(read, cx.clock.now())
         })
     }
 }

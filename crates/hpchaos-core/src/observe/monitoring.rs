@@ -117,6 +117,8 @@ impl Monitoring {
                 seen_at: judged.seen_at,
                 verdict: judged.verdict,
                 detail: judged.detail,
+                blind_spot: Some(judged.blind_spot),
+                muted: Some(judged.muted),
             }));
         }
         said

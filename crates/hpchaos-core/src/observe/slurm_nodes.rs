@@ -6,6 +6,7 @@
 //! unhealthy count, and a mark that calls for evidence.
 
 use crate::cluster::slurm::is_hyperpod_mark;
+use crate::cluster::ssh::SshError;
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
@@ -36,8 +37,8 @@ pub struct SlurmNodes {
 /// One read: the targets' rows, and the cluster's state groups when
 /// asked (each may fail on its own).
 type Read = (
-    Result<Vec<NodeRow>, String>,
-    Option<Result<Vec<(NodeState, String)>, String>>,
+    Result<Vec<NodeRow>, SshError>,
+    Option<Result<Vec<(NodeState, String)>, SshError>>,
 );
 
 impl SlurmNodes {
@@ -64,7 +65,7 @@ impl SlurmNodes {
     pub fn said(&mut self, read: Read, seen_at: chrono::DateTime<chrono::Utc>) -> Vec<Said> {
         let (rows, groups) = read;
         let error = match (&rows, &groups) {
-            (Err(e), _) | (_, Some(Err(e))) => Some(e.clone()),
+            (Err(e), _) | (_, Some(Err(e))) => Some(e.to_string()),
             _ => None,
         };
         let mut said = vec![Said::Health(error)];
@@ -171,11 +172,7 @@ impl Source for SlurmNodes {
                     false => None,
                 }
             });
-            let read = (
-                rows.map_err(|e| e.to_string()),
-                groups.map(|g| g.map_err(|e| e.to_string())),
-            );
-            self.said(read, cx.clock.now())
+            self.said((rows, groups), cx.clock.now())
         })
     }
 }

@@ -647,6 +647,8 @@ fn apply_monitoring(scenario: &mut ScenarioReport, record: &Record, entry: &Entr
             seen_at,
             verdict,
             detail,
+            blind_spot,
+            muted,
         } => {
             let elapsed = seen_at
                 .zip(scenario.injected_at)
@@ -658,11 +660,11 @@ fn apply_monitoring(scenario: &mut ScenarioReport, record: &Record, entry: &Entr
                 Source::Monitoring,
                 None,
                 *seen_at,
-                format!(
-                    "monitoring {name}: {} ({detail})",
-                    Verdict::from(*verdict).as_str()
-                ),
+                crate::journal::monitoring_judged_text(name, *verdict, detail),
             );
+            // Journals before the flags were recorded: their words.
+            let blind_spot = blind_spot.unwrap_or_else(|| detail.contains("never saw the fault"));
+            let muted = muted.unwrap_or_else(|| detail.contains("nobody was paged"));
             scenario.monitoring.push(MonitoringReport {
                 name: name.clone(),
                 query: query.clone(),
@@ -672,6 +674,8 @@ fn apply_monitoring(scenario: &mut ScenarioReport, record: &Record, entry: &Entr
                 elapsed,
                 verdict: (*verdict).into(),
                 detail: detail.clone(),
+                blind_spot,
+                muted,
             });
         }
         _ => {}

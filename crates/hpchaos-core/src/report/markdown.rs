@@ -382,7 +382,7 @@ fn monitoring_table(out: &mut String, s: &ScenarioReport) {
         let blind: Vec<&str> = s
             .monitoring
             .iter()
-            .filter(|m| m.detail.contains("never saw the fault"))
+            .filter(|m| m.blind_spot)
             .map(|m| m.detail.as_str())
             .collect();
         if !blind.is_empty() {
@@ -392,9 +392,7 @@ fn monitoring_table(out: &mut String, s: &ScenarioReport) {
             .monitoring
             .iter()
             // A detail with both is under "Blind spot", whole.
-            .filter(|m| {
-                m.detail.contains("nobody was paged") && !m.detail.contains("never saw the fault")
-            })
+            .filter(|m| m.muted && !m.blind_spot)
             .map(|m| m.detail.as_str())
             .collect();
         if !muted.is_empty() {

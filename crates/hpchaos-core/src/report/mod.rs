@@ -184,6 +184,10 @@ pub struct MonitoringReport {
     pub elapsed: Option<Duration>,
     pub verdict: Verdict,
     pub detail: String,
+    /// The monitoring never saw the fault on some target.
+    pub blind_spot: bool,
+    /// An alert fired and was suppressed: nobody was paged.
+    pub muted: bool,
 }
 
 /// One push of results: where, how many series, or the error.

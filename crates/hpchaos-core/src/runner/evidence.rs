@@ -59,7 +59,8 @@ pub async fn collect(
             &format!("{{ {command}; }} | head -c {MAX_BYTES}"),
         ]);
         async move {
-            let result = ssh.run_line(&endpoint, &line, TIME_LIMIT).await;
+            let root = Some(crate::cluster::privilege::Root::Evidence);
+            let result = ssh.run_line_as(&endpoint, root, &line, TIME_LIMIT).await;
             (*file, result)
         }
     });

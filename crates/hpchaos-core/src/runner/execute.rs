@@ -4,6 +4,7 @@
 
 use std::time::Duration as StdDuration;
 
+use crate::cluster::privilege::Root;
 use crate::cluster::ssh::SshError;
 use crate::faults::{self, Place, Step};
 
@@ -21,7 +22,7 @@ impl Runner {
             Step::Run { on, argv } => {
                 let line = self.command_for(on, argv);
                 let out = ssh
-                    .run_line(&self.endpoint_of(on), &line, per_command)
+                    .run_line_as(&self.endpoint_of(on), step.needs_root(), &line, per_command)
                     .await;
                 self.step_status(out?)
             }
@@ -30,7 +31,7 @@ impl Runner {
                 let out = ssh.run_line(&endpoint, &line, timeout.as_std()).await;
                 self.step_status(out?)
             }
-            Step::RunDropping { on, argv } => self.run_dropping(on, argv).await,
+            Step::RunDropping { on, argv } => self.run_dropping(on, argv, step.needs_root()).await,
             Step::KillJobTasks {
                 node,
                 signal,
@@ -70,7 +71,9 @@ impl Runner {
                     pidfile.clone(),
                 ];
                 line.extend(argv.iter().cloned());
-                let out = ssh.run(&self.endpoint_of(on), &line).await;
+                let out = ssh
+                    .run_as_root(&self.endpoint_of(on), Root::RunState, &line)
+                    .await;
                 self.step_status(out?)
             }
             Step::CheckDetached { on, argv, pidfile } => {
@@ -102,12 +105,22 @@ impl Runner {
 
     /// A command the node goes away under: a dropped connection or no
     /// answer is the expected end, but not failing to get in.
-    async fn run_dropping(&self, on: &Place, argv: &[String]) -> Result<String, StepError> {
+    async fn run_dropping(
+        &self,
+        on: &Place,
+        argv: &[String],
+        root: Option<Root>,
+    ) -> Result<String, StepError> {
         let line = self.command_for(on, argv);
         let out = self
             .cluster
             .ssh
-            .run_line(&self.endpoint_of(on), &line, StdDuration::from_secs(5))
+            .run_line_as(
+                &self.endpoint_of(on),
+                root,
+                &line,
+                StdDuration::from_secs(5),
+            )
             .await;
         match out {
             Ok(out) if out.status != 0 => self.step_status(out),
@@ -115,7 +128,8 @@ impl Runner {
                 err @ (SshError::HostKeyMismatch { .. }
                 | SshError::UnknownHost { .. }
                 | SshError::Setup { .. }
-                | SshError::Connect { .. }),
+                | SshError::Connect { .. }
+                | SshError::Sudo { .. }),
             ) => Err(err.into()),
             Ok(_) => Ok(String::new()),
             Err(SshError::Timeout { .. } | SshError::Command { .. }) => {
@@ -207,8 +221,9 @@ impl Runner {
         let out = self
             .cluster
             .ssh
-            .run(
+            .run_as_root(
                 &endpoint,
+                Root::RunState,
                 &["sh", "-c", script, "hpchaos", &pid_arg, pidfile],
             )
             .await?;
@@ -325,8 +340,9 @@ impl Runner {
         let out = self
             .cluster
             .ssh
-            .run_line(
+            .run_line_as(
                 &self.cluster.slurm.head,
+                Some(Root::SlurmAdmin),
                 &self.command_for(&Place::Head, &argv),
                 self.cluster.profile.ssh.command_timeout.as_std(),
             )
@@ -385,7 +401,7 @@ impl Runner {
         let out = self
             .cluster
             .ssh
-            .run(&self.cluster.node(node), &argv)
+            .run_as_root(&self.cluster.node(node), Root::SignalOthers, &argv)
             .await?;
         let list = pids
             .iter()
@@ -455,18 +471,21 @@ impl Runner {
 
 impl Runner {
     /// What the cluster shows now of an undo step that was carried out but
-    /// whose record could not be written: `stopped`, `resumed`, ... or
-    /// `STILL ...` when it is not so; for steps that leave nothing to look
-    /// at, that they ran. Read-only.
-    pub(super) async fn recheck(&self, step: &Step) -> String {
+    /// whose record could not be written: whether it is still applied, and
+    /// in words (`stopped`, `resumed`, ..., `STILL ...` when it is still
+    /// applied; for steps that leave nothing to look at, that they ran; a
+    /// step that could not be re-checked counts as done). Read-only.
+    pub(super) async fn recheck(&self, step: &Step) -> (bool, String) {
+        let done = |found: String| (false, found);
+        let still = |found: String| (true, found);
         match step {
             Step::StopDetached { on, argv, pidfile } => {
                 match self.detached(&self.endpoint_of(on), pidfile).await {
                     Ok(Some((pid, cmdline))) if cmdline == *argv => {
-                        format!("STILL RUNNING (pid {pid})")
+                        still(format!("STILL RUNNING (pid {pid})"))
                     }
-                    Ok(_) => "stopped (re-checked: no such process)".to_owned(),
-                    Err(e) => format!("done, but could not be re-checked: {e}"),
+                    Ok(_) => done("stopped (re-checked: no such process)".to_owned()),
+                    Err(e) => done(format!("done, but could not be re-checked: {e}")),
                 }
             }
             Step::ResumeIfUntouched { node, reason } => {
@@ -478,20 +497,23 @@ impl Runner {
                 {
                     Ok(rows) => match rows.first() {
                         Some(row) if row.healthy() => {
-                            format!("resumed (re-checked: {})", row.describe())
+                            done(format!("resumed (re-checked: {})", row.describe()))
                         }
                         Some(row) if row.reason.contains(reason.as_str()) => {
-                            format!("STILL MARKED (re-checked: {})", row.describe())
+                            still(format!("STILL MARKED (re-checked: {})", row.describe()))
                         }
-                        Some(row) => {
-                            format!("left to the cluster (re-checked: {})", row.describe())
-                        }
-                        None => format!("could not be re-checked: sinfo does not list {node}"),
+                        Some(row) => done(format!(
+                            "left to the cluster (re-checked: {})",
+                            row.describe()
+                        )),
+                        None => done(format!(
+                            "could not be re-checked: sinfo does not list {node}"
+                        )),
                     },
-                    Err(e) => format!("done, but could not be re-checked: {e}"),
+                    Err(e) => done(format!("done, but could not be re-checked: {e}")),
                 }
             }
-            _ => "done (exit 0); nothing to re-check".to_owned(),
+            _ => done("done (exit 0); nothing to re-check".to_owned()),
         }
     }
 }

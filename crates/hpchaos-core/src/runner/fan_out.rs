@@ -138,8 +138,9 @@ impl Runner {
         let out = self
             .cluster
             .ssh
-            .run_line(
+            .run_line_as(
                 &self.cluster.slurm.head,
+                Some(crate::cluster::privilege::Root::ClusterLock),
                 &super::lock::fence_check_line(&fence),
                 self.cluster.profile.ssh.command_timeout.as_std(),
             )

@@ -67,7 +67,9 @@ pub async fn release(
     marker: &str,
 ) -> bool {
     let argv = ["sh", "-c", RELEASE_SCRIPT, "hpchaos", LOCK_DIR, marker];
-    ssh.run(head, &argv).await.is_ok_and(|o| o.status == 0)
+    ssh.run_as_root(head, crate::cluster::privilege::Root::ClusterLock, &argv)
+        .await
+        .is_ok_and(|o| o.status == 0)
 }
 
 /// `HPCHAOS_LOCK_LEASE`'s value: whole seconds from 6 to 3600.
@@ -241,6 +243,18 @@ pub enum Renewal {
     Expired { age: u64 },
 }
 
+/// The fence token [`TAKEOVER_SCRIPT`] took the lock over under (`taken
+/// N`); `None` when it did not (`not-its`, or anything else).
+pub fn parse_takeover(text: &str) -> Option<u64> {
+    text.lines()
+        .next()?
+        .trim()
+        .strip_prefix("taken ")?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Parses what [`RENEW_SCRIPT`] printed; `None` for anything else (the
 /// renewal then proves nothing either way).
 pub fn parse_renewal(text: &str) -> Option<Renewal> {
@@ -384,6 +398,14 @@ pub fn this_host() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_takeover_is_its_token_or_nothing() {
+        assert_eq!(parse_takeover("taken 7\n"), Some(7));
+        assert_eq!(parse_takeover("not-its\n"), None);
+        assert_eq!(parse_takeover("taken\n"), None);
+        assert_eq!(parse_takeover(""), None);
+    }
 
     fn owner() -> Owner {
         Owner {

@@ -5,9 +5,14 @@
 //! Ctrl-C (the `cancel` signal) stops waiting, rolls back and ends the
 //! journal as `interrupted`. A lock on the head node keeps two runs off one
 //! cluster. This module runs scenarios in order; its parts: `workload`
-//! (the canary or watched job), `checks` (steady state, probes), `execute`
-//! (one fault step), `watch` (polling and judging after the injection) and
-//! `lock` (the cluster's run lock and its lease).
+//! (the canary or watched job), `before_watch` (the baseline before the
+//! injection), `checks` (steady state, probes, abort conditions),
+//! `execute` (one fault step) and `fan_out` (a step on many nodes at once),
+//! `watch` (scheduling the sources, judging and journaling after the
+//! injection), `regression` (gates against the history), `evidence`
+//! (what a failing node showed), `lock` and `lease` (the cluster's run
+//! lock and its lease), `step_error` (why a step failed) and `usage`
+//! (the watch's own cost).
 //!
 //! Safety rules every path here keeps: a step that changes the cluster runs
 //! only after its write-ahead `intent` record (with its undo steps) is on
@@ -29,7 +34,7 @@ use crate::journal::{
 };
 use crate::live::LiveView;
 use crate::scenario::Loaded;
-use crate::scenario::model::{Pool, Scenario, Where};
+use crate::scenario::model::{Scenario, Where};
 
 mod before_watch;
 mod checks;
@@ -72,125 +77,16 @@ pub enum RunError {
     LeaseLost(String),
 }
 
-/// Why a scenario's targets could not be resolved.
-#[derive(Debug, thiserror::Error)]
-pub enum ResolveError {
-    /// `plan` of a workload pool: its nodes are known once it runs.
-    #[error("the nodes the workload runs on, picked once it runs")]
-    WorkloadNotYet,
-    #[error("no workload")]
-    NoWorkload,
-    #[error("instance groups need the profile's sagemaker settings")]
-    NoApi,
-    #[error("job {0} not found")]
-    JobNotFound(u64),
-    /// Target nodes Slurm does not have; `known` is a few of those it has.
-    #[error("{} not a Slurm node of this cluster (Slurm has {count} nodes: {known}{})", missing.join(", "), if *count > 8 { ", ..." } else { "" })]
-    NotInSlurm {
-        missing: Vec<String>,
-        known: String,
-        count: usize,
-    },
-    #[error("no job named {0}")]
-    NoJobNamed(String),
-    /// Slurm could not be asked (sinfo, squeue, scontrol).
-    #[error(transparent)]
-    Slurm(#[from] crate::cluster::ssh::SshError),
-    #[error(transparent)]
-    Api(#[from] crate::cluster::sagemaker::ApiError),
-    #[error(transparent)]
-    HostList(#[from] crate::cluster::hostlist::HostListError),
-    /// The pool is empty or above the blast-radius cap.
-    #[error(transparent)]
-    Select(#[from] crate::targets::TargetError),
-}
-
-/// The targets a scenario would hit now, for `plan` (the workload's
-/// nodes are only known once it runs).
-pub async fn plan_targets(
-    cluster: &Cluster,
-    scenario: &Scenario,
-) -> Result<Vec<String>, ResolveError> {
-    if scenario.target.pool == Pool::Workload {
-        return Err(ResolveError::WorkloadNotYet);
-    }
-    let seed = SystemClock.now().timestamp_nanos_opt().unwrap_or_default() as u64;
-    resolve_targets(cluster, scenario, None, seed).await
-}
-
-/// The nodes a scenario hits now: its pool on the live cluster, less
-/// controller, login and excluded nodes, picked under the cap. `job` is the
-/// workload's id when the pool is the workload.
-pub async fn resolve_targets(
-    cluster: &Cluster,
-    scenario: &Scenario,
-    job: Option<u64>,
-    seed: u64,
-) -> Result<Vec<String>, ResolveError> {
-    let slurm = &cluster.slurm;
-    let job_nodes = |id: u64| async move {
-        let info = slurm.job(id).await?.ok_or(ResolveError::JobNotFound(id))?;
-        Ok::<_, ResolveError>(slurm.hostnames(&info.node_list)?)
-    };
-    let candidates = match &scenario.target.pool {
-        Pool::Nodes(nodes) => named_nodes(slurm, nodes).await?,
-        Pool::Partition(p) => slurm.partition_nodes(p).await?,
-        Pool::InstanceGroup(group) => {
-            let api = cluster.api.as_ref().ok_or(ResolveError::NoApi)?;
-            api.nodes()
-                .await?
-                .into_iter()
-                .filter(|n| &n.group == group)
-                .map(|n| n.node)
-                .collect()
-        }
-        Pool::JobId(id) => job_nodes(*id).await?,
-        Pool::JobName(name) => {
-            let id = *slurm
-                .jobs_named(name)
-                .await?
-                .first()
-                .ok_or_else(|| ResolveError::NoJobNamed(name.clone()))?;
-            job_nodes(id).await?
-        }
-        Pool::Workload => job_nodes(job.ok_or(ResolveError::NoWorkload)?).await?,
-    };
-    let mut never = cluster.profile.login_nodes.clone();
-    never.push(cluster.profile.head_node.name.clone());
-    let seed = scenario.target.seed.unwrap_or(seed);
-    Ok(crate::targets::select(
-        &scenario.target,
-        &candidates,
-        &never,
-        seed,
-    )?)
-}
-
-/// `nodes` as the scenario names them, each one Slurm has; else which it
-/// does not, with a few it does (the closest first).
-async fn named_nodes(
-    slurm: &crate::cluster::slurm::Slurm,
-    nodes: &[String],
-) -> Result<Vec<String>, ResolveError> {
-    let rows = slurm.nodes_named(nodes).await?;
-    let missing: Vec<String> = nodes
-        .iter()
-        .filter(|n| !rows.iter().any(|r| &r.name == *n))
-        .cloned()
-        .collect();
-    if missing.is_empty() {
-        return Ok(nodes.to_vec());
-    }
-    let mut all: Vec<String> = slurm.nodes().await?.into_iter().map(|r| r.name).collect();
-    all.dedup();
-    let first = &missing[0];
-    all.sort_by(|a, b| strsim::jaro_winkler(b, first).total_cmp(&strsim::jaro_winkler(a, first)));
-    let count = all.len();
-    Err(ResolveError::NotInSlurm {
-        missing,
-        known: all.into_iter().take(8).collect::<Vec<_>>().join(", "),
-        count,
-    })
+/// An undo step the rollback carried out whose record could not be
+/// written, with what the cluster showed when re-checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unrecorded {
+    /// The step, as the journal's intent lists it.
+    pub step: String,
+    /// Re-checked as still applied (or it failed).
+    pub still_applied: bool,
+    /// What was found, in words.
+    pub found: String,
 }
 
 /// Why an action was not begun: its write-ahead record was refused, so
@@ -223,8 +119,9 @@ async fn renew_once(
     limit: Option<StdDuration>,
 ) -> Result<Option<lock::Renewal>, crate::cluster::ssh::SshError> {
     let limit = limit.map(|l| l.as_secs().to_string()).unwrap_or_default();
-    ssh.run(
+    ssh.run_as_root(
         head,
+        crate::cluster::privilege::Root::ClusterLock,
         &[
             "sh",
             "-c",
@@ -280,15 +177,38 @@ impl Ending {
     }
 }
 
+/// What the command decides about a run, given to [`Runner::new`] whole
+/// (nothing is set on a runner after it is made).
+#[derive(Default)]
+pub struct Settings {
+    /// Regression gates and their baselines, when the run has any.
+    pub gates: Option<regression::GatePlan>,
+    /// How long to wait for a lock a live run holds (`--wait-lock`);
+    /// `None`: refuse at once.
+    pub wait_lock: Option<std::time::Duration>,
+    /// The cluster profile's path as given, for the `recover` command.
+    pub profile_path: Option<String>,
+    /// Where the rollback says what it is undoing (a second Ctrl-C prints
+    /// it); a new one when unset.
+    pub undoing: Option<Arc<Mutex<Option<String>>>>,
+    /// Show each record and where the scenario stands on stderr.
+    pub live: bool,
+    /// Act as this run (`recover`, for the run it undoes); a new id when
+    /// unset.
+    pub run_id: Option<String>,
+    /// Where "now" comes from; the wall clock when unset (tests drive it).
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
 pub struct Runner {
     /// Show each journal record and where the scenario stands on stderr.
-    pub live: Option<LiveView>,
+    live: Option<LiveView>,
     /// The last change seen from any source, for the live view.
     last_seen: Option<String>,
     pub cluster: Cluster,
     pub journal: JournalWriter,
-    pub clock: Arc<dyn Clock>,
-    pub cancel: signal::Receiver<bool>,
+    clock: Arc<dyn Clock>,
+    cancel: signal::Receiver<bool>,
     /// Instances whose host key this run accepted after their replacement.
     accepted_instances: BTreeSet<String>,
     /// Each target's instance id before the injection, as the API listed
@@ -299,11 +219,11 @@ pub struct Runner {
     journal_error: Option<String>,
     next_intent: u64,
     /// This run's id (journal, lock, canary comment).
-    pub run_id: String,
+    run_id: String,
     /// The cluster profile's path as given, for the `recover` command.
-    pub profile_path: Option<String>,
+    profile_path: Option<String>,
     /// What rollback is undoing now, for a second Ctrl-C to print.
-    pub undoing: Arc<Mutex<Option<String>>>,
+    undoing: Arc<Mutex<Option<String>>>,
     /// Renews the lock's lease while the run holds it.
     renewer: Option<tokio::task::JoinHandle<()>>,
     /// The lease on the cluster's lock, while the run holds one.
@@ -318,17 +238,17 @@ pub struct Runner {
     taken_over: bool,
     /// Undo steps the rollback carried out whose records could not be
     /// written, each as `step: what the cluster showed when re-checked`.
-    pub unrecorded: Vec<(String, String)>,
+    pub unrecorded: Vec<Unrecorded>,
     /// The report, built from each record as it is written (the metrics
     /// push reads it; nothing reads the journal back mid-run).
     report: crate::report::Builder,
     /// The current watch's cycles, for its `watch_cost` record.
     cycles: watch::Cycles,
     /// Regression gates and their baselines, when the run has any.
-    pub gates: Option<regression::GatePlan>,
+    gates: Option<regression::GatePlan>,
     /// How long to wait for a lock a live run holds (`--wait-lock`);
     /// `None`: refuse at once.
-    pub wait_lock: Option<std::time::Duration>,
+    wait_lock: Option<std::time::Duration>,
     /// Evidence collections under way: (node, why, task), journaled when
     /// the watch ends.
     evidence: Vec<(
@@ -453,7 +373,7 @@ impl Runner {
                 .collect();
         if let Some(endpoint) = &monitoring.pushgateway {
             let text = crate::report::prometheus::render(&families);
-            let pushed = crate::monitoring::push::to_pushgateway(
+            let pushed = crate::publish::push::to_pushgateway(
                 self.monitoring_client(),
                 endpoint,
                 &cluster,
@@ -464,7 +384,7 @@ impl Runner {
             let to = format!(
                 "{}{}",
                 endpoint.url.trim_end_matches('/'),
-                crate::monitoring::push::pushgateway_path(&cluster, scenario)
+                crate::publish::push::pushgateway_path(&cluster, scenario)
             );
             self.journal_push(scenario, to, pushed);
         }
@@ -474,13 +394,10 @@ impl Runner {
                 .first()
                 .and_then(|s| s.ended_at)
                 .unwrap_or_else(|| self.clock.now());
-            let request = crate::monitoring::remote_write::request(&families, &cluster, at);
-            let written = crate::monitoring::remote_write::write(
-                self.monitoring_client(),
-                endpoint,
-                &request,
-            )
-            .await;
+            let request = crate::publish::remote_write::request(&families, &cluster, at);
+            let written =
+                crate::publish::remote_write::write(self.monitoring_client(), endpoint, &request)
+                    .await;
             self.journal_push(scenario, endpoint.url.clone(), written);
         }
     }
@@ -514,27 +431,34 @@ impl Runner {
         self.log(Some(scenario), entry);
     }
 
-    pub fn new(cluster: Cluster, journal: JournalWriter, cancel: signal::Receiver<bool>) -> Runner {
+    /// A runner for `cluster`, writing `journal`, stopped by `cancel`
+    /// (true: Ctrl-C or SIGTERM), as `settings` say.
+    pub fn new(
+        cluster: Cluster,
+        journal: JournalWriter,
+        cancel: signal::Receiver<bool>,
+        settings: Settings,
+    ) -> Runner {
         Runner {
-            live: None,
+            live: settings.live.then(LiveView::default),
             last_seen: None,
             cluster,
             journal,
-            clock: Arc::new(SystemClock),
+            clock: settings.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             cancel,
             accepted_instances: BTreeSet::new(),
             cycles: watch::Cycles::default(),
             report: crate::report::Builder::new(),
-            gates: None,
-            wait_lock: None,
+            gates: settings.gates,
+            wait_lock: settings.wait_lock,
             evidence: Vec::new(),
             monitoring: std::sync::OnceLock::new(),
             instances_before: BTreeMap::new(),
             journal_error: None,
             next_intent: 1,
-            run_id: new_run_id(&SystemClock),
-            profile_path: None,
-            undoing: Arc::new(Mutex::new(None)),
+            run_id: settings.run_id.unwrap_or_else(|| new_run_id(&SystemClock)),
+            profile_path: settings.profile_path,
+            undoing: settings.undoing.unwrap_or_default(),
             renewer: None,
             lease: None,
             lease_said: false,
@@ -1096,8 +1020,9 @@ impl Runner {
         let record = owner.to_string();
         self.cluster
             .ssh
-            .run(
+            .run_as_root(
                 &self.cluster.slurm.head,
+                crate::cluster::privilege::Root::ClusterLock,
                 &[
                     "sh",
                     "-c",
@@ -1319,7 +1244,7 @@ impl Runner {
     async fn prepare(&mut self, scenario: &Scenario, job: Option<u64>) -> Result<Prepared, Ending> {
         let name = scenario.name.as_str();
         let seed = self.clock.now().timestamp_nanos_opt().unwrap_or_default() as u64;
-        let targets = resolve_targets(&self.cluster, scenario, job, seed)
+        let targets = crate::targets::resolve_targets(&self.cluster, scenario, job, seed)
             .await
             .map_err(|reason| Ending::new(ScenarioOutcome::Aborted, reason.to_string()))?;
         self.log(
@@ -1593,12 +1518,16 @@ impl Runner {
         // said instead, so the run's end tells the truth about its steps.
         for (index, done) in unrecorded {
             let step = &undo[index];
-            let found = match done {
+            let (still_applied, found) = match done {
                 Ok(()) => self.recheck(step).await,
-                Err(error) => format!("NOT undone ({error})"),
+                Err(error) => (true, format!("NOT undone ({error})")),
             };
             // Said at the run's end, with what the journal lists.
-            self.unrecorded.push((step.describe(), found));
+            self.unrecorded.push(Unrecorded {
+                step: step.describe(),
+                still_applied,
+                found,
+            });
         }
     }
 

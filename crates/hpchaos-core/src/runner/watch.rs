@@ -3,7 +3,11 @@
 //! fails and comes back), judges the phases after each cycle and journals
 //! their boundaries as they are decided, until the judgement settles, an
 //! abort condition holds or the run is stopped. Owns the scheduling, the
-//! `select!`, the judging and the journaling; no source is read here.
+//! `select!`, the judging and the journaling; the sources' reading and
+//! decoding are theirs (`observe/`). Two things the watch still does
+//! itself, each a reaction to what was seen, not a source: the fault's
+//! follow-up steps at their time (`follow_up`), and the host key of a node
+//! HyperPod replaced, read from the head (`accept_replacement_key`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration as StdDuration, Instant};
@@ -868,8 +872,11 @@ expect:
         let journal = JournalWriter::create(&path, clock.clone()).unwrap();
         let (tx, rx) = tokio::sync::watch::channel(false);
         let cluster = crate::cluster::Cluster::connect(&profile).await;
-        let mut runner = Runner::new(cluster, journal, rx);
-        runner.clock = clock.clone();
+        let settings = super::super::Settings {
+            clock: Some(clock.clone()),
+            ..super::super::Settings::default()
+        };
+        let mut runner = Runner::new(cluster, journal, rx, settings);
         let baseline = Baseline {
             targets: vec!["ip-10-9-0-11".into()],
             ..Baseline::default()

@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use prost::Message as _;
 
-use super::client::{Client, MonitoringError};
+use crate::monitoring::client::{Client, MonitoringError};
 use crate::profile::Endpoint;
 use crate::report::prometheus::Family;
 

@@ -7,7 +7,7 @@
 
 use base64::Engine as _;
 
-use super::client::{Client, MonitoringError};
+use crate::monitoring::client::{Client, MonitoringError};
 use crate::profile::Endpoint;
 
 /// A grouping-key segment, `/name/value`: plain when the value is made of
