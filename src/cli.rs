@@ -82,7 +82,20 @@ pub enum Command {
     /// Example: hpchaos trend xid48-replace --since 30d --format markdown
     Trend(crate::commands::trend::Args),
     /// Print what a scenario would do on a cluster, touching nothing.
+    ///
+    /// With -o FILE the plan is written too (each scenario's text, the
+    /// nodes it resolved to, what the cluster showed of them), for `run
+    /// --plan FILE` to carry out exactly.
+    ///
+    /// Example: hpchaos plan scenarios/gpu-stress.yaml --cluster prod.yaml -o plan.json
     Plan(crate::commands::plan::Args),
+    /// Write a cluster profile from the SageMaker API: the controller
+    /// group's node as the head, reached through SSM (the ProxyCommand
+    /// and target HyperPod's easy-ssh.sh uses), the login group never
+    /// targeted. Touches nothing on the cluster.
+    ///
+    /// Example: hpchaos init --cluster-name ml-cluster --region us-west-2 -o prod.yaml
+    Init(crate::commands::init::Args),
     /// The cluster as hpchaos sees it: Slurm and SageMaker side by side,
     /// with their disagreements.
     Status(crate::commands::status::Args),

@@ -184,9 +184,13 @@ fn ssh(dir: &Path, node: Option<&str>, command: &[String]) -> Outcome {
         false => (address, command.to_vec()),
         true => {
             let head = profile.head_node.address.clone().unwrap_or_default();
-            let mut hop = vec!["ssh".to_owned(), "-t".to_owned(), name.to_owned()];
+            // A terminal only when there is one to give (`-t` otherwise
+            // makes ssh say so on stderr).
+            let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
+            let t = if tty { "-t" } else { "-T" };
+            let mut hop = vec!["ssh".to_owned(), t.to_owned(), name.to_owned()];
             hop.extend(command.iter().map(|w| hpchaos::cluster::quote::quote(w)));
-            (head, vec!["-t".to_owned(), "--".to_owned(), hop.join(" ")])
+            (head, vec![t.to_owned(), "--".to_owned(), hop.join(" ")])
         }
     };
     let mut ssh = std::process::Command::new("ssh");

@@ -12,8 +12,10 @@ use crate::cli::Command;
 
 pub mod completions;
 pub mod history;
+pub mod init;
 pub mod lab;
 pub mod plan;
+mod plan_file;
 pub mod recover;
 pub mod report;
 pub mod run;
@@ -114,6 +116,7 @@ pub fn dispatch(command: Command) -> Outcome {
         Command::History(args) => history::exec(args),
         Command::Trend(args) => trend::exec(args),
         Command::Plan(args) => plan::exec(args),
+        Command::Init(args) => init::exec(args),
         Command::Status(args) => status::exec(args),
         Command::Recover(args) => recover::exec(args),
         Command::Lab(args) => lab::exec(args),

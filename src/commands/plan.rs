@@ -19,6 +19,11 @@ pub struct Args {
     /// cluster whose NodeRecovery is None is shown, not refused.
     #[arg(long)]
     accept_no_recovery: bool,
+    /// Also write the plan (each scenario's text, its targets, what the
+    /// cluster showed of them) to this file, for `run --plan FILE` to run
+    /// exactly that.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 pub fn exec(args: Args) -> Outcome {
@@ -26,6 +31,7 @@ pub fn exec(args: Args) -> Outcome {
         &[args.scenario],
         Some(&args.cluster),
         args.accept_no_recovery,
+        args.output.as_deref(),
     )
 }
 
@@ -39,7 +45,12 @@ pub struct Checks<'a> {
 /// Prints what each scenario would do on `cluster`: its targets, the
 /// steps, the deadlines and what the monitoring will be asked; changes
 /// nothing.
-pub async fn show(cluster: &Cluster, work: &Work, checks: Checks<'_>) -> Outcome {
+pub async fn show(
+    cluster: &Cluster,
+    work: &Work,
+    checks: Checks<'_>,
+    resolved: &mut Vec<Option<Vec<String>>>,
+) -> Outcome {
     let mut refused = Vec::new();
     let mut worst = None;
     for loaded in &work.scenarios {
@@ -53,13 +64,18 @@ pub async fn show(cluster: &Cluster, work: &Work, checks: Checks<'_>) -> Outcome
             checks.accept_no_recovery,
         );
         let targets = match checked.await {
-            Ok(Some(targets)) => targets,
+            Ok(Some(targets)) => {
+                resolved.push(Some(targets.clone()));
+                targets
+            }
             Ok(None) => {
+                resolved.push(None);
                 println!("  targets: the nodes the workload runs on, picked once it runs");
                 monitoring_unresolved(scenario);
                 continue;
             }
             Err(refusal) => {
+                resolved.push(None);
                 println!(
                     "  REFUSED: {} (run would exit {})",
                     refusal.why,

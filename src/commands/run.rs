@@ -21,8 +21,14 @@ use super::{CliError, Outcome};
 /// `hpchaos run`'s arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    #[arg(required = true, value_name = "SCENARIO|SUITE")]
+    #[arg(required_unless_present = "plan", value_name = "SCENARIO|SUITE")]
     files: Vec<PathBuf>,
+    /// Run a plan written by `plan -o FILE`, exactly: its scenarios as
+    /// they were planned, on the nodes it resolved; refused (exit 3,
+    /// nothing done) when the cluster no longer matches it (a target not
+    /// usable or on another instance, a different job).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["files", "dry_run"])]
+    plan: Option<PathBuf>,
     #[arg(long, value_name = "PROFILE")]
     cluster: Option<PathBuf>,
     /// Where run folders go: this, else the suite's `report_dir`, else
@@ -69,16 +75,31 @@ pub fn exec(args: Args) -> Outcome {
             &args.files,
             args.cluster.as_deref(),
             args.accept_no_recovery,
+            None,
         );
     }
-    let work = work::load(&args.files, args.cluster.as_deref())?;
+    let written = args
+        .plan
+        .as_deref()
+        .map(super::plan_file::read)
+        .transpose()?;
+    let work = match &written {
+        Some(plan) => super::plan_file::work(plan, args.cluster.as_deref())?,
+        None => work::load(&args.files, args.cluster.as_deref())?,
+    };
     let runtime = super::runtime()?;
     offline_checks(&work)?;
-    runtime.block_on(run(&args, &work, baseline.as_ref()))
+    runtime.block_on(run(&args, &work, baseline.as_ref(), written.as_ref()))
 }
 
-/// `plan`, and `run --dry-run`: what would be done, touching nothing.
-pub fn dry_run(files: &[PathBuf], cluster: Option<&Path>, accept_no_recovery: bool) -> Outcome {
+/// `plan`, and `run --dry-run`: what would be done, touching nothing;
+/// with `output`, the plan written there too (when nothing was refused).
+pub fn dry_run(
+    files: &[PathBuf],
+    cluster: Option<&Path>,
+    accept_no_recovery: bool,
+    output: Option<&Path>,
+) -> Outcome {
     let work = work::load(files, cluster)?;
     let runtime = super::runtime()?;
     offline_checks(&work)?;
@@ -89,7 +110,17 @@ pub fn dry_run(files: &[PathBuf], cluster: Option<&Path>, accept_no_recovery: bo
             node_recovery: node_recovery.as_deref(),
             accept_no_recovery,
         };
-        super::plan::show(&cluster, &work, checks).await
+        let mut resolved = Vec::new();
+        let shown = super::plan::show(&cluster, &work, checks, &mut resolved).await?;
+        if let Some(path) = output {
+            super::plan_file::write(path, &cluster, &work, &resolved).await?;
+            println!(
+                "plan written to {} (run it with `hpchaos run --plan {}`)",
+                path.display(),
+                path.display()
+            );
+        }
+        Ok(shown)
     })
 }
 
@@ -188,7 +219,12 @@ async fn idle_enough(cluster: &Cluster, wanted: u32) -> Result<(), CliError> {
 }
 
 /// The run itself: checks, the run folder, the runner, the reports.
-async fn run(args: &Args, work: &Work, baseline: Option<&BaselineSpec>) -> Outcome {
+async fn run(
+    args: &Args,
+    work: &Work,
+    baseline: Option<&BaselineSpec>,
+    written: Option<&super::plan_file::PlanFile>,
+) -> Outcome {
     let cluster = Cluster::connect(&work.profile).await;
     // Signals are ours from here on (also when the shell started us with
     // SIGINT ignored): none is lost while the checks run.
@@ -204,6 +240,9 @@ async fn run(args: &Args, work: &Work, baseline: Option<&BaselineSpec>) -> Outco
         recover_hint.clone(),
     ));
     let node_recovery = online_checks(&cluster, work).await?;
+    if let (Some(plan), Some(path)) = (written, &args.plan) {
+        super::plan_file::still_matches(&cluster, plan, path).await?;
+    }
     scenario_checks(
         &cluster,
         work,

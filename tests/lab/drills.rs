@@ -847,27 +847,25 @@ fn a_failed_rollback_step_is_undone_by_its_command(lab: &Lab) {
 
 /// A target whose rollback needs SSH it cannot reach stops the run before anything changes.
 fn an_unreachable_target_changes_nothing(lab: &Lab) {
-    // A target whose rollback step needs SSH, unreachable (known_hosts
-    // lacks it): exit 3 before anything changes.
+    // A target whose rollback step needs SSH, unreachable (its sshd is
+    // stopped): exit 3 before anything changes.
     let reports = lab.reports.display().to_string();
-    let known = std::fs::read_to_string(lab.dir.join("ssh/known_hosts")).unwrap();
-    let partial = lab._tmp.path().join("known_hosts-no-14");
-    std::fs::write(
-        &partial,
-        known
-            .lines()
-            .filter(|l| !l.contains("10.1.0.14"))
-            .map(|l| format!("{l}\n"))
-            .collect::<String>(),
-    )
-    .unwrap();
-    let no14 = lab.profile_with(
-        "no-14.yaml",
-        "known_hosts:",
-        &format!("  known_hosts: {}", partial.display()),
-    );
+    let sshd_config = lab.dir.join("nodes/ip-10-1-0-14/sshd_config");
+    lab.on("10.1.0.14", "kill $(cat /run/sshd.pid)");
+    let no14 = lab.profile();
     let truth_from = lab.truth_len();
     let out = lab.run_with("tests/e2e/rollback-on-14.yaml", &no14, &reports);
+    // sshd back on the node, as its boot starts it (from the lab's side:
+    // the node cannot be entered without it).
+    let pid = std::fs::read_to_string(lab.dir.join("nodes/ip-10-1-0-14/pid")).unwrap();
+    let started = Command::new("nsenter")
+        .args(["-t", pid.trim(), "-a", "--root", "--wd"])
+        .args(["/usr/sbin/sshd", "-f"])
+        .arg(&sshd_config)
+        .args(["-E", "/var/log/sshd.log"])
+        .status()
+        .unwrap();
+    assert!(started.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(

@@ -179,8 +179,67 @@ fn runs_on_the_lab() {
     a_scenario_that_must_fail_does(lab);
     a_held_lock_refuses_a_second_run(lab);
     what_cannot_run_is_refused_before_anything(lab);
+    a_written_plan_runs_as_written(lab);
     ctrl_c_mid_fault_rolls_back(lab);
-    a_changed_host_key_is_refused_with_the_fix(lab);
+}
+
+/// `plan -o` writes the plan that `run --plan` carries out exactly: the
+/// node it picked (a random pick without a seed), with the scenario's text
+/// as planned; a planned node no longer usable is refused before
+/// anything (exit 3), nothing recorded.
+fn a_written_plan_runs_as_written(lab: &Lab) {
+    let profile = lab.profile();
+    let file = lab.dir.join("plan.json");
+    let file_arg = file.display().to_string();
+    let out = hpchaos(&[
+        "plan",
+        "tests/e2e/scheduled.yaml",
+        "--cluster",
+        &profile,
+        "-o",
+        &file_arg,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("plan written to"), "{stdout}");
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let planned = &plan["scenarios"][0];
+    let target = planned["targets"][0].as_str().unwrap().to_owned();
+    assert!(
+        planned["instances"][&target]
+            .as_str()
+            .is_some_and(|i| i.starts_with("i-")),
+        "{plan}"
+    );
+    assert!(
+        planned["text"].as_str().unwrap().contains("gpu_stress"),
+        "{plan}"
+    );
+    // Run as written: that node, whatever a new pick would draw.
+    let out = lab.run_with(&["--plan", &file_arg]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report = latest_report(&stderr);
+    assert_eq!(
+        report["scenarios"][0]["targets"],
+        serde_json::json!([target])
+    );
+    // The planned node drained since: refused, nothing done or recorded.
+    lab.head(&format!(
+        "scontrol update nodename={target} state=drain reason=hpchaos-plan-test"
+    ));
+    let runs_before = std::fs::read_dir(&lab.reports).map_or(0, |d| d.count());
+    let out = lab.run_with(&["--plan", &file_arg]);
+    lab.head(&format!("scontrol update nodename={target} state=resume"));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("no longer matches the plan") && stderr.contains(&target),
+        "{stderr}"
+    );
+    let runs_after = std::fs::read_dir(&lab.reports).map_or(0, |d| d.count());
+    assert_eq!(runs_before, runs_after);
 }
 
 /// What cannot run is refused before anything starts, by `plan` and `run`
@@ -443,10 +502,27 @@ fn ctrl_c_mid_fault_rolls_back(lab: &Lab) {
     ));
 }
 
-/// A replaced node's new host key is refused, with the fix.
-fn a_changed_host_key_is_refused_with_the_fix(lab: &Lab) {
-    // A replaced node has a new host key: refused, with the fix. Wait for
-    // one more instance of ip-10-1-0-12 than there was before asking.
+/// Host keys follow the cluster: a node HyperPod replaced between two runs
+/// (the API shows a new instance) has its new key accepted by the second
+/// run, journaled with both fingerprints and pinned again; a key that
+/// changed while the node stayed on its instance is refused, with a fix
+/// whose commands work as printed.
+fn host_keys_follow_hyperpods_replacements(lab: &Lab) {
+    let pins = lab.dir.join("ssh/known_hosts.hpchaos-pins");
+    let pinned = |node: &str| {
+        std::fs::read_to_string(&pins)
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with(&format!("{node},")))
+            .map(str::to_owned)
+    };
+    // A first run pins the node's key with its instance.
+    let (code, stderr, _) = lab.run(&["tests/e2e/burn-on-replaced.yaml"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let first = pinned("ip-10-1-0-12").expect("ip-10-1-0-12 pinned");
+    let old_instance = first.split("instance=").nth(1).unwrap().trim().to_owned();
+    assert!(old_instance.starts_with("i-"), "{first}");
+    // HyperPod replaces it between two runs: a new instance, a new key.
     let launches = |lab: &Lab| {
         std::fs::read_to_string(lab.dir.join("ground-truth.jsonl"))
             .unwrap_or_default()
@@ -469,6 +545,41 @@ fn a_changed_host_key_is_refused_with_the_fix(lab: &Lab) {
         assert!(Instant::now() < deadline, "ip-10-1-0-12 was not replaced");
         std::thread::sleep(Duration::from_millis(250));
     }
+    // The second run accepts the new key, with both fingerprints.
+    let (code, stderr, report) = lab.run(&["tests/e2e/burn-on-replaced.yaml"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let accepted: Vec<String> = report["scenarios"][0]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["text"].as_str())
+        .filter(|t| t.starts_with("accepted the new host key of ip-10-1-0-12 on "))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(accepted.len(), 1, "{report}");
+    let text = &accepted[0];
+    assert!(
+        text.contains(&format!("pinned on {old_instance}")) && text.matches("SHA256:").count() == 2,
+        "{text}"
+    );
+    let second = pinned("ip-10-1-0-12").unwrap();
+    assert!(!second.contains(&old_instance), "pinned again: {second}");
+    assert_ne!(first, second);
+    // known_hosts is hpchaos's to read, never to write: the test's own
+    // OpenSSH needs the replaced node's key there.
+    lab.trust_current_host_keys();
+    // A key changed on the same instance (no replacement): refused.
+    let key = lab.dir.join("nodes/ip-10-1-0-12/ssh_host_ed25519_key");
+    let _ = std::fs::remove_file(&key);
+    let _ = std::fs::remove_file(key.with_extension("pub"));
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // sshd takes its new key on SIGHUP (it re-executes itself).
+    lab.on("10.1.0.12", "kill -HUP $(cat /run/sshd.pid)");
     let (code, stderr, report) = lab.run(&["tests/e2e/burn-on-replaced.yaml"]);
     let reason = report["scenarios"][0]["reason"]
         .as_str()
@@ -476,13 +587,14 @@ fn a_changed_host_key_is_refused_with_the_fix(lab: &Lab) {
         .to_owned();
     assert_ne!(code, Some(0), "{stderr}");
     assert!(
-        reason.contains("does not match") && reason.contains("ssh-keygen -R"),
+        reason.contains("not a replacement by HyperPod")
+            && reason.contains("ssh-keygen -R ip-10-1-0-12 -f"),
         "{reason}\n{stderr}"
     );
     // The fix works as printed: its commands, run as they are, let the
     // next run reach the node.
     let commands: Vec<&str> = reason.split('`').skip(1).step_by(2).collect();
-    assert!(!commands.is_empty(), "{reason}");
+    assert!(commands.len() >= 2, "{reason}");
     for command in commands {
         let out = Command::new("sh")
             .args(["-c", command])
@@ -491,9 +603,8 @@ fn a_changed_host_key_is_refused_with_the_fix(lab: &Lab) {
             .unwrap();
         assert!(out.status.success(), "{command}: {out:?}");
     }
-    let (_, stderr, report) = lab.run(&["tests/e2e/burn-on-replaced.yaml"]);
-    let reason = report["scenarios"][0]["reason"].as_str().unwrap_or("");
-    assert!(!reason.contains("does not match"), "{reason}\n{stderr}");
+    let (code, stderr, _) = lab.run(&["tests/e2e/burn-on-replaced.yaml"]);
+    assert_eq!(code, Some(0), "{stderr}");
 }
 
 /// The other shipped scenarios, then the transport under stress: an SSH
@@ -1050,7 +1161,7 @@ fn proxy_pids(pids: &std::path::Path) -> Vec<u32> {
 fn accepted_from(lab: &Lab, node: &str, from: &str) -> usize {
     std::fs::read_to_string(lab.dir.join(format!("nodes/{node}/root/log/sshd.log")))
         .unwrap_or_default()
-        .matches(&format!("Accepted publickey for root from {from} "))
+        .matches(&format!("Accepted publickey for ubuntu from {from} "))
         .count()
 }
 
@@ -1069,6 +1180,110 @@ fn reaches_the_cluster_through_a_proxy_command() {
     one_proxy_a_run_reaches_the_compute_nodes(lab, &profile_arg, &pids);
     an_ssh_config_entry_does_the_same(lab, &pids);
     a_dead_proxy_is_replaced_mid_watch(lab, &profile_arg, &pids);
+    init_writes_a_profile_status_accepts(lab);
+}
+
+/// `hpchaos init` against the lab's API writes a profile that `status`
+/// accepts through SSM's proxy command: a stand-in `aws` on PATH opens
+/// the session `aws ssm start-session` would, to the instance its target
+/// names (and to nothing else). The host-key command init prints works as
+/// printed.
+fn init_writes_a_profile_status_accepts(lab: &Lab) {
+    let status = hpchaos(&["lab", "status", "--dir", &lab.dir.display().to_string()]);
+    let table = String::from_utf8_lossy(&status.stdout).into_owned();
+    let head_instance = table
+        .lines()
+        .find(|l| l.starts_with("ip-10-1-0-10 "))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .unwrap_or_else(|| panic!("{table}"))
+        .to_owned();
+    let bin = lab.dir.join("fake-aws");
+    std::fs::create_dir_all(&bin).unwrap();
+    let aws = bin.join("aws");
+    std::fs::write(
+        &aws,
+        format!(
+            "#!/bin/sh\nt=''; p=22\nwhile [ $# -gt 0 ]; do case \"$1\" in --target) t=$2; shift;; --parameters) p=${{2#portNumber=}}; shift;; esac; shift; done\ncase \"$t\" in sagemaker-cluster:*_controller-{head_instance}) exec socat - TCP:10.1.0.10:$p ;; esac\necho \"An error occurred (TargetNotConnected) when calling the StartSession operation: $t is not connected.\" >&2; exit 254\n"
+        ),
+    )
+    .unwrap();
+    Command::new("chmod").arg("755").arg(&aws).status().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let lab_profile = hpchaos::scenario::load_profile(&lab.dir.join("profile.yaml"))
+        .unwrap()
+        .value;
+    let api = lab_profile.sagemaker.unwrap();
+    let known_hosts = lab.dir.join("init-known_hosts");
+    std::fs::write(&known_hosts, "").unwrap();
+    let written = lab.dir.join("init-profile.yaml");
+    let _ = std::fs::remove_file(&written);
+    let key = lab.dir.join("ssh/id_ed25519");
+    let out = Command::new(env!("CARGO_BIN_EXE_hpchaos"))
+        .env("PATH", &path)
+        .args([
+            "init",
+            "--cluster-name",
+            &api.cluster_name,
+            "--region",
+            &api.region,
+        ])
+        .args(["--endpoint-url", api.endpoint_url.as_deref().unwrap()])
+        .args(["--aws-profile", api.aws_profile.as_deref().unwrap()])
+        .args([
+            "--credentials-file",
+            api.credentials_file.as_deref().unwrap(),
+        ])
+        .arg("--key")
+        .arg(&key)
+        .arg("--known-hosts")
+        .arg(&known_hosts)
+        .arg("-o")
+        .arg(&written)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let text = std::fs::read_to_string(&written).unwrap();
+    assert!(
+        text.contains(&format!("_controller-{head_instance}"))
+            && text.contains("AWS-StartSSHSession")
+            && text.contains("- ip-10-1-0-9"),
+        "{text}"
+    );
+    // The printed host-key command, run as printed.
+    let command = stderr
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("{stderr}"))
+        .to_owned();
+    let added = Command::new("sh")
+        .args(["-c", &command])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{command}: {added:?}");
+    let status = Command::new(env!("CARGO_BIN_EXE_hpchaos"))
+        .env("PATH", &path)
+        .arg("status")
+        .arg("--cluster")
+        .arg(&written)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert_eq!(
+        status.status.code(),
+        Some(0),
+        "{said}{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(
+        said.contains("ip-10-1-0-11") && said.contains("agree"),
+        "{said}"
+    );
 }
 
 /// Through the proxy command, one connection to the head a run; compute nodes through it.
@@ -1209,11 +1424,15 @@ fn a_dead_proxy_is_replaced_mid_watch(lab: &Lab, profile_arg: &str, pids: &std::
 
 #[test]
 fn more_scenarios_and_a_rough_transport() {
-    let Some(up) = lab_up() else {
+    // The compute nodes trust the profile's key too, and the profile
+    // reaches them with this machine's own connections (`through_head`):
+    // their host keys are checked here, and a jump host can carry them.
+    let Some(up) = lab_up_with(&["--compute-trusts", "profile"]) else {
         return;
     };
     let lab = &up.lab;
     load_and_a_stray_process_kill_pass(lab);
+    host_keys_follow_hyperpods_replacements(lab);
     replaced_nodes_new_host_keys_are_accepted(lab);
     an_ssh_drop_mid_watch_is_picked_up_again(lab);
     a_throttled_api_is_retried(lab);
@@ -1580,7 +1799,7 @@ fn reaches_nodes_through_a_jump_host(lab: &Lab) {
     std::fs::write(&profile, text).unwrap();
     let sshd_log = lab.dir.join("nodes/ip-10-1-0-14/root/log/sshd.log");
     let via_jump = |log: &str| {
-        log.matches("Accepted publickey for root from 10.1.0.9 ")
+        log.matches("Accepted publickey for ubuntu from 10.1.0.9 ")
             .count()
     };
     let before = via_jump(&std::fs::read_to_string(&sshd_log).unwrap_or_default());

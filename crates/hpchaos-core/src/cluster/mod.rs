@@ -8,6 +8,7 @@ pub mod hostlist;
 pub mod job_state;
 pub mod log_follow;
 pub mod node_state;
+pub mod pins;
 pub mod privilege;
 pub mod quote;
 pub mod sagemaker;

@@ -112,6 +112,22 @@ impl ApiError {
     }
 }
 
+/// A cluster as `DescribeCluster` describes it (see
+/// [`SageMakerApi::summary`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSummary {
+    pub arn: String,
+    pub groups: Vec<String>,
+    pub node_recovery: String,
+}
+
+impl ClusterSummary {
+    /// The cluster's id: the last part of its ARN (`.../cluster/ID`).
+    pub fn id(&self) -> &str {
+        self.arn.rsplit('/').next().unwrap_or_default()
+    }
+}
+
 /// Per-node outcome of a Batch call: the id, and whether it was accepted.
 pub type BatchOutcome = Vec<(String, Result<(), BatchRefusal>)>;
 
@@ -477,6 +493,31 @@ impl SageMakerApi {
     }
 
     /// `Automatic` or `None`.
+    /// What `DescribeCluster` says of the cluster, for `hpchaos init`: its ARN
+    /// (the cluster id, as SSM targets name it, is its last part), its
+    /// instance groups' names, its `NodeRecovery`.
+    pub async fn summary(&self) -> Result<ClusterSummary, ApiError> {
+        let cluster = self
+            .call()
+            .describe_cluster()
+            .cluster_name(&self.cluster)
+            .send()
+            .await
+            .map_err(|e| self.error("DescribeCluster", e))?;
+        Ok(ClusterSummary {
+            arn: cluster.cluster_arn().unwrap_or_default().to_owned(),
+            groups: cluster
+                .instance_groups()
+                .iter()
+                .filter_map(|g| g.instance_group_name().map(str::to_owned))
+                .collect(),
+            node_recovery: cluster
+                .node_recovery()
+                .map(|r| r.as_str().to_owned())
+                .unwrap_or_default(),
+        })
+    }
+
     pub async fn node_recovery(&self) -> Result<String, ApiError> {
         let cluster = self
             .call()

@@ -34,6 +34,7 @@ pub use super::ssh_client::Streamed;
 use super::ssh_client::{Auth, ConnectError, Connection, HostCheck, Transport};
 
 use super::capped::Capped;
+use super::pins::{self, Pin};
 use super::privilege::{self, Elevation, Root};
 use super::quote::command_line;
 use crate::profile::{Become, Compute, Host, Profile};
@@ -190,6 +191,10 @@ pub struct SshPool {
     elevation: Elevation,
     /// How nodes other than the head are reached.
     compute: Compute,
+    /// Host keys pinned with their instances, beside known_hosts
+    /// (`pins.rs`), and where.
+    pins: Mutex<Vec<Pin>>,
+    pins_path: PathBuf,
     key: Option<PathBuf>,
     known_hosts: PathBuf,
     /// Host keys (base64, ed25519) accepted for this run after a verified
@@ -292,6 +297,12 @@ impl SshPool {
             user,
             elevation,
             compute: ssh.compute,
+            // Unreadable pins are none: a node is then checked against
+            // known_hosts alone, and pinning it again says why it failed.
+            pins: Mutex::new(
+                pins::read(&pins::path_for(&expand_home(&ssh.known_hosts))).unwrap_or_default(),
+            ),
+            pins_path: pins::path_for(&expand_home(&ssh.known_hosts)),
             key: ssh.key.as_deref().map(expand_home),
             known_hosts: expand_home(&ssh.known_hosts),
             accepted_keys: Mutex::new(HashMap::new()),
@@ -308,6 +319,46 @@ impl SshPool {
             proxy_command: ssh.proxy_command.clone(),
             slots: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether hpchaos connects to nodes other than the head itself (and so
+    /// checks their host keys): `ssh.compute: through_head`.
+    pub fn checks_node_keys(&self) -> bool {
+        self.compute == Compute::ThroughHead
+    }
+
+    /// The key pinned for `node`, if any (see [`pins`]).
+    pub fn pin_of(&self, node: &str) -> Option<Pin> {
+        let pins = self.pins.lock().unwrap_or_else(|p| p.into_inner());
+        pins.iter().find(|p| p.node == node).cloned()
+    }
+
+    /// Pins `pin` (replacing `pin.node`'s) and writes the pins file.
+    /// Errors: it cannot be written (the key is still accepted for the run).
+    pub fn set_pin(&self, pin: Pin) -> std::io::Result<()> {
+        let mut pins = self.pins.lock().unwrap_or_else(|p| p.into_inner());
+        pins.retain(|p| p.node != pin.node);
+        pins.push(pin);
+        pins::write(&self.pins_path, &pins)
+    }
+
+    /// Where the pins are kept.
+    pub fn pins_path(&self) -> &std::path::Path {
+        &self.pins_path
+    }
+
+    /// The key known_hosts holds for `endpoint` (type, base64), if any.
+    pub fn known_key(&self, endpoint: &Endpoint) -> Option<(String, String)> {
+        let keys = russh::keys::known_hosts::known_host_keys_path(
+            &endpoint.address,
+            endpoint.port,
+            &self.known_hosts,
+        )
+        .ok()?;
+        let (_, key) = keys.into_iter().next()?;
+        let text = key.to_openssh().ok()?;
+        let mut words = text.split_whitespace();
+        Some((words.next()?.to_owned(), words.next()?.to_owned()))
     }
 
     /// From now on, `node` must present this key (base64 ed25519, no type

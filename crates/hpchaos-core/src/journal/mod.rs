@@ -4,7 +4,7 @@
 //! damaged line) and says so, which the report then marks `incomplete`.
 
 mod words;
-pub use words::{cost_text, monitoring_judged_text, progress_line, watch_cost_text};
+pub use words::{cost_text, host_key_text, monitoring_judged_text, progress_line, watch_cost_text};
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -324,6 +324,11 @@ pub enum Entry {
         node: String,
         instance_id: String,
         fingerprint: String,
+        /// The key it replaces, pinned by an earlier run with the instance
+        /// it belonged to (`cluster/pins.rs`); absent for a replacement
+        /// seen during this run.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replaces: Option<PinnedKey>,
     },
     Aborted {
         reason: String,
@@ -402,6 +407,13 @@ impl TimeSource {
             TimeSource::Observed => "observed",
         }
     }
+}
+
+/// A host key pinned with its instance, as a record names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinnedKey {
+    pub instance_id: String,
+    pub fingerprint: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -119,7 +119,8 @@ fn injection_text(entry: &Entry) -> String {
             node,
             instance_id,
             fingerprint,
-        } => format!("accepted the new host key of {node} on {instance_id}: {fingerprint}"),
+            replaces,
+        } => host_key_text(node, instance_id, fingerprint, replaces.as_ref()),
         Entry::CanarySubmitted { job, .. } => format!("canary submitted: job {job}"),
         Entry::StepRan {
             step, took_ms, ok, ..
@@ -275,4 +276,18 @@ pub fn cost_text(cost: &crate::cost::FailureCost) -> String {
 /// (DETAIL)`.
 pub fn monitoring_judged_text(name: &str, verdict: super::PhaseVerdict, detail: &str) -> String {
     format!("monitoring {name}: {} ({detail})", verdict.as_str())
+}
+
+/// A host key accepted in words: `accepted the new host key of NODE on
+/// INSTANCE: FP` (`, replacing FP pinned on INSTANCE` when a pin had it).
+pub fn host_key_text(
+    node: &str,
+    instance_id: &str,
+    fingerprint: &str,
+    replaces: Option<&super::PinnedKey>,
+) -> String {
+    let was = replaces
+        .map(|p| format!(", replacing {} pinned on {}", p.fingerprint, p.instance_id))
+        .unwrap_or_default();
+    format!("accepted the new host key of {node} on {instance_id}: {fingerprint}{was}")
 }

@@ -340,13 +340,14 @@ fn apply_setup(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
             node,
             instance_id,
             fingerprint,
+            replaces,
         } => note(
             scenario,
             record,
             Source::Harness,
             Some(node.clone()),
             None,
-            format!("accepted the new host key of {node} on {instance_id}: {fingerprint}"),
+            crate::journal::host_key_text(node, instance_id, fingerprint, replaces.as_ref()),
         ),
         Entry::CanarySubmitted { job, .. } => {
             harness_note(scenario, record, format!("canary submitted: job {job}"))

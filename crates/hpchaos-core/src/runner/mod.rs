@@ -41,6 +41,7 @@ mod checks;
 pub mod evidence;
 mod execute;
 mod fan_out;
+mod host_keys;
 pub mod lease;
 pub mod lock;
 pub mod regression;
@@ -1270,13 +1271,20 @@ impl Runner {
             })
             .collect();
         let undo: Vec<Step> = plan.rollback.iter().chain(&extra).cloned().collect();
-        // Every source the scenario needs answers before anything changes.
-        if let Err(reason) = self.reach_targets(scenario, &plan, &undo, &targets).await {
+        // Every source the scenario needs answers before anything changes,
+        // each node under the host key it should have now.
+        let on_nodes = self.nodes_reached(scenario, &plan, &undo, &targets);
+        let reached = match self.reconcile_host_keys(&scenario.name, &on_nodes).await {
+            Ok(()) => self.reach_targets(scenario, &on_nodes, &targets).await,
+            Err(reason) => Err(reason),
+        };
+        if let Err(reason) = reached {
             return Err(Ending::new(
                 ScenarioOutcome::Error,
                 format!("{reason} (nothing was changed)"),
             ));
         }
+        self.pin_first_contacts(&on_nodes).await;
         if self.stopping() {
             return Err(Ending::new(
                 ScenarioOutcome::Interrupted,
@@ -1665,17 +1673,14 @@ impl Runner {
         failed
     }
 
-    /// Before anything changes: every target the fault's steps run on
-    /// answers over SSH, and, where the API is configured, every target is
-    /// one of the cluster's instances (so its recovery can be confirmed).
-    async fn reach_targets(
+    /// Every node a step, an undo step or a probe of the scenario runs on.
+    fn nodes_reached(
         &self,
         scenario: &Scenario,
         plan: &faults::Plan,
         undo: &[Step],
         targets: &[String],
-    ) -> Result<(), String> {
-        // Every node a step, an undo step or a probe runs on.
+    ) -> BTreeSet<String> {
         let mut on_nodes: BTreeSet<String> = plan
             .inject
             .iter()
@@ -1699,17 +1704,48 @@ impl Runner {
                 }
             }
         }
+        on_nodes
+    }
+
+    /// Why `node` could not be reached, in words. A pinned node whose key
+    /// changed on the instance it was pinned on is no HyperPod
+    /// replacement: refused, with how to forget the pin if it was rebuilt
+    /// on purpose.
+    fn unreachable(&self, node: &str, err: &crate::cluster::ssh::SshError) -> String {
+        match (err, self.cluster.ssh.pin_of(node)) {
+            (crate::cluster::ssh::SshError::HostKeyMismatch { fix, .. }, Some(pin)) => format!(
+                "cannot reach target {node}: its host key changed while it still runs on the instance its key was pinned on ({}): not a replacement by HyperPod, so refused; if the node was rebuilt on purpose, forget the pin with `ssh-keygen -R {node} -f {}` and {fix}",
+                if pin.instance_id.is_empty() {
+                    "unknown"
+                } else {
+                    &pin.instance_id
+                },
+                self.cluster.ssh.pins_path().display()
+            ),
+            _ => format!("cannot reach target {node}: {err}"),
+        }
+    }
+
+    /// Before anything changes: every target the fault's steps run on
+    /// answers over SSH, and, where the API is configured, every target is
+    /// one of the cluster's instances (so its recovery can be confirmed).
+    async fn reach_targets(
+        &self,
+        scenario: &Scenario,
+        on_nodes: &BTreeSet<String>,
+        targets: &[String],
+    ) -> Result<(), String> {
         // All at once (the connections stay open for the injection).
         {
             use futures::stream::{self, StreamExt};
-            let reached: Vec<Result<(), String>> = stream::iter(&on_nodes)
+            let reached: Vec<Result<(), String>> = stream::iter(on_nodes)
                 .map(|node| async move {
                     self.cluster
                         .ssh
                         .run(&self.cluster.node(node), &["true"])
                         .await
                         .map(drop)
-                        .map_err(|e| format!("cannot reach target {node}: {e}"))
+                        .map_err(|e| self.unreachable(node, &e))
                 })
                 .buffer_unordered(fan_out::FAN_OUT)
                 .collect()

@@ -14,7 +14,6 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use crate::cluster::ssh::{KEYSCAN_SCRIPT, parse_keyscan};
 use crate::faults;
 use crate::journal::{Entry, PhaseVerdict, ScenarioOutcome, Source, TimeSource};
 use crate::live::Standing;
@@ -608,31 +607,8 @@ impl Runner {
     /// cluster network, journaled with its fingerprint. When the node does
     /// not answer yet, the next poll tries again.
     async fn accept_replacement_key(&mut self, scenario: &str, node: &str, instance_id: &str) {
-        let endpoint = self.cluster.node(node);
-        let port = endpoint.port.to_string();
-        let argv = [
-            "sh",
-            "-c",
-            KEYSCAN_SCRIPT,
-            "hpchaos",
-            &endpoint.address,
-            &port,
-        ];
-        let scanned = match self.cluster.ssh.run(&self.cluster.slurm.head, &argv).await {
-            Ok(out) if out.status == 0 => parse_keyscan(&out.stdout),
-            _ => None,
-        };
-        if let Some(scanned) = scanned {
-            self.cluster.ssh.accept_host_key(node, &scanned.key);
-            self.accepted_instances.insert(instance_id.to_owned());
-            self.log(
-                Some(scenario),
-                Entry::HostKeyAccepted {
-                    node: node.to_owned(),
-                    instance_id: instance_id.to_owned(),
-                    fingerprint: scanned.fingerprint,
-                },
-            );
+        if let Some(scanned) = self.scan_from_head(node).await {
+            self.accept_and_pin(scenario, node, instance_id, scanned, None);
         }
     }
 
