@@ -7,7 +7,7 @@ HPCHAOS := target/debug/hpchaos
 # Snapshots are compared, never rewritten, outside a developer's explicit update.
 export INSTA_UPDATE ?= no
 
-.PHONY: setup build test test-quick lint run schema fixtures clean lab-up lab-down bench install
+.PHONY: dist dist-check setup build test test-quick lint run schema fixtures clean lab-up lab-down bench install
 
 # Debian packages: the build, and the lab (real Slurm, munge, OpenSSH;
 # mmdebstrap builds the Slurm 24.11 root file system; socat is the relay
@@ -66,6 +66,23 @@ test-quick:
 PREFIX ?= /usr/local
 install:
 	$(CARGO) install --locked --path . --root $(PREFIX)
+
+# A release binary of the harness for x86-64 Linux with glibc 2.31 and
+# newer (HyperPod's Ubuntu 20.04+ AMIs, CI runners), whatever glibc this
+# machine has: linked by zig (PyPI's ziglang) through cargo-zigbuild against
+# glibc 2.31's symbols. Lands in dist/. `make dist-check` runs it inside a
+# Debian 11 root file system (glibc 2.31, no Rust).
+DIST_TARGET := x86_64-unknown-linux-gnu.2.31
+dist:
+	@command -v cargo-zigbuild >/dev/null || $(CARGO) install --locked cargo-zigbuild
+	@python3 -m ziglang version >/dev/null 2>&1 || python3 -m pip install --quiet ziglang
+	$(CARGO) zigbuild --locked --release --target $(DIST_TARGET) -p hpchaos --bin hpchaos
+	mkdir -p dist
+	cp target/x86_64-unknown-linux-gnu/release/hpchaos dist/hpchaos-x86_64-linux-gnu
+	@echo "dist/hpchaos-x86_64-linux-gnu: glibc $$(scripts/glibc-needed dist/hpchaos-x86_64-linux-gnu) or newer"
+
+dist-check: dist
+	scripts/dist-check dist/hpchaos-x86_64-linux-gnu
 
 lint: setup
 	$(CARGO) fmt --check

@@ -232,6 +232,24 @@ pub enum LabCommand {
         #[arg(long)]
         off: bool,
     },
+    /// Refuse API operations as a missing IAM permission does
+    /// (AccessDeniedException), to see what hpchaos says of it.
+    ///
+    /// Example: hpchaos lab deny --action ListClusterNodes   (then --off)
+    Deny {
+        #[arg(long, default_value = DEFAULT_LAB_DIR)]
+        dir: PathBuf,
+        /// An operation to refuse (`ListClusterNodes`); repeat for more.
+        #[arg(
+            long = "action",
+            required_unless_present = "off",
+            conflicts_with = "off"
+        )]
+        actions: Vec<String>,
+        /// Allow every operation again.
+        #[arg(long)]
+        off: bool,
+    },
     /// The control plane's ground-truth log, or one node's logs.
     Logs {
         #[arg(long, default_value = DEFAULT_LAB_DIR)]

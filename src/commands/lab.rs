@@ -66,6 +66,11 @@ pub fn exec(args: Args) -> Outcome {
             burst,
             off: _,
         } => throttle(&dir, rate, burst),
+        LabCommand::Deny {
+            dir,
+            actions,
+            off: _,
+        } => lab::deny(&dir, &actions),
         LabCommand::Logs { dir, node } => logs(&dir, node.as_deref()),
         LabCommand::Ssh { dir, node, command } => return ssh(&dir, node.as_deref(), &command),
         LabCommand::Daemon { dir } => lab::daemon::run(lab::layout::Layout::new(&dir)),

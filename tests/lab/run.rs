@@ -285,6 +285,21 @@ fn what_cannot_run_is_refused_before_anything(lab: &Lab) {
         stderr.contains("NodeRecovery is None") && stderr.contains("--node-recovery Automatic"),
         "{stderr}"
     );
+    // A permission the run needs and does not have (IAM refuses
+    // ListClusterNodes): said before anything, naming the action to grant.
+    let dir = lab.dir.display().to_string();
+    let denied = hpchaos(&["lab", "deny", "--dir", &dir, "--action", "ListClusterNodes"]);
+    assert!(denied.status.success(), "{denied:?}");
+    let (code, stderr, _) = lab.run(&["tests/e2e/kill-nothing.yaml"]);
+    let lifted = hpchaos(&["lab", "deny", "--dir", &dir, "--off"]);
+    assert!(lifted.status.success(), "{lifted:?}");
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains("may not call sagemaker:ListClusterNodes")
+            && stderr.contains("contrib/iam/hpchaos-run.json")
+            && stderr.contains("nothing was done"),
+        "{stderr}"
+    );
     // Nothing was recorded: no run folder, nothing in the history.
     let runs_after = std::fs::read_dir(&lab.reports).map_or(0, |d| d.count());
     assert_eq!(runs_before, runs_after);

@@ -175,6 +175,50 @@ fn junit_has_a_case_per_scenario_and_per_phase() {
     assert_eq!(xml.matches("<failure ").count(), 2, "{xml}"); // the scenario and its resume phase
 }
 
+/// A failed scenario's case carries its timeline as the failure's body and
+/// says where the whole report is; a scenario run twice in one suite gets
+/// `#2`, so no two cases share a name; an abort is a failure, not an error.
+#[test]
+fn junit_failures_have_a_body_and_unique_names() {
+    let mut report = load("suite.jsonl");
+    let failed = report
+        .scenarios
+        .iter()
+        .find(|s| s.status == Status::Failed)
+        .unwrap()
+        .clone();
+    report.scenarios.push(failed.clone());
+    let xml = Format::Junit.exporter().render(&report);
+    let name = &failed.name;
+    assert_eq!(
+        xml.matches(&format!("<testcase name=\"{name}\"")).count(),
+        1,
+        "{xml}"
+    );
+    assert_eq!(
+        xml.matches(&format!("<testcase name=\"{name}#2\"")).count(),
+        1,
+        "{xml}"
+    );
+    assert!(
+        xml.contains("report.md and journal.jsonl beside this file"),
+        "{xml}"
+    );
+    // A timeline line with nothing XML escapes, found in the body.
+    let line = failed
+        .timeline
+        .iter()
+        .map(|t| t.text.as_str())
+        .find(|t| !t.contains(['<', '>', '&', '"', '\'']))
+        .unwrap();
+    assert!(xml.contains(line), "{line}: {xml}");
+    let aborted = Format::Junit.exporter().render(&load("aborted.jsonl"));
+    assert!(
+        aborted.contains("<failure ") && !aborted.contains("<error "),
+        "{aborted}"
+    );
+}
+
 #[test]
 fn json_round_trips_with_a_schema_version() {
     let json = Format::Json.exporter().render(&load("passed.jsonl"));

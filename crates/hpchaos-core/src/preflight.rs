@@ -337,17 +337,22 @@ pub async fn online(cluster: &Cluster) -> Online {
         Some(api) => Some((api, api.node_recovery().await)),
         None => None,
     };
-    if let Some((_, Ok(recovery))) = &answer {
-        node_recovery = Some(recovery.clone());
-    }
-    if let Some((_, Err(err))) = answer {
-        let region = cluster
-            .profile
-            .sagemaker
-            .as_ref()
-            .map_or("", |s| s.region.as_str());
-        let fix = err.hint(region);
-        out.push(format!("{err}; {fix}"));
+    let region = cluster
+        .profile
+        .sagemaker
+        .as_ref()
+        .map_or("", |s| s.region.as_str());
+    match answer {
+        Some((api, Ok(recovery))) => {
+            node_recovery = Some(recovery);
+            // Every other read the run makes, tried now: a permission
+            // missing is said before anything is done, with the action.
+            if let Err(err) = api.try_reads().await {
+                out.push(format!("{err}; {}", err.hint(region)));
+            }
+        }
+        Some((_, Err(err))) => out.push(format!("{err}; {}", err.hint(region))),
+        None => {}
     }
     Online {
         problems: out,

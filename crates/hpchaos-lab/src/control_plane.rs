@@ -34,6 +34,9 @@ pub struct ControlPlane {
     pub requests: UnboundedSender<RecoveryRequest>,
     pub truth: Arc<GroundTruth>,
     pub throttle: Arc<Throttle>,
+    /// The operations the caller's IAM policy does not allow, as
+    /// `hpchaos lab deny` set them (read on each request).
+    pub denied: Arc<std::path::PathBuf>,
 }
 
 /// Accepts connections until the task is dropped.
@@ -45,6 +48,11 @@ pub async fn run(listener: TcpListener, plane: ControlPlane) {
         let plane = plane.clone();
         tokio::spawn(async move { serve(stream, |request| plane.handle(request)).await });
     }
+}
+
+/// Whether `operation` is listed in the deny knob at `path`.
+fn denied(path: &std::path::Path, operation: &str) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|text| text.lines().any(|l| l.trim() == operation))
 }
 
 fn error(kind: &str, message: impl Into<String>) -> Response {
@@ -116,6 +124,15 @@ impl ControlPlane {
         // Every request the API receives, as AWS's CloudTrail would count
         // it: the side a harness's own count of its calls is checked by.
         self.truth.record("api_call", None, operation);
+        if denied(&self.denied, operation) {
+            // As IAM refuses it, with its own words.
+            return error(
+                "AccessDeniedException",
+                format!(
+                    "User: arn:aws:sts::123456789012:assumed-role/hpchaos-lab/hpchaos is not authorized to perform: sagemaker:{operation} on resource: arn:aws:sagemaker:us-west-2:123456789012:cluster/* because no identity-based policy allows the sagemaker:{operation} action"
+                ),
+            );
+        }
         if !self.throttle.admit() {
             self.truth.record("api_throttled", None, operation);
             return error("ThrottlingException", "Rate exceeded");
@@ -362,6 +379,7 @@ mod tests {
             requests,
             truth: Arc::new(GroundTruth::open(&dir.join("truth.jsonl")).unwrap()),
             throttle: Arc::new(Throttle::new(&dir.join("no-throttle"))),
+            denied: Arc::new(dir.join("no-denials")),
         }
     }
 

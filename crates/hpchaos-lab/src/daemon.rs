@@ -114,6 +114,7 @@ pub fn run(layout: Layout) -> Result<(), LabError> {
             requests,
             truth: engine.truth.clone(),
             throttle: Arc::new(Throttle::new(&engine.layout.api_throttle())),
+            denied: Arc::new(engine.layout.api_denied()),
         };
         runtime.spawn(control_plane::run(listener, plane));
         engine.wait_until_idle(&nodes)?;

@@ -153,6 +153,11 @@ impl Layout {
     pub fn api_throttle(&self) -> PathBuf {
         self.dir.join("api-throttle")
     }
+    /// The API operations the caller may not call (`hpchaos lab deny`):
+    /// one operation name a line.
+    pub fn api_denied(&self) -> PathBuf {
+        self.dir.join("api-denied")
+    }
     pub fn state(&self) -> PathBuf {
         self.dir.join("state.json")
     }

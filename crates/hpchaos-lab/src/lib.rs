@@ -135,11 +135,62 @@ fn daemon_pid(layout: &Layout) -> Option<u32> {
     system::alive(pid).then_some(pid)
 }
 
+/// How the lab running in `layout` differs from `options`, in words
+/// (`it runs without monitoring, asked with`); `None` when it is as asked
+/// (or its settings cannot be read: then it is taken as it is).
+fn differs_from_running(layout: &Layout, options: &UpOptions) -> Option<String> {
+    let text = std::fs::read_to_string(layout.config()).ok()?;
+    let running: LabConfig = serde_json::from_str(&text).ok()?;
+    let on = |b: bool| if b { "with" } else { "without" };
+    let mut said = Vec::new();
+    if running.compute_nodes != options.nodes {
+        said.push(format!(
+            "it runs {} compute nodes, asked {}",
+            running.compute_nodes, options.nodes
+        ));
+    }
+    if running.monitoring != options.monitoring {
+        said.push(format!(
+            "it runs {} monitoring, asked {}",
+            on(running.monitoring),
+            on(options.monitoring)
+        ));
+    }
+    if running.slurm != options.slurm {
+        said.push(format!(
+            "it runs Slurm {}, asked {}",
+            running.slurm.as_str(),
+            options.slurm.as_str()
+        ));
+    }
+    if running.compute_trusts != options.compute_trusts {
+        said.push(format!(
+            "its compute nodes trust {:?} keys, asked {:?}",
+            running.compute_trusts, options.compute_trusts
+        ));
+    }
+    if running.api_without_hostnames != options.api_without_hostnames
+        || running.reboot_keeps_launch_time != options.reboot_keeps_launch_time
+        || running.log_time_format != options.log_time_format
+    {
+        said.push("its API, reboot or log-time settings differ from the ones asked".to_owned());
+    }
+    (!said.is_empty()).then(|| said.join("; "))
+}
+
 /// Brings the lab up; idempotent, and leaves nothing half-started on failure.
 pub fn up(dir: &Path, options: &UpOptions) -> Result<Layout, LabError> {
     preflight()?;
     let layout = Layout::new(dir);
     if is_up(&layout) {
+        // Up already: as asked, or said, never silently another lab.
+        if let Some(differs) = differs_from_running(&layout, options) {
+            return Err(LabError::Setup(format!(
+                "the lab in {} is already up, but {differs}: bring it down first (`hpchaos lab down --dir {}`), then up again with these options",
+                dir.display(),
+                dir.display()
+            )));
+        }
         return Ok(layout);
     }
     if !(1..=layout::MAX_NODES).contains(&options.nodes) {
@@ -161,6 +212,7 @@ pub fn up(dir: &Path, options: &UpOptions) -> Result<Layout, LabError> {
     // with no rate limit.
     down(dir)?;
     let _ = std::fs::remove_file(layout.api_throttle());
+    let _ = std::fs::remove_file(layout.api_denied());
     let result = prepare_and_start(&layout, options);
     if result.is_err() {
         let _ = down(dir);
@@ -491,6 +543,28 @@ pub fn throttle(dir: &Path, limit: Option<throttle::Limit>) -> Result<(), LabErr
         }),
     }
     .map_err(LabError::io("cannot set the API rate limit"))
+}
+
+/// Sets the API operations the caller may not call, as a missing IAM
+/// permission does (`AccessDeniedException` in IAM's words); none lifts
+/// it. The running lab applies it from its next request on.
+pub fn deny(dir: &Path, operations: &[String]) -> Result<(), LabError> {
+    let layout = Layout::new(dir);
+    if !is_up(&layout) {
+        return Err(LabError::Setup(format!(
+            "the lab in {} is down: `hpchaos lab up` first",
+            dir.display()
+        )));
+    }
+    let path = layout.api_denied();
+    match operations.is_empty() {
+        false => std::fs::write(&path, operations.join("\n") + "\n"),
+        true => std::fs::remove_file(&path).or_else(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Ok(()),
+            _ => Err(e),
+        }),
+    }
+    .map_err(LabError::io("cannot set the API's denials"))
 }
 
 pub fn status(dir: &Path) -> Result<String, LabError> {

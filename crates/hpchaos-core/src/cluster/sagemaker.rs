@@ -89,25 +89,36 @@ pub struct ApiError {
     pub operation: &'static str,
     pub cluster: String,
     pub detail: String,
+    /// The service's error code when it answered (`AccessDeniedException`,
+    /// `ResourceNotFound`, `ThrottlingException`, `ValidationException`,
+    /// ...), decoded once from the SDK's error; `None` when no answer
+    /// came (no credentials, the endpoint unreachable).
+    pub code: Option<String>,
 }
 
 impl ApiError {
     /// What to check, from what the API said: the cluster's name and
     /// region, the credentials, or the endpoint.
     pub fn hint(&self, region: &str) -> String {
-        let detail = &self.detail;
-        if detail.contains("ResourceNotFound") || detail.contains("does not exist") {
-            format!(
+        match self.code.as_deref() {
+            Some("ResourceNotFound") => format!(
                 "no cluster named `{}` answers in region {region}: check sagemaker.cluster_name and sagemaker.region (`aws sagemaker list-clusters --region {region}`)",
                 self.cluster
-            )
-        } else if detail.contains("credential") || detail.contains("Credentials") {
-            "no AWS credentials were found: set sagemaker.aws_profile or sagemaker.credentials_file, or log in (`aws sso login`)".to_owned()
-        } else if detail.contains("dispatch failure") || detail.contains("connect") {
-            "the API endpoint does not answer: check sagemaker.endpoint_url and sagemaker.region"
-                .to_owned()
-        } else {
-            "check the profile's sagemaker settings".to_owned()
+            ),
+            Some(code) if code.starts_with("AccessDenied") || code == "UnauthorizedOperation" => {
+                format!(
+                    "the credentials may not call sagemaker:{}: grant it on the cluster (contrib/iam/hpchaos-run.json for run; hpchaos-read-only.json for status and plan)",
+                    self.operation
+                )
+            }
+            Some(
+                "UnrecognizedClientException" | "InvalidSignatureException" | "ExpiredTokenException"
+                | "ExpiredToken",
+            ) => "the API refused the credentials (unknown, wrong or expired): log in again (`aws sso login`) or check sagemaker.aws_profile".to_owned(),
+            Some(_) => "check the profile's sagemaker settings".to_owned(),
+            // No answer: no credentials to sign with, or no endpoint.
+            None if self.detail.to_lowercase().contains("credential") => "no AWS credentials were found: set sagemaker.aws_profile or sagemaker.credentials_file, or log in (`aws sso login`)".to_owned(),
+            None => "the API endpoint does not answer: check sagemaker.endpoint_url and sagemaker.region".to_owned(),
         }
     }
 }
@@ -223,7 +234,11 @@ impl SageMakerApi {
         self.calls.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    fn error(&self, operation: &'static str, err: impl std::error::Error) -> ApiError {
+    fn error<E>(&self, operation: &'static str, err: E) -> ApiError
+    where
+        E: std::error::Error + aws_sdk_sagemaker::error::ProvideErrorMetadata,
+    {
+        let code = err.code().map(str::to_owned);
         // The SDK's errors often repeat their source's words: each cause
         // is said once.
         let mut said: Vec<String> = Vec::new();
@@ -238,6 +253,7 @@ impl SageMakerApi {
             operation,
             cluster: self.cluster.clone(),
             detail,
+            code,
         }
     }
 
@@ -248,6 +264,29 @@ impl SageMakerApi {
 
     /// Every instance, through all pages: those mapped to a Slurm node
     /// name, and those that could not be (see [`ApiNode::node`]).
+    /// The reads a run makes besides `DescribeCluster`, each tried once and
+    /// cheaply: `ListClusterNodes` (one result) and `DescribeClusterNode`
+    /// (that node), so a missing permission is said before a run acts.
+    /// Errors: the first refused (its `code` says `AccessDeniedException`).
+    pub async fn try_reads(&self) -> Result<(), ApiError> {
+        let page = self
+            .call()
+            .list_cluster_nodes()
+            .cluster_name(&self.cluster)
+            .max_results(1)
+            .send()
+            .await
+            .map_err(|e| self.error("ListClusterNodes", e))?;
+        let first = page
+            .cluster_node_summaries()
+            .first()
+            .and_then(|n| n.instance_id());
+        if let Some(id) = first {
+            self.describe_details(id).await?;
+        }
+        Ok(())
+    }
+
     pub async fn listing(&self) -> Result<(Vec<ApiNode>, Vec<Unmapped>), ApiError> {
         let pages: Vec<_> = self
             .call()

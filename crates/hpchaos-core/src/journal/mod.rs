@@ -222,6 +222,10 @@ pub enum Entry {
         /// What marked it (its Slurm reason).
         why: String,
         files: Vec<Collected>,
+        /// When the collection started (it is journaled when the watch
+        /// ends); absent in older journals.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        collected_at: Option<DateTime<Utc>>,
     },
     /// What the failure cost the workload: GPU-hours lost and ETTR, with
     /// the formula's terms (see `cost.rs`).

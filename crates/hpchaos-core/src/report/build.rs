@@ -574,15 +574,23 @@ fn apply_measured(scenario: &mut ScenarioReport, record: &Record, entry: &Entry)
                 peak_rss_kib: *peak_rss_kib,
             });
         }
-        Entry::EvidenceCollected { node, why, files } => {
-            note(
-                scenario,
-                record,
-                Source::Harness,
-                Some(node.clone()),
-                None,
-                format!("evidence collected ({why}): {} file(s)", files.len()),
-            );
+        Entry::EvidenceCollected {
+            node,
+            why,
+            files,
+            collected_at,
+        } => {
+            // At the time it was collected, not when the watch's end
+            // journaled it.
+            let entry = TimelineEntry {
+                at: collected_at.unwrap_or(record.at),
+                source_time: None,
+                source: Source::Harness,
+                node: Some(node.clone()),
+                text: format!("evidence collected ({why}): {} file(s)", files.len()),
+            };
+            let at = scenario.timeline.partition_point(|t| t.at <= entry.at);
+            scenario.timeline.insert(at, entry);
             scenario.collected.push(CollectedReport {
                 node: node.clone(),
                 why: why.clone(),

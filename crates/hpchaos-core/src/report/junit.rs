@@ -1,5 +1,9 @@
 //! JUnit XML for CI gates: one test suite per run, one test case per
-//! scenario and one per phase expectation; failures carry the reason.
+//! scenario and one per phase expectation; failures carry the reason as
+//! their message and, as their body, the scenario's timeline (what was
+//! seen, when) and where the full report is (`report.md` and the journal
+//! beside this file). A scenario listed twice in a suite gets `#2`, `#3`
+//! after its name, so no two cases share one.
 
 use quick_junit::{NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatus, TestSuite};
 
@@ -21,7 +25,12 @@ impl Exporter for JunitExporter {
                 junit.set_time(took);
             }
         }
-        for scenario in &report.scenarios {
+        for (scenario, name) in report.scenarios.iter().zip(case_names(report)) {
+            let named = ScenarioReport {
+                name,
+                ..scenario.clone()
+            };
+            let scenario = &named;
             suite.add_test_case(scenario_case(scenario));
             for phase in &scenario.phases {
                 suite.add_test_case(phase_case(scenario, phase));
@@ -39,14 +48,56 @@ impl Exporter for JunitExporter {
     }
 }
 
+/// Each scenario's case name: its own, then `NAME#2`, `NAME#3` for a
+/// scenario the run ran again.
+fn case_names(report: &Report) -> Vec<String> {
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    report
+        .scenarios
+        .iter()
+        .map(|s| {
+            let count = seen.entry(s.name.as_str()).or_insert(0);
+            *count += 1;
+            match *count {
+                1 => s.name.clone(),
+                n => format!("{}#{n}", s.name),
+            }
+        })
+        .collect()
+}
+
+/// A failed scenario's body: its timeline, and where the whole report is.
+fn body(scenario: &ScenarioReport) -> String {
+    let mut text = String::new();
+    for entry in &scenario.timeline {
+        text.push_str(&format!(
+            "{} {}{}: {}\n",
+            entry.at.format("%H:%M:%S%.3f"),
+            entry.source.as_str(),
+            entry
+                .node
+                .as_deref()
+                .map(|n| format!(" {n}"))
+                .unwrap_or_default(),
+            entry.text
+        ));
+    }
+    text.push_str("the whole report: report.md and journal.jsonl beside this file\n");
+    text
+}
+
 fn scenario_case(scenario: &ScenarioReport) -> TestCase {
     let status = match scenario.status {
         Status::Passed => TestCaseStatus::success(),
         Status::Failed | Status::Aborted => {
-            failure(NonSuccessKind::Failure, scenario.status, &scenario.reason)
+            let mut failed = failure(NonSuccessKind::Failure, scenario.status, &scenario.reason);
+            failed.set_description(body(scenario));
+            failed
         }
         Status::Error | Status::Interrupted | Status::Incomplete => {
-            failure(NonSuccessKind::Error, scenario.status, &scenario.reason)
+            let mut failed = failure(NonSuccessKind::Error, scenario.status, &scenario.reason);
+            failed.set_description(body(scenario));
+            failed
         }
     };
     let mut case = TestCase::new(scenario.name.clone(), status);
@@ -75,9 +126,16 @@ fn phase_case(scenario: &ScenarioReport, phase: &PhaseReport) -> TestCase {
             failure(NonSuccessKind::Failure, Status::Failed, &message)
         }
         Verdict::NotStarted => TestCaseStatus::skipped(),
+        // Under way when the scenario aborted by its own rules (a limit, a
+        // timeout): the scenario failed, and so did the phase; a run that
+        // crashed or was interrupted is the harness's error.
         Verdict::Unfinished => {
             let message = format!("{} was still under way when the run stopped", phase.phase);
-            failure(NonSuccessKind::Error, scenario.status, &message)
+            let kind = match scenario.status {
+                Status::Aborted | Status::Failed => NonSuccessKind::Failure,
+                _ => NonSuccessKind::Error,
+            };
+            failure(kind, scenario.status, &message)
         }
     };
     let mut case = TestCase::new(format!("{}.{}", scenario.name, phase.phase), status);

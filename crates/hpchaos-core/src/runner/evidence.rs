@@ -89,13 +89,23 @@ pub async fn collect(
 
 pub use crate::cluster::slurm::marks_for_repair;
 
+/// A collection under way: the node, why (its Slurm reason), when it
+/// started, and the task.
+pub(super) type Collecting = (
+    String,
+    String,
+    chrono::DateTime<chrono::Utc>,
+    tokio::task::JoinHandle<Vec<Collected>>,
+);
+
 impl super::Runner {
     /// Starts collecting `node`'s evidence in a task of its own, once per
     /// watch (the controller log and sinfo both show the mark).
     pub(super) fn start_evidence(&mut self, scenario: &str, node: &str, why: &str) {
-        if self.evidence.iter().any(|(n, _, _)| n == node) {
+        if self.evidence.iter().any(|(n, ..)| n == node) {
             return;
         }
+        let started = self.clock.now();
         let run_dir = self.journal.path().parent().map_or_else(
             || std::path::PathBuf::from("."),
             std::path::Path::to_path_buf,
@@ -106,21 +116,27 @@ impl super::Runner {
             run_dir,
             scenario.to_owned(),
         ));
-        self.evidence.push((node.to_owned(), why.to_owned(), task));
+        self.evidence
+            .push((node.to_owned(), why.to_owned(), started, task));
     }
 
     /// Journals the evidence collected during the watch, waiting up to a
     /// minute for collections still under way (each command is bounded to
     /// 10 s).
     pub(super) async fn journal_evidence(&mut self, scenario: &str) {
-        for (node, why, task) in std::mem::take(&mut self.evidence) {
+        for (node, why, started, task) in std::mem::take(&mut self.evidence) {
             let files = match tokio::time::timeout(Duration::from_secs(60), task).await {
                 Ok(Ok(files)) => files,
                 _ => Vec::new(),
             };
             self.log(
                 Some(scenario),
-                crate::journal::Entry::EvidenceCollected { node, why, files },
+                crate::journal::Entry::EvidenceCollected {
+                    node,
+                    why,
+                    files,
+                    collected_at: Some(started),
+                },
             );
         }
     }

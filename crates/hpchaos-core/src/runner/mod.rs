@@ -250,13 +250,9 @@ pub struct Runner {
     /// How long to wait for a lock a live run holds (`--wait-lock`);
     /// `None`: refuse at once.
     wait_lock: Option<std::time::Duration>,
-    /// Evidence collections under way: (node, why, task), journaled when
-    /// the watch ends.
-    evidence: Vec<(
-        String,
-        String,
-        tokio::task::JoinHandle<Vec<evidence::Collected>>,
-    )>,
+    /// Evidence collections under way: (node, why, when it started,
+    /// task), journaled when the watch ends.
+    evidence: Vec<evidence::Collecting>,
     /// The monitoring's HTTP client, made on first use.
     monitoring: std::sync::OnceLock<std::sync::Arc<crate::monitoring::client::Client>>,
 }
