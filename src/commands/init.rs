@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use hpchaos::cluster::sagemaker::{ApiNode, SageMakerApi};
+use hpchaos::cluster::sagemaker::{ApiNode, ClusterSummary, SageMakerApi};
 use hpchaos::duration::Duration;
 use hpchaos::profile::{Compute, Host, Poll, Profile, SageMaker, Slurm, Ssh};
 
@@ -75,17 +75,7 @@ pub fn exec(args: Args) -> Outcome {
         aws_profile: args.aws_profile.clone(),
         credentials_file: args.credentials_file.clone(),
     };
-    let runtime = super::runtime()?;
-    let (summary, nodes) = runtime.block_on(async {
-        let api = SageMakerApi::connect(&settings).await;
-        let asked = |e: hpchaos::cluster::sagemaker::ApiError| {
-            let hint = e.hint(&settings.region);
-            CliError::failed(format!("{e}; {hint}"))
-        };
-        let summary = api.summary().await.map_err(asked)?;
-        let nodes = api.nodes().await.map_err(asked)?;
-        Ok::<_, CliError>((summary, nodes))
-    })?;
+    let (summary, nodes) = ask(&settings)?;
     let controller = group(&args.controller_group, &summary.groups, &["controller", "head"])
         .ok_or_else(|| {
             CliError::bad_input(format!(
@@ -162,8 +152,22 @@ pub fn exec(args: Args) -> Outcome {
     match &args.output {
         Some(path) => std::fs::write(path, &text)
             .map_err(|e| CliError::failed(format!("cannot write {}: {e}", path.display())))?,
-        None => print!("{text}"),
+        None => out!("{text}"),
     }
+    say_next(&args, &profile, head, &controller, &summary, &proxy_command);
+    Ok(exit::SUCCESS)
+}
+
+/// What was written, and the next steps: the command that records the
+/// head's host key (it works as printed) and `status` to try the profile.
+fn say_next(
+    args: &Args,
+    profile: &Profile,
+    head: &ApiNode,
+    controller: &str,
+    summary: &ClusterSummary,
+    proxy_command: &str,
+) {
     let file = args
         .output
         .as_ref()
@@ -194,7 +198,21 @@ pub fn exec(args: Args) -> Outcome {
         "next: record the head node's host key (check its fingerprint first): `{add_key}{key} {}@{address} true`, then `hpchaos status --cluster {file}`",
         args.user
     );
-    Ok(exit::SUCCESS)
+}
+
+/// What `DescribeCluster` and `ListClusterNodes` say of the cluster.
+/// Errors (exit 3): the API's, with what to check.
+fn ask(settings: &SageMaker) -> Result<(ClusterSummary, Vec<ApiNode>), CliError> {
+    super::runtime()?.block_on(async {
+        let api = SageMakerApi::connect(settings).await;
+        let asked = |e: hpchaos::cluster::sagemaker::ApiError| {
+            let hint = e.hint(&settings.region);
+            CliError::failed(format!("{e}; {hint}"))
+        };
+        let summary = api.summary().await.map_err(asked)?;
+        let nodes = api.nodes().await.map_err(asked)?;
+        Ok((summary, nodes))
+    })
 }
 
 /// The instance group named `given`, else the first whose name holds one

@@ -54,7 +54,7 @@ pub fn exec(args: Args) -> Outcome {
             };
             lab::up(&dir, &options).and_then(|layout| {
                 hpchaos::output::print(&lab::status(&dir)?);
-                println!("use it with: --cluster {}", layout.profile().display());
+                outln!("use it with: --cluster {}", layout.profile().display());
                 Ok(())
             })
         }
@@ -97,7 +97,7 @@ fn down(dir: &Path) -> Result<(), lab::system::LabError> {
     lab::down(dir).map(|()| {
         let left = lab::leftovers(dir);
         if left.is_empty() {
-            println!("lab down: nothing left behind outside {}", dir.display());
+            outln!("lab down: nothing left behind outside {}", dir.display());
         } else {
             eprintln!("lab down left: {}", left.join(", "));
         }
@@ -114,11 +114,12 @@ fn throttle(dir: &Path, rate: Option<f64>, burst: f64) -> Result<(), lab::system
             "--rate must be 0 or more and --burst at least 1".to_owned(),
         )),
         _ => lab::throttle(dir, limit).map(|()| match limit {
-            Some(l) => println!(
+            Some(l) => outln!(
                 "API limited to {} request(s)/s, bursts of {}",
-                l.rate, l.burst
+                l.rate,
+                l.burst
             ),
-            None => println!("API rate limit lifted"),
+            None => outln!("API rate limit lifted"),
         }),
     }
 }

@@ -6,6 +6,17 @@
 use std::io::Write;
 use std::path::Path;
 
+/// `println!` for a command's output: a reader that went away (`| head`)
+/// ends it quietly, not with a panic (see `hpchaos::output`).
+macro_rules! outln {
+    ($($arg:tt)*) => { hpchaos::output::println(&format!($($arg)*)) };
+}
+
+/// `print!`, as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => { hpchaos::output::print(&format!($($arg)*)) };
+}
+
 use crate::exit;
 
 use crate::cli::Command;

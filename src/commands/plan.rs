@@ -40,6 +40,8 @@ pub struct Checks<'a> {
     /// The cluster's NodeRecovery, when the API answered.
     pub node_recovery: Option<&'a str>,
     pub accept_no_recovery: bool,
+    /// The plan is written (`-o`): `run --plan` hits the nodes shown.
+    pub writes_plan: bool,
 }
 
 /// Prints what each scenario would do on `cluster`: its targets, the
@@ -55,7 +57,7 @@ pub async fn show(
     let mut worst = None;
     for loaded in &work.scenarios {
         let scenario = &loaded.value;
-        println!("scenario {} ({})", scenario.name, loaded.path.display());
+        outln!("scenario {} ({})", scenario.name, loaded.path.display());
         // The checks `run` makes before it starts, with the exit it would give.
         let checked = hpchaos::preflight::scenario(
             cluster,
@@ -70,13 +72,15 @@ pub async fn show(
             }
             Ok(None) => {
                 resolved.push(None);
-                println!("  targets: the nodes the workload runs on, picked once it runs");
-                monitoring_unresolved(scenario);
-                continue;
+                outln!(
+                    "  targets: the nodes the workload runs on, picked once it runs (WORKLOAD-NODE below)"
+                );
+                show_workload(scenario, cluster);
+                vec![WORKLOAD_NODE.to_owned()]
             }
             Err(refusal) => {
                 resolved.push(None);
-                println!(
+                outln!(
                     "  REFUSED: {} (run would exit {})",
                     refusal.why,
                     exit::of_refusal(&refusal)
@@ -87,28 +91,32 @@ pub async fn show(
                 continue;
             }
         };
-        println!("  targets: {}", targets.join(", "));
+        outln!("  targets: {}", targets.join(", "));
         // A random pick is drawn again by `run` unless seeded.
         let random = !matches!(scenario.target.pick, hpchaos::scenario::model::Pick::All);
-        if random && scenario.target.seed.is_none() {
-            println!(
-                "  (a random pick without target.seed: run draws again and may hit other nodes; set target.seed to repeat this one)"
+        if random && scenario.target.seed.is_none() && checks.writes_plan {
+            outln!(
+                "  (a random pick without target.seed: `run --plan` hits these nodes; a plain `run` draws again)"
+            );
+        } else if random && scenario.target.seed.is_none() {
+            outln!(
+                "  (a random pick without target.seed: run draws again and may hit other nodes; set target.seed to repeat this one, or write the plan with -o and run it with `run --plan`)"
             );
         }
         let plan = hpchaos::faults::plan(&scenario.fault, &targets);
         for step in &plan.inject {
-            println!("  inject:   {}", step.describe());
+            outln!("  inject:   {}", step.describe());
         }
         for step in &plan.verify {
-            println!("  verify:   {}", step.describe());
+            outln!("  verify:   {}", step.describe());
         }
         if let Some((after, steps)) = &plan.follow_up {
             for step in steps {
-                println!("  after {after}: {}", step.describe());
+                outln!("  after {after}: {}", step.describe());
             }
         }
         for step in &plan.rollback {
-            println!("  rollback: {}", step.describe());
+            outln!("  rollback: {}", step.describe());
         }
         let deadlines: Vec<String> = scenario
             .expect
@@ -117,7 +125,7 @@ pub async fn show(
             .iter()
             .map(|(p, d)| format!("{p} by {d}"))
             .collect();
-        println!(
+        outln!(
             "  expect:   {} ({})",
             scenario.expect.recovery,
             if deadlines.is_empty() {
@@ -127,14 +135,16 @@ pub async fn show(
             }
         );
         // What the monitoring will be asked, substituted, and whether it
-        // can answer now (read-only queries).
-        if let Some(monitor) = hpchaos::monitoring::Monitor::new(
+        // can answer now (read-only queries); once the targets are known.
+        if targets == [WORKLOAD_NODE] {
+            monitoring_unresolved(scenario);
+        } else if let Some(monitor) = hpchaos::monitoring::Monitor::new(
             &scenario.expect.monitoring,
             &targets,
             hpchaos::clock::Clock::now(&hpchaos::clock::SystemClock),
         ) {
             for watch in &monitor.watches {
-                println!(
+                outln!(
                     "  monitor:  {}{}: {} within {} ({})",
                     watch.name,
                     watch
@@ -150,13 +160,13 @@ pub async fn show(
             if let Some(endpoints) = &cluster.profile.monitoring {
                 let client = hpchaos::monitoring::client::Client::new();
                 match monitor.ready(&client, endpoints).await {
-                    Ok(said) => println!("  monitor:  ready: {said}"),
-                    Err(why) => println!("  monitor:  NOT ready (the run would refuse): {why}"),
+                    Ok(said) => outln!("  monitor:  ready: {said}"),
+                    Err(why) => outln!("  monitor:  NOT ready (the run would refuse): {why}"),
                 }
             }
         }
     }
-    println!("nothing was changed (dry run)");
+    outln!("nothing was changed (dry run)");
     if refused.is_empty() {
         return Ok(exit::SUCCESS);
     }
@@ -172,9 +182,42 @@ pub async fn show(
 
 /// The monitoring expectations of a scenario whose targets are not known
 /// yet, as written (their `$target` not substituted).
+/// How the steps name a node of the workload's, not known before it runs.
+const WORKLOAD_NODE: &str = "WORKLOAD-NODE";
+
+/// The workload a scenario starts or watches: the canary's script, size
+/// and partition, or the job it watches.
+fn show_workload(scenario: &hpchaos::scenario::Scenario, cluster: &Cluster) {
+    use hpchaos::scenario::model::Workload;
+    match &scenario.workload {
+        Some(Workload::Canary(canary)) => outln!(
+            "  workload: canary {} on {} node(s){} from {}",
+            canary.name,
+            canary.nodes,
+            canary
+                .partition
+                .as_deref()
+                .map(|p| format!(" of partition {p}"))
+                .unwrap_or_default(),
+            canary
+                .script
+                .clone()
+                .or_else(|| cluster.profile.slurm.canary_script.clone())
+                .unwrap_or_else(|| "(no script: set slurm.canary_script)".to_owned())
+        ),
+        Some(Workload::Existing(existing)) => match &existing.job {
+            hpchaos::scenario::model::JobRef::Id(id) => outln!("  workload: the running job {id}"),
+            hpchaos::scenario::model::JobRef::Name(name) => {
+                outln!("  workload: the running job named {name}")
+            }
+        },
+        None => {}
+    }
+}
+
 fn monitoring_unresolved(scenario: &hpchaos::scenario::Scenario) {
     for (index, item) in scenario.expect.monitoring.iter().enumerate() {
-        println!(
+        outln!(
             "  monitor:  {}: {} within {} (asked once the targets are known)",
             item.label(index),
             item.promql.clone().unwrap_or_else(|| {

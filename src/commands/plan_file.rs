@@ -212,9 +212,14 @@ pub async fn still_matches(
             match rows.iter().find(|r| &r.name == target) {
                 Some(row) if row.healthy() => {}
                 Some(row) => changed.push(format!(
-                    "{}: {target} is {} now (planned when {})",
+                    "{}: {target} is {}{} now, not usable (planned when {})",
                     planned.name,
-                    row.describe(),
+                    row.state,
+                    if row.reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", row.reason)
+                    },
                     planned.states.get(target).map_or("-", String::as_str)
                 )),
                 None => changed.push(format!("{}: {target} is not in Slurm now", planned.name)),
@@ -258,11 +263,23 @@ pub async fn still_matches(
         return Ok(());
     }
     let mut said: Vec<String> = changed.iter().map(|c| format!("error: {c}")).collect();
+    let again: Vec<String> = plan
+        .scenarios
+        .iter()
+        .map(|s| {
+            format!(
+                "`hpchaos plan {} --cluster {} -o {}`",
+                s.path.display(),
+                plan.profile.display(),
+                path.display()
+            )
+        })
+        .collect();
     said.push(format!(
-        "error: the cluster no longer matches the plan {} (made {}); nothing was done or recorded: plan again with `hpchaos plan SCENARIO --cluster PROFILE -o {}`",
+        "error: the cluster no longer matches the plan {} (made {}); nothing was done or recorded: plan again with {}",
         path.display(),
         plan.planned_at.format("%Y-%m-%d %H:%M:%S UTC"),
-        path.display()
+        again.join(", then ")
     ));
     Err(CliError::failed_rendered(said.join("\n")))
 }

@@ -131,7 +131,7 @@ impl Recovery {
             return self.release_ownerless(*lease_age).await;
         }
         let Some(journal_path) = self.journal_path(args)? else {
-            println!(
+            outln!(
                 "nothing to recover: no run holds the lock on {}; name a journal to undo what its run left",
                 self.head_name()
             );
@@ -180,7 +180,7 @@ impl Recovery {
                         self.head_name()
                     )));
                 }
-                println!(
+                outln!(
                     "lock of {} released ({why}); nothing was undone: check the cluster for what it left (sinfo, the nodes it targeted)",
                     owner.describe()
                 );
@@ -195,7 +195,7 @@ impl Recovery {
                 owner.describe()
             ))),
             None => {
-                println!(
+                outln!(
                     "the lock on {} is not held by {run_id}: nothing to release",
                     self.head_name()
                 );
@@ -219,7 +219,7 @@ impl Recovery {
                 self.head_name()
             )));
         }
-        println!(
+        outln!(
             "released {LOCK_DIR} on {}: it had no owner record (a run died while taking it, before it changed anything)",
             self.head_name()
         );
@@ -358,7 +358,7 @@ impl Recovery {
         let clock: Arc<dyn hpchaos::clock::Clock> = Arc::new(hpchaos::clock::SystemClock);
         let writer = JournalWriter::append_to(path, clock)
             .map_err(|err| failed(format!("cannot append to the journal: {err}")))?;
-        println!(
+        outln!(
             "recovering run {run_id} from {}: {} step(s) still applied",
             path.display(),
             pending.len()
@@ -385,7 +385,7 @@ impl Recovery {
                 self.release(lock::Owner::marker(run_id)).await
             }
             Some((owner, _, _)) => {
-                println!(
+                outln!(
                     "the lock is held by another dead run, {}: left alone; recover its journal too",
                     owner.describe()
                 );
@@ -394,7 +394,7 @@ impl Recovery {
             None => false,
         };
         if released {
-            println!("lock {LOCK_DIR} on {} released", self.head_name());
+            outln!("lock {LOCK_DIR} on {} released", self.head_name());
         }
         runner.append(
             None,
@@ -421,7 +421,7 @@ impl Recovery {
                 failed_steps.len()
             )));
         }
-        println!("nothing left applied by {run_id}");
+        outln!("nothing left applied by {run_id}");
         Ok(exit::SUCCESS)
     }
 

@@ -109,12 +109,13 @@ pub fn dry_run(
         let checks = super::plan::Checks {
             node_recovery: node_recovery.as_deref(),
             accept_no_recovery,
+            writes_plan: output.is_some(),
         };
         let mut resolved = Vec::new();
         let shown = super::plan::show(&cluster, &work, checks, &mut resolved).await?;
         if let Some(path) = output {
             super::plan_file::write(path, &cluster, &work, &resolved).await?;
-            println!(
+            outln!(
                 "plan written to {} (run it with `hpchaos run --plan {}`)",
                 path.display(),
                 path.display()
@@ -309,17 +310,17 @@ async fn run(
     // said, and never changes the run's outcome.
     match hpchaos::history::open_synced(&report_dir).and_then(|h| hpchaos::history::write_index(&h))
     {
-        Ok(index) => println!("history: {}", index.display()),
+        Ok(index) => outln!("history: {}", index.display()),
         Err(err) => eprintln!("warning: the run is not in the history: {err}"),
     }
     if unwritten {
-        println!(
+        outln!(
             "reports: NOT written to {} (see the errors above); the journal is {}",
             dir.display(),
             journal_path.display()
         );
     } else {
-        println!("reports: {}", dir.display());
+        outln!("reports: {}", dir.display());
     }
     ran.say_still_applied(&report);
     let ended = |lease_lost| exit::Ended {
@@ -402,7 +403,7 @@ impl Ran<'_> {
         if shown.still_applied.is_empty() {
             shown.recover_command = None;
         }
-        print!("{}", Format::Table.exporter().render(&shown));
+        out!("{}", Format::Table.exporter().render(&shown));
     }
 
     /// What is still applied and how to undo it; a step undone by the

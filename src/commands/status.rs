@@ -63,11 +63,14 @@ pub fn exec(args: Args) -> Outcome {
         let mut outside: Vec<&str> = profile.login_nodes.iter().map(String::as_str).collect();
         outside.push(&profile.head_node.name);
         hpchaos::output::print(&hpchaos::status::render(&outside, &rows, api.as_deref()));
-        println!("lock: {lock}");
+        outln!("lock: {lock}");
         for u in &unmapped {
-            println!(
+            outln!(
                 "unmapped instance {} ({}, {}): {}",
-                u.instance_id, u.group, u.status, u.why
+                u.instance_id,
+                u.group,
+                u.status,
+                u.why
             );
         }
         Ok(exit::SUCCESS)

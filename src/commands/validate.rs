@@ -47,7 +47,7 @@ fn run_validate(files: &[std::path::PathBuf], cluster: Option<&Path>, short: boo
                         eprintln!("{}", problem.render(&loaded.text));
                     }
                 }
-                println!(
+                outln!(
                     "invalid {} ({} problem(s))",
                     loaded.path.display(),
                     problems.len()
@@ -65,10 +65,10 @@ fn run_validate(files: &[std::path::PathBuf], cluster: Option<&Path>, short: boo
     let mut problems = 0;
     for outcome in &outcomes {
         match &outcome.result {
-            Ok(what) => println!("ok      {} ({what})", outcome.path.display()),
+            Ok(what) => outln!("ok      {} ({what})", outcome.path.display()),
             Err(diagnostics) => {
                 problems += diagnostics.len();
-                println!(
+                outln!(
                     "invalid {} ({} problem(s))",
                     outcome.path.display(),
                     diagnostics.len()
@@ -84,7 +84,7 @@ fn run_validate(files: &[std::path::PathBuf], cluster: Option<&Path>, short: boo
         }
     }
     let invalid = outcomes.iter().filter(|o| !o.is_valid()).count();
-    println!(
+    outln!(
         "{} file(s) valid, {invalid} invalid, {problems} problem(s)",
         outcomes.len() - invalid
     );

@@ -609,7 +609,7 @@ fn a_dead_owners_lock_is_refused(lab: &Lab) {
     child.kill().unwrap();
     child.wait().unwrap();
     let profile = lab.profile();
-    let refused = lab.run("tests/e2e/kill-nothing.yaml");
+    let refused = lab.run("tests/e2e/burn-on-replaced.yaml");
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(3), "{stderr}");
     assert!(
@@ -890,7 +890,7 @@ fn a_lock_without_owner_is_released(lab: &Lab) {
     // it): refused with the command that releases it, which does.
     let profile = lab.profile();
     lab.head("mkdir /run/hpchaos-run.lock && touch -d '5 minutes ago' /run/hpchaos-run.lock");
-    let out = lab.run("tests/e2e/kill-nothing.yaml");
+    let out = lab.run("tests/e2e/burn-on-replaced.yaml");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
@@ -908,7 +908,7 @@ fn a_lost_runs_lock_is_released(lab: &Lab) {
     // A dead run's lock from another machine, its journal lost: the run
     // names the release command, which releases it.
     lab.head(r#"mkdir /run/hpchaos-run.lock && echo '{"run_id":"run-lost","host":"elsewhere","pid":1,"journal":"/lost/journal.jsonl","started_at":"2026-11-29T12:00:00Z","lease_seconds":60}' > /run/hpchaos-run.lock/owner.json && touch -d '5 minutes ago' /run/hpchaos-run.lock/owner.json"#);
-    let out = lab.run("tests/e2e/kill-nothing.yaml");
+    let out = lab.run("tests/e2e/burn-on-replaced.yaml");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("--release-lock run-lost"), "{stderr}");

@@ -285,6 +285,20 @@ fn what_cannot_run_is_refused_before_anything(lab: &Lab) {
         stderr.contains("NodeRecovery is None") && stderr.contains("--node-recovery Automatic"),
         "{stderr}"
     );
+    // ubuntu's sudo taken away (cloud-init's entry gone, on every node):
+    // refused before anything, exit 3, with the sudoers line that fixes it.
+    let sudoers = lab.dir.join("etc/sudoers.d/90-cloud-init-users");
+    let aside = lab.dir.join("sudoers-aside");
+    std::fs::rename(&sudoers, &aside).unwrap();
+    let (code, stderr, _) = lab.run(&["tests/e2e/kill-nothing.yaml"]);
+    std::fs::rename(&aside, &sudoers).unwrap();
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains("cannot become root with `sudo -n`")
+            && stderr.contains("NOPASSWD:ALL")
+            && stderr.contains("nothing was done"),
+        "{stderr}"
+    );
     // A permission the run needs and does not have (IAM refuses
     // ListClusterNodes): said before anything, naming the action to grant.
     let dir = lab.dir.display().to_string();

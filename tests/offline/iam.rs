@@ -1,6 +1,8 @@
 //! The IAM policies shipped in contrib/iam/ against the code: the run
 //! policy allows exactly the SageMaker actions the code calls, the
-//! read-only one exactly the reads.
+//! read-only one exactly the reads; each allows exactly the Amazon Managed
+//! Prometheus actions of the endpoints the monitoring client calls, and
+//! the SSM session the ProxyCommand opens.
 
 use crate::support::root;
 
@@ -58,4 +60,62 @@ fn the_iam_policy_allows_exactly_the_sagemaker_actions_the_code_calls() {
         .cloned()
         .collect();
     assert_eq!(read_only, reads);
+}
+
+/// The Amazon Managed Prometheus action each Prometheus/Alertmanager path
+/// the code calls needs (AMP's IAM reference; a path missing here fails
+/// the test until it is mapped).
+const APS_ACTIONS: &[(&str, &str)] = &[
+    ("/api/v1/query", "aps:QueryMetrics"),
+    ("/api/v1/query_range", "aps:QueryMetrics"),
+    ("/api/v1/labels", "aps:GetLabels"),
+    ("/api/v1/label/__name__/values", "aps:GetLabels"),
+    ("/api/v1/series", "aps:GetSeries"),
+    ("/api/v1/metadata", "aps:GetMetricMetadata"),
+    ("/api/v1/rules", "aps:ListRules"),
+    ("/api/v2/alerts", "aps:ListAlerts"),
+];
+
+#[test]
+fn the_iam_policies_allow_exactly_the_prometheus_and_ssm_actions_used() {
+    let mut reads = std::collections::BTreeSet::new();
+    let path = regex::Regex::new(r#""(/api/v[12]/[a-z_/]+)""#).unwrap();
+    for entry in std::fs::read_dir(root().join("crates/hpchaos-core/src/monitoring")).unwrap() {
+        let source = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let code = source.split("#[cfg(test)]").next().unwrap();
+        for c in path.captures_iter(code) {
+            let action = APS_ACTIONS
+                .iter()
+                .find(|(p, _)| *p == &c[1])
+                .unwrap_or_else(|| panic!("map {} to its aps action", &c[1]))
+                .1;
+            reads.insert(action.to_owned());
+        }
+    }
+    assert!(
+        reads.contains("aps:QueryMetrics") && reads.contains("aps:ListAlerts"),
+        "{reads:?}"
+    );
+    assert_eq!(
+        policy_actions("contrib/iam/hpchaos-read-only.json", "aps"),
+        reads
+    );
+    let mut writes = reads.clone();
+    writes.insert("aps:RemoteWrite".to_owned());
+    assert!(
+        root()
+            .join("crates/hpchaos-core/src/publish/remote_write.rs")
+            .exists()
+    );
+    assert_eq!(
+        policy_actions("contrib/iam/hpchaos-run.json", "aps"),
+        writes
+    );
+    for file in [
+        "contrib/iam/hpchaos-run.json",
+        "contrib/iam/hpchaos-read-only.json",
+    ] {
+        let ssm = policy_actions(file, "ssm");
+        assert!(ssm.contains("ssm:StartSession"), "{file}: {ssm:?}");
+    }
 }

@@ -48,12 +48,26 @@ pub fn offline(path: &Path, text: &str, profile: &Profile) -> Vec<Diagnostic> {
                     unreadable(&err)
                 ),
             )
-            .with_hint(format!(
-                "create it with the head node's key, checked out of band: `ssh-keyscan -p {} {} >> {}`",
-                profile.head_node.port,
-                Endpoint::of_host(&profile.head_node).address,
-                ssh.known_hosts
-            )),
+            .with_hint(match &ssh.proxy_command {
+                // Behind SSM, ssh-keyscan cannot reach it: OpenSSH can.
+                Some(command) => {
+                    let head = Endpoint::of_host(&profile.head_node);
+                    let user = ssh.user.as_deref().unwrap_or("ubuntu");
+                    crate::cluster::ssh::add_key_through_proxy(
+                        &expand_home(&ssh.known_hosts).display().to_string(),
+                        command,
+                        head.port,
+                        &format!("{user}@{}", head.address),
+                        &head.address,
+                    )
+                }
+                None => format!(
+                    "create it with the head node's key, checked out of band: `ssh-keyscan -p {} {} >> {}`",
+                    profile.head_node.port,
+                    Endpoint::of_host(&profile.head_node).address,
+                    ssh.known_hosts
+                ),
+            }),
         ),
         Ok(()) => {
             let mut hosts = vec![(&profile.head_node, &["head_node", "name"][..])];
@@ -211,7 +225,12 @@ pub async fn scenario(
     node_recovery: Option<&str>,
     accept_no_recovery: bool,
 ) -> Result<Option<Vec<String>>, Refusal> {
-    if let Some(why) = recovery_refused(scenario, node_recovery)
+    let name = cluster
+        .profile
+        .sagemaker
+        .as_ref()
+        .map_or("NAME", |s| s.cluster_name.as_str());
+    if let Some(why) = recovery_refused(scenario, node_recovery, name)
         && !accept_no_recovery
     {
         return Err(Refusal {
@@ -238,12 +257,114 @@ pub async fn scenario(
                     });
                 }
             }
+            processes_to_kill(cluster, scenario, &targets).await?;
             Ok(Some(targets))
         }
-        Err(crate::targets::ResolveError::WorkloadNotYet) => Ok(None),
+        Err(crate::targets::ResolveError::WorkloadNotYet) => {
+            workload_ready(cluster, scenario).await?;
+            Ok(None)
+        }
         Err(err) => Err(Refusal {
             kind: kind_of(&err),
             why: format!("targets: {err}"),
+        }),
+    }
+}
+
+/// A process kill by pattern finds, on each target, the processes it will
+/// signal (the same listing and pick as the run): none or too few is a
+/// refusal now, not a failed injection after the lock. A target that
+/// cannot be asked is left to the run's own check.
+async fn processes_to_kill(
+    cluster: &Cluster,
+    scenario: &Scenario,
+    targets: &[String],
+) -> Result<(), Refusal> {
+    use crate::scenario::model::KillTarget;
+    let Fault::ProcessKill(kill) = &scenario.fault else {
+        return Ok(());
+    };
+    let KillTarget::Pattern(pattern) = &kill.target else {
+        return Ok(());
+    };
+    let Ok(regex) = regex::Regex::new(pattern) else {
+        return Ok(());
+    };
+    for target in targets {
+        let listing = cluster
+            .ssh
+            .run(
+                &cluster.node(target),
+                &["sh", "-c", crate::faults::PROCESS_LISTING],
+            )
+            .await;
+        if let Ok(out) = listing
+            && let Err(why) = crate::faults::pick_processes(&out.stdout, &regex, kill.count)
+        {
+            return Err(Refusal {
+                kind: RefusalKind::Cluster,
+                why: format!("{target}: {why}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// For a scenario whose targets are its workload's nodes (known once it
+/// runs): the canary has a script, and, when the fault needs root on its
+/// targets, sudo works on the nodes the canary may land on (its
+/// partition's, else every usable node Slurm has; the first 64 by name:
+/// the run checks its actual targets again before it injects).
+async fn workload_ready(cluster: &Cluster, scenario: &Scenario) -> Result<(), Refusal> {
+    use crate::scenario::model::Workload;
+    if let Some(Workload::Canary(canary)) = &scenario.workload
+        && canary.script.is_none()
+        && cluster.profile.slurm.canary_script.is_none()
+    {
+        return Err(Refusal {
+            kind: RefusalKind::Scenario,
+            why: "the canary needs a script: set slurm.canary_script in the profile (a batch script on the shared file system, such as the lab's hpchaos-canary.sbatch) or workload.canary.script".to_owned(),
+        });
+    }
+    let plan = crate::faults::plan(&scenario.fault, &["WORKLOAD-NODE".to_owned()]);
+    let need = plan
+        .inject
+        .iter()
+        .chain(&plan.rollback)
+        .filter(|s| s.node().is_some())
+        .find_map(crate::faults::Step::needs_root);
+    let Some(need) = need else {
+        return Ok(());
+    };
+    let partition = match &scenario.workload {
+        Some(Workload::Canary(canary)) => canary.partition.clone(),
+        _ => None,
+    };
+    let candidates: Vec<String> = match partition {
+        Some(p) => cluster.slurm.partition_nodes(&p).await.unwrap_or_default(),
+        None => cluster
+            .slurm
+            .nodes()
+            .await
+            .map(|rows| {
+                rows.into_iter()
+                    .filter(|r| r.healthy())
+                    .map(|r| r.name)
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    let mut names: Vec<String> = candidates;
+    names.sort();
+    names.dedup();
+    names.truncate(64);
+    let nodes: Vec<Endpoint> = names.iter().map(|n| cluster.node(n)).collect();
+    let refused = sudo_refusals(cluster, &nodes, need).await;
+    match refused.is_empty() {
+        true => Ok(()),
+        false => Err(Refusal {
+            kind: RefusalKind::Cluster,
+            why: refused.join("; "),
         }),
     }
 }
@@ -290,7 +411,11 @@ pub async fn sudo_refusals(cluster: &Cluster, nodes: &[Endpoint], need: Root) ->
 /// `NodeRecovery: None` HyperPod replaces or reboots no node it (or Slurm)
 /// marks; only the API's batch calls and a reboot from the node itself
 /// still recover one (docs/HYPERPOD.md, the recovery flow, step 3).
-pub fn recovery_refused(scenario: &Scenario, node_recovery: Option<&str>) -> Option<String> {
+pub fn recovery_refused(
+    scenario: &Scenario,
+    node_recovery: Option<&str>,
+    cluster_name: &str,
+) -> Option<String> {
     if node_recovery != Some("None") {
         return None;
     }
@@ -302,7 +427,7 @@ pub fn recovery_refused(scenario: &Scenario, node_recovery: Option<&str>) -> Opt
     let expects = scenario.expect.recovery;
     (by_hyperpod && matches!(expects, Recovery::Replace | Recovery::Reboot)).then(|| {
         format!(
-            "the cluster's NodeRecovery is None (DescribeCluster): HyperPod will not {} the node it marks, so `expect.recovery: {expects}` cannot happen; set NodeRecovery to Automatic (aws sagemaker update-cluster --cluster-name NAME --node-recovery Automatic), or use the sagemaker method, or expect recovery: none",
+            "the cluster's NodeRecovery is None (DescribeCluster): HyperPod will not {} the node it marks, so `expect.recovery: {expects}` cannot happen; set NodeRecovery to Automatic (aws sagemaker update-cluster --cluster-name {cluster_name} --node-recovery Automatic), or use the sagemaker method, or expect recovery: none",
             if expects == Recovery::Replace { "replace" } else { "reboot" }
         )
     })

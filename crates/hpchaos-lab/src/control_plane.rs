@@ -37,6 +37,9 @@ pub struct ControlPlane {
     /// The operations the caller's IAM policy does not allow, as
     /// `hpchaos lab deny` set them (read on each request).
     pub denied: Arc<std::path::PathBuf>,
+    /// Where the state is kept for `lab status` (a change the API makes,
+    /// such as NodeRecovery, is saved there); `None` in unit tests.
+    pub state_file: Option<Arc<std::path::PathBuf>>,
 }
 
 /// Accepts connections until the task is dropped.
@@ -175,6 +178,11 @@ impl ControlPlane {
                 if let Some(recovery) = input["NodeRecovery"].as_str() {
                     state.node_recovery = recovery.to_owned();
                     self.truth.record("node_recovery_set", None, recovery);
+                    if let Some(file) = &self.state_file
+                        && let Err(err) = state.save(file)
+                    {
+                        eprintln!("lab: cannot save the state after UpdateCluster: {err}");
+                    }
                 }
                 ok(json!({"ClusterArn": state.cluster_arn}))
             }
@@ -380,6 +388,7 @@ mod tests {
             truth: Arc::new(GroundTruth::open(&dir.join("truth.jsonl")).unwrap()),
             throttle: Arc::new(Throttle::new(&dir.join("no-throttle"))),
             denied: Arc::new(dir.join("no-denials")),
+            state_file: None,
         }
     }
 

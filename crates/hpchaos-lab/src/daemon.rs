@@ -115,6 +115,7 @@ pub fn run(layout: Layout) -> Result<(), LabError> {
             truth: engine.truth.clone(),
             throttle: Arc::new(Throttle::new(&engine.layout.api_throttle())),
             denied: Arc::new(engine.layout.api_denied()),
+            state_file: Some(Arc::new(engine.layout.state())),
         };
         runtime.spawn(control_plane::run(listener, plane));
         engine.wait_until_idle(&nodes)?;

@@ -164,9 +164,31 @@ fn differs_from_running(layout: &Layout, options: &UpOptions) -> Option<String> 
         ));
     }
     if running.compute_trusts != options.compute_trusts {
+        let trusts = |t: config::ComputeTrusts| match t {
+            config::ComputeTrusts::Head => "the cluster's key only (--compute-trusts head)",
+            config::ComputeTrusts::Profile => "the profile's key too (--compute-trusts profile)",
+        };
         said.push(format!(
-            "its compute nodes trust {:?} keys, asked {:?}",
-            running.compute_trusts, options.compute_trusts
+            "its compute nodes trust {}, asked {}",
+            trusts(running.compute_trusts),
+            trusts(options.compute_trusts)
+        ));
+    }
+    let recovery = if options.node_recovery_none {
+        "None"
+    } else {
+        "Automatic"
+    };
+    if running.node_recovery != recovery {
+        said.push(format!(
+            "it started with NodeRecovery {}, asked {recovery} (change it on the running lab with `aws sagemaker update-cluster --node-recovery`)",
+            running.node_recovery
+        ));
+    }
+    if running.timing_profile != options.timings {
+        said.push(format!(
+            "it runs the {:?} timings, asked {:?}",
+            running.timing_profile, options.timings
         ));
     }
     if running.api_without_hostnames != options.api_without_hostnames
@@ -293,7 +315,9 @@ fn prepare_and_start(layout: &Layout, options: &UpOptions) -> Result<(), LabErro
     }
     let profile = serde_saphyr::to_string(&config::profile(layout, &config))
         .map_err(|e| LabError::Setup(e.to_string()))?;
-    let header = "# yaml-language-server: $schema=../schema/profile.schema.json\n# Written by `hpchaos lab up`: how hpchaos reaches this lab.\n";
+    // No `$schema` line: the lab folder is not beside the repository's
+    // schema/; `hpchaos schema --kind profile` prints it.
+    let header = "# Written by `hpchaos lab up`: how hpchaos reaches this lab.\n# Its JSON Schema: `hpchaos schema --kind profile`.\n";
     std::fs::write(layout.profile(), format!("{header}{profile}"))
         .map_err(LabError::io("cannot write profile.yaml"))
 }

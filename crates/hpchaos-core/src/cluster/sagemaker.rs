@@ -239,6 +239,16 @@ impl SageMakerApi {
         E: std::error::Error + aws_sdk_sagemaker::error::ProvideErrorMetadata,
     {
         let code = err.code().map(str::to_owned);
+        // The service answered: its code and message say it all (the SDK's
+        // own words around them are a debug dump of the response).
+        if let (Some(code), Some(message)) = (&code, err.message()) {
+            return ApiError {
+                operation,
+                cluster: self.cluster.clone(),
+                detail: format!("{code}: {message}"),
+                code: Some(code.clone()),
+            };
+        }
         // The SDK's errors often repeat their source's words: each cause
         // is said once.
         let mut said: Vec<String> = Vec::new();

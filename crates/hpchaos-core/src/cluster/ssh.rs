@@ -764,12 +764,7 @@ impl SshPool {
                     host: endpoint.name.clone(),
                     setting: "ssh.known_hosts",
                     path: known_hosts.display().to_string(),
-                    detail: format!(
-                        "{err}; create it with the hosts' keys (`ssh-keyscan -p {} {} >> {}`, after checking them)",
-                        endpoint.port,
-                        endpoint.address,
-                        known_hosts.display()
-                    ),
+                    detail: format!("{err}; create it, then {}", self.add_key_fix(endpoint)),
                 });
             }
             let known = russh::keys::known_hosts::known_host_keys_path(
@@ -938,8 +933,10 @@ impl SshPool {
             endpoint.port.to_string(),
             endpoint.address.clone(),
         ]);
+        // ssh-keyscan prints `# HOST:PORT SSH-2.0-...` comments on stdout
+        // (OpenSSH 9.8 and later): only key lines go to known_hosts.
         format!(
-            "{} | sed 's/^[^ ]*/{},{}/' >> {file}",
+            "{} | grep -v '^#' | sed 's/^[^ ]*/{},{}/' >> {file}",
             super::quote::command_line(&argv),
             endpoint.name,
             endpoint.address
@@ -1109,15 +1106,18 @@ pub fn add_key_through_proxy(
     let ssh = super::quote::command_line(&[
         "ssh".to_owned(),
         "-o".to_owned(),
+        "StrictHostKeyChecking=accept-new".to_owned(),
+        "-o".to_owned(),
         format!("UserKnownHostsFile={known_hosts}"),
         "-o".to_owned(),
         format!("ProxyCommand={command}"),
         "-p".to_owned(),
         port.to_string(),
         destination.to_owned(),
+        "true".to_owned(),
     ]);
     format!(
-        "add it after checking it: connect once with `{ssh}` and answer yes, or append `{address} ssh-ed25519 KEY` with the key from the node's /etc/ssh/ssh_host_ed25519_key.pub"
+        "add it after checking it (the fingerprint this prints against the node's /etc/ssh/ssh_host_ed25519_key.pub): `{ssh}`, or append `{address} ssh-ed25519 KEY` yourself"
     )
 }
 
@@ -1137,7 +1137,9 @@ pub const KEYSCAN_SCRIPT: &str = "k=$(ssh-keyscan -t ed25519 -T 2 -p \"$2\" \"$1
 /// Parses [`KEYSCAN_SCRIPT`]'s output: `ADDR ssh-ed25519 KEY` then
 /// `256 SHA256:FP ADDR (ED25519)`.
 pub fn parse_keyscan(output: &str) -> Option<ScannedKey> {
-    let mut lines = output.lines().filter(|l| !l.trim().is_empty());
+    let mut lines = output
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'));
     let key_line: Vec<&str> = lines.next()?.split_whitespace().collect();
     let (kind, key) = (key_line.get(1)?, key_line.get(2)?);
     let fingerprint = lines
@@ -1152,6 +1154,18 @@ pub fn parse_keyscan(output: &str) -> Option<ScannedKey> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_keyscan_with_openssh_10s_comment_lines_is_read() {
+        // OpenSSH 9.8+ prints the banner as a comment on stdout.
+        let out = "# 10.1.0.12:22 SSH-2.0-OpenSSH_10.0p2 Debian-7\n10.1.0.12 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n256 SHA256:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG 10.1.0.12 (ED25519)\n";
+        let scanned = super::parse_keyscan(out).unwrap();
+        assert!(scanned.key.starts_with("AAAAC3"));
+        assert_eq!(
+            scanned.fingerprint,
+            "SHA256:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+        );
+    }
+
     #[test]
     fn the_proxied_key_fix_survives_a_real_shell() {
         let fix = add_key_through_proxy(
@@ -1176,12 +1190,15 @@ mod tests {
             [
                 "ssh",
                 "-o",
+                "StrictHostKeyChecking=accept-new",
+                "-o",
                 "UserKnownHostsFile=/k h/known_hosts",
                 "-o",
                 "ProxyCommand=sh -c 'exec socat - TCP:%h:%p'",
                 "-p",
                 "22",
-                "root@10.1.0.10"
+                "root@10.1.0.10",
+                "true"
             ]
         );
     }

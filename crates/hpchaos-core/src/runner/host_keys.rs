@@ -17,6 +17,17 @@ use crate::journal::{Entry, PinnedKey};
 
 use super::Runner;
 
+/// Why a node's host key could not be settled before a scenario reaches it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{node} runs on a new instance ({current}; its key was pinned on {pinned}), but the head node could not read its new host key"
+)]
+pub struct NewKeyUnread {
+    pub node: String,
+    pub current: String,
+    pub pinned: String,
+}
+
 impl Runner {
     /// Each of `nodes`' instance now, as the API lists it (empty without
     /// the API, or when it cannot be asked: pins are then checked by key
@@ -45,7 +56,7 @@ impl Runner {
         &mut self,
         scenario: &str,
         nodes: &BTreeSet<String>,
-    ) -> Result<(), String> {
+    ) -> Result<(), NewKeyUnread> {
         if !self.cluster.ssh.checks_node_keys() {
             return Ok(());
         }
@@ -71,10 +82,11 @@ impl Runner {
                 continue;
             }
             let Some(scanned) = self.scan_from_head(node).await else {
-                return Err(format!(
-                    "{node} runs on a new instance ({current}; its key was pinned on {}), but the head node could not read its new host key",
-                    pin.instance_id
-                ));
+                return Err(NewKeyUnread {
+                    node: node.clone(),
+                    current,
+                    pinned: pin.instance_id,
+                });
             };
             self.accept_and_pin(scenario, node, &current, scanned, Some(&pin));
         }

@@ -1272,7 +1272,27 @@ impl Runner {
         let on_nodes = self.nodes_reached(scenario, &plan, &undo, &targets);
         let reached = match self.reconcile_host_keys(&scenario.name, &on_nodes).await {
             Ok(()) => self.reach_targets(scenario, &on_nodes, &targets).await,
-            Err(reason) => Err(reason),
+            Err(unread) => Err(unread.to_string()),
+        };
+        // Root where the steps need it, on the nodes they run on (a
+        // workload's are known only now; the preflight asked of others).
+        let need = plan
+            .inject
+            .iter()
+            .chain(&plan.verify)
+            .chain(&undo)
+            .filter(|s| s.node().is_some())
+            .find_map(Step::needs_root);
+        let reached = match (reached, need) {
+            (Ok(()), Some(need)) => {
+                let nodes: Vec<_> = on_nodes.iter().map(|n| self.cluster.node(n)).collect();
+                let refused = crate::preflight::sudo_refusals(&self.cluster, &nodes, need).await;
+                match refused.is_empty() {
+                    true => Ok(()),
+                    false => Err(refused.join("; ")),
+                }
+            }
+            (reached, _) => reached,
         };
         if let Err(reason) = reached {
             return Err(Ending::new(

@@ -395,7 +395,10 @@ impl Runner {
                 }
                 Said::Evidence { node, why } => self.start_evidence(name, &node, &why),
                 Said::Replaced { node, instance_id } => {
+                    // Only for connections hpchaos checks itself: from the
+                    // head, the head's client does (`ssh.compute`).
                     if self.cluster.profile.ssh.accept_replaced_host_keys
+                        && self.cluster.ssh.checks_node_keys()
                         && !self.accepted_instances.contains(&instance_id)
                     {
                         self.accept_replacement_key(name, &node, &instance_id).await;
