@@ -232,6 +232,20 @@ fn a_written_plan_runs_as_written(lab: &Lab) {
     let runs_before = std::fs::read_dir(&lab.reports).map_or(0, |d| d.count());
     let out = lab.run_with(&["--plan", &file_arg]);
     lab.head(&format!("scontrol update nodename={target} state=resume"));
+    // Back in service before the next step uses the cluster: Slurm shows
+    // a resumed node `idle*` until its next ping answers.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while lab
+        .head(&format!("sinfo -p dev -h -N -n {target} -o '%T'"))
+        .trim()
+        != "idle"
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{target} did not come back after resume"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
@@ -502,7 +516,38 @@ fn ctrl_c_mid_fault_rolls_back(lab: &Lab) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let journal = wait_for_journal(lab, "reboot-held", r#""phase":"detect","ended_at""#);
+    // The run must still be going when detect is journaled; one that ended
+    // first is said with what it printed.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let journal = loop {
+        if let Some(journal) = std::fs::read_dir(&lab.reports)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.display().to_string().ends_with("reboot-held"))
+            .map(|p| p.join("journal.jsonl"))
+            .find(|j| {
+                std::fs::read_to_string(j)
+                    .unwrap_or_default()
+                    .contains(r#""phase":"detect","ended_at""#)
+            })
+        {
+            break journal;
+        }
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "the run ended before detect: {:?}\n{}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "reboot-held never reached detect"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
