@@ -50,9 +50,9 @@ test: setup
 
 # The tests that need no root and no lab: unit tests, the phase engine,
 # reports, validation, history, the SageMaker API over loopback. Under two
-# minutes on a warm target/ (about 16 s here, 3 s of it the tests). One
-# Debian package is needed: promtool (prometheus), which the monitoring
-# rules' tests run and `make setup` installs.
+# minutes on a warm target/ (about 16 s here, 3 s of it the tests). The
+# monitoring rules' tests run promtool (package prometheus, `make setup`):
+# without it they say they are skipped; `make test` requires it.
 QUICK_TESTS := --workspace --lib --bins --test offline
 test-quick:
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \

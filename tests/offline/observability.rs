@@ -8,26 +8,47 @@ use std::process::Command;
 
 use crate::support::root;
 
-fn promtool(args: &[&str]) -> (bool, String) {
-    let out = Command::new("promtool")
+/// promtool's answer to `args`: whether it succeeded, and what it said.
+/// `None` when promtool is not installed and the run does not require the
+/// packages `make setup` installs (`make test-quick` on a bare machine:
+/// said, not passed silently); `make test` sets HPCHAOS_REQUIRE_LAB, and
+/// then a missing promtool fails.
+fn promtool(args: &[&str]) -> Option<(bool, String)> {
+    let out = match Command::new("promtool")
         .args(args)
         .current_dir(root())
         .output()
-        .expect("promtool (package prometheus; `make setup` installs it)");
+    {
+        Ok(out) => out,
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && std::env::var_os("HPCHAOS_REQUIRE_LAB").is_none() =>
+        {
+            eprintln!(
+                "skipped: promtool is not installed (package prometheus; `make setup` installs it)"
+            );
+            return None;
+        }
+        Err(e) => panic!("promtool (package prometheus; `make setup` installs it): {e}"),
+    };
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    (out.status.success(), text)
+    Some((out.status.success(), text))
 }
 
 #[test]
 fn the_alert_rules_load_and_their_tests_pass() {
-    let (ok, text) = promtool(&["check", "rules", "observability/alerts.yml"]);
+    let Some((ok, text)) = promtool(&["check", "rules", "observability/alerts.yml"]) else {
+        return;
+    };
     assert!(ok, "{text}");
     assert!(text.contains("SUCCESS: 7 rules found"), "{text}");
-    let (ok, text) = promtool(&["test", "rules", "observability/alerts.test.yml"]);
+    let Some((ok, text)) = promtool(&["test", "rules", "observability/alerts.test.yml"]) else {
+        return;
+    };
     assert!(ok, "{text}");
 }
 
