@@ -241,12 +241,7 @@ pub async fn scenario(
     match crate::targets::plan_targets(cluster, scenario).await {
         Ok(targets) => {
             let plan = crate::faults::plan(&scenario.fault, &targets);
-            let need = plan
-                .inject
-                .iter()
-                .chain(&plan.rollback)
-                .filter(|s| s.node().is_some())
-                .find_map(crate::faults::Step::needs_root);
+            let need = crate::faults::root_on_nodes(plan.inject.iter().chain(&plan.rollback));
             if let Some(need) = need {
                 let nodes: Vec<Endpoint> = targets.iter().map(|t| cluster.node(t)).collect();
                 let refused = sudo_refusals(cluster, &nodes, need).await;
@@ -327,12 +322,7 @@ async fn workload_ready(cluster: &Cluster, scenario: &Scenario) -> Result<(), Re
         });
     }
     let plan = crate::faults::plan(&scenario.fault, &["WORKLOAD-NODE".to_owned()]);
-    let need = plan
-        .inject
-        .iter()
-        .chain(&plan.rollback)
-        .filter(|s| s.node().is_some())
-        .find_map(crate::faults::Step::needs_root);
+    let need = crate::faults::root_on_nodes(plan.inject.iter().chain(&plan.rollback));
     let Some(need) = need else {
         return Ok(());
     };

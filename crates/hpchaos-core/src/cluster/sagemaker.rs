@@ -541,7 +541,6 @@ impl SageMakerApi {
         Ok(name)
     }
 
-    /// `Automatic` or `None`.
     /// What `DescribeCluster` says of the cluster, for `hpchaos init`: its ARN
     /// (the cluster id, as SSM targets name it, is its last part), its
     /// instance groups' names, its `NodeRecovery`.
@@ -567,18 +566,9 @@ impl SageMakerApi {
         })
     }
 
+    /// The cluster's `NodeRecovery`: `Automatic` or `None`.
     pub async fn node_recovery(&self) -> Result<String, ApiError> {
-        let cluster = self
-            .call()
-            .describe_cluster()
-            .cluster_name(&self.cluster)
-            .send()
-            .await
-            .map_err(|e| self.error("DescribeCluster", e))?;
-        Ok(cluster
-            .node_recovery()
-            .map(|r| r.as_str().to_owned())
-            .unwrap_or_default())
+        Ok(self.summary().await?.node_recovery)
     }
 
     pub async fn reboot(&self, instance_ids: &[String]) -> Result<BatchOutcome, ApiError> {

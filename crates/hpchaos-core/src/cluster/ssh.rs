@@ -287,6 +287,7 @@ impl SshPool {
     pub fn new(profile: &Profile) -> SshPool {
         let ssh = &profile.ssh;
         let user = ssh.user.clone().unwrap_or_else(local_user);
+        let pins_path = pins::path_for(&expand_home(&ssh.known_hosts));
         let elevation = match ssh.elevate {
             Some(Become::Sudo) => Elevation::Sudo,
             Some(Become::None) => Elevation::AsIs,
@@ -299,10 +300,8 @@ impl SshPool {
             compute: ssh.compute,
             // Unreadable pins are none: a node is then checked against
             // known_hosts alone, and pinning it again says why it failed.
-            pins: Mutex::new(
-                pins::read(&pins::path_for(&expand_home(&ssh.known_hosts))).unwrap_or_default(),
-            ),
-            pins_path: pins::path_for(&expand_home(&ssh.known_hosts)),
+            pins: Mutex::new(pins::read(&pins_path).unwrap_or_default()),
+            pins_path,
             key: ssh.key.as_deref().map(expand_home),
             known_hosts: expand_home(&ssh.known_hosts),
             accepted_keys: Mutex::new(HashMap::new()),

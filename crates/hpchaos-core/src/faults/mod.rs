@@ -94,6 +94,15 @@ pub enum Step {
     CancelCanary { comment: String },
 }
 
+/// The first need for root among `steps` that run on a node over SSH
+/// (see [`Step::needs_root`]): what a sudo check on those nodes asks for.
+pub fn root_on_nodes<'a>(steps: impl IntoIterator<Item = &'a Step>) -> Option<Root> {
+    steps
+        .into_iter()
+        .filter(|s| s.node().is_some())
+        .find_map(Step::needs_root)
+}
+
 impl Step {
     /// Why the step must run as root, if it must: the one place that says
     /// so for every step a fault plans (`cluster/privilege.rs` says why

@@ -1276,13 +1276,7 @@ impl Runner {
         };
         // Root where the steps need it, on the nodes they run on (a
         // workload's are known only now; the preflight asked of others).
-        let need = plan
-            .inject
-            .iter()
-            .chain(&plan.verify)
-            .chain(&undo)
-            .filter(|s| s.node().is_some())
-            .find_map(Step::needs_root);
+        let need = faults::root_on_nodes(plan.inject.iter().chain(&plan.verify).chain(&undo));
         let reached = match (reached, need) {
             (Ok(()), Some(need)) => {
                 let nodes: Vec<_> = on_nodes.iter().map(|n| self.cluster.node(n)).collect();
