@@ -368,12 +368,23 @@ pub fn sshd_config(layout: &Layout, node: &NodeSpec, config: &LabConfig) -> Stri
          HostKey {host_key}\n\
          PermitRootLogin {root}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
          AuthorizedKeysFile {keys}\nStrictModes no\nUsePAM no\nPidFile /run/sshd.pid\n\
-         MaxSessions 10\nClientAliveInterval 15\n",
+         MaxSessions 10\nClientAliveInterval 15\n\
+         # The account's own settings, as people put in ~/.bashrc: Slurm's\n\
+         # clients print times and pick records by them (field case 19).\n\
+         SetEnv {account_env}\n",
+        account_env = ACCOUNT_ENV,
         name = node.name,
         address = node.address,
         host_key = layout.host_key(&node.name).display(),
     )
 }
+
+/// What every SSH session on a lab node has in its environment: settings
+/// a user keeps in `~/.bashrc` that change what Slurm prints
+/// (`SLURM_TIME_FORMAT=relative`: `Sat 16:07` for a reason time) and which
+/// jobs `squeue` lists (`SQUEUE_STATES=all`: ended ones too). hpchaos must
+/// read the cluster right under them.
+pub const ACCOUNT_ENV: &str = "SLURM_TIME_FORMAT=relative SQUEUE_STATES=all SINFO_SORT=-N";
 
 /// The cluster profile for the lab, in the format users write.
 pub fn profile(layout: &Layout, config: &LabConfig) -> Profile {

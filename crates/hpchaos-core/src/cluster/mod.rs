@@ -13,6 +13,7 @@ pub mod privilege;
 pub mod quote;
 pub mod sagemaker;
 pub mod slurm;
+pub mod slurm_env;
 pub mod ssh;
 pub mod ssh_client;
 pub mod ssh_config;

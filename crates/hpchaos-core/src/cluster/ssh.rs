@@ -395,8 +395,12 @@ impl SshPool {
         endpoint: &Endpoint,
         argv: &[S],
     ) -> Result<Output, SshError> {
-        self.run_line(endpoint, &command_line(argv), self.command_timeout)
-            .await
+        self.run_line(
+            endpoint,
+            &super::slurm_env::line(argv),
+            self.command_timeout,
+        )
+        .await
     }
 
     /// Runs `argv` on `endpoint` as root, `need` saying why (see
@@ -411,7 +415,7 @@ impl SshPool {
         self.run_line_as(
             endpoint,
             Some(need),
-            &command_line(argv),
+            &super::slurm_env::line(argv),
             self.command_timeout,
         )
         .await

@@ -195,7 +195,7 @@ impl Runner {
                 Place::Head => self.cluster.slurm.head.clone(),
                 Place::Node(n) => self.cluster.node(n),
             };
-            let line = crate::cluster::quote::command_line(&probe.command);
+            let line = crate::cluster::slurm_env::line(&probe.command);
             outcome = match self
                 .cluster
                 .ssh

@@ -370,7 +370,7 @@ impl Runner {
     fn command_for(&self, place: &Place, argv: &[String]) -> String {
         match (place, &self.lease) {
             (Place::Head, Some(lease)) => super::lock::fenced_line(&lease.fence(), argv),
-            _ => crate::cluster::quote::command_line(argv),
+            _ => crate::cluster::slurm_env::line(argv),
         }
     }
 

@@ -115,7 +115,8 @@ pub fn fence_guard(fence: &str) -> String {
 pub fn fenced_line<S: AsRef<str>>(fence: &str, argv: &[S]) -> String {
     let script = format!("{}exec \"$@\"", fence_guard(fence));
     let mut words: Vec<&str> = vec!["sh", "-c", &script, "sh"];
-    words.extend(argv.iter().map(AsRef::as_ref));
+    let pinned = crate::cluster::slurm_env::pinned(argv);
+    words.extend(pinned.iter().map(String::as_str));
     crate::cluster::quote::command_line(&words)
 }
 
