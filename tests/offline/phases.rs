@@ -95,7 +95,18 @@ fn step(seen: f64, step: u64) -> Event {
         seen: t(seen),
         source_time: None,
         source: Source::JobOutput,
-        observation: Observation::Progress { step },
+        observation: Observation::Progress { step, exact: true },
+    }
+}
+fn restarted(seen: f64, from: Option<u64>, said: &str) -> Event {
+    Event {
+        seen: t(seen),
+        source_time: None,
+        source: Source::JobOutput,
+        observation: Observation::JobRestarted {
+            from,
+            said: said.to_owned(),
+        },
     }
 }
 
@@ -1036,4 +1047,128 @@ fn a_mark_the_cluster_dropped_ends_the_wait_instead_of_the_deadline() {
     // A quiet scenario or one with nothing detected yet is not judged so.
     let undetected = vec![slurm(20.0, None, "idle", "", "")];
     assert!(judge_at(&undetected, 60.0).open_because.is_none());
+}
+
+/// Field case 15: HyperPod's auto-resume in place. The job stays RUNNING
+/// with Restarts=0: it is shrunk off the target, expanded with the new
+/// instance and its step retried. Drain ends when the job is seen without
+/// the target; resume at the first step after "Retrying step"; nothing lost
+/// (the step resumed from the checkpoint at the fault).
+#[test]
+fn field_case_15_auto_resume_in_place_is_a_resume() {
+    let all = ["ip-10-1-0-11", NODE, "ip-10-1-0-13"];
+    let without = ["ip-10-1-0-11", "ip-10-1-0-13"];
+    let timeline = vec![
+        job(1.0, "RUNNING", &all, 0),
+        slurm(9.0, Some(8.0), "fail", "", "Action:Replace"),
+        job(12.0, "RUNNING", &without, 0),
+        api(21.0, "Pending", "i-0old", -3600.0),
+        api(70.0, "Running", "i-0new", 66.0),
+        slurm(75.0, None, "idle", "", ""),
+        job(78.0, "RUNNING", &all, 0),
+        restarted(
+            80.0,
+            None,
+            "[Auto Resume] Info: JobID: 82 StepID: 0 Retrying step. Attempt number: 1",
+        ),
+        step(84.0, 28),
+        step(90.0, 29),
+    ];
+    let judgement = judge_replace(&timeline);
+    assert!(judgement.settled && judgement.passed, "{judgement:?}");
+    let ends = ends(&judgement);
+    assert_eq!(ends[1].0, Phase::Drain);
+    assert_eq!(ends[1].1, 12.0);
+    assert_eq!(
+        ends[4],
+        (Phase::Resume, 84.0, TimeSource::Observed, PhaseVerdict::Met)
+    );
+    assert_eq!(judgement.lost_steps, Some(0));
+    // Without the job's word or a change of its nodes, a step alone is no
+    // resume: the job was never interrupted.
+    let quiet = vec![job(1.0, "RUNNING", &all, 0), step(84.0, 28)];
+    let judgement = judge_replace(&quiet);
+    assert!(judgement.phases[4].ended.is_none(), "{judgement:?}");
+}
+
+/// Field case 16: a requeued job's output truncated and rewritten. The
+/// reader says the file was rewritten (a restart, the job's own word); the
+/// steps from 1001 are the new attempt: 200 steps lost (1200 back to the
+/// checkpoint 1000); resume ends at step 1201, the first past the fault.
+#[test]
+fn field_case_16_a_rewritten_output_is_a_restart() {
+    let mut base = baseline(true);
+    base.progress = Some(1200);
+    let mut timeline = vec![
+        slurm(9.0, Some(8.0), "fail", "", "Action:Replace"),
+        job(20.0, "PENDING", &[], 1),
+        api(70.0, "Running", "i-0new", 66.0),
+        slurm(75.0, None, "idle", "", ""),
+        job(80.0, "RUNNING", &[NODE], 1),
+        restarted(82.0, None, "output rewritten"),
+    ];
+    for (i, s) in (1001..=1202).enumerate() {
+        timeline.push(step(83.0 + i as f64 * 0.01, s));
+    }
+    let judgement = judge(
+        t0(),
+        &base,
+        &expect(Recovery::Replace, REPLACE_DEADLINES),
+        &timeline,
+        t(100.0),
+        false,
+    );
+    assert_eq!(judgement.lost_steps, Some(200));
+    let resume = judgement
+        .phases
+        .iter()
+        .find(|p| p.phase == Phase::Resume)
+        .unwrap();
+    assert!(
+        resume
+            .ended
+            .as_ref()
+            .unwrap()
+            .evidence
+            .contains("step 1201"),
+        "{resume:?}"
+    );
+}
+
+/// Ranks printing out of order are no restart: a lower step without the
+/// job's word (or Slurm's) loses nothing, and the checkpoint a resume
+/// names is the floor below which a step is a restart again.
+#[test]
+fn out_of_order_steps_are_not_restarts() {
+    let base = baseline(true); // progress 27
+    let timeline = vec![step(1.0, 28), step(1.1, 26), step(1.2, 29)];
+    let judgement = judge_replace(&timeline);
+    assert_eq!(judgement.lost_steps, None);
+    // Resumed from checkpoint 20, then a step below it: a second restart.
+    let timeline = vec![
+        step(1.0, 30),
+        restarted(2.0, Some(20), "resumed from checkpoint at step 20"),
+        step(2.1, 21),
+        step(2.2, 25),
+        step(2.3, 24),
+        step(3.0, 11),
+    ];
+    let judgement = judge(
+        t0(),
+        &base,
+        &expect(Recovery::Replace, REPLACE_DEADLINES),
+        &timeline,
+        t(100.0),
+        false,
+    );
+    // 30 back to 20 (10), then 25 back to 10 (15).
+    assert_eq!(judgement.lost_steps, Some(25));
+    // An approximate step (`1.2e+4`) never restarts anything.
+    let mut approximate = step(1.5, 12);
+    approximate.observation = Observation::Progress {
+        step: 12,
+        exact: false,
+    };
+    let judgement = judge_replace(&[step(1.0, 28), approximate, step(2.0, 29)]);
+    assert_eq!(judgement.lost_steps, None);
 }

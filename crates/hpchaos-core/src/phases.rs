@@ -46,8 +46,14 @@ pub enum Observation {
     },
     /// The workload job is gone from Slurm.
     JobGone,
-    /// A progress line of the workload (`step N`).
-    Progress { step: u64 },
+    /// A progress line of the workload (`step N`); `exact` is false for a
+    /// step printed to a few digits (`1.2e+4`).
+    Progress { step: u64, exact: bool },
+    /// The job says it started again: its output rewritten from the start
+    /// (a requeued job's output is truncated), a line saying it resumed
+    /// from a checkpoint, or HyperPod's auto-resume retrying the step in
+    /// place. `from`: the checkpoint's step, when said.
+    JobRestarted { from: Option<u64>, said: String },
     /// A line of the controller log about a target node.
     ControllerLog {
         node: String,
@@ -245,7 +251,6 @@ pub fn judge(
     let order = expectation.phases.as_slice();
     let mut ends: Vec<Option<Boundary>> = vec![None; order.len()];
     let mut tracker = Tracker {
-        last_step: baseline.progress,
         peak: baseline.progress,
         injected_at: Some(injected_at),
         ..Tracker::default()
@@ -484,7 +489,10 @@ fn node_of(observation: &Observation) -> Option<&str> {
         | Observation::ApiNode { node, .. }
         | Observation::ControllerLog { node, .. }
         | Observation::NodeBoot { node, .. } => Some(node),
-        Observation::Job { .. } | Observation::JobGone | Observation::Progress { .. } => None,
+        Observation::Job { .. }
+        | Observation::JobGone
+        | Observation::Progress { .. }
+        | Observation::JobRestarted { .. } => None,
     }
 }
 
@@ -635,6 +643,7 @@ fn event_key(event: &Event) -> String {
         Observation::NodeBoot { node, .. } => format!("boot/{node}"),
         Observation::Job { .. } | Observation::JobGone => "job".to_owned(),
         Observation::Progress { .. } => "progress".to_owned(),
+        Observation::JobRestarted { .. } => "job-restarted".to_owned(),
         Observation::ControllerLog { node, .. } => format!("log/{node}"),
     }
 }
@@ -748,19 +757,37 @@ impl Judgement {
     }
 }
 
+/// A restart known and its first step not seen yet.
+#[derive(Debug, Clone, Copy)]
+struct Restarting {
+    /// The checkpoint's step it resumed from, when said.
+    from: Option<u64>,
+    /// Said by the output itself, at its place among the lines (else by
+    /// Slurm, whose word comes apart from them: old lines not read yet
+    /// may still follow).
+    in_output: bool,
+}
+
 /// What the events so far say about the workload.
 #[derive(Default)]
 struct Tracker {
     /// When the fault was injected: a boot before it is no reboot.
     injected_at: Option<DateTime<Utc>>,
-    /// The job left RUNNING (or restarted) since the fault.
+    /// The job was interrupted since the fault: it left RUNNING, was
+    /// requeued, its node list changed (HyperPod's auto-resume in place
+    /// shrinks and expands it), or it said it restarted.
     job_interrupted: bool,
     last_restarts: Option<u32>,
-    /// The last step the output showed, and the highest since the last
-    /// restart (starting from the step at injection).
-    last_step: Option<u64>,
+    last_nodes: Option<Vec<String>>,
+    /// The highest exact step of the current attempt.
     peak: Option<u64>,
-    /// Steps redone, summed over every restart the output shows.
+    /// A restart is known to have happened and its first step not seen
+    /// yet (see [`Restarting`]).
+    restarting: Option<Restarting>,
+    /// The checkpoint the current attempt resumed from: a step below it
+    /// is another restart, whoever says so.
+    resumed_from: Option<u64>,
+    /// Steps redone, summed over every restart.
     redone: Option<u64>,
     /// Nodes Slurm showed not responding or rebooting since the fault.
     went_away: std::collections::BTreeSet<String>,
@@ -786,36 +813,89 @@ impl Tracker {
     fn observe(&mut self, event: &Event) {
         match &event.observation {
             Observation::Job {
-                state, restarts, ..
+                state,
+                restarts,
+                nodes,
             } => {
-                if !state.is_running() || self.last_restarts.is_some_and(|r| *restarts > r) {
+                let requeued = self.last_restarts.is_some_and(|r| *restarts > r);
+                let reshaped = self
+                    .last_nodes
+                    .as_ref()
+                    .is_some_and(|before| !nodes.is_empty() && before != nodes);
+                if !state.is_running() || requeued || reshaped {
                     self.job_interrupted = true;
                 }
+                // Slurm's word (requeued, or out of RUNNING) arrives apart
+                // from the output's lines: it arms a restart the output's
+                // next step at or below the peak completes.
+                if (requeued || !state.is_running()) && self.restarting.is_none() {
+                    self.restarting = Some(Restarting {
+                        from: None,
+                        in_output: false,
+                    });
+                }
                 self.last_restarts = Some(*restarts);
+                if !nodes.is_empty() {
+                    self.last_nodes = Some(nodes.clone());
+                }
             }
             Observation::JobGone => self.job_interrupted = true,
+            Observation::JobRestarted { from, .. } => {
+                self.job_interrupted = true;
+                self.restarting = Some(Restarting {
+                    from: *from,
+                    in_output: true,
+                });
+            }
             Observation::SlurmNode { node, state, .. }
                 if state.not_responding() || state.is_rebooting() =>
             {
                 self.went_away.insert(node.clone());
             }
-            // The output itself says where the job restarted: a step lower
-            // than the last one. The work from there to the highest step
-            // reached before is redone, whenever the polls saw it.
-            Observation::Progress { step } => {
-                if let Some(last) = self.last_step
-                    && *step < last
-                {
-                    let peak = self.peak.unwrap_or(last).max(last);
-                    let redone = peak.saturating_sub(step.saturating_sub(1));
-                    self.redone = Some(self.redone.unwrap_or(0) + redone);
-                    self.peak = Some(*step);
-                } else {
-                    self.peak = Some(self.peak.map_or(*step, |p| p.max(*step)));
-                }
-                self.last_step = Some(*step);
-            }
+            Observation::Progress { step, exact } => self.progress(*step, *exact),
             _ => {}
+        }
+    }
+
+    /// A progress step: the work from where a restart went back to, up to
+    /// the highest step reached before, is redone. A lower step is a
+    /// restart only when the job said so (or Slurm requeued it), or when
+    /// it falls below the checkpoint the attempt resumed from: several
+    /// ranks print out of order, and a step printed to a few digits
+    /// (`1.2e+4`) says nothing exact.
+    fn progress(&mut self, step: u64, exact: bool) {
+        if !exact {
+            return;
+        }
+        let below_floor = self.resumed_from.is_some_and(|floor| step < floor);
+        let restart = match (self.restarting, self.peak) {
+            (Some(r), Some(peak)) if step <= peak => Some(r.from),
+            (Some(r), None) => Some(r.from),
+            _ if below_floor => Some(None),
+            _ => None,
+        };
+        match restart {
+            Some(from) => {
+                let resumed_at = from.unwrap_or(step.saturating_sub(1));
+                if let Some(peak) = self.peak {
+                    let redone = peak.saturating_sub(resumed_at.min(peak));
+                    self.redone = Some(self.redone.unwrap_or(0) + redone);
+                }
+                self.restarting = None;
+                self.resumed_from = Some(resumed_at);
+                self.peak = Some(step);
+            }
+            None => {
+                // Past the peak: a restart still pending went back no
+                // further than where the job stood (nothing redone).
+                if self.restarting.is_some_and(|r| r.in_output)
+                    && self.peak.is_some_and(|p| step > p)
+                {
+                    self.restarting = None;
+                    self.redone = Some(self.redone.unwrap_or(0));
+                }
+                self.peak = Some(self.peak.map_or(step, |p| p.max(step)));
+            }
         }
     }
 
@@ -1013,7 +1093,7 @@ impl Tracker {
     /// its step at the fault, once the job was interrupted. Returns where.
     fn resume_boundary(&self, baseline: &Baseline, event: &Event) -> Option<Boundary> {
         match &event.observation {
-            Observation::Progress { step } if self.job_interrupted => {
+            Observation::Progress { step, .. } if self.job_interrupted => {
                 let past = baseline.progress.is_none_or(|before| *step > before);
                 past.then(|| Boundary {
                     at: event.seen,

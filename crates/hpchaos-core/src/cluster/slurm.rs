@@ -233,6 +233,19 @@ pub struct JobInfo {
     pub gpus: Option<u32>,
     /// Nodes allocated (`NumNodes`, the lower bound of `1-2` forms).
     pub nodes: Option<u32>,
+    /// The node its batch script runs on (`BatchHost`).
+    pub batch_host: Option<String>,
+    /// When it was submitted (`SubmitTime`): a requeue keeps it.
+    pub submit_time: Option<DateTime<Utc>>,
+    /// Its owner's name (`UserId=ubuntu(1000)` → `ubuntu`).
+    pub user: Option<String>,
+    /// An array task's array job and task (`ArrayJobId`, `ArrayTaskId`).
+    pub array: Option<(u64, String)>,
+    /// Working directory (`WorkDir`): where a relative output path is.
+    pub work_dir: Option<String>,
+    /// How many records made it: a heterogeneous job's leader shows one
+    /// per component ([`merge_job_records`]).
+    pub components: u32,
 }
 
 /// The GPU count in a TRES list (`cpu=2,mem=4G,node=1,gres/gpu=16`); the
@@ -303,7 +316,112 @@ pub fn parse_scontrol_job(line: &str) -> Option<JobInfo> {
             .as_deref()
             .and_then(gpus_in_tres),
         nodes: get("NumNodes").and_then(|n| n.split('-').next().and_then(|n| n.parse().ok())),
+        batch_host: get("BatchHost").filter(|h| !h.is_empty() && h != "(null)"),
+        submit_time: get("SubmitTime").as_deref().and_then(parse_time),
+        user: get("UserId").map(|u| u.split('(').next().unwrap_or("").to_owned()),
+        array: get("ArrayJobId")
+            .and_then(|a| a.parse().ok())
+            .zip(get("ArrayTaskId")),
+        work_dir: get("WorkDir"),
+        components: 1,
     })
+}
+
+/// The records `scontrol -o show job ID` printed (one line each) as one
+/// job: a heterogeneous job's leader prints a record per component
+/// (SchedMD/slurm `doc/html/heterogeneous_jobs.shtml`: "A request for a
+/// specific job ID that identifies a ID of the first component ... will
+/// return information about all components"; field case 18). The job is
+/// the first record's, on every component's nodes, with their GPUs and
+/// nodes summed; running while any component runs; requeued as often as
+/// its most requeued component. `None` when no line is a job record.
+pub fn merge_job_records(text: &str) -> Option<JobInfo> {
+    let records: Vec<JobInfo> = text.lines().filter_map(parse_scontrol_job).collect();
+    let (first, rest) = records.split_first()?;
+    let mut job = first.clone();
+    for other in rest {
+        if !other.node_list.is_empty() {
+            job.node_list = if job.node_list.is_empty() {
+                other.node_list.clone()
+            } else {
+                format!("{},{}", job.node_list, other.node_list)
+            };
+        }
+        job.gpus = match (job.gpus, other.gpus) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        job.nodes = match (job.nodes, other.nodes) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        job.restarts = job.restarts.max(other.restarts);
+        if !job.state.is_running() && other.state.is_running() {
+            job.state = other.state.clone();
+        }
+        job.start_time = match (job.start_time, other.start_time) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        job.components += 1;
+    }
+    Some(job)
+}
+
+/// An output path as `sbatch --output` takes it, its filename patterns
+/// expanded for the batch step (sbatch(1) "filename pattern"): `%%`, `%A`
+/// (array job), `%a` (array task), `%J` and `%j` (job id), `%N` (the batch
+/// host's short name), `%n` and `%t` (0 for the batch step), `%s`
+/// (`batch`), `%u` (user), `%x` (job name); a number after `%` pads with
+/// zeros (`%4j` → `0042`). A relative path is under the job's `WorkDir`.
+/// Slurm 24.11's `scontrol show job` prints `StdOut` expanded already;
+/// older releases and `StdOut` read elsewhere may not.
+pub fn expand_output_path(pattern: &str, job: &JobInfo) -> String {
+    let mut out = String::new();
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut width = String::new();
+        while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+            width.push(*d);
+            chars.next();
+        }
+        let pad = |v: String| match width.parse::<usize>() {
+            Ok(w) if v.chars().all(|c| c.is_ascii_digit()) => format!("{v:0>w$}"),
+            _ => v,
+        };
+        let array_job = job.array.as_ref().map(|(a, _)| a.to_string());
+        let value = match chars.next() {
+            Some('%') => "%".to_owned(),
+            Some('A') => pad(array_job.unwrap_or_else(|| job.id.to_string())),
+            Some('a') => pad(job
+                .array
+                .as_ref()
+                .map_or("4294967294".to_owned(), |(_, t)| t.clone())),
+            Some('J') | Some('j') => pad(job.id.to_string()),
+            Some('N') => job
+                .batch_host
+                .as_deref()
+                .map(|h| h.split('.').next().unwrap_or(h).to_owned())
+                .unwrap_or_default(),
+            Some('n') | Some('t') => pad("0".to_owned()),
+            Some('s') => "batch".to_owned(),
+            Some('u') => job.user.clone().unwrap_or_default(),
+            Some('x') => job.name.clone(),
+            Some(other) => format!("%{width}{other}"),
+            None => format!("%{width}"),
+        };
+        out.push_str(&value);
+    }
+    match job.work_dir.as_deref() {
+        Some(dir) if !out.starts_with('/') && !dir.is_empty() => {
+            format!("{}/{out}", dir.trim_end_matches('/'))
+        }
+        _ => out,
+    }
 }
 
 /// `squeue -o` fields for [`parse_job_list`]: job id, its display id
@@ -414,7 +532,7 @@ impl Slurm {
         root: Option<Root>,
         argv: &[S],
     ) -> Result<String, SshError> {
-        let line = super::quote::command_line(argv);
+        let line = super::slurm_env::line(argv);
         let limit = self.ssh.command_timeout();
         let out = self.ssh.run_line_as(&self.head, root, &line, limit).await?;
         let failed = |detail: String| SshError::Command {
@@ -530,7 +648,7 @@ impl Slurm {
             )
             .await?;
         Ok(if out.status == 0 {
-            out.stdout.lines().next().and_then(parse_scontrol_job)
+            merge_job_records(&out.stdout)
         } else {
             None
         })
@@ -678,33 +796,76 @@ impl Slurm {
         }
     }
 
-    /// At most `most` bytes appended to a file on the head node since
-    /// byte `offset`, as bytes (base64 on the wire: a character split at
-    /// the chunk's end stays split, and offsets stay byte offsets): a job
-    /// that prints without end is read in bounded chunks, never whole.
-    pub async fn read_from(&self, path: &str, offset: u64, most: u64) -> Result<Vec<u8>, SshError> {
+    /// A growing file (a job's output) on `on` (the head when `None`):
+    /// its size now, a checksum of its first `head` bytes, and at most
+    /// `most` bytes from byte `offset`, as bytes (base64 on the wire: a
+    /// character split at the chunk's end stays split, and offsets stay
+    /// byte offsets), in one call: a file that got shorter, or whose start
+    /// changed, was rewritten (a requeued job's output is truncated, see
+    /// [`FileChunk`]). Errors: the file cannot be read there (`Unreadable`,
+    /// with what the node said), or the node not reached.
+    pub async fn read_chunk(
+        &self,
+        on: Option<&Endpoint>,
+        path: &str,
+        offset: u64,
+        most: u64,
+        head: u64,
+    ) -> Result<FileChunk, FileError> {
         use base64::Engine;
+        let script = "size=$(stat -L -c %s -- \"$1\") || exit 1; \
+                      sum=$(head -c \"$4\" -- \"$1\" | cksum) || exit 1; \
+                      echo \"$size $sum\"; \
+                      tail -c +\"$2\" -- \"$1\" | head -c \"$3\" | base64 -w0";
         let argv = [
             "sh".to_owned(),
             "-c".to_owned(),
-            "tail -c +\"$2\" \"$1\" | head -c \"$3\" | base64 -w0".to_owned(),
+            script.to_owned(),
             "hpchaos".to_owned(),
             path.to_owned(),
             (offset + 1).to_string(),
             most.to_string(),
+            head.to_string(),
         ];
+        let endpoint = on.unwrap_or(&self.head);
         let out = self
             .ssh
-            .run_as_root(&self.head, Root::ReadLogs, &argv)
+            .run_as_root(endpoint, Root::ReadLogs, &argv)
             .await?;
-        base64::engine::general_purpose::STANDARD
-            .decode(out.stdout.trim())
-            .map_err(|e| SshError::Command {
-                host: self.head.name.clone(),
-                command: format!("tail -c +{} {path} | head -c {most} | base64", offset + 1),
-                detail: format!("not base64: {e}"),
-            })
+        let (first, data) = out.stdout.split_once('\n').unwrap_or((&out.stdout, ""));
+        let mut words = first.split_whitespace().map(str::parse::<u64>);
+        let (Some(Ok(size)), Some(Ok(sum)), Some(Ok(_)), true) =
+            (words.next(), words.next(), words.next(), out.status == 0)
+        else {
+            return Err(FileError::unreadable(path, &out.stderr));
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .map_err(|e| {
+                FileError::Ssh(SshError::Command {
+                    host: endpoint.name.clone(),
+                    command: format!("tail -c +{} {path} | head -c {most} | base64", offset + 1),
+                    detail: format!("not base64: {e}"),
+                })
+            })?;
+        Ok(FileChunk {
+            size,
+            head_sum: sum,
+            bytes,
+        })
     }
+}
+
+/// One read of a growing file ([`Slurm::read_chunk`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileChunk {
+    /// The file's size in bytes when read.
+    pub size: u64,
+    /// `cksum` of its first bytes (as many as asked): the same while the
+    /// file only grows.
+    pub head_sum: u64,
+    /// The bytes from the offset asked, at most as many as asked.
+    pub bytes: Vec<u8>,
 }
 
 #[cfg(test)]
@@ -958,6 +1119,121 @@ mod tests {
         assert_eq!(rows.iter().filter(|r| r.healthy()).count(), 3);
         assert_eq!(rows.iter().filter(|r| !r.healthy()).count(), 1);
         assert_eq!(rows[3].reason_time, parse_time("2026-11-28T16:07:41"));
+    }
+
+    /// Slurm prints times in the format of its process's environment: the
+    /// rows under every `SLURM_TIME_FORMAT` the case shows, and the one
+    /// hpchaos asks for on every Slurm command it runs.
+    #[test]
+    fn field_case_19_times_are_read_in_the_format_pinned() {
+        let text = uncommented(include_str!(
+            "../../../../tests/fixtures/field-cases/19-sinfo-slurm-time-format.txt"
+        ));
+        let under = |format: &str| {
+            let rows: String = text
+                .lines()
+                .filter_map(|l| l.strip_prefix(&format!("@{format}|")))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            parse_sinfo(&rows)
+        };
+        let right = chrono::DateTime::parse_from_rfc3339("2026-11-28T16:07:41Z")
+            .unwrap()
+            .to_utc();
+        let standard = under("standard");
+        assert_eq!(standard.len(), 2);
+        assert_eq!(standard[1].reason, "Action:Replace");
+        assert_eq!(standard[1].reason_time, Some(right));
+        assert!(standard[0].healthy() && standard[0].reason_time.is_none());
+        // The other formats are not read as times (nor misread as others):
+        // what makes the time right is the format hpchaos pins.
+        for other in ["relative", "%FT%T%z", "%s"] {
+            let rows = under(other);
+            assert_eq!(rows[1].reason, "Action:Replace", "{other}");
+            assert_ne!(
+                rows[1].reason_time,
+                Some(right - chrono::TimeDelta::hours(1))
+            );
+        }
+        let line =
+            crate::cluster::slurm_env::line(&["sinfo", "-a", "-N", "-h", "-o", SINFO_FORMAT]);
+        assert!(
+            line.contains(" SLURM_TIME_FORMAT=standard sinfo "),
+            "{line}"
+        );
+        assert!(
+            line.contains("-u SINFO_FORMAT") && line.contains("-u SINFO_SORT"),
+            "{line}"
+        );
+    }
+
+    /// Field case 18: a heterogeneous job's leader is all its components:
+    /// on all four nodes, with 32 GPUs; the squeue rows are three jobs.
+    #[test]
+    fn field_case_18_a_het_job_is_all_its_components() {
+        let text = uncommented(include_str!(
+            "../../../../tests/fixtures/field-cases/18-het-job-leader.txt"
+        ));
+        let records: String = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("@scontrol|"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let job = merge_job_records(&records).unwrap();
+        assert_eq!(job.id, 93);
+        assert_eq!(job.components, 3);
+        assert!(job.state.is_running());
+        assert_eq!(
+            crate::cluster::hostlist::expand(&job.node_list).unwrap(),
+            [
+                "ip-10-1-0-11",
+                "ip-10-1-0-12",
+                "ip-10-1-0-13",
+                "ip-10-1-0-14"
+            ]
+        );
+        assert_eq!(job.gpus, Some(32));
+        assert_eq!(job.nodes, Some(4));
+        let rows: String = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("@squeue|"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let listed = parse_job_list(&rows);
+        assert_eq!(
+            listed.iter().map(|j| j.id).collect::<Vec<_>>(),
+            [93, 94, 95]
+        );
+        assert_eq!(split_job_display(&listed[1].display), Some((93, Some("1"))));
+        // A component that still runs keeps the whole job running.
+        let mixed = records.replacen("JobState=RUNNING", "JobState=COMPLETING", 1);
+        assert!(merge_job_records(&mixed).unwrap().state.is_running());
+        assert_eq!(
+            merge_job_records("slurm_load_jobs error: Invalid job id specified"),
+            None
+        );
+    }
+
+    #[test]
+    fn output_paths_are_expanded_as_sbatch_does() {
+        let line = "JobId=4243 ArrayJobId=4242 ArrayTaskId=7 JobName=llama7b UserId=ubuntu(1000) JobState=RUNNING NodeList=ip-10-1-0-[11-12] BatchHost=ip-10-1-0-11 WorkDir=/fsx/ubuntu/runs StdOut=/fsx/logs/%x-%j.out";
+        let job = parse_scontrol_job(line).unwrap();
+        let cases = [
+            ("/fsx/logs/%x-%j.out", "/fsx/logs/llama7b-4243.out"),
+            ("/fsx/%u/%A_%a.out", "/fsx/ubuntu/4242_7.out"),
+            ("/fsx/%N-%8j.log", "/fsx/ip-10-1-0-11-00004243.log"),
+            ("/fsx/%%j-%J.%s.%n.%t", "/fsx/%j-4243.batch.0.0"),
+            ("slurm-%j.out", "/fsx/ubuntu/runs/slurm-4243.out"),
+            ("/fsx/%q.out", "/fsx/%q.out"),
+        ];
+        for (pattern, expanded) in cases {
+            assert_eq!(expand_output_path(pattern, &job), expanded, "{pattern}");
+        }
+        // Already expanded (Slurm 24.11's scontrol): unchanged.
+        assert_eq!(
+            expand_output_path("/fsx/canary/hpchaos-canary-42.out", &job),
+            "/fsx/canary/hpchaos-canary-42.out"
+        );
     }
 
     #[test]

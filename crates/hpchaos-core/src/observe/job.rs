@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 
-use super::job_output::WorkloadJob;
+use super::job_output::{OutputEvent, WorkloadJob};
 use crate::cluster::slurm::{JobInfo, Slurm};
 use crate::journal::{Entry, Source as SourceName};
 use crate::phases::{Event, Observation};
@@ -43,11 +43,19 @@ impl<'a> Job<'a> {
     /// Takes in Slurm's record of the job: its first start and its GPUs
     /// are kept for the cost; returns the observation it makes.
     fn take_in(&mut self, info: JobInfo) -> Observation {
-        // The first start Slurm reported (a requeue moves it on).
+        // The first start Slurm reported (a requeue moves it on; the
+        // runner took the one before the fault).
         if let Some(start) = info.start_time
             && self.job.started_at.is_none_or(|s| start < s)
         {
             self.job.started_at = Some(start);
+        }
+        // A job whose output path was not known yet (pending at the start).
+        if self.job.output.is_none() {
+            self.job.output = info
+                .stdout
+                .as_deref()
+                .map(|p| crate::cluster::slurm::expand_output_path(p, &info));
         }
         if self.job.gpus.is_none() {
             let per_node = self.gpus_per_node;
@@ -159,28 +167,69 @@ impl Source for Job<'_> {
             if let Some(observation) = observation {
                 said.push(self.state_said(observation, cx.clock.now()));
             }
-            let lines = self.job.read_progress(&self.slurm, cx.clock.now()).await;
-            for (line, step) in lines {
-                if let Some(step) = step {
-                    said.push(Said::Event(Event {
-                        seen: cx.clock.now(),
-                        source_time: None,
-                        source: SourceName::JobOutput,
-                        observation: Observation::Progress { step },
-                    }));
-                }
-                if line.contains("resumed")
-                    || line.contains("auto-resume")
-                    || self.job.is_checkpoint(&line)
-                {
-                    said.push(Said::Record(Entry::Observed {
-                        source: SourceName::JobOutput,
-                        node: None,
-                        field: "line".into(),
-                        from: None,
-                        to: line,
-                        source_time: None,
-                    }));
+            let now = cx.clock.now();
+            let event = |observation| {
+                Said::Event(Event {
+                    seen: now,
+                    source_time: None,
+                    source: SourceName::JobOutput,
+                    observation,
+                })
+            };
+            let line = |text: String| {
+                Said::Record(Entry::Observed {
+                    source: SourceName::JobOutput,
+                    node: None,
+                    field: "line".into(),
+                    from: None,
+                    to: text,
+                    source_time: None,
+                })
+            };
+            for news in self.job.read_progress(&self.slurm, now).await {
+                match news {
+                    OutputEvent::Rewritten {
+                        was,
+                        now: size,
+                        shorter,
+                    } => {
+                        let words = format!(
+                            "output {} rewritten ({}): read again from its start (Slurm truncates a requeued job's output unless JobFileAppend=1 or --open-mode=append)",
+                            self.job.output.as_deref().unwrap_or("-"),
+                            if shorter {
+                                format!("{size} bytes, shorter than the {was} read")
+                            } else {
+                                "its first bytes changed".to_owned()
+                            }
+                        );
+                        said.push(line(words.clone()));
+                        said.push(event(Observation::JobRestarted {
+                            from: None,
+                            said: words,
+                        }));
+                    }
+                    OutputEvent::Update(update) => {
+                        if let Some(from) = update.resumed {
+                            said.push(event(Observation::JobRestarted {
+                                from,
+                                said: update.text.clone(),
+                            }));
+                        }
+                        if let Some(step) = update.step {
+                            said.push(event(Observation::Progress {
+                                step: step.value,
+                                exact: step.exact,
+                            }));
+                        }
+                        if update.auto_resume
+                            || update.resumed.is_some()
+                            || update.checkpoint.is_some()
+                            || update.text.contains("resumed")
+                            || update.text.contains("auto-resume")
+                        {
+                            said.push(line(update.text));
+                        }
+                    }
                 }
             }
             said

@@ -1,10 +1,180 @@
 //! A workload job's output as the watch reads it: the job, where its
-//! output has been read to, and its progress lines, read in bounded chunks
+//! output has been read to, and what its lines say. Read in bounded chunks
 //! (a job far ahead is caught up over a few polls; a line longer than a
-//! chunk is cut and its rest skipped), each update ended by `\n` or `\r`
-//! (progress bars redraw with `\r`), its step by the scenario's pattern.
+//! chunk is cut and its rest skipped); each update ends at `\n` or `\r`
+//! (progress bars redraw with `\r`, and a frame that starts with `\r` is
+//! taken as soon as it is there, once). A file that got shorter, or whose
+//! first bytes changed, was rewritten (Slurm truncates a requeued job's
+//! output by default, `JobFileAppend=0`; field case 16): it is read again
+//! from its start, and said. Steps are whole numbers or numbers
+//! (`794.0`, `1.2e+4`: field case 17); colour codes and rank prefixes are
+//! not part of a line; "latest" is the highest step of the current attempt.
 
 use regex::Regex;
+
+use crate::cluster::slurm::{FileChunk, FileError, Slurm};
+use crate::cluster::ssh::Endpoint;
+
+/// The patterns a job's output is read with (see
+/// [`crate::scenario::model::Progress::patterns`]).
+pub(crate) struct Patterns {
+    pub(crate) progress: Regex,
+    pub(crate) checkpoint: Option<Regex>,
+    pub(crate) resumed: Option<Regex>,
+}
+
+impl Patterns {
+    pub(crate) fn of(
+        progress: &crate::scenario::model::Progress,
+    ) -> Result<Patterns, regex::Error> {
+        let (pattern, checkpoint, resumed) = progress.patterns();
+        Ok(Patterns {
+            progress: Regex::new(&pattern)?,
+            checkpoint: checkpoint.as_deref().map(Regex::new).transpose()?,
+            resumed: resumed.as_deref().map(Regex::new).transpose()?,
+        })
+    }
+}
+
+/// A step as the output printed it: its value and whether it is exact
+/// (`1.2e+4` is 12,000 to two digits: approximate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepValue {
+    pub value: u64,
+    pub exact: bool,
+}
+
+/// A step printed as a whole number (`1200`), a number (`794.0`: 794,
+/// exact; `794.5`: 794, approximate) or in e-notation (`1.2e+4`: 12,000,
+/// approximate unless its digits reach the units, `1.2345e+4`). `None`
+/// for anything else (negative, not finite, not a number).
+pub fn parse_step(text: &str) -> Option<StepValue> {
+    let text = text.trim();
+    if let Ok(value) = text.parse::<u64>() {
+        return Some(StepValue { value, exact: true });
+    }
+    let number: f64 = text.parse().ok()?;
+    if !number.is_finite() || number < 0.0 || number > u64::MAX as f64 {
+        return None;
+    }
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(i) => (&text[..i], text[i + 1..].parse::<i32>().ok()?),
+        None => (text, 0),
+    };
+    let decimals = mantissa.split_once('.').map_or(0, |(_, d)| d.len()) as i32;
+    let significant = mantissa
+        .chars()
+        .filter(char::is_ascii_digit)
+        .skip_while(|c| *c == '0')
+        .count();
+    let fraction_zero = number.fract() == 0.0;
+    // tqdm prints `{:.3g}` and drops trailing zeros: e-notation with three
+    // significant digits or fewer may stand for any of a range (`1e+4` is
+    // 9,950 to 10,049). Exact when more digits reach the units.
+    let e_form = text.find(['e', 'E']).is_some();
+    let exact = fraction_zero && (!e_form || (decimals <= exponent && significant > 3));
+    Some(StepValue {
+        value: number.round() as u64,
+        exact,
+    })
+}
+
+/// A line as the job meant it: ANSI colour and cursor codes removed, and a
+/// rank prefix (`srun --label`'s `3: `, torchrun's `[rank3]:` or
+/// `[default3]:`) taken off its start.
+pub fn clean(line: &str) -> String {
+    static ANSI: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+        #[allow(clippy::unwrap_used)] // a constant pattern, tested below
+        Regex::new(r"\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+            .unwrap()
+    });
+    static RANK: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+        #[allow(clippy::unwrap_used)] // a constant pattern, tested below
+        Regex::new(r"^\s*(?:[0-9]+: |\[(?:rank|default)?[0-9]+\]:\s?)").unwrap()
+    });
+    let plain = ANSI.replace_all(line, "");
+    RANK.replace(&plain, "").into_owned()
+}
+
+/// What one update of the output says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    /// The line, cleaned ([`clean`]).
+    pub text: String,
+    /// The step it shows: the last match of the progress pattern.
+    pub step: Option<StepValue>,
+    /// A checkpoint line: `Some(its step, if said)`.
+    pub checkpoint: Option<Option<u64>>,
+    /// The job says it resumed (its `resumed` line, or HyperPod's
+    /// auto-resume retrying the step): `Some(step resumed from, if said)`.
+    pub resumed: Option<Option<u64>>,
+    /// A line of HyperPod's auto-resume (`[Auto Resume] Info: JobID: 82
+    /// StepID: 0 ...`): the job's own record of its recovery.
+    pub auto_resume: bool,
+}
+
+/// HyperPod's auto-resume lines (capital R; field case 15), and the one
+/// that says the step is run again ("Retrying step. Attempt number: 1").
+const AUTO_RESUME: &str = "[Auto Resume]";
+const AUTO_RESUME_RETRY: &str = "Retrying step";
+
+impl Update {
+    /// Reads `line` with `patterns` (no patterns: only auto-resume lines).
+    pub(crate) fn of(line: &str, patterns: Option<&Patterns>) -> Update {
+        let text = clean(line);
+        // The step a pattern's groups give: the first group that matched.
+        let step_of = |c: regex::Captures<'_>| {
+            c.iter()
+                .skip(1)
+                .flatten()
+                .find_map(|m| parse_step(m.as_str()))
+                .map(|s| s.value)
+        };
+        let checkpoint = patterns
+            .and_then(|p| p.checkpoint.as_ref())
+            .and_then(|c| c.captures(&text))
+            .map(step_of);
+        let auto_resume = text.contains(AUTO_RESUME);
+        let resumed = if auto_resume && text.contains(AUTO_RESUME_RETRY) {
+            Some(None)
+        } else {
+            patterns
+                .and_then(|p| p.resumed.as_ref())
+                .and_then(|r| r.captures(&text))
+                .map(step_of)
+        };
+        // A checkpoint's or a resume's number is the checkpoint's step, not
+        // progress.
+        let step = (checkpoint.is_none() && resumed.is_none())
+            .then(|| {
+                patterns
+                    .and_then(|p| p.progress.captures_iter(&text).last())
+                    .and_then(|c| c.get(1))
+                    .and_then(|m| parse_step(m.as_str()))
+            })
+            .flatten();
+        Update {
+            text,
+            step,
+            checkpoint,
+            resumed,
+            auto_resume,
+        }
+    }
+}
+
+/// What a read of the output found, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputEvent {
+    /// The file was rewritten since the last read: shorter than what was
+    /// read (`was` bytes read, `now` its size), or its first bytes changed.
+    Rewritten {
+        was: u64,
+        now: u64,
+        shorter: bool,
+    },
+    Update(Update),
+}
 
 /// The watched job and where its output has been read to.
 pub(crate) struct WorkloadJob {
@@ -16,84 +186,160 @@ pub(crate) struct WorkloadJob {
     /// The write-ahead record of its submission.
     pub(crate) intent: Option<u64>,
     pub(crate) output: Option<String>,
+    /// Where the output is read: the head when `None` (shared storage),
+    /// else the node it lives on (the job's batch host).
+    pub(crate) read_on: Option<Endpoint>,
     pub(crate) offset: u64,
+    /// The first bytes read and their checksum: (length, `cksum`).
+    pub(crate) head: Option<(u64, u64)>,
     /// Inside a line longer than [`OUTPUT_CHUNK`]: its rest is skipped up
     /// to its end.
     pub(crate) skipping: bool,
-    pub(crate) progress: Option<(Regex, Option<Regex>)>,
+    /// Where a frame still being drawn starts (after a `\r`, no end yet),
+    /// once taken: it is not taken again when it ends.
+    pub(crate) provisional: Option<u64>,
+    pub(crate) patterns: Option<Patterns>,
+    /// The highest step of the current attempt (reset when the job says
+    /// it restarted or its output was rewritten).
     pub(crate) last_step: Option<u64>,
     /// Each step the output showed, with when it was read: the step time
     /// for the cost of a failure.
     pub(crate) steps_seen: Vec<(chrono::DateTime<chrono::Utc>, u64)>,
     /// The job's GPUs and where that number comes from, once known.
     pub(crate) gpus: Option<(u32, String)>,
-    /// When the job first started running, as Slurm said (`StartTime`):
-    /// where the cost's ETTR window begins.
+    /// When the job was first submitted or started, as Slurm said
+    /// (`SubmitTime`, else the earliest `StartTime`): where the cost's
+    /// ETTR window begins. A requeue moves `StartTime` on, not this.
     pub(crate) started_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl WorkloadJob {
-    pub(crate) fn regexes(
-        progress: &crate::scenario::model::Progress,
-    ) -> Result<(Regex, Option<Regex>), regex::Error> {
-        let pattern = Regex::new(&progress.pattern)?;
-        let checkpoint = progress.checkpoint.as_deref().map(Regex::new).transpose()?;
-        Ok((pattern, checkpoint))
+    /// A job to watch, its output not read yet.
+    pub(crate) fn new(id: u64, patterns: Option<Patterns>) -> WorkloadJob {
+        WorkloadJob {
+            id,
+            submitted: false,
+            comment: String::new(),
+            intent: None,
+            output: None,
+            read_on: None,
+            offset: 0,
+            head: None,
+            skipping: false,
+            provisional: None,
+            patterns,
+            last_step: None,
+            steps_seen: Vec::new(),
+            gpus: None,
+            started_at: None,
+        }
     }
 
-    pub(crate) fn is_checkpoint(&self, line: &str) -> bool {
-        self.progress
-            .as_ref()
-            .and_then(|(_, c)| c.as_ref())
-            .is_some_and(|c| c.is_match(line))
-    }
-
-    /// New whole lines of the job's output, each with its step if it is a
-    /// progress line; the steps are stamped `now` (the run's clock).
+    /// What the job's output says since the last read, in order; steps
+    /// are stamped `now` (the run's clock). An unreadable file gives
+    /// nothing (asked again at the next poll).
     pub(crate) async fn read_progress(
         &mut self,
-        slurm: &crate::cluster::slurm::Slurm,
+        slurm: &Slurm,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Vec<(String, Option<u64>)> {
+    ) -> Vec<OutputEvent> {
         let Some(path) = self.output.clone() else {
             return Vec::new();
         };
-        let pattern = self.progress.as_ref().map(|(p, _)| p);
+        let mut events = Vec::new();
         // Chunk after chunk while they come full, up to
         // [`CHUNKS_PER_READ`]: a job far ahead is caught up over a few
-        // polls, in bounded memory.
-        let mut lines = Vec::new();
-        for read in 0.. {
-            // Skipping a line too long to keep goes faster: nothing of it
-            // is kept.
-            if read
-                >= if self.skipping {
-                    4 * CHUNKS_PER_READ
-                } else {
-                    CHUNKS_PER_READ
-                }
+        // polls, in bounded memory. Skipping a line too long to keep goes
+        // faster: nothing of it is kept.
+        let reads = if self.skipping {
+            4 * CHUNKS_PER_READ
+        } else {
+            CHUNKS_PER_READ
+        };
+        for _ in 0..reads {
+            let chunk = match slurm
+                .read_chunk(
+                    self.read_on.as_ref(),
+                    &path,
+                    self.offset,
+                    OUTPUT_CHUNK,
+                    HEAD_BYTES,
+                )
+                .await
             {
-                break;
-            }
-            let Ok(bytes) = slurm.read_from(&path, self.offset, OUTPUT_CHUNK).await else {
-                break;
+                Ok(chunk) => chunk,
+                Err(FileError::Ssh(_) | FileError::Unreadable { .. }) => break,
             };
-            let text = bytes.as_slice();
-            let read = Read::of(text, OUTPUT_CHUNK, self.skipping, pattern);
+            let full = chunk.bytes.len() as u64 >= OUTPUT_CHUNK;
+            if let Some(rewritten) = self.rewritten(&chunk) {
+                events.push(rewritten);
+                continue;
+            }
+            let read = Read::of(&chunk.bytes, OUTPUT_CHUNK, self.skipping);
+            let start = self.offset;
             self.offset += read.consumed;
             self.skipping = read.skipping;
-            lines.extend(read.updates);
-            if (text.len() as u64) < OUTPUT_CHUNK {
+            for (at, line) in read.updates {
+                if self.provisional == Some(start + at) {
+                    continue;
+                }
+                events.push(OutputEvent::Update(self.take(&line, now)));
+            }
+            if let Some((at, frame)) = read.drawing
+                && self.provisional != Some(start + at)
+            {
+                let update = self.take(&frame, now);
+                if update.step.is_some() {
+                    self.provisional = Some(start + at);
+                    events.push(OutputEvent::Update(update));
+                }
+            }
+            if !full {
                 break;
             }
         }
-        for (_, step) in &lines {
-            if let Some(step) = step {
-                self.last_step = Some(*step);
-                self.steps_seen.push((now, *step));
+        events
+    }
+
+    /// Whether the file was rewritten since the last read (and if so,
+    /// starts over: offset 0, a new attempt); notes its first bytes once
+    /// it has [`HEAD_BYTES`] of them (a shorter file is told by its size).
+    fn rewritten(&mut self, chunk: &FileChunk) -> Option<OutputEvent> {
+        let shorter = chunk.size < self.offset;
+        let changed = self.head.is_some_and(|(_, sum)| sum != chunk.head_sum);
+        if shorter || changed {
+            let was = self.offset;
+            self.offset = 0;
+            self.head = None;
+            self.skipping = false;
+            self.provisional = None;
+            self.last_step = None;
+            return Some(OutputEvent::Rewritten {
+                was,
+                now: chunk.size,
+                shorter,
+            });
+        }
+        if self.head.is_none() && chunk.size >= HEAD_BYTES {
+            self.head = Some((HEAD_BYTES, chunk.head_sum));
+        }
+        None
+    }
+
+    /// Reads one update and keeps its step: the highest of the attempt,
+    /// which a resume starts afresh.
+    fn take(&mut self, line: &str, now: chrono::DateTime<chrono::Utc>) -> Update {
+        let update = Update::of(line, self.patterns.as_ref());
+        if update.resumed.is_some() {
+            self.last_step = None;
+        }
+        if let Some(step) = update.step {
+            self.steps_seen.push((now, step.value));
+            if step.exact {
+                self.last_step = Some(self.last_step.map_or(step.value, |s| s.max(step.value)));
             }
         }
-        lines
+        update
     }
 }
 
@@ -104,14 +350,23 @@ pub(crate) const OUTPUT_CHUNK: u64 = 128 * 1024;
 /// Chunks read at most in one poll of the job's output (2 MiB).
 const CHUNKS_PER_READ: usize = 16;
 
+/// The first bytes of the output whose checksum tells a rewritten file
+/// from a growing one.
+const HEAD_BYTES: u64 = 256;
+
 /// What one bounded read of a job's output gave.
 #[derive(Debug, PartialEq)]
 pub(crate) struct Read {
     /// Bytes of the file taken.
     pub(crate) consumed: u64,
-    pub(crate) updates: Vec<(String, Option<u64>)>,
+    /// Each complete update, with where it starts in the bytes read.
+    pub(crate) updates: Vec<(u64, String)>,
     /// Still inside a line too long to keep.
     pub(crate) skipping: bool,
+    /// A frame being drawn at the end: it began after a `\r` and has no
+    /// end yet (tqdm's frames start with `\r`). Not consumed: read again
+    /// when it ends, and taken once.
+    pub(crate) drawing: Option<(u64, String)>,
 }
 
 impl Read {
@@ -121,7 +376,7 @@ impl Read {
     /// cut) and its rest skipped; otherwise the complete updates. Counted
     /// in bytes; each line is read as UTF-8 on its own (invalid bytes
     /// replaced).
-    pub(crate) fn of(bytes: &[u8], chunk: u64, skipping: bool, pattern: Option<&Regex>) -> Read {
+    pub(crate) fn of(bytes: &[u8], chunk: u64, skipping: bool) -> Read {
         let full = bytes.len() as u64 >= chunk;
         let mut rest = bytes;
         let mut skipped = 0u64;
@@ -136,124 +391,344 @@ impl Read {
                         consumed: bytes.len() as u64,
                         updates: Vec::new(),
                         skipping: true,
+                        drawing: None,
                     };
                 }
             }
         }
-        let (consumed, updates) = progress_updates(rest, pattern);
+        let (consumed, updates) = complete_updates(rest);
         if consumed == 0 && full && !rest.is_empty() {
             let mut kept: String =
                 String::from_utf8_lossy(&rest[..rest.len().min(1024)]).into_owned();
-            let step = step_in(&kept, pattern);
             kept.push_str(&format!(
                 " [hpchaos: line cut: longer than {} KiB]",
                 chunk / 1024
             ));
             return Read {
                 consumed: bytes.len() as u64,
-                updates: vec![(kept, step)],
+                updates: vec![(skipped, kept)],
                 skipping: true,
+                drawing: None,
             };
         }
+        let tail = &rest[consumed..];
+        let after_cr = consumed > 0 && rest[consumed - 1] == b'\r';
+        let drawing = (after_cr && !tail.is_empty() && !full).then(|| {
+            (
+                skipped + consumed as u64,
+                String::from_utf8_lossy(tail).into_owned(),
+            )
+        });
         Read {
             consumed: skipped + consumed as u64,
-            updates,
+            updates: updates
+                .into_iter()
+                .map(|(at, u)| (skipped + at as u64, u))
+                .collect(),
             skipping: false,
+            drawing,
         }
     }
 }
 
-/// The step a progress update shows: the last match of `pattern` in it
-/// (its first group).
-fn step_in(update: &str, pattern: Option<&Regex>) -> Option<u64> {
-    pattern
-        .and_then(|p| p.captures_iter(update).last())
-        .and_then(|c| c.get(1))
-        .and_then(|m| m.as_str().parse::<u64>().ok())
-}
-
-/// The complete updates in a job's output: bytes ended by `\n` or `\r`
-/// (progress bars such as tqdm's redraw a line with `\r`), each read as
-/// UTF-8 on its own, with its step ([`step_in`]). Returns how many bytes
-/// were consumed; a trailing update not yet ended waits for the next read.
-pub(crate) fn progress_updates(
-    bytes: &[u8],
-    pattern: Option<&Regex>,
-) -> (usize, Vec<(String, Option<u64>)>) {
+/// The complete updates in a job's output: bytes ended by `\n` or `\r`,
+/// each read as UTF-8 on its own, with where it starts; blank ones
+/// skipped. Returns how many bytes were consumed; a trailing update not
+/// yet ended waits for the next read.
+pub(crate) fn complete_updates(bytes: &[u8]) -> (usize, Vec<(usize, String)>) {
     let consumed = bytes
         .iter()
         .rposition(|b| *b == b'\n' || *b == b'\r')
         .map_or(0, |i| i + 1);
-    let updates = bytes[..consumed]
-        .split(|b| *b == b'\n' || *b == b'\r')
-        .map(String::from_utf8_lossy)
-        .filter(|u| !u.trim().is_empty())
-        .map(|update| {
-            let step = step_in(&update, pattern);
-            (update.into_owned(), step)
-        })
-        .collect();
+    let mut updates = Vec::new();
+    let mut start = 0;
+    for (i, b) in bytes[..consumed].iter().enumerate() {
+        if *b == b'\n' || *b == b'\r' {
+            let text = String::from_utf8_lossy(&bytes[start..i]);
+            if !text.trim().is_empty() {
+                updates.push((start, text.into_owned()));
+            }
+            start = i + 1;
+        }
+    }
     (consumed, updates)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::model::{Framework, Progress};
+
+    fn plain(pattern: &str) -> Patterns {
+        Patterns::of(&Progress {
+            pattern: Some(pattern.to_owned()),
+            ..Progress::default()
+        })
+        .unwrap()
+    }
+
+    fn steps(text: &str, patterns: &Patterns) -> Vec<u64> {
+        complete_updates(text.as_bytes())
+            .1
+            .iter()
+            .filter_map(|(_, u)| Update::of(u, Some(patterns)).step)
+            .map(|s| s.value)
+            .collect()
+    }
 
     #[test]
     fn field_case_09_a_progress_bar_gives_its_latest_step() {
         let text = include_str!("../../../../tests/fixtures/field-cases/09-tqdm-progress.txt");
-        let pattern = Regex::new(r"(\d+)/1000").unwrap();
-        let (consumed, updates) = progress_updates(text.as_bytes(), Some(&pattern));
+        let pattern = plain(r"(\d+)/1000");
+        let (consumed, _) = complete_updates(text.as_bytes());
         assert_eq!(consumed, text.len());
-        let steps: Vec<u64> = updates.iter().filter_map(|(_, s)| *s).collect();
-        assert_eq!(steps, vec![100, 200, 300, 400, 500]);
-        assert_eq!(steps.last(), Some(&500));
+        assert_eq!(steps(text, &pattern), vec![100, 200, 300, 400, 500]);
+    }
+
+    #[test]
+    fn a_frame_that_starts_with_a_carriage_return_is_taken_at_once() {
+        // tqdm: each frame starts with `\r`; the last one has no end yet.
+        let read = Read::of(b"\rstep 1\rstep 2\rstep 3", 1024, false);
+        assert_eq!(read.consumed, "\rstep 1\rstep 2\r".len() as u64);
+        let texts: Vec<&str> = read.updates.iter().map(|(_, u)| u.as_str()).collect();
+        assert_eq!(texts, ["step 1", "step 2"]);
+        assert_eq!(read.drawing, Some((15, "step 3".to_owned())));
+        // A line still being written after `\n` is not a frame: it waits.
+        let read = Read::of(b"step 1\nstep 2", 1024, false);
+        assert_eq!(read.drawing, None);
     }
 
     #[test]
     fn a_line_longer_than_a_chunk_is_cut_and_its_rest_skipped() {
-        let pattern = Regex::new(r"step (\d+)").unwrap();
         // A 10-byte chunk of a line that goes on: kept cut, rest skipped.
-        let first = Read::of(b"step 7 xxx", 10, false, Some(&pattern));
+        let first = Read::of(b"step 7 xxx", 10, false);
         assert_eq!(first.consumed, 10);
         assert!(first.skipping);
         assert_eq!(first.updates.len(), 1);
-        assert!(first.updates[0].0.contains("line cut"), "{first:?}");
-        assert_eq!(first.updates[0].1, Some(7));
+        assert!(first.updates[0].1.contains("line cut"), "{first:?}");
         // Still inside it: dropped.
-        let middle = Read::of(b"xxxxxxxxxx", 10, true, Some(&pattern));
+        let middle = Read::of(b"xxxxxxxxxx", 10, true);
         assert_eq!(
             (middle.consumed, middle.updates.len(), middle.skipping),
             (10, 0, true)
         );
         // Its end, then whole lines again.
-        let end = Read::of(b"xx\nstep 8\n", 10, true, Some(&pattern));
+        let end = Read::of(b"xx\nstep 8\n", 10, true);
         assert_eq!(end.consumed, 10);
         assert!(!end.skipping);
-        assert_eq!(end.updates, vec![("step 8".to_owned(), Some(8))]);
+        assert_eq!(end.updates, vec![(3, "step 8".to_owned())]);
         // A short read without an end of line waits, as before.
-        let waiting = Read::of(b"step 9", 10, false, Some(&pattern));
+        let waiting = Read::of(b"step 9", 10, false);
         assert_eq!((waiting.consumed, waiting.updates.len()), (0, 0));
         // A character split between two chunks: byte offsets stay right,
         // and the next line is read whole.
         let text = "step 1 \u{2588}\u{2588}\nstep 2\n".as_bytes();
-        let first = Read::of(&text[..9], 9, false, Some(&pattern));
+        let first = Read::of(&text[..9], 9, false);
         assert_eq!((first.consumed, first.skipping), (9, true));
-        let rest = Read::of(&text[9..], 9, true, Some(&pattern));
+        let rest = Read::of(&text[9..], 9, true);
         assert_eq!(first.consumed + rest.consumed, text.len() as u64);
-        assert_eq!(rest.updates, vec![("step 2".to_owned(), Some(2))]);
+        assert_eq!(rest.updates, vec![(5, "step 2".to_owned())]);
     }
 
     #[test]
-    fn an_unfinished_update_waits_and_the_last_match_wins() {
-        let pattern = Regex::new(r"step (\d+)").unwrap();
-        let (consumed, updates) =
-            progress_updates(b"step 1\nstep 2 step 3\nstep 4", Some(&pattern));
-        assert_eq!(consumed, "step 1\nstep 2 step 3\n".len());
-        assert_eq!(
-            updates.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
-            vec![Some(1), Some(3)]
+    fn the_last_match_of_a_line_wins() {
+        let pattern = plain(r"step (\d+)");
+        assert_eq!(steps("step 1\nstep 2 step 3\nstep 4", &pattern), [1, 3]);
+    }
+
+    #[test]
+    fn steps_are_numbers_as_frameworks_print_them() {
+        let exact = |value| Some(StepValue { value, exact: true });
+        let about = |value| {
+            Some(StepValue {
+                value,
+                exact: false,
+            })
+        };
+        assert_eq!(parse_step("1200"), exact(1200));
+        assert_eq!(parse_step("794.0"), exact(794));
+        assert_eq!(parse_step("11949.0"), exact(11949));
+        assert_eq!(parse_step("1.2e+4"), about(12000));
+        assert_eq!(parse_step("1.23e+5"), about(123000));
+        assert_eq!(parse_step("1.2345e+4"), exact(12345));
+        assert_eq!(parse_step("1.63e+6"), about(1630000));
+        assert_eq!(parse_step("5E2"), about(500));
+        assert_eq!(parse_step("1e+3"), about(1000));
+        assert_eq!(parse_step("9.000"), exact(9));
+        assert_eq!(parse_step("794.5"), about(795));
+        for bad in ["", "-3", "nan", "inf", "1e400", "x1"] {
+            assert_eq!(parse_step(bad), None, "{bad}");
+        }
+    }
+
+    /// Field case 17: NeMo's bar, `global_step` a float printed `1.2e+4`
+    /// from step 11,950: the steps go on, never back to 1.
+    #[test]
+    fn field_case_17_a_float_global_step_is_read_as_a_number() {
+        let text = include_str!(
+            "../../../../tests/fixtures/field-cases/17-lightning-float-global-step.txt"
         );
+        let body: String = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\r");
+        let patterns = Patterns::of(&Progress {
+            framework: Some(Framework::Nemo),
+            ..Progress::default()
+        })
+        .unwrap();
+        let read: Vec<StepValue> = complete_updates(format!("{body}\r").as_bytes())
+            .1
+            .iter()
+            .filter_map(|(_, u)| Update::of(u, Some(&patterns)).step)
+            .collect();
+        let values: Vec<u64> = read.iter().map(|s| s.value).collect();
+        assert_eq!(values, [794, 11948, 11949, 12000, 12000, 12051]);
+        assert!(values.windows(2).all(|w| w[0] <= w[1]), "{values:?}");
+        assert_eq!(read.iter().filter(|s| !s.exact).count(), 2);
+    }
+
+    #[test]
+    fn colour_codes_and_rank_prefixes_are_not_part_of_a_line() {
+        assert_eq!(
+            clean("\x1b[31mstep: \x1b[39m 10  \x1b[32mloss:  7.9\x1b[39m"),
+            "step:  10  loss:  7.9"
+        );
+        assert_eq!(clean("3: step 12"), "step 12");
+        assert_eq!(clean("[rank0]: step 12"), "step 12");
+        assert_eq!(clean("[default7]:step 12"), "step 12");
+        assert_eq!(clean("12 steps: done"), "12 steps: done");
+        let anchored = plain(r"^step (\d+)");
+        assert_eq!(
+            steps("0: step 4\n\x1b[1mstep 5\x1b[0m\n", &anchored),
+            [4, 5]
+        );
+    }
+
+    /// Field case 15: HyperPod's own lines are kept, and "Retrying step"
+    /// says the job resumed in place.
+    #[test]
+    fn field_case_15_auto_resume_lines_say_the_job_resumed() {
+        let text =
+            include_str!("../../../../tests/fixtures/field-cases/15-auto-resume-in-place.txt");
+        let patterns = plain(r"step (\d+)");
+        let updates: Vec<Update> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| Update::of(l, Some(&patterns)))
+            .collect();
+        assert_eq!(updates.iter().filter(|u| u.auto_resume).count(), 8);
+        let retry = updates.iter().position(|u| u.resumed.is_some()).unwrap();
+        assert!(
+            updates[retry]
+                .text
+                .contains("Retrying step. Attempt number: 1")
+        );
+        assert_eq!(updates.iter().filter(|u| u.resumed.is_some()).count(), 1);
+        let after: Vec<u64> = updates[retry..]
+            .iter()
+            .filter_map(|u| u.step)
+            .map(|s| s.value)
+            .collect();
+        assert_eq!(after, [6, 7, 8, 9]);
+        // `StepID: 0` in HyperPod's lines is no step.
+        assert!(updates[..retry].iter().all(|u| u.step.is_none()));
+    }
+
+    #[test]
+    fn a_resumed_line_gives_its_checkpoint() {
+        let canary = Patterns::of(&Progress::canary_default()).unwrap();
+        let update = Update::of(
+            "resumed from checkpoint at step 1000 on ip-10-1-0-11",
+            Some(&canary),
+        );
+        assert_eq!(update.resumed, Some(Some(1000)));
+        let plain = Patterns::of(&Progress::default()).unwrap();
+        let update = Update::of(
+            "[2026-11-28 09:20:03] rank0: loaded checkpoint /fsx/ckpt/step_1000",
+            Some(&plain),
+        );
+        assert_eq!(update.resumed, Some(Some(1000)));
+        assert_eq!(
+            Update::of("step 1001 loss 2.38", Some(&plain)).resumed,
+            None
+        );
+    }
+
+    /// Field case 16: the file read to the end of part A, then found
+    /// shorter (Slurm truncated it at the requeue): read again from its
+    /// start, the attempt's latest step starting over.
+    #[test]
+    fn field_case_16_a_shorter_output_is_read_again_from_its_start() {
+        let text =
+            include_str!("../../../../tests/fixtures/field-cases/16-requeued-output-truncated.txt");
+        let body = |part: &str| -> String {
+            text.split(part)
+                .nth(1)
+                .unwrap()
+                .lines()
+                .skip(1)
+                .take_while(|l| !l.starts_with("==="))
+                .map(|l| format!("{l}\n"))
+                .collect()
+        };
+        let (a, b) = (body("=== part A"), body("=== part B"));
+        let mut job = WorkloadJob::new(42, Some(plain(r"step (\d+)")));
+        let now = chrono::DateTime::UNIX_EPOCH;
+        let read = Read::of(a.as_bytes(), OUTPUT_CHUNK, false);
+        job.offset = read.consumed;
+        for (_, u) in read.updates {
+            job.take(&u, now);
+        }
+        assert_eq!(job.last_step, Some(1200));
+        let chunk = FileChunk {
+            size: b.len() as u64,
+            head_sum: 1,
+            bytes: Vec::new(),
+        };
+        assert_eq!(
+            job.rewritten(&chunk),
+            Some(OutputEvent::Rewritten {
+                was: a.len() as u64,
+                now: b.len() as u64,
+                shorter: true
+            })
+        );
+        assert_eq!((job.offset, job.last_step), (0, None));
+        let read = Read::of(b.as_bytes(), OUTPUT_CHUNK, false);
+        let steps: Vec<u64> = read
+            .updates
+            .iter()
+            .filter_map(|(_, u)| job.take(u, now).step)
+            .map(|s| s.value)
+            .collect();
+        assert_eq!(steps, [1001, 1002]);
+        assert_eq!(job.last_step, Some(1002));
+        // A file that only grew is no rewrite; one whose start changed is.
+        let mut job = WorkloadJob::new(42, None);
+        let grown = FileChunk {
+            size: 300,
+            head_sum: 7,
+            bytes: Vec::new(),
+        };
+        assert_eq!(job.rewritten(&grown), None);
+        job.offset = 300;
+        assert_eq!(
+            job.rewritten(&FileChunk {
+                size: 400,
+                ..grown.clone()
+            }),
+            None
+        );
+        let other = FileChunk {
+            size: 400,
+            head_sum: 8,
+            bytes: Vec::new(),
+        };
+        assert!(matches!(
+            job.rewritten(&other),
+            Some(OutputEvent::Rewritten { shorter: false, .. })
+        ));
     }
 }

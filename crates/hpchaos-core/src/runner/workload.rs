@@ -4,7 +4,7 @@
 
 use crate::scenario::model::{Scenario, Workload};
 
-use crate::observe::job_output::WorkloadJob;
+use crate::observe::job_output::{Patterns, WorkloadJob};
 
 use super::Runner;
 
@@ -49,7 +49,19 @@ impl Runner {
         match &scenario.workload {
             None => Ok(()),
             Some(Workload::Existing(existing)) => {
-                *slot = Some(existing_job(&slurm, existing).await?);
+                let job = existing_job(&self.cluster, existing).await?;
+                self.log(
+                    Some(&scenario.name),
+                    crate::journal::Entry::Observed {
+                        source: crate::journal::Source::Squeue,
+                        node: None,
+                        field: format!("job {}", job.id),
+                        from: None,
+                        to: watched_words(&job),
+                        source_time: None,
+                    },
+                );
+                *slot = Some(job);
                 Ok(())
             }
             Some(Workload::Canary(canary)) => {
@@ -76,7 +88,7 @@ impl Runner {
                 args.push(format!("--comment={comment}"));
                 args.extend(canary.sbatch_args.iter().cloned());
                 args.push(script);
-                let progress = WorkloadJob::regexes(&canary.progress)?;
+                let patterns = Patterns::of(&canary.progress)?;
                 let intent = self
                     .write_ahead(
                         &scenario.name,
@@ -88,20 +100,11 @@ impl Runner {
                     .await
                     .map_err(WorkloadError::NotRecorded)?;
                 let id = slurm.sbatch(&args).await.map_err(WorkloadError::Submit)?;
-                *slot = Some(WorkloadJob {
-                    id,
-                    submitted: true,
-                    comment: comment.clone(),
-                    intent: Some(intent),
-                    output: None,
-                    offset: 0,
-                    skipping: false,
-                    progress: Some(progress),
-                    last_step: None,
-                    steps_seen: Vec::new(),
-                    gpus: None,
-                    started_at: None,
-                });
+                let mut job = WorkloadJob::new(id, Some(patterns));
+                job.submitted = true;
+                job.comment = comment.clone();
+                job.intent = Some(intent);
+                *slot = Some(job);
                 self.log(
                     Some(&scenario.name),
                     crate::journal::Entry::CanarySubmitted { job: id, comment },
@@ -131,7 +134,15 @@ impl Runner {
             }
             match slurm.job(id).await {
                 Ok(Some(info)) => {
-                    job.output = job.output.clone().or(info.stdout.clone());
+                    if job.output.is_none() {
+                        job.output = info
+                            .stdout
+                            .as_deref()
+                            .map(|p| crate::cluster::slurm::expand_output_path(p, &info));
+                    }
+                    if job.started_at.is_none() {
+                        job.started_at = info.start_time;
+                    }
                     if info.state.is_running() {
                         job.read_progress(&slurm, self.clock.now()).await;
                         if job.last_step.is_some_and(|s| s >= warmup) {
@@ -166,11 +177,17 @@ impl Runner {
 }
 
 /// The job an `existing:` workload names (by id, or the first running
-/// job of its name), with its progress pattern.
+/// job of its name), read as Slurm has it before the fault: its output
+/// file from `StdOut` (patterns expanded; `progress.output` when given),
+/// read on the head when it is there (shared storage, as `/fsx` on
+/// HyperPod), else on the job's batch host; its first start, for the
+/// cost's window; its progress read with the scenario's patterns, or a
+/// plain `step N` when it gives none.
 async fn existing_job(
-    slurm: &crate::cluster::slurm::Slurm,
+    cluster: &crate::cluster::Cluster,
     existing: &crate::scenario::model::ExistingJob,
 ) -> Result<WorkloadJob, WorkloadError> {
+    let slurm = &cluster.slurm;
     let id = match &existing.job {
         crate::scenario::model::JobRef::Id(id) => *id,
         crate::scenario::model::JobRef::Name(name) => *slurm
@@ -179,23 +196,37 @@ async fn existing_job(
             .first()
             .ok_or_else(|| WorkloadError::NoJob(name.clone()))?,
     };
-    let progress = existing
-        .progress
-        .as_ref()
-        .map(WorkloadJob::regexes)
-        .transpose()?;
-    Ok(WorkloadJob {
-        id,
-        submitted: false,
-        comment: String::new(),
-        intent: None,
-        output: existing.progress.as_ref().and_then(|p| p.output.clone()),
-        offset: 0,
-        skipping: false,
-        progress,
-        last_step: None,
-        steps_seen: Vec::new(),
-        gpus: None,
-        started_at: None,
-    })
+    let progress = existing.progress.clone().unwrap_or_default();
+    let mut job = WorkloadJob::new(id, Some(Patterns::of(&progress)?));
+    let info = slurm.job(id).await?;
+    job.output = progress.output.clone().or_else(|| {
+        info.as_ref().and_then(|i| {
+            i.stdout
+                .as_deref()
+                .map(|p| crate::cluster::slurm::expand_output_path(p, i))
+        })
+    });
+    job.started_at = info.as_ref().and_then(|i| i.start_time);
+    if let (Some(path), Some(host)) = (
+        job.output.clone(),
+        info.as_ref().and_then(|i| i.batch_host.clone()),
+    ) && slurm.file_size(&path).await.is_err()
+    {
+        job.read_on = Some(cluster.node(&host));
+    }
+    Ok(job)
+}
+
+/// What the run watches of an existing job, for the journal.
+fn watched_words(job: &WorkloadJob) -> String {
+    format!(
+        "watched: output {}{}",
+        job.output
+            .as_deref()
+            .unwrap_or("unknown (no StdOut in scontrol show job)"),
+        match &job.read_on {
+            Some(node) => format!(" read on {} (not on the head)", node.name),
+            None => String::new(),
+        }
+    )
 }

@@ -3,6 +3,7 @@
 //! semantic rules), each reporting every problem it finds with a position.
 
 pub mod diagnostic;
+pub mod frameworks;
 pub mod model;
 pub mod schema;
 mod schema_check;

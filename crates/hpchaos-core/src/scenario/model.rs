@@ -183,28 +183,82 @@ fn yes() -> bool {
     true
 }
 
-/// Regular expressions over the job's output lines. The first capture
-/// group of each must be a whole number.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// How to read a job's progress from its output: a framework whose lines
+/// hpchaos knows (see [`super::frameworks`]), or regular expressions over
+/// the output's lines, or both (a pattern given replaces the framework's).
+/// The first capture group of `pattern` is the step: a whole number or a
+/// number (`794.0`, `1.2e+4`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Progress {
+    /// The training framework that writes the output: its progress,
+    /// checkpoint and resume lines are known.
+    #[serde(default)]
+    pub framework: Option<Framework>,
     /// Matches a progress line, e.g. `step (\d+)`.
-    pub pattern: String,
+    #[serde(default)]
+    pub pattern: Option<String>,
     /// Matches a checkpoint marker, e.g. `checkpoint saved at step (\d+)`.
     #[serde(default)]
     pub checkpoint: Option<String>,
+    /// Matches the line where the job says it resumed from a checkpoint,
+    /// e.g. `resumed from checkpoint at step (\d+)`; its first group, when
+    /// it has one, is the checkpoint's step.
+    #[serde(default)]
+    pub resumed: Option<String>,
     /// Output file, when it cannot be read from `scontrol show job`.
     #[serde(default)]
     pub output: Option<String>,
 }
 
+/// A training framework whose output lines hpchaos knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Framework {
+    /// Megatron-LM (and Megatron-based NeMo 1): `iteration N/ M |`.
+    Megatron,
+    /// NeMo 2: Lightning's progress bar, `global_step=N`.
+    Nemo,
+    /// PyTorch Lightning's progress bar, `global_step=N`.
+    Lightning,
+    /// Hugging Face Transformers' `Trainer`: its bar, `N/M [`.
+    HfTrainer,
+    /// torchtitan: `step: N  loss: ...`.
+    Torchtitan,
+    /// A plain `step N` (or `step: N`, `step=N`) line.
+    Plain,
+}
+
 impl Progress {
-    fn canary_default() -> Self {
+    /// What a canary's output is read with, unless it says otherwise:
+    /// the lab's `hpchaos-train` lines.
+    pub fn canary_default() -> Self {
         Progress {
-            pattern: r"step (\d+)".to_owned(),
+            framework: None,
+            pattern: Some(r"step (\d+)".to_owned()),
             checkpoint: Some(r"checkpoint saved at step (\d+)".to_owned()),
+            resumed: Some(r"resumed from checkpoint at step (\d+)".to_owned()),
             output: None,
         }
+    }
+
+    /// The patterns to read with: each given one, else the framework's
+    /// (else `plain`'s, for the progress line). (progress, checkpoint,
+    /// resumed), as regular-expression text.
+    pub fn patterns(&self) -> (String, Option<String>, Option<String>) {
+        let preset = super::frameworks::preset(self.framework.unwrap_or(Framework::Plain));
+        let with_framework = self.framework.is_some() || self.pattern.is_none();
+        (
+            self.pattern
+                .clone()
+                .unwrap_or_else(|| preset.progress.to_owned()),
+            self.checkpoint
+                .clone()
+                .or_else(|| with_framework.then(|| preset.checkpoint.to_owned())),
+            self.resumed
+                .clone()
+                .or_else(|| with_framework.then(|| preset.resumed.to_owned())),
+        )
     }
 }
 

@@ -368,9 +368,14 @@ impl Rules<'_> {
             None => None,
         };
         if let Some((at, progress)) = progress {
-            self.regex(&at.key("pattern"), &progress.pattern, true);
+            if let Some(pattern) = &progress.pattern {
+                self.regex(&at.key("pattern"), pattern, true);
+            }
             if let Some(checkpoint) = &progress.checkpoint {
-                self.regex(&at.key("checkpoint"), checkpoint, true);
+                self.regex(&at.key("checkpoint"), checkpoint, false);
+            }
+            if let Some(resumed) = &progress.resumed {
+                self.regex(&at.key("resumed"), resumed, false);
             }
         } else if scenario.expect.max_lost_steps.is_some() && scenario.workload.is_some() {
             self.at_key(
