@@ -531,7 +531,8 @@ async fn auto_resume_on_healthy_nodes_does_not_retry(lab: &Lab) {
 
 /// Auto-resume after an Xid and a task crash: the step is retried.
 async fn auto_resume_after_an_xid_retries_the_step(lab: &Lab) {
-    let retry = lab.head("sbatch --nodes=1 -w ip-10-1-0-11 -o /fsx/canary/retry-%j.out --wrap \"srun --auto-resume=1 sleep 600\"");
+    // Appended: the requeue would truncate the file this test reads.
+    let retry = lab.head("sbatch --nodes=1 -w ip-10-1-0-11 --open-mode=append -o /fsx/canary/retry-%j.out --wrap \"srun --auto-resume=1 sleep 600\"");
     let retry_job = retry.trim().rsplit(' ').next().unwrap().to_owned();
     eventually(Duration::from_secs(30), "the retry job running", || {
         lab.head(&format!("squeue -h -j {retry_job} -o %T"))
@@ -601,10 +602,15 @@ async fn the_workload_resumes_from_its_checkpoint(lab: &Lab) {
     .await;
     let step: u64 = resumed.parse().unwrap();
     assert!(step >= 20 && step.is_multiple_of(20), "resumed at {step}");
+    // As on HyperPod (JobFileAppend=0), the requeue truncated the output:
+    // the new run's file starts with its resume, not the first run's start.
+    let text = read(&output);
     assert!(
-        read(&output).starts_with("starting from step 0"),
-        "output must be appended across the requeue"
+        text.starts_with("resumed from checkpoint at step "),
+        "the requeued run's output must start afresh: {}",
+        text.lines().next().unwrap_or("")
     );
+    assert!(!text.contains("starting from step 0"), "{text}");
     lab.head(&format!("scancel {job}"));
 }
 

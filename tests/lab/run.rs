@@ -175,6 +175,7 @@ fn runs_on_the_lab() {
     let lab = &up.lab;
     a_shipped_replace_passes_every_phase_met(lab);
     a_shipped_reboot_through_slurm_passes(lab);
+    an_existing_job_is_watched_through_a_replace_and_a_reboot(lab);
     more_shipped_scenarios_pass(lab);
     a_scenario_that_must_fail_does(lab);
     a_held_lock_refuses_a_second_run(lab);
@@ -358,7 +359,33 @@ fn a_shipped_replace_passes_every_phase_met(lab: &Lab) {
         "{evidence}"
     );
     assert_eq!(report["scenarios"][0]["phases"][2]["time_source"], "source");
-    assert!(report["scenarios"][0]["lost_steps"].as_u64().is_some());
+    // The canary's output as HyperPod leaves it: HyperPod's auto-resume
+    // lines, then the requeue truncating the file (JobFileAppend=0), read
+    // again from its start; the steps redone are those from the checkpoint
+    // the job says it resumed from up to the highest step seen before.
+    let journal = std::fs::read_to_string(journal_of(&stderr)).unwrap();
+    assert!(journal.contains("[Auto Resume] Info: JobID: "), "{journal}");
+    assert!(journal.contains("ResumeAction=RETRYSTEP"), "{journal}");
+    assert!(
+        journal.contains("rewritten (") && journal.contains("read again from its start"),
+        "{journal}"
+    );
+    // Where the new run started, as its output says: a checkpoint (the
+    // lab's canary writes one every 20 steps), or step 0 when the fault
+    // came before the first (that line is no resume and not journaled).
+    let resumed_from: u64 = journal
+        .split("resumed from checkpoint at step ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let lost = report["scenarios"][0]["lost_steps"].as_u64().unwrap();
+    // At 5 steps a second, under 20 steps past a checkpoint plus what the
+    // last polls saw before the truncation.
+    assert!(
+        resumed_from.is_multiple_of(20) && lost > 0 && lost < 40,
+        "lost {lost}, resumed from {resumed_from}"
+    );
     // What the failure cost: the lab's 8 GPUs a node (its Slurm has no GPU
     // gres, so the profile's gpus_per_node), down until the resume.
     let cost = &report["scenarios"][0]["cost"];
@@ -402,6 +429,61 @@ fn a_shipped_replace_passes_every_phase_met(lab: &Lab) {
         "{}",
         report["slurm_version"]
     );
+}
+
+/// A job submitted by hand (`sbatch`, outside hpchaos) and named by the
+/// scenario: hpchaos finds its output from `scontrol show job` (the issue's
+/// newcomer read none of it) and watches it through a replace and a
+/// reboot; resume closes at a step past the fault, after the job said it
+/// resumed from its checkpoint.
+fn an_existing_job_is_watched_through_a_replace_and_a_reboot(lab: &Lab) {
+    let submitted = lab.head("sbatch --job-name=llama7b /usr/local/sbin/hpchaos-canary.sbatch");
+    let job = submitted.trim().rsplit(' ').next().unwrap().to_owned();
+    let output = lab.dir.join(format!("shared/canary/llama7b-{job}.out"));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !std::fs::read_to_string(&output)
+        .unwrap_or_default()
+        .contains("checkpoint saved at step 20\n")
+    {
+        assert!(Instant::now() < deadline, "job {job} did not start");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for (file, middle) in [
+        ("tests/e2e/existing-replace.yaml", "replace"),
+        ("tests/e2e/existing-reboot.yaml", "reboot"),
+    ] {
+        let (code, stderr, report) = lab.run(&[file]);
+        assert_eq!(code, Some(0), "{file}: {stderr}");
+        assert_eq!(
+            verdicts(&report),
+            phases(&[
+                ("detect", "met"),
+                ("drain", "met"),
+                (middle, "met"),
+                ("rejoin", "met"),
+                ("resume", "met")
+            ]),
+            "{file}"
+        );
+        let journal = std::fs::read_to_string(journal_of(&stderr)).unwrap();
+        assert!(
+            journal.contains(&format!("watched: output /fsx/canary/llama7b-{job}.out")),
+            "{journal}"
+        );
+        assert!(
+            journal.contains("resumed from checkpoint at step "),
+            "{journal}"
+        );
+        let resume = report["scenarios"][0]["phases"][4]["evidence"]
+            .as_str()
+            .unwrap();
+        assert!(resume.starts_with("progress at step "), "{resume}");
+        assert!(
+            report["scenarios"][0]["lost_steps"].as_u64().is_some(),
+            "{report}"
+        );
+    }
+    lab.head(&format!("scancel {job}"));
 }
 
 /// A shipped reboot through Slurm passes.
@@ -1035,7 +1117,7 @@ fn wait_lock_waits_for_the_first_run(lab: &Lab) {
     let first = first.wait_with_output().unwrap();
     assert_eq!(first.status.code(), Some(0), "the first run");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let journal = std::fs::read_to_string(scenario_dir(&stderr).join("journal.jsonl")).unwrap();
+    let journal = std::fs::read_to_string(journal_of(&stderr)).unwrap();
     assert!(journal.contains("waiting for the lock"), "{journal}");
     assert!(journal.contains(r#""type":"lock_acquired""#), "{journal}");
 }

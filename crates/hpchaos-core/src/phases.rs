@@ -777,6 +777,13 @@ struct Tracker {
     /// requeued, its node list changed (HyperPod's auto-resume in place
     /// shrinks and expands it), or it said it restarted.
     job_interrupted: bool,
+    /// A new attempt of the job is under way: the job said it restarted
+    /// (its output), a step went back (a restart seen in the output), or
+    /// Slurm shows it RUNNING again after it left. Only its progress is a
+    /// resume: the last run's lines read late are not.
+    new_attempt: bool,
+    /// The job was seen out of RUNNING since the fault.
+    left_running: bool,
     last_restarts: Option<u32>,
     last_nodes: Option<Vec<String>>,
     /// The highest exact step of the current attempt.
@@ -825,6 +832,11 @@ impl Tracker {
                 if !state.is_running() || requeued || reshaped {
                     self.job_interrupted = true;
                 }
+                if !state.is_running() {
+                    self.left_running = true;
+                } else if self.left_running {
+                    self.new_attempt = true;
+                }
                 // Slurm's word (requeued, or out of RUNNING) arrives apart
                 // from the output's lines: it arms a restart the output's
                 // next step at or below the peak completes.
@@ -842,6 +854,7 @@ impl Tracker {
             Observation::JobGone => self.job_interrupted = true,
             Observation::JobRestarted { from, .. } => {
                 self.job_interrupted = true;
+                self.new_attempt = true;
                 self.restarting = Some(Restarting {
                     from: *from,
                     in_output: true,
@@ -884,6 +897,7 @@ impl Tracker {
                 self.restarting = None;
                 self.resumed_from = Some(resumed_at);
                 self.peak = Some(step);
+                self.new_attempt = true;
             }
             None => {
                 // Past the peak: a restart still pending went back no
@@ -1090,10 +1104,11 @@ impl Tracker {
     }
 
     /// Whether `event` ends the resume phase: the workload's progress past
-    /// its step at the fault, once the job was interrupted. Returns where.
+    /// its step at the fault, in a new attempt of the job (see
+    /// [`Tracker::new_attempt`]). Returns where.
     fn resume_boundary(&self, baseline: &Baseline, event: &Event) -> Option<Boundary> {
         match &event.observation {
-            Observation::Progress { step, .. } if self.job_interrupted => {
+            Observation::Progress { step, .. } if self.job_interrupted && self.new_attempt => {
                 let past = baseline.progress.is_none_or(|before| *step > before);
                 past.then(|| Boundary {
                     at: event.seen,

@@ -207,15 +207,33 @@ async fn existing_job(
         })
     });
     job.started_at = info.as_ref().and_then(|i| i.start_time);
-    if let (Some(path), Some(host)) = (
-        job.output.clone(),
-        info.as_ref().and_then(|i| i.batch_host.clone()),
-    ) && slurm.file_size(&path).await.is_err()
-    {
-        job.read_on = Some(cluster.node(&host));
+    if let Some(path) = job.output.clone() {
+        let size = match slurm.file_size(&path).await {
+            Ok(size) => Some(size),
+            Err(_) => match info.as_ref().and_then(|i| i.batch_host.clone()) {
+                Some(host) => {
+                    job.read_on = Some(cluster.node(&host));
+                    None
+                }
+                None => None,
+            },
+        };
+        // A job that has run for days has written more than a poll reads:
+        // its latest lines are where its progress is. The line cut at the
+        // start is skipped.
+        if let Some(size) = size
+            && size > EXISTING_TAIL
+        {
+            job.offset = size - EXISTING_TAIL;
+            job.skipping = true;
+        }
     }
     Ok(job)
 }
+
+/// How much of an existing job's output is read before the fault: its
+/// last 1 MiB (half of what one poll reads).
+const EXISTING_TAIL: u64 = 1024 * 1024;
 
 /// What the run watches of an existing job, for the journal.
 fn watched_words(job: &WorkloadJob) -> String {
