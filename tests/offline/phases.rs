@@ -1172,3 +1172,35 @@ fn out_of_order_steps_are_not_restarts() {
     let judgement = judge_replace(&[step(1.0, 28), approximate, step(2.0, 29)]);
     assert_eq!(judgement.lost_steps, None);
 }
+
+/// A job that ended for good while its resume is awaited ends the wait:
+/// the open phases are not reached now, with why, not at their deadlines.
+/// A job requeued (PENDING) is still awaited.
+#[test]
+fn a_job_that_ended_for_good_is_not_waited_on() {
+    let failed = vec![
+        slurm(9.0, Some(8.0), "fail", "", "Action:Replace"),
+        job(20.0, "FAILED", &[], 0),
+    ];
+    let judgement = judge_replace(&failed);
+    assert!(judgement.settled && !judgement.passed, "{judgement:?}");
+    assert!(
+        judgement
+            .reason
+            .contains("the job ended FAILED, not requeued"),
+        "{}",
+        judgement.reason
+    );
+    let resume = judgement
+        .phases
+        .iter()
+        .find(|p| p.phase == Phase::Resume)
+        .unwrap();
+    assert_eq!(resume.verdict, Some(PhaseVerdict::NotReached));
+    let requeued = vec![
+        slurm(9.0, Some(8.0), "fail", "", "Action:Replace"),
+        job(20.0, "PENDING", &[], 1),
+    ];
+    let judgement = judge_replace(&requeued);
+    assert!(!judgement.settled, "{judgement:?}");
+}

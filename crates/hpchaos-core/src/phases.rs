@@ -292,7 +292,45 @@ pub fn judge(
         judgement.open_because = Some(why);
         return judgement;
     }
+    // The job ended for good while its resume is awaited: no phase still
+    // open can end (auto-resume answered ResumeAction=NONE, or the job was
+    // cancelled): they are not reached now, not at their deadlines.
+    let awaiting_resume = phases
+        .iter()
+        .any(|p| p.phase == Phase::Resume && p.ended.is_none());
+    if awaiting_resume
+        && expectation.recovery != Recovery::JobFails
+        && let Some(why) = job_ended(&events)
+    {
+        for phase in phases.iter_mut().filter(|p| p.ended.is_none()) {
+            phase.verdict = Some(PhaseVerdict::NotReached);
+        }
+        let mut judgement = finish(injected_at, phases, lost_steps, expectation);
+        judgement.reason = format!("{why}; {}", judgement.reason);
+        judgement.open_because = Some(why);
+        return judgement;
+    }
     finish(injected_at, phases, lost_steps, expectation)
+}
+
+/// The workload job's end, when the last word about it is that it ended
+/// (a final state, or gone from Slurm), with the words: `job ended FAILED,
+/// not requeued`. A requeued job is PENDING, never final.
+fn job_ended(events: &[&Event]) -> Option<String> {
+    let last = events.iter().rev().find_map(|e| match &e.observation {
+        Observation::Job {
+            state, restarts, ..
+        } => Some(Some((state, *restarts))),
+        Observation::JobGone => Some(None),
+        _ => None,
+    })?;
+    match last {
+        Some((state, restarts)) if state.is_final() => Some(format!(
+            "the job ended {state}, not requeued (restarts {restarts}; HyperPod's auto-resume answers ResumeAction=NONE when it finds no unhealthy node)"
+        )),
+        Some(_) => None,
+        None => Some("the job is gone from Slurm, not requeued".to_owned()),
+    }
 }
 
 /// Judges a scenario that expects no recovery: disturbed if the targets
