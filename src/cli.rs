@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use hpchaos_lab::config::{ComputeTrusts, SlurmRelease, TimingProfile};
+use hpchaos_lab::config::{AutoResume, ComputeTrusts, SlurmRelease, TimingProfile};
 
 /// How `status` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -191,6 +191,13 @@ pub enum LabCommand {
         /// `ssh.compute` is then `through_head`, as before).
         #[arg(long, value_enum, default_value = "head")]
         compute_trusts: ComputeTrusts,
+        /// How the lab's HyperPod auto-resume brings a failed job back:
+        /// `requeue` (the job runs again under its id, Restarts + 1, its
+        /// output truncated) or `in-place` (the job keeps running: shrunk
+        /// off the faulty node, expanded with the repaired one through
+        /// Slurm's job expansion, its step retried).
+        #[arg(long, value_enum, default_value = "requeue")]
+        auto_resume: AutoResume,
     },
     /// Stop the lab; leaves no process, namespace, mount or link behind.
     Down {

@@ -32,6 +32,7 @@ pub fn exec(args: Args) -> Outcome {
             cluster_size,
             monitoring,
             compute_trusts,
+            auto_resume,
         } => {
             // Bad input, said before anything starts (exit 2).
             if cluster_size.is_some_and(|size| size < u16::from(nodes)) {
@@ -51,6 +52,7 @@ pub fn exec(args: Args) -> Outcome {
                 cluster_size,
                 monitoring,
                 compute_trusts,
+                auto_resume,
             };
             lab::up(&dir, &options).and_then(|layout| {
                 hpchaos::output::print(&lab::status(&dir)?);

@@ -486,6 +486,90 @@ fn an_existing_job_is_watched_through_a_replace_and_a_reboot(lab: &Lab) {
     lab.head(&format!("scancel {job}"));
 }
 
+/// HyperPod's auto-resume in place (`lab up --auto-resume in-place`): a
+/// job submitted by hand keeps its id and RUNNING state (Restarts 0)
+/// through a replace and then a reboot of one of its nodes: Slurm shrinks
+/// it off the node, an expansion job merges the repaired node back, the
+/// step is retried. Drain ends when the job is seen without the target,
+/// resume at progress after "Retrying step"; the steps redone are counted
+/// from the checkpoint the retried step resumed from.
+#[test]
+fn auto_resume_in_place_is_judged_through_a_replace_and_a_reboot() {
+    let Some(up) = lab_up_with(&["--auto-resume", "in-place"]) else {
+        return;
+    };
+    let lab = &up.lab;
+    let submitted = lab.head(
+        "sbatch --job-name=inplace --nodelist=ip-10-1-0-11,ip-10-1-0-12 /usr/local/sbin/hpchaos-canary.sbatch",
+    );
+    let job = submitted.trim().rsplit(' ').next().unwrap().to_owned();
+    let output = lab.dir.join(format!("shared/canary/inplace-{job}.out"));
+    let read = || std::fs::read_to_string(&output).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !read().contains("checkpoint saved at step 20\n") {
+        assert!(Instant::now() < deadline, "job {job} did not start");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for (file, middle) in [
+        ("tests/e2e/in-place-replace.yaml", "replace"),
+        ("tests/e2e/in-place-reboot.yaml", "reboot"),
+    ] {
+        let (code, stderr, report) = lab.run(&[file]);
+        let journal = std::fs::read_to_string(journal_of(&stderr)).unwrap_or_default();
+        assert_eq!(code, Some(0), "{file}: {stderr}\n{journal}");
+        assert_eq!(
+            verdicts(&report),
+            phases(&[
+                ("detect", "met"),
+                ("drain", "met"),
+                (middle, "met"),
+                ("rejoin", "met"),
+                ("resume", "met")
+            ]),
+            "{file}"
+        );
+        // The job never left RUNNING nor was requeued; its node list went
+        // without the target and came back.
+        assert!(!journal.contains("PENDING on"), "{journal}");
+        assert!(!journal.contains("restarts 1"), "{journal}");
+        assert!(
+            journal.contains("\"to\":\"RUNNING on [ip-10-1-0-11], restarts 0\""),
+            "{journal}"
+        );
+        for said in [
+            "Succesfully shrink job",
+            "Job Expansion complete",
+            "Retrying step. Attempt number: ",
+        ] {
+            assert!(journal.contains(said), "{said}: {journal}");
+        }
+        let drain = report["scenarios"][0]["phases"][1]["evidence"]
+            .as_str()
+            .unwrap();
+        assert_eq!(drain, "job RUNNING on ip-10-1-0-11", "{report}");
+        // Ground truth from the job's own output: the checkpoint the retried
+        // step resumed from; the canary checkpoints every 20 steps.
+        let resumed_from: u64 = journal
+            .rsplit("resumed from checkpoint at step ")
+            .next()
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no resume line: {journal}"));
+        let lost = report["scenarios"][0]["lost_steps"].as_u64().unwrap();
+        assert!(
+            resumed_from.is_multiple_of(20) && lost < 40,
+            "lost {lost}, resumed from {resumed_from}"
+        );
+    }
+    let state = lab.head(&format!("squeue -h -j {job} -o '%T %N'"));
+    assert_eq!(state.trim(), "RUNNING ip-10-1-0-[11-12]");
+    assert!(
+        lab.head(&format!("scontrol -o show job {job}"))
+            .contains(" Restarts=0 ")
+    );
+    lab.head(&format!("scancel {job}"));
+}
+
 /// A shipped reboot through Slurm passes.
 fn a_shipped_reboot_through_slurm_passes(lab: &Lab) {
     let (code, stderr, report) = lab.run(&["scenarios/node-reboot-slurm.yaml"]);

@@ -144,6 +144,26 @@ pub struct LabConfig {
     /// profile's.
     #[serde(default)]
     pub compute_trusts: ComputeTrusts,
+    /// How the lab's auto-resume brings a job back (`lab up
+    /// --auto-resume`): requeue, or in place with Slurm's job expansion.
+    #[serde(default)]
+    pub auto_resume: AutoResume,
+}
+
+/// The two shapes of HyperPod's auto-resume (HYPERPOD.md, "Resume").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum AutoResume {
+    /// The job is requeued and runs again under its id (`Restarts` + 1),
+    /// its output truncated: as reported on GPU (GRES) nodes.
+    #[default]
+    Requeue,
+    /// The job keeps running (`Restarts` unchanged): shrunk to its healthy
+    /// nodes, expanded with the repaired one by an expansion job (Slurm's
+    /// `--dependency=expand:`, `SchedulerParameters=permit_job_expansion`)
+    /// and its step retried (shared/field-cases/15-auto-resume-in-place.txt).
+    /// A job whose batch host is the faulty node is requeued instead.
+    InPlace,
 }
 
 /// The key compute nodes accept besides the cluster's own.
@@ -269,6 +289,7 @@ pub fn slurm_conf(config: &LabConfig) -> String {
          ReturnToService=1\nSlurmdTimeout={timeout}\nSlurmctldTimeout=10\nMessageTimeout=5\n\
          InactiveLimit=0\nKillWait=2\nMinJobAge=60\nRebootProgram=/usr/local/sbin/reboot\n\
          JobRequeue=1\nKillOnBadExit=1\n\
+         SchedulerParameters=permit_job_expansion\n\
          ScronParameters=enable\n",
         cluster = config.cluster_name,
         head = head.name,
@@ -329,10 +350,15 @@ pub fn cgroup_conf() -> &'static str {
 }
 
 /// How long the lab's auto-resume waits for the health agent to mark a
-/// node after a step fails: twice the detection delay and 3 s to spare.
+/// node after a step fails (twice the detection delay and 3 s to spare),
+/// and its shape ([`AutoResume`]).
 pub fn auto_resume_env(config: &LabConfig) -> String {
     let seconds = (config.timings.detect.as_std().as_secs_f64() * 2.0 + 3.0).ceil() as u64;
-    format!("DIAGNOSIS_SECONDS={seconds}\n")
+    let shape = match config.auto_resume {
+        AutoResume::Requeue => "requeue",
+        AutoResume::InPlace => "in-place",
+    };
+    format!("DIAGNOSIS_SECONDS={seconds}\nSHAPE={shape}\n")
 }
 
 pub fn hosts(config: &LabConfig) -> String {
@@ -499,6 +525,7 @@ pub(crate) fn test_config() -> LabConfig {
         monitoring: false,
         reboot_keeps_launch_time: false,
         compute_trusts: ComputeTrusts::Head,
+        auto_resume: AutoResume::Requeue,
     }
 }
 

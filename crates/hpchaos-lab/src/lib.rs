@@ -66,6 +66,8 @@ pub struct UpOptions {
     /// Which key the compute nodes accept (the cluster's, as on HyperPod,
     /// or also the profile's).
     pub compute_trusts: config::ComputeTrusts,
+    /// The auto-resume's shape: requeue, or in place.
+    pub auto_resume: config::AutoResume,
 }
 
 /// Host programs the lab needs, and the Debian package of each.
@@ -174,6 +176,17 @@ fn differs_from_running(layout: &Layout, options: &UpOptions) -> Option<String> 
             trusts(options.compute_trusts)
         ));
     }
+    if running.auto_resume != options.auto_resume {
+        let shape = |a: config::AutoResume| match a {
+            config::AutoResume::Requeue => "requeue",
+            config::AutoResume::InPlace => "in-place",
+        };
+        said.push(format!(
+            "its auto-resume is --auto-resume {}, asked {}",
+            shape(running.auto_resume),
+            shape(options.auto_resume)
+        ));
+    }
     let recovery = if options.node_recovery_none {
         "None"
     } else {
@@ -272,6 +285,7 @@ fn prepare_and_start(layout: &Layout, options: &UpOptions) -> Result<(), LabErro
             .map_or(0, |size| size.saturating_sub(u16::from(options.nodes))),
         monitoring: options.monitoring,
         compute_trusts: options.compute_trusts,
+        auto_resume: options.auto_resume,
     };
     if config.monitoring {
         monitoring::preflight()?;
