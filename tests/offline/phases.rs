@@ -1204,3 +1204,66 @@ fn a_job_that_ended_for_good_is_not_waited_on() {
     let judgement = judge_replace(&requeued);
     assert!(!judgement.settled, "{judgement:?}");
 }
+
+fn registered(seen: f64, at: f64) -> Event {
+    Event {
+        seen: t(seen),
+        source_time: Some(t(at)),
+        source: Source::SlurmctldLog,
+        observation: Observation::ControllerLog {
+            node: NODE.into(),
+            message: "node ip-10-1-0-12 returned to service".into(),
+            news: hpchaos::cluster::controller_log::NodeNews::of(
+                "node ip-10-1-0-12 returned to service",
+            ),
+        },
+    }
+}
+
+/// slurmctld logs `returned to service` on a registration even when the
+/// node stays DOWN, DRAINED or FAIL (node_mgr.c `validate_node_specs`):
+/// the line alone is no rejoin; once Slurm shows the node usable, the
+/// rejoin is at the line's time; a node seen still out of service after
+/// the line rejoins when Slurm shows it usable.
+#[test]
+fn returned_to_service_is_a_rejoin_only_once_usable() {
+    let base = vec![
+        slurm(9.0, Some(8.0), "fail", "", "Action:Replace"),
+        job(20.0, "PENDING", &[], 1),
+        api(70.0, "Running", "i-0new", 66.0),
+    ];
+    let rejoin = |extra: Vec<Event>| {
+        let mut timeline = base.clone();
+        timeline.extend(extra);
+        let judgement = judge_replace(&timeline);
+        judgement
+            .phases
+            .iter()
+            .find(|p| p.phase == Phase::Rejoin)
+            .unwrap()
+            .ended
+            .clone()
+    };
+    // The line alone: not rejoined.
+    assert_eq!(rejoin(vec![registered(72.0, 71.5)]), None);
+    // Then usable: rejoined at the line's time, from the source.
+    let end = rejoin(vec![
+        registered(72.0, 71.5),
+        slurm(75.0, None, "idle", "", ""),
+    ])
+    .unwrap();
+    assert_eq!((end.at, end.time_source), (t(71.5), TimeSource::Source));
+    assert!(
+        end.evidence.contains("returned to service; then idle"),
+        "{}",
+        end.evidence
+    );
+    // Still drained after the line, usable later: rejoined when seen usable.
+    let end = rejoin(vec![
+        registered(72.0, 71.5),
+        slurm(73.0, None, "drained", "", "Action:Replace"),
+        slurm(80.0, None, "idle", "", ""),
+    ])
+    .unwrap();
+    assert_eq!((end.at, end.time_source), (t(80.0), TimeSource::Observed));
+}

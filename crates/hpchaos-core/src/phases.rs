@@ -836,6 +836,10 @@ struct Tracker {
     redone: Option<u64>,
     /// Nodes Slurm showed not responding or rebooting since the fault.
     went_away: std::collections::BTreeSet<String>,
+    /// A target's last `returned to service` in slurmctld's log (when, and
+    /// the line), since its last sign of being out of service: the
+    /// rejoin's time once Slurm shows it usable.
+    registered: BTreeMap<String, (DateTime<Utc>, String)>,
 }
 
 fn at(event: &Event) -> (DateTime<Utc>, TimeSource) {
@@ -898,12 +902,35 @@ impl Tracker {
                     in_output: true,
                 });
             }
-            Observation::SlurmNode { node, state, .. }
-                if state.not_responding() || state.is_rebooting() =>
-            {
-                self.went_away.insert(node.clone());
+            Observation::SlurmNode { node, state, .. } => {
+                if state.not_responding() || state.is_rebooting() {
+                    self.went_away.insert(node.clone());
+                }
+                // Registered, yet Slurm shows it still out of service
+                // (DOWN, DRAINED, FAIL after `returned to service`): that
+                // line was not its return.
+                if !state.is_usable()
+                    && self
+                        .registered
+                        .get(node)
+                        .is_some_and(|(at, _)| *at <= event.seen)
+                {
+                    self.registered.remove(node);
+                }
             }
             Observation::Progress { step, exact } => self.progress(*step, *exact),
+            Observation::ControllerLog {
+                node,
+                message,
+                news,
+            } => {
+                if news.registered {
+                    let (at, _) = at(event);
+                    self.registered.insert(node.clone(), (at, message.clone()));
+                } else if news.out_of_service {
+                    self.registered.remove(node);
+                }
+            }
             _ => {}
         }
     }
@@ -1037,7 +1064,7 @@ impl Tracker {
             Phase::Drain => drain_boundary(baseline, event),
             Phase::Replace => replace_boundary(baseline, event),
             Phase::Reboot => self.reboot_boundary(baseline, event),
-            Phase::Rejoin => rejoin_boundary(baseline, event),
+            Phase::Rejoin => self.rejoin_boundary(baseline, event),
             Phase::Resume => self.resume_boundary(baseline, event),
             Phase::JobEnd => job_end_boundary(event),
             Phase::Quiet => None,
@@ -1141,6 +1168,48 @@ impl Tracker {
         }
     }
 
+    /// Whether `event` ends the rejoin phase: a target usable in Slurm
+    /// again (at slurmctld's `returned to service` for it, when the log
+    /// said so since it was taken out: to the millisecond), or slurmctld's
+    /// log saying it was resumed. Returns where.
+    fn rejoin_boundary(&self, baseline: &Baseline, event: &Event) -> Option<Boundary> {
+        let target = |node: &str| baseline.is_target(node);
+        match &event.observation {
+            Observation::SlurmNode {
+                node,
+                state,
+                reason,
+            } if target(node) && state.is_usable() => {
+                let left = if reason.is_empty() {
+                    "reason cleared".to_owned()
+                } else {
+                    format!("usable (reason `{reason}` left by Slurm)")
+                };
+                Some(match self.registered.get(node) {
+                    Some((at, message)) if *at <= event.seen => Boundary {
+                        at: *at,
+                        time_source: TimeSource::Source,
+                        evidence: format!("slurmctld_log {node}: {message}; then {state}, {left}"),
+                    },
+                    _ => Boundary {
+                        at: event.seen,
+                        time_source: TimeSource::Observed,
+                        evidence: format!("{node} {state}, {left}"),
+                    },
+                })
+            }
+            // Slurm's own record of the node resumed, to the millisecond.
+            Observation::ControllerLog {
+                node,
+                message,
+                news,
+            } if target(node) && news.returned => {
+                Some(boundary(event, format!("slurmctld_log {node}: {message}")))
+            }
+            _ => None,
+        }
+    }
+
     /// Whether `event` ends the resume phase: the workload's progress past
     /// its step at the fault, in a new attempt of the job (see
     /// [`Tracker::new_attempt`]). Returns where.
@@ -1215,41 +1284,6 @@ fn replace_boundary(baseline: &Baseline, event: &Event) -> Option<Boundary> {
                     evidence: format!("new instance {instance_id} (was {old})"),
                 },
             })
-        }
-        _ => None,
-    }
-}
-
-/// Whether `event` ends the rejoin phase: a target usable in Slurm again,
-/// or slurmctld's log saying it came back. Returns where.
-fn rejoin_boundary(baseline: &Baseline, event: &Event) -> Option<Boundary> {
-    let target = |node: &str| baseline.is_target(node);
-    match &event.observation {
-        Observation::SlurmNode {
-            node,
-            state,
-            reason,
-        } if target(node) => {
-            // Back and usable, whatever working suffix it shows
-            // (`mixed-`, `allocated+`, `planned`), and whatever reason
-            // Slurm left on it (24.11 keeps `Action:*` after a resume).
-            state.is_usable().then(|| Boundary {
-                at: event.seen,
-                time_source: TimeSource::Observed,
-                evidence: if reason.is_empty() {
-                    format!("{node} {state}, reason cleared")
-                } else {
-                    format!("{node} {state}, usable (reason `{reason}` left by Slurm)")
-                },
-            })
-        }
-        // Slurm's own record of the node coming back, to the millisecond.
-        Observation::ControllerLog {
-            node,
-            message,
-            news,
-        } if target(node) && news.returned => {
-            Some(boundary(event, format!("slurmctld_log {node}: {message}")))
         }
         _ => None,
     }

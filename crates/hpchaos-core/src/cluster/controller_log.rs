@@ -2,8 +2,9 @@
 //! (source: SchedMD/slurm `src/common/log.c`, `log_timestamp()` and the
 //! `%M` substitution): `iso8601_ms` (the default) and `iso8601` in the
 //! controller's local time, `rfc5424_ms`, `rfc5424` and `rfc3339` with
-//! their offset, `short` (`Nov 28 18:52:48`, no year), and `clock`,
-//! `thread_id` and `omit`, which give no time of day. Local times are
+//! their offset, `short` (`Nov 28 18:52:48`, no year), `thread_id`
+//! (`short` with microseconds and the thread), and `clock` (the daemon's
+//! CPU time in µs) and `omit`, which give no time of day. Local times are
 //! turned into UTC with the controller's own offset (`date +%z` there).
 
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, TimeZone, Utc};
@@ -43,8 +44,16 @@ pub struct NodeNews {
     /// Back from a reboot: `now responding`, `unexpectedly rebooted`,
     /// `rebooted`.
     pub rebooted: bool,
-    /// Usable again: `state set to IDLE`, `returned to service`.
+    /// Usable again: `state set to IDLE` (a resume).
     pub returned: bool,
+    /// Registered again and taken out of DOWN: `returned to service`.
+    /// Not proof of a usable node: slurmctld logs it on a registration
+    /// even when the node stays DOWN (`scontrol reboot nextstate=DOWN`),
+    /// DRAINED (its DRAIN flag kept) or FAIL (SchedMD/slurm
+    /// `src/slurmctld/node_mgr.c` `validate_node_specs()`, and
+    /// `_node_did_resp()`; 24.11 to 25.11). Its time is the rejoin's once
+    /// Slurm shows the node usable.
+    pub registered: bool,
 }
 
 impl NodeNews {
@@ -57,8 +66,8 @@ impl NodeNews {
                     .iter()
                     .any(|s| message.contains(&format!("state set to {s}"))),
             rebooted: message.contains("now responding") || message.contains("rebooted"),
-            returned: message.contains("state set to IDLE")
-                || message.contains("returned to service"),
+            returned: message.contains("state set to IDLE"),
+            registered: message.contains("returned to service"),
         }
     }
 }
@@ -105,7 +114,21 @@ fn place(stamp: &str, offset: FixedOffset, now: DateTime<Utc>) -> Option<DateTim
             }
         }
     }
-    None
+    thread_id(stamp, offset, now)
+}
+
+/// `thread_id`: `Nov 28 16:07:41.1234  4711 rpcmgr       0x7f3a2bfff640`:
+/// the `short` form with microseconds printed left-aligned and not
+/// zero-padded (`.1234` is 1,234 µs), then the thread (SchedMD/slurm
+/// `src/common/log.c`, `_set_idbuf()`). Local time, no year.
+fn thread_id(stamp: &str, offset: FixedOffset, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let mut words = stamp.split_whitespace();
+    let (month, day, time) = (words.next()?, words.next()?, words.next()?);
+    words.next()?;
+    let (clock, micros) = time.split_once('.')?;
+    let micros: i64 = micros.parse().ok()?;
+    let at = place(&format!("{month} {day} {clock}"), offset, now)?;
+    Some(at + chrono::TimeDelta::microseconds(micros))
 }
 
 /// A local time of the controller (offset `offset`) in UTC.
@@ -174,7 +197,15 @@ mod tests {
         assert!(!rebooted("error: Nodes ip-10-1-0-12 not responding"));
         // Usable again.
         assert!(returned("update_node: node ip-10-1-0-12 state set to IDLE"));
-        assert!(returned("node ip-10-1-0-12 returned to service"));
+        // Registered again: not usable by that alone (it may stay DOWN,
+        // DRAINED or FAIL), in both of slurmctld's wordings.
+        for line in [
+            "node ip-10-1-0-12 returned to service",
+            "node_did_resp: node ip-10-1-0-12 returned to service",
+        ] {
+            assert!(!returned(line), "{line}");
+            assert!(NodeNews::of(line).registered, "{line}");
+        }
         assert!(!returned(
             "update_node: node ip-10-1-0-12 state set to DOWN"
         ));
@@ -248,7 +279,7 @@ mod tests {
             parse_line("[Dec 31 23:59:59] x", utc0, utc("2027-01-01T00:00:30Z")).at,
             Some(utc("2026-12-31T23:59:59Z"))
         );
-        // clock and thread_id give no time of day.
+        // clock gives no time of day.
         let clock = parse_line(
             "[123456789] update_node: node n reason set to: x",
             utc0,
@@ -257,6 +288,14 @@ mod tests {
         assert_eq!(clock.at, None);
         assert_eq!(clock.stamp, Stamp::Unplaceable("123456789".into()));
         assert_eq!(clock.message, "update_node: node n reason set to: x");
+        // thread_id: microseconds not zero-padded, then the thread.
+        let thread = parse_line(
+            "[Nov 28 18:52:48.1234  4711 rpcmgr       0x7f3a2bfff640] update_node: node n reason set to: x",
+            utc0,
+            now,
+        );
+        assert_eq!(thread.at, Some(utc("2026-11-28T18:52:48.001234Z")));
+        assert_eq!(thread.message, "update_node: node n reason set to: x");
         assert_eq!(
             parse_offset("-0530"),
             FixedOffset::west_opt(5 * 3600 + 1800)

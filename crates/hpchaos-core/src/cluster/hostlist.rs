@@ -110,8 +110,16 @@ fn expand_item(item: &str, list: &str) -> Result<Vec<String>, HostListError> {
 pub fn nodes_named_in<'a>(message: &str, nodes: &'a [String]) -> Vec<&'a String> {
     let mut named = std::collections::BTreeSet::new();
     for word in message.split_whitespace() {
-        // `key=value` and trailing punctuation around a name or list.
+        // `key=value`, `node:NAME` and punctuation around a name or list.
         let word = word.rsplit_once('=').map_or(word, |(_, v)| v);
+        let word = match word.split_once(':') {
+            Some((key, value))
+                if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphabetic()) =>
+            {
+                value
+            }
+            _ => word,
+        };
         let word = word
             .trim_matches(|c: char| matches!(c, ',' | ':' | ';' | '.' | '(' | ')' | '"' | '\''));
         if word.is_empty() {
@@ -193,6 +201,21 @@ mod tests {
             named("_slurm_rpc_update_node: nodename=ip-10-1-0-12:"),
             ["ip-10-1-0-12"]
         );
+        // Every shape slurmctld names a node in (SchedMD/slurm node_mgr.c,
+        // agent.c, job_mgr.c messages): `node=X`, `Node=X`, `node:X`,
+        // quoted, before a colon or a comma, in parentheses.
+        for line in [
+            "_slurm_rpc_node_registration node=ip-10-1-0-12: Invalid argument",
+            "_slurm_rpc_epilog_complete: epilog error JobId=7 Node=ip-10-1-0-12 Err=1",
+            "agent/is_node_resp: node:ip-10-1-0-12 RPC:REQUEST_PING : Connection refused",
+            "Still waiting for node 'ip-10-1-0-12' to power off",
+            "Bad node list in REBOOT_NODES request: \"ip-10-1-0-12\"",
+            "Invalid data for node ip-10-1-0-12: procs=2",
+            "Node ip-10-1-0-12 rebooted, killing missing step 7.0",
+            "Batch completion for JobId=7 sent from wrong node (ip-10-1-0-12 rather than ip-10-1-0-13)",
+        ] {
+            assert_eq!(named(line), ["ip-10-1-0-12"], "{line}");
+        }
         // A longer name that starts like a target is not the target.
         assert!(named("node ip-10-1-0-111 state set to IDLE").is_empty());
     }
