@@ -92,6 +92,7 @@ pub async fn show(
             }
         };
         outln!("  targets: {}", targets.join(", "));
+        show_existing_job(scenario, cluster).await;
         // A random pick is drawn again by `run` unless seeded.
         let random = !matches!(scenario.target.pick, hpchaos::scenario::model::Pick::All);
         if random && scenario.target.seed.is_none() && checks.writes_plan {
@@ -212,6 +213,16 @@ fn show_workload(scenario: &hpchaos::scenario::Scenario, cluster: &Cluster) {
             }
         },
         None => {}
+    }
+}
+
+/// The job an `existing:` workload watches, as the run will find it.
+async fn show_existing_job(scenario: &hpchaos::scenario::Scenario, cluster: &Cluster) {
+    if let Some(hpchaos::scenario::model::Workload::Existing(existing)) = &scenario.workload {
+        match hpchaos::runner::workload::describe_existing(cluster, existing).await {
+            Ok(words) => outln!("  watches:  {words}"),
+            Err(err) => outln!("  watches:  not found now: {err}"),
+        }
     }
 }
 

@@ -448,6 +448,25 @@ fn an_existing_job_is_watched_through_a_replace_and_a_reboot(lab: &Lab) {
         assert!(Instant::now() < deadline, "job {job} did not start");
         std::thread::sleep(Duration::from_millis(250));
     }
+    // `plan` shows the job it will watch and its output file.
+    let profile = lab.profile();
+    let out = hpchaos(&[
+        "plan",
+        "tests/e2e/existing-replace.yaml",
+        "--cluster",
+        &profile,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!("watches:  job {job} (RUNNING on "))
+            && stdout.contains("progress read with the plain `step N` preset"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("output /fsx/canary/llama7b-{job}.out;")),
+        "{stdout}"
+    );
     for (file, middle) in [
         ("tests/e2e/existing-replace.yaml", "replace"),
         ("tests/e2e/existing-reboot.yaml", "reboot"),

@@ -48,7 +48,7 @@ pub mod regression;
 pub mod step_error;
 mod usage;
 mod watch;
-pub(crate) mod workload;
+pub mod workload;
 
 use crate::observe::job_output::WorkloadJob;
 use watch::Watched;

@@ -231,6 +231,31 @@ async fn existing_job(
     Ok(job)
 }
 
+/// The job an `existing:` workload names, as `plan` shows it: its id,
+/// state and nodes, the output file the run reads (and where), and how
+/// its progress is read. Errors: no such job, Slurm not answering, a
+/// pattern that is no regular expression.
+pub async fn describe_existing(
+    cluster: &crate::cluster::Cluster,
+    existing: &crate::scenario::model::ExistingJob,
+) -> Result<String, WorkloadError> {
+    let job = existing_job(cluster, existing).await?;
+    let info = cluster.slurm.job(job.id).await?;
+    let progress = existing.progress.clone().unwrap_or_default();
+    let reading = match (&progress.framework, &progress.pattern) {
+        (_, Some(pattern)) => format!("pattern `{pattern}`"),
+        (Some(framework), None) => format!("the {framework:?} preset"),
+        (None, None) => "the plain `step N` preset".to_owned(),
+    };
+    Ok(format!(
+        "job {}{}; {}; progress read with {reading}",
+        job.id,
+        info.map(|i| format!(" ({} on {})", i.state, i.node_list))
+            .unwrap_or_default(),
+        watched_words(&job).trim_start_matches("watched: "),
+    ))
+}
+
 /// How much of an existing job's output is read before the fault: its
 /// last 1 MiB (half of what one poll reads).
 const EXISTING_TAIL: u64 = 1024 * 1024;
