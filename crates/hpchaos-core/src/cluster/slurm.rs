@@ -235,7 +235,9 @@ pub struct JobInfo {
     pub nodes: Option<u32>,
     /// The node its batch script runs on (`BatchHost`).
     pub batch_host: Option<String>,
-    /// When it was submitted (`SubmitTime`): a requeue keeps it.
+    /// When it was submitted (`SubmitTime`): a requeue sets it anew
+    /// (SchedMD/slurm `src/slurmctld/job_mgr.c`, the requeue path:
+    /// `job_ptr->details->submit_time = now`).
     pub submit_time: Option<DateTime<Utc>>,
     /// Its owner's name (`UserId=ubuntu(1000)` → `ubuntu`).
     pub user: Option<String>,

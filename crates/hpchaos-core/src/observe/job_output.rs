@@ -207,9 +207,11 @@ pub(crate) struct WorkloadJob {
     pub(crate) steps_seen: Vec<(chrono::DateTime<chrono::Utc>, u64)>,
     /// The job's GPUs and where that number comes from, once known.
     pub(crate) gpus: Option<(u32, String)>,
-    /// When the job was first submitted or started, as Slurm said
-    /// (`SubmitTime`, else the earliest `StartTime`): where the cost's
-    /// ETTR window begins. A requeue moves `StartTime` on, not this.
+    /// The earliest start of the job Slurm showed (`StartTime`, read
+    /// before the fault and kept): where the cost's ETTR window begins. A
+    /// requeue moves `StartTime` on (and `SubmitTime` too: job_mgr.c sets
+    /// it to now on a requeue), so a start before a requeue the run did
+    /// not see is not known from Slurm without accounting.
     pub(crate) started_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
