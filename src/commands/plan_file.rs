@@ -130,7 +130,11 @@ async fn job_of(
 ) -> Result<Option<u64>, hpchaos::cluster::ssh::SshError> {
     Ok(match pool {
         Pool::JobId(id) => cluster.slurm.job(*id).await?.map(|j| j.id),
-        Pool::JobName(name) => cluster.slurm.jobs_named(name).await?.first().copied(),
+        Pool::JobName(name) => match cluster.slurm.job_named(name).await {
+            Ok(id) => Some(id),
+            Err(hpchaos::cluster::slurm::JobNameError::Slurm(err)) => return Err(err),
+            Err(_) => None,
+        },
         _ => None,
     })
 }

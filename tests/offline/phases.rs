@@ -1182,8 +1182,44 @@ fn a_job_that_ended_for_good_is_not_waited_on() {
         slurm(9.0, Some(8.0), "fail", "", "Action:Replace"),
         job(20.0, "FAILED", &[], 0),
     ];
+    // The node's repair is still watched: not settled yet.
     let judgement = judge_replace(&failed);
+    assert!(!judgement.settled && !judgement.passed, "{judgement:?}");
+    let mut repaired = failed.clone();
+    repaired.extend([
+        api(70.0, "Running", "i-0new", 66.0),
+        slurm(75.0, None, "idle", "", ""),
+    ]);
+    let judgement = judge_replace(&repaired);
     assert!(judgement.settled && !judgement.passed, "{judgement:?}");
+    let verdicts: Vec<_> = judgement.phases.iter().map(|p| p.verdict).collect();
+    assert_eq!(
+        verdicts,
+        [
+            Some(PhaseVerdict::Met),
+            Some(PhaseVerdict::Met),
+            Some(PhaseVerdict::Met),
+            Some(PhaseVerdict::Met),
+            Some(PhaseVerdict::NotReached)
+        ]
+    );
+    // Cancelled by hand: said so, not blamed on auto-resume.
+    let cancelled = vec![
+        slurm(9.0, Some(8.0), "fail", "", "Action:Replace"),
+        job(20.0, "CANCELLED", &[], 0),
+    ];
+    let judgement = judge_replace(&cancelled);
+    assert!(
+        judgement.reason.contains("the job was cancelled"),
+        "{}",
+        judgement.reason
+    );
+    assert!(
+        !judgement.reason.contains("ResumeAction"),
+        "{}",
+        judgement.reason
+    );
+    let judgement = judge_replace(&failed);
     assert!(
         judgement
             .reason
@@ -1266,4 +1302,92 @@ fn returned_to_service_is_a_rejoin_only_once_usable() {
     ])
     .unwrap();
     assert_eq!((end.at, end.time_source), (t(80.0), TimeSource::Observed));
+}
+
+/// A job requeued once and then ended for good is said so.
+#[test]
+fn a_job_that_ended_after_a_requeue_is_said_so() {
+    let timeline = vec![
+        slurm(9.0, Some(8.0), "fail", "", "Action:Replace"),
+        job(20.0, "PENDING", &[], 1),
+        job(30.0, "FAILED", &[], 1),
+    ];
+    let judgement = judge_replace(&timeline);
+    assert!(
+        judgement
+            .reason
+            .contains("the job ended FAILED, not requeued again after 1 requeue(s)"),
+        "{}",
+        judgement.reason
+    );
+}
+
+/// The last run's lines read after the requeue are no resume, even when a
+/// later phase's end catches the resume up: the new attempt's own first
+/// step past the fault is (found by a newcomer: a job restored from its
+/// checkpoint, silent for 15 s, was called resumed at the old run's step
+/// 42, nothing lost). The steps redone are then counted, and a
+/// `max_lost_steps` that cannot be checked does not pass.
+#[test]
+fn the_last_runs_lines_read_late_are_no_resume() {
+    let mut base = baseline(true);
+    base.progress = Some(40);
+    let mut timeline = vec![
+        slurm(9.0, Some(8.0), "fail", "", "Action:Replace"),
+        job(20.0, "PENDING", &[], 1),
+        // Read late, in the same poll: the old run's last steps.
+        step(20.0, 41),
+        step(20.0, 42),
+        api(70.0, "Running", "i-0new", 66.0),
+        job(72.0, "RUNNING", &[NODE], 1),
+        restarted(
+            72.0,
+            Some(40),
+            "Restored all states from the checkpoint at /ckpt/epoch=0-step=40.ckpt",
+        ),
+        slurm(75.0, None, "idle", "", ""),
+    ];
+    let mut e = expect(Recovery::Replace, REPLACE_DEADLINES);
+    let judge_at =
+        |timeline: &[Event], e: &Expectation| judge(t0(), &base, e, timeline, t(100.0), false);
+    let judgement = judge_at(&timeline, &e);
+    let resume = |j: &hpchaos::phases::Judgement| {
+        j.phases
+            .iter()
+            .find(|p| p.phase == Phase::Resume)
+            .unwrap()
+            .ended
+            .clone()
+    };
+    assert_eq!(resume(&judgement), None, "{judgement:?}");
+    // The new attempt prints: resumed at its first step, 2 steps redone.
+    timeline.push(step(90.0, 41));
+    timeline.push(step(91.0, 42));
+    let judgement = judge_at(&timeline, &e);
+    let end = resume(&judgement).unwrap();
+    assert_eq!(end.at, t(90.0));
+    assert!(
+        end.evidence.contains("step 41") && end.evidence.contains("requeued (Restarts 1)"),
+        "{}",
+        end.evidence
+    );
+    assert_eq!(judgement.lost_steps, Some(2));
+    // A limit on lost steps that the output cannot check fails, said.
+    e.max_lost_steps = Some(30);
+    let silent = vec![
+        slurm(9.0, Some(8.0), "fail", "", "Action:Replace"),
+        api(70.0, "Running", "i-0new", 66.0),
+        slurm(75.0, None, "idle", "", ""),
+        job(80.0, "RUNNING", &["ip-10-1-0-13"], 0),
+        job(81.0, "RUNNING", &[NODE], 0),
+        restarted(
+            82.0,
+            None,
+            "[Auto Resume] Info: JobID: 1 StepID: 0 Retrying step. Attempt number: 1",
+        ),
+        step(83.0, 41),
+    ];
+    let judgement = judge_at(&silent, &e);
+    assert_eq!(judgement.lost_steps, Some(0), "{judgement:?}");
+    assert!(judgement.passed, "{}", judgement.reason);
 }

@@ -236,6 +236,7 @@ broken_files! {
     broken_38_regression_without_percent_sign => "38-regression-without-percent-sign.yaml",
     broken_39_regression_phase_not_timed => "39-regression-phase-not-timed.yaml",
     broken_40_monitoring_mistakes => "40-monitoring-mistakes.yaml",
+    broken_41_progress_mistakes => "41-progress-mistakes.yaml",
 }
 
 #[test]

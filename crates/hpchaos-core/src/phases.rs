@@ -252,6 +252,7 @@ pub fn judge(
     let mut ends: Vec<Option<Boundary>> = vec![None; order.len()];
     let mut tracker = Tracker {
         peak: baseline.progress,
+        step_at_fault: baseline.progress,
         injected_at: Some(injected_at),
         ..Tracker::default()
     };
@@ -292,9 +293,10 @@ pub fn judge(
         judgement.open_because = Some(why);
         return judgement;
     }
-    // The job ended for good while its resume is awaited: no phase still
-    // open can end (auto-resume answered ResumeAction=NONE, or the job was
-    // cancelled): they are not reached now, not at their deadlines.
+    // The job ended for good while its resume is awaited (auto-resume
+    // answered ResumeAction=NONE, or it was cancelled): the resume is not
+    // reached now, not at its deadline. The node's own phases still open
+    // (replace, rejoin) are still watched: the cluster may yet repair it.
     let awaiting_resume = phases
         .iter()
         .any(|p| p.phase == Phase::Resume && p.ended.is_none());
@@ -302,7 +304,7 @@ pub fn judge(
         && expectation.recovery != Recovery::JobFails
         && let Some(why) = job_ended(&events)
     {
-        for phase in phases.iter_mut().filter(|p| p.ended.is_none()) {
+        for phase in phases.iter_mut().filter(|p| p.phase == Phase::Resume) {
             phase.verdict = Some(PhaseVerdict::NotReached);
         }
         let mut judgement = finish(injected_at, phases, lost_steps, expectation);
@@ -325,8 +327,21 @@ fn job_ended(events: &[&Event]) -> Option<String> {
         _ => None,
     })?;
     match last {
+        Some((JobState::Cancelled, _)) => Some(
+            "the job was cancelled (CANCELLED: scancel or an operator), so nothing can resume it"
+                .to_owned(),
+        ),
         Some((state, restarts)) if state.is_final() => Some(format!(
-            "the job ended {state}, not requeued (restarts {restarts}; HyperPod's auto-resume answers ResumeAction=NONE when it finds no unhealthy node)"
+            "the job ended {state}, not requeued{}{}",
+            match restarts {
+                0 => String::new(),
+                n => format!(" again after {n} requeue(s)"),
+            },
+            if *state == JobState::Failed {
+                " (HyperPod's auto-resume answers ResumeAction=NONE when it finds no unhealthy node)"
+            } else {
+                ""
+            }
         )),
         Some(_) => None,
         None => Some("the job is gone from Slurm, not requeued".to_owned()),
@@ -699,9 +714,17 @@ fn catch_up(
 ) {
     let mut from = from;
     while let Some(current) = ends.iter().position(Option::is_none) {
-        let found = latest
-            .values()
-            .find_map(|event| tracker.closes(order[current], baseline, expectation, event));
+        // A resume is dated by the new attempt's first progress, not by
+        // the latest line read (which may be the last run's, read late).
+        let found = match order[current] {
+            Phase::Resume => tracker
+                .first_resumed
+                .as_ref()
+                .and_then(|event| tracker.closes(Phase::Resume, baseline, expectation, event)),
+            phase => latest
+                .values()
+                .find_map(|event| tracker.closes(phase, baseline, expectation, event)),
+        };
         let Some(mut boundary) = found else { return };
         if boundary.at < from {
             boundary.at = from;
@@ -749,6 +772,16 @@ fn finish(
         && lost > max
     {
         reasons.push(format!("{lost} steps lost, more than max_lost_steps {max}"));
+    }
+    // A limit that could not be checked does not pass: the job resumed,
+    // yet its output never showed where it went back to.
+    let resumed = phases
+        .iter()
+        .any(|p| p.phase == Phase::Resume && p.ended.is_some());
+    if let (None, Some(max), true) = (lost_steps, expectation.max_lost_steps, resumed) {
+        reasons.push(format!(
+            "lost steps unknown (the output never showed where the job went back to), so max_lost_steps {max} could not be checked"
+        ));
     }
     Judgement {
         passed: settled && reasons.is_empty(),
@@ -822,6 +855,11 @@ struct Tracker {
     new_attempt: bool,
     /// The job was seen out of RUNNING since the fault.
     left_running: bool,
+    /// How the job came back, in words, from its first sign: requeued (a
+    /// new run under its id), resumed in place (RUNNING throughout, its
+    /// nodes changed: HyperPod's auto-resume with job expansion), or as
+    /// its output said.
+    came_back: Option<String>,
     last_restarts: Option<u32>,
     last_nodes: Option<Vec<String>>,
     /// The highest exact step of the current attempt.
@@ -834,6 +872,12 @@ struct Tracker {
     resumed_from: Option<u64>,
     /// Steps redone, summed over every restart.
     redone: Option<u64>,
+    /// The step at the fault (the baseline's).
+    step_at_fault: Option<u64>,
+    /// The first progress past the step at the fault in a new attempt:
+    /// what a resume caught up later is dated by (never a line of the
+    /// last run read late).
+    first_resumed: Option<Event>,
     /// Nodes Slurm showed not responding or rebooting since the fault.
     went_away: std::collections::BTreeSet<String>,
     /// A target's last `returned to service` in slurmctld's log (when, and
@@ -874,6 +918,15 @@ impl Tracker {
                 if !state.is_running() || requeued || reshaped {
                     self.job_interrupted = true;
                 }
+                // Out of RUNNING and not ended: on its way back as a new run.
+                if requeued
+                    || (!state.is_running() && !state.is_final() && self.came_back.is_none())
+                {
+                    self.came_back = Some(format!("requeued (Restarts {restarts})"));
+                } else if reshaped && state.is_running() && self.came_back.is_none() {
+                    self.came_back =
+                        Some("resumed in place (RUNNING throughout, its nodes changed)".to_owned());
+                }
                 if !state.is_running() {
                     self.left_running = true;
                 } else if self.left_running {
@@ -897,6 +950,9 @@ impl Tracker {
             Observation::JobRestarted { from, .. } => {
                 self.job_interrupted = true;
                 self.new_attempt = true;
+                if self.came_back.is_none() {
+                    self.came_back = Some("restarted, as its output says".to_owned());
+                }
                 self.restarting = Some(Restarting {
                     from: *from,
                     in_output: true,
@@ -918,7 +974,14 @@ impl Tracker {
                     self.registered.remove(node);
                 }
             }
-            Observation::Progress { step, exact } => self.progress(*step, *exact),
+            Observation::Progress { step, exact } => {
+                self.progress(*step, *exact);
+                let past = self.step_at_fault.is_none_or(|before| *step > before);
+                if self.first_resumed.is_none() && self.job_interrupted && self.new_attempt && past
+                {
+                    self.first_resumed = Some((*event).clone());
+                }
+            }
             Observation::ControllerLog {
                 node,
                 message,
@@ -966,8 +1029,11 @@ impl Tracker {
             }
             None => {
                 // Past the peak: a restart still pending went back no
-                // further than where the job stood (nothing redone).
-                if self.restarting.is_some_and(|r| r.in_output)
+                // further than where the job stood (nothing redone), once
+                // the new attempt is known to be printing.
+                if self
+                    .restarting
+                    .is_some_and(|r| r.in_output || self.new_attempt)
                     && self.peak.is_some_and(|p| step > p)
                 {
                     self.restarting = None;
@@ -1220,7 +1286,12 @@ impl Tracker {
                 past.then(|| Boundary {
                     at: event.seen,
                     time_source: TimeSource::Observed,
-                    evidence: format!("progress at step {step}, past the fault"),
+                    evidence: match &self.came_back {
+                        Some(how) => {
+                            format!("progress at step {step}, past the fault; the job {how}")
+                        }
+                        None => format!("progress at step {step}, past the fault"),
+                    },
                 })
             }
             _ => None,

@@ -28,8 +28,9 @@ pub enum ResolveError {
         known: String,
         count: usize,
     },
-    #[error("no job named {0}")]
-    NoJobNamed(String),
+    /// No job, or several, under the pool's job name.
+    #[error(transparent)]
+    JobName(#[from] crate::cluster::slurm::JobNameError),
     /// Slurm could not be asked (sinfo, squeue, scontrol).
     #[error(transparent)]
     Slurm(#[from] crate::cluster::ssh::SshError),
@@ -83,11 +84,7 @@ pub async fn resolve_targets(
         }
         Pool::JobId(id) => job_nodes(*id).await?,
         Pool::JobName(name) => {
-            let id = *slurm
-                .jobs_named(name)
-                .await?
-                .first()
-                .ok_or_else(|| ResolveError::NoJobNamed(name.clone()))?;
+            let id = slurm.job_named(name).await?;
             job_nodes(id).await?
         }
         Pool::Workload => job_nodes(job.ok_or(ResolveError::NoWorkload)?).await?,

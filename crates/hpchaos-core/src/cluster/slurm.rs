@@ -441,6 +441,46 @@ pub struct JobListed {
     pub state: JobState,
 }
 
+/// Why a job name does not name one job.
+#[derive(Debug, thiserror::Error)]
+pub enum JobNameError {
+    #[error(transparent)]
+    Slurm(#[from] SshError),
+    #[error("no job named {0} is in Slurm's queue")]
+    NoJob(String),
+    #[error("{} running jobs are named {name} (ids {}): name the one to watch by id (`job: {{ id: N }}`)", ids.len(), ids.iter().map(u64::to_string).collect::<Vec<_>>().join(", "))]
+    Several { name: String, ids: Vec<u64> },
+}
+
+/// The job `name` names among squeue's rows: the running one (a het job's
+/// parts are one job, its leader's id; each array task is a job of its
+/// own, as its `%A` id), else the first pending one. Errors: no row, or
+/// several jobs running under the name (watching one at random would
+/// judge the wrong job).
+pub fn one_job_named(jobs: &[JobListed], name: &str) -> Result<u64, JobNameError> {
+    let job_of = |j: &JobListed| match split_job_display(&j.display) {
+        Some((leader, Some(part))) if j.display.contains('+') && !part.is_empty() => leader,
+        _ => j.id,
+    };
+    let mut running: Vec<u64> = jobs
+        .iter()
+        .filter(|j| j.state.is_running())
+        .map(job_of)
+        .collect();
+    running.dedup();
+    match running.as_slice() {
+        [one] => Ok(*one),
+        [] => jobs
+            .first()
+            .map(job_of)
+            .ok_or_else(|| JobNameError::NoJob(name.to_owned())),
+        several => Err(JobNameError::Several {
+            name: name.to_owned(),
+            ids: several.to_vec(),
+        }),
+    }
+}
+
 /// Parses `squeue -o '%A|%i|%T'` lines; lines it cannot read are skipped.
 pub fn parse_job_list(text: &str) -> Vec<JobListed> {
     text.lines()
@@ -656,16 +696,13 @@ impl Slurm {
         })
     }
 
-    /// Ids of the jobs with this name, running ones first: each array
-    /// task and het-job part as the job id Slurm gave it (`%A`), so that
-    /// `4242_1` is found (see [`parse_job_list`]).
-    pub async fn jobs_named(&self, name: &str) -> Result<Vec<u64>, SshError> {
+    /// The one job with this name (see [`one_job_named`]). Errors: none
+    /// or several running, or squeue failed.
+    pub async fn job_named(&self, name: &str) -> Result<u64, JobNameError> {
         let text = self
             .head(&["squeue", "-h", "-n", name, "-o", JOB_LIST_FORMAT])
             .await?;
-        let mut jobs = parse_job_list(&text);
-        jobs.sort_by_key(|j| !j.state.is_running());
-        Ok(jobs.into_iter().map(|j| j.id).collect())
+        one_job_named(&parse_job_list(&text), name)
     }
 
     /// Expands `ip-10-1-0-[11-12]` into names (here, not on the head:
@@ -1207,6 +1244,22 @@ mod tests {
             [93, 94, 95]
         );
         assert_eq!(split_job_display(&listed[1].display), Some((93, Some("1"))));
+        // The three parts are one job: the leader's.
+        assert_eq!(one_job_named(&listed, "train").unwrap(), 93);
+        // Two jobs running under one name: refused, with their ids.
+        let twins = parse_job_list("7|7|RUNNING\n8|8|RUNNING\n9|9|PENDING\n");
+        let err = one_job_named(&twins, "twin").unwrap_err().to_string();
+        assert!(
+            err.contains("2 running jobs are named twin (ids 7, 8)"),
+            "{err}"
+        );
+        // One running, others pending: the running one; only pending: the first.
+        assert_eq!(one_job_named(&twins[1..], "twin").unwrap(), 8);
+        assert_eq!(one_job_named(&twins[2..], "twin").unwrap(), 9);
+        assert!(matches!(
+            one_job_named(&[], "x"),
+            Err(JobNameError::NoJob(_))
+        ));
         // A component that still runs keeps the whole job running.
         let mixed = records.replacen("JobState=RUNNING", "JobState=COMPLETING", 1);
         assert!(merge_job_records(&mixed).unwrap().state.is_running());

@@ -185,13 +185,22 @@ impl Step {
         match self {
             Step::Run { on, argv }
             | Step::RunDropping { on, argv }
-            | Step::RunFor { on, argv, .. } => {
-                format!(
+            | Step::RunFor { on, argv, .. } => match argv.as_slice() {
+                // The kernel-log Xid in words: its script is long and fixed.
+                [sh, c, script, _, gpu, before, after]
+                    if sh == "sh" && c == "-c" && script == xid::KMSG_SCRIPT =>
+                {
+                    format!(
+                        "on {}: write to the kernel log (/dev/kmsg): {before}<PCI bus of GPU {gpu}, read with nvidia-smi>{after}",
+                        place(on)
+                    )
+                }
+                _ => format!(
                     "on {}: {}",
                     place(on),
                     crate::cluster::quote::command_line(argv)
-                )
-            }
+                ),
+            },
             Step::KillJobTasks {
                 node,
                 signal,
@@ -576,7 +585,12 @@ mod tests {
             "{argv:?}"
         );
         // The GPU's index, then the line around its bus: the node reads
-        // the bus (field case 20), the line is never shell text.
+        // the bus (field case 20), the line is never shell text; said in
+        // words.
+        assert_eq!(
+            plan.inject[0].describe(),
+            "on n: write to the kernel log (/dev/kmsg): NVRM: Xid (PCI:<PCI bus of GPU 1, read with nvidia-smi>): 74, pid='<unknown>', name=<unknown>, NVLink: fatal error detected on link 0(0x10000, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0)"
+        );
         assert_eq!(argv[4], "1");
         assert_eq!(argv[5], "NVRM: Xid (PCI:");
         assert!(argv[6].starts_with("): 74, pid='<unknown>'"), "{}", argv[6]);

@@ -23,6 +23,8 @@ pub(crate) struct Job<'a> {
     cadence: Cadence,
     /// `slurm.gpus_per_node`, for a job whose AllocTRES lists no GPUs.
     gpus_per_node: Option<u32>,
+    /// The output file changed since the last read (old, new): said once.
+    moved: Option<(String, String)>,
 }
 
 impl<'a> Job<'a> {
@@ -37,6 +39,7 @@ impl<'a> Job<'a> {
             job,
             cadence: Cadence::every(every),
             gpus_per_node,
+            moved: None,
         }
     }
 
@@ -50,12 +53,20 @@ impl<'a> Job<'a> {
         {
             self.job.started_at = Some(start);
         }
-        // A job whose output path was not known yet (pending at the start).
-        if self.job.output.is_none() {
-            self.job.output = info
+        // The output path as Slurm has it now (a pending job's first, or a
+        // requeued one's on another batch host: `%N`), unless the
+        // scenario named the file.
+        if !self.job.output_pinned
+            && let Some(path) = info
                 .stdout
                 .as_deref()
-                .map(|p| crate::cluster::slurm::expand_output_path(p, &info));
+                .map(|p| crate::cluster::slurm::expand_output_path(p, &info))
+            && self.job.output.as_deref() != Some(path.as_str())
+        {
+            if let Some(old) = self.job.output.replace(path.clone()) {
+                self.moved = Some((old, path));
+            }
+            self.job.restart_reading();
         }
         if self.job.gpus.is_none() {
             let per_node = self.gpus_per_node;
@@ -186,6 +197,16 @@ impl Source for Job<'_> {
                     source_time: None,
                 })
             };
+            if let Some((old, new)) = self.moved.take() {
+                let words = format!(
+                    "output moved to {new} (was {old}): the job's StdOut names another file now (a requeue on another batch host, `%N`); read from its start"
+                );
+                said.push(line(words.clone()));
+                said.push(event(Observation::JobRestarted {
+                    from: None,
+                    said: words,
+                }));
+            }
             for news in self.job.read_progress(&self.slurm, now).await {
                 match news {
                     OutputEvent::Rewritten {

@@ -186,6 +186,9 @@ pub(crate) struct WorkloadJob {
     /// The write-ahead record of its submission.
     pub(crate) intent: Option<u64>,
     pub(crate) output: Option<String>,
+    /// The scenario named the output file (`progress.output`): Slurm's
+    /// `StdOut` does not move it.
+    pub(crate) output_pinned: bool,
     /// Where the output is read: the head when `None` (shared storage),
     /// else the node it lives on (the job's batch host).
     pub(crate) read_on: Option<Endpoint>,
@@ -224,6 +227,7 @@ impl WorkloadJob {
             comment: String::new(),
             intent: None,
             output: None,
+            output_pinned: false,
             read_on: None,
             offset: 0,
             head: None,
@@ -303,6 +307,16 @@ impl WorkloadJob {
         events
     }
 
+    /// Reads the output from its start again (another file, or the same
+    /// rewritten): a new attempt's.
+    pub(crate) fn restart_reading(&mut self) {
+        self.offset = 0;
+        self.head = None;
+        self.skipping = false;
+        self.provisional = None;
+        self.last_step = None;
+    }
+
     /// Whether the file was rewritten since the last read (and if so,
     /// starts over: offset 0, a new attempt); notes its first bytes once
     /// it has [`HEAD_BYTES`] of them (a shorter file is told by its size).
@@ -311,11 +325,7 @@ impl WorkloadJob {
         let changed = self.head.is_some_and(|(_, sum)| sum != chunk.head_sum);
         if shorter || changed {
             let was = self.offset;
-            self.offset = 0;
-            self.head = None;
-            self.skipping = false;
-            self.provisional = None;
-            self.last_step = None;
+            self.restart_reading();
             return Some(OutputEvent::Rewritten {
                 was,
                 now: chunk.size,

@@ -18,8 +18,9 @@ pub enum WorkloadError {
     /// A progress or checkpoint pattern that is not a regular expression.
     #[error(transparent)]
     Pattern(#[from] regex::Error),
-    #[error("no job named {0} is running")]
-    NoJob(String),
+    /// No job, or several, under the workload's job name.
+    #[error(transparent)]
+    JobName(#[from] crate::cluster::slurm::JobNameError),
     #[error(
         "the canary needs a script: set workload.canary.script or slurm.canary_script in the profile"
     )]
@@ -190,15 +191,12 @@ async fn existing_job(
     let slurm = &cluster.slurm;
     let id = match &existing.job {
         crate::scenario::model::JobRef::Id(id) => *id,
-        crate::scenario::model::JobRef::Name(name) => *slurm
-            .jobs_named(name)
-            .await?
-            .first()
-            .ok_or_else(|| WorkloadError::NoJob(name.clone()))?,
+        crate::scenario::model::JobRef::Name(name) => slurm.job_named(name).await?,
     };
     let progress = existing.progress.clone().unwrap_or_default();
     let mut job = WorkloadJob::new(id, Some(Patterns::of(&progress)?));
     let info = slurm.job(id).await?;
+    job.output_pinned = progress.output.is_some();
     job.output = progress.output.clone().or_else(|| {
         info.as_ref().and_then(|i| {
             i.stdout

@@ -377,6 +377,13 @@ impl Rules<'_> {
             if let Some(resumed) = &progress.resumed {
                 self.regex(&at.key("resumed"), resumed, false);
             }
+            if let Some(output) = progress.output.as_deref().filter(|o| !o.starts_with('/')) {
+                self.at_key(
+                    &at.key("output"),
+                    format!("`{output}` is a relative path: hpchaos reads it on the head node, not in the job's directory"),
+                    "give the whole path, e.g. /fsx/logs/train.out (or leave it out: the job's StdOut is read from scontrol)",
+                );
+            }
         } else if scenario.expect.max_lost_steps.is_some() && scenario.workload.is_some() {
             self.at_key(
                 &path(&["expect", "max_lost_steps"]),
