@@ -91,10 +91,18 @@ pub async fn show(
                 continue;
             }
         };
-        outln!("  targets: {}", targets.join(", "));
+        if targets != [WORKLOAD_NODE] {
+            outln!("  targets: {}", targets.join(", "));
+        }
         show_existing_job(scenario, cluster).await;
-        // A random pick is drawn again by `run` unless seeded.
-        let random = !matches!(scenario.target.pick, hpchaos::scenario::model::Pick::All);
+        // A random pick is drawn again by `run` unless seeded (a list of
+        // nodes no longer than the pick is no draw).
+        let every_listed = matches!(
+            &scenario.target.pool,
+            hpchaos::scenario::model::Pool::Nodes(nodes) if nodes.len() <= targets.len()
+        );
+        let random =
+            !matches!(scenario.target.pick, hpchaos::scenario::model::Pick::All) && !every_listed;
         if random && scenario.target.seed.is_none() && checks.writes_plan {
             outln!(
                 "  (a random pick without target.seed: `run --plan` hits these nodes; a plain `run` draws again)"
