@@ -757,7 +757,13 @@ fn finish(report: &mut Report, cut_short: bool, run_outcome: Option<RunOutcome>)
         }
         scenario.spread = spread(scenario);
         for phase in &mut scenario.phases {
-            if let (Some(start), Some(end)) = (phase.started_at, phase.ended_at) {
+            // A phase not reached took no time: its end is when the watch
+            // gave up on it (shown since the injection), not when it ended.
+            if let (Some(start), Some(end), false) = (
+                phase.started_at,
+                phase.ended_at,
+                phase.verdict == Verdict::NotReached,
+            ) {
                 phase.duration = Some(span(start, end));
             }
             if let (Some(injected), Some(end)) = (scenario.injected_at, phase.ended_at) {
