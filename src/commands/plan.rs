@@ -229,7 +229,7 @@ async fn show_existing_job(scenario: &hpchaos::scenario::Scenario, cluster: &Clu
     if let Some(hpchaos::scenario::model::Workload::Existing(existing)) = &scenario.workload {
         match hpchaos::runner::workload::describe_existing(cluster, existing).await {
             Ok(words) => outln!("  watches:  {words}"),
-            Err(err) => outln!("  watches:  not found now: {err}"),
+            Err(err) => outln!("  watches:  {err}"),
         }
     }
 }

@@ -262,3 +262,66 @@ fn history_and_trend_print_what_a_user_asks_for() {
         "{index}"
     );
 }
+
+/// A phase not reached has no time in the history: its report's end is
+/// when the watch gave up, which a trend or a gate must not take for a
+/// recovery (found by a newcomer: `trend` showed a p50 for a resume that
+/// never happened).
+#[test]
+fn a_phase_not_reached_has_no_time_in_the_history() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("20260001T100000-xid48-replace");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut s = Script::new_at(&dir.join("journal.jsonl"), "run-0001", None, 0.0);
+    s.scenario(
+        1.0,
+        "scenarios/xid48-replace.yaml",
+        Recovery::Replace,
+        &[(Phase::Detect, 60), (Phase::Replace, 600)],
+        None,
+    )
+    .at(
+        5.0,
+        Entry::InjectionStarted {
+            nodes: vec!["ip-10-1-0-12".into()],
+            action: "xid 48".into(),
+        },
+    );
+    for (phase, secs, verdict) in [
+        (Phase::Detect, 3.0, PhaseVerdict::Met),
+        (Phase::Replace, 600.0, PhaseVerdict::NotReached),
+    ] {
+        s.at(
+            5.0 + secs,
+            Entry::PhaseEnded {
+                phase,
+                ended_at: at(0.0, 5.0 + secs),
+                verdict,
+                time_source: TimeSource::Observed,
+                evidence: String::new(),
+                lost_steps: None,
+            },
+        );
+    }
+    s.at(
+        606.0,
+        Entry::ScenarioEnded {
+            outcome: ScenarioOutcome::Failed,
+            reason: "replace never happened".into(),
+        },
+    );
+    s.end_run(607.0, RunOutcome::Completed);
+    let mut history = History::open(root.path()).unwrap();
+    history.sync().unwrap();
+    let runs = history.runs(Some("xid48-replace"), None).unwrap();
+    let elapsed = |name: &str| {
+        runs[0]
+            .phases
+            .iter()
+            .find(|p| p.phase == name)
+            .unwrap()
+            .elapsed_seconds
+    };
+    assert_eq!(elapsed("detect"), Some(3.0));
+    assert_eq!(elapsed("replace"), None);
+}

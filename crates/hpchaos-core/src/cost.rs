@@ -29,8 +29,9 @@ pub struct FailureCost {
     pub gpus_from: String,
     /// From the injection to the resume (s).
     pub downtime_seconds: f64,
-    /// Steps done again after the restart.
-    pub redone_steps: u64,
+    /// Steps done again after the restart; `None` when the output never
+    /// showed where the job went back to (costed as none, said so).
+    pub redone_steps: Option<u64>,
     /// Median seconds per step while the job ran; `None` when the output
     /// showed too few steps to tell.
     pub step_seconds: Option<f64>,
@@ -41,10 +42,19 @@ pub struct FailureCost {
 }
 
 /// Median seconds per step from `(seen, step)` progress updates in time
-/// order: each pair of updates where the step went up counts as
+/// order: the updates one read brought share its time and count as the
+/// last of them (a poll every 0.5 s that finds 2 new steps is 0.25 s a
+/// step, not 0.5); each pair of reads where the step went up counts as
 /// (Δtime / Δsteps); restarts (the step going down) are skipped.
 pub fn step_seconds(progress: &[(DateTime<Utc>, u64)]) -> Option<f64> {
-    let mut rates: Vec<f64> = progress
+    let mut reads: Vec<(DateTime<Utc>, u64)> = Vec::new();
+    for (at, step) in progress {
+        match reads.last_mut() {
+            Some(last) if last.0 == *at => last.1 = *step,
+            _ => reads.push((*at, *step)),
+        }
+    }
+    let mut rates: Vec<f64> = reads
         .windows(2)
         .filter_map(|pair| {
             let ((t0, s0), (t1, s1)) = (pair[0], pair[1]);
@@ -64,13 +74,13 @@ pub fn failure_cost(
     gpus: (u32, String),
     injected_at: DateTime<Utc>,
     resumed: DateTime<Utc>,
-    redone_steps: u64,
+    redone_steps: Option<u64>,
     progress: &[(DateTime<Utc>, u64)],
     window: (DateTime<Utc>, DateTime<Utc>),
 ) -> FailureCost {
     let downtime = (resumed - injected_at).as_seconds_f64().max(0.0);
     let step = step_seconds(progress);
-    let redone_seconds = step.map_or(0.0, |s| s * redone_steps as f64);
+    let redone_seconds = step.map_or(0.0, |s| s * redone_steps.unwrap_or(0) as f64);
     let lost_seconds = downtime + redone_seconds;
     let window_seconds = (window.1 - window.0).as_seconds_f64().max(0.0);
     let ettr = if window_seconds > 0.0 {
@@ -118,6 +128,16 @@ mod tests {
             None,
             "one interval tells too little"
         );
+        // Polls every 0.5 s, each finding 2 new steps (stamped with the
+        // read's time): 0.25 s a step, not the poll interval (found on the
+        // lab: 0.5 s reported for a job at 4 steps a second).
+        let polled: Vec<_> = (0u32..8)
+            .flat_map(|i| {
+                let at = t(f64::from(i) * 0.5);
+                [(at, u64::from(2 * i + 1)), (at, u64::from(2 * i + 2))]
+            })
+            .collect();
+        assert_eq!(step_seconds(&polled), Some(0.25));
     }
 
     #[test]
@@ -130,7 +150,7 @@ mod tests {
             (16, "AllocTRES gres/gpu".into()),
             t(100.0),
             t(400.0),
-            12,
+            Some(12),
             &progress,
             (t(0.0), t(1000.0)),
         );
@@ -138,8 +158,26 @@ mod tests {
         assert!((cost.gpu_hours_lost - 16.0 * 324.0 / 3600.0).abs() < 1e-9);
         assert!((cost.ettr - (1000.0 - 324.0) / 1000.0).abs() < 1e-9);
         // Without a step time, the redone steps cost nothing known.
-        let unknown = failure_cost((8, "x".into()), t(0.0), t(60.0), 5, &[], (t(0.0), t(50.0)));
+        let unknown = failure_cost(
+            (8, "x".into()),
+            t(0.0),
+            t(60.0),
+            Some(5),
+            &[],
+            (t(0.0), t(50.0)),
+        );
         assert_eq!(unknown.gpu_hours_lost, 8.0 * 60.0 / 3600.0);
         assert_eq!(unknown.ettr, 0.0, "more lost than the window: clamped");
+        // Redone steps unknown: costed as none, and said.
+        let unsure = failure_cost(
+            (8, "x".into()),
+            t(0.0),
+            t(60.0),
+            None,
+            &progress,
+            (t(0.0), t(1000.0)),
+        );
+        assert_eq!(unsure.redone_steps, None);
+        assert!(crate::journal::cost_text(&unsure).contains("steps redone unknown"));
     }
 }

@@ -238,6 +238,7 @@ pub async fn scenario(
             why,
         });
     }
+    existing_job(cluster, scenario).await?;
     match crate::targets::plan_targets(cluster, scenario).await {
         Ok(targets) => {
             let plan = crate::faults::plan(&scenario.fault, &targets);
@@ -263,6 +264,37 @@ pub async fn scenario(
             kind: kind_of(&err),
             why: format!("targets: {err}"),
         }),
+    }
+}
+
+/// The job an `existing:` workload names is one job Slurm has: a name that
+/// no job or several running jobs carry is refused now (the scenario's),
+/// as `run` would refuse it, not found out after the lock. Slurm not
+/// answering is the cluster's.
+async fn existing_job(cluster: &Cluster, scenario: &Scenario) -> Result<(), Refusal> {
+    use crate::cluster::slurm::JobNameError;
+    use crate::scenario::model::{JobRef, Workload};
+    let Some(Workload::Existing(existing)) = &scenario.workload else {
+        return Ok(());
+    };
+    let refusal = |kind, why: String| Refusal {
+        kind,
+        why: format!("workload: {why}"),
+    };
+    match &existing.job {
+        JobRef::Name(name) => match cluster.slurm.job_named(name).await {
+            Ok(_) => Ok(()),
+            Err(JobNameError::Slurm(err)) => Err(refusal(RefusalKind::Cluster, err.to_string())),
+            Err(err) => Err(refusal(RefusalKind::Scenario, err.to_string())),
+        },
+        JobRef::Id(id) => match cluster.slurm.job(*id).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(refusal(
+                RefusalKind::Scenario,
+                format!("Slurm has no job {id} (ended and forgotten, or never submitted)"),
+            )),
+            Err(err) => Err(refusal(RefusalKind::Cluster, err.to_string())),
+        },
     }
 }
 

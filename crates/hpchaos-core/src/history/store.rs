@@ -429,7 +429,13 @@ fn record(
                     position as i64,
                     phase.phase.to_string(),
                     verdict_name(phase.verdict),
-                    phase.elapsed.map(|d| d.as_std().as_secs_f64()),
+                    // A phase not reached has no time: its report's end is
+                    // when the watch gave up, which no trend or gate may
+                    // take for a recovery.
+                    phase
+                        .elapsed
+                        .filter(|_| phase.verdict != Verdict::NotReached)
+                        .map(|d| d.as_std().as_secs_f64()),
                 ],
             )?;
         }

@@ -253,13 +253,13 @@ pub fn watch_cost_text(entry: &Entry) -> String {
 
 /// The cost of a failure in words, with the formula's terms.
 pub fn cost_text(cost: &crate::cost::FailureCost) -> String {
-    let redone = match cost.step_seconds {
-        Some(step) => format!(" + {} steps redone × {step:.1} s", cost.redone_steps),
-        None if cost.redone_steps > 0 => format!(
-            " ({} steps redone, step time unknown: not counted)",
-            cost.redone_steps
-        ),
-        None => String::new(),
+    let redone = match (cost.redone_steps, cost.step_seconds) {
+        (None, _) => " + steps redone unknown (the output never showed where the job went back to): not counted".to_owned(),
+        (Some(steps), Some(step)) => format!(" + {steps} steps redone × {step:.2} s"),
+        (Some(steps), None) if steps > 0 => {
+            format!(" ({steps} steps redone, step time unknown: not counted)")
+        }
+        (Some(_), None) => String::new(),
     };
     format!(
         "{:.2} GPU-hours lost: {} GPUs ({}) × ({:.0} s down{redone}); ETTR {:.1}% over {:.0} s",

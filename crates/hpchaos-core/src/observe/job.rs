@@ -56,7 +56,11 @@ impl<'a> Job<'a> {
         // The output path as Slurm has it now (a pending job's first, or a
         // requeued one's on another batch host: `%N`), unless the
         // scenario named the file.
+        // A requeued job waiting for its nodes has no batch host yet: its
+        // `%N` would expand to nothing; the path is taken once it runs.
+        let placed = info.batch_host.is_some() && info.state.is_running();
         if !self.job.output_pinned
+            && (placed || self.job.output.is_none())
             && let Some(path) = info
                 .stdout
                 .as_deref()
@@ -144,7 +148,7 @@ impl<'a> Job<'a> {
             gpus,
             injected_at,
             resumed,
-            closing.judgement.lost_steps.unwrap_or(0),
+            closing.judgement.lost_steps,
             &self.job.steps_seen,
             (start, closing.now),
         );

@@ -380,7 +380,11 @@ impl Rules<'_> {
             if let Some(output) = progress.output.as_deref().filter(|o| !o.starts_with('/')) {
                 self.at_key(
                     &at.key("output"),
-                    format!("`{output}` is a relative path: hpchaos reads it on the head node, not in the job's directory"),
+                    if output.is_empty() {
+                        "the output path is empty".to_owned()
+                    } else {
+                        format!("`{output}` is a relative path: hpchaos reads it on the head node, not in the job's directory")
+                    },
                     "give the whole path, e.g. /fsx/logs/train.out (or leave it out: the job's StdOut is read from scontrol)",
                 );
             }
