@@ -252,7 +252,6 @@ pub fn judge(
     let mut ends: Vec<Option<Boundary>> = vec![None; order.len()];
     let mut tracker = Tracker {
         peak: baseline.progress,
-        step_at_fault: baseline.progress,
         injected_at: Some(injected_at),
         ..Tracker::default()
     };
@@ -278,20 +277,15 @@ pub fn judge(
     );
     sharpen_detect(order, &mut ends, &events, &tracker, baseline, expectation);
     clamp_boundaries(&mut ends, injected_at);
-    let mut phases = phase_results(order, &ends, expectation, injected_at, finished);
+    let phases = phase_results(order, &ends, expectation, injected_at, finished);
     let lost_steps = tracker.lost_steps();
     // A mark dropped after the detection: the phases still open end now,
     // not at their deadlines.
     let waiting = ends.first().is_some_and(Option::is_some) && ends.iter().any(Option::is_none);
     let dropped = matches!(expectation.recovery, Recovery::Replace | Recovery::Reboot) && waiting;
     if dropped && let Some(why) = mark_dropped(injected_at, baseline, &events, &tracker, now) {
-        for phase in phases.iter_mut().filter(|p| p.ended.is_none()) {
-            phase.verdict = Some(PhaseVerdict::NotReached);
-        }
-        let mut judgement = finish(injected_at, phases, lost_steps, expectation);
-        judgement.reason = format!("{why}; {}", judgement.reason);
-        judgement.open_because = Some(why);
-        return judgement;
+        let open = |p: &PhaseResult| p.ended.is_none();
+        return not_reached_now(injected_at, phases, open, why, lost_steps, expectation);
     }
     // The job ended for good while its resume is awaited (auto-resume
     // answered ResumeAction=NONE, or it was cancelled): the resume is not
@@ -304,15 +298,30 @@ pub fn judge(
         && expectation.recovery != Recovery::JobFails
         && let Some(why) = job_ended(&events)
     {
-        for phase in phases.iter_mut().filter(|p| p.phase == Phase::Resume) {
-            phase.verdict = Some(PhaseVerdict::NotReached);
-        }
-        let mut judgement = finish(injected_at, phases, lost_steps, expectation);
-        judgement.reason = format!("{why}; {}", judgement.reason);
-        judgement.open_because = Some(why);
-        return judgement;
+        let resume = |p: &PhaseResult| p.phase == Phase::Resume;
+        return not_reached_now(injected_at, phases, resume, why, lost_steps, expectation);
     }
     finish(injected_at, phases, lost_steps, expectation)
+}
+
+/// The judgement when `why` says the phases `which` picks will never end:
+/// not reached now, not at their deadlines, `why` leading the reason and
+/// kept as the evidence they are journaled with.
+fn not_reached_now(
+    injected_at: DateTime<Utc>,
+    mut phases: Vec<PhaseResult>,
+    which: impl Fn(&PhaseResult) -> bool,
+    why: String,
+    lost_steps: Option<u64>,
+    expectation: &Expectation,
+) -> Judgement {
+    for phase in phases.iter_mut().filter(|p| which(p)) {
+        phase.verdict = Some(PhaseVerdict::NotReached);
+    }
+    let mut judgement = finish(injected_at, phases, lost_steps, expectation);
+    judgement.reason = format!("{why}; {}", judgement.reason);
+    judgement.open_because = Some(why);
+    judgement
 }
 
 /// The workload job's end, when the last word about it is that it ended
@@ -419,6 +428,9 @@ fn close_phases(
     let mut latest: BTreeMap<String, &Event> = BTreeMap::new();
     for event in events {
         tracker.observe(event);
+        if tracker.first_resumed.is_none() && tracker.resume_boundary(baseline, event).is_some() {
+            tracker.first_resumed = Some((*event).clone());
+        }
         latest.insert(event_key(event), event);
         // The furthest phase this event closes; earlier open phases are
         // implied by it (a replaced node was drained, even if unseen).
@@ -872,11 +884,10 @@ struct Tracker {
     resumed_from: Option<u64>,
     /// Steps redone, summed over every restart.
     redone: Option<u64>,
-    /// The step at the fault (the baseline's).
-    step_at_fault: Option<u64>,
-    /// The first progress past the step at the fault in a new attempt:
-    /// what a resume caught up later is dated by (never a line of the
-    /// last run read late).
+    /// The first event that would end the resume (progress past the step
+    /// at the fault in a new attempt; set by `close_phases` as it walks
+    /// the events): what a resume caught up later is dated by (never a
+    /// line of the last run read late).
     first_resumed: Option<Event>,
     /// Nodes Slurm showed not responding or rebooting since the fault.
     went_away: std::collections::BTreeSet<String>,
@@ -974,14 +985,7 @@ impl Tracker {
                     self.registered.remove(node);
                 }
             }
-            Observation::Progress { step, exact } => {
-                self.progress(*step, *exact);
-                let past = self.step_at_fault.is_none_or(|before| *step > before);
-                if self.first_resumed.is_none() && self.job_interrupted && self.new_attempt && past
-                {
-                    self.first_resumed = Some((*event).clone());
-                }
-            }
+            Observation::Progress { step, exact } => self.progress(*step, *exact),
             Observation::ControllerLog {
                 node,
                 message,
