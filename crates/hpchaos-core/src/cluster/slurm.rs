@@ -329,6 +329,16 @@ pub fn parse_scontrol_job(line: &str) -> Option<JobInfo> {
     })
 }
 
+impl JobInfo {
+    /// Its output file: `StdOut` with its patterns expanded
+    /// ([`expand_output_path`]); `None` when Slurm shows none.
+    pub fn output_path(&self) -> Option<String> {
+        self.stdout
+            .as_deref()
+            .map(|pattern| expand_output_path(pattern, self))
+    }
+}
+
 /// The records `scontrol -o show job ID` printed (one line each) as one
 /// job: a heterogeneous job's leader prints a record per component
 /// (SchedMD/slurm `doc/html/heterogeneous_jobs.shtml`: "A request for a
@@ -349,22 +359,20 @@ pub fn merge_job_records(text: &str) -> Option<JobInfo> {
                 format!("{},{}", job.node_list, other.node_list)
             };
         }
-        job.gpus = match (job.gpus, other.gpus) {
-            (Some(a), Some(b)) => Some(a + b),
-            (a, b) => a.or(b),
-        };
-        job.nodes = match (job.nodes, other.nodes) {
-            (Some(a), Some(b)) => Some(a + b),
-            (a, b) => a.or(b),
-        };
+        // Both known: combined; one known: that one.
+        fn both<T>(a: Option<T>, b: Option<T>, f: impl Fn(T, T) -> T) -> Option<T> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(f(a, b)),
+                (a, b) => a.or(b),
+            }
+        }
+        job.gpus = both(job.gpus, other.gpus, |a, b| a + b);
+        job.nodes = both(job.nodes, other.nodes, |a, b| a + b);
+        job.start_time = both(job.start_time, other.start_time, std::cmp::min);
         job.restarts = job.restarts.max(other.restarts);
         if !job.state.is_running() && other.state.is_running() {
             job.state = other.state.clone();
         }
-        job.start_time = match (job.start_time, other.start_time) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
         job.components += 1;
     }
     Some(job)

@@ -61,10 +61,7 @@ impl<'a> Job<'a> {
         let placed = info.batch_host.is_some() && info.state.is_running();
         if !self.job.output_pinned
             && (placed || self.job.output.is_none())
-            && let Some(path) = info
-                .stdout
-                .as_deref()
-                .map(|p| crate::cluster::slurm::expand_output_path(p, &info))
+            && let Some(path) = info.output_path()
             && self.job.output.as_deref() != Some(path.as_str())
         {
             if let Some(old) = self.job.output.replace(path.clone()) {
@@ -201,15 +198,22 @@ impl Source for Job<'_> {
                     source_time: None,
                 })
             };
-            if let Some((old, new)) = self.moved.take() {
-                let words = format!(
-                    "output moved to {new} (was {old}): the job's StdOut names another file now (a requeue on another batch host, `%N`); read from its start"
-                );
+            // A new file, or the same one rewritten: the journal says so,
+            // and it is the job's word that it started again.
+            let started_again = |said: &mut Vec<Said>, words: String| {
                 said.push(line(words.clone()));
                 said.push(event(Observation::JobRestarted {
                     from: None,
                     said: words,
                 }));
+            };
+            if let Some((old, new)) = self.moved.take() {
+                started_again(
+                    &mut said,
+                    format!(
+                        "output moved to {new} (was {old}): the job's StdOut names another file now (a requeue on another batch host, `%N`); read from its start"
+                    ),
+                );
             }
             for news in self.job.read_progress(&self.slurm, now).await {
                 match news {
@@ -227,11 +231,7 @@ impl Source for Job<'_> {
                                 "its first bytes changed".to_owned()
                             }
                         );
-                        said.push(line(words.clone()));
-                        said.push(event(Observation::JobRestarted {
-                            from: None,
-                            said: words,
-                        }));
+                        started_again(&mut said, words);
                     }
                     OutputEvent::Update(update) => {
                         if let Some(from) = update.resumed {

@@ -12,7 +12,7 @@
 
 use regex::Regex;
 
-use crate::cluster::slurm::{FileChunk, FileError, Slurm};
+use crate::cluster::slurm::{FileChunk, Slurm};
 use crate::cluster::ssh::Endpoint;
 
 /// The patterns a job's output is read with (see
@@ -193,8 +193,8 @@ pub(crate) struct WorkloadJob {
     /// else the node it lives on (the job's batch host).
     pub(crate) read_on: Option<Endpoint>,
     pub(crate) offset: u64,
-    /// The first bytes read and their checksum: (length, `cksum`).
-    pub(crate) head: Option<(u64, u64)>,
+    /// The `cksum` of the file's first [`HEAD_BYTES`], once it had them.
+    pub(crate) head: Option<u64>,
     /// Inside a line longer than [`OUTPUT_CHUNK`]: its rest is skipped up
     /// to its end.
     pub(crate) skipping: bool,
@@ -274,7 +274,8 @@ impl WorkloadJob {
                 .await
             {
                 Ok(chunk) => chunk,
-                Err(FileError::Ssh(_) | FileError::Unreadable { .. }) => break,
+                // Asked again at the next poll.
+                Err(_) => break,
             };
             let full = chunk.bytes.len() as u64 >= OUTPUT_CHUNK;
             if let Some(rewritten) = self.rewritten(&chunk) {
@@ -322,7 +323,7 @@ impl WorkloadJob {
     /// it has [`HEAD_BYTES`] of them (a shorter file is told by its size).
     fn rewritten(&mut self, chunk: &FileChunk) -> Option<OutputEvent> {
         let shorter = chunk.size < self.offset;
-        let changed = self.head.is_some_and(|(_, sum)| sum != chunk.head_sum);
+        let changed = self.head.is_some_and(|sum| sum != chunk.head_sum);
         if shorter || changed {
             let was = self.offset;
             self.restart_reading();
@@ -333,7 +334,7 @@ impl WorkloadJob {
             });
         }
         if self.head.is_none() && chunk.size >= HEAD_BYTES {
-            self.head = Some((HEAD_BYTES, chunk.head_sum));
+            self.head = Some(chunk.head_sum);
         }
         None
     }

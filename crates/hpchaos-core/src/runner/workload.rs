@@ -50,7 +50,7 @@ impl Runner {
         match &scenario.workload {
             None => Ok(()),
             Some(Workload::Existing(existing)) => {
-                let job = existing_job(&self.cluster, existing).await?;
+                let (job, _) = existing_job(&self.cluster, existing).await?;
                 self.log(
                     Some(&scenario.name),
                     crate::journal::Entry::Observed {
@@ -58,7 +58,7 @@ impl Runner {
                         node: None,
                         field: format!("job {}", job.id),
                         from: None,
-                        to: watched_words(&job),
+                        to: format!("watched: {}", watched_words(&job)),
                         source_time: None,
                     },
                 );
@@ -136,10 +136,7 @@ impl Runner {
             match slurm.job(id).await {
                 Ok(Some(info)) => {
                     if job.output.is_none() {
-                        job.output = info
-                            .stdout
-                            .as_deref()
-                            .map(|p| crate::cluster::slurm::expand_output_path(p, &info));
+                        job.output = info.output_path();
                     }
                     if job.started_at.is_none() {
                         job.started_at = info.start_time;
@@ -187,7 +184,7 @@ impl Runner {
 async fn existing_job(
     cluster: &crate::cluster::Cluster,
     existing: &crate::scenario::model::ExistingJob,
-) -> Result<WorkloadJob, WorkloadError> {
+) -> Result<(WorkloadJob, Option<crate::cluster::slurm::JobInfo>), WorkloadError> {
     let slurm = &cluster.slurm;
     let id = match &existing.job {
         crate::scenario::model::JobRef::Id(id) => *id,
@@ -197,13 +194,10 @@ async fn existing_job(
     let mut job = WorkloadJob::new(id, Some(Patterns::of(&progress)?));
     let info = slurm.job(id).await?;
     job.output_pinned = progress.output.is_some();
-    job.output = progress.output.clone().or_else(|| {
-        info.as_ref().and_then(|i| {
-            i.stdout
-                .as_deref()
-                .map(|p| crate::cluster::slurm::expand_output_path(p, i))
-        })
-    });
+    job.output = progress
+        .output
+        .clone()
+        .or_else(|| info.as_ref().and_then(|i| i.output_path()));
     job.started_at = info.as_ref().and_then(|i| i.start_time);
     if let Some(path) = job.output.clone() {
         let size = match slurm.file_size(&path).await {
@@ -226,7 +220,7 @@ async fn existing_job(
             job.skipping = true;
         }
     }
-    Ok(job)
+    Ok((job, info))
 }
 
 /// The job an `existing:` workload names, as `plan` shows it: its id,
@@ -237,8 +231,7 @@ pub async fn describe_existing(
     cluster: &crate::cluster::Cluster,
     existing: &crate::scenario::model::ExistingJob,
 ) -> Result<String, WorkloadError> {
-    let job = existing_job(cluster, existing).await?;
-    let info = cluster.slurm.job(job.id).await?;
+    let (job, info) = existing_job(cluster, existing).await?;
     let progress = existing.progress.clone().unwrap_or_default();
     let reading = match (&progress.framework, &progress.pattern) {
         (_, Some(pattern)) => format!("pattern `{pattern}`"),
@@ -250,7 +243,7 @@ pub async fn describe_existing(
         job.id,
         info.map(|i| format!(" ({} on {})", i.state, i.node_list))
             .unwrap_or_default(),
-        watched_words(&job).trim_start_matches("watched: "),
+        watched_words(&job),
     ))
 }
 
@@ -258,10 +251,11 @@ pub async fn describe_existing(
 /// last 1 MiB (half of what one poll reads).
 const EXISTING_TAIL: u64 = 1024 * 1024;
 
-/// What the run watches of an existing job, for the journal.
+/// What the run watches of an existing job: `output PATH[ read on NODE
+/// (not on the head)]`, for the journal and `plan`.
 fn watched_words(job: &WorkloadJob) -> String {
     format!(
-        "watched: output {}{}",
+        "output {}{}",
         job.output
             .as_deref()
             .unwrap_or("unknown (no StdOut in scontrol show job)"),
