@@ -134,9 +134,16 @@ const REPLACE_DEADLINES: &[(Phase, u64)] = &[
 
 /// A replace with a workload and the usual deadlines, judged at 100 s.
 fn judge_replace(timeline: &[Event]) -> hpchaos::phases::Judgement {
+    judge_replace_from(27, timeline)
+}
+
+/// [`judge_replace`] with the job at step `progress` at the fault.
+fn judge_replace_from(progress: u64, timeline: &[Event]) -> hpchaos::phases::Judgement {
+    let mut base = baseline(true);
+    base.progress = Some(progress);
     judge(
-        t(0.0),
-        &baseline(true),
+        t0(),
+        &base,
         &expect(Recovery::Replace, REPLACE_DEADLINES),
         timeline,
         t(100.0),
@@ -196,26 +203,10 @@ fn lost_steps_are_counted_from_where_the_job_restarted() {
         step(7.0, 5),
     ];
     timeline.sort_by_key(|e| e.seen);
-    let mut base = baseline(true);
-    base.progress = Some(8);
-    let judgement = judge(
-        t0(),
-        &base,
-        &expect(Recovery::Replace, REPLACE_DEADLINES),
-        &timeline,
-        t(100.0),
-        false,
-    );
+    let judgement = judge_replace_from(8, &timeline);
     assert_eq!(judgement.lost_steps, Some(12));
     // No restart seen: nothing known to be lost.
-    let judgement = judge(
-        t0(),
-        &base,
-        &expect(Recovery::Replace, REPLACE_DEADLINES),
-        &[step(2.0, 9), step(3.0, 10)],
-        t(100.0),
-        false,
-    );
+    let judgement = judge_replace_from(8, &[step(2.0, 9), step(3.0, 10)]);
     assert_eq!(judgement.lost_steps, None);
 }
 
@@ -1097,8 +1088,6 @@ fn field_case_15_auto_resume_in_place_is_a_resume() {
 /// checkpoint 1000); resume ends at step 1201, the first past the fault.
 #[test]
 fn field_case_16_a_rewritten_output_is_a_restart() {
-    let mut base = baseline(true);
-    base.progress = Some(1200);
     let mut timeline = vec![
         slurm(9.0, Some(8.0), "fail", "", "Action:Replace"),
         job(20.0, "PENDING", &[], 1),
@@ -1110,14 +1099,7 @@ fn field_case_16_a_rewritten_output_is_a_restart() {
     for (i, s) in (1001..=1202).enumerate() {
         timeline.push(step(83.0 + i as f64 * 0.01, s));
     }
-    let judgement = judge(
-        t0(),
-        &base,
-        &expect(Recovery::Replace, REPLACE_DEADLINES),
-        &timeline,
-        t(100.0),
-        false,
-    );
+    let judgement = judge_replace_from(1200, &timeline);
     assert_eq!(judgement.lost_steps, Some(200));
     let resume = judgement
         .phases
@@ -1140,7 +1122,6 @@ fn field_case_16_a_rewritten_output_is_a_restart() {
 /// names is the floor below which a step is a restart again.
 #[test]
 fn out_of_order_steps_are_not_restarts() {
-    let base = baseline(true); // progress 27
     let timeline = vec![step(1.0, 28), step(1.1, 26), step(1.2, 29)];
     let judgement = judge_replace(&timeline);
     assert_eq!(judgement.lost_steps, None);
@@ -1153,14 +1134,7 @@ fn out_of_order_steps_are_not_restarts() {
         step(2.3, 24),
         step(3.0, 11),
     ];
-    let judgement = judge(
-        t0(),
-        &base,
-        &expect(Recovery::Replace, REPLACE_DEADLINES),
-        &timeline,
-        t(100.0),
-        false,
-    );
+    let judgement = judge_replace(&timeline);
     // 30 back to 20 (10), then 25 back to 10 (15).
     assert_eq!(judgement.lost_steps, Some(25));
     // An approximate step (`1.2e+4`) never restarts anything.
