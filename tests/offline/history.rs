@@ -23,6 +23,12 @@ fn at(offset: f64, secs: f64) -> DateTime<Utc> {
 /// `replace` seconds after the injection (at 5 s); `ended: false` cuts the
 /// journal after the replacement (a killed run).
 pub fn replace_run(root: &Path, day: u32, replace: f64, ended: bool) {
+    judged_replace_run(root, day, replace, PhaseVerdict::Met, ended);
+}
+
+/// [`replace_run`] whose replace phase ends with `verdict` (a run that
+/// passed when it is met, else failed).
+fn judged_replace_run(root: &Path, day: u32, replace: f64, verdict: PhaseVerdict, ended: bool) {
     let offset = f64::from(day) * 86_400.0;
     let dir = root.join(format!("2026{day:04}T100000-xid48-replace"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -46,17 +52,17 @@ pub fn replace_run(root: &Path, day: u32, replace: f64, ended: bool) {
             action: "xid 48".into(),
         },
     );
-    for (phase, secs) in [
-        (Phase::Detect, 3.0),
-        (Phase::Drain, 4.0),
-        (Phase::Replace, replace),
+    for (phase, secs, verdict) in [
+        (Phase::Detect, 3.0, PhaseVerdict::Met),
+        (Phase::Drain, 4.0, PhaseVerdict::Met),
+        (Phase::Replace, replace, verdict),
     ] {
         s.at(
             5.0 + secs,
             Entry::PhaseEnded {
                 phase,
                 ended_at: at(offset, 5.0 + secs),
-                verdict: PhaseVerdict::Met,
+                verdict,
                 time_source: TimeSource::Source,
                 evidence: String::new(),
                 lost_steps: None,
@@ -66,9 +72,15 @@ pub fn replace_run(root: &Path, day: u32, replace: f64, ended: bool) {
     if ended {
         s.at(
             5.0 + replace + 1.0,
-            Entry::ScenarioEnded {
-                outcome: ScenarioOutcome::Passed,
-                reason: String::new(),
+            match verdict {
+                PhaseVerdict::Met => Entry::ScenarioEnded {
+                    outcome: ScenarioOutcome::Passed,
+                    reason: String::new(),
+                },
+                _ => Entry::ScenarioEnded {
+                    outcome: ScenarioOutcome::Failed,
+                    reason: "replace never happened".into(),
+                },
             },
         );
         s.end_run(5.0 + replace + 2.0, RunOutcome::Completed);
@@ -270,47 +282,7 @@ fn history_and_trend_print_what_a_user_asks_for() {
 #[test]
 fn a_phase_not_reached_has_no_time_in_the_history() {
     let root = tempfile::tempdir().unwrap();
-    let dir = root.path().join("20260001T100000-xid48-replace");
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut s = Script::new_at(&dir.join("journal.jsonl"), "run-0001", None, 0.0);
-    s.scenario(
-        1.0,
-        "scenarios/xid48-replace.yaml",
-        Recovery::Replace,
-        &[(Phase::Detect, 60), (Phase::Replace, 600)],
-        None,
-    )
-    .at(
-        5.0,
-        Entry::InjectionStarted {
-            nodes: vec!["ip-10-1-0-12".into()],
-            action: "xid 48".into(),
-        },
-    );
-    for (phase, secs, verdict) in [
-        (Phase::Detect, 3.0, PhaseVerdict::Met),
-        (Phase::Replace, 600.0, PhaseVerdict::NotReached),
-    ] {
-        s.at(
-            5.0 + secs,
-            Entry::PhaseEnded {
-                phase,
-                ended_at: at(0.0, 5.0 + secs),
-                verdict,
-                time_source: TimeSource::Observed,
-                evidence: String::new(),
-                lost_steps: None,
-            },
-        );
-    }
-    s.at(
-        606.0,
-        Entry::ScenarioEnded {
-            outcome: ScenarioOutcome::Failed,
-            reason: "replace never happened".into(),
-        },
-    );
-    s.end_run(607.0, RunOutcome::Completed);
+    judged_replace_run(root.path(), 1, 600.0, PhaseVerdict::NotReached, true);
     let mut history = History::open(root.path()).unwrap();
     history.sync().unwrap();
     let runs = history.runs(Some("xid48-replace"), None).unwrap();
