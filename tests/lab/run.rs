@@ -431,15 +431,15 @@ fn a_shipped_replace_passes_every_phase_met(lab: &Lab) {
     );
 }
 
-/// A job submitted by hand (`sbatch`, outside hpchaos) and named by the
-/// scenario: hpchaos finds its output from `scontrol show job` (the issue's
-/// newcomer read none of it) and watches it through a replace and a
-/// reboot; resume closes at a step past the fault, after the job said it
-/// resumed from its checkpoint.
-fn an_existing_job_is_watched_through_a_replace_and_a_reboot(lab: &Lab) {
-    let submitted = lab.head("sbatch --job-name=llama7b /usr/local/sbin/hpchaos-canary.sbatch");
+/// The lab's canary submitted by hand as `name` (`sbatch --job-name=NAME
+/// ARGS`, outside hpchaos), once its output shows its first checkpoint
+/// (step 20, a minute and a half at most): its job id.
+fn submit_by_hand(lab: &Lab, name: &str, args: &str) -> String {
+    let submitted = lab.head(&format!(
+        "sbatch --job-name={name} {args} /usr/local/sbin/hpchaos-canary.sbatch"
+    ));
     let job = submitted.trim().rsplit(' ').next().unwrap().to_owned();
-    let output = lab.dir.join(format!("shared/canary/llama7b-{job}.out"));
+    let output = lab.dir.join(format!("shared/canary/{name}-{job}.out"));
     let deadline = Instant::now() + Duration::from_secs(90);
     while !std::fs::read_to_string(&output)
         .unwrap_or_default()
@@ -448,6 +448,36 @@ fn an_existing_job_is_watched_through_a_replace_and_a_reboot(lab: &Lab) {
         assert!(Instant::now() < deadline, "job {job} did not start");
         std::thread::sleep(Duration::from_millis(250));
     }
+    job
+}
+
+/// Runs `file`, a scenario whose middle phase is `middle`, and asserts it
+/// passed with every phase met: its report and its journal.
+fn every_phase_met(lab: &Lab, file: &str, middle: &str) -> (serde_json::Value, String) {
+    let (code, stderr, report) = lab.run(&[file]);
+    let journal = std::fs::read_to_string(journal_of(&stderr)).unwrap_or_default();
+    assert_eq!(code, Some(0), "{file}: {stderr}\n{journal}");
+    assert_eq!(
+        verdicts(&report),
+        phases(&[
+            ("detect", "met"),
+            ("drain", "met"),
+            (middle, "met"),
+            ("rejoin", "met"),
+            ("resume", "met")
+        ]),
+        "{file}"
+    );
+    (report, journal)
+}
+
+/// A job submitted by hand (`sbatch`, outside hpchaos) and named by the
+/// scenario: hpchaos finds its output from `scontrol show job` (the issue's
+/// newcomer read none of it) and watches it through a replace and a
+/// reboot; resume closes at a step past the fault, after the job said it
+/// resumed from its checkpoint.
+fn an_existing_job_is_watched_through_a_replace_and_a_reboot(lab: &Lab) {
+    let job = submit_by_hand(lab, "llama7b", "");
     // `plan` shows the job it will watch and its output file.
     let profile = lab.profile();
     let out = hpchaos(&[
@@ -471,20 +501,7 @@ fn an_existing_job_is_watched_through_a_replace_and_a_reboot(lab: &Lab) {
         ("tests/e2e/existing-replace.yaml", "replace"),
         ("tests/e2e/existing-reboot.yaml", "reboot"),
     ] {
-        let (code, stderr, report) = lab.run(&[file]);
-        assert_eq!(code, Some(0), "{file}: {stderr}");
-        assert_eq!(
-            verdicts(&report),
-            phases(&[
-                ("detect", "met"),
-                ("drain", "met"),
-                (middle, "met"),
-                ("rejoin", "met"),
-                ("resume", "met")
-            ]),
-            "{file}"
-        );
-        let journal = std::fs::read_to_string(journal_of(&stderr)).unwrap();
+        let (report, journal) = every_phase_met(lab, file, middle);
         assert!(
             journal.contains(&format!("watched: output /fsx/canary/llama7b-{job}.out")),
             "{journal}"
@@ -518,35 +535,12 @@ fn auto_resume_in_place_is_judged_through_a_replace_and_a_reboot() {
         return;
     };
     let lab = &up.lab;
-    let submitted = lab.head(
-        "sbatch --job-name=inplace --nodelist=ip-10-1-0-11,ip-10-1-0-12 /usr/local/sbin/hpchaos-canary.sbatch",
-    );
-    let job = submitted.trim().rsplit(' ').next().unwrap().to_owned();
-    let output = lab.dir.join(format!("shared/canary/inplace-{job}.out"));
-    let read = || std::fs::read_to_string(&output).unwrap_or_default();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !read().contains("checkpoint saved at step 20\n") {
-        assert!(Instant::now() < deadline, "job {job} did not start");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let job = submit_by_hand(lab, "inplace", "--nodelist=ip-10-1-0-11,ip-10-1-0-12");
     for (file, middle) in [
         ("tests/e2e/in-place-replace.yaml", "replace"),
         ("tests/e2e/in-place-reboot.yaml", "reboot"),
     ] {
-        let (code, stderr, report) = lab.run(&[file]);
-        let journal = std::fs::read_to_string(journal_of(&stderr)).unwrap_or_default();
-        assert_eq!(code, Some(0), "{file}: {stderr}\n{journal}");
-        assert_eq!(
-            verdicts(&report),
-            phases(&[
-                ("detect", "met"),
-                ("drain", "met"),
-                (middle, "met"),
-                ("rejoin", "met"),
-                ("resume", "met")
-            ]),
-            "{file}"
-        );
+        let (report, journal) = every_phase_met(lab, file, middle);
         // The job never left RUNNING nor was requeued; its node list went
         // without the target and came back.
         assert!(!journal.contains("PENDING on"), "{journal}");
