@@ -151,6 +151,11 @@ fn judge_replace_from(progress: u64, timeline: &[Event]) -> hpchaos::phases::Jud
     )
 }
 
+/// The result of `phase` in `judgement` (which must time it).
+fn phase_in(judgement: &hpchaos::phases::Judgement, phase: Phase) -> &hpchaos::phases::PhaseResult {
+    judgement.phases.iter().find(|p| p.phase == phase).unwrap()
+}
+
 fn ends(judgement: &hpchaos::phases::Judgement) -> Vec<(Phase, f64, TimeSource, PhaseVerdict)> {
     judgement
         .phases
@@ -669,11 +674,7 @@ fn a_reason_left_on_a_usable_node_is_not_a_mark() {
         );
         let detect = judgement.phases[0].ended.as_ref().unwrap();
         assert_eq!(detect.at, t(4.0), "{state}{flags}: {judgement:?}");
-        let rejoin = judgement
-            .phases
-            .iter()
-            .find(|p| p.phase == Phase::Rejoin)
-            .unwrap();
+        let rejoin = phase_in(&judgement, Phase::Rejoin);
         assert_eq!(rejoin.verdict, Some(PhaseVerdict::Met), "{state}{flags}");
         let end = rejoin.ended.as_ref().unwrap();
         assert_eq!(end.at, t(45.0));
@@ -704,22 +705,14 @@ fn a_failed_launch_retried_is_not_the_end_of_the_replacement() {
     ];
     let judgement = judge_replace(&timeline);
     assert!(judgement.settled && judgement.passed, "{judgement:?}");
-    let replace = judgement
-        .phases
-        .iter()
-        .find(|p| p.phase == Phase::Replace)
-        .unwrap();
+    let replace = phase_in(&judgement, Phase::Replace);
     let end = replace.ended.as_ref().unwrap();
     assert_eq!(end.at, t(48.0));
     assert!(end.evidence.contains("i-0try2"), "{}", end.evidence);
     // Stopped at the failure: the replacement is still under way.
     let cut: Vec<Event> = timeline[..5].to_vec();
     let judgement = judge_replace(&cut);
-    let replace = judgement
-        .phases
-        .iter()
-        .find(|p| p.phase == Phase::Replace)
-        .unwrap();
+    let replace = phase_in(&judgement, Phase::Replace);
     assert!(replace.ended.is_none(), "{replace:?}");
 }
 
@@ -758,11 +751,7 @@ fn a_reboot_is_seen_by_slurmds_boot_and_start_times() {
             t(60.0),
             false,
         );
-        let reboot = judgement
-            .phases
-            .iter()
-            .find(|p| p.phase == Phase::Reboot)
-            .unwrap();
+        let reboot = phase_in(&judgement, Phase::Reboot);
         reboot
             .ended
             .clone()
@@ -865,7 +854,7 @@ fn several_targets_are_timed_each_and_a_phase_ends_on_the_last() {
     let first = &per_node[NODE];
     let second = &per_node["ip-10-1-0-13"];
     let replace = |j: &hpchaos::phases::Judgement| {
-        let end = j.phases.iter().find(|p| p.phase == Phase::Replace).unwrap();
+        let end = phase_in(j, Phase::Replace);
         (
             (end.ended.as_ref().unwrap().at - t0()).num_milliseconds(),
             end.verdict,
@@ -876,11 +865,7 @@ fn several_targets_are_timed_each_and_a_phase_ends_on_the_last() {
     // The scenario's replacement ends when the last target's did, and
     // misses its deadline because one target did: not on the first one.
     assert_eq!(replace(&whole), (96_000, Some(PhaseVerdict::Missed)));
-    let replace_end = whole
-        .phases
-        .iter()
-        .find(|p| p.phase == Phase::Replace)
-        .unwrap();
+    let replace_end = phase_in(&whole, Phase::Replace);
     assert!(
         replace_end
             .ended
@@ -1101,11 +1086,7 @@ fn field_case_16_a_rewritten_output_is_a_restart() {
     }
     let judgement = judge_replace_from(1200, &timeline);
     assert_eq!(judgement.lost_steps, Some(200));
-    let resume = judgement
-        .phases
-        .iter()
-        .find(|p| p.phase == Phase::Resume)
-        .unwrap();
+    let resume = phase_in(&judgement, Phase::Resume);
     assert!(
         resume
             .ended
@@ -1201,11 +1182,7 @@ fn a_job_that_ended_for_good_is_not_waited_on() {
         "{}",
         judgement.reason
     );
-    let resume = judgement
-        .phases
-        .iter()
-        .find(|p| p.phase == Phase::Resume)
-        .unwrap();
+    let resume = phase_in(&judgement, Phase::Resume);
     assert_eq!(resume.verdict, Some(PhaseVerdict::NotReached));
     let requeued = vec![
         slurm(9.0, Some(8.0), "fail", "", "Action:Replace"),
@@ -1246,13 +1223,7 @@ fn returned_to_service_is_a_rejoin_only_once_usable() {
         let mut timeline = base.clone();
         timeline.extend(extra);
         let judgement = judge_replace(&timeline);
-        judgement
-            .phases
-            .iter()
-            .find(|p| p.phase == Phase::Rejoin)
-            .unwrap()
-            .ended
-            .clone()
+        phase_in(&judgement, Phase::Rejoin).ended.clone()
     };
     // The line alone: not rejoined.
     assert_eq!(rejoin(vec![registered(72.0, 71.5)]), None);
@@ -1325,14 +1296,7 @@ fn the_last_runs_lines_read_late_are_no_resume() {
     let judge_at =
         |timeline: &[Event], e: &Expectation| judge(t0(), &base, e, timeline, t(100.0), false);
     let judgement = judge_at(&timeline, &e);
-    let resume = |j: &hpchaos::phases::Judgement| {
-        j.phases
-            .iter()
-            .find(|p| p.phase == Phase::Resume)
-            .unwrap()
-            .ended
-            .clone()
-    };
+    let resume = |j: &hpchaos::phases::Judgement| phase_in(j, Phase::Resume).ended.clone();
     assert_eq!(resume(&judgement), None, "{judgement:?}");
     // The new attempt prints: resumed at its first step, 2 steps redone.
     timeline.push(step(90.0, 41));
