@@ -904,6 +904,22 @@ fn at(event: &Event) -> (DateTime<Utc>, TimeSource) {
     }
 }
 
+/// Where a slurmctld log line about a target ends a phase: when its news
+/// says what `wanted` asks (taken out, rebooted, resumed), at the line's
+/// own time, with the line as evidence.
+fn log_says(baseline: &Baseline, event: &Event, wanted: fn(&NodeNews) -> bool) -> Option<Boundary> {
+    match &event.observation {
+        Observation::ControllerLog {
+            node,
+            message,
+            news,
+        } if baseline.is_target(node) && wanted(news) => {
+            Some(boundary(event, format!("slurmctld_log {node}: {message}")))
+        }
+        _ => None,
+    }
+}
+
 fn boundary(event: &Event, evidence: String) -> Boundary {
     let (at, time_source) = at(event);
     Boundary {
@@ -1089,13 +1105,7 @@ impl Tracker {
                     None
                 }
             }
-            Observation::ControllerLog {
-                node,
-                message,
-                news,
-            } if target(node) => news
-                .out_of_service
-                .then(|| boundary(event, format!("slurmctld_log {node}: {message}"))),
+            Observation::ControllerLog { .. } => log_says(baseline, event, |n| n.out_of_service),
             Observation::ApiNode {
                 node,
                 status,
@@ -1191,13 +1201,7 @@ impl Tracker {
                     ),
                 })
             }
-            Observation::ControllerLog {
-                node,
-                message,
-                news,
-            } if target(node) && news.rebooted => {
-                Some(boundary(event, format!("slurmctld_log {node}: {message}")))
-            }
+            Observation::ControllerLog { .. } => log_says(baseline, event, |n| n.rebooted),
             _ => None,
         }
     }
@@ -1269,13 +1273,7 @@ impl Tracker {
                 })
             }
             // Slurm's own record of the node resumed, to the millisecond.
-            Observation::ControllerLog {
-                node,
-                message,
-                news,
-            } if target(node) && news.returned => {
-                Some(boundary(event, format!("slurmctld_log {node}: {message}")))
-            }
+            Observation::ControllerLog { .. } => log_says(baseline, event, |n| n.returned),
             _ => None,
         }
     }
