@@ -67,6 +67,18 @@ pub enum Command {
     ///
     /// Example: hpchaos run scenarios/xid48-replace.yaml --cluster /tmp/hpchaos-lab/profile.yaml
     Run(crate::commands::run::Args),
+    /// Judge a recording again, without a cluster, and write its reports.
+    ///
+    /// A recording is what `run --record DIR` kept of a watch: every
+    /// source's raw reads with when they were read (recording.json says
+    /// the format). The same decoding and judging run on them, so a
+    /// recording from a real cluster shows what this harness makes of it;
+    /// --scenario judges it against other expectations. Reports go under
+    /// REPORT_DIR/<time>-<name>/ (default: DIR/replays); the exit code is
+    /// as `run`'s.
+    ///
+    /// Example: hpchaos replay recordings/xid48 --scenario scenarios/xid48-replace.yaml
+    Replay(crate::commands::replay::Args),
     /// List past runs from the history under a report folder, newest first,
     /// with their outcome and each phase's time since the injection.
     ///

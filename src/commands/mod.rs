@@ -28,6 +28,7 @@ pub mod lab;
 pub mod plan;
 mod plan_file;
 pub mod recover;
+pub mod replay;
 pub mod report;
 pub mod run;
 pub mod schema;
@@ -124,6 +125,7 @@ pub fn dispatch(command: Command) -> Outcome {
         Command::Schema(args) => schema::exec(args),
         Command::Report(args) => report::exec(args),
         Command::Run(args) => run::exec(args),
+        Command::Replay(args) => replay::exec(args),
         Command::History(args) => history::exec(args),
         Command::Trend(args) => trend::exec(args),
         Command::Plan(args) => plan::exec(args),

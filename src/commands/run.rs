@@ -61,6 +61,12 @@ pub struct Args {
     /// deadlines pass and the rollback undoes it.
     #[arg(long)]
     accept_no_recovery: bool,
+    /// Record each watch's raw reads (sinfo's and scontrol's text, the
+    /// controller log's lines, the API's nodes, the job's output) with
+    /// when they were read, into DIR (a directory per scenario under it
+    /// for several), for `hpchaos replay DIR` and for bug reports.
+    #[arg(long, value_name = "DIR", conflicts_with = "dry_run")]
+    record: Option<PathBuf>,
 }
 
 pub fn exec(args: Args) -> Outcome {
@@ -287,6 +293,7 @@ async fn run(
         profile_path: Some(work.profile_path.display().to_string()),
         undoing: Some(undoing),
         live: true,
+        record: args.record.clone(),
         ..runner::Settings::default()
     };
     let mut runner = Runner::new(cluster, journal, cancel_rx, settings);
@@ -337,16 +344,19 @@ async fn run(
 }
 
 /// A run that ended, for its reports.
-struct Ran<'a> {
-    runner: &'a Runner,
-    dir: &'a Path,
-    journal_path: &'a Path,
+pub(super) struct Ran<'a> {
+    pub(super) runner: &'a Runner,
+    pub(super) dir: &'a Path,
+    pub(super) journal_path: &'a Path,
 }
 
 impl Ran<'_> {
     /// The report, from the journal; a journal that could not be written
     /// (or is empty) makes none, and says what the rollback found.
-    fn report<T>(&self, result: &Result<T, runner::RunError>) -> Result<Report, CliError> {
+    pub(super) fn report<T>(
+        &self,
+        result: &Result<T, runner::RunError>,
+    ) -> Result<Report, CliError> {
         match Journal::load(self.journal_path) {
             Ok(journal) if !journal.records.is_empty() => Ok(hpchaos::report::build(&journal)),
             Ok(_) | Err(_) => {
@@ -371,7 +381,7 @@ impl Ran<'_> {
 
     /// Writes the markdown, JSON and JUnit reports, each whole or absent;
     /// whether one could not be written (said).
-    fn write_reports(&self, report: &Report) -> bool {
+    pub(super) fn write_reports(&self, report: &Report) -> bool {
         let mut unwritten = false;
         for (format, file) in [
             (Format::Markdown, "report.md"),
@@ -391,7 +401,7 @@ impl Ran<'_> {
     /// rollback undid but could not record (re-checked, said below) is not
     /// listed as still applied there; the journal still lists it, for
     /// `recover`.
-    fn show(&self, report: &Report) {
+    pub(super) fn show(&self, report: &Report) {
         let mut shown = report.clone();
         shown.still_applied.retain(|step| {
             !self

@@ -12,20 +12,28 @@ use chrono::{DateTime, Utc};
 
 use crate::profile::SageMaker as Settings;
 
-/// One instance as the API lists it, mapped to its Slurm node.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One instance as the API lists it, mapped to its Slurm node. In a
+/// recording (`observe/recording.rs`) its fields keep the API's names
+/// (`InstanceId`, `InstanceGroupName`, `Status` for
+/// `InstanceStatus.Status`, `LaunchTime`, `Message`), `Node` the Slurm
+/// node's.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct ApiNode {
     /// The Slurm node name: the first label of `PrivateDnsHostname`, or,
     /// where the API omits it (before 2025-11-20, other emulators), the
     /// `ip-a-b-c-d` name of `DescribeClusterNode`'s `PrivatePrimaryIp`.
     pub node: String,
     pub instance_id: String,
+    #[serde(rename = "InstanceGroupName")]
     pub group: String,
     /// `Running`, `Pending`, `ShuttingDown`, ...
     pub status: String,
     /// Absent when the API does not give it (never 1970).
+    #[serde(default)]
     pub launch_time: Option<DateTime<Utc>>,
     /// `InstanceStatus.Message`, as the API gives it.
+    #[serde(rename = "Message", default)]
     pub status_message: Option<String>,
 }
 

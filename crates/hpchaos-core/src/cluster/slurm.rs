@@ -41,7 +41,7 @@ pub const SINFO_FORMAT: &str = "%N|%T|%E|%H|%u";
 /// When a node's kernel booted and its slurmd started, as slurmd reports
 /// them to slurmctld (`BootTime`, `SlurmdStartTime` of `scontrol show
 /// node`), in UTC; `None` when Slurm prints `None`/`Unknown`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BootWitness {
     pub boot_time: Option<DateTime<Utc>>,
     pub slurmd_started: Option<DateTime<Utc>>,
@@ -213,6 +213,32 @@ fn rows_in_utc(text: &str, offset: chrono::FixedOffset) -> Vec<NodeRow> {
             .and_then(|t| crate::cluster::controller_log::local_to_utc(t.naive_utc(), offset));
     }
     rows
+}
+
+/// The rows of `names` in [`Slurm::nodes_named_text`]'s text, each once,
+/// reason times in UTC (the controller's offset `offset`).
+pub fn rows_named(text: &str, offset: chrono::FixedOffset, names: &[String]) -> Vec<NodeRow> {
+    let mut rows = rows_in_utc(text, offset);
+    rows.retain(|r| names.contains(&r.name));
+    rows
+}
+
+/// Each node's boot witnesses in [`Slurm::node_boots_text`]'s text, turned
+/// from the controller's local time (UTC offset `offset`) to UTC.
+pub fn boots_in_utc(text: &str, offset: chrono::FixedOffset) -> Vec<(String, BootWitness)> {
+    let utc = |t: Option<DateTime<Utc>>| {
+        t.and_then(|t| crate::cluster::controller_log::local_to_utc(t.naive_utc(), offset))
+    };
+    parse_node_boots(text)
+        .into_iter()
+        .map(|(name, boot)| {
+            let boot = BootWitness {
+                boot_time: utc(boot.boot_time),
+                slurmd_started: utc(boot.slurmd_started),
+            };
+            (name, boot)
+        })
+        .collect()
 }
 
 /// One job as `scontrol -o show job` shows it.
@@ -625,25 +651,33 @@ impl Slurm {
     /// watch needs of its targets, whatever the cluster's size. A name
     /// Slurm does not know is simply absent (sinfo prints nothing for it).
     pub async fn nodes_named(&self, names: &[String]) -> Result<Vec<NodeRow>, SshError> {
-        if names.is_empty() {
-            return Ok(Vec::new());
-        }
         let offset = self.utc_offset().await;
+        self.nodes_named_text(names)
+            .await
+            .map(|t| rows_named(&t, offset, names))
+    }
+
+    /// `sinfo`'s text for [`Slurm::nodes_named`], as printed (a watch's
+    /// recording keeps it; [`rows_named`] decodes it).
+    pub async fn nodes_named_text(&self, names: &[String]) -> Result<String, SshError> {
+        if names.is_empty() {
+            return Ok(String::new());
+        }
         let list = names.join(",");
         self.head(&["sinfo", "-a", "-N", "-h", "-n", &list, "-o", SINFO_FORMAT])
             .await
-            .map(|t| {
-                let mut rows = rows_in_utc(&t, offset);
-                rows.retain(|r| names.contains(&r.name));
-                rows
-            })
     }
 
     /// The cluster grouped by state (see [`parse_state_groups`]).
     pub async fn state_groups(&self) -> Result<Vec<(NodeState, String)>, SshError> {
-        self.head(&["sinfo", "-a", "-h", "-o", "%T|%N"])
+        self.state_groups_text()
             .await
             .map(|t| parse_state_groups(&t))
+    }
+
+    /// `sinfo -a -h -o %T|%N`'s text, as printed.
+    pub async fn state_groups_text(&self) -> Result<String, SshError> {
+        self.head(&["sinfo", "-a", "-h", "-o", "%T|%N"]).await
     }
 
     /// Boot and slurmd start of `nodes` (`scontrol -o show node A,B`), in
@@ -653,22 +687,15 @@ impl Slurm {
         nodes: &[String],
     ) -> Result<Vec<(String, BootWitness)>, SshError> {
         let offset = self.utc_offset().await;
-        let utc = |t: Option<DateTime<Utc>>| {
-            t.and_then(|t| crate::cluster::controller_log::local_to_utc(t.naive_utc(), offset))
-        };
-        let text = self
-            .head(&["scontrol", "-o", "show", "node", &nodes.join(",")])
-            .await?;
-        Ok(parse_node_boots(&text)
-            .into_iter()
-            .map(|(name, boot)| {
-                let boot = BootWitness {
-                    boot_time: utc(boot.boot_time),
-                    slurmd_started: utc(boot.slurmd_started),
-                };
-                (name, boot)
-            })
-            .collect())
+        let text = self.node_boots_text(nodes).await?;
+        Ok(boots_in_utc(&text, offset))
+    }
+
+    /// `scontrol -o show node A,B`'s text, as printed ([`boots_in_utc`]
+    /// decodes it).
+    pub async fn node_boots_text(&self, nodes: &[String]) -> Result<String, SshError> {
+        self.head(&["scontrol", "-o", "show", "node", &nodes.join(",")])
+            .await
     }
 
     /// The controller's UTC offset (asked once; UTC if it cannot be read,
@@ -690,6 +717,12 @@ impl Slurm {
 
     /// The job, or `None` once Slurm has forgotten it.
     pub async fn job(&self, id: u64) -> Result<Option<JobInfo>, SshError> {
+        self.job_text(id).await.map(|t| merge_job_records(&t))
+    }
+
+    /// `scontrol -o show job ID`'s text, as printed; empty once Slurm has
+    /// forgotten the job (it then exits non-zero).
+    pub async fn job_text(&self, id: u64) -> Result<String, SshError> {
         let out = self
             .ssh
             .run(
@@ -698,9 +731,9 @@ impl Slurm {
             )
             .await?;
         Ok(if out.status == 0 {
-            merge_job_records(&out.stdout)
+            out.stdout
         } else {
-            None
+            String::new()
         })
     }
 

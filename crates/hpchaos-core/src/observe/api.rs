@@ -17,6 +17,7 @@ use crate::cluster::sagemaker::{ApiNode, SageMakerApi};
 use crate::journal::{Entry, Source as SourceName};
 use crate::phases::{Event, Observation};
 
+use super::recording::Raw;
 use super::{Cadence, Cx, Said, Source};
 
 /// What one read of the targets said.
@@ -36,19 +37,48 @@ pub enum ReadError {
 /// The targets in the API, every `poll.sagemaker`.
 pub struct Api {
     api: SageMakerApi,
-    targets: Vec<String>,
     cadence: Cadence,
+    /// The read under way and when it was sent.
+    asking: Option<(Instant, JoinHandle<Read>)>,
+    /// An answer the arrival took, for the next read to take in.
+    answer: Option<Read>,
+    view: ApiView,
+}
+
+/// What the watch knows of the targets' instances between reads: the
+/// decoding's state (a replay drives it alone).
+pub struct ApiView {
+    targets: Vec<String>,
     /// Each target's instance before the injection: another one running
     /// is a replacement.
     before: BTreeMap<String, String>,
     /// The instance each target is on, as last seen: what is asked.
     ids: BTreeMap<String, String>,
-    /// The read under way and when it was sent.
-    asking: Option<(Instant, JoinHandle<Read>)>,
-    /// An answer the arrival took, for the next read to take in.
-    answer: Option<Read>,
     /// The read under way was said as failing (unanswered an interval).
     slow_said: bool,
+}
+
+impl ApiView {
+    pub fn new(targets: &[String], before: BTreeMap<String, String>) -> ApiView {
+        ApiView {
+            targets: targets.to_vec(),
+            ids: before.clone(),
+            before,
+            slow_said: false,
+        }
+    }
+
+    /// Decodes [`Raw::Sagemaker`]: the one decoding, live and replayed.
+    pub fn decode(&mut self, raw: &Raw, seen_at: chrono::DateTime<chrono::Utc>) -> Vec<Said> {
+        let Raw::Sagemaker { nodes, error } = raw else {
+            return Vec::new();
+        };
+        let read = match error {
+            Some(error) => Err(error.clone()),
+            None => Ok(nodes.clone()),
+        };
+        self.said(read, seen_at)
+    }
 }
 
 impl Api {
@@ -60,27 +90,30 @@ impl Api {
     ) -> Api {
         Api {
             api,
-            targets: targets.to_vec(),
             cadence: Cadence::every(every),
-            ids: before.clone(),
-            before,
             asking: None,
             answer: None,
-            slow_said: false,
+            view: ApiView::new(targets, before),
         }
     }
 
     /// Whether the read under way waited an interval and is not said yet.
     fn overdue(&self, now: Instant) -> bool {
-        !self.slow_said
+        !self.view.slow_said
             && self
                 .asking
                 .as_ref()
                 .is_some_and(|(sent, _)| now.duration_since(*sent) > self.cadence.every)
     }
+}
 
+impl ApiView {
     /// Decodes one answer (pure but for the instances it remembers).
-    pub fn said(&mut self, read: Read, seen_at: chrono::DateTime<chrono::Utc>) -> Vec<Said> {
+    fn said(
+        &mut self,
+        read: Result<Vec<ApiNode>, String>,
+        seen_at: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<Said> {
         let mut said = Vec::new();
         if self.slow_said
             && let Err(error) = &read
@@ -95,7 +128,7 @@ impl Api {
             }));
         }
         self.slow_said = false;
-        said.push(Said::Health(read.as_ref().err().map(ToString::to_string)));
+        said.push(Said::Health(read.as_ref().err().cloned()));
         let Ok(nodes) = read else {
             return said;
         };
@@ -171,7 +204,7 @@ impl Source for Api {
     fn wake_at(&self) -> Option<Instant> {
         match &self.asking {
             // Its answer wakes the watch; an overdue one is said then.
-            Some((sent, _)) if !self.slow_said => Some(*sent + self.cadence.every),
+            Some((sent, _)) if !self.view.slow_said => Some(*sent + self.cadence.every),
             Some(_) => None,
             None => Some(self.cadence.next),
         }
@@ -188,7 +221,16 @@ impl Source for Api {
                 self.answer = Some(read);
             }
             if let Some(read) = self.answer.take() {
-                said.extend(self.said(read, cx.clock.now()));
+                let raw = match read {
+                    Ok(nodes) => Raw::Sagemaker { nodes, error: None },
+                    Err(err) => Raw::Sagemaker {
+                        nodes: Vec::new(),
+                        error: Some(err.to_string()),
+                    },
+                };
+                let at = cx.clock.now();
+                cx.record(at, || raw.clone());
+                said.extend(self.view.decode(&raw, at));
             } else if self.overdue(now)
                 && let Some((sent, _)) = &self.asking
             {
@@ -196,14 +238,15 @@ impl Source for Api {
                 said.push(Said::Health(Some(format!(
                     "no answer after {waited:.1}s (the SDK retries a throttled or failing request with backoff)"
                 ))));
-                self.slow_said = true;
+                self.view.slow_said = true;
             }
             if self.asking.is_none() && self.cadence.due(now) {
                 self.cadence.started(now);
-                let asked: Vec<(String, String)> = self
+                let view = &self.view;
+                let asked: Vec<(String, String)> = view
                     .targets
                     .iter()
-                    .filter_map(|t| self.ids.get(t).map(|id| (t.clone(), id.clone())))
+                    .filter_map(|t| view.ids.get(t).map(|id| (t.clone(), id.clone())))
                     .collect();
                 let api = self.api.clone();
                 let task = tokio::spawn(async move { Ok(api.targets(&asked).await?) });

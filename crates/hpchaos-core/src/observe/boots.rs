@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 
-use crate::cluster::slurm::Slurm;
+use crate::cluster::slurm::{Slurm, boots_in_utc};
 use crate::journal::Source as SourceName;
-use crate::phases::{BootWitness, Event, Observation};
+use crate::phases::{Event, Observation};
 
+use super::recording::{Answer, Raw};
 use super::{Cadence, Cx, Said, Source};
 
 /// The targets' boots, every `poll.slurm`.
@@ -28,15 +29,19 @@ impl Boots {
         }
     }
 
-    /// Decodes one read (pure). A failed read says nothing: sinfo's
-    /// health covers the same controller.
-    pub fn said(
-        read: Result<Vec<(String, BootWitness)>, crate::cluster::ssh::SshError>,
+    /// Decodes `scontrol -o show node`'s text as printed (the
+    /// controller's UTC offset `offset`): the one decoding, live and
+    /// replayed. A failed read says nothing: sinfo's health covers the
+    /// same controller.
+    pub fn decode(
+        nodes: &Answer,
+        offset: chrono::FixedOffset,
         seen_at: chrono::DateTime<chrono::Utc>,
     ) -> Vec<Said> {
-        let Ok(boots) = read else {
+        let Ok(text) = nodes.result() else {
             return Vec::new();
         };
+        let boots = boots_in_utc(text, offset);
         let show = |t: Option<chrono::DateTime<chrono::Utc>>| {
             t.map(|t| t.to_rfc3339()).unwrap_or_default()
         };
@@ -75,8 +80,13 @@ impl Source for Boots {
     fn read<'a>(&'a mut self, cx: &'a Cx) -> BoxFuture<'a, Vec<Said>> {
         Box::pin(async move {
             self.cadence.started(Instant::now());
-            let read = self.slurm.node_boots(&self.targets).await;
-            Boots::said(read, cx.clock.now())
+            let offset = self.slurm.utc_offset().await;
+            let nodes = Answer::of(&self.slurm.node_boots_text(&self.targets).await);
+            let at = cx.clock.now();
+            cx.record(at, || Raw::Scontrol {
+                nodes: nodes.clone(),
+            });
+            Boots::decode(&nodes, offset, at)
         })
     }
 }

@@ -17,13 +17,13 @@ use crate::cluster::slurm::Slurm;
 use crate::journal::{Entry, Source as SourceName};
 use crate::phases::{Event, Observation};
 
+use super::recording::Raw;
 use super::{Cadence, Cx, Said, Source, note};
 
 /// The controller log, from where it ended before the injection.
 pub struct ControllerLog {
     slurm: Slurm,
     path: String,
-    targets: Vec<String>,
     cadence: Cadence,
     /// Where it has been read to; `None` when it is not readable at all.
     offset: Option<u64>,
@@ -32,8 +32,24 @@ pub struct ControllerLog {
     follow: bool,
     /// When to try following it again after the follower ended.
     retry_at: Option<Instant>,
+    view: LogView,
+}
+
+/// What the watch knows of the log between reads: the decoding's state
+/// (a replay drives it alone).
+pub struct LogView {
+    targets: Vec<String>,
     /// Lines without a placeable time were said once already.
     unplaced_said: bool,
+}
+
+/// What one read of the log took: [`Raw::SlurmctldLog`]'s fields.
+#[derive(Default)]
+struct Taken {
+    lines: Vec<String>,
+    notes: Vec<String>,
+    polled: bool,
+    failed: Option<String>,
 }
 
 impl ControllerLog {
@@ -52,13 +68,12 @@ impl ControllerLog {
         let mut log = ControllerLog {
             slurm,
             path,
-            targets: targets.to_vec(),
             cadence: Cadence::every(every),
             offset,
             follower: None,
             follow,
             retry_at: None,
-            unplaced_said: false,
+            view: LogView::new(targets),
         };
         let mut said = Vec::new();
         if follow {
@@ -70,71 +85,111 @@ impl ControllerLog {
     /// Starts following the log from where it was read to; on failure,
     /// says why and reads it each poll, trying again a poll later.
     async fn start_following(&mut self, said: &mut Vec<Said>) {
-        let Some(offset) = self.offset else {
-            return;
-        };
+        if let Some(why) = self.try_following().await {
+            said.push(note(SourceName::SlurmctldLog, why));
+        }
+    }
+
+    /// Starts following; why not, when it could not.
+    async fn try_following(&mut self) -> Option<String> {
+        let offset = self.offset?;
         match Follower::start(&self.slurm, &self.path, offset).await {
             Ok(follower) => {
                 self.follower = Some(follower);
                 self.retry_at = None;
+                None
             }
             Err(err) => {
                 self.retry_at = Some(Instant::now() + self.cadence.every);
-                said.push(note(
-                    SourceName::SlurmctldLog,
-                    format!(
-                        "cannot follow {} ({err}); reading it each poll meanwhile",
-                        self.path
-                    ),
-                ));
+                Some(format!(
+                    "cannot follow {} ({err}); reading it each poll meanwhile",
+                    self.path
+                ))
             }
         }
     }
 
     /// New whole lines: what the follower handed over, or, without one
-    /// and when due (or `again`), what was appended since the last read.
-    async fn new_lines(&mut self, again: bool, said: &mut Vec<Said>) -> Vec<String> {
+    /// and when due (or `again`), what was appended since the last read;
+    /// with what was noted on the way.
+    async fn new_lines(&mut self, again: bool, taken: &mut Taken) {
         let now = Instant::now();
         if let Some(follower) = self.follower.as_mut() {
-            let taken = follower.take();
+            let handed = follower.take();
             self.offset = Some(follower.offset());
-            for notice in taken.notices {
-                said.push(note(SourceName::SlurmctldLog, notice));
-            }
-            if let Some(why) = taken.ended {
+            taken.notes.extend(handed.notices);
+            if let Some(why) = handed.ended {
                 self.follower = None;
                 self.retry_at = Some(now + self.cadence.every);
-                said.push(note(
-                    SourceName::SlurmctldLog,
-                    format!(
-                        "stopped following {}: {why}; reading it each poll until it can be followed again",
-                        self.path
-                    ),
+                taken.notes.push(format!(
+                    "stopped following {}: {why}; reading it each poll until it can be followed again",
+                    self.path
                 ));
             }
-            return taken.lines;
+            taken.lines = handed.lines;
+            return;
         }
         let Some(offset) = self.offset else {
-            return Vec::new();
+            return;
         };
         if !(again || self.cadence.due(now)) {
-            return Vec::new();
+            return;
         }
         let read = self.slurm.read_log(&self.path, offset).await;
-        said.push(Said::Health(read.as_ref().err().map(|e| e.to_string())));
+        taken.polled = true;
+        taken.failed = read.as_ref().err().map(|e| e.to_string());
         let (size, text) = read.unwrap_or((offset, String::new()));
         let mut offset = offset;
         if size < offset {
             // Rotated: the new file is read from its start next poll.
             offset = 0;
-            said.push(note(
-                SourceName::SlurmctldLog,
-                format!("{} was rotated; reading the new file", self.path),
-            ));
+            taken
+                .notes
+                .push(format!("{} was rotated; reading the new file", self.path));
         }
         let complete = text.rfind('\n').map_or(0, |i| i + 1);
         self.offset = Some(offset + complete as u64);
-        text[..complete].lines().map(str::to_owned).collect()
+        taken.lines = text[..complete].lines().map(str::to_owned).collect();
+    }
+}
+
+impl LogView {
+    pub fn new(targets: &[String]) -> LogView {
+        LogView {
+            targets: targets.to_vec(),
+            unplaced_said: false,
+        }
+    }
+
+    /// Decodes one read ([`Raw::SlurmctldLog`]'s fields): a poll's health,
+    /// the notes, then the lines (the controller's UTC offset
+    /// `utc_offset`): the one decoding, live and replayed.
+    pub fn decode(
+        &mut self,
+        raw: &Raw,
+        utc_offset: chrono::FixedOffset,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<Said> {
+        let Raw::SlurmctldLog {
+            lines,
+            notes,
+            polled,
+            failed,
+        } = raw
+        else {
+            return Vec::new();
+        };
+        let mut said = Vec::new();
+        if *polled {
+            said.push(Said::Health(failed.clone()));
+        }
+        said.extend(
+            notes
+                .iter()
+                .map(|n| note(SourceName::SlurmctldLog, n.clone())),
+        );
+        said.extend(self.said_of(lines, utc_offset, now));
+        said
     }
 
     /// Decodes lines into what they say about the targets (pure but for
@@ -222,14 +277,10 @@ impl Source for ControllerLog {
         Box::pin(async move {
             let now = Instant::now();
             let due = self.cadence.due(now);
-            let mut said = Vec::new();
-            let lines = self.new_lines(cx.again, &mut said).await;
+            let mut taken = Taken::default();
+            self.new_lines(cx.again, &mut taken).await;
             if due {
                 self.cadence.started(now);
-            }
-            if !lines.is_empty() {
-                let utc_offset = self.slurm.utc_offset().await;
-                said.extend(self.said_of(&lines, utc_offset, cx.clock.now()));
             }
             // Not followed, and following was asked for: tried again a
             // poll after it failed.
@@ -237,10 +288,23 @@ impl Source for ControllerLog {
                 && self.follow
                 && self.follower.is_none()
                 && self.retry_at.is_some_and(|at| now >= at)
+                && let Some(why) = self.try_following().await
             {
-                self.start_following(&mut said).await;
+                taken.notes.push(why);
             }
-            said
+            if taken.lines.is_empty() && taken.notes.is_empty() && !taken.polled {
+                return Vec::new();
+            }
+            let utc_offset = self.slurm.utc_offset().await;
+            let raw = Raw::SlurmctldLog {
+                lines: taken.lines,
+                notes: taken.notes,
+                polled: taken.polled,
+                failed: taken.failed,
+            };
+            let at = cx.clock.now();
+            cx.record(at, || raw.clone());
+            self.view.decode(&raw, utc_offset, at)
         })
     }
 

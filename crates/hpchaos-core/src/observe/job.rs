@@ -9,18 +9,25 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 
 use super::job_output::{OutputEvent, WorkloadJob};
-use crate::cluster::slurm::{JobInfo, Slurm};
+use crate::cluster::slurm::{JobInfo, Slurm, merge_job_records};
 use crate::journal::{Entry, Source as SourceName};
 use crate::phases::{Event, Observation};
 use crate::scenario::model::Phase;
 
+use super::recording::{Answer, Chunk, Raw};
 use super::{Cadence, Closing, Cx, Said, Source};
 
 /// The watched job, every `poll.job_output`.
 pub(crate) struct Job<'a> {
     slurm: Slurm,
-    job: &'a mut WorkloadJob,
     cadence: Cadence,
+    view: JobView<'a>,
+}
+
+/// What the watch knows of the job between reads: the decoding's state
+/// (a replay drives it alone).
+pub(crate) struct JobView<'a> {
+    job: &'a mut WorkloadJob,
     /// `slurm.gpus_per_node`, for a job whose AllocTRES lists no GPUs.
     gpus_per_node: Option<u32>,
     /// The output file changed since the last read (old, new): said once.
@@ -36,11 +43,120 @@ impl<'a> Job<'a> {
     ) -> Job<'a> {
         Job {
             slurm,
-            job,
             cadence: Cadence::every(every),
+            view: JobView::new(job, gpus_per_node),
+        }
+    }
+}
+
+impl<'a> JobView<'a> {
+    pub(crate) fn new(job: &'a mut WorkloadJob, gpus_per_node: Option<u32>) -> JobView<'a> {
+        JobView {
+            job,
             gpus_per_node,
             moved: None,
         }
+    }
+
+    /// Decodes [`Raw::Squeue`]: the one decoding, live and replayed.
+    /// Errors: a chunk's `base64` that is not base64.
+    pub(crate) fn decode(
+        &mut self,
+        raw: &Raw,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Said>, String> {
+        let Raw::Squeue { record, chunks } = raw else {
+            return Ok(Vec::new());
+        };
+        let mut said = self.take_record(record, now);
+        let mut news = Vec::new();
+        for chunk in chunks {
+            news.extend(self.job.take_chunk(&chunk.file_chunk()?, now).0);
+        }
+        said.extend(self.said_output(news, now));
+        Ok(said)
+    }
+
+    /// What Slurm's record of the job says (`scontrol -o show job`'s
+    /// text; empty: Slurm forgot it): the read's health, the job's state,
+    /// and an output file that moved.
+    fn take_record(&mut self, record: &Answer, now: chrono::DateTime<chrono::Utc>) -> Vec<Said> {
+        let observation = match record.result() {
+            Ok(text) => Some(match merge_job_records(text) {
+                Some(info) => self.take_in(info),
+                None => Observation::JobGone,
+            }),
+            Err(_) => None,
+        };
+        let error = observation.is_none().then(|| "squeue failed".to_owned());
+        let mut said = vec![Said::Health(error)];
+        if let Some(observation) = observation {
+            said.push(self.state_said(observation, now));
+        }
+        if let Some((old, new)) = self.moved.take() {
+            started_again(
+                &mut said,
+                now,
+                format!(
+                    "output moved to {new} (was {old}): the job's StdOut names another file now (a requeue on another batch host, `%N`); read from its start"
+                ),
+            );
+        }
+        said
+    }
+
+    /// What the output's news say, in order.
+    fn said_output(&self, news: Vec<OutputEvent>, now: chrono::DateTime<chrono::Utc>) -> Vec<Said> {
+        let mut said = Vec::new();
+        for news in news {
+            match news {
+                OutputEvent::Rewritten {
+                    was,
+                    now: size,
+                    shorter,
+                } => {
+                    let words = format!(
+                        "output {} rewritten ({}): read again from its start (Slurm truncates a requeued job's output unless JobFileAppend=1 or --open-mode=append)",
+                        self.job.output.as_deref().unwrap_or("-"),
+                        if shorter {
+                            format!("{size} bytes, shorter than the {was} read")
+                        } else {
+                            "its first bytes changed".to_owned()
+                        }
+                    );
+                    started_again(&mut said, now, words);
+                }
+                OutputEvent::Update(update) => {
+                    if let Some(from) = update.resumed {
+                        said.push(output_event(
+                            now,
+                            Observation::JobRestarted {
+                                from,
+                                said: update.text.clone(),
+                            },
+                        ));
+                    }
+                    if let Some(step) = update.step {
+                        said.push(output_event(
+                            now,
+                            Observation::Progress {
+                                step: step.value,
+                                exact: step.exact,
+                            },
+                        ));
+                    }
+                    if update.auto_resume
+                        || update.resumed.is_some()
+                        || update.checkpoint.is_some()
+                        || update.text.contains("resumed")
+                        || update.text.contains("auto-resume")
+                    {
+                        said.push(output_line(update.text));
+                    }
+                }
+            }
+        }
+        said
     }
 
     /// Takes in Slurm's record of the job: its first start and its GPUs
@@ -80,7 +196,10 @@ impl<'a> Job<'a> {
                     })
                 });
         }
-        let nodes = self.slurm.hostnames(&info.node_list).unwrap_or_default();
+        let nodes = match info.node_list.trim() {
+            "" => Vec::new(),
+            list => crate::cluster::hostlist::expand(list).unwrap_or_default(),
+        };
         Observation::Job {
             state: info.state,
             nodes,
@@ -115,7 +234,7 @@ impl<'a> Job<'a> {
 
     /// The cost of the failure to the job, once it resumed, with the
     /// formula's terms; when the job's GPUs are unknown, said.
-    fn cost(&self, closing: &Closing<'_>) -> Option<Said> {
+    pub(crate) fn cost(&self, closing: &Closing<'_>) -> Option<Said> {
         let resumed = closing
             .judgement
             .phases
@@ -169,99 +288,62 @@ impl Source for Job<'_> {
     fn read<'b>(&'b mut self, cx: &'b Cx) -> BoxFuture<'b, Vec<Said>> {
         Box::pin(async move {
             self.cadence.started(Instant::now());
-            let observation = match self.slurm.job(self.job.id).await {
-                Ok(Some(info)) => Some(self.take_in(info)),
-                Ok(None) => Some(Observation::JobGone),
-                Err(_) => None,
-            };
-            let error = observation.is_none().then(|| "squeue failed".to_owned());
-            let mut said = vec![Said::Health(error)];
-            if let Some(observation) = observation {
-                said.push(self.state_said(observation, cx.clock.now()));
-            }
+            let record = Answer::of(&self.slurm.job_text(self.view.job.id).await);
             let now = cx.clock.now();
-            let event = |observation| {
-                Said::Event(Event {
-                    seen: now,
-                    source_time: None,
-                    source: SourceName::JobOutput,
-                    observation,
-                })
-            };
-            let line = |text: String| {
-                Said::Record(Entry::Observed {
-                    source: SourceName::JobOutput,
-                    node: None,
-                    field: "line".into(),
-                    from: None,
-                    to: text,
-                    source_time: None,
-                })
-            };
-            // A new file, or the same one rewritten: the journal says so,
-            // and it is the job's word that it started again.
-            let started_again = |said: &mut Vec<Said>, words: String| {
-                said.push(line(words.clone()));
-                said.push(event(Observation::JobRestarted {
-                    from: None,
-                    said: words,
-                }));
-            };
-            if let Some((old, new)) = self.moved.take() {
-                started_again(
-                    &mut said,
-                    format!(
-                        "output moved to {new} (was {old}): the job's StdOut names another file now (a requeue on another batch host, `%N`); read from its start"
-                    ),
-                );
-            }
-            for news in self.job.read_progress(&self.slurm, now).await {
-                match news {
-                    OutputEvent::Rewritten {
-                        was,
-                        now: size,
-                        shorter,
-                    } => {
-                        let words = format!(
-                            "output {} rewritten ({}): read again from its start (Slurm truncates a requeued job's output unless JobFileAppend=1 or --open-mode=append)",
-                            self.job.output.as_deref().unwrap_or("-"),
-                            if shorter {
-                                format!("{size} bytes, shorter than the {was} read")
-                            } else {
-                                "its first bytes changed".to_owned()
-                            }
-                        );
-                        started_again(&mut said, words);
-                    }
-                    OutputEvent::Update(update) => {
-                        if let Some(from) = update.resumed {
-                            said.push(event(Observation::JobRestarted {
-                                from,
-                                said: update.text.clone(),
-                            }));
-                        }
-                        if let Some(step) = update.step {
-                            said.push(event(Observation::Progress {
-                                step: step.value,
-                                exact: step.exact,
-                            }));
-                        }
-                        if update.auto_resume
-                            || update.resumed.is_some()
-                            || update.checkpoint.is_some()
-                            || update.text.contains("resumed")
-                            || update.text.contains("auto-resume")
-                        {
-                            said.push(line(update.text));
-                        }
-                    }
-                }
-            }
+            let mut said = self.view.take_record(&record, now);
+            let mut chunks = Vec::new();
+            let news = self
+                .view
+                .job
+                .read_progress(&self.slurm, now, &mut chunks)
+                .await;
+            said.extend(self.view.said_output(news, now));
+            cx.record(now, || Raw::Squeue {
+                record,
+                chunks: chunks.iter().map(Chunk::of).collect(),
+            });
             said
         })
     }
 
     fn close<'b>(&'b mut self, closing: &'b Closing<'b>) -> BoxFuture<'b, Vec<Said>> {
-        Box::pin(std::future::ready(self.cost(closing).into_iter().collect()))
+        Box::pin(std::future::ready(
+            self.view.cost(closing).into_iter().collect(),
+        ))
     }
+}
+
+/// A progress event the job's output gave, seen `now`.
+fn output_event(now: chrono::DateTime<chrono::Utc>, observation: Observation) -> Said {
+    Said::Event(Event {
+        seen: now,
+        source_time: None,
+        source: SourceName::JobOutput,
+        observation,
+    })
+}
+
+/// A line of the job's output worth keeping, as a journal record.
+fn output_line(text: String) -> Said {
+    Said::Record(Entry::Observed {
+        source: SourceName::JobOutput,
+        node: None,
+        field: "line".into(),
+        from: None,
+        to: text,
+        source_time: None,
+    })
+}
+
+/// A new file, or the same one rewritten: the journal says so, and it is
+/// the job's word that it started again.
+fn started_again(said: &mut Vec<Said>, now: chrono::DateTime<chrono::Utc>, words: String) {
+    said.push(output_line(words.clone()));
+    said.push(output_event(
+        now,
+        Observation::JobRestarted {
+            from: None,
+            said: words,
+        },
+    ));
 }

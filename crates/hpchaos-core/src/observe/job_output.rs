@@ -241,13 +241,53 @@ impl WorkloadJob {
         }
     }
 
+    /// The job as a recording keeps it at the injection.
+    pub(crate) fn recorded(&self) -> super::recording::RecordedJob {
+        super::recording::RecordedJob {
+            id: self.id,
+            output: self.output.clone(),
+            output_pinned: self.output_pinned,
+            offset: self.offset,
+            head: self.head,
+            skipping: self.skipping,
+            provisional: self.provisional,
+            last_step: self.last_step,
+            steps_seen: self.steps_seen.clone(),
+            gpus: self.gpus.clone(),
+            started_at: self.started_at,
+        }
+    }
+
+    /// The job as a recording kept it, read with `patterns` (the
+    /// scenario's): for a replay, never submitted, never read on a node.
+    pub(crate) fn replayed(
+        recorded: &super::recording::RecordedJob,
+        patterns: Option<Patterns>,
+    ) -> WorkloadJob {
+        WorkloadJob {
+            output: recorded.output.clone(),
+            output_pinned: recorded.output_pinned,
+            offset: recorded.offset,
+            head: recorded.head,
+            skipping: recorded.skipping,
+            provisional: recorded.provisional,
+            last_step: recorded.last_step,
+            steps_seen: recorded.steps_seen.clone(),
+            gpus: recorded.gpus.clone(),
+            started_at: recorded.started_at,
+            ..WorkloadJob::new(recorded.id, patterns)
+        }
+    }
+
     /// What the job's output says since the last read, in order; steps
-    /// are stamped `now` (the run's clock). An unreadable file gives
-    /// nothing (asked again at the next poll).
+    /// are stamped `now` (the run's clock); each chunk read is added to
+    /// `read` (for a recording). An unreadable file gives nothing (asked
+    /// again at the next poll).
     pub(crate) async fn read_progress(
         &mut self,
         slurm: &Slurm,
         now: chrono::DateTime<chrono::Utc>,
+        read: &mut Vec<FileChunk>,
     ) -> Vec<OutputEvent> {
         let Some(path) = self.output.clone() else {
             return Vec::new();
@@ -277,35 +317,50 @@ impl WorkloadJob {
                 // Asked again at the next poll.
                 Err(_) => break,
             };
-            let full = chunk.bytes.len() as u64 >= OUTPUT_CHUNK;
-            if let Some(rewritten) = self.rewritten(&chunk) {
-                events.push(rewritten);
-                continue;
-            }
-            let read = Read::of(&chunk.bytes, OUTPUT_CHUNK, self.skipping);
-            let start = self.offset;
-            self.offset += read.consumed;
-            self.skipping = read.skipping;
-            for (at, line) in read.updates {
-                if self.provisional == Some(start + at) {
-                    continue;
-                }
-                events.push(OutputEvent::Update(self.take(&line, now)));
-            }
-            if let Some((at, frame)) = read.drawing
-                && self.provisional != Some(start + at)
-            {
-                let update = self.take(&frame, now);
-                if update.step.is_some() {
-                    self.provisional = Some(start + at);
-                    events.push(OutputEvent::Update(update));
-                }
-            }
-            if !full {
+            let (news, more) = self.take_chunk(&chunk, now);
+            events.extend(news);
+            read.push(chunk);
+            if !more {
                 break;
             }
         }
         events
+    }
+
+    /// What one chunk of the output says (the one decoding, live and
+    /// replayed), and whether to read on: the chunk came full, or the file
+    /// was rewritten and is read again from its start.
+    pub(crate) fn take_chunk(
+        &mut self,
+        chunk: &FileChunk,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> (Vec<OutputEvent>, bool) {
+        let mut events = Vec::new();
+        let full = chunk.bytes.len() as u64 >= OUTPUT_CHUNK;
+        if let Some(rewritten) = self.rewritten(chunk) {
+            events.push(rewritten);
+            return (events, true);
+        }
+        let read = Read::of(&chunk.bytes, OUTPUT_CHUNK, self.skipping);
+        let start = self.offset;
+        self.offset += read.consumed;
+        self.skipping = read.skipping;
+        for (at, line) in read.updates {
+            if self.provisional == Some(start + at) {
+                continue;
+            }
+            events.push(OutputEvent::Update(self.take(&line, now)));
+        }
+        if let Some((at, frame)) = read.drawing
+            && self.provisional != Some(start + at)
+        {
+            let update = self.take(&frame, now);
+            if update.step.is_some() {
+                self.provisional = Some(start + at);
+                events.push(OutputEvent::Update(update));
+            }
+        }
+        (events, full)
     }
 
     /// Reads the output from its start again (another file, or the same

@@ -9,8 +9,11 @@
 //! never judges a phase.
 //!
 //! The seam is [`Source`]: the watch reads a `Vec<Box<dyn Source>>`, so a
-//! stub (see the watch's unit tests) or, next, a recorded run drives it
-//! without a cluster.
+//! stub (see the watch's unit tests) or a recording (`recording.rs`,
+//! replayed by runner/replay.rs) drives it without a cluster. Each source
+//! fetches a raw answer, puts it on the run's [`recording::Tape`] when
+//! there is one, and decodes it with a pure function a replay calls on
+//! the same raw answer.
 
 pub mod api;
 pub mod boots;
@@ -18,6 +21,7 @@ pub mod controller_log;
 pub mod job;
 pub mod job_output;
 pub mod monitoring;
+pub mod recording;
 pub mod slurm_nodes;
 
 use std::sync::Arc;
@@ -77,6 +81,24 @@ pub struct Cx {
     /// Read again at once, whatever the interval: another source saw a
     /// change this cycle (see [`Source::explains_changes`]).
     pub again: bool,
+    /// The watch's cycle, counted from 0: kept with each recorded read.
+    pub cycle: u64,
+    /// Where raw answers are recorded (`run --record`).
+    pub tape: Option<Arc<recording::Tape>>,
+}
+
+impl Cx {
+    /// Records a raw answer read at `at`, when the run records; `raw` is
+    /// only built then.
+    pub fn record(&self, at: DateTime<Utc>, raw: impl FnOnce() -> recording::Raw) {
+        if let Some(tape) = &self.tape {
+            tape.write(&recording::Read {
+                at,
+                cycle: self.cycle,
+                raw: raw(),
+            });
+        }
+    }
 }
 
 /// What a source's last word is given when the watch ends.

@@ -5,8 +5,7 @@
 //! Slurm no longer lists, a state this harness does not know (once), the
 //! unhealthy count, and a mark that calls for evidence.
 
-use crate::cluster::slurm::is_hyperpod_mark;
-use crate::cluster::ssh::SshError;
+use crate::cluster::slurm::{is_hyperpod_mark, parse_state_groups, rows_named};
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
@@ -17,15 +16,22 @@ use crate::cluster::slurm::{NodeRow, Slurm, unhealthy_in_groups};
 use crate::journal::{Entry, Source as SourceName};
 use crate::phases::{Event, Observation};
 
+use super::recording::{Answer, Raw};
 use super::{Cadence, Cx, Said, Source};
 
 /// The targets in `sinfo`, every `poll.slurm`.
 pub struct SlurmNodes {
     slurm: Slurm,
-    targets: Vec<String>,
     cadence: Cadence,
     /// Count the cluster's unhealthy nodes (an abort condition asks).
     count_cluster: bool,
+    view: NodesView,
+}
+
+/// What the watch knows of the node table between reads: the decoding's
+/// state (a replay drives it alone).
+pub struct NodesView {
+    targets: Vec<String>,
     /// Out of service before the fault: not the fault's blast radius.
     unhealthy_before: BTreeSet<String>,
     /// The last count, kept while the cluster is not counted anew.
@@ -35,10 +41,10 @@ pub struct SlurmNodes {
 }
 
 /// One read: the targets' rows, and the cluster's state groups when
-/// asked (each may fail on its own).
+/// asked (each may fail on its own, with why).
 type Read = (
-    Result<Vec<NodeRow>, SshError>,
-    Option<Result<Vec<(NodeState, String)>, SshError>>,
+    Result<Vec<NodeRow>, String>,
+    Option<Result<Vec<(NodeState, String)>, String>>,
 );
 
 impl SlurmNodes {
@@ -51,13 +57,38 @@ impl SlurmNodes {
     ) -> SlurmNodes {
         SlurmNodes {
             slurm,
-            targets: targets.to_vec(),
             cadence: Cadence::every(every),
             count_cluster,
+            view: NodesView::new(targets, unhealthy_before),
+        }
+    }
+}
+
+impl NodesView {
+    pub fn new(targets: &[String], unhealthy_before: BTreeSet<String>) -> NodesView {
+        NodesView {
+            targets: targets.to_vec(),
             unhealthy_before,
             unhealthy: 0,
             unrecognised_said: HashSet::new(),
         }
+    }
+
+    /// Decodes `sinfo`'s text as printed (the controller's UTC offset
+    /// `offset`) into what it says: the one decoding, live and replayed.
+    pub fn decode(
+        &mut self,
+        rows: &Answer,
+        groups: Option<&Answer>,
+        offset: chrono::FixedOffset,
+        seen_at: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<Said> {
+        let rows = rows
+            .result()
+            .map(|t| rows_named(t, offset, &self.targets))
+            .map_err(str::to_owned);
+        let groups = groups.map(|g| g.result().map(parse_state_groups).map_err(str::to_owned));
+        self.said((rows, groups), seen_at)
     }
 
     /// Decodes one read into what it says (pure: the recorded or the
@@ -65,7 +96,7 @@ impl SlurmNodes {
     pub fn said(&mut self, read: Read, seen_at: chrono::DateTime<chrono::Utc>) -> Vec<Said> {
         let (rows, groups) = read;
         let error = match (&rows, &groups) {
-            (Err(e), _) | (_, Some(Err(e))) => Some(e.to_string()),
+            (Err(e), _) | (_, Some(Err(e))) => Some(e.clone()),
             _ => None,
         };
         let mut said = vec![Said::Health(error)];
@@ -166,13 +197,21 @@ impl Source for SlurmNodes {
     fn read<'a>(&'a mut self, cx: &'a Cx) -> BoxFuture<'a, Vec<Said>> {
         Box::pin(async move {
             self.cadence.started(Instant::now());
-            let (rows, groups) = tokio::join!(self.slurm.nodes_named(&self.targets), async {
-                match self.count_cluster {
-                    true => Some(self.slurm.state_groups().await),
-                    false => None,
-                }
+            let offset = self.slurm.utc_offset().await;
+            let (rows, groups) =
+                tokio::join!(self.slurm.nodes_named_text(&self.view.targets), async {
+                    match self.count_cluster {
+                        true => Some(self.slurm.state_groups_text().await),
+                        false => None,
+                    }
+                });
+            let (rows, groups) = (Answer::of(&rows), groups.as_ref().map(Answer::of));
+            let at = cx.clock.now();
+            cx.record(at, || Raw::Sinfo {
+                rows: rows.clone(),
+                groups: groups.clone(),
             });
-            self.said((rows, groups), cx.clock.now())
+            self.view.decode(&rows, groups.as_ref(), offset, at)
         })
     }
 }

@@ -41,7 +41,7 @@ impl Runner {
                 crate::cluster::slurm::unhealthy_in_groups(&groups).unwrap_or_default();
         }
         if let Some(job) = workload {
-            job.read_progress(&self.cluster.slurm, self.clock.now())
+            job.read_progress(&self.cluster.slurm, self.clock.now(), &mut Vec::new())
                 .await;
             baseline.progress = job.last_step;
         }

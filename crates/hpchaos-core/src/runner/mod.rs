@@ -44,7 +44,9 @@ mod fan_out;
 mod host_keys;
 pub mod lease;
 pub mod lock;
+pub mod record;
 pub mod regression;
+pub mod replay;
 pub mod step_error;
 mod usage;
 mod watch;
@@ -164,9 +166,10 @@ struct Prepared {
     undo: Vec<Step>,
 }
 
-struct Ending {
-    outcome: ScenarioOutcome,
-    reason: String,
+/// How a scenario ended, and why in words.
+pub struct Ending {
+    pub outcome: ScenarioOutcome,
+    pub reason: String,
 }
 
 impl Ending {
@@ -199,11 +202,24 @@ pub struct Settings {
     pub run_id: Option<String>,
     /// Where "now" comes from; the wall clock when unset (tests drive it).
     pub clock: Option<Arc<dyn Clock>>,
+    /// Record each watch's raw reads here (`run --record DIR`): the
+    /// directory itself for one scenario, a directory per scenario under
+    /// it for several.
+    pub record: Option<std::path::PathBuf>,
 }
 
 pub struct Runner {
     /// Show each journal record and where the scenario stands on stderr.
     live: Option<LiveView>,
+    /// Where watches are recorded (`run --record`).
+    record: Option<record::RecordTo>,
+    /// The watch's recording under way, and its manifest.
+    tape: Option<Arc<crate::observe::recording::Tape>>,
+    recording: Option<crate::observe::recording::Manifest>,
+    /// The scenario under way as its file said it (for its recording).
+    scenario_text: String,
+    /// Judging a recording (`replay`): nothing reaches the cluster.
+    replaying: bool,
     /// The last change seen from any source, for the live view.
     last_seen: Option<String>,
     pub cluster: Cluster,
@@ -438,6 +454,14 @@ impl Runner {
     ) -> Runner {
         Runner {
             live: settings.live.then(LiveView::default),
+            record: settings.record.map(|dir| record::RecordTo {
+                dir,
+                per_scenario: false,
+            }),
+            tape: None,
+            recording: None,
+            scenario_text: String::new(),
+            replaying: false,
             last_seen: None,
             cluster,
             journal,
@@ -714,6 +738,9 @@ impl Runner {
             return Err(err);
         }
         let mut outcome = RunOutcome::Completed;
+        if let Some(record) = self.record.as_mut() {
+            record.per_scenario = scenarios.len() > 1;
+        }
         for (index, loaded) in scenarios.iter().enumerate() {
             if self.stopping() {
                 outcome = self.stopped_outcome();
@@ -1061,6 +1088,7 @@ impl Runner {
             },
         );
         self.instances_before.clear();
+        self.scenario_text = loaded.text.clone();
         let mut workload = None;
         let mut ending = match self.start_workload(scenario, &mut workload).await {
             Err(reason) => Ending::new(ScenarioOutcome::Error, reason.to_string()),

@@ -122,8 +122,12 @@ impl Runner {
         workload: Option<&mut WorkloadJob>,
     ) -> Ending {
         let job = workload.as_ref().map(|w| w.id);
+        self.start_recording(scenario, &watched, workload.as_deref())
+            .await;
         let (sources, said) = self.sources(scenario, &watched, workload).await;
-        self.observe(scenario, &watched, sources, said, job).await
+        let ending = self.observe(scenario, &watched, sources, said, job).await;
+        self.finish_recording(&scenario.name, &ending);
+        ending
     }
 
     /// The sources a scenario's watch reads (see [`Sources`]), and what
@@ -338,6 +342,8 @@ impl Runner {
         let cx = Cx {
             clock: self.clock.clone(),
             again: false,
+            cycle: self.cycles.count,
+            tape: self.tape.clone(),
         };
         let reads = sources
             .iter_mut()
@@ -398,6 +404,7 @@ impl Runner {
                     // Only for connections hpchaos checks itself: from the
                     // head, the head's client does (`ssh.compute`).
                     if self.cluster.profile.ssh.accept_replaced_host_keys
+                        && !self.replaying
                         && self.cluster.ssh.checks_node_keys()
                         && !self.accepted_instances.contains(&instance_id)
                     {

@@ -142,7 +142,8 @@ impl Runner {
                         job.started_at = info.start_time;
                     }
                     if info.state.is_running() {
-                        job.read_progress(&slurm, self.clock.now()).await;
+                        job.read_progress(&slurm, self.clock.now(), &mut Vec::new())
+                            .await;
                         if job.last_step.is_some_and(|s| s >= warmup) {
                             return Ok(());
                         }
@@ -264,4 +265,18 @@ fn watched_words(job: &WorkloadJob) -> String {
             None => String::new(),
         }
     )
+}
+
+/// How the scenario's workload reads progress: its patterns (the canary's
+/// `progress`, or an existing job's, a plain `step N` when it gives
+/// none); `None` without a workload. Errors: a pattern that is no regular
+/// expression.
+pub(super) fn patterns_of(scenario: &Scenario) -> Result<Option<Patterns>, WorkloadError> {
+    Ok(match &scenario.workload {
+        None => None,
+        Some(Workload::Canary(canary)) => Some(Patterns::of(&canary.progress)?),
+        Some(Workload::Existing(existing)) => Some(Patterns::of(
+            &existing.progress.clone().unwrap_or_default(),
+        )?),
+    })
 }

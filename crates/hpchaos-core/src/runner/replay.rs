@@ -1,0 +1,382 @@
+//! `hpchaos replay DIR`: a recording (observe/recording.rs) judged again
+//! without a cluster. The recorded raw answers are handed, cycle by cycle,
+//! to the same decoders the live sources use, on a clock set to when each
+//! was read, and the same watch (`Runner::observe`) judges and journals
+//! them; the journal then makes the same reports. Nothing reaches a
+//! cluster: no evidence is collected, no host key accepted, no abort probe
+//! or follow-up step run.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+
+use crate::clock::{Clock, ManualClock};
+use crate::journal::{Entry, ScenarioOutcome, Source as SourceName};
+use crate::observe::api::ApiView;
+use crate::observe::boots::Boots;
+use crate::observe::controller_log::LogView;
+use crate::observe::job::JobView;
+use crate::observe::job_output::WorkloadJob;
+use crate::observe::recording::{Raw, Read, Recording};
+use crate::observe::slurm_nodes::NodesView;
+use crate::observe::{self, Cx, Said};
+use crate::scenario::Loaded;
+use crate::scenario::model::{Phase, Scenario};
+
+use super::watch::{Sources, Watched};
+use super::{Ending, Runner};
+
+/// How far the clock moves per cycle once the recording has no more
+/// reads: the deadlines still to pass are judged as the live run would.
+const AFTER_THE_TAPE: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+
+/// The recorded reads not yet replayed, shared by the replayed sources.
+struct Cursor {
+    reads: VecDeque<Read>,
+}
+
+impl Cursor {
+    /// The cycle being replayed: the first read's.
+    fn cycle(&self) -> Option<u64> {
+        self.reads.front().map(|r| r.cycle)
+    }
+
+    /// Whether `source` has a read in the cycle being replayed.
+    fn has(&self, source: SourceName) -> bool {
+        let Some(cycle) = self.cycle() else {
+            return false;
+        };
+        self.reads
+            .iter()
+            .take_while(|r| r.cycle == cycle)
+            .any(|r| r.raw.source() == source)
+    }
+
+    /// Takes `source`'s reads of the cycle being replayed, and the latest
+    /// time any read of that cycle returned.
+    fn take(&mut self, source: SourceName) -> (Vec<Read>, Option<DateTime<Utc>>) {
+        let Some(cycle) = self.cycle() else {
+            return (Vec::new(), None);
+        };
+        let latest = self
+            .reads
+            .iter()
+            .take_while(|r| r.cycle == cycle)
+            .map(|r| r.at)
+            .max();
+        let mut taken = Vec::new();
+        let mut kept = VecDeque::new();
+        while let Some(read) = self.reads.pop_front() {
+            if read.cycle != cycle {
+                kept.push_back(read);
+                break;
+            }
+            match read.raw.source() == source {
+                true => taken.push(read),
+                false => kept.push_back(read),
+            }
+        }
+        kept.extend(self.reads.drain(..));
+        self.reads = kept;
+        (taken, latest)
+    }
+}
+
+/// A source's decoder, as the live source holds it.
+enum Decoder<'a> {
+    Nodes(NodesView),
+    Boots,
+    Log(LogView),
+    Api(ApiView),
+    Job(JobView<'a>),
+}
+
+/// One recorded source, replayed.
+struct Replayed<'a> {
+    name: SourceName,
+    decoder: Decoder<'a>,
+    cursor: Arc<Mutex<Cursor>>,
+    clock: Arc<ManualClock>,
+    offset: chrono::FixedOffset,
+    /// Moves the clock on once the recording has no more reads (one
+    /// source does: sinfo's).
+    ticks: bool,
+    /// When the live watch ended: the clock's time once every read is
+    /// taken.
+    ended_at: Option<DateTime<Utc>>,
+}
+
+impl Replayed<'_> {
+    fn cursor(&self) -> std::sync::MutexGuard<'_, Cursor> {
+        // A poisoned lock: a replayed read panicked; the queue is intact.
+        self.cursor.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn decode(&mut self, read: &Read) -> Vec<Said> {
+        match &mut self.decoder {
+            Decoder::Nodes(view) => match &read.raw {
+                Raw::Sinfo { rows, groups } => {
+                    view.decode(rows, groups.as_ref(), self.offset, read.at)
+                }
+                _ => Vec::new(),
+            },
+            Decoder::Boots => match &read.raw {
+                Raw::Scontrol { nodes } => Boots::decode(nodes, self.offset, read.at),
+                _ => Vec::new(),
+            },
+            Decoder::Log(view) => view.decode(&read.raw, self.offset, read.at),
+            Decoder::Api(view) => view.decode(&read.raw, read.at),
+            Decoder::Job(view) => match view.decode(&read.raw, read.at) {
+                Ok(said) => said,
+                Err(why) => vec![Said::Health(Some(format!(
+                    "recorded read unreadable: {why}"
+                )))],
+            },
+        }
+    }
+}
+
+impl observe::Source for Replayed<'_> {
+    fn name(&self) -> SourceName {
+        self.name
+    }
+
+    fn due(&self, _: Instant) -> bool {
+        let cursor = self.cursor();
+        cursor.has(self.name) || (self.ticks && cursor.cycle().is_none())
+    }
+
+    fn wake_at(&self) -> Option<Instant> {
+        Some(Instant::now())
+    }
+
+    fn read<'b>(&'b mut self, cx: &'b Cx) -> BoxFuture<'b, Vec<Said>> {
+        Box::pin(async move {
+            if cx.again {
+                return Vec::new();
+            }
+            let (reads, latest, left) = {
+                let mut cursor = self.cursor();
+                let (reads, latest) = cursor.take(self.name);
+                (reads, latest, cursor.cycle().is_some())
+            };
+            // The live watch's end, once nothing is left to read.
+            let latest = match left {
+                true => latest,
+                false => latest.max(self.ended_at),
+            };
+            match latest {
+                Some(latest) if latest > self.clock.now() => self.clock.set(latest),
+                // Past the recording: deadlines still to pass come.
+                _ if reads.is_empty() && self.ticks => self.clock.advance(AFTER_THE_TAPE),
+                _ => {}
+            }
+            reads.iter().flat_map(|read| self.decode(read)).collect()
+        })
+    }
+
+    fn explains_changes(&self) -> bool {
+        self.name == SourceName::SlurmctldLog
+    }
+
+    fn close<'b>(&'b mut self, closing: &'b observe::Closing<'b>) -> BoxFuture<'b, Vec<Said>> {
+        let said = match &self.decoder {
+            Decoder::Job(view) => view.cost(closing).into_iter().collect(),
+            _ => Vec::new(),
+        };
+        Box::pin(std::future::ready(said))
+    }
+}
+
+/// Why a recording cannot be replayed with a scenario.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("{0}")]
+    Recording(String),
+    #[error(transparent)]
+    Workload(#[from] super::workload::WorkloadError),
+}
+
+impl Runner {
+    /// Replays `recording` as `loaded`'s watch (the recorded scenario, or
+    /// another given with `--scenario`): journals the run as `run` would
+    /// (run, scenario, targets, injection, the watch's records and phases,
+    /// the scenario's end), on `clock`, which the replay moves. Returns
+    /// how the scenario ended. Errors: the controller's offset unreadable,
+    /// the job's patterns not regular expressions.
+    pub async fn replay(
+        &mut self,
+        recording: &Recording,
+        loaded: &Loaded<Scenario>,
+        clock: Arc<ManualClock>,
+    ) -> Result<Ending, ReplayError> {
+        self.replaying = true;
+        let manifest = &recording.manifest;
+        let offset = recording.utc_offset().map_err(ReplayError::Recording)?;
+        let mut scenario = loaded.value.clone();
+        // Probes are commands on the cluster: not run.
+        if let Some(abort) = scenario.abort.as_mut() {
+            abort.probes.clear();
+        }
+        let name = scenario.name.clone();
+        let patterns = super::workload::patterns_of(&scenario)?;
+        let mut job = match (&manifest.job, patterns) {
+            (Some(recorded), patterns) => Some(WorkloadJob::replayed(recorded, patterns)),
+            (None, _) => None,
+        };
+        let baseline = manifest.baseline.baseline(job.is_some());
+        let first = recording.reads.first().map(|r| r.at);
+        clock.set(
+            manifest
+                .injected_at
+                .min(first.unwrap_or(manifest.injected_at)),
+        );
+        self.log(
+            None,
+            Entry::RunStarted {
+                run_id: self.run_id.clone(),
+                harness_version: env!("CARGO_PKG_VERSION").to_owned(),
+                format: crate::journal::FORMAT_VERSION,
+                cluster: self.cluster.profile.name.clone(),
+                suite: None,
+                profile: Some(format!(
+                    "replay of {} (run {})",
+                    recording.dir.display(),
+                    manifest.run_id
+                )),
+                slurm_version: None,
+            },
+        );
+        self.log(
+            Some(&name),
+            Entry::ScenarioStarted {
+                file: loaded.path.display().to_string(),
+                description: scenario.description.clone(),
+                fault: scenario.fault.kind().to_owned(),
+                recovery: scenario.expect.recovery,
+                deadlines: scenario.expect.deadlines.set(),
+                max_lost_steps: scenario.expect.max_lost_steps,
+                phases: scenario.expect.phases(job.is_some()),
+                source: loaded.text.clone(),
+            },
+        );
+        self.log(
+            Some(&name),
+            Entry::TargetsResolved {
+                nodes: baseline.targets.clone(),
+            },
+        );
+        clock.set(manifest.injected_at);
+        self.log(
+            Some(&name),
+            Entry::InjectionStarted {
+                nodes: baseline.targets.clone(),
+                action: format!(
+                    "replayed: {} recorded reads of run {} ({})",
+                    recording.reads.len(),
+                    manifest.run_id,
+                    recording.dir.display()
+                ),
+            },
+        );
+        self.log(
+            Some(&name),
+            Entry::InjectionFinished {
+                ok: true,
+                detail: "replayed from the recording: nothing was changed".to_owned(),
+            },
+        );
+        if !scenario.expect.monitoring.is_empty() {
+            self.log(
+                Some(&name),
+                Entry::Observed {
+                    source: SourceName::Harness,
+                    node: None,
+                    field: "replay".into(),
+                    from: None,
+                    to: "expect.monitoring is not judged: a recording (version 1) keeps no monitoring answers".into(),
+                    source_time: None,
+                },
+            );
+        }
+        let plan = crate::faults::Plan {
+            inject: Vec::new(),
+            verify: Vec::new(),
+            follow_up: None,
+            rollback: Vec::new(),
+        };
+        let watched = Watched {
+            baseline: &baseline,
+            injected_at: manifest.injected_at,
+            plan: &plan,
+            controller_log: None,
+        };
+        let cursor = Arc::new(Mutex::new(Cursor {
+            reads: recording.reads.iter().cloned().collect(),
+        }));
+        let recorded =
+            |source: SourceName| recording.reads.iter().any(|r| r.raw.source() == source);
+        let targets = &baseline.targets;
+        let mut decoders: Vec<(SourceName, Decoder<'_>)> = vec![
+            (
+                SourceName::SlurmctldLog,
+                Decoder::Log(LogView::new(targets)),
+            ),
+            (
+                SourceName::Sinfo,
+                Decoder::Nodes(NodesView::new(targets, baseline.unhealthy_before.clone())),
+            ),
+        ];
+        if recorded(SourceName::Sagemaker) {
+            decoders.push((
+                SourceName::Sagemaker,
+                Decoder::Api(ApiView::new(targets, baseline.instance_ids.clone())),
+            ));
+        }
+        if scenario
+            .expect
+            .phases(job.is_some())
+            .contains(&Phase::Reboot)
+        {
+            decoders.push((SourceName::Scontrol, Decoder::Boots));
+        }
+        let id = job.as_ref().map(|j| j.id);
+        if let Some(job) = job.as_mut() {
+            let gpus = self.cluster.profile.slurm.gpus_per_node;
+            decoders.push((SourceName::Squeue, Decoder::Job(JobView::new(job, gpus))));
+        }
+        let sources: Sources<'_> = decoders
+            .into_iter()
+            .map(|(name, decoder)| {
+                Box::new(Replayed {
+                    name,
+                    decoder,
+                    cursor: cursor.clone(),
+                    clock: clock.clone(),
+                    offset,
+                    ticks: name == SourceName::Sinfo,
+                    ended_at: manifest.ended_at,
+                }) as Box<dyn observe::Source + '_>
+            })
+            .collect();
+        let ending = self
+            .observe(&scenario, &watched, sources, Vec::new(), id)
+            .await;
+        self.log(
+            Some(&name),
+            Entry::ScenarioEnded {
+                outcome: ending.outcome,
+                reason: ending.reason.clone(),
+            },
+        );
+        let run = match ending.outcome {
+            ScenarioOutcome::Interrupted => crate::journal::RunOutcome::Interrupted,
+            _ => crate::journal::RunOutcome::Completed,
+        };
+        self.log(None, Entry::RunEnded { outcome: run });
+        Ok(ending)
+    }
+}
