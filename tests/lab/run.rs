@@ -8,7 +8,7 @@
 //! watch, a throttled API, an abort probe, hpchaos run on the head node
 //! itself, and compute nodes reached through a jump host.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -336,8 +336,15 @@ fn what_cannot_run_is_refused_before_anything(lab: &Lab) {
 
 /// A shipped replace scenario passes, every phase met, lost work counted.
 fn a_shipped_replace_passes_every_phase_met(lab: &Lab) {
-    let (code, stderr, report) = lab.run(&["scenarios/xid48-replace.yaml"]);
+    let recording = tempfile::tempdir().unwrap();
+    let record = recording.path().join("xid48");
+    let (code, stderr, report) = lab.run(&[
+        "scenarios/xid48-replace.yaml",
+        "--record",
+        record.to_str().unwrap(),
+    ]);
     assert_eq!(code, Some(0), "{stderr}");
+    replay_gives_the_same(&record, &report);
     assert_eq!(
         verdicts(&report),
         phases(&[
@@ -451,12 +458,71 @@ fn submit_by_hand(lab: &Lab, name: &str, args: &str) -> String {
     job
 }
 
-/// Runs `file`, a scenario whose middle phase is `middle`, and asserts it
-/// passed with every phase met: its report and its journal.
+/// `hpchaos replay` of the recording `record` made by the run that wrote
+/// `live` (report.json): the same phases (times, verdicts, how each was
+/// timed, the evidence), the same lost steps and GPUs, the same outcome,
+/// with no cluster reached; the live run's verdict said beside it.
+fn replay_gives_the_same(record: &Path, live: &serde_json::Value) {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = hpchaos(&[
+        "replay",
+        record.to_str().unwrap(),
+        "--report-dir",
+        out_dir.path().to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let live_code = if live["status"] == "passed" { 0 } else { 1 };
+    assert_eq!(out.status.code(), Some(live_code), "{stdout}\n{stderr}");
+    let dir = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("reports: "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let replayed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(Path::new(dir).join("report.json")).unwrap())
+            .unwrap();
+    let (live, replayed) = (&live["scenarios"][0], &replayed["scenarios"][0]);
+    let phases = |s: &serde_json::Value| -> Vec<serde_json::Value> {
+        s["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                serde_json::json!([
+                    p["phase"],
+                    p["started_at"],
+                    p["ended_at"],
+                    p["verdict"],
+                    p["time_source"],
+                    p["evidence"]
+                ])
+            })
+            .collect()
+    };
+    assert_eq!(phases(replayed), phases(live), "{stdout}");
+    assert!(!phases(live).is_empty());
+    assert_eq!(replayed["status"], live["status"]);
+    assert_eq!(replayed["lost_steps"], live["lost_steps"]);
+    assert_eq!(replayed["cost"]["gpus"], live["cost"]["gpus"]);
+    assert!(
+        stdout.contains(&format!(
+            "replayed: {}",
+            if live_code == 0 { "Passed" } else { "Failed" }
+        )),
+        "{stdout}"
+    );
+}
+
+/// Runs `file`, a scenario whose middle phase is `middle`, recording it,
+/// and asserts it passed with every phase met (its report and its
+/// journal) and that its replay judges the same.
 fn every_phase_met(lab: &Lab, file: &str, middle: &str) -> (serde_json::Value, String) {
-    let (code, stderr, report) = lab.run(&[file]);
+    let recording = tempfile::tempdir().unwrap();
+    let record = recording.path().join("watch");
+    let (code, stderr, report) = lab.run(&[file, "--record", record.to_str().unwrap()]);
     let journal = std::fs::read_to_string(journal_of(&stderr)).unwrap_or_default();
     assert_eq!(code, Some(0), "{file}: {stderr}\n{journal}");
+    replay_gives_the_same(&record, &report);
     assert_eq!(
         verdicts(&report),
         phases(&[

@@ -20,6 +20,7 @@ mod history;
 mod iam;
 mod observability;
 mod phases;
+mod replay;
 mod report;
 mod sagemaker_api;
 mod validate;

@@ -71,7 +71,11 @@ impl<'a> JobView<'a> {
         let mut said = self.take_record(record, now);
         let mut news = Vec::new();
         for chunk in chunks {
-            news.extend(self.job.take_chunk(&chunk.file_chunk()?, now).0);
+            let (taken, gap) = self
+                .job
+                .take_recorded_chunk(chunk.offset, chunk.file_chunk()?, now);
+            said.extend(gap.map(output_line));
+            news.extend(taken);
         }
         said.extend(self.said_output(news, now));
         Ok(said)
@@ -300,7 +304,7 @@ impl Source for Job<'_> {
             said.extend(self.view.said_output(news, now));
             cx.record(now, || Raw::Squeue {
                 record,
-                chunks: chunks.iter().map(Chunk::of).collect(),
+                chunks: chunks.iter().map(|(at, c)| Chunk::of(*at, c)).collect(),
             });
             said
         })

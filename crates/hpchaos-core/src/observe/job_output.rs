@@ -281,13 +281,13 @@ impl WorkloadJob {
 
     /// What the job's output says since the last read, in order; steps
     /// are stamped `now` (the run's clock); each chunk read is added to
-    /// `read` (for a recording). An unreadable file gives nothing (asked
-    /// again at the next poll).
+    /// `read` with the offset it was read at (for a recording). An
+    /// unreadable file gives nothing (asked again at the next poll).
     pub(crate) async fn read_progress(
         &mut self,
         slurm: &Slurm,
         now: chrono::DateTime<chrono::Utc>,
-        read: &mut Vec<FileChunk>,
+        read: &mut Vec<(u64, FileChunk)>,
     ) -> Vec<OutputEvent> {
         let Some(path) = self.output.clone() else {
             return Vec::new();
@@ -317,14 +317,43 @@ impl WorkloadJob {
                 // Asked again at the next poll.
                 Err(_) => break,
             };
+            let at = self.offset;
             let (news, more) = self.take_chunk(&chunk, now);
             events.extend(news);
-            read.push(chunk);
+            read.push((at, chunk));
             if !more {
                 break;
             }
         }
         events
+    }
+
+    /// A recorded chunk read at `offset` taken as if read where this
+    /// reader stands: bytes it has read already are dropped; bytes it
+    /// never had (the chunk starts past it) are skipped to, and said.
+    pub(crate) fn take_recorded_chunk(
+        &mut self,
+        offset: Option<u64>,
+        mut chunk: FileChunk,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> (Vec<OutputEvent>, Option<String>) {
+        let mut gap = None;
+        match offset {
+            Some(at) if at < self.offset => {
+                let skip = usize::try_from(self.offset - at).unwrap_or(usize::MAX);
+                chunk.bytes.drain(..skip.min(chunk.bytes.len()));
+            }
+            Some(at) if at > self.offset && chunk.size >= self.offset => {
+                gap = Some(format!(
+                    "recorded output read at byte {at}, this reader stands at {}: the bytes between are not in the recording",
+                    self.offset
+                ));
+                self.offset = at;
+                self.skipping = false;
+            }
+            _ => {}
+        }
+        (self.take_chunk(&chunk, now).0, gap)
     }
 
     /// What one chunk of the output says (the one decoding, live and

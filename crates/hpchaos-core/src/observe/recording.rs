@@ -256,11 +256,14 @@ impl Raw {
     }
 }
 
-/// One chunk of the job's output: the file's size and the `cksum` of its
-/// first 256 bytes when read, and the bytes read, as text when they are
-/// UTF-8 (`text`), else `base64`.
+/// One chunk of the job's output: the byte it was read from, the file's
+/// size and the `cksum` of its first 256 bytes when read, and the bytes
+/// read, as text when they are UTF-8 (`text`), else `base64`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Chunk {
+    /// Where in the file the bytes start (absent: where the reader stands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
     pub size: u64,
     pub head_sum: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -270,7 +273,7 @@ pub struct Chunk {
 }
 
 impl Chunk {
-    pub fn of(chunk: &FileChunk) -> Chunk {
+    pub fn of(offset: u64, chunk: &FileChunk) -> Chunk {
         use base64::Engine;
         let (text, base64) = match std::str::from_utf8(&chunk.bytes) {
             Ok(text) => (Some(text.to_owned()), None),
@@ -280,6 +283,7 @@ impl Chunk {
             ),
         };
         Chunk {
+            offset: Some(offset),
             size: chunk.size,
             head_sum: chunk.head_sum,
             text,
@@ -543,11 +547,14 @@ mod tests {
                 cycle: 1,
                 raw: Raw::Squeue {
                     record: Answer::Ok(String::new()),
-                    chunks: vec![Chunk::of(&FileChunk {
-                        size: 3,
-                        head_sum: 7,
-                        bytes: vec![0xff, b'a', b'\n'],
-                    })],
+                    chunks: vec![Chunk::of(
+                        0,
+                        &FileChunk {
+                            size: 3,
+                            head_sum: 7,
+                            bytes: vec![0xff, b'a', b'\n'],
+                        },
+                    )],
                 },
             },
         ];

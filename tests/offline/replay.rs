@@ -1,0 +1,180 @@
+//! `hpchaos replay` on recordings made by hand from the field cases
+//! (tests/fixtures/recordings/, one per field case about a source): each
+//! judged through the same decoders and watch as a live run, to that
+//! case's right value (see each case's header in
+//! tests/fixtures/field-cases/).
+
+use std::path::Path;
+
+use crate::support::{hpchaos, root};
+
+/// Replays `case`'s recording (with `extra` arguments) into a fresh
+/// folder: the exit code, stdout, the scenario's report and the journal.
+fn replay(case: &str, extra: &[&str]) -> (Option<i32>, String, serde_json::Value, String) {
+    let out_dir = tempfile::tempdir().unwrap();
+    let dir = root().join("tests/fixtures/recordings").join(case);
+    let mut args = vec![
+        "replay",
+        dir.to_str().unwrap(),
+        "--report-dir",
+        out_dir.path().to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let out = hpchaos(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let folder = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("reports: "))
+        .unwrap_or_else(|| panic!("{case}: {stdout}\n{stderr}"));
+    let read = |name: &str| std::fs::read_to_string(Path::new(folder).join(name)).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&read("report.json")).unwrap();
+    let journal = read("journal.jsonl");
+    (
+        out.status.code(),
+        stdout,
+        report["scenarios"][0].clone(),
+        journal,
+    )
+}
+
+/// Each phase's name, end and verdict.
+fn ends(scenario: &serde_json::Value) -> Vec<(String, String, String)> {
+    scenario["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["phase"].as_str().unwrap().to_owned(),
+                p["ended_at"].as_str().unwrap_or("-").to_owned(),
+                p["verdict"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn evidence<'a>(scenario: &'a serde_json::Value, phase: &str) -> &'a str {
+    scenario["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["phase"] == phase)
+        .and_then(|p| p["evidence"].as_str())
+        .unwrap()
+}
+
+/// Field case 15: auto-resume in place. Job 82 stays RUNNING with
+/// Restarts 0; drain ends when it is seen without the target (+62 s),
+/// resume at "step 6" after "Retrying step"; nothing lost; HyperPod's
+/// `[Auto Resume]` lines are in the journal.
+#[test]
+fn field_case_15_recording_replays_as_a_resume_in_place() {
+    let (code, stdout, scenario, journal) = replay("15-auto-resume-in-place", &[]);
+    assert_eq!(code, Some(0), "{stdout}");
+    let met = |phase: &str, at: &str| (phase.to_owned(), at.to_owned(), "met".to_owned());
+    assert_eq!(
+        ends(&scenario),
+        vec![
+            met("detect", "2026-11-28T10:00:40.512Z"),
+            met("drain", "2026-11-28T10:01:02Z"),
+            met("replace", "2026-11-28T10:04:50Z"),
+            met("rejoin", "2026-11-28T10:05:19.207Z"),
+            met("resume", "2026-11-28T10:05:40Z"),
+        ]
+    );
+    assert!(
+        evidence(&scenario, "resume").contains("step 6"),
+        "{scenario}"
+    );
+    assert_eq!(scenario["lost_steps"], 0);
+    assert!(journal.contains("Retrying step. Attempt number: 1"));
+    assert!(journal.contains("Succesfully shrink job to retain healthy nodes"));
+    assert!(
+        stdout
+            .contains("recorded run field-case-15-auto-resume-in-place: Passed; replayed: Passed")
+    );
+}
+
+/// Field case 16: the requeued job's output truncated. Read again from
+/// its start: 200 steps lost (1200 back to checkpoint 1000), resume at
+/// step 1201, the first past the fault.
+#[test]
+fn field_case_16_recording_reads_a_truncated_output_again() {
+    let (code, stdout, scenario, journal) = replay("16-requeued-output-truncated", &[]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert_eq!(scenario["lost_steps"], 200);
+    assert!(
+        evidence(&scenario, "resume").contains("step 1201"),
+        "{scenario}"
+    );
+    assert!(journal.contains("rewritten (") && journal.contains("shorter than the"));
+}
+
+/// Field case 17: NeMo's `global_step=1.2e+4` is about 12,000, never a
+/// restart to step 1: across a requeue from checkpoint 11900, 49 steps
+/// lost, not 11,948.
+#[test]
+fn field_case_17_recording_reads_a_float_global_step() {
+    let (code, stdout, scenario, _) = replay("17-lightning-float-global-step", &[]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert_eq!(scenario["lost_steps"], 49);
+    assert!(
+        evidence(&scenario, "resume").contains("step 12000"),
+        "{scenario}"
+    );
+}
+
+/// Field case 18: a het job watched by its leader's id is all its
+/// components: 32 GPUs from their AllocTRES, and drain is not over while
+/// component 93+1 still runs on the target (+30 s, +40 s), only once the
+/// job is off it (+70 s).
+#[test]
+fn field_case_18_recording_takes_the_het_job_whole() {
+    let (code, stdout, scenario, _) = replay("18-het-job-leader", &[]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert_eq!(scenario["cost"]["gpus"], 32, "{}", scenario["cost"]);
+    assert_eq!(
+        scenario["cost"]["gpus_from"],
+        "the job's AllocTRES gres/gpu"
+    );
+    let drain = &ends(&scenario)[1];
+    assert_eq!(drain.0, "drain");
+    assert_eq!(drain.1, "2026-11-28T15:49:28.100Z");
+    assert_eq!(scenario["lost_steps"], 100);
+}
+
+/// `--scenario` judges the same reads against other expectations: a
+/// 30 s detect deadline is missed by the detection at 40.5 s, and the
+/// replay fails (exit 1) where the recorded run passed.
+#[test]
+fn a_replay_against_another_scenario_judges_it_anew() {
+    let text = std::fs::read_to_string(
+        root().join("tests/fixtures/recordings/15-auto-resume-in-place/scenario.yaml"),
+    )
+    .unwrap()
+    .replace("detect: 60s", "detect: 30s");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tight.yaml");
+    std::fs::write(&path, text).unwrap();
+    let (code, stdout, scenario, _) = replay(
+        "15-auto-resume-in-place",
+        &["--scenario", path.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(1), "{stdout}");
+    assert_eq!(ends(&scenario)[0].2, "missed");
+    assert!(stdout.contains("Passed; replayed: Failed"), "{stdout}");
+}
+
+/// A folder that is no recording is refused with what it lacks (exit 2).
+#[test]
+fn a_folder_that_is_no_recording_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hpchaos(&["replay", dir.path().to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("recording.json") && stderr.contains("not a recording"),
+        "{stderr}"
+    );
+}
