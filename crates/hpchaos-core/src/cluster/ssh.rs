@@ -54,8 +54,16 @@ impl Endpoint {
     /// A node of the profile: its listed address, or the one its
     /// `ip-a-b-c-d` name implies, or the name itself.
     pub fn of_node(profile: &Profile, name: &str) -> Endpoint {
-        let address = profile
-            .addresses
+        Endpoint::of_node_in(&profile.addresses, name)
+    }
+
+    /// A node by name, at its address in `addresses` (the profile's), else
+    /// the one its `ip-a-b-c-d` name gives, else its name.
+    pub fn of_node_in(
+        addresses: &std::collections::BTreeMap<String, String>,
+        name: &str,
+    ) -> Endpoint {
+        let address = addresses
             .get(name)
             .cloned()
             .or_else(|| address_from_name(name))

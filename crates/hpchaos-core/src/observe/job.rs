@@ -30,8 +30,10 @@ pub(crate) struct JobView<'a> {
     job: &'a mut WorkloadJob,
     /// `slurm.gpus_per_node`, for a job whose AllocTRES lists no GPUs.
     gpus_per_node: Option<u32>,
-    /// The output file changed since the last read (old, new): said once.
-    moved: Option<(String, String)>,
+    /// The output file changed since the last read: said once, in words.
+    moved: Option<String>,
+    /// The profile's node addresses: where a batch host is reached.
+    addresses: std::collections::BTreeMap<String, String>,
 }
 
 impl<'a> Job<'a> {
@@ -40,21 +42,27 @@ impl<'a> Job<'a> {
         job: &'a mut WorkloadJob,
         every: Duration,
         gpus_per_node: Option<u32>,
+        addresses: std::collections::BTreeMap<String, String>,
     ) -> Job<'a> {
         Job {
             slurm,
             cadence: Cadence::every(every),
-            view: JobView::new(job, gpus_per_node),
+            view: JobView::new(job, gpus_per_node, addresses),
         }
     }
 }
 
 impl<'a> JobView<'a> {
-    pub(crate) fn new(job: &'a mut WorkloadJob, gpus_per_node: Option<u32>) -> JobView<'a> {
+    pub(crate) fn new(
+        job: &'a mut WorkloadJob,
+        gpus_per_node: Option<u32>,
+        addresses: std::collections::BTreeMap<String, String>,
+    ) -> JobView<'a> {
         JobView {
             job,
             gpus_per_node,
             moved: None,
+            addresses,
         }
     }
 
@@ -97,14 +105,8 @@ impl<'a> JobView<'a> {
         if let Some(observation) = observation {
             said.push(self.state_said(observation, now));
         }
-        if let Some((old, new)) = self.moved.take() {
-            started_again(
-                &mut said,
-                now,
-                format!(
-                    "output moved to {new} (was {old}): the job's StdOut names another file now (a requeue on another batch host, `%N`); read from its start"
-                ),
-            );
+        if let Some(words) = self.moved.take() {
+            started_again(&mut said, now, words);
         }
         said
     }
@@ -185,8 +187,28 @@ impl<'a> JobView<'a> {
             && self.job.output.as_deref() != Some(path.as_str())
         {
             if let Some(old) = self.job.output.replace(path.clone()) {
-                self.moved = Some((old, path));
+                self.moved = Some(format!(
+                    "output moved to {path} (was {old}): the job's StdOut names another file now (a requeue on another batch host, `%N`); read from its start"
+                ));
             }
+            self.job.restart_reading();
+        }
+        // Output on a node's own disk (not on shared storage): a requeue
+        // onto another batch host writes a new file there, read from its
+        // start.
+        if placed
+            && let (Some(on), Some(host)) = (&self.job.read_on, &info.batch_host)
+            && on.name != *host
+        {
+            self.moved = Some(format!(
+                "output {} now read on {host} (was {}): the job's batch host moved and the file is on its local disk; read from its start",
+                self.job.output.as_deref().unwrap_or("-"),
+                on.name
+            ));
+            self.job.read_on = Some(crate::cluster::ssh::Endpoint::of_node_in(
+                &self.addresses,
+                host,
+            ));
             self.job.restart_reading();
         }
         if self.job.gpus.is_none() {
@@ -350,4 +372,70 @@ fn started_again(said: &mut Vec<Said>, now: chrono::DateTime<chrono::Utc>, words
             said: words,
         },
     ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(state: &str, batch_host: &str) -> Answer {
+        Answer::Ok(format!(
+            "JobId=7 JobName=train JobState={state} Restarts=1 StartTime=2026-11-28T09:20:00 NodeList={batch_host} BatchHost={batch_host} NumNodes=1 StdOut=/tmp/train-7.out\n"
+        ))
+    }
+
+    /// Output on a node's own disk follows the job to its new batch host
+    /// after a requeue, read from its start, and says so once; a pending
+    /// job (no host yet) moves nothing.
+    #[test]
+    fn output_on_a_local_disk_follows_the_batch_host() {
+        let mut job = WorkloadJob::new(7, None);
+        job.output = Some("/tmp/train-7.out".into());
+        job.read_on = Some(crate::cluster::ssh::Endpoint::of_node_in(
+            &Default::default(),
+            "ip-10-1-0-11",
+        ));
+        job.offset = 4096;
+        let mut addresses = std::collections::BTreeMap::new();
+        addresses.insert("ip-10-1-0-13".to_owned(), "10.1.0.13".to_owned());
+        let mut view = JobView::new(&mut job, None, addresses);
+        let now = chrono::DateTime::UNIX_EPOCH;
+        let said = view.take_record(
+            &Answer::Ok(
+                "JobId=7 JobName=train JobState=PENDING Restarts=1 NodeList=(null) StdOut=/tmp/train-7.out\n"
+                    .into(),
+            ),
+            now,
+        );
+        assert_eq!(said.len(), 2, "{said:?}");
+        let said = view.take_record(&record("RUNNING", "ip-10-1-0-13"), now);
+        let words: Vec<String> = said
+            .iter()
+            .filter_map(|s| match s {
+                Said::Record(Entry::Observed { to, .. }) => Some(to.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(words.len(), 1, "{said:?}");
+        assert!(
+            words[0].contains("now read on ip-10-1-0-13 (was ip-10-1-0-11)"),
+            "{words:?}"
+        );
+        assert!(said.iter().any(|s| matches!(
+            s,
+            Said::Event(Event {
+                observation: Observation::JobRestarted { .. },
+                ..
+            })
+        )));
+        let on = view.job.read_on.clone().unwrap();
+        assert_eq!(
+            (on.name.as_str(), on.address.as_str()),
+            ("ip-10-1-0-13", "10.1.0.13")
+        );
+        assert_eq!(view.job.offset, 0);
+        // Read again on the same host: nothing more is said.
+        let again = view.take_record(&record("RUNNING", "ip-10-1-0-13"), now);
+        assert_eq!(again.len(), 2, "{again:?}");
+    }
 }

@@ -247,6 +247,7 @@ impl WorkloadJob {
             id: self.id,
             output: self.output.clone(),
             output_pinned: self.output_pinned,
+            read_on: self.read_on.as_ref().map(|e| e.name.clone()),
             offset: self.offset,
             head: self.head,
             skipping: self.skipping,

@@ -140,6 +140,10 @@ pub struct RecordedJob {
     /// The scenario named the file (`progress.output`).
     #[serde(default)]
     pub output_pinned: bool,
+    /// The node the output is read on (its batch host's local disk);
+    /// absent: on the head (shared storage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_on: Option<String>,
     /// Bytes of the output read before the injection.
     #[serde(default)]
     pub offset: u64,

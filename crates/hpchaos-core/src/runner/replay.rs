@@ -224,7 +224,13 @@ impl Runner {
         let name = scenario.name.clone();
         let patterns = super::workload::patterns_of(&scenario)?;
         let mut job = match (&manifest.job, patterns) {
-            (Some(recorded), patterns) => Some(WorkloadJob::replayed(recorded, patterns)),
+            (Some(recorded), patterns) => {
+                let mut job = WorkloadJob::replayed(recorded, patterns);
+                job.read_on = recorded.read_on.as_deref().map(|node| {
+                    crate::cluster::ssh::Endpoint::of_node(&self.cluster.profile, node)
+                });
+                Some(job)
+            }
             (None, _) => None,
         };
         let baseline = manifest.baseline.baseline(job.is_some());
@@ -345,8 +351,9 @@ impl Runner {
         }
         let id = job.as_ref().map(|j| j.id);
         if let Some(job) = job.as_mut() {
-            let gpus = self.cluster.profile.slurm.gpus_per_node;
-            decoders.push((SourceName::Squeue, Decoder::Job(JobView::new(job, gpus))));
+            let profile = &self.cluster.profile;
+            let view = JobView::new(job, profile.slurm.gpus_per_node, profile.addresses.clone());
+            decoders.push((SourceName::Squeue, Decoder::Job(view)));
         }
         let sources: Sources<'_> = decoders
             .into_iter()

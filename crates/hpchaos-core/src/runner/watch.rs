@@ -190,6 +190,7 @@ impl Runner {
                 job,
                 profile.poll.job_output.as_std(),
                 profile.slurm.gpus_per_node,
+                profile.addresses.clone(),
             )));
         }
         let monitor = Monitor::new(&scenario.expect.monitoring, targets, watched.injected_at);
