@@ -210,6 +210,11 @@ pub enum LabCommand {
         /// Slurm's job expansion, its step retried).
         #[arg(long, value_enum, default_value = "requeue")]
         auto_resume: AutoResume,
+        /// The login instance group's name (HyperPod lets it be any):
+        /// hpchaos must know it as a login group from the API's
+        /// `SlurmConfig.NodeType: Login`, not from its name.
+        #[arg(long, default_value = "login", value_name = "NAME")]
+        login_group: String,
     },
     /// Stop the lab; leaves no process, namespace, mount or link behind.
     Down {
@@ -248,6 +253,38 @@ pub enum LabCommand {
         #[arg(long, default_value_t = 1.0)]
         burst: f64,
         /// Lift the limit.
+        #[arg(long)]
+        off: bool,
+    },
+    /// Make the cluster do something of its own accord, as HyperPod does:
+    /// an AMI patch due, a software update or a scaling in flight, a deep
+    /// health check on nodes (their status DeepHealthCheckInProgress, and
+    /// a Slurm maintenance reservation on them). hpchaos must not inject
+    /// into a cluster under change.
+    ///
+    /// Example: hpchaos lab change --patch-in 10m   (then --off)
+    Change {
+        #[arg(long, default_value = DEFAULT_LAB_DIR)]
+        dir: PathBuf,
+        /// An AMI patch due this long from now (`AutoPatchConfig`).
+        #[arg(long, value_name = "DURATION")]
+        patch_in: Option<hpchaos::duration::Duration>,
+        /// The patch's `PatchingStrategy`.
+        #[arg(long, default_value = "WhenIdle", value_parser = ["WhenIdle", "WhenAllIdle", "DrainFirst"])]
+        patch_strategy: String,
+        /// A software update's `SoftwareUpdateStatus`.
+        #[arg(long, value_name = "STATUS", value_parser = ["Pending", "InProgress", "Succeeded", "Failed", "RollbackInProgress", "RollbackComplete"])]
+        software_update: Option<String>,
+        /// Scaling operations in flight (`ActiveOperations`).
+        #[arg(long, value_name = "N")]
+        scaling: Option<u32>,
+        /// A node put under a deep health check; repeat for more.
+        #[arg(long = "deep-health-check", value_name = "NODE")]
+        deep_health_check: Vec<String>,
+        /// How long a deep health check lasts.
+        #[arg(long = "for", default_value = "30m", value_name = "DURATION")]
+        check_for: hpchaos::duration::Duration,
+        /// Clear every change first.
         #[arg(long)]
         off: bool,
     },

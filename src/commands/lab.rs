@@ -33,6 +33,7 @@ pub fn exec(args: Args) -> Outcome {
             monitoring,
             compute_trusts,
             auto_resume,
+            login_group,
         } => {
             // Bad input, said before anything starts (exit 2).
             if cluster_size.is_some_and(|size| size < u16::from(nodes)) {
@@ -53,6 +54,7 @@ pub fn exec(args: Args) -> Outcome {
                 monitoring,
                 compute_trusts,
                 auto_resume,
+                login_group,
             };
             lab::up(&dir, &options).and_then(|layout| {
                 hpchaos::output::print(&lab::status(&dir)?);
@@ -73,6 +75,27 @@ pub fn exec(args: Args) -> Outcome {
             actions,
             off: _,
         } => lab::deny(&dir, &actions),
+        LabCommand::Change {
+            dir,
+            patch_in,
+            patch_strategy,
+            software_update,
+            scaling,
+            deep_health_check,
+            check_for,
+            off,
+        } => {
+            let options = lab::ChangeOptions {
+                patch_in: patch_in.map(|d| d.as_chrono()),
+                patch_strategy,
+                software_update,
+                scaling,
+                deep_health_check,
+                check_for: check_for.as_chrono(),
+                off,
+            };
+            lab::change(&dir, &options).map(|text| hpchaos::output::print(&text))
+        }
         LabCommand::Logs { dir, node } => logs(&dir, node.as_deref()),
         LabCommand::Ssh { dir, node, command } => return ssh(&dir, node.as_deref(), &command),
         LabCommand::Daemon { dir } => lab::daemon::run(lab::layout::Layout::new(&dir)),

@@ -148,6 +148,13 @@ pub struct LabConfig {
     /// --auto-resume`): requeue, or in place with Slurm's job expansion.
     #[serde(default)]
     pub auto_resume: AutoResume,
+    /// The login instance group's name (`lab up --login-group`).
+    #[serde(default = "default_login_group")]
+    pub login_group: String,
+}
+
+fn default_login_group() -> String {
+    super::state::LOGIN_GROUP.to_owned()
 }
 
 /// The two shapes of HyperPod's auto-resume (HYPERPOD.md, "Resume").
@@ -526,6 +533,7 @@ pub(crate) fn test_config() -> LabConfig {
         reboot_keeps_launch_time: false,
         compute_trusts: ComputeTrusts::Head,
         auto_resume: AutoResume::Requeue,
+        login_group: "login".into(),
     }
 }
 

@@ -15,6 +15,9 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::changes::Changes;
+#[cfg(test)]
+use super::changes::DEEP_HEALTH_CHECK;
 use super::config::Action;
 use super::ground_truth::GroundTruth;
 use super::http::{AMZ_JSON, Request, Response, serve};
@@ -37,6 +40,9 @@ pub struct ControlPlane {
     /// The operations the caller's IAM policy does not allow, as
     /// `hpchaos lab deny` set them (read on each request).
     pub denied: Arc<std::path::PathBuf>,
+    /// The cluster's own changes `hpchaos lab change` set (read on each
+    /// request).
+    pub changes: Arc<std::path::PathBuf>,
     /// Where the state is kept for `lab status` (a change the API makes,
     /// such as NodeRecovery, is saved there); `None` in unit tests.
     pub state_file: Option<Arc<std::path::PathBuf>>,
@@ -167,10 +173,18 @@ impl ControlPlane {
                 format!("Cluster with name or arn '{name}' not found."),
             );
         }
+        // The cluster's own changes, as `lab change` set them: shown, never
+        // kept in the state.
+        let changes = Changes::load(&self.changes);
+        let shown = match changes.is_empty() {
+            true => None,
+            false => Some(changes.applied(&state, Utc::now())),
+        };
+        let view = shown.as_ref().unwrap_or(&state);
         match operation {
-            "DescribeCluster" => ok(describe_cluster(&state)),
-            "ListClusterNodes" => list_cluster_nodes(&state, &input),
-            "DescribeClusterNode" => describe_cluster_node(&state, &input),
+            "DescribeCluster" => ok(describe_cluster(view, &changes)),
+            "ListClusterNodes" => list_cluster_nodes(view, &input),
+            "DescribeClusterNode" => describe_cluster_node(view, &input),
             "BatchRebootClusterNodes" => self.batch(&state, &input, Action::Reboot),
             "BatchReplaceClusterNodes" => self.batch(&state, &input, Action::Replace),
             "UpdateCluster" => {
@@ -240,19 +254,19 @@ impl ControlPlane {
     }
 }
 
-fn describe_cluster(state: &ClusterState) -> Value {
-    let groups: Vec<Value> = [
-        CONTROLLER_GROUP,
-        super::state::LOGIN_GROUP,
-        super::state::WORKER_GROUP,
-        super::state::FLEET_GROUP,
-    ]
-        .iter()
-        .filter(|group| state.instances.iter().any(|i| i.group == **group))
+fn describe_cluster(state: &ClusterState, changes: &Changes) -> Value {
+    let groups: Vec<Value> = state
+        .groups()
+        .into_iter()
         .map(|group| {
-            let members: Vec<&Instance> = state.instances.iter().filter(|i| i.group == *group).collect();
+            let members: Vec<&Instance> = state.instances.iter().filter(|i| i.group == group).collect();
             let running = members.iter().filter(|i| i.status == "Running").count();
-            json!({
+            let (node_type, partition) = state.slurm_config(group);
+            let mut slurm = json!({"NodeType": node_type});
+            if let Some(partition) = partition {
+                slurm["PartitionNames"] = json!([partition]);
+            }
+            let mut details = json!({
                 "CurrentCount": running,
                 "TargetCount": members.len(),
                 "InstanceGroupName": group,
@@ -261,7 +275,12 @@ fn describe_cluster(state: &ClusterState) -> Value {
                 "ExecutionRole": "arn:aws:iam::123456789012:role/hpchaos-lab",
                 "ThreadsPerCore": 1,
                 "Status": "InService",
-            })
+                "SlurmConfig": slurm,
+            });
+            if node_type == "Compute" {
+                changes.group_members(&mut details);
+            }
+            details
         })
         .collect();
     json!({
@@ -388,6 +407,7 @@ mod tests {
             truth: Arc::new(GroundTruth::open(&dir.join("truth.jsonl")).unwrap()),
             throttle: Arc::new(Throttle::new(&dir.join("no-throttle"))),
             denied: Arc::new(dir.join("no-denials")),
+            changes: Arc::new(dir.join("no-changes")),
             state_file: None,
         }
     }
@@ -482,6 +502,87 @@ mod tests {
                 omit
             );
         }
+    }
+
+    /// The groups' Slurm roles, whatever the login group is called, and
+    /// the cluster's own changes (`lab change`) as AWS's model shapes them.
+    #[test]
+    fn roles_and_the_clusters_own_changes_are_served_as_the_model_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = model().unwrap();
+        let plane = plane(dir.path(), false);
+        plane.state.lock().unwrap().rename_login_group("frontend");
+        let id = worker_id(&plane);
+        let worker = plane.state.lock().unwrap().by_id(&id).unwrap().node.clone();
+        let until = Utc::now() + chrono::TimeDelta::minutes(30);
+        let changes = Changes {
+            patch: Some(crate::changes::Patch {
+                strategy: "WhenIdle".into(),
+                next_patch_date: Utc::now() + chrono::TimeDelta::minutes(10),
+            }),
+            software_update: Some("InProgress".into()),
+            scaling: Some(1),
+            deep_health_checks: [(worker.clone(), until)].into_iter().collect(),
+        };
+        std::fs::write(
+            dir.path().join("no-changes"),
+            serde_json::to_string(&changes).unwrap(),
+        )
+        .unwrap();
+        let (status, cluster) = call(
+            &plane,
+            "DescribeCluster",
+            json!({"ClusterName": "hpchaos-lab"}),
+        );
+        assert_eq!(status, 200, "{cluster}");
+        let problems = model.check(
+            &model.operation("DescribeCluster").unwrap().output,
+            &cluster,
+        );
+        assert!(problems.is_empty(), "{problems:?}\n{cluster}");
+        let groups = cluster["InstanceGroups"].as_array().unwrap();
+        let role = |name: &str| {
+            groups
+                .iter()
+                .find(|g| g["InstanceGroupName"] == name)
+                .map(|g| g["SlurmConfig"]["NodeType"].clone())
+        };
+        assert_eq!(role("frontend"), Some(json!("Login")));
+        assert_eq!(role("controller"), Some(json!("Controller")));
+        assert_eq!(role("workers"), Some(json!("Compute")));
+        let workers = groups
+            .iter()
+            .find(|g| g["InstanceGroupName"] == "workers")
+            .unwrap();
+        assert_eq!(workers["SoftwareUpdateStatus"], "InProgress");
+        assert_eq!(workers["ActiveOperations"]["Scaling"], 1);
+        assert_eq!(workers["AutoPatchConfig"]["PatchingStrategy"], "WhenIdle");
+        assert!(workers["AutoPatchConfig"]["CurrentPatchSchedule"]["NextPatchDate"].is_number());
+        // The controller group has none of the compute groups' changes.
+        let controller = groups
+            .iter()
+            .find(|g| g["InstanceGroupName"] == "controller")
+            .unwrap();
+        assert!(controller.get("AutoPatchConfig").is_none());
+        let (_, node) = call(
+            &plane,
+            "DescribeClusterNode",
+            json!({"ClusterName": "hpchaos-lab", "NodeId": id}),
+        );
+        assert_eq!(
+            node["NodeDetails"]["InstanceStatus"]["Status"],
+            DEEP_HEALTH_CHECK
+        );
+        let problems = model.check(
+            &model.operation("DescribeClusterNode").unwrap().output,
+            &node,
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        // Shown, never kept: the state's own status is unchanged.
+        assert_eq!(
+            plane.state.lock().unwrap().by_id(&id).unwrap().status,
+            "Running"
+        );
     }
 
     #[test]

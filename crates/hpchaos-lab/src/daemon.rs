@@ -76,6 +76,7 @@ pub fn run(layout: Layout) -> Result<(), LabError> {
         &config.node_recovery,
         &nodes,
     );
+    cluster.rename_login_group(&config.login_group);
     cluster.omit_hostnames = config.api_without_hostnames;
     cluster.add_declared(&config.declared());
     let state = Arc::new(Mutex::new(cluster));
@@ -115,6 +116,7 @@ pub fn run(layout: Layout) -> Result<(), LabError> {
             truth: engine.truth.clone(),
             throttle: Arc::new(Throttle::new(&engine.layout.api_throttle())),
             denied: Arc::new(engine.layout.api_denied()),
+            changes: Arc::new(engine.layout.changes()),
             state_file: Some(Arc::new(engine.layout.state())),
         };
         runtime.spawn(control_plane::run(listener, plane));

@@ -158,6 +158,10 @@ impl Layout {
     pub fn api_denied(&self) -> PathBuf {
         self.dir.join("api-denied")
     }
+    /// The cluster's own changes (`lab change`, `changes.rs`).
+    pub fn changes(&self) -> PathBuf {
+        self.dir.join("cluster-changes.json")
+    }
     pub fn state(&self) -> PathBuf {
         self.dir.join("state.json")
     }

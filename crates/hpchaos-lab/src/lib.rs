@@ -15,6 +15,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod api_model;
+pub mod changes;
 pub mod config;
 pub mod control_plane;
 pub mod daemon;
@@ -68,6 +69,8 @@ pub struct UpOptions {
     pub compute_trusts: config::ComputeTrusts,
     /// The auto-resume's shape: requeue, or in place.
     pub auto_resume: config::AutoResume,
+    /// The login instance group's name.
+    pub login_group: String,
 }
 
 /// Host programs the lab needs, and the Debian package of each.
@@ -176,6 +179,12 @@ fn differs_from_running(layout: &Layout, options: &UpOptions) -> Option<String> 
             trusts(options.compute_trusts)
         ));
     }
+    if running.login_group != options.login_group {
+        said.push(format!(
+            "its login group is --login-group {}, asked {}",
+            running.login_group, options.login_group
+        ));
+    }
     if running.auto_resume != options.auto_resume {
         let shape = |a: config::AutoResume| match a {
             config::AutoResume::Requeue => "requeue",
@@ -248,6 +257,7 @@ pub fn up(dir: &Path, options: &UpOptions) -> Result<Layout, LabError> {
     down(dir)?;
     let _ = std::fs::remove_file(layout.api_throttle());
     let _ = std::fs::remove_file(layout.api_denied());
+    let _ = std::fs::remove_file(layout.changes());
     let result = prepare_and_start(&layout, options);
     if result.is_err() {
         let _ = down(dir);
@@ -286,6 +296,7 @@ fn prepare_and_start(layout: &Layout, options: &UpOptions) -> Result<(), LabErro
         monitoring: options.monitoring,
         compute_trusts: options.compute_trusts,
         auto_resume: options.auto_resume,
+        login_group: options.login_group.clone(),
     };
     if config.monitoring {
         monitoring::preflight()?;
@@ -603,6 +614,100 @@ pub fn deny(dir: &Path, operations: &[String]) -> Result<(), LabError> {
         }),
     }
     .map_err(LabError::io("cannot set the API's denials"))
+}
+
+/// What `hpchaos lab change` sets: the cluster's own changes under way.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeOptions {
+    /// An AMI patch due this long from now, with this strategy.
+    pub patch_in: Option<chrono::TimeDelta>,
+    pub patch_strategy: String,
+    /// A software update's status (`InProgress`).
+    pub software_update: Option<String>,
+    /// Scaling operations in flight.
+    pub scaling: Option<u32>,
+    /// Nodes put under a deep health check for `check_for`: their API
+    /// status `DeepHealthCheckInProgress`, and a Slurm maintenance
+    /// reservation on them for that long, as HyperPod does.
+    pub deep_health_check: Vec<String>,
+    pub check_for: chrono::TimeDelta,
+    /// Clear every change (and the reservations the checks made).
+    pub off: bool,
+}
+
+/// The reservation a lab deep health check puts `node` in.
+fn check_reservation(node: &str) -> String {
+    format!("sagemaker-deep-health-check-{node}")
+}
+
+/// Sets what the cluster is doing of its own accord (`changes.rs`); says
+/// what is set now.
+pub fn change(dir: &Path, options: &ChangeOptions) -> Result<String, LabError> {
+    let layout = Layout::new(dir);
+    if !is_up(&layout) {
+        return Err(LabError::Setup(format!(
+            "the lab in {} is down: `hpchaos lab up` first",
+            dir.display()
+        )));
+    }
+    let head = node::recorded_pid(&layout, &layout::nodes(0)[0].name)
+        .ok_or_else(|| LabError::Setup("the head node is not running".to_owned()))?;
+    let path = layout.changes();
+    let mut changes = changes::Changes::load(&path);
+    let now = chrono::Utc::now();
+    if options.off {
+        for node in changes.deep_health_checks.keys() {
+            let name = format!("ReservationName={}", check_reservation(node));
+            let _ = system::in_node(head, &["scontrol", "delete", &name]);
+        }
+        changes = changes::Changes::default();
+    }
+    if let Some(delay) = options.patch_in {
+        changes.patch = Some(changes::Patch {
+            strategy: options.patch_strategy.clone(),
+            next_patch_date: now + delay,
+        });
+    }
+    if let Some(status) = &options.software_update {
+        changes.software_update = Some(status.clone());
+    }
+    if let Some(count) = options.scaling {
+        changes.scaling = Some(count);
+    }
+    for node in &options.deep_health_check {
+        let minutes = options.check_for.num_minutes().max(1).to_string();
+        let name = format!("ReservationName={}", check_reservation(node));
+        let nodes = format!("Nodes={node}");
+        let duration = format!("Duration={minutes}");
+        system::in_node(
+            head,
+            &[
+                "scontrol",
+                "create",
+                "reservation",
+                &name,
+                "Flags=MAINT,IGNORE_JOBS",
+                "StartTime=now",
+                &duration,
+                &nodes,
+                "Users=root",
+            ],
+        )?;
+        changes
+            .deep_health_checks
+            .insert(node.clone(), now + options.check_for);
+    }
+    let text = serde_json::to_string_pretty(&changes)
+        .map_err(|e| LabError::Setup(format!("cannot encode the changes: {e}")))?;
+    std::fs::write(&path, text).map_err(LabError::io("cannot set the cluster's changes"))?;
+    Ok(match changes.is_empty() {
+        true => "the cluster is doing nothing of its own\n".to_owned(),
+        false => format!(
+            "the cluster's own changes ({}):\n{}\n",
+            path.display(),
+            serde_json::to_string_pretty(&changes).unwrap_or_default()
+        ),
+    })
 }
 
 pub fn status(dir: &Path) -> Result<String, LabError> {

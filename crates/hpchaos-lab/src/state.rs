@@ -44,6 +44,13 @@ pub struct ClusterState {
     /// Answer as the API did before 2025-11-20 (and as moto does): no
     /// `PrivateDnsHostname` in ListClusterNodes or DescribeClusterNode.
     pub omit_hostnames: bool,
+    /// The login group's name (any, on HyperPod: `lab up --login-group`).
+    #[serde(default = "login_group")]
+    pub login_group: String,
+}
+
+fn login_group() -> String {
+    LOGIN_GROUP.to_owned()
 }
 
 impl ClusterState {
@@ -64,6 +71,7 @@ impl ClusterState {
             created: now,
             node_recovery: node_recovery.to_owned(),
             omit_hostnames: false,
+            login_group: LOGIN_GROUP.to_owned(),
             instances: nodes
                 .iter()
                 .map(|node| Instance {
@@ -102,6 +110,39 @@ impl ClusterState {
             status: "Running".to_owned(),
             message: String::new(),
         }));
+    }
+
+    /// Names the login group `name`.
+    pub fn rename_login_group(&mut self, name: &str) {
+        for instance in &mut self.instances {
+            if instance.group == self.login_group {
+                instance.group = name.to_owned();
+            }
+        }
+        self.login_group = name.to_owned();
+    }
+
+    /// A group's `SlurmConfig`: its Slurm role (`Controller`, `Login`,
+    /// `Compute`) and its partition (botocore's `ClusterPartitionNames`
+    /// holds at most one; the lab's slurm.conf).
+    pub fn slurm_config(&self, group: &str) -> (&'static str, Option<&'static str>) {
+        match group {
+            CONTROLLER_GROUP => ("Controller", None),
+            g if g == self.login_group => ("Login", None),
+            FLEET_GROUP => ("Compute", Some("fleet")),
+            _ => ("Compute", Some("dev")),
+        }
+    }
+
+    /// The instance groups, in the order their first instance is listed.
+    pub fn groups(&self) -> Vec<&str> {
+        let mut groups: Vec<&str> = Vec::new();
+        for instance in &self.instances {
+            if !groups.contains(&instance.group.as_str()) {
+                groups.push(&instance.group);
+            }
+        }
+        groups
     }
 
     pub fn instance(&self, node: &str) -> Option<&Instance> {
