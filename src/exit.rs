@@ -50,7 +50,7 @@ pub fn of_refusal(refusal: &Refusal) -> u8 {
 pub fn of_kind(kind: RefusalKind) -> u8 {
     match kind {
         RefusalKind::Scenario => INVALID_INPUT,
-        RefusalKind::Cluster => HARNESS_FAILED,
+        RefusalKind::Cluster | RefusalKind::UnderChange => HARNESS_FAILED,
     }
 }
 

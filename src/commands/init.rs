@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use hpchaos::cluster::sagemaker::{ApiNode, ClusterSummary, SageMakerApi};
+use hpchaos::cluster::sagemaker::{ApiNode, ClusterSummary, GroupSummary, SageMakerApi};
 use hpchaos::duration::Duration;
 use hpchaos::profile::{Compute, Host, Poll, Profile, SageMaker, Slurm, Ssh};
 
@@ -76,12 +76,17 @@ pub fn exec(args: Args) -> Outcome {
         credentials_file: args.credentials_file.clone(),
     };
     let (summary, nodes) = ask(&settings)?;
-    let controller = group(&args.controller_group, &summary.groups, &["controller", "head"])
+    let controller = group(
+        &args.controller_group,
+        &summary.groups,
+        "Controller",
+        &["controller", "head"],
+    )
         .ok_or_else(|| {
             CliError::bad_input(format!(
                 "no instance group of {} says which is the Slurm controller (groups: {}): name it with --controller-group",
                 args.cluster_name,
-                summary.groups.join(", ")
+                summary.group_names().join(", ")
             ))
         })?;
     let heads: Vec<&ApiNode> = nodes.iter().filter(|n| n.group == controller).collect();
@@ -91,7 +96,7 @@ pub fn exec(args: Args) -> Outcome {
             heads.len()
         )));
     };
-    let login = group(&args.login_group, &summary.groups, &["login"]);
+    let login = group(&args.login_group, &summary.groups, "Login", &["login"]);
     let target = format!(
         "sagemaker-cluster:{}_{controller}-{}",
         summary.id(),
@@ -216,15 +221,30 @@ fn ask(settings: &SageMaker) -> Result<(ClusterSummary, Vec<ApiNode>), CliError>
 }
 
 /// The instance group named `given`, else the first whose name holds one
-/// of `words` (`controller-machine`, `login-group`).
-fn group(given: &Option<String>, groups: &[String], words: &[&str]) -> Option<String> {
+/// The group given by name, else the one whose `SlurmConfig.NodeType` is
+/// `role` (the API's word), else the first whose name has one of `words`
+/// (clusters whose API gives no SlurmConfig).
+fn group(
+    given: &Option<String>,
+    groups: &[GroupSummary],
+    role: &str,
+    words: &[&str],
+) -> Option<String> {
     if let Some(name) = given {
-        return groups.iter().find(|g| *g == name).cloned();
+        return groups
+            .iter()
+            .find(|g| g.name == *name)
+            .map(|g| g.name.clone());
     }
     groups
         .iter()
-        .find(|g| words.iter().any(|w| g.to_lowercase().contains(w)))
-        .cloned()
+        .find(|g| g.node_type.as_deref() == Some(role))
+        .or_else(|| {
+            groups.iter().find(|g| {
+                g.node_type.is_none() && words.iter().any(|w| g.name.to_lowercase().contains(w))
+            })
+        })
+        .map(|g| g.name.clone())
 }
 
 /// `~/` as the home folder, for the printed command.
@@ -238,29 +258,60 @@ fn expand(path: &str) -> String {
 mod tests {
     use super::*;
 
+    fn named(name: &str, node_type: Option<&str>) -> GroupSummary {
+        GroupSummary {
+            name: name.to_owned(),
+            node_type: node_type.map(str::to_owned),
+            ..GroupSummary::default()
+        }
+    }
+
     #[test]
-    fn groups_are_found_by_name_or_given() {
+    fn groups_are_found_by_role_then_name_or_given() {
         let groups = vec![
-            "controller-machine".to_owned(),
-            "login-group".to_owned(),
-            "worker-group-1".to_owned(),
+            named("controller-machine", None),
+            named("login-group", None),
+            named("worker-group-1", None),
         ];
         assert_eq!(
-            group(&None, &groups, &["controller", "head"]).as_deref(),
+            group(&None, &groups, "Controller", &["controller", "head"]).as_deref(),
             Some("controller-machine")
         );
         assert_eq!(
-            group(&None, &groups, &["login"]).as_deref(),
+            group(&None, &groups, "Login", &["login"]).as_deref(),
             Some("login-group")
         );
         assert_eq!(
-            group(&Some("worker-group-1".into()), &groups, &["login"]).as_deref(),
+            group(&Some("worker-group-1".into()), &groups, "Login", &["login"]).as_deref(),
             Some("worker-group-1")
         );
-        assert_eq!(group(&Some("nope".into()), &groups, &["login"]), None);
         assert_eq!(
-            group(&None, &["workers".to_owned()], &["controller", "head"]),
+            group(&Some("nope".into()), &groups, "Login", &["login"]),
             None
+        );
+        assert_eq!(
+            group(
+                &None,
+                &[named("workers", None)],
+                "Controller",
+                &["controller", "head"]
+            ),
+            None
+        );
+        // The API's role wins over names: a login group called `frontend`,
+        // and a compute group whose name says `login` is no login group.
+        let roles = vec![
+            named("head", Some("Controller")),
+            named("login-gpus", Some("Compute")),
+            named("frontend", Some("Login")),
+        ];
+        assert_eq!(
+            group(&None, &roles, "Login", &["login"]).as_deref(),
+            Some("frontend")
+        );
+        assert_eq!(
+            group(&None, &roles, "Controller", &["controller"]).as_deref(),
+            Some("head")
         );
     }
 }

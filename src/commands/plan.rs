@@ -38,7 +38,7 @@ pub fn exec(args: Args) -> Outcome {
 /// What `plan` checks each scenario with, as `run` would.
 pub struct Checks<'a> {
     /// The cluster's NodeRecovery, when the API answered.
-    pub node_recovery: Option<&'a str>,
+    pub cluster: Option<&'a hpchaos::cluster::sagemaker::ClusterSummary>,
     pub accept_no_recovery: bool,
     /// The plan is written (`-o`): `run --plan` hits the nodes shown.
     pub writes_plan: bool,
@@ -62,7 +62,7 @@ pub async fn show(
         let checked = hpchaos::preflight::scenario(
             cluster,
             scenario,
-            checks.node_recovery,
+            checks.cluster,
             checks.accept_no_recovery,
         );
         let targets = match checked.await {

@@ -61,6 +61,13 @@ pub struct Args {
     /// deadlines pass and the rollback undoes it.
     #[arg(long)]
     accept_no_recovery: bool,
+    /// For schedules: skip the run (exit 4, nothing done) instead of
+    /// refusing it (exit 3) when the cluster is under change of its own:
+    /// an AMI patch due within the run's longest deadline, a software
+    /// update or scaling in flight, a deep health check or maintenance
+    /// reservation on a target.
+    #[arg(long)]
+    if_unchanged: bool,
     /// Record each watch's raw reads (sinfo's and scontrol's text, the
     /// controller log's lines, the API's nodes, the job's output) with
     /// when they were read, into DIR (a directory per scenario under it
@@ -111,9 +118,9 @@ pub fn dry_run(
     offline_checks(&work)?;
     runtime.block_on(async {
         let cluster = Cluster::connect(&work.profile).await;
-        let node_recovery = online_checks(&cluster, &work).await?;
+        let summary = online_checks(&cluster, &work).await?;
         let checks = super::plan::Checks {
-            node_recovery: node_recovery.as_deref(),
+            cluster: summary.as_ref(),
             accept_no_recovery,
             writes_plan: output.is_some(),
         };
@@ -146,13 +153,16 @@ fn offline_checks(work: &Work) -> Result<(), CliError> {
     Err(CliError::bad_input_rendered(said.join("\n")))
 }
 
-/// Every source the run needs must answer, before any change; the
-/// cluster's node recovery, for the scenario checks.
-pub async fn online_checks(cluster: &Cluster, work: &Work) -> Result<Option<String>, CliError> {
+/// Every source the run needs must answer, before any change; what
+/// `DescribeCluster` said, for the scenario checks.
+pub async fn online_checks(
+    cluster: &Cluster,
+    work: &Work,
+) -> Result<Option<hpchaos::cluster::sagemaker::ClusterSummary>, CliError> {
     let online = hpchaos::preflight::online(cluster).await;
     let problems = online.problems;
     if problems.is_empty() {
-        return Ok(online.node_recovery);
+        return Ok(online.cluster);
     }
     let mut said: Vec<String> = problems.iter().map(|p| format!("error: {p}")).collect();
     said.push(format!(
@@ -171,16 +181,16 @@ pub async fn online_checks(cluster: &Cluster, work: &Work) -> Result<Option<Stri
 async fn scenario_checks(
     cluster: &Cluster,
     work: &Work,
-    node_recovery: Option<&str>,
+    summary: Option<&hpchaos::cluster::sagemaker::ClusterSummary>,
     accept_no_recovery: bool,
+    if_unchanged: bool,
 ) -> Result<(), CliError> {
     let mut said = Vec::new();
     let mut worst = None;
     for loaded in &work.scenarios {
         let scenario = &loaded.value;
         let checked =
-            hpchaos::preflight::scenario(cluster, scenario, node_recovery, accept_no_recovery)
-                .await;
+            hpchaos::preflight::scenario(cluster, scenario, summary, accept_no_recovery).await;
         if let Err(refusal) = checked {
             said.push(format!(
                 "error: scenario {} ({}): {}",
@@ -193,6 +203,17 @@ async fn scenario_checks(
     }
     if said.is_empty() {
         return Ok(());
+    }
+    // A schedule skips a cluster under its own change (exit 4) when every
+    // refusal is that.
+    if if_unchanged && worst == Some(hpchaos::preflight::RefusalKind::UnderChange) {
+        said.push(
+            "skipped: the cluster is under change of its own (--if-unchanged); nothing was done"
+                .to_owned(),
+        );
+        return Err(CliError::skipped(
+            said.join("\n").replace("error: scenario", "scenario"),
+        ));
     }
     said.push(format!(
         "error: {} scenario(s) cannot run on this cluster; nothing was done or recorded",
@@ -246,15 +267,16 @@ async fn run(
         undoing.clone(),
         recover_hint.clone(),
     ));
-    let node_recovery = online_checks(&cluster, work).await?;
+    let summary = online_checks(&cluster, work).await?;
     if let (Some(plan), Some(path)) = (written, &args.plan) {
         super::plan_file::still_matches(&cluster, plan, path).await?;
     }
     scenario_checks(
         &cluster,
         work,
-        node_recovery.as_deref(),
+        summary.as_ref(),
         args.accept_no_recovery,
+        args.if_unchanged,
     )
     .await?;
     if let Some(wanted) = args.if_idle {

@@ -30,16 +30,17 @@ pub fn exec(args: Args) -> Outcome {
     super::runtime()?.block_on(async move {
         let cluster = Cluster::connect(&profile).await;
         let rows = cluster.slurm.nodes().await.map_err(CliError::failed)?;
-        let (api, unmapped) = match &cluster.api {
+        let (api, unmapped, summary) = match &cluster.api {
             Some(api) => {
                 let region = profile.sagemaker.as_ref().map_or("", |s| s.region.as_str());
-                let (nodes, unmapped) = api
-                    .listing()
-                    .await
-                    .map_err(|e| CliError::failed(format!("{e}; {}", e.hint(region))))?;
-                (Some(nodes), unmapped)
+                let failed = |e: hpchaos::cluster::sagemaker::ApiError| {
+                    CliError::failed(format!("{e}; {}", e.hint(region)))
+                };
+                let (nodes, unmapped) = api.listing().await.map_err(failed)?;
+                let summary = api.summary().await.map_err(failed)?;
+                (Some(nodes), unmapped, Some(summary))
             }
-            None => (None, Vec::new()),
+            None => (None, Vec::new(), None),
         };
         // Who holds the cluster's lock, and whether it is alive.
         let lock = lock_words(&cluster, &args.cluster).await;
@@ -54,6 +55,12 @@ pub fn exec(args: Args) -> Outcome {
             );
             if let Some(fields) = value.as_object_mut() {
                 fields.insert("lock".to_owned(), serde_json::Value::String(lock));
+                if let Some(summary) = &summary {
+                    fields.insert(
+                        "instance_groups".to_owned(),
+                        hpchaos::status::groups_json(summary, api.as_deref().unwrap_or_default()),
+                    );
+                }
             }
             let text = serde_json::to_string_pretty(&value).map_err(CliError::failed)?;
             hpchaos::output::println(&text);
@@ -63,6 +70,12 @@ pub fn exec(args: Args) -> Outcome {
         let mut outside: Vec<&str> = profile.login_nodes.iter().map(String::as_str).collect();
         outside.push(&profile.head_node.name);
         hpchaos::output::print(&hpchaos::status::render(&outside, &rows, api.as_deref()));
+        if let Some(summary) = &summary {
+            hpchaos::output::print(&hpchaos::status::render_groups(
+                summary,
+                api.as_deref().unwrap_or_default(),
+            ));
+        }
         outln!("lock: {lock}");
         for u in &unmapped {
             outln!(

@@ -10,8 +10,10 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::cluster::privilege::Root;
+use crate::cluster::sagemaker::ClusterSummary;
 use crate::cluster::ssh::{Endpoint, expand_home};
 use crate::profile::{Host, Profile};
 use crate::scenario::model::{Fault, RebootMethod, Recovery, ReplaceMethod, Scenario};
@@ -172,9 +174,9 @@ fn missing_host_key(
 pub struct Online {
     /// Every failure, each a line naming what failed and the fix.
     pub problems: Vec<String>,
-    /// The cluster's `NodeRecovery` (`Automatic` or `None`, from
-    /// `DescribeCluster`), when the API answered.
-    pub node_recovery: Option<String>,
+    /// The cluster as `DescribeCluster` said it (its `NodeRecovery`,
+    /// groups and their roles and changes), when the API answered.
+    pub cluster: Option<ClusterSummary>,
 }
 
 /// Why a scenario cannot run on this cluster as it is, found before
@@ -195,6 +197,10 @@ pub enum RefusalKind {
     /// The cluster cannot do what the scenario expects (no automatic node
     /// recovery), or could not be asked.
     Cluster,
+    /// The cluster is under change of its own (a patch due, an update,
+    /// scaling, a deep health check, a maintenance reservation): a
+    /// schedule may skip instead (`run --if-unchanged`).
+    UnderChange,
 }
 
 /// Whose a refusal for a target that did not resolve is: the cluster's
@@ -222,9 +228,10 @@ fn kind_of(err: &crate::targets::ResolveError) -> RefusalKind {
 pub async fn scenario(
     cluster: &Cluster,
     scenario: &Scenario,
-    node_recovery: Option<&str>,
+    summary: Option<&ClusterSummary>,
     accept_no_recovery: bool,
 ) -> Result<Option<Vec<String>>, Refusal> {
+    let node_recovery = summary.map(|s| s.node_recovery.as_str());
     let name = cluster
         .profile
         .sagemaker
@@ -254,10 +261,12 @@ pub async fn scenario(
                 }
             }
             processes_to_kill(cluster, scenario, &targets).await?;
+            under_change(cluster, scenario, summary, &targets).await?;
             Ok(Some(targets))
         }
         Err(crate::targets::ResolveError::WorkloadNotYet) => {
             workload_ready(cluster, scenario).await?;
+            under_change(cluster, scenario, summary, &[]).await?;
             Ok(None)
         }
         Err(err) => Err(Refusal {
@@ -265,6 +274,73 @@ pub async fn scenario(
             why: format!("targets: {err}"),
         }),
     }
+}
+
+/// The cluster is not under change of its own that the run would overlap
+/// (`cluster/changes.rs`): a patch due within the scenario's longest
+/// deadline, an update or scaling in flight, on a target a deep health
+/// check or a maintenance reservation. `targets` empty: only the
+/// cluster-wide changes (a workload's nodes are known once it runs).
+/// Slurm's reservations or the API not answering is the cluster's refusal.
+async fn under_change(
+    cluster: &Cluster,
+    scenario: &Scenario,
+    summary: Option<&ClusterSummary>,
+    targets: &[String],
+) -> Result<(), Refusal> {
+    let refused = |kind, why: String| Refusal { kind, why };
+    let reservations = match targets.is_empty() {
+        true => Vec::new(),
+        false => cluster.slurm.reservations().await.map_err(|e| {
+            refused(
+                RefusalKind::Cluster,
+                format!("scontrol show reservation: {e}"),
+            )
+        })?,
+    };
+    let nodes = match (&cluster.api, targets.is_empty()) {
+        (Some(api), false) => api
+            .named(targets)
+            .await
+            .map_err(|e| refused(RefusalKind::Cluster, e.to_string()))?,
+        _ => Vec::new(),
+    };
+    let offset = cluster.slurm.utc_offset().await;
+    let changes = crate::cluster::changes::overlapping(
+        summary,
+        &nodes,
+        &reservations,
+        targets,
+        offset,
+        crate::clock::SystemClock.now(),
+        longest_deadline(scenario),
+    );
+    match changes.is_empty() {
+        true => Ok(()),
+        false => Err(refused(
+            RefusalKind::UnderChange,
+            format!(
+                "the cluster is under change of its own: {}; run when it is done (a schedule can skip instead: run --if-unchanged, exit 4)",
+                changes
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        )),
+    }
+}
+
+/// How long a scenario can run: its longest deadline (or quiet window),
+/// else half an hour (the watch's own bound without deadlines).
+fn longest_deadline(scenario: &Scenario) -> chrono::TimeDelta {
+    let deadlines = scenario.expect.deadlines.set();
+    deadlines
+        .values()
+        .copied()
+        .chain(scenario.expect.quiet_for)
+        .max()
+        .map_or(chrono::TimeDelta::minutes(30), |d| d.as_chrono())
 }
 
 /// The job an `existing:` workload names is one job Slurm has: a name that
@@ -455,11 +531,56 @@ pub fn recovery_refused(
     })
 }
 
+/// Where the profile and the API disagree on a node's role: the head not
+/// in a `Controller` group, a login node the API says is another role, or
+/// a node of a `Login` group the profile does not list as a login node.
+/// Each with its fix; none when the API gives no roles.
+pub fn roles_disagree(
+    profile: &Profile,
+    summary: &ClusterSummary,
+    nodes: &[crate::cluster::sagemaker::ApiNode],
+) -> Vec<String> {
+    let role = |node: &str| {
+        nodes
+            .iter()
+            .find(|n| n.node == node)
+            .and_then(|n| summary.group(&n.group))
+            .and_then(|g| g.node_type.as_deref().map(|t| (t, g.name.as_str())))
+    };
+    let mut said = Vec::new();
+    let head = &profile.head_node.name;
+    if let Some((kind, group)) = role(head).filter(|(t, _)| *t != "Controller") {
+        said.push(format!(
+            "the profile's head_node {head} is a {kind} node in the API (instance group {group}, SlurmConfig.NodeType): set head_node.name to the controller's node"
+        ));
+    }
+    for login in &profile.login_nodes {
+        if let Some((kind, group)) = role(login).filter(|(t, _)| *t != "Login") {
+            said.push(format!(
+                "the profile lists {login} in login_nodes, but the API says it is a {kind} node (instance group {group}): remove it from login_nodes"
+            ));
+        }
+    }
+    for node in nodes {
+        let Some(group) = summary.group(&node.group) else {
+            continue;
+        };
+        if group.node_type.as_deref() == Some("Login") && !profile.login_nodes.contains(&node.node)
+        {
+            said.push(format!(
+                "the API says {} is a Login node (instance group {}, SlurmConfig.NodeType Login), but the profile's login_nodes does not list it: add it to login_nodes",
+                node.node, group.name
+            ));
+        }
+    }
+    said
+}
+
 /// The online checks: the head node over SSH, Slurm there, and the API
 /// (endpoint, credentials, the cluster's existence and its node recovery).
 pub async fn online(cluster: &Cluster) -> Online {
     let mut out = Vec::new();
-    let mut node_recovery = None;
+    let mut summary_seen = None;
     let head = &cluster.slurm.head;
     match cluster.ssh.run(head, &["sinfo", "--version"]).await {
         Err(err) => out.push(format!(
@@ -481,7 +602,7 @@ pub async fn online(cluster: &Cluster) -> Online {
         }
     }
     let answer = match &cluster.api {
-        Some(api) => Some((api, api.node_recovery().await)),
+        Some(api) => Some((api, api.summary().await)),
         None => None,
     };
     let region = cluster
@@ -490,8 +611,14 @@ pub async fn online(cluster: &Cluster) -> Online {
         .as_ref()
         .map_or("", |s| s.region.as_str());
     match answer {
-        Some((api, Ok(recovery))) => {
-            node_recovery = Some(recovery);
+        Some((api, Ok(summary))) => {
+            if summary.groups.iter().any(|g| g.node_type.is_some()) {
+                match api.nodes().await {
+                    Ok(nodes) => out.extend(roles_disagree(&cluster.profile, &summary, &nodes)),
+                    Err(err) => out.push(format!("{err}; {}", err.hint(region))),
+                }
+            }
+            summary_seen = Some(summary);
             // Every other read the run makes, tried now: a permission
             // missing is said before anything is done, with the action.
             if let Err(err) = api.try_reads().await {
@@ -503,6 +630,85 @@ pub async fn online(cluster: &Cluster) -> Online {
     }
     Online {
         problems: out,
-        node_recovery,
+        cluster: summary_seen,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::sagemaker::{ApiNode, GroupSummary};
+
+    fn node(name: &str, group: &str) -> ApiNode {
+        ApiNode {
+            node: name.into(),
+            instance_id: format!("i-{name}"),
+            group: group.into(),
+            status: "Running".into(),
+            launch_time: None,
+            status_message: None,
+        }
+    }
+
+    fn group(name: &str, node_type: &str) -> GroupSummary {
+        GroupSummary {
+            name: name.into(),
+            node_type: Some(node_type.into()),
+            ..GroupSummary::default()
+        }
+    }
+
+    /// The API's roles against the profile's names: a login group called
+    /// `frontend` is a login group; each disagreement says its fix.
+    #[test]
+    fn the_profile_and_the_apis_roles_must_agree() {
+        let profile = crate::scenario::parse_profile(
+            Path::new("p.yaml"),
+            "name: c\nhead_node: { name: ip-10-1-0-10 }\nlogin_nodes: [ip-10-1-0-9]\nssh: { user: ubuntu, known_hosts: /dev/null }\n",
+        )
+        .unwrap();
+        let summary = ClusterSummary {
+            arn: "arn".into(),
+            groups: vec![
+                group("controller", "Controller"),
+                group("frontend", "Login"),
+                group("workers", "Compute"),
+            ],
+            node_recovery: "Automatic".into(),
+        };
+        let agree = [
+            node("ip-10-1-0-10", "controller"),
+            node("ip-10-1-0-9", "frontend"),
+            node("ip-10-1-0-11", "workers"),
+        ];
+        assert!(roles_disagree(&profile, &summary, &agree).is_empty());
+        // A second login node the profile does not know; its one login
+        // node is a compute node in the API; the head is not a controller.
+        let disagree = [
+            node("ip-10-1-0-10", "workers"),
+            node("ip-10-1-0-9", "workers"),
+            node("ip-10-1-0-8", "frontend"),
+        ];
+        let said = roles_disagree(&profile, &summary, &disagree);
+        assert_eq!(said.len(), 3, "{said:#?}");
+        assert!(
+            said[0].contains("head_node ip-10-1-0-10 is a Compute node"),
+            "{said:?}"
+        );
+        assert!(said[1].contains("remove it from login_nodes"), "{said:?}");
+        assert!(
+            said[2].contains("ip-10-1-0-8 is a Login node (instance group frontend")
+                && said[2].contains("add it to login_nodes"),
+            "{said:?}"
+        );
+        // An API without roles (older clusters): nothing to compare.
+        let unknown = ClusterSummary {
+            groups: vec![GroupSummary {
+                name: "workers".into(),
+                ..GroupSummary::default()
+            }],
+            ..summary
+        };
+        assert!(roles_disagree(&profile, &unknown, &disagree[..2]).is_empty());
     }
 }

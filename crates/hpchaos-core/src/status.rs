@@ -148,6 +148,102 @@ pub fn render_json(
     })
 }
 
+/// What a group is doing of its own, in words (none: empty).
+fn group_changes(group: &crate::cluster::sagemaker::GroupSummary) -> Vec<String> {
+    let mut said = Vec::new();
+    if let Some(next) = group.next_patch {
+        said.push(format!(
+            "AMI patch due {} ({})",
+            next.format("%Y-%m-%dT%H:%M:%SZ"),
+            group
+                .patch_strategy
+                .as_deref()
+                .unwrap_or("strategy unknown")
+        ));
+    }
+    if let Some(update) = &group.software_update {
+        said.push(format!("software update {update}"));
+    }
+    for (operation, count) in group.operations.iter().filter(|(_, n)| *n > 0) {
+        said.push(format!("{operation} ({count})"));
+    }
+    said
+}
+
+/// Each instance group's Slurm role (`SlurmConfig.NodeType`), its nodes
+/// and what it is doing of its own, for `hpchaos status`; controller and
+/// login nodes are never targets.
+pub fn render_groups(
+    summary: &crate::cluster::sagemaker::ClusterSummary,
+    nodes: &[ApiNode],
+) -> String {
+    let mut out = String::new();
+    for group in &summary.groups {
+        let members: Vec<&str> = nodes
+            .iter()
+            .filter(|n| n.group == group.name)
+            .map(|n| n.node.as_str())
+            .collect();
+        let shown: Vec<&str> = members.iter().take(4).copied().collect();
+        let more = members.len().saturating_sub(shown.len());
+        let changes = group_changes(group);
+        out.push_str(&format!(
+            "group {}: {}{}, {} node(s){}{}{}\n",
+            group.name,
+            group
+                .node_type
+                .as_deref()
+                .unwrap_or("role unknown (no SlurmConfig)"),
+            if group.is_protected() {
+                " (never a target)"
+            } else {
+                ""
+            },
+            members.len(),
+            if shown.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", shown.join(", "))
+            },
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            },
+            if changes.is_empty() {
+                String::new()
+            } else {
+                format!("; under change: {}", changes.join(", "))
+            },
+        ));
+    }
+    out
+}
+
+/// The instance groups for `status --format json`: `[{name, node_type,
+/// partitions, nodes: [..], changes: [..]}]`.
+pub fn groups_json(
+    summary: &crate::cluster::sagemaker::ClusterSummary,
+    nodes: &[ApiNode],
+) -> serde_json::Value {
+    serde_json::Value::Array(
+        summary
+            .groups
+            .iter()
+            .map(|group| {
+                serde_json::json!({
+                    "name": group.name,
+                    "node_type": group.node_type,
+                    "partitions": group.partitions,
+                    "protected": group.is_protected(),
+                    "nodes": nodes.iter().filter(|n| n.group == group.name).map(|n| n.node.clone()).collect::<Vec<_>>(),
+                    "changes": group_changes(group),
+                })
+            })
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,6 +41,12 @@ pub enum ResolveError {
     /// The pool is empty or above the blast-radius cap.
     #[error(transparent)]
     Select(#[from] crate::targets::TargetError),
+    /// A named target the API says is a controller or login node.
+    #[error(
+        "{} is a {} node (instance group {}, SlurmConfig.NodeType {} in DescribeCluster): never a target; name a compute node",
+        .0.node, .0.node_type.to_lowercase(), .0.group, .0.node_type
+    )]
+    Protected(Protected),
 }
 
 /// The targets a scenario would hit now, for `plan` (the workload's
@@ -89,8 +95,20 @@ pub async fn resolve_targets(
         }
         Pool::Workload => job_nodes(job.ok_or(ResolveError::NoWorkload)?).await?,
     };
+    // Controller and login nodes are never targets: by the API's roles
+    // (whatever their group is called), and by the profile's names.
+    let protected = protected_by_api(cluster).await?;
+    if let Pool::Nodes(named) = &scenario.target.pool
+        && let Some(node) = named
+            .iter()
+            .find(|n| protected.iter().any(|p| p.node == **n))
+        && let Some(role) = protected.iter().find(|p| p.node == *node)
+    {
+        return Err(ResolveError::Protected(role.clone()));
+    }
     let mut never = cluster.profile.login_nodes.clone();
     never.push(cluster.profile.head_node.name.clone());
+    never.extend(protected.into_iter().map(|p| p.node));
     let seed = scenario.target.seed.unwrap_or(seed);
     Ok(crate::targets::select(
         &scenario.target,
@@ -98,6 +116,41 @@ pub async fn resolve_targets(
         &never,
         seed,
     )?)
+}
+
+/// A node the API says is a controller or login node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Protected {
+    pub node: String,
+    pub group: String,
+    /// `SlurmConfig.NodeType`: `Controller` or `Login`.
+    pub node_type: String,
+}
+
+/// The nodes in instance groups whose `SlurmConfig.NodeType` is
+/// `Controller` or `Login` (none without the API, or when it gives no
+/// roles).
+pub async fn protected_by_api(cluster: &Cluster) -> Result<Vec<Protected>, ResolveError> {
+    let Some(api) = &cluster.api else {
+        return Ok(Vec::new());
+    };
+    let summary = api.summary().await?;
+    if !summary.groups.iter().any(|g| g.is_protected()) {
+        return Ok(Vec::new());
+    }
+    Ok(api
+        .nodes()
+        .await?
+        .into_iter()
+        .filter_map(|n| {
+            let group = summary.group(&n.group).filter(|g| g.is_protected())?;
+            Some(Protected {
+                node: n.node,
+                group: group.name.clone(),
+                node_type: group.node_type.clone().unwrap_or_default(),
+            })
+        })
+        .collect())
 }
 
 /// `nodes` as the scenario names them, each one Slurm has; else which it

@@ -3,6 +3,7 @@
 //! profile; nothing here knows whether the cluster is the lab.
 
 pub mod capped;
+pub mod changes;
 pub mod controller_log;
 pub mod hostlist;
 pub mod job_state;

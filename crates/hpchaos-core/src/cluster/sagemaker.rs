@@ -136,14 +136,51 @@ impl ApiError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterSummary {
     pub arn: String,
-    pub groups: Vec<String>,
+    pub groups: Vec<GroupSummary>,
     pub node_recovery: String,
+}
+
+/// One instance group as `DescribeCluster` describes it: its Slurm role
+/// and what it is going through of its own (botocore 2025-08 on:
+/// `SlurmConfig`, `SoftwareUpdateStatus`, `ActiveOperations`,
+/// `AutoPatchConfig`; HYPERPOD.md "Since 2025").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupSummary {
+    pub name: String,
+    /// `SlurmConfig.NodeType`: `Controller`, `Login` or `Compute`; `None`
+    /// when the API gives no `SlurmConfig` (older clusters).
+    pub node_type: Option<String>,
+    /// `SlurmConfig.PartitionNames`.
+    pub partitions: Vec<String>,
+    /// `SoftwareUpdateStatus` (`Pending`, `InProgress`, ...).
+    pub software_update: Option<String>,
+    /// Operations in flight by name (`ActiveOperations`: `Scaling`).
+    pub operations: Vec<(String, i32)>,
+    /// `AutoPatchConfig`: its `PatchingStrategy`, and
+    /// `CurrentPatchSchedule.NextPatchDate`.
+    pub patch_strategy: Option<String>,
+    pub next_patch: Option<DateTime<Utc>>,
+}
+
+impl GroupSummary {
+    /// Never a target: a `Controller` or `Login` group.
+    pub fn is_protected(&self) -> bool {
+        matches!(self.node_type.as_deref(), Some("Controller" | "Login"))
+    }
 }
 
 impl ClusterSummary {
     /// The cluster's id: the last part of its ARN (`.../cluster/ID`).
     pub fn id(&self) -> &str {
         self.arn.rsplit('/').next().unwrap_or_default()
+    }
+
+    pub fn group_names(&self) -> Vec<String> {
+        self.groups.iter().map(|g| g.name.clone()).collect()
+    }
+
+    pub fn group(&self, name: &str) -> Option<&GroupSummary> {
+        self.groups.iter().find(|g| g.name == name)
     }
 }
 
@@ -565,7 +602,36 @@ impl SageMakerApi {
             groups: cluster
                 .instance_groups()
                 .iter()
-                .filter_map(|g| g.instance_group_name().map(str::to_owned))
+                .filter_map(|g| {
+                    let name = g.instance_group_name()?.to_owned();
+                    let slurm = g.slurm_config();
+                    let patch = g.auto_patch_config();
+                    let mut operations: Vec<(String, i32)> = g
+                        .active_operations()
+                        .map(|ops| {
+                            ops.iter()
+                                .map(|(k, v)| (k.as_str().to_owned(), *v))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    operations.sort();
+                    Some(GroupSummary {
+                        name,
+                        node_type: slurm.map(|s| s.node_type().as_str().to_owned()),
+                        partitions: slurm
+                            .map(|s| s.partition_names().to_vec())
+                            .unwrap_or_default(),
+                        software_update: g.software_update_status().map(|s| s.as_str().to_owned()),
+                        operations,
+                        patch_strategy: patch
+                            .and_then(|p| p.patching_strategy())
+                            .map(|s| s.as_str().to_owned()),
+                        next_patch: patch
+                            .and_then(|p| p.current_patch_schedule())
+                            .and_then(|s| s.next_patch_date())
+                            .and_then(chrono_of),
+                    })
+                })
                 .collect(),
             node_recovery: cluster
                 .node_recovery()

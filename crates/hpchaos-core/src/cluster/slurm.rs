@@ -715,6 +715,16 @@ impl Slurm {
         }
     }
 
+    /// The cluster's reservations (`scontrol -o show reservation`; see
+    /// [`crate::cluster::changes::parse_reservations`]).
+    pub async fn reservations(
+        &self,
+    ) -> Result<Vec<crate::cluster::changes::Reservation>, SshError> {
+        self.head(&["scontrol", "-o", "show", "reservation"])
+            .await
+            .map(|t| crate::cluster::changes::parse_reservations(&t))
+    }
+
     /// The job, or `None` once Slurm has forgotten it.
     pub async fn job(&self, id: u64) -> Result<Option<JobInfo>, SshError> {
         self.job_text(id).await.map(|t| merge_job_records(&t))
