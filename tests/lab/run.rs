@@ -2580,3 +2580,140 @@ fn the_blind_spot_is_said_and_why(stderr: &str, report: &serde_json::Value) {
     let markdown = std::fs::read_to_string(scenario_dir(stderr).join("report.md")).unwrap();
     assert!(markdown.contains("**Blind spot:**"), "{markdown}");
 }
+
+/// HyperPod as it is now (issue 21): a login group called `frontend` is a
+/// login group because the API says `SlurmConfig.NodeType: Login`, and
+/// the cluster's own changes (a patch due, a software update, scaling, a
+/// deep health check and its maintenance reservation) refuse a run with
+/// what and until when; a schedule skips instead; nothing is done either
+/// way.
+#[test]
+fn the_apis_roles_and_the_clusters_own_changes_are_respected() {
+    let Some(up) = lab_up_with(&["--login-group", "frontend"]) else {
+        return;
+    };
+    let lab = &up.lab;
+    let profile = lab.profile();
+    let dir = lab.dir.display().to_string();
+    let status = hpchaos(&["status", "--cluster", &profile]);
+    let said = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        said.contains("group frontend: Login (never a target), 1 node(s): ip-10-1-0-9")
+            && said.contains("group controller: Controller (never a target)")
+            && said.contains("group workers: Compute, 4 node(s)"),
+        "{said}"
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = scratch.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let plan = |scenario: &str, profile: &str| {
+        let out = hpchaos(&["plan", scenario, "--cluster", profile]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    // The login group as a pool: refused by its role, not its name.
+    let login = write(
+        "login.yaml",
+        "name: hit-the-login-group\ntarget:\n  pool: { instance_group: frontend }\nfault:\n  process_kill:\n    target: { pattern: '^sleep' }\nexpect:\n  recovery: none\n  quiet_for: 30s\n",
+    );
+    let (code, text) = plan(&login, &profile);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains(
+            "ip-10-1-0-9 is a login node (instance group frontend, SlurmConfig.NodeType Login"
+        ),
+        "{text}"
+    );
+    // A profile that does not list the login node disagrees with the API:
+    // refused before anything, with the fix.
+    let unlisted = std::fs::read_to_string(&profile)
+        .unwrap()
+        .replace("login_nodes:\n- ip-10-1-0-9\n", "login_nodes: []\n");
+    let unlisted = write("unlisted.yaml", &unlisted);
+    let quiet = write(
+        "quiet.yaml",
+        "name: quiet-on-11\ntarget:\n  pool: { nodes: [ip-10-1-0-11] }\nfault:\n  process_kill:\n    target: { pattern: '^sleep' }\nexpect:\n  recovery: none\n  quiet_for: 30s\n",
+    );
+    let (code, text) = plan(&quiet, &unlisted);
+    assert_eq!(code, Some(3), "{text}");
+    assert!(
+        text.contains("the API says ip-10-1-0-9 is a Login node (instance group frontend")
+            && text.contains("add it to login_nodes"),
+        "{text}"
+    );
+    assert_eq!(plan(&quiet, &profile).0, Some(0));
+    // Each of the cluster's own changes refuses the run (exit 3), said
+    // with what it is.
+    let change = |args: &[&str]| {
+        let mut all = vec!["lab", "change", "--dir", &dir, "--off"];
+        all.extend_from_slice(args);
+        let out = hpchaos(&all);
+        assert!(out.status.success(), "{out:?}");
+    };
+    for (args, words) in [
+        (
+            &["--patch-in", "10m"][..],
+            "an AMI patch of instance group workers is due at",
+        ),
+        (
+            &["--software-update", "InProgress"][..],
+            "a software update of instance group workers is InProgress",
+        ),
+        (
+            &["--scaling", "1"][..],
+            "Scaling is in progress on instance group workers",
+        ),
+        (
+            &["--deep-health-check", "ip-10-1-0-11", "--for", "20m"][..],
+            "a deep health check is running on target ip-10-1-0-11",
+        ),
+    ] {
+        change(args);
+        let (code, text) = plan(&quiet, &profile);
+        assert_eq!(code, Some(3), "{args:?}: {text}");
+        assert!(
+            text.contains("the cluster is under change of its own") && text.contains(words),
+            "{args:?}: {text}"
+        );
+    }
+    // The deep health check holds the node in a Slurm maintenance
+    // reservation too, said with its end.
+    let (_, text) = plan(&quiet, &profile);
+    assert!(
+        text.contains(
+            "target(s) ip-10-1-0-11 in Slurm maintenance reservation sagemaker-deep-health-check-ip-10-1-0-11"
+        ) && text.contains("(until "),
+        "{text}"
+    );
+    // A schedule skips instead (exit 4), and nothing is recorded.
+    let out = lab.run_with(&[&quiet, "--if-unchanged"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("skipped: the cluster is under change"),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read_dir(&lab.reports).map_or(true, |mut d| d.next().is_none()),
+        "a run folder was made"
+    );
+    // Without --if-unchanged the run is refused (exit 3), nothing done.
+    let out = lab.run_with(&[&quiet]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    // Once the cluster is done, the scenario runs.
+    change(&[]);
+    let (code, text) = plan(&quiet, &profile);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        !lab.head("scontrol -o show reservation")
+            .contains("ReservationName="),
+        "the check's reservation is left"
+    );
+}

@@ -282,7 +282,7 @@ pub async fn scenario(
 /// check or a maintenance reservation. `targets` empty: only the
 /// cluster-wide changes (a workload's nodes are known once it runs).
 /// Slurm's reservations or the API not answering is the cluster's refusal.
-async fn under_change(
+pub async fn under_change(
     cluster: &Cluster,
     scenario: &Scenario,
     summary: Option<&ClusterSummary>,

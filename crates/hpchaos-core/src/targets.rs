@@ -76,6 +76,18 @@ pub async fn resolve_targets(
         let info = slurm.job(id).await?.ok_or(ResolveError::JobNotFound(id))?;
         Ok::<_, ResolveError>(slurm.hostnames(&info.node_list)?)
     };
+    // Controller and login nodes are never targets: by the API's roles
+    // (whatever their group is called), and by the profile's names. A
+    // pool that names one (a node, its group) is refused as such.
+    let protected = protected_by_api(cluster).await?;
+    let named = |p: &&Protected| match &scenario.target.pool {
+        Pool::Nodes(nodes) => nodes.contains(&p.node),
+        Pool::InstanceGroup(group) => p.group == *group,
+        _ => false,
+    };
+    if let Some(role) = protected.iter().find(named) {
+        return Err(ResolveError::Protected(role.clone()));
+    }
     let candidates = match &scenario.target.pool {
         Pool::Nodes(nodes) => named_nodes(slurm, nodes).await?,
         Pool::Partition(p) => slurm.partition_nodes(p).await?,
@@ -95,17 +107,6 @@ pub async fn resolve_targets(
         }
         Pool::Workload => job_nodes(job.ok_or(ResolveError::NoWorkload)?).await?,
     };
-    // Controller and login nodes are never targets: by the API's roles
-    // (whatever their group is called), and by the profile's names.
-    let protected = protected_by_api(cluster).await?;
-    if let Pool::Nodes(named) = &scenario.target.pool
-        && let Some(node) = named
-            .iter()
-            .find(|n| protected.iter().any(|p| p.node == **n))
-        && let Some(role) = protected.iter().find(|p| p.node == *node)
-    {
-        return Err(ResolveError::Protected(role.clone()));
-    }
     let mut never = cluster.profile.login_nodes.clone();
     never.push(cluster.profile.head_node.name.clone());
     never.extend(protected.into_iter().map(|p| p.node));

@@ -1329,6 +1329,22 @@ impl Runner {
                 "stopped before the injection: nothing was changed",
             ));
         }
+        // The cluster may have started a change of its own since the
+        // checks before the run (a suite's later scenario, a workload's
+        // nodes known only now).
+        let summary = match &self.cluster.api {
+            Some(api) => api.summary().await.ok(),
+            None => None,
+        };
+        if let Err(refusal) =
+            crate::preflight::under_change(&self.cluster, scenario, summary.as_ref(), &targets)
+                .await
+        {
+            return Err(Ending::new(
+                ScenarioOutcome::Aborted,
+                format!("{} (nothing was changed)", refusal.why),
+            ));
+        }
         if let Some(failure) = self
             .steady_state(scenario, Stage::Before, &targets, job)
             .await
