@@ -302,32 +302,8 @@ impl Runner {
             return Ok(format!("left to the cluster: {why}"));
         }
         let rows = self.cluster.slurm.nodes().await?;
-        let Some(row) = rows.iter().find(|r| r.name == node) else {
-            return Ok(format!("left alone: {node} is not in Slurm"));
-        };
-        if row.state.is_usable() {
-            return Ok(format!(
-                "nothing to undo: {node} is {} (usable){}",
-                row.state,
-                row.stale_reason()
-                    .map(|r| format!("; the reason `{r}` left on it is stale"))
-                    .unwrap_or_default()
-            ));
-        }
-        if row.reason != reason {
-            return Ok(if row.reason.is_empty() {
-                format!("nothing to undo: {node} is {} with no reason", row.state)
-            } else {
-                format!("left alone: its reason is now `{}`, not ours", row.reason)
-            });
-        }
-        // Still only our mark: not rebooting, powering or unresponsive.
-        if !row.state.is_out_of_service() || row.state.not_responding() {
-            return Ok(format!(
-                "left to the cluster: Slurm shows it {} ({})",
-                row.state,
-                row.state.condition().as_str()
-            ));
+        if let Some(why) = leave_alone(node, rows.iter().find(|r| r.name == node), reason) {
+            return Ok(why);
         }
         // A change from the head like any other: under a lease it carries
         // the lock's fence in the same command (`recover` holds none).
@@ -515,5 +491,105 @@ impl Runner {
             }
             _ => done("done (exit 0); nothing to re-check".to_owned()),
         }
+    }
+}
+
+/// Why the rollback leaves `node` (Slurm's `row`) alone instead of
+/// resuming it from our `reason`: not in Slurm, usable already, another
+/// reason on it, a reboot requested or issued (Slurm 25.11 refuses a state
+/// change on `reboot^`), or the cluster's own state (not responding,
+/// powering); `None`: only our mark is on it, resume it.
+fn leave_alone(
+    node: &str,
+    row: Option<&crate::cluster::slurm::NodeRow>,
+    reason: &str,
+) -> Option<String> {
+    let Some(row) = row else {
+        return Some(format!("left alone: {node} is not in Slurm"));
+    };
+    if row.state.is_usable() {
+        return Some(format!(
+            "nothing to undo: {node} is {} (usable){}",
+            row.state,
+            row.stale_reason()
+                .map(|r| format!("; the reason `{r}` left on it is stale"))
+                .unwrap_or_default()
+        ));
+    }
+    if row.reason != reason {
+        return Some(if row.reason.is_empty() {
+            format!("nothing to undo: {node} is {} with no reason", row.state)
+        } else {
+            format!("left alone: its reason is now `{}`, not ours", row.reason)
+        });
+    }
+    // A reboot asked for or under way (`@`, `^`, `reboot^`): Slurm
+    // 25.11 refuses a state change on it, and the reboot returns it.
+    if row.state.flags.reboot_requested || row.state.flags.reboot_issued || row.state.is_rebooting()
+    {
+        return Some(format!(
+            "left to the reboot: Slurm shows it {} (a reboot is {}; Slurm refuses state=resume on it and returns it when the reboot is done)",
+            row.state,
+            if row.state.flags.reboot_requested {
+                "requested"
+            } else {
+                "issued"
+            }
+        ));
+    }
+    // Still only our mark: not rebooting, powering or unresponsive.
+    if !row.state.is_out_of_service() || row.state.not_responding() {
+        return Some(format!(
+            "left to the cluster: Slurm shows it {} ({})",
+            row.state,
+            row.state.condition().as_str()
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the rollback does with a node we drained, as Slurm 24.11 and
+    /// 25.11 print it: resumed only when our mark alone holds it; a reboot
+    /// requested or issued (`@`, `^`, `reboot^`: 25.11 refuses a state
+    /// change on it) is left to the reboot.
+    #[test]
+    fn the_rollback_resumes_only_a_node_held_by_our_mark_alone() {
+        const OURS: &str = "hpchaos: drill run-1";
+        let decide = |state: &str, reason: &str| {
+            let text = format!("ip-10-1-0-12|{state}|{reason}|2026-11-28T10:00:00|root\n");
+            let utc = chrono::FixedOffset::east_opt(0).unwrap();
+            let rows = crate::cluster::slurm::rows_named(&text, utc, &["ip-10-1-0-12".to_owned()]);
+            leave_alone("ip-10-1-0-12", rows.first(), OURS)
+        };
+        assert_eq!(decide("drained", OURS), None);
+        assert_eq!(decide("draining", OURS), None);
+        for (state, words) in [
+            (
+                "drained@",
+                "left to the reboot: Slurm shows it drained@ (a reboot is requested",
+            ),
+            (
+                "reboot^",
+                "left to the reboot: Slurm shows it reboot^ (a reboot is issued",
+            ),
+            ("down*", "left to the cluster: Slurm shows it down*"),
+            ("idle", "nothing to undo: ip-10-1-0-12 is idle (usable)"),
+        ] {
+            let said = decide(state, OURS).unwrap_or_default();
+            assert!(said.starts_with(words), "{state}: {said}");
+        }
+        let said = decide("drained", "Action:Replace").unwrap();
+        assert_eq!(
+            said,
+            "left alone: its reason is now `Action:Replace`, not ours"
+        );
+        assert_eq!(
+            leave_alone("ip-10-1-0-12", None, OURS).unwrap(),
+            "left alone: ip-10-1-0-12 is not in Slurm"
+        );
     }
 }
