@@ -12,14 +12,14 @@ use super::layout::{self, Layout, NodeSpec};
 use hpchaos::duration::Duration;
 use hpchaos::profile::{Compute, Endpoint, Host, Monitoring, Poll, Profile, SageMaker, Slurm, Ssh};
 
-/// The AWS profile name in the lab's credentials file. The lab checks that
-/// requests are signed, not by whom.
+/// The AWS profile name in the lab's credentials file.
 pub const LAB_AWS_PROFILE: &str = "hpchaos-lab";
 
-/// The lab's AWS credentials file: any key signs requests to the lab.
-pub fn aws_credentials() -> String {
+/// The lab's AWS credentials file with `secret`: the keys its API accepts
+/// (checked as AWS checks them, `auth.rs`).
+pub fn aws_credentials(secret: &str) -> String {
     format!(
-        "[{LAB_AWS_PROFILE}]\naws_access_key_id = AKIDHPCHAOSLAB\naws_secret_access_key = lab-secret-not-checked\n"
+        "[{LAB_AWS_PROFILE}]\naws_access_key_id = AKIDHPCHAOSLAB\naws_secret_access_key = {secret}\n"
     )
 }
 

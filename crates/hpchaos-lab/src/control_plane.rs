@@ -43,6 +43,9 @@ pub struct ControlPlane {
     /// The cluster's own changes `hpchaos lab change` set (read on each
     /// request).
     pub changes: Arc<std::path::PathBuf>,
+    /// The keys the API accepts (an AWS credentials file, read on each
+    /// request; `auth.rs`).
+    pub keys: Arc<std::path::PathBuf>,
     /// Where the state is kept for `lab status` (a change the API makes,
     /// such as NodeRecovery, is saved there); `None` in unit tests.
     pub state_file: Option<Arc<std::path::PathBuf>>,
@@ -108,14 +111,13 @@ impl ControlPlane {
         if request.method != "POST" {
             return error("UnknownOperationException", "only POST / is served");
         }
-        if !request
-            .headers
-            .get("authorization")
-            .is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256"))
+        // Signed with the lab's keys, as AWS checks a signature.
+        if let Err(refused) =
+            super::auth::Keys::from_credentials_file(&self.keys).check(&request, Utc::now())
         {
             return Response {
-                status: 403,
-                body: json!({"__type": "MissingAuthenticationTokenException", "Message": "Missing Authentication Token"}).to_string(),
+                status: refused.status,
+                body: json!({"__type": refused.kind, "Message": refused.message}).to_string(),
                 content_type: AMZ_JSON,
             };
         }
@@ -408,25 +410,33 @@ mod tests {
             throttle: Arc::new(Throttle::new(&dir.join("no-throttle"))),
             denied: Arc::new(dir.join("no-denials")),
             changes: Arc::new(dir.join("no-changes")),
+            keys: Arc::new(keys_file(dir)),
             state_file: None,
         }
     }
 
-    /// `operation` with `input`: (HTTP status, body).
+    /// The lab's keys, in a credentials file under `dir`.
+    fn keys_file(dir: &std::path::Path) -> std::path::PathBuf {
+        let path = dir.join("api-keys");
+        std::fs::write(&path, crate::config::aws_credentials("s3cret")).unwrap();
+        path
+    }
+
+    /// `operation` with `input`, signed with the lab's key: (HTTP status,
+    /// body).
     fn call(plane: &ControlPlane, operation: &str, input: Value) -> (u16, Value) {
-        let request = Request {
-            method: "POST".into(),
-            headers: [
-                (
-                    "authorization".to_owned(),
-                    "AWS4-HMAC-SHA256 Credential=x".to_owned(),
-                ),
-                ("x-amz-target".to_owned(), format!("SageMaker.{operation}")),
-            ]
-            .into_iter()
-            .collect(),
-            body: input.to_string().into_bytes(),
+        let key = crate::auth::Key {
+            access_key_id: "AKIDHPCHAOSLAB".into(),
+            secret: "s3cret".into(),
+            session_token: None,
+            expires: None,
         };
+        let mut request = crate::auth::tests::signed(&key, Utc::now(), &input.to_string());
+        request
+            .headers
+            .insert("x-amz-target".into(), format!("SageMaker.{operation}"));
+        // Signed again with the target it now has.
+        let request = crate::auth::tests::resigned(request, &key);
         let response = plane.handle(request);
         (
             response.status,

@@ -117,6 +117,7 @@ pub fn run(layout: Layout) -> Result<(), LabError> {
             throttle: Arc::new(Throttle::new(&engine.layout.api_throttle())),
             denied: Arc::new(engine.layout.api_denied()),
             changes: Arc::new(engine.layout.changes()),
+            keys: Arc::new(engine.layout.api_keys()),
             state_file: Some(Arc::new(engine.layout.state())),
         };
         runtime.spawn(control_plane::run(listener, plane));

@@ -12,6 +12,8 @@ const MAX_BODY: usize = 1 << 20;
 
 pub struct Request {
     pub method: String,
+    /// The request line's target (`/`).
+    pub path: String,
     /// Header names lower-cased.
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
@@ -80,11 +82,9 @@ async fn read_request(
     {
         return Ok(None);
     }
-    let method = line
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let mut words = line.split_whitespace();
+    let method = words.next().unwrap_or_default().to_owned();
+    let path = words.next().unwrap_or("/").to_owned();
     let mut headers = HashMap::new();
     loop {
         let mut header = String::new();
@@ -118,6 +118,7 @@ async fn read_request(
         .map_err(|e| e.to_string())?;
     Ok(Some(Request {
         method,
+        path,
         headers,
         body,
     }))

@@ -158,6 +158,10 @@ impl Layout {
     pub fn api_denied(&self) -> PathBuf {
         self.dir.join("api-denied")
     }
+    /// The keys the API accepts (`auth.rs`): the lab's own record.
+    pub fn api_keys(&self) -> PathBuf {
+        self.dir.join("api-keys")
+    }
     /// The cluster's own changes (`lab change`, `changes.rs`).
     pub fn changes(&self) -> PathBuf {
         self.dir.join("cluster-changes.json")

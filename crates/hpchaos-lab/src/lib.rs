@@ -15,6 +15,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod api_model;
+pub mod auth;
 pub mod changes;
 pub mod config;
 pub mod control_plane;
@@ -392,10 +393,11 @@ fn write_files(layout: &Layout, config: &LabConfig) -> Result<(), LabError> {
         &config::auto_resume_env(config),
     )?;
     write(etc.join("hosts"), &config::hosts(config))?;
-    write(
-        layout.dir.join("aws-credentials"),
-        &config::aws_credentials(),
-    )?;
+    // The keys: the profile's copy, and the API's own record of what it
+    // accepts (a changed profile copy signs wrongly, as it would on AWS).
+    let credentials = config::aws_credentials(&state::new_secret());
+    write(layout.dir.join("aws-credentials"), &credentials)?;
+    write(layout.api_keys(), &credentials)?;
     tools::install(&layout.bin()).map_err(LabError::io("cannot install the node tools"))?;
     // A fresh /fsx: job ids restart at 1, so a new canary must not find
     // the last lab's checkpoints or append to its output.

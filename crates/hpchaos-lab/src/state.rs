@@ -175,6 +175,11 @@ pub fn new_instance_id() -> String {
     format!("i-0{:016x}", mix(SEQUENCE.fetch_add(1, Ordering::Relaxed)))
 }
 
+/// A secret access key for the lab (40 characters, as AWS's).
+pub fn new_secret() -> String {
+    format!("{:016x}{:016x}{:08x}", mix(1), mix(2), mix(3) & 0xffff_ffff)
+}
+
 fn short_id() -> String {
     format!("{:012x}", mix(0) & 0xffff_ffff_ffff)
 }
