@@ -35,6 +35,7 @@ pub struct Args {
 
 pub fn exec(args: Args) -> Outcome {
     let recording = Recording::load(&args.recording).map_err(CliError::bad_input)?;
+    hpchaos::runner::replay::cut(&recording).map_err(CliError::bad_input)?;
     let profile_path = match &args.cluster {
         Some(path) => path.clone(),
         None if recording.profile.is_some() => recording.dir.join("profile.yaml"),
@@ -66,7 +67,7 @@ pub fn exec(args: Args) -> Outcome {
     let runtime = super::runtime()?;
     runtime.block_on(async {
         let cluster = Cluster::connect(&profile.value).await;
-        let (_tx, rx) = tokio::sync::watch::channel(false);
+        let (stop, rx) = tokio::sync::watch::channel(false);
         let settings = runner::Settings {
             clock: Some(clock.clone()),
             run_id: Some(format!("replay-{}", manifest.run_id)),
@@ -74,7 +75,7 @@ pub fn exec(args: Args) -> Outcome {
         };
         let mut runner = Runner::new(cluster, journal, rx, settings);
         let ending = runner
-            .replay(&recording, &loaded, clock)
+            .replay(&recording, &loaded, clock, stop)
             .await
             .map_err(|e| CliError::bad_input(e.to_string()))?;
         let ran = Ran {

@@ -2658,8 +2658,9 @@ fn the_apis_roles_and_the_clusters_own_changes_are_respected() {
         assert!(out.status.success(), "{out:?}");
     };
     for (args, words) in [
+        // Within the scenario's 30 s window (one due later is no overlap).
         (
-            &["--patch-in", "10m"][..],
+            &["--patch-in", "15s"][..],
             "an AMI patch of instance group workers is due at",
         ),
         (
@@ -2707,6 +2708,9 @@ fn the_apis_roles_and_the_clusters_own_changes_are_respected() {
     // Without --if-unchanged the run is refused (exit 3), nothing done.
     let out = lab.run_with(&[&quiet]);
     assert_eq!(out.status.code(), Some(3), "{out:?}");
+    // A patch due after the scenario's longest deadline does not overlap.
+    change(&["--patch-in", "10m"]);
+    assert_eq!(plan(&quiet, &profile).0, Some(0));
     // Once the cluster is done, the scenario runs.
     change(&[]);
     let (code, text) = plan(&quiet, &profile);

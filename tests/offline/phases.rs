@@ -1329,3 +1329,31 @@ fn the_last_runs_lines_read_late_are_no_resume() {
     assert_eq!(judgement.lost_steps, Some(0), "{judgement:?}");
     assert!(judgement.passed, "{}", judgement.reason);
 }
+
+/// HyperPod's last mark on a target must be the one the scenario expects
+/// (`expect.reason`, else its recovery's): a reboot that escalated to a
+/// replace is a replace; a stale mark on a usable node is no mark.
+#[test]
+fn the_last_mark_hyperpod_set_must_be_the_one_expected() {
+    use hpchaos::phases::wrong_mark;
+    let base = baseline(false);
+    let escalated = vec![
+        slurm(9.0, Some(8.0), "fail", "", "Action:Reboot"),
+        slurm(60.0, Some(59.0), "fail", "", "Action:Replace"),
+    ];
+    assert_eq!(wrong_mark(&base, "Action:Replace", &escalated), None);
+    let said = wrong_mark(&base, "Action:Reboot", &escalated).unwrap();
+    assert_eq!(
+        said,
+        "HyperPod marked ip-10-1-0-12 `Action:Replace`, not the `Action:Reboot` the scenario expects (expect.reason)"
+    );
+    let reboot = vec![slurm(9.0, Some(8.0), "fail", "", "Action:Reboot")];
+    assert!(wrong_mark(&base, "Action:Replace", &reboot).is_some());
+    assert_eq!(wrong_mark(&base, "Action:Reboot", &reboot), None);
+    // Slurm 24.11 keeps the reason on a node back in service: stale.
+    let stale = vec![slurm(9.0, Some(8.0), "idle", "", "Action:Reboot")];
+    assert_eq!(wrong_mark(&base, "Action:Replace", &stale), None);
+    // Our own drain is no HyperPod mark.
+    let ours = vec![slurm(9.0, None, "drained", "", "hpchaos: drill run-1")];
+    assert_eq!(wrong_mark(&base, "Action:Replace", &ours), None);
+}

@@ -178,3 +178,76 @@ fn a_folder_that_is_no_recording_is_refused() {
         "{stderr}"
     );
 }
+
+/// A real recording (`run --record` of xid79-reboot on the lab) judged
+/// against a replace: its scontrol reads are still taken in order (no
+/// hang), HyperPod's `Action:Reboot` is not the replace expected, and
+/// what the replace awaits is said to be past the end of the recording,
+/// not "never happened".
+#[test]
+fn a_reboot_recording_judged_as_a_replace_ends_with_the_recording() {
+    let (code, stdout, scenario, _) = replay(
+        "lab-xid79-reboot",
+        &[
+            "--scenario",
+            root()
+                .join("scenarios/xid48-replace.yaml")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(3), "{stdout}");
+    let reason = scenario["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("the recording ends at +")
+            && reason.contains("of scenario xid79-reboot")
+            && reason.contains("it ends during the replace phase"),
+        "{reason}"
+    );
+    assert_eq!(ends(&scenario)[0].2, "met");
+    // The same recording as recorded: passed, as the live run did.
+    let (code, stdout, scenario, _) = replay("lab-xid79-reboot", &[]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        ends(&scenario).iter().all(|(_, _, v)| v == "met"),
+        "{scenario}"
+    );
+}
+
+/// A recording cut short (its reads end a minute before the live watch
+/// did), or with no reads, is refused as such (exit 2), not judged.
+#[test]
+fn a_cut_recording_is_refused_with_where_it_ends() {
+    let source = root().join("tests/fixtures/recordings/lab-xid79-reboot");
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "recording.json",
+        "scenario.yaml",
+        "profile.yaml",
+        "reads.jsonl",
+    ] {
+        std::fs::copy(source.join(name), dir.path().join(name)).unwrap();
+    }
+    let manifest = dir.path().join("recording.json");
+    let mut value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    let injected =
+        chrono::DateTime::parse_from_rfc3339(value["injected_at"].as_str().unwrap()).unwrap();
+    value["ended_at"] = serde_json::json!((injected + chrono::TimeDelta::minutes(10)).to_rfc3339());
+    std::fs::write(&manifest, value.to_string()).unwrap();
+    let out = hpchaos(&["replay", dir.path().to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("reads.jsonl: the reads end at +")
+            && stderr.contains("but the live watch ended at +600.0s: the recording is cut"),
+        "{stderr}"
+    );
+    std::fs::write(dir.path().join("reads.jsonl"), "").unwrap();
+    let out = hpchaos(&["replay", dir.path().to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no reads"), "{stderr}");
+    // Nothing was written beside it.
+    assert!(!dir.path().join("replays").exists());
+}

@@ -561,6 +561,33 @@ fn node_of(observation: &Observation) -> Option<&str> {
     }
 }
 
+/// A target whose last HyperPod mark is not `expected` (`Action:Replace`
+/// where the scenario expects `Action:Reboot`), in words. The last, not
+/// the first: HyperPod escalates a reboot that did not help to a replace.
+pub fn wrong_mark(baseline: &Baseline, expected: &str, events: &[Event]) -> Option<String> {
+    let mut last: BTreeMap<&str, &str> = BTreeMap::new();
+    for event in events {
+        if let Observation::SlurmNode {
+            node,
+            state,
+            reason,
+        } = &event.observation
+            && baseline.is_target(node)
+            && !state.is_usable()
+            && is_hyperpod_mark(reason)
+        {
+            last.insert(node, reason);
+        }
+    }
+    last.into_iter()
+        .find(|(_, reason)| *reason != expected)
+        .map(|(node, reason)| {
+            format!(
+                "HyperPod marked {node} `{reason}`, not the `{expected}` the scenario expects (expect.reason)"
+            )
+        })
+}
+
 /// Each target judged on its own: the events about it and the workload's,
 /// as if it were the only target. Keyed by node name.
 pub fn judge_per_node(

@@ -29,9 +29,9 @@ use crate::scenario::model::{Phase, Scenario};
 use super::watch::{Sources, Watched};
 use super::{Ending, Runner};
 
-/// How far the clock moves per cycle once the recording has no more
-/// reads: the deadlines still to pass are judged as the live run would.
-const AFTER_THE_TAPE: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+/// How much later than its last read a live watch can have ended: more is
+/// a recording cut short (a copy interrupted, a disk that filled).
+const CUT_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 /// The recorded reads not yet replayed, shared by the replayed sources.
 struct Cursor {
@@ -85,6 +85,12 @@ impl Cursor {
     }
 }
 
+/// The cursor, locked. A poisoned lock: a replayed read panicked; the
+/// queue is intact.
+fn lock(cursor: &Mutex<Cursor>) -> std::sync::MutexGuard<'_, Cursor> {
+    cursor.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A source's decoder, as the live source holds it.
 enum Decoder<'a> {
     Nodes(NodesView),
@@ -101,9 +107,14 @@ struct Replayed<'a> {
     cursor: Arc<Mutex<Cursor>>,
     clock: Arc<ManualClock>,
     offset: chrono::FixedOffset,
-    /// Moves the clock on once the recording has no more reads (one
-    /// source does: sinfo's).
+    /// Ends the replay once the recording has no more reads (one source
+    /// does: sinfo's): the clock goes to where the live watch ended, and,
+    /// if the judgement is still open then, the watch is stopped: what
+    /// came after is not in the recording.
     ticks: bool,
+    /// The watch's stop, and whether the end of the recording was reached.
+    stop: tokio::sync::watch::Sender<bool>,
+    at_end: Arc<std::sync::atomic::AtomicBool>,
     /// When the live watch ended: the clock's time once every read is
     /// taken.
     ended_at: Option<DateTime<Utc>>,
@@ -111,8 +122,7 @@ struct Replayed<'a> {
 
 impl Replayed<'_> {
     fn cursor(&self) -> std::sync::MutexGuard<'_, Cursor> {
-        // A poisoned lock: a replayed read panicked; the queue is intact.
-        self.cursor.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.cursor)
     }
 
     fn decode(&mut self, read: &Read) -> Vec<Said> {
@@ -170,8 +180,12 @@ impl observe::Source for Replayed<'_> {
             };
             match latest {
                 Some(latest) if latest > self.clock.now() => self.clock.set(latest),
-                // Past the recording: deadlines still to pass come.
-                _ if reads.is_empty() && self.ticks => self.clock.advance(AFTER_THE_TAPE),
+                // Past the recording, where the live watch ended: the
+                // judgement was open still; the rest is not in it.
+                _ if reads.is_empty() && self.ticks => {
+                    self.at_end.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let _ = self.stop.send(true);
+                }
                 _ => {}
             }
             reads.iter().flat_map(|read| self.decode(read)).collect()
@@ -200,6 +214,30 @@ pub enum ReplayError {
     Workload(#[from] super::workload::WorkloadError),
 }
 
+/// Why a recording cannot be judged as it is: no reads, or cut well
+/// before the live watch ended (`CUT_AFTER`). Errors name the file and
+/// the times.
+pub fn cut(recording: &Recording) -> Result<(), String> {
+    let manifest = &recording.manifest;
+    let reads = recording.dir.join("reads.jsonl");
+    let since = |at: DateTime<Utc>| (at - manifest.injected_at).as_seconds_f64();
+    let Some(last) = recording.reads.last().map(|r| r.at) else {
+        return Err(format!(
+            "{}: no reads: the recording holds nothing to judge (was the run stopped before its watch, or the file emptied?)",
+            reads.display()
+        ));
+    };
+    match manifest.ended_at {
+        Some(ended) if ended - last > CUT_AFTER => Err(format!(
+            "{}: the reads end at +{:.1}s, but the live watch ended at +{:.1}s: the recording is cut (copied while being written, or a disk that filled); record the run again",
+            reads.display(),
+            since(last),
+            since(ended)
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl Runner {
     /// Replays `recording` as `loaded`'s watch (the recorded scenario, or
     /// another given with `--scenario`): journals the run as `run` would
@@ -212,7 +250,9 @@ impl Runner {
         recording: &Recording,
         loaded: &Loaded<Scenario>,
         clock: Arc<ManualClock>,
+        stop: tokio::sync::watch::Sender<bool>,
     ) -> Result<Ending, ReplayError> {
+        cut(recording).map_err(ReplayError::Recording)?;
         self.replaying = true;
         let manifest = &recording.manifest;
         let offset = recording.utc_offset().map_err(ReplayError::Recording)?;
@@ -321,7 +361,7 @@ impl Runner {
             controller_log: None,
         };
         let cursor = Arc::new(Mutex::new(Cursor {
-            reads: recording.reads.iter().cloned().collect(),
+            reads: VecDeque::new(),
         }));
         let recorded =
             |source: SourceName| recording.reads.iter().any(|r| r.raw.source() == source);
@@ -342,10 +382,14 @@ impl Runner {
                 Decoder::Api(ApiView::new(targets, baseline.instance_ids.clone())),
             ));
         }
-        if scenario
-            .expect
-            .phases(job.is_some())
-            .contains(&Phase::Reboot)
+        // Every source the recording read is replayed, whether the
+        // scenario judged now would read it or not (its reads are taken in
+        // order with the others').
+        if recorded(SourceName::Scontrol)
+            || scenario
+                .expect
+                .phases(job.is_some())
+                .contains(&Phase::Reboot)
         {
             decoders.push((SourceName::Scontrol, Decoder::Boots));
         }
@@ -355,6 +399,31 @@ impl Runner {
             let view = JobView::new(job, profile.slurm.gpus_per_node, profile.addresses.clone());
             decoders.push((SourceName::Squeue, Decoder::Job(view)));
         }
+        // Reads no decoder takes (a job's output, replayed without a
+        // workload) are dropped, and said.
+        let taken: Vec<SourceName> = decoders.iter().map(|(name, _)| *name).collect();
+        let (kept, dropped): (Vec<&Read>, Vec<&Read>) = recording
+            .reads
+            .iter()
+            .partition(|r| taken.contains(&r.raw.source()));
+        if !dropped.is_empty() {
+            self.log(
+                Some(&name),
+                Entry::Observed {
+                    source: SourceName::Harness,
+                    node: None,
+                    field: "replay".into(),
+                    from: None,
+                    to: format!(
+                        "{} recorded read(s) of a source this scenario does not read (no workload?) are left out",
+                        dropped.len()
+                    ),
+                    source_time: None,
+                },
+            );
+        }
+        lock(&cursor).reads = kept.into_iter().cloned().collect();
+        let at_end = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let sources: Sources<'_> = decoders
             .into_iter()
             .map(|(name, decoder)| {
@@ -366,12 +435,35 @@ impl Runner {
                     offset,
                     ticks: name == SourceName::Sinfo,
                     ended_at: manifest.ended_at,
+                    stop: stop.clone(),
+                    at_end: at_end.clone(),
                 }) as Box<dyn observe::Source + '_>
             })
             .collect();
-        let ending = self
+        let mut ending = self
             .observe(&scenario, &watched, sources, Vec::new(), id)
             .await;
+        // Stopped at the end of the recording: what the scenario still
+        // awaited is not in it.
+        if at_end.load(std::sync::atomic::Ordering::SeqCst)
+            && ending.outcome == ScenarioOutcome::Interrupted
+        {
+            let end = recording
+                .reads
+                .last()
+                .map_or(manifest.injected_at, |r| r.at);
+            ending = Ending::new(
+                ScenarioOutcome::Error,
+                format!(
+                    "the recording ends at +{:.1}s (where the run it was made in, of scenario {}, ended): {}; what came after is not in it",
+                    (end - manifest.injected_at).as_seconds_f64(),
+                    manifest.scenario,
+                    ending
+                        .reason
+                        .replace("interrupted during", "it ends during")
+                ),
+            );
+        }
         self.log(
             Some(&name),
             Entry::ScenarioEnded {

@@ -47,6 +47,9 @@ pub(super) struct Rules {
     poll: StdDuration,
     /// Abort probes run at sinfo's interval.
     probe_every: StdDuration,
+    /// The mark HyperPod should set (`expect.reason`, else the
+    /// recovery's: `Action:Replace`, `Action:Reboot`).
+    reason: Option<String>,
 }
 
 impl Rules {
@@ -90,6 +93,11 @@ impl Rules {
                 .min(poll.job_output.as_std())
                 .max(StdDuration::from_millis(50)),
             probe_every: poll.slurm.as_std(),
+            reason: scenario.expect.reason.clone().or(scenario
+                .expect
+                .recovery
+                .default_reason()
+                .map(str::to_owned)),
             expectation,
         }
     }
@@ -438,6 +446,18 @@ impl Runner {
             now,
             now > rules.give_up,
         );
+        // HyperPod acted, but not as expected (`expect.reason`, else the
+        // recovery's own mark): the scenario fails, with the mark it set.
+        if let Some(expected) = &rules.reason
+            && let Some(why) = phases::wrong_mark(watched.baseline, expected, &seen.events)
+            && judgement.settled
+        {
+            judgement.passed = false;
+            judgement.reason = match judgement.reason.is_empty() {
+                true => why,
+                false => format!("{why}; {}", judgement.reason),
+            };
+        }
         if judgement.open_because.is_some()
             && seen.failing_since.contains_key(Source::Sagemaker.as_str())
         {
