@@ -47,10 +47,16 @@ pub fn exec(args: Args) -> Outcome {
         }
     };
     let mut profile = scenario::load_profile(&profile_path).map_err(|e| CliError::invalid(&e))?;
-    let scenario_path = args
-        .scenario
-        .clone()
-        .unwrap_or_else(|| recording.dir.join("scenario.yaml"));
+    let scenario_path = match (&args.scenario, &recording.scenario) {
+        (Some(path), _) => path.clone(),
+        (None, Some(_)) => recording.dir.join("scenario.yaml"),
+        (None, None) => {
+            return Err(CliError::bad_input(format!(
+                "{} has no scenario.yaml (the scenario it was made with): pass one with --scenario FILE",
+                recording.dir.display()
+            )));
+        }
+    };
     let loaded = scenario::load_scenario(&scenario_path, Some(&profile.value))
         .map_err(|e| CliError::invalid(&e))?;
     // Nothing is asked of the cluster: no API client either.

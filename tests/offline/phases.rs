@@ -1357,3 +1357,33 @@ fn the_last_mark_hyperpod_set_must_be_the_one_expected() {
     let ours = vec![slurm(9.0, None, "drained", "", "hpchaos: drill run-1")];
     assert_eq!(wrong_mark(&base, "Action:Replace", &ours), None);
 }
+
+/// Past step 100,000 NeMo prints every step to three digits (`1.23e+5`):
+/// no exact step follows a restart, yet the checkpoint the job says it
+/// restored from tells what was redone.
+#[test]
+fn a_restart_followed_only_by_rounded_steps_is_settled_by_its_checkpoint() {
+    let about = |seen: f64, step: u64| Event {
+        seen: t(seen),
+        source_time: None,
+        source: Source::JobOutput,
+        observation: Observation::Progress { step, exact: false },
+    };
+    let timeline = vec![
+        slurm(9.0, Some(8.0), "fail", "", "Action:Replace"),
+        job(20.0, "PENDING", &[], 1),
+        api(70.0, "Running", "i-0new", 66.0),
+        slurm(75.0, None, "idle", "", ""),
+        job(80.0, "RUNNING", &[NODE], 1),
+        restarted(
+            82.0,
+            Some(122_000),
+            "Restored all states from the checkpoint at /fsx/ckpt/epoch=0-step=122000.ckpt",
+        ),
+        about(83.0, 122_000),
+        about(90.0, 123_000),
+        about(95.0, 124_000),
+    ];
+    let judgement = judge_replace_from(123_456, &timeline);
+    assert_eq!(judgement.lost_steps, Some(1456), "{judgement:?}");
+}

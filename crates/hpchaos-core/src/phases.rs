@@ -1053,6 +1053,19 @@ impl Tracker {
     /// (`1.2e+4`) says nothing exact.
     fn progress(&mut self, step: u64, exact: bool) {
         if !exact {
+            // A step known to a few digits (`1.23e+5`) says nothing of
+            // where the job went back to; the checkpoint the job named
+            // does: the restart is settled from it.
+            if let Some(from) = self.restarting.and_then(|r| r.from) {
+                if let Some(peak) = self.peak {
+                    let redone = peak.saturating_sub(from.min(peak));
+                    self.redone = Some(self.redone.unwrap_or(0) + redone);
+                }
+                self.restarting = None;
+                self.resumed_from = Some(from);
+                self.peak = Some(from);
+                self.new_attempt = true;
+            }
             return;
         }
         let below_floor = self.resumed_from.is_some_and(|floor| step < floor);

@@ -906,7 +906,11 @@ impl Slurm {
         let script = "size=$(stat -L -c %s -- \"$1\") || exit 1; \
                       sum=$(head -c \"$4\" -- \"$1\" | cksum) || exit 1; \
                       echo \"$size $sum\"; \
+                      tail -c +\"$5\" -- \"$1\" | head -c \"$6\" | base64 -w0; echo; \
                       tail -c +\"$2\" -- \"$1\" | head -c \"$3\" | base64 -w0";
+        // The bytes just before `offset` as the file has them now: the same
+        // as those read there, unless the file was written anew.
+        let window = offset.min(head);
         let argv = [
             "sh".to_owned(),
             "-c".to_owned(),
@@ -916,31 +920,35 @@ impl Slurm {
             (offset + 1).to_string(),
             most.to_string(),
             head.to_string(),
+            (offset - window + 1).to_string(),
+            window.to_string(),
         ];
         let endpoint = on.unwrap_or(&self.head);
         let out = self
             .ssh
             .run_as_root(endpoint, Root::ReadLogs, &argv)
             .await?;
-        let (first, data) = out.stdout.split_once('\n').unwrap_or((&out.stdout, ""));
+        let (first, rest) = out.stdout.split_once('\n').unwrap_or((&out.stdout, ""));
+        let (before, data) = rest.split_once('\n').unwrap_or(("", rest));
         let mut words = first.split_whitespace().map(str::parse::<u64>);
         let (Some(Ok(size)), Some(Ok(sum)), Some(Ok(_)), true) =
             (words.next(), words.next(), words.next(), out.status == 0)
         else {
             return Err(FileError::unreadable(path, &out.stderr));
         };
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(data.trim())
-            .map_err(|e| {
-                FileError::Ssh(SshError::Command {
-                    host: endpoint.name.clone(),
-                    command: format!("tail -c +{} {path} | head -c {most} | base64", offset + 1),
-                    detail: format!("not base64: {e}"),
-                })
-            })?;
+        let decode = |text: &str| base64::engine::general_purpose::STANDARD.decode(text.trim());
+        let before = decode(before).unwrap_or_default();
+        let bytes = decode(data).map_err(|e| {
+            FileError::Ssh(SshError::Command {
+                host: endpoint.name.clone(),
+                command: format!("tail -c +{} {path} | head -c {most} | base64", offset + 1),
+                detail: format!("not base64: {e}"),
+            })
+        })?;
         Ok(FileChunk {
             size,
             head_sum: sum,
+            before,
             bytes,
         })
     }
@@ -954,6 +962,10 @@ pub struct FileChunk {
     /// `cksum` of its first bytes (as many as asked): the same while the
     /// file only grows.
     pub head_sum: u64,
+    /// The bytes just before the offset asked (as many as `head`, fewer
+    /// near the start): the same as those read there while the file only
+    /// grows; empty when not known (an older recording).
+    pub before: Vec<u8>,
     /// The bytes from the offset asked, at most as many as asked.
     pub bytes: Vec<u8>,
 }

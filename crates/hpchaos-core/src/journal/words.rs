@@ -151,7 +151,7 @@ fn phase_text(entry: &Entry) -> String {
             ..
         } => format!(
             "phase {phase} ended: {} ({evidence})",
-            format!("{verdict:?}").to_lowercase()
+            verdict.as_str().to_lowercase()
         ),
         Entry::RegressionChecked {
             phase,

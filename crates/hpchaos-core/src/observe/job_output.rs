@@ -193,6 +193,10 @@ pub(crate) struct WorkloadJob {
     /// else the node it lives on (the job's batch host).
     pub(crate) read_on: Option<Endpoint>,
     pub(crate) offset: u64,
+    /// The last bytes read (up to [`HEAD_BYTES`]), ending at `offset`: a
+    /// file whose bytes there changed was written anew, even when it
+    /// starts as before (a banner every attempt prints).
+    pub(crate) tail: Vec<u8>,
     /// The `cksum` of the file's first [`HEAD_BYTES`], once it had them.
     pub(crate) head: Option<u64>,
     /// Inside a line longer than [`OUTPUT_CHUNK`]: its rest is skipped up
@@ -230,6 +234,7 @@ impl WorkloadJob {
             output_pinned: false,
             read_on: None,
             offset: 0,
+            tail: Vec::new(),
             head: None,
             skipping: false,
             provisional: None,
@@ -249,6 +254,7 @@ impl WorkloadJob {
             output_pinned: self.output_pinned,
             read_on: self.read_on.as_ref().map(|e| e.name.clone()),
             offset: self.offset,
+            tail: super::recording::encode(&self.tail),
             head: self.head,
             skipping: self.skipping,
             provisional: self.provisional,
@@ -269,6 +275,11 @@ impl WorkloadJob {
             output: recorded.output.clone(),
             output_pinned: recorded.output_pinned,
             offset: recorded.offset,
+            tail: recorded
+                .tail
+                .as_deref()
+                .map(super::recording::decode)
+                .unwrap_or_default(),
             head: recorded.head,
             skipping: recorded.skipping,
             provisional: recorded.provisional,
@@ -374,6 +385,14 @@ impl WorkloadJob {
         let read = Read::of(&chunk.bytes, OUTPUT_CHUNK, self.skipping);
         let start = self.offset;
         self.offset += read.consumed;
+        let consumed = usize::try_from(read.consumed)
+            .unwrap_or(usize::MAX)
+            .min(chunk.bytes.len());
+        self.tail.extend_from_slice(&chunk.bytes[..consumed]);
+        let keep = usize::try_from(HEAD_BYTES).unwrap_or(256);
+        if self.tail.len() > keep {
+            self.tail.drain(..self.tail.len() - keep);
+        }
         self.skipping = read.skipping;
         for (at, line) in read.updates {
             if self.provisional == Some(start + at) {
@@ -397,6 +416,7 @@ impl WorkloadJob {
     /// rewritten): a new attempt's.
     pub(crate) fn restart_reading(&mut self) {
         self.offset = 0;
+        self.tail.clear();
         self.head = None;
         self.skipping = false;
         self.provisional = None;
@@ -408,7 +428,8 @@ impl WorkloadJob {
     /// it has [`HEAD_BYTES`] of them (a shorter file is told by its size).
     fn rewritten(&mut self, chunk: &FileChunk) -> Option<OutputEvent> {
         let shorter = chunk.size < self.offset;
-        let changed = self.head.is_some_and(|sum| sum != chunk.head_sum);
+        let changed = self.head.is_some_and(|sum| sum != chunk.head_sum)
+            || (!chunk.before.is_empty() && !self.tail.is_empty() && chunk.before != self.tail);
         if shorter || changed {
             let was = self.offset;
             self.restart_reading();
@@ -754,6 +775,68 @@ mod tests {
         );
     }
 
+    /// A requeued job's new output that starts as the old one did (the
+    /// same config banner, longer than the 256 bytes checksummed) and is
+    /// already longer than what was read: the bytes before where it was
+    /// read to changed, so it was written anew and is read from its start.
+    #[test]
+    fn a_rewritten_output_with_the_same_start_is_told_by_the_bytes_read_last() {
+        let banner: String = (0..12)
+            .map(|i| format!("config: option_{i:02} = value for every attempt\n"))
+            .collect();
+        assert!(banner.len() > 256);
+        let old = format!(
+            "{banner}{}",
+            (1190..=1200)
+                .map(|n| format!("step {n}\n"))
+                .collect::<String>()
+        );
+        let new = format!(
+            "{banner}loaded checkpoint /fsx/ckpt/step_1100\n{}",
+            (1101..=1160)
+                .map(|n| format!("step {n}\n"))
+                .collect::<String>()
+        );
+        assert!(new.len() > old.len());
+        let now = chrono::DateTime::UNIX_EPOCH;
+        let mut job = WorkloadJob::new(42, Some(Patterns::of(&Progress::default()).unwrap()));
+        let whole = |text: &str, offset: usize| FileChunk {
+            size: text.len() as u64,
+            head_sum: 7,
+            before: text.as_bytes()[offset.saturating_sub(256)..offset].to_vec(),
+            bytes: text.as_bytes()[offset..].to_vec(),
+        };
+        let (_, _) = job.take_chunk(&whole(&old, 0), now);
+        assert_eq!(
+            (job.offset as usize, job.last_step),
+            (old.len(), Some(1200))
+        );
+        // Growing: the bytes before the offset are those read.
+        let grown = format!("{old}step 1201\n");
+        let (news, _) = job.take_chunk(&whole(&grown, old.len()), now);
+        assert!(
+            matches!(news.as_slice(), [OutputEvent::Update(_)]),
+            "{news:?}"
+        );
+        // Written anew, same first bytes (same head sum), longer already.
+        let (news, more) = job.take_chunk(&whole(&new, grown.len()), now);
+        assert!(
+            matches!(
+                news.as_slice(),
+                [OutputEvent::Rewritten { shorter: false, .. }]
+            ),
+            "{news:?}"
+        );
+        assert!(more);
+        assert_eq!(job.offset, 0);
+        let (news, _) = job.take_chunk(&whole(&new, 0), now);
+        let resumed = news.iter().find_map(|n| match n {
+            OutputEvent::Update(u) => u.resumed,
+            _ => None,
+        });
+        assert_eq!(resumed, Some(Some(1100)));
+    }
+
     /// Field case 16: the file read to the end of part A, then found
     /// shorter (Slurm truncated it at the requeue): read again from its
     /// start, the attempt's latest step starting over.
@@ -783,6 +866,7 @@ mod tests {
         let chunk = FileChunk {
             size: b.len() as u64,
             head_sum: 1,
+            before: Vec::new(),
             bytes: Vec::new(),
         };
         assert_eq!(
@@ -808,6 +892,7 @@ mod tests {
         let grown = FileChunk {
             size: 300,
             head_sum: 7,
+            before: Vec::new(),
             bytes: Vec::new(),
         };
         assert_eq!(job.rewritten(&grown), None);
@@ -822,6 +907,7 @@ mod tests {
         let other = FileChunk {
             size: 400,
             head_sum: 8,
+            before: Vec::new(),
             bytes: Vec::new(),
         };
         assert!(matches!(

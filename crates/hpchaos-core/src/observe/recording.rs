@@ -147,6 +147,9 @@ pub struct RecordedJob {
     /// Bytes of the output read before the injection.
     #[serde(default)]
     pub offset: u64,
+    /// The last bytes read, ending at `offset` (base64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail: Option<String>,
     /// `cksum` of its first 256 bytes, once it had them.
     #[serde(default)]
     pub head: Option<u64>,
@@ -270,6 +273,10 @@ pub struct Chunk {
     pub offset: Option<u64>,
     pub size: u64,
     pub head_sum: u64,
+    /// The bytes just before `offset` as the file had them (base64):
+    /// changed ones say the file was written anew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -290,6 +297,7 @@ impl Chunk {
             offset: Some(offset),
             size: chunk.size,
             head_sum: chunk.head_sum,
+            before: encode(&chunk.before),
             text,
             base64,
         }
@@ -305,12 +313,33 @@ impl Chunk {
             (Some(text), None) => text.as_bytes().to_vec(),
             (None, None) => Vec::new(),
         };
+        let before = match &self.before {
+            Some(b64) => base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| format!("`before` is not base64: {e}"))?,
+            None => Vec::new(),
+        };
         Ok(FileChunk {
             size: self.size,
             head_sum: self.head_sum,
+            before,
             bytes,
         })
     }
+}
+
+/// `bytes` as base64; `None` when empty.
+pub fn encode(bytes: &[u8]) -> Option<String> {
+    use base64::Engine;
+    (!bytes.is_empty()).then(|| base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// Base64 as bytes; nothing when it is not base64.
+pub fn decode(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap_or_default()
 }
 
 /// Where a recording is written while the watch reads: `reads.jsonl`,
@@ -413,8 +442,8 @@ fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), String> {
 pub struct Recording {
     pub dir: PathBuf,
     pub manifest: Manifest,
-    /// `scenario.yaml`'s text.
-    pub scenario: String,
+    /// `scenario.yaml`'s text, when the recording has it.
+    pub scenario: Option<String>,
     /// `profile.yaml`'s text, when the recording has one.
     pub profile: Option<String>,
     pub reads: Vec<Read>,
@@ -449,14 +478,14 @@ impl Recording {
         }
         if manifest.version == 0 || manifest.version > VERSION {
             return Err(format!(
-                "{}: version {} is not one this harness reads (1 to {VERSION}): replay it with hpchaos {} or newer",
+                "{}: version {} is not one this harness ({}) reads (1 to {VERSION}): replay it with the hpchaos that wrote it ({}), or a newer one",
                 path.display(),
                 manifest.version,
+                env!("CARGO_PKG_VERSION"),
                 manifest.harness_version
             ));
         }
-        let scenario =
-            read("scenario.yaml").map_err(|(path, e)| format!("{}: {e}", path.display()))?;
+        let scenario = read("scenario.yaml").ok();
         let profile = read("profile.yaml").ok();
         let reads_path = dir.join("reads.jsonl");
         let text = std::fs::read_to_string(&reads_path)
@@ -556,6 +585,7 @@ mod tests {
                         &FileChunk {
                             size: 3,
                             head_sum: 7,
+                            before: Vec::new(),
                             bytes: vec![0xff, b'a', b'\n'],
                         },
                     )],
@@ -592,7 +622,7 @@ mod tests {
         Tape::create(dir.path(), &newer, "", None).unwrap();
         let err = Recording::load(dir.path()).unwrap_err();
         assert!(
-            err.contains("version 2") && err.contains("hpchaos 9.0.0"),
+            err.contains("version 2") && err.contains("the hpchaos that wrote it (9.0.0)"),
             "{err}"
         );
 
