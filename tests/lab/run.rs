@@ -584,6 +584,10 @@ fn an_existing_job_is_watched_through_a_replace_and_a_reboot(lab: &Lab) {
             report["scenarios"][0]["lost_steps"].as_u64().is_some(),
             "{report}"
         );
+        // The second run finds the job requeued once by the first: its
+        // cost window starts at its last start, and says so.
+        let partial = "the ETTR window starts at the job's last start: it had been requeued 1 time(s) before this run";
+        assert_eq!(journal.contains(partial), middle == "reboot", "{journal}");
     }
     lab.head(&format!("scancel {job}"));
 }

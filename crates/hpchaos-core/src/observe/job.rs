@@ -260,23 +260,26 @@ impl<'a> JobView<'a> {
 
     /// The cost of the failure to the job, once it resumed, with the
     /// formula's terms; when the job's GPUs are unknown, said.
-    pub(crate) fn cost(&self, closing: &Closing<'_>) -> Option<Said> {
+    pub(crate) fn cost(&self, closing: &Closing<'_>) -> Vec<Said> {
         let resumed = closing
             .judgement
             .phases
             .iter()
             .find(|p| p.phase == Phase::Resume)
             .and_then(|p| p.ended.as_ref())
-            .map(|b| b.at)?;
+            .map(|b| b.at);
+        let Some(resumed) = resumed else {
+            return Vec::new();
+        };
         let Some(gpus) = self.job.gpus.clone() else {
-            return Some(Said::Record(Entry::Observed {
+            return vec![Said::Record(Entry::Observed {
                 source: SourceName::Harness,
                 node: None,
                 field: "cost".into(),
                 from: None,
                 to: "GPU-hours not computed: the job's AllocTRES lists no GPUs; set slurm.gpus_per_node in the profile".into(),
                 source_time: None,
-            }));
+            })];
         };
         // The window: from the job's start (else the first progress seen)
         // to the end of the watch.
@@ -294,7 +297,24 @@ impl<'a> JobView<'a> {
             &self.job.steps_seen,
             (start, closing.now),
         );
-        Some(Said::Record(Entry::FailureCost { cost }))
+        let mut said = vec![Said::Record(Entry::FailureCost { cost })];
+        // Requeued before the run: its StartTime is its last start, and
+        // its life before that is not in the window (Slurm keeps no
+        // earlier start without accounting).
+        if self.job.restarts_before > 0 {
+            said.push(Said::Record(Entry::Observed {
+                source: SourceName::Harness,
+                node: None,
+                field: "cost".into(),
+                from: None,
+                to: format!(
+                    "the ETTR window starts at the job's last start: it had been requeued {} time(s) before this run, and Slurm keeps no earlier start without accounting",
+                    self.job.restarts_before
+                ),
+                source_time: None,
+            }));
+        }
+        said
     }
 }
 

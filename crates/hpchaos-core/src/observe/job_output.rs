@@ -220,6 +220,9 @@ pub(crate) struct WorkloadJob {
     /// it to now on a requeue), so a start before a requeue the run did
     /// not see is not known from Slurm without accounting.
     pub(crate) started_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Requeues before the run (Slurm's `Restarts` when it began): the
+    /// job's life before its last start is not in the cost's window.
+    pub(crate) restarts_before: u32,
 }
 
 impl WorkloadJob {
@@ -243,6 +246,7 @@ impl WorkloadJob {
             steps_seen: Vec::new(),
             gpus: None,
             started_at: None,
+            restarts_before: 0,
         }
     }
 
@@ -262,6 +266,7 @@ impl WorkloadJob {
             steps_seen: self.steps_seen.clone(),
             gpus: self.gpus.clone(),
             started_at: self.started_at,
+            restarts_before: self.restarts_before,
         }
     }
 
@@ -287,6 +292,7 @@ impl WorkloadJob {
             steps_seen: recorded.steps_seen.clone(),
             gpus: recorded.gpus.clone(),
             started_at: recorded.started_at,
+            restarts_before: recorded.restarts_before,
             ..WorkloadJob::new(recorded.id, patterns)
         }
     }

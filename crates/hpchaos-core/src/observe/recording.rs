@@ -169,6 +169,9 @@ pub struct RecordedJob {
     /// Its earliest `StartTime` seen.
     #[serde(default)]
     pub started_at: Option<DateTime<Utc>>,
+    /// Its `Restarts` when the run began.
+    #[serde(default)]
+    pub restarts_before: u32,
 }
 
 /// One read of one source: when it returned, in which cycle of the

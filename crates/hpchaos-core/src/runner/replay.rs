@@ -198,7 +198,7 @@ impl observe::Source for Replayed<'_> {
 
     fn close<'b>(&'b mut self, closing: &'b observe::Closing<'b>) -> BoxFuture<'b, Vec<Said>> {
         let said = match &self.decoder {
-            Decoder::Job(view) => view.cost(closing).into_iter().collect(),
+            Decoder::Job(view) => view.cost(closing),
             _ => Vec::new(),
         };
         Box::pin(std::future::ready(said))

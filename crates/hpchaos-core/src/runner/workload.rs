@@ -200,6 +200,7 @@ async fn existing_job(
         .clone()
         .or_else(|| info.as_ref().and_then(|i| i.output_path()));
     job.started_at = info.as_ref().and_then(|i| i.start_time);
+    job.restarts_before = info.as_ref().map_or(0, |i| i.restarts);
     if let Some(path) = job.output.clone() {
         let size = match slurm.file_size(&path).await {
             Ok(size) => Some(size),
