@@ -2724,4 +2724,37 @@ fn the_apis_roles_and_the_clusters_own_changes_are_respected() {
             .contains("ReservationName="),
         "the check's reservation is left"
     );
+    // The API checks signatures as AWS does: a wrong secret, or a key it
+    // does not know, is refused with AWS's error and the fix.
+    let credentials = std::fs::read_to_string(lab.dir.join("aws-credentials")).unwrap();
+    let wrong_secret: String = credentials
+        .lines()
+        .map(|l| match l.starts_with("aws_secret_access_key") {
+            true => "aws_secret_access_key = not-the-labs-secret\n".to_owned(),
+            false => format!("{l}\n"),
+        })
+        .collect();
+    for (changed, error) in [
+        (
+            wrong_secret,
+            "InvalidSignatureException: The request signature we calculated does not match",
+        ),
+        (
+            credentials.replace("AKIDHPCHAOSLAB", "AKIDSOMEONEELSE"),
+            "UnrecognizedClientException: The security token included in the request is invalid",
+        ),
+    ] {
+        let file = write("credentials", &changed);
+        let profile_text = std::fs::read_to_string(&profile).unwrap().replace(
+            &lab.dir.join("aws-credentials").display().to_string(),
+            &file,
+        );
+        let other = write("other-keys.yaml", &profile_text);
+        let (code, text) = plan(&quiet, &other);
+        assert_eq!(code, Some(3), "{text}");
+        assert!(
+            text.contains(error) && text.contains("the API refused the credentials"),
+            "{text}"
+        );
+    }
 }
