@@ -35,7 +35,6 @@ pub struct Args {
 
 pub fn exec(args: Args) -> Outcome {
     let recording = Recording::load(&args.recording).map_err(CliError::bad_input)?;
-    hpchaos::runner::replay::cut(&recording).map_err(CliError::bad_input)?;
     let profile_path = match &args.cluster {
         Some(path) => path.clone(),
         None if recording.profile.is_some() => recording.dir.join("profile.yaml"),
@@ -47,6 +46,8 @@ pub fn exec(args: Args) -> Outcome {
         }
     };
     let mut profile = scenario::load_profile(&profile_path).map_err(|e| CliError::invalid(&e))?;
+    let slack = hpchaos::runner::replay::cut_slack(&profile.value.poll);
+    hpchaos::runner::replay::cut(&recording, slack).map_err(CliError::bad_input)?;
     let scenario_path = match (&args.scenario, &recording.scenario) {
         (Some(path), _) => path.clone(),
         (None, Some(_)) => recording.dir.join("scenario.yaml"),

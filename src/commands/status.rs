@@ -56,10 +56,16 @@ pub fn exec(args: Args) -> Outcome {
             if let Some(fields) = value.as_object_mut() {
                 fields.insert("lock".to_owned(), serde_json::Value::String(lock));
                 if let Some(summary) = &summary {
+                    let nodes = api.as_deref().unwrap_or_default();
                     fields.insert(
                         "instance_groups".to_owned(),
-                        hpchaos::status::groups_json(summary, api.as_deref().unwrap_or_default()),
+                        hpchaos::status::groups_json(summary, nodes),
                     );
+                    let disagree = match summary.groups.iter().any(|g| g.node_type.is_some()) {
+                        true => hpchaos::preflight::roles_disagree(&profile, summary, nodes),
+                        false => Vec::new(),
+                    };
+                    fields.insert("role_disagreements".to_owned(), serde_json::json!(disagree));
                 }
             }
             let text = serde_json::to_string_pretty(&value).map_err(CliError::failed)?;
@@ -71,10 +77,13 @@ pub fn exec(args: Args) -> Outcome {
         outside.push(&profile.head_node.name);
         hpchaos::output::print(&hpchaos::status::render(&outside, &rows, api.as_deref()));
         if let Some(summary) = &summary {
-            hpchaos::output::print(&hpchaos::status::render_groups(
-                summary,
-                api.as_deref().unwrap_or_default(),
-            ));
+            let nodes = api.as_deref().unwrap_or_default();
+            hpchaos::output::print(&hpchaos::status::render_groups(summary, nodes));
+            if summary.groups.iter().any(|g| g.node_type.is_some()) {
+                for said in hpchaos::preflight::roles_disagree(&profile, summary, nodes) {
+                    outln!("profile and API disagree: {said}");
+                }
+            }
         }
         outln!("lock: {lock}");
         for u in &unmapped {

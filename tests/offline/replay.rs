@@ -181,9 +181,9 @@ fn a_folder_that_is_no_recording_is_refused() {
 
 /// A real recording (`run --record` of xid79-reboot on the lab) judged
 /// against a replace: its scontrol reads are still taken in order (no
-/// hang), HyperPod's `Action:Reboot` is not the replace expected, and
-/// what the replace awaits is said to be past the end of the recording,
-/// not "never happened".
+/// hang), HyperPod's `Action:Reboot` is not the replace expected (failed,
+/// saying so), and what the replace awaits is said to be past the end of
+/// the recording, not "never happened".
 #[test]
 fn a_reboot_recording_judged_as_a_replace_ends_with_the_recording() {
     let (code, stdout, scenario, _) = replay(
@@ -196,10 +196,12 @@ fn a_reboot_recording_judged_as_a_replace_ends_with_the_recording() {
                 .unwrap(),
         ],
     );
-    assert_eq!(code, Some(3), "{stdout}");
+    assert_eq!(code, Some(1), "{stdout}");
     let reason = scenario["reason"].as_str().unwrap();
     assert!(
-        reason.starts_with("the recording ends at +")
+        reason.starts_with(
+            "HyperPod marked ip-10-1-0-11 `Action:Reboot`, not the `Action:Replace` the scenario expects"
+        ) && reason.contains("the recording ends at +")
             && reason.contains("of scenario xid79-reboot")
             && reason.contains("it ends during the replace phase"),
         "{reason}"
@@ -243,6 +245,16 @@ fn a_cut_recording_is_refused_with_where_it_ends() {
             && stderr.contains("but the live watch ended at +600.0s: the recording is cut"),
         "{stderr}"
     );
+    // Cut at a line boundary, a few seconds short of the live end (the
+    // lab polls every 0.5 s: a watch ends within 2 s of its last read).
+    std::fs::copy(source.join("recording.json"), &manifest).unwrap();
+    let reads = std::fs::read_to_string(source.join("reads.jsonl")).unwrap();
+    let first: String = reads.lines().take(10).map(|l| format!("{l}\n")).collect();
+    std::fs::write(dir.path().join("reads.jsonl"), first).unwrap();
+    let out = hpchaos(&["replay", dir.path().to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("the recording is cut"), "{stderr}");
     std::fs::write(dir.path().join("reads.jsonl"), "").unwrap();
     let out = hpchaos(&["replay", dir.path().to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);

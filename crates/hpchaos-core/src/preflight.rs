@@ -555,6 +555,11 @@ pub fn roles_disagree(
         ));
     }
     for login in &profile.login_nodes {
+        if !nodes.iter().any(|n| n.node == *login) {
+            said.push(format!(
+                "the profile lists {login} in login_nodes, but the API lists no such node: remove it from login_nodes, or name the node as the API does"
+            ));
+        }
         if let Some((kind, group)) = role(login).filter(|(t, _)| *t != "Login") {
             said.push(format!(
                 "the profile lists {login} in login_nodes, but the API says it is a {kind} node (instance group {group}): remove it from login_nodes"

@@ -20,7 +20,11 @@ fn disagreements(row: Option<&NodeRow>, node: Option<&ApiNode>, api_read: bool) 
             if slurm_down && node.running() {
                 notes.push(format!("Slurm says {} but the API says Running", row.state));
             }
-            if !slurm_down && !node.running() {
+            // A deep health check: the API's status, and Slurm's
+            // maintenance reservation (`maint`, `$`): agreeing.
+            let checked = node.status == "DeepHealthCheckInProgress"
+                && (row.state.flags.maintenance || row.state.raw.starts_with("maint"));
+            if !slurm_down && !node.running() && !checked {
                 notes.push(format!(
                     "the API says {} but Slurm says {}",
                     node.status, row.state

@@ -79,7 +79,7 @@ pub async fn resolve_targets(
     // Controller and login nodes are never targets: by the API's roles
     // (whatever their group is called), and by the profile's names. A
     // pool that names one (a node, its group) is refused as such.
-    let protected = protected_by_api(cluster).await?;
+    let (protected, checked) = protected_by_api(cluster).await?;
     let named = |p: &&Protected| match &scenario.target.pool {
         Pool::Nodes(nodes) => nodes.contains(&p.node),
         Pool::InstanceGroup(group) => p.group == *group,
@@ -110,6 +110,11 @@ pub async fn resolve_targets(
     let mut never = cluster.profile.login_nodes.clone();
     never.push(cluster.profile.head_node.name.clone());
     never.extend(protected.into_iter().map(|p| p.node));
+    // A node under HyperPod's deep health check is left out of a pool (a
+    // node named outright is refused for it by the checks before a run).
+    if !matches!(scenario.target.pool, Pool::Nodes(_)) {
+        never.extend(checked);
+    }
     let seed = scenario.target.seed.unwrap_or(seed);
     Ok(crate::targets::select(
         &scenario.target,
@@ -129,19 +134,23 @@ pub struct Protected {
 }
 
 /// The nodes in instance groups whose `SlurmConfig.NodeType` is
-/// `Controller` or `Login` (none without the API, or when it gives no
-/// roles).
-pub async fn protected_by_api(cluster: &Cluster) -> Result<Vec<Protected>, ResolveError> {
+/// `Controller` or `Login` (none when the API gives no roles), and the
+/// nodes under a deep health check (`DeepHealthCheckInProgress`); none
+/// without the API.
+pub async fn protected_by_api(
+    cluster: &Cluster,
+) -> Result<(Vec<Protected>, Vec<String>), ResolveError> {
     let Some(api) = &cluster.api else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     };
     let summary = api.summary().await?;
-    if !summary.groups.iter().any(|g| g.is_protected()) {
-        return Ok(Vec::new());
-    }
-    Ok(api
-        .nodes()
-        .await?
+    let nodes = api.nodes().await?;
+    let checked = nodes
+        .iter()
+        .filter(|n| n.status == "DeepHealthCheckInProgress")
+        .map(|n| n.node.clone())
+        .collect();
+    let protected = nodes
         .into_iter()
         .filter_map(|n| {
             let group = summary.group(&n.group).filter(|g| g.is_protected())?;
@@ -151,7 +160,8 @@ pub async fn protected_by_api(cluster: &Cluster) -> Result<Vec<Protected>, Resol
                 node_type: group.node_type.clone().unwrap_or_default(),
             })
         })
-        .collect())
+        .collect();
+    Ok((protected, checked))
 }
 
 /// `nodes` as the scenario names them, each one Slurm has; else which it

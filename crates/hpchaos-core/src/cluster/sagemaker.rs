@@ -122,7 +122,7 @@ impl ApiError {
             Some(
                 "UnrecognizedClientException" | "InvalidSignatureException" | "ExpiredTokenException"
                 | "ExpiredToken",
-            ) => "the API refused the credentials (unknown, wrong or expired): log in again (`aws sso login`) or check sagemaker.aws_profile".to_owned(),
+            ) => "the API refused the credentials (unknown, wrong or expired): log in again (`aws sso login`), or check the keys sagemaker.aws_profile and sagemaker.credentials_file name".to_owned(),
             Some(_) => "check the profile's sagemaker settings".to_owned(),
             // No answer: no credentials to sign with, or no endpoint.
             None if self.detail.to_lowercase().contains("credential") => "no AWS credentials were found: set sagemaker.aws_profile or sagemaker.credentials_file, or log in (`aws sso login`)".to_owned(),

@@ -120,14 +120,17 @@ impl<'a> JobView<'a> {
                     was,
                     now: size,
                     shorter,
+                    head_changed,
                 } => {
                     let words = format!(
                         "output {} rewritten ({}): read again from its start (Slurm truncates a requeued job's output unless JobFileAppend=1 or --open-mode=append)",
                         self.job.output.as_deref().unwrap_or("-"),
                         if shorter {
                             format!("{size} bytes, shorter than the {was} read")
-                        } else {
+                        } else if head_changed {
                             "its first bytes changed".to_owned()
+                        } else {
+                            "the bytes before where it was read to changed, though it starts as before".to_owned()
                         }
                     );
                     started_again(&mut said, now, words);

@@ -172,6 +172,9 @@ pub enum OutputEvent {
         was: u64,
         now: u64,
         shorter: bool,
+        /// Its first bytes changed (else, not shorter: the bytes just
+        /// before where it was read to did).
+        head_changed: bool,
     },
     Update(Update),
 }
@@ -434,7 +437,8 @@ impl WorkloadJob {
     /// it has [`HEAD_BYTES`] of them (a shorter file is told by its size).
     fn rewritten(&mut self, chunk: &FileChunk) -> Option<OutputEvent> {
         let shorter = chunk.size < self.offset;
-        let changed = self.head.is_some_and(|sum| sum != chunk.head_sum)
+        let head_changed = self.head.is_some_and(|sum| sum != chunk.head_sum);
+        let changed = head_changed
             || (!chunk.before.is_empty() && !self.tail.is_empty() && chunk.before != self.tail);
         if shorter || changed {
             let was = self.offset;
@@ -443,6 +447,7 @@ impl WorkloadJob {
                 was,
                 now: chunk.size,
                 shorter,
+                head_changed,
             });
         }
         if self.head.is_none() && chunk.size >= HEAD_BYTES {
@@ -829,7 +834,11 @@ mod tests {
         assert!(
             matches!(
                 news.as_slice(),
-                [OutputEvent::Rewritten { shorter: false, .. }]
+                [OutputEvent::Rewritten {
+                    shorter: false,
+                    head_changed: false,
+                    ..
+                }]
             ),
             "{news:?}"
         );
@@ -880,7 +889,8 @@ mod tests {
             Some(OutputEvent::Rewritten {
                 was: a.len() as u64,
                 now: b.len() as u64,
-                shorter: true
+                shorter: true,
+                head_changed: false,
             })
         );
         assert_eq!((job.offset, job.last_step), (0, None));

@@ -80,6 +80,10 @@ pub struct Manifest {
     /// reads are all taken (the failure's cost counts up to it).
     #[serde(default)]
     pub ended_at: Option<DateTime<Utc>>,
+    /// The scenario waited on the monitoring (not recorded) after its
+    /// phases: the watch may have ended well after its last read.
+    #[serde(default)]
+    pub monitored: bool,
 }
 
 fn utc() -> String {
@@ -561,6 +565,7 @@ mod tests {
             outcome: None,
             reason: None,
             ended_at: None,
+            monitored: false,
         }
     }
 

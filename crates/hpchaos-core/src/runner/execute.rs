@@ -528,12 +528,12 @@ fn leave_alone(
     if row.state.flags.reboot_requested || row.state.flags.reboot_issued || row.state.is_rebooting()
     {
         return Some(format!(
-            "left to the reboot: Slurm shows it {} (a reboot is {}; Slurm refuses state=resume on it and returns it when the reboot is done)",
+            "left to the reboot: Slurm shows it {} ({}; the reboot returns it when done)",
             row.state,
             if row.state.flags.reboot_requested {
-                "requested"
+                "a reboot is requested"
             } else {
-                "issued"
+                "a reboot is issued: Slurm 25.11 refuses state=resume on it"
             }
         ));
     }

@@ -1340,9 +1340,16 @@ impl Runner {
             crate::preflight::under_change(&self.cluster, scenario, summary.as_ref(), &targets)
                 .await
         {
+            // Not a verdict on the cluster's recovery: the run could not
+            // start (exit 3), as the checks before it would have said.
+            let why = refusal
+                .why
+                .split("; run when it is done")
+                .next()
+                .unwrap_or_default();
             return Err(Ending::new(
-                ScenarioOutcome::Aborted,
-                format!("{} (nothing was changed)", refusal.why),
+                ScenarioOutcome::Error,
+                format!("{why}, since the checks before the run (nothing was changed)"),
             ));
         }
         if let Some(failure) = self

@@ -54,6 +54,7 @@ impl Runner {
             outcome: None,
             reason: None,
             ended_at: None,
+            monitored: !scenario.expect.monitoring.is_empty(),
         };
         let profile = self
             .profile_path

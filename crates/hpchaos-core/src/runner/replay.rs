@@ -29,10 +29,6 @@ use crate::scenario::model::{Phase, Scenario};
 use super::watch::{Sources, Watched};
 use super::{Ending, Runner};
 
-/// How much later than its last read a live watch can have ended: more is
-/// a recording cut short (a copy interrupted, a disk that filled).
-const CUT_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
-
 /// The recorded reads not yet replayed, shared by the replayed sources.
 struct Cursor {
     reads: VecDeque<Read>,
@@ -214,10 +210,12 @@ pub enum ReplayError {
     Workload(#[from] super::workload::WorkloadError),
 }
 
-/// Why a recording cannot be judged as it is: no reads, or cut well
-/// before the live watch ended (`CUT_AFTER`). Errors name the file and
-/// the times.
-pub fn cut(recording: &Recording) -> Result<(), String> {
+/// Why a recording cannot be judged as it is: no reads, or reads that end
+/// more than `slack` before the live watch did (a live watch ends in the
+/// cycle after a read: `slack` is a few of its longest poll intervals; a
+/// copy interrupted, a disk that filled). Errors name the file and the
+/// times.
+pub fn cut(recording: &Recording, slack: chrono::TimeDelta) -> Result<(), String> {
     let manifest = &recording.manifest;
     let reads = recording.dir.join("reads.jsonl");
     let since = |at: DateTime<Utc>| (at - manifest.injected_at).as_seconds_f64();
@@ -228,7 +226,7 @@ pub fn cut(recording: &Recording) -> Result<(), String> {
         ));
     };
     match manifest.ended_at {
-        Some(ended) if ended - last > CUT_AFTER => Err(format!(
+        Some(ended) if ended - last > slack && !manifest.monitored => Err(format!(
             "{}: the reads end at +{:.1}s, but the live watch ended at +{:.1}s: the recording is cut (copied while being written, or a disk that filled); record the run again",
             reads.display(),
             since(last),
@@ -236,6 +234,18 @@ pub fn cut(recording: &Recording) -> Result<(), String> {
         )),
         _ => Ok(()),
     }
+}
+
+/// How much later than its last read a live watch with `poll` can end:
+/// two of its longest poll intervals and a second (it ends in the cycle
+/// after a read, and some source is read every interval).
+pub fn cut_slack(poll: &crate::profile::Poll) -> chrono::TimeDelta {
+    let longest = poll
+        .slurm
+        .as_std()
+        .max(poll.sagemaker.as_std())
+        .max(poll.job_output.as_std());
+    chrono::TimeDelta::from_std(longest * 2).unwrap_or_default() + chrono::TimeDelta::seconds(1)
 }
 
 impl Runner {
@@ -252,7 +262,7 @@ impl Runner {
         clock: Arc<ManualClock>,
         stop: tokio::sync::watch::Sender<bool>,
     ) -> Result<Ending, ReplayError> {
-        cut(recording).map_err(ReplayError::Recording)?;
+        cut(recording, cut_slack(&self.cluster.profile.poll)).map_err(ReplayError::Recording)?;
         self.replaying = true;
         let manifest = &recording.manifest;
         let offset = recording.utc_offset().map_err(ReplayError::Recording)?;
@@ -452,17 +462,22 @@ impl Runner {
                 .reads
                 .last()
                 .map_or(manifest.injected_at, |r| r.at);
-            ending = Ending::new(
-                ScenarioOutcome::Error,
-                format!(
-                    "the recording ends at +{:.1}s (where the run it was made in, of scenario {}, ended): {}; what came after is not in it",
-                    (end - manifest.injected_at).as_seconds_f64(),
-                    manifest.scenario,
-                    ending
-                        .reason
-                        .replace("interrupted during", "it ends during")
-                ),
+            let (during, mark) = match ending.reason.split_once("; ") {
+                Some((during, mark)) => (during.to_owned(), Some(mark.to_owned())),
+                None => (ending.reason.clone(), None),
+            };
+            let ended = format!(
+                "the recording ends at +{:.1}s (where the run it was made in, of scenario {}, ended): {}; what came after is not in it",
+                (end - manifest.injected_at).as_seconds_f64(),
+                manifest.scenario,
+                during.replace("interrupted during", "it ends during")
             );
+            // A mark HyperPod set otherwise than expected is a verdict
+            // already: failed, whatever came after.
+            ending = match mark {
+                Some(mark) => Ending::new(ScenarioOutcome::Failed, format!("{mark}; {ended}")),
+                None => Ending::new(ScenarioOutcome::Error, ended),
+            };
         }
         self.log(
             Some(&name),

@@ -249,10 +249,16 @@ impl Runner {
         loop {
             if self.stopping() {
                 sources.iter_mut().for_each(|s| s.stop());
-                let why = match rules.order.get(seen.journaled) {
+                let mut why = match rules.order.get(seen.journaled) {
                     Some(phase) => format!("interrupted during the {phase} phase"),
                     None => "interrupted while waiting for the monitoring".to_owned(),
                 };
+                // What was seen already that the scenario cannot pass with.
+                if let Some(expected) = &rules.reason
+                    && let Some(mark) = phases::wrong_mark(watched.baseline, expected, &seen.events)
+                {
+                    why = format!("{why}; {mark}");
+                }
                 return Ending::new(ScenarioOutcome::Interrupted, why);
             }
             if !follow_up_done {
