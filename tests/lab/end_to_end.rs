@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aws_sdk_sagemaker::Client;
-use aws_sdk_sagemaker::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_sagemaker::config::{BehaviorVersion, Region};
 use hpchaos_lab::ground_truth;
 
 use crate::support::lab::hpchaos;
@@ -67,13 +67,7 @@ impl Lab {
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(sagemaker.region))
             .endpoint_url(sagemaker.endpoint_url.unwrap())
-            .credentials_provider(Credentials::new(
-                "AKIDHPCHAOSLAB",
-                "lab-secret",
-                None,
-                None,
-                "lab",
-            ))
+            .credentials_provider(crate::support::lab::lab_credentials(&self.dir))
             .build();
         Client::from_conf(config)
     }

@@ -69,6 +69,25 @@ pub fn ssh(dir: &Path, host: &str, command: &str) -> Result<String, String> {
 
 /// `UpdateCluster NodeRecovery=value` on the lab's API.
 #[allow(dead_code)] // the offline binary includes this module too
+/// The keys the lab wrote for its profile (`LAB/aws-credentials`): its
+/// API refuses any others, as AWS does.
+pub fn lab_credentials(lab_dir: &Path) -> aws_sdk_sagemaker::config::Credentials {
+    let text = std::fs::read_to_string(lab_dir.join("aws-credentials")).unwrap();
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.split_once('=').filter(|(k, _)| k.trim() == key))
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap()
+    };
+    aws_sdk_sagemaker::config::Credentials::new(
+        value("aws_access_key_id"),
+        value("aws_secret_access_key"),
+        None,
+        None,
+        "lab",
+    )
+}
+
 pub fn set_node_recovery(lab_dir: &Path, value: &str) -> bool {
     let profile = hpchaos::scenario::load_profile(&lab_dir.join("profile.yaml"))
         .unwrap()
@@ -80,9 +99,7 @@ pub fn set_node_recovery(lab_dir: &Path, value: &str) -> bool {
             .behavior_version(aws_sdk_sagemaker::config::BehaviorVersion::latest())
             .region(aws_sdk_sagemaker::config::Region::new(settings.region))
             .endpoint_url(settings.endpoint_url.unwrap())
-            .credentials_provider(aws_sdk_sagemaker::config::Credentials::new(
-                "AKIDTEST", "secret", None, None, "test",
-            ))
+            .credentials_provider(lab_credentials(lab_dir))
             .build();
         aws_sdk_sagemaker::Client::from_conf(config)
             .update_cluster()

@@ -273,6 +273,22 @@ pub struct Runner {
     monitoring: std::sync::OnceLock<std::sync::Arc<crate::monitoring::client::Client>>,
 }
 
+/// The record that opens a scenario: its file, what it injects and
+/// expects, its text; `workload`: a job is watched (the resume phase).
+fn scenario_started(loaded: &Loaded<Scenario>, workload: bool) -> Entry {
+    let scenario = &loaded.value;
+    Entry::ScenarioStarted {
+        file: loaded.path.display().to_string(),
+        description: scenario.description.clone(),
+        fault: scenario.fault.kind().to_owned(),
+        recovery: scenario.expect.recovery,
+        deadlines: scenario.expect.deadlines.set(),
+        max_lost_steps: scenario.expect.max_lost_steps,
+        phases: scenario.expect.phases(workload),
+        source: loaded.text.clone(),
+    }
+}
+
 /// Creates `<report_dir>/<time>-<name>/` (`-2`, `-3`, ... when a run of the
 /// same name started in the same second) and its journal.
 pub fn open_run_dir(
@@ -1076,16 +1092,7 @@ impl Runner {
         let name = name.as_str();
         self.log(
             Some(name),
-            Entry::ScenarioStarted {
-                file: loaded.path.display().to_string(),
-                description: scenario.description.clone(),
-                fault: scenario.fault.kind().to_owned(),
-                recovery: scenario.expect.recovery,
-                deadlines: scenario.expect.deadlines.set(),
-                max_lost_steps: scenario.expect.max_lost_steps,
-                phases: scenario.expect.phases(scenario.workload.is_some()),
-                source: loaded.text.clone(),
-            },
+            scenario_started(loaded, scenario.workload.is_some()),
         );
         self.instances_before.clear();
         self.scenario_text = loaded.text.clone();

@@ -306,19 +306,7 @@ impl Runner {
                 slurm_version: None,
             },
         );
-        self.log(
-            Some(&name),
-            Entry::ScenarioStarted {
-                file: loaded.path.display().to_string(),
-                description: scenario.description.clone(),
-                fault: scenario.fault.kind().to_owned(),
-                recovery: scenario.expect.recovery,
-                deadlines: scenario.expect.deadlines.set(),
-                max_lost_steps: scenario.expect.max_lost_steps,
-                phases: scenario.expect.phases(job.is_some()),
-                source: loaded.text.clone(),
-            },
-        );
+        self.log(Some(&name), super::scenario_started(loaded, job.is_some()));
         self.log(
             Some(&name),
             Entry::TargetsResolved {
@@ -346,16 +334,10 @@ impl Runner {
             },
         );
         if !scenario.expect.monitoring.is_empty() {
-            self.log(
-                Some(&name),
-                Entry::Observed {
-                    source: SourceName::Harness,
-                    node: None,
-                    field: "replay".into(),
-                    from: None,
-                    to: "expect.monitoring is not judged: a recording (version 1) keeps no monitoring answers".into(),
-                    source_time: None,
-                },
+            self.note_replay(
+                &name,
+                "expect.monitoring is not judged: a recording (version 1) keeps no monitoring answers"
+                    .to_owned(),
             );
         }
         let plan = crate::faults::Plan {
@@ -417,19 +399,12 @@ impl Runner {
             .iter()
             .partition(|r| taken.contains(&r.raw.source()));
         if !dropped.is_empty() {
-            self.log(
-                Some(&name),
-                Entry::Observed {
-                    source: SourceName::Harness,
-                    node: None,
-                    field: "replay".into(),
-                    from: None,
-                    to: format!(
-                        "{} recorded read(s) of a source this scenario does not read (no workload?) are left out",
-                        dropped.len()
-                    ),
-                    source_time: None,
-                },
+            self.note_replay(
+                &name,
+                format!(
+                    "{} recorded read(s) of a source this scenario does not read (no workload?) are left out",
+                    dropped.len()
+                ),
             );
         }
         lock(&cursor).reads = kept.into_iter().cloned().collect();
@@ -492,5 +467,22 @@ impl Runner {
         };
         self.log(None, Entry::RunEnded { outcome: run });
         Ok(ending)
+    }
+}
+
+impl Runner {
+    /// A note on the replay itself (`field: replay`).
+    fn note_replay(&mut self, name: &str, to: String) {
+        self.log(
+            Some(name),
+            Entry::Observed {
+                source: SourceName::Harness,
+                node: None,
+                field: "replay".into(),
+                from: None,
+                to,
+                source_time: None,
+            },
+        );
     }
 }
