@@ -71,6 +71,18 @@ fn passed_run_has_every_phase_met_and_lost_steps() {
             .iter()
             .any(|e| e == "[sinfo ip-10-1-0-12] Action:Replace")
     );
+    // The requeue delay read from the cluster is shown beside the resume.
+    assert_eq!(
+        scenario.requeue_delay.as_deref(),
+        Some("120 s (Slurm's default)")
+    );
+    for format in [Format::Table, Format::Markdown] {
+        let text = format.exporter().render(&report);
+        assert!(
+            text.contains("120 s (Slurm's default); a resume after a requeue comes no sooner"),
+            "{format:?}: {text}"
+        );
+    }
 }
 
 #[test]

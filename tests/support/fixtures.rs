@@ -353,6 +353,15 @@ pub fn passed(path: &Path) {
     replace_until_pending(&mut s);
     s.observe(
         96.0,
+        Source::Harness,
+        "",
+        "requeue_delay",
+        None,
+        "120 s (Slurm's default)",
+        None,
+    )
+    .observe(
+        96.0,
         Source::Sagemaker,
         "ip-10-1-0-12",
         "instance_id",

@@ -241,6 +241,35 @@ pub fn boots_in_utc(text: &str, offset: chrono::FixedOffset) -> Vec<(String, Boo
         .collect()
 }
 
+/// How long a requeued job waits before it may run again, in seconds, and
+/// where that comes from, from `scontrol show config`'s text:
+/// `SchedulerParameters` `requeue_delay=` (Slurm 25.11), else `AuthInfo`
+/// `cred_expire=`, else Slurm's default, 120 s (slurm.conf(5),
+/// `requeue_delay`: "Defaults to the AuthInfo=cred_expire setting, which
+/// itself defaults to 120 seconds").
+pub fn requeue_delay(config: &str) -> (u64, &'static str) {
+    let setting = |key: &str, option: &str| {
+        config
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once('=')?;
+                (name.trim() == key).then(|| value.trim().to_owned())
+            })
+            .and_then(|value| {
+                value
+                    .split(',')
+                    .find_map(|o| o.trim().strip_prefix(option)?.parse::<u64>().ok())
+            })
+    };
+    if let Some(delay) = setting("SchedulerParameters", "requeue_delay=") {
+        return (delay, "SchedulerParameters requeue_delay");
+    }
+    if let Some(delay) = setting("AuthInfo", "cred_expire=") {
+        return (delay, "AuthInfo cred_expire");
+    }
+    (120, "Slurm's default")
+}
+
 /// One job as `scontrol -o show job` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobInfo {
@@ -715,6 +744,13 @@ impl Slurm {
         }
     }
 
+    /// How long a requeued job waits to run again (see [`requeue_delay`]).
+    pub async fn requeue_delay(&self) -> Result<(u64, &'static str), SshError> {
+        self.head(&["scontrol", "show", "config"])
+            .await
+            .map(|t| requeue_delay(&t))
+    }
+
     /// The cluster's reservations (`scontrol -o show reservation`; see
     /// [`crate::cluster::changes::parse_reservations`]).
     pub async fn reservations(
@@ -972,6 +1008,50 @@ pub struct FileChunk {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// `requeue_delay` from SchedulerParameters (25.11), else AuthInfo's
+    /// cred_expire, else 120 s; as `scontrol show config` prints them.
+    #[test]
+    fn a_requeued_jobs_wait_is_read_from_the_config() {
+        let config = |sched: &str, auth: &str| {
+            format!(
+                "Configuration data as of 2026-12-03T01:00:00\nAuthInfo                = {auth}\nAuthType                = auth/munge\nSchedulerParameters     = {sched}\nSchedulerType           = sched/backfill\n"
+            )
+        };
+        assert_eq!(
+            requeue_delay(&config(
+                "permit_job_expansion,requeue_delay=30",
+                "cred_expire=300"
+            )),
+            (30, "SchedulerParameters requeue_delay")
+        );
+        assert_eq!(
+            requeue_delay(&config("permit_job_expansion", "cred_expire=300")),
+            (300, "AuthInfo cred_expire")
+        );
+        assert_eq!(requeue_delay(&config("(null)", "(null)")).0, 120);
+        // Names that only start alike are other settings.
+        assert_eq!(
+            requeue_delay(&config("requeue_delay_extra=5", "(null)")).0,
+            120
+        );
+    }
+
+    /// Slurm 25.11 names jobs `JobId=N SLUID=...` in some log lines
+    /// (log.c `%pI`): the nodes a line names are found as before.
+    #[test]
+    fn slurm_25_11_job_ids_with_a_sluid_do_not_hide_the_nodes() {
+        let nodes = vec!["ip-10-1-0-11".to_owned(), "ip-10-1-0-12".to_owned()];
+        let line = "sched: Allocate JobId=42 SLUID=sl01HZ9X4M2K NodeList=ip-10-1-0-[11-12] #CPUs=4 Partition=dev";
+        assert_eq!(
+            crate::cluster::hostlist::nodes_named_in(line, &nodes).len(),
+            2
+        );
+        let line = "_job_complete: JobId=42 SLUID=sl01HZ9X4M2K WEXITSTATUS 0";
+        assert!(crate::cluster::hostlist::nodes_named_in(line, &nodes).is_empty());
+    }
+
     use super::*;
 
     #[test]

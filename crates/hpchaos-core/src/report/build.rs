@@ -224,6 +224,7 @@ fn started_scenario(name: &str, record: &Record) -> Option<ScenarioReport> {
         steady_state: Vec::new(),
         lost_steps: None,
         max_lost_steps: *max_lost_steps,
+        requeue_delay: None,
         rollback: Vec::new(),
         per_node: Vec::new(),
         spread: Vec::new(),
@@ -413,6 +414,9 @@ fn apply_injection(scenario: &mut ScenarioReport, record: &Record, entry: &Entry
                 None => format!("{field}: {to}"),
             };
             note(scenario, record, *source, node.clone(), *source_time, text);
+            if field == "requeue_delay" {
+                scenario.requeue_delay = Some(to.clone());
+            }
             if field == "reason" || matches!(source, Source::SlurmctldLog | Source::JobOutput) {
                 let node = node.as_deref().map(|n| format!(" {n}")).unwrap_or_default();
                 scenario

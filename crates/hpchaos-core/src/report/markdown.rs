@@ -211,6 +211,12 @@ fn scenario_header(out: &mut String, s: &ScenarioReport) {
             .unwrap_or_default();
         let _ = writeln!(out, "- **Lost steps:** {lost}{limit}");
     }
+    if let Some(delay) = &s.requeue_delay {
+        let _ = writeln!(
+            out,
+            "- **Requeue delay:** {delay}; a resume after a requeue comes no sooner"
+        );
+    }
     if let Some(cost) = &s.cost {
         let _ = writeln!(
             out,

@@ -103,6 +103,11 @@ pub struct ScenarioReport {
     pub steady_state: Vec<CheckReport>,
     pub lost_steps: Option<u64>,
     pub max_lost_steps: Option<u64>,
+    /// How long a requeued job waits before it may run again, and where
+    /// that was read (`"120 s (Slurm's default)"`): a resume after a
+    /// requeue comes no sooner. Shown beside the resume phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requeue_delay: Option<String>,
     pub rollback: Vec<RollbackReport>,
     /// With several targets: each phase's end on each target.
     #[serde(skip_serializing_if = "Vec::is_empty")]

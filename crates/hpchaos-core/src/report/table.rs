@@ -131,5 +131,10 @@ fn scenario_table(scenario: &ScenarioReport) -> String {
         let limit = max.map(|m| format!(" (limit {m})")).unwrap_or_default();
         out.push_str(&format!("lost steps: {lost}{limit}\n"));
     }
+    if let Some(delay) = &scenario.requeue_delay {
+        out.push_str(&format!(
+            "requeue delay: {delay}; a resume after a requeue comes no sooner\n"
+        ));
+    }
     out
 }

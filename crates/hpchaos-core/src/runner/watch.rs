@@ -130,6 +130,9 @@ impl Runner {
         workload: Option<&mut WorkloadJob>,
     ) -> Ending {
         let job = workload.as_ref().map(|w| w.id);
+        if job.is_some() {
+            self.note_requeue_delay(&scenario.name).await;
+        }
         self.start_recording(scenario, &watched, workload.as_deref())
             .await;
         let (sources, said) = self.sources(scenario, &watched, workload).await;
@@ -639,6 +642,28 @@ impl Runner {
             _ = any_arrival => {}
         }
     }
+    /// Journals how long a requeued job waits before it may run again
+    /// (`field: requeue_delay`, `to`: `"N s (where it was read)"`): a
+    /// resume after a requeue comes no sooner. Reports show it beside the
+    /// resume phase.
+    async fn note_requeue_delay(&mut self, name: &str) {
+        let to = match self.cluster.slurm.requeue_delay().await {
+            Ok((seconds, from)) => format!("{seconds} s ({from})"),
+            Err(err) => format!("the requeue delay is unknown: scontrol show config: {err}"),
+        };
+        self.log(
+            Some(name),
+            Entry::Observed {
+                source: Source::Harness,
+                node: None,
+                field: "requeue_delay".into(),
+                from: None,
+                to,
+                source_time: None,
+            },
+        );
+    }
+
     /// Accepts `node`'s new host key for the rest of the run once the API
     /// shows it on a new instance: the key the head node sees on the
     /// cluster network, journaled with its fingerprint. When the node does
