@@ -356,15 +356,38 @@ fn a_shipped_replace_passes_every_phase_met(lab: &Lab) {
         ])
     );
     assert_eq!(report["scenarios"][0]["phases"][0]["time_source"], "source");
-    // Detected through the controller log, to the millisecond.
+    // Detected by HMA's own record in the lab's CloudWatch Logs, at its
+    // `ts`: no later than the Slurm mark it left, which is still journaled
+    // as the next witness (to the millisecond, from the controller log).
     let evidence = report["scenarios"][0]["phases"][0]["evidence"]
         .as_str()
         .unwrap();
     assert!(
-        evidence.starts_with("slurmctld_log ")
-            && evidence.contains("reason set to: Action:Replace"),
+        evidence.starts_with("hma ") && evidence.contains("XID Error {\"ErrNum\":48}"),
         "{evidence}"
     );
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(journal_of(&stderr))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let time_of = |wanted: &dyn Fn(&serde_json::Value) -> bool| {
+        records
+            .iter()
+            .find(|r| wanted(r))
+            .and_then(|r| r["source_time"].as_str())
+            .map(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap())
+    };
+    let hma = time_of(&|r| r["field"] == "health_event" && r["source"] == "hma")
+        .expect("HMA's record is journaled with its own time");
+    let mark = time_of(&|r| {
+        r["source"] == "slurmctld_log"
+            && r["to"]
+                .as_str()
+                .is_some_and(|t| t.contains("reason set to: Action:Replace"))
+    })
+    .expect("the Slurm mark is journaled");
+    assert!(hma <= mark, "HMA at {hma}, the Slurm mark at {mark}");
     assert_eq!(report["scenarios"][0]["phases"][2]["time_source"], "source");
     // The canary's output as HyperPod leaves it: HyperPod's auto-resume
     // lines, then the requeue truncating the file (JobFileAppend=0), read
@@ -2757,4 +2780,35 @@ fn the_apis_roles_and_the_clusters_own_changes_are_respected() {
             "{text}"
         );
     }
+    // Credentials that may not read the cluster's log group: the run says
+    // so once and times detect from Slurm's mark.
+    let out = hpchaos(&[
+        "lab",
+        "deny",
+        "--dir",
+        &dir,
+        "--action",
+        "logs:FilterLogEvents",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let reboot = write(
+        "xid79.yaml",
+        "name: xid79-without-hma\ntarget:\n  pool: { nodes: [ip-10-1-0-12] }\nfault:\n  xid: { code: 79, gpu: 0, method: dcgm_inject }\nexpect:\n  recovery: reboot\n  reason: \"Action:Reboot\"\n  deadlines: { detect: 60s, drain: 2m, reboot: 5m, rejoin: 6m }\n",
+    );
+    let (code, stderr, report) = lab.run(&[&reboot]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let journal = std::fs::read_to_string(journal_of(&stderr)).unwrap();
+    assert_eq!(
+        journal.matches("HMA's record cannot be read").count(),
+        1,
+        "{journal}"
+    );
+    assert!(journal.contains("AccessDeniedException"), "{journal}");
+    let evidence = report["scenarios"][0]["phases"][0]["evidence"]
+        .as_str()
+        .unwrap();
+    assert!(
+        evidence.starts_with("slurmctld_log ") || evidence.starts_with("sinfo "),
+        "{evidence}"
+    );
 }

@@ -36,6 +36,7 @@ fn baseline(workload: bool) -> Baseline {
             },
         )]),
         unhealthy_before: Default::default(),
+        instance_groups: Default::default(),
     }
 }
 
@@ -106,6 +107,19 @@ fn restarted(seen: f64, from: Option<u64>, said: &str) -> Event {
         observation: Observation::JobRestarted {
             from,
             said: said.to_owned(),
+        },
+    }
+}
+
+/// HMA's record of a detection on `node`, read at `seen`, decided at `ts`.
+fn hma(seen: f64, ts: f64, node: &str) -> Event {
+    Event {
+        seen: t(seen),
+        source_time: Some(t(ts)),
+        source: Source::Hma,
+        observation: Observation::HealthEvent {
+            node: node.into(),
+            words: "XID Error {\"ErrNum\":48}: DCGM Policy Violation found".into(),
         },
     }
 }
@@ -188,6 +202,52 @@ fn a_replace_in_order_times_every_phase_by_the_best_clock() {
     );
     // Redone: steps 21 to 27.
     assert_eq!(judgement.lost_steps, Some(7));
+}
+
+/// HMA's own record times detect (it decides, then marks the node in
+/// Slurm), whether it is read before or after the Slurm mark; the Slurm
+/// mark alone when HMA's record is absent; a detection from before the
+/// injection, or on another node, is not this fault's.
+#[test]
+fn hmas_record_times_detect_before_the_slurm_mark() {
+    let detect = |extra: Vec<Event>| {
+        let mut timeline = replace_timeline();
+        timeline.extend(extra);
+        let judgement = judge_replace(&timeline);
+        let end = phase_in(&judgement, Phase::Detect).ended.clone().unwrap();
+        (
+            (end.at - t0()).num_milliseconds() as f64 / 1000.0,
+            end.time_source,
+            end.evidence,
+        )
+    };
+    // Read after the Slurm mark (CloudWatch's ingestion lags), or before.
+    for seen in [12.0, 7.5] {
+        let (at, source, evidence) = detect(vec![hma(seen, 6.0, NODE)]);
+        assert_eq!((at, source), (6.0, TimeSource::Source), "{evidence}");
+        assert!(
+            evidence.starts_with("hma ip-10-1-0-12: XID Error"),
+            "{evidence}"
+        );
+    }
+    // Its whole-second ts within the injection's second: the injection.
+    let (at, _, evidence) = detect(vec![hma(3.0, -0.4, NODE)]);
+    assert_eq!(at, 0.0);
+    assert!(
+        evidence.starts_with("hma ") && evidence.contains("within the injection's second"),
+        "{evidence}"
+    );
+    // Not this fault's: before the injection's second, another node, or
+    // later than the Slurm mark (a second detection).
+    for other in [
+        hma(3.0, -5.0, NODE),
+        hma(3.0, 6.0, "ip-10-1-0-99"),
+        hma(30.0, 25.0, NODE),
+    ] {
+        let (at, _, evidence) = detect(vec![other]);
+        assert_eq!(at, 8.0, "{evidence}");
+        assert!(evidence.starts_with("sinfo"), "{evidence}");
+    }
 }
 
 /// Lost steps count from the highest step reached before the restart to

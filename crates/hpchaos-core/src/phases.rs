@@ -63,6 +63,13 @@ pub enum Observation {
     },
     /// A target's boot as slurmd reports it (`scontrol show node`).
     NodeBoot { node: String, boot: BootWitness },
+    /// A detection HyperPod's Health Monitoring Agent recorded on a
+    /// target (`cluster/hma.rs`): the event's `source_time` is HMA's `ts`.
+    HealthEvent {
+        node: String,
+        /// What HMA said, in words.
+        words: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +87,8 @@ pub struct Event {
 pub struct Baseline {
     pub targets: Vec<String>,
     pub instance_ids: BTreeMap<String, String>,
+    /// Each target's instance group (for HMA's stream names).
+    pub instance_groups: BTreeMap<String, String>,
     pub launch_times: BTreeMap<String, DateTime<Utc>>,
     /// Whether a workload job is watched.
     pub workload: bool,
@@ -276,6 +285,7 @@ pub fn judge(
         expectation,
     );
     sharpen_detect(order, &mut ends, &events, &tracker, baseline, expectation);
+    hma_first(order, &mut ends, &events, &tracker, baseline, injected_at);
     clamp_boundaries(&mut ends, injected_at);
     let phases = phase_results(order, &ends, expectation, injected_at, finished);
     let lost_steps = tracker.lost_steps();
@@ -501,6 +511,48 @@ fn sharpen_detect(
     }
 }
 
+/// HMA's own record is the earliest witness of a detection (it decides,
+/// then marks the node in Slurm): a detection it recorded on a target at
+/// or before the detect boundary the other sources gave is the boundary
+/// (source: its `ts`), whichever source was read first. Its whole-second
+/// `ts` within the injection's own second is the injection.
+fn hma_first(
+    order: &[Phase],
+    ends: &mut [Option<Boundary>],
+    events: &[&Event],
+    tracker: &Tracker,
+    baseline: &Baseline,
+    injected_at: DateTime<Utc>,
+) {
+    let (Some(Phase::Detect), Some(Some(end))) = (order.first(), ends.first()) else {
+        return;
+    };
+    let earliest = events
+        .iter()
+        .filter_map(|e| match &e.observation {
+            Observation::HealthEvent { node, words }
+                if baseline.is_target(node) && tracker.after_injection(e.source_time) =>
+            {
+                Some((e.source_time?, node, words))
+            }
+            _ => None,
+        })
+        .min_by_key(|(at, _, _)| *at);
+    if let Some((at, node, words)) = earliest
+        && at <= end.at
+    {
+        let mut evidence = format!("hma {node}: {words}");
+        if at < injected_at {
+            evidence.push_str(" (HMA's ts has whole seconds: within the injection's second)");
+        }
+        ends[0] = Some(Boundary {
+            at: at.max(injected_at),
+            time_source: TimeSource::Source,
+            evidence,
+        });
+    }
+}
+
 /// Clamps each phase's end to be no earlier than the one before it (the
 /// first, no earlier than the injection), saying so in its evidence.
 fn clamp_boundaries(ends: &mut [Option<Boundary>], injected_at: DateTime<Utc>) {
@@ -553,6 +605,7 @@ fn node_of(observation: &Observation) -> Option<&str> {
         Observation::SlurmNode { node, .. }
         | Observation::ApiNode { node, .. }
         | Observation::ControllerLog { node, .. }
+        | Observation::HealthEvent { node, .. }
         | Observation::NodeBoot { node, .. } => Some(node),
         Observation::Job { .. }
         | Observation::JobGone
@@ -737,6 +790,7 @@ fn event_key(event: &Event) -> String {
         Observation::Progress { .. } => "progress".to_owned(),
         Observation::JobRestarted { .. } => "job-restarted".to_owned(),
         Observation::ControllerLog { node, .. } => format!("log/{node}"),
+        Observation::HealthEvent { node, .. } => format!("hma/{node}"),
     }
 }
 
@@ -957,6 +1011,16 @@ fn boundary(event: &Event, evidence: String) -> Boundary {
 }
 
 impl Tracker {
+    /// Whether a source time is after the injection, to the second: HMA
+    /// writes its `ts` in whole seconds, so a detection within the
+    /// injection's own second reads as up to a second before it.
+    fn after_injection(&self, at: Option<DateTime<Utc>>) -> bool {
+        match (at, self.injected_at) {
+            (Some(at), Some(injected)) => at > injected - TimeDelta::seconds(1),
+            _ => true,
+        }
+    }
+
     fn observe(&mut self, event: &Event) {
         match &event.observation {
             Observation::Job {
@@ -1146,6 +1210,11 @@ impl Tracker {
                 }
             }
             Observation::ControllerLog { .. } => log_says(baseline, event, |n| n.out_of_service),
+            Observation::HealthEvent { node, words }
+                if target(node) && self.after_injection(event.source_time) =>
+            {
+                Some(boundary(event, format!("hma {node}: {words}")))
+            }
             Observation::ApiNode {
                 node,
                 status,

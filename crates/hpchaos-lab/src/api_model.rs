@@ -1,6 +1,7 @@
-//! AWS's own model of the HyperPod operations the lab serves (a subset of
-//! botocore's `sagemaker/service-2.json`, extracted by
-//! `scripts/botocore-hyperpod-model`), and one check of a JSON value
+//! AWS's own models of the operations the lab serves (subsets of
+//! botocore's `sagemaker/service-2.json`, HyperPod's, and
+//! `logs/service-2.json`, the CloudWatch Logs reads of HMA's record;
+//! extracted by `scripts/botocore-hyperpod-model`), and one check of a JSON value
 //! against a shape of it: types, required members, unknown members, enums,
 //! patterns, lengths and ranges. The lab refuses requests that break the
 //! model with AWS's `ValidationException` wording, and its tests check
@@ -14,6 +15,8 @@ use serde_json::Value;
 /// The model file: `{source, operations: {Op: {input, output, errors}},
 /// shapes: {Name: botocore shape}}`.
 const MODEL: &str = include_str!("botocore-sagemaker-hyperpod.json");
+/// CloudWatch Logs' model, same shape.
+const LOGS_MODEL: &str = include_str!("botocore-logs-hma.json");
 
 /// The parsed model and its compiled patterns.
 pub struct Model {
@@ -37,6 +40,12 @@ pub struct Operation {
 pub fn model() -> Option<&'static Model> {
     static MODEL_CELL: OnceLock<Option<Model>> = OnceLock::new();
     MODEL_CELL.get_or_init(|| Model::parse(MODEL)).as_ref()
+}
+
+/// CloudWatch Logs' model, parsed once (`None` as for [`model`]).
+pub fn logs_model() -> Option<&'static Model> {
+    static MODEL_CELL: OnceLock<Option<Model>> = OnceLock::new();
+    MODEL_CELL.get_or_init(|| Model::parse(LOGS_MODEL)).as_ref()
 }
 
 impl Model {

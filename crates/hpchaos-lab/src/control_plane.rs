@@ -46,6 +46,8 @@ pub struct ControlPlane {
     /// The keys the API accepts (an AWS credentials file, read on each
     /// request; `auth.rs`).
     pub keys: Arc<std::path::PathBuf>,
+    /// The lab's CloudWatch Logs (`logs.rs`).
+    pub logs: Arc<std::path::PathBuf>,
     /// Where the state is kept for `lab status` (a change the API makes,
     /// such as NodeRecovery, is saved there); `None` in unit tests.
     pub state_file: Option<Arc<std::path::PathBuf>>,
@@ -62,9 +64,15 @@ pub async fn run(listener: TcpListener, plane: ControlPlane) {
     }
 }
 
-/// Whether `operation` is listed in the deny knob at `path`.
+/// Whether `operation` is listed in the deny knob at `path`, by its name
+/// or as IAM names it (`sagemaker:ListClusterNodes`, `logs:FilterLogEvents`).
 fn denied(path: &std::path::Path, operation: &str) -> bool {
-    std::fs::read_to_string(path).is_ok_and(|text| text.lines().any(|l| l.trim() == operation))
+    std::fs::read_to_string(path).is_ok_and(|text| {
+        text.lines().any(|l| {
+            let l = l.trim();
+            l.rsplit(':').next() == Some(operation)
+        })
+    })
 }
 
 fn error(kind: &str, message: impl Into<String>) -> Response {
@@ -126,6 +134,9 @@ impl ControlPlane {
             .get("x-amz-target")
             .cloned()
             .unwrap_or_default();
+        if let Some(operation) = target.strip_prefix("Logs_20140328.") {
+            return self.logs(operation, &request.body);
+        }
         let Some(operation) = target.strip_prefix("SageMaker.") else {
             return error(
                 "UnknownOperationException",
@@ -206,6 +217,53 @@ impl ControlPlane {
                 "UnknownOperationException",
                 format!("operation {other} is not served by the lab"),
             ),
+        }
+    }
+
+    /// CloudWatch Logs' reads of HMA's record (`logs.rs`): counted,
+    /// denied, throttled and checked against botocore's model as the
+    /// SageMaker operations are.
+    fn logs(&self, operation: &str, body: &[u8]) -> Response {
+        self.truth
+            .record("api_call", None, format!("logs:{operation}"));
+        if denied(&self.denied, operation) {
+            return error(
+                "AccessDeniedException",
+                format!(
+                    "User: arn:aws:sts::123456789012:assumed-role/hpchaos-lab/hpchaos is not authorized to perform: logs:{operation} on resource: arn:aws:logs:us-west-2:123456789012:log-group:/aws/sagemaker/Clusters/* because no identity-based policy allows the logs:{operation} action"
+                ),
+            );
+        }
+        if !self.throttle.admit() {
+            self.truth.record("api_throttled", None, operation);
+            return error("ThrottlingException", "Rate exceeded");
+        }
+        let Ok(input) = serde_json::from_slice::<Value>(body) else {
+            return error("SerializationException", "the request body is not JSON");
+        };
+        let Some(model) = super::api_model::logs_model() else {
+            return error("InternalFailure", "the lab's service model does not load");
+        };
+        let Some(spec) = model.operation(operation) else {
+            return error(
+                "UnknownOperationException",
+                format!("operation {operation} is not served by the lab"),
+            );
+        };
+        let problems = model.check(&spec.input, &input);
+        if !problems.is_empty() {
+            return error(
+                "InvalidParameterException",
+                super::api_model::validation_message(&problems),
+            );
+        }
+        let group = {
+            let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            super::logs::log_group(&state.cluster_name, &state.cluster_arn)
+        };
+        match super::logs::answer(operation, &input, &self.logs, &group) {
+            Ok(answer) => ok(answer),
+            Err((kind, message)) => error(kind, message),
         }
     }
 
@@ -411,6 +469,7 @@ mod tests {
             denied: Arc::new(dir.join("no-denials")),
             changes: Arc::new(dir.join("no-changes")),
             keys: Arc::new(keys_file(dir)),
+            logs: Arc::new(dir.join("cloudwatch-logs.jsonl")),
             state_file: None,
         }
     }
@@ -425,6 +484,11 @@ mod tests {
     /// `operation` with `input`, signed with the lab's key: (HTTP status,
     /// body).
     fn call(plane: &ControlPlane, operation: &str, input: Value) -> (u16, Value) {
+        call_target(plane, &format!("SageMaker.{operation}"), input)
+    }
+
+    /// `target` (`Logs_20140328.FilterLogEvents`) with `input`, signed.
+    fn call_target(plane: &ControlPlane, target: &str, input: Value) -> (u16, Value) {
         let key = crate::auth::Key {
             access_key_id: "AKIDHPCHAOSLAB".into(),
             secret: "s3cret".into(),
@@ -434,7 +498,7 @@ mod tests {
         let mut request = crate::auth::tests::signed(&key, Utc::now(), &input.to_string());
         request
             .headers
-            .insert("x-amz-target".into(), format!("SageMaker.{operation}"));
+            .insert("x-amz-target".into(), target.to_owned());
         // Signed again with the target it now has.
         let request = crate::auth::tests::resigned(request, &key);
         let response = plane.handle(request);
@@ -448,6 +512,94 @@ mod tests {
         let state = plane.state.lock().unwrap();
         let worker = state.instances.iter().find(|i| i.group == "workers");
         worker.unwrap().instance_id.clone()
+    }
+
+    /// HMA's records, as the lab's agent writes them, are served as
+    /// CloudWatch Logs serves them: answers that conform to botocore's
+    /// model, its refusals for an unknown group or stream, a bad request
+    /// and a missing permission.
+    #[test]
+    fn hmas_record_is_served_as_cloudwatch_logs_serves_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut plane = plane(dir.path(), false);
+        let model = crate::api_model::logs_model().unwrap();
+        let (group, stream) = {
+            let state = plane.state.lock().unwrap();
+            let worker = state
+                .instances
+                .iter()
+                .find(|i| i.group == "workers")
+                .unwrap();
+            (
+                crate::logs::log_group(&state.cluster_name, &state.cluster_arn),
+                crate::logs::hma_stream(&worker.group, &worker.instance_id),
+            )
+        };
+        let record = r#"{"level":"info","ts":"2026-07-20T22:53:17Z","msg":"DCGM Policy Violation found ","condition: ":"XID Error","data: ":{"ErrNum":48},"HealthMonitoringAgentDetectionEvent":"HealthEvent"}"#;
+        crate::logs::append(&plane.logs, &group, &stream, Utc::now(), record).unwrap();
+        let calls = [
+            (
+                "FilterLogEvents",
+                json!({"logGroupName": group, "logStreamNames": [stream], "startTime": 0}),
+            ),
+            (
+                "FilterLogEvents",
+                json!({"logGroupName": group, "logStreamNamePrefix": "SagemakerHealthMonitoringAgent/", "limit": 1}),
+            ),
+            (
+                "GetLogEvents",
+                json!({"logGroupName": group, "logStreamName": stream, "startFromHead": true}),
+            ),
+        ];
+        for (operation, input) in calls {
+            let (status, body) =
+                call_target(&plane, &format!("Logs_20140328.{operation}"), input.clone());
+            assert_eq!(status, 200, "{operation} {input}: {body}");
+            assert_eq!(body["events"][0]["message"], record, "{body}");
+            let output = &model.operation(operation).unwrap().output;
+            let problems = model.check(output, &body);
+            assert!(problems.is_empty(), "{operation}: {problems:?}\n{body}");
+        }
+        let refused = |plane: &ControlPlane, operation: &str, input: Value| {
+            let (status, body) = call_target(plane, &format!("Logs_20140328.{operation}"), input);
+            assert_eq!(status, 400, "{body}");
+            body["__type"].as_str().unwrap().to_owned()
+        };
+        assert_eq!(
+            refused(
+                &plane,
+                "FilterLogEvents",
+                json!({"logGroupName": "/aws/sagemaker/Clusters/other/x"})
+            ),
+            "ResourceNotFoundException"
+        );
+        assert_eq!(
+            refused(
+                &plane,
+                "GetLogEvents",
+                json!({"logGroupName": group, "logStreamName": "SagemakerHealthMonitoringAgent/workers/i-0000000000000000f"})
+            ),
+            "ResourceNotFoundException"
+        );
+        assert_eq!(
+            refused(
+                &plane,
+                "FilterLogEvents",
+                json!({"logGroupName": group, "limit": 0})
+            ),
+            "InvalidParameterException"
+        );
+        assert_eq!(
+            refused(&plane, "PutLogEvents", json!({"logGroupName": group})),
+            "UnknownOperationException"
+        );
+        let denials = dir.path().join("denials");
+        std::fs::write(&denials, "logs:FilterLogEvents\n").unwrap();
+        plane.denied = Arc::new(denials);
+        assert_eq!(
+            refused(&plane, "FilterLogEvents", json!({"logGroupName": group})),
+            "AccessDeniedException"
+        );
     }
 
     /// Every answer of every operation, in both API modes, is what AWS's

@@ -118,6 +118,7 @@ pub fn run(layout: Layout) -> Result<(), LabError> {
             denied: Arc::new(engine.layout.api_denied()),
             changes: Arc::new(engine.layout.changes()),
             keys: Arc::new(engine.layout.api_keys()),
+            logs: Arc::new(engine.layout.cloudwatch_logs()),
             state_file: Some(Arc::new(engine.layout.state())),
         };
         runtime.spawn(control_plane::run(listener, plane));
@@ -444,6 +445,9 @@ impl Engine {
                 Some(node),
                 format!("{} → {:?}", finding.detail, finding.action).to_lowercase(),
             );
+            if finding.action != Action::None {
+                self.record_detection(node, &finding);
+            }
             let worse = match pending.get(node) {
                 None => true,
                 Some((_, current)) => {
@@ -466,6 +470,32 @@ impl Engine {
             pending.remove(node);
             drop(pending);
             self.mark(node, finding.action, &finding.detail);
+        }
+    }
+
+    /// Writes HMA's record of a detection to the lab's CloudWatch Logs, in
+    /// the node's instance's stream, as HyperPod's agent does when it
+    /// decides (before it marks the node in Slurm).
+    fn record_detection(&self, node: &str, finding: &Finding) {
+        let (group, stream) = {
+            let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(instance) = state.instances.iter().find(|i| i.node == node) else {
+                return;
+            };
+            (
+                super::logs::log_group(&state.cluster_name, &state.cluster_arn),
+                super::logs::hma_stream(&instance.group, &instance.instance_id),
+            )
+        };
+        let now = Utc::now();
+        if let Err(err) = super::logs::append(
+            &self.layout.cloudwatch_logs(),
+            &group,
+            &stream,
+            now,
+            &finding.record(now),
+        ) {
+            eprintln!("lab: cannot write HMA's record for {node}: {err}");
         }
     }
 

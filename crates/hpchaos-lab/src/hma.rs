@@ -1,7 +1,9 @@
 //! The lab's Health Monitoring Agent: per node, it reads what HyperPod's
 //! agent reads (DCGM injections, `NVRM: Xid` lines in the kernel log, the
 //! health-check status file) and says what action a fault calls for. The
-//! recovery engine turns that into `scontrol ... reason="Action:*"`.
+//! recovery engine turns that into `scontrol ... reason="Action:*"`, after
+//! writing HMA's own record of it to the lab's CloudWatch Logs
+//! ([`Finding::record`], `logs.rs`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,27 @@ const FIELD_ECC_DBE_VOLATILE: u32 = 319;
 pub struct Finding {
     pub action: Action,
     pub detail: String,
+    /// HMA's `msg`, `condition: ` and `data: ` for its record.
+    pub msg: &'static str,
+    pub condition: &'static str,
+    pub data: serde_json::Value,
+}
+
+impl Finding {
+    /// HMA's record of this finding, decided at `at`, as HyperPod's agent
+    /// writes it to CloudWatch Logs (docs/HYPERPOD.md, "Since 2025"): its
+    /// members in HMA's order, keys with a trailing colon and space, `ts`
+    /// in whole seconds.
+    pub fn record(&self, at: chrono::DateTime<chrono::Utc>) -> String {
+        let text = |s: &str| serde_json::Value::from(s).to_string();
+        format!(
+            r#"{{"level":"info","ts":{},"msg":{},"condition: ":{},"data: ":{},"HealthMonitoringAgentDetectionEvent":"HealthEvent"}}"#,
+            text(&at.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+            text(self.msg),
+            text(self.condition),
+            self.data,
+        )
+    }
 }
 
 /// Reads each watched file from where it left off.
@@ -50,6 +73,9 @@ impl Watcher {
             findings.push(Finding {
                 action: Action::Replace,
                 detail: "health check status file reports unhealthy".to_owned(),
+                msg: "Health check failed ",
+                condition: "Health Check Failure",
+                data: serde_json::json!({"Status": 1}),
             });
         }
         findings
@@ -83,14 +109,25 @@ fn dcgm_finding(line: &str, config: &LabConfig) -> Option<Finding> {
     let gpu = parts.next()?;
     let field: u32 = parts.next()?.parse().ok()?;
     let value: u32 = parts.next()?.parse().ok()?;
-    let action = match field {
-        FIELD_XID_ERRORS => config.action_for_xid(value),
-        FIELD_ECC_DBE_VOLATILE if value > 0 => Action::Replace,
+    let (action, condition, data) = match field {
+        FIELD_XID_ERRORS => (
+            config.action_for_xid(value),
+            "XID Error",
+            serde_json::json!({"ErrNum": value}),
+        ),
+        FIELD_ECC_DBE_VOLATILE if value > 0 => (
+            Action::Replace,
+            "DBE Error",
+            serde_json::json!({"Count": value}),
+        ),
         _ => return None,
     };
     Some(Finding {
         action,
         detail: format!("DCGM field {field} = {value} on GPU {gpu}"),
+        msg: "DCGM Policy Violation found ",
+        condition,
+        data,
     })
 }
 
@@ -99,6 +136,9 @@ fn kernel_log_finding(line: &str, config: &LabConfig) -> Option<Finding> {
     Some(Finding {
         action: config.action_for_xid(code),
         detail: format!("kernel log: Xid {code}: {}", line.trim()),
+        msg: "NVRM Xid found in kernel log ",
+        condition: "XID Error",
+        data: serde_json::json!({"ErrNum": code}),
     })
 }
 
@@ -137,6 +177,25 @@ mod tests {
         assert_eq!(
             watcher.scan(root.path(), &config())[0].action,
             Action::Replace
+        );
+    }
+
+    #[test]
+    fn the_record_is_written_as_hyperpods_agent_writes_it() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("run/hpchaos")).unwrap();
+        std::fs::write(
+            root.path().join("run/hpchaos/dcgm-injections"),
+            "0 230 79 1.0\n",
+        )
+        .unwrap();
+        let found = Watcher::default().scan(root.path(), &config());
+        let at = chrono::DateTime::parse_from_rfc3339("2026-07-20T22:53:17.640Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            found[0].record(at),
+            r#"{"level":"info","ts":"2026-07-20T22:53:17Z","msg":"DCGM Policy Violation found ","condition: ":"XID Error","data: ":{"ErrNum":79},"HealthMonitoringAgentDetectionEvent":"HealthEvent"}"#
         );
     }
 

@@ -158,6 +158,10 @@ impl Layout {
     pub fn api_denied(&self) -> PathBuf {
         self.dir.join("api-denied")
     }
+    /// The lab's CloudWatch Logs: HMA's records (`logs.rs`).
+    pub fn cloudwatch_logs(&self) -> PathBuf {
+        self.dir.join("cloudwatch-logs.jsonl")
+    }
     /// The keys the API accepts (`auth.rs`): the lab's own record.
     pub fn api_keys(&self) -> PathBuf {
         self.dir.join("api-keys")

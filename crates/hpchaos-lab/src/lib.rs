@@ -25,6 +25,7 @@ pub mod ground_truth;
 mod hma;
 mod http;
 pub mod layout;
+pub mod logs;
 pub mod monitoring;
 mod net;
 mod node;

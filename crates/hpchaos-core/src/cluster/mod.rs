@@ -5,6 +5,7 @@
 pub mod capped;
 pub mod changes;
 pub mod controller_log;
+pub mod hma;
 pub mod hostlist;
 pub mod job_state;
 pub mod log_follow;

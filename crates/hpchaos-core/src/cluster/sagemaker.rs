@@ -215,6 +215,8 @@ fn batch_outcome<'a>(
 #[derive(Clone)]
 pub struct SageMakerApi {
     client: Client,
+    /// CloudWatch Logs, same configuration (see [`SageMakerApi::logs`]).
+    logs: aws_sdk_cloudwatchlogs::Client,
     pub cluster: String,
     /// Instance id → Slurm node name, for instances whose listing lacks a
     /// host name (an instance keeps its address for its life).
@@ -226,6 +228,29 @@ pub struct SageMakerApi {
     /// and from `targets`), so that [`SageMakerApi::named`] can ask about
     /// a node directly instead of listing the cluster.
     instances: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+}
+
+/// An AWS SDK error as `(code, words)`: the service's code and message
+/// when it answered (the SDK's own words around them are a debug dump of
+/// the response), else each cause in the chain said once (no credentials,
+/// the endpoint unreachable). Any AWS SDK client's errors (SageMaker,
+/// CloudWatch Logs).
+pub fn sdk_error<E>(err: &E) -> (Option<String>, String)
+where
+    E: std::error::Error + aws_sdk_sagemaker::error::ProvideErrorMetadata,
+{
+    let code = err.code().map(str::to_owned);
+    if let (Some(code), Some(message)) = (&code, err.message()) {
+        return (Some(code.clone()), format!("{code}: {message}"));
+    }
+    let mut said: Vec<String> = Vec::new();
+    for cause in std::iter::successors(Some(err as &dyn std::error::Error), |e| e.source()) {
+        let text = cause.to_string();
+        if !said.iter().any(|s| s.contains(&text)) {
+            said.push(text);
+        }
+    }
+    (code, said.join(": "))
 }
 
 /// A timestamp from the SDK, `None` for the epoch: the SDK fills a member
@@ -260,6 +285,7 @@ impl SageMakerApi {
         let config = loader.load().await;
         SageMakerApi {
             client: Client::new(&config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
             cluster: settings.cluster_name.clone(),
             names: Default::default(),
             calls: Default::default(),
@@ -283,33 +309,20 @@ impl SageMakerApi {
     where
         E: std::error::Error + aws_sdk_sagemaker::error::ProvideErrorMetadata,
     {
-        let code = err.code().map(str::to_owned);
-        // The service answered: its code and message say it all (the SDK's
-        // own words around them are a debug dump of the response).
-        if let (Some(code), Some(message)) = (&code, err.message()) {
-            return ApiError {
-                operation,
-                cluster: self.cluster.clone(),
-                detail: format!("{code}: {message}"),
-                code: Some(code.clone()),
-            };
-        }
-        // The SDK's errors often repeat their source's words: each cause
-        // is said once.
-        let mut said: Vec<String> = Vec::new();
-        for cause in std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source()) {
-            let text = cause.to_string();
-            if !said.iter().any(|s| s.contains(&text)) {
-                said.push(text);
-            }
-        }
-        let detail = said.join(": ");
+        let (code, detail) = sdk_error(&err);
         ApiError {
             operation,
             cluster: self.cluster.clone(),
             detail,
             code,
         }
+    }
+
+    /// A client of CloudWatch Logs with this client's credentials, region
+    /// and endpoint (the lab serves both), for HMA's record
+    /// (`cluster/hma.rs`).
+    pub fn logs(&self) -> aws_sdk_cloudwatchlogs::Client {
+        self.logs.clone()
     }
 
     /// Every node the API lists that maps to a Slurm node name.

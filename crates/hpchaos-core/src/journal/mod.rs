@@ -378,6 +378,9 @@ pub enum Source {
     SlurmctldLog,
     /// The cluster's monitoring (Prometheus, Alertmanager).
     Monitoring,
+    /// HyperPod's Health Monitoring Agent's record in CloudWatch Logs
+    /// (`cluster/hma.rs`).
+    Hma,
     Harness,
 }
 
@@ -391,6 +394,7 @@ impl Source {
             Source::JobOutput => "job_output",
             Source::SlurmctldLog => "slurmctld_log",
             Source::Monitoring => "monitoring",
+            Source::Hma => "hma",
             Source::Harness => "harness",
         }
     }

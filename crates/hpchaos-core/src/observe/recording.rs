@@ -96,6 +96,9 @@ pub struct RecordedBaseline {
     pub targets: Vec<String>,
     #[serde(default)]
     pub instance_ids: BTreeMap<String, String>,
+    /// Each target's instance group (HMA's stream names).
+    #[serde(default)]
+    pub instance_groups: BTreeMap<String, String>,
     #[serde(default)]
     pub launch_times: BTreeMap<String, DateTime<Utc>>,
     #[serde(default)]
@@ -113,6 +116,7 @@ impl RecordedBaseline {
         RecordedBaseline {
             targets: baseline.targets.clone(),
             instance_ids: baseline.instance_ids.clone(),
+            instance_groups: baseline.instance_groups.clone(),
             launch_times: baseline.launch_times.clone(),
             progress: baseline.progress,
             boots: baseline.boots.clone(),
@@ -125,6 +129,7 @@ impl RecordedBaseline {
         Baseline {
             targets: self.targets.clone(),
             instance_ids: self.instance_ids.clone(),
+            instance_groups: self.instance_groups.clone(),
             launch_times: self.launch_times.clone(),
             workload,
             progress: self.progress,
@@ -247,6 +252,17 @@ pub enum Raw {
         #[serde(default)]
         error: Option<String>,
     },
+    /// HMA's record of the targets in CloudWatch Logs (`FilterLogEvents`),
+    /// or why not.
+    Hma {
+        #[serde(default)]
+        events: Vec<crate::cluster::hma::LogEvent>,
+        #[serde(default)]
+        error: Option<String>,
+        /// The error lasts (no permission, no log group): not read again.
+        #[serde(default)]
+        lasting: bool,
+    },
     /// `scontrol -o show job ID` (`Ok("")`: Slurm no longer knows it), and
     /// each chunk of its output read, in order.
     Squeue {
@@ -266,6 +282,7 @@ impl Raw {
             Raw::SlurmctldLog { .. } => Source::SlurmctldLog,
             Raw::Sagemaker { .. } => Source::Sagemaker,
             Raw::Squeue { .. } => Source::Squeue,
+            Raw::Hma { .. } => Source::Hma,
         }
     }
 }

@@ -29,6 +29,9 @@ impl Runner {
                 if let Some(launch) = node.launch_time {
                     baseline.launch_times.insert(node.node.clone(), launch);
                 }
+                baseline
+                    .instance_groups
+                    .insert(node.node.clone(), node.group.clone());
                 baseline.instance_ids.insert(node.node, node.instance_id);
             }
         }

@@ -18,6 +18,7 @@ use crate::journal::{Entry, ScenarioOutcome, Source as SourceName};
 use crate::observe::api::ApiView;
 use crate::observe::boots::Boots;
 use crate::observe::controller_log::LogView;
+use crate::observe::hma::HmaView;
 use crate::observe::job::JobView;
 use crate::observe::job_output::WorkloadJob;
 use crate::observe::recording::{Raw, Read, Recording};
@@ -93,6 +94,7 @@ enum Decoder<'a> {
     Boots,
     Log(LogView),
     Api(ApiView),
+    Hma(HmaView),
     Job(JobView<'a>),
 }
 
@@ -135,6 +137,7 @@ impl Replayed<'_> {
             },
             Decoder::Log(view) => view.decode(&read.raw, self.offset, read.at),
             Decoder::Api(view) => view.decode(&read.raw, read.at),
+            Decoder::Hma(view) => view.decode(&read.raw, read.at),
             Decoder::Job(view) => match view.decode(&read.raw, read.at) {
                 Ok(said) => said,
                 Err(why) => vec![Said::Health(Some(format!(
@@ -368,6 +371,9 @@ impl Runner {
                 Decoder::Nodes(NodesView::new(targets, baseline.unhealthy_before.clone())),
             ),
         ];
+        if recorded(SourceName::Hma) {
+            decoders.push((SourceName::Hma, Decoder::Hma(HmaView::default())));
+        }
         if recorded(SourceName::Sagemaker) {
             decoders.push((
                 SourceName::Sagemaker,

@@ -176,7 +176,12 @@ impl Runner {
                 watched.baseline.unhealthy_before.clone(),
             )),
         ];
+        let mut said = said;
         if let Some(api) = self.cluster.api.clone() {
+            match hma_source(&api, watched, profile.poll.sagemaker.as_std()).await {
+                Ok(hma) => sources.push(Box::new(hma)),
+                Err(why) => said.push(observe::note(Source::Hma, why)),
+            }
             sources.push(Box::new(observe::api::Api::new(
                 api,
                 targets,
@@ -791,6 +796,46 @@ impl Cycles {
         let p50 = walls.get(walls.len().saturating_sub(1) / 2).copied();
         (p50.unwrap_or(0.0), walls.last().copied().unwrap_or(0.0))
     }
+}
+
+/// HMA's record of the targets (`observe/hma.rs`): their streams in the
+/// cluster's log group, named from `DescribeCluster`'s ARN and each
+/// target's instance and group before the injection. Errors: why it is not
+/// read (the cluster's ARN unknown, no target on a known instance), said
+/// once; detect is then timed from Slurm.
+async fn hma_source(
+    api: &crate::cluster::sagemaker::SageMakerApi,
+    watched: &Watched<'_>,
+    every: std::time::Duration,
+) -> Result<observe::hma::Hma, String> {
+    use crate::cluster::hma;
+
+    let baseline = watched.baseline;
+    let streams: Vec<(String, String)> = baseline
+        .targets
+        .iter()
+        .filter_map(|node| {
+            let id = baseline.instance_ids.get(node)?;
+            let group = baseline.instance_groups.get(node)?;
+            Some((node.clone(), hma::stream(group, id)))
+        })
+        .collect();
+    if streams.is_empty() {
+        return Err(
+            "HMA's record is not read: no target's instance is known; detect is timed from Slurm's mark"
+                .to_owned(),
+        );
+    }
+    let summary = api.summary().await.map_err(|err| {
+        format!("HMA's record is not read: the cluster's log group is unknown ({err}); detect is timed from Slurm's mark")
+    })?;
+    let group = hma::log_group(&api.cluster, &summary.arn);
+    Ok(observe::hma::Hma::new(
+        hma::HmaLog::new(api.logs(), group),
+        streams,
+        watched.injected_at,
+        every,
+    ))
 }
 
 #[cfg(test)]
