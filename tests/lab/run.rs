@@ -2780,6 +2780,59 @@ fn the_apis_roles_and_the_clusters_own_changes_are_respected() {
             "{text}"
         );
     }
+    // HyperPod's deep health check as a fault: the node held in a Slurm
+    // maintenance reservation while checked, then given back, each phase
+    // met.
+    let (code, stderr, report) = lab.run(&["scenarios/deep-health-check.yaml"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        verdicts(&report),
+        phases(&[
+            ("detect", "met"),
+            ("health_check", "met"),
+            ("rejoin", "met")
+        ])
+    );
+    let journal = std::fs::read_to_string(journal_of(&stderr)).unwrap();
+    assert!(
+        journal.contains("DeepHealthCheckInProgress")
+            && journal.contains("Created reservation=sagemaker-deep-health-check-"),
+        "{journal}"
+    );
+    // Killed (-9) during the check, `recover` leaves the check to HyperPod
+    // (nothing of the run's is left applied), releases the lock, and the
+    // node comes back on its own, its reservation gone.
+    let mut killed = spawn_run(lab, "scenarios/deep-health-check.yaml");
+    let journal = wait_for_journal(lab, "deep-health-check", "\"phase\":\"health_check\"");
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let out = hpchaos(&["recover", "--cluster", &profile, journal.to_str().unwrap()]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("nothing left applied"), "{said}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = hpchaos(&["status", "--cluster", &profile]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&status.stdout),
+            String::from_utf8_lossy(&status.stderr)
+        );
+        let reservations = lab.head("scontrol -o show reservation");
+        if text.contains("Slurm and SageMaker agree")
+            && !text.contains("DeepHealthCheckInProgress")
+            && !reservations.contains("ReservationName=")
+            && text.contains("lock: free")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{text}\n{reservations}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
     // Credentials that may not read the cluster's log group: the run says
     // so once and times detect from Slurm's mark.
     let out = hpchaos(&[

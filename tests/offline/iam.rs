@@ -52,14 +52,44 @@ fn the_iam_policy_allows_exactly_the_sagemaker_actions_the_code_calls() {
         policy_actions("contrib/iam/hpchaos-run.json", "sagemaker"),
         called
     );
-    // The read-only policy: the reads, none of the batch actions.
+    // The read-only policy: the reads, none of the batch actions nor the
+    // health check it starts.
     let read_only = policy_actions("contrib/iam/hpchaos-read-only.json", "sagemaker");
     let reads: std::collections::BTreeSet<String> = called
         .iter()
-        .filter(|a| !a.starts_with("sagemaker:Batch"))
+        .filter(|a| !a.starts_with("sagemaker:Batch") && !a.starts_with("sagemaker:Start"))
         .cloned()
         .collect();
     assert_eq!(read_only, reads);
+}
+
+/// HMA's record is read with `FilterLogEvents` (cluster/hma.rs), on the
+/// cluster's log group only: both policies allow exactly that.
+#[test]
+fn both_policies_allow_reading_hmas_record_and_nothing_else_of_cloudwatch_logs() {
+    let source =
+        std::fs::read_to_string(root().join("crates/hpchaos-core/src/cluster/hma.rs")).unwrap();
+    let called: std::collections::BTreeSet<String> =
+        regex::Regex::new(r"\.(filter_log_events|get_log_events)\(\)")
+            .unwrap()
+            .captures_iter(&source)
+            .map(|c| match &c[1] {
+                "filter_log_events" => "logs:FilterLogEvents".to_owned(),
+                _ => "logs:GetLogEvents".to_owned(),
+            })
+            .collect();
+    assert!(!called.is_empty());
+    for file in [
+        "contrib/iam/hpchaos-run.json",
+        "contrib/iam/hpchaos-read-only.json",
+    ] {
+        assert_eq!(policy_actions(file, "logs"), called, "{file}");
+        let text = std::fs::read_to_string(root().join(file)).unwrap();
+        assert!(
+            text.contains("log-group:/aws/sagemaker/Clusters/CLUSTER_NAME/CLUSTER_ID:*"),
+            "{file}"
+        );
+    }
 }
 
 /// The Amazon Managed Prometheus action each Prometheus/Alertmanager path

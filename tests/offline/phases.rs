@@ -250,6 +250,65 @@ fn hmas_record_times_detect_before_the_slurm_mark() {
     }
 }
 
+/// A deep health check: taken up when Slurm shows the node in its
+/// maintenance reservation or the API shows `DeepHealthCheckInProgress`,
+/// over when the API shows it `Running` again on the same instance,
+/// rejoined when Slurm shows it usable (the reservation gone). A
+/// replacement is not the check's end.
+#[test]
+fn a_deep_health_check_is_timed_in_and_out() {
+    let expectation = expect(
+        Recovery::HealthCheck,
+        &[
+            (Phase::Detect, 60),
+            (Phase::HealthCheck, 600),
+            (Phase::Rejoin, 700),
+        ],
+    );
+    let judged = |timeline: &[Event]| {
+        judge(
+            t0(),
+            &baseline(false),
+            &expectation,
+            timeline,
+            t(100.0),
+            false,
+        )
+    };
+    let timeline = vec![
+        slurm(2.0, None, "idle", "$", ""),
+        api(3.0, "DeepHealthCheckInProgress", "i-0old", -3600.0),
+        api(20.0, "Running", "i-0old", -3600.0),
+        slurm(21.0, None, "idle", "$", ""),
+        slurm(23.0, None, "idle", "", ""),
+    ];
+    let judgement = judged(&timeline);
+    assert!(judgement.settled && judgement.passed, "{judgement:?}");
+    assert_eq!(
+        ends(&judgement),
+        vec![
+            (Phase::Detect, 2.0, TimeSource::Observed, PhaseVerdict::Met),
+            (
+                Phase::HealthCheck,
+                20.0,
+                TimeSource::Observed,
+                PhaseVerdict::Met
+            ),
+            (Phase::Rejoin, 23.0, TimeSource::Observed, PhaseVerdict::Met),
+        ]
+    );
+    // The node replaced instead: the check is not over.
+    let replaced = vec![
+        api(3.0, "DeepHealthCheckInProgress", "i-0old", -3600.0),
+        api(20.0, "Running", "i-0new", 19.0),
+    ];
+    let judgement = judged(&replaced);
+    assert!(
+        phase_in(&judgement, Phase::HealthCheck).ended.is_none(),
+        "{judgement:?}"
+    );
+}
+
 /// Lost steps count from the highest step reached before the restart to
 /// where the job restarted, whatever step a poll happened to see first:
 /// `make run`'s xid48-replace reached step 12 after an injection at step

@@ -1200,6 +1200,8 @@ impl Tracker {
                 } else if state.is_out_of_service()
                     || state.not_responding()
                     || state.is_rebooting()
+                    || (expectation.recovery == Recovery::HealthCheck
+                        && state.condition() == crate::cluster::node_state::Condition::Maintenance)
                 {
                     Some(boundary(
                         event,
@@ -1256,6 +1258,7 @@ impl Tracker {
             Phase::Rejoin => self.rejoin_boundary(baseline, event),
             Phase::Resume => self.resume_boundary(baseline, event),
             Phase::JobEnd => job_end_boundary(event),
+            Phase::HealthCheck => health_check_boundary(baseline, event),
             Phase::Quiet => None,
         }
     }
@@ -1473,6 +1476,33 @@ fn replace_boundary(baseline: &Baseline, event: &Event) -> Option<Boundary> {
 
 /// Whether `event` ends the job-end phase: the workload job in a final
 /// state, or gone from Slurm. Returns where.
+/// Whether `event` ends a deep health check: the API shows the target
+/// `Running` again (out of `DeepHealthCheckInProgress`), on the instance it
+/// was checked on. A replacement is HyperPod repairing a node that failed
+/// its check: not this phase's end (`recovery: replace` times that).
+fn health_check_boundary(baseline: &Baseline, event: &Event) -> Option<Boundary> {
+    match &event.observation {
+        Observation::ApiNode {
+            node,
+            running: true,
+            instance_id,
+            ..
+        } if baseline.is_target(node)
+            && baseline
+                .instance_ids
+                .get(node)
+                .is_none_or(|before| before == instance_id) =>
+        {
+            Some(Boundary {
+                at: event.seen,
+                time_source: TimeSource::Observed,
+                evidence: format!("sagemaker {node}: Running again on {instance_id}"),
+            })
+        }
+        _ => None,
+    }
+}
+
 fn job_end_boundary(event: &Event) -> Option<Boundary> {
     match &event.observation {
         Observation::Job { state, .. } if state.is_final() => {

@@ -39,6 +39,11 @@ pub struct Patch {
     pub next_patch_date: DateTime<Utc>,
 }
 
+/// The Slurm maintenance reservation a deep health check puts `node` in.
+pub fn check_reservation(node: &str) -> String {
+    format!("sagemaker-deep-health-check-{node}")
+}
+
 /// The status a node under a deep health check has (botocore's
 /// `ClusterInstanceStatus`).
 pub const DEEP_HEALTH_CHECK: &str = "DeepHealthCheckInProgress";
@@ -50,6 +55,13 @@ impl Changes {
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default()
+    }
+
+    /// Writes the changes to `path` (what `lab change`, the API's
+    /// `StartClusterHealthCheck` and the daemon's end of a check share).
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(path, text)
     }
 
     pub fn is_empty(&self) -> bool {

@@ -69,6 +69,15 @@ pub struct Timings {
     /// How long a requeued job waits in `PENDING (BeginTime)`; `None`
     /// leaves Slurm's own delay (about 120 s, as on HyperPod).
     pub requeue_delay: Option<Duration>,
+    /// How long a deep health check (`StartClusterHealthCheck`) holds a
+    /// node.
+    #[serde(default = "deep_health_check")]
+    pub deep_health_check: Duration,
+}
+
+/// A lab's deep health check before this setting existed: the fast one.
+fn deep_health_check() -> Duration {
+    Duration::from_secs(5)
 }
 
 impl Timings {
@@ -83,6 +92,7 @@ impl Timings {
                 poll: Duration(std::time::Duration::from_millis(250)),
                 slurmd_timeout_secs: 10,
                 requeue_delay: Some(scaled(1.0)),
+                deep_health_check: scaled(5.0),
             },
             TimingProfile::Realistic => Timings {
                 detect: scaled(15.0),
@@ -91,6 +101,8 @@ impl Timings {
                 poll: Duration::from_secs(1),
                 slurmd_timeout_secs: 300,
                 requeue_delay: None,
+                // InstanceStress runs GPU and memory stress for minutes.
+                deep_health_check: scaled(20.0 * 60.0),
             },
         }
     }

@@ -48,6 +48,8 @@ pub struct ControlPlane {
     pub keys: Arc<std::path::PathBuf>,
     /// The lab's CloudWatch Logs (`logs.rs`).
     pub logs: Arc<std::path::PathBuf>,
+    /// How long a deep health check holds a node.
+    pub check_for: chrono::TimeDelta,
     /// Where the state is kept for `lab status` (a change the API makes,
     /// such as NodeRecovery, is saved there); `None` in unit tests.
     pub state_file: Option<Arc<std::path::PathBuf>>,
@@ -200,6 +202,7 @@ impl ControlPlane {
             "DescribeClusterNode" => describe_cluster_node(view, &input),
             "BatchRebootClusterNodes" => self.batch(&state, &input, Action::Reboot),
             "BatchReplaceClusterNodes" => self.batch(&state, &input, Action::Replace),
+            "StartClusterHealthCheck" => self.start_health_check(&state, &input),
             "UpdateCluster" => {
                 // The model allows only Automatic and None.
                 if let Some(recovery) = input["NodeRecovery"].as_str() {
@@ -265,6 +268,83 @@ impl ControlPlane {
             Ok(answer) => ok(answer),
             Err((kind, message)) => error(kind, message),
         }
+    }
+
+    /// `StartClusterHealthCheck`: each configuration's instances (all of
+    /// its group when it names none) go under a deep health check for
+    /// `check_for`: the API shows them `DeepHealthCheckInProgress` and the
+    /// daemon holds them in a Slurm maintenance reservation meanwhile
+    /// (`changes.rs`), as HyperPod does on Slurm. An instance not in the
+    /// group, or not `Running`, refuses the whole request.
+    fn start_health_check(&self, state: &ClusterState, input: &Value) -> Response {
+        let mut nodes: Vec<String> = Vec::new();
+        for config in input["DeepHealthCheckConfigurations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let group = config["InstanceGroupName"].as_str().unwrap_or_default();
+            let in_group: Vec<&super::state::Instance> = state
+                .instances
+                .iter()
+                .filter(|i| i.group == group)
+                .collect();
+            if in_group.is_empty() {
+                return error(
+                    "ValidationException",
+                    format!("Instance group {group} does not exist in the cluster."),
+                );
+            }
+            let asked: Vec<&str> = match config["InstanceIds"].as_array() {
+                Some(ids) => ids.iter().filter_map(Value::as_str).collect(),
+                None => in_group.iter().map(|i| i.instance_id.as_str()).collect(),
+            };
+            for id in asked {
+                let Some(instance) = in_group.iter().find(|i| i.instance_id == id) else {
+                    return error(
+                        "ValidationException",
+                        format!("Instance {id} is not in instance group {group}."),
+                    );
+                };
+                if instance.status != "Running" {
+                    return error(
+                        "ValidationException",
+                        format!(
+                            "Instance {id} is {}: deep health checks run on Running instances only.",
+                            instance.status
+                        ),
+                    );
+                }
+                nodes.push(instance.node.clone());
+            }
+        }
+        let mut changes = Changes::load(&self.changes);
+        let now = Utc::now();
+        if let Some(busy) = nodes.iter().find(|n| {
+            changes
+                .deep_health_checks
+                .get(*n)
+                .is_some_and(|until| now < *until)
+        }) {
+            return error(
+                "ValidationException",
+                format!("A deep health check is already in progress on {busy}."),
+            );
+        }
+        for node in &nodes {
+            changes
+                .deep_health_checks
+                .insert(node.clone(), now + self.check_for);
+            self.truth.record(
+                "health_check_started",
+                Some(node),
+                "StartClusterHealthCheck",
+            );
+        }
+        if let Err(err) = changes.save(&self.changes) {
+            return error("InternalFailure", format!("cannot record the check: {err}"));
+        }
+        ok(json!({"ClusterArn": state.cluster_arn}))
     }
 
     fn batch(&self, state: &ClusterState, input: &Value, action: Action) -> Response {
@@ -470,6 +550,7 @@ mod tests {
             changes: Arc::new(dir.join("no-changes")),
             keys: Arc::new(keys_file(dir)),
             logs: Arc::new(dir.join("cloudwatch-logs.jsonl")),
+            check_for: chrono::TimeDelta::seconds(5),
             state_file: None,
         }
     }
@@ -600,6 +681,57 @@ mod tests {
             refused(&plane, "FilterLogEvents", json!({"logGroupName": group})),
             "AccessDeniedException"
         );
+    }
+
+    /// `StartClusterHealthCheck` answers as the model says, shows the
+    /// instance `DeepHealthCheckInProgress`, and refuses a second check on
+    /// it, an instance of another group, and a check the model does not
+    /// know.
+    #[test]
+    fn a_deep_health_check_is_served_as_the_model_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = model().unwrap();
+        let plane = plane(dir.path(), false);
+        let id = worker_id(&plane);
+        let check = |id: &str, group: &str, kind: &str| {
+            json!({"ClusterName": "hpchaos-lab", "DeepHealthCheckConfigurations": [
+                {"InstanceGroupName": group, "InstanceIds": [id], "DeepHealthChecks": [kind]}
+            ]})
+        };
+        let (status, body) = call(
+            &plane,
+            "StartClusterHealthCheck",
+            check(&id, "workers", "InstanceStress"),
+        );
+        assert_eq!(status, 200, "{body}");
+        let output = &model.operation("StartClusterHealthCheck").unwrap().output;
+        assert!(model.check(output, &body).is_empty(), "{body}");
+        let (_, node) = call(
+            &plane,
+            "DescribeClusterNode",
+            json!({"ClusterName": "hpchaos-lab", "NodeId": id}),
+        );
+        assert_eq!(
+            node["NodeDetails"]["InstanceStatus"]["Status"], DEEP_HEALTH_CHECK,
+            "{node}"
+        );
+        for (input, words) in [
+            (
+                check(&id, "workers", "InstanceStress"),
+                "already in progress",
+            ),
+            (
+                check(&id, "controller", "InstanceStress"),
+                "is not in instance group",
+            ),
+            (check(&id, "nope", "InstanceStress"), "does not exist"),
+            (check(&id, "workers", "Vibes"), "enum value set"),
+        ] {
+            let (status, body) = call(&plane, "StartClusterHealthCheck", input);
+            assert_eq!(status, 400, "{body}");
+            assert_eq!(body["__type"], "ValidationException", "{body}");
+            assert!(body["Message"].as_str().unwrap().contains(words), "{body}");
+        }
     }
 
     /// Every answer of every operation, in both API modes, is what AWS's

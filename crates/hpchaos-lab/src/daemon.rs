@@ -55,6 +55,8 @@ struct Engine {
     /// has released them already.
     held: Mutex<HashMap<String, (Instant, bool)>>,
     head_pid: Mutex<u32>,
+    /// Nodes the daemon holds in a deep health check's reservation.
+    checking: Mutex<HashSet<String>>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT, then powers every node off.
@@ -94,6 +96,7 @@ pub fn run(layout: Layout) -> Result<(), LabError> {
         jobs: Mutex::new(BTreeMap::new()),
         held: Mutex::new(HashMap::new()),
         head_pid: Mutex::new(0),
+        checking: Mutex::new(HashSet::new()),
     });
     let stop = Arc::new(AtomicBool::new(false));
     // Prometheus, Alertmanager and the Pushgateway, with `--monitoring`.
@@ -119,6 +122,10 @@ pub fn run(layout: Layout) -> Result<(), LabError> {
             changes: Arc::new(engine.layout.changes()),
             keys: Arc::new(engine.layout.api_keys()),
             logs: Arc::new(engine.layout.cloudwatch_logs()),
+            check_for: chrono::TimeDelta::from_std(
+                engine.config.timings.deep_health_check.as_std(),
+            )
+            .unwrap_or(chrono::TimeDelta::seconds(5)),
             state_file: Some(Arc::new(engine.layout.state())),
         };
         runtime.spawn(control_plane::run(listener, plane));
@@ -315,7 +322,67 @@ impl Engine {
                 Err(err) => eprintln!("sinfo: {err}"),
             }
             self.track_jobs();
+            self.deep_health_checks();
             std::thread::sleep(self.config.timings.poll.as_std());
+        }
+    }
+
+    /// HyperPod's part in a deep health check on Slurm: each node under
+    /// one (`changes.rs`, set by the API or `lab change`) is held in a
+    /// maintenance reservation until the check's end, then the reservation
+    /// is deleted and the check forgotten (the API shows it `Running`
+    /// again). The lab's checks pass.
+    fn deep_health_checks(&self) {
+        let path = self.layout.changes();
+        let mut changes = super::changes::Changes::load(&path);
+        let mut held = self.checking.lock().unwrap_or_else(|p| p.into_inner());
+        // A check cleared by `lab change --off` took its reservation along.
+        held.retain(|n| changes.deep_health_checks.contains_key(n));
+        if changes.deep_health_checks.is_empty() {
+            return;
+        }
+        let now = Utc::now();
+        let mut ended = Vec::new();
+        for (node, until) in &changes.deep_health_checks {
+            let name = format!(
+                "ReservationName={}",
+                super::changes::check_reservation(node)
+            );
+            if now >= *until {
+                let _ = self.slurm(&["scontrol", "delete", &name]);
+                held.remove(node);
+                ended.push(node.clone());
+                self.truth
+                    .record("health_check_ended", Some(node), "passed");
+            } else if !held.contains(node) {
+                let seconds = (*until - now).num_seconds().max(1);
+                let minutes = format!("Duration={}", (seconds + 59) / 60);
+                let nodes = format!("Nodes={node}");
+                // `lab change` may have made it already: that is fine.
+                let _ = self.slurm(&[
+                    "scontrol",
+                    "create",
+                    "reservation",
+                    &name,
+                    "Flags=MAINT,IGNORE_JOBS",
+                    "StartTime=now",
+                    &minutes,
+                    &nodes,
+                    "Users=root",
+                ]);
+                held.insert(node.clone());
+            }
+        }
+        if !ended.is_empty() {
+            // Read again: the API or `lab change` may have written since.
+            let mut now_on_disk = super::changes::Changes::load(&path);
+            for node in &ended {
+                now_on_disk.deep_health_checks.remove(node);
+            }
+            changes = now_on_disk;
+            if let Err(err) = changes.save(&path) {
+                eprintln!("lab: cannot record the end of a deep health check: {err}");
+            }
         }
     }
 

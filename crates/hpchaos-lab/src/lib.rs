@@ -639,9 +639,7 @@ pub struct ChangeOptions {
 }
 
 /// The reservation a lab deep health check puts `node` in.
-fn check_reservation(node: &str) -> String {
-    format!("sagemaker-deep-health-check-{node}")
-}
+use changes::check_reservation;
 
 /// Sets what the cluster is doing of its own accord (`changes.rs`); says
 /// what is set now.

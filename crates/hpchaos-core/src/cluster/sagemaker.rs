@@ -599,6 +599,48 @@ impl SageMakerApi {
         Ok(name)
     }
 
+    /// `StartClusterHealthCheck`: `checks` (`InstanceStress`, ...) on the
+    /// instances `groups` lists (`(instance group, instance ids)`): one
+    /// configuration per group, as the API takes them. Errors: the API's
+    /// refusal (`ResourceNotFound`, `ValidationException`, ...).
+    pub async fn start_health_check(
+        &self,
+        groups: &[(String, Vec<String>)],
+        checks: &[String],
+    ) -> Result<(), ApiError> {
+        use aws_sdk_sagemaker::types::{
+            DeepHealthCheckType, InstanceGroupHealthCheckConfiguration,
+        };
+        let mut request = self
+            .call()
+            .start_cluster_health_check()
+            .cluster_name(&self.cluster);
+        for (group, ids) in groups {
+            let config = InstanceGroupHealthCheckConfiguration::builder()
+                .instance_group_name(group)
+                .set_instance_ids(Some(ids.clone()))
+                .set_deep_health_checks(Some(
+                    checks
+                        .iter()
+                        .map(|c| DeepHealthCheckType::from(c.as_str()))
+                        .collect(),
+                ))
+                .build()
+                .map_err(|e| ApiError {
+                    operation: "StartClusterHealthCheck",
+                    cluster: self.cluster.clone(),
+                    detail: e.to_string(),
+                    code: None,
+                })?;
+            request = request.deep_health_check_configurations(config);
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| self.error("StartClusterHealthCheck", e))?;
+        Ok(())
+    }
+
     /// What `DescribeCluster` says of the cluster, for `hpchaos init`: its ARN
     /// (the cluster id, as SSM targets name it, is its last part), its
     /// instance groups' names, its `NodeRecovery`.

@@ -5,6 +5,7 @@
 //! from quoted argument lists, so `plan` can print them and `run` can
 //! execute them; one file per fault kind.
 
+mod deep_health_check;
 mod gpu_stress;
 mod node_reboot;
 mod node_replace;
@@ -55,6 +56,12 @@ pub enum Step {
     ApiReboot { nodes: Vec<String> },
     /// `BatchReplaceClusterNodes` for these nodes.
     ApiReplace { nodes: Vec<String> },
+    /// `StartClusterHealthCheck` on these nodes with these checks
+    /// (`InstanceStress`, `InstanceConnectivity`).
+    ApiHealthCheck {
+        nodes: Vec<String>,
+        checks: Vec<String>,
+    },
     /// Set the node `resume` if it still carries `reason` set by us and the
     /// cluster did not act on it.
     ResumeIfUntouched { node: String, reason: String },
@@ -138,6 +145,7 @@ impl Step {
             | Step::CancelCanary { .. }
             | Step::ApiReboot { .. }
             | Step::ApiReplace { .. }
+            | Step::ApiHealthCheck { .. }
             | Step::ResumeIfUntouched { .. } => None,
         }
     }
@@ -215,6 +223,11 @@ impl Step {
             Step::ApiReplace { nodes } => {
                 format!("SageMaker BatchReplaceClusterNodes {}", nodes.join(", "))
             }
+            Step::ApiHealthCheck { nodes, checks } => format!(
+                "SageMaker StartClusterHealthCheck {} on {}",
+                checks.join(", "),
+                nodes.join(", ")
+            ),
             Step::ResumeIfUntouched { node, reason } => {
                 format!(
                     "on head: scontrol update nodename={node} state=resume, if {reason} is still ours and nothing happened"
@@ -298,6 +311,7 @@ pub fn plan(fault: &Fault, targets: &[String]) -> Plan {
         Fault::NodeReboot(reboot) => node_reboot::plan(reboot, targets),
         Fault::NodeReplace(replace) => node_replace::plan(replace, targets),
         Fault::Xid(xid) => xid::plan(xid, targets),
+        Fault::DeepHealthCheck(check) => deep_health_check::plan(check, targets),
     }
 }
 

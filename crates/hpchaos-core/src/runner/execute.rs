@@ -85,6 +85,7 @@ impl Runner {
                 let reboot = matches!(step, Step::ApiReboot { .. });
                 self.api_action(nodes, reboot).await
             }
+            Step::ApiHealthCheck { nodes, checks } => self.api_health_check(nodes, checks).await,
             Step::ResumeIfUntouched { node, reason } => {
                 self.resume_if_untouched(node, reason).await
             }
@@ -293,6 +294,35 @@ impl Runner {
         } else {
             Err(StepError::Refused(refused.join("; ")))
         }
+    }
+
+    /// `StartClusterHealthCheck` on `nodes`, grouped by instance group.
+    async fn api_health_check(
+        &self,
+        nodes: &[String],
+        checks: &[String],
+    ) -> Result<String, StepError> {
+        let api = self.cluster.api.as_ref().ok_or_else(|| {
+            StepError::Refused("this fault needs the profile's sagemaker settings".into())
+        })?;
+        let listed = api.named(nodes).await?;
+        let mut groups: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for node in listed.iter().filter(|n| nodes.contains(&n.node)) {
+            groups
+                .entry(node.group.clone())
+                .or_default()
+                .push(node.instance_id.clone());
+        }
+        if groups.values().map(Vec::len).sum::<usize>() != nodes.len() {
+            return Err(StepError::Refused(format!(
+                "not every target is on an instance the API lists: {}",
+                nodes.join(", ")
+            )));
+        }
+        let groups: Vec<(String, Vec<String>)> = groups.into_iter().collect();
+        api.start_health_check(&groups, checks).await?;
+        let ids: Vec<String> = groups.iter().flat_map(|(_, ids)| ids.clone()).collect();
+        Ok(format!("accepted for {}", ids.join(", ")))
     }
 
     /// Resumes `node` if it still carries our `reason` and the cluster is

@@ -276,6 +276,10 @@ pub enum Fault {
     NodeReplace(NodeReplace),
     /// Simulate an NVIDIA Xid error.
     Xid(Xid),
+    /// Have HyperPod run its deep health checks on the targets
+    /// (`StartClusterHealthCheck`): the nodes are taken out of service in
+    /// a Slurm maintenance reservation while checked, then given back.
+    DeepHealthCheck(DeepHealthCheck),
 }
 
 impl Fault {
@@ -286,6 +290,7 @@ impl Fault {
             Fault::NodeReboot(_) => "node_reboot",
             Fault::NodeReplace(_) => "node_replace",
             Fault::Xid(_) => "xid",
+            Fault::DeepHealthCheck(_) => "deep_health_check",
         }
     }
 
@@ -293,12 +298,14 @@ impl Fault {
     pub fn needs_sagemaker(&self) -> bool {
         matches!(
             self,
-            Fault::NodeReboot(NodeReboot {
-                method: RebootMethod::Sagemaker
-            }) | Fault::NodeReplace(NodeReplace {
-                method: ReplaceMethod::Sagemaker,
-                ..
-            })
+            Fault::DeepHealthCheck(_)
+                | Fault::NodeReboot(NodeReboot {
+                    method: RebootMethod::Sagemaker
+                })
+                | Fault::NodeReplace(NodeReplace {
+                    method: ReplaceMethod::Sagemaker,
+                    ..
+                })
         )
     }
 }
@@ -435,6 +442,35 @@ impl JsonSchema for Signal {
             "type": "string",
             "enum": spellings
         })
+    }
+}
+
+/// HyperPod's on-demand deep health checks on the targets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeepHealthCheck {
+    /// Which checks (botocore's `DeepHealthCheckType`): `InstanceStress`
+    /// (GPU and memory stress), `InstanceConnectivity` (EFA and NCCL),
+    /// `MultiNodeTrainingValidation`.
+    #[schemars(length(min = 1))]
+    pub checks: Vec<DeepHealthCheckType>,
+}
+
+/// A deep health check, as the SageMaker API names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum DeepHealthCheckType {
+    InstanceStress,
+    InstanceConnectivity,
+    MultiNodeTrainingValidation,
+}
+
+impl DeepHealthCheckType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeepHealthCheckType::InstanceStress => "InstanceStress",
+            DeepHealthCheckType::InstanceConnectivity => "InstanceConnectivity",
+            DeepHealthCheckType::MultiNodeTrainingValidation => "MultiNodeTrainingValidation",
+        }
     }
 }
 
@@ -732,6 +768,9 @@ pub enum Recovery {
     Requeue,
     /// The job ends failed and is not retried.
     JobFails,
+    /// HyperPod's deep health check takes the node out of service and
+    /// gives it back (`deep_health_check` faults).
+    HealthCheck,
 }
 
 impl Recovery {
@@ -742,6 +781,7 @@ impl Recovery {
             Recovery::Replace => "replace",
             Recovery::Requeue => "requeue",
             Recovery::JobFails => "job_fails",
+            Recovery::HealthCheck => "health_check",
         }
     }
 
@@ -754,6 +794,7 @@ impl Recovery {
             Recovery::Replace => &[Detect, Drain, Replace, Rejoin, Resume],
             Recovery::Requeue => &[Detect, Resume],
             Recovery::JobFails => &[Detect, JobEnd],
+            Recovery::HealthCheck => &[Detect, HealthCheck, Rejoin],
         }
     }
 
@@ -795,6 +836,9 @@ pub enum Phase {
     JobEnd,
     /// Nothing happened (for `recovery: none`).
     Quiet,
+    /// HyperPod's deep health check over: the API's status back from
+    /// `DeepHealthCheckInProgress` (for `health_check`).
+    HealthCheck,
 }
 
 impl Phase {
@@ -808,6 +852,7 @@ impl Phase {
             Phase::Resume => "resume",
             Phase::JobEnd => "job_end",
             Phase::Quiet => "quiet",
+            Phase::HealthCheck => "health_check",
         }
     }
 }
@@ -850,6 +895,8 @@ pub struct Deadlines {
     pub resume: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_end: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<Duration>,
 }
 
 impl Deadlines {
@@ -863,6 +910,7 @@ impl Deadlines {
             (Phase::Rejoin, self.rejoin),
             (Phase::Resume, self.resume),
             (Phase::JobEnd, self.job_end),
+            (Phase::HealthCheck, self.health_check),
         ]
         .into_iter()
         .filter_map(|(phase, deadline)| deadline.map(|d| (phase, d)))

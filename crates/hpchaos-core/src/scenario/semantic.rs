@@ -151,6 +151,10 @@ impl Rules<'_> {
                 &[R::None, R::Reboot, R::Replace, R::Requeue, R::JobFails],
                 "",
             ),
+            Fault::DeepHealthCheck(_) => (
+                &[R::HealthCheck, R::Reboot, R::Replace],
+                "a deep health check gives the node back, or HyperPod repairs a node that fails it",
+            ),
         };
         if !allowed.contains(&recovery) {
             let listed: Vec<_> = allowed.iter().map(|r| format!("`{r}`")).collect();
