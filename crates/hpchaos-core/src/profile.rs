@@ -303,6 +303,12 @@ pub struct Poll {
     pub sagemaker: Duration,
     #[serde(default = "two_seconds")]
     pub job_output: Duration,
+    /// The light touch on slurmctld: while the controller log is followed
+    /// and nothing has happened on the targets, the node table is read
+    /// only this often (a safety net); every `slurm` once a log line or a
+    /// row says something happened. `0s` reads every `slurm` throughout.
+    #[serde(default = "five_minutes")]
+    pub slurm_when_quiet: Duration,
 }
 
 fn two_seconds() -> Duration {
@@ -311,6 +317,9 @@ fn two_seconds() -> Duration {
 fn five_seconds() -> Duration {
     Duration::from_secs(5)
 }
+fn five_minutes() -> Duration {
+    Duration::from_secs(300)
+}
 
 impl Default for Poll {
     fn default() -> Self {
@@ -318,6 +327,7 @@ impl Default for Poll {
             slurm: two_seconds(),
             sagemaker: five_seconds(),
             job_output: two_seconds(),
+            slurm_when_quiet: five_minutes(),
         }
     }
 }

@@ -497,6 +497,8 @@ pub fn profile(layout: &Layout, config: &LabConfig) -> Profile {
             slurm: Duration(std::time::Duration::from_millis(500)),
             sagemaker: Duration(std::time::Duration::from_millis(500)),
             job_output: Duration(std::time::Duration::from_millis(500)),
+            // HyperPod's default: the light touch on the controller.
+            slurm_when_quiet: Duration::from_secs(300),
         },
         monitoring: config.monitoring.then(|| {
             let endpoint = |port: u16| Endpoint {

@@ -2,7 +2,7 @@
 //! `SlurmdStartTime`), read with each Slurm poll for scenarios that time a
 //! reboot: says each target's pair when either moves.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::future::BoxFuture;
 
@@ -11,21 +11,23 @@ use crate::journal::Source as SourceName;
 use crate::phases::{Event, Observation};
 
 use super::recording::{Answer, Raw};
-use super::{Cadence, Cx, Said, Source};
+use super::{Cx, Said, Source, Touch};
 
 /// The targets' boots, every `poll.slurm`.
 pub struct Boots {
     slurm: Slurm,
     targets: Vec<String>,
-    cadence: Cadence,
+    /// Every poll, or lightly while the watch is quiet
+    /// (`scontrol show node` loads the whole node table).
+    touch: Touch,
 }
 
 impl Boots {
-    pub fn new(slurm: Slurm, targets: &[String], every: Duration) -> Boots {
+    pub fn new(slurm: Slurm, targets: &[String], touch: Touch) -> Boots {
         Boots {
             slurm,
             targets: targets.to_vec(),
-            cadence: Cadence::every(every),
+            touch,
         }
     }
 
@@ -70,16 +72,16 @@ impl Source for Boots {
     }
 
     fn due(&self, now: Instant) -> bool {
-        self.cadence.due(now)
+        self.touch.due(now)
     }
 
     fn wake_at(&self) -> Option<Instant> {
-        Some(self.cadence.next)
+        Some(self.touch.wake_at())
     }
 
     fn read<'a>(&'a mut self, cx: &'a Cx) -> BoxFuture<'a, Vec<Said>> {
         Box::pin(async move {
-            self.cadence.started(Instant::now());
+            self.touch.started(Instant::now());
             let offset = self.slurm.utc_offset().await;
             let nodes = Answer::of(&self.slurm.node_boots_text(&self.targets).await);
             let at = cx.clock.now();

@@ -33,6 +33,9 @@ pub struct ControllerLog {
     /// When to try following it again after the follower ended.
     retry_at: Option<Instant>,
     view: LogView,
+    /// Told whether the log is followed, and stirred by a line about a
+    /// target (see [`super::Quiet`]).
+    quiet: std::sync::Arc<super::Quiet>,
 }
 
 /// What the watch knows of the log between reads: the decoding's state
@@ -64,6 +67,7 @@ impl ControllerLog {
         targets: &[String],
         every: Duration,
         follow: bool,
+        quiet: std::sync::Arc<super::Quiet>,
     ) -> (ControllerLog, Vec<Said>) {
         let mut log = ControllerLog {
             slurm,
@@ -74,6 +78,7 @@ impl ControllerLog {
             follow,
             retry_at: None,
             view: LogView::new(targets),
+            quiet,
         };
         let mut said = Vec::new();
         if follow {
@@ -96,6 +101,7 @@ impl ControllerLog {
         match Follower::start(&self.slurm, &self.path, offset).await {
             Ok(follower) => {
                 self.follower = Some(follower);
+                self.quiet.set_followed(true);
                 self.retry_at = None;
                 None
             }
@@ -120,6 +126,7 @@ impl ControllerLog {
             taken.notes.extend(handed.notices);
             if let Some(why) = handed.ended {
                 self.follower = None;
+                self.quiet.set_followed(false);
                 self.retry_at = Some(now + self.cadence.every);
                 taken.notes.push(format!(
                     "stopped following {}: {why}; reading it each poll until it can be followed again",
@@ -304,7 +311,16 @@ impl Source for ControllerLog {
             };
             let at = cx.clock.now();
             cx.record(at, || raw.clone());
-            self.view.decode(&raw, utc_offset, at)
+            let said = self.view.decode(&raw, utc_offset, at);
+            // A line about a target: the node table is read now, and
+            // every poll from here on.
+            if said
+                .iter()
+                .any(|s| matches!(s, Said::Event(_) | Said::Value { .. }))
+            {
+                self.quiet.stir();
+            }
+            said
         })
     }
 

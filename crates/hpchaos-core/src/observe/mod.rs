@@ -154,6 +154,103 @@ pub trait Source: Send {
     fn stop(&mut self) {}
 }
 
+/// Whether the watch is still quiet, shared by the sources that ask
+/// slurmctld (the light touch on a shared controller): the controller
+/// log says when it is followed and stirs the watch when a line about a
+/// target arrives; the node table's readers stir it when a target's row
+/// changes. While the log is followed and nothing has stirred, `sinfo`
+/// and `scontrol show node` are read only at the start and every
+/// `poll.slurm_when_quiet` (a safety net); once stirred, every poll until
+/// the watch ends. slurmctld serves node listings under a lock: on a
+/// production cluster the harness must not be its heaviest client
+/// (docs/HYPERPOD.md, "The controller's load").
+#[derive(Debug, Default)]
+pub struct Quiet {
+    followed: std::sync::atomic::AtomicBool,
+    stirred: std::sync::atomic::AtomicBool,
+}
+
+impl Quiet {
+    pub fn set_followed(&self, followed: bool) {
+        self.followed
+            .store(followed, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Something happened on a target: every poll from now on.
+    pub fn stir(&self) {
+        self.stirred
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn stirred(&self) -> bool {
+        self.stirred.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Read lightly: the log is followed and nothing has stirred.
+    pub fn light(&self) -> bool {
+        self.followed.load(std::sync::atomic::Ordering::Relaxed) && !self.stirred()
+    }
+}
+
+/// When a reader of slurmctld's node table is due: every `every`, or,
+/// while the watch is [`Quiet`], at its first read and then every `floor`
+/// (`None`: always every `every`, the light touch off).
+#[derive(Debug)]
+pub struct Touch {
+    cadence: Cadence,
+    floor: Option<Cadence>,
+    quiet: Option<Arc<Quiet>>,
+    read_once: bool,
+}
+
+impl Touch {
+    pub fn new(every: Duration, floor: Option<Duration>, quiet: Option<Arc<Quiet>>) -> Touch {
+        Touch {
+            cadence: Cadence::every(every),
+            floor: floor.map(Cadence::every),
+            quiet,
+            read_once: false,
+        }
+    }
+
+    fn light(&self) -> Option<&Cadence> {
+        let quiet = self.quiet.as_ref()?;
+        (self.read_once && quiet.light())
+            .then_some(self.floor.as_ref())
+            .flatten()
+    }
+
+    pub fn due(&self, now: Instant) -> bool {
+        match self.light() {
+            Some(floor) => floor.due(now),
+            None => self.cadence.due(now),
+        }
+    }
+
+    pub fn wake_at(&self) -> Instant {
+        match self.light() {
+            Some(floor) => floor.next,
+            None => self.cadence.next,
+        }
+    }
+
+    /// A read starts at `now`.
+    pub fn started(&mut self, now: Instant) {
+        self.cadence.started(now);
+        if let Some(floor) = self.floor.as_mut() {
+            floor.started(now);
+        }
+        self.read_once = true;
+    }
+
+    /// A target's row changed: every poll from now on.
+    pub fn stir(&self) {
+        if let Some(quiet) = &self.quiet {
+            quiet.stir();
+        }
+    }
+}
+
 /// A source's interval: due once `every` has passed since its last read.
 #[derive(Debug, Clone, Copy)]
 pub struct Cadence {
@@ -191,4 +288,52 @@ pub fn note(source: SourceName, to: String) -> Said {
         to,
         source_time: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The node table is read at the first poll; then, while the log is
+    /// followed and nothing stirred, only at the floor; once stirred (a
+    /// log line or a changed row about a target), every poll again; with
+    /// the log not followed, or no floor, every poll throughout.
+    #[test]
+    fn the_light_touch_reads_the_node_table_only_when_something_stirs() {
+        let every = Duration::from_secs(2);
+        let floor = Duration::from_secs(300);
+        let quiet = Arc::new(Quiet::default());
+        quiet.set_followed(true);
+        let mut touch = Touch::new(every, Some(floor), Some(quiet.clone()));
+        let start = Instant::now();
+        assert!(touch.due(start), "the first read is always made");
+        touch.started(start);
+        let later = start + Duration::from_secs(10);
+        assert!(!touch.due(later), "quiet and followed: not every poll");
+        assert_eq!(touch.wake_at(), start + floor);
+        assert!(touch.due(start + floor), "the safety net");
+        quiet.stir();
+        assert!(touch.due(later), "stirred: every poll again");
+        assert_eq!(touch.wake_at(), start + every);
+        // The log not followed: every poll.
+        let unfollowed = Arc::new(Quiet::default());
+        let mut touch = Touch::new(every, Some(floor), Some(unfollowed.clone()));
+        touch.started(start);
+        assert!(touch.due(later));
+        // A row that changes stirs through the touch itself.
+        unfollowed.set_followed(true);
+        assert!(!touch.due(later));
+        touch.stir();
+        assert!(unfollowed.stirred() && touch.due(later));
+        // No floor (`slurm_when_quiet: 0s`): every poll.
+        let mut off = Touch::new(every, None, Some(quiet_followed()));
+        off.started(start);
+        assert!(off.due(later));
+    }
+
+    fn quiet_followed() -> Arc<Quiet> {
+        let quiet = Arc::new(Quiet::default());
+        quiet.set_followed(true);
+        quiet
+    }
 }

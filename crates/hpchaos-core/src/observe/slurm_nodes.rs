@@ -17,16 +17,25 @@ use crate::journal::{Entry, Source as SourceName};
 use crate::phases::{Event, Observation};
 
 use super::recording::{Answer, Raw};
-use super::{Cadence, Cx, Said, Source};
+use super::{Cx, Said, Source, Touch};
 
-/// The targets in `sinfo`, every `poll.slurm`.
+/// The targets in `sinfo`, every `poll.slurm` (lightly while the watch is
+/// quiet: see [`super::Quiet`]).
 pub struct SlurmNodes {
     slurm: Slurm,
-    cadence: Cadence,
-    /// Count the cluster's unhealthy nodes (an abort condition asks).
+    touch: Touch,
+    /// Count the cluster's unhealthy nodes (an abort condition asks): a
+    /// full node listing, at most every [`GROUPS_FLOOR`].
     count_cluster: bool,
+    groups_read: Option<Instant>,
+    /// The targets' rows as last read: a change stirs the watch.
+    last_rows: Option<Answer>,
     view: NodesView,
 }
+
+/// The shortest interval between two full node listings (the unhealthy
+/// count of an abort condition): the heaviest request slurmctld serves.
+pub const GROUPS_FLOOR: Duration = Duration::from_secs(30);
 
 /// What the watch knows of the node table between reads: the decoding's
 /// state (a replay drives it alone).
@@ -51,14 +60,16 @@ impl SlurmNodes {
     pub fn new(
         slurm: Slurm,
         targets: &[String],
-        every: Duration,
+        touch: Touch,
         count_cluster: bool,
         unhealthy_before: BTreeSet<String>,
     ) -> SlurmNodes {
         SlurmNodes {
             slurm,
-            cadence: Cadence::every(every),
+            touch,
             count_cluster,
+            groups_read: None,
+            last_rows: None,
             view: NodesView::new(targets, unhealthy_before),
         }
     }
@@ -187,25 +198,37 @@ impl Source for SlurmNodes {
     }
 
     fn due(&self, now: Instant) -> bool {
-        self.cadence.due(now)
+        self.touch.due(now)
     }
 
     fn wake_at(&self) -> Option<Instant> {
-        Some(self.cadence.next)
+        Some(self.touch.wake_at())
     }
 
     fn read<'a>(&'a mut self, cx: &'a Cx) -> BoxFuture<'a, Vec<Said>> {
         Box::pin(async move {
-            self.cadence.started(Instant::now());
+            let now = Instant::now();
+            self.touch.started(now);
             let offset = self.slurm.utc_offset().await;
+            let count = self.count_cluster
+                && self
+                    .groups_read
+                    .is_none_or(|at| now.duration_since(at) >= GROUPS_FLOOR);
+            if count {
+                self.groups_read = Some(now);
+            }
             let (rows, groups) =
                 tokio::join!(self.slurm.nodes_named_text(&self.view.targets), async {
-                    match self.count_cluster {
+                    match count {
                         true => Some(self.slurm.state_groups_text().await),
                         false => None,
                     }
                 });
             let (rows, groups) = (Answer::of(&rows), groups.as_ref().map(Answer::of));
+            if self.last_rows.as_ref().is_some_and(|last| *last != rows) {
+                self.touch.stir();
+            }
+            self.last_rows = Some(rows.clone());
             let at = cx.clock.now();
             cx.record(at, || Raw::Sinfo {
                 rows: rows.clone(),

@@ -153,6 +153,10 @@ impl Runner {
         let targets = &watched.baseline.targets;
         let slurm = self.cluster.slurm.clone();
         let every = profile.poll.slurm.as_std();
+        // The light touch on slurmctld (see observe::Quiet).
+        let quiet = std::sync::Arc::new(observe::Quiet::default());
+        let floor = Some(profile.poll.slurm_when_quiet.as_std()).filter(|f| !f.is_zero());
+        let touch = || observe::Touch::new(every, floor, Some(quiet.clone()));
         let (log, said) = observe::controller_log::ControllerLog::open(
             slurm.clone(),
             profile.slurm.controller_log.clone(),
@@ -160,6 +164,7 @@ impl Runner {
             targets,
             every,
             profile.slurm.follow_controller_log,
+            quiet.clone(),
         )
         .await;
         let count_cluster = scenario
@@ -171,7 +176,7 @@ impl Runner {
             Box::new(observe::slurm_nodes::SlurmNodes::new(
                 slurm.clone(),
                 targets,
-                every,
+                touch(),
                 count_cluster,
                 watched.baseline.unhealthy_before.clone(),
             )),
@@ -197,7 +202,7 @@ impl Runner {
             sources.push(Box::new(observe::boots::Boots::new(
                 slurm.clone(),
                 targets,
-                every,
+                touch(),
             )));
         }
         if let Some(job) = workload {
