@@ -98,6 +98,7 @@ bench: build
 	benches/timing-error scenarios/xid48-replace.yaml 5
 	benches/fan-out 48 3
 	benches/watch-scale 16 4096 60
+	benches/controller-load 4 4096 60
 	benches/lab-up 240 1
 	cargo bench --bench history
 

@@ -288,6 +288,20 @@ pub enum LabCommand {
         #[arg(long)]
         off: bool,
     },
+    /// Issue session credentials that expire, as STS or an SSO login does,
+    /// printed as `credential_process` JSON: the lab's API accepts them
+    /// until they expire (then `ExpiredTokenException`). Put the command
+    /// in an AWS profile's `credential_process` to have the SDK refresh
+    /// them, or their keys in a credentials file to see a run outlive them.
+    ///
+    /// Example: hpchaos lab credentials --expires-in 15m
+    Credentials {
+        #[arg(long, default_value = DEFAULT_LAB_DIR)]
+        dir: PathBuf,
+        /// How long they last.
+        #[arg(long, default_value = "1h", value_name = "DURATION")]
+        expires_in: hpchaos::duration::Duration,
+    },
     /// Refuse API operations as a missing IAM permission does
     /// (AccessDeniedException), to see what hpchaos says of it.
     ///

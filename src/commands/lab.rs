@@ -75,6 +75,9 @@ pub fn exec(args: Args) -> Outcome {
             actions,
             off: _,
         } => lab::deny(&dir, &actions),
+        LabCommand::Credentials { dir, expires_in } => {
+            lab::credentials(&dir, expires_in.as_chrono()).map(|text| hpchaos::output::print(&text))
+        }
         LabCommand::Change {
             dir,
             patch_in,

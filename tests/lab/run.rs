@@ -388,6 +388,23 @@ fn a_shipped_replace_passes_every_phase_met(lab: &Lab) {
     })
     .expect("the Slurm mark is journaled");
     assert!(hma <= mark, "HMA at {hma}, the Slurm mark at {mark}");
+    // HyperPod's own events on the instance (ListClusterEvents), each
+    // journaled with its time: the replacement started, and done.
+    let events: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["field"] == "cluster_event")
+        .collect();
+    assert!(
+        events.len() >= 2
+            && events.iter().all(|r| r["source_time"].is_string())
+            && events
+                .iter()
+                .any(|r| r["to"].as_str().unwrap().contains("replacement started"))
+            && events
+                .iter()
+                .any(|r| r["to"].as_str().unwrap().contains("replaced instance")),
+        "{events:?}"
+    );
     assert_eq!(report["scenarios"][0]["phases"][2]["time_source"], "source");
     // The canary's output as HyperPod leaves it: HyperPod's auto-resume
     // lines, then the requeue truncating the file (JobFileAppend=0), read
@@ -1989,7 +2006,28 @@ fn an_api_lost_mid_watch_is_read_again(lab: &Lab) {
     // the lost source is journaled, and once the limit is lifted the API
     // is read again, the reboot is seen and the run passes.
     let dir_arg = lab.dir.display().to_string();
-    let mut child = spawn_run(lab, "scenarios/node-reboot-ssh.yaml");
+    // Slurm read every poll throughout (the light touch off), so that its
+    // polls can be seen to go on while the API waits.
+    let every_poll = lab.dir.join("every-poll.yaml");
+    let text = std::fs::read_to_string(lab.profile()).unwrap();
+    let text: String = text
+        .lines()
+        .map(|l| match l.trim_start().starts_with("slurm_when_quiet:") {
+            true => "  slurm_when_quiet: 0s\n".to_owned(),
+            false => format!("{l}\n"),
+        })
+        .collect();
+    assert!(text.contains("slurm_when_quiet: 0s"), "{text}");
+    std::fs::write(&every_poll, text).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hpchaos"))
+        .args(["run", "scenarios/node-reboot-ssh.yaml", "--cluster"])
+        .arg(&every_poll)
+        .args(["--report-dir", &lab.reports.display().to_string()])
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let journal = wait_for_journal(lab, "node-reboot-ssh", r#""type":"injection_finished""#);
     let out = hpchaos(&["lab", "throttle", "--dir", &dir_arg, "--rate", "0"]);
     assert_eq!(out.status.code(), Some(0));
@@ -2833,6 +2871,75 @@ fn the_apis_roles_and_the_clusters_own_changes_are_respected() {
         assert!(Instant::now() < deadline, "{text}\n{reservations}");
         std::thread::sleep(Duration::from_millis(500));
     }
+    // Credentials that expire during a run, as an SSO session does: a
+    // profile whose credential_process issues 20-second sessions is
+    // refreshed through the SDK's provider chain and the watch never stops
+    // seeing the API; the same session given as fixed keys runs out
+    // mid-watch, and the run says so with what to do.
+    let long = write(
+        "long-quiet.yaml",
+        "name: outlives-its-credentials\ntarget:\n  pool: { nodes: [ip-10-1-0-11] }\nfault:\n  gpu_stress:\n    duration: 2s\n    tool: { custom: { command: [sleep, '2'] } }\nexpect:\n  recovery: none\n  quiet_for: 30s\n",
+    );
+    let with_credentials = |name: &str, credentials: &str| {
+        let file = write(&format!("{name}.credentials"), credentials);
+        let text = std::fs::read_to_string(&profile).unwrap().replace(
+            &lab.dir.join("aws-credentials").display().to_string(),
+            &file,
+        );
+        write(&format!("{name}.yaml"), &text)
+    };
+    let refreshed = with_credentials(
+        "refreshed",
+        &format!(
+            "[hpchaos-lab]\ncredential_process = {} lab credentials --dir {dir} --expires-in 20s\n",
+            env!("CARGO_BIN_EXE_hpchaos")
+        ),
+    );
+    let sessions_before = std::fs::read_to_string(lab.dir.join("api-keys"))
+        .unwrap()
+        .matches("[session-")
+        .count();
+    let reports = lab.reports.display().to_string();
+    let out = hpchaos(&[
+        "run",
+        &long,
+        "--cluster",
+        &refreshed,
+        "--report-dir",
+        &reports,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let journal = std::fs::read_to_string(journal_of(&stderr)).unwrap();
+    assert!(!journal.contains("ExpiredToken"), "{journal}");
+    let sessions = std::fs::read_to_string(lab.dir.join("api-keys"))
+        .unwrap()
+        .matches("[session-")
+        .count()
+        - sessions_before;
+    assert!(
+        sessions >= 2,
+        "the credentials were issued {sessions} time(s)"
+    );
+    let issued = hpchaos(&["lab", "credentials", "--dir", &dir, "--expires-in", "15s"]);
+    let session: serde_json::Value = serde_json::from_slice(&issued.stdout).unwrap();
+    let fixed = with_credentials(
+        "fixed",
+        &format!(
+            "[hpchaos-lab]\naws_access_key_id = {}\naws_secret_access_key = {}\naws_session_token = {}\n",
+            session["AccessKeyId"].as_str().unwrap(),
+            session["SecretAccessKey"].as_str().unwrap(),
+            session["SessionToken"].as_str().unwrap()
+        ),
+    );
+    let out = hpchaos(&["run", &long, "--cluster", &fixed, "--report-dir", &reports]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let journal = std::fs::read_to_string(journal_of(&stderr)).unwrap();
+    assert!(
+        journal.contains("ExpiredTokenException")
+            && journal.contains("the credentials expired during the run"),
+        "{stderr}\n{journal}"
+    );
     // Credentials that may not read the cluster's log group: the run says
     // so once and times detect from Slurm's mark.
     let out = hpchaos(&[

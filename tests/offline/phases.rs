@@ -297,6 +297,19 @@ fn a_deep_health_check_is_timed_in_and_out() {
             (Phase::Rejoin, 23.0, TimeSource::Observed, PhaseVerdict::Met),
         ]
     );
+    // HyperPod checking or patching the node is not another scenario's
+    // detection: a replace expected sees only the Slurm mark.
+    let mut timeline = replace_timeline();
+    timeline.insert(0, api(1.0, "SystemUpdating", "i-0old", -3600.0));
+    timeline.insert(0, api(0.5, "DeepHealthCheckInProgress", "i-0old", -3600.0));
+    let judgement = judge_replace(&timeline);
+    let detect = phase_in(&judgement, Phase::Detect).ended.clone().unwrap();
+    assert_eq!(
+        (detect.at - t0()).num_milliseconds(),
+        8000,
+        "{}",
+        detect.evidence
+    );
     // The node replaced instead: the check is not over.
     let replaced = vec![
         api(3.0, "DeepHealthCheckInProgress", "i-0old", -3600.0),

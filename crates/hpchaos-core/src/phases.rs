@@ -1217,6 +1217,14 @@ impl Tracker {
             {
                 Some(boundary(event, format!("hma {node}: {words}")))
             }
+            // HyperPod patching the node or checking it is the cluster's
+            // own change, not the fault's detection (unless the scenario
+            // started the check).
+            Observation::ApiNode { status, .. }
+                if own_change(status) && expectation.recovery != Recovery::HealthCheck =>
+            {
+                None
+            }
             Observation::ApiNode {
                 node,
                 status,
@@ -1476,6 +1484,13 @@ fn replace_boundary(baseline: &Baseline, event: &Event) -> Option<Boundary> {
 
 /// Whether `event` ends the job-end phase: the workload job in a final
 /// state, or gone from Slurm. Returns where.
+/// An API status that is HyperPod's own work on a node, not a fault's
+/// sign: `SystemUpdating` (a patch or software update),
+/// `DeepHealthCheckInProgress` (botocore's `ClusterInstanceStatus`).
+pub fn own_change(status: &str) -> bool {
+    matches!(status, "SystemUpdating" | "DeepHealthCheckInProgress")
+}
+
 /// Whether `event` ends a deep health check: the API shows the target
 /// `Running` again (out of `DeepHealthCheckInProgress`), on the instance it
 /// was checked on. A replacement is HyperPod repairing a node that failed

@@ -203,6 +203,8 @@ impl ControlPlane {
             "BatchRebootClusterNodes" => self.batch(&state, &input, Action::Reboot),
             "BatchReplaceClusterNodes" => self.batch(&state, &input, Action::Replace),
             "StartClusterHealthCheck" => self.start_health_check(&state, &input),
+            "ListClusterEvents" => list_cluster_events(view, &input),
+            "DescribeClusterEvent" => describe_cluster_event(view, &input),
             "UpdateCluster" => {
                 // The model allows only Automatic and None.
                 if let Some(recovery) = input["NodeRecovery"].as_str() {
@@ -430,7 +432,83 @@ fn describe_cluster(state: &ClusterState, changes: &Changes) -> Value {
         "CreationTime": epoch(state.created),
         "InstanceGroups": groups,
         "NodeRecovery": state.node_recovery,
+        "NodeProvisioningMode": "Continuous",
     })
+}
+
+/// One event as `ClusterEventSummary`.
+fn event_summary(state: &ClusterState, event: &super::state::ClusterEvent) -> Value {
+    json!({
+        "EventId": event.id,
+        "ClusterArn": state.cluster_arn,
+        "ClusterName": state.cluster_name,
+        "InstanceGroupName": event.group,
+        "InstanceId": event.instance_id,
+        "ResourceType": "Instance",
+        "EventTime": epoch(event.time),
+        "Description": event.description,
+        "EventLevel": event.level,
+    })
+}
+
+/// `ListClusterEvents`: the events that match, in time order (newest
+/// first with `SortOrder: Descending`), a page of `MaxResults` (10 by
+/// default) with a `NextToken` while more follow.
+fn list_cluster_events(state: &ClusterState, input: &Value) -> Response {
+    let seconds = |key: &str| input[key].as_f64();
+    let matching: Vec<&super::state::ClusterEvent> = {
+        let mut events: Vec<&super::state::ClusterEvent> = state
+            .events
+            .iter()
+            .filter(|e| {
+                input["InstanceGroupName"]
+                    .as_str()
+                    .is_none_or(|g| g == e.group)
+                    && input["NodeId"]
+                        .as_str()
+                        .is_none_or(|id| id == e.instance_id)
+                    && input["ResourceType"]
+                        .as_str()
+                        .is_none_or(|r| r == "Instance")
+                    && seconds("EventTimeAfter")
+                        .is_none_or(|t| e.time.timestamp_millis() as f64 / 1000.0 > t)
+                    && seconds("EventTimeBefore")
+                        .is_none_or(|t| (e.time.timestamp_millis() as f64 / 1000.0) < t)
+            })
+            .collect();
+        if input["SortOrder"].as_str() == Some("Descending") {
+            events.reverse();
+        }
+        events
+    };
+    let max = input["MaxResults"].as_u64().unwrap_or(10) as usize;
+    let from: usize = input["NextToken"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let page: Vec<Value> = matching
+        .iter()
+        .skip(from)
+        .take(max)
+        .map(|e| event_summary(state, e))
+        .collect();
+    let mut out = json!({"Events": page});
+    if from + max < matching.len() {
+        out["NextToken"] = json!((from + max).to_string());
+    }
+    ok(out)
+}
+
+/// `DescribeClusterEvent`: one event by its id.
+fn describe_cluster_event(state: &ClusterState, input: &Value) -> Response {
+    let id = input["EventId"].as_str().unwrap_or_default();
+    match state.events.iter().find(|e| e.id == id) {
+        Some(event) => ok(json!({"EventDetails": event_summary(state, event)})),
+        None => error(
+            "ResourceNotFound",
+            format!("Event with id '{id}' not found."),
+        ),
+    }
 }
 
 fn list_cluster_nodes(state: &ClusterState, input: &Value) -> Response {
@@ -732,6 +810,84 @@ mod tests {
             assert_eq!(body["__type"], "ValidationException", "{body}");
             assert!(body["Message"].as_str().unwrap().contains(words), "{body}");
         }
+    }
+
+    /// The cluster's events are served as the model says: listed in
+    /// time order (filtered by instance, paged), described by id, an
+    /// unknown id refused.
+    #[test]
+    fn cluster_events_are_served_as_the_model_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = model().unwrap();
+        let plane = plane(dir.path(), false);
+        let id = worker_id(&plane);
+        let node = {
+            let mut state = plane.state.lock().unwrap();
+            let node = state
+                .instances
+                .iter()
+                .find(|i| i.instance_id == id)
+                .unwrap()
+                .node
+                .clone();
+            state.record_event(
+                &node,
+                "Warn",
+                format!("Instance {id} is unhealthy: reboot started"),
+            );
+            state.record_event(
+                &node,
+                "Info",
+                format!("Instance {id} rebooted and is running"),
+            );
+            node
+        };
+        assert!(!node.is_empty());
+        let conforms = |operation: &str, input: Value| {
+            let (status, body) = call(&plane, operation, input.clone());
+            assert_eq!(status, 200, "{operation} {input}: {body}");
+            let output = &model.operation(operation).unwrap().output;
+            let problems = model.check(output, &body);
+            assert!(problems.is_empty(), "{operation}: {problems:?}\n{body}");
+            body
+        };
+        let all = conforms(
+            "ListClusterEvents",
+            json!({"ClusterName": "hpchaos-lab", "NodeId": id, "ResourceType": "Instance", "SortOrder": "Ascending"}),
+        );
+        let events = all["Events"].as_array().unwrap();
+        assert_eq!(events.len(), 2, "{all}");
+        assert!(
+            events[0]["Description"]
+                .as_str()
+                .unwrap()
+                .contains("reboot started")
+        );
+        let page = conforms(
+            "ListClusterEvents",
+            json!({"ClusterName": "hpchaos-lab", "MaxResults": 1, "SortOrder": "Descending"}),
+        );
+        assert!(
+            page["Events"][0]["Description"]
+                .as_str()
+                .unwrap()
+                .contains("is running")
+        );
+        assert_eq!(page["NextToken"], "1");
+        let one = conforms(
+            "DescribeClusterEvent",
+            json!({"ClusterName": "hpchaos-lab", "EventId": events[0]["EventId"]}),
+        );
+        assert_eq!(one["EventDetails"]["InstanceId"], id.as_str());
+        let (status, body) = call(
+            &plane,
+            "DescribeClusterEvent",
+            json!({"ClusterName": "hpchaos-lab", "EventId": "00000000-0000-0000-0000-000000000000"}),
+        );
+        assert_eq!(
+            (status, body["__type"].as_str()),
+            (400, Some("ResourceNotFound"))
+        );
     }
 
     /// Every answer of every operation, in both API modes, is what AWS's

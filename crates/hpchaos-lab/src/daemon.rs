@@ -670,11 +670,22 @@ impl Engine {
             .node_spec(name)
             .ok_or_else(|| LabError::Setup(format!("no node {name}")))?;
         let old_id = self.take_down(name, recovery);
+        if recovery != Recovery::OutOfBandReboot {
+            let what = match recovery {
+                Recovery::Replace => "replacement",
+                _ => "reboot",
+            };
+            self.event(
+                name,
+                "Warn",
+                format!("Instance {old_id} is unhealthy: {what} started"),
+            );
+        }
         self.wipe(name, recovery)?;
         let new_id = if recovery == Recovery::Replace {
             new_instance_id()
         } else {
-            old_id
+            old_id.clone()
         };
         // The instance's LaunchTime, as the API will report it.
         let booted = Utc::now();
@@ -699,8 +710,26 @@ impl Engine {
             self.resume_in_slurm(name)?;
         }
         self.mark_running(name, recovery, &new_id, booted);
+        if recovery != Recovery::OutOfBandReboot {
+            let done = match recovery {
+                Recovery::Replace => {
+                    format!("Instance {new_id} replaced instance {old_id} and is running")
+                }
+                _ => format!("Instance {new_id} rebooted and is running"),
+            };
+            self.event(name, "Info", done);
+        }
         self.truth.record("instance_running", Some(name), new_id);
         Ok(())
+    }
+
+    /// Records a cluster event on the instance `node` is on now
+    /// (`ListClusterEvents`), as HyperPod does on continuously provisioned
+    /// clusters.
+    fn event(&self, node: &str, level: &str, description: String) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.record_event(node, level, description);
+        self.save(&state);
     }
 
     /// The first half of a recovery: the API shows the node `Pending`

@@ -619,6 +619,47 @@ pub fn deny(dir: &Path, operations: &[String]) -> Result<(), LabError> {
     .map_err(LabError::io("cannot set the API's denials"))
 }
 
+/// Issues session credentials that expire `expires_in` from now, as STS
+/// (or an SSO login) does: a new `ASIA…` key with a secret and a session
+/// token, added to the keys the lab's API accepts (`api-keys`, with its
+/// expiry), and returned as `credential_process` JSON (`Version: 1`,
+/// `AccessKeyId`, `SecretAccessKey`, `SessionToken`, `Expiration`), so an
+/// AWS profile with `credential_process = hpchaos lab credentials ...`
+/// gets fresh ones through the SDK's provider chain when they run out.
+/// Errors: the lab is down, or its keys cannot be written.
+pub fn credentials(dir: &Path, expires_in: chrono::TimeDelta) -> Result<String, LabError> {
+    let layout = Layout::new(dir);
+    if !is_up(&layout) {
+        return Err(LabError::Setup(format!(
+            "the lab in {} is down: `hpchaos lab up` first",
+            dir.display()
+        )));
+    }
+    let now = chrono::Utc::now();
+    let expires = now + expires_in;
+    let secret = state::new_secret();
+    let access_key_id = format!("ASIA{}", &secret[..16].to_uppercase());
+    let token = format!("{}{}", state::new_secret(), state::new_secret());
+    let expiry = expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let entry = format!(
+        "\n[session-{access_key_id}]\naws_access_key_id = {access_key_id}\naws_secret_access_key = {secret}\naws_session_token = {token}\nx_hpchaos_expires = {expiry}\n"
+    );
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(layout.api_keys())
+        .and_then(|mut f| f.write_all(entry.as_bytes()))
+        .map_err(LabError::io("cannot add the session to the lab's keys"))?;
+    let json = serde_json::json!({
+        "Version": 1,
+        "AccessKeyId": access_key_id,
+        "SecretAccessKey": secret,
+        "SessionToken": token,
+        "Expiration": expiry,
+    });
+    Ok(json.to_string() + "\n")
+}
+
 /// What `hpchaos lab change` sets: the cluster's own changes under way.
 #[derive(Debug, Clone, Default)]
 pub struct ChangeOptions {

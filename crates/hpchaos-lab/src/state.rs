@@ -47,6 +47,57 @@ pub struct ClusterState {
     /// The login group's name (any, on HyperPod: `lab up --login-group`).
     #[serde(default = "login_group")]
     pub login_group: String,
+    /// What HyperPod did to the cluster's instances, as
+    /// `ListClusterEvents` gives it (the lab's cluster provisions
+    /// continuously, `NodeProvisioningMode: Continuous`).
+    #[serde(default)]
+    pub events: Vec<ClusterEvent>,
+}
+
+/// One cluster event (botocore's `ClusterEventSummary`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterEvent {
+    /// A UUID, as the model's `EventId` pattern asks.
+    pub id: String,
+    pub time: DateTime<Utc>,
+    pub group: String,
+    pub instance_id: String,
+    pub description: String,
+    /// `Info`, `Warn` or `Error`.
+    pub level: String,
+}
+
+/// Events kept: the oldest go first past this many.
+const EVENTS_KEPT: usize = 10_000;
+
+impl ClusterState {
+    /// Records that HyperPod did `description` to the instance `node` is
+    /// on now (nothing when the node has none).
+    pub fn record_event(&mut self, node: &str, level: &str, description: String) {
+        let Some(instance) = self.instances.iter().find(|i| i.node == node) else {
+            return;
+        };
+        let id = format!("{:032x}", u128::from(mix(7)) << 64 | u128::from(mix(11)));
+        let event = ClusterEvent {
+            id: format!(
+                "{}-{}-{}-{}-{}",
+                &id[0..8],
+                &id[8..12],
+                &id[12..16],
+                &id[16..20],
+                &id[20..32]
+            ),
+            time: Utc::now(),
+            group: instance.group.clone(),
+            instance_id: instance.instance_id.clone(),
+            description,
+            level: level.to_owned(),
+        };
+        self.events.push(event);
+        if self.events.len() > EVENTS_KEPT {
+            self.events.remove(0);
+        }
+    }
 }
 
 fn login_group() -> String {
@@ -72,6 +123,7 @@ impl ClusterState {
             node_recovery: node_recovery.to_owned(),
             omit_hostnames: false,
             login_group: LOGIN_GROUP.to_owned(),
+            events: Vec::new(),
             instances: nodes
                 .iter()
                 .map(|node| Instance {

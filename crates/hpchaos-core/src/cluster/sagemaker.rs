@@ -44,6 +44,19 @@ impl ApiNode {
     }
 }
 
+/// One event HyperPod recorded on an instance (`ListClusterEvents`'
+/// `ClusterEventSummary`; in a recording, these names).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClusterEvent {
+    pub id: String,
+    pub time: Option<DateTime<Utc>>,
+    pub group: String,
+    pub instance_id: String,
+    pub description: String,
+    /// `Info`, `Warn`, `Error`.
+    pub level: String,
+}
+
 /// What an `InstanceStatus.Status` means, in words, for messages: the
 /// model's whole enum (`ClusterInstanceStatus` in botocore's
 /// `sagemaker/service-2.json`: Running, Failure, Pending, ShuttingDown,
@@ -639,6 +652,48 @@ impl SageMakerApi {
             .await
             .map_err(|e| self.error("StartClusterHealthCheck", e))?;
         Ok(())
+    }
+
+    /// The cluster's events on instances after `after`, oldest first,
+    /// every page (`ListClusterEvents`, on clusters that provision
+    /// continuously; others refuse it).
+    pub async fn instance_events(
+        &self,
+        after: DateTime<Utc>,
+    ) -> Result<Vec<ClusterEvent>, ApiError> {
+        use aws_sdk_sagemaker::types::{ClusterEventResourceType, SortOrder};
+        let pages: Vec<_> = self
+            .call()
+            .list_cluster_events()
+            .cluster_name(&self.cluster)
+            .event_time_after(AwsDateTime::from_millis(after.timestamp_millis()))
+            .resource_type(ClusterEventResourceType::Instance)
+            .sort_order(SortOrder::Ascending)
+            .max_results(100)
+            .into_paginator()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| self.error("ListClusterEvents", e))?;
+        self.calls.fetch_add(
+            pages.len().saturating_sub(1) as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(pages
+            .iter()
+            .flat_map(|page| page.events())
+            .map(|e| ClusterEvent {
+                id: e.event_id().unwrap_or_default().to_owned(),
+                time: e.event_time().and_then(chrono_of),
+                group: e.instance_group_name().unwrap_or_default().to_owned(),
+                instance_id: e.instance_id().unwrap_or_default().to_owned(),
+                description: e.description().unwrap_or_default().to_owned(),
+                level: e
+                    .event_level()
+                    .map(|l| l.as_str().to_owned())
+                    .unwrap_or_default(),
+            })
+            .collect())
     }
 
     /// What `DescribeCluster` says of the cluster, for `hpchaos init`: its ARN

@@ -1052,8 +1052,6 @@ mod tests {
         assert!(crate::cluster::hostlist::nodes_named_in(line, &nodes).is_empty());
     }
 
-    use super::*;
-
     #[test]
     fn hyperpods_marks_are_its_action_reasons_only() {
         assert!(is_hyperpod_mark("Action:Replace"));

@@ -5,7 +5,11 @@
 //! own: a throttled API (the SDK backs off and retries for up to half a
 //! minute) delays only the API's own observations, never Slurm's. A read
 //! unanswered after an interval is said as failing then, not when the SDK
-//! gives up.
+//! gives up. The same read asks for the cluster's events on instances
+//! since the injection (`ListClusterEvents`, clusters that provision
+//! continuously): each event on a target's instance is journaled with its
+//! own time, a witness of what HyperPod did (a cluster without them says
+//! so once and is not asked again).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -13,15 +17,16 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use tokio::task::JoinHandle;
 
-use crate::cluster::sagemaker::{ApiNode, SageMakerApi};
+use crate::cluster::sagemaker::{ApiError, ApiNode, ClusterEvent, SageMakerApi};
 use crate::journal::{Entry, Source as SourceName};
 use crate::phases::{Event, Observation};
 
 use super::recording::Raw;
 use super::{Cadence, Cx, Said, Source};
 
-/// What one read of the targets said.
-pub type Read = Result<Vec<ApiNode>, ReadError>;
+/// What one read of the targets said, and of the cluster's events (not
+/// asked once refused for good).
+pub type Read = Result<(Vec<ApiNode>, Option<Result<Vec<ClusterEvent>, ApiError>>), ReadError>;
 
 /// Why a read of the targets said nothing.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +48,8 @@ pub struct Api {
     /// An answer the arrival took, for the next read to take in.
     answer: Option<Read>,
     view: ApiView,
+    /// Events are asked for from here (a second before the injection).
+    since: chrono::DateTime<chrono::Utc>,
 }
 
 /// What the watch knows of the targets' instances between reads: the
@@ -56,6 +63,12 @@ pub struct ApiView {
     ids: BTreeMap<String, String>,
     /// The read under way was said as failing (unanswered an interval).
     slow_said: bool,
+    /// Events said already, by id.
+    events_seen: std::collections::BTreeSet<String>,
+    /// The cluster's events were refused for good: not asked again.
+    pub events_off: bool,
+    /// Targets said to be under the cluster's own change.
+    changing: std::collections::BTreeSet<String>,
 }
 
 impl ApiView {
@@ -65,28 +78,92 @@ impl ApiView {
             ids: before.clone(),
             before,
             slow_said: false,
+            events_seen: Default::default(),
+            events_off: false,
+            changing: Default::default(),
         }
     }
 
     /// Decodes [`Raw::Sagemaker`]: the one decoding, live and replayed.
     pub fn decode(&mut self, raw: &Raw, seen_at: chrono::DateTime<chrono::Utc>) -> Vec<Said> {
-        let Raw::Sagemaker { nodes, error } = raw else {
+        let Raw::Sagemaker {
+            nodes,
+            error,
+            events,
+            events_error,
+            events_lasting,
+        } = raw
+        else {
             return Vec::new();
         };
         let read = match error {
             Some(error) => Err(error.clone()),
             None => Ok(nodes.clone()),
         };
-        self.said(read, seen_at)
+        let mut said = self.said(read, seen_at);
+        said.extend(self.events(events, events_error.as_deref(), *events_lasting));
+        said
+    }
+
+    /// The cluster's events on the targets' instances (before the fault,
+    /// or since), each journaled once with its own time; a lasting
+    /// refusal said once.
+    fn events(&mut self, events: &[ClusterEvent], error: Option<&str>, lasting: bool) -> Vec<Said> {
+        let mut said = Vec::new();
+        if let Some(error) = error {
+            if lasting && !self.events_off {
+                self.events_off = true;
+                said.push(super::note(
+                    SourceName::Sagemaker,
+                    format!("the cluster's events are not read ({error}); what HyperPod did is timed from the API's statuses"),
+                ));
+            }
+            return said;
+        }
+        for event in events {
+            let node = self
+                .targets
+                .iter()
+                .find(|t| {
+                    let on = |ids: &BTreeMap<String, String>| {
+                        ids.get(*t).is_some_and(|id| {
+                            *id == event.instance_id || event.description.contains(id.as_str())
+                        })
+                    };
+                    on(&self.before) || on(&self.ids)
+                })
+                .cloned();
+            // An event on an instance not known yet (a replacement the
+            // listing has not shown) is taken when it is.
+            let Some(node) = node else { continue };
+            if !self.events_seen.insert(event.id.clone()) {
+                continue;
+            }
+            said.push(Said::Record(Entry::Observed {
+                source: SourceName::Sagemaker,
+                node: Some(node),
+                field: "cluster_event".into(),
+                from: None,
+                to: format!(
+                    "{}: {} ({})",
+                    event.level, event.description, event.instance_id
+                ),
+                source_time: event.time,
+            }));
+        }
+        said
     }
 }
 
 impl Api {
+    /// `since`: the injection (events are asked for from a second
+    /// before it).
     pub fn new(
         api: SageMakerApi,
         targets: &[String],
         every: Duration,
         before: BTreeMap<String, String>,
+        since: chrono::DateTime<chrono::Utc>,
     ) -> Api {
         Api {
             api,
@@ -94,6 +171,7 @@ impl Api {
             asking: None,
             answer: None,
             view: ApiView::new(targets, before),
+            since: since - chrono::TimeDelta::seconds(1),
         }
     }
 
@@ -128,7 +206,9 @@ impl ApiView {
             }));
         }
         self.slow_said = false;
-        said.push(Said::Health(read.as_ref().err().cloned()));
+        said.push(Said::Health(
+            read.as_ref().err().map(|e| credentials_hint(e)),
+        ));
         let Ok(nodes) = read else {
             return said;
         };
@@ -154,6 +234,22 @@ impl ApiView {
                 .before
                 .get(&node.node)
                 .is_some_and(|old| *old != node.instance_id);
+            // The cluster's own change on a target during the watch: said
+            // as such; the phases do not credit it to the fault.
+            if crate::phases::own_change(&node.status) && self.changing.insert(node.node.clone()) {
+                said.push(Said::Record(Entry::Observed {
+                    source: SourceName::Sagemaker,
+                    node: Some(node.node.clone()),
+                    field: "cluster_change".into(),
+                    from: None,
+                    to: format!(
+                        "{}: HyperPod's own work on the node ({}), not counted as the fault's detection unless the scenario started it",
+                        node.status,
+                        crate::cluster::sagemaker::status_meaning(&node.status)
+                    ),
+                    source_time: None,
+                }));
+            }
             if replaced && node.running() {
                 said.push(Said::Replaced {
                     node: node.node.clone(),
@@ -186,6 +282,20 @@ impl ApiView {
             });
         }
         said
+    }
+}
+
+/// An API error, with what to do when it says the credentials ran out
+/// mid-run (`ExpiredTokenException`, `ExpiredToken`; an SSO session of an
+/// hour outlived by a 30-minute replace): the watch says so, never stops
+/// seeing the API in silence.
+pub fn credentials_hint(error: &str) -> String {
+    if error.contains("ExpiredToken") {
+        format!(
+            "{error}; the credentials expired during the run: use a profile that refreshes them (SSO, credential_process, an assumed role), or log in again (`aws sso login`) before a long run"
+        )
+    } else {
+        error.to_owned()
     }
 }
 
@@ -222,10 +332,36 @@ impl Source for Api {
             }
             if let Some(read) = self.answer.take() {
                 let raw = match read {
-                    Ok(nodes) => Raw::Sagemaker { nodes, error: None },
+                    Ok((nodes, events)) => {
+                        let (events, events_error, events_lasting) = match events {
+                            None => (Vec::new(), None, false),
+                            Some(Ok(events)) => (events, None, false),
+                            Some(Err(err)) => {
+                                let lasting = matches!(
+                                    err.code.as_deref(),
+                                    Some(
+                                        "AccessDeniedException"
+                                            | "ValidationException"
+                                            | "UnknownOperationException"
+                                    )
+                                );
+                                (Vec::new(), Some(err.to_string()), lasting)
+                            }
+                        };
+                        Raw::Sagemaker {
+                            nodes,
+                            error: None,
+                            events,
+                            events_error,
+                            events_lasting,
+                        }
+                    }
                     Err(err) => Raw::Sagemaker {
                         nodes: Vec::new(),
                         error: Some(err.to_string()),
+                        events: Vec::new(),
+                        events_error: None,
+                        events_lasting: false,
                     },
                 };
                 let at = cx.clock.now();
@@ -249,7 +385,15 @@ impl Source for Api {
                     .filter_map(|t| view.ids.get(t).map(|id| (t.clone(), id.clone())))
                     .collect();
                 let api = self.api.clone();
-                let task = tokio::spawn(async move { Ok(api.targets(&asked).await?) });
+                let since = (!view.events_off).then_some(self.since);
+                let task = tokio::spawn(async move {
+                    let nodes = api.targets(&asked).await?;
+                    let events = match since {
+                        Some(since) => Some(api.instance_events(since).await),
+                        None => None,
+                    };
+                    Ok((nodes, events))
+                });
                 self.asking = Some((now, task));
             }
             said
@@ -279,5 +423,77 @@ impl Source for Api {
 impl Drop for Api {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str, instance: &str, description: &str) -> ClusterEvent {
+        ClusterEvent {
+            id: id.into(),
+            time: chrono::DateTime::parse_from_rfc3339("2026-12-03T05:00:00Z")
+                .ok()
+                .map(|t| t.to_utc()),
+            group: "workers".into(),
+            instance_id: instance.into(),
+            description: description.into(),
+            level: "Info".into(),
+        }
+    }
+
+    /// Each event on a target's instance (before the fault, or the
+    /// replacement the listing shows) is journaled once with its own
+    /// time; others are not; one on an instance not known yet waits for
+    /// the listing; a lasting refusal is said once and ends the asking.
+    #[test]
+    fn cluster_events_on_the_targets_are_journaled_once_with_their_time() {
+        let mut view = ApiView::new(
+            &["ip-10-1-0-12".to_owned()],
+            BTreeMap::from([("ip-10-1-0-12".to_owned(), "i-0old".to_owned())]),
+        );
+        let events = [
+            event(
+                "1",
+                "i-0old",
+                "Instance i-0old is unhealthy: replacement started",
+            ),
+            event("2", "i-0other", "Instance i-0other rebooted and is running"),
+            event(
+                "3",
+                "i-0new",
+                "Instance i-0new replaced instance i-0old and is running",
+            ),
+            event("4", "i-0newer", "Instance i-0newer rebooted and is running"),
+        ];
+        let said = view.events(&events, None, false);
+        let journaled: Vec<String> = said
+            .iter()
+            .filter_map(|s| match s {
+                Said::Record(Entry::Observed {
+                    to, source_time, ..
+                }) => {
+                    assert!(source_time.is_some());
+                    Some(to.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(journaled.len(), 2, "{journaled:?}");
+        assert!(journaled[0].starts_with("Info: Instance i-0old is unhealthy"));
+        assert!(journaled[1].contains("replaced instance i-0old"));
+        assert!(view.events(&events, None, false).is_empty(), "said once");
+        // The replacement seen by the listing: its own events follow.
+        view.ids.insert("ip-10-1-0-12".into(), "i-0newer".into());
+        assert_eq!(view.events(&events, None, false).len(), 1);
+        // Not a continuously provisioned cluster: said once, then off.
+        let refused = view.events(&[], Some("ValidationException: not continuous"), true);
+        assert_eq!(refused.len(), 1);
+        assert!(view.events_off);
+        assert!(
+            view.events(&[], Some("ValidationException"), true)
+                .is_empty()
+        );
     }
 }

@@ -251,6 +251,15 @@ pub enum Raw {
         nodes: Vec<ApiNode>,
         #[serde(default)]
         error: Option<String>,
+        /// The cluster's events on instances since the injection
+        /// (`ListClusterEvents`), or why not (`events_lasting`: not asked
+        /// again).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        events: Vec<crate::cluster::sagemaker::ClusterEvent>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        events_error: Option<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        events_lasting: bool,
     },
     /// HMA's record of the targets in CloudWatch Logs (`FilterLogEvents`),
     /// or why not.

@@ -192,6 +192,7 @@ impl Runner {
                 targets,
                 profile.poll.sagemaker.as_std(),
                 watched.baseline.instance_ids.clone(),
+                watched.injected_at,
             )));
         }
         if scenario
