@@ -363,6 +363,17 @@ impl Recovery {
             path.display(),
             pending.len()
         );
+        // What the dead run asked HyperPod to do (a reboot, a replace, a
+        // deep health check) is HyperPod's to finish: said, not undone.
+        for record in &journal.records {
+            if let Entry::StepRan { step, ok: true, .. } = &record.entry
+                && step.starts_with("SageMaker ")
+            {
+                outln!(
+                    "left to HyperPod: {step} (it finishes what it was asked; there is nothing to undo)"
+                );
+            }
+        }
         let (_never, cancel) = tokio::sync::watch::channel(false);
         let settings = hpchaos::runner::Settings {
             run_id: Some(run_id.to_owned()),

@@ -2851,7 +2851,13 @@ fn the_apis_roles_and_the_clusters_own_changes_are_respected() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(out.status.code(), Some(0), "{said}");
-    assert!(said.contains("nothing left applied"), "{said}");
+    assert!(
+        said.contains("nothing left applied")
+            && said.contains(
+                "left to HyperPod: SageMaker StartClusterHealthCheck InstanceStress on ip-10-1-0-"
+            ),
+        "{said}"
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let status = hpchaos(&["status", "--cluster", &profile]);

@@ -47,6 +47,8 @@ pub struct NodesView {
     unhealthy: usize,
     /// States said once already as unrecognised.
     unrecognised_said: HashSet<String>,
+    /// Targets said to be in a maintenance reservation.
+    in_maintenance_said: HashSet<String>,
 }
 
 /// One read: the targets' rows, and the cluster's state groups when
@@ -82,6 +84,7 @@ impl NodesView {
             unhealthy_before,
             unhealthy: 0,
             unrecognised_said: HashSet::new(),
+            in_maintenance_said: HashSet::new(),
         }
     }
 
@@ -159,6 +162,22 @@ impl NodesView {
             }
         }
         for row in rows.iter().filter(|r| self.targets.contains(&r.name)) {
+            // In a maintenance reservation: the cluster's own change.
+            if row.state.condition() == crate::cluster::node_state::Condition::Maintenance
+                && self.in_maintenance_said.insert(row.name.clone())
+            {
+                said.push(Said::Record(Entry::Observed {
+                    source: SourceName::Sinfo,
+                    node: Some(row.name.clone()),
+                    field: "cluster_change".into(),
+                    from: None,
+                    to: format!(
+                        "{}: in a maintenance reservation (a deep health check, a patch or an operator's): the cluster's own change, not counted as the fault's detection unless the scenario started it",
+                        row.state
+                    ),
+                    source_time: None,
+                }));
+            }
             // Marked for a repair that wipes or restarts it: collect what
             // it can still tell, now, beside the watch.
             if !row.healthy() && crate::cluster::slurm::marks_for_repair(&row.reason) {
@@ -236,5 +255,37 @@ impl Source for SlurmNodes {
             });
             self.view.decode(&rows, groups.as_ref(), offset, at)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(state: &str) -> NodeRow {
+        NodeRow {
+            name: "ip-10-1-0-12".into(),
+            state: NodeState::parse(state),
+            reason: String::new(),
+            reason_time: None,
+        }
+    }
+
+    /// A target in a maintenance reservation (a deep health check, a
+    /// patch) is said once as the cluster's own change.
+    #[test]
+    fn a_target_in_maintenance_is_said_once_as_the_clusters_own_change() {
+        let mut view = NodesView::new(&["ip-10-1-0-12".to_owned()], BTreeSet::new());
+        let changes = |said: &[Said]| {
+            said.iter()
+                .filter(|s| {
+                    matches!(s, Said::Record(Entry::Observed { field, .. }) if field == "cluster_change")
+                })
+                .count()
+        };
+        let now = chrono::Utc::now();
+        assert_eq!(changes(&view.said((Ok(vec![row("idle")]), None), now)), 0);
+        assert_eq!(changes(&view.said((Ok(vec![row("idle$")]), None), now)), 1);
+        assert_eq!(changes(&view.said((Ok(vec![row("maint")]), None), now)), 0);
     }
 }
