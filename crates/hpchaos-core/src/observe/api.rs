@@ -69,6 +69,8 @@ pub struct ApiView {
     pub events_off: bool,
     /// Targets said to be under the cluster's own change.
     changing: std::collections::BTreeSet<String>,
+    /// The scenario started a deep health check: that status is its own.
+    pub started_check: bool,
 }
 
 impl ApiView {
@@ -81,6 +83,7 @@ impl ApiView {
             events_seen: Default::default(),
             events_off: false,
             changing: Default::default(),
+            started_check: false,
         }
     }
 
@@ -164,13 +167,16 @@ impl Api {
         every: Duration,
         before: BTreeMap<String, String>,
         since: chrono::DateTime<chrono::Utc>,
+        started_check: bool,
     ) -> Api {
+        let mut view = ApiView::new(targets, before);
+        view.started_check = started_check;
         Api {
             api,
             cadence: Cadence::every(every),
             asking: None,
             answer: None,
-            view: ApiView::new(targets, before),
+            view,
             since: since - chrono::TimeDelta::seconds(1),
         }
     }
@@ -236,7 +242,10 @@ impl ApiView {
                 .is_some_and(|old| *old != node.instance_id);
             // The cluster's own change on a target during the watch: said
             // as such; the phases do not credit it to the fault.
-            if crate::phases::own_change(&node.status) && self.changing.insert(node.node.clone()) {
+            if crate::phases::own_change(&node.status)
+                && !(self.started_check && node.status == "DeepHealthCheckInProgress")
+                && self.changing.insert(node.node.clone())
+            {
                 said.push(Said::Record(Entry::Observed {
                     source: SourceName::Sagemaker,
                     node: Some(node.node.clone()),

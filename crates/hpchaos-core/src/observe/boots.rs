@@ -79,6 +79,10 @@ impl Source for Boots {
         Some(self.touch.wake_at())
     }
 
+    fn stir(&self) {
+        self.touch.stir();
+    }
+
     fn read<'a>(&'a mut self, cx: &'a Cx) -> BoxFuture<'a, Vec<Said>> {
         Box::pin(async move {
             self.touch.started(Instant::now());

@@ -59,7 +59,12 @@ impl HmaView {
         else {
             return Vec::new();
         };
-        let mut said = vec![Said::Health(error.clone())];
+        // A lasting refusal is said once, as the note below; a passing one
+        // as the source's health.
+        let mut said = match (error, *lasting) {
+            (Some(_), true) => Vec::new(),
+            _ => vec![Said::Health(error.clone())],
+        };
         if let Some(error) = error {
             if *lasting && !self.off {
                 self.off = true;

@@ -152,6 +152,9 @@ pub trait Source: Send {
     }
     /// Stops what it runs in the background (a read in its own task).
     fn stop(&mut self) {}
+    /// The watch is no longer quiet (a phase ended): a source that reads
+    /// lightly while it is ([`Touch`]) reads every poll from now on.
+    fn stir(&self) {}
 }
 
 /// Whether the watch is still quiet, shared by the sources that ask
@@ -207,7 +210,8 @@ impl Touch {
     pub fn new(every: Duration, floor: Option<Duration>, quiet: Option<Arc<Quiet>>) -> Touch {
         Touch {
             cadence: Cadence::every(every),
-            floor: floor.map(Cadence::every),
+            // A floor below the poll would read more often while quiet.
+            floor: floor.map(|f| Cadence::every(f.max(every))),
             quiet,
             read_once: false,
         }

@@ -224,6 +224,10 @@ impl Source for SlurmNodes {
         Some(self.touch.wake_at())
     }
 
+    fn stir(&self) {
+        self.touch.stir();
+    }
+
     fn read<'a>(&'a mut self, cx: &'a Cx) -> BoxFuture<'a, Vec<Said>> {
         Box::pin(async move {
             let now = Instant::now();

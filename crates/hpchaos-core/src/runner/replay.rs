@@ -377,7 +377,14 @@ impl Runner {
         if recorded(SourceName::Sagemaker) {
             decoders.push((
                 SourceName::Sagemaker,
-                Decoder::Api(ApiView::new(targets, baseline.instance_ids.clone())),
+                Decoder::Api({
+                    let mut view = ApiView::new(targets, baseline.instance_ids.clone());
+                    view.started_check = matches!(
+                        scenario.fault,
+                        crate::scenario::model::Fault::DeepHealthCheck(_)
+                    );
+                    view
+                }),
             ));
         }
         // Every source the recording read is replayed, whether the

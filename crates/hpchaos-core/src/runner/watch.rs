@@ -193,6 +193,10 @@ impl Runner {
                 profile.poll.sagemaker.as_std(),
                 watched.baseline.instance_ids.clone(),
                 watched.injected_at,
+                matches!(
+                    scenario.fault,
+                    crate::scenario::model::Fault::DeepHealthCheck(_)
+                ),
             )));
         }
         if scenario
@@ -291,6 +295,11 @@ impl Runner {
             }
             let now = self.clock.now();
             let judgement = self.judge(name, watched, &rules, &mut seen, now);
+            // Something happened (a phase ended, by whatever source saw
+            // it): the node table is read every poll from now on.
+            if seen.journaled > 0 {
+                sources.iter().for_each(|s| s.stir());
+            }
             settled = judgement.settled;
             if settled && sources.iter().all(|s| s.settled(now)) {
                 return self
@@ -590,6 +599,28 @@ impl Runner {
         // Regression gates: a phase on time but slower than its baseline by
         // more than allowed fails the scenario too, as does a monitoring
         // expectation not met.
+        // A quiet window ending while a source of the cluster could not be
+        // read vouches for nothing that source would have shown: the
+        // harness's reach failed, not the cluster (HMA's record is a
+        // refinement, not a witness the quiet needs).
+        let blind: Vec<String> = seen
+            .failing_since
+            .iter()
+            .filter(|(source, _)| **source != Source::Hma.as_str())
+            .map(|(source, since)| format!("{source} (failing since {})", since.format("%H:%M:%S")))
+            .collect();
+        if judgement.passed
+            && scenario.expect.recovery == crate::scenario::model::Recovery::None
+            && !blind.is_empty()
+        {
+            return Ending::new(
+                ScenarioOutcome::Error,
+                format!(
+                    "nothing happened that hpchaos could see, but {} could not be read when the quiet window ended: the quiet is not vouched for; see the journal for why, fix it and run again",
+                    blind.join(", ")
+                ),
+            );
+        }
         let mut failures = self.judge_regressions(scenario, &judgement.phases, injected_at);
         failures.append(&mut seen.failed);
         match (judgement.passed, failures.is_empty()) {
@@ -1046,6 +1077,33 @@ expect:
             })
             .collect();
         assert_eq!(ended, vec![(Phase::Quiet, PhaseVerdict::Met)]);
+    }
+
+    /// A quiet window that ends while a source cannot be read is not a
+    /// pass: nothing is vouched for past its failure (an error, exit 3).
+    #[tokio::test]
+    async fn a_quiet_window_ending_blind_is_an_error_not_a_pass() {
+        let t = start();
+        let idle = |s: i64| {
+            sinfo(
+                "ip-10-9-0-11",
+                "idle",
+                "none",
+                t + chrono::TimeDelta::seconds(s),
+            )
+        };
+        let batches = vec![
+            vec![Said::Health(None), idle(0)],
+            vec![idle(5)],
+            vec![Said::Health(Some("ExpiredTokenException: expired".into()))],
+        ];
+        let (ending, _journal, _) = watch(QUIET, batches, 5, false).await;
+        assert_eq!(ending.outcome, ScenarioOutcome::Error, "{}", ending.reason);
+        assert!(
+            ending.reason.contains("the quiet is not vouched for"),
+            "{}",
+            ending.reason
+        );
     }
 
     #[tokio::test]

@@ -161,8 +161,12 @@ impl Rules<'_> {
             self.at_value(
                 &path(&["expect", "recovery"]),
                 format!(
-                    "recovery `{recovery}` cannot follow from a `{}` fault: {why}",
-                    scenario.fault.kind()
+                    "recovery `{recovery}` cannot follow from a `{}` fault{}",
+                    scenario.fault.kind(),
+                    match why.is_empty() {
+                        true => String::new(),
+                        false => format!(": {why}"),
+                    }
                 ),
                 format!("expect one of: {}", listed.join(", ")),
             );
