@@ -2837,6 +2837,12 @@ fn the_apis_roles_and_the_clusters_own_changes_are_respected() {
             && journal.contains("Created reservation=sagemaker-deep-health-check-"),
         "{journal}"
     );
+    // Slurm read again once the check began (the light touch stirred by
+    // the detection): the node seen in its reservation, and the rejoin
+    // from a read after it.
+    assert!(journal.contains(r#""to":"maint|"#), "{journal}");
+    let rejoin = &report["scenarios"][0]["phases"][2]["evidence"];
+    assert!(!rejoin.as_str().unwrap().contains("already so"), "{rejoin}");
     // Killed (-9) during the check, `recover` leaves the check to HyperPod
     // (nothing of the run's is left applied), releases the lock, and the
     // node comes back on its own, its reservation gone.
