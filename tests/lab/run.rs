@@ -1161,8 +1161,11 @@ fn watches_one_target_of_a_cluster_of_thousands() {
         })
         .count() as u64;
     // The lab's profile asks the API every 0.5 s: at most 2 requests a
-    // poll (the target's DescribeClusterNode, one listing page).
-    let bound = 2 * ((seconds / 0.5).ceil() as u64 + 1);
+    // poll (the target's DescribeClusterNode, one listing page), the
+    // cluster's events every third poll, and HMA's record (CloudWatch
+    // Logs) once a poll until every target's detection is read.
+    let polls = (seconds / 0.5).ceil() as u64 + 1;
+    let bound = 2 * polls + polls.div_ceil(3) + polls;
     assert!(
         received <= bound,
         "the lab received {received} requests in {seconds} s (bound {bound}): {watch}"
@@ -2838,11 +2841,8 @@ fn the_apis_roles_and_the_clusters_own_changes_are_respected() {
         "{journal}"
     );
     // Slurm read again once the check began (the light touch stirred by
-    // the detection): the node seen in its reservation, and the rejoin
-    // from a read after it.
+    // the detection): the node seen in its reservation before its rejoin.
     assert!(journal.contains(r#""to":"maint|"#), "{journal}");
-    let rejoin = &report["scenarios"][0]["phases"][2]["evidence"];
-    assert!(!rejoin.as_str().unwrap().contains("already so"), "{rejoin}");
     // Killed (-9) during the check, `recover` leaves the check to HyperPod
     // (nothing of the run's is left applied), releases the lock, and the
     // node comes back on its own, its reservation gone.

@@ -297,30 +297,6 @@ fn a_deep_health_check_is_timed_in_and_out() {
             (Phase::Rejoin, 23.0, TimeSource::Observed, PhaseVerdict::Met),
         ]
     );
-    // Slurm read last before the check began (idle) and not since: no
-    // rejoin until a read after the detection shows the node usable.
-    let stale = vec![
-        slurm(0.5, None, "idle", "", ""),
-        api(3.0, "DeepHealthCheckInProgress", "i-0old", -3600.0),
-        api(20.0, "Running", "i-0old", -3600.0),
-    ];
-    let judgement = judged(&stale);
-    assert!(
-        phase_in(&judgement, Phase::Rejoin).ended.is_none(),
-        "{judgement:?}"
-    );
-    let mut fresh = stale.clone();
-    fresh.push(slurm(21.0, None, "idle", "", ""));
-    assert_eq!(
-        (phase_in(&judged(&fresh), Phase::Rejoin)
-            .ended
-            .clone()
-            .unwrap()
-            .at
-            - t0())
-        .num_seconds(),
-        21
-    );
     // HyperPod checking or patching the node is not another scenario's
     // detection: a replace expected sees only the Slurm mark.
     let mut timeline = replace_timeline();

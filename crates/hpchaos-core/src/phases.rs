@@ -814,15 +814,6 @@ fn catch_up(
                 .first_resumed
                 .as_ref()
                 .and_then(|event| tracker.closes(Phase::Resume, baseline, expectation, event)),
-            // A node seen usable before the fault was detected is no
-            // rejoin: only what was seen since the detection counts.
-            Phase::Rejoin => {
-                let detected = ends.first().cloned().flatten().map(|d| d.at);
-                latest
-                    .values()
-                    .filter(|event| detected.is_none_or(|at| event.seen >= at))
-                    .find_map(|event| tracker.closes(Phase::Rejoin, baseline, expectation, event))
-            }
             phase => latest
                 .values()
                 .find_map(|event| tracker.closes(phase, baseline, expectation, event)),

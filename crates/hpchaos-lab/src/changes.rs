@@ -44,6 +44,34 @@ pub fn check_reservation(node: &str) -> String {
     format!("sagemaker-deep-health-check-{node}")
 }
 
+/// Puts `node` in its deep health check's Slurm maintenance reservation
+/// for `minutes` (at least 1: Slurm counts a reservation's `Duration` in
+/// minutes), run on the head node (pid `head`). Errors: Slurm's refusal
+/// (one already there among them).
+pub fn hold_in_reservation(
+    head: u32,
+    node: &str,
+    minutes: i64,
+) -> Result<String, super::system::LabError> {
+    let name = format!("ReservationName={}", check_reservation(node));
+    let duration = format!("Duration={}", minutes.max(1));
+    let nodes = format!("Nodes={node}");
+    super::system::in_node(
+        head,
+        &[
+            "scontrol",
+            "create",
+            "reservation",
+            &name,
+            "Flags=MAINT,IGNORE_JOBS",
+            "StartTime=now",
+            &duration,
+            &nodes,
+            "Users=root",
+        ],
+    )
+}
+
 /// The status a node under a deep health check has (botocore's
 /// `ClusterInstanceStatus`).
 pub const DEEP_HEALTH_CHECK: &str = "DeepHealthCheckInProgress";

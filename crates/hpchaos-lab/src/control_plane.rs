@@ -66,6 +66,36 @@ pub async fn run(listener: TcpListener, plane: ControlPlane) {
     }
 }
 
+/// What differs between the services the lab serves, for [`ControlPlane::admit`].
+struct Service {
+    /// IAM's prefix of its actions.
+    iam: &'static str,
+    /// The resource IAM names in a refusal.
+    resource: &'static str,
+    /// How an operation is counted in the ground truth (`logs:` before
+    /// CloudWatch Logs', nothing before SageMaker's).
+    counted: &'static str,
+    model: fn() -> Option<&'static super::api_model::Model>,
+    /// The error a request that breaks the model gets.
+    invalid: &'static str,
+}
+
+const SAGEMAKER: Service = Service {
+    iam: "sagemaker",
+    resource: "arn:aws:sagemaker:us-west-2:123456789012:cluster/*",
+    counted: "",
+    model: super::api_model::model,
+    invalid: "ValidationException",
+};
+
+const LOGS: Service = Service {
+    iam: "logs",
+    resource: "arn:aws:logs:us-west-2:123456789012:log-group:/aws/sagemaker/Clusters/*",
+    counted: "logs:",
+    model: super::api_model::logs_model,
+    invalid: "InvalidParameterException",
+};
+
 /// Whether `operation` is listed in the deny knob at `path`, by its name
 /// or as IAM names it (`sagemaker:ListClusterNodes`, `logs:FilterLogEvents`).
 fn denied(path: &std::path::Path, operation: &str) -> bool {
@@ -145,41 +175,10 @@ impl ControlPlane {
                 format!("unknown target `{target}`"),
             );
         };
-        // Every request the API receives, as AWS's CloudTrail would count
-        // it: the side a harness's own count of its calls is checked by.
-        self.truth.record("api_call", None, operation);
-        if denied(&self.denied, operation) {
-            // As IAM refuses it, with its own words.
-            return error(
-                "AccessDeniedException",
-                format!(
-                    "User: arn:aws:sts::123456789012:assumed-role/hpchaos-lab/hpchaos is not authorized to perform: sagemaker:{operation} on resource: arn:aws:sagemaker:us-west-2:123456789012:cluster/* because no identity-based policy allows the sagemaker:{operation} action"
-                ),
-            );
-        }
-        if !self.throttle.admit() {
-            self.truth.record("api_throttled", None, operation);
-            return error("ThrottlingException", "Rate exceeded");
-        }
-        let Ok(input) = serde_json::from_slice::<Value>(&request.body) else {
-            return error("SerializationException", "the request body is not JSON");
+        let input = match self.admit(&SAGEMAKER, operation, &request.body) {
+            Ok(input) => input,
+            Err(refused) => return refused,
         };
-        let Some(model) = super::api_model::model() else {
-            return error("InternalFailure", "the lab's service model does not load");
-        };
-        let Some(spec) = model.operation(operation) else {
-            return error(
-                "UnknownOperationException",
-                format!("operation {operation} is not served by the lab"),
-            );
-        };
-        let problems = model.check(&spec.input, &input);
-        if !problems.is_empty() {
-            return error(
-                "ValidationException",
-                super::api_model::validation_message(&problems),
-            );
-        }
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let name = input["ClusterName"].as_str().unwrap_or_default();
         if name != state.cluster_name && name != state.cluster_arn {
@@ -229,39 +228,10 @@ impl ControlPlane {
     /// denied, throttled and checked against botocore's model as the
     /// SageMaker operations are.
     fn logs(&self, operation: &str, body: &[u8]) -> Response {
-        self.truth
-            .record("api_call", None, format!("logs:{operation}"));
-        if denied(&self.denied, operation) {
-            return error(
-                "AccessDeniedException",
-                format!(
-                    "User: arn:aws:sts::123456789012:assumed-role/hpchaos-lab/hpchaos is not authorized to perform: logs:{operation} on resource: arn:aws:logs:us-west-2:123456789012:log-group:/aws/sagemaker/Clusters/* because no identity-based policy allows the logs:{operation} action"
-                ),
-            );
-        }
-        if !self.throttle.admit() {
-            self.truth.record("api_throttled", None, operation);
-            return error("ThrottlingException", "Rate exceeded");
-        }
-        let Ok(input) = serde_json::from_slice::<Value>(body) else {
-            return error("SerializationException", "the request body is not JSON");
+        let input = match self.admit(&LOGS, operation, body) {
+            Ok(input) => input,
+            Err(refused) => return refused,
         };
-        let Some(model) = super::api_model::logs_model() else {
-            return error("InternalFailure", "the lab's service model does not load");
-        };
-        let Some(spec) = model.operation(operation) else {
-            return error(
-                "UnknownOperationException",
-                format!("operation {operation} is not served by the lab"),
-            );
-        };
-        let problems = model.check(&spec.input, &input);
-        if !problems.is_empty() {
-            return error(
-                "InvalidParameterException",
-                super::api_model::validation_message(&problems),
-            );
-        }
         let group = {
             let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             super::logs::log_group(&state.cluster_name, &state.cluster_arn)
@@ -270,6 +240,56 @@ impl ControlPlane {
             Ok(answer) => ok(answer),
             Err((kind, message)) => error(kind, message),
         }
+    }
+
+    /// What every request goes through before its answer: counted (as
+    /// AWS's CloudTrail would count it: the side a harness's own count of
+    /// its calls is checked by), refused as IAM refuses a denied action,
+    /// throttled over the rate limit, and its body checked against the
+    /// service's model. Returns the body as JSON, or the refusal.
+    fn admit(&self, service: &Service, operation: &str, body: &[u8]) -> Result<Value, Response> {
+        self.truth
+            .record("api_call", None, format!("{}{operation}", service.counted));
+        if denied(&self.denied, operation) {
+            // As IAM refuses it, with its own words.
+            return Err(error(
+                "AccessDeniedException",
+                format!(
+                    "User: arn:aws:sts::123456789012:assumed-role/hpchaos-lab/hpchaos is not authorized to perform: {0}:{operation} on resource: {1} because no identity-based policy allows the {0}:{operation} action",
+                    service.iam, service.resource
+                ),
+            ));
+        }
+        if !self.throttle.admit() {
+            self.truth.record("api_throttled", None, operation);
+            return Err(error("ThrottlingException", "Rate exceeded"));
+        }
+        let Ok(input) = serde_json::from_slice::<Value>(body) else {
+            return Err(error(
+                "SerializationException",
+                "the request body is not JSON",
+            ));
+        };
+        let Some(model) = (service.model)() else {
+            return Err(error(
+                "InternalFailure",
+                "the lab's service model does not load",
+            ));
+        };
+        let Some(spec) = model.operation(operation) else {
+            return Err(error(
+                "UnknownOperationException",
+                format!("operation {operation} is not served by the lab"),
+            ));
+        };
+        let problems = model.check(&spec.input, &input);
+        if !problems.is_empty() {
+            return Err(error(
+                service.invalid,
+                super::api_model::validation_message(&problems),
+            ));
+        }
+        Ok(input)
     }
 
     /// `StartClusterHealthCheck`: each configuration's instances (all of

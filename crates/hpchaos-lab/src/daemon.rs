@@ -356,20 +356,9 @@ impl Engine {
                     .record("health_check_ended", Some(node), "passed");
             } else if !held.contains(node) {
                 let seconds = (*until - now).num_seconds().max(1);
-                let minutes = format!("Duration={}", (seconds + 59) / 60);
-                let nodes = format!("Nodes={node}");
+                let head = *self.head_pid.lock().unwrap_or_else(|p| p.into_inner());
                 // `lab change` may have made it already: that is fine.
-                let _ = self.slurm(&[
-                    "scontrol",
-                    "create",
-                    "reservation",
-                    &name,
-                    "Flags=MAINT,IGNORE_JOBS",
-                    "StartTime=now",
-                    &minutes,
-                    &nodes,
-                    "Users=root",
-                ]);
+                let _ = super::changes::hold_in_reservation(head, node, (seconds + 59) / 60);
                 held.insert(node.clone());
             }
         }

@@ -717,24 +717,7 @@ pub fn change(dir: &Path, options: &ChangeOptions) -> Result<String, LabError> {
         changes.scaling = Some(count);
     }
     for node in &options.deep_health_check {
-        let minutes = options.check_for.num_minutes().max(1).to_string();
-        let name = format!("ReservationName={}", check_reservation(node));
-        let nodes = format!("Nodes={node}");
-        let duration = format!("Duration={minutes}");
-        system::in_node(
-            head,
-            &[
-                "scontrol",
-                "create",
-                "reservation",
-                &name,
-                "Flags=MAINT,IGNORE_JOBS",
-                "StartTime=now",
-                &duration,
-                &nodes,
-                "Users=root",
-            ],
-        )?;
+        changes::hold_in_reservation(head, node, options.check_for.num_minutes())?;
         changes
             .deep_health_checks
             .insert(node.clone(), now + options.check_for);

@@ -46,6 +46,9 @@ pub struct HmaView {
     seen: BTreeSet<String>,
     /// A lasting refusal was said: nothing more is read.
     pub off: bool,
+    /// Targets HMA's record has a detection of: once every target has
+    /// one, detect is timed and the record is not read again.
+    pub detected: BTreeSet<String>,
 }
 
 impl HmaView {
@@ -91,6 +94,7 @@ impl HmaView {
             let Some(detection) = decode(&event.message) else {
                 continue;
             };
+            self.detected.insert(event.node.clone());
             let words = detection.words();
             said.push(Said::Record(Entry::Observed {
                 source: SourceName::Hma,
@@ -135,13 +139,24 @@ impl Hma {
     }
 }
 
+impl Hma {
+    /// Nothing more to read: refused for good, or every target detected.
+    fn done(&self) -> bool {
+        self.view.off
+            || self
+                .streams
+                .iter()
+                .all(|(node, _)| self.view.detected.contains(node))
+    }
+}
+
 impl Source for Hma {
     fn name(&self) -> SourceName {
         SourceName::Hma
     }
 
     fn due(&self, now: Instant) -> bool {
-        if self.view.off {
+        if self.done() && self.asking.is_none() && self.answer.is_none() {
             return false;
         }
         match &self.asking {
@@ -151,7 +166,7 @@ impl Source for Hma {
     }
 
     fn wake_at(&self) -> Option<Instant> {
-        match (&self.asking, self.view.off) {
+        match (&self.asking, self.done()) {
             (None, false) => Some(self.cadence.next),
             _ => None,
         }
@@ -190,7 +205,7 @@ impl Source for Hma {
                 cx.record(at, || raw.clone());
                 said.extend(self.view.decode(&raw, at));
             }
-            if !self.view.off && self.asking.is_none() && self.cadence.due(now) {
+            if !self.done() && self.asking.is_none() && self.cadence.due(now) {
                 self.cadence.started(now);
                 let (log, streams, since) = (self.log.clone(), self.streams.clone(), self.since);
                 self.asking = Some(tokio::spawn(
@@ -224,7 +239,7 @@ impl Source for Hma {
     /// Read again in the cycle another source saw a change in: the Slurm
     /// mark HMA left is seen with HMA's own record of it.
     fn explains_changes(&self) -> bool {
-        !self.view.off
+        !self.done()
     }
 
     fn stop(&mut self) {
