@@ -259,6 +259,13 @@ impl Drop for Hma {
 mod tests {
     use super::*;
 
+    /// A fixed time: tests read no clock.
+    fn fixed_now() -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339("2026-12-03T05:00:00Z")
+            .unwrap()
+            .to_utc()
+    }
+
     fn event(id: &str, message: &str) -> LogEvent {
         LogEvent {
             node: "ip-10-1-0-12".into(),
@@ -282,7 +289,7 @@ mod tests {
             error: None,
             lasting: false,
         };
-        let seen = Utc::now();
+        let seen = fixed_now();
         let said = view.decode(&raw, seen);
         let events: Vec<_> = said
             .iter()
@@ -315,14 +322,14 @@ mod tests {
             ),
             lasting: true,
         };
-        let said = view.decode(&raw, Utc::now());
+        let said = view.decode(&raw, fixed_now());
         assert!(view.off);
         let notes = said
             .iter()
             .filter(|s| matches!(s, Said::Record(Entry::Observed { to, .. }) if to.contains("detect is timed from Slurm's mark")))
             .count();
         assert_eq!(notes, 1, "{said:?}");
-        let said = view.decode(&raw, Utc::now());
+        let said = view.decode(&raw, fixed_now());
         assert!(!said.iter().any(|s| matches!(s, Said::Record(_))));
         // A passing failure (throttled) does not end it.
         let mut view = HmaView::default();
@@ -332,7 +339,7 @@ mod tests {
                 error: Some("ThrottlingException".into()),
                 lasting: false,
             },
-            Utc::now(),
+            fixed_now(),
         );
         assert!(!view.off);
     }

@@ -266,6 +266,13 @@ impl Source for SlurmNodes {
 mod tests {
     use super::*;
 
+    /// A fixed time: tests read no clock.
+    fn fixed_now() -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339("2026-12-03T05:00:00Z")
+            .unwrap()
+            .to_utc()
+    }
+
     fn row(state: &str) -> NodeRow {
         NodeRow {
             name: "ip-10-1-0-12".into(),
@@ -287,7 +294,7 @@ mod tests {
                 })
                 .count()
         };
-        let now = chrono::Utc::now();
+        let now = fixed_now();
         assert_eq!(changes(&view.said((Ok(vec![row("idle")]), None), now)), 0);
         assert_eq!(changes(&view.said((Ok(vec![row("idle$")]), None), now)), 1);
         assert_eq!(changes(&view.said((Ok(vec![row("maint")]), None), now)), 0);
