@@ -105,12 +105,18 @@ fn injection_text(entry: &Entry) -> String {
         Entry::InjectionFinished { ok, detail } => {
             format!("injection {} {detail}", if *ok { "took" } else { "FAILED" })
         }
+        // About a node: the node names it; else the field does
+        // (`harness requeue_delay: 120 s ...`, `hma poll: ...`).
         Entry::Observed {
-            source, node, to, ..
+            source,
+            node,
+            field,
+            to,
+            ..
         } => format!(
             "{} {}: {to}",
             source.as_str(),
-            node.as_deref().unwrap_or("")
+            node.as_deref().unwrap_or(field.as_str())
         ),
         Entry::Rollback { step, ok, .. } => {
             format!("rollback {}: {step}", if *ok { "done" } else { "FAILED" })
@@ -290,4 +296,41 @@ pub fn host_key_text(
         .map(|p| format!(", replacing {} pinned on {}", p.fingerprint, p.instance_id))
         .unwrap_or_default();
     format!("accepted the new host key of {node} on {instance_id}: {fingerprint}{was}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::Source;
+
+    fn observed(node: Option<&str>) -> Record {
+        Record {
+            seq: 1,
+            at: chrono::DateTime::parse_from_rfc3339("2026-12-03T05:00:00Z")
+                .unwrap()
+                .to_utc(),
+            scenario: Some("xid48-replace".into()),
+            entry: Entry::Observed {
+                source: Source::Harness,
+                node: node.map(str::to_owned),
+                field: "requeue_delay".into(),
+                from: None,
+                to: "120 s (Slurm's default)".into(),
+                source_time: None,
+            },
+        }
+    }
+
+    /// A record about no node is named by its field, never `harness : `.
+    #[test]
+    fn an_observation_is_named_by_its_node_else_its_field() {
+        assert_eq!(
+            progress_line(&observed(None)),
+            "[05:00:00.000] xid48-replace: harness requeue_delay: 120 s (Slurm's default)"
+        );
+        assert_eq!(
+            progress_line(&observed(Some("ip-10-1-0-12"))),
+            "[05:00:00.000] xid48-replace: harness ip-10-1-0-12: 120 s (Slurm's default)"
+        );
+    }
 }
