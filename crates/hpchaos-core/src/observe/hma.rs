@@ -140,6 +140,16 @@ impl Hma {
 }
 
 impl Hma {
+    /// A read whose task ended without an answer (cancelled or panicked).
+    fn ended(&self, e: tokio::task::JoinError) -> LogsError {
+        LogsError {
+            operation: "FilterLogEvents",
+            group: self.log.group.clone(),
+            detail: format!("the read ended: {e}"),
+            code: None,
+        }
+    }
+
     /// Nothing more to read: refused for good, or every target detected.
     fn done(&self) -> bool {
         self.view.off
@@ -179,14 +189,7 @@ impl Source for Hma {
             if self.asking.as_ref().is_some_and(JoinHandle::is_finished)
                 && let Some(task) = self.asking.take()
             {
-                self.answer = Some(task.await.unwrap_or_else(|e| {
-                    Err(LogsError {
-                        operation: "FilterLogEvents",
-                        group: self.log.group.clone(),
-                        detail: format!("the read ended: {e}"),
-                        code: None,
-                    })
-                }));
+                self.answer = Some(task.await.unwrap_or_else(|e| Err(self.ended(e))));
             }
             if let Some(read) = self.answer.take() {
                 let raw = match read {
@@ -220,14 +223,7 @@ impl Source for Hma {
         Box::pin(async move {
             match self.asking.as_mut() {
                 Some(task) => {
-                    let read = task.await.unwrap_or_else(|e| {
-                        Err(LogsError {
-                            operation: "FilterLogEvents",
-                            group: self.log.group.clone(),
-                            detail: format!("the read ended: {e}"),
-                            code: None,
-                        })
-                    });
+                    let read = task.await.unwrap_or_else(|e| Err(self.ended(e)));
                     self.asking = None;
                     self.answer = Some(read);
                 }
@@ -258,13 +254,7 @@ impl Drop for Hma {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A fixed time: tests read no clock.
-    fn fixed_now() -> chrono::DateTime<chrono::Utc> {
-        chrono::DateTime::parse_from_rfc3339("2026-12-03T05:00:00Z")
-            .unwrap()
-            .to_utc()
-    }
+    use crate::observe::tests::fixed_now;
 
     fn event(id: &str, message: &str) -> LogEvent {
         LogEvent {

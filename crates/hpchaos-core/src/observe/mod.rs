@@ -295,8 +295,15 @@ pub fn note(source: SourceName, to: String) -> Said {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A fixed time for the sources' tests: tests read no clock.
+    pub(crate) fn fixed_now() -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339("2026-12-03T05:00:00Z")
+            .unwrap()
+            .to_utc()
+    }
 
     /// The node table is read at the first poll; then, while the log is
     /// followed and nothing stirred, only at the floor; once stirred (a

@@ -265,13 +265,7 @@ impl Source for SlurmNodes {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A fixed time: tests read no clock.
-    fn fixed_now() -> chrono::DateTime<chrono::Utc> {
-        chrono::DateTime::parse_from_rfc3339("2026-12-03T05:00:00Z")
-            .unwrap()
-            .to_utc()
-    }
+    use crate::observe::tests::fixed_now;
 
     fn row(state: &str) -> NodeRow {
         NodeRow {
