@@ -125,6 +125,17 @@ pub enum Command {
     ///
     /// Example: hpchaos recover --cluster prod.yaml reports/20261129T120000-nightly/journal.jsonl
     Recover(crate::commands::recover::Args),
+    /// The emergency stop: the run on this cluster stops and rolls back.
+    ///
+    /// From any machine with the profile (not only the one running the
+    /// harness): a stop request goes into the cluster's run lock on the
+    /// head node; the running harness reads it at its next lease renewal
+    /// (every 3 s while a scenario runs), stops as on SIGTERM, rolls back
+    /// and writes its report, and journals who asked and why. `--hold`
+    /// also refuses every new run on the cluster until `--release`.
+    ///
+    /// Example: hpchaos stop --cluster prod.yaml --reason "INC-4711" --hold --wait 10m
+    Stop(crate::commands::stop::Args),
     /// Run the local lab: a real Slurm cluster and a HyperPod control plane.
     ///
     /// Each node is its own set of Linux namespaces with real sshd, munged

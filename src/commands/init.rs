@@ -147,6 +147,7 @@ pub fn exec(args: Args) -> Outcome {
         sagemaker: Some(settings),
         poll: Poll::default(),
         monitoring: None,
+        notify: Vec::new(),
     };
     let yaml = serde_saphyr::to_string(&profile)
         .map_err(|e| CliError::failed(format!("cannot write the profile: {e}")))?;

@@ -34,6 +34,7 @@ pub mod run;
 pub mod schema;
 mod signals;
 pub mod status;
+pub mod stop;
 pub mod trend;
 pub mod validate;
 mod work;
@@ -132,6 +133,7 @@ pub fn dispatch(command: Command) -> Outcome {
         Command::Init(args) => init::exec(args),
         Command::Status(args) => status::exec(args),
         Command::Recover(args) => recover::exec(args),
+        Command::Stop(args) => stop::exec(args),
         Command::Lab(args) => lab::exec(args),
         Command::Completions(args) => completions::exec(args),
     }

@@ -94,6 +94,7 @@ pub async fn show(
         if targets != [WORKLOAD_NODE] {
             outln!("  targets: {}", targets.join(", "));
         }
+        show_slurm_pool(scenario, cluster, &targets).await;
         show_existing_job(scenario, cluster).await;
         // A random pick is drawn again by `run` unless seeded (a list of
         // nodes no longer than the pick is no draw).
@@ -248,5 +249,35 @@ fn monitoring_unresolved(scenario: &hpchaos::scenario::Scenario) {
             }),
             item.within
         );
+    }
+}
+
+/// For a pool chosen by what Slurm knows: each node, and why it was or
+/// was not chosen (a candidate picked, a candidate not drawn, or the first
+/// filter it fails, with what it has).
+async fn show_slurm_pool(
+    scenario: &hpchaos::scenario::model::Scenario,
+    cluster: &hpchaos::cluster::Cluster,
+    targets: &[String],
+) {
+    let hpchaos::scenario::model::Pool::Slurm(pool) = &scenario.target.pool else {
+        return;
+    };
+    match hpchaos::targets::slurm_pool::read_and_judge(&cluster.slurm, pool).await {
+        Ok(judged) => {
+            outln!("  pool (what Slurm shows of each node):");
+            for (node, why) in judged {
+                let said = match why {
+                    Ok(()) if targets.contains(&node) => "chosen".to_owned(),
+                    Ok(()) if scenario.target.exclude.contains(&node) => {
+                        "a candidate, excluded by target.exclude".to_owned()
+                    }
+                    Ok(()) => "a candidate, not drawn (or never a target: head, login, under a check)".to_owned(),
+                    Err(why) => format!("left out: {why}"),
+                };
+                outln!("    {node}: {said}");
+            }
+        }
+        Err(err) => outln!("  pool: cannot be read again to explain it: {err}"),
     }
 }

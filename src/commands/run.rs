@@ -262,8 +262,11 @@ async fn run(
         "hpchaos recover --cluster {}",
         work.profile_path.display()
     )));
+    // Shared with the runner: `hpchaos stop`, read with the lease's
+    // renewal, sends it as a signal would.
+    let cancel_tx = Arc::new(cancel_tx);
     tokio::spawn(super::signals::stop_on_signals(
-        cancel_tx,
+        cancel_tx.clone(),
         undoing.clone(),
         recover_hint.clone(),
     ));
@@ -316,6 +319,7 @@ async fn run(
         undoing: Some(undoing),
         live: true,
         record: args.record.clone(),
+        stop_signal: Some(cancel_tx),
         ..runner::Settings::default()
     };
     let mut runner = Runner::new(cluster, journal, cancel_rx, settings);
@@ -337,9 +341,14 @@ async fn run(
     ran.show(&report);
     // The history remembers the run; a history that cannot be written is
     // said, and never changes the run's outcome.
-    match hpchaos::history::open_synced(&report_dir).and_then(|h| hpchaos::history::write_index(&h))
-    {
-        Ok(index) => outln!("history: {}", index.display()),
+    match hpchaos::history::open_synced(&report_dir).and_then(|h| {
+        let index = hpchaos::history::write_index(&h)?;
+        Ok((index, h.runs(None, None)?))
+    }) {
+        Ok((index, runs)) => {
+            outln!("history: {}", index.display());
+            push_score(&work.profile, &runs).await;
+        }
         Err(err) => eprintln!("warning: the run is not in the history: {err}"),
     }
     if unwritten {
@@ -352,6 +361,7 @@ async fn run(
         outln!("reports: {}", dir.display());
     }
     ran.say_still_applied(&report);
+    tell(&work.profile.notify, &report, &dir).await;
     let ended = |lease_lost| exit::Ended {
         lease_lost,
         left_applied: report.recover_command.is_some(),
@@ -556,5 +566,46 @@ fn write_whole(path: &Path, text: &str) -> std::io::Result<()> {
             let _ = std::fs::remove_file(&tmp);
             Err(err)
         }
+    }
+}
+
+/// Tells the profile's webhooks how the run ended (`notify:`): said on
+/// stderr, never changing the exit.
+pub(super) async fn tell(hooks: &[hpchaos::profile::Notify], report: &Report, dir: &Path) {
+    if hooks.is_empty() {
+        return;
+    }
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let sent =
+        hpchaos::publish::notify::notify_all(hooks, report, &dir.display().to_string()).await;
+    for told in sent {
+        match told.result {
+            Ok(status) => eprintln!(
+                "notified {} (HTTP {status}, attempt {})",
+                told.url, told.attempts
+            ),
+            Err(why) => eprintln!(
+                "warning: could not notify {} after {} attempt(s): {why}",
+                told.url, told.attempts
+            ),
+        }
+    }
+}
+
+/// Pushes the resiliency score, as the history now stands, to the
+/// profile's Pushgateway (`hpchaos_resiliency_score`); a failure is said
+/// and changes nothing.
+async fn push_score(profile: &hpchaos::profile::Profile, runs: &[hpchaos::history::ScenarioRun]) {
+    let Some(endpoint) = profile.monitoring.as_ref().and_then(|m| m.pushgateway.as_ref()) else {
+        return;
+    };
+    use hpchaos::history::score;
+    let now = hpchaos::clock::Clock::now(&hpchaos::clock::SystemClock);
+    let text = score::prometheus(&score::score(runs, &[], now, score::DEFAULT_STALE));
+    let client = hpchaos::monitoring::client::Client::new();
+    if let Err(err) =
+        hpchaos::publish::push::score_to_pushgateway(&client, endpoint, &profile.name, &text).await
+    {
+        eprintln!("warning: the resiliency score was not pushed: {err}");
     }
 }

@@ -9,7 +9,7 @@ use crate::exit;
 /// undoing; the third leaves at once, with the command that finishes the
 /// undo from the journal.
 pub async fn stop_on_signals(
-    cancel: tokio::sync::watch::Sender<bool>,
+    cancel: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
     undoing: std::sync::Arc<std::sync::Mutex<Option<String>>>,
     recover_hint: std::sync::Arc<std::sync::Mutex<String>>,
 ) {

@@ -42,8 +42,10 @@ pub fn exec(args: Args) -> Outcome {
             }
             None => (None, Vec::new(), None),
         };
-        // Who holds the cluster's lock, and whether it is alive.
+        // Who holds the cluster's lock, and whether it is alive; a stop
+        // asked of it and a hold on the cluster.
         let lock = lock_words(&cluster, &args.cluster).await;
+        let stops = stop_words(&cluster, &args.cluster).await;
         if args.format == StatusFormat::Json {
             let mut value = hpchaos::status::render_json(
                 &profile.name,
@@ -55,6 +57,8 @@ pub fn exec(args: Args) -> Outcome {
             );
             if let Some(fields) = value.as_object_mut() {
                 fields.insert("lock".to_owned(), serde_json::Value::String(lock));
+                fields.insert("stop".to_owned(), serde_json::json!(stops.0));
+                fields.insert("hold".to_owned(), serde_json::json!(stops.1));
                 if let Some(summary) = &summary {
                     let nodes = api.as_deref().unwrap_or_default();
                     fields.insert(
@@ -86,6 +90,12 @@ pub fn exec(args: Args) -> Outcome {
             }
         }
         outln!("lock: {lock}");
+        if let Some(stop) = &stops.0 {
+            outln!("stop: {stop}");
+        }
+        if let Some(hold) = &stops.1 {
+            outln!("hold: {hold}");
+        }
         for u in &unmapped {
             outln!(
                 "unmapped instance {} ({}, {}): {}",
@@ -146,4 +156,46 @@ async fn lock_words(cluster: &Cluster, profile_path: &Path) -> String {
         ),
         _ => "cannot be read (an answer that is not the lock's)".to_owned(),
     }
+}
+
+/// The stop request in the lock and the hold on the cluster, in words
+/// (`None` where there is none; a head that cannot be read says so in the
+/// hold's place).
+async fn stop_words(cluster: &Cluster, profile_path: &Path) -> (Option<String>, Option<String>) {
+    use hpchaos::runner::emergency;
+    let read = cluster
+        .ssh
+        .run(
+            &cluster.slurm.head,
+            &[
+                "sh",
+                "-c",
+                emergency::READ_SCRIPT,
+                "hpchaos",
+                hpchaos::runner::LOCK_DIR,
+                emergency::HOLD_FILE,
+            ],
+        )
+        .await;
+    let standing = match read {
+        Ok(out) => emergency::parse_standing(&out.stdout),
+        Err(err) => return (None, Some(format!("cannot be read: {err}"))),
+    };
+    (
+        standing.stop.map(|s| {
+            format!(
+                "asked by {} at {}: {} (the run stops at its next lease renewal)",
+                s.by, s.at, s.reason
+            )
+        }),
+        standing.hold.map(|h| {
+            format!(
+                "ON HOLD since {} by {}: {}; no run starts until: hpchaos stop --cluster {} --release",
+                h.at,
+                h.by,
+                h.reason,
+                profile_path.display()
+            )
+        }),
+    )
 }

@@ -39,6 +39,38 @@ pub struct Profile {
     /// with monitoring expectations are refused before anything is done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<Monitoring>,
+    /// Who is told how a run ended (webhooks Slack and Teams accept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<Notify>,
+}
+
+/// One webhook told how runs end: a JSON body with `text` (what Slack's
+/// incoming webhooks and Teams' connectors show) and the run's facts
+/// under `hpchaos`. Sent after the reports are written, retried with
+/// backoff, never changing the run's exit. A rollback that left
+/// something applied is always sent, whatever `on` says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    /// The webhook's URL (`https://hooks.slack.com/services/...`).
+    pub webhook: String,
+    /// `failure` (default: any run that did not pass) or `end` (every run).
+    #[serde(default)]
+    pub on: NotifyOn,
+    /// How long one attempt may take.
+    #[serde(default = "ten_seconds")]
+    pub timeout: Duration,
+}
+
+/// When a webhook is told.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyOn {
+    /// Every run, whatever its end.
+    End,
+    /// Runs that did not pass.
+    #[default]
+    Failure,
 }
 
 /// Monitoring endpoints: a Prometheus (or Amazon Managed Prometheus

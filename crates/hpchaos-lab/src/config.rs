@@ -517,6 +517,7 @@ pub fn profile(layout: &Layout, config: &LabConfig) -> Profile {
                 poll: Duration(std::time::Duration::from_millis(500)),
             }
         }),
+        notify: Vec::new(),
     }
 }
 

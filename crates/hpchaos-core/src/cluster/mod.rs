@@ -2,6 +2,7 @@
 //! on the head node, the SageMaker API. All of it described by a cluster
 //! profile; nothing here knows whether the cluster is the lab.
 
+pub mod alarms;
 pub mod capped;
 pub mod changes;
 pub mod controller_log;

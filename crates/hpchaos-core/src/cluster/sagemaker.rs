@@ -230,6 +230,7 @@ pub struct SageMakerApi {
     client: Client,
     /// CloudWatch Logs, same configuration (see [`SageMakerApi::logs`]).
     logs: aws_sdk_cloudwatchlogs::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
     pub cluster: String,
     /// Instance id → Slurm node name, for instances whose listing lacks a
     /// host name (an instance keeps its address for its life).
@@ -299,6 +300,7 @@ impl SageMakerApi {
         SageMakerApi {
             client: Client::new(&config),
             logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
             cluster: settings.cluster_name.clone(),
             names: Default::default(),
             calls: Default::default(),
@@ -336,6 +338,12 @@ impl SageMakerApi {
     /// (`cluster/hma.rs`).
     pub fn logs(&self) -> aws_sdk_cloudwatchlogs::Client {
         self.logs.clone()
+    }
+
+    /// A client of CloudWatch (alarms) with this client's credentials,
+    /// region and endpoint, for stop conditions (`cluster/alarms.rs`).
+    pub fn cloudwatch(&self) -> aws_sdk_cloudwatch::Client {
+        self.cloudwatch.clone()
     }
 
     /// Every node the API lists that maps to a Slurm node name.

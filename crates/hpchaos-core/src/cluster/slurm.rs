@@ -630,6 +630,12 @@ impl Slurm {
         self.head_as(None, argv).await
     }
 
+    /// A read-only Slurm command's output on the head, pinned as every
+    /// command here is (`slurm_env`); errors name the command.
+    pub async fn head_text<S: AsRef<str>>(&self, argv: &[S]) -> Result<String, SshError> {
+        self.head(argv).await
+    }
+
     /// `argv` on the head, as root when `root` says why (see [`Root`]);
     /// its stdout. Errors: it could not run, or failed (exit and stderr).
     async fn head_as<S: AsRef<str>>(

@@ -218,6 +218,7 @@ mod tests {
 
     fn run(day: i64, replace: f64, verdict: Verdict) -> ScenarioRun {
         ScenarioRun {
+            tags: Vec::new(),
             run_id: format!("run-{day}"),
             dir: format!("d{day}"),
             scenario: "xid48-replace".into(),

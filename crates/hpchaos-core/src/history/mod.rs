@@ -4,6 +4,7 @@
 //! report root's `index.md` print of them (here).
 
 pub mod gate;
+pub mod score;
 pub mod store;
 pub mod trend;
 
@@ -286,6 +287,11 @@ pub fn write_index(history: &History) -> Result<std::path::PathBuf, HistoryError
         runs.len(),
         scenarios.len()
     );
+    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
+    out.push_str(&score::render(
+        &score::score(&runs, &[], now, score::DEFAULT_STALE),
+        true,
+    ));
     for scenario in &scenarios {
         let own: Vec<ScenarioRun> = runs
             .iter()
@@ -324,6 +330,7 @@ mod tests {
 
     fn run(phases: &[&str]) -> ScenarioRun {
         ScenarioRun {
+            tags: Vec::new(),
             run_id: "r".into(),
             dir: "d".into(),
             scenario: "s".into(),

@@ -24,7 +24,7 @@ use crate::report::{Report, Status, Verdict};
 pub const FILE: &str = "history.sqlite";
 /// Bumped when the tables change incompatibly; a store with a higher
 /// version is refused (written by a newer hpchaos).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Why the history cannot be used; each says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +65,8 @@ pub struct ScenarioRun {
     /// window, when the run could tell (see `cost.rs`).
     pub gpu_hours_lost: Option<f64>,
     pub ettr: Option<f64>,
+    /// The scenario's tags (its categories in the resiliency score).
+    pub tags: Vec<String>,
     /// Each phase timed: its verdict and seconds from the injection to its
     /// end (`None` when it never ended).
     pub phases: Vec<PhaseRun>,
@@ -144,6 +146,13 @@ impl History {
         }
         if version == 0 {
             db.execute_batch(SCHEMA)
+                .map_err(|e| damaged(e.to_string()))?;
+        }
+        // Version 1 had no tags: the column is added, and every run is
+        // read again from its journal at the next sync (the journals are
+        // the record; the store is an index of them).
+        if version == 1 {
+            db.execute_batch(UPGRADE_1_TO_2)
                 .map_err(|e| damaged(e.to_string()))?;
         }
         // Several runs may finish at once (a schedule): wait for the lock.
@@ -254,7 +263,7 @@ impl History {
         let mut statement = self
             .db
             .prepare(
-                "SELECT s.dir, s.idx, r.run_id, s.name, s.started_at, s.status, s.reason, s.lost_steps, s.gpu_hours_lost, s.ettr
+                "SELECT s.dir, s.idx, r.run_id, s.name, s.started_at, s.status, s.reason, s.lost_steps, s.gpu_hours_lost, s.ettr, s.tags
                  FROM scenarios s JOIN runs r ON r.dir = s.dir
                  WHERE (?1 IS NULL OR s.name = ?1) AND s.started_at >= ?2
                  ORDER BY s.started_at DESC, s.dir DESC, s.idx",
@@ -275,6 +284,12 @@ impl History {
                         lost_steps: r.get::<_, Option<i64>>(7)?.map(|v| v as u64),
                         gpu_hours_lost: r.get(8)?,
                         ettr: r.get(9)?,
+                        tags: r
+                            .get::<_, String>(10)?
+                            .split(',')
+                            .filter(|t| !t.is_empty())
+                            .map(str::to_owned)
+                            .collect(),
                         phases: Vec::new(),
                     },
                 ))
@@ -357,6 +372,7 @@ CREATE TABLE scenarios (
     lost_steps INTEGER,
     gpu_hours_lost REAL,
     ettr REAL,
+    tags TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (dir, idx)
 );
 CREATE INDEX scenarios_by_name ON scenarios(name, started_at);
@@ -371,7 +387,16 @@ CREATE TABLE phases (
     PRIMARY KEY (dir, idx, position),
     FOREIGN KEY (dir, idx) REFERENCES scenarios(dir, idx) ON DELETE CASCADE
 );
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
+COMMIT;
+";
+
+/// From version 1: scenarios' tags, and every run read again.
+const UPGRADE_1_TO_2: &str = "
+BEGIN;
+ALTER TABLE scenarios ADD COLUMN tags TEXT NOT NULL DEFAULT '';
+UPDATE runs SET journal_bytes = -1;
+PRAGMA user_version = 2;
 COMMIT;
 ";
 
@@ -404,8 +429,8 @@ fn record(
     )?;
     for (idx, scenario) in report.scenarios.iter().enumerate() {
         tx.execute(
-            "INSERT INTO scenarios (dir, idx, name, started_at, injected_at, status, reason, lost_steps, gpu_hours_lost, ettr)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT INTO scenarios (dir, idx, name, started_at, injected_at, status, reason, lost_steps, gpu_hours_lost, ettr, tags)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 dir,
                 idx as i64,
@@ -417,6 +442,7 @@ fn record(
                 scenario.lost_steps.map(|v| v as i64),
                 scenario.cost.as_ref().map(|c| c.gpu_hours_lost),
                 scenario.cost.as_ref().map(|c| c.ettr),
+                scenario.tags.join(","),
             ],
         )?;
         for (position, phase) in scenario.phases.iter().enumerate() {

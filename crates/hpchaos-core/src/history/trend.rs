@@ -212,6 +212,7 @@ mod tests {
 
     fn run(minute: i64, replace: Option<f64>) -> ScenarioRun {
         ScenarioRun {
+            tags: Vec::new(),
             run_id: format!("run-{minute}"),
             dir: format!("d{minute}"),
             scenario: "xid48-replace".into(),

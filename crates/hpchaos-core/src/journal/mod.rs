@@ -4,7 +4,9 @@
 //! damaged line) and says so, which the report then marks `incomplete`.
 
 mod words;
-pub use words::{cost_text, host_key_text, monitoring_judged_text, progress_line, watch_cost_text};
+pub use words::{
+    cost_text, host_key_text, monitoring_judged_text, progress_line, run_text, watch_cost_text,
+};
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -127,6 +129,9 @@ pub enum Entry {
         phases: Vec<Phase>,
         /// The scenario file exactly as it ran.
         source: String,
+        /// The scenario's `tags` (its categories in the resiliency score).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tags: Vec<String>,
     },
     TargetsResolved {
         nodes: Vec<String>,
@@ -347,6 +352,16 @@ pub enum Entry {
         reason: String,
         #[serde(default)]
         rollback: String,
+    },
+    /// `hpchaos stop` asked this run to stop (read with a lease renewal):
+    /// it makes no further change and rolls back, as on SIGTERM. `hold`:
+    /// the cluster is held too (`hpchaos stop --release` ends the hold).
+    StopRequested {
+        reason: String,
+        by: String,
+        asked_at: DateTime<Utc>,
+        #[serde(default)]
+        hold: bool,
     },
     ScenarioEnded {
         outcome: ScenarioOutcome,

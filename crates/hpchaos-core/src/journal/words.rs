@@ -18,6 +18,7 @@ pub fn progress_line(record: &Record) -> String {
         | Entry::Aborted { .. }
         | Entry::Error { .. }
         | Entry::LeaseLost { .. }
+        | Entry::StopRequested { .. }
         | Entry::ScenarioEnded { .. }
         | Entry::RunEnded { .. } => run_text(entry),
         Entry::TargetsResolved { .. }
@@ -48,7 +49,8 @@ pub fn progress_line(record: &Record) -> String {
 /// A run-level or lock record in words: the run's and scenario's start
 /// and end, the cluster's lock, intents, recover, aborts, errors and a lost
 /// lease.
-fn run_text(entry: &Entry) -> String {
+/// A run-level record in words (also the report's note for a stop request).
+pub fn run_text(entry: &Entry) -> String {
     match entry {
         Entry::RunStarted {
             run_id, cluster, ..
@@ -79,6 +81,16 @@ fn run_text(entry: &Entry) -> String {
         Entry::Aborted { reason } => format!("ABORT: {reason}"),
         Entry::Error { message } => format!("error: {message}"),
         Entry::LeaseLost { reason, rollback } => format!("LEASE LOST: {reason}; {rollback}"),
+        Entry::StopRequested {
+            reason,
+            by,
+            asked_at,
+            hold,
+        } => format!(
+            "STOP asked by {by} at {} (hpchaos stop{}): {reason}; no further change, rolling back",
+            asked_at.format("%H:%M:%S"),
+            if *hold { " --hold" } else { "" }
+        ),
         Entry::ScenarioEnded { outcome, reason } => format!("ended: {outcome:?} {reason}"),
         Entry::RunEnded { outcome } => format!("run ended: {outcome:?}"),
         _ => String::new(),

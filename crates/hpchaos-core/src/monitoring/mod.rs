@@ -9,11 +9,12 @@
 pub mod blind_spot;
 pub mod client;
 pub mod expect;
+pub mod stop;
 
 use chrono::{DateTime, Utc};
 
 use crate::journal::PhaseVerdict;
-use crate::profile::Monitoring;
+use crate::profile::{Endpoint, Monitoring};
 use crate::scenario::model::MonitoringExpectation;
 use client::{Client, MonitoringError};
 use expect::{Kind, Sighting, Watch};
@@ -685,19 +686,19 @@ fn held_before(rows: &[(&Watch, &Standing)]) -> Vec<String> {
 /// Prometheus knows (metrics and labels, read once up front; alerting
 /// rules, read once when an alert is first checked) and the problems found
 /// so far.
-struct Readiness<'c> {
+pub(crate) struct Readiness<'c> {
     client: &'c Client,
     endpoints: &'c Monitoring,
     metric_names: Option<Vec<String>>,
     label_names: Option<Vec<String>>,
     rules: Option<Vec<String>>,
-    problems: Vec<String>,
+    pub(crate) problems: Vec<String>,
 }
 
 impl<'c> Readiness<'c> {
     /// Reads the metric and label names Prometheus knows, when the
     /// profile has Prometheus; `None` for each it did not answer.
-    async fn read(client: &'c Client, endpoints: &'c Monitoring) -> Readiness<'c> {
+    pub(crate) async fn read(client: &'c Client, endpoints: &'c Monitoring) -> Readiness<'c> {
         // The names Prometheus knows: a metric or label name missing from
         // them but close to one of them is a typo (one merely missing may
         // appear with the fault, as `ALERTS` does).
@@ -729,23 +730,13 @@ impl<'c> Readiness<'c> {
     /// selects exists (or is not a near miss of one), and it is askable
     /// and returns nothing yet.
     async fn promql(&mut self, watch: &Watch) {
-        let (client, endpoints) = (self.client, self.endpoints);
+        let client = self.client;
         let Kind::PromQl(query) = &watch.kind else {
             return;
         };
-        let Some(endpoint) = &endpoints.prometheus else {
-            self.problems
-                .push("the profile has no monitoring.prometheus".to_owned());
+        let Some(endpoint) = self.promql_names(&watch.name, query) else {
             return;
         };
-        for metric in expect::selected_metrics(query) {
-            if let Some(near) = typo(&metric, &self.metric_names) {
-                self.problems.push(format!(
-                    "{}: Prometheus has no metric `{metric}` (did you mean `{near}`?): the condition could never hold",
-                    watch.name
-                ));
-            }
-        }
         let answer = client
             .get(endpoint, "/api/v1/query", &[("query", query.as_str())])
             .await
@@ -765,7 +756,7 @@ impl<'c> Readiness<'c> {
     /// of Prometheus's alerting rules (when the profile has Prometheus),
     /// its label names are not near misses, and it is not firing yet.
     async fn alert(&mut self, watch: &Watch) {
-        let (client, endpoints) = (self.client, self.endpoints);
+        let client = self.client;
         let Kind::Alert { name, labels } = &watch.kind else {
             return;
         };
@@ -774,38 +765,9 @@ impl<'c> Readiness<'c> {
             .as_deref()
             .map(|t| format!(" for {t}"))
             .unwrap_or_default();
-        let Some(endpoint) = &endpoints.alertmanager else {
-            self.problems
-                .push("the profile has no monitoring.alertmanager".to_owned());
+        let Some(endpoint) = self.alert_names(&watch.name, name, labels).await else {
             return;
         };
-        if let Some(prometheus) = &endpoints.prometheus {
-            if self.rules.is_none() {
-                self.rules = client
-                    .get(prometheus, "/api/v1/rules", &[("type", "alert")])
-                    .await
-                    .ok()
-                    .and_then(|body| expect::alert_rule_names(&body).ok());
-            }
-            if let Some(known) = self.rules.as_ref().filter(|k| !k.contains(name)) {
-                let near = expect::did_you_mean(name, known)
-                    .map(|k| format!(" (did you mean `{k}`?)"))
-                    .unwrap_or_default();
-                self.problems.push(format!(
-                    "{}: Prometheus has no alerting rule `{name}`{near}: it could never fire",
-                    watch.name
-                ));
-                return;
-            }
-        }
-        for key in labels.keys() {
-            if let Some(near) = typo(key, &self.label_names) {
-                self.problems.push(format!(
-                    "{}: no series carries a label `{key}` (did you mean `{near}`?): the alert could never match",
-                    watch.name
-                ));
-            }
-        }
         // Suppressed counts too: the fault's alert would be the
         // same one, started before the injection.
         match firing_alert(client, endpoint, name, labels).await.map(|m| {
@@ -823,6 +785,71 @@ impl<'c> Readiness<'c> {
             )),
             Ok(None) => {}
         }
+    }
+}
+
+impl<'c> Readiness<'c> {
+    /// The names check of a PromQL condition (`row` its name in words):
+    /// Prometheus is configured and every metric it selects exists (or is
+    /// not a near miss of one). Prometheus's endpoint when it can be asked.
+    pub(crate) fn promql_names(&mut self, row: &str, query: &str) -> Option<&'c Endpoint> {
+        let Some(endpoint) = &self.endpoints.prometheus else {
+            self.problems
+                .push("the profile has no monitoring.prometheus".to_owned());
+            return None;
+        };
+        for metric in expect::selected_metrics(query) {
+            if let Some(near) = typo(&metric, &self.metric_names) {
+                self.problems.push(format!(
+                    "{row}: Prometheus has no metric `{metric}` (did you mean `{near}`?): the condition could never hold"
+                ));
+            }
+        }
+        Some(endpoint)
+    }
+
+    /// The names check of an alert: Alertmanager is configured, the alert
+    /// is one of Prometheus's alerting rules (when the profile has
+    /// Prometheus), its label names are not near misses. Alertmanager's
+    /// endpoint when it can be asked.
+    pub(crate) async fn alert_names(
+        &mut self,
+        row: &str,
+        name: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Option<&'c Endpoint> {
+        let (client, endpoints) = (self.client, self.endpoints);
+        let Some(endpoint) = &endpoints.alertmanager else {
+            self.problems
+                .push("the profile has no monitoring.alertmanager".to_owned());
+            return None;
+        };
+        if let Some(prometheus) = &endpoints.prometheus {
+            if self.rules.is_none() {
+                self.rules = client
+                    .get(prometheus, "/api/v1/rules", &[("type", "alert")])
+                    .await
+                    .ok()
+                    .and_then(|body| expect::alert_rule_names(&body).ok());
+            }
+            if let Some(known) = self.rules.as_ref().filter(|k| !k.iter().any(|n| n == name)) {
+                let near = expect::did_you_mean(name, known)
+                    .map(|k| format!(" (did you mean `{k}`?)"))
+                    .unwrap_or_default();
+                self.problems.push(format!(
+                    "{row}: Prometheus has no alerting rule `{name}`{near}: it could never fire"
+                ));
+                return None;
+            }
+        }
+        for key in labels.keys() {
+            if let Some(near) = typo(key, &self.label_names) {
+                self.problems.push(format!(
+                    "{row}: no series carries a label `{key}` (did you mean `{near}`?): the alert could never match"
+                ));
+            }
+        }
+        Some(endpoint)
     }
 }
 
@@ -883,7 +910,7 @@ async fn first_true_between(
 /// The earliest active and the earliest suppressed alert `name` in
 /// Alertmanager whose labels match `labels` (anchored patterns), with
 /// their `startsAt`.
-async fn firing_alert(
+pub(crate) async fn firing_alert(
     client: &Client,
     endpoint: &crate::profile::Endpoint,
     name: &str,

@@ -4,5 +4,6 @@
 //! monitoring's HTTP client. Downstream of the report; the monitoring's
 //! reading side (`monitoring/`) knows nothing of it.
 
+pub mod notify;
 pub mod push;
 pub mod remote_write;

@@ -41,13 +41,27 @@ pub fn pushgateway_path(cluster: &str, scenario: &str) -> String {
     )
 }
 
-/// Replaces the scenario's group on the Pushgateway with `text` (`PUT`):
-/// the series pushed, or why not.
-pub async fn to_pushgateway(
+/// The resiliency score's group: `/metrics/job/hpchaos-score/cluster/<c>`
+/// (its own job: its series carry a `scenario` label of their own).
+pub fn score_path(cluster: &str) -> String {
+    format!("/metrics/job/hpchaos-score{}", segment("cluster", cluster))
+}
+
+/// Replaces the resiliency score's group with `text` (see
+/// [`score_path`]): the series pushed, or why not.
+pub async fn score_to_pushgateway(
     client: &Client,
     endpoint: &Endpoint,
     cluster: &str,
-    scenario: &str,
+    text: &str,
+) -> Result<usize, MonitoringError> {
+    put(client, endpoint, &score_path(cluster), text).await
+}
+
+async fn put(
+    client: &Client,
+    endpoint: &Endpoint,
+    path: &str,
     text: &str,
 ) -> Result<usize, MonitoringError> {
     let series = text
@@ -58,13 +72,25 @@ pub async fn to_pushgateway(
         .send(
             endpoint,
             reqwest::Method::PUT,
-            &pushgateway_path(cluster, scenario),
+            path,
             &[],
             text.as_bytes().to_vec(),
             &[("content-type", "text/plain; version=0.0.4")],
         )
         .await?;
     Ok(series)
+}
+
+/// Replaces the scenario's group on the Pushgateway with `text` (`PUT`):
+/// the series pushed, or why not.
+pub async fn to_pushgateway(
+    client: &Client,
+    endpoint: &Endpoint,
+    cluster: &str,
+    scenario: &str,
+    text: &str,
+) -> Result<usize, MonitoringError> {
+    put(client, endpoint, &pushgateway_path(cluster, scenario), text).await
 }
 
 #[cfg(test)]

@@ -187,6 +187,7 @@ fn started_scenario(name: &str, record: &Record) -> Option<ScenarioReport> {
         max_lost_steps,
         phases,
         source,
+        tags,
     } = &record.entry
     else {
         return None;
@@ -196,6 +197,7 @@ fn started_scenario(name: &str, record: &Record) -> Option<ScenarioReport> {
         file: file.clone(),
         description: description.clone(),
         fault: fault.clone(),
+        tags: tags.clone(),
         recovery: *recovery,
         status: Status::Incomplete,
         reason: String::new(),
@@ -270,6 +272,7 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
         Entry::Rollback { .. }
         | Entry::Aborted { .. }
         | Entry::LeaseLost { .. }
+        | Entry::StopRequested { .. }
         | Entry::Error { .. }
         | Entry::ScenarioEnded { .. } => apply_ending(scenario, record, entry),
         Entry::RunStarted { .. }
@@ -713,6 +716,9 @@ fn apply_ending(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
         Entry::Aborted { reason } => {
             harness_note(scenario, record, format!("ABORT: {reason}"));
             scenario.reason = reason.clone();
+        }
+        Entry::StopRequested { .. } => {
+            harness_note(scenario, record, crate::journal::run_text(entry));
         }
         Entry::LeaseLost { reason, rollback } => {
             harness_note(

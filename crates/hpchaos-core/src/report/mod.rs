@@ -91,6 +91,9 @@ pub struct ScenarioReport {
     pub file: String,
     pub description: Option<String>,
     pub fault: String,
+    /// The scenario's tags: its categories in the resiliency score.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     pub recovery: Recovery,
     pub status: Status,
     /// Why it failed, aborted or stopped; empty when it passed.

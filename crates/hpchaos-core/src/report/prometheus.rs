@@ -37,7 +37,7 @@ impl Family {
 }
 
 /// A label value escaped as the exposition format asks (`\\`, `\"`, `\n`).
-fn escape(value: &str) -> String {
+pub fn escape_label(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -53,7 +53,7 @@ fn render_family(out: &mut String, family: &Family) {
     for (labels, value) in &family.samples {
         let labels: Vec<String> = labels
             .iter()
-            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+            .map(|(k, v)| format!("{k}=\"{}\"", escape_label(v)))
             .collect();
         let _ = writeln!(out, "{}{{{}}} {value}", family.name, labels.join(","));
     }
@@ -279,6 +279,6 @@ mod tests {
 
     #[test]
     fn label_values_are_escaped() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

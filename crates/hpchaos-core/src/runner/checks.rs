@@ -254,3 +254,114 @@ impl Runner {
         timed_out.then(|| "the abort timeout passed".to_owned())
     }
 }
+
+impl Runner {
+    /// The scenario's stop conditions (`abort.when`) for `targets`.
+    pub(super) fn stop_conditions(
+        scenario: &Scenario,
+        targets: &[String],
+    ) -> Vec<crate::monitoring::stop::Condition> {
+        scenario
+            .abort
+            .as_ref()
+            .map(|a| crate::monitoring::stop::plan(&a.when, targets))
+            .unwrap_or_default()
+    }
+
+    /// Reads `conditions` once, through the profile's monitoring and the
+    /// API's CloudWatch client.
+    pub(super) async fn read_stop_conditions(
+        &self,
+        conditions: &[crate::monitoring::stop::Condition],
+    ) -> crate::monitoring::stop::Reading {
+        let cloudwatch = self.cluster.api.as_ref().map(|a| a.cloudwatch());
+        let at = crate::monitoring::stop::Endpoints {
+            client: self.monitoring_client(),
+            monitoring: self.cluster.profile.monitoring.as_ref(),
+            cloudwatch: cloudwatch.as_ref(),
+        };
+        crate::monitoring::stop::read(conditions, &at).await
+    }
+
+    /// Before the injection: every stop condition can be asked (checked
+    /// as monitoring expectations are), is read, and none holds; journaled
+    /// as the check `stop_conditions`. How the scenario ends if not: an
+    /// error for one that cannot be asked, `aborted` for one that holds.
+    pub(super) async fn stop_conditions_before(
+        &mut self,
+        scenario: &Scenario,
+        targets: &[String],
+    ) -> Option<super::Ending> {
+        use crate::journal::ScenarioOutcome;
+        let conditions = Self::stop_conditions(scenario, targets);
+        if conditions.is_empty() {
+            return None;
+        }
+        let cloudwatch = self.cluster.api.as_ref().map(|a| a.cloudwatch());
+        let at = crate::monitoring::stop::Endpoints {
+            client: self.monitoring_client(),
+            monitoring: self.cluster.profile.monitoring.as_ref(),
+            cloudwatch: cloudwatch.as_ref(),
+        };
+        let askable = crate::monitoring::stop::askable(&conditions, &at).await;
+        let reading = match &askable {
+            Ok(()) => Some(crate::monitoring::stop::read(&conditions, &at).await),
+            Err(_) => None,
+        };
+        let (passed, detail, ending) = match (askable, reading) {
+            (Err(problems), _) => {
+                let why = problems.join("; ");
+                (
+                    false,
+                    why.clone(),
+                    Some(super::Ending::new(
+                        ScenarioOutcome::Error,
+                        format!("the stop conditions cannot be asked: {why} (nothing was changed)"),
+                    )),
+                )
+            }
+            (Ok(()), Some(reading)) if !reading.unread.is_empty() => {
+                let why: Vec<String> = reading
+                    .unread
+                    .iter()
+                    .map(|(name, error)| format!("{name}: {error}"))
+                    .collect();
+                let why = why.join("; ");
+                (
+                    false,
+                    why.clone(),
+                    Some(super::Ending::new(
+                        ScenarioOutcome::Error,
+                        format!("the stop conditions cannot be read: {why} (nothing was changed)"),
+                    )),
+                )
+            }
+            (Ok(()), Some(reading)) => match reading.holds {
+                Some(held) => (
+                    false,
+                    held.words(),
+                    Some(super::Ending::new(
+                        ScenarioOutcome::Aborted,
+                        format!("{} before the injection (nothing was changed)", held.words()),
+                    )),
+                ),
+                None => (
+                    true,
+                    format!("{} stop condition(s) read, none holds", conditions.len()),
+                    None,
+                ),
+            },
+            (Ok(()), None) => (true, String::new(), None),
+        };
+        self.log(
+            Some(&scenario.name),
+            Entry::SteadyState {
+                stage: Stage::Before,
+                check: "stop_conditions".to_owned(),
+                passed,
+                detail,
+            },
+        );
+        ending
+    }
+}

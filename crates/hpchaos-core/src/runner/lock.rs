@@ -187,6 +187,8 @@ impl Owner {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LockState {
     Free,
+    /// `hpchaos stop --hold` holds the cluster: no run may take the lock.
+    OnHold(super::emergency::StopRequest),
     /// We just took it, under this fencing token.
     Acquired(u64),
     Held {
@@ -202,10 +204,12 @@ pub enum LockState {
 }
 
 /// Run on the head with the lock directory as `$1`, the owner record as
-/// `$2`, the fencing counter as `$3` and the run id as `$4`: takes the lock
+/// `$2`, the fencing counter as `$3`, the run id as `$4` and the hold file
+/// as `$5` ([`super::emergency::HOLD_FILE`]): refuses while the hold is
+/// there (printing `hold` and it), else takes the lock
 /// (bumping the counter, writing the token file as [`fence_of`] and
 /// printing `acquired N`), or prints who holds it and the lease's age.
-pub const ACQUIRE_SCRIPT: &str = "L=\"$1\"; if mkdir \"$L\" 2>/dev/null; then n=$(( $(cat \"$3\" 2>/dev/null || echo 0) + 1 )); echo $n > \"$3\" && printf '%s\\n' \"$2\" > \"$L/owner.json\" && echo \"$n $4\" > \"$L/token\" && touch \"$L/lease\" && echo acquired $n; exit $?; fi; echo held; f=\"$L/lease\"; [ -e \"$f\" ] || f=\"$L/owner.json\"; [ -e \"$f\" ] || f=\"$L\"; echo $(( $(date +%s) - $(stat -c %Y \"$f\") )); cat \"$L/owner.json\" 2>/dev/null; true";
+pub const ACQUIRE_SCRIPT: &str = "L=\"$1\"; if [ -n \"$5\" ] && [ -e \"$5\" ]; then echo hold; cat \"$5\"; exit 0; fi; if mkdir \"$L\" 2>/dev/null; then n=$(( $(cat \"$3\" 2>/dev/null || echo 0) + 1 )); echo $n > \"$3\" && printf '%s\\n' \"$2\" > \"$L/owner.json\" && echo \"$n $4\" > \"$L/token\" && touch \"$L/lease\" && echo acquired $n; exit $?; fi; echo held; f=\"$L/lease\"; [ -e \"$f\" ] || f=\"$L/owner.json\"; [ -e \"$f\" ] || f=\"$L\"; echo $(( $(date +%s) - $(stat -c %Y \"$f\") )); cat \"$L/owner.json\" 2>/dev/null; true";
 
 /// Run on the head with the lock directory as `$1`: `free`, or as
 /// [`ACQUIRE_SCRIPT`] prints a held lock.
@@ -218,8 +222,10 @@ pub const READ_SCRIPT: &str = "L=\"$1\"; [ -e \"$L\" ] || { echo free; exit 0; }
 /// `lost` and then `gone` (no lock), `held` and the owner record (another
 /// run's lock), `fenced` and the token (ours, taken over by `recover`) or
 /// `expired` and the lease's age. Never renews a lock that is not ours.
+/// After `renewed` come the stop request in the lock and the hold (`$5`),
+/// when there, as [`super::emergency::parse_standing`] reads them.
 /// Parsed by [`parse_renewal`].
-pub const RENEW_SCRIPT: &str = "L=\"$1\"; if [ ! -d \"$L\" ]; then echo lost; echo gone; exit 0; fi; if ! grep -qF \"$2\" \"$L/owner.json\" 2>/dev/null; then echo lost; echo held; cat \"$L/owner.json\" 2>/dev/null; exit 0; fi; t=$(cat \"$L/token\" 2>/dev/null); if [ \"$t\" != \"$3\" ]; then echo lost; echo fenced; echo \"$t\"; exit 0; fi; f=\"$L/lease\"; [ -e \"$f\" ] || f=\"$L/owner.json\"; a=$(( $(date +%s) - $(stat -c %Y \"$f\") )); if [ -n \"$4\" ] && [ \"$a\" -gt \"$4\" ]; then echo lost; echo expired; echo \"$a\"; exit 0; fi; touch \"$L/lease\" && echo renewed";
+pub const RENEW_SCRIPT: &str = "L=\"$1\"; if [ ! -d \"$L\" ]; then echo lost; echo gone; exit 0; fi; if ! grep -qF \"$2\" \"$L/owner.json\" 2>/dev/null; then echo lost; echo held; cat \"$L/owner.json\" 2>/dev/null; exit 0; fi; t=$(cat \"$L/token\" 2>/dev/null); if [ \"$t\" != \"$3\" ]; then echo lost; echo fenced; echo \"$t\"; exit 0; fi; f=\"$L/lease\"; [ -e \"$f\" ] || f=\"$L/owner.json\"; a=$(( $(date +%s) - $(stat -c %Y \"$f\") )); if [ -n \"$4\" ] && [ \"$a\" -gt \"$4\" ]; then echo lost; echo expired; echo \"$a\"; exit 0; fi; touch \"$L/lease\" && echo renewed; [ -e \"$L/stop\" ] && { echo stop; cat \"$L/stop\"; }; [ -n \"$5\" ] && [ -e \"$5\" ] && { echo hold; cat \"$5\"; }; true";
 
 /// Run by `recover` before it undoes a dead run's steps (`$1` the lock,
 /// `$2` that run's [`Owner::marker`], `$3` the counter): bumps the counter
@@ -292,6 +298,16 @@ pub fn parse_answer(text: &str) -> Option<LockState> {
     let mut lines = text.lines();
     match lines.next()?.trim() {
         "free" => Some(LockState::Free),
+        "hold" => Some(LockState::OnHold(
+            super::emergency::parse_standing(text)
+                .hold
+                .unwrap_or_else(|| super::emergency::StopRequest {
+                    reason: "no reason given".to_owned(),
+                    by: "unknown".to_owned(),
+                    at: DateTime::<Utc>::UNIX_EPOCH,
+                    hold: true,
+                }),
+        )),
         first if first.starts_with("acquired") => first
             .strip_prefix("acquired")
             .and_then(|t| t.trim().parse().ok())

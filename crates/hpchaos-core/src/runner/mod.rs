@@ -38,6 +38,7 @@ use crate::scenario::model::{Scenario, Where};
 
 mod before_watch;
 mod checks;
+pub mod emergency;
 pub mod evidence;
 mod execute;
 mod fan_out;
@@ -67,6 +68,9 @@ pub enum RunError {
     Cluster(String),
     #[error("another hpchaos run holds the lock on this cluster: {0}")]
     Locked(String),
+    /// `hpchaos stop --hold` holds the cluster: no run starts.
+    #[error("{0}")]
+    Held(String),
     /// The lock is held by a live run (or being taken): `--wait-lock` waits.
     #[error("another hpchaos run holds the lock on this cluster: {0}")]
     Busy(String),
@@ -111,7 +115,8 @@ pub enum NotBegun {
 }
 
 /// One renewal of the lease on the head: [`lock::RENEW_SCRIPT`] with our
-/// marker and fence, and `limit` (the lease: past it by the head's clock it
+/// marker and fence, the hold file (what it answers after the renewal: a
+/// stop request, a hold), and `limit` (the lease: past it by the head's clock it
 /// is not renewed; `None`: no limit, for a lock still ours to roll back
 /// under). Errors: the head could not be asked.
 async fn renew_once(
@@ -120,7 +125,7 @@ async fn renew_once(
     marker: &str,
     fence: &str,
     limit: Option<StdDuration>,
-) -> Result<Option<lock::Renewal>, crate::cluster::ssh::SshError> {
+) -> Result<(Option<lock::Renewal>, emergency::Standing), crate::cluster::ssh::SshError> {
     let limit = limit.map(|l| l.as_secs().to_string()).unwrap_or_default();
     ssh.run_as_root(
         head,
@@ -134,10 +139,16 @@ async fn renew_once(
             marker,
             fence,
             &limit,
+            emergency::HOLD_FILE,
         ],
     )
     .await
-    .map(|out| lock::parse_renewal(&out.stdout))
+    .map(|out| {
+        (
+            lock::parse_renewal(&out.stdout),
+            emergency::parse_standing(&out.stdout),
+        )
+    })
 }
 
 /// Why the lock could not be held again to roll back under it.
@@ -206,6 +217,10 @@ pub struct Settings {
     /// directory itself for one scenario, a directory per scenario under
     /// it for several.
     pub record: Option<std::path::PathBuf>,
+    /// The run's stop signal (what Ctrl-C sends): a stop request read
+    /// from the head (`hpchaos stop`) sends it too, so the run stops as on
+    /// SIGTERM.
+    pub stop_signal: Option<Arc<signal::Sender<bool>>>,
 }
 
 pub struct Runner {
@@ -243,6 +258,11 @@ pub struct Runner {
     undoing: Arc<Mutex<Option<String>>>,
     /// Renews the lock's lease while the run holds it.
     renewer: Option<tokio::task::JoinHandle<()>>,
+    /// What the renewal read of `hpchaos stop`, and whether a scenario is
+    /// under way (the renewal is then more frequent).
+    stops: emergency::Stops,
+    /// The stop request was journaled.
+    stop_said: bool,
     /// The lease on the cluster's lock, while the run holds one.
     lease: Option<lease::Lease>,
     /// The lease's loss was said (stderr and journal).
@@ -286,6 +306,7 @@ fn scenario_started(loaded: &Loaded<Scenario>, workload: bool) -> Entry {
         max_lost_steps: scenario.expect.max_lost_steps,
         phases: scenario.expect.phases(workload),
         source: loaded.text.clone(),
+        tags: scenario.tags.clone(),
     }
 }
 
@@ -497,6 +518,8 @@ impl Runner {
             profile_path: settings.profile_path,
             undoing: settings.undoing.unwrap_or_default(),
             renewer: None,
+            stops: emergency::Stops::new(settings.stop_signal),
+            stop_said: false,
             lease: None,
             lease_said: false,
             lost: None,
@@ -515,9 +538,33 @@ impl Runner {
         }
     }
 
-    /// A stop was asked for (Ctrl-C, SIGTERM, SIGHUP).
+    /// A stop was asked for (Ctrl-C, SIGTERM, SIGHUP, `hpchaos stop`).
     fn cancelled(&self) -> bool {
-        *self.cancel.borrow()
+        *self.cancel.borrow() || self.stops.requested().is_some()
+    }
+
+    /// Journals, once, the `hpchaos stop` request the run obeys.
+    fn say_stop_request(&mut self, scenario: Option<&str>) {
+        if self.stop_said {
+            return;
+        }
+        let Some(request) = self.stops.requested() else {
+            return;
+        };
+        self.stop_said = true;
+        crate::output::say(&format!(
+            "interrupted: {}; no new change to the cluster; rolling back, then writing the report",
+            request.describe()
+        ));
+        self.log(
+            scenario,
+            Entry::StopRequested {
+                reason: request.reason,
+                by: request.by,
+                asked_at: request.at,
+                hold: request.hold,
+            },
+        );
     }
 
     /// Nothing more may be done to the cluster but undo: a stop was asked
@@ -564,6 +611,10 @@ impl Runner {
             Some(held.length()),
         )
         .await
+        .map(|(renewal, standing)| {
+            self.stops.heed(&standing);
+            renewal
+        })
         .map_err(lease::Unanswered::from);
         if let Some(why) = held.renewal(sent, answer, &head.name) {
             return Err(why);
@@ -803,6 +854,7 @@ impl Runner {
             None,
             "what its rollback could not undo is said as still applied",
         );
+        self.say_stop_request(None);
         let lost = self.lease_lost();
         // A journal `recover` took over: the lock is recover's to release.
         if !self.taken_over {
@@ -898,11 +950,20 @@ impl Runner {
             .map_err(|e| RunError::Cluster(format!("lock record: {e}")))?;
         let head = self.cluster.slurm.head.clone();
         let out = self
-            .acquire(&owner)
+            .acquire(&owner, true)
             .await
             .map_err(|e| RunError::Cluster(e.to_string()))?;
         let token = match lock::parse_answer(&out.stdout) {
             Some(lock::LockState::Acquired(token)) => token,
+            Some(lock::LockState::OnHold(hold)) => {
+                let profile = self.profile_path.as_deref().unwrap_or("PROFILE");
+                return Err(RunError::Held(format!(
+                    "the cluster is held by hpchaos stop --hold ({}, {}): {}; no run starts until it is released with: hpchaos stop --cluster {profile} --release",
+                    hold.by,
+                    hold.at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    hold.reason
+                )));
+            }
             Some(lock::LockState::Held {
                 owner: Some(holder),
                 lease_age,
@@ -1008,18 +1069,31 @@ impl Runner {
         let ssh = self.cluster.ssh.clone();
         let head = self.cluster.slurm.head.clone();
         let marker = lock::Owner::marker(&self.run_id);
+        let stops = self.stops.clone();
         self.renewer = Some(tokio::spawn(async move {
-            let every = length / 6;
+            let idle = length / 6;
             loop {
+                // Shorter while a scenario is under way: a stop request is
+                // read with the renewal.
+                let every = if stops.active() {
+                    idle.min(emergency::ACTIVE_RENEWAL)
+                } else {
+                    idle
+                };
                 tokio::time::sleep(every).await;
                 let sent = lease::boot_clock();
                 let answer = tokio::time::timeout(
-                    every,
+                    every.max(emergency::ACTIVE_RENEWAL),
                     renew_once(&ssh, &head, &marker, &held.fence(), Some(length)),
                 )
                 .await
                 .map_or(Err(lease::Unanswered::Timeout(every.as_secs())), |answer| {
-                    answer.map_err(lease::Unanswered::from)
+                    answer
+                        .map(|(renewal, standing)| {
+                            stops.heed(&standing);
+                            renewal
+                        })
+                        .map_err(lease::Unanswered::from)
                 });
                 let lost = held
                     .renewal(sent, answer, &head.name)
@@ -1052,12 +1126,19 @@ impl Runner {
     }
 
     /// One try at the lock on the head with `owner` as its record
-    /// ([`lock::ACQUIRE_SCRIPT`]); what the head printed.
+    /// ([`lock::ACQUIRE_SCRIPT`]), refused under a hold when `honour_hold`
+    /// (a rollback under a lost lease is not); what the head printed.
     async fn acquire(
         &self,
         owner: &serde_json::Value,
+        honour_hold: bool,
     ) -> Result<crate::cluster::ssh::Output, crate::cluster::ssh::SshError> {
         let record = owner.to_string();
+        let hold = if honour_hold {
+            emergency::HOLD_FILE
+        } else {
+            ""
+        };
         self.cluster
             .ssh
             .run_as_root(
@@ -1072,6 +1153,7 @@ impl Runner {
                     &record,
                     lock::FENCE_FILE,
                     &self.run_id,
+                    hold,
                 ],
             )
             .await
@@ -1096,6 +1178,7 @@ impl Runner {
         );
         self.instances_before.clear();
         self.scenario_text = loaded.text.clone();
+        self.stops.set_active(true);
         let mut workload = None;
         let mut ending = match self.start_workload(scenario, &mut workload).await {
             Err(reason) => Ending::new(ScenarioOutcome::Error, reason.to_string()),
@@ -1145,6 +1228,14 @@ impl Runner {
                 ScenarioOutcome::Interrupted,
                 format!("interrupted: {}", ending.reason),
             );
+        }
+        self.say_stop_request(Some(name));
+        self.stops.set_active(false);
+        if let Some(request) = self.stops.requested()
+            && ending.outcome == ScenarioOutcome::Interrupted
+            && !ending.reason.contains("hpchaos stop")
+        {
+            ending.reason = format!("{}: {}", request.describe(), ending.reason);
         }
         // A lost lease is why a scenario stopped: said first.
         if let Some(why) = self.lease_lost() {
@@ -1377,6 +1468,10 @@ impl Runner {
                     "the monitoring is not ready before injecting: {failure} (nothing was changed)"
                 ),
             ));
+        }
+        // No stop condition holds (FIS checks its alarms before it starts).
+        if let Some(ending) = self.stop_conditions_before(scenario, &targets).await {
+            return Err(ending);
         }
         Ok(Prepared {
             targets,
@@ -1641,7 +1736,7 @@ impl Runner {
             .map_err(|e| NotRetaken::Other(e.to_string()))?;
         let head = self.cluster.slurm.head.clone();
         let out = self
-            .acquire(&owner)
+            .acquire(&owner, false)
             .await
             .map_err(|e| NotRetaken::Other(format!("the lock could not be read: {e}")))?;
         // The run stays stopped for the reason it lost the first lease; a
@@ -1664,7 +1759,10 @@ impl Runner {
                     return Err(NotRetaken::Other("this run holds no lease".to_owned()));
                 };
                 let marker = lock::Owner::marker(&self.run_id);
-                match renew_once(&self.cluster.ssh, &head, &marker, &held.fence(), None).await {
+                match renew_once(&self.cluster.ssh, &head, &marker, &held.fence(), None)
+                    .await
+                    .map(|(renewal, _)| renewal)
+                {
                     Ok(Some(lock::Renewal::Renewed)) => {
                         let token = held.token();
                         self.hold(token);

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use crate::faults;
 use crate::journal::{Entry, PhaseVerdict, ScenarioOutcome, Source, TimeSource};
 use crate::live::Standing;
-use crate::monitoring::Monitor;
+use crate::monitoring::{Monitor, stop};
 use crate::observe::{self, Closing, Cx, Said};
 use crate::phases::{self, Baseline, Event, Expectation, Judgement};
 use crate::scenario::model::{Abort, Phase, Scenario};
@@ -79,6 +79,7 @@ impl Rules {
             max_unhealthy_nodes: None,
             timeout: None,
             probes: Vec::new(),
+            when: Vec::new(),
         });
         Rules {
             order: expectation.phases.clone(),
@@ -262,11 +263,14 @@ impl Runner {
         self.take_in(name, &mut seen, Source::SlurmctldLog, said)
             .await;
         let mut follow_up_done = watched.plan.follow_up.is_none();
+        let stops = Self::stop_conditions(scenario, &watched.baseline.targets);
+        let mut blindness = stop::Blindness::default();
         let mut next_probe = Instant::now();
         let mut settled = false;
         loop {
             if self.stopping() {
                 sources.iter_mut().for_each(|s| s.stop());
+                self.say_stop_request(Some(name));
                 let mut why = match rules.order.get(seen.journaled) {
                     Some(phase) => format!("interrupted during the {phase} phase"),
                     None => "interrupted while waiting for the monitoring".to_owned(),
@@ -312,9 +316,28 @@ impl Runner {
             }
             let timed_out = rules.limit.is_some_and(|l| now > l);
             let (abort, baseline) = (&rules.abort, watched.baseline);
-            let reason = self
+            let mut reason = self
                 .abort_reason(abort, seen.unhealthy, timed_out, baseline, job, probes_due)
                 .await;
+            // The stop conditions, with the probes (every Slurm poll).
+            if reason.is_none() && probes_due && !stops.is_empty() {
+                let reading = self.read_stop_conditions(&stops).await;
+                let (new, blind) = blindness.take(&reading, now, stop::BLIND_LIMIT);
+                for (condition, error) in new {
+                    self.log(
+                        Some(name),
+                        Entry::Observed {
+                            source: Source::Harness,
+                            node: None,
+                            field: "stop_condition".into(),
+                            from: None,
+                            to: format!("{condition} cannot be read: {error}"),
+                            source_time: None,
+                        },
+                    );
+                }
+                reason = reading.holds.map(|h| h.words()).or(blind);
+            }
             if let Some(reason) = reason {
                 sources.iter_mut().for_each(|s| s.stop());
                 self.log(

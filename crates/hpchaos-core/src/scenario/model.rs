@@ -91,6 +91,79 @@ pub enum Pool {
     JobName(String),
     /// The nodes running the scenario's workload (see `workload`).
     Workload,
+    /// The nodes Slurm shows with a state, features, GRES, partition or
+    /// jobs (every filter given must hold): `{slurm: {state: idle, gres:
+    /// "gpu:h100"}}`. `plan` says why each node was or was not chosen.
+    Slurm(SlurmPool),
+}
+
+/// A pool chosen by what Slurm knows of each node (`sinfo`, `squeue`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmPool {
+    /// Only nodes of this partition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// Only nodes in this state: `idle` (in service, no job: no job is
+    /// hit), `allocated` (running jobs, `mixed` included), `mixed`,
+    /// `usable` (in service, whatever runs there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<NodeStateFilter>,
+    /// Only nodes with every one of these features (`AvailableFeatures`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
+    /// Only nodes offering this GRES, by name and optionally type:
+    /// `gpu`, `gpu:h100`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gres: Option<String>,
+    /// Only nodes running a job matching every field given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<JobMatch>,
+}
+
+/// Slurm node states a pool can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeStateFilter {
+    Idle,
+    Allocated,
+    Mixed,
+    Usable,
+}
+
+impl NodeStateFilter {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeStateFilter::Idle => "idle",
+            NodeStateFilter::Allocated => "allocated",
+            NodeStateFilter::Mixed => "mixed",
+            NodeStateFilter::Usable => "usable",
+        }
+    }
+}
+
+/// Running jobs by name, user and account (exact; every one given must
+/// match).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobMatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+impl JobMatch {
+    /// `name=train user=alice`.
+    pub fn describe(&self) -> String {
+        [("name", &self.name), ("user", &self.user), ("account", &self.account)]
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
 }
 
 /// How many nodes of the pool to hit.
@@ -931,4 +1004,50 @@ pub struct Abort {
     /// Stop if any of these probes fails while the fault is active.
     #[serde(default)]
     pub probes: Vec<Probe>,
+    /// Stop conditions on the monitoring, asked before the injection and
+    /// all along the watch (after AWS FIS's stop conditions): when one
+    /// holds, no further change, rollback, and the scenario ends `aborted`
+    /// with the condition and its value.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub when: Vec<StopCondition>,
+}
+
+/// One stop condition: a PromQL expression on the profile's Prometheus
+/// (holds while it returns a series), an Alertmanager alert by name and
+/// labels (holds while it is active or suppressed: a silence stops the
+/// paging, not the condition), or a CloudWatch alarm by name (holds while
+/// its state is `ALARM`). Exactly one of the three. `$target`/`$targets`
+/// are substituted as in `expect.monitoring`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StopCondition {
+    /// The condition's name in reports; defaults to the alert's or the
+    /// alarm's name, or `promql-N`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A PromQL expression: `count(slurm_node_status{status=~"down.*"}) / count(slurm_node_status) > 0.02`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promql: Option<String>,
+    /// An alert's name (`alertname`) in Alertmanager.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<String>,
+    /// Labels the alert must carry (anchored regexes).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// A CloudWatch alarm's name, read with `DescribeAlarms` in the
+    /// profile's `sagemaker.region` with its credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloudwatch_alarm: Option<String>,
+}
+
+impl StopCondition {
+    /// The condition's name: `name`, else the alert's or alarm's, else
+    /// `promql-{index+1}`.
+    pub fn label(&self, index: usize) -> String {
+        self.name
+            .clone()
+            .or_else(|| self.alert.clone())
+            .or_else(|| self.cloudwatch_alarm.clone())
+            .unwrap_or_else(|| format!("promql-{}", index + 1))
+    }
 }

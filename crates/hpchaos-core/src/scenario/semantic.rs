@@ -29,6 +29,7 @@ pub fn check(
     rules.workload_needed(scenario);
     rules.regression_gates(scenario);
     rules.monitoring(scenario);
+    rules.stop_conditions(scenario);
     rules.regexes(scenario);
     rules.node_names(scenario);
     rules.blast_radius(&scenario.target);
@@ -170,6 +171,74 @@ impl Rules<'_> {
                 ),
                 format!("expect one of: {}", listed.join(", ")),
             );
+        }
+    }
+
+    /// Each stop condition (`abort.when`) is exactly one of a PromQL
+    /// condition, an alert or a CloudWatch alarm, labels go with alerts,
+    /// nothing is empty, and names are unique.
+    fn stop_conditions(&mut self, scenario: &Scenario) {
+        let Some(abort) = &scenario.abort else {
+            return;
+        };
+        let mut names: Vec<String> = Vec::new();
+        for (index, item) in abort.when.iter().enumerate() {
+            let at = path(&["abort", "when"]).index(index);
+            let given: Vec<&str> = [
+                ("promql", item.promql.is_some()),
+                ("alert", item.alert.is_some()),
+                ("cloudwatch_alarm", item.cloudwatch_alarm.is_some()),
+            ]
+            .iter()
+            .filter(|(_, set)| *set)
+            .map(|(key, _)| *key)
+            .collect();
+            match given.as_slice() {
+                [] => self.at_key(
+                    &at,
+                    "this stop condition says none of `promql`, `alert`, `cloudwatch_alarm`".to_owned(),
+                    "add `promql: '<expression>'` (holds while it returns a series), `alert: <alertname>` or `cloudwatch_alarm: <alarm name>`",
+                ),
+                [_] => {}
+                [_, second, ..] => self.at_key(
+                    &at.key(second),
+                    format!("a stop condition is one of `promql`, `alert`, `cloudwatch_alarm`; this one says {}", given.join(" and ")),
+                    "split it into one item of `abort.when` each",
+                ),
+            }
+            if item.alert.is_none() && !item.labels.is_empty() {
+                self.at_key(
+                    &at.key("labels"),
+                    "`labels` go with `alert`".to_owned(),
+                    "put the labels into the PromQL selector, or drop them for a CloudWatch alarm",
+                );
+            }
+            for (key, value) in [
+                ("promql", &item.promql),
+                ("alert", &item.alert),
+                ("cloudwatch_alarm", &item.cloudwatch_alarm),
+            ] {
+                if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                    self.at_value(
+                        &at.key(key),
+                        format!("the stop condition's `{key}` is empty"),
+                        match key {
+                            "promql" => "write the condition, e.g. `count(slurm_node_status{status=~\"down.*\"}) > 2`",
+                            "alert" => "write the alerting rule's name, e.g. `alert: SlurmNodeDrained`",
+                            _ => "write the alarm's name as CloudWatch lists it",
+                        },
+                    );
+                }
+            }
+            let name = item.label(index);
+            if names.contains(&name) {
+                self.at_value(
+                    &at.key(if item.name.is_some() { "name" } else { given.first().copied().unwrap_or("name") }),
+                    format!("two stop conditions are named `{name}`"),
+                    "give each one its own `name:`",
+                );
+            }
+            names.push(name);
         }
     }
 
@@ -613,6 +682,30 @@ impl Rules<'_> {
                     &at.key("alert"),
                     format!("an alert expectation needs Alertmanager, but the cluster profile `{}` has no `monitoring.alertmanager`", profile.name),
                     "add `monitoring: { alertmanager: { url: http://HOST:9093 } }` to the profile",
+                );
+            }
+        }
+        for (index, item) in scenario.abort.iter().flat_map(|a| a.when.iter()).enumerate() {
+            let at = path(&["abort", "when"]).index(index);
+            if item.promql.is_some() && monitoring.and_then(|m| m.prometheus.as_ref()).is_none() {
+                self.at_value(
+                    &at.key("promql"),
+                    format!("a PromQL stop condition needs Prometheus, but the cluster profile `{}` has no `monitoring.prometheus`", profile.name),
+                    "add `monitoring: { prometheus: { url: http://HOST:9090 } }` to the profile",
+                );
+            }
+            if item.alert.is_some() && monitoring.and_then(|m| m.alertmanager.as_ref()).is_none() {
+                self.at_value(
+                    &at.key("alert"),
+                    format!("an alert stop condition needs Alertmanager, but the cluster profile `{}` has no `monitoring.alertmanager`", profile.name),
+                    "add `monitoring: { alertmanager: { url: http://HOST:9093 } }` to the profile",
+                );
+            }
+            if item.cloudwatch_alarm.is_some() && profile.sagemaker.is_none() {
+                self.at_value(
+                    &at.key("cloudwatch_alarm"),
+                    format!("a CloudWatch alarm is read in the profile's region with its credentials, but the cluster profile `{}` has no `sagemaker:` section", profile.name),
+                    "add `sagemaker: { cluster_name: NAME, region: REGION }` to the profile",
                 );
             }
         }

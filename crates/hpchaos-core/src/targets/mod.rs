@@ -5,6 +5,8 @@
 //! `run` (through the runner) and the checks before it (`preflight`,
 //! `plan`) resolve targets here alike.
 
+pub mod slurm_pool;
+
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::Cluster;
 use crate::scenario::model::{Pick, Pool, Scenario, Target};
@@ -106,6 +108,12 @@ pub async fn resolve_targets(
             job_nodes(id).await?
         }
         Pool::Workload => job_nodes(job.ok_or(ResolveError::NoWorkload)?).await?,
+        Pool::Slurm(pool) => slurm_pool::read_and_judge(slurm, pool)
+            .await?
+            .into_iter()
+            .filter(|(_, judged)| judged.is_ok())
+            .map(|(node, _)| node)
+            .collect(),
     };
     let mut never = cluster.profile.login_nodes.clone();
     never.push(cluster.profile.head_node.name.clone());
