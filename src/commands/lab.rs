@@ -75,6 +75,12 @@ pub fn exec(args: Args) -> Outcome {
             actions,
             off: _,
         } => lab::deny(&dir, &actions),
+        LabCommand::Alarm {
+            dir,
+            name,
+            state,
+            reason,
+        } => lab::alarm(&dir, &name, &state, &reason).map(|text| hpchaos::output::print(&text)),
         LabCommand::Credentials { dir, expires_in } => {
             lab::credentials(&dir, expires_in.as_chrono()).map(|text| hpchaos::output::print(&text))
         }

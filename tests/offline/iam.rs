@@ -92,6 +92,31 @@ fn both_policies_allow_reading_hmas_record_and_nothing_else_of_cloudwatch_logs()
     }
 }
 
+/// Stop conditions read CloudWatch alarms with `DescribeAlarms` only
+/// (cluster/alarms.rs); it allows no resource narrower than `*` (AWS's
+/// Service Authorization Reference), and both policies allow exactly it.
+#[test]
+fn both_policies_allow_reading_alarms_and_nothing_else_of_cloudwatch() {
+    let source =
+        std::fs::read_to_string(root().join("crates/hpchaos-core/src/cluster/alarms.rs")).unwrap();
+    let code = source.split("#[cfg(test)]").next().unwrap();
+    let called: std::collections::BTreeSet<String> = regex::Regex::new(r"\.(describe_[a-z_]+|put_[a-z_]+|set_[a-z_]+)\(\)")
+        .unwrap()
+        .captures_iter(code)
+        .map(|c| match &c[1] {
+            "describe_alarms" => "cloudwatch:DescribeAlarms".to_owned(),
+            other => panic!("map {other} to its IAM action"),
+        })
+        .collect();
+    assert_eq!(called.len(), 1, "{called:?}");
+    for file in [
+        "contrib/iam/hpchaos-run.json",
+        "contrib/iam/hpchaos-read-only.json",
+    ] {
+        assert_eq!(policy_actions(file, "cloudwatch"), called, "{file}");
+    }
+}
+
 /// The Amazon Managed Prometheus action each Prometheus/Alertmanager path
 /// the code calls needs (AMP's IAM reference; a path missing here fails
 /// the test until it is mapped).

@@ -48,6 +48,8 @@ pub struct ControlPlane {
     pub keys: Arc<std::path::PathBuf>,
     /// The lab's CloudWatch Logs (`logs.rs`).
     pub logs: Arc<std::path::PathBuf>,
+    /// The lab's CloudWatch alarms (`alarms.rs`).
+    pub alarms: Arc<std::path::PathBuf>,
     /// How long a deep health check holds a node.
     pub check_for: chrono::TimeDelta,
     /// Where the state is kept for `lab status` (a change the API makes,
@@ -96,6 +98,15 @@ const LOGS: Service = Service {
     invalid: "InvalidParameterException",
 };
 
+const CLOUDWATCH: Service = Service {
+    iam: "cloudwatch",
+    resource: "arn:aws:cloudwatch:us-west-2:123456789012:alarm:*",
+    counted: "cloudwatch:",
+    // Answered from `alarms.rs` (CBOR), not checked against a JSON model.
+    model: super::api_model::model,
+    invalid: "ValidationError",
+};
+
 /// Whether `operation` is listed in the deny knob at `path`, by its name
 /// or as IAM names it (`sagemaker:ListClusterNodes`, `logs:FilterLogEvents`).
 fn denied(path: &std::path::Path, operation: &str) -> bool {
@@ -110,7 +121,9 @@ fn denied(path: &std::path::Path, operation: &str) -> bool {
 fn error(kind: &str, message: impl Into<String>) -> Response {
     Response {
         status: 400,
-        body: json!({"__type": kind, "Message": message.into()}).to_string(),
+        body: json!({"__type": kind, "Message": message.into()})
+            .to_string()
+            .into(),
         content_type: AMZ_JSON,
     }
 }
@@ -118,7 +131,7 @@ fn error(kind: &str, message: impl Into<String>) -> Response {
 fn ok(body: Value) -> Response {
     Response {
         status: 200,
-        body: body.to_string(),
+        body: body.to_string().into(),
         content_type: AMZ_JSON,
     }
 }
@@ -157,9 +170,16 @@ impl ControlPlane {
         {
             return Response {
                 status: refused.status,
-                body: json!({"__type": refused.kind, "Message": refused.message}).to_string(),
+                body: json!({"__type": refused.kind, "Message": refused.message})
+                    .to_string()
+                    .into(),
                 content_type: AMZ_JSON,
             };
+        }
+        // CloudWatch (alarms) speaks Smithy RPC v2 CBOR: the operation is
+        // in the path.
+        if let Some(operation) = request.path.strip_prefix(super::alarms::PATH_PREFIX) {
+            return self.cloudwatch(operation, &request.body);
         }
         let target = request
             .headers
@@ -242,12 +262,35 @@ impl ControlPlane {
         }
     }
 
-    /// What every request goes through before its answer: counted (as
-    /// AWS's CloudTrail would count it: the side a harness's own count of
-    /// its calls is checked by), refused as IAM refuses a denied action,
-    /// throttled over the rate limit, and its body checked against the
-    /// service's model. Returns the body as JSON, or the refusal.
-    fn admit(&self, service: &Service, operation: &str, body: &[u8]) -> Result<Value, Response> {
+    /// CloudWatch's alarms (`alarms.rs`): counted, denied and throttled as
+    /// the other services' operations are; answered in CBOR.
+    fn cloudwatch(&self, operation: &str, body: &[u8]) -> Response {
+        let cbor = |status: u16, body: Vec<u8>| Response {
+            status,
+            body,
+            content_type: super::http::CBOR,
+        };
+        if let Err(refused) = self.gate(&CLOUDWATCH, operation) {
+            // The gate's refusals are JSON; CloudWatch's are CBOR.
+            let said: Value = serde_json::from_slice(&refused.body).unwrap_or_default();
+            return cbor(
+                refused.status,
+                super::alarms::error_body(
+                    said["__type"].as_str().unwrap_or("InternalFailure"),
+                    said["Message"].as_str().unwrap_or_default(),
+                ),
+            );
+        }
+        let alarms = super::alarms::load(&self.alarms);
+        match super::alarms::answer(operation, body, &alarms) {
+            Ok(answer) => cbor(200, answer),
+            Err((kind, message)) => cbor(400, super::alarms::error_body(kind, &message)),
+        }
+    }
+
+    /// Counts the request, and refuses it as IAM refuses a denied action
+    /// or as AWS throttles: what every request goes through first.
+    fn gate(&self, service: &Service, operation: &str) -> Result<(), Response> {
         self.truth
             .record("api_call", None, format!("{}{operation}", service.counted));
         if denied(&self.denied, operation) {
@@ -264,6 +307,16 @@ impl ControlPlane {
             self.truth.record("api_throttled", None, operation);
             return Err(error("ThrottlingException", "Rate exceeded"));
         }
+        Ok(())
+    }
+
+    /// What every request goes through before its answer: counted (as
+    /// AWS's CloudTrail would count it: the side a harness's own count of
+    /// its calls is checked by), refused as IAM refuses a denied action,
+    /// throttled over the rate limit, and its body checked against the
+    /// service's model. Returns the body as JSON, or the refusal.
+    fn admit(&self, service: &Service, operation: &str, body: &[u8]) -> Result<Value, Response> {
+        self.gate(service, operation)?;
         let Ok(input) = serde_json::from_slice::<Value>(body) else {
             return Err(error(
                 "SerializationException",
@@ -648,6 +701,7 @@ mod tests {
             changes: Arc::new(dir.join("no-changes")),
             keys: Arc::new(keys_file(dir)),
             logs: Arc::new(dir.join("cloudwatch-logs.jsonl")),
+            alarms: Arc::new(dir.join("cloudwatch-alarms.json")),
             check_for: chrono::TimeDelta::seconds(5),
             state_file: None,
         }
@@ -683,7 +737,7 @@ mod tests {
         let response = plane.handle(request);
         (
             response.status,
-            serde_json::from_str(&response.body).unwrap(),
+            serde_json::from_slice(&response.body).unwrap(),
         )
     }
 

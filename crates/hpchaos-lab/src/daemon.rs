@@ -122,6 +122,7 @@ pub fn run(layout: Layout) -> Result<(), LabError> {
             changes: Arc::new(engine.layout.changes()),
             keys: Arc::new(engine.layout.api_keys()),
             logs: Arc::new(engine.layout.cloudwatch_logs()),
+            alarms: Arc::new(engine.layout.cloudwatch_alarms()),
             check_for: chrono::TimeDelta::from_std(
                 engine.config.timings.deep_health_check.as_std(),
             )

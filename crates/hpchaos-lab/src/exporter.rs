@@ -239,7 +239,7 @@ pub fn run(dir: &Path, node: &str, role: Role, rootfs: &str) -> Result<(), LabEr
                         Err(message) => {
                             return Response {
                                 status: 500,
-                                body: message,
+                                body: message.into(),
                                 content_type: PROMETHEUS_TEXT,
                             };
                         }
@@ -247,7 +247,7 @@ pub fn run(dir: &Path, node: &str, role: Role, rootfs: &str) -> Result<(), LabEr
                 };
                 Response {
                     status: 200,
-                    body,
+                    body: body.into(),
                     content_type: PROMETHEUS_TEXT,
                 }
             }));

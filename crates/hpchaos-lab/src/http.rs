@@ -21,12 +21,15 @@ pub struct Request {
 
 pub struct Response {
     pub status: u16,
-    pub body: String,
+    /// Text for JSON and Prometheus; bytes for CBOR.
+    pub body: Vec<u8>,
     /// `Content-Type`: [`AMZ_JSON`] for the API, [`PROMETHEUS_TEXT`] for
     /// the exporters.
     pub content_type: &'static str,
 }
 
+/// Smithy RPC v2 CBOR (CloudWatch's protocol).
+pub const CBOR: &str = "application/cbor";
 /// The SageMaker API's JSON protocol.
 pub const AMZ_JSON: &str = "application/x-amz-json-1.1";
 /// Prometheus's text exposition format, version 0.0.4.
@@ -48,7 +51,7 @@ where
                     &mut write,
                     &Response {
                         status: 400,
-                        body: message,
+                        body: message.into(),
                         content_type: AMZ_JSON,
                     },
                     "0",
@@ -138,13 +141,18 @@ async fn write_response(
         403 => "Forbidden",
         _ => "Error",
     };
+    // Smithy RPC v2 answers say their protocol.
+    let protocol = match response.content_type {
+        CBOR => "smithy-protocol: rpc-v2-cbor\r\n",
+        _ => "",
+    };
     let head = format!(
-        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nx-amzn-RequestId: {request_id}\r\n\r\n",
+        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nx-amzn-RequestId: {request_id}\r\n{protocol}\r\n",
         response.status,
         response.content_type,
         response.body.len()
     );
     write.write_all(head.as_bytes()).await?;
-    write.write_all(response.body.as_bytes()).await?;
+    write.write_all(&response.body).await?;
     write.flush().await
 }

@@ -162,6 +162,11 @@ impl Layout {
     pub fn cloudwatch_logs(&self) -> PathBuf {
         self.dir.join("cloudwatch-logs.jsonl")
     }
+    /// The lab's CloudWatch alarms (`lab alarm` sets them; the control
+    /// plane's `DescribeAlarms` reads them).
+    pub fn cloudwatch_alarms(&self) -> PathBuf {
+        self.dir.join("cloudwatch-alarms.json")
+    }
     /// The keys the API accepts (`auth.rs`): the lab's own record.
     pub fn api_keys(&self) -> PathBuf {
         self.dir.join("api-keys")

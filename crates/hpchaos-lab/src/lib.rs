@@ -14,6 +14,7 @@
 // stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod alarms;
 pub mod api_model;
 pub mod auth;
 pub mod changes;
@@ -617,6 +618,23 @@ pub fn deny(dir: &Path, operations: &[String]) -> Result<(), LabError> {
         }),
     }
     .map_err(LabError::io("cannot set the API's denials"))
+}
+
+/// Sets the lab's CloudWatch alarm `name` to `state` (`OK`, `ALARM`,
+/// `INSUFFICIENT_DATA`) with `reason`, as CloudWatch's `SetAlarmState`
+/// does; the API's `DescribeAlarms` shows it from then on. Returns what
+/// was set, in words.
+pub fn alarm(dir: &Path, name: &str, state: &str, reason: &str) -> Result<String, LabError> {
+    let layout = Layout::new(dir);
+    if !is_up(&layout) {
+        return Err(LabError::Setup(format!(
+            "the lab in {} is down: `hpchaos lab up` first",
+            dir.display()
+        )));
+    }
+    alarms::set(&layout.cloudwatch_alarms(), name, state, reason, chrono::Utc::now())
+        .map_err(LabError::Setup)?;
+    Ok(format!("alarm {name}: {state} ({reason})\n"))
 }
 
 /// Issues session credentials that expire `expires_in` from now, as STS
