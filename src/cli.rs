@@ -313,6 +313,22 @@ pub enum LabCommand {
         #[arg(long, default_value = "1h", value_name = "DURATION")]
         expires_in: hpchaos::duration::Duration,
     },
+    /// Set a CloudWatch alarm's state, as CloudWatch's SetAlarmState does
+    /// (for stop conditions: `abort.when: [{cloudwatch_alarm: NAME}]`).
+    ///
+    /// Example: hpchaos lab alarm training-throughput --state ALARM --reason "step rate below 0.5/s"
+    Alarm {
+        #[arg(long, default_value = DEFAULT_LAB_DIR)]
+        dir: PathBuf,
+        /// The alarm's name (created when new).
+        name: String,
+        /// OK, ALARM or INSUFFICIENT_DATA.
+        #[arg(long)]
+        state: String,
+        /// CloudWatch's StateReason.
+        #[arg(long, default_value = "set by hpchaos lab alarm")]
+        reason: String,
+    },
     /// Refuse API operations as a missing IAM permission does
     /// (AccessDeniedException), to see what hpchaos says of it.
     ///

@@ -95,6 +95,7 @@ pub async fn show(
             outln!("  targets: {}", targets.join(", "));
         }
         show_slurm_pool(scenario, cluster, &targets).await;
+        show_steps(scenario, cluster, &targets).await;
         show_existing_job(scenario, cluster).await;
         // A random pick is drawn again by `run` unless seeded (a list of
         // nodes no longer than the pick is no draw).
@@ -279,5 +280,47 @@ async fn show_slurm_pool(
             }
         }
         Err(err) => outln!("  pool: cannot be read again to explain it: {err}"),
+    }
+}
+
+/// A compound scenario's later steps: each with its targets (resolved
+/// now, as `run` resolves them before any change), its trigger and what
+/// it will do.
+async fn show_steps(
+    scenario: &hpchaos::scenario::model::Scenario,
+    cluster: &hpchaos::cluster::Cluster,
+    first: &[String],
+) {
+    let mut earlier: Vec<String> = first.to_vec();
+    for step in &scenario.steps {
+        let seed = hpchaos::clock::Clock::now(&hpchaos::clock::SystemClock)
+            .timestamp_nanos_opt()
+            .unwrap_or_default() as u64;
+        let targets = if first == [WORKLOAD_NODE] && step.target.is_none() {
+            Ok(first.to_vec())
+        } else {
+            hpchaos::targets::resolve_step_targets(cluster, scenario, step, first, &earlier, None, seed)
+                .await
+        };
+        let trigger = hpchaos::runner::steps::trigger_words(step, &scenario.name);
+        match targets {
+            Ok(targets) => {
+                let plan = hpchaos::faults::plan(&step.fault, &targets);
+                outln!(
+                    "  step {} ({trigger}): {} on {}",
+                    step.name,
+                    step.fault.kind(),
+                    targets.join(", ")
+                );
+                for s in &plan.inject {
+                    outln!("    inject:   {}", s.describe());
+                }
+                for s in &plan.rollback {
+                    outln!("    rollback: {}", s.describe());
+                }
+                earlier.extend(targets);
+            }
+            Err(why) => outln!("  step {} ({trigger}): targets not resolved now: {why}", step.name),
+        }
     }
 }

@@ -270,20 +270,33 @@ async fn run(
         undoing.clone(),
         recover_hint.clone(),
     ));
-    let summary = online_checks(&cluster, work).await?;
-    if let (Some(plan), Some(path)) = (written, &args.plan) {
-        super::plan_file::still_matches(&cluster, plan, path).await?;
+    // The checks before the run: a refusal changes nothing, and is told
+    // to the webhooks as a failure (a nightly run that could not start).
+    let checked = async {
+        let summary = online_checks(&cluster, work).await?;
+        if let (Some(plan), Some(path)) = (written, &args.plan) {
+            super::plan_file::still_matches(&cluster, plan, path).await?;
+        }
+        scenario_checks(
+            &cluster,
+            work,
+            summary.as_ref(),
+            args.accept_no_recovery,
+            args.if_unchanged,
+        )
+        .await?;
+        if let Some(wanted) = args.if_idle {
+            idle_enough(&cluster, wanted).await?;
+        }
+        Ok::<(), CliError>(())
     }
-    scenario_checks(
-        &cluster,
-        work,
-        summary.as_ref(),
-        args.accept_no_recovery,
-        args.if_unchanged,
-    )
-    .await?;
-    if let Some(wanted) = args.if_idle {
-        idle_enough(&cluster, wanted).await?;
+    .await;
+    if let Err(refused) = checked {
+        // A scheduled run skipping itself (`--if-idle`) is no failure.
+        if refused.code != exit::SKIPPED {
+            tell_refused(&work.profile, work, &refused.message).await;
+        }
+        return Err(refused);
     }
     let name = work.suite.clone().unwrap_or_else(|| {
         work.scenarios
@@ -607,5 +620,40 @@ async fn push_score(profile: &hpchaos::profile::Profile, runs: &[hpchaos::histor
         hpchaos::publish::push::score_to_pushgateway(&client, endpoint, &profile.name, &text).await
     {
         eprintln!("warning: the resiliency score was not pushed: {err}");
+    }
+}
+
+/// Tells the profile's webhooks that a run was refused before any change
+/// (a nightly run that could not start is a failure to hear about).
+async fn tell_refused(profile: &hpchaos::profile::Profile, work: &Work, why: &str) {
+    if profile.notify.is_empty() {
+        return;
+    }
+    let what = work.suite.clone().unwrap_or_else(|| {
+        work.scenarios
+            .iter()
+            .map(|s| s.value.name.clone())
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    // The message as printed, without its `error: ` prefixes.
+    let why: Vec<&str> = why
+        .lines()
+        .map(|l| l.strip_prefix("error: ").unwrap_or(l))
+        .collect();
+    let why = why.join("; ");
+    let sent =
+        hpchaos::publish::notify::refused_all(&profile.notify, &profile.name, &what, &why).await;
+    for told in sent {
+        match told.result {
+            Ok(status) => eprintln!(
+                "notified {} of the refusal (HTTP {status}, attempt {})",
+                told.url, told.attempts
+            ),
+            Err(e) => eprintln!(
+                "warning: could not notify {} after {} attempt(s): {e}",
+                told.url, told.attempts
+            ),
+        }
     }
 }

@@ -16,6 +16,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod controls;
 mod drills;
 mod end_to_end;
 mod run;

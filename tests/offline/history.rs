@@ -297,3 +297,65 @@ fn a_phase_not_reached_has_no_time_in_the_history() {
     assert_eq!(elapsed("detect"), Some(3.0));
     assert_eq!(elapsed("replace"), None);
 }
+
+/// A store written by the last release (schema 1, no tags) is upgraded in
+/// place: the column added, every run read again from its journal.
+#[test]
+fn a_version_1_store_is_upgraded_and_read_again() {
+    let root = tempfile::tempdir().unwrap();
+    replace_run(root.path(), 1, 30.0, true);
+    let store = root.path().join(hpchaos::history::store::FILE);
+    // As the last release left it.
+    let db = rusqlite::Connection::open(&store).unwrap();
+    db.execute_batch(
+        "CREATE TABLE runs (dir TEXT PRIMARY KEY, run_id TEXT NOT NULL, started_at TEXT NOT NULL, ended_at TEXT, status TEXT NOT NULL, suite TEXT, cluster TEXT NOT NULL, journal_bytes INTEGER NOT NULL);
+         CREATE TABLE scenarios (dir TEXT NOT NULL, idx INTEGER NOT NULL, name TEXT NOT NULL, started_at TEXT NOT NULL, injected_at TEXT, status TEXT NOT NULL, reason TEXT NOT NULL, lost_steps INTEGER, gpu_hours_lost REAL, ettr REAL, PRIMARY KEY (dir, idx));
+         CREATE TABLE phases (dir TEXT NOT NULL, idx INTEGER NOT NULL, position INTEGER NOT NULL, phase TEXT NOT NULL, verdict TEXT NOT NULL, elapsed_s REAL, PRIMARY KEY (dir, idx, position));
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    drop(db);
+    let mut history = History::open(root.path()).unwrap();
+    let synced = history.sync().unwrap();
+    assert_eq!(synced.updated + synced.added, 1, "{synced:?}");
+    let runs = history.runs(None, None).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].scenario, "xid48-replace");
+    let db = rusqlite::Connection::open(&store).unwrap();
+    let version: i64 = db
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, hpchaos::history::store::SCHEMA_VERSION);
+}
+
+/// `trend --score` as a user runs it: the history's scenarios and the
+/// catalogue's, each with its points and why, per category and overall;
+/// `--metrics` as Prometheus text.
+#[test]
+fn trend_score_scores_the_history_and_the_catalogue() {
+    let root = tempfile::tempdir().unwrap();
+    replace_run(root.path(), 1, 30.0, true);
+    let dir = root.path().display().to_string();
+    let out = hpchaos(&[
+        "trend", "--score", "--report-dir", &dir, "--stale", "100000d", "--scenarios", "scenarios/",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("100  xid48-replace: passed"), "{text}");
+    assert!(text.contains("  0  xid79-reboot: never run to a verdict"), "{text}");
+    assert!(text.contains("compound"), "{text}");
+    let out = hpchaos(&["trend", "--score", "--report-dir", &dir, "--stale", "1d"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("75  xid48-replace: passed") && text.contains("(older than 1d)"), "{text}");
+    let out = hpchaos(&["trend", "--score", "--report-dir", &dir, "--metrics", "--stale", "1d"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("hpchaos_resiliency_score{category=\"all\"} 75"), "{text}");
+    let out = hpchaos(&["trend", "--score", "--report-dir", &dir, "--stale", "soon"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--stale `soon`"));
+    // index.md opens with the score.
+    let history = hpchaos::history::open_synced(root.path()).unwrap();
+    let index = std::fs::read_to_string(hpchaos::history::write_index(&history).unwrap()).unwrap();
+    let score_at = index.find("## Resiliency score: 100").expect("no score in index.md");
+    assert!(score_at < index.find("xid48-replace").unwrap(), "{index}");
+}

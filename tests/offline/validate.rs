@@ -237,6 +237,9 @@ broken_files! {
     broken_39_regression_phase_not_timed => "39-regression-phase-not-timed.yaml",
     broken_40_monitoring_mistakes => "40-monitoring-mistakes.yaml",
     broken_41_progress_mistakes => "41-progress-mistakes.yaml",
+    broken_42_stop_condition_mistakes => "42-stop-condition-mistakes.yaml",
+    broken_43_step_mistakes => "43-step-mistakes.yaml",
+    broken_44_slurm_pool_typo => "44-slurm-pool-typo.yaml",
 }
 
 #[test]

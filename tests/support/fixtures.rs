@@ -121,6 +121,7 @@ impl Script {
                     _ => recovery.phases().to_vec(),
                 },
                 source,
+                tags: Vec::new(),
             },
         )
     }

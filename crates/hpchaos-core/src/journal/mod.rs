@@ -5,7 +5,8 @@
 
 mod words;
 pub use words::{
-    cost_text, host_key_text, monitoring_judged_text, progress_line, run_text, watch_cost_text,
+    cost_text, host_key_text, monitoring_judged_text, progress_line, run_text, step_text,
+    watch_cost_text,
 };
 
 use std::collections::BTreeMap;
@@ -352,6 +353,51 @@ pub enum Entry {
         reason: String,
         #[serde(default)]
         rollback: String,
+    },
+    /// A later step of a compound scenario, planned before anything was
+    /// changed: its targets, what it will do, what triggers it, and the
+    /// phases it is timed by (counted from its own injection).
+    StepPlanned {
+        step: String,
+        nodes: Vec<String>,
+        fault: String,
+        action: String,
+        trigger: String,
+        recovery: Recovery,
+        phases: Vec<Phase>,
+        #[serde(default)]
+        deadlines: BTreeMap<Phase, Duration>,
+    },
+    /// A later step injected (its intent written ahead just before): the
+    /// record's time is its injection, its phases' zero.
+    StepInjected {
+        step: String,
+        /// When its injection began: its phases count from here.
+        injected_at: DateTime<Utc>,
+        nodes: Vec<String>,
+        action: String,
+        #[serde(default)]
+        ok: bool,
+        #[serde(default)]
+        detail: String,
+    },
+    /// A phase of a later step ended (as `phase_ended` for the first).
+    StepPhaseEnded {
+        step: String,
+        phase: Phase,
+        ended_at: DateTime<Utc>,
+        verdict: PhaseVerdict,
+        time_source: TimeSource,
+        #[serde(default)]
+        evidence: String,
+    },
+    /// How a later step came out: passed, or why not (failed its
+    /// expectation, its injection failed, its trigger never came).
+    StepEnded {
+        step: String,
+        passed: bool,
+        #[serde(default)]
+        reason: String,
     },
     /// `hpchaos stop` asked this run to stop (read with a lease renewal):
     /// it makes no further change and rolls back, as on SIGTERM. `hold`:

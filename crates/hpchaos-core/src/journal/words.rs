@@ -30,6 +30,10 @@ pub fn progress_line(record: &Record) -> String {
         | Entry::Rollback { .. }
         | Entry::HostKeyAccepted { .. }
         | Entry::CanarySubmitted { .. } => injection_text(entry),
+        Entry::StepPlanned { .. }
+        | Entry::StepInjected { .. }
+        | Entry::StepPhaseEnded { .. }
+        | Entry::StepEnded { .. } => step_text(entry),
         Entry::PhaseStarted { .. }
         | Entry::PhaseEnded { .. }
         | Entry::NodePhaseEnded { .. }
@@ -344,5 +348,50 @@ mod tests {
             progress_line(&observed(Some("ip-10-1-0-12"))),
             "[05:00:00.000] xid48-replace: harness ip-10-1-0-12: 120 s (Slurm's default)"
         );
+    }
+}
+
+/// A later step's record in words.
+pub fn step_text(entry: &Entry) -> String {
+    match entry {
+        Entry::StepPlanned {
+            step,
+            nodes,
+            action,
+            trigger,
+            ..
+        } => format!(
+            "step {step} planned on {}: {action}, {trigger}",
+            nodes.join(", ")
+        ),
+        Entry::StepInjected {
+            step,
+            action,
+            ok,
+            detail,
+            ..
+        } => format!(
+            "step {step} injected: {action}{}",
+            if *ok {
+                String::new()
+            } else {
+                format!(" FAILED: {detail}")
+            }
+        ),
+        Entry::StepPhaseEnded {
+            step,
+            phase,
+            verdict,
+            ..
+        } => format!("step {step}: phase {phase} ended: {verdict:?}"),
+        Entry::StepEnded {
+            step,
+            passed,
+            reason,
+        } => match passed {
+            true => format!("step {step} passed"),
+            false => format!("step {step} FAILED: {reason}"),
+        },
+        _ => String::new(),
     }
 }

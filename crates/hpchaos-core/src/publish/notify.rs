@@ -142,6 +142,26 @@ pub async fn notify_all(hooks: &[Notify], report: &Report, report_dir: &str) -> 
     futures::future::join_all(sends).await
 }
 
+/// Tells every webhook (a refusal is a failure, whatever `on` says)
+/// that a run of `what` on `cluster` was refused before any change, and
+/// why; there is no report.
+pub async fn refused_all(hooks: &[Notify], cluster: &str, what: &str, why: &str) -> Vec<Sent> {
+    let http = reqwest::Client::new();
+    let body = json!({
+        "text": format!("hpchaos: {what} on {cluster} REFUSED before any change: {why}"),
+        "hpchaos": {
+            "cluster": cluster,
+            "status": "refused",
+            "scenarios": what,
+            "reason": why,
+        }
+    });
+    let sends = hooks
+        .iter()
+        .map(|h| send(&http, h, &body, Duration::from_secs(1)));
+    futures::future::join_all(sends).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -228,6 +228,7 @@ fn started_scenario(name: &str, record: &Record) -> Option<ScenarioReport> {
         max_lost_steps: *max_lost_steps,
         requeue_delay: None,
         rollback: Vec::new(),
+        steps: Vec::new(),
         per_node: Vec::new(),
         spread: Vec::new(),
         regression: Vec::new(),
@@ -259,6 +260,10 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
         Entry::PhaseStarted { .. } | Entry::PhaseEnded { .. } | Entry::NodePhaseEnded { .. } => {
             apply_phase(scenario, record, entry)
         }
+        Entry::StepPlanned { .. }
+        | Entry::StepInjected { .. }
+        | Entry::StepPhaseEnded { .. }
+        | Entry::StepEnded { .. } => apply_step(scenario, record, entry),
         Entry::WatchCost { .. }
         | Entry::EvidenceCollected { .. }
         | Entry::FailureCost { .. }
@@ -756,6 +761,96 @@ fn apply_ending(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
     }
 }
 
+/// Folds a later step's record into its report (see [`StepReport`]).
+fn apply_step(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
+    harness_note(scenario, record, crate::journal::step_text(entry));
+    match entry {
+        Entry::StepPlanned {
+            step,
+            nodes,
+            fault,
+            trigger,
+            recovery,
+            phases,
+            deadlines,
+            ..
+        } => scenario.steps.push(crate::report::StepReport {
+            name: step.clone(),
+            fault: fault.clone(),
+            targets: nodes.clone(),
+            trigger: trigger.clone(),
+            recovery: *recovery,
+            injected_at: None,
+            status: Status::Incomplete,
+            reason: String::new(),
+            phases: phases
+                .iter()
+                .map(|phase| PhaseReport {
+                    phase: *phase,
+                    started_at: None,
+                    ended_at: None,
+                    duration: None,
+                    elapsed: None,
+                    deadline: deadlines.get(phase).copied(),
+                    verdict: Verdict::NotStarted,
+                    time_source: None,
+                    evidence: String::new(),
+                })
+                .collect(),
+        }),
+        Entry::StepInjected {
+            step, injected_at, ..
+        } => {
+            if let Some(report) = scenario.steps.iter_mut().find(|s| &s.name == step) {
+                report.injected_at = Some(*injected_at);
+                if let Some(first) = report.phases.first_mut() {
+                    first.started_at = Some(*injected_at);
+                    first.verdict = Verdict::Unfinished;
+                }
+            }
+        }
+        Entry::StepPhaseEnded {
+            step,
+            phase,
+            ended_at,
+            verdict,
+            time_source,
+            evidence,
+        } => {
+            let Some(report) = scenario.steps.iter_mut().find(|s| &s.name == step) else {
+                return;
+            };
+            let Some(at) = report.phases.iter().position(|p| p.phase == *phase) else {
+                return;
+            };
+            let row = &mut report.phases[at];
+            row.ended_at = Some(*ended_at);
+            row.verdict = (*verdict).into();
+            row.time_source = Some(*time_source);
+            row.evidence = evidence.clone();
+            if let Some(next) = report.phases.get_mut(at + 1) {
+                next.started_at = Some(*ended_at);
+                next.verdict = Verdict::Unfinished;
+            }
+        }
+        Entry::StepEnded {
+            step,
+            passed,
+            reason,
+        } => {
+            if let Some(report) = scenario.steps.iter_mut().find(|s| &s.name == step) {
+                report.status = match (passed, report.injected_at) {
+                    (true, _) => Status::Passed,
+                    (false, Some(_)) => Status::Failed,
+                    (false, None) => Status::Error,
+                };
+                report.reason = reason.clone();
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Derived fields and the statuses of whatever the journal left open.
 fn finish(report: &mut Report, cut_short: bool, run_outcome: Option<RunOutcome>) {
     let interrupted = run_outcome == Some(RunOutcome::Interrupted);
@@ -766,6 +861,20 @@ fn finish(report: &mut Report, cut_short: bool, run_outcome: Option<RunOutcome>)
             }
         }
         scenario.spread = spread(scenario);
+        for step in &mut scenario.steps {
+            for phase in &mut step.phases {
+                if let (Some(start), Some(end), false) = (
+                    phase.started_at,
+                    phase.ended_at,
+                    phase.verdict == Verdict::NotReached,
+                ) {
+                    phase.duration = Some(span(start, end));
+                }
+                if let (Some(injected), Some(end)) = (step.injected_at, phase.ended_at) {
+                    phase.elapsed = Some(span(injected, end));
+                }
+            }
+        }
         for phase in &mut scenario.phases {
             // A phase not reached took no time: its end is when the watch
             // gave up on it (shown since the injection), not when it ended.

@@ -35,6 +35,19 @@ impl Exporter for JunitExporter {
             for phase in &scenario.phases {
                 suite.add_test_case(phase_case(scenario, phase));
             }
+            // A later step's phases: `<scenario>.<step>.<phase>`.
+            for step in &scenario.steps {
+                for phase in &step.phases {
+                    let as_step = ScenarioReport {
+                        name: format!("{}.{}", scenario.name, step.name),
+                        status: step.status,
+                        ..scenario.clone()
+                    };
+                    let mut case = phase_case(&as_step, phase);
+                    case.set_classname(format!("hpchaos.{}", scenario.name));
+                    suite.add_test_case(case);
+                }
+            }
             for gate in &scenario.regression {
                 suite.add_test_case(regression_case(scenario, gate));
             }

@@ -155,6 +155,7 @@ fn scenario_section(out: &mut String, s: &ScenarioReport) {
     scenario_header(out, s);
     out.push('\n');
     phase_table(out, s);
+    step_tables(out, s);
     regression_table(out, s);
     per_target(out, s);
     gantt(out, s);
@@ -349,6 +350,60 @@ fn phase_table(out: &mut String, s: &ScenarioReport) {
     }
     out.push('\n');
     monitoring_table(out, s);
+}
+
+/// A compound scenario's later steps: each with its targets, trigger,
+/// injection and its own phase table (times from its own injection).
+fn step_tables(out: &mut String, s: &ScenarioReport) {
+    for step in &s.steps {
+        let status = match step.status {
+            Status::Error => "not injected".to_owned(),
+            other => other.as_str().to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "### Step {}: {status}
+
+- fault: `{}` on {}
+- expected recovery: `{}`
+- {}{}
+- injected: {}{}
+",
+            step.name,
+            step.fault,
+            step.targets.join(", "),
+            step.recovery,
+            step.trigger,
+            "",
+            time(step.injected_at),
+            if step.reason.is_empty() {
+                String::new()
+            } else {
+                format!("\n- why: {}", cell(&step.reason))
+            }
+        );
+        if step.injected_at.is_none() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "| Phase | Took | Since its injection | Deadline | Verdict | Timed by | Evidence |\n|---|---|---|---|---|---|---|"
+        );
+        for p in &step.phases {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                p.phase,
+                show_duration(p.duration),
+                show_duration(p.elapsed),
+                show_duration(p.deadline),
+                verdict_cell(p.verdict),
+                p.time_source.map_or("-", |t| t.as_str()),
+                cell(&p.evidence)
+            );
+        }
+        out.push('\n');
+    }
 }
 
 fn verdict_cell(verdict: Verdict) -> &'static str {

@@ -112,6 +112,10 @@ pub struct ScenarioReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requeue_delay: Option<String>,
     pub rollback: Vec<RollbackReport>,
+    /// A compound scenario's later steps (its first step is the scenario's
+    /// own phases above), in the order they were planned.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepReport>,
     /// With several targets: each phase's end on each target.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_node: Vec<NodePhaseReport>,
@@ -146,6 +150,23 @@ pub struct ScenarioReport {
     pub evidence: Vec<String>,
     /// The scenario file exactly as it ran.
     pub source: String,
+}
+
+/// A later step of a compound scenario: its own targets, injection and
+/// phase set (counted from its own injection).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepReport {
+    pub name: String,
+    pub fault: String,
+    pub targets: Vec<String>,
+    /// What triggers it, in words.
+    pub trigger: String,
+    pub recovery: Recovery,
+    pub injected_at: Option<DateTime<Utc>>,
+    /// `passed`, `failed`, or `not_started` (never injected).
+    pub status: Status,
+    pub reason: String,
+    pub phases: Vec<PhaseReport>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

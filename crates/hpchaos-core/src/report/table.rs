@@ -127,6 +127,9 @@ fn scenario_table(scenario: &ScenarioReport) -> String {
             Some(e) => out.push_str(&format!("results NOT pushed to {}: {e}\n", push.to)),
         }
     }
+    for step in &scenario.steps {
+        out.push_str(&step_table(step));
+    }
     if let (Some(lost), max) = (scenario.lost_steps, scenario.max_lost_steps) {
         let limit = max.map(|m| format!(" (limit {m})")).unwrap_or_default();
         out.push_str(&format!("lost steps: {lost}{limit}\n"));
@@ -136,5 +139,46 @@ fn scenario_table(scenario: &ScenarioReport) -> String {
             "requeue delay: {delay}; a resume after a requeue comes no sooner\n"
         ));
     }
+    out
+}
+
+/// A later step of a compound scenario: its line, then its phases from its
+/// own injection.
+fn step_table(step: &super::StepReport) -> String {
+    let mut out = format!(
+        "step {} [{} on {} → expect {}, {}]: {}",
+        step.name,
+        step.fault,
+        step.targets.join(","),
+        step.recovery,
+        step.trigger,
+        match step.status {
+            super::Status::Error => "NOT INJECTED".to_owned(),
+            other => other.as_str().to_uppercase(),
+        }
+    );
+    if !step.reason.is_empty() {
+        out.push_str(&format!(" — {}", step.reason));
+    }
+    out.push('\n');
+    if step.injected_at.is_none() {
+        return out;
+    }
+    let mut builder = Builder::default();
+    builder.push_record(["phase", "took", "since its inject", "deadline", "verdict", "timed by"]);
+    for phase in &step.phases {
+        builder.push_record([
+            phase.phase.to_string(),
+            show_duration(phase.duration),
+            show_duration(phase.elapsed),
+            show_duration(phase.deadline),
+            phase.verdict.as_str().to_owned(),
+            phase.time_source.map_or("-", |t| t.as_str()).to_owned(),
+        ]);
+    }
+    let mut table = builder.build();
+    table.with(Style::sharp());
+    out.push_str(&table.to_string());
+    out.push('\n');
     out
 }

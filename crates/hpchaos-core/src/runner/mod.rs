@@ -49,6 +49,7 @@ pub mod record;
 pub mod regression;
 pub mod replay;
 pub mod step_error;
+pub mod steps;
 mod usage;
 mod watch;
 pub mod workload;
@@ -258,6 +259,8 @@ pub struct Runner {
     undoing: Arc<Mutex<Option<String>>>,
     /// Renews the lock's lease while the run holds it.
     renewer: Option<tokio::task::JoinHandle<()>>,
+    /// A compound scenario's later steps, while it runs (see `steps.rs`).
+    later: Vec<steps::Live>,
     /// What the renewal read of `hpchaos stop`, and whether a scenario is
     /// under way (the renewal is then more frequent).
     stops: emergency::Stops,
@@ -519,6 +522,7 @@ impl Runner {
             undoing: settings.undoing.unwrap_or_default(),
             renewer: None,
             stops: emergency::Stops::new(settings.stop_signal),
+            later: Vec::new(),
             stop_said: false,
             lease: None,
             lease_said: false,
@@ -1278,14 +1282,47 @@ impl Runner {
             Ok(prepared) => prepared,
             Err(ending) => return ending,
         };
+        // A compound scenario's later steps, planned before any change.
+        self.later.clear();
+        let planned = match self.plan_steps(scenario, &targets, job).await {
+            Ok(planned) => planned,
+            Err(ending) => return ending,
+        };
+        let mut watched_targets = targets.clone();
+        for step in &planned {
+            for node in &step.targets {
+                if !watched_targets.contains(node) {
+                    watched_targets.push(node.clone());
+                }
+            }
+        }
+        if watched_targets.len() > targets.len() {
+            let later: BTreeSet<String> = watched_targets[targets.len()..].iter().cloned().collect();
+            let reached = match self.reconcile_host_keys(name, &later).await {
+                Ok(()) => {
+                    let nodes: Vec<String> = later.iter().cloned().collect();
+                    self.reach_targets(scenario, &later, &nodes).await
+                }
+                Err(unread) => Err(unread.to_string()),
+            };
+            if let Err(why) = reached {
+                return Ending::new(
+                    ScenarioOutcome::Error,
+                    format!("a later step's targets: {why} (nothing was changed)"),
+                );
+            }
+        }
         let count_cluster = scenario
             .abort
             .as_ref()
             .is_some_and(|a| a.max_unhealthy_nodes.is_some());
         let baseline = self
-            .baseline(&targets, workload.as_mut(), count_cluster)
+            .baseline(&watched_targets, workload.as_mut(), count_cluster)
             .await;
+        let mut judged = baseline.clone();
+        judged.targets = targets.clone();
         self.instances_before = baseline.instance_ids.clone();
+        self.later = planned.into_iter().map(steps::Live::new).collect();
         let controller_log = self.controller_log_offset(name).await;
         let actions: Vec<String> = plan.inject.iter().map(Step::describe).collect();
         let intent = match self
@@ -1314,6 +1351,7 @@ impl Runner {
         let ending = if failures.is_empty() && !self.stopping() {
             let watched = Watched {
                 baseline: &baseline,
+                judged: &judged,
                 injected_at,
                 plan: &plan,
                 controller_log,
@@ -1335,6 +1373,16 @@ impl Runner {
                 format!("the injection did not take: {}", failures.join("; ")),
             )
         };
+        // The later steps end with the watch, whatever ended it.
+        let mut ending = ending;
+        if !self.later.is_empty() {
+            let failures = self.close_steps(name, &ending.reason);
+            if ending.outcome == ScenarioOutcome::Passed && !failures.is_empty() {
+                ending = Ending::new(ScenarioOutcome::Failed, failures.join("; "));
+            }
+        }
+        // Later steps first, last first: then the first step's own undo.
+        self.roll_back_steps(name, job).await;
         if never_started {
             for step in &undo {
                 self.log(

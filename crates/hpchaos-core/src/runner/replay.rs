@@ -351,6 +351,7 @@ impl Runner {
         };
         let watched = Watched {
             baseline: &baseline,
+            judged: &baseline,
             injected_at: manifest.injected_at,
             plan: &plan,
             controller_log: None,

@@ -277,7 +277,7 @@ impl Runner {
                 };
                 // What was seen already that the scenario cannot pass with.
                 if let Some(expected) = &rules.reason
-                    && let Some(mark) = phases::wrong_mark(watched.baseline, expected, &seen.events)
+                    && let Some(mark) = phases::wrong_mark(watched.judged, expected, &seen.events)
                 {
                     why = format!("{why}; {mark}");
                 }
@@ -299,20 +299,34 @@ impl Runner {
             }
             let now = self.clock.now();
             let judgement = self.judge(name, watched, &rules, &mut seen, now);
+            let probes_due = tick >= next_probe;
+            if probes_due {
+                next_probe = tick + rules.probe_every;
+            }
+            // A compound scenario's later steps: judged, or injected when
+            // their trigger comes.
+            let steps_settled = self.later.is_empty()
+                || self
+                    .steps_cycle(
+                        name,
+                        (injected_at, &judgement),
+                        watched.baseline,
+                        &seen.events,
+                        now,
+                        probes_due,
+                        job,
+                    )
+                    .await;
             // Something happened (a phase ended, by whatever source saw
             // it): the node table is read every poll from now on.
             if seen.journaled > 0 {
                 sources.iter().for_each(|s| s.stir());
             }
-            settled = judgement.settled;
+            settled = judgement.settled && steps_settled;
             if settled && sources.iter().all(|s| s.settled(now)) {
                 return self
                     .close(scenario, injected_at, &mut sources, &mut seen, judgement)
                     .await;
-            }
-            let probes_due = tick >= next_probe;
-            if probes_due {
-                next_probe = tick + rules.probe_every;
             }
             let timed_out = rules.limit.is_some_and(|l| now > l);
             let (abort, baseline) = (&rules.abort, watched.baseline);
@@ -492,7 +506,7 @@ impl Runner {
     ) -> Judgement {
         let (mut judgement, per_node) = phases::judge_scenario(
             watched.injected_at,
-            watched.baseline,
+            watched.judged,
             &rules.expectation,
             &seen.events,
             now,
@@ -501,7 +515,7 @@ impl Runner {
         // HyperPod acted, but not as expected (`expect.reason`, else the
         // recovery's own mark): the scenario fails, with the mark it set.
         if let Some(expected) = &rules.reason
-            && let Some(why) = phases::wrong_mark(watched.baseline, expected, &seen.events)
+            && let Some(why) = phases::wrong_mark(watched.judged, expected, &seen.events)
             && judgement.settled
         {
             judgement.passed = false;
@@ -520,7 +534,7 @@ impl Runner {
                 phase.verdict = None;
             }
         }
-        if watched.baseline.targets.len() > 1 {
+        if watched.judged.targets.len() > 1 {
             for (node, own) in &per_node {
                 let done = seen.node_journaled.entry(node.clone()).or_insert(0);
                 while let Some(result) = own.phases.get(*done).filter(|p| p.verdict.is_some()) {
@@ -821,7 +835,12 @@ struct Change<'a> {
 
 /// What a watch starts from.
 pub(super) struct Watched<'a> {
+    /// Every watched target's state before the injection (the sources
+    /// read these targets: the first step's and the later steps').
     pub(super) baseline: &'a Baseline,
+    /// The first step's targets' (what its phases are judged on): the
+    /// same as `baseline` but for a compound scenario.
+    pub(super) judged: &'a Baseline,
     pub(super) injected_at: DateTime<Utc>,
     pub(super) plan: &'a faults::Plan,
     /// Where the controller log ended before the injection; `None` when
@@ -1032,6 +1051,7 @@ expect:
         };
         let watched = Watched {
             baseline: &baseline,
+            judged: &baseline,
             injected_at: clock.now(),
             plan: &plan,
             controller_log: None,

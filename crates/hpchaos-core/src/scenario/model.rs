@@ -46,6 +46,131 @@ pub struct Scenario {
     /// Extra clean-up commands, run after each fault's own rollback.
     #[serde(default)]
     pub rollback: Vec<RemoteCommand>,
+    /// Faults that follow the first (`fault`, the scenario's first step),
+    /// each with its own targets and trigger: a second node lost while the
+    /// first is replaced, a stress on the replacement as it rejoins. Every
+    /// step is planned before anything is changed (targets resolved, undo
+    /// written ahead), injected when its trigger comes, timed as its own
+    /// phase set, and rolled back before the steps before it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<LaterStep>,
+}
+
+/// A fault that follows the scenario's first, with its own targets,
+/// trigger and expectation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LaterStep {
+    /// The step's name in reports and triggers (unique in the scenario,
+    /// and not the scenario's own name, which names the first step).
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"))]
+    pub name: String,
+    /// Its nodes; without it, the first step's targets (a stress on the
+    /// node HyperPod just replaced). A pool leaves out the earlier steps'
+    /// targets; nodes named outright are taken as named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+    /// The fault.
+    pub fault: Fault,
+    /// Injected this long after the scenario's first injection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Duration>,
+    /// Injected when this holds (with `after`, once both have).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<Trigger>,
+    /// What this step expects; without it, the scenario's `expect`
+    /// (its recovery, deadlines and mark), counted from this step's own
+    /// injection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<StepExpect>,
+}
+
+/// When a later step is injected: a phase of an earlier step starting or
+/// ending, or a PromQL condition on the profile's Prometheus returning a
+/// series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    /// The earlier step (its name; the scenario's name for the first);
+    /// the first step when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// Its phase: `drain` with `edge: ended` is "during the replacement".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// `started` (default) or `ended`.
+    #[serde(default)]
+    pub edge: Edge,
+    /// A PromQL condition, true once it returns a series.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promql: Option<String>,
+}
+
+/// A phase's edge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Edge {
+    #[default]
+    Started,
+    Ended,
+}
+
+impl Edge {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Edge::Started => "started",
+            Edge::Ended => "ended",
+        }
+    }
+}
+
+impl Scenario {
+    /// The expectation a later step is judged by: its own `expect`, else
+    /// the scenario's recovery, mark, deadlines and quiet window (no
+    /// regression gates, monitoring or lost-step limit: those are the
+    /// scenario's as a whole).
+    pub fn step_expect(&self, step: &LaterStep) -> Expect {
+        match &step.expect {
+            Some(own) => Expect {
+                recovery: own.recovery,
+                reason: own.reason.clone(),
+                deadlines: own.deadlines.clone(),
+                quiet_for: own.quiet_for,
+                max_lost_steps: None,
+                regression: None,
+                monitoring: Vec::new(),
+            },
+            None => Expect {
+                max_lost_steps: None,
+                regression: None,
+                monitoring: Vec::new(),
+                ..self.expect.clone()
+            },
+        }
+    }
+
+    /// Every step's name in order: the scenario's own (its first step),
+    /// then each later step's.
+    pub fn step_names(&self) -> Vec<&str> {
+        std::iter::once(self.name.as_str())
+            .chain(self.steps.iter().map(|s| s.name.as_str()))
+            .collect()
+    }
+}
+
+/// What a later step expects of the cluster, from its own injection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepExpect {
+    pub recovery: Recovery,
+    /// HyperPod's mark on the step's targets (default: the recovery's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub deadlines: Deadlines,
+    /// For `recovery: none`: how long nothing may happen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_for: Option<Duration>,
 }
 
 /// Node selection: a pool, how many of it, what to leave out, and a cap.

@@ -23,6 +23,7 @@ pub fn check(
         file,
         tree,
         out: Vec::new(),
+        prefix: TreePath::of(&[]),
     };
     rules.deadlines(&scenario.expect);
     rules.expectation_fits_fault(scenario);
@@ -35,6 +36,7 @@ pub fn check(
     rules.blast_radius(&scenario.target);
     rules.reason(&scenario.expect);
     rules.abort_after_deadlines(scenario);
+    rules.steps(scenario, profile);
     if let Some(profile) = profile {
         rules.profile_capabilities(scenario, profile);
     }
@@ -45,6 +47,9 @@ struct Rules<'a> {
     file: &'a Path,
     tree: &'a Node,
     out: Vec<Diagnostic>,
+    /// Put before every path: `steps[i]` while a later step is checked
+    /// with the rules written for the scenario's own fault.
+    prefix: TreePath,
 }
 
 fn path(keys: &[&str]) -> TreePath {
@@ -52,16 +57,154 @@ fn path(keys: &[&str]) -> TreePath {
 }
 
 impl Rules<'_> {
+    fn prefixed(&self, at: &TreePath) -> TreePath {
+        TreePath(self.prefix.0.iter().chain(at.0.iter()).cloned().collect())
+    }
+
+    /// Later steps: names unique (and not the scenario's, which names its
+    /// first step), a trigger each (`after`, `when`, or both), a `when`
+    /// naming an earlier step and one of its phases, or a PromQL
+    /// condition (with Prometheus in the profile); and each step's fault,
+    /// targets, expectation and mark checked by the rules the scenario's
+    /// own fault is checked by, at the step's place in the file.
+    fn steps(&mut self, scenario: &Scenario, profile: Option<&Profile>) {
+        let mut names: Vec<&str> = vec![scenario.name.as_str()];
+        for (index, step) in scenario.steps.iter().enumerate() {
+            let at = path(&["steps"]).index(index);
+            if names.contains(&step.name.as_str()) {
+                self.at_value(
+                    &at.key("name"),
+                    format!(
+                        "step name `{}` is taken{}",
+                        step.name,
+                        if step.name == scenario.name {
+                            " by the scenario itself (its name names its first step)"
+                        } else {
+                            " by an earlier step"
+                        }
+                    ),
+                    "give each step its own name",
+                );
+            }
+            if step.after.is_none() && step.when.is_none() {
+                self.at_key(
+                    &at,
+                    format!("step `{}` says neither `after` nor `when`", step.name),
+                    "add `after: 30s` (from the first injection) or `when: { phase: replace }` (an earlier step's phase)",
+                );
+            }
+            if let Some(when) = &step.when {
+                let at = at.key("when");
+                match (&when.phase, &when.promql) {
+                    (Some(_), Some(_)) => self.at_key(
+                        &at.key("promql"),
+                        "a trigger is a phase of an earlier step or a PromQL condition, not both".to_owned(),
+                        "keep one; use `after` with `when` for a delay as well",
+                    ),
+                    (None, None) => self.at_key(
+                        &at,
+                        "this trigger names neither a `phase` nor a `promql` condition".to_owned(),
+                        "add `phase: replace` (with `step:` for a step other than the first) or `promql: '<expression>'`",
+                    ),
+                    _ => {}
+                }
+                if when.step.is_some() && when.phase.is_none() {
+                    self.at_key(
+                        &at.key("step"),
+                        "`step` goes with `phase`".to_owned(),
+                        "add the phase of that step that triggers this one",
+                    );
+                }
+                let earlier = when.step.as_deref().unwrap_or(scenario.name.as_str());
+                match scenario.step_names()[..=index].iter().position(|n| *n == earlier) {
+                    None => self.at_value(
+                        &at.key("step"),
+                        format!("`{earlier}` is not an earlier step of this scenario"),
+                        format!(
+                            "name one of: {} (a step can only wait for one before it)",
+                            scenario.step_names()[..=index].join(", ")
+                        ),
+                    ),
+                    Some(found) => {
+                        if let Some(phase) = when.phase {
+                            let expect = match found {
+                                0 => scenario.expect.clone(),
+                                n => scenario.step_expect(&scenario.steps[n - 1]),
+                            };
+                            let phases = expect.phases(scenario.workload.is_some());
+                            if !phases.contains(&phase) {
+                                let listed: Vec<String> =
+                                    phases.iter().map(|p| format!("`{p}`")).collect();
+                                self.at_value(
+                                    &at.key("phase"),
+                                    format!(
+                                        "step `{earlier}` (recovery `{}`) has no `{phase}` phase",
+                                        expect.recovery
+                                    ),
+                                    format!("its phases: {}", listed.join(", ")),
+                                );
+                            }
+                        }
+                    }
+                }
+                if when.promql.is_some()
+                    && let Some(profile) = profile
+                    && profile.monitoring.as_ref().and_then(|m| m.prometheus.as_ref()).is_none()
+                {
+                    self.at_value(
+                        &at.key("promql"),
+                        format!("a PromQL trigger needs Prometheus, but the cluster profile `{}` has no `monitoring.prometheus`", profile.name),
+                        "add `monitoring: { prometheus: { url: http://HOST:9090 } }` to the profile",
+                    );
+                }
+            }
+            // The step as a scenario of its own, checked where it is written.
+            let mut own = scenario.clone();
+            own.fault = step.fault.clone();
+            own.expect = scenario.step_expect(step);
+            if let Some(target) = &step.target {
+                own.target = target.clone();
+            }
+            own.steps = Vec::new();
+            let saved = std::mem::replace(&mut self.prefix, at.clone());
+            self.deadlines(&own.expect);
+            self.expectation_fits_fault(&own);
+            self.reason(&own.expect);
+            if step.target.is_some() {
+                self.node_names(&own);
+                self.blast_radius(&own.target);
+            }
+            if let Some(profile) = profile {
+                let no_api = profile.sagemaker.is_none();
+                if no_api && own.fault.needs_sagemaker() {
+                    self.at_key(
+                        &path(&["fault"]),
+                        format!(
+                            "the `{}` fault needs the SageMaker API, but the cluster profile `{}` has no `sagemaker:` section",
+                            own.fault.kind(),
+                            profile.name
+                        ),
+                        "add a `sagemaker:` section (cluster_name, region) to the profile",
+                    );
+                }
+            }
+            self.prefix = saved;
+            names.push(step.name.as_str());
+        }
+    }
+
     /// A problem with the key at `at` (where a reader looks first).
     fn at_key(&mut self, at: &TreePath, message: String, hint: impl Into<String>) {
-        let position = self.tree.locate(at);
+        let at = self.prefixed(at);
+        let position = self.tree.locate(&at);
         self.out
             .push(Diagnostic::new(self.file, position, message).with_hint(hint));
     }
 
     /// A problem with the value at `at`.
     fn at_value(&mut self, at: &TreePath, message: String, hint: impl Into<String>) {
-        let position = self.tree.locate_value(at);
+        let at = self.prefixed(at);
+        let position = self.tree.locate_value(&at);
         self.out
             .push(Diagnostic::new(self.file, position, message).with_hint(hint));
     }

@@ -64,6 +64,30 @@ pub async fn plan_targets(
     resolve_targets(cluster, scenario, None, seed).await
 }
 
+/// A later step's targets (see `Scenario::steps`): without a `target` of
+/// its own, `first` (the first step's); with one, resolved as a scenario's
+/// are, a pool leaving out `earlier` (every earlier step's targets; nodes
+/// named outright are taken as named).
+pub async fn resolve_step_targets(
+    cluster: &Cluster,
+    scenario: &Scenario,
+    step: &crate::scenario::model::LaterStep,
+    first: &[String],
+    earlier: &[String],
+    job: Option<u64>,
+    seed: u64,
+) -> Result<Vec<String>, ResolveError> {
+    let Some(target) = &step.target else {
+        return Ok(first.to_vec());
+    };
+    let mut own = scenario.clone();
+    own.target = target.clone();
+    if !matches!(target.pool, Pool::Nodes(_)) {
+        own.target.exclude.extend(earlier.iter().cloned());
+    }
+    resolve_targets(cluster, &own, job, seed).await
+}
+
 /// The nodes a scenario hits now: its pool on the live cluster, less
 /// controller, login and excluded nodes, picked under the cap. `job` is the
 /// workload's id when the pool is the workload.
