@@ -72,6 +72,7 @@ fn write_run(root: &Path, index: u32, start: DateTime<Utc>, source: &str) {
             max_lost_steps: None,
             phases: Vec::new(),
             source: source.to_owned(),
+            tags: Vec::new(),
         },
     );
     put(

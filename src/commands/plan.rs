@@ -273,7 +273,10 @@ async fn show_slurm_pool(
                     Ok(()) if scenario.target.exclude.contains(&node) => {
                         "a candidate, excluded by target.exclude".to_owned()
                     }
-                    Ok(()) => "a candidate, not drawn (or never a target: head, login, under a check)".to_owned(),
+                    Ok(()) => {
+                        "a candidate, not drawn (or never a target: head, login, under a check)"
+                            .to_owned()
+                    }
                     Err(why) => format!("left out: {why}"),
                 };
                 outln!("    {node}: {said}");
@@ -299,8 +302,10 @@ async fn show_steps(
         let targets = if first == [WORKLOAD_NODE] && step.target.is_none() {
             Ok(first.to_vec())
         } else {
-            hpchaos::targets::resolve_step_targets(cluster, scenario, step, first, &earlier, None, seed)
-                .await
+            hpchaos::targets::resolve_step_targets(
+                cluster, scenario, step, first, &earlier, None, seed,
+            )
+            .await
         };
         let trigger = hpchaos::runner::steps::trigger_words(step, &scenario.name);
         match targets {
@@ -320,7 +325,10 @@ async fn show_steps(
                 }
                 earlier.extend(targets);
             }
-            Err(why) => outln!("  step {} ({trigger}): targets not resolved now: {why}", step.name),
+            Err(why) => outln!(
+                "  step {} ({trigger}): targets not resolved now: {why}",
+                step.name
+            ),
         }
     }
 }

@@ -609,7 +609,11 @@ pub(super) async fn tell(hooks: &[hpchaos::profile::Notify], report: &Report, di
 /// profile's Pushgateway (`hpchaos_resiliency_score`); a failure is said
 /// and changes nothing.
 async fn push_score(profile: &hpchaos::profile::Profile, runs: &[hpchaos::history::ScenarioRun]) {
-    let Some(endpoint) = profile.monitoring.as_ref().and_then(|m| m.pushgateway.as_ref()) else {
+    let Some(endpoint) = profile
+        .monitoring
+        .as_ref()
+        .and_then(|m| m.pushgateway.as_ref())
+    else {
         return;
     };
     use hpchaos::history::score;

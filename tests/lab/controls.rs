@@ -104,7 +104,11 @@ impl Lab {
         wait_until(&format!("{node} drained={drain}"), || {
             let state = self.head(&format!("sinfo -h -N -n {node} -o %T"));
             // A row per partition the node is in.
-            let rows: Vec<&str> = state.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            let rows: Vec<&str> = state
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
             !rows.is_empty()
                 && match drain {
                     true => rows.iter().all(|r| r.contains("drain")),
@@ -181,7 +185,11 @@ fn production_controls() {
 fn an_alert_fired_mid_watch_aborts_and_rolls_back(lab: &Lab, table: &mut Vec<String>) {
     let child = lab.spawn("tests/e2e/controls-alert.yaml");
     let journal = journal_with(&lab.reports, "controls-alert", "injection_finished");
-    assert_eq!(lab.count("10.1.0.12", "sleep 121"), 1, "the stress is not on");
+    assert_eq!(
+        lab.count("10.1.0.12", "sleep 121"),
+        1,
+        "the stress is not on"
+    );
     // An operator drains another node: the monitoring's rule fires.
     let drained = chrono::Utc::now();
     lab.drain("ip-10-1-0-14", true);
@@ -196,8 +204,7 @@ fn an_alert_fired_mid_watch_aborts_and_rolls_back(lab: &Lab, table: &mut Vec<Str
         .unwrap_or_else(|| panic!("no aborted record: {written:?}"));
     let reason = aborted["reason"].as_str().unwrap();
     assert!(
-        reason.contains("stop condition SlurmNodeDrained holds")
-            && reason.contains("ip-10-1-0-14"),
+        reason.contains("stop condition SlurmNodeDrained holds") && reason.contains("ip-10-1-0-14"),
         "{reason}"
     );
     let ended = written
@@ -212,7 +219,11 @@ fn an_alert_fired_mid_watch_aborts_and_rolls_back(lab: &Lab, table: &mut Vec<Str
         "{written:?}"
     );
     // Ground truth: the stress is gone from the node, the lock is free.
-    assert_eq!(lab.count("10.1.0.12", "sleep 121"), 0, "the stress was left");
+    assert_eq!(
+        lab.count("10.1.0.12", "sleep 121"),
+        0,
+        "the stress was left"
+    );
     assert!(lab.lock_free());
     let after = (at(aborted) - drained).as_seconds_f64();
     table.push(format!(
@@ -256,7 +267,9 @@ fn a_stop_condition_holding_before_changes_nothing(lab: &Lab, table: &mut Vec<St
         "{reason}"
     );
     assert_eq!(lab.count("10.1.0.12", "sleep 121"), 0);
-    table.push(format!("PromQL holding before | exit 1, no intent: {reason}"));
+    table.push(format!(
+        "PromQL holding before | exit 1, no intent: {reason}"
+    ));
 }
 
 /// A CloudWatch alarm entering ALARM mid-watch stops the run; an alarm
@@ -269,8 +282,14 @@ fn a_cloudwatch_alarm_stops_the_run(lab: &Lab, table: &mut Vec<String>) {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     let journal = journal_of(&lab.reports, "controls-alarm").unwrap();
     let written = records(&journal);
-    assert!(!written.iter().any(|r| r["type"] == "intent"), "{written:?}");
-    let ended = written.iter().find(|r| r["type"] == "scenario_ended").unwrap();
+    assert!(
+        !written.iter().any(|r| r["type"] == "intent"),
+        "{written:?}"
+    );
+    let ended = written
+        .iter()
+        .find(|r| r["type"] == "scenario_ended")
+        .unwrap();
     let refused = ended["reason"].as_str().unwrap().to_owned();
     assert!(
         refused.contains("CloudWatch has no alarm named `training-throughput`"),
@@ -278,10 +297,22 @@ fn a_cloudwatch_alarm_stops_the_run(lab: &Lab, table: &mut Vec<String>) {
     );
     let set = |state: &str| {
         let out = hpchaos(&[
-            "lab", "alarm", "--dir", &dir, "training-throughput", "--state", state, "--reason",
+            "lab",
+            "alarm",
+            "--dir",
+            &dir,
+            "training-throughput",
+            "--state",
+            state,
+            "--reason",
             "step rate 0.2/s below 0.5/s for 3 datapoints",
         ]);
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     set("OK");
     let child = lab.spawn("tests/e2e/controls-alarm.yaml");
@@ -304,7 +335,11 @@ fn a_cloudwatch_alarm_stops_the_run(lab: &Lab, table: &mut Vec<String>) {
             && reason.contains("step rate 0.2/s"),
         "{reason}"
     );
-    assert_eq!(lab.count("10.1.0.12", "sleep 121"), 0, "the stress was left");
+    assert_eq!(
+        lab.count("10.1.0.12", "sleep 121"),
+        0,
+        "the stress was left"
+    );
     assert!(lab.lock_free());
     // Ground truth: the harness asked CloudWatch (the lab counts each call).
     let asked = std::fs::read_to_string(lab.dir.join("ground-truth.jsonl"))
@@ -328,7 +363,14 @@ fn hpchaos_stop_stops_the_run_and_hold_refuses_the_next(lab: &Lab, table: &mut V
     // From another machine: another host name, no shared process.
     let asked = chrono::Utc::now();
     let stop = Command::new("unshare")
-        .args(["--uts", "--", "sh", "-c", "hostname oncall-laptop && exec \"$@\"", "sh"])
+        .args([
+            "--uts",
+            "--",
+            "sh",
+            "-c",
+            "hostname oncall-laptop && exec \"$@\"",
+            "sh",
+        ])
         .arg(env!("CARGO_BIN_EXE_hpchaos"))
         .args([
             "stop",
@@ -344,11 +386,20 @@ fn hpchaos_stop_stops_the_run_and_hold_refuses_the_next(lab: &Lab, table: &mut V
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&stop.stdout);
-    assert_eq!(stop.status.code(), Some(0), "{said}{}", String::from_utf8_lossy(&stop.stderr));
+    assert_eq!(
+        stop.status.code(),
+        Some(0),
+        "{said}{}",
+        String::from_utf8_lossy(&stop.stderr)
+    );
     assert!(said.contains("stop asked of run"), "{said}");
     // `--wait`: it returns once the run rolled back and let go of the lock.
     assert!(said.contains("the run let go of the lock"), "{said}");
-    assert_eq!(lab.count("10.1.0.12", "sleep 120"), 0, "stop returned before the rollback");
+    assert_eq!(
+        lab.count("10.1.0.12", "sleep 120"),
+        0,
+        "stop returned before the rollback"
+    );
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
@@ -365,7 +416,10 @@ fn hpchaos_stop_stops_the_run_and_hold_refuses_the_next(lab: &Lab, table: &mut V
     assert_eq!(request["hold"], true);
     // Within one renewal (3 s while a scenario runs), and a little for SSH.
     let seen = (at(request) - asked).as_seconds_f64();
-    assert!(seen < 4.5, "the stop was seen {seen:.1}s after it was asked");
+    assert!(
+        seen < 4.5,
+        "the stop was seen {seen:.1}s after it was asked"
+    );
     let ended = written
         .iter()
         .find(|r| r["type"] == "scenario_ended")
@@ -375,8 +429,16 @@ fn hpchaos_stop_stops_the_run_and_hold_refuses_the_next(lab: &Lab, table: &mut V
         ended["reason"].as_str().unwrap().contains("INC-4711"),
         "{ended}"
     );
-    assert!(written.iter().any(|r| r["type"] == "rollback" && r["ok"] == true));
-    assert_eq!(lab.count("10.1.0.12", "sleep 120"), 0, "the stress was left");
+    assert!(
+        written
+            .iter()
+            .any(|r| r["type"] == "rollback" && r["ok"] == true)
+    );
+    assert_eq!(
+        lab.count("10.1.0.12", "sleep 120"),
+        0,
+        "the stress was left"
+    );
     assert!(lab.lock_free());
     // Held: status says so, the next run is refused and changes nothing.
     let status = hpchaos(&["status", "--cluster", &profile]);
@@ -393,7 +455,11 @@ fn hpchaos_stop_stops_the_run_and_hold_refuses_the_next(lab: &Lab, table: &mut V
         "{why}"
     );
     let refused_journal = journal_of(&lab.reports, "controls-idle").unwrap();
-    assert!(!records(&refused_journal).iter().any(|r| r["type"] == "intent"));
+    assert!(
+        !records(&refused_journal)
+            .iter()
+            .any(|r| r["type"] == "intent")
+    );
     let released = hpchaos(&["stop", "--cluster", &profile, "--release"]);
     assert_eq!(released.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&released.stdout).contains("released the hold"));
@@ -411,13 +477,19 @@ fn hpchaos_stop_stops_the_run_and_hold_refuses_the_next(lab: &Lab, table: &mut V
 
 /// An `idle` pool never picks a node running a job.
 fn an_idle_pool_never_picks_a_node_running_a_job(lab: &Lab, table: &mut Vec<String>) {
-    let job = lab.head("su ubuntu -c 'sbatch --parsable -w ip-10-1-0-13 -p dev --wrap \"sleep 300\"'");
+    let job =
+        lab.head("su ubuntu -c 'sbatch --parsable -w ip-10-1-0-13 -p dev --wrap \"sleep 300\"'");
     let job = job.trim().to_owned();
     wait_until("the job to run", || {
         lab.head(&format!("squeue -h -j {job} -o %T")).trim() == "RUNNING"
     });
     let profile = lab.profile();
-    let planned = hpchaos(&["plan", "tests/e2e/controls-idle.yaml", "--cluster", &profile]);
+    let planned = hpchaos(&[
+        "plan",
+        "tests/e2e/controls-idle.yaml",
+        "--cluster",
+        &profile,
+    ]);
     let shown = String::from_utf8_lossy(&planned.stdout);
     // A one-CPU job leaves the node `mixed`, a whole-node one `allocated`.
     assert!(
@@ -428,7 +500,12 @@ fn an_idle_pool_never_picks_a_node_running_a_job(lab: &Lab, table: &mut Vec<Stri
     let mut picked = Vec::new();
     for _ in 0..2 {
         let out = lab.run("tests/e2e/controls-idle.yaml", &profile);
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let journal = journal_of(&lab.reports, "controls-idle").unwrap();
         let targets = records(&journal)
             .into_iter()
@@ -487,7 +564,9 @@ fn a_webhook_is_told_of_a_failure(lab: &Lab, table: &mut Vec<String>) {
     let profile = lab.dir.join("profile-notify.yaml");
     std::fs::write(
         &profile,
-        format!("{base}\nnotify:\n  - webhook: http://127.0.0.1:{port}/hooks/chaos\n    on: failure\n"),
+        format!(
+            "{base}\nnotify:\n  - webhook: http://127.0.0.1:{port}/hooks/chaos\n    on: failure\n"
+        ),
     )
     .unwrap();
     let profile = profile.display().to_string();
@@ -500,17 +579,33 @@ fn a_webhook_is_told_of_a_failure(lab: &Lab, table: &mut Vec<String>) {
     let out = lab.run("tests/e2e/tight-deadline.yaml", &profile);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains(&format!("notified http://127.0.0.1:{port}/hooks/chaos (HTTP 200")), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "notified http://127.0.0.1:{port}/hooks/chaos (HTTP 200"
+        )),
+        "{stderr}"
+    );
     let ((_, refused), (head, body)) = receiver.join().unwrap();
     let refused: serde_json::Value = serde_json::from_str(&refused).unwrap();
     let said = refused["text"].as_str().unwrap();
-    assert!(said.contains("kill-nothing") && said.contains("REFUSED before any change") && said.contains("no process matches"), "{said}");
+    assert!(
+        said.contains("kill-nothing")
+            && said.contains("REFUSED before any change")
+            && said.contains("no process matches"),
+        "{said}"
+    );
     assert!(head.starts_with("POST /hooks/chaos"), "{head}");
     let notice: serde_json::Value = serde_json::from_str(&body).unwrap();
     let text = notice["text"].as_str().unwrap();
-    assert!(text.contains("tight-deadline") && text.contains("FAILED"), "{text}");
+    assert!(
+        text.contains("tight-deadline") && text.contains("FAILED"),
+        "{text}"
+    );
     let report = notice["hpchaos"]["report"].as_str().unwrap();
-    assert!(Path::new(report).exists(), "the report path does not exist: {report}");
+    assert!(
+        Path::new(report).exists(),
+        "the report path does not exist: {report}"
+    );
     assert!(text.contains(&format!("report: {report}")), "{text}");
     assert_eq!(notice["hpchaos"]["status"], "failed");
     table.push(format!(
@@ -581,7 +676,10 @@ fn a_second_node_lost_during_a_replacement(lab: &Lab, table: &mut Vec<String>) {
     assert_eq!(planned["nodes"], serde_json::json!(["ip-10-1-0-13"]));
     // Planned before anything was changed.
     let first_intent = written.iter().position(|r| r["type"] == "intent").unwrap();
-    let planned_at = written.iter().position(|r| r["type"] == "step_planned").unwrap();
+    let planned_at = written
+        .iter()
+        .position(|r| r["type"] == "step_planned")
+        .unwrap();
     assert!(planned_at < first_intent, "planned after the first change");
     let injected = find("step_injected");
     assert_eq!(injected["ok"], true, "{injected}");
@@ -595,7 +693,8 @@ fn a_second_node_lost_during_a_replacement(lab: &Lab, table: &mut Vec<String>) {
         .iter()
         .find(|r| r["type"] == "phase_ended" && r["phase"] == "replace")
         .unwrap();
-    let drain_end: chrono::DateTime<chrono::Utc> = drained["ended_at"].as_str().unwrap().parse().unwrap();
+    let drain_end: chrono::DateTime<chrono::Utc> =
+        drained["ended_at"].as_str().unwrap().parse().unwrap();
     let replace_end: chrono::DateTime<chrono::Utc> =
         replaced["ended_at"].as_str().unwrap().parse().unwrap();
     assert!(
@@ -627,7 +726,13 @@ fn a_second_node_lost_during_a_replacement(lab: &Lab, table: &mut Vec<String>) {
             .as_array()
             .unwrap()
             .iter()
-            .map(|p| format!("{} {}", p["phase"].as_str().unwrap(), p["verdict"].as_str().unwrap()))
+            .map(|p| {
+                format!(
+                    "{} {}",
+                    p["phase"].as_str().unwrap(),
+                    p["verdict"].as_str().unwrap()
+                )
+            })
             .collect()
     };
     assert_eq!(
@@ -637,15 +742,23 @@ fn a_second_node_lost_during_a_replacement(lab: &Lab, table: &mut Vec<String>) {
             .to_vec(),
         "{scenario}"
     );
-    assert_eq!(verdicts(&step["phases"]), verdicts(&scenario["phases"]), "{step}");
+    assert_eq!(
+        verdicts(&step["phases"]),
+        verdicts(&scenario["phases"]),
+        "{step}"
+    );
     // Timed from its own injection: its replace ends when the ground
     // truth's new instance ran, counted from the step's injection (counted
     // from the first injection it would be off by the gap between them).
     let second_replace = step["phases"][2]["elapsed_seconds"].as_f64().unwrap();
     let truth_replace = (second_running - second_at).as_seconds_f64();
-    let first_injected: chrono::DateTime<chrono::Utc> = scenario["injected_at"].as_str().unwrap().parse().unwrap();
+    let first_injected: chrono::DateTime<chrono::Utc> =
+        scenario["injected_at"].as_str().unwrap().parse().unwrap();
     let gap = (second_at - first_injected).as_seconds_f64();
-    assert!(gap > 1.0, "the steps were {gap:.1}s apart: too close to tell the clocks apart");
+    assert!(
+        gap > 1.0,
+        "the steps were {gap:.1}s apart: too close to tell the clocks apart"
+    );
     assert!(
         (second_replace - truth_replace).abs() < 1.0,
         "the second step's replace ended {second_replace:.1}s after its injection; its instance ran {truth_replace:.1}s after it (steps {gap:.1}s apart)"
@@ -665,7 +778,10 @@ fn a_second_node_lost_during_a_replacement(lab: &Lab, table: &mut Vec<String>) {
     let last_of_second = undone.iter().rposition(|u| *u == intents[1]);
     let first_of_first = undone.iter().position(|u| *u == intents[0]);
     if let (Some(second), Some(first)) = (last_of_second, first_of_first) {
-        assert!(second < first, "rolled back in order, not reverse: {undone:?}");
+        assert!(
+            second < first,
+            "rolled back in order, not reverse: {undone:?}"
+        );
     }
     assert!(
         !undone.is_empty() && undone.iter().all(|u| intents.contains(u)),
@@ -675,7 +791,13 @@ fn a_second_node_lost_during_a_replacement(lab: &Lab, table: &mut Vec<String>) {
         p.as_array()
             .unwrap()
             .iter()
-            .map(|x| format!("{} {:.1}s", x["phase"].as_str().unwrap(), x["elapsed_seconds"].as_f64().unwrap_or(-1.0)))
+            .map(|x| {
+                format!(
+                    "{} {:.1}s",
+                    x["phase"].as_str().unwrap(),
+                    x["elapsed_seconds"].as_f64().unwrap_or(-1.0)
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -699,9 +821,22 @@ fn kill_9_mid_steps_and_recover_leaves_nothing(lab: &Lab, table: &mut Vec<String
     let profile = lab.profile();
     let out = hpchaos(&["recover", "--cluster", &profile]);
     let said = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{said}{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(lab.count("10.1.0.11", "sleep 121"), 0, "the first stress was left");
-    assert_eq!(lab.count("10.1.0.14", "sleep 122"), 0, "the second stress was left");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        lab.count("10.1.0.11", "sleep 121"),
+        0,
+        "the first stress was left"
+    );
+    assert_eq!(
+        lab.count("10.1.0.14", "sleep 122"),
+        0,
+        "the second stress was left"
+    );
     assert!(lab.lock_free());
     let undone = said.lines().filter(|l| l.starts_with("undone:")).count();
     table.push(format!(
@@ -712,7 +847,10 @@ fn kill_9_mid_steps_and_recover_leaves_nothing(lab: &Lab, table: &mut Vec<String
 /// The shipped compound scenarios pass on the lab, each step timed.
 fn the_shipped_compound_scenarios_pass(lab: &Lab, table: &mut Vec<String>) {
     for (file, name) in [
-        ("scenarios/second-node-during-replace.yaml", "second-node-during-replace"),
+        (
+            "scenarios/second-node-during-replace.yaml",
+            "second-node-during-replace",
+        ),
         ("scenarios/stress-on-rejoin.yaml", "stress-on-rejoin"),
     ] {
         let out = lab.run(file, &lab.profile());
@@ -731,13 +869,23 @@ fn the_shipped_compound_scenarios_pass(lab: &Lab, table: &mut Vec<String>) {
         if name == "stress-on-rejoin" {
             assert_eq!(targets, step_targets);
         } else {
-            assert!(step_targets.iter().all(|t| !targets.contains(t)), "{targets:?} {step_targets:?}");
+            assert!(
+                step_targets.iter().all(|t| !targets.contains(t)),
+                "{targets:?} {step_targets:?}"
+            );
         }
         let phases = |p: &serde_json::Value| {
             p.as_array()
                 .unwrap()
                 .iter()
-                .map(|x| format!("{} {:.1}s {}", x["phase"].as_str().unwrap(), x["elapsed_seconds"].as_f64().unwrap_or(-1.0), x["verdict"].as_str().unwrap()))
+                .map(|x| {
+                    format!(
+                        "{} {:.1}s {}",
+                        x["phase"].as_str().unwrap(),
+                        x["elapsed_seconds"].as_f64().unwrap_or(-1.0),
+                        x["verdict"].as_str().unwrap()
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         };

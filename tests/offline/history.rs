@@ -337,25 +337,56 @@ fn trend_score_scores_the_history_and_the_catalogue() {
     replace_run(root.path(), 1, 30.0, true);
     let dir = root.path().display().to_string();
     let out = hpchaos(&[
-        "trend", "--score", "--report-dir", &dir, "--stale", "100000d", "--scenarios", "scenarios/",
+        "trend",
+        "--score",
+        "--report-dir",
+        &dir,
+        "--stale",
+        "100000d",
+        "--scenarios",
+        "scenarios/",
     ]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("100  xid48-replace: passed"), "{text}");
-    assert!(text.contains("  0  xid79-reboot: never run to a verdict"), "{text}");
+    assert!(
+        text.contains("  0  xid79-reboot: never run to a verdict"),
+        "{text}"
+    );
     assert!(text.contains("compound"), "{text}");
     let out = hpchaos(&["trend", "--score", "--report-dir", &dir, "--stale", "1d"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("75  xid48-replace: passed") && text.contains("(older than 1d)"), "{text}");
-    let out = hpchaos(&["trend", "--score", "--report-dir", &dir, "--metrics", "--stale", "1d"]);
+    assert!(
+        text.contains("75  xid48-replace: passed") && text.contains("(older than 1d)"),
+        "{text}"
+    );
+    let out = hpchaos(&[
+        "trend",
+        "--score",
+        "--report-dir",
+        &dir,
+        "--metrics",
+        "--stale",
+        "1d",
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("hpchaos_resiliency_score{category=\"all\"} 75"), "{text}");
+    assert!(
+        text.contains("hpchaos_resiliency_score{category=\"all\"} 75"),
+        "{text}"
+    );
     let out = hpchaos(&["trend", "--score", "--report-dir", &dir, "--stale", "soon"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--stale `soon`"));
     // index.md opens with the score.
     let history = hpchaos::history::open_synced(root.path()).unwrap();
     let index = std::fs::read_to_string(hpchaos::history::write_index(&history).unwrap()).unwrap();
-    let score_at = index.find("## Resiliency score: 100").expect("no score in index.md");
+    let score_at = index
+        .find("## Resiliency score: 100")
+        .expect("no score in index.md");
     assert!(score_at < index.find("xid48-replace").unwrap(), "{index}");
 }

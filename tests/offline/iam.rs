@@ -100,14 +100,15 @@ fn both_policies_allow_reading_alarms_and_nothing_else_of_cloudwatch() {
     let source =
         std::fs::read_to_string(root().join("crates/hpchaos-core/src/cluster/alarms.rs")).unwrap();
     let code = source.split("#[cfg(test)]").next().unwrap();
-    let called: std::collections::BTreeSet<String> = regex::Regex::new(r"\.(describe_[a-z_]+|put_[a-z_]+|set_[a-z_]+)\(\)")
-        .unwrap()
-        .captures_iter(code)
-        .map(|c| match &c[1] {
-            "describe_alarms" => "cloudwatch:DescribeAlarms".to_owned(),
-            other => panic!("map {other} to its IAM action"),
-        })
-        .collect();
+    let called: std::collections::BTreeSet<String> =
+        regex::Regex::new(r"\.(describe_[a-z_]+|put_[a-z_]+|set_[a-z_]+)\(\)")
+            .unwrap()
+            .captures_iter(code)
+            .map(|c| match &c[1] {
+                "describe_alarms" => "cloudwatch:DescribeAlarms".to_owned(),
+                other => panic!("map {other} to its IAM action"),
+            })
+            .collect();
     assert_eq!(called.len(), 1, "{called:?}");
     for file in [
         "contrib/iam/hpchaos-run.json",

@@ -42,7 +42,13 @@ pub fn load(path: &Path) -> Vec<Alarm> {
 /// Sets alarm `name` to `state` with `reason` at `now` (adding it when
 /// new), written whole. Errors: a state CloudWatch does not have, or the
 /// file cannot be written.
-pub fn set(path: &Path, name: &str, state: &str, reason: &str, now: DateTime<Utc>) -> Result<(), String> {
+pub fn set(
+    path: &Path,
+    name: &str,
+    state: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
     if !STATES.contains(&state) {
         return Err(format!(
             "`{state}` is not an alarm state (one of: {})",
@@ -85,7 +91,10 @@ pub fn encode(value: &Value) -> Vec<u8> {
 
 /// An error's body: `{"__type": kind, "message": message}`.
 pub fn error_body(kind: &str, message: &str) -> Vec<u8> {
-    encode(&map(vec![("__type", text(kind)), ("message", text(message))]))
+    encode(&map(vec![
+        ("__type", text(kind)),
+        ("message", text(message)),
+    ]))
 }
 
 /// The strings of a list member of a request map.
@@ -108,7 +117,11 @@ fn strings(request: &Value, key: &str) -> Vec<String> {
 
 /// Answers `operation` with the CBOR `body`: the CBOR answer, or (kind,
 /// message) for an error.
-pub fn answer(operation: &str, body: &[u8], alarms: &[Alarm]) -> Result<Vec<u8>, (&'static str, String)> {
+pub fn answer(
+    operation: &str,
+    body: &[u8],
+    alarms: &[Alarm],
+) -> Result<Vec<u8>, (&'static str, String)> {
     if operation != "DescribeAlarms" {
         return Err((
             "UnknownOperationException",
@@ -118,11 +131,18 @@ pub fn answer(operation: &str, body: &[u8], alarms: &[Alarm]) -> Result<Vec<u8>,
     let request: Value = if body.is_empty() {
         Value::Map(Vec::new())
     } else {
-        ciborium::from_reader(body)
-            .map_err(|e| ("SerializationException", format!("the request body is not CBOR: {e}")))?
+        ciborium::from_reader(body).map_err(|e| {
+            (
+                "SerializationException",
+                format!("the request body is not CBOR: {e}"),
+            )
+        })?
     };
     if !matches!(request, Value::Map(_)) {
-        return Err(("SerializationException", "the request is not a map".to_owned()));
+        return Err((
+            "SerializationException",
+            "the request is not a map".to_owned(),
+        ));
     }
     let names = strings(&request, "AlarmNames");
     let types = strings(&request, "AlarmTypes");
@@ -130,7 +150,9 @@ pub fn answer(operation: &str, body: &[u8], alarms: &[Alarm]) -> Result<Vec<u8>,
         if t != "MetricAlarm" && t != "CompositeAlarm" {
             return Err((
                 "ValidationError",
-                format!("1 validation error detected: Value '{t}' at 'alarmTypes' failed to satisfy constraint: Member must satisfy enum value set: [CompositeAlarm, MetricAlarm]"),
+                format!(
+                    "1 validation error detected: Value '{t}' at 'alarmTypes' failed to satisfy constraint: Member must satisfy enum value set: [CompositeAlarm, MetricAlarm]"
+                ),
             ));
         }
     }
@@ -144,7 +166,10 @@ pub fn answer(operation: &str, body: &[u8], alarms: &[Alarm]) -> Result<Vec<u8>,
                 ("AlarmName", text(&a.name)),
                 (
                     "AlarmArn",
-                    text(&format!("arn:aws:cloudwatch:us-west-2:123456789012:alarm:{}", a.name)),
+                    text(&format!(
+                        "arn:aws:cloudwatch:us-west-2:123456789012:alarm:{}",
+                        a.name
+                    )),
                 ),
                 ("StateValue", text(&a.state)),
                 ("StateReason", text(&a.reason)),
@@ -172,33 +197,81 @@ mod tests {
     fn alarms_are_set_and_described_as_cbor_by_name() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("alarms.json");
-        let at = DateTime::parse_from_rfc3339("2026-12-03T08:00:00Z").unwrap().with_timezone(&Utc);
+        let at = DateTime::parse_from_rfc3339("2026-12-03T08:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         set(&path, "throughput", "ALARM", "Threshold Crossed", at).unwrap();
         set(&path, "other", "OK", "fine", at).unwrap();
         set(&path, "throughput", "OK", "back", at).unwrap();
-        assert!(set(&path, "x", "FIRING", "", at).unwrap_err().contains("not an alarm state"));
+        assert!(
+            set(&path, "x", "FIRING", "", at)
+                .unwrap_err()
+                .contains("not an alarm state")
+        );
         let alarms = load(&path);
         assert_eq!(alarms.len(), 2);
         let request = encode(&map(vec![(
             "AlarmNames",
             Value::Array(vec![text("throughput")]),
         )]));
-        let answer: Value = ciborium::from_reader(&answer("DescribeAlarms", &request, &alarms).unwrap()[..]).unwrap();
-        let Value::Map(top) = answer else { panic!("not a map") };
-        let metric = top.iter().find(|(k, _)| k.as_text() == Some("MetricAlarms")).unwrap().1.as_array().unwrap().clone();
+        let answered: Value =
+            ciborium::from_reader(&answer("DescribeAlarms", &request, &alarms).unwrap()[..])
+                .unwrap();
+        let Value::Map(top) = answered else {
+            panic!("not a map")
+        };
+        let metric = top
+            .iter()
+            .find(|(k, _)| k.as_text() == Some("MetricAlarms"))
+            .unwrap()
+            .1
+            .as_array()
+            .unwrap()
+            .clone();
         assert_eq!(metric.len(), 1);
-        let Value::Map(alarm) = &metric[0] else { panic!() };
-        let get = |key: &str| alarm.iter().find(|(k, _)| k.as_text() == Some(key)).unwrap().1.clone();
+        let Value::Map(alarm) = &metric[0] else {
+            panic!()
+        };
+        let get = |key: &str| {
+            alarm
+                .iter()
+                .find(|(k, _)| k.as_text() == Some(key))
+                .unwrap()
+                .1
+                .clone()
+        };
         assert_eq!(get("StateValue").as_text(), Some("OK"));
         assert!(matches!(get("StateUpdatedTimestamp"), Value::Tag(1, _)));
         // Only composite alarms asked for: none.
-        let request = encode(&map(vec![("AlarmTypes", Value::Array(vec![text("CompositeAlarm")]))]));
-        let answer: Value = ciborium::from_reader(&answer("DescribeAlarms", &request, &alarms).unwrap()[..]).unwrap();
-        let Value::Map(top) = answer else { panic!() };
-        assert!(top.iter().find(|(k, _)| k.as_text() == Some("MetricAlarms")).unwrap().1.as_array().unwrap().is_empty());
-        assert_eq!(answer_err("PutMetricAlarm", &alarms), "UnknownOperationException");
-        let bad = encode(&map(vec![("AlarmTypes", Value::Array(vec![text("LogAlarm2")]))]));
-        assert_eq!(answer("DescribeAlarms", &bad, &alarms).unwrap_err().0, "ValidationError");
+        let request = encode(&map(vec![(
+            "AlarmTypes",
+            Value::Array(vec![text("CompositeAlarm")]),
+        )]));
+        let answered: Value =
+            ciborium::from_reader(&answer("DescribeAlarms", &request, &alarms).unwrap()[..])
+                .unwrap();
+        let Value::Map(top) = answered else { panic!() };
+        assert!(
+            top.iter()
+                .find(|(k, _)| k.as_text() == Some("MetricAlarms"))
+                .unwrap()
+                .1
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            answer_err("PutMetricAlarm", &alarms),
+            "UnknownOperationException"
+        );
+        let bad = encode(&map(vec![(
+            "AlarmTypes",
+            Value::Array(vec![text("LogAlarm2")]),
+        )]));
+        assert_eq!(
+            answer("DescribeAlarms", &bad, &alarms).unwrap_err().0,
+            "ValidationError"
+        );
     }
 
     fn answer_err(operation: &str, alarms: &[Alarm]) -> &'static str {

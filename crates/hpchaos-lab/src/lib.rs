@@ -632,8 +632,14 @@ pub fn alarm(dir: &Path, name: &str, state: &str, reason: &str) -> Result<String
             dir.display()
         )));
     }
-    alarms::set(&layout.cloudwatch_alarms(), name, state, reason, chrono::Utc::now())
-        .map_err(LabError::Setup)?;
+    alarms::set(
+        &layout.cloudwatch_alarms(),
+        name,
+        state,
+        reason,
+        chrono::Utc::now(),
+    )
+    .map_err(LabError::Setup)?;
     Ok(format!("alarm {name}: {state} ({reason})\n"))
 }
 

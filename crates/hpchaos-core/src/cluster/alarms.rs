@@ -62,13 +62,19 @@ pub async fn read(client: &aws_sdk_cloudwatch::Client, name: &str) -> Result<Ala
     };
     let metric = answer.metric_alarms().iter().map(|a| Alarm {
         name: a.alarm_name().unwrap_or_default().to_owned(),
-        state: a.state_value().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        state: a
+            .state_value()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
         reason: a.state_reason().unwrap_or_default().to_owned(),
         since: time(a.state_updated_timestamp()),
     });
     let composite = answer.composite_alarms().iter().map(|a| Alarm {
         name: a.alarm_name().unwrap_or_default().to_owned(),
-        state: a.state_value().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        state: a
+            .state_value()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
         reason: a.state_reason().unwrap_or_default().to_owned(),
         since: time(a.state_updated_timestamp()),
     });

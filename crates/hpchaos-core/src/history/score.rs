@@ -73,7 +73,8 @@ pub fn score(
 ) -> Score {
     let mut tags: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for run in runs {
-        tags.entry(run.scenario.clone()).or_insert_with(|| run.tags.clone());
+        tags.entry(run.scenario.clone())
+            .or_insert_with(|| run.tags.clone());
     }
     for (name, own) in catalogue {
         tags.insert(name.clone(), own.clone());
@@ -81,9 +82,9 @@ pub fn score(
     let stale_after = chrono::TimeDelta::from_std(stale).unwrap_or(chrono::TimeDelta::MAX);
     let mut scenarios = Vec::new();
     for (name, own) in &tags {
-        let verdict = runs.iter().find(|r| {
-            &r.scenario == name && matches!(r.status, Status::Passed | Status::Failed)
-        });
+        let verdict = runs
+            .iter()
+            .find(|r| &r.scenario == name && matches!(r.status, Status::Passed | Status::Failed));
         let categories = if own.is_empty() {
             vec![UNTAGGED.to_owned()]
         } else {
@@ -167,7 +168,10 @@ pub fn render(score: &Score, markdown: bool) -> String {
             ago_words(score.stale_after_seconds)
         ));
         for c in &score.categories {
-            out.push_str(&format!("| {} | {:.0} | {} |\n", c.category, c.score, c.scenarios));
+            out.push_str(&format!(
+                "| {} | {:.0} | {} |\n",
+                c.category, c.score, c.scenarios
+            ));
         }
         out.push_str("\n| scenario | categories | points | why |\n|---|---|---:|---|\n");
         for s in &score.scenarios {
@@ -244,7 +248,11 @@ mod tests {
             scenario: name.into(),
             started_at: t(day),
             status,
-            reason: if status == Status::Passed { String::new() } else { "detect missed".into() },
+            reason: if status == Status::Passed {
+                String::new()
+            } else {
+                "detect missed".into()
+            },
             lost_steps: None,
             gpu_hours_lost: None,
             ettr: None,
@@ -291,10 +299,18 @@ mod tests {
         // A shorter window makes a fresh pass stale.
         let day = std::time::Duration::from_secs(86_400);
         let tight = super::score(&runs, &catalogue, t(9) + chrono::TimeDelta::hours(2), day);
-        let xid48 = tight.scenarios.iter().find(|s| s.scenario == "xid48").unwrap();
+        let xid48 = tight
+            .scenarios
+            .iter()
+            .find(|s| s.scenario == "xid48")
+            .unwrap();
         assert_eq!(xid48.points, 100);
         let tight = super::score(&runs, &catalogue, t(10) + chrono::TimeDelta::hours(2), day);
-        let xid48 = tight.scenarios.iter().find(|s| s.scenario == "xid48").unwrap();
+        let xid48 = tight
+            .scenarios
+            .iter()
+            .find(|s| s.scenario == "xid48")
+            .unwrap();
         assert_eq!(xid48.points, 75);
     }
 
@@ -302,9 +318,18 @@ mod tests {
     fn it_is_exported_per_category_and_scenario() {
         let runs = vec![run("xid48", 9, Status::Passed, &["gpu"])];
         let text = prometheus(&score(&runs, &[], t(10), DEFAULT_STALE));
-        assert!(text.contains("hpchaos_resiliency_score{category=\"all\"} 100\n"), "{text}");
-        assert!(text.contains("hpchaos_resiliency_score{category=\"gpu\"} 100\n"), "{text}");
-        assert!(text.contains("hpchaos_scenario_resiliency_points{scenario=\"xid48\"} 100\n"), "{text}");
+        assert!(
+            text.contains("hpchaos_resiliency_score{category=\"all\"} 100\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hpchaos_resiliency_score{category=\"gpu\"} 100\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hpchaos_scenario_resiliency_points{scenario=\"xid48\"} 100\n"),
+            "{text}"
+        );
         let none = score(&[], &[], t(10), DEFAULT_STALE);
         assert_eq!(none.overall, 0.0);
         assert!(render(&none, true).contains("## Resiliency score: 0"));

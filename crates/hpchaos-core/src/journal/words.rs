@@ -314,43 +314,6 @@ pub fn host_key_text(
     format!("accepted the new host key of {node} on {instance_id}: {fingerprint}{was}")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::journal::Source;
-
-    fn observed(node: Option<&str>) -> Record {
-        Record {
-            seq: 1,
-            at: chrono::DateTime::parse_from_rfc3339("2026-12-03T05:00:00Z")
-                .unwrap()
-                .to_utc(),
-            scenario: Some("xid48-replace".into()),
-            entry: Entry::Observed {
-                source: Source::Harness,
-                node: node.map(str::to_owned),
-                field: "requeue_delay".into(),
-                from: None,
-                to: "120 s (Slurm's default)".into(),
-                source_time: None,
-            },
-        }
-    }
-
-    /// A record about no node is named by its field, never `harness : `.
-    #[test]
-    fn an_observation_is_named_by_its_node_else_its_field() {
-        assert_eq!(
-            progress_line(&observed(None)),
-            "[05:00:00.000] xid48-replace: harness requeue_delay: 120 s (Slurm's default)"
-        );
-        assert_eq!(
-            progress_line(&observed(Some("ip-10-1-0-12"))),
-            "[05:00:00.000] xid48-replace: harness ip-10-1-0-12: 120 s (Slurm's default)"
-        );
-    }
-}
-
 /// A later step's record in words.
 pub fn step_text(entry: &Entry) -> String {
     match entry {
@@ -393,5 +356,42 @@ pub fn step_text(entry: &Entry) -> String {
             false => format!("step {step} FAILED: {reason}"),
         },
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::Source;
+
+    fn observed(node: Option<&str>) -> Record {
+        Record {
+            seq: 1,
+            at: chrono::DateTime::parse_from_rfc3339("2026-12-03T05:00:00Z")
+                .unwrap()
+                .to_utc(),
+            scenario: Some("xid48-replace".into()),
+            entry: Entry::Observed {
+                source: Source::Harness,
+                node: node.map(str::to_owned),
+                field: "requeue_delay".into(),
+                from: None,
+                to: "120 s (Slurm's default)".into(),
+                source_time: None,
+            },
+        }
+    }
+
+    /// A record about no node is named by its field, never `harness : `.
+    #[test]
+    fn an_observation_is_named_by_its_node_else_its_field() {
+        assert_eq!(
+            progress_line(&observed(None)),
+            "[05:00:00.000] xid48-replace: harness requeue_delay: 120 s (Slurm's default)"
+        );
+        assert_eq!(
+            progress_line(&observed(Some("ip-10-1-0-12"))),
+            "[05:00:00.000] xid48-replace: harness ip-10-1-0-12: 120 s (Slurm's default)"
+        );
     }
 }

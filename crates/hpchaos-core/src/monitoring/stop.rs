@@ -284,7 +284,12 @@ mod tests {
         let names: Vec<&str> = planned.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(
             names,
-            ["promql-1", "SlurmNodeDrained", "training-throughput", "fleet"]
+            [
+                "promql-1",
+                "SlurmNodeDrained",
+                "training-throughput",
+                "fleet"
+            ]
         );
         assert_eq!(
             planned[0].describe(),

@@ -176,8 +176,10 @@ mod tests {
         report.status = status;
         report.cluster = "lab".into();
         if left {
-            report.still_applied = vec!["scontrol update nodename=ip-10-1-0-12 state=resume".into()];
-            report.recover_command = Some("hpchaos recover --cluster lab.yaml /r/journal.jsonl".into());
+            report.still_applied =
+                vec!["scontrol update nodename=ip-10-1-0-12 state=resume".into()];
+            report.recover_command =
+                Some("hpchaos recover --cluster lab.yaml /r/journal.jsonl".into());
         }
         report
     }
@@ -192,10 +194,21 @@ mod tests {
 
     #[test]
     fn failures_are_told_passes_only_on_end_and_a_rollback_left_applied_always() {
-        assert!(!due(&hook(NotifyOn::Failure), &report(Status::Passed, false)));
+        assert!(!due(
+            &hook(NotifyOn::Failure),
+            &report(Status::Passed, false)
+        ));
         assert!(due(&hook(NotifyOn::End), &report(Status::Passed, false)));
-        for status in [Status::Failed, Status::Aborted, Status::Error, Status::Interrupted] {
-            assert!(due(&hook(NotifyOn::Failure), &report(status, false)), "{status:?}");
+        for status in [
+            Status::Failed,
+            Status::Aborted,
+            Status::Error,
+            Status::Interrupted,
+        ] {
+            assert!(
+                due(&hook(NotifyOn::Failure), &report(status, false)),
+                "{status:?}"
+            );
         }
         assert!(due(&hook(NotifyOn::Failure), &report(Status::Passed, true)));
     }
@@ -206,7 +219,10 @@ mod tests {
         let text = body["text"].as_str().unwrap();
         assert!(text.starts_with("hpchaos: "), "{text}");
         assert!(text.contains("on lab FAILED"), "{text}");
-        assert!(text.contains("report: /r/20261203T080000-nightly/report.md"), "{text}");
+        assert!(
+            text.contains("report: /r/20261203T080000-nightly/report.md"),
+            "{text}"
+        );
         assert!(
             text.contains("ROLLBACK LEFT CHANGES APPLIED: scontrol update nodename=ip-10-1-0-12 state=resume; undo them with: hpchaos recover"),
             "{text}"
@@ -237,7 +253,11 @@ mod tests {
                     if let Some((head, rest)) = text.split_once("\r\n\r\n") {
                         let length: usize = head
                             .lines()
-                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap())
+                            })
                             .unwrap_or(0);
                         if rest.len() >= length {
                             bodies.push(rest.to_owned());
@@ -245,7 +265,9 @@ mod tests {
                         }
                     }
                 }
-                let reply = format!("HTTP/1.1 {answer}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+                let reply = format!(
+                    "HTTP/1.1 {answer}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+                );
                 socket.write_all(reply.as_bytes()).await.unwrap();
             }
             bodies
@@ -273,7 +295,13 @@ mod tests {
         drop(listener);
         let mut hook = hook(NotifyOn::Failure);
         hook.webhook = url;
-        let sent = send(&reqwest::Client::new(), &hook, &json!({}), Duration::from_millis(5)).await;
+        let sent = send(
+            &reqwest::Client::new(),
+            &hook,
+            &json!({}),
+            Duration::from_millis(5),
+        )
+        .await;
         assert_eq!(sent.attempts, ATTEMPTS);
         assert!(sent.result.is_err());
     }

@@ -362,19 +362,12 @@ fn step_tables(out: &mut String, s: &ScenarioReport) {
         };
         let _ = writeln!(
             out,
-            "### Step {}: {status}
-
-- fault: `{}` on {}
-- expected recovery: `{}`
-- {}{}
-- injected: {}{}
-",
+            "### Step {}: {status}\n\n- fault: `{}` on {}\n- expected recovery: `{}`\n- {}\n- injected: {}{}\n",
             step.name,
             step.fault,
             step.targets.join(", "),
             step.recovery,
             step.trigger,
-            "",
             time(step.injected_at),
             if step.reason.is_empty() {
                 String::new()

@@ -165,7 +165,14 @@ fn step_table(step: &super::StepReport) -> String {
         return out;
     }
     let mut builder = Builder::default();
-    builder.push_record(["phase", "took", "since its inject", "deadline", "verdict", "timed by"]);
+    builder.push_record([
+        "phase",
+        "took",
+        "since its inject",
+        "deadline",
+        "verdict",
+        "timed by",
+    ]);
     for phase in &step.phases {
         builder.push_record([
             phase.phase.to_string(),

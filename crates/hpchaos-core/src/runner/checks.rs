@@ -342,7 +342,10 @@ impl Runner {
                     held.words(),
                     Some(super::Ending::new(
                         ScenarioOutcome::Aborted,
-                        format!("{} before the injection (nothing was changed)", held.words()),
+                        format!(
+                            "{} before the injection (nothing was changed)",
+                            held.words()
+                        ),
                     )),
                 ),
                 None => (

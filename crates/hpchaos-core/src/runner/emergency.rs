@@ -47,7 +47,11 @@ impl StopRequest {
     pub fn describe(&self) -> String {
         format!(
             "{} by hpchaos stop ({}, {}): {}",
-            if self.hold { "stopped and held" } else { "stopped" },
+            if self.hold {
+                "stopped and held"
+            } else {
+                "stopped"
+            },
             self.by,
             self.at.format("%Y-%m-%d %H:%M:%S UTC"),
             self.reason
@@ -244,7 +248,10 @@ mod tests {
         let hold = dir.path().join("var/hold.json");
         let (lock, hold) = (lock.to_str().unwrap(), hold.to_str().unwrap());
         let json = serde_json::to_string(&request(false)).unwrap();
-        assert_eq!(parse_asked(&sh(STOP_SCRIPT, &[lock, &json])), Some(Asked::NoRun));
+        assert_eq!(
+            parse_asked(&sh(STOP_SCRIPT, &[lock, &json])),
+            Some(Asked::NoRun)
+        );
         std::fs::create_dir(lock).unwrap();
         std::fs::write(
             format!("{lock}/owner.json"),
@@ -273,7 +280,10 @@ mod tests {
         assert!(released.starts_with("released\n"), "{released}");
         assert!(released.contains("incident 4711"), "{released}");
         assert_eq!(sh(RELEASE_SCRIPT, &[hold]).trim(), "none");
-        assert_eq!(parse_standing(&sh(READ_SCRIPT, &[lock, hold])), Standing::default());
+        assert_eq!(
+            parse_standing(&sh(READ_SCRIPT, &[lock, hold])),
+            Standing::default()
+        );
     }
 
     #[test]

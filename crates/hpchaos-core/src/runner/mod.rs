@@ -1091,14 +1091,17 @@ impl Runner {
                     renew_once(&ssh, &head, &marker, &held.fence(), Some(length)),
                 )
                 .await
-                .map_or(Err(lease::Unanswered::Timeout(every.as_secs())), |answer| {
-                    answer
-                        .map(|(renewal, standing)| {
-                            stops.heed(&standing);
-                            renewal
-                        })
-                        .map_err(lease::Unanswered::from)
-                });
+                .map_or(
+                    Err(lease::Unanswered::Timeout(every.as_secs())),
+                    |answer| {
+                        answer
+                            .map(|(renewal, standing)| {
+                                stops.heed(&standing);
+                                renewal
+                            })
+                            .map_err(lease::Unanswered::from)
+                    },
+                );
                 let lost = held
                     .renewal(sent, answer, &head.name)
                     .or_else(|| held.lost(lease::boot_clock()));
@@ -1297,7 +1300,8 @@ impl Runner {
             }
         }
         if watched_targets.len() > targets.len() {
-            let later: BTreeSet<String> = watched_targets[targets.len()..].iter().cloned().collect();
+            let later: BTreeSet<String> =
+                watched_targets[targets.len()..].iter().cloned().collect();
             let reached = match self.reconcile_host_keys(name, &later).await {
                 Ok(()) => {
                     let nodes: Vec<String> = later.iter().cloned().collect();

@@ -102,7 +102,12 @@ pub fn edge_time(
 
 /// Whether a phase trigger can never come now: its step is settled and
 /// the edge was not reached.
-fn never_comes(judgement: &Judgement, injected_at: DateTime<Utc>, phase: Phase, edge: Edge) -> bool {
+fn never_comes(
+    judgement: &Judgement,
+    injected_at: DateTime<Utc>,
+    phase: Phase,
+    edge: Edge,
+) -> bool {
     judgement.settled && edge_time(judgement, injected_at, phase, edge).is_none()
 }
 
@@ -143,8 +148,8 @@ impl Runner {
                     format!("step {}: {why} (nothing was changed)", spec.name),
                 )
             })?;
-            let plan =
-                faults::plan(&spec.fault, &targets).for_run(&format!("{}-{}", self.run_id, spec.name));
+            let plan = faults::plan(&spec.fault, &targets)
+                .for_run(&format!("{}-{}", self.run_id, spec.name));
             let expect = scenario.step_expect(spec);
             let expectation = Expectation {
                 recovery: expect.recovery,
@@ -229,11 +234,15 @@ impl Runner {
                 if let Some(phase) = when.phase {
                     let (judgement, injected_at, whose) = match when.step.as_deref() {
                         None => (Some(first.1), Some(first.0), name.to_owned()),
-                        Some(step) if step == name => (Some(first.1), Some(first.0), name.to_owned()),
-                        Some(step) => match later[..index].iter().find(|l| l.planned.spec.name == step) {
-                            Some(l) => (l.judgement.as_ref(), l.injected_at, step.to_owned()),
-                            None => (None, None, step.to_owned()),
-                        },
+                        Some(step) if step == name => {
+                            (Some(first.1), Some(first.0), name.to_owned())
+                        }
+                        Some(step) => {
+                            match later[..index].iter().find(|l| l.planned.spec.name == step) {
+                                Some(l) => (l.judgement.as_ref(), l.injected_at, step.to_owned()),
+                                None => (None, None, step.to_owned()),
+                            }
+                        }
                     };
                     match (judgement, injected_at) {
                         (Some(j), Some(at)) => {
@@ -293,7 +302,10 @@ impl Runner {
             .get(endpoint, "/api/v1/query", &[("query", query)])
             .await
         {
-            Ok(body) => matches!(crate::monitoring::expect::instant_result(&body), Ok(Some(_))),
+            Ok(body) => matches!(
+                crate::monitoring::expect::instant_result(&body),
+                Ok(Some(_))
+            ),
             Err(_) => false,
         }
     }
@@ -302,9 +314,21 @@ impl Runner {
     /// steps fanned out over its targets, then its checks; journaled
     /// `step_injected` at its injection's time. A refused intent or a
     /// failed injection ends the step (not passed).
-    async fn inject_step(&mut self, name: &str, live: &mut Live, now: DateTime<Utc>, job: Option<u64>) {
+    async fn inject_step(
+        &mut self,
+        name: &str,
+        live: &mut Live,
+        now: DateTime<Utc>,
+        job: Option<u64>,
+    ) {
         let step = live.planned.spec.name.clone();
-        let actions: Vec<String> = live.planned.plan.inject.iter().map(Step::describe).collect();
+        let actions: Vec<String> = live
+            .planned
+            .plan
+            .inject
+            .iter()
+            .map(Step::describe)
+            .collect();
         let action = format!("step {step}: {}", actions.join("; "));
         let intent = match self
             .write_ahead(name, action.clone(), live.planned.undo.clone())
@@ -352,7 +376,12 @@ impl Runner {
             },
         );
         if !ok {
-            self.end_step(name, live, false, format!("its injection did not take: {detail}"));
+            self.end_step(
+                name,
+                live,
+                false,
+                format!("its injection did not take: {detail}"),
+            );
         }
     }
 
@@ -540,9 +569,15 @@ mod tests {
             ],
             false,
         );
-        assert_eq!(edge_time(&j, t(0), Phase::Detect, Edge::Started), Some(t(0)));
+        assert_eq!(
+            edge_time(&j, t(0), Phase::Detect, Edge::Started),
+            Some(t(0))
+        );
         assert_eq!(edge_time(&j, t(0), Phase::Detect, Edge::Ended), Some(t(3)));
-        assert_eq!(edge_time(&j, t(0), Phase::Replace, Edge::Started), Some(t(5)));
+        assert_eq!(
+            edge_time(&j, t(0), Phase::Replace, Edge::Started),
+            Some(t(5))
+        );
         assert_eq!(edge_time(&j, t(0), Phase::Replace, Edge::Ended), None);
         assert_eq!(edge_time(&j, t(0), Phase::Reboot, Edge::Started), None);
         assert!(!never_comes(&j, t(0), Phase::Replace, Edge::Ended));

@@ -283,11 +283,15 @@ pub struct JobMatch {
 impl JobMatch {
     /// `name=train user=alice`.
     pub fn describe(&self) -> String {
-        [("name", &self.name), ("user", &self.user), ("account", &self.account)]
-            .iter()
-            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
-            .collect::<Vec<_>>()
-            .join(" ")
+        [
+            ("name", &self.name),
+            ("user", &self.user),
+            ("account", &self.account),
+        ]
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+        .collect::<Vec<_>>()
+        .join(" ")
     }
 }
 

@@ -116,7 +116,10 @@ impl Rules<'_> {
                     );
                 }
                 let earlier = when.step.as_deref().unwrap_or(scenario.name.as_str());
-                match scenario.step_names()[..=index].iter().position(|n| *n == earlier) {
+                match scenario.step_names()[..=index]
+                    .iter()
+                    .position(|n| *n == earlier)
+                {
                     None => self.at_value(
                         &at.key("step"),
                         format!("`{earlier}` is not an earlier step of this scenario"),
@@ -149,7 +152,11 @@ impl Rules<'_> {
                 }
                 if when.promql.is_some()
                     && let Some(profile) = profile
-                    && profile.monitoring.as_ref().and_then(|m| m.prometheus.as_ref()).is_none()
+                    && profile
+                        .monitoring
+                        .as_ref()
+                        .and_then(|m| m.prometheus.as_ref())
+                        .is_none()
                 {
                     self.at_value(
                         &at.key("promql"),
@@ -168,7 +175,20 @@ impl Rules<'_> {
             own.steps = Vec::new();
             let saved = std::mem::replace(&mut self.prefix, at.clone());
             self.deadlines(&own.expect);
+            let before = self.out.len();
             self.expectation_fits_fault(&own);
+            // Without its own `expect`, the step took the scenario's: say
+            // where to write the one it needs.
+            if step.expect.is_none() {
+                for said in &mut self.out[before..] {
+                    if let Some(hint) = &mut said.hint {
+                        hint.push_str(&format!(
+                            " (the step has no `expect:` of its own and takes the scenario's `recovery: {}`: give it one, e.g. `expect: {{ recovery: none, quiet_for: 30s }}`)",
+                            scenario.expect.recovery
+                        ));
+                    }
+                }
+            }
             self.reason(&own.expect);
             if step.target.is_some() {
                 self.node_names(&own);
@@ -376,7 +396,11 @@ impl Rules<'_> {
             let name = item.label(index);
             if names.contains(&name) {
                 self.at_value(
-                    &at.key(if item.name.is_some() { "name" } else { given.first().copied().unwrap_or("name") }),
+                    &at.key(if item.name.is_some() {
+                        "name"
+                    } else {
+                        given.first().copied().unwrap_or("name")
+                    }),
                     format!("two stop conditions are named `{name}`"),
                     "give each one its own `name:`",
                 );
@@ -828,7 +852,12 @@ impl Rules<'_> {
                 );
             }
         }
-        for (index, item) in scenario.abort.iter().flat_map(|a| a.when.iter()).enumerate() {
+        for (index, item) in scenario
+            .abort
+            .iter()
+            .flat_map(|a| a.when.iter())
+            .enumerate()
+        {
             let at = path(&["abort", "when"]).index(index);
             if item.promql.is_some() && monitoring.and_then(|m| m.prometheus.as_ref()).is_none() {
                 self.at_value(

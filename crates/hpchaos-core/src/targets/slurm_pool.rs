@@ -94,10 +94,7 @@ pub fn parse_nodes(text: &str) -> Vec<NodeFacts> {
 }
 
 /// Reads [`JOBS_FORMAT`] rows; `expand` turns a node list into names.
-pub fn parse_jobs(
-    text: &str,
-    mut expand: impl FnMut(&str) -> Vec<String>,
-) -> Vec<RunningJob> {
+pub fn parse_jobs(text: &str, mut expand: impl FnMut(&str) -> Vec<String>) -> Vec<RunningJob> {
     text.lines()
         .filter_map(|line| {
             let (id, rest) = line.split_once('|')?;
@@ -142,7 +139,9 @@ pub fn state_matches(state: &NodeState, wanted: NodeStateFilter) -> bool {
 /// Whether `job` matches every field the pool gives (exact names).
 pub fn job_matches(job: &RunningJob, wanted: &JobMatch) -> bool {
     let field = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
-    field(&wanted.name, &job.name) && field(&wanted.user, &job.user) && field(&wanted.account, &job.account)
+    field(&wanted.name, &job.name)
+        && field(&wanted.user, &job.user)
+        && field(&wanted.account, &job.account)
 }
 
 /// Each node judged against the pool, in Slurm's order: `Ok(())` for a
@@ -289,24 +288,44 @@ ip-10-1-0-15|idle|(null)|(null)|cpu\n";
         let jobs = parse_jobs(SQUEUE, |l| vec![l.to_owned()]);
         // A job name holding `|` is read whole.
         assert_eq!(jobs[0].name, "train|a|b");
-        assert_eq!((jobs[0].user.as_str(), jobs[0].account.as_str()), ("alice", "ml"));
+        assert_eq!(
+            (jobs[0].user.as_str(), jobs[0].account.as_str()),
+            ("alice", "ml")
+        );
     }
 
     #[test]
     fn each_filter_chooses_and_says_why_not() {
-        assert_eq!(chosen(&pool("state: idle")), ["ip-10-1-0-11", "ip-10-1-0-15"]);
-        assert_eq!(chosen(&pool("state: allocated")), ["ip-10-1-0-12", "ip-10-1-0-13"]);
+        assert_eq!(
+            chosen(&pool("state: idle")),
+            ["ip-10-1-0-11", "ip-10-1-0-15"]
+        );
+        assert_eq!(
+            chosen(&pool("state: allocated")),
+            ["ip-10-1-0-12", "ip-10-1-0-13"]
+        );
         assert_eq!(chosen(&pool("state: mixed")), ["ip-10-1-0-13"]);
         assert_eq!(
             chosen(&pool("state: usable")),
-            ["ip-10-1-0-11", "ip-10-1-0-12", "ip-10-1-0-13", "ip-10-1-0-15"]
+            [
+                "ip-10-1-0-11",
+                "ip-10-1-0-12",
+                "ip-10-1-0-13",
+                "ip-10-1-0-15"
+            ]
         );
-        assert_eq!(chosen(&pool("gres: gpu:h100")), ["ip-10-1-0-11", "ip-10-1-0-12", "ip-10-1-0-14"]);
+        assert_eq!(
+            chosen(&pool("gres: gpu:h100")),
+            ["ip-10-1-0-11", "ip-10-1-0-12", "ip-10-1-0-14"]
+        );
         assert_eq!(chosen(&pool("gres: gpu")).len(), 4);
         assert_eq!(chosen(&pool("features: [efa, a100]")), ["ip-10-1-0-13"]);
         assert_eq!(chosen(&pool("partition: cpu")), ["ip-10-1-0-15"]);
         assert_eq!(chosen(&pool("jobs: {user: alice}")), ["ip-10-1-0-12"]);
-        assert_eq!(chosen(&pool("jobs: {account: research, name: eval}")), ["ip-10-1-0-13"]);
+        assert_eq!(
+            chosen(&pool("jobs: {account: research, name: eval}")),
+            ["ip-10-1-0-13"]
+        );
         assert!(chosen(&pool("jobs: {user: alice, account: research}")).is_empty());
         assert_eq!(
             chosen(&pool("{state: idle, gres: 'gpu:h100', partition: dev}")),
