@@ -20,3 +20,4 @@ mod controls;
 mod drills;
 mod end_to_end;
 mod run;
+mod training_failures;

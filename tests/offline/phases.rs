@@ -548,6 +548,54 @@ fn job_fails_ends_when_the_job_does() {
     assert_eq!(judgement.phases[1].ended.as_ref().unwrap().at, t(8.5));
 }
 
+/// A hung rank: the collective watchdog's line is the detection, before
+/// Slurm shows the step failing; the job's end closes job_end.
+#[test]
+fn a_hang_is_detected_by_the_watchdogs_line() {
+    let e = expect(
+        Recovery::JobFails,
+        &[(Phase::Detect, 30), (Phase::JobEnd, 60)],
+    );
+    let fault = Event {
+        seen: t(21.0),
+        source_time: None,
+        source: Source::JobOutput,
+        observation: Observation::JobFault {
+            said: "[Rank 0] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=97, OpType=ALLREDUCE, NumelIn=1, NumelOut=1, Timeout(ms)=20000) ran for 20031 milliseconds before timing out.".into(),
+        },
+    };
+    let timeline = vec![
+        job(2.0, "RUNNING", &[NODE], 0),
+        step(2.5, 97),
+        fault,
+        job(22.0, "COMPLETING", &[NODE], 0),
+        job(24.0, "FAILED", &[], 0),
+    ];
+    let judgement = judge(t(0.0), &baseline(true), &e, &timeline, t(25.0), false);
+    assert!(judgement.passed, "{judgement:?}");
+    let detect = judgement.phases[0].ended.as_ref().unwrap();
+    assert_eq!(detect.at, t(21.0));
+    assert!(
+        detect.evidence.contains("Watchdog caught"),
+        "{}",
+        detect.evidence
+    );
+    assert_eq!(judgement.phases[1].ended.as_ref().unwrap().at, t(24.0));
+    // A replace scenario does not take a watchdog line for HyperPod's
+    // detection.
+    let replace = expect(Recovery::Replace, &[]);
+    let only_fault = vec![timeline[2].clone()];
+    let judged = judge(
+        t(0.0),
+        &baseline(true),
+        &replace,
+        &only_fault,
+        t(25.0),
+        false,
+    );
+    assert!(judged.phases[0].ended.is_none(), "{judged:?}");
+}
+
 #[test]
 fn a_healthy_node_before_anything_happened_is_not_a_rejoin() {
     // The first poll after the injection still sees the node as it was.

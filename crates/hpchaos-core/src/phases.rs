@@ -54,6 +54,10 @@ pub enum Observation {
     /// from a checkpoint, or HyperPod's auto-resume retrying the step in
     /// place. `from`: the checkpoint's step, when said.
     JobRestarted { from: Option<u64>, said: String },
+    /// The job says it hit a fault HyperPod's health agent does not see:
+    /// its collective watchdog gave up on a rank (PyTorch's `Watchdog
+    /// caught collective operation timeout`), NCCL failed a collective.
+    JobFault { said: String },
     /// A line of the controller log about a target node.
     ControllerLog {
         node: String,
@@ -610,7 +614,8 @@ fn node_of(observation: &Observation) -> Option<&str> {
         Observation::Job { .. }
         | Observation::JobGone
         | Observation::Progress { .. }
-        | Observation::JobRestarted { .. } => None,
+        | Observation::JobRestarted { .. }
+        | Observation::JobFault { .. } => None,
     }
 }
 
@@ -789,6 +794,7 @@ fn event_key(event: &Event) -> String {
         Observation::Job { .. } | Observation::JobGone => "job".to_owned(),
         Observation::Progress { .. } => "progress".to_owned(),
         Observation::JobRestarted { .. } => "job-restarted".to_owned(),
+        Observation::JobFault { .. } => "job-fault".to_owned(),
         Observation::ControllerLog { node, .. } => format!("log/{node}"),
         Observation::HealthEvent { node, .. } => format!("hma/{node}"),
     }
@@ -1235,6 +1241,13 @@ impl Tracker {
                 time_source: TimeSource::Observed,
                 evidence: format!("sagemaker {node}: status {status}"),
             }),
+            // The job's own word (its watchdog's line) comes before Slurm
+            // shows the step failed.
+            Observation::JobFault { said }
+                if matches!(expectation.recovery, Recovery::Requeue | Recovery::JobFails) =>
+            {
+                Some(boundary(event, format!("job output: {said}")))
+            }
             Observation::Job { state, .. }
                 if matches!(expectation.recovery, Recovery::Requeue | Recovery::JobFails)
                     && !state.is_running() =>

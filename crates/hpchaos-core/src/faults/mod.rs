@@ -7,6 +7,7 @@
 
 mod deep_health_check;
 mod gpu_stress;
+pub mod hang;
 mod node_reboot;
 mod node_replace;
 mod process_kill;
@@ -99,6 +100,17 @@ pub enum Step {
     },
     /// Cancel the jobs marked with this `--comment` (our canary).
     CancelCanary { comment: String },
+    /// Stop (SIGSTOP) the workload's task on `node` (rank `rank`, or the
+    /// lowest there) and everything under it, recording them in `pidfile`
+    /// ([`hang::STOP_SCRIPT`]).
+    StopJobTask {
+        node: String,
+        rank: Option<u32>,
+        pidfile: String,
+    },
+    /// Continue (SIGCONT) what `pidfile` records, the same processes only,
+    /// and fail if one is still stopped ([`hang::CONTINUE_SCRIPT`]).
+    ContinueStopped { node: String, pidfile: String },
 }
 
 /// The first need for root among `steps` that run on a node over SSH
@@ -137,7 +149,10 @@ impl Step {
                     _ => None,
                 }
             }
-            Step::KillJobTasks { .. } | Step::KillMatching { .. } => Some(Root::SignalOthers),
+            Step::KillJobTasks { .. }
+            | Step::KillMatching { .. }
+            | Step::StopJobTask { .. }
+            | Step::ContinueStopped { .. } => Some(Root::SignalOthers),
             Step::StartDetached { .. } | Step::CheckDetached { .. } | Step::StopDetached { .. } => {
                 Some(Root::RunState)
             }
@@ -162,7 +177,10 @@ impl Step {
                 Place::Node(n) => Some(n.clone()),
                 Place::Head => None,
             },
-            Step::KillJobTasks { node, .. } | Step::KillMatching { node, .. } => Some(node.clone()),
+            Step::KillJobTasks { node, .. }
+            | Step::KillMatching { node, .. }
+            | Step::StopJobTask { node, .. }
+            | Step::ContinueStopped { node, .. } => Some(node.clone()),
             _ => None,
         }
     }
@@ -260,6 +278,13 @@ impl Step {
             Step::CancelCanary { comment } => {
                 format!("on head: scancel the jobs with comment {comment} (canary)")
             }
+            Step::StopJobTask { node, rank, .. } => format!(
+                "on {node}: SIGSTOP the workload's task ({}) and every process under it",
+                rank.map_or("its lowest rank there".to_owned(), |r| format!("rank {r}"))
+            ),
+            Step::ContinueStopped { node, .. } => {
+                format!("on {node}: SIGCONT what the hang stopped, if still stopped")
+            }
         }
     }
 }
@@ -296,7 +321,9 @@ impl Plan {
             match step {
                 Step::StartDetached { pidfile, .. }
                 | Step::CheckDetached { pidfile, .. }
-                | Step::StopDetached { pidfile, .. } => own(pidfile),
+                | Step::StopDetached { pidfile, .. }
+                | Step::StopJobTask { pidfile, .. }
+                | Step::ContinueStopped { pidfile, .. } => own(pidfile),
                 _ => {}
             }
         }
@@ -312,6 +339,7 @@ pub fn plan(fault: &Fault, targets: &[String]) -> Plan {
         Fault::NodeReplace(replace) => node_replace::plan(replace, targets),
         Fault::Xid(xid) => xid::plan(xid, targets),
         Fault::DeepHealthCheck(check) => deep_health_check::plan(check, targets),
+        Fault::Hang(h) => hang::plan(h, targets),
     }
 }
 

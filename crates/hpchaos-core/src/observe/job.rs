@@ -145,6 +145,14 @@ impl<'a> JobView<'a> {
                             },
                         ));
                     }
+                    if update.fault {
+                        said.push(output_event(
+                            now,
+                            Observation::JobFault {
+                                said: update.text.clone(),
+                            },
+                        ));
+                    }
                     if let Some(step) = update.step {
                         said.push(output_event(
                             now,
@@ -155,6 +163,7 @@ impl<'a> JobView<'a> {
                         ));
                     }
                     if update.auto_resume
+                        || update.fault
                         || update.resumed.is_some()
                         || update.checkpoint.is_some()
                         || update.text.contains("resumed")

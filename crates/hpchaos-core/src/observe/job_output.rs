@@ -111,7 +111,20 @@ pub struct Update {
     /// A line of HyperPod's auto-resume (`[Auto Resume] Info: JobID: 82
     /// StepID: 0 ...`): the job's own record of its recovery.
     pub auto_resume: bool,
+    /// The job says a collective failed or timed out (see [`JOB_FAULTS`]).
+    pub fault: bool,
 }
+
+/// Lines by which a training job says a collective failed: PyTorch's NCCL
+/// watchdog (`[Rank 0] Watchdog caught collective operation timeout:
+/// WorkNCCL(SeqNum=..., OpType=ALLREDUCE, ...) ran for ... milliseconds
+/// before timing out.`, pytorch `ProcessGroupNCCL.cpp`) and what it says
+/// as it tears the process group down.
+pub const JOB_FAULTS: [&str; 3] = [
+    "Watchdog caught collective operation timeout",
+    "Some NCCL operations have failed or timed out",
+    "NCCL communicator was aborted",
+];
 
 /// HyperPod's auto-resume lines (capital R; field case 15), and the one
 /// that says the step is run again ("Retrying step. Attempt number: 1").
@@ -153,12 +166,14 @@ impl Update {
                     .and_then(|m| parse_step(m.as_str()))
             })
             .flatten();
+        let fault = JOB_FAULTS.iter().any(|f| text.contains(f));
         Update {
             text,
             step,
             checkpoint,
             resumed,
             auto_resume,
+            fault,
         }
     }
 }
@@ -764,6 +779,29 @@ mod tests {
         assert_eq!(after, [6, 7, 8, 9]);
         // `StepID: 0` in HyperPod's lines is no step.
         assert!(updates[..retry].iter().all(|u| u.step.is_none()));
+    }
+
+    /// PyTorch's NCCL watchdog, as torchrun prefixes it (`[rank1]:`):
+    /// a fault the job reports, never a step (its SeqNum is no step).
+    #[test]
+    fn the_collective_watchdog_says_a_fault_and_no_step() {
+        let patterns = plain(r"step (\d+)");
+        let lines = [
+            "[rank0]:[E1203 08:41:07.123456 4711 ProcessGroupNCCL.cpp:616] [Rank 0] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=1042, OpType=ALLREDUCE, NumelIn=1, NumelOut=1, Timeout(ms)=600000) ran for 600081 milliseconds before timing out.",
+            "[rank0]:[E1203 08:41:07.200000 4711 ProcessGroupNCCL.cpp:1664] [PG 0 (default_pg) Rank 0] Some NCCL operations have failed or timed out. Due to the asynchronous nature of CUDA kernels, subsequent GPU operations might run on corrupted/incomplete data.",
+            "step 1042",
+            "rank 1 on ip-10-1-0-12: CUDA error: uncorrectable ECC error encountered",
+        ];
+        let updates: Vec<Update> = lines
+            .iter()
+            .map(|l| Update::of(l, Some(&patterns)))
+            .collect();
+        assert_eq!(
+            updates.iter().map(|u| u.fault).collect::<Vec<_>>(),
+            [true, true, false, false]
+        );
+        assert!(updates[0].step.is_none() && updates[1].step.is_none());
+        assert_eq!(updates[2].step.map(|s| s.value), Some(1042));
     }
 
     #[test]

@@ -41,6 +41,48 @@ impl Runner {
                     job.ok_or_else(|| StepError::Refused("no workload to kill tasks of".into()))?;
                 self.kill_job_tasks(node, job, *signal, *count).await
             }
+            Step::StopJobTask {
+                node,
+                rank,
+                pidfile,
+            } => {
+                let job =
+                    job.ok_or_else(|| StepError::Refused("no workload to hang a rank of".into()))?;
+                let rank = rank.map(|r| r.to_string()).unwrap_or_default();
+                let job = job.to_string();
+                let argv = [
+                    "sh",
+                    "-c",
+                    faults::hang::STOP_SCRIPT,
+                    "hpchaos",
+                    &job,
+                    &rank,
+                    pidfile,
+                ];
+                let out = ssh
+                    .run_as_root(&self.cluster.node(node), Root::SignalOthers, &argv)
+                    .await?;
+                match out.status {
+                    0 => Ok(format!("on {node}: {}", out.stdout.trim())),
+                    _ => Err(StepError::Refused(format!("{node}: {}", out.stderr.trim()))),
+                }
+            }
+            Step::ContinueStopped { node, pidfile } => {
+                let argv = [
+                    "sh",
+                    "-c",
+                    faults::hang::CONTINUE_SCRIPT,
+                    "hpchaos",
+                    pidfile,
+                ];
+                let out = ssh
+                    .run_as_root(&self.cluster.node(node), Root::SignalOthers, &argv)
+                    .await?;
+                match out.status {
+                    0 => Ok(format!("on {node}: {}", out.stdout.trim())),
+                    _ => Err(StepError::Refused(format!("{node}: {}", out.stderr.trim()))),
+                }
+            }
             Step::KillMatching {
                 node,
                 pattern,

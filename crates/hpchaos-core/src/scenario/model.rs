@@ -482,6 +482,26 @@ pub enum Fault {
     /// (`StartClusterHealthCheck`): the nodes are taken out of service in
     /// a Slurm maintenance reservation while checked, then given back.
     DeepHealthCheck(DeepHealthCheck),
+    /// Stop one rank of the workload (`SIGSTOP` of its task on each
+    /// target node): a hang, which HyperPod's health agent does not catch;
+    /// only the training's collective watchdog does.
+    Hang(Hang),
+}
+
+/// A hung rank: the workload's task on each target node stopped
+/// (`SIGSTOP`), and let go (`SIGCONT`) after `duration` or at rollback.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Hang {
+    /// The rank to stop (`SLURM_PROCID`); it must run on the target. By
+    /// default the lowest rank on each target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank: Option<u32>,
+    /// Let it go again after this long (a stall shorter than the
+    /// watchdog's timeout is a straggler, not a failure); by default it
+    /// stays stopped until the job reacts and the rollback lets it go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Duration>,
 }
 
 impl Fault {
@@ -493,6 +513,7 @@ impl Fault {
             Fault::NodeReplace(_) => "node_replace",
             Fault::Xid(_) => "xid",
             Fault::DeepHealthCheck(_) => "deep_health_check",
+            Fault::Hang(_) => "hang",
         }
     }
 

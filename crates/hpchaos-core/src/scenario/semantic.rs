@@ -319,6 +319,10 @@ impl Rules<'_> {
                 &[R::HealthCheck, R::Reboot, R::Replace],
                 "a deep health check gives the node back, or HyperPod repairs a node that fails it",
             ),
+            Fault::Hang(_) => (
+                &[R::JobFails, R::Requeue, R::None],
+                "a hang touches no node: the job's watchdog ends it (job_fails, or requeue when the job restarts itself), or it goes on once let go (none)",
+            ),
         };
         if !allowed.contains(&recovery) {
             let listed: Vec<_> = allowed.iter().map(|r| format!("`{r}`")).collect();

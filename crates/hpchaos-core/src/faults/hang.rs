@@ -1,0 +1,194 @@
+//! A hung rank (`fault: hang`): on each target node, the workload's task
+//! (the lowest rank there, or `rank`) and every process under it are
+//! stopped with SIGSTOP, as a rank stuck in a collective or a frozen
+//! process is; HyperPod's health agent sees nothing, only the training's
+//! collective watchdog does (docs: HYPERPOD.md, "What HyperPod does not
+//! catch"). What was stopped is written to a pidfile on the node, each pid
+//! with its start time; the undo (and `recover`) continues exactly those
+//! (SIGCONT, never a pid reused since) and checks none is left stopped.
+//! With `duration`, the harness lets them go that long after the injection.
+
+use super::{Plan, Step};
+use crate::scenario::model::Hang;
+
+/// Where the stopped pids are kept on the node (stem; a run names its own
+/// after itself, see `Plan::for_run`).
+pub const HANG_PIDFILE: &str = "/run/hpchaos-hang.pid";
+
+/// Run on the node as root with the job id as `$1`, the rank wanted (or
+/// empty) as `$2` and the pidfile as `$3`: finds the job's step task (a
+/// process whose parent is `slurmstepd`, with `SLURM_JOB_ID=$1` and a
+/// `SLURM_PROCID`), the lowest rank or rank `$2`, stops it and its
+/// descendants (parent first), writes `pid starttime` of each to `$3` and
+/// prints `rank R: stopped PIDS`. Exits 3, stopping nothing, when there is
+/// no such task.
+pub const STOP_SCRIPT: &str = r#"j=$1 want=$2 f=$3 best= bestrank=
+for d in /proc/[0-9]*; do
+  p=${d#/proc/}
+  e=$(tr '\0' '\n' < "$d/environ" 2>/dev/null) || continue
+  printf '%s\n' "$e" | grep -qx "SLURM_JOB_ID=$j" || continue
+  r=$(printf '%s\n' "$e" | sed -n 's/^SLURM_PROCID=//p' | head -1)
+  [ -n "$r" ] || continue
+  pp=$(sed 's/.*) //' "$d/stat" 2>/dev/null | awk '{print $2}')
+  [ "$(cat "/proc/$pp/comm" 2>/dev/null)" = slurmstepd ] || continue
+  [ -z "$want" ] || [ "$r" = "$want" ] || continue
+  if [ -z "$bestrank" ] || [ "$r" -lt "$bestrank" ]; then best=$p bestrank=$r; fi
+done
+[ -n "$best" ] || { echo "no step task of job $j${want:+ with rank $want} on $(hostname)" >&2; exit 3; }
+all=$best queue=$best
+while [ -n "$queue" ]; do
+  next=
+  for q in $queue; do
+    for c in $(pgrep -P "$q"); do all="$all $c" next="$next $c"; done
+  done
+  queue=$next
+done
+: > "$f.new"
+for q in $all; do
+  s=$(sed 's/.*) //' "/proc/$q/stat" 2>/dev/null | awk '{print $20}')
+  [ -n "$s" ] && echo "$q $s" >> "$f.new"
+done
+mv -f "$f.new" "$f" && kill -STOP $all && echo "rank $bestrank: stopped $all""#;
+
+/// Run on the node as root with the pidfile as `$1`: continues every pid
+/// in it still the same process (its start time unchanged), removes the
+/// file, and fails if one of them is still stopped. Prints what it did;
+/// no file means nothing is stopped.
+pub const CONTINUE_SCRIPT: &str = r#"f=$1
+[ -e "$f" ] || { echo "nothing stopped"; exit 0; }
+went= left=
+while read -r p s; do
+  now=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $20}')
+  [ -n "$now" ] && [ "$now" = "$s" ] || continue
+  kill -CONT "$p" 2>/dev/null && went="$went $p"
+done < "$f"
+sleep 0.2
+while read -r p s; do
+  now=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $20}')
+  [ -n "$now" ] && [ "$now" = "$s" ] || continue
+  st=$(sed 's/.*) //' "/proc/$p/stat" | awk '{print $1}')
+  [ "$st" = T ] && left="$left $p"
+done < "$f"
+[ -z "$left" ] || { echo "still stopped:$left" >&2; exit 1; }
+rm -f "$f"
+echo "continued${went:- none (the processes are gone)}""#;
+
+pub fn plan(hang: &Hang, targets: &[String]) -> Plan {
+    let resume: Vec<Step> = targets
+        .iter()
+        .map(|node| Step::ContinueStopped {
+            node: node.clone(),
+            pidfile: HANG_PIDFILE.to_owned(),
+        })
+        .collect();
+    Plan {
+        inject: targets
+            .iter()
+            .map(|node| Step::StopJobTask {
+                node: node.clone(),
+                rank: hang.rank,
+                pidfile: HANG_PIDFILE.to_owned(),
+            })
+            .collect(),
+        verify: Vec::new(),
+        follow_up: hang.duration.map(|d| (d, resume.clone())),
+        rollback: resume,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str, args: &[&str]) -> (i32, String, String) {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg("hpchaos")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn state(pid: u32) -> String {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        stat.rsplit(") ")
+            .next()
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn the_undo_continues_what_was_stopped_and_nothing_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("hang.pid");
+        let f = pidfile.to_str().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let start = {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            stat.rsplit(") ")
+                .next()
+                .unwrap()
+                .split(' ')
+                .nth(19)
+                .unwrap()
+                .to_owned()
+        };
+        // As the stop script leaves it: the pid and its start time.
+        std::fs::write(&pidfile, format!("{pid} {start}\n999999 1\n")).unwrap();
+        unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert_eq!(state(pid), "T");
+        let (code, out, err) = sh(CONTINUE_SCRIPT, &[f]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains(&format!("continued {pid}")), "{out}");
+        assert_ne!(state(pid), "T");
+        assert!(!pidfile.exists());
+        // Again: nothing left to do, said so.
+        assert_eq!(sh(CONTINUE_SCRIPT, &[f]).1.trim(), "nothing stopped");
+        // A pid whose start time differs (reused) is never signalled.
+        std::fs::write(&pidfile, format!("{pid} 1\n")).unwrap();
+        unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let (code, out, _) = sh(CONTINUE_SCRIPT, &[f]);
+        assert_eq!(code, 0);
+        assert!(out.contains("none"), "{out}");
+        assert_eq!(state(pid), "T");
+        unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn no_task_of_the_job_stops_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("hang.pid");
+        let (code, _, err) = sh(STOP_SCRIPT, &["999999", "", f.to_str().unwrap()]);
+        assert_eq!(code, 3);
+        assert!(err.contains("no step task of job 999999"), "{err}");
+        assert!(!f.exists());
+    }
+
+    #[test]
+    fn it_stops_each_target_and_lets_go_after_its_duration() {
+        let hang: Hang = serde_saphyr::from_str("rank: 1\nduration: 45s\n").unwrap();
+        let plan = plan(&hang, &["a".into(), "b".into()]);
+        assert_eq!(plan.inject.len(), 2);
+        assert_eq!(plan.rollback.len(), 2);
+        let (after, steps) = plan.follow_up.unwrap();
+        assert_eq!(after.as_std().as_secs(), 45);
+        assert_eq!(steps, plan.rollback);
+    }
+}

@@ -1,0 +1,241 @@
+//! The failures training loses time to (issue "The failures training
+//! loses time to"), on the lab: so far the hung rank. The lab's canary
+//! runs in lockstep through a collective with a watchdog (its
+//! `hpchaos-train`); a stopped rank is caught only by that watchdog, as on
+//! a real cluster. Each case asserts the phases against what the nodes
+//! show, and a `kill -9` drill that `recover` leaves nothing stopped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::lab::hpchaos;
+use crate::support::root;
+
+struct Lab {
+    dir: PathBuf,
+    reports: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = hpchaos(&["lab", "down", "--dir", &self.dir.display().to_string()]);
+    }
+}
+
+impl Lab {
+    fn profile(&self) -> String {
+        self.dir.join("profile.yaml").display().to_string()
+    }
+
+    fn on(&self, node: &str, command: &str) -> String {
+        let address = node.replace("ip-", "").replace('-', ".");
+        crate::support::lab::ssh(&self.dir, &address, command)
+            .unwrap_or_else(|e| panic!("{command}: {e}"))
+    }
+
+    fn args(&self, scenario: &str) -> Vec<String> {
+        [
+            "run",
+            scenario,
+            "--cluster",
+            &self.profile(),
+            "--report-dir",
+            &self.reports.display().to_string(),
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+
+    /// Processes on `node` stopped (state T) by a signal, with their
+    /// command lines.
+    fn stopped(&self, node: &str) -> Vec<String> {
+        self.on(node, "ps -eo stat=,pid=,args= | awk '$1 ~ /^T/' || true")
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn journal_of(reports: &Path, name: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(reports)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with(&format!("-{name}")))
+        })
+        .collect();
+    dirs.sort();
+    dirs.pop().map(|d| d.join("journal.jsonl"))
+}
+
+fn records(journal: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(journal)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn targets_of(written: &[serde_json::Value]) -> Vec<String> {
+    written
+        .iter()
+        .find(|r| r["type"] == "targets_resolved")
+        .map(|r| serde_json::from_value(r["nodes"].clone()).unwrap())
+        .unwrap_or_default()
+}
+
+#[test]
+fn failures_training_loses_time_to() {
+    let Some(tmp) = crate::support::lab::start_lab("training", &[]) else {
+        return;
+    };
+    let lab = Lab {
+        dir: tmp.path().join("lab"),
+        reports: tmp.path().join("reports"),
+        _tmp: tmp,
+    };
+    let mut table = Vec::new();
+    a_hung_rank_is_caught_by_the_watchdog(&lab, &mut table);
+    kill_9_mid_hang_and_recover_leaves_nothing_stopped(&lab, &mut table);
+    println!("case | outcome\n{}", table.join("\n"));
+}
+
+/// The shipped hang: detect at the watchdog's line (its 20 s timeout after
+/// the stop), the job failed (HyperPod's auto-resume: every node healthy),
+/// nothing left stopped.
+fn a_hung_rank_is_caught_by_the_watchdog(lab: &Lab, table: &mut Vec<String>) {
+    let args = lab.args("scenarios/hang-rank.yaml");
+    let out = hpchaos(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let journal = journal_of(&lab.reports, "hang-rank").unwrap();
+    let written = records(&journal);
+    let targets = targets_of(&written);
+    assert_eq!(targets.len(), 1, "{targets:?}");
+    // The stop took: the step record names the rank and the pids stopped.
+    let stopped = written
+        .iter()
+        .find(|r| r["type"] == "step_ran" && r["ok"] == true)
+        .unwrap_or_else(|| panic!("no step_ran: {written:?}"));
+    assert!(
+        stopped["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("stopped"),
+        "{stopped}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(
+        &hpchaos(&["report", &journal.display().to_string(), "--format", "json"]).stdout,
+    )
+    .unwrap();
+    let scenario = &report["scenarios"][0];
+    let detect = &scenario["phases"][0];
+    let job_end = &scenario["phases"][1];
+    assert_eq!(detect["phase"], "detect");
+    assert!(
+        detect["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("Watchdog caught collective operation timeout"),
+        "{detect}"
+    );
+    // The lab's watchdog gives up 20 s after the last collective.
+    let detected = detect["elapsed_seconds"].as_f64().unwrap();
+    assert!((19.0..30.0).contains(&detected), "detect at {detected:.1}s");
+    assert_eq!(job_end["phase"], "job_end");
+    let ended = job_end["elapsed_seconds"].as_f64().unwrap();
+    assert!(ended >= detected, "{ended} {detected}");
+    // Ground truth: the job failed in Slurm; nothing is left stopped.
+    let job = written
+        .iter()
+        .find(|r| r["type"] == "canary_submitted")
+        .map(|r| r["job"].as_u64().unwrap())
+        .unwrap();
+    let state = lab.on(
+        "ip-10-1-0-10",
+        &format!("scontrol -o show job {job} | tr ' ' '\\n' | sed -n 's/^JobState=//p'"),
+    );
+    assert!(
+        matches!(state.trim(), "FAILED" | "CANCELLED" | ""),
+        "job {job} is {state}"
+    );
+    for node in &targets {
+        assert!(
+            lab.stopped(node).is_empty(),
+            "{node}: {:?}",
+            lab.stopped(node)
+        );
+    }
+    table.push(format!(
+        "hang-rank on {} | passed: detect {detected:.1}s (the watchdog's line), job_end {ended:.1}s; nothing left stopped",
+        targets.join(",")
+    ));
+}
+
+/// `kill -9` right after the stop, then `recover`: the rank is continued,
+/// no stopped process is left, the lock is free.
+fn kill_9_mid_hang_and_recover_leaves_nothing_stopped(lab: &Lab, table: &mut Vec<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hpchaos"))
+        .args(lab.args("scenarios/hang-rank.yaml"))
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut journal = None;
+    wait_until("the hang's injection", || {
+        journal = journal_of(&lab.reports, "hang-rank").filter(|j| {
+            records(j)
+                .iter()
+                .any(|r| r["type"] == "injection_finished" && r["ok"] == true)
+        });
+        journal.is_some()
+    });
+    let journal = journal.unwrap();
+    let targets = targets_of(&records(&journal));
+    let before: Vec<String> = targets.iter().flat_map(|n| lab.stopped(n)).collect();
+    assert!(!before.is_empty(), "nothing stopped on {targets:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = hpchaos(&["recover", "--cluster", &lab.profile()]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for node in &targets {
+        assert!(
+            lab.stopped(node).is_empty(),
+            "{node}: {:?}",
+            lab.stopped(node)
+        );
+    }
+    assert!(
+        lab.on(
+            "ip-10-1-0-10",
+            "test -e /run/hpchaos-run.lock && echo held || echo free"
+        )
+        .trim()
+            == "free"
+    );
+    table.push(format!(
+        "kill -9 mid hang, then recover | exit 0; {} stopped process(es) before, none after; lock free",
+        before.len()
+    ));
+}
