@@ -1,5 +1,5 @@
 //! The failures training loses time to (issue "The failures training
-//! loses time to"), on the lab: so far the hung rank. The lab's canary
+//! loses time to"), on the lab: so far the hung rank and Slurm's daemons. The lab's canary
 //! runs in lockstep through a collective with a watchdog (its
 //! `hpchaos-train`); a stopped rank is caught only by that watchdog, as on
 //! a real cluster. Each case asserts the phases against what the nodes
@@ -111,6 +111,8 @@ fn failures_training_loses_time_to() {
     let mut table = Vec::new();
     a_hung_rank_is_caught_by_the_watchdog(&lab, &mut table);
     kill_9_mid_hang_and_recover_leaves_nothing_stopped(&lab, &mut table);
+    slurms_daemons_restarted(&lab, &mut table);
+    kill_9_with_slurmd_stopped_and_recover_starts_it(&lab, &mut table);
     println!("case | outcome\n{}", table.join("\n"));
 }
 
@@ -238,4 +240,96 @@ fn kill_9_mid_hang_and_recover_leaves_nothing_stopped(lab: &Lab, table: &mut Vec
         "kill -9 mid hang, then recover | exit 0; {} stopped process(es) before, none after; lock free",
         before.len()
     ));
+}
+
+/// Whether slurmd (or slurmctld on the head) runs on `node`, as its unit says.
+fn active(lab: &Lab, node: &str, unit: &str) -> bool {
+    lab.on(node, &format!("systemctl is-active {unit} || true"))
+        .trim()
+        == "active"
+}
+
+/// slurmd restarted under the job: its steps go with it, the job fails;
+/// slurmctld restarted: the job and the nodes are kept.
+fn slurms_daemons_restarted(lab: &Lab, table: &mut Vec<String>) {
+    for (file, name) in [
+        ("scenarios/slurmd-restart.yaml", "slurmd-restart"),
+        ("scenarios/slurmctld-restart.yaml", "slurmctld-restart"),
+    ] {
+        let args = lab.args(file);
+        let out = hpchaos(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{file}: {stderr}");
+        let journal = journal_of(&lab.reports, name).unwrap();
+        let written = records(&journal);
+        let targets = targets_of(&written);
+        let report: serde_json::Value = serde_json::from_slice(
+            &hpchaos(&["report", &journal.display().to_string(), "--format", "json"]).stdout,
+        )
+        .unwrap();
+        let scenario = &report["scenarios"][0];
+        // Ground truth: the daemons run again, the nodes are usable.
+        for node in &targets {
+            assert!(active(lab, node, "slurmd"), "slurmd down on {node}");
+        }
+        assert!(active(lab, "ip-10-1-0-10", "slurmctld"), "slurmctld down");
+        let phases: Vec<String> = scenario["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {:.1}s {}",
+                    p["phase"].as_str().unwrap(),
+                    p["elapsed_seconds"].as_f64().unwrap_or(-1.0),
+                    p["verdict"].as_str().unwrap()
+                )
+            })
+            .collect();
+        table.push(format!(
+            "{name} on {} | passed: {}",
+            targets.join(","),
+            phases.join(", ")
+        ));
+    }
+}
+
+/// `kill -9` with slurmd stopped, then `recover`: slurmd runs again.
+fn kill_9_with_slurmd_stopped_and_recover_starts_it(lab: &Lab, table: &mut Vec<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hpchaos"))
+        .args(lab.args("tests/e2e/slurmd-stop.yaml"))
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("slurmd stopped", || {
+        journal_of(&lab.reports, "slurmd-stop").is_some_and(|j| {
+            records(&j)
+                .iter()
+                .any(|r| r["type"] == "injection_finished" && r["ok"] == true)
+        })
+    });
+    assert!(!active(lab, "ip-10-1-0-14", "slurmd"), "slurmd still runs");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = hpchaos(&["recover", "--cluster", &lab.profile()]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        active(lab, "ip-10-1-0-14", "slurmd"),
+        "recover left slurmd stopped: {said}"
+    );
+    // Slurm has the node back.
+    wait_until("ip-10-1-0-14 back in Slurm", || {
+        lab.on("ip-10-1-0-10", "sinfo -h -N -n ip-10-1-0-14 -o %T")
+            .lines()
+            .all(|l| l.trim() == "idle")
+    });
+    table.push("kill -9 with slurmd stopped, then recover | exit 0; slurmd active again, ip-10-1-0-14 idle".to_owned());
 }

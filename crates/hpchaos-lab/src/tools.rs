@@ -1,7 +1,8 @@
 //! The programs the lab installs for its nodes (seen there as
 //! /usr/local/sbin): PID 1 of a node and its boot script, HyperPod's node tools with their real
 //! command lines (`dcgmi`, `nvidia-smi`, `gpu_burn`, `dcgmproftester`,
-//! `reboot`), the node's `dmesg`, the `srun --auto-resume=1` wrapper, and
+//! `reboot`), the node's `dmesg`, `systemctl` for Slurm's daemons, the
+//! `srun --auto-resume=1` wrapper, and
 //! the canary workload (`hpchaos-canary.sbatch`, `hpchaos-train`).
 //! They are small scripts, kept as files under
 //! `crates/hpchaos-lab/src/scripts/`.
@@ -20,6 +21,7 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("reboot", include_str!("scripts/reboot")),
     ("dmesg", include_str!("scripts/dmesg")),
     ("srun", include_str!("scripts/srun")),
+    ("systemctl", include_str!("scripts/systemctl")),
     ("hpchaos-train", include_str!("scripts/hpchaos-train")),
     (
         "hpchaos-canary.sbatch",

@@ -41,6 +41,9 @@ pub enum Root {
     /// Evidence: `dmesg` (Ubuntu sets `kernel.dmesg_restrict=1`) and the
     /// system journal.
     Evidence,
+    /// `systemctl restart|stop|start slurmd` (or slurmctld): system units
+    /// are root's to change.
+    Daemons,
 }
 
 impl Root {
@@ -57,6 +60,7 @@ impl Root {
             Root::RunState => "keep a started tool's pidfile under /run",
             Root::ReadLogs => "read slurmctld.log and the job's output",
             Root::Evidence => "read the kernel ring buffer and the system journal",
+            Root::Daemons => "restart, stop or start a Slurm daemon (systemctl)",
         }
     }
 }

@@ -5,6 +5,7 @@
 //! from quoted argument lists, so `plan` can print them and `run` can
 //! execute them; one file per fault kind.
 
+mod daemon;
 mod deep_health_check;
 mod gpu_stress;
 pub mod hang;
@@ -145,6 +146,8 @@ impl Step {
                         Some(Root::HealthStatusFile)
                     }
                     (Some("pkill"), _, _) => Some(Root::SignalOthers),
+                    (Some("systemctl"), _, _) => Some(Root::Daemons),
+                    (Some("sh"), Some("-c"), Some(daemon::START_SCRIPT)) => Some(Root::Daemons),
                     (Some("reboot"), _, _) => Some(Root::Reboot),
                     _ => None,
                 }
@@ -340,6 +343,7 @@ pub fn plan(fault: &Fault, targets: &[String]) -> Plan {
         Fault::Xid(xid) => xid::plan(xid, targets),
         Fault::DeepHealthCheck(check) => deep_health_check::plan(check, targets),
         Fault::Hang(h) => hang::plan(h, targets),
+        Fault::Daemon(d) => daemon::plan(d, targets),
     }
 }
 

@@ -486,6 +486,52 @@ pub enum Fault {
     /// target node): a hang, which HyperPod's health agent does not catch;
     /// only the training's collective watchdog does.
     Hang(Hang),
+    /// Restart or stop one of Slurm's daemons: `slurmd` on each target,
+    /// or `slurmctld` on the head node (only with `allow_controller`).
+    Daemon(Daemon),
+}
+
+/// A Slurm daemon restarted or stopped through its systemd unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Daemon {
+    /// `slurmd` (on each target) or `slurmctld` (on the head node).
+    pub name: SlurmDaemon,
+    /// `restart` (default) or `stop`.
+    #[serde(default)]
+    pub action: DaemonAction,
+    /// For `stop`: start it again this long after; by default it stays
+    /// stopped until the rollback starts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Duration>,
+    /// Allow `slurmctld`: on a cluster with one head node its restart
+    /// stops all scheduling while it lasts. Never with other steps.
+    #[serde(default)]
+    pub allow_controller: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SlurmDaemon {
+    Slurmd,
+    Slurmctld,
+}
+
+impl SlurmDaemon {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlurmDaemon::Slurmd => "slurmd",
+            SlurmDaemon::Slurmctld => "slurmctld",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DaemonAction {
+    #[default]
+    Restart,
+    Stop,
 }
 
 /// A hung rank: the workload's task on each target node stopped
@@ -514,6 +560,7 @@ impl Fault {
             Fault::Xid(_) => "xid",
             Fault::DeepHealthCheck(_) => "deep_health_check",
             Fault::Hang(_) => "hang",
+            Fault::Daemon(_) => "daemon",
         }
     }
 

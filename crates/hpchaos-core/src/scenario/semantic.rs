@@ -37,6 +37,7 @@ pub fn check(
     rules.reason(&scenario.expect);
     rules.abort_after_deadlines(scenario);
     rules.steps(scenario, profile);
+    rules.controller(scenario);
     if let Some(profile) = profile {
         rules.profile_capabilities(scenario, profile);
     }
@@ -59,6 +60,42 @@ fn path(keys: &[&str]) -> TreePath {
 impl Rules<'_> {
     fn prefixed(&self, at: &TreePath) -> TreePath {
         TreePath(self.prefix.0.iter().chain(at.0.iter()).cloned().collect())
+    }
+
+    /// `slurmctld` is a fault only with `allow_controller: true` (on one
+    /// head node its restart stops all scheduling while it lasts), and
+    /// never with other faults at once (no `steps:`, not a step).
+    fn controller(&mut self, scenario: &Scenario) {
+        use crate::scenario::model::SlurmDaemon;
+        let controller =
+            |f: &Fault| matches!(f, Fault::Daemon(d) if d.name == SlurmDaemon::Slurmctld);
+        if let Fault::Daemon(d) = &scenario.fault
+            && d.name == SlurmDaemon::Slurmctld
+        {
+            if !d.allow_controller {
+                self.at_value(
+                    &path(&["fault", "daemon", "name"]),
+                    "restarting slurmctld stops all scheduling while it lasts (one head node: no backup takes over)".to_owned(),
+                    "say `allow_controller: true` under `daemon:` if you mean it",
+                );
+            }
+            if !scenario.steps.is_empty() {
+                self.at_key(
+                    &path(&["steps"]),
+                    "a slurmctld fault runs alone: no other fault at once".to_owned(),
+                    "move the steps to a scenario of their own",
+                );
+            }
+        }
+        for (index, step) in scenario.steps.iter().enumerate() {
+            if controller(&step.fault) {
+                self.at_key(
+                    &path(&["steps"]).index(index).key("fault"),
+                    "a slurmctld fault runs alone, never as a step with other faults".to_owned(),
+                    "make it a scenario of its own (its `fault:`, with `allow_controller: true`)",
+                );
+            }
+        }
     }
 
     /// Later steps: names unique (and not the scenario's, which names its
@@ -318,6 +355,14 @@ impl Rules<'_> {
             Fault::DeepHealthCheck(_) => (
                 &[R::HealthCheck, R::Reboot, R::Replace],
                 "a deep health check gives the node back, or HyperPod repairs a node that fails it",
+            ),
+            Fault::Daemon(d) if d.name == crate::scenario::model::SlurmDaemon::Slurmctld => (
+                &[R::None],
+                "a restarted slurmctld must keep the running jobs and give the nodes back: expect `none` with `quiet_for`, and `job_running` in steady_state",
+            ),
+            Fault::Daemon(_) => (
+                &[R::None, R::Requeue, R::JobFails],
+                "a restarted slurmd takes its node's job steps with it: the job fails or is requeued (or nothing, on an idle node)",
             ),
             Fault::Hang(_) => (
                 &[R::JobFails, R::Requeue, R::None],
