@@ -1,5 +1,6 @@
 //! The failures training loses time to (issue "The failures training
-//! loses time to"), on the lab: so far the hung rank and Slurm's daemons. The lab's canary
+//! loses time to"), on the lab: so far the hung rank, Slurm's daemons and
+//! the checkpoint store. The lab's canary
 //! runs in lockstep through a collective with a watchdog (its
 //! `hpchaos-train`); a stopped rank is caught only by that watchdog, as on
 //! a real cluster. Each case asserts the phases against what the nodes
@@ -112,6 +113,8 @@ fn failures_training_loses_time_to() {
     a_hung_rank_is_caught_by_the_watchdog(&lab, &mut table);
     kill_9_mid_hang_and_recover_leaves_nothing_stopped(&lab, &mut table);
     slurms_daemons_restarted(&lab, &mut table);
+    a_broken_checkpoint_store_fails_the_job(&lab, &mut table);
+    kill_9_with_the_store_broken_and_recover_mends_it(&lab, &mut table);
     kill_9_with_slurmd_stopped_and_recover_starts_it(&lab, &mut table);
     println!("case | outcome\n{}", table.join("\n"));
 }
@@ -332,4 +335,134 @@ fn kill_9_with_slurmd_stopped_and_recover_starts_it(lab: &Lab, table: &mut Vec<S
             .all(|l| l.trim() == "idle")
     });
     table.push("kill -9 with slurmd stopped, then recover | exit 0; slurmd active again, ip-10-1-0-14 idle".to_owned());
+}
+
+/// Bytes free on the checkpoint store as `node` sees it, and whether it
+/// takes a write there.
+fn store(lab: &Lab, node: &str) -> (u64, bool) {
+    let free = lab
+        .on(node, "df --output=avail -B1 /fsx/canary | tail -1")
+        .trim()
+        .parse()
+        .unwrap();
+    let writes = lab
+        .on(node, "touch /fsx/canary/.probe 2>/dev/null && rm -f /fsx/canary/.probe && echo rw || echo ro")
+        .trim()
+        == "rw";
+    (free, writes)
+}
+
+/// The checkpoint store full, or read-only on one node: the job's own
+/// error times detect, the job fails; the store is whole again after.
+fn a_broken_checkpoint_store_fails_the_job(lab: &Lab, table: &mut Vec<String>) {
+    let (free_before, _) = store(lab, "ip-10-1-0-11");
+    for (file, name, error) in [
+        (
+            "scenarios/checkpoint-store-full.yaml",
+            "checkpoint-store-full",
+            "No space left on device",
+        ),
+        (
+            "scenarios/checkpoint-store-read-only.yaml",
+            "checkpoint-store-read-only",
+            "Read-only file system",
+        ),
+    ] {
+        let args = lab.args(file);
+        let out = hpchaos(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{file}: {stderr}");
+        let journal = journal_of(&lab.reports, name).unwrap();
+        let written = records(&journal);
+        let targets = targets_of(&written);
+        let report: serde_json::Value = serde_json::from_slice(
+            &hpchaos(&["report", &journal.display().to_string(), "--format", "json"]).stdout,
+        )
+        .unwrap();
+        let detect = &report["scenarios"][0]["phases"][0];
+        assert!(
+            detect["evidence"].as_str().unwrap().contains(error),
+            "{name}: {detect}"
+        );
+        // Ground truth: every node writes to the store again, with as much
+        // room as before.
+        for node in [
+            "ip-10-1-0-11",
+            "ip-10-1-0-12",
+            "ip-10-1-0-13",
+            "ip-10-1-0-14",
+        ] {
+            let (free, writes) = store(lab, node);
+            assert!(
+                writes,
+                "{name}: {node} cannot write the store after the rollback"
+            );
+            assert!(
+                free + 64 * 1024 * 1024 > free_before,
+                "{name}: {free} free, {free_before} before"
+            );
+        }
+        let ended = report["scenarios"][0]["phases"][1]["elapsed_seconds"]
+            .as_f64()
+            .unwrap();
+        table.push(format!(
+            "{name} on {} | passed: detect {:.1}s ({error}), job_end {ended:.1}s; the store whole again",
+            targets.join(","),
+            detect["elapsed_seconds"].as_f64().unwrap()
+        ));
+    }
+}
+
+/// `kill -9` with the store full, then read-only, each time `recover`:
+/// the fill file is gone, the mount read-write.
+fn kill_9_with_the_store_broken_and_recover_mends_it(lab: &Lab, table: &mut Vec<String>) {
+    for (file, name) in [
+        ("tests/e2e/fs-drill.yaml", "fs-drill"),
+        ("tests/e2e/fs-ro-drill.yaml", "fs-ro-drill"),
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hpchaos"))
+            .args(lab.args(file))
+            .current_dir(root())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until(name, || {
+            journal_of(&lab.reports, name).is_some_and(|j| {
+                records(&j)
+                    .iter()
+                    .any(|r| r["type"] == "injection_finished" && r["ok"] == true)
+            })
+        });
+        let (free, writes) = store(lab, "ip-10-1-0-14");
+        if name == "fs-drill" {
+            assert!(free <= 2 * 1024 * 1024, "not filled: {free} bytes free");
+        } else {
+            assert!(!writes, "not read-only");
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let out = hpchaos(&["recover", "--cluster", &lab.profile()]);
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (after, writes) = store(lab, "ip-10-1-0-14");
+        assert!(writes, "{name}: still read-only after recover");
+        assert!(
+            after > 100 * 1024 * 1024,
+            "{name}: {after} bytes free after recover"
+        );
+        let fills = lab.on(
+            "ip-10-1-0-14",
+            "ls -a /fsx/canary | grep -c hpchaos-fill || true",
+        );
+        assert_eq!(fills.trim(), "0", "{name}: a fill file is left");
+        table.push(format!(
+            "kill -9 in {name}, then recover | exit 0; {after} bytes free, writable, no fill file"
+        ));
+    }
 }

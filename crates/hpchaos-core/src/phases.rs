@@ -56,7 +56,8 @@ pub enum Observation {
     JobRestarted { from: Option<u64>, said: String },
     /// The job says it hit a fault HyperPod's health agent does not see:
     /// its collective watchdog gave up on a rank (PyTorch's `Watchdog
-    /// caught collective operation timeout`), NCCL failed a collective.
+    /// caught collective operation timeout`), NCCL failed a collective, a
+    /// checkpoint could not be written (`No space left on device`).
     JobFault { said: String },
     /// A line of the controller log about a target node.
     ControllerLog {

@@ -403,6 +403,7 @@ fn write_files(layout: &Layout, config: &LabConfig) -> Result<(), LabError> {
     tools::install(&layout.bin()).map_err(LabError::io("cannot install the node tools"))?;
     // A fresh /fsx: job ids restart at 1, so a new canary must not find
     // the last lab's checkpoints or append to its output.
+    unmount_checkpoints(layout);
     match std::fs::remove_dir_all(layout.dir.join("shared")) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(LabError::io("cannot empty shared/ (the lab's /fsx)")(e));
@@ -413,7 +414,26 @@ fn write_files(layout: &Layout, config: &LabConfig) -> Result<(), LabError> {
     // folder must exist, writable by whoever submits it (`ubuntu`).
     std::fs::create_dir_all(layout.dir.join("shared/canary"))
         .map_err(LabError::io("cannot create shared/canary"))?;
+    // The checkpoint store is a file system of its own (FSx for Lustre
+    // is): full and read-only faults hit it and nothing else of the host.
+    system::run(
+        "mount",
+        &[
+            "-t",
+            "tmpfs",
+            "-o",
+            CHECKPOINT_FS_OPTIONS,
+            "hpchaos-checkpoints",
+            &layout.dir.join("shared/canary").display().to_string(),
+        ],
+    )
+    .map_err(|e| LabError::Setup(format!("cannot mount the checkpoint store: {e}")))?;
     set_mode(&layout.dir.join("shared/canary"), 0o1777)?;
+    // Where the canary's ranks meet for their collectives (the lab's
+    // stand-in for the network), off the checkpoint store.
+    std::fs::create_dir_all(layout.dir.join("shared/.hpchaos-collective"))
+        .map_err(LabError::io("cannot create shared/.hpchaos-collective"))?;
+    set_mode(&layout.dir.join("shared/.hpchaos-collective"), 0o1777)?;
     if config.login_as_ubuntu() {
         login_user_home(layout)?;
     }
@@ -536,9 +556,35 @@ pub fn down(dir: &Path) -> Result<(), LabError> {
     }
     monitoring::down()?;
     net::down(&nodes)?;
+    unmount_checkpoints(&layout);
     let _ = std::fs::remove_file(layout.daemon_pid());
     let _ = std::fs::remove_file(layout.dir.join(daemon::READY_FILE));
     Ok(())
+}
+
+/// The checkpoint store's size and mode (`/fsx/canary`, a tmpfs of its
+/// own: room for the canary's output and checkpoints, and for the 50 MB
+/// line the bounded-memory test writes).
+const CHECKPOINT_FS_OPTIONS: &str = "size=256m,mode=1777";
+
+/// Whether the lab's checkpoint store is mounted (in /proc/self/mounts).
+fn checkpoints_mounted(layout: &Layout) -> bool {
+    let at = layout.dir.join("shared/canary").display().to_string();
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(1) == Some(at.as_str()))
+}
+
+/// Unmounts the checkpoint store (lazily: a node's process may still hold
+/// a file there); nothing mounted is fine.
+fn unmount_checkpoints(layout: &Layout) {
+    while checkpoints_mounted(layout) {
+        let at = layout.dir.join("shared/canary").display().to_string();
+        if system::run("umount", &["-l", &at]).is_err() {
+            break;
+        }
+    }
 }
 
 /// The nodes of the lab in `dir`, or every name a lab can use when its
@@ -570,6 +616,12 @@ pub fn leftovers(dir: &Path) -> Vec<String> {
         }
     }
     found.extend(monitoring::leftovers());
+    if checkpoints_mounted(&layout) {
+        found.push(format!(
+            "the checkpoint store mounted at {}",
+            layout.dir.join("shared/canary").display()
+        ));
+    }
     if net::link_exists(layout::BRIDGE) {
         found.push(format!("bridge {}", layout::BRIDGE));
     }

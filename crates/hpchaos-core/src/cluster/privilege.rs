@@ -44,6 +44,9 @@ pub enum Root {
     /// `systemctl restart|stop|start slurmd` (or slurmctld): system units
     /// are root's to change.
     Daemons,
+    /// Remounting a file system, or filling one past the users' share:
+    /// mount(8) and the reserved blocks are root's.
+    Filesystems,
 }
 
 impl Root {
@@ -61,6 +64,7 @@ impl Root {
             Root::ReadLogs => "read slurmctld.log and the job's output",
             Root::Evidence => "read the kernel ring buffer and the system journal",
             Root::Daemons => "restart, stop or start a Slurm daemon (systemctl)",
+            Root::Filesystems => "fill or remount a file system",
         }
     }
 }

@@ -7,6 +7,7 @@
 
 mod daemon;
 mod deep_health_check;
+pub mod filesystem;
 mod gpu_stress;
 pub mod hang;
 mod node_reboot;
@@ -112,6 +113,23 @@ pub enum Step {
     /// Continue (SIGCONT) what `pidfile` records, the same processes only,
     /// and fail if one is still stopped ([`hang::CONTINUE_SCRIPT`]).
     ContinueStopped { node: String, pidfile: String },
+    /// Fill the file system at `path` to `leave_free` bytes free with the
+    /// file `pidfile` ([`filesystem::FILL_SCRIPT`]).
+    FillFs {
+        node: String,
+        path: String,
+        leave_free: u64,
+        pidfile: String,
+    },
+    /// Remove the fill file ([`filesystem::UNFILL_SCRIPT`]).
+    UnfillFs { node: String, pidfile: String },
+    /// Remount `path` read-only, or read-write again
+    /// ([`filesystem::REMOUNT_SCRIPT`]).
+    Remount {
+        node: String,
+        path: String,
+        read_only: bool,
+    },
 }
 
 /// The first need for root among `steps` that run on a node over SSH
@@ -156,6 +174,9 @@ impl Step {
             | Step::KillMatching { .. }
             | Step::StopJobTask { .. }
             | Step::ContinueStopped { .. } => Some(Root::SignalOthers),
+            Step::FillFs { .. } | Step::UnfillFs { .. } | Step::Remount { .. } => {
+                Some(Root::Filesystems)
+            }
             Step::StartDetached { .. } | Step::CheckDetached { .. } | Step::StopDetached { .. } => {
                 Some(Root::RunState)
             }
@@ -183,7 +204,10 @@ impl Step {
             Step::KillJobTasks { node, .. }
             | Step::KillMatching { node, .. }
             | Step::StopJobTask { node, .. }
-            | Step::ContinueStopped { node, .. } => Some(node.clone()),
+            | Step::ContinueStopped { node, .. }
+            | Step::FillFs { node, .. }
+            | Step::UnfillFs { node, .. }
+            | Step::Remount { node, .. } => Some(node.clone()),
             _ => None,
         }
     }
@@ -288,6 +312,28 @@ impl Step {
             Step::ContinueStopped { node, .. } => {
                 format!("on {node}: SIGCONT what the hang stopped, if still stopped")
             }
+            Step::FillFs {
+                node,
+                path,
+                leave_free,
+                pidfile,
+            } => format!(
+                "on {node}: fill {path} to {} free with {pidfile}",
+                bytesize::ByteSize(*leave_free)
+            ),
+            Step::UnfillFs { node, pidfile } => format!("on {node}: remove {pidfile}"),
+            Step::Remount {
+                node,
+                path,
+                read_only,
+            } => format!(
+                "on {node}: remount {path} {}",
+                if *read_only {
+                    "read-only"
+                } else {
+                    "read-write"
+                }
+            ),
         }
     }
 }
@@ -326,7 +372,9 @@ impl Plan {
                 | Step::CheckDetached { pidfile, .. }
                 | Step::StopDetached { pidfile, .. }
                 | Step::StopJobTask { pidfile, .. }
-                | Step::ContinueStopped { pidfile, .. } => own(pidfile),
+                | Step::ContinueStopped { pidfile, .. }
+                | Step::FillFs { pidfile, .. }
+                | Step::UnfillFs { pidfile, .. } => own(pidfile),
                 _ => {}
             }
         }
@@ -344,6 +392,7 @@ pub fn plan(fault: &Fault, targets: &[String]) -> Plan {
         Fault::DeepHealthCheck(check) => deep_health_check::plan(check, targets),
         Fault::Hang(h) => hang::plan(h, targets),
         Fault::Daemon(d) => daemon::plan(d, targets),
+        Fault::Filesystem(f) => filesystem::plan(f, targets),
     }
 }
 

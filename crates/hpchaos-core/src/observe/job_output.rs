@@ -111,19 +111,25 @@ pub struct Update {
     /// A line of HyperPod's auto-resume (`[Auto Resume] Info: JobID: 82
     /// StepID: 0 ...`): the job's own record of its recovery.
     pub auto_resume: bool,
-    /// The job says a collective failed or timed out (see [`JOB_FAULTS`]).
+    /// The job says a collective or a checkpoint failed (see
+    /// [`JOB_FAULTS`]).
     pub fault: bool,
 }
 
-/// Lines by which a training job says a collective failed: PyTorch's NCCL
-/// watchdog (`[Rank 0] Watchdog caught collective operation timeout:
-/// WorkNCCL(SeqNum=..., OpType=ALLREDUCE, ...) ran for ... milliseconds
-/// before timing out.`, pytorch `ProcessGroupNCCL.cpp`) and what it says
-/// as it tears the process group down.
-pub const JOB_FAULTS: [&str; 3] = [
+/// Lines by which a training job says it hit a fault HyperPod does not
+/// see: a collective failed (PyTorch's NCCL watchdog, `[Rank 0] Watchdog
+/// caught collective operation timeout: WorkNCCL(SeqNum=..., OpType=
+/// ALLREDUCE, ...) ran for ... milliseconds before timing out.`, pytorch
+/// `ProcessGroupNCCL.cpp`, and what it says as it tears the process group
+/// down), or a checkpoint could not be written (the errno's words, as
+/// Python's OSError and PyTorch's stream writer print them).
+pub const JOB_FAULTS: [&str; 6] = [
     "Watchdog caught collective operation timeout",
     "Some NCCL operations have failed or timed out",
     "NCCL communicator was aborted",
+    "No space left on device",
+    "Read-only file system",
+    "PytorchStreamWriter failed writing file",
 ];
 
 /// HyperPod's auto-resume lines (capital R; field case 15), and the one

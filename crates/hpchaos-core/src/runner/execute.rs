@@ -83,6 +83,50 @@ impl Runner {
                     _ => Err(StepError::Refused(format!("{node}: {}", out.stderr.trim()))),
                 }
             }
+            Step::FillFs {
+                node,
+                path,
+                leave_free,
+                pidfile,
+            } => {
+                let leave = leave_free.to_string();
+                let argv = [
+                    "sh",
+                    "-c",
+                    faults::filesystem::FILL_SCRIPT,
+                    "hpchaos",
+                    path,
+                    &leave,
+                    pidfile,
+                ];
+                self.root_script(node, Root::Filesystems, &argv).await
+            }
+            Step::UnfillFs { node, pidfile } => {
+                let argv = [
+                    "sh",
+                    "-c",
+                    faults::filesystem::UNFILL_SCRIPT,
+                    "hpchaos",
+                    pidfile,
+                ];
+                self.root_script(node, Root::Filesystems, &argv).await
+            }
+            Step::Remount {
+                node,
+                path,
+                read_only,
+            } => {
+                let mode = if *read_only { "ro" } else { "rw" };
+                let argv = [
+                    "sh",
+                    "-c",
+                    faults::filesystem::REMOUNT_SCRIPT,
+                    "hpchaos",
+                    path,
+                    mode,
+                ];
+                self.root_script(node, Root::Filesystems, &argv).await
+            }
             Step::KillMatching {
                 node,
                 pattern,
@@ -211,6 +255,25 @@ impl Runner {
             pids.truncate(count as usize);
         }
         self.kill(node, signal, &pids).await
+    }
+
+    /// A script of a fault's run as root on `node`: what it printed, or
+    /// what it said on stderr as the step's failure.
+    async fn root_script(
+        &self,
+        node: &str,
+        root: Root,
+        argv: &[&str],
+    ) -> Result<String, StepError> {
+        let out = self
+            .cluster
+            .ssh
+            .run_as_root(&self.cluster.node(node), root, argv)
+            .await?;
+        match out.status {
+            0 => Ok(format!("on {node}: {}", out.stdout.trim())),
+            _ => Err(StepError::Refused(format!("{node}: {}", out.stderr.trim()))),
+        }
     }
 
     /// Whether a detached tool runs as started. `setsid -f` returns before

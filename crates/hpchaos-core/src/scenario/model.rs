@@ -489,6 +489,40 @@ pub enum Fault {
     /// Restart or stop one of Slurm's daemons: `slurmd` on each target,
     /// or `slurmctld` on the head node (only with `allow_controller`).
     Daemon(Daemon),
+    /// Break the checkpoint file system: fill it, or make it read-only on
+    /// the targets.
+    Filesystem(Filesystem),
+}
+
+/// The checkpoint file system broken: `full` (a file fills it, once, from
+/// the first target: it is shared) or `read_only` (remounted read-only on
+/// each target, in that node's view).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Filesystem {
+    /// The mount point: FSx for Lustre's, or the checkpoints' (the lab's
+    /// canary writes to `/fsx/canary`).
+    pub path: String,
+    pub effect: FsEffect,
+    /// Undo it this long after the injection; by default at the rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum FsEffect {
+    /// Filled up to `leave_free` left (`0`, `10MiB`, `1GB`).
+    Full {
+        #[serde(default = "zero_bytes")]
+        leave_free: String,
+    },
+    /// Remounted read-only.
+    ReadOnly,
+}
+
+fn zero_bytes() -> String {
+    "0".to_owned()
 }
 
 /// A Slurm daemon restarted or stopped through its systemd unit.
@@ -561,6 +595,7 @@ impl Fault {
             Fault::DeepHealthCheck(_) => "deep_health_check",
             Fault::Hang(_) => "hang",
             Fault::Daemon(_) => "daemon",
+            Fault::Filesystem(_) => "filesystem",
         }
     }
 

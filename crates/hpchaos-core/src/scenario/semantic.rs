@@ -38,6 +38,7 @@ pub fn check(
     rules.abort_after_deadlines(scenario);
     rules.steps(scenario, profile);
     rules.controller(scenario);
+    rules.filesystem(scenario);
     if let Some(profile) = profile {
         rules.profile_capabilities(scenario, profile);
     }
@@ -60,6 +61,30 @@ fn path(keys: &[&str]) -> TreePath {
 impl Rules<'_> {
     fn prefixed(&self, at: &TreePath) -> TreePath {
         TreePath(self.prefix.0.iter().chain(at.0.iter()).cloned().collect())
+    }
+
+    /// A filesystem fault names an absolute mount point (never `/`) and a
+    /// size bytesize reads.
+    fn filesystem(&mut self, scenario: &Scenario) {
+        let Fault::Filesystem(fs) = &scenario.fault else {
+            return;
+        };
+        if !fs.path.starts_with('/') || fs.path.trim_end_matches('/').is_empty() {
+            self.at_value(
+                &path(&["fault", "filesystem", "path"]),
+                format!("`{}` is not a mount point hpchaos may break", fs.path),
+                "name the checkpoint file system's mount point, e.g. `/fsx` (never `/`)",
+            );
+        }
+        if let FsEffect::Full { leave_free } = &fs.effect
+            && leave_free.parse::<bytesize::ByteSize>().is_err()
+        {
+            self.at_value(
+                &path(&["fault", "filesystem", "effect", "full", "leave_free"]),
+                format!("`{leave_free}` is not a size"),
+                "write bytes with a unit: `0`, `10MiB`, `1GB`",
+            );
+        }
     }
 
     /// `slurmctld` is a fault only with `allow_controller: true` (on one
@@ -363,6 +388,10 @@ impl Rules<'_> {
             Fault::Daemon(_) => (
                 &[R::None, R::Requeue, R::JobFails],
                 "a restarted slurmd takes its node's job steps with it: the job fails or is requeued (or nothing, on an idle node)",
+            ),
+            Fault::Filesystem(_) => (
+                &[R::JobFails, R::Requeue, R::None, R::Reboot, R::Replace],
+                "",
             ),
             Fault::Hang(_) => (
                 &[R::JobFails, R::Requeue, R::None],

@@ -1,0 +1,150 @@
+//! The checkpoint file system broken (`fault: filesystem`): filled up (a
+//! file taking all but `leave_free` of it, written once from the first
+//! target since it is shared) or remounted read-only on each target (in
+//! that node's view, as a node whose FSx client turned read-only sees it).
+//! The next checkpoint then fails, and the job with it. The undo removes
+//! the file, or remounts read-write; `recover` runs the same undo.
+
+use super::{Plan, Step};
+use crate::scenario::model::{Filesystem, FsEffect};
+
+/// The fill file's stem (a run names its own after itself, see
+/// `Plan::for_run`): `<path>/.hpchaos-fill-RUN.pid`.
+pub const FILL_FILE: &str = ".hpchaos-fill.pid";
+
+/// Run as root with the mount point as `$1`, the bytes to leave free as
+/// `$2` and the file as `$3`: fills the file system to `$2` bytes free
+/// (fallocate, else zeros written) and prints what is left; exits 3,
+/// writing nothing, when less than that is free already.
+pub const FILL_SCRIPT: &str = r#"avail=$(df --output=avail -B1 "$1" | tail -1 | tr -d ' ') || exit 1
+n=$((avail - $2))
+[ "$n" -gt 0 ] || { echo "$1 has $avail bytes free, not more than the $2 to leave: nothing filled" >&2; exit 3; }
+fallocate -l "$n" "$3" 2>/dev/null || head -c "$n" /dev/zero > "$3" 2>/dev/null || true
+[ -e "$3" ] || { echo "cannot write $3" >&2; exit 1; }
+echo "filled $1 with $(stat -c %s "$3") bytes: $(df --output=avail -B1 "$1" | tail -1 | tr -d ' ') bytes free""#;
+
+/// Run as root with the file as `$1`: removes it (nothing there is fine).
+pub const UNFILL_SCRIPT: &str =
+    r#"if [ -e "$1" ]; then rm -f "$1" && echo "removed $1"; else echo "$1 is gone already"; fi"#;
+
+/// Run as root with the mount point as `$1` and `ro` or `rw` as `$2`:
+/// remounts it so (a bind mount as a bind mount), then checks a write
+/// fails (`ro`) or succeeds (`rw`).
+pub const REMOUNT_SCRIPT: &str = r#"mount -o "remount,bind,$2" "$1" 2>/dev/null || mount -o "remount,$2" "$1" || exit 1
+probe="$1/.hpchaos-write-probe-$$"
+if touch "$probe" 2>/dev/null; then rm -f "$probe"; state=rw; else state=ro; fi
+[ "$state" = "$2" ] || { echo "$1 is still $state" >&2; exit 1; }
+echo "$1 is $state""#;
+
+pub fn plan(fs: &Filesystem, targets: &[String]) -> Plan {
+    let (inject, undo): (Vec<Step>, Vec<Step>) = match &fs.effect {
+        FsEffect::Full { leave_free } => {
+            // Validation refuses a size bytesize does not read.
+            let leave = leave_free
+                .parse::<bytesize::ByteSize>()
+                .map(|b| b.as_u64())
+                .unwrap_or(0);
+            let file = format!("{}/{FILL_FILE}", fs.path.trim_end_matches('/'));
+            match targets.first() {
+                Some(node) => (
+                    vec![Step::FillFs {
+                        node: node.clone(),
+                        path: fs.path.clone(),
+                        leave_free: leave,
+                        pidfile: file.clone(),
+                    }],
+                    vec![Step::UnfillFs {
+                        node: node.clone(),
+                        pidfile: file,
+                    }],
+                ),
+                None => (Vec::new(), Vec::new()),
+            }
+        }
+        FsEffect::ReadOnly => targets
+            .iter()
+            .map(|node| {
+                (
+                    Step::Remount {
+                        node: node.clone(),
+                        path: fs.path.clone(),
+                        read_only: true,
+                    },
+                    Step::Remount {
+                        node: node.clone(),
+                        path: fs.path.clone(),
+                        read_only: false,
+                    },
+                )
+            })
+            .unzip(),
+    };
+    Plan {
+        inject,
+        verify: Vec::new(),
+        follow_up: fs.duration.map(|d| (d, undo.clone())),
+        rollback: undo,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str, args: &[&str]) -> (i32, String, String) {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg("hpchaos")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    #[test]
+    fn a_fill_that_would_leave_more_than_is_free_writes_nothing_and_the_undo_removes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let file = format!("{d}/fill");
+        // More to leave free than any disk has: refused, nothing written.
+        let (code, _, err) = sh(FILL_SCRIPT, &[d, "18446744073709551615", &file]);
+        assert_ne!(code, 0, "{err}");
+        assert!(!std::path::Path::new(&file).exists());
+        std::fs::write(&file, "x").unwrap();
+        let (code, out, _) = sh(UNFILL_SCRIPT, &[&file]);
+        assert_eq!(code, 0);
+        assert!(out.contains("removed"), "{out}");
+        assert!(!std::path::Path::new(&file).exists());
+        assert!(sh(UNFILL_SCRIPT, &[&file]).1.contains("gone already"));
+    }
+
+    #[test]
+    fn full_fills_once_from_the_first_target_read_only_each_target() {
+        let full: Filesystem = serde_saphyr::from_str(
+            "path: /fsx/canary\neffect: {full: {leave_free: 1MiB}}\nduration: 30s\n",
+        )
+        .unwrap();
+        let plan = plan(&full, &["a".into(), "b".into()]);
+        assert_eq!(plan.inject.len(), 1);
+        assert_eq!(
+            plan.inject[0],
+            Step::FillFs {
+                node: "a".into(),
+                path: "/fsx/canary".into(),
+                leave_free: 1_048_576,
+                pidfile: "/fsx/canary/.hpchaos-fill.pid".into()
+            }
+        );
+        assert_eq!(plan.follow_up.as_ref().unwrap().1, plan.rollback);
+        let ro: Filesystem = serde_saphyr::from_str("path: /fsx\neffect: read_only\n").unwrap();
+        let plan = super::plan(&ro, &["a".into(), "b".into()]);
+        assert_eq!(plan.inject.len(), 2);
+        assert_eq!(plan.rollback.len(), 2);
+        assert!(plan.follow_up.is_none());
+    }
+}
