@@ -1,6 +1,6 @@
 //! The failures training loses time to (issue "The failures training
-//! loses time to"), on the lab: so far the hung rank, Slurm's daemons and
-//! the checkpoint store. The lab's canary
+//! loses time to"), on the lab: so far the hung rank, Slurm's daemons, the
+//! checkpoint store and the straggler. The lab's canary
 //! runs in lockstep through a collective with a watchdog (its
 //! `hpchaos-train`); a stopped rank is caught only by that watchdog, as on
 //! a real cluster. Each case asserts the phases against what the nodes
@@ -114,6 +114,7 @@ fn failures_training_loses_time_to() {
     kill_9_mid_hang_and_recover_leaves_nothing_stopped(&lab, &mut table);
     slurms_daemons_restarted(&lab, &mut table);
     a_broken_checkpoint_store_fails_the_job(&lab, &mut table);
+    a_straggler_slows_the_whole_job(&lab, &mut table);
     kill_9_with_the_store_broken_and_recover_mends_it(&lab, &mut table);
     kill_9_with_slurmd_stopped_and_recover_starts_it(&lab, &mut table);
     println!("case | outcome\n{}", table.join("\n"));
@@ -465,4 +466,104 @@ fn kill_9_with_the_store_broken_and_recover_mends_it(lab: &Lab, table: &mut Vec<
             "kill -9 in {name}, then recover | exit 0; {after} bytes free, writable, no fill file"
         ));
     }
+}
+
+/// The GPU power limit `node` shows (the lab's nvidia-smi).
+fn power_limit(lab: &Lab, node: &str) -> String {
+    lab.on(
+        node,
+        "nvidia-smi --query-gpu=power.limit --format=csv,noheader,nounits | head -1",
+    )
+    .trim()
+    .to_owned()
+}
+
+/// One node at half power for 20 s: the whole job runs about half as fast
+/// meanwhile (its ranks meet every step), as fast as before after it;
+/// nothing fails, nothing is replaced; the power limit is set back. Then
+/// `kill -9` while it is capped, and `recover` sets it back.
+fn a_straggler_slows_the_whole_job(lab: &Lab, table: &mut Vec<String>) {
+    let args = lab.args("tests/e2e/straggler-short.yaml");
+    let out = hpchaos(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let journal = journal_of(&lab.reports, "straggler-short").unwrap();
+    let written = records(&journal);
+    let targets = targets_of(&written);
+    let measured = written
+        .iter()
+        .find(|r| r["type"] == "throughput")
+        .unwrap_or_else(|| panic!("no throughput record: {written:?}"))
+        .clone();
+    let rates = &measured["throughput"];
+    let (before, during, after, slowdown) = (
+        rates["before"].as_f64().unwrap(),
+        rates["during"].as_f64().unwrap(),
+        rates["after"].as_f64().unwrap(),
+        rates["slowdown"].as_f64().unwrap(),
+    );
+    // Half the power, half the speed (the lab's GPUs scale with it), on
+    // one node: the whole job, since every step waits for its slowest rank.
+    assert!(
+        (1.6..2.6).contains(&slowdown),
+        "slowdown {slowdown:.2}: {measured}"
+    );
+    assert!(
+        (after / before - 1.0).abs() < 0.3,
+        "after {after:.2}, before {before:.2}"
+    );
+    for node in &targets {
+        assert_eq!(power_limit(lab, node), "700.00", "{node}: the cap was left");
+    }
+    table.push(format!(
+        "straggler-short on {} (350 W of 700) | passed: {before:.2} steps/s before, {during:.2} during ({slowdown:.2}x slower), {after:.2} after; noticed by {}; power limit 700 W again",
+        targets.join(","),
+        measured["noticed"]
+    ));
+    // The drill: capped, killed, recovered.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hpchaos"))
+        .args(lab.args("tests/e2e/straggler-short.yaml"))
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut capped = Vec::new();
+    wait_until("the cap", || {
+        journal_of(&lab.reports, "straggler-short").is_some_and(|j| {
+            let written = records(&j);
+            let injected = written
+                .iter()
+                .any(|r| r["type"] == "injection_finished" && r["ok"] == true);
+            if injected {
+                capped = targets_of(&written);
+            }
+            injected
+        })
+    });
+    assert!(
+        capped.iter().all(|n| power_limit(lab, n) == "350.00"),
+        "{capped:?}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = hpchaos(&["recover", "--cluster", &lab.profile()]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for node in &capped {
+        assert_eq!(
+            power_limit(lab, node),
+            "700.00",
+            "{node}: recover left the cap"
+        );
+    }
+    table.push(format!(
+        "kill -9 with {} capped, then recover | exit 0; power limit 700 W again",
+        capped.join(",")
+    ));
 }

@@ -71,6 +71,7 @@ pub mod runner;
 pub mod scenario;
 pub mod status;
 pub mod targets;
+pub mod throughput;
 pub mod validate;
 
 #[cfg(test)]

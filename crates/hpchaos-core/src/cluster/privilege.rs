@@ -47,6 +47,8 @@ pub enum Root {
     /// Remounting a file system, or filling one past the users' share:
     /// mount(8) and the reserved blocks are root's.
     Filesystems,
+    /// `nvidia-smi -lgc/-rgc/-pl`: GPU clocks and power limits are root's.
+    GpuSettings,
 }
 
 impl Root {
@@ -65,6 +67,7 @@ impl Root {
             Root::Evidence => "read the kernel ring buffer and the system journal",
             Root::Daemons => "restart, stop or start a Slurm daemon (systemctl)",
             Root::Filesystems => "fill or remount a file system",
+            Root::GpuSettings => "set GPU clocks or power limits (nvidia-smi -lgc, -pl)",
         }
     }
 }

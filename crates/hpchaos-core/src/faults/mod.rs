@@ -13,6 +13,7 @@ pub mod hang;
 mod node_reboot;
 mod node_replace;
 mod process_kill;
+pub mod straggler;
 pub mod xid;
 
 use crate::cluster::privilege::Root;
@@ -123,6 +124,17 @@ pub enum Step {
     },
     /// Remove the fill file ([`filesystem::UNFILL_SCRIPT`]).
     UnfillFs { node: String, pidfile: String },
+    /// Slow the node's GPUs (`what`: `clocks` to `value` MHz, `power` to
+    /// `value` W), recording what to restore in `pidfile`
+    /// ([`straggler::SLOW_SCRIPT`]).
+    SlowGpus {
+        node: String,
+        what: String,
+        value: u32,
+        pidfile: String,
+    },
+    /// Restore what `pidfile` records ([`straggler::RESTORE_SCRIPT`]).
+    RestoreGpus { node: String, pidfile: String },
     /// Remount `path` read-only, or read-write again
     /// ([`filesystem::REMOUNT_SCRIPT`]).
     Remount {
@@ -177,6 +189,7 @@ impl Step {
             Step::FillFs { .. } | Step::UnfillFs { .. } | Step::Remount { .. } => {
                 Some(Root::Filesystems)
             }
+            Step::SlowGpus { .. } | Step::RestoreGpus { .. } => Some(Root::GpuSettings),
             Step::StartDetached { .. } | Step::CheckDetached { .. } | Step::StopDetached { .. } => {
                 Some(Root::RunState)
             }
@@ -207,7 +220,9 @@ impl Step {
             | Step::ContinueStopped { node, .. }
             | Step::FillFs { node, .. }
             | Step::UnfillFs { node, .. }
-            | Step::Remount { node, .. } => Some(node.clone()),
+            | Step::Remount { node, .. }
+            | Step::SlowGpus { node, .. }
+            | Step::RestoreGpus { node, .. } => Some(node.clone()),
             _ => None,
         }
     }
@@ -322,6 +337,22 @@ impl Step {
                 bytesize::ByteSize(*leave_free)
             ),
             Step::UnfillFs { node, pidfile } => format!("on {node}: remove {pidfile}"),
+            Step::SlowGpus {
+                node,
+                what,
+                value,
+                pidfile,
+            } => match what.as_str() {
+                "clocks" => format!(
+                    "on {node}: lock the GPU clocks at {value} MHz (nvidia-smi -lgc; noted in {pidfile})"
+                ),
+                _ => format!(
+                    "on {node}: GPU power limit to {value} W (the limit before kept in {pidfile})"
+                ),
+            },
+            Step::RestoreGpus { node, pidfile } => {
+                format!("on {node}: restore the GPU clocks or power limit noted in {pidfile}")
+            }
             Step::Remount {
                 node,
                 path,
@@ -374,7 +405,9 @@ impl Plan {
                 | Step::StopJobTask { pidfile, .. }
                 | Step::ContinueStopped { pidfile, .. }
                 | Step::FillFs { pidfile, .. }
-                | Step::UnfillFs { pidfile, .. } => own(pidfile),
+                | Step::UnfillFs { pidfile, .. }
+                | Step::SlowGpus { pidfile, .. }
+                | Step::RestoreGpus { pidfile, .. } => own(pidfile),
                 _ => {}
             }
         }
@@ -393,6 +426,7 @@ pub fn plan(fault: &Fault, targets: &[String]) -> Plan {
         Fault::Hang(h) => hang::plan(h, targets),
         Fault::Daemon(d) => daemon::plan(d, targets),
         Fault::Filesystem(f) => filesystem::plan(f, targets),
+        Fault::Straggler(st) => straggler::plan(st, targets),
     }
 }
 

@@ -354,6 +354,15 @@ pub enum Entry {
         #[serde(default)]
         rollback: String,
     },
+    /// A straggler's cost: the job's step rate before the slow-down,
+    /// during it (`slowed_for` from the injection) and after, and what
+    /// noticed it (HMA, a Slurm mark, the monitoring), if anything.
+    Throughput {
+        throughput: crate::throughput::Throughput,
+        slowed_for: Duration,
+        #[serde(default)]
+        noticed: Vec<String>,
+    },
     /// A later step of a compound scenario, planned before anything was
     /// changed: its targets, what it will do, what triggers it, and the
     /// phases it is timed by (counted from its own injection).

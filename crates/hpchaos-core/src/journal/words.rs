@@ -39,6 +39,19 @@ pub fn progress_line(record: &Record) -> String {
         | Entry::NodePhaseEnded { .. }
         | Entry::RegressionChecked { .. }
         | Entry::RegressionUnchecked { .. } => phase_text(entry),
+        Entry::Throughput {
+            throughput,
+            noticed,
+            ..
+        } => format!(
+            "throughput: {}; noticed by {}",
+            throughput.words(),
+            if noticed.is_empty() {
+                "nothing".to_owned()
+            } else {
+                noticed.join(", ")
+            }
+        ),
         Entry::MonitoringSeen { .. }
         | Entry::MonitoringUnread { .. }
         | Entry::MonitoringJudged { .. }

@@ -228,6 +228,7 @@ fn started_scenario(name: &str, record: &Record) -> Option<ScenarioReport> {
         max_lost_steps: *max_lost_steps,
         requeue_delay: None,
         rollback: Vec::new(),
+        throughput: None,
         steps: Vec::new(),
         per_node: Vec::new(),
         spread: Vec::new(),
@@ -259,6 +260,22 @@ fn apply(scenario: &mut ScenarioReport, record: &Record, entry: &Entry) {
         | Entry::Observed { .. } => apply_injection(scenario, record, entry),
         Entry::PhaseStarted { .. } | Entry::PhaseEnded { .. } | Entry::NodePhaseEnded { .. } => {
             apply_phase(scenario, record, entry)
+        }
+        Entry::Throughput {
+            throughput,
+            slowed_for,
+            noticed,
+        } => {
+            harness_note(
+                scenario,
+                record,
+                format!("throughput: {}", throughput.words()),
+            );
+            scenario.throughput = Some(crate::report::ThroughputReport {
+                rates: throughput.clone(),
+                slowed_for_seconds: slowed_for.as_std().as_secs_f64(),
+                noticed: noticed.clone(),
+            });
         }
         Entry::StepPlanned { .. }
         | Entry::StepInjected { .. }

@@ -155,6 +155,7 @@ fn scenario_section(out: &mut String, s: &ScenarioReport) {
     scenario_header(out, s);
     out.push('\n');
     phase_table(out, s);
+    throughput(out, s);
     step_tables(out, s);
     regression_table(out, s);
     per_target(out, s);
@@ -350,6 +351,34 @@ fn phase_table(out: &mut String, s: &ScenarioReport) {
     }
     out.push('\n');
     monitoring_table(out, s);
+}
+
+/// A straggler's throughput: the step rate before, during and after the
+/// slow-down, the slowdown, and what noticed it.
+fn throughput(out: &mut String, s: &ScenarioReport) {
+    let Some(t) = &s.throughput else {
+        return;
+    };
+    let rate = |v: Option<f64>| v.map_or("unknown".to_owned(), |v| format!("{v:.2}"));
+    let _ = writeln!(
+        out,
+        "### Throughput\n\n| | steps/s | readings |\n|---|---|---|\n| before | {} | {} |\n| during ({}s slowed) | {} | {} |\n| after | {} | {} |\n\nSlowdown: {}. Noticed by: {}.\n",
+        rate(t.rates.before),
+        t.rates.samples[0],
+        t.slowed_for_seconds,
+        rate(t.rates.during),
+        t.rates.samples[1],
+        rate(t.rates.after),
+        t.rates.samples[2],
+        t.rates
+            .slowdown
+            .map_or("unknown".to_owned(), |v| format!("{v:.2}x")),
+        if t.noticed.is_empty() {
+            "nothing (no HMA record, no mark, no monitoring expectation seen)".to_owned()
+        } else {
+            t.noticed.join("; ")
+        }
+    );
 }
 
 /// A compound scenario's later steps: each with its targets, trigger,

@@ -112,6 +112,10 @@ pub struct ScenarioReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requeue_delay: Option<String>,
     pub rollback: Vec<RollbackReport>,
+    /// A straggler's throughput: the job's step rate before, during and
+    /// after the slow-down, and what noticed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<ThroughputReport>,
     /// A compound scenario's later steps (its first step is the scenario's
     /// own phases above), in the order they were planned.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -150,6 +154,16 @@ pub struct ScenarioReport {
     pub evidence: Vec<String>,
     /// The scenario file exactly as it ran.
     pub source: String,
+}
+
+/// A straggler's measured throughput.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ThroughputReport {
+    #[serde(flatten)]
+    pub rates: crate::throughput::Throughput,
+    pub slowed_for_seconds: f64,
+    /// What noticed the slow-down (empty: nothing did).
+    pub noticed: Vec<String>,
 }
 
 /// A later step of a compound scenario: its own targets, injection and

@@ -130,6 +130,18 @@ fn scenario_table(scenario: &ScenarioReport) -> String {
     for step in &scenario.steps {
         out.push_str(&step_table(step));
     }
+    if let Some(t) = &scenario.throughput {
+        out.push_str(&format!(
+            "throughput: {} (slowed for {}s); noticed by {}\n",
+            t.rates.words(),
+            t.slowed_for_seconds,
+            if t.noticed.is_empty() {
+                "nothing".to_owned()
+            } else {
+                t.noticed.join("; ")
+            }
+        ));
+    }
     if let (Some(lost), max) = (scenario.lost_steps, scenario.max_lost_steps) {
         let limit = max.map(|m| format!(" (limit {m})")).unwrap_or_default();
         out.push_str(&format!("lost steps: {lost}{limit}\n"));

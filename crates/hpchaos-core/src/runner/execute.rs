@@ -101,6 +101,34 @@ impl Runner {
                 ];
                 self.root_script(node, Root::Filesystems, &argv).await
             }
+            Step::SlowGpus {
+                node,
+                what,
+                value,
+                pidfile,
+            } => {
+                let value = value.to_string();
+                let argv = [
+                    "sh",
+                    "-c",
+                    faults::straggler::SLOW_SCRIPT,
+                    "hpchaos",
+                    what,
+                    &value,
+                    pidfile,
+                ];
+                self.root_script(node, Root::GpuSettings, &argv).await
+            }
+            Step::RestoreGpus { node, pidfile } => {
+                let argv = [
+                    "sh",
+                    "-c",
+                    faults::straggler::RESTORE_SCRIPT,
+                    "hpchaos",
+                    pidfile,
+                ];
+                self.root_script(node, Root::GpuSettings, &argv).await
+            }
             Step::UnfillFs { node, pidfile } => {
                 let argv = [
                     "sh",

@@ -1379,6 +1379,12 @@ impl Runner {
         };
         // The later steps end with the watch, whatever ended it.
         let mut ending = ending;
+        // A straggler's cost is throughput: measured once the watch is over.
+        if let crate::scenario::model::Fault::Straggler(straggler) = &scenario.fault
+            && let Some(job) = workload.as_ref()
+        {
+            ending = self.throughput(name, straggler, injected_at, &job.steps_seen, ending);
+        }
         if !self.later.is_empty() {
             let failures = self.close_steps(name, &ending.reason);
             if ending.outcome == ScenarioOutcome::Passed && !failures.is_empty() {
@@ -1409,6 +1415,84 @@ impl Runner {
                 .unwrap_or(ending);
         }
         ending
+    }
+
+    /// Measures and journals a straggler's throughput (the step rate in the
+    /// minute before the injection, while the GPUs were slow, and after),
+    /// with what noticed it; fails a passed scenario whose slowdown is past
+    /// its `max_slowdown`.
+    fn throughput(
+        &mut self,
+        name: &str,
+        straggler: &crate::scenario::model::Straggler,
+        injected_at: chrono::DateTime<chrono::Utc>,
+        steps: &[(chrono::DateTime<chrono::Utc>, u64)],
+        ending: Ending,
+    ) -> Ending {
+        let now = self.clock.now();
+        let measured = crate::throughput::measure(
+            steps,
+            injected_at,
+            injected_at + straggler.duration.as_chrono(),
+            now,
+            chrono::TimeDelta::seconds(60),
+            chrono::TimeDelta::seconds(2),
+        );
+        // What noticed it: HyperPod (a health event, a mark ending the
+        // quiet window), the monitoring (an expectation seen).
+        let so_far = self.report.so_far();
+        let mut noticed: Vec<String> = Vec::new();
+        if let Some(s) = so_far.scenarios.iter().rev().find(|s| s.name == name) {
+            for entry in &s.timeline {
+                if entry.source == crate::journal::Source::Hma {
+                    noticed.push(format!("HMA: {}", entry.text));
+                }
+            }
+            for m in &s.monitoring {
+                if matches!(
+                    m.verdict,
+                    crate::report::Verdict::Met | crate::report::Verdict::Observed
+                ) {
+                    noticed.push(format!("monitoring {}: {}", m.name, m.detail));
+                }
+            }
+            for p in &s.phases {
+                if p.phase == crate::scenario::model::Phase::Quiet
+                    && p.verdict == crate::report::Verdict::Missed
+                {
+                    noticed.push(format!("the cluster: {}", p.evidence));
+                }
+            }
+        }
+        self.log(
+            Some(name),
+            Entry::Throughput {
+                throughput: measured.clone(),
+                slowed_for: straggler.duration,
+                noticed,
+            },
+        );
+        match (straggler.max_slowdown, measured.slowdown) {
+            (Some(limit), Some(slowdown))
+                if slowdown > limit && ending.outcome == ScenarioOutcome::Passed =>
+            {
+                Ending::new(
+                    ScenarioOutcome::Failed,
+                    format!(
+                        "the job ran {slowdown:.2}x slower while the GPUs were slowed, more than max_slowdown {limit}: {}",
+                        measured.words()
+                    ),
+                )
+            }
+            (Some(limit), None) if ending.outcome == ScenarioOutcome::Passed => Ending::new(
+                ScenarioOutcome::Failed,
+                format!(
+                    "the slowdown could not be measured ({}), so max_slowdown {limit} cannot be judged: does the job print its steps?",
+                    measured.words()
+                ),
+            ),
+            _ => ending,
+        }
     }
 
     /// Before any change: the targets resolved (journaled), the plan and

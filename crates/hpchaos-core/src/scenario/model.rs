@@ -492,6 +492,36 @@ pub enum Fault {
     /// Break the checkpoint file system: fill it, or make it read-only on
     /// the targets.
     Filesystem(Filesystem),
+    /// Slow the targets' GPUs (clocks locked low, or power capped) for a
+    /// while: a straggler, which slows every step of a synchronous job and
+    /// fails nothing. What is measured is the job's step rate.
+    Straggler(Straggler),
+}
+
+/// A straggler: the targets' GPUs slowed for `duration`, then restored to
+/// what they were before.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Straggler {
+    pub slow: Slow,
+    /// How long the GPUs stay slow.
+    pub duration: Duration,
+    /// Fail the scenario when the job's step rate during the slow-down is
+    /// more than this many times slower than before it (`2.0`: half as
+    /// fast); without it the slowdown is measured and reported only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_slowdown: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Slow {
+    /// `nvidia-smi -lgc MHZ,MHZ` (a thermal clock drop); undone with
+    /// `nvidia-smi -rgc`.
+    GpuClocks { max_mhz: u32 },
+    /// `nvidia-smi -pl WATTS` (a power cap); undone by setting the limit
+    /// read before.
+    PowerCap { watts: u32 },
 }
 
 /// The checkpoint file system broken: `full` (a file fills it, once, from
@@ -596,6 +626,7 @@ impl Fault {
             Fault::Hang(_) => "hang",
             Fault::Daemon(_) => "daemon",
             Fault::Filesystem(_) => "filesystem",
+            Fault::Straggler(_) => "straggler",
         }
     }
 

@@ -39,6 +39,7 @@ pub fn check(
     rules.steps(scenario, profile);
     rules.controller(scenario);
     rules.filesystem(scenario);
+    rules.straggler(scenario);
     if let Some(profile) = profile {
         rules.profile_capabilities(scenario, profile);
     }
@@ -61,6 +62,45 @@ fn path(keys: &[&str]) -> TreePath {
 impl Rules<'_> {
     fn prefixed(&self, at: &TreePath) -> TreePath {
         TreePath(self.prefix.0.iter().chain(at.0.iter()).cloned().collect())
+    }
+
+    /// A straggler is measured on a workload's progress, over a quiet
+    /// window that outlasts the slow-down (so its "after" is seen).
+    fn straggler(&mut self, scenario: &Scenario) {
+        let Fault::Straggler(straggler) = &scenario.fault else {
+            return;
+        };
+        if scenario.workload.is_none() {
+            self.at_key(
+                &path(&["fault", "straggler"]),
+                "a straggler is measured by the job's step rate, and this scenario has no workload".to_owned(),
+                "add `workload: { canary: { nodes: 2 } }` (or an existing job with its progress) and `target: { pool: workload }`",
+            );
+        }
+        let needed = straggler.duration.as_std() + std::time::Duration::from_secs(10);
+        if scenario
+            .expect
+            .quiet_for
+            .is_some_and(|q| q.as_std() < needed)
+        {
+            self.at_value(
+                &path(&["expect", "quiet_for"]),
+                format!(
+                    "the quiet window ends before the slow-down ({}) and 10 s after it: the step rate after it is never read",
+                    straggler.duration
+                ),
+                format!("make `quiet_for` at least {}s", needed.as_secs()),
+            );
+        }
+        if let Some(limit) = straggler.max_slowdown
+            && limit < 1.0
+        {
+            self.at_value(
+                &path(&["fault", "straggler", "max_slowdown"]),
+                format!("a slowdown of {limit} would be a speed-up"),
+                "give how many times slower is still acceptable, e.g. `max_slowdown: 1.5`",
+            );
+        }
     }
 
     /// A filesystem fault names an absolute mount point (never `/`) and a
@@ -388,6 +428,10 @@ impl Rules<'_> {
             Fault::Daemon(_) => (
                 &[R::None, R::Requeue, R::JobFails],
                 "a restarted slurmd takes its node's job steps with it: the job fails or is requeued (or nothing, on an idle node)",
+            ),
+            Fault::Straggler(_) => (
+                &[R::None],
+                "a straggler fails nothing: the cluster must not react (`none` with `quiet_for` covering the slow-down and a while after it), and the job's step rate is measured",
             ),
             Fault::Filesystem(_) => (
                 &[R::JobFails, R::Requeue, R::None, R::Reboot, R::Replace],
