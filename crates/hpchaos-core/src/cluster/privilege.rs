@@ -49,6 +49,8 @@ pub enum Root {
     Filesystems,
     /// `nvidia-smi -lgc/-rgc/-pl`: GPU clocks and power limits are root's.
     GpuSettings,
+    /// `tc qdisc`/`tc filter`: traffic control needs CAP_NET_ADMIN.
+    Network,
 }
 
 impl Root {
@@ -68,6 +70,7 @@ impl Root {
             Root::Daemons => "restart, stop or start a Slurm daemon (systemctl)",
             Root::Filesystems => "fill or remount a file system",
             Root::GpuSettings => "set GPU clocks or power limits (nvidia-smi -lgc, -pl)",
+            Root::Network => "change the node's traffic control (tc qdisc, tc filter)",
         }
     }
 }

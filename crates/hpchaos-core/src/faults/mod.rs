@@ -10,6 +10,7 @@ mod deep_health_check;
 pub mod filesystem;
 mod gpu_stress;
 pub mod hang;
+pub mod network;
 mod node_reboot;
 mod node_replace;
 mod process_kill;
@@ -135,6 +136,16 @@ pub enum Step {
     },
     /// Restore what `pidfile` records ([`straggler::RESTORE_SCRIPT`]).
     RestoreGpus { node: String, pidfile: String },
+    /// `tc netem NETEM` on `node`'s traffic to `peers` only
+    /// ([`network::APPLY_SCRIPT`]).
+    Netem {
+        node: String,
+        netem: String,
+        peers: Vec<String>,
+    },
+    /// Remove hpchaos's qdisc from every interface of `node`
+    /// ([`network::CLEAR_SCRIPT`]).
+    ClearNetem { node: String },
     /// Remount `path` read-only, or read-write again
     /// ([`filesystem::REMOUNT_SCRIPT`]).
     Remount {
@@ -190,6 +201,7 @@ impl Step {
                 Some(Root::Filesystems)
             }
             Step::SlowGpus { .. } | Step::RestoreGpus { .. } => Some(Root::GpuSettings),
+            Step::Netem { .. } | Step::ClearNetem { .. } => Some(Root::Network),
             Step::StartDetached { .. } | Step::CheckDetached { .. } | Step::StopDetached { .. } => {
                 Some(Root::RunState)
             }
@@ -222,7 +234,9 @@ impl Step {
             | Step::UnfillFs { node, .. }
             | Step::Remount { node, .. }
             | Step::SlowGpus { node, .. }
-            | Step::RestoreGpus { node, .. } => Some(node.clone()),
+            | Step::RestoreGpus { node, .. }
+            | Step::Netem { node, .. }
+            | Step::ClearNetem { node } => Some(node.clone()),
             _ => None,
         }
     }
@@ -353,6 +367,13 @@ impl Step {
             Step::RestoreGpus { node, pidfile } => {
                 format!("on {node}: restore the GPU clocks or power limit noted in {pidfile}")
             }
+            Step::Netem { node, netem, peers } => format!(
+                "on {node}: tc netem {netem} on its traffic to {} (nothing else: never the head's, never SSH's)",
+                peers.join(", ")
+            ),
+            Step::ClearNetem { node } => {
+                format!("on {node}: remove hpchaos's tc qdisc (handle 7e57:) from every interface")
+            }
             Step::Remount {
                 node,
                 path,
@@ -427,6 +448,7 @@ pub fn plan(fault: &Fault, targets: &[String]) -> Plan {
         Fault::Daemon(d) => daemon::plan(d, targets),
         Fault::Filesystem(f) => filesystem::plan(f, targets),
         Fault::Straggler(st) => straggler::plan(st, targets),
+        Fault::Network(n) => network::plan(n, targets),
     }
 }
 

@@ -129,6 +129,16 @@ impl Runner {
                 ];
                 self.root_script(node, Root::GpuSettings, &argv).await
             }
+            Step::Netem { node, netem, peers } => {
+                let mut argv: Vec<&str> =
+                    vec!["sh", "-c", faults::network::APPLY_SCRIPT, "hpchaos", netem];
+                argv.extend(peers.iter().map(String::as_str));
+                self.root_script(node, Root::Network, &argv).await
+            }
+            Step::ClearNetem { node } => {
+                let argv = ["sh", "-c", faults::network::CLEAR_SCRIPT, "hpchaos"];
+                self.root_script(node, Root::Network, &argv).await
+            }
             Step::UnfillFs { node, pidfile } => {
                 let argv = [
                     "sh",

@@ -496,6 +496,58 @@ pub enum Fault {
     /// while: a straggler, which slows every step of a synchronous job and
     /// fails nothing. What is measured is the job's step rate.
     Straggler(Straggler),
+    /// Disturb the network between the targets and their peers: a
+    /// partition, loss, latency or a bandwidth limit (`tc netem`), on the
+    /// traffic to the peers only: never the head node's, never SSH's path.
+    Network(Network),
+}
+
+/// The network between each target and its peers disturbed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    pub effect: NetEffect,
+    /// The compute nodes whose traffic from each target is disturbed; by
+    /// default the other targets. Never the head or a login node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<String>,
+    /// Undo it this long after the injection; by default at the rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum NetEffect {
+    /// Every packet to the peers dropped.
+    Partition,
+    /// This share of the packets to the peers dropped.
+    Loss {
+        #[schemars(range(min = 1, max = 100))]
+        percent: u32,
+    },
+    /// This much delay on every packet to the peers.
+    Latency {
+        #[schemars(range(min = 1))]
+        ms: u32,
+    },
+    /// The traffic to the peers limited to this rate.
+    Bandwidth {
+        #[schemars(range(min = 1))]
+        mbit: u32,
+    },
+}
+
+impl NetEffect {
+    /// `tc netem`'s arguments for it.
+    pub fn netem(&self) -> String {
+        match self {
+            NetEffect::Partition => "loss 100%".to_owned(),
+            NetEffect::Loss { percent } => format!("loss {percent}%"),
+            NetEffect::Latency { ms } => format!("delay {ms}ms"),
+            NetEffect::Bandwidth { mbit } => format!("rate {mbit}mbit"),
+        }
+    }
 }
 
 /// A straggler: the targets' GPUs slowed for `duration`, then restored to
@@ -627,6 +679,7 @@ impl Fault {
             Fault::Daemon(_) => "daemon",
             Fault::Filesystem(_) => "filesystem",
             Fault::Straggler(_) => "straggler",
+            Fault::Network(_) => "network",
         }
     }
 

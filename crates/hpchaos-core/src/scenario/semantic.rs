@@ -40,6 +40,7 @@ pub fn check(
     rules.controller(scenario);
     rules.filesystem(scenario);
     rules.straggler(scenario);
+    rules.network(scenario, profile);
     if let Some(profile) = profile {
         rules.profile_capabilities(scenario, profile);
     }
@@ -62,6 +63,37 @@ fn path(keys: &[&str]) -> TreePath {
 impl Rules<'_> {
     fn prefixed(&self, at: &TreePath) -> TreePath {
         TreePath(self.prefix.0.iter().chain(at.0.iter()).cloned().collect())
+    }
+
+    /// A network fault's peers are compute nodes: never the head or a
+    /// login node (hpchaos's own path runs through the head), never a
+    /// target's own name; one target needs `peers`.
+    fn network(&mut self, scenario: &Scenario, profile: Option<&Profile>) {
+        let Fault::Network(net) = &scenario.fault else {
+            return;
+        };
+        if let Some(profile) = profile {
+            for (index, peer) in net.peers.iter().enumerate() {
+                if *peer == profile.head_node.name || profile.login_nodes.contains(peer) {
+                    self.at_value(
+                        &path(&["fault", "network", "peers"]).index(index),
+                        format!("{peer} is the head or a login node: hpchaos reaches the nodes through it, and never disturbs its traffic"),
+                        "name compute nodes only",
+                    );
+                }
+            }
+        }
+        let one_target = match &scenario.target.pool {
+            Pool::Nodes(nodes) => nodes.len() == 1,
+            _ => matches!(scenario.target.pick, Pick::Count(1)),
+        };
+        if net.peers.is_empty() && one_target {
+            self.at_key(
+                &path(&["fault", "network"]),
+                "with one target and no `peers`, there is no traffic to disturb".to_owned(),
+                "add `peers: [ip-10-1-0-13]` (the nodes whose traffic from the target is disturbed), or pick two targets or more",
+            );
+        }
     }
 
     /// A straggler is measured on a workload's progress, over a quiet
@@ -428,6 +460,10 @@ impl Rules<'_> {
             Fault::Daemon(_) => (
                 &[R::None, R::Requeue, R::JobFails],
                 "a restarted slurmd takes its node's job steps with it: the job fails or is requeued (or nothing, on an idle node)",
+            ),
+            Fault::Network(_) => (
+                &[R::None, R::JobFails, R::Requeue],
+                "a network fault touches no node's health: the job's watchdog ends it (job_fails, or requeue), or it only slows down (none)",
             ),
             Fault::Straggler(_) => (
                 &[R::None],
