@@ -130,7 +130,7 @@ pub enum Command {
     /// From any machine with the profile (not only the one running the
     /// harness): a stop request goes into the cluster's run lock on the
     /// head node; the running harness reads it at its next lease renewal
-    /// (every 3 s while a scenario runs), stops as on SIGTERM, rolls back
+    /// (every 2 s while a scenario runs), stops as on SIGTERM, rolls back
     /// and writes its report, and journals who asked and why. `--hold`
     /// also refuses every new run on the cluster until `--release`.
     ///
@@ -239,8 +239,12 @@ pub enum LabCommand {
     },
     /// A shell on a lab node (the head node by default), or COMMAND run
     /// there, with the lab's key and known_hosts, as hpchaos reaches it.
+    /// As with ssh, the words after `--` are joined and run by the node's
+    /// shell: quote a command whose arguments hold spaces or quotes as one
+    /// word.
     ///
     /// Example: hpchaos lab ssh ip-10-1-0-12 -- sinfo -N
+    /// Example: hpchaos lab ssh ip-10-1-0-10 -- "sudo -u ubuntu sbatch --wrap 'sleep 600'"
     Ssh {
         #[arg(long, default_value = DEFAULT_LAB_DIR)]
         dir: PathBuf,

@@ -59,13 +59,19 @@ pub async fn show(
         let scenario = &loaded.value;
         outln!("scenario {} ({})", scenario.name, loaded.path.display());
         // The checks `run` makes before it starts, with the exit it would give.
-        let checked = hpchaos::preflight::scenario(
-            cluster,
-            scenario,
-            checks.cluster,
-            checks.accept_no_recovery,
-        );
-        let targets = match checked.await {
+        let checked = match hpchaos::monitoring::stop::refusal(cluster, scenario).await {
+            Err(refusal) => Err(refusal),
+            Ok(()) => {
+                hpchaos::preflight::scenario(
+                    cluster,
+                    scenario,
+                    checks.cluster,
+                    checks.accept_no_recovery,
+                )
+                .await
+            }
+        };
+        let targets = match checked {
             Ok(Some(targets)) => {
                 resolved.push(Some(targets.clone()));
                 targets
@@ -95,7 +101,6 @@ pub async fn show(
             outln!("  targets: {}", targets.join(", "));
         }
         show_slurm_pool(scenario, cluster, &targets).await;
-        show_steps(scenario, cluster, &targets).await;
         show_existing_job(scenario, cluster).await;
         // A random pick is drawn again by `run` unless seeded (a list of
         // nodes no longer than the pick is no draw).
@@ -128,6 +133,15 @@ pub async fn show(
         }
         for step in &plan.rollback {
             outln!("  rollback: {}", step.describe());
+        }
+        // The later steps, after the first step's own lines.
+        show_steps(scenario, cluster, &targets).await;
+        // The stop conditions (checked before use already: a refusal
+        // above says which cannot be asked).
+        if let Some(abort) = &scenario.abort {
+            for c in hpchaos::monitoring::stop::plan(&abort.when, &targets) {
+                outln!("  stop when: {}: {}", c.name, c.describe());
+            }
         }
         let deadlines: Vec<String> = scenario
             .expect
@@ -319,6 +333,14 @@ async fn show_steps(
                 );
                 for s in &plan.inject {
                     outln!("    inject:   {}", s.describe());
+                }
+                for s in &plan.verify {
+                    outln!("    verify:   {}", s.describe());
+                }
+                if let Some((after, steps)) = &plan.follow_up {
+                    for s in steps {
+                        outln!("    after {after}: {}", s.describe());
+                    }
                 }
                 for s in &plan.rollback {
                     outln!("    rollback: {}", s.describe());

@@ -189,8 +189,12 @@ async fn scenario_checks(
     let mut worst = None;
     for loaded in &work.scenarios {
         let scenario = &loaded.value;
-        let checked =
-            hpchaos::preflight::scenario(cluster, scenario, summary, accept_no_recovery).await;
+        let checked = match hpchaos::monitoring::stop::refusal(cluster, scenario).await {
+            Err(refusal) => Err(refusal),
+            Ok(()) => {
+                hpchaos::preflight::scenario(cluster, scenario, summary, accept_no_recovery).await
+            }
+        };
         if let Err(refusal) = checked {
             said.push(format!(
                 "error: scenario {} ({}): {}",
@@ -288,6 +292,7 @@ async fn run(
         if let Some(wanted) = args.if_idle {
             idle_enough(&cluster, wanted).await?;
         }
+        not_held(&cluster, &work.profile_path).await?;
         Ok::<(), CliError>(())
     }
     .await;
@@ -633,13 +638,14 @@ async fn tell_refused(profile: &hpchaos::profile::Profile, work: &Work, why: &st
     if profile.notify.is_empty() {
         return;
     }
-    let what = work.suite.clone().unwrap_or_else(|| {
-        work.scenarios
+    let what: Vec<String> = match &work.suite {
+        Some(suite) => vec![suite.clone()],
+        None => work
+            .scenarios
             .iter()
             .map(|s| s.value.name.clone())
-            .collect::<Vec<_>>()
-            .join(", ")
-    });
+            .collect(),
+    };
     // The message as printed, without its `error: ` prefixes.
     let why: Vec<&str> = why
         .lines()
@@ -660,4 +666,39 @@ async fn tell_refused(profile: &hpchaos::profile::Profile, work: &Work, why: &st
             ),
         }
     }
+}
+
+/// Refuses, before anything is done or recorded, a run on a cluster that
+/// `hpchaos stop --hold` holds (the lock refuses it too, for a hold put on
+/// between this check and taking the lock). A head that cannot be asked
+/// is left to the lock.
+async fn not_held(cluster: &Cluster, profile_path: &Path) -> Result<(), CliError> {
+    use hpchaos::runner::emergency;
+    let read = cluster
+        .ssh
+        .run(
+            &cluster.slurm.head,
+            &[
+                "sh",
+                "-c",
+                emergency::READ_SCRIPT,
+                "hpchaos",
+                hpchaos::runner::LOCK_DIR,
+                emergency::HOLD_FILE,
+            ],
+        )
+        .await;
+    let Some(hold) = read
+        .ok()
+        .and_then(|out| emergency::parse_standing(&out.stdout).hold)
+    else {
+        return Ok(());
+    };
+    Err(CliError::failed(format!(
+        "the cluster is held by hpchaos stop --hold ({}, {}): {}; no run starts until it is released with: hpchaos stop --cluster {} --release (nothing was done or recorded)",
+        hold.by,
+        hold.at.format("%Y-%m-%d %H:%M:%S UTC"),
+        hold.reason,
+        profile_path.display()
+    )))
 }

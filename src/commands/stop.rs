@@ -138,7 +138,7 @@ pub fn exec(args: Args) -> Outcome {
             .as_ref()
             .map_or_else(|| "the run holding the lock".to_owned(), lock::Owner::describe);
         outln!(
-            "stop asked of {who}: it stops at its next lease renewal (within {}s while a scenario runs), rolls back and writes its report",
+            "stop asked of {who}: it stops at its next lease renewal (every {}s while a scenario runs), rolls back and writes its report",
             emergency::ACTIVE_RENEWAL.as_secs()
         );
         let Some(wait) = args.wait else {

@@ -83,6 +83,22 @@ fn journal_of(reports: &Path, name: &str) -> Option<PathBuf> {
     dirs.pop().map(|d| d.join("journal.jsonl"))
 }
 
+/// Waits for a run of `name` newer than `before` (the newest when the run
+/// was started) whose injection took; returns its journal.
+fn injected_run(reports: &Path, name: &str, before: Option<&PathBuf>) -> PathBuf {
+    let mut found = None;
+    wait_until(&format!("{name}'s injection"), || {
+        found = journal_of(reports, name).filter(|j| {
+            Some(j) != before
+                && records(j)
+                    .iter()
+                    .any(|r| r["type"] == "injection_finished" && r["ok"] == true)
+        });
+        found.is_some()
+    });
+    found.unwrap()
+}
+
 fn records(journal: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(journal)
         .unwrap_or_default()
@@ -195,6 +211,7 @@ fn a_hung_rank_is_caught_by_the_watchdog(lab: &Lab, table: &mut Vec<String>) {
 /// `kill -9` right after the stop, then `recover`: the rank is continued,
 /// no stopped process is left, the lock is free.
 fn kill_9_mid_hang_and_recover_leaves_nothing_stopped(lab: &Lab, table: &mut Vec<String>) {
+    let before = journal_of(&lab.reports, "hang-rank");
     let mut child = Command::new(env!("CARGO_BIN_EXE_hpchaos"))
         .args(lab.args("scenarios/hang-rank.yaml"))
         .current_dir(root())
@@ -202,16 +219,7 @@ fn kill_9_mid_hang_and_recover_leaves_nothing_stopped(lab: &Lab, table: &mut Vec
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut journal = None;
-    wait_until("the hang's injection", || {
-        journal = journal_of(&lab.reports, "hang-rank").filter(|j| {
-            records(j)
-                .iter()
-                .any(|r| r["type"] == "injection_finished" && r["ok"] == true)
-        });
-        journal.is_some()
-    });
-    let journal = journal.unwrap();
+    let journal = injected_run(&lab.reports, "hang-rank", before.as_ref());
     let targets = targets_of(&records(&journal));
     let before: Vec<String> = targets.iter().flat_map(|n| lab.stopped(n)).collect();
     assert!(!before.is_empty(), "nothing stopped on {targets:?}");
@@ -521,6 +529,7 @@ fn a_straggler_slows_the_whole_job(lab: &Lab, table: &mut Vec<String>) {
         measured["noticed"]
     ));
     // The drill: capped, killed, recovered.
+    let before = Some(journal);
     let mut child = Command::new(env!("CARGO_BIN_EXE_hpchaos"))
         .args(lab.args("tests/e2e/straggler-short.yaml"))
         .current_dir(root())
@@ -528,19 +537,11 @@ fn a_straggler_slows_the_whole_job(lab: &Lab, table: &mut Vec<String>) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut capped = Vec::new();
-    wait_until("the cap", || {
-        journal_of(&lab.reports, "straggler-short").is_some_and(|j| {
-            let written = records(&j);
-            let injected = written
-                .iter()
-                .any(|r| r["type"] == "injection_finished" && r["ok"] == true);
-            if injected {
-                capped = targets_of(&written);
-            }
-            injected
-        })
-    });
+    let capped = targets_of(&records(&injected_run(
+        &lab.reports,
+        "straggler-short",
+        before.as_ref(),
+    )));
     assert!(
         capped.iter().all(|n| power_limit(lab, n) == "350.00"),
         "{capped:?}"

@@ -503,6 +503,35 @@ fn too_many_lost_steps_fail_the_scenario() {
     );
 }
 
+/// A ping slurmctld reports unanswered after the node is back (a late
+/// word about a replaced node) is no reaction on its own; a node Slurm
+/// shows not responding, or one set DOWN for it, is.
+#[test]
+fn an_unanswered_ping_alone_does_not_disturb_a_quiet_window() {
+    let mut e = expect(Recovery::None, &[]);
+    e.quiet_for = Some(Duration::from_secs(30));
+    let late = vec![
+        slurm(1.0, None, "idle", "", ""),
+        controller_log(2.0, 2.0, "error: Nodes ip-10-1-0-12 not responding"),
+        slurm(3.0, None, "idle", "", ""),
+    ];
+    let judged = judge(t(0.0), &baseline(false), &e, &late, t(31.0), false);
+    assert!(judged.settled && judged.passed, "{judged:?}");
+    let confirmed = vec![
+        controller_log(2.0, 2.0, "error: Nodes ip-10-1-0-12 not responding"),
+        slurm(3.0, None, "idle*", "", ""),
+    ];
+    let judged = judge(t(0.0), &baseline(false), &e, &confirmed, t(31.0), false);
+    assert!(judged.settled && !judged.passed, "{judged:?}");
+    let down = vec![controller_log(
+        2.0,
+        2.0,
+        "error: Nodes ip-10-1-0-12 not responding, setting DOWN",
+    )];
+    let judged = judge(t(0.0), &baseline(false), &e, &down, t(31.0), false);
+    assert!(judged.settled && !judged.passed, "{judged:?}");
+}
+
 #[test]
 fn recovery_none_passes_after_a_quiet_window_and_fails_on_a_reaction() {
     let mut e = expect(Recovery::None, &[]);

@@ -34,7 +34,7 @@
 //! outside tests against it. The runner is the driver: it calls each stage
 //! in turn, so it sits below them all.
 //!
-//! 1. clock duration output cost: time and words every stage uses
+//! 1. clock duration output cost throughput: time, words and the pure figures every stage uses
 //! 2. profile: the cluster profile's settings
 //! 3. cluster: the cluster reached (SSH, Slurm, the SageMaker API) and its words decoded
 //! 4. scenario: scenario, suite and profile files loaded and checked

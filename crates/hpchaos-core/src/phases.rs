@@ -394,6 +394,13 @@ fn judge_quiet(
     let disturbance = events
         .iter()
         .filter(|e| e.seen <= window_end)
+        // An unanswered ping alone is no reaction (see NodeNews::unanswered).
+        .filter(|e| {
+            !matches!(
+                &e.observation,
+                Observation::ControllerLog { news, .. } if news.unanswered && !news.returned
+            )
+        })
         .find_map(|e| {
             tracker
                 .detect(baseline, expectation, e)

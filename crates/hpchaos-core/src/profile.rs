@@ -58,8 +58,27 @@ pub struct Notify {
     #[serde(default)]
     pub on: NotifyOn,
     /// How long one attempt may take.
-    #[serde(default = "ten_seconds")]
+    #[serde(default = "five_seconds")]
     pub timeout: Duration,
+    /// `slack` (default: `{"text": ...}`, which Slack's incoming webhooks
+    /// and Teams' Office 365 connectors show) or `teams` (an Adaptive Card,
+    /// what Teams' Workflows webhooks take).
+    #[serde(default)]
+    pub format: NotifyFormat,
+    /// Where the run folders are published (a CI's artifacts, a bucket's
+    /// website): the notice links `<report_url>/<run folder>/report.md`
+    /// instead of giving a path on this machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_url: Option<String>,
+}
+
+/// The body a webhook takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyFormat {
+    #[default]
+    Slack,
+    Teams,
 }
 
 /// When a webhook is told.

@@ -315,9 +315,11 @@ pub fn slurm_conf(config: &LabConfig) -> String {
         head_addr = head.address,
         timeout = config.timings.slurmd_timeout_secs,
     );
+    // Features a site sets on its p5 nodes (the instance's GPU and its
+    // fabric), for pools that pick by them (`target.pool.slurm.features`).
     for node in nodes.iter().filter(|n| n.compute()) {
         text.push_str(&format!(
-            "NodeName={} NodeAddr={} CPUs=2 RealMemory=1000 State=UNKNOWN\n",
+            "NodeName={} NodeAddr={} CPUs=2 RealMemory=1000 Features=h100,efa State=UNKNOWN\n",
             node.name, node.address
         ));
     }

@@ -46,6 +46,12 @@ pub struct NodeNews {
     pub rebooted: bool,
     /// Usable again: `state set to IDLE` (a resume).
     pub returned: bool,
+    /// Only a ping that went unanswered (`Nodes X not responding`, not
+    /// `..., setting DOWN`): no state change yet. A quiet window is not
+    /// disturbed by it alone (slurmctld reports a ping sent before a node
+    /// came back a few seconds after it is back); Slurm's own state
+    /// (`*`, DOWN) is what counts then.
+    pub unanswered: bool,
     /// Registered again and taken out of DOWN: `returned to service`.
     /// Not proof of a usable node: slurmctld logs it on a registration
     /// even when the node stays DOWN (`scontrol reboot nextstate=DOWN`),
@@ -67,6 +73,7 @@ impl NodeNews {
                     .any(|s| message.contains(&format!("state set to {s}"))),
             rebooted: message.contains("now responding") || message.contains("rebooted"),
             returned: message.contains("state set to IDLE"),
+            unanswered: message.contains("not responding") && !message.contains("setting DOWN"),
             registered: message.contains("returned to service"),
         }
     }

@@ -27,10 +27,24 @@ echo "filled $1 with $(stat -c %s "$3") bytes: $(df --output=avail -B1 "$1" | ta
 pub const UNFILL_SCRIPT: &str =
     r#"if [ -e "$1" ]; then rm -f "$1" && echo "removed $1"; else echo "$1 is gone already"; fi"#;
 
-/// Run as root with the mount point as `$1` and `ro` or `rw` as `$2`:
-/// remounts it so (a bind mount as a bind mount), then checks a write
-/// fails (`ro`) or succeeds (`rw`).
-pub const REMOUNT_SCRIPT: &str = r#"mount -o "remount,bind,$2" "$1" 2>/dev/null || mount -o "remount,$2" "$1" || exit 1
+/// Run as root with the mount point as `$1` and `ro` or `rw` as `$2`.
+/// `ro`: stacks a read-only bind mount of `$1` on itself (the mount under
+/// it keeps the files already open for writing, such as the job's output,
+/// which a remount of the mount itself would refuse with EBUSY; every file
+/// opened from now on is read-only, as on an FSx client turned
+/// read-only). `rw`: takes that read-only mount off again (lazily: a
+/// reader may hold it), only while the top mount at `$1` is read-only and
+/// there is one under it, so nothing else is ever unmounted. Each checks a
+/// write fails (`ro`) or succeeds (`rw`).
+pub const REMOUNT_SCRIPT: &str = r#"mounts() { awk -v p="$1" '$5 == p' /proc/self/mountinfo | wc -l; }
+top_ro() { awk -v p="$1" '$5 == p {o=$6} END {exit !(o ~ /(^|,)ro(,|$)/)}' /proc/self/mountinfo; }
+case $2 in
+  ro) if [ "$(mounts "$1")" -gt 1 ] && top_ro "$1"; then :; else
+        mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" || { umount -l "$1" 2>/dev/null; exit 1; }
+      fi ;;
+  rw) while [ "$(mounts "$1")" -gt 1 ] && top_ro "$1"; do umount -l "$1" || exit 1; done ;;
+  *) exit 2 ;;
+esac
 probe="$1/.hpchaos-write-probe-$$"
 if touch "$probe" 2>/dev/null; then rm -f "$probe"; state=rw; else state=ro; fi
 [ "$state" = "$2" ] || { echo "$1 is still $state" >&2; exit 1; }

@@ -109,7 +109,8 @@ mod tests {
             ]
         );
         let net: Network =
-            serde_saphyr::from_str("effect: {latency: {ms: 200}}\npeers: [c, d]\nduration: 30s\n").unwrap();
+            serde_saphyr::from_str("effect: {latency: {ms: 200}}\npeers: [c, d]\nduration: 30s\n")
+                .unwrap();
         let plan = super::plan(&net, &["a".to_owned()]);
         assert_eq!(
             plan.inject[0].describe(),

@@ -35,7 +35,7 @@ pub struct ScenarioScore {
     pub categories: Vec<String>,
     pub points: u32,
     /// `passed 1d ago`, `passed 9d ago (older than 7d)`, `failed 2h ago:
-    /// REASON`, `never run to a verdict`.
+    /// REASON`, `no verdict yet: its last run ...`, `never run`.
     pub why: String,
     /// The verdict's run, when there is one.
     pub run_id: Option<String>,
@@ -61,10 +61,10 @@ pub struct Score {
     pub stale_after_seconds: u64,
 }
 
-/// Scores every scenario of `catalogue` (name and tags: the scenarios a
-/// team means to run, e.g. its suite's files) and every scenario `runs`
-/// holds (newest first, as the store gives them; tags from its latest
-/// run unless the catalogue gives them), at `now`.
+/// Scores, at `now`, the scenarios of `catalogue` (name and tags: the
+/// scenarios a team means to run, e.g. its suite's files) when it is not
+/// empty, else every scenario `runs` holds (newest first, as the store
+/// gives them; tags from its latest run).
 pub fn score(
     runs: &[ScenarioRun],
     catalogue: &[(String, Vec<String>)],
@@ -72,9 +72,11 @@ pub fn score(
     stale: std::time::Duration,
 ) -> Score {
     let mut tags: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for run in runs {
-        tags.entry(run.scenario.clone())
-            .or_insert_with(|| run.tags.clone());
+    if catalogue.is_empty() {
+        for run in runs {
+            tags.entry(run.scenario.clone())
+                .or_insert_with(|| run.tags.clone());
+        }
     }
     for (name, own) in catalogue {
         tags.insert(name.clone(), own.clone());
@@ -90,8 +92,25 @@ pub fn score(
         } else {
             own.clone()
         };
+        // The latest run that was no verdict, said when there is none.
+        let last = runs.iter().find(|r| &r.scenario == name);
         let (points, why) = match verdict {
-            None => (NEVER_RUN, "never run to a verdict".to_owned()),
+            None => (
+                NEVER_RUN,
+                match last {
+                    Some(run) => format!(
+                        "no verdict yet: its last run ({}) ended {}{}",
+                        ago(now - run.started_at),
+                        run.status.as_str(),
+                        if run.reason.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", run.reason)
+                        }
+                    ),
+                    None => "never run".to_owned(),
+                },
+            ),
             Some(run) => {
                 let age = now - run.started_at;
                 let ago = ago(age);
@@ -163,7 +182,7 @@ pub fn render(score: &Score, markdown: bool) -> String {
     let mut out = String::new();
     if markdown {
         out.push_str(&format!(
-            "## Resiliency score: {:.0}\n\nEach scenario's latest verdict: passed within {} = 100, passed longer ago = 75, failed = 50, never run = 0; a category is the mean of its scenarios.\n\n| category | score | scenarios |\n|---|---:|---:|\n",
+            "## Resiliency score: {:.1}\n\nEach scenario's latest verdict: passed within {} = 100, passed longer ago = 75, failed = 50, never run = 0; a category is the mean of its scenarios.\n\n| category | score | scenarios |\n|---|---:|---:|\n",
             score.overall,
             ago_words(score.stale_after_seconds)
         ));
@@ -187,14 +206,14 @@ pub fn render(score: &Score, markdown: bool) -> String {
         return out;
     }
     out.push_str(&format!(
-        "resiliency score: {:.0} ({} scenario(s); passed within {} = 100, older = 75, failed = 50, never run = 0)\n",
+        "resiliency score: {:.1} ({} scenario(s); passed within {} = 100, older = 75, failed = 50, no verdict = 0)\n",
         score.overall,
         score.scenarios.len(),
         ago_words(score.stale_after_seconds)
     ));
     for c in &score.categories {
         out.push_str(&format!(
-            "  {:<20} {:>5.0}  ({} scenario(s))\n",
+            "  {:<20} {:>5.1}  ({} scenario(s))\n",
             c.category, c.score, c.scenarios
         ));
     }
@@ -271,7 +290,17 @@ mod tests {
             run("reboot", 1, Status::Passed, &["node"]),
             run("kill", 9, Status::Aborted, &[]),
         ];
-        let catalogue = vec![("replace".to_owned(), vec!["node".to_owned()])];
+        // The scenarios meant to run: those with runs, and one never run.
+        let catalogue: Vec<(String, Vec<String>)> = [
+            ("xid48", vec!["gpu"]),
+            ("xid79", vec!["gpu"]),
+            ("reboot", vec!["node"]),
+            ("kill", vec![]),
+            ("replace", vec!["node"]),
+        ]
+        .into_iter()
+        .map(|(n, t)| (n.to_owned(), t.into_iter().map(str::to_owned).collect()))
+        .collect();
         let score = score(&runs, &catalogue, t(10), DEFAULT_STALE);
         let points: BTreeMap<&str, u32> = score
             .scenarios
@@ -283,6 +312,17 @@ mod tests {
         assert_eq!(points["xid79"], 50);
         assert_eq!(points["reboot"], 75);
         assert_eq!(points["kill"], 0);
+        let kill = score
+            .scenarios
+            .iter()
+            .find(|s| s.scenario == "kill")
+            .unwrap();
+        assert!(
+            kill.why
+                .starts_with("no verdict yet: its last run (1d ago) ended aborted"),
+            "{}",
+            kill.why
+        );
         assert_eq!(points["replace"], 0);
         assert_eq!(score.overall, 45.0);
         let categories: BTreeMap<&str, f64> = score
@@ -332,6 +372,15 @@ mod tests {
         );
         let none = score(&[], &[], t(10), DEFAULT_STALE);
         assert_eq!(none.overall, 0.0);
-        assert!(render(&none, true).contains("## Resiliency score: 0"));
+        assert!(render(&none, true).contains("## Resiliency score: 0.0"));
+        // A catalogue scopes the score to itself.
+        let scoped = score(
+            &runs,
+            &[("other".into(), vec!["x".into()])],
+            t(10),
+            DEFAULT_STALE,
+        );
+        assert_eq!(scoped.scenarios.len(), 1);
+        assert_eq!(scoped.scenarios[0].why, "never run");
     }
 }

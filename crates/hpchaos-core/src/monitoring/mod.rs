@@ -798,10 +798,21 @@ impl<'c> Readiness<'c> {
                 .push("the profile has no monitoring.prometheus".to_owned());
             return None;
         };
-        for metric in expect::selected_metrics(query) {
+        // Read by the PromQL parser; one it cannot read is left to
+        // Prometheus, which says why when it is asked.
+        let (metrics, labels) = crate::scenario::promql::names(query)
+            .unwrap_or_else(|_| (expect::selected_metrics(query), Vec::new()));
+        for metric in metrics {
             if let Some(near) = typo(&metric, &self.metric_names) {
                 self.problems.push(format!(
                     "{row}: Prometheus has no metric `{metric}` (did you mean `{near}`?): the condition could never hold"
+                ));
+            }
+        }
+        for label in labels {
+            if let Some(near) = typo(&label, &self.label_names) {
+                self.problems.push(format!(
+                    "{row}: no series carries a label `{label}` (did you mean `{near}`?): the condition could never hold"
                 ));
             }
         }

@@ -145,7 +145,14 @@ pub async fn askable(conditions: &[Condition], at: &Endpoints<'_>) -> Result<(),
                 "{}: a CloudWatch alarm needs the profile's `sagemaker:` section (region, credentials)",
                 condition.name
             )),
-            (Kind::Alarm(_), _) => {}
+            // It must exist: a typo'd name could never be in ALARM.
+            (Kind::Alarm(alarm), _) => {
+                if let Some(client) = at.cloudwatch
+                    && let Err(why) = crate::cluster::alarms::read(client, alarm).await
+                {
+                    problems.push(format!("{}: {why}", condition.name));
+                }
+            }
         }
     }
     if let Some(mut readiness) = readiness {
@@ -227,6 +234,38 @@ async fn ask(condition: &Condition, at: &Endpoints<'_>) -> Result<Option<String>
             Ok(alarm.holds().then(|| alarm.words()))
         }
     }
+}
+
+/// Every stop condition (`abort.when`) can be asked: the metrics, alert
+/// rules and labels it names exist in the monitoring (or are no near miss
+/// of a name there), an alarm exists in CloudWatch. Refused as the
+/// scenario's (exit 2) with every problem at once: as written it names
+/// something that is not there. Whether one holds is asked again right
+/// before the injection.
+pub async fn refusal(
+    cluster: &crate::cluster::Cluster,
+    scenario: &crate::scenario::model::Scenario,
+) -> Result<(), crate::preflight::Refusal> {
+    let Some(abort) = &scenario.abort else {
+        return Ok(());
+    };
+    if abort.when.is_empty() {
+        return Ok(());
+    }
+    let conditions = plan(&abort.when, &[]);
+    let client = Client::new();
+    let cloudwatch = cluster.api.as_ref().map(|a| a.cloudwatch());
+    let at = Endpoints {
+        client: &client,
+        monitoring: cluster.profile.monitoring.as_ref(),
+        cloudwatch: cloudwatch.as_ref(),
+    };
+    askable(&conditions, &at)
+        .await
+        .map_err(|problems| crate::preflight::Refusal {
+            kind: crate::preflight::RefusalKind::Scenario,
+            why: format!("stop conditions: {}", problems.join("; ")),
+        })
 }
 
 /// How long each condition has gone unread, for [`BLIND_LIMIT`].

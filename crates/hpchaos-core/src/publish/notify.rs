@@ -26,19 +26,28 @@ pub fn due(hook: &Notify, report: &Report) -> bool {
         }
 }
 
-/// The notice's body: `text` for people, `hpchaos` for machines.
-/// `report_dir`: the run's folder (its `report.md`).
-pub fn body(report: &Report, report_dir: &str) -> Value {
+/// What a notice says, whatever the webhook's format: a title, lines for
+/// people, a link to the report (if any) and the facts for machines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub title: String,
+    pub lines: Vec<String>,
+    /// The run's folder (its `report.md` is in it), if there is one.
+    pub run_dir: Option<String>,
+    /// The facts under `hpchaos`: always the same shape (`run_id`,
+    /// `cluster`, `suite`, `status`, `scenarios` as `{name, status,
+    /// reason}`, `report`, `still_applied`, `recover`).
+    pub facts: Value,
+}
+
+/// The notice of a run that ended (`run_dir`: its folder).
+pub fn notice(report: &Report, run_dir: &str) -> Notice {
     let what = report
         .suite
         .clone()
         .or_else(|| report.scenarios.first().map(|s| s.name.clone()))
         .unwrap_or_else(|| "run".to_owned());
-    let mut lines = vec![format!(
-        "hpchaos: {what} on {} {}",
-        report.cluster,
-        report.status.as_str().to_uppercase()
-    )];
+    let mut lines = Vec::new();
     for scenario in &report.scenarios {
         let why = if scenario.reason.is_empty() {
             String::new()
@@ -57,10 +66,15 @@ pub fn body(report: &Report, report_dir: &str) -> Value {
             report.still_applied.join("; ")
         ));
     }
-    lines.push(format!("report: {report_dir}/report.md"));
-    json!({
-        "text": lines.join("\n"),
-        "hpchaos": {
+    Notice {
+        title: format!(
+            "hpchaos: {what} on {} {}",
+            report.cluster,
+            report.status.as_str().to_uppercase()
+        ),
+        lines,
+        run_dir: Some(run_dir.to_owned()),
+        facts: json!({
             "run_id": report.run_id,
             "cluster": report.cluster,
             "suite": report.suite,
@@ -70,11 +84,106 @@ pub fn body(report: &Report, report_dir: &str) -> Value {
                 "status": s.status.as_str(),
                 "reason": s.reason,
             })).collect::<Vec<_>>(),
-            "report": format!("{report_dir}/report.md"),
+            "report": format!("{run_dir}/report.md"),
             "still_applied": report.still_applied,
             "recover": report.recover_command,
+        }),
+    }
+}
+
+/// The notice of a run refused before any change (no report).
+pub fn refused(cluster: &str, scenarios: &[String], why: &str) -> Notice {
+    Notice {
+        title: format!(
+            "hpchaos: {} on {cluster} REFUSED before any change",
+            scenarios.join(", ")
+        ),
+        lines: vec![why.to_owned()],
+        run_dir: None,
+        facts: json!({
+            "run_id": Value::Null,
+            "cluster": cluster,
+            "suite": Value::Null,
+            "status": "refused",
+            "scenarios": scenarios.iter().map(|s| json!({
+                "name": s,
+                "status": "refused",
+                "reason": why,
+            })).collect::<Vec<_>>(),
+            "report": Value::Null,
+            "still_applied": Vec::<String>::new(),
+            "recover": Value::Null,
+        }),
+    }
+}
+
+/// Where a webhook's reader finds the report: `<report_url>/<run folder
+/// name>/report.md` when the hook says where runs are published, else
+/// the path on this machine.
+fn report_link(hook: &Notify, run_dir: &str) -> String {
+    match &hook.report_url {
+        Some(base) => {
+            let name = std::path::Path::new(run_dir)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            format!("{}/{name}/report.md", base.trim_end_matches('/'))
         }
-    })
+        None => format!("{run_dir}/report.md"),
+    }
+}
+
+/// The body `hook` takes: Slack's (`text`, with the facts under
+/// `hpchaos`) or an Adaptive Card for Teams' Workflows webhooks.
+pub fn body(hook: &Notify, notice: &Notice) -> Value {
+    let link = notice.run_dir.as_deref().map(|d| report_link(hook, d));
+    let mut facts = notice.facts.clone();
+    if let Some(link) = &link {
+        facts["report"] = json!(link);
+    }
+    match hook.format {
+        crate::profile::NotifyFormat::Slack => {
+            let mut text = vec![notice.title.clone()];
+            text.extend(notice.lines.iter().cloned());
+            if let Some(link) = &link {
+                text.push(format!("report: {link}"));
+            }
+            json!({"text": text.join("\n"), "hpchaos": facts})
+        }
+        crate::profile::NotifyFormat::Teams => {
+            let mut blocks = vec![json!({
+                "type": "TextBlock", "text": notice.title, "weight": "Bolder", "wrap": true
+            })];
+            blocks.extend(
+                notice
+                    .lines
+                    .iter()
+                    .map(|l| json!({"type": "TextBlock", "text": l, "wrap": true})),
+            );
+            let mut card = json!({
+                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                "type": "AdaptiveCard",
+                "version": "1.4",
+                "body": blocks,
+            });
+            if let Some(link) = &link {
+                if link.starts_with("http") {
+                    card["actions"] =
+                        json!([{"type": "Action.OpenUrl", "title": "Report", "url": link}]);
+                } else if let Some(body) = card["body"].as_array_mut() {
+                    body.push(json!({"type": "TextBlock", "text": format!("report: {link}"), "wrap": true}));
+                }
+            }
+            json!({
+                "type": "message",
+                "attachments": [{
+                    "contentType": "application/vnd.microsoft.card.adaptive",
+                    "content": card,
+                }],
+                "hpchaos": facts,
+            })
+        }
+    }
 }
 
 /// How one webhook was told.
@@ -131,35 +240,50 @@ pub async fn send(
     }
 }
 
-/// Tells every webhook due of `report`, concurrently.
-pub async fn notify_all(hooks: &[Notify], report: &Report, report_dir: &str) -> Vec<Sent> {
+/// The most a notice may take, all attempts and backoff included: past it
+/// the run ends, saying the webhook was not told.
+pub const BUDGET: Duration = Duration::from_secs(20);
+
+/// Sends `notice` to each of `hooks`, concurrently, each within [`BUDGET`].
+async fn tell(hooks: Vec<&Notify>, notice: &Notice) -> Vec<Sent> {
     let http = reqwest::Client::new();
-    let body = body(report, report_dir);
-    let sends = hooks
-        .iter()
-        .filter(|h| due(h, report))
-        .map(|h| send(&http, h, &body, Duration::from_secs(1)));
+    let sends = hooks.into_iter().map(|h| {
+        let http = &http;
+        async move {
+            let body = body(h, notice);
+            match tokio::time::timeout(BUDGET, send(http, h, &body, Duration::from_secs(1))).await {
+                Ok(sent) => sent,
+                Err(_) => Sent {
+                    url: h.webhook.clone(),
+                    attempts: 0,
+                    result: Err(format!(
+                        "no answer within {}s, all attempts included: given up so the run ends",
+                        BUDGET.as_secs()
+                    )),
+                },
+            }
+        }
+    });
     futures::future::join_all(sends).await
 }
 
+/// Tells every webhook due of `report`, concurrently.
+pub async fn notify_all(hooks: &[Notify], report: &Report, run_dir: &str) -> Vec<Sent> {
+    let notice = notice(report, run_dir);
+    tell(hooks.iter().filter(|h| due(h, report)).collect(), &notice).await
+}
+
 /// Tells every webhook (a refusal is a failure, whatever `on` says)
-/// that a run of `what` on `cluster` was refused before any change, and
-/// why; there is no report.
-pub async fn refused_all(hooks: &[Notify], cluster: &str, what: &str, why: &str) -> Vec<Sent> {
-    let http = reqwest::Client::new();
-    let body = json!({
-        "text": format!("hpchaos: {what} on {cluster} REFUSED before any change: {why}"),
-        "hpchaos": {
-            "cluster": cluster,
-            "status": "refused",
-            "scenarios": what,
-            "reason": why,
-        }
-    });
-    let sends = hooks
-        .iter()
-        .map(|h| send(&http, h, &body, Duration::from_secs(1)));
-    futures::future::join_all(sends).await
+/// that a run of `scenarios` on `cluster` was refused before any change,
+/// and why; there is no report.
+pub async fn refused_all(
+    hooks: &[Notify],
+    cluster: &str,
+    scenarios: &[String],
+    why: &str,
+) -> Vec<Sent> {
+    let notice = refused(cluster, scenarios, why);
+    tell(hooks.iter().collect(), &notice).await
 }
 
 #[cfg(test)]
@@ -189,6 +313,8 @@ mod tests {
             webhook: "http://127.0.0.1:9/hook".into(),
             on,
             timeout: crate::duration::Duration(Duration::from_secs(1)),
+            format: crate::profile::NotifyFormat::Slack,
+            report_url: None,
         }
     }
 
@@ -215,8 +341,9 @@ mod tests {
 
     #[test]
     fn the_body_has_text_for_people_and_facts_for_machines() {
-        let body = body(&report(Status::Failed, true), "/r/20261203T080000-nightly");
-        let text = body["text"].as_str().unwrap();
+        let notice = notice(&report(Status::Failed, true), "/r/20261203T080000-nightly");
+        let said = body(&hook(NotifyOn::Failure), &notice);
+        let text = said["text"].as_str().unwrap();
         assert!(text.starts_with("hpchaos: "), "{text}");
         assert!(text.contains("on lab FAILED"), "{text}");
         assert!(
@@ -227,11 +354,44 @@ mod tests {
             text.contains("ROLLBACK LEFT CHANGES APPLIED: scontrol update nodename=ip-10-1-0-12 state=resume; undo them with: hpchaos recover"),
             "{text}"
         );
-        assert_eq!(body["hpchaos"]["status"], "failed");
+        assert_eq!(said["hpchaos"]["status"], "failed");
         assert_eq!(
-            body["hpchaos"]["recover"],
+            said["hpchaos"]["recover"],
             "hpchaos recover --cluster lab.yaml /r/journal.jsonl"
         );
+        // Published reports are linked; Teams gets an Adaptive Card.
+        let mut teams = hook(NotifyOn::Failure);
+        teams.format = crate::profile::NotifyFormat::Teams;
+        teams.report_url = Some("https://ci.example.com/chaos/".into());
+        let card = body(&teams, &notice);
+        assert_eq!(card["type"], "message");
+        let content = &card["attachments"][0]["content"];
+        assert_eq!(content["type"], "AdaptiveCard");
+        assert_eq!(
+            content["actions"][0]["url"],
+            "https://ci.example.com/chaos/20261203T080000-nightly/report.md"
+        );
+        assert_eq!(card["hpchaos"]["report"], content["actions"][0]["url"]);
+        // A refusal has the same facts' shape.
+        let refusal = body(
+            &hook(NotifyOn::Failure),
+            &refused("lab", &["t-idle".into()], "the cluster is held"),
+        );
+        for key in [
+            "run_id",
+            "cluster",
+            "suite",
+            "status",
+            "scenarios",
+            "report",
+            "still_applied",
+            "recover",
+        ] {
+            assert!(refusal["hpchaos"].get(key).is_some(), "{key}: {refusal}");
+            assert!(said["hpchaos"].get(key).is_some(), "{key}: {said}");
+        }
+        assert_eq!(refusal["hpchaos"]["scenarios"][0]["name"], "t-idle");
+        assert_eq!(refusal["hpchaos"]["scenarios"][0]["status"], "refused");
     }
 
     #[tokio::test]

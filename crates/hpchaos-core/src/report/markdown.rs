@@ -634,6 +634,38 @@ fn gantt(out: &mut String, s: &ScenarioReport) {
             end.timestamp_millis()
         );
     }
+    // A compound scenario's later steps: a section each, from its own
+    // injection.
+    for (n, step) in s.steps.iter().enumerate() {
+        let Some(injected) = step.injected_at else {
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "    section Step {}\n    inject {} :milestone, s{n}i, {}, 0ms",
+            mermaid_text(&step.name),
+            mermaid_text(&step.name),
+            injected.timestamp_millis()
+        );
+        for (index, phase) in step.phases.iter().enumerate() {
+            let (Some(start), Some(end)) = (phase.started_at, phase.ended_at.or(last_seen)) else {
+                continue;
+            };
+            let tag = match phase.verdict {
+                Verdict::Met | Verdict::Observed => "done, ",
+                Verdict::Missed | Verdict::NotReached => "crit, ",
+                Verdict::Unfinished | Verdict::NotStarted => "active, ",
+            };
+            let _ = writeln!(
+                out,
+                "    {} ({}) :{tag}s{n}p{index}, {}, {}",
+                phase.phase,
+                mermaid_text(phase.verdict.as_str()),
+                start.timestamp_millis(),
+                end.max(start).timestamp_millis()
+            );
+        }
+    }
     // Monitoring: a bar from the injection to when it was seen (or to its
     // deadline, red, when never).
     if let Some(injected) = s.injected_at

@@ -26,7 +26,7 @@ pub const HOLD_FILE: &str = "/var/lib/hpchaos/hold.json";
 
 /// How often the lease is renewed (and a stop request read) while a
 /// scenario is under way; between scenarios a sixth of the lease.
-pub const ACTIVE_RENEWAL: std::time::Duration = std::time::Duration::from_secs(3);
+pub const ACTIVE_RENEWAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A stop request or a hold, as `hpchaos stop` writes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,13 +145,33 @@ pub fn obeyed(standing: &Standing) -> Option<StopRequest> {
     })
 }
 
-/// `user@host` of this process, for a request's `by`.
+/// `user@host` of this process, for a request's `by`: the user who ran
+/// sudo, else `USER`/`LOGNAME`, else the name `/etc/passwd` gives this
+/// process's uid (a root shell often has neither variable), else `uid N`.
 pub fn asker() -> String {
-    let user = std::env::var("SUDO_USER")
-        .or_else(|_| std::env::var("USER"))
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".to_owned());
+    let from_env = ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .find(|v| !v.trim().is_empty());
+    // SAFETY: getuid(2) cannot fail and touches no memory.
+    let uid = unsafe { libc::getuid() };
+    let user = from_env
+        .or_else(|| {
+            user_named(
+                &std::fs::read_to_string("/etc/passwd").unwrap_or_default(),
+                uid,
+            )
+        })
+        .unwrap_or_else(|| format!("uid {uid}"));
     format!("{user}@{}", super::lock::this_host())
+}
+
+/// The name `passwd` (the file's text) gives `uid`.
+fn user_named(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.get(2)?.parse::<u32>().ok()? == uid).then(|| fields[0].to_owned())
+    })
 }
 
 /// What a run and its lease renewal share about stopping: whether a
@@ -352,6 +372,15 @@ mod tests {
         });
         assert!(*rx.borrow());
         assert_eq!(stops.requested(), Some(request(false)));
+    }
+
+    #[test]
+    fn a_user_without_user_variables_is_named_from_passwd() {
+        let passwd =
+            "root:x:0:0:root:/root:/bin/bash\nubuntu:x:1000:1000::/home/ubuntu:/bin/bash\n";
+        assert_eq!(user_named(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(user_named(passwd, 1000).as_deref(), Some("ubuntu"));
+        assert_eq!(user_named(passwd, 7), None);
     }
 
     #[test]

@@ -1076,15 +1076,23 @@ impl Runner {
         let stops = self.stops.clone();
         self.renewer = Some(tokio::spawn(async move {
             let idle = length / 6;
+            let mut last = tokio::time::Instant::now();
             loop {
                 // Shorter while a scenario is under way: a stop request is
-                // read with the renewal.
+                // read with the renewal. Looked at every half second, so a
+                // scenario starting during a long wait shortens it at once.
                 let every = if stops.active() {
                     idle.min(emergency::ACTIVE_RENEWAL)
                 } else {
                     idle
                 };
-                tokio::time::sleep(every).await;
+                let due = last + every;
+                let now = tokio::time::Instant::now();
+                if now < due {
+                    tokio::time::sleep((due - now).min(StdDuration::from_millis(500))).await;
+                    continue;
+                }
+                last = now;
                 let sent = lease::boot_clock();
                 let answer = tokio::time::timeout(
                     every.max(emergency::ACTIVE_RENEWAL),
@@ -1327,6 +1335,10 @@ impl Runner {
         judged.targets = targets.clone();
         self.instances_before = baseline.instance_ids.clone();
         self.later = planned.into_iter().map(steps::Live::new).collect();
+        if let Some(ending) = self.step_triggers_ready(scenario).await {
+            self.later.clear();
+            return ending;
+        }
         let controller_log = self.controller_log_offset(name).await;
         let actions: Vec<String> = plan.inject.iter().map(Step::describe).collect();
         let intent = match self

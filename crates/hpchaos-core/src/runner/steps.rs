@@ -48,7 +48,17 @@ pub(super) struct Live {
     journaled: usize,
     /// Its latest judgement (for the triggers of later steps).
     judgement: Option<Judgement>,
+    /// Since when it has waited for its trigger with nothing else left
+    /// to watch (see [`TRIGGER_GRACE`]).
+    waiting_alone: Option<DateTime<Utc>>,
+    /// Since when its PromQL trigger could not be read.
+    unread_since: Option<DateTime<Utc>>,
 }
+
+/// How long a step may wait for its trigger once everything else in the
+/// scenario is settled, or go without reading its PromQL trigger, before
+/// it is ended as never injected: a run never waits without a bound.
+pub const TRIGGER_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Live {
     pub(super) fn new(planned: Planned) -> Live {
@@ -59,6 +69,8 @@ impl Live {
             ended: None,
             journaled: 0,
             judgement: None,
+            waiting_alone: None,
+            unread_since: None,
         }
     }
 }
@@ -269,7 +281,44 @@ impl Runner {
                     }
                 }
                 if let Some(query) = &when.promql {
-                    due &= probes_due && self.promql_holds(query).await;
+                    let holds = match probes_due {
+                        false => false,
+                        true => match self.promql_holds(query).await {
+                            Ok(holds) => {
+                                later[index].unread_since = None;
+                                holds
+                            }
+                            Err(why) => {
+                                let since = *later[index].unread_since.get_or_insert(now);
+                                let blind = (now - since).to_std().unwrap_or_default();
+                                if blind > TRIGGER_GRACE {
+                                    never = Some(format!(
+                                        "never injected: its trigger `{query}` could not be read for {}s: {why}",
+                                        blind.as_secs()
+                                    ));
+                                }
+                                false
+                            }
+                        },
+                    };
+                    due &= holds;
+                }
+            }
+            // Nothing else left to watch: its trigger gets a bounded wait.
+            let alone = first.1.settled
+                && later
+                    .iter()
+                    .enumerate()
+                    .all(|(i, l)| i == index || l.ended.is_some() || l.injected_at.is_none());
+            if alone && !due && never.is_none() {
+                let since = *later[index].waiting_alone.get_or_insert(now);
+                let waited = (now - since).to_std().unwrap_or_default();
+                if waited > TRIGGER_GRACE {
+                    never = Some(format!(
+                        "never injected: its trigger ({}) did not come within {}s of the rest of the scenario settling",
+                        trigger_words(&spec, name).trim_start_matches("injected "),
+                        TRIGGER_GRACE.as_secs()
+                    ));
                 }
             }
             if let Some(why) = never {
@@ -286,28 +335,81 @@ impl Runner {
     }
 
     /// Whether an instant PromQL query returns a series now (a trigger);
-    /// a failed query is not a trigger (said on the next look).
-    async fn promql_holds(&self, query: &str) -> bool {
-        let Some(endpoint) = self
+    /// `Err`: why it could not be asked.
+    async fn promql_holds(&self, query: &str) -> Result<bool, String> {
+        let endpoint = self
             .cluster
             .profile
             .monitoring
             .as_ref()
             .and_then(|m| m.prometheus.as_ref())
-        else {
-            return false;
-        };
-        match self
+            .ok_or("the profile has no monitoring.prometheus")?;
+        let body = self
             .monitoring_client()
             .get(endpoint, "/api/v1/query", &[("query", query)])
             .await
-        {
-            Ok(body) => matches!(
-                crate::monitoring::expect::instant_result(&body),
-                Ok(Some(_))
-            ),
-            Err(_) => false,
+            .map_err(|e| e.to_string())?;
+        crate::monitoring::expect::instant_result(&body)
+            .map(|r| r.is_some())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Before any change: every later step's PromQL trigger can be asked
+    /// (Prometheus configured, its metrics not near misses of known ones,
+    /// the query answered); journaled as the check `step_triggers`. How
+    /// the scenario ends if not (nothing changed).
+    pub(super) async fn step_triggers_ready(&mut self, scenario: &Scenario) -> Option<Ending> {
+        let queries: Vec<(String, String)> = self
+            .later
+            .iter()
+            .filter_map(|l| {
+                let when = l.planned.spec.when.as_ref()?;
+                Some((l.planned.spec.name.clone(), when.promql.clone()?))
+            })
+            .collect();
+        if queries.is_empty() {
+            return None;
         }
+        let mut problems = Vec::new();
+        match self.cluster.profile.monitoring.clone() {
+            None => problems.push("the profile has no `monitoring:` section to ask".to_owned()),
+            Some(monitoring) => {
+                let client = self.monitoring_client().clone();
+                let mut readiness = crate::monitoring::Readiness::read(&client, &monitoring).await;
+                for (step, query) in &queries {
+                    readiness.promql_names(&format!("step {step}'s trigger"), query);
+                }
+                problems.append(&mut readiness.problems);
+                for (step, query) in &queries {
+                    if let Err(why) = self.promql_holds(query).await {
+                        problems.push(format!(
+                            "step {step}'s trigger `{query}` cannot be asked: {why}"
+                        ));
+                    }
+                }
+            }
+        }
+        let passed = problems.is_empty();
+        let detail = if passed {
+            format!("{} PromQL trigger(s) askable", queries.len())
+        } else {
+            problems.join("; ")
+        };
+        self.log(
+            Some(&scenario.name),
+            Entry::SteadyState {
+                stage: crate::journal::Stage::Before,
+                check: "step_triggers".to_owned(),
+                passed,
+                detail: detail.clone(),
+            },
+        );
+        (!passed).then(|| {
+            Ending::new(
+                ScenarioOutcome::Error,
+                format!("a step's trigger cannot be asked: {detail} (nothing was changed)"),
+            )
+        })
     }
 
     /// Injects a later step: its intent written ahead (with its undo), its
@@ -518,10 +620,39 @@ impl Runner {
     /// first step's own rollback).
     pub(super) async fn roll_back_steps(&mut self, name: &str, job: Option<u64>) {
         let later = std::mem::take(&mut self.later);
+        let begun = later.iter().filter(|l| l.intent.is_some()).count();
         for live in later.iter().rev() {
             if let Some(intent) = live.intent {
+                // Which step the rollback lines that follow undo.
+                self.log(
+                    Some(name),
+                    Entry::Observed {
+                        source: crate::journal::Source::Harness,
+                        node: None,
+                        field: "rollback".into(),
+                        from: None,
+                        to: format!(
+                            "undoing step {} (intent {intent}) before the steps before it",
+                            live.planned.spec.name
+                        ),
+                        source_time: None,
+                    },
+                );
                 self.roll_back(name, intent, &live.planned.undo, job).await;
             }
+        }
+        if begun > 0 {
+            self.log(
+                Some(name),
+                Entry::Observed {
+                    source: crate::journal::Source::Harness,
+                    node: None,
+                    field: "rollback".into(),
+                    from: None,
+                    to: format!("undoing the first step ({name})"),
+                    source_time: None,
+                },
+            );
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod diagnostic;
 pub mod frameworks;
 pub mod model;
+pub mod promql;
 pub mod schema;
 mod schema_check;
 mod semantic;

@@ -41,6 +41,7 @@ pub fn check(
     rules.filesystem(scenario);
     rules.straggler(scenario);
     rules.network(scenario, profile);
+    rules.promql_parses(scenario);
     if let Some(profile) = profile {
         rules.profile_capabilities(scenario, profile);
     }
@@ -63,6 +64,48 @@ fn path(keys: &[&str]) -> TreePath {
 impl Rules<'_> {
     fn prefixed(&self, at: &TreePath) -> TreePath {
         TreePath(self.prefix.0.iter().chain(at.0.iter()).cloned().collect())
+    }
+
+    /// Every PromQL expression the scenario gives (stop conditions,
+    /// monitoring expectations, step triggers) parses, by PromQL's grammar
+    /// (promql-parser): a typo is said now, not when Prometheus is asked.
+    fn promql_parses(&mut self, scenario: &Scenario) {
+        let mut queries: Vec<(TreePath, &String)> = Vec::new();
+        for (i, c) in scenario
+            .abort
+            .iter()
+            .flat_map(|a| a.when.iter())
+            .enumerate()
+        {
+            if let Some(q) = &c.promql {
+                queries.push((path(&["abort", "when"]).index(i).key("promql"), q));
+            }
+        }
+        for (i, m) in scenario.expect.monitoring.iter().enumerate() {
+            if let Some(q) = &m.promql {
+                queries.push((path(&["expect", "monitoring"]).index(i).key("promql"), q));
+            }
+        }
+        for (i, step) in scenario.steps.iter().enumerate() {
+            if let Some(q) = step.when.as_ref().and_then(|w| w.promql.as_ref()) {
+                queries.push((path(&["steps"]).index(i).key("when").key("promql"), q));
+            }
+        }
+        for (at, query) in queries {
+            if query.trim().is_empty() {
+                continue;
+            }
+            // `$target`/`$targets` are substituted with node names before
+            // the query is asked: stand-ins parse as those would.
+            let text = query.replace("$targets", "x").replace("$target", "x");
+            if let Err(why) = super::promql::check(&text) {
+                self.at_value(
+                    &at,
+                    format!("this PromQL does not parse: {}", why.trim()),
+                    "fix the expression (try it in Prometheus's expression browser first)",
+                );
+            }
+        }
     }
 
     /// A network fault's peers are compute nodes: never the head or a

@@ -40,6 +40,9 @@ pub enum ResolveError {
     Api(#[from] crate::cluster::sagemaker::ApiError),
     #[error(transparent)]
     HostList(#[from] crate::cluster::hostlist::HostListError),
+    /// No node Slurm shows matches the pool's filters: each node and why.
+    #[error("no node matches the pool ({})", .0.join("; "))]
+    NoSlurmMatch(Vec<String>),
     /// The pool is empty or above the blast-radius cap.
     #[error(transparent)]
     Select(#[from] crate::targets::TargetError),
@@ -132,12 +135,23 @@ pub async fn resolve_targets(
             job_nodes(id).await?
         }
         Pool::Workload => job_nodes(job.ok_or(ResolveError::NoWorkload)?).await?,
-        Pool::Slurm(pool) => slurm_pool::read_and_judge(slurm, pool)
-            .await?
-            .into_iter()
-            .filter(|(_, judged)| judged.is_ok())
-            .map(|(node, _)| node)
-            .collect(),
+        Pool::Slurm(pool) => {
+            let judged = slurm_pool::read_and_judge(slurm, pool).await?;
+            let chosen: Vec<String> = judged
+                .iter()
+                .filter(|(_, j)| j.is_ok())
+                .map(|(node, _)| node.clone())
+                .collect();
+            if chosen.is_empty() {
+                return Err(ResolveError::NoSlurmMatch(
+                    judged
+                        .into_iter()
+                        .filter_map(|(node, j)| j.err().map(|why| format!("{node}: {why}")))
+                        .collect(),
+                ));
+            }
+            chosen
+        }
     };
     let mut never = cluster.profile.login_nodes.clone();
     never.push(cluster.profile.head_node.name.clone());
