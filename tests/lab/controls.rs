@@ -10,9 +10,9 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::lab::hpchaos;
+use crate::support::lab::{hpchaos, journal_of, records};
 use crate::support::root;
 
 struct Lab {
@@ -118,35 +118,8 @@ impl Lab {
     }
 }
 
-fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !ready() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// The newest journal of scenario `name` under `reports`.
-fn journal_of(reports: &Path, name: &str) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(reports)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().ends_with(&format!("-{name}")))
-        })
-        .collect();
-    dirs.sort();
-    dirs.pop().map(|d| d.join("journal.jsonl"))
-}
-
-fn records(journal: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(journal)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+fn wait_until(what: &str, ready: impl FnMut() -> bool) {
+    crate::support::lab::wait_until_within(Duration::from_secs(120), what, ready);
 }
 
 /// Waits until the newest journal of `name` has a record of `kind`

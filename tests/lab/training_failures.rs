@@ -1,6 +1,6 @@
 //! The failures training loses time to (issue "The failures training
-//! loses time to"), on the lab: so far the hung rank, Slurm's daemons, the
-//! checkpoint store and the straggler. The lab's canary
+//! loses time to"), on the lab: the hung rank, the straggler, the network
+//! between nodes, the checkpoint store and Slurm's daemons. The lab's canary
 //! runs in lockstep through a collective with a watchdog (its
 //! `hpchaos-train`); a stopped rank is caught only by that watchdog, as on
 //! a real cluster. Each case asserts the phases against what the nodes
@@ -8,9 +8,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::lab::hpchaos;
+use crate::support::lab::{hpchaos, journal_of, records};
 use crate::support::root;
 
 struct Lab {
@@ -61,26 +61,8 @@ impl Lab {
     }
 }
 
-fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while !ready() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn journal_of(reports: &Path, name: &str) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(reports)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().ends_with(&format!("-{name}")))
-        })
-        .collect();
-    dirs.sort();
-    dirs.pop().map(|d| d.join("journal.jsonl"))
+fn wait_until(what: &str, ready: impl FnMut() -> bool) {
+    crate::support::lab::wait_until_within(Duration::from_secs(180), what, ready);
 }
 
 /// Waits for a run of `name` newer than `before` (the newest when the run
@@ -97,14 +79,6 @@ fn injected_run(reports: &Path, name: &str, before: Option<&PathBuf>) -> PathBuf
         found.is_some()
     });
     found.unwrap()
-}
-
-fn records(journal: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(journal)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
 }
 
 fn targets_of(written: &[serde_json::Value]) -> Vec<String> {
@@ -131,6 +105,7 @@ fn failures_training_loses_time_to() {
     slurms_daemons_restarted(&lab, &mut table);
     a_broken_checkpoint_store_fails_the_job(&lab, &mut table);
     a_straggler_slows_the_whole_job(&lab, &mut table);
+    a_partition_ends_the_job_and_never_cuts_hpchaos_off(&lab, &mut table);
     kill_9_with_the_store_broken_and_recover_mends_it(&lab, &mut table);
     kill_9_with_slurmd_stopped_and_recover_starts_it(&lab, &mut table);
     println!("case | outcome\n{}", table.join("\n"));
@@ -567,4 +542,111 @@ fn a_straggler_slows_the_whole_job(lab: &Lab, table: &mut Vec<String>) {
         "kill -9 with {} capped, then recover | exit 0; power limit 700 W again",
         capped.join(",")
     ));
+}
+
+/// Whether `from` reaches `to`'s sshd port (what the canary's collective
+/// sends over), within a second.
+fn reaches(lab: &Lab, from: &str, to: &str) -> bool {
+    lab.on(
+        from,
+        &format!("timeout 1 bash -c 'exec 3<>/dev/tcp/{to}/22' 2>/dev/null && echo yes || echo no"),
+    )
+    .trim()
+        == "yes"
+}
+
+/// hpchaos's own qdiscs (handle 7e57:) on `node`.
+fn qdiscs(lab: &Lab, node: &str) -> usize {
+    lab.on(node, "tc qdisc show | grep -c ' 7e57: ' || true")
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+/// The job's two nodes cut off from each other: the collective watchdog
+/// ends the job; all along hpchaos reads its targets and rolls back
+/// through the head (a partition that cut its path would leave the qdisc
+/// and fail the rollback, and this test with it). Then the drill: a delay
+/// bandwidth limit held, `kill -9`, `recover` removes it.
+fn a_partition_ends_the_job_and_never_cuts_hpchaos_off(lab: &Lab, table: &mut Vec<String>) {
+    let child = Command::new(env!("CARGO_BIN_EXE_hpchaos"))
+        .args(lab.args("tests/e2e/network-partition-short.yaml"))
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let journal = injected_run(&lab.reports, "network-partition", None);
+    let targets = targets_of(&records(&journal));
+    assert_eq!(targets.len(), 2, "{targets:?}");
+    // The fault took: the nodes do not reach each other; the head (and
+    // through it hpchaos) reaches both.
+    assert!(!reaches(lab, &targets[0], &targets[1]), "not partitioned");
+    assert!(!reaches(lab, &targets[1], &targets[0]), "not partitioned");
+    for node in &targets {
+        assert!(reaches(lab, "ip-10-1-0-10", node), "the head lost {node}");
+    }
+    let status = hpchaos(&["status", "--cluster", &lab.profile()]);
+    assert_eq!(status.status.code(), Some(0));
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let written = records(&journal);
+    let rolled: Vec<&serde_json::Value> = written
+        .iter()
+        .filter(|r| r["type"] == "rollback" && r["step"].as_str().unwrap_or("").contains("qdisc"))
+        .collect();
+    assert_eq!(rolled.len(), 2, "{written:?}");
+    assert!(rolled.iter().all(|r| r["ok"] == true), "{rolled:?}");
+    for node in &targets {
+        assert_eq!(qdiscs(lab, node), 0, "{node}: a qdisc was left");
+    }
+    assert!(reaches(lab, &targets[0], &targets[1]), "still partitioned");
+    let report: serde_json::Value = serde_json::from_slice(
+        &hpchaos(&["report", &journal.display().to_string(), "--format", "json"]).stdout,
+    )
+    .unwrap();
+    let detect = &report["scenarios"][0]["phases"][0];
+    assert!(
+        detect["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("Watchdog caught"),
+        "{detect}"
+    );
+    table.push(format!(
+        "network-partition between {} | passed: detect {:.1}s (the watchdog's line), job_end {:.1}s; hpchaos read and rolled back through the head all along; no qdisc left",
+        targets.join(" and "),
+        detect["elapsed_seconds"].as_f64().unwrap(),
+        report["scenarios"][0]["phases"][1]["elapsed_seconds"].as_f64().unwrap()
+    ));
+    // The drill.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hpchaos"))
+        .args(lab.args("tests/e2e/net-drill.yaml"))
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    injected_run(&lab.reports, "net-drill", None);
+    assert_eq!(qdiscs(lab, "ip-10-1-0-13"), 1);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = hpchaos(&["recover", "--cluster", &lab.profile()]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        qdiscs(lab, "ip-10-1-0-13"),
+        0,
+        "recover left the qdisc: {said}"
+    );
+    table.push(
+        "kill -9 with a 10 Mbit/s limit on ip-10-1-0-13, then recover | exit 0; no qdisc left"
+            .to_owned(),
+    );
 }

@@ -135,3 +135,41 @@ pub fn start_lab(test: &str, options: &[&str]) -> Option<tempfile::TempDir> {
     );
     Some(tmp)
 }
+
+/// Polls `ready` every 200 ms until it holds; fails the test, naming
+/// `what`, after `limit`.
+pub fn wait_until_within(limit: std::time::Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// The newest journal of scenario `name` under `reports` (run folders are
+/// named `<time>-<name>`).
+pub fn journal_of(reports: &Path, name: &str) -> Option<std::path::PathBuf> {
+    let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir(reports)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with(&format!("-{name}")))
+        })
+        .collect();
+    dirs.sort();
+    dirs.pop().map(|d| d.join("journal.jsonl"))
+}
+
+/// A journal's records, parsed (a line that is not one is skipped).
+pub fn records(journal: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(journal)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}

@@ -418,8 +418,17 @@ pub fn sshd_config(layout: &Layout, node: &NodeSpec, config: &LabConfig) -> Stri
          MaxSessions 10\nClientAliveInterval 15\n\
          # The account's own settings, as people put in ~/.bashrc: Slurm's\n\
          # clients print times and pick records by them (field case 19).\n\
-         SetEnv {account_env}\n",
+         SetEnv {account_env}\n{penalties}",
         account_env = ACCOUNT_ENV,
+        // HyperPod's nodes run Ubuntu 22.04's OpenSSH 8.9, which has no
+        // per-source penalties; trixie's 10.0 (the 24.11 root file system)
+        // would shut out a node whose canary opens connections to its peers
+        // (its collective's stand-in) and closes them unauthenticated.
+        penalties = if config.login_as_ubuntu() {
+            "PerSourcePenalties no\n"
+        } else {
+            ""
+        },
         name = node.name,
         address = node.address,
         host_key = layout.host_key(&node.name).display(),

@@ -19,9 +19,9 @@ pub const HANG_PIDFILE: &str = "/run/hpchaos-hang.pid";
 /// empty) as `$2` and the pidfile as `$3`: finds the job's step task (a
 /// process whose parent is `slurmstepd`, with `SLURM_JOB_ID=$1` and a
 /// `SLURM_PROCID`), the lowest rank or rank `$2`, stops it and its
-/// descendants (parent first), writes `pid starttime` of each to `$3` and
-/// prints `rank R: stopped PIDS`. Exits 3, stopping nothing, when there is
-/// no such task.
+/// descendants (parent first), each written (`pid starttime`) to `$3`
+/// before it is stopped, and prints `rank R: stopped PIDS`. Exits 3,
+/// stopping nothing, when there is no such task.
 pub const STOP_SCRIPT: &str = r#"j=$1 want=$2 f=$3 best= bestrank=
 for d in /proc/[0-9]*; do
   p=${d#/proc/}
@@ -35,20 +35,26 @@ for d in /proc/[0-9]*; do
   if [ -z "$bestrank" ] || [ "$r" -lt "$bestrank" ]; then best=$p bestrank=$r; fi
 done
 [ -n "$best" ] || { echo "no step task of job $j${want:+ with rank $want} on $(hostname)" >&2; exit 3; }
+# Each pid is written to the file before it is stopped (so an undo finds
+# all it must continue), the task first: stopped, it starts nothing new;
+# a short-lived child gone meanwhile is skipped.
+start_of() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $20}'; }
+: > "$f"
+stop() {
+  s=$(start_of "$1")
+  [ -n "$s" ] || return 1
+  echo "$1 $s" >> "$f" && kill -STOP "$1" 2>/dev/null
+}
+stop "$best" || { rm -f "$f"; echo "the task $best of job $j is gone" >&2; exit 3; }
 all=$best queue=$best
 while [ -n "$queue" ]; do
   next=
   for q in $queue; do
-    for c in $(pgrep -P "$q"); do all="$all $c" next="$next $c"; done
+    for c in $(pgrep -P "$q"); do stop "$c" && all="$all $c" next="$next $c"; done
   done
   queue=$next
 done
-: > "$f.new"
-for q in $all; do
-  s=$(sed 's/.*) //' "/proc/$q/stat" 2>/dev/null | awk '{print $20}')
-  [ -n "$s" ] && echo "$q $s" >> "$f.new"
-done
-mv -f "$f.new" "$f" && kill -STOP $all && echo "rank $bestrank: stopped $all""#;
+echo "rank $bestrank: stopped $all""#;
 
 /// Run on the node as root with the pidfile as `$1`: continues every pid
 /// in it still the same process (its start time unchanged), removes the

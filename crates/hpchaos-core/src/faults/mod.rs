@@ -136,11 +136,11 @@ pub enum Step {
     },
     /// Restore what `pidfile` records ([`straggler::RESTORE_SCRIPT`]).
     RestoreGpus { node: String, pidfile: String },
-    /// `tc netem NETEM` on `node`'s traffic to `peers` only
-    /// ([`network::APPLY_SCRIPT`]).
+    /// `effect` ([`crate::scenario::model::NetEffect::tc`]) on `node`'s
+    /// traffic to `peers` only ([`network::APPLY_SCRIPT`]).
     Netem {
         node: String,
-        netem: String,
+        effect: String,
         peers: Vec<String>,
     },
     /// Remove hpchaos's qdisc from every interface of `node`
@@ -367,8 +367,17 @@ impl Step {
             Step::RestoreGpus { node, pidfile } => {
                 format!("on {node}: restore the GPU clocks or power limit noted in {pidfile}")
             }
-            Step::Netem { node, netem, peers } => format!(
-                "on {node}: tc netem {netem} on its traffic to {} (nothing else: never the head's, never SSH's)",
+            Step::Netem {
+                node,
+                effect,
+                peers,
+            } => format!(
+                "on {node}: tc {} on its traffic to {} (nothing else: never the head's, never SSH's)",
+                match effect.split_once(':') {
+                    Some(("rate", mbit)) => format!("rate {mbit} Mbit/s"),
+                    Some((_, netem)) => netem.to_owned(),
+                    None => "every packet dropped (partition)".to_owned(),
+                },
                 peers.join(", ")
             ),
             Step::ClearNetem { node } => {

@@ -1,9 +1,13 @@
 //! The network between nodes disturbed (`fault: network`): on each
-//! target, a `tc` `prio` root qdisc (handle `7e57:`) whose fourth band
-//! (never used by the default priority map) holds a `netem` with the
-//! effect (`loss 100%` for a partition, `loss N%`, `delay Nms`, `rate
-//! Nmbit`), and `u32` filters that send there only the packets addressed to
-//! the peers. Nothing else goes through it: the head node and login nodes
+//! target, a `tc` HTB root qdisc (handle `7e57:`) whose default class
+//! passes everything at line rate, and a class for the peers holding the
+//! effect: a queue of length 0 (`pfifo limit 0`: every packet dropped) for
+//! a partition, the class's own rate for a bandwidth limit, a `netem`
+//! (`loss N%`, `delay Nms`) for loss and latency; `u32` filters send there
+//! only the packets addressed to the peers. (HTB, pfifo and u32 are in
+//! every kernel, the lab's too; netem is a module a minimal kernel may
+//! lack: there, loss and latency are refused as a failed injection, and
+//! nothing is left.) Nothing else goes through it: the head node and login nodes
 //! are never peers (refused), and hpchaos reaches a compute node over SSH
 //! through the head node, so its own path is untouched by construction;
 //! the lab test keeps reading and rolls back through a partition to prove
@@ -14,12 +18,15 @@
 use super::{Plan, Step};
 use crate::scenario::model::Network;
 
-/// Run as root with the netem arguments as `$1` and the peers' names as
-/// the rest: finds the interface the first peer is reached through, adds
-/// the prio qdisc, the netem and a filter per peer (undoing all of it on a
-/// failure); exits 3, changing nothing, when the interface has a root
-/// qdisc that is not a default one, or a peer does not resolve.
-pub const APPLY_SCRIPT: &str = r#"spec=$1; shift
+/// Run as root with the effect as `$1` ([`NetEffect::tc`]) and the peers'
+/// names as the rest: finds the interface the first peer is reached
+/// through, adds the HTB qdisc, the peers' class with the effect and a
+/// filter per peer (undoing all of it on a failure); exits 3, changing
+/// nothing, when the interface has a root qdisc that is not a default one,
+/// or a peer does not resolve.
+///
+/// [`NetEffect::tc`]: crate::scenario::model::NetEffect::tc
+pub const APPLY_SCRIPT: &str = r#"effect=$1; shift
 addr() { getent hosts "$1" | awk '{print $1; exit}'; }
 first=$(addr "$1")
 [ -n "$first" ] || { echo "cannot resolve $1" >&2; exit 3; }
@@ -32,14 +39,22 @@ case "$cur" in
   *) echo "$dev has a root qdisc of its own ($cur): not replaced" >&2; exit 3 ;;
 esac
 undo() { tc qdisc del dev "$dev" root handle 7e57: 2>/dev/null; }
-tc qdisc add dev "$dev" root handle 7e57: prio bands 4 || exit 1
-tc qdisc add dev "$dev" parent 7e57:4 handle 7e58: netem $spec || { undo; exit 1; }
+tc qdisc add dev "$dev" root handle 7e57: htb default 1 2>/dev/null || { echo "tc: cannot add an htb qdisc on $dev" >&2; exit 1; }
+tc class add dev "$dev" parent 7e57: classid 7e57:1 htb rate 100gbit 2>/dev/null || { undo; exit 1; }
+case $effect in
+  partition) tc class add dev "$dev" parent 7e57: classid 7e57:4 htb rate 100gbit 2>/dev/null \
+      && tc qdisc add dev "$dev" parent 7e57:4 handle 7e58: pfifo limit 0 ;;
+  rate:*) tc class add dev "$dev" parent 7e57: classid 7e57:4 htb rate "${effect#rate:}mbit" ceil "${effect#rate:}mbit" 2>/dev/null ;;
+  netem:*) tc class add dev "$dev" parent 7e57: classid 7e57:4 htb rate 100gbit 2>/dev/null \
+      && tc qdisc add dev "$dev" parent 7e57:4 handle 7e58: netem ${effect#netem:} ;;
+  *) false ;;
+esac || { undo; echo "tc: cannot set up $effect on $dev" >&2; exit 1; }
 for p in "$@"; do
   a=$(addr "$p")
   [ -n "$a" ] || { undo; echo "cannot resolve $p" >&2; exit 3; }
   tc filter add dev "$dev" parent 7e57: protocol ip prio 1 u32 match ip dst "$a"/32 flowid 7e57:4 || { undo; exit 1; }
 done
-echo "$dev: netem $spec on the traffic to $*""#;
+echo "$dev: $effect on the traffic to $*""#;
 
 /// Run as root: deletes every root qdisc with hpchaos's handle (`7e57:`)
 /// and says where; fails if one is left.
@@ -74,7 +89,7 @@ pub fn plan(network: &Network, targets: &[String]) -> Plan {
             .iter()
             .map(|node| Step::Netem {
                 node: node.clone(),
-                netem: network.effect.netem(),
+                effect: network.effect.tc(),
                 peers: peers_of(network, node, targets),
             })
             .collect(),
@@ -98,12 +113,12 @@ mod tests {
             vec![
                 Step::Netem {
                     node: "a".into(),
-                    netem: "loss 100%".into(),
+                    effect: "partition".into(),
                     peers: vec!["b".into()]
                 },
                 Step::Netem {
                     node: "b".into(),
-                    netem: "loss 100%".into(),
+                    effect: "partition".into(),
                     peers: vec!["a".into()]
                 },
             ]
@@ -114,7 +129,7 @@ mod tests {
         let plan = super::plan(&net, &["a".to_owned()]);
         assert_eq!(
             plan.inject[0].describe(),
-            "on a: tc netem delay 200ms on its traffic to c, d (nothing else: never the head's, never SSH's)"
+            "on a: tc delay 200ms on its traffic to c, d (nothing else: never the head's, never SSH's)"
         );
         assert_eq!(plan.follow_up.unwrap().1, plan.rollback);
     }

@@ -48,40 +48,22 @@ impl Runner {
             } => {
                 let job =
                     job.ok_or_else(|| StepError::Refused("no workload to hang a rank of".into()))?;
-                let rank = rank.map(|r| r.to_string()).unwrap_or_default();
-                let job = job.to_string();
-                let argv = [
-                    "sh",
-                    "-c",
-                    faults::hang::STOP_SCRIPT,
-                    "hpchaos",
-                    &job,
-                    &rank,
-                    pidfile,
-                ];
-                let out = ssh
-                    .run_as_root(&self.cluster.node(node), Root::SignalOthers, &argv)
-                    .await?;
-                match out.status {
-                    0 => Ok(format!("on {node}: {}", out.stdout.trim())),
-                    _ => Err(StepError::Refused(format!("{node}: {}", out.stderr.trim()))),
-                }
+                let (job, rank) = (
+                    job.to_string(),
+                    rank.map(|r| r.to_string()).unwrap_or_default(),
+                );
+                let args = [job.as_str(), &rank, pidfile];
+                self.script(node, Root::SignalOthers, faults::hang::STOP_SCRIPT, &args)
+                    .await
             }
             Step::ContinueStopped { node, pidfile } => {
-                let argv = [
-                    "sh",
-                    "-c",
+                self.script(
+                    node,
+                    Root::SignalOthers,
                     faults::hang::CONTINUE_SCRIPT,
-                    "hpchaos",
-                    pidfile,
-                ];
-                let out = ssh
-                    .run_as_root(&self.cluster.node(node), Root::SignalOthers, &argv)
-                    .await?;
-                match out.status {
-                    0 => Ok(format!("on {node}: {}", out.stdout.trim())),
-                    _ => Err(StepError::Refused(format!("{node}: {}", out.stderr.trim()))),
-                }
+                    &[pidfile],
+                )
+                .await
             }
             Step::FillFs {
                 node,
@@ -90,16 +72,29 @@ impl Runner {
                 pidfile,
             } => {
                 let leave = leave_free.to_string();
-                let argv = [
-                    "sh",
-                    "-c",
+                let args = [path.as_str(), &leave, pidfile];
+                self.script(
+                    node,
+                    Root::Filesystems,
                     faults::filesystem::FILL_SCRIPT,
-                    "hpchaos",
-                    path,
-                    &leave,
-                    pidfile,
-                ];
-                self.root_script(node, Root::Filesystems, &argv).await
+                    &args,
+                )
+                .await
+            }
+            Step::UnfillFs { node, pidfile } => {
+                let script = faults::filesystem::UNFILL_SCRIPT;
+                self.script(node, Root::Filesystems, script, &[pidfile])
+                    .await
+            }
+            Step::Remount {
+                node,
+                path,
+                read_only,
+            } => {
+                let mode = if *read_only { "ro" } else { "rw" };
+                let script = faults::filesystem::REMOUNT_SCRIPT;
+                self.script(node, Root::Filesystems, script, &[path, mode])
+                    .await
             }
             Step::SlowGpus {
                 node,
@@ -108,62 +103,33 @@ impl Runner {
                 pidfile,
             } => {
                 let value = value.to_string();
-                let argv = [
-                    "sh",
-                    "-c",
+                let args = [what.as_str(), &value, pidfile];
+                self.script(
+                    node,
+                    Root::GpuSettings,
                     faults::straggler::SLOW_SCRIPT,
-                    "hpchaos",
-                    what,
-                    &value,
-                    pidfile,
-                ];
-                self.root_script(node, Root::GpuSettings, &argv).await
+                    &args,
+                )
+                .await
             }
             Step::RestoreGpus { node, pidfile } => {
-                let argv = [
-                    "sh",
-                    "-c",
-                    faults::straggler::RESTORE_SCRIPT,
-                    "hpchaos",
-                    pidfile,
-                ];
-                self.root_script(node, Root::GpuSettings, &argv).await
+                let script = faults::straggler::RESTORE_SCRIPT;
+                self.script(node, Root::GpuSettings, script, &[pidfile])
+                    .await
             }
-            Step::Netem { node, netem, peers } => {
-                let mut argv: Vec<&str> =
-                    vec!["sh", "-c", faults::network::APPLY_SCRIPT, "hpchaos", netem];
-                argv.extend(peers.iter().map(String::as_str));
-                self.root_script(node, Root::Network, &argv).await
+            Step::Netem {
+                node,
+                effect,
+                peers,
+            } => {
+                let mut args: Vec<&str> = vec![effect];
+                args.extend(peers.iter().map(String::as_str));
+                self.script(node, Root::Network, faults::network::APPLY_SCRIPT, &args)
+                    .await
             }
             Step::ClearNetem { node } => {
-                let argv = ["sh", "-c", faults::network::CLEAR_SCRIPT, "hpchaos"];
-                self.root_script(node, Root::Network, &argv).await
-            }
-            Step::UnfillFs { node, pidfile } => {
-                let argv = [
-                    "sh",
-                    "-c",
-                    faults::filesystem::UNFILL_SCRIPT,
-                    "hpchaos",
-                    pidfile,
-                ];
-                self.root_script(node, Root::Filesystems, &argv).await
-            }
-            Step::Remount {
-                node,
-                path,
-                read_only,
-            } => {
-                let mode = if *read_only { "ro" } else { "rw" };
-                let argv = [
-                    "sh",
-                    "-c",
-                    faults::filesystem::REMOUNT_SCRIPT,
-                    "hpchaos",
-                    path,
-                    mode,
-                ];
-                self.root_script(node, Root::Filesystems, &argv).await
+                self.script(node, Root::Network, faults::network::CLEAR_SCRIPT, &[])
+                    .await
             }
             Step::KillMatching {
                 node,
@@ -295,18 +261,22 @@ impl Runner {
         self.kill(node, signal, &pids).await
     }
 
-    /// A script of a fault's run as root on `node`: what it printed, or
-    /// what it said on stderr as the step's failure.
-    async fn root_script(
+    /// A fault's script (`sh -c SCRIPT hpchaos ARGS...`) run as root on
+    /// `node`: what it printed, or what it said on stderr as the step's
+    /// failure.
+    async fn script(
         &self,
         node: &str,
         root: Root,
-        argv: &[&str],
+        script: &str,
+        args: &[&str],
     ) -> Result<String, StepError> {
+        let mut argv = vec!["sh", "-c", script, "hpchaos"];
+        argv.extend_from_slice(args);
         let out = self
             .cluster
             .ssh
-            .run_as_root(&self.cluster.node(node), root, argv)
+            .run_as_root(&self.cluster.node(node), root, &argv)
             .await?;
         match out.status {
             0 => Ok(format!("on {node}: {}", out.stdout.trim())),

@@ -539,13 +539,15 @@ pub enum NetEffect {
 }
 
 impl NetEffect {
-    /// `tc netem`'s arguments for it.
-    pub fn netem(&self) -> String {
+    /// What the node's `tc` is told (`faults/network.rs`): `partition`
+    /// (a queue of length 0: every packet dropped), `rate:MBIT` (an HTB
+    /// class at that rate), or `netem:ARGS` (`loss 30%`, `delay 200ms`).
+    pub fn tc(&self) -> String {
         match self {
-            NetEffect::Partition => "loss 100%".to_owned(),
-            NetEffect::Loss { percent } => format!("loss {percent}%"),
-            NetEffect::Latency { ms } => format!("delay {ms}ms"),
-            NetEffect::Bandwidth { mbit } => format!("rate {mbit}mbit"),
+            NetEffect::Partition => "partition".to_owned(),
+            NetEffect::Loss { percent } => format!("netem:loss {percent}%"),
+            NetEffect::Latency { ms } => format!("netem:delay {ms}ms"),
+            NetEffect::Bandwidth { mbit } => format!("rate:{mbit}"),
         }
     }
 }
