@@ -1383,6 +1383,10 @@ fn interrupted_under_anothers_lock_it_undoes_nothing(lab: &Lab, table: &mut Vec<
         held.starts_with("held by run") && !held.contains("DEAD"),
         "{status}"
     );
+    // Its renewals (every 2 s while a scenario runs) would notice the lock
+    // gone and take it again first: it is stopped meanwhile (a laptop
+    // asleep), well within its 60 s lease, and woken to be interrupted.
+    send(&marker_run.id().to_string(), "-STOP");
     lab.head("rm -rf /run/hpchaos-run.lock");
     let taker_reports = lab._tmp.path().join("taker-reports");
     let taker = spawn_leased(lab, "tests/e2e/lease-stress.yaml", "60", &taker_reports);
@@ -1392,6 +1396,7 @@ fn interrupted_under_anothers_lock_it_undoes_nothing(lab: &Lab, table: &mut Vec<
         r#""type":"injection_finished","ok":true"#,
     );
     let truth_from = lab.truth_len();
+    send(&marker_run.id().to_string(), "-CONT");
     send(&marker_run.id().to_string(), "-INT");
     let out = marker_run.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
