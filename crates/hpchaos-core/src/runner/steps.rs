@@ -137,7 +137,6 @@ impl Runner {
     ) -> Result<Vec<Planned>, Ending> {
         let name = scenario.name.as_str();
         let mut planned: Vec<Planned> = Vec::new();
-        let workload = job.is_some();
         for spec in &scenario.steps {
             let mut earlier: Vec<String> = first.to_vec();
             for step in &planned {
@@ -165,7 +164,11 @@ impl Runner {
             let expect = scenario.step_expect(spec);
             let expectation = Expectation {
                 recovery: expect.recovery,
-                phases: expect.phases(workload),
+                // Its nodes' phases: the job's resume is timed once, by the
+                // first step, over the whole run (a later step's nodes may
+                // not run the job when it strikes: a resume from it could
+                // never come).
+                phases: expect.phases(false),
                 deadlines: expect.deadlines.set(),
                 quiet_for: expect.quiet_for,
                 max_lost_steps: None,

@@ -311,7 +311,9 @@ impl Rules<'_> {
                                 0 => scenario.expect.clone(),
                                 n => scenario.step_expect(&scenario.steps[n - 1]),
                             };
-                            let phases = expect.phases(scenario.workload.is_some());
+                            // A later step times its nodes' phases only (the
+                            // job's resume is the first step's).
+                            let phases = expect.phases(found == 0 && scenario.workload.is_some());
                             if !phases.contains(&phase) {
                                 let listed: Vec<String> =
                                     phases.iter().map(|p| format!("`{p}`")).collect();
