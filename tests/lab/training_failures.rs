@@ -115,7 +115,12 @@ fn failures_training_loses_time_to() {
 /// the stop), the job failed (HyperPod's auto-resume: every node healthy),
 /// nothing left stopped.
 fn a_hung_rank_is_caught_by_the_watchdog(lab: &Lab, table: &mut Vec<String>) {
-    let args = lab.args("scenarios/hang-rank.yaml");
+    let recording = tempfile::tempdir().unwrap();
+    let mut args = lab.args("scenarios/hang-rank.yaml");
+    args.extend([
+        "--record".to_owned(),
+        recording.path().display().to_string(),
+    ]);
     let out = hpchaos(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
@@ -177,10 +182,66 @@ fn a_hung_rank_is_caught_by_the_watchdog(lab: &Lab, table: &mut Vec<String>) {
             lab.stopped(node)
         );
     }
+    let stalled = a_stall_is_seen_before_the_watchdog(recording.path(), detected);
     table.push(format!(
-        "hang-rank on {} | passed: detect {detected:.1}s (the watchdog's line), job_end {ended:.1}s; nothing left stopped",
+        "hang-rank on {} | passed: detect {detected:.1}s (the watchdog's line), job_end {ended:.1}s; nothing left stopped; replayed with `stalled_after: 8s`: detect {stalled:.1}s (progress stalled)",
         targets.join(",")
     ));
+}
+
+/// The same run replayed with `progress.stalled_after: 8s`: the hang is
+/// detected when the job's steps stop for 8 s, before its watchdog's
+/// 20 s; returns the detect phase's time.
+fn a_stall_is_seen_before_the_watchdog(recording: &Path, watchdog_at: f64) -> f64 {
+    let scenario = std::fs::read_to_string("scenarios/hang-rank.yaml")
+        .unwrap()
+        .replace(
+            "    nodes: 2\n",
+            "    nodes: 2\n    progress: { stalled_after: 8s }\n",
+        );
+    assert!(scenario.contains("stalled_after"), "{scenario}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hang-rank-stall.yaml");
+    std::fs::write(&file, scenario).unwrap();
+    let out = hpchaos(&[
+        "replay",
+        recording.to_str().unwrap(),
+        "--scenario",
+        file.to_str().unwrap(),
+        "--report-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("reports: "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(reports).join("report.json")).unwrap(),
+    )
+    .unwrap();
+    let detect = &report["scenarios"][0]["phases"][0];
+    assert_eq!(detect["phase"], "detect");
+    assert!(
+        detect["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("progress stalled: no step after"),
+        "{detect}"
+    );
+    let at = detect["elapsed_seconds"].as_f64().unwrap();
+    // 8 s after the last step (read every poll), well before the watchdog.
+    assert!(
+        at >= 7.0 && at < watchdog_at - 5.0,
+        "stall at {at:.1}s, watchdog at {watchdog_at:.1}s"
+    );
+    at
 }
 
 /// `kill -9` right after the stop, then `recover`: the rank is continued,

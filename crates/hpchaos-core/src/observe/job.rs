@@ -34,6 +34,9 @@ pub(crate) struct JobView<'a> {
     moved: Option<String>,
     /// The profile's node addresses: where a batch host is reached.
     addresses: std::collections::BTreeMap<String, String>,
+    /// Slurm showed the job running at its last read: only then can its
+    /// progress stall.
+    running: bool,
 }
 
 impl<'a> Job<'a> {
@@ -63,6 +66,7 @@ impl<'a> JobView<'a> {
             gpus_per_node,
             moved: None,
             addresses,
+            running: false,
         }
     }
 
@@ -86,6 +90,17 @@ impl<'a> JobView<'a> {
             news.extend(taken);
         }
         said.extend(self.said_output(news, now));
+        if self.running
+            && let Some(words) = self.job.stalled(now)
+        {
+            said.push(output_event(
+                now,
+                Observation::JobFault {
+                    said: words.clone(),
+                },
+            ));
+            said.push(output_line(words));
+        }
         Ok(said)
     }
 
@@ -100,6 +115,12 @@ impl<'a> JobView<'a> {
             }),
             Err(_) => None,
         };
+        match &observation {
+            Some(Observation::Job { state, .. }) => self.running = state.is_running(),
+            Some(_) => self.running = false,
+            // An unanswered read changes nothing known.
+            None => {}
+        }
         let error = observation.is_none().then(|| "squeue failed".to_owned());
         let mut said = vec![Said::Health(error)];
         if let Some(observation) = observation {
@@ -469,5 +490,78 @@ mod tests {
         // Read again on the same host: nothing more is said.
         let again = view.take_record(&record("RUNNING", "ip-10-1-0-13"), now);
         assert_eq!(again.len(), 2, "{again:?}");
+    }
+
+    fn stalls(said: &[Said]) -> Vec<String> {
+        said.iter()
+            .filter_map(|s| match s {
+                Said::Event(Event {
+                    observation: Observation::JobFault { said },
+                    ..
+                }) => Some(said.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// `progress.stalled_after`: no new step for that long while the job
+    /// runs is said once per stall, as the job's fault; a bar redrawing the
+    /// same step is no progress; a pending job, or one that moves on, is
+    /// not stalled; a later stall is said again.
+    #[test]
+    fn a_job_whose_progress_stops_is_said_stalled_once() {
+        use crate::observe::job_output::Patterns;
+        use crate::scenario::model::Progress;
+        let patterns = Patterns::of(&Progress {
+            stalled_after: Some("30s".parse().unwrap()),
+            ..Progress::canary_default()
+        })
+        .unwrap();
+        let t0 = chrono::DateTime::UNIX_EPOCH;
+        let at = |s: i64| t0 + chrono::TimeDelta::seconds(s);
+        let mut job = WorkloadJob::new(7, Some(patterns));
+        // Step 40 first seen at 10 s, redrawn at 20 s.
+        job.steps_seen = vec![(at(0), 39), (at(10), 40), (at(20), 40)];
+        let mut view = JobView::new(&mut job, None, Default::default());
+        let read = |state: &str| Raw::Squeue {
+            record: record(state, "ip-10-1-0-11"),
+            chunks: Vec::new(),
+        };
+        // 29 s after step 40 first showed: not yet.
+        assert!(stalls(&view.decode(&read("RUNNING"), at(39)).unwrap()).is_empty());
+        // A pending job makes no progress: not a stall.
+        assert!(stalls(&view.decode(&read("PENDING"), at(45)).unwrap()).is_empty());
+        let said = stalls(&view.decode(&read("RUNNING"), at(41)).unwrap());
+        assert_eq!(
+            said,
+            vec!["progress stalled: no step after 40 for 31 s (progress.stalled_after 30s)"]
+        );
+        // Once per stall.
+        assert!(stalls(&view.decode(&read("RUNNING"), at(90)).unwrap()).is_empty());
+        // The job moves on, then stops again: said again.
+        view.job.steps_seen.push((at(95), 41));
+        assert!(stalls(&view.decode(&read("RUNNING"), at(100)).unwrap()).is_empty());
+        let said = stalls(&view.decode(&read("RUNNING"), at(126)).unwrap());
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains("after 41 for 31 s"), "{said:?}");
+    }
+
+    /// Without `stalled_after` no stall is watched, however long.
+    #[test]
+    fn without_stalled_after_no_stall_is_said() {
+        use crate::observe::job_output::Patterns;
+        use crate::scenario::model::Progress;
+        let mut job = WorkloadJob::new(7, Some(Patterns::of(&Progress::canary_default()).unwrap()));
+        let t0 = chrono::DateTime::UNIX_EPOCH;
+        job.steps_seen = vec![(t0, 3)];
+        let mut view = JobView::new(&mut job, None, Default::default());
+        let read = Raw::Squeue {
+            record: record("RUNNING", "ip-10-1-0-11"),
+            chunks: Vec::new(),
+        };
+        let said = view
+            .decode(&read, t0 + chrono::TimeDelta::hours(5))
+            .unwrap();
+        assert!(stalls(&said).is_empty(), "{said:?}");
     }
 }

@@ -21,6 +21,8 @@ pub(crate) struct Patterns {
     pub(crate) progress: Regex,
     pub(crate) checkpoint: Option<Regex>,
     pub(crate) resumed: Option<Regex>,
+    /// `progress.stalled_after`: no new step for this long is a stall.
+    pub(crate) stalled_after: Option<std::time::Duration>,
 }
 
 impl Patterns {
@@ -32,6 +34,7 @@ impl Patterns {
             progress: Regex::new(&pattern)?,
             checkpoint: checkpoint.as_deref().map(Regex::new).transpose()?,
             resumed: resumed.as_deref().map(Regex::new).transpose()?,
+            stalled_after: progress.stalled_after.map(|d| d.as_std()),
         })
     }
 }
@@ -247,6 +250,9 @@ pub(crate) struct WorkloadJob {
     /// Requeues before the run (Slurm's `Restarts` when it began): the
     /// job's life before its last start is not in the cost's window.
     pub(crate) restarts_before: u32,
+    /// The step a stall was last said for, with when it was first seen:
+    /// a stall is said once until the job moves on.
+    pub(crate) stall_said: Option<(chrono::DateTime<chrono::Utc>, u64)>,
 }
 
 impl WorkloadJob {
@@ -271,7 +277,41 @@ impl WorkloadJob {
             gpus: None,
             started_at: None,
             restarts_before: 0,
+            stall_said: None,
         }
+    }
+
+    /// The latest step the output showed and when it was first seen (a
+    /// bar redrawing the same step does not move it on); `None` before a
+    /// step was read.
+    pub(crate) fn last_advance(&self) -> Option<(chrono::DateTime<chrono::Utc>, u64)> {
+        let &(mut since, step) = self.steps_seen.last()?;
+        for &(at, value) in self.steps_seen.iter().rev() {
+            if value != step {
+                break;
+            }
+            since = at;
+        }
+        Some((since, step))
+    }
+
+    /// Whether the job's progress stalled by `now` (no new step for
+    /// `progress.stalled_after`): the words to say, once per stall. Asked
+    /// only while the job runs (a requeued job waiting for nodes has no
+    /// progress to make).
+    pub(crate) fn stalled(&mut self, now: chrono::DateTime<chrono::Utc>) -> Option<String> {
+        let limit = self.patterns.as_ref()?.stalled_after?;
+        let (since, step) = self.last_advance()?;
+        let quiet = (now - since).to_std().ok()?;
+        if quiet < limit || self.stall_said == Some((since, step)) {
+            return None;
+        }
+        self.stall_said = Some((since, step));
+        Some(format!(
+            "progress stalled: no step after {step} for {:.0} s (progress.stalled_after {})",
+            quiet.as_secs_f64(),
+            crate::duration::Duration(limit)
+        ))
     }
 
     /// The job as a recording keeps it at the injection.

@@ -192,4 +192,34 @@ mod tests {
             regex::Regex::new(p.resumed).unwrap();
         }
     }
+
+    /// A canary's `progress` keeps the canary's own lines for what it
+    /// leaves out; one naming a framework takes that framework's.
+    #[test]
+    fn a_canarys_progress_keeps_the_canarys_lines_for_what_it_leaves_out() {
+        let parse = |progress: &str| {
+            let text = format!(
+                "name: t\ntarget: {{ pool: workload }}\nworkload:\n  canary:\n    nodes: 2\n    progress: {progress}\nfault:\n  hang: {{}}\nexpect:\n  recovery: job_fails\n  deadlines: {{ detect: 12m, job_end: 15m }}\n"
+            );
+            let scenario =
+                crate::scenario::parse_scenario(std::path::Path::new("t.yaml"), &text, None)
+                    .unwrap_or_else(|e| panic!("{e:?}"));
+            match scenario.workload {
+                Some(crate::scenario::model::Workload::Canary(canary)) => canary.progress,
+                other => panic!("{other:?}"),
+            }
+        };
+        let kept = parse("{ stalled_after: 2m }");
+        let canary = Progress::canary_default();
+        assert_eq!(kept.pattern, canary.pattern);
+        assert_eq!(kept.checkpoint, canary.checkpoint);
+        assert_eq!(kept.resumed, canary.resumed);
+        assert_eq!(kept.stalled_after, Some("2m".parse().unwrap()));
+        let own = parse(r"{ pattern: 'iter (\d+)' }");
+        assert_eq!(own.pattern.as_deref(), Some(r"iter (\d+)"));
+        assert_eq!(own.checkpoint, canary.checkpoint);
+        let framework = parse("{ framework: megatron }");
+        assert_eq!(framework.pattern, None);
+        assert_eq!(framework.checkpoint, None);
+    }
 }

@@ -372,8 +372,13 @@ pub struct CanaryJob {
     /// Inject only once the job has made this much progress.
     #[serde(default)]
     pub warmup_steps: Option<u64>,
-    /// How to read its progress from its output.
-    #[serde(default = "Progress::canary_default")]
+    /// How to read its progress from its output: what it leaves out (with
+    /// no `framework`) is the canary's own (`step N`, its checkpoint and
+    /// resume lines), so `progress: { stalled_after: 2m }` keeps them.
+    #[serde(
+        default = "Progress::canary_default",
+        deserialize_with = "Progress::deserialize_for_canary"
+    )]
     pub progress: Progress,
 }
 
@@ -411,6 +416,15 @@ pub struct Progress {
     /// Output file, when it cannot be read from `scontrol show job`.
     #[serde(default)]
     pub output: Option<String>,
+    /// The job's progress stopped: no new step for this long while the job
+    /// runs is a fault the job itself shows (a hung rank, a partition, a
+    /// frozen mount), said once per stall and counted as detection for
+    /// `requeue` and `job_fails` recoveries. Set it below the job's own
+    /// watchdog timeout (PyTorch's NCCL watchdog: 10 min by default) to see
+    /// a hang before the watchdog does, and above the longest step and
+    /// checkpoint pause. Unset: a stall is not watched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stalled_after: Option<Duration>,
 }
 
 /// A training framework whose output lines hpchaos knows.
@@ -441,7 +455,27 @@ impl Progress {
             checkpoint: Some(r"checkpoint saved at step (\d+)".to_owned()),
             resumed: Some(r"resumed from checkpoint at step (\d+)".to_owned()),
             output: None,
+            stalled_after: None,
         }
+    }
+
+    /// A canary's `progress` as written, its patterns left out filled in
+    /// from [`Progress::canary_default`] unless it names a framework.
+    /// Errors: as for [`Progress`] itself.
+    pub fn deserialize_for_canary<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Progress, D::Error> {
+        let given = Progress::deserialize(deserializer)?;
+        if given.framework.is_some() {
+            return Ok(given);
+        }
+        let canary = Progress::canary_default();
+        Ok(Progress {
+            pattern: given.pattern.or(canary.pattern),
+            checkpoint: given.checkpoint.or(canary.checkpoint),
+            resumed: given.resumed.or(canary.resumed),
+            ..given
+        })
     }
 
     /// The patterns to read with: each given one, else the framework's

@@ -824,6 +824,15 @@ impl Rules<'_> {
             if let Some(resumed) = &progress.resumed {
                 self.regex(&at.key("resumed"), resumed, false);
             }
+            if let Some(stall) = progress.stalled_after
+                && stall.as_std() < std::time::Duration::from_secs(5)
+            {
+                self.at_key(
+                    &at.key("stalled_after"),
+                    format!("`stalled_after: {stall}` is shorter than a few reads of the job's output: every pause between steps would be a stall"),
+                    "give a time above the job's longest step and checkpoint pause and below its watchdog timeout, e.g. `stalled_after: 2m`",
+                );
+            }
             if let Some(output) = progress.output.as_deref().filter(|o| !o.starts_with('/')) {
                 self.at_key(
                     &at.key("output"),
