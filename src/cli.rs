@@ -226,6 +226,13 @@ pub enum LabCommand {
         /// `SlurmConfig.NodeType: Login`, not from its name.
         #[arg(long, default_value = "login", value_name = "NAME")]
         login_group: String,
+        /// A second head node (ip-10-1-0-8) running a backup slurmctld, as
+        /// on a multi-head HyperPod cluster: both controllers in
+        /// slurm.conf (`SlurmctldHost` twice), Slurm's state on the shared
+        /// file system (/fsx/slurm/state), and the backup takes over after
+        /// `SlurmctldTimeout` when the primary stops answering.
+        #[arg(long)]
+        multi_head: bool,
     },
     /// Stop the lab; leaves no process, namespace, mount or link behind.
     Down {

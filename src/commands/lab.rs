@@ -34,6 +34,7 @@ pub fn exec(args: Args) -> Outcome {
             compute_trusts,
             auto_resume,
             login_group,
+            multi_head,
         } => {
             // Bad input, said before anything starts (exit 2).
             if cluster_size.is_some_and(|size| size < u16::from(nodes)) {
@@ -55,6 +56,7 @@ pub fn exec(args: Args) -> Outcome {
                 compute_trusts,
                 auto_resume,
                 login_group,
+                multi_head,
             };
             lab::up(&dir, &options).and_then(|layout| {
                 hpchaos::output::print(&lab::status(&dir)?);

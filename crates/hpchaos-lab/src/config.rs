@@ -163,6 +163,10 @@ pub struct LabConfig {
     /// The login instance group's name (`lab up --login-group`).
     #[serde(default = "default_login_group")]
     pub login_group: String,
+    /// A second head node runs a backup slurmctld (`lab up --multi-head`):
+    /// see [`layout::BACKUP_HEAD_OCTET`] and [`slurm_conf`].
+    #[serde(default)]
+    pub multi_head: bool,
 }
 
 fn default_login_group() -> String {
@@ -257,7 +261,7 @@ pub const DEFAULT_ROOTFS: &str = "/var/cache/hpchaos/rootfs/slurm-24.11";
 
 impl LabConfig {
     pub fn nodes(&self) -> Vec<NodeSpec> {
-        layout::nodes(self.compute_nodes)
+        layout::nodes_of(self.compute_nodes, self.multi_head)
     }
 
     /// The nodes declared but not run (see [`layout::DeclaredNode`]).
@@ -291,16 +295,34 @@ pub fn default_xid_actions() -> BTreeMap<u32, Action> {
     table
 }
 
+/// Where a multi-head lab keeps slurmctld's state: on the shared file
+/// system both head nodes mount, as HyperPod's multi-head clusters keep it
+/// on FSx (HYPERPOD.md, "Multi-head clusters").
+pub const SHARED_STATE_SAVE_LOCATION: &str = "/fsx/slurm/state";
+
 pub fn slurm_conf(config: &LabConfig) -> String {
     let nodes = config.nodes();
     let head = &nodes[0];
+    // A multi-head cluster lists its backup controller after the primary
+    // and keeps Slurm's state where both reach it (HyperPod: on FSx for
+    // Lustre; the lab: /fsx); one head keeps it on its own disk.
+    let backup = nodes
+        .iter()
+        .filter(|n| n.role == layout::Role::Head && !n.head)
+        .map(|n| format!("SlurmctldHost={}({})\n", n.name, n.address))
+        .collect::<String>();
+    let state = if backup.is_empty() {
+        "/var/spool/slurmctld"
+    } else {
+        SHARED_STATE_SAVE_LOCATION
+    };
     let mut text = format!(
         "# Written by `hpchaos lab up`: a small Slurm cluster with HyperPod's shape.\n\
          ClusterName={cluster}\n\
-         SlurmctldHost={head}({head_addr})\n\
+         SlurmctldHost={head}({head_addr})\n{backup}\
          SlurmUser=root\nSlurmdUser=root\n\
          AuthType=auth/munge\nCredType=cred/munge\nMpiDefault=none\n\
-         StateSaveLocation=/var/spool/slurmctld\nSlurmdSpoolDir=/var/spool/slurmd\n\
+         StateSaveLocation={state}\nSlurmdSpoolDir=/var/spool/slurmd\n\
          SlurmctldPidFile=/run/slurmctld.pid\nSlurmdPidFile=/run/slurmd.pid\n\
          SlurmctldLogFile=/var/log/slurm/slurmctld.log\nSlurmdLogFile=/var/log/slurm/slurmd.log\n\
          ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\nJobAcctGatherType=jobacct_gather/none\n\
@@ -560,6 +582,7 @@ pub(crate) fn test_config() -> LabConfig {
         compute_trusts: ComputeTrusts::Head,
         auto_resume: AutoResume::Requeue,
         login_group: "login".into(),
+        multi_head: false,
     }
 }
 
@@ -597,6 +620,31 @@ mod tests {
         assert!(text.contains("PartitionName=maint Nodes=ip-10-1-0-11,ip-10-1-0-12 Hidden=YES"));
         assert!(!text.contains("LogTimeFormat"));
         assert!(text.contains("SlurmdTimeout=10\n"));
+        assert!(text.contains("StateSaveLocation=/var/spool/slurmctld\n"));
+        assert_eq!(text.matches("SlurmctldHost=").count(), 1);
+    }
+
+    /// A multi-head lab: the backup controller listed after the primary,
+    /// Slurm's state on the shared file system, the backup head in no
+    /// partition (it runs no slurmd).
+    #[test]
+    fn a_multi_head_lab_lists_its_backup_controller_and_shares_its_state() {
+        let mut config = config();
+        config.multi_head = true;
+        let text = slurm_conf(&config);
+        assert!(text.contains(
+            "SlurmctldHost=ip-10-1-0-10(10.1.0.10)\nSlurmctldHost=ip-10-1-0-8(10.1.0.8)\n"
+        ));
+        assert!(text.contains("StateSaveLocation=/fsx/slurm/state\n"));
+        assert!(!text.contains("NodeName=ip-10-1-0-8 "));
+        assert!(text.contains("PartitionName=dev Nodes=ip-10-1-0-11,ip-10-1-0-12 "));
+        let nodes = config.nodes();
+        let heads: Vec<(&str, bool)> = nodes
+            .iter()
+            .filter(|n| n.role == layout::Role::Head)
+            .map(|n| (n.name.as_str(), n.head))
+            .collect();
+        assert_eq!(heads, vec![("ip-10-1-0-10", true), ("ip-10-1-0-8", false)]);
     }
 
     #[test]

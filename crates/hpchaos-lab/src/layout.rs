@@ -10,6 +10,9 @@ pub const SUBNET_PREFIX: &str = "10.1.0";
 pub const BRIDGE: &str = "hpchaos0";
 pub const BRIDGE_ADDRESS: &str = "10.1.0.1";
 pub const LOGIN_OCTET: u8 = 9;
+/// The backup head node of a multi-head lab (`lab up --multi-head`):
+/// `ip-10-1-0-8`, in the controller group, running the backup slurmctld.
+pub const BACKUP_HEAD_OCTET: u8 = 8;
 pub const HEAD_OCTET: u8 = 10;
 pub const FIRST_COMPUTE_OCTET: u8 = 11;
 /// Compute nodes a lab may run (addresses .11 to .250): the lab keeps to
@@ -82,11 +85,25 @@ impl NodeSpec {
 
 /// The head node, the login node and `count` compute nodes, in that order.
 pub fn nodes(count: u8) -> Vec<NodeSpec> {
+    nodes_of(count, false)
+}
+
+/// As [`nodes`], with the backup head node after the login node when
+/// `multi_head`: a head by role (the controller group's, running
+/// slurmctld), not *the* head (`head` is false: the harness's profile and
+/// the lab's own Slurm commands use the primary).
+pub fn nodes_of(count: u8, multi_head: bool) -> Vec<NodeSpec> {
+    let backup = multi_head.then(|| {
+        let mut node = NodeSpec::new(BACKUP_HEAD_OCTET, Role::Head);
+        node.head = false;
+        node
+    });
     [
         NodeSpec::new(HEAD_OCTET, Role::Head),
         NodeSpec::new(LOGIN_OCTET, Role::Login),
     ]
     .into_iter()
+    .chain(backup)
     .chain((0..count).map(|i| NodeSpec::new(FIRST_COMPUTE_OCTET + i, Role::Compute)))
     .collect()
 }

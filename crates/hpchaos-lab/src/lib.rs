@@ -74,6 +74,8 @@ pub struct UpOptions {
     pub auto_resume: config::AutoResume,
     /// The login instance group's name.
     pub login_group: String,
+    /// A second head node with a backup slurmctld (`lab up --multi-head`).
+    pub multi_head: bool,
 }
 
 /// Host programs the lab needs, and the Debian package of each.
@@ -180,6 +182,13 @@ fn differs_from_running(layout: &Layout, options: &UpOptions) -> Option<String> 
             "its compute nodes trust {}, asked {}",
             trusts(running.compute_trusts),
             trusts(options.compute_trusts)
+        ));
+    }
+    if running.multi_head != options.multi_head {
+        said.push(format!(
+            "it runs {} a backup head node, asked {}",
+            on(running.multi_head),
+            on(options.multi_head)
         ));
     }
     if running.login_group != options.login_group {
@@ -300,6 +309,7 @@ fn prepare_and_start(layout: &Layout, options: &UpOptions) -> Result<(), LabErro
         compute_trusts: options.compute_trusts,
         auto_resume: options.auto_resume,
         login_group: options.login_group.clone(),
+        multi_head: options.multi_head,
     };
     if config.monitoring {
         monitoring::preflight()?;
