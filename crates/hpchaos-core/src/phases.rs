@@ -59,6 +59,10 @@ pub enum Observation {
     /// caught collective operation timeout`), NCCL failed a collective, a
     /// checkpoint could not be written (`No space left on device`).
     JobFault { said: String },
+    /// Slurm's controllers as `scontrol ping` lists them and whether Slurm
+    /// answers (`cluster/controllers.rs`): a backup in control ends
+    /// `takeover`.
+    Controllers(crate::cluster::controllers::Controllers),
     /// A line of the controller log about a target node.
     ControllerLog {
         node: String,
@@ -315,6 +319,28 @@ pub fn judge(
     {
         let resume = |p: &PhaseResult| p.phase == Phase::Resume;
         return not_reached_now(injected_at, phases, resume, why, lost_steps, expectation);
+    }
+    // A controller's change must keep the running jobs (the backup loads
+    // the state the primary saved): a job that ended fails the scenario,
+    // whether the takeover came or not.
+    if expectation.recovery == Recovery::Takeover
+        && let Some(why) = job_ended(&events)
+    {
+        let why = format!("the job did not outlive the controller's change: {why}");
+        let open = |p: &PhaseResult| p.ended.is_none();
+        let mut judgement = not_reached_now(
+            injected_at,
+            phases,
+            open,
+            why.clone(),
+            lost_steps,
+            expectation,
+        );
+        if judgement.passed {
+            judgement.passed = false;
+            judgement.reason = why;
+        }
+        return judgement;
     }
     finish(injected_at, phases, lost_steps, expectation)
 }
@@ -623,7 +649,8 @@ fn node_of(observation: &Observation) -> Option<&str> {
         | Observation::JobGone
         | Observation::Progress { .. }
         | Observation::JobRestarted { .. }
-        | Observation::JobFault { .. } => None,
+        | Observation::JobFault { .. }
+        | Observation::Controllers(_) => None,
     }
 }
 
@@ -803,6 +830,7 @@ fn event_key(event: &Event) -> String {
         Observation::Progress { .. } => "progress".to_owned(),
         Observation::JobRestarted { .. } => "job-restarted".to_owned(),
         Observation::JobFault { .. } => "job-fault".to_owned(),
+        Observation::Controllers(_) => "controllers".to_owned(),
         Observation::ControllerLog { node, .. } => format!("log/{node}"),
         Observation::HealthEvent { node, .. } => format!("hma/{node}"),
     }
@@ -1288,6 +1316,7 @@ impl Tracker {
             Phase::Resume => self.resume_boundary(baseline, event),
             Phase::JobEnd => job_end_boundary(event),
             Phase::HealthCheck => health_check_boundary(baseline, event),
+            Phase::Takeover => takeover_boundary(event),
             Phase::Quiet => None,
         }
     }
@@ -1516,6 +1545,24 @@ pub fn own_change(status: &str) -> bool {
 /// `Running` again (out of `DeepHealthCheckInProgress`), on the instance it
 /// was checked on. A replacement is HyperPod repairing a node that failed
 /// its check: not this phase's end (`recovery: replace` times that).
+/// Whether `event` ends the takeover, and where: a read of the controllers
+/// with the primary DOWN and Slurm answering, so a backup serves it
+/// (see `cluster::controllers`).
+fn takeover_boundary(event: &Event) -> Option<Boundary> {
+    let Observation::Controllers(read) = &event.observation else {
+        return None;
+    };
+    let backup = read.backup_in_control()?;
+    Some(boundary(
+        event,
+        format!(
+            "scontrol ping: {} (backup {} in control)",
+            read.words(),
+            backup.host
+        ),
+    ))
+}
+
 fn health_check_boundary(baseline: &Baseline, event: &Event) -> Option<Boundary> {
     match &event.observation {
         Observation::ApiNode {

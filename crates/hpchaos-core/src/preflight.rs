@@ -246,6 +246,7 @@ pub async fn scenario(
         });
     }
     existing_job(cluster, scenario).await?;
+    controllers(cluster, scenario).await?;
     match crate::targets::plan_targets(cluster, scenario).await {
         Ok(targets) => {
             let plan = crate::faults::plan(&scenario.fault, &targets);
@@ -341,6 +342,39 @@ fn longest_deadline(scenario: &Scenario) -> chrono::TimeDelta {
         .chain(scenario.expect.quiet_for)
         .max()
         .map_or(chrono::TimeDelta::minutes(30), |d| d.as_chrono())
+}
+
+/// A slurmctld fault runs where it can do what it says
+/// (`cluster::controllers::Controllers::refusal`): a takeover needs a
+/// backup controller, one controller needs `allow_controller`, and the
+/// profile's head runs the primary. Slurm not answering is the cluster's.
+async fn controllers(cluster: &Cluster, scenario: &Scenario) -> Result<(), Refusal> {
+    use crate::scenario::model::SlurmDaemon;
+    let Fault::Daemon(daemon) = &scenario.fault else {
+        return Ok(());
+    };
+    if daemon.name != SlurmDaemon::Slurmctld {
+        return Ok(());
+    }
+    let text = cluster
+        .slurm
+        .head_text(&["sh", "-c", crate::cluster::controllers::PING_SCRIPT])
+        .await
+        .map_err(|e| Refusal {
+            kind: RefusalKind::Cluster,
+            why: format!("scontrol ping: {e}"),
+        })?;
+    let read = crate::cluster::controllers::Controllers::parse(&text);
+    match read.refusal(
+        scenario.expect.recovery == Recovery::Takeover,
+        daemon.allow_controller,
+    ) {
+        Some(why) => Err(Refusal {
+            kind: RefusalKind::Scenario,
+            why: format!("fault.daemon: {why}"),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The job an `existing:` workload names is one job Slurm has: a name that

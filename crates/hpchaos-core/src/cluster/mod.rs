@@ -6,6 +6,7 @@ pub mod alarms;
 pub mod capped;
 pub mod changes;
 pub mod controller_log;
+pub mod controllers;
 pub mod hma;
 pub mod hostlist;
 pub mod job_state;
@@ -45,6 +46,7 @@ impl Cluster {
             head: Endpoint::of_host(&profile.head_node),
             offset: Default::default(),
             version: Default::default(),
+            requeue: Default::default(),
         };
         let api = match &profile.sagemaker {
             Some(settings) => Some(SageMakerApi::connect(settings).await),

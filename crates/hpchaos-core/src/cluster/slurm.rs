@@ -589,6 +589,10 @@ pub struct Slurm {
     /// The controller's Slurm release (`24.11.5`), once the preflight's
     /// `sinfo --version` has read it.
     pub version: Arc<std::sync::OnceLock<String>>,
+    /// The requeue delay, once read (see [`Slurm::requeue_delay`]): read
+    /// before the fault, since a fault on slurmctld leaves no controller
+    /// to ask after it.
+    pub requeue: Arc<std::sync::OnceLock<(u64, &'static str)>>,
 }
 
 /// `BootTime` and `SlurmdStartTime` of each node in `scontrol -o show node`
@@ -751,10 +755,16 @@ impl Slurm {
     }
 
     /// How long a requeued job waits to run again (see [`requeue_delay`]).
+    /// Read once, then kept.
     pub async fn requeue_delay(&self) -> Result<(u64, &'static str), SshError> {
-        self.head(&["scontrol", "show", "config"])
+        if let Some(known) = self.requeue.get() {
+            return Ok(*known);
+        }
+        let read = self
+            .head(&["scontrol", "show", "config"])
             .await
-            .map(|t| requeue_delay(&t))
+            .map(|t| requeue_delay(&t))?;
+        Ok(*self.requeue.get_or_init(|| read))
     }
 
     /// The cluster's reservations (`scontrol -o show reservation`; see

@@ -12,7 +12,11 @@ use crate::scenario::model::{Daemon, DaemonAction, SlurmDaemon};
 
 /// Run as root with the unit as `$1`: starts it unless it is active, and
 /// says which (`already running`, `started`); fails if it does not come up.
-pub const START_SCRIPT: &str = "systemctl is-active --quiet \"$1\" && { echo \"$1 already running\"; exit 0; }; systemctl start \"$1\" && systemctl is-active --quiet \"$1\" && echo \"$1 started\"";
+/// A started slurmctld is waited for (up to 45 s, under the command
+/// timeout) until it is the primary in control again: on a multi-head
+/// cluster it first asks the backup to hand control back, and answers
+/// nothing until then (about 30 s on the lab).
+pub const START_SCRIPT: &str = "systemctl is-active --quiet \"$1\" && { echo \"$1 already running\"; exit 0; }; systemctl start \"$1\" && systemctl is-active --quiet \"$1\" && echo \"$1 started\" || exit 1; [ \"$1\" = slurmctld ] || exit 0; i=0; until scontrol ping 2>/dev/null | grep -q '^Slurmctld(primary) at .* is UP' && timeout 5 scontrol -o show partition >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 45 ] || { echo \"slurmctld not in control yet after 45 s\"; exit 0; }; sleep 1; done; echo \"slurmctld in control after $i s\"";
 
 pub fn plan(daemon: &Daemon, targets: &[String]) -> Plan {
     let unit = daemon.name.as_str();

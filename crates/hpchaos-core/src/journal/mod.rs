@@ -451,6 +451,9 @@ pub enum Source {
     /// HyperPod's Health Monitoring Agent's record in CloudWatch Logs
     /// (`cluster/hma.rs`).
     Hma,
+    /// `scontrol ping` and whether Slurm answers: which slurmctld is in
+    /// control (`cluster/controllers.rs`).
+    Ping,
     Harness,
 }
 
@@ -465,6 +468,7 @@ impl Source {
             Source::SlurmctldLog => "slurmctld_log",
             Source::Monitoring => "monitoring",
             Source::Hma => "hma",
+            Source::Ping => "ping",
             Source::Harness => "harness",
         }
     }

@@ -18,6 +18,7 @@
 pub mod api;
 pub mod boots;
 pub mod controller_log;
+pub mod controllers;
 pub mod hma;
 pub mod job;
 pub mod job_output;

@@ -232,6 +232,9 @@ pub enum Raw {
     },
     /// `scontrol -o show node TARGETS`: the boot witnesses.
     Scontrol { nodes: Answer },
+    /// `scontrol ping` and whether Slurm answered
+    /// (`cluster::controllers::PING_SCRIPT`'s output).
+    Ping { controllers: Answer },
     /// New whole lines of `slurmctld.log`; what the harness noted about
     /// reading it (rotation, a follower that stopped); `polled`: read by a
     /// poll, not a follower (`failed`: that poll's error).
@@ -288,6 +291,7 @@ impl Raw {
         match self {
             Raw::Sinfo { .. } => Source::Sinfo,
             Raw::Scontrol { .. } => Source::Scontrol,
+            Raw::Ping { .. } => Source::Ping,
             Raw::SlurmctldLog { .. } => Source::SlurmctldLog,
             Raw::Sagemaker { .. } => Source::Sagemaker,
             Raw::Squeue { .. } => Source::Squeue,

@@ -1340,6 +1340,11 @@ impl Runner {
             return ending;
         }
         let controller_log = self.controller_log_offset(name).await;
+        // Read now, while the controller answers (a fault on slurmctld
+        // leaves none to ask); the watch journals it.
+        if workload.is_some() {
+            let _ = self.cluster.slurm.requeue_delay().await;
+        }
         let actions: Vec<String> = plan.inject.iter().map(Step::describe).collect();
         let intent = match self
             .write_ahead(name, actions.join("; "), undo.clone())

@@ -92,6 +92,7 @@ fn lock(cursor: &Mutex<Cursor>) -> std::sync::MutexGuard<'_, Cursor> {
 enum Decoder<'a> {
     Nodes(NodesView),
     Boots,
+    Controllers,
     Log(LogView),
     Api(ApiView),
     Hma(HmaView),
@@ -133,6 +134,12 @@ impl Replayed<'_> {
             },
             Decoder::Boots => match &read.raw {
                 Raw::Scontrol { nodes } => Boots::decode(nodes, self.offset, read.at),
+                _ => Vec::new(),
+            },
+            Decoder::Controllers => match &read.raw {
+                Raw::Ping { controllers } => {
+                    crate::observe::controllers::Controllers::decode(controllers, read.at)
+                }
                 _ => Vec::new(),
             },
             Decoder::Log(view) => view.decode(&read.raw, self.offset, read.at),
@@ -398,6 +405,14 @@ impl Runner {
                 .contains(&Phase::Reboot)
         {
             decoders.push((SourceName::Scontrol, Decoder::Boots));
+        }
+        if recorded(SourceName::Ping)
+            || scenario
+                .expect
+                .phases(job.is_some())
+                .contains(&Phase::Takeover)
+        {
+            decoders.push((SourceName::Ping, Decoder::Controllers));
         }
         let id = job.as_ref().map(|j| j.id);
         if let Some(job) = job.as_mut() {

@@ -211,6 +211,17 @@ impl Runner {
                 touch(),
             )));
         }
+        if scenario
+            .expect
+            .phases(workload.is_some())
+            .contains(&Phase::Takeover)
+        {
+            sources.push(Box::new(observe::controllers::Controllers::new(
+                slurm.clone(),
+                every,
+                self.clock.clone(),
+            )));
+        }
         if let Some(job) = workload {
             sources.push(Box::new(observe::job::Job::new(
                 slurm,

@@ -1196,6 +1196,10 @@ pub enum Recovery {
     /// HyperPod's deep health check takes the node out of service and
     /// gives it back (`deep_health_check` faults).
     HealthCheck,
+    /// A backup slurmctld takes control when the primary stops answering
+    /// (a multi-head cluster, `daemon: slurmctld`), after
+    /// `SlurmctldTimeout` (HyperPod: 120 s); the workload keeps running.
+    Takeover,
 }
 
 impl Recovery {
@@ -1207,6 +1211,7 @@ impl Recovery {
             Recovery::Requeue => "requeue",
             Recovery::JobFails => "job_fails",
             Recovery::HealthCheck => "health_check",
+            Recovery::Takeover => "takeover",
         }
     }
 
@@ -1220,6 +1225,7 @@ impl Recovery {
             Recovery::Requeue => &[Detect, Resume],
             Recovery::JobFails => &[Detect, JobEnd],
             Recovery::HealthCheck => &[Detect, HealthCheck, Rejoin],
+            Recovery::Takeover => &[Takeover],
         }
     }
 
@@ -1264,6 +1270,9 @@ pub enum Phase {
     /// HyperPod's deep health check over: the API's status back from
     /// `DeepHealthCheckInProgress` (for `health_check`).
     HealthCheck,
+    /// A backup slurmctld in control: Slurm answers while the primary is
+    /// down (`scontrol ping`), for `takeover`.
+    Takeover,
 }
 
 impl Phase {
@@ -1278,6 +1287,7 @@ impl Phase {
             Phase::JobEnd => "job_end",
             Phase::Quiet => "quiet",
             Phase::HealthCheck => "health_check",
+            Phase::Takeover => "takeover",
         }
     }
 }
@@ -1322,6 +1332,8 @@ pub struct Deadlines {
     pub job_end: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub takeover: Option<Duration>,
 }
 
 impl Deadlines {
@@ -1336,6 +1348,7 @@ impl Deadlines {
             (Phase::Resume, self.resume),
             (Phase::JobEnd, self.job_end),
             (Phase::HealthCheck, self.health_check),
+            (Phase::Takeover, self.takeover),
         ]
         .into_iter()
         .filter_map(|(phase, deadline)| deadline.map(|d| (phase, d)))

@@ -212,11 +212,20 @@ impl Rules<'_> {
         if let Fault::Daemon(d) = &scenario.fault
             && d.name == SlurmDaemon::Slurmctld
         {
-            if !d.allow_controller {
+            if !d.allow_controller && scenario.expect.recovery != Recovery::Takeover {
                 self.at_value(
                     &path(&["fault", "daemon", "name"]),
                     "restarting slurmctld stops all scheduling while it lasts (one head node: no backup takes over)".to_owned(),
-                    "say `allow_controller: true` under `daemon:` if you mean it",
+                    "say `allow_controller: true` under `daemon:` if you mean it, or, on a multi-head cluster, expect `recovery: takeover`",
+                );
+            }
+            if scenario.expect.recovery == Recovery::Takeover
+                && (d.action != crate::scenario::model::DaemonAction::Stop || d.duration.is_some())
+            {
+                self.at_value(
+                    &path(&["fault", "daemon", "name"]),
+                    "a backup takes over only once the primary has not answered for SlurmctldTimeout (HyperPod: 120 s): a restart, or a stop with a `duration`, may be back before".to_owned(),
+                    "say `action: stop` with no `duration` (the rollback starts the primary again)",
                 );
             }
             if !scenario.steps.is_empty() {
@@ -499,8 +508,8 @@ impl Rules<'_> {
                 "a deep health check gives the node back, or HyperPod repairs a node that fails it",
             ),
             Fault::Daemon(d) if d.name == crate::scenario::model::SlurmDaemon::Slurmctld => (
-                &[R::None],
-                "a restarted slurmctld must keep the running jobs and give the nodes back: expect `none` with `quiet_for`, and `job_running` in steady_state",
+                &[R::None, R::Takeover],
+                "a restarted slurmctld must keep the running jobs and give the nodes back: expect `none` with `quiet_for`, and `job_running` in steady_state; on a multi-head cluster a stopped primary's backup takes over: `takeover`",
             ),
             Fault::Daemon(_) => (
                 &[R::None, R::Requeue, R::JobFails],
