@@ -371,8 +371,7 @@ fn takeover_logged(
             .ok()
             .map(|t| t.and_utc())
     })
-    .filter(|t| *t > after)
-    .last()
+    .rfind(|t| *t > after)
 }
 
 /// The primary slurmctld stopped on the multi-head lab: the backup takes
