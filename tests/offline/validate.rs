@@ -240,6 +240,7 @@ broken_files! {
     broken_42_stop_condition_mistakes => "42-stop-condition-mistakes.yaml",
     broken_43_step_mistakes => "43-step-mistakes.yaml",
     broken_44_slurm_pool_typo => "44-slurm-pool-typo.yaml",
+    broken_45_training_failure_mistakes => "45-training-failure-mistakes.yaml",
 }
 
 #[test]

@@ -490,11 +490,18 @@ impl Engine {
     }
 
     fn health_agent(&self, node: &str, root: &std::path::Path, already_marked: bool) {
-        let findings = self
-            .watcher
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .scan(root, &self.config);
+        let findings = {
+            let mut watcher = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
+            let mut found = watcher.scan(root, &self.config);
+            // The node's root as its PID 1 sees it (a node's mounts are
+            // its own).
+            if let Some(pid) = crate::node::recorded_pid(&self.layout, node)
+                && let Ok(mountinfo) = std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+            {
+                found.extend(watcher.root_file_system(node, &mountinfo));
+            }
+            found
+        };
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         for finding in findings {
             self.truth.record(

@@ -1,6 +1,7 @@
 //! The lab's Health Monitoring Agent: per node, it reads what HyperPod's
 //! agent reads (DCGM injections, `NVRM: Xid` lines in the kernel log, the
-//! health-check status file) and says what action a fault calls for. The
+//! health-check status file, whether the root file system is read-only)
+//! and says what action a fault calls for. The
 //! recovery engine turns that into `scontrol ... reason="Action:*"`, after
 //! writing HMA's own record of it to the lab's CloudWatch Logs
 //! ([`Finding::record`], `logs.rs`).
@@ -46,6 +47,25 @@ impl Finding {
 #[derive(Default)]
 pub struct Watcher {
     offsets: HashMap<PathBuf, usize>,
+    /// Nodes whose root file system was found read-only, until it is
+    /// writable again: each spell is one finding.
+    read_only_roots: std::collections::HashSet<String>,
+}
+
+/// Whether the root file system in `mountinfo` (`/proc/PID/mountinfo` of
+/// a process of the node: mount point, field 5, as that process sees it)
+/// is mounted read-only: its top mount at `/` has `ro` in its mount
+/// options (field 6). `None` when no mount is at `/`.
+pub fn root_read_only(mountinfo: &str) -> Option<bool> {
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let point = fields.nth(4)?;
+            let options = fields.next()?;
+            (point == "/").then(|| options.split(',').any(|o| o == "ro"))
+        })
+        .next_back()
 }
 
 impl Watcher {
@@ -79,6 +99,28 @@ impl Watcher {
             });
         }
         findings
+    }
+
+    /// A finding when `node`'s root file system turned read-only (HMA
+    /// detects a read-only root file system: HYPERPOD.md, "Since 2025"),
+    /// from `mountinfo` (see [`root_read_only`]); once per spell. The
+    /// action, a reboot (which mounts it writable again), is the lab's:
+    /// AWS does not publish HMA's, and a scenario says what it expects.
+    pub fn root_file_system(&mut self, node: &str, mountinfo: &str) -> Option<Finding> {
+        if root_read_only(mountinfo) != Some(true) {
+            self.read_only_roots.remove(node);
+            return None;
+        }
+        if !self.read_only_roots.insert(node.to_owned()) {
+            return None;
+        }
+        Some(Finding {
+            action: Action::Reboot,
+            detail: "root file system is read-only".to_owned(),
+            msg: "Read-only file system found ",
+            condition: "Read-only File System",
+            data: serde_json::json!({"MountPoint": "/"}),
+        })
     }
 
     /// Forgets the offsets of files under `root` (the node was wiped or its
@@ -178,6 +220,29 @@ mod tests {
             watcher.scan(root.path(), &config())[0].action,
             Action::Replace
         );
+    }
+
+    /// Recorded from a lab node (`/proc/PID/mountinfo` of its PID 1): the
+    /// root bind mount, then the same remounted read-only.
+    #[test]
+    fn a_read_only_root_is_one_finding_per_spell() {
+        let rw = "1480 1479 259:1 /var/cache/hpchaos/rootfs/slurm-24.11 / rw,relatime - ext4 /dev/root rw\n1481 1480 0:22 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw\n1490 1480 0:5 /tmp/lab/bin /usr/local/sbin rw,relatime - ext4 /dev/root rw\n";
+        let ro = rw.replacen(" / rw,relatime", " / ro,relatime", 1);
+        assert_eq!(root_read_only(rw), Some(false));
+        assert_eq!(root_read_only(&ro), Some(true));
+        assert_eq!(root_read_only("1 0 0:1 / /proc rw - proc proc rw\n"), None);
+        let mut watcher = Watcher::default();
+        assert!(watcher.root_file_system("n1", rw).is_none());
+        let found = watcher.root_file_system("n1", &ro).unwrap();
+        assert_eq!(found.action, Action::Reboot);
+        assert_eq!(found.condition, "Read-only File System");
+        assert!(
+            watcher.root_file_system("n1", &ro).is_none(),
+            "once per spell"
+        );
+        assert!(watcher.root_file_system("n2", &ro).is_some(), "per node");
+        assert!(watcher.root_file_system("n1", rw).is_none());
+        assert!(watcher.root_file_system("n1", &ro).is_some(), "a new spell");
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod daemon;
 pub mod exporter;
 pub mod ground_truth;
 mod hma;
+pub use hma::root_read_only;
 mod http;
 pub mod layout;
 pub mod logs;

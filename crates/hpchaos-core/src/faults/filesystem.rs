@@ -34,15 +34,20 @@ pub const UNFILL_SCRIPT: &str =
 /// opened from now on is read-only, as on an FSx client turned
 /// read-only). `rw`: takes that read-only mount off again (lazily: a
 /// reader may hold it), only while the top mount at `$1` is read-only and
-/// there is one under it, so nothing else is ever unmounted. Each checks a
+/// there is one under it, so nothing else is ever unmounted. The root
+/// file system (`/`: a mount stacked on a process's root is never seen
+/// from it) is remounted itself instead, `ro` and back `rw`, as an ext4
+/// root that hit errors turns read-only; HMA detects that. Each checks a
 /// write fails (`ro`) or succeeds (`rw`).
 pub const REMOUNT_SCRIPT: &str = r#"mounts() { awk -v p="$1" '$5 == p' /proc/self/mountinfo | wc -l; }
 top_ro() { awk -v p="$1" '$5 == p {o=$6} END {exit !(o ~ /(^|,)ro(,|$)/)}' /proc/self/mountinfo; }
-case $2 in
-  ro) if [ "$(mounts "$1")" -gt 1 ] && top_ro "$1"; then :; else
+case $1:$2 in
+  /:ro) top_ro / || mount -o remount,bind,ro / || exit 1 ;;
+  /:rw) if top_ro /; then mount -o remount,bind,rw / || exit 1; fi ;;
+  *:ro) if [ "$(mounts "$1")" -gt 1 ] && top_ro "$1"; then :; else
         mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" || { umount -l "$1" 2>/dev/null; exit 1; }
       fi ;;
-  rw) while [ "$(mounts "$1")" -gt 1 ] && top_ro "$1"; do umount -l "$1" || exit 1; done ;;
+  *:rw) while [ "$(mounts "$1")" -gt 1 ] && top_ro "$1"; do umount -l "$1" || exit 1; done ;;
   *) exit 2 ;;
 esac
 probe="$1/.hpchaos-write-probe-$$"

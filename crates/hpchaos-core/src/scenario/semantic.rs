@@ -184,11 +184,16 @@ impl Rules<'_> {
         let Fault::Filesystem(fs) = &scenario.fault else {
             return;
         };
-        if !fs.path.starts_with('/') || fs.path.trim_end_matches('/').is_empty() {
+        // The root only read-only (HMA detects a read-only root file
+        // system), never filled; written exactly `/`.
+        let root_read_only = fs.path == "/" && fs.effect == FsEffect::ReadOnly;
+        if !root_read_only
+            && (!fs.path.starts_with('/') || fs.path.trim_end_matches('/').is_empty())
+        {
             self.at_value(
                 &path(&["fault", "filesystem", "path"]),
                 format!("`{}` is not a mount point hpchaos may break", fs.path),
-                "name the checkpoint file system's mount point, e.g. `/fsx` (never `/`)",
+                "name the checkpoint file system's mount point, e.g. `/fsx` (the root, `/`, only with `effect: read_only`)",
             );
         }
         if let FsEffect::Full { leave_free } = &fs.effect
