@@ -14,8 +14,9 @@ export INSTA_UPDATE ?= no
 # that stands in for the SSM plugin as a proxy command in the tests;
 # Prometheus, Alertmanager, the Pushgateway and node_exporter are the lab's
 # monitoring, `lab up --monitoring`; promtool checks observability/; curl
-# queries the monitoring back in the tests).
-PACKAGES := build-essential pkg-config git slurm-wlm munge openssh-server openssh-client iproute2 procps util-linux mmdebstrap socat prometheus prometheus-alertmanager prometheus-pushgateway prometheus-node-exporter curl
+# queries the monitoring back in the tests; bindfs is the FUSE passthrough
+# a frozen file system fault stacks and stops, `lab up --slurm 22.05`).
+PACKAGES := build-essential pkg-config git slurm-wlm munge openssh-server openssh-client iproute2 procps util-linux bindfs mmdebstrap socat prometheus prometheus-alertmanager prometheus-pushgateway prometheus-node-exporter curl
 # The lab's Slurm 24.11 (HyperPod's release): Debian trixie's packages in a
 # root file system built once and kept here (`lab up --slurm 22.05` runs the
 # host's own Slurm instead).

@@ -521,17 +521,35 @@ fn kill_9_with_slurmd_stopped_and_recover_starts_it(lab: &Lab, table: &mut Vec<S
 
 /// Bytes free on the checkpoint store as `node` sees it, and whether it
 /// takes a write there.
+/// The checkpoint store as `node` sees it: bytes free, and whether a
+/// write there finishes (within 5 s: a frozen store never answers; the
+/// writer is killed).
 fn store(lab: &Lab, node: &str) -> (u64, bool) {
-    let free = lab
-        .on(node, "df --output=avail -B1 /fsx/canary | tail -1")
+    let free = lab.on(
+        node,
+        "timeout -s KILL 5 df --output=avail -B1 /fsx/canary | tail -1",
+    );
+    let free = free
         .trim()
         .parse()
-        .unwrap();
-    let writes = lab
-        .on(node, "touch /fsx/canary/.probe 2>/dev/null && rm -f /fsx/canary/.probe && echo rw || echo ro")
+        .unwrap_or_else(|_| panic!("{node}: df of /fsx/canary said {free:?}"));
+    (free, store_writes(lab, node))
+}
+
+/// Whether a write to the checkpoint store on `node` finishes within 5 s.
+fn store_writes(lab: &Lab, node: &str) -> bool {
+    lab.on(node, "timeout -s KILL 5 touch /fsx/canary/.probe 2>/dev/null && rm -f /fsx/canary/.probe && echo rw || echo no")
         .trim()
-        == "rw";
-    (free, writes)
+        == "rw"
+}
+
+/// The FUSE mounts stacked at /fsx/canary on `node` (hpchaos's frozen
+/// store), from the node's mountinfo.
+fn fuse_mounts(lab: &Lab, node: &str) -> usize {
+    lab.on(node, "cat /proc/self/mountinfo")
+        .lines()
+        .filter(|l| l.split_whitespace().nth(4) == Some("/fsx/canary") && l.contains(" - fuse"))
+        .count()
 }
 
 /// The checkpoint store full, or read-only on one node: the job's own
@@ -548,6 +566,13 @@ fn a_broken_checkpoint_store_fails_the_job(lab: &Lab, table: &mut Vec<String>) {
             "scenarios/checkpoint-store-read-only.yaml",
             "checkpoint-store-read-only",
             "Read-only file system",
+        ),
+        // Frozen: the rank hangs in its checkpoint, its peer's watchdog
+        // ends the step.
+        (
+            "scenarios/checkpoint-store-frozen.yaml",
+            "checkpoint-store-frozen",
+            "Watchdog caught collective operation timeout",
         ),
     ] {
         let args = lab.args(file);
@@ -574,6 +599,12 @@ fn a_broken_checkpoint_store_fails_the_job(lab: &Lab, table: &mut Vec<String>) {
             "ip-10-1-0-13",
             "ip-10-1-0-14",
         ] {
+            assert_eq!(
+                fuse_mounts(lab, node),
+                0,
+                "{name}: a FUSE mount left on {node}"
+            );
+            assert_eq!(lab.stopped(node), Vec::<String>::new(), "{name}: on {node}");
             let (free, writes) = store(lab, node);
             assert!(
                 writes,
@@ -704,6 +735,7 @@ fn kill_9_with_the_store_broken_and_recover_mends_it(lab: &Lab, table: &mut Vec<
     for (file, name) in [
         ("tests/e2e/fs-drill.yaml", "fs-drill"),
         ("tests/e2e/fs-ro-drill.yaml", "fs-ro-drill"),
+        ("tests/e2e/fs-frozen-drill.yaml", "fs-frozen-drill"),
     ] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hpchaos"))
             .args(lab.args(file))
@@ -719,11 +751,21 @@ fn kill_9_with_the_store_broken_and_recover_mends_it(lab: &Lab, table: &mut Vec<
                     .any(|r| r["type"] == "injection_finished" && r["ok"] == true)
             })
         });
-        let (free, writes) = store(lab, "ip-10-1-0-14");
-        if name == "fs-drill" {
-            assert!(free <= 2 * 1024 * 1024, "not filled: {free} bytes free");
-        } else {
-            assert!(!writes, "not read-only");
+        match name {
+            "fs-drill" => {
+                let (free, _) = store(lab, "ip-10-1-0-14");
+                assert!(free <= 2 * 1024 * 1024, "not filled: {free} bytes free");
+            }
+            "fs-ro-drill" => assert!(!store_writes(lab, "ip-10-1-0-14"), "not read-only"),
+            _ => {
+                assert!(!store_writes(lab, "ip-10-1-0-14"), "not frozen");
+                assert_eq!(fuse_mounts(lab, "ip-10-1-0-14"), 1);
+                let stopped = lab.stopped("ip-10-1-0-14");
+                assert!(
+                    stopped.iter().any(|p| p.contains("bindfs")),
+                    "no stopped bindfs: {stopped:?}"
+                );
+            }
         }
         child.kill().unwrap();
         child.wait().unwrap();
@@ -735,8 +777,14 @@ fn kill_9_with_the_store_broken_and_recover_mends_it(lab: &Lab, table: &mut Vec<
             "{said}{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        assert_eq!(
+            fuse_mounts(lab, "ip-10-1-0-14"),
+            0,
+            "{name}: FUSE mount left"
+        );
+        assert_eq!(lab.stopped("ip-10-1-0-14"), Vec::<String>::new(), "{name}");
         let (after, writes) = store(lab, "ip-10-1-0-14");
-        assert!(writes, "{name}: still read-only after recover");
+        assert!(writes, "{name}: still not writable after recover");
         assert!(
             after > 100 * 1024 * 1024,
             "{name}: {after} bytes free after recover"
@@ -747,7 +795,7 @@ fn kill_9_with_the_store_broken_and_recover_mends_it(lab: &Lab, table: &mut Vec<
         );
         assert_eq!(fills.trim(), "0", "{name}: a fill file is left");
         table.push(format!(
-            "kill -9 in {name}, then recover | exit 0; {after} bytes free, writable, no fill file"
+            "kill -9 in {name}, then recover | exit 0; {after} bytes free, writable, no fill file, no FUSE mount, nothing stopped"
         ));
     }
 }

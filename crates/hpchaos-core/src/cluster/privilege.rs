@@ -44,8 +44,9 @@ pub enum Root {
     /// `systemctl restart|stop|start slurmd` (or slurmctld): system units
     /// are root's to change.
     Daemons,
-    /// Remounting a file system, or filling one past the users' share:
-    /// mount(8) and the reserved blocks are root's.
+    /// Remounting a file system, filling one past the users' share, or
+    /// freezing one (a FUSE mount other users' files go through, stopped):
+    /// mount(8), `allow_other` and the reserved blocks are root's.
     Filesystems,
     /// `nvidia-smi -lgc/-rgc/-pl`: GPU clocks and power limits are root's.
     GpuSettings,
@@ -68,7 +69,7 @@ impl Root {
             Root::ReadLogs => "read slurmctld.log and the job's output",
             Root::Evidence => "read the kernel ring buffer and the system journal",
             Root::Daemons => "restart, stop or start a Slurm daemon (systemctl)",
-            Root::Filesystems => "fill or remount a file system",
+            Root::Filesystems => "fill, remount or freeze a file system",
             Root::GpuSettings => "set GPU clocks or power limits (nvidia-smi -lgc, -pl)",
             Root::Network => "change the node's traffic control (tc qdisc, tc filter)",
         }

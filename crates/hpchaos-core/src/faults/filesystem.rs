@@ -1,9 +1,12 @@
 //! The checkpoint file system broken (`fault: filesystem`): filled up (a
 //! file taking all but `leave_free` of it, written once from the first
-//! target since it is shared) or remounted read-only on each target (in
-//! that node's view, as a node whose FSx client turned read-only sees it).
-//! The next checkpoint then fails, and the job with it. The undo removes
-//! the file, or remounts read-write; `recover` runs the same undo.
+//! target since it is shared), remounted read-only on each target (in
+//! that node's view, as a node whose FSx client turned read-only sees it)
+//! or frozen on each target (a stopped FUSE passthrough stacked on it, as
+//! a Lustre client whose servers stopped answering: the next checkpoint
+//! hangs). The next checkpoint then fails or hangs, and the job with it.
+//! The undo removes the file, remounts read-write, or continues and
+//! unmounts the passthrough; `recover` runs the same undo.
 
 use super::{Plan, Step};
 use crate::scenario::model::{Filesystem, FsEffect};
@@ -55,6 +58,45 @@ if touch "$probe" 2>/dev/null; then rm -f "$probe"; state=rw; else state=ro; fi
 [ "$state" = "$2" ] || { echo "$1 is still $state" >&2; exit 1; }
 echo "$1 is $state""#;
 
+/// The FUSE subtype hpchaos's passthrough carries (mountinfo's type
+/// field reads `fuse.hpchaos-frozen`; bindfs sets the source field
+/// itself), so the thaw unmounts that one only.
+pub const FROZEN_SUBTYPE: &str = "hpchaos-frozen";
+
+/// Run as root with the mount point as `$1` and `freeze` or `thaw` as
+/// `$2`. `freeze`: stacks `bindfs` (a FUSE passthrough, of subtype
+/// [`FROZEN_SUBTYPE`]) on `$1` unless it is there already, and stops it
+/// (`SIGSTOP`): every file opened or looked up under `$1` from now on
+/// waits for it (killably: the request never reached the stopped daemon),
+/// as on a Lustre client whose servers stopped answering; files open
+/// before keep the mount under it. Checks a write does not finish within
+/// 2 s (the probe is killed). Exits 3 when bindfs is not installed.
+/// `thaw`: continues every stopped passthrough of hpchaos's on `$1`, then
+/// unmounts them (lazily), only while the top mount at `$1` is hpchaos's,
+/// so nothing else is ever unmounted; checks a write succeeds within 10 s.
+pub const FREEZE_SCRIPT: &str = r#"name=hpchaos-frozen
+top_frozen() { awk -v p="$1" -v t="fuse.$name" '$5 == p {s = ""; for (i = 7; i < NF; i++) if ($i == "-") s = $(i + 1)} END {exit s != t}' /proc/self/mountinfo; }
+daemons() { pgrep -xf "bindfs -o allow_other,subtype=$name $1 $1"; }
+probe="$1/.hpchaos-write-probe-$$"
+case $2 in
+  freeze)
+    command -v bindfs >/dev/null || { echo "bindfs is not installed on $(hostname) (apt-get install bindfs): a frozen file system is a stopped bindfs stacked on $1" >&2; exit 3; }
+    if ! top_frozen "$1"; then bindfs -o "allow_other,subtype=$name" "$1" "$1" || exit 1; fi
+    pids=$(daemons "$1") || { echo "no bindfs of hpchaos's runs for $1" >&2; exit 1; }
+    kill -STOP $pids || exit 1
+    if timeout -s KILL 2 touch "$probe" 2>/dev/null; then
+      rm -f "$probe"; echo "$1 is not frozen: a write finished" >&2; exit 1
+    fi
+    echo "$1 is frozen (bindfs $(echo $pids) stopped): a write did not finish in 2 s" ;;
+  thaw)
+    pids=$(daemons "$1") && kill -CONT $pids
+    while top_frozen "$1"; do umount -l "$1" || exit 1; done
+    timeout -s KILL 10 touch "$probe" || { echo "$1 still does not take a write" >&2; exit 1; }
+    rm -f "$probe" "$1"/.hpchaos-write-probe-*
+    echo "$1 is thawed: a write finished" ;;
+  *) exit 2 ;;
+esac"#;
+
 pub fn plan(fs: &Filesystem, targets: &[String]) -> Plan {
     let (inject, undo): (Vec<Step>, Vec<Step>) = match &fs.effect {
         FsEffect::Full { leave_free } => {
@@ -95,6 +137,17 @@ pub fn plan(fs: &Filesystem, targets: &[String]) -> Plan {
                         read_only: false,
                     },
                 )
+            })
+            .unzip(),
+        FsEffect::Frozen => targets
+            .iter()
+            .map(|node| {
+                let step = |frozen| Step::Freeze {
+                    node: node.clone(),
+                    path: fs.path.clone(),
+                    frozen,
+                };
+                (step(true), step(false))
             })
             .unzip(),
     };
@@ -165,5 +218,37 @@ mod tests {
         assert_eq!(plan.inject.len(), 2);
         assert_eq!(plan.rollback.len(), 2);
         assert!(plan.follow_up.is_none());
+    }
+
+    #[test]
+    fn frozen_freezes_each_target_and_the_undo_thaws_each() {
+        let frozen: Filesystem =
+            serde_saphyr::from_str("path: /fsx/canary\neffect: frozen\nduration: 2m\n").unwrap();
+        let plan = plan(&frozen, &["a".into(), "b".into()]);
+        let step = |node: &str, frozen| Step::Freeze {
+            node: node.into(),
+            path: "/fsx/canary".into(),
+            frozen,
+        };
+        assert_eq!(plan.inject, [step("a", true), step("b", true)]);
+        assert_eq!(plan.rollback, [step("a", false), step("b", false)]);
+        let (after, undo) = plan.follow_up.as_ref().unwrap();
+        assert_eq!(after.0, std::time::Duration::from_secs(120));
+        assert_eq!(undo, &plan.rollback);
+        assert!(plan.inject[0].describe().contains("freeze /fsx/canary"));
+        assert_eq!(
+            plan.inject[0].needs_root(),
+            Some(crate::cluster::privilege::Root::Filesystems)
+        );
+    }
+
+    #[test]
+    fn the_freeze_names_what_it_stacks_so_the_thaw_unmounts_that_only() {
+        // The marker bindfs is started with is the one pgrep and the
+        // mountinfo type (fuse.SUBTYPE) look for.
+        assert!(FREEZE_SCRIPT.starts_with(&format!("name={FROZEN_SUBTYPE}\n")));
+        assert!(FREEZE_SCRIPT.contains(r#"bindfs -o "allow_other,subtype=$name" "$1" "$1""#));
+        assert!(FREEZE_SCRIPT.contains(r#"pgrep -xf "bindfs -o allow_other,subtype=$name $1 $1""#));
+        assert!(FREEZE_SCRIPT.contains(r#"-v t="fuse.$name""#));
     }
 }

@@ -153,6 +153,14 @@ pub enum Step {
         path: String,
         read_only: bool,
     },
+    /// Freeze `path` (a stopped FUSE passthrough stacked on it), or thaw
+    /// it: continue and unmount that passthrough
+    /// ([`filesystem::FREEZE_SCRIPT`]).
+    Freeze {
+        node: String,
+        path: String,
+        frozen: bool,
+    },
 }
 
 /// The first need for root among `steps` that run on a node over SSH
@@ -197,9 +205,10 @@ impl Step {
             | Step::KillMatching { .. }
             | Step::StopJobTask { .. }
             | Step::ContinueStopped { .. } => Some(Root::SignalOthers),
-            Step::FillFs { .. } | Step::UnfillFs { .. } | Step::Remount { .. } => {
-                Some(Root::Filesystems)
-            }
+            Step::FillFs { .. }
+            | Step::UnfillFs { .. }
+            | Step::Remount { .. }
+            | Step::Freeze { .. } => Some(Root::Filesystems),
             Step::SlowGpus { .. } | Step::RestoreGpus { .. } => Some(Root::GpuSettings),
             Step::Netem { .. } | Step::ClearNetem { .. } => Some(Root::Network),
             Step::StartDetached { .. } | Step::CheckDetached { .. } | Step::StopDetached { .. } => {
@@ -233,6 +242,7 @@ impl Step {
             | Step::FillFs { node, .. }
             | Step::UnfillFs { node, .. }
             | Step::Remount { node, .. }
+            | Step::Freeze { node, .. }
             | Step::SlowGpus { node, .. }
             | Step::RestoreGpus { node, .. }
             | Step::Netem { node, .. }
@@ -395,6 +405,15 @@ impl Step {
                     "read-write"
                 }
             ),
+            Step::Freeze { node, path, frozen } => {
+                if *frozen {
+                    format!(
+                        "on {node}: freeze {path} (a stopped bindfs stacked on it: new file operations there wait)"
+                    )
+                } else {
+                    format!("on {node}: thaw {path} (continue and unmount hpchaos's bindfs)")
+                }
+            }
         }
     }
 }

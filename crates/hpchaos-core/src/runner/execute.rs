@@ -96,6 +96,12 @@ impl Runner {
                 self.script(node, Root::Filesystems, script, &[path, mode])
                     .await
             }
+            Step::Freeze { node, path, frozen } => {
+                let mode = if *frozen { "freeze" } else { "thaw" };
+                let script = faults::filesystem::FREEZE_SCRIPT;
+                self.script(node, Root::Filesystems, script, &[path, mode])
+                    .await
+            }
             Step::SlowGpus {
                 node,
                 what,

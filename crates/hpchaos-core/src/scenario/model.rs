@@ -613,8 +613,10 @@ pub enum Slow {
 }
 
 /// The checkpoint file system broken: `full` (a file fills it, once, from
-/// the first target: it is shared) or `read_only` (remounted read-only on
-/// each target, in that node's view).
+/// the first target: it is shared), `read_only` (remounted read-only on
+/// each target, in that node's view) or `frozen` (every new file operation
+/// under it blocks on each target, as on a Lustre client whose servers
+/// stopped answering).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Filesystem {
@@ -637,6 +639,11 @@ pub enum FsEffect {
     },
     /// Remounted read-only.
     ReadOnly,
+    /// Frozen: a FUSE passthrough (`bindfs`, which must be installed on
+    /// the targets) stacked on the path and stopped (`SIGSTOP`), so every
+    /// file opened or looked up there from now on waits, killable, until
+    /// the undo continues and unmounts it; files open before keep working.
+    Frozen,
 }
 
 fn zero_bytes() -> String {
