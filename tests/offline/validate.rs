@@ -241,6 +241,12 @@ broken_files! {
     broken_43_step_mistakes => "43-step-mistakes.yaml",
     broken_44_slurm_pool_typo => "44-slurm-pool-typo.yaml",
     broken_45_training_failure_mistakes => "45-training-failure-mistakes.yaml",
+    broken_46_frozen_path_mistakes => "46-frozen-path-mistakes.yaml",
+    broken_47_network_peer_mistakes => "47-network-peer-mistakes.yaml",
+    broken_48_hang_without_a_job => "48-hang-without-a-job.yaml",
+    broken_49_setting_beside_its_kind => "49-setting-beside-its-kind.yaml",
+    broken_50_unit_kind_as_mapping => "50-unit-kind-as-mapping.yaml",
+    broken_51_stall_after_the_deadline => "51-stall-after-the-deadline.yaml",
 }
 
 #[test]

@@ -518,20 +518,22 @@ pub enum Fault {
     DeepHealthCheck(DeepHealthCheck),
     /// Stop one rank of the workload (`SIGSTOP` of its task on each
     /// target node): a hang, which HyperPod's health agent does not catch;
-    /// only the training's collective watchdog does.
+    /// only the training's collective watchdog does. Needs a workload.
     Hang(Hang),
     /// Restart or stop one of Slurm's daemons: `slurmd` on each target,
-    /// or `slurmctld` on the head node (only with `allow_controller`).
+    /// or `slurmctld` on the head node (with `allow_controller`, or a
+    /// stop with `recovery: takeover` on a multi-head cluster).
     Daemon(Daemon),
-    /// Break the checkpoint file system: fill it, or make it read-only on
-    /// the targets.
+    /// Break the checkpoint file system: fill it, make it read-only or
+    /// freeze it on the targets (`/`, the root, only read-only).
     Filesystem(Filesystem),
     /// Slow the targets' GPUs (clocks locked low, or power capped) for a
     /// while: a straggler, which slows every step of a synchronous job and
     /// fails nothing. What is measured is the job's step rate.
     Straggler(Straggler),
     /// Disturb the network between the targets and their peers: a
-    /// partition, loss, latency or a bandwidth limit (`tc netem`), on the
+    /// partition, loss, latency or a bandwidth limit (`tc`: an HTB qdisc
+    /// with `u32` filters for the peers, `netem` for loss and latency), on the
     /// traffic to the peers only: never the head node's, never SSH's path.
     Network(Network),
 }
@@ -606,10 +608,16 @@ pub struct Straggler {
 pub enum Slow {
     /// `nvidia-smi -lgc MHZ,MHZ` (a thermal clock drop); undone with
     /// `nvidia-smi -rgc`.
-    GpuClocks { max_mhz: u32 },
+    GpuClocks {
+        #[schemars(range(min = 1))]
+        max_mhz: u32,
+    },
     /// `nvidia-smi -pl WATTS` (a power cap); undone by setting the limit
     /// read before.
-    PowerCap { watts: u32 },
+    PowerCap {
+        #[schemars(range(min = 1))]
+        watts: u32,
+    },
 }
 
 /// The checkpoint file system broken: `full` (a file fills it, once, from
@@ -620,8 +628,11 @@ pub enum Slow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Filesystem {
-    /// The mount point: FSx for Lustre's, or the checkpoints' (the lab's
-    /// canary writes to `/fsx/canary`).
+    /// The mount point or directory, absolute and written plainly (no
+    /// `.`, `..` or `//`): FSx for Lustre's, or the checkpoints' (the
+    /// lab's canary writes to `/fsx/canary`). Never under the node's
+    /// system directories (`/usr`, `/var`, `/etc`, ...); `/` only with
+    /// `effect: read_only`.
     pub path: String,
     pub effect: FsEffect,
     /// Undo it this long after the injection; by default at the rollback.

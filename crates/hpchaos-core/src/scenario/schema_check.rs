@@ -477,6 +477,23 @@ impl<'a> Checker<'a> {
                 }
                 false
             }
+            (1, 0) if options.words.contains(&entries[0].key.as_str()) => {
+                // A kind that takes no settings, written as a mapping
+                // (`effect: { partition: true }`).
+                let entry = &entries[0];
+                out.push(
+                    self.error(
+                        entry.key_position,
+                        format!("`{}` takes no settings", entry.key),
+                    )
+                    .with_hint(format!(
+                        "write the word alone: `{}: {}`",
+                        path.to_string().rsplit('.').next().unwrap_or_default(),
+                        entry.key
+                    )),
+                );
+                true
+            }
             (1, 0) => {
                 let entry = &entries[0];
                 let diagnostic = self.error(
@@ -501,6 +518,27 @@ impl<'a> Checker<'a> {
                             quote_all(&options.choices)
                         )),
                 );
+                true
+            }
+            (_, 1) => {
+                // One kind chosen, and keys beside it that are none: most
+                // likely settings of the kind written one level too high.
+                let chosen = tagged[0].key.as_str();
+                for entry in entries.iter().filter(|e| e.key != chosen) {
+                    out.push(
+                        self.error(
+                            entry.key_position,
+                            format!(
+                                "`{}` is not a kind of `{path}`, which takes exactly one of {} (here `{chosen}`)",
+                                entry.key,
+                                quote_all(&options.choices)
+                            ),
+                        )
+                        .with_hint(format!(
+                            "move it under `{chosen}` if it is one of its settings (indent it further), or remove it"
+                        )),
+                    );
+                }
                 true
             }
             _ => {

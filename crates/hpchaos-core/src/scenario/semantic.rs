@@ -41,6 +41,7 @@ pub fn check(
     rules.filesystem(scenario);
     rules.straggler(scenario);
     rules.network(scenario, profile);
+    rules.fault_settings(scenario);
     rules.promql_parses(scenario);
     if let Some(profile) = profile {
         rules.profile_capabilities(scenario, profile);
@@ -139,6 +140,85 @@ impl Rules<'_> {
         }
     }
 
+    /// Settings of the training-failure faults that would do nothing or
+    /// nothing sensible: a `duration` of zero (undone as it is made), a
+    /// power cap of 0 W or clocks locked at 0 MHz, a restart with a
+    /// `duration` (only a stop lasts), a hang with no job to stop a rank
+    /// of, and a network peer named twice or that is a target itself.
+    fn fault_settings(&mut self, scenario: &Scenario) {
+        use crate::scenario::model::DaemonAction;
+        let (kind, duration) = match &scenario.fault {
+            Fault::Filesystem(f) => ("filesystem", f.duration),
+            Fault::Hang(h) => ("hang", h.duration),
+            Fault::Network(n) => ("network", n.duration),
+            Fault::Straggler(s) => ("straggler", Some(s.duration)),
+            Fault::Daemon(d) => ("daemon", d.duration),
+            _ => return,
+        };
+        if duration.is_some_and(|d| d.as_std().is_zero()) {
+            self.at_value(
+                &path(&["fault", kind, "duration"]),
+                "a duration of 0 s undoes the fault as it is made".to_owned(),
+                if kind == "straggler" {
+                    "give how long the node is slowed, e.g. `duration: 2m`"
+                } else {
+                    "give how long it lasts, e.g. `duration: 2m`, or leave `duration` out: it is undone at the rollback"
+                },
+            );
+        }
+        match &scenario.fault {
+            Fault::Straggler(straggler) => {
+                let (key, zero) = match straggler.slow {
+                    Slow::PowerCap { watts } => ("power_cap", watts == 0),
+                    Slow::GpuClocks { max_mhz } => ("gpu_clocks", max_mhz == 0),
+                };
+                if zero {
+                    self.at_value(
+                        &path(&["fault", "straggler", "slow", key]),
+                        "a GPU cannot run at 0: nvidia-smi refuses it, and it would be a stopped GPU, not a slow one".to_owned(),
+                        "give a limit inside the GPU's range, e.g. `power_cap: { watts: 350 }` or `gpu_clocks: { max_mhz: 990 }`",
+                    );
+                }
+            }
+            Fault::Daemon(daemon)
+                if daemon.action == DaemonAction::Restart && daemon.duration.is_some() =>
+            {
+                self.at_key(
+                    &path(&["fault", "daemon", "duration"]),
+                    "a restart is over once the daemon is back: `duration` is for a stop"
+                        .to_owned(),
+                    "leave `duration` out, or say `action: stop` to keep it stopped that long",
+                );
+            }
+            Fault::Hang(_) if scenario.workload.is_none() => {
+                self.at_key(
+                    &path(&["fault", "hang"]),
+                    "a hang stops one rank of the workload's job, and this scenario has no workload".to_owned(),
+                    "add `workload: { canary: { nodes: 2 } }` (or an `existing:` job) and `target: { pool: workload }`",
+                );
+            }
+            Fault::Network(net) => {
+                let named = match &scenario.target.pool {
+                    Pool::Nodes(nodes) => nodes.as_slice(),
+                    _ => &[],
+                };
+                for (index, peer) in net.peers.iter().enumerate() {
+                    let at = path(&["fault", "network", "peers"]).index(index);
+                    if net.peers[..index].contains(peer) {
+                        self.at_value(&at, format!("{peer} is named twice"), "name each peer once");
+                    } else if named.contains(peer) {
+                        self.at_value(
+                            &at,
+                            format!("{peer} is a target: a node's traffic to itself is not disturbed"),
+                            "name the nodes on the other side of the fault, or leave `peers` out to disturb the traffic between the targets",
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// A straggler is measured on a workload's progress, over a quiet
     /// window that outlasts the slow-down (so its "after" is seen).
     fn straggler(&mut self, scenario: &Scenario) {
@@ -184,17 +264,8 @@ impl Rules<'_> {
         let Fault::Filesystem(fs) = &scenario.fault else {
             return;
         };
-        // The root only read-only (HMA detects a read-only root file
-        // system), never filled; written exactly `/`.
-        let root_read_only = fs.path == "/" && fs.effect == FsEffect::ReadOnly;
-        if !root_read_only
-            && (!fs.path.starts_with('/') || fs.path.trim_end_matches('/').is_empty())
-        {
-            self.at_value(
-                &path(&["fault", "filesystem", "path"]),
-                format!("`{}` is not a mount point hpchaos may break", fs.path),
-                "name the checkpoint file system's mount point, e.g. `/fsx` (the root, `/`, only with `effect: read_only`)",
-            );
+        if let Some((message, hint)) = fs_path_problem(&fs.path, &fs.effect) {
+            self.at_value(&path(&["fault", "filesystem", "path"]), message, hint);
         }
         if let FsEffect::Full { leave_free } = &fs.effect
             && leave_free.parse::<bytesize::ByteSize>().is_err()
@@ -220,15 +291,24 @@ impl Rules<'_> {
             if !d.allow_controller && scenario.expect.recovery != Recovery::Takeover {
                 self.at_value(
                     &path(&["fault", "daemon", "name"]),
-                    "restarting slurmctld stops all scheduling while it lasts (one head node: no backup takes over)".to_owned(),
+                    format!(
+                        "{} slurmctld stops all scheduling while it lasts (one head node: no backup takes over)",
+                        if d.action == crate::scenario::model::DaemonAction::Stop { "stopping" } else { "restarting" }
+                    ),
                     "say `allow_controller: true` under `daemon:` if you mean it, or, on a multi-head cluster, expect `recovery: takeover`",
                 );
             }
             if scenario.expect.recovery == Recovery::Takeover
                 && (d.action != crate::scenario::model::DaemonAction::Stop || d.duration.is_some())
             {
+                // At what is wrong: the stop's duration, else the action.
+                let at = if d.duration.is_some() {
+                    "duration"
+                } else {
+                    "action"
+                };
                 self.at_value(
-                    &path(&["fault", "daemon", "name"]),
+                    &path(&["fault", "daemon", at]),
                     "a backup takes over only once the primary has not answered for SlurmctldTimeout (HyperPod: 120 s): a restart, or a stop with a `duration`, may be back before".to_owned(),
                     "say `action: stop` with no `duration` (the rollback starts the primary again)",
                 );
@@ -847,6 +927,20 @@ impl Rules<'_> {
                     "give a time above the job's longest step and checkpoint pause and below its watchdog timeout, e.g. `stalled_after: 2m`",
                 );
             }
+            // A stall is said `stalled_after` after the last step, so no
+            // sooner after the injection: a detect deadline shorter than
+            // that is missed whenever the stall is what detects.
+            if let (Some(stall), Some(detect)) = (
+                progress.stalled_after,
+                scenario.expect.deadlines.set().get(&Phase::Detect).copied(),
+            ) && stall.as_std() >= detect.as_std()
+            {
+                self.at_key(
+                    &at.key("stalled_after"),
+                    format!("`stalled_after: {stall}` is not shorter than the detect deadline ({detect}): a stall is said that long after the last step, after the deadline"),
+                    format!("make `stalled_after` shorter than {detect}, or the detect deadline longer than {stall}"),
+                );
+            }
             if let Some(output) = progress.output.as_deref().filter(|o| !o.starts_with('/')) {
                 self.at_key(
                     &at.key("output"),
@@ -1155,5 +1249,105 @@ impl Rules<'_> {
                 }
             }
         }
+    }
+}
+
+/// Why `path` is no file system hpchaos may break with `effect`, with the
+/// fix; `None` when it may. The path is taken as written (hpchaos does
+/// not resolve it): absolute, plain (no `.`, `..` or empty parts: `/fsx/..`
+/// is the root), the root `/` only read-only (HMA detects a read-only
+/// root file system), and never under the node's own system directories
+/// (breaking `/usr` or `/var` stops sshd and slurmd, and hpchaos's own
+/// way in and back out).
+fn fs_path_problem(path: &str, effect: &FsEffect) -> Option<(String, String)> {
+    const SYSTEM: &[&str] = &[
+        "bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "run", "sbin",
+        "sys", "usr", "var",
+    ];
+    let fix = "name the checkpoint file system's mount point or directory, e.g. `/fsx` or `/fsx/checkpoints` (the root, `/`, only with `effect: read_only`)";
+    if !path.starts_with('/') {
+        return Some((format!("`{path}` is not an absolute path"), fix.to_owned()));
+    }
+    if path == "/" {
+        return (*effect != FsEffect::ReadOnly).then(|| {
+            (
+                "the root file system may only be made read-only (as HMA detects): never filled or frozen, that would stop the node's own services".to_owned(),
+                "say `effect: read_only`, or name the checkpoint store's mount point, e.g. `/fsx`".to_owned(),
+            )
+        });
+    }
+    let trimmed = path.trim_end_matches('/');
+    let parts: Vec<&str> = trimmed.split('/').skip(1).collect();
+    if trimmed.is_empty()
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || *p == "." || *p == "..")
+    {
+        return Some((
+            format!(
+                "`{path}` is not written plainly: hpchaos takes it as written and does not resolve `.`, `..` or `//`"
+            ),
+            "write the mount point it means, e.g. `/fsx` (or `/` with `effect: read_only`)"
+                .to_owned(),
+        ));
+    }
+    parts
+        .first()
+        .filter(|first| SYSTEM.contains(first))
+        .map(|first| {
+            (
+                format!("`{path}` is under /{first}, the node's own system: breaking it stops sshd and slurmd, and hpchaos's way back in"),
+                fix.to_owned(),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_system_path_is_absolute_plain_and_never_the_nodes_own_system() {
+        let frozen = FsEffect::Frozen;
+        let full = FsEffect::Full {
+            leave_free: "0".into(),
+        };
+        for ok in [
+            "/fsx",
+            "/fsx/",
+            "/fsx/canary",
+            "/opt/dlami/nvme",
+            "/home/ckpt",
+            "/tmp/x",
+        ] {
+            assert_eq!(fs_path_problem(ok, &frozen), None, "{ok}");
+        }
+        assert_eq!(fs_path_problem("/", &FsEffect::ReadOnly), None);
+        for (bad, said) in [
+            ("fsx", "not an absolute path"),
+            ("", "not an absolute path"),
+            ("/", "root file system"),
+            ("//", "not written plainly"),
+            ("/fsx/..", "not written plainly"),
+            ("/fsx/../", "not written plainly"),
+            ("/.", "not written plainly"),
+            ("/fsx//canary", "not written plainly"),
+            ("/fsx/./canary", "not written plainly"),
+            ("/usr", "under /usr"),
+            ("/var/log", "under /var"),
+            ("/etc/slurm", "under /etc"),
+            ("/proc", "under /proc"),
+            ("/run/", "under /run"),
+        ] {
+            for effect in [&frozen, &full] {
+                let (message, _) =
+                    fs_path_problem(bad, effect).unwrap_or_else(|| panic!("{bad} allowed"));
+                assert!(message.contains(said), "{bad}: {message}");
+            }
+        }
+        // Read-only does not make a path that is not plain, or a system
+        // directory, allowed.
+        assert!(fs_path_problem("/fsx/..", &FsEffect::ReadOnly).is_some());
+        assert!(fs_path_problem("/usr", &FsEffect::ReadOnly).is_some());
     }
 }
