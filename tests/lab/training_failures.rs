@@ -109,6 +109,7 @@ fn failures_training_loses_time_to() {
     kill_9_with_the_primary_stopped_and_recover_gives_it_control(&lab, &mut table);
     a_broken_checkpoint_store_fails_the_job(&lab, &mut table);
     a_read_only_root_is_detected_and_rebooted(&lab, &mut table);
+    a_retried_step_loses_the_steps_since_the_last_checkpoint(&lab, &mut table);
     a_straggler_slows_the_whole_job(&lab, &mut table);
     a_partition_ends_the_job_and_never_cuts_hpchaos_off(&lab, &mut table);
     kill_9_with_the_store_broken_and_recover_mends_it(&lab, &mut table);
@@ -726,6 +727,98 @@ fn a_read_only_root_is_detected_and_rebooted(lab: &Lab, table: &mut Vec<String>)
         at(1),
         at(2),
         at(3)
+    ));
+}
+
+/// The store read-only for 10 s under a canary that retries a failed
+/// step (its own retry loop: auto-resume finds healthy nodes): resume is
+/// timed from the retry's progress, and the lost steps the report gives
+/// are those the job's own output shows: the highest step printed before
+/// the retry, less the checkpoint it resumed from.
+fn a_retried_step_loses_the_steps_since_the_last_checkpoint(lab: &Lab, table: &mut Vec<String>) {
+    let args = lab.args("scenarios/checkpoint-store-retried.yaml");
+    let out = hpchaos(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let journal = journal_of(&lab.reports, "checkpoint-store-retried").unwrap();
+    let written = records(&journal);
+    let job = written
+        .iter()
+        .find(|r| r["type"] == "canary_submitted")
+        .and_then(|r| r["job"].as_u64())
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(
+        &hpchaos(&["report", &journal.display().to_string(), "--format", "json"]).stdout,
+    )
+    .unwrap();
+    let scenario = &report["scenarios"][0];
+    let phases = scenario["phases"].as_array().unwrap();
+    assert_eq!(phases[0]["phase"], "detect", "{phases:?}");
+    assert!(
+        phases[0]["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("Read-only file system"),
+        "{}",
+        phases[0]
+    );
+    assert_eq!(phases[1]["phase"], "resume", "{phases:?}");
+    assert_eq!(phases[1]["verdict"], "met", "{}", phases[1]);
+    // Ground truth: the job's own output, read on the head.
+    let output = lab.on(
+        "ip-10-1-0-10",
+        &format!("cat /fsx/canary/hpchaos-canary-{job}.out"),
+    );
+    // Each retry's loss: the highest step printed since the attempt
+    // before began, less the checkpoint the retry resumed from.
+    let number = |line: &str, prefix: &str| -> Option<u64> {
+        line.strip_prefix(prefix)?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    let mut losses = Vec::new();
+    let (mut peak, mut retried) = (None::<u64>, false);
+    for line in output.lines() {
+        if let Some(step) = number(line, "step ") {
+            peak = peak.max(Some(step));
+        } else if line.starts_with("training step failed; retrying") {
+            retried = true;
+        } else if let Some(from) = number(line, "resumed from checkpoint at step ")
+            && retried
+        {
+            let top = peak.unwrap_or_else(|| panic!("no step before the retry:\n{output}"));
+            assert!(from < top, "resumed at {from}, peak {top}");
+            losses.push((top, from));
+            (peak, retried) = (Some(from), false);
+        }
+    }
+    assert!(
+        !losses.is_empty(),
+        "no retry and resume in the job's output:\n{output}"
+    );
+    // The watch ends once the resume is met: a later retry (the store
+    // still read-only when the first retry checkpointed) may fall after
+    // it. The figure is the loss of the retries it saw, the first ones.
+    let lost = scenario["lost_steps"].as_u64().unwrap();
+    let sums: Vec<u64> = losses
+        .iter()
+        .scan(0, |sum, (top, from)| {
+            *sum += top - from;
+            Some(*sum)
+        })
+        .collect();
+    assert!(
+        sums.contains(&lost),
+        "lost {lost}, the output's retries {losses:?}"
+    );
+    let (peak, resumed) = losses[0];
+    table.push(format!(
+        "checkpoint-store-retried | passed: detect {:.1}s (Read-only file system), resume {:.1}s; lost steps {lost} (the output: step {peak}, resumed from {resumed}; {} retry(ies))",
+        phases[0]["elapsed_seconds"].as_f64().unwrap(),
+        phases[1]["elapsed_seconds"].as_f64().unwrap(),
+        losses.len()
     ));
 }
 
