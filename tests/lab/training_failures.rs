@@ -59,6 +59,52 @@ impl Lab {
             .map(str::to_owned)
             .collect()
     }
+
+    /// The drill: runs `file` (its journal named `name`), waits for its
+    /// injection to take, lets `took` assert it on the targets, then
+    /// `kill -9` the run and `recover`, which must exit 0. Returns the
+    /// targets and what `recover` printed. The run is killed whatever
+    /// `took` finds (a failed assertion never leaves it running).
+    fn kill_9_after_injection(
+        &self,
+        file: &str,
+        name: &str,
+        took: impl FnOnce(&[String]),
+    ) -> (Vec<String>, String) {
+        struct Killed(std::process::Child);
+        impl Drop for Killed {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let before = journal_of(&self.reports, name);
+        let child = Killed(
+            Command::new(env!("CARGO_BIN_EXE_hpchaos"))
+                .args(self.args(file))
+                .current_dir(root())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let targets = targets_of(&records(&injected_run(
+            &self.reports,
+            name,
+            before.as_ref(),
+        )));
+        took(&targets);
+        drop(child);
+        let out = hpchaos(&["recover", "--cluster", &self.profile()]);
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: recover: {said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (targets, said)
+    }
 }
 
 fn wait_until(what: &str, ready: impl FnMut() -> bool) {
@@ -111,6 +157,7 @@ fn failures_training_loses_time_to() {
     a_read_only_root_is_detected_and_rebooted(&lab, &mut table);
     a_retried_step_loses_the_steps_since_the_last_checkpoint(&lab, &mut table);
     a_straggler_slows_the_whole_job(&lab, &mut table);
+    a_cpu_quota_slows_the_whole_job(&lab, &mut table);
     a_partition_ends_the_job_and_never_cuts_hpchaos_off(&lab, &mut table);
     kill_9_with_the_store_broken_and_recover_mends_it(&lab, &mut table);
     kill_9_with_slurmd_stopped_and_recover_starts_it(&lab, &mut table);
@@ -253,28 +300,12 @@ fn a_stall_is_seen_before_the_watchdog(recording: &Path, watchdog_at: f64) -> f6
 /// `kill -9` right after the stop, then `recover`: the rank is continued,
 /// no stopped process is left, the lock is free.
 fn kill_9_mid_hang_and_recover_leaves_nothing_stopped(lab: &Lab, table: &mut Vec<String>) {
-    let before = journal_of(&lab.reports, "hang-rank");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hpchaos"))
-        .args(lab.args("scenarios/hang-rank.yaml"))
-        .current_dir(root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let journal = injected_run(&lab.reports, "hang-rank", before.as_ref());
-    let targets = targets_of(&records(&journal));
-    let before: Vec<String> = targets.iter().flat_map(|n| lab.stopped(n)).collect();
-    assert!(!before.is_empty(), "nothing stopped on {targets:?}");
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let out = hpchaos(&["recover", "--cluster", &lab.profile()]);
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut before = Vec::new();
+    let (targets, _) =
+        lab.kill_9_after_injection("scenarios/hang-rank.yaml", "hang-rank", |targets| {
+            before = targets.iter().flat_map(|n| lab.stopped(n)).collect();
+            assert!(!before.is_empty(), "nothing stopped on {targets:?}");
+        });
     for node in &targets {
         assert!(
             lab.stopped(node).is_empty(),
@@ -443,28 +474,15 @@ fn kill_9_with_the_primary_stopped_and_recover_gives_it_control(
     lab: &Lab,
     table: &mut Vec<String>,
 ) {
-    let before = journal_of(&lab.reports, "slurmctld-takeover");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hpchaos"))
-        .args(lab.args("scenarios/slurmctld-takeover.yaml"))
-        .current_dir(root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    injected_run(&lab.reports, "slurmctld-takeover", before.as_ref());
-    assert!(
-        !active(lab, "ip-10-1-0-10", "slurmctld"),
-        "slurmctld still runs"
-    );
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let out = hpchaos(&["recover", "--cluster", &lab.profile()]);
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (_, said) = lab.kill_9_after_injection(
+        "scenarios/slurmctld-takeover.yaml",
+        "slurmctld-takeover",
+        |_| {
+            assert!(
+                !active(lab, "ip-10-1-0-10", "slurmctld"),
+                "slurmctld still runs"
+            )
+        },
     );
     assert!(
         active(lab, "ip-10-1-0-10", "slurmctld"),
@@ -482,31 +500,9 @@ fn kill_9_with_the_primary_stopped_and_recover_gives_it_control(
 
 /// `kill -9` with slurmd stopped, then `recover`: slurmd runs again.
 fn kill_9_with_slurmd_stopped_and_recover_starts_it(lab: &Lab, table: &mut Vec<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hpchaos"))
-        .args(lab.args("tests/e2e/slurmd-stop.yaml"))
-        .current_dir(root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until("slurmd stopped", || {
-        journal_of(&lab.reports, "slurmd-stop").is_some_and(|j| {
-            records(&j)
-                .iter()
-                .any(|r| r["type"] == "injection_finished" && r["ok"] == true)
-        })
+    let (_, said) = lab.kill_9_after_injection("tests/e2e/slurmd-stop.yaml", "slurmd-stop", |_| {
+        assert!(!active(lab, "ip-10-1-0-14", "slurmd"), "slurmd still runs")
     });
-    assert!(!active(lab, "ip-10-1-0-14", "slurmd"), "slurmd still runs");
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let out = hpchaos(&["recover", "--cluster", &lab.profile()]);
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(
         active(lab, "ip-10-1-0-14", "slurmd"),
         "recover left slurmd stopped: {said}"
@@ -838,21 +834,7 @@ fn kill_9_with_the_store_broken_and_recover_mends_it(lab: &Lab, table: &mut Vec<
         ("tests/e2e/fs-ro-drill.yaml", "fs-ro-drill"),
         ("tests/e2e/fs-frozen-drill.yaml", "fs-frozen-drill"),
     ] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hpchaos"))
-            .args(lab.args(file))
-            .current_dir(root())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_until(name, || {
-            journal_of(&lab.reports, name).is_some_and(|j| {
-                records(&j)
-                    .iter()
-                    .any(|r| r["type"] == "injection_finished" && r["ok"] == true)
-            })
-        });
-        match name {
+        lab.kill_9_after_injection(file, name, |_| match name {
             "fs-drill" => {
                 let (free, _) = store(lab, "ip-10-1-0-14");
                 assert!(free <= 2 * 1024 * 1024, "not filled: {free} bytes free");
@@ -867,17 +849,7 @@ fn kill_9_with_the_store_broken_and_recover_mends_it(lab: &Lab, table: &mut Vec<
                     "no stopped bindfs: {stopped:?}"
                 );
             }
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let out = hpchaos(&["recover", "--cluster", &lab.profile()]);
-        let said = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{said}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        });
         assert_eq!(
             fuse_mounts(lab, "ip-10-1-0-14"),
             0,
@@ -956,32 +928,15 @@ fn a_straggler_slows_the_whole_job(lab: &Lab, table: &mut Vec<String>) {
         measured["noticed"]
     ));
     // The drill: capped, killed, recovered.
-    let before = Some(journal);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hpchaos"))
-        .args(lab.args("tests/e2e/straggler-short.yaml"))
-        .current_dir(root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let capped = targets_of(&records(&injected_run(
-        &lab.reports,
+    let (capped, _) = lab.kill_9_after_injection(
+        "tests/e2e/straggler-short.yaml",
         "straggler-short",
-        before.as_ref(),
-    )));
-    assert!(
-        capped.iter().all(|n| power_limit(lab, n) == "350.00"),
-        "{capped:?}"
-    );
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let out = hpchaos(&["recover", "--cluster", &lab.profile()]);
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
+        |capped| {
+            assert!(
+                capped.iter().all(|n| power_limit(lab, n) == "350.00"),
+                "{capped:?}"
+            )
+        },
     );
     for node in &capped {
         assert_eq!(
@@ -993,6 +948,94 @@ fn a_straggler_slows_the_whole_job(lab: &Lab, table: &mut Vec<String>) {
     table.push(format!(
         "kill -9 with {} capped, then recover | exit 0; power limit 700 W again",
         capped.join(",")
+    ));
+}
+
+/// hpchaos's CPU-quota cgroups on `node` (the lab's nodes share the host's
+/// cgroup tree: each node's carry its name), with the CPU time each allows
+/// per 100 ms period (`cpu.cfs_quota_us`, or `cpu.max`'s first field).
+fn quota_cgroups(lab: &Lab, node: &str) -> Vec<String> {
+    lab.on(
+        node,
+        &format!(
+            "for d in /sys/fs/cgroup/hpchaos-cpu-quota-*-{node} /sys/fs/cgroup/*/hpchaos-cpu-quota-*-{node}; do \
+               [ -d \"$d\" ] || continue; \
+               q=$(cat \"$d/cpu.cfs_quota_us\" 2>/dev/null || cut -d' ' -f1 \"$d/cpu.max\"); \
+               echo \"$d $q $(wc -l < \"$d/cgroup.procs\")\"; \
+             done"
+        ),
+    )
+    .lines()
+    .map(str::to_owned)
+    .collect()
+}
+
+/// The job's processes on one node held to a twentieth of a CPU for 20 s
+/// (a cgroup CPU quota: the lab's nodes mount the host's cgroups, as a
+/// real node has its own): the whole job slows, nothing fails, and the
+/// quota is lifted (hpchaos's cgroup gone, the processes back). Then
+/// `kill -9` while it holds, and `recover` lifts it.
+fn a_cpu_quota_slows_the_whole_job(lab: &Lab, table: &mut Vec<String>) {
+    let args = lab.args("tests/e2e/straggler-cpu-short.yaml");
+    let out = hpchaos(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let journal = journal_of(&lab.reports, "straggler-cpu-short").unwrap();
+    let written = records(&journal);
+    let targets = targets_of(&written);
+    let took = written
+        .iter()
+        .find(|r| r["type"] == "injection_finished")
+        .unwrap();
+    assert_eq!(took["ok"], true, "{took}");
+    let measured = written
+        .iter()
+        .find(|r| r["type"] == "throughput")
+        .unwrap_or_else(|| panic!("no throughput record: {written:?}"));
+    let rates = &measured["throughput"];
+    let (before, during, after, slowdown) = (
+        rates["before"].as_f64().unwrap(),
+        rates["during"].as_f64().unwrap(),
+        rates["after"].as_f64().unwrap(),
+        rates["slowdown"].as_f64().unwrap(),
+    );
+    // The lab's rank needs about a twentieth of a CPU per step's work at
+    // full speed (2.28x slower seen): clear of no slowdown, and back after.
+    assert!(slowdown >= 1.4, "slowdown {slowdown:.2}: {measured}");
+    assert!(
+        (after / before - 1.0).abs() < 0.3,
+        "after {after:.2}, before {before:.2}"
+    );
+    for node in &targets {
+        assert_eq!(quota_cgroups(lab, node), Vec::<String>::new(), "{node}");
+    }
+    table.push(format!(
+        "straggler-cpu-short on {} (0.05 CPU) | passed: {before:.2} steps/s before, {during:.2} during ({slowdown:.2}x slower), {after:.2} after; noticed by {}; no cgroup left",
+        targets.join(","),
+        measured["noticed"]
+    ));
+    // The drill: held, killed, recovered.
+    let mut held = Vec::new();
+    let (targets, _) = lab.kill_9_after_injection(
+        "tests/e2e/straggler-cpu-short.yaml",
+        "straggler-cpu-short",
+        |targets| {
+            held = quota_cgroups(lab, &targets[0]);
+            assert_eq!(held.len(), 1, "{held:?}");
+            let fields: Vec<&str> = held[0].split_whitespace().collect();
+            assert_eq!(fields[1], "5000", "not 5 ms per 100 ms: {held:?}");
+            assert_ne!(fields[2], "0", "no process held: {held:?}");
+        },
+    );
+    assert_eq!(
+        quota_cgroups(lab, &targets[0]),
+        Vec::<String>::new(),
+        "recover left the quota"
+    );
+    table.push(format!(
+        "kill -9 with {} held ({}), then recover | exit 0; no hpchaos cgroup left",
+        targets[0],
+        held.join("; ")
     ));
 }
 
@@ -1073,25 +1116,9 @@ fn a_partition_ends_the_job_and_never_cuts_hpchaos_off(lab: &Lab, table: &mut Ve
         report["scenarios"][0]["phases"][1]["elapsed_seconds"].as_f64().unwrap()
     ));
     // The drill.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hpchaos"))
-        .args(lab.args("tests/e2e/net-drill.yaml"))
-        .current_dir(root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    injected_run(&lab.reports, "net-drill", None);
-    assert_eq!(qdiscs(lab, "ip-10-1-0-13"), 1);
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let out = hpchaos(&["recover", "--cluster", &lab.profile()]);
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (_, said) = lab.kill_9_after_injection("tests/e2e/net-drill.yaml", "net-drill", |_| {
+        assert_eq!(qdiscs(lab, "ip-10-1-0-13"), 1)
+    });
     assert_eq!(
         qdiscs(lab, "ip-10-1-0-13"),
         0,

@@ -247,6 +247,7 @@ broken_files! {
     broken_49_setting_beside_its_kind => "49-setting-beside-its-kind.yaml",
     broken_50_unit_kind_as_mapping => "50-unit-kind-as-mapping.yaml",
     broken_51_stall_after_the_deadline => "51-stall-after-the-deadline.yaml",
+    broken_52_cpu_quota_of_nothing => "52-cpu-quota-of-nothing.yaml",
 }
 
 #[test]

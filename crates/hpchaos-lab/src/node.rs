@@ -19,6 +19,44 @@ pub struct NodeProcess {
     pub init_pid: u32,
 }
 
+/// The host's cgroup file systems under /sys/fs/cgroup, for a node to
+/// mount again, one `TYPE OPTIONS MOUNTPOINT` per line: `cgroup2 - /sys/fs/cgroup`
+/// on a unified host; on a v1 (or hybrid) host each v1 hierarchy with a
+/// controller (`cgroup cpu,cpuacct /sys/fs/cgroup/cpu,cpuacct`; named
+/// ones such as systemd's left out) and the unified one beside them.
+/// From `/proc/self/mountinfo`'s fields: mount point (5th), file system
+/// type and super options after the ` - ` (proc(5)).
+pub fn cgroup_mounts(mountinfo: &str) -> String {
+    let mut lines = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((mount, fs)) = line.split_once(" - ") else {
+            continue;
+        };
+        let Some(point) = mount.split_whitespace().nth(4) else {
+            continue;
+        };
+        if !point.starts_with("/sys/fs/cgroup") {
+            continue;
+        }
+        let mut fs = fs.split_whitespace();
+        let (kind, options) = (fs.next(), fs.nth(1).unwrap_or(""));
+        match kind {
+            Some("cgroup2") => lines.push(format!("cgroup2 - {point}")),
+            Some("cgroup") => {
+                let controllers: Vec<&str> = options
+                    .split(',')
+                    .filter(|o| !matches!(*o, "rw" | "ro") && !o.contains('='))
+                    .collect();
+                if !controllers.is_empty() {
+                    lines.push(format!("cgroup {} {point}", controllers.join(",")));
+                }
+            }
+            _ => {}
+        }
+    }
+    lines.join("\n")
+}
+
 /// Boots `node`: returns once its PID 1 exists. With the config's
 /// `rootfs`, the node runs chrooted into that tree (Slurm 24.11); without,
 /// on the host's own. With `monitoring`, the node starts its exporters
@@ -44,6 +82,11 @@ pub fn start(
     let dir = layout.dir.display().to_string();
     let role = node.role.as_str();
     let mut launcher = Command::new("ip");
+    // `ip netns exec` mounts a fresh sysfs, without the cgroup file
+    // systems under it: the node mounts the host's again (a real node has
+    // its cgroups at /sys/fs/cgroup).
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    launcher.env("HPCHAOS_LAB_CGROUPS", cgroup_mounts(&mountinfo));
     if config.monitoring {
         launcher.env("HPCHAOS_LAB_EXPORTER", &config.exe);
     } else {
@@ -130,4 +173,33 @@ pub fn started_at(pid: u32) -> Option<chrono::DateTime<chrono::Utc>> {
         boot + (ticks / TICKS_PER_SECOND) as i64,
         (millis * 1_000_000) as u32,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cgroup_mounts;
+
+    #[test]
+    fn the_hosts_cgroup_hierarchies_are_listed_for_the_node() {
+        // A hybrid host (this lab's CI machine): v1 hierarchies under a
+        // tmpfs, the unified one beside them, systemd's named one.
+        let hybrid = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n\
+            32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n\
+            33 31 0:30 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid - cgroup cgroup rw,cpu,cpuacct\n\
+            37 31 0:34 / /sys/fs/cgroup/freezer rw,relatime - cgroup cgroup rw,freezer\n\
+            40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd\n\
+            41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n\
+            50 23 0:40 / /proc rw - proc proc rw\n";
+        assert_eq!(
+            cgroup_mounts(hybrid),
+            "cgroup cpu /sys/fs/cgroup/cpu\n\
+             cgroup cpu,cpuacct /sys/fs/cgroup/cpu,cpuacct\n\
+             cgroup freezer /sys/fs/cgroup/freezer\n\
+             cgroup2 - /sys/fs/cgroup/unified"
+        );
+        // Ubuntu 22.04 (a HyperPod node): cgroup v2 only.
+        let unified = "28 22 0:25 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n";
+        assert_eq!(cgroup_mounts(unified), "cgroup2 - /sys/fs/cgroup");
+        assert_eq!(cgroup_mounts(""), "");
+    }
 }

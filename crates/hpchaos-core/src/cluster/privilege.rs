@@ -52,6 +52,9 @@ pub enum Root {
     GpuSettings,
     /// `tc qdisc`/`tc filter`: traffic control needs CAP_NET_ADMIN.
     Network,
+    /// A CPU quota on another user's processes: cgroups (`cpu.max`,
+    /// `cpu.cfs_quota_us`, moving a process between cgroups) are root's.
+    Cgroups,
 }
 
 impl Root {
@@ -72,6 +75,7 @@ impl Root {
             Root::Filesystems => "fill, remount or freeze a file system",
             Root::GpuSettings => "set GPU clocks or power limits (nvidia-smi -lgc, -pl)",
             Root::Network => "change the node's traffic control (tc qdisc, tc filter)",
+            Root::Cgroups => "set a CPU quota on the job's processes (cgroup cpu.max)",
         }
     }
 }

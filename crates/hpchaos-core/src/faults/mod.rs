@@ -136,6 +136,16 @@ pub enum Step {
     },
     /// Restore what `pidfile` records ([`straggler::RESTORE_SCRIPT`]).
     RestoreGpus { node: String, pidfile: String },
+    /// Hold the workload's processes on `node` to `millicpus` thousandths
+    /// of a CPU (a cgroup CPU quota), recording what to undo in `pidfile`
+    /// ([`straggler::QUOTA_SCRIPT`]).
+    CpuQuota {
+        node: String,
+        millicpus: u32,
+        pidfile: String,
+    },
+    /// Undo what `pidfile` records ([`straggler::UNQUOTA_SCRIPT`]).
+    LiftCpuQuota { node: String, pidfile: String },
     /// `effect` ([`crate::scenario::model::NetEffect::tc`]) on `node`'s
     /// traffic to `peers` only ([`network::APPLY_SCRIPT`]).
     Netem {
@@ -210,6 +220,7 @@ impl Step {
             | Step::Remount { .. }
             | Step::Freeze { .. } => Some(Root::Filesystems),
             Step::SlowGpus { .. } | Step::RestoreGpus { .. } => Some(Root::GpuSettings),
+            Step::CpuQuota { .. } | Step::LiftCpuQuota { .. } => Some(Root::Cgroups),
             Step::Netem { .. } | Step::ClearNetem { .. } => Some(Root::Network),
             Step::StartDetached { .. } | Step::CheckDetached { .. } | Step::StopDetached { .. } => {
                 Some(Root::RunState)
@@ -245,6 +256,8 @@ impl Step {
             | Step::Freeze { node, .. }
             | Step::SlowGpus { node, .. }
             | Step::RestoreGpus { node, .. }
+            | Step::CpuQuota { node, .. }
+            | Step::LiftCpuQuota { node, .. }
             | Step::Netem { node, .. }
             | Step::ClearNetem { node } => Some(node.clone()),
             _ => None,
@@ -377,6 +390,17 @@ impl Step {
             Step::RestoreGpus { node, pidfile } => {
                 format!("on {node}: restore the GPU clocks or power limit noted in {pidfile}")
             }
+            Step::CpuQuota {
+                node,
+                millicpus,
+                pidfile,
+            } => format!(
+                "on {node}: hold the workload's processes to {} CPU (a cgroup CPU quota; what it changes noted in {pidfile})",
+                *millicpus as f64 / 1000.0
+            ),
+            Step::LiftCpuQuota { node, pidfile } => format!(
+                "on {node}: lift the CPU quota noted in {pidfile} (the quota before, the processes back in their cgroups)"
+            ),
             Step::Netem {
                 node,
                 effect,
@@ -456,7 +480,9 @@ impl Plan {
                 | Step::FillFs { pidfile, .. }
                 | Step::UnfillFs { pidfile, .. }
                 | Step::SlowGpus { pidfile, .. }
-                | Step::RestoreGpus { pidfile, .. } => own(pidfile),
+                | Step::RestoreGpus { pidfile, .. }
+                | Step::CpuQuota { pidfile, .. }
+                | Step::LiftCpuQuota { pidfile, .. } => own(pidfile),
                 _ => {}
             }
         }

@@ -123,6 +123,23 @@ impl Runner {
                 self.script(node, Root::GpuSettings, script, &[pidfile])
                     .await
             }
+            Step::CpuQuota {
+                node,
+                millicpus,
+                pidfile,
+            } => {
+                let job = job.ok_or_else(|| {
+                    StepError::Refused("no workload to hold to a CPU quota".into())
+                })?;
+                let (millicpus, job) = (millicpus.to_string(), job.to_string());
+                let args = [millicpus.as_str(), &job, pidfile];
+                let script = faults::straggler::QUOTA_SCRIPT;
+                self.script(node, Root::Cgroups, script, &args).await
+            }
+            Step::LiftCpuQuota { node, pidfile } => {
+                let script = faults::straggler::UNQUOTA_SCRIPT;
+                self.script(node, Root::Cgroups, script, &[pidfile]).await
+            }
             Step::Netem {
                 node,
                 effect,

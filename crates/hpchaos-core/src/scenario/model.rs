@@ -527,9 +527,10 @@ pub enum Fault {
     /// Break the checkpoint file system: fill it, make it read-only or
     /// freeze it on the targets (`/`, the root, only read-only).
     Filesystem(Filesystem),
-    /// Slow the targets' GPUs (clocks locked low, or power capped) for a
-    /// while: a straggler, which slows every step of a synchronous job and
-    /// fails nothing. What is measured is the job's step rate.
+    /// Slow the targets for a while (GPU clocks locked low, GPU power
+    /// capped, or the job's CPU time held by a cgroup quota): a straggler,
+    /// which slows every step of a synchronous job and fails nothing. What
+    /// is measured is the job's step rate.
     Straggler(Straggler),
     /// Disturb the network between the targets and their peers: a
     /// partition, loss, latency or a bandwidth limit (`tc`: an HTB qdisc
@@ -588,13 +589,13 @@ impl NetEffect {
     }
 }
 
-/// A straggler: the targets' GPUs slowed for `duration`, then restored to
-/// what they were before.
+/// A straggler: the targets slowed (their GPUs, or the job's CPU time
+/// there) for `duration`, then restored to what they were before.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Straggler {
     pub slow: Slow,
-    /// How long the GPUs stay slow.
+    /// How long the target stays slow.
     pub duration: Duration,
     /// Fail the scenario when the job's step rate during the slow-down is
     /// more than this many times slower than before it (`2.0`: half as
@@ -618,6 +619,29 @@ pub enum Slow {
         #[schemars(range(min = 1))]
         watts: u32,
     },
+    /// The workload's processes on the target held to this much CPU time
+    /// (`cpus: 0.5`: half of one CPU, as `docker --cpus`), through a
+    /// cgroup CPU quota (`cpu.max` on cgroup v2, `cpu.cfs_quota_us` on
+    /// v1; period 100 ms): a noisy neighbour, or a host throttling the
+    /// data loader and the launcher. A job in a Slurm job cgroup
+    /// (`proctrack/cgroup` on v2) is limited in place; otherwise its
+    /// processes are moved into a cgroup of hpchaos's and back. Undone
+    /// by putting back the quota read before. Needs a workload.
+    CpuQuota {
+        #[schemars(range(min = 0.001))]
+        cpus: f64,
+    },
+}
+
+impl Slow {
+    /// The setting's key under `slow`, as the scenario spells it.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Slow::GpuClocks { .. } => "gpu_clocks",
+            Slow::PowerCap { .. } => "power_cap",
+            Slow::CpuQuota { .. } => "cpu_quota",
+        }
+    }
 }
 
 /// The checkpoint file system broken: `full` (a file fills it, once, from

@@ -168,9 +168,20 @@ impl Rules<'_> {
         }
         match &scenario.fault {
             Fault::Straggler(straggler) => {
-                let (key, zero) = match straggler.slow {
-                    Slow::PowerCap { watts } => ("power_cap", watts == 0),
-                    Slow::GpuClocks { max_mhz } => ("gpu_clocks", max_mhz == 0),
+                let key = straggler.slow.key();
+                let zero = match straggler.slow {
+                    Slow::PowerCap { watts } => watts == 0,
+                    Slow::GpuClocks { max_mhz } => max_mhz == 0,
+                    Slow::CpuQuota { cpus } => {
+                        if cpus.is_nan() || cpus < 0.001 {
+                            self.at_value(
+                                &path(&["fault", "straggler", "slow", key, "cpus"]),
+                                format!("{cpus} CPUs: a quota under 0.001 of a CPU (1 ms in each 100 ms, the kernel's least) would stop the job's processes, not slow them"),
+                                "give the CPU time left to the job's processes on the node, e.g. `cpu_quota: { cpus: 0.5 }` for half a CPU",
+                            );
+                        }
+                        false
+                    }
                 };
                 if zero {
                     self.at_value(
