@@ -812,12 +812,15 @@ fn a_retried_step_loses_the_steps_since_the_last_checkpoint(lab: &Lab, table: &m
         sums.contains(&lost),
         "lost {lost}, the output's retries {losses:?}"
     );
-    // The lab's canary counts a checkpoint by rank 0's `latest`: a target
-    // that runs rank 0 goes back to the checkpoint before (20 steps
-    // lost); one that runs another rank fails its shard after rank 0
-    // wrote `latest`, and nothing is lost. Either way the harness's figure
-    // is the output's.
+    // The lab's canary writes a checkpoint's metadata (`latest`) only once
+    // every rank's shard is written (as torch.distributed.checkpoint's
+    // coordinator does): whichever rank the target runs, the failed
+    // checkpoint is none, and the first retry goes back to the one before.
     let (peak, resumed) = losses[0];
+    assert!(
+        peak > resumed,
+        "the first retry lost nothing (step {peak}, resumed from {resumed}):\n{output}"
+    );
     table.push(format!(
         "checkpoint-store-retried | passed: detect {:.1}s (Read-only file system), resume {:.1}s; lost steps {lost} (the output: step {peak}, resumed from {resumed}; {} retry(ies))",
         phases[0]["elapsed_seconds"].as_f64().unwrap(),
