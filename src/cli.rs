@@ -119,7 +119,7 @@ pub enum Command {
     /// alone, stops its processes, removes its files, cancels its canary),
     /// appends what it did to the journal and releases the lock. Refuses
     /// while that run is alive: its process exists on this host (running or
-    /// stopped), or, on another host, its lease is fresh (`--force` once it
+    /// stopped; a killed one not yet reaped is gone), or, on another host, its lease is fresh (`--force` once it
     /// is sure to be gone). Exit 0 when nothing is left applied and all of
     /// it was recorded.
     ///

@@ -155,6 +155,7 @@ fn failures_training_loses_time_to() {
     kill_9_with_the_primary_stopped_and_recover_gives_it_control(&lab, &mut table);
     a_broken_checkpoint_store_fails_the_job(&lab, &mut table);
     a_read_only_root_is_detected_and_rebooted(&lab, &mut table);
+    kill_9_with_the_root_read_only_and_recover_mends_it(&lab, &mut table);
     a_retried_step_loses_the_steps_since_the_last_checkpoint(&lab, &mut table);
     a_straggler_slows_the_whole_job(&lab, &mut table);
     a_cpu_quota_slows_the_whole_job(&lab, &mut table);
@@ -723,6 +724,60 @@ fn a_read_only_root_is_detected_and_rebooted(lab: &Lab, table: &mut Vec<String>)
         at(1),
         at(2),
         at(3)
+    ));
+}
+
+/// `kill -9` right after an idle node's root turned read-only, then
+/// `recover`: it exits 0 and the root is writable, whether `recover`
+/// remounted it or the health agent (which may have seen it read-only
+/// first) rebooted the node; the node is back in service either way.
+fn kill_9_with_the_root_read_only_and_recover_mends_it(lab: &Lab, table: &mut Vec<String>) {
+    let before = std::time::SystemTime::now();
+    let (targets, said) =
+        lab.kill_9_after_injection("tests/e2e/root-ro-drill.yaml", "root-ro-drill", |targets| {
+            assert!(root_read_only(lab, &targets[0]), "/ not read-only");
+        });
+    let target = targets[0].as_str();
+    let injected: chrono::DateTime<chrono::Utc> = before.into();
+    let truth = || hpchaos_lab::ground_truth::read(&lab.dir.join("ground-truth.jsonl"));
+    let after = |event: &str, since: chrono::DateTime<chrono::Utc>| {
+        truth()
+            .iter()
+            .filter(|t| t.event == event && t.node.as_deref() == Some(target) && t.at >= since)
+            .map(|t| t.at)
+            .next()
+    };
+    // Back in service: when the agent noticed it, once the reboot has
+    // given the node back to Slurm.
+    wait_until("the target back in service", || {
+        let back = match after("fault_noticed", injected) {
+            Some(noticed) => after("node_resumed", noticed).is_some(),
+            None => true,
+        };
+        back && lab
+            .on("ip-10-1-0-10", &format!("sinfo -h -N -n {target} -o %T"))
+            .lines()
+            .all(|l| l.trim() == "idle")
+    });
+    assert!(
+        !root_read_only(lab, target),
+        "{target}: / read-only after recover"
+    );
+    lab.on(
+        target,
+        "sudo touch /.hpchaos-probe && sudo rm /.hpchaos-probe",
+    );
+    let rebooted = after("node_rebooting", injected).is_some();
+    table.push(format!(
+        "kill -9 in root-ro-drill on {target}, then recover | exit 0 ({}); / writable, the node idle; the health agent {}",
+        said.lines()
+            .find(|l| l.starts_with("undone:"))
+            .unwrap_or("nothing undone"),
+        if rebooted {
+            "had seen it read-only and rebooted it too"
+        } else {
+            "never saw it"
+        }
     ));
 }
 

@@ -9,7 +9,7 @@
 //!
 //! Whether a holder is alive: one whose process exists on this host is
 //! alive however old its lease (a stopped process, a laptop asleep, is
-//! alive, and may wake); one on another host is judged by its lease, by the
+//! alive, and may wake; a zombie, killed and not yet reaped, is not); one on another host is judged by its lease, by the
 //! head node's own clock (so the two clocks need not agree). A run refuses
 //! a held lock; a dead holder's is refused with the `recover` command that
 //! undoes what it left and releases it.
@@ -359,11 +359,17 @@ pub fn ownerless_is_stale(lease_age: Option<u64>) -> bool {
 }
 
 /// Whether the process `pid` of this host is the holder: it exists
-/// (running, sleeping or stopped: `/proc/PID` is there until it is
-/// reaped), is not this very process, and started at `start_ticks` (when
-/// the record has it; older records: its command line names hpchaos).
+/// (running, sleeping or stopped), is not a zombie (`Z`, or `X`: killed
+/// and not yet reaped by its parent, it can never act again; `/proc/PID`
+/// stays until it is reaped), is not this very process, and started at
+/// `start_ticks` (when the record has it; older records: its command line
+/// names hpchaos).
 pub fn pid_alive(pid: u32, start_ticks: Option<u64>) -> bool {
     if pid == std::process::id() {
+        return false;
+    }
+    let state = stat_fields(pid).and_then(|f| f.first().cloned());
+    if matches!(state.as_deref(), Some("Z" | "X")) {
         return false;
     }
     match start_ticks {
@@ -415,6 +421,33 @@ pub fn this_host() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_killed_holder_not_yet_reaped_is_gone() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let start = process_start(pid);
+        assert!(pid_alive(pid, start), "a running process is alive");
+        // SIGKILL, not reaped: a zombie until wait(), /proc/PID still there.
+        child.kill().unwrap();
+        let mut zombie = false;
+        for _ in 0..200 {
+            let state = stat_fields(pid).and_then(|f| f.first().cloned());
+            if state.as_deref() == Some("Z") {
+                zombie = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(zombie, "the child never became a zombie");
+        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+        assert!(!pid_alive(pid, start), "a zombie is not alive");
+        child.wait().unwrap();
+        assert!(!pid_alive(pid, start));
+    }
 
     #[test]
     fn a_takeover_is_its_token_or_nothing() {
