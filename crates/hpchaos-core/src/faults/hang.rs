@@ -9,20 +9,21 @@
 //! With `duration`, the harness lets them go that long after the injection.
 
 use super::{Plan, Step};
-use crate::scenario::model::Hang;
+use crate::scenario::model::{Hang, RankChoice};
 
 /// Where the stopped pids are kept on the node (stem; a run names its own
 /// after itself, see `Plan::for_run`).
 pub const HANG_PIDFILE: &str = "/run/hpchaos-hang.pid";
 
-/// Run on the node as root with the job id as `$1`, the rank wanted (or
-/// empty) as `$2` and the pidfile as `$3`: finds the job's step task (a
-/// process whose parent is `slurmstepd`, with `SLURM_JOB_ID=$1` and a
-/// `SLURM_PROCID`), the lowest rank or rank `$2`, stops it and its
+/// Run on the node as root with the job id as `$1`, the rank wanted (a
+/// number, `random`, or empty for the lowest) as `$2` and the pidfile as
+/// `$3`: finds the job's step task (a process whose parent is
+/// `slurmstepd`, with `SLURM_JOB_ID=$1` and a `SLURM_PROCID`), rank `$2`,
+/// one drawn among those on the node, or the lowest, stops it and its
 /// descendants (parent first), each written (`pid starttime`) to `$3`
 /// before it is stopped, and prints `rank R: stopped PIDS`. Exits 3,
 /// stopping nothing, when there is no such task.
-pub const STOP_SCRIPT: &str = r#"j=$1 want=$2 f=$3 best= bestrank=
+pub const STOP_SCRIPT: &str = r#"j=$1 want=$2 f=$3 best= bestrank= seen=0
 for d in /proc/[0-9]*; do
   p=${d#/proc/}
   e=$(tr '\0' '\n' < "$d/environ" 2>/dev/null) || continue
@@ -31,10 +32,18 @@ for d in /proc/[0-9]*; do
   [ -n "$r" ] || continue
   pp=$(sed 's/.*) //' "$d/stat" 2>/dev/null | awk '{print $2}')
   [ "$(cat "/proc/$pp/comm" 2>/dev/null)" = slurmstepd ] || continue
-  [ -z "$want" ] || [ "$r" = "$want" ] || continue
+  case $want in
+    random) # Reservoir sampling: each of the node's ranks as likely.
+      seen=$((seen + 1))
+      [ "$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')" -lt $((4294967295 / seen + 1)) ] && best=$p bestrank=$r
+      continue ;;
+    "") ;;
+    *) [ "$r" = "$want" ] || continue ;;
+  esac
   if [ -z "$bestrank" ] || [ "$r" -lt "$bestrank" ]; then best=$p bestrank=$r; fi
 done
-[ -n "$best" ] || { echo "no step task of job $j${want:+ with rank $want} on $(hostname)" >&2; exit 3; }
+case $want in ""|random) w= ;; *) w=" with rank $want" ;; esac
+[ -n "$best" ] || { echo "no step task of job $j$w on $(hostname)" >&2; exit 3; }
 # Each pid is written to the file before it is stopped (so an undo finds
 # all it must continue), the task first: stopped, it starts nothing new;
 # a short-lived child gone meanwhile is skipped.
@@ -92,7 +101,11 @@ pub fn plan(hang: &Hang, targets: &[String]) -> Plan {
             .iter()
             .map(|node| Step::StopJobTask {
                 node: node.clone(),
-                rank: hang.rank,
+                rank: match hang.rank {
+                    Some(RankChoice::Rank(r)) => Some(r),
+                    Some(RankChoice::Drawn(_)) | None => None,
+                },
+                random: matches!(hang.rank, Some(RankChoice::Drawn(_))),
                 pidfile: HANG_PIDFILE.to_owned(),
             })
             .collect(),
@@ -185,6 +198,82 @@ mod tests {
         assert_eq!(code, 3);
         assert!(err.contains("no step task of job 999999"), "{err}");
         assert!(!f.exists());
+    }
+
+    #[test]
+    fn a_rank_is_the_one_named_the_lowest_or_drawn_among_the_nodes() {
+        // A stand-in slurmstepd (a shell under that name) with three step
+        // tasks of job 4242, ranks 0 to 2, as on a node running three.
+        let dir = tempfile::tempdir().unwrap();
+        let stepd = dir.path().join("slurmstepd");
+        std::fs::copy("/bin/sh", &stepd).unwrap();
+        let mut parent = std::process::Command::new(&stepd)
+            .arg("-c")
+            .arg("for r in 0 1 2; do SLURM_JOB_ID=4242 SLURM_PROCID=$r sleep 60 & done; wait")
+            .spawn()
+            .unwrap();
+        let f = dir.path().join("hang.pid");
+        let f = f.to_str().unwrap();
+        let stop = |want: &str| -> String {
+            let mut said = String::new();
+            for _ in 0..100 {
+                let (code, out, err) = sh(STOP_SCRIPT, &["4242", want, f]);
+                if code == 0 {
+                    said = out;
+                    break;
+                }
+                // The tasks not started yet.
+                assert_eq!(code, 3, "{err}");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            let (code, out, err) = sh(CONTINUE_SCRIPT, &[f]);
+            assert_eq!(code, 0, "{out}{err}");
+            said.split(':').next().unwrap_or("").to_owned()
+        };
+        assert_eq!(stop(""), "rank 0");
+        assert_eq!(stop("2"), "rank 2");
+        let drawn: std::collections::BTreeSet<String> = (0..30).map(|_| stop("random")).collect();
+        // Three ranks, thirty draws: all three seen but for a chance of
+        // about 3 x (2/3)^30, 1e-5.
+        assert_eq!(
+            drawn.into_iter().collect::<Vec<_>>(),
+            ["rank 0", "rank 1", "rank 2"]
+        );
+        let (code, _, err) = sh(STOP_SCRIPT, &["4242", "7", f]);
+        assert_eq!(code, 3);
+        assert!(err.contains("with rank 7"), "{err}");
+        let _ = std::process::Command::new("pkill")
+            .args(["-P", &parent.id().to_string()])
+            .status();
+        parent.kill().unwrap();
+        parent.wait().unwrap();
+    }
+
+    #[test]
+    fn a_random_rank_is_drawn_on_each_target() {
+        let hang: Hang = serde_saphyr::from_str("rank: random\n").unwrap();
+        let plan = plan(&hang, &["a".into()]);
+        assert_eq!(
+            plan.inject[0],
+            Step::StopJobTask {
+                node: "a".into(),
+                rank: None,
+                random: true,
+                pidfile: HANG_PIDFILE.into()
+            }
+        );
+        assert_eq!(
+            plan.inject[0].describe(),
+            "on a: SIGSTOP the workload's task (one of its ranks there, drawn at random) and every process under it"
+        );
+        let hang: Hang = serde_saphyr::from_str("rank: 3\n").unwrap();
+        assert_eq!(hang.rank, Some(RankChoice::Rank(3)));
+        // A journal written before `random` existed still reads.
+        let old: Step = serde_json::from_str(
+            r#"{"kind":"stop_job_task","node":"a","rank":1,"pidfile":"/run/x.pid"}"#,
+        )
+        .unwrap();
+        assert!(matches!(old, Step::StopJobTask { random: false, .. }));
     }
 
     #[test]

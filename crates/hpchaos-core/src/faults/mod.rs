@@ -104,12 +104,17 @@ pub enum Step {
     },
     /// Cancel the jobs marked with this `--comment` (our canary).
     CancelCanary { comment: String },
-    /// Stop (SIGSTOP) the workload's task on `node` (rank `rank`, or the
-    /// lowest there) and everything under it, recording them in `pidfile`
+    /// Stop (SIGSTOP) the workload's task on `node` (rank `rank`, one
+    /// drawn at random there with `random`, or the lowest there) and
+    /// everything under it, recording them in `pidfile`
     /// ([`hang::STOP_SCRIPT`]).
     StopJobTask {
         node: String,
         rank: Option<u32>,
+        /// Draw the rank among the job's ranks on the node (journals
+        /// written before it have none: false).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        random: bool,
         pidfile: String,
     },
     /// Continue (SIGCONT) what `pidfile` records, the same processes only,
@@ -357,9 +362,15 @@ impl Step {
             Step::CancelCanary { comment } => {
                 format!("on head: scancel the jobs with comment {comment} (canary)")
             }
-            Step::StopJobTask { node, rank, .. } => format!(
+            Step::StopJobTask {
+                node, rank, random, ..
+            } => format!(
                 "on {node}: SIGSTOP the workload's task ({}) and every process under it",
-                rank.map_or("its lowest rank there".to_owned(), |r| format!("rank {r}"))
+                match (rank, random) {
+                    (Some(r), _) => format!("rank {r}"),
+                    (None, true) => "one of its ranks there, drawn at random".to_owned(),
+                    (None, false) => "its lowest rank there".to_owned(),
+                }
             ),
             Step::ContinueStopped { node, .. } => {
                 format!("on {node}: SIGCONT what the hang stopped, if still stopped")

@@ -44,14 +44,17 @@ impl Runner {
             Step::StopJobTask {
                 node,
                 rank,
+                random,
                 pidfile,
             } => {
                 let job =
                     job.ok_or_else(|| StepError::Refused("no workload to hang a rank of".into()))?;
-                let (job, rank) = (
-                    job.to_string(),
-                    rank.map(|r| r.to_string()).unwrap_or_default(),
-                );
+                let rank = match (rank, random) {
+                    (Some(r), _) => r.to_string(),
+                    (None, true) => "random".to_owned(),
+                    (None, false) => String::new(),
+                };
+                let job = job.to_string();
                 let args = [job.as_str(), &rank, pidfile];
                 self.script(node, Root::SignalOthers, faults::hang::STOP_SCRIPT, &args)
                     .await

@@ -733,15 +733,35 @@ pub enum DaemonAction {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Hang {
-    /// The rank to stop (`SLURM_PROCID`); it must run on the target. By
-    /// default the lowest rank on each target.
+    /// The rank to stop (`SLURM_PROCID`, which must run on the target), or
+    /// `random`: one of the job's ranks on each target, drawn at the
+    /// injection (the journal says which). By default the lowest rank on
+    /// each target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rank: Option<u32>,
+    pub rank: Option<RankChoice>,
     /// Let it go again after this long (a stall shorter than the
     /// watchdog's timeout is a straggler, not a failure); by default it
     /// stays stopped until the job reacts and the rollback lets it go.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<Duration>,
+}
+
+/// Which rank a hang stops: a number, or the word `random`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RankChoice {
+    /// One of the job's ranks on the target, drawn at the injection: the
+    /// word `random`.
+    Drawn(RandomRank),
+    /// This rank (`SLURM_PROCID`).
+    Rank(u32),
+}
+
+/// The word `random`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RandomRank {
+    Random,
 }
 
 impl Fault {
