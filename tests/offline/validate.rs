@@ -248,6 +248,7 @@ broken_files! {
     broken_50_unit_kind_as_mapping => "50-unit-kind-as-mapping.yaml",
     broken_51_stall_after_the_deadline => "51-stall-after-the-deadline.yaml",
     broken_52_cpu_quota_of_nothing => "52-cpu-quota-of-nothing.yaml",
+    broken_53_straggler_without_a_warm_up => "53-straggler-without-a-warm-up.yaml",
 }
 
 #[test]

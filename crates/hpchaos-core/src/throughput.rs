@@ -6,8 +6,16 @@
 
 use chrono::{DateTime, Utc};
 
-/// The step rates, in steps per second (`None`: fewer than two readings
-/// in that window, or no time between them).
+/// The fewest readings, and the shortest time between the first and the
+/// last, from which a window's rate is given: a job's first seconds (its
+/// start-up burst, a few reads of several lines each) are no step rate.
+pub const MIN_READINGS: usize = 3;
+/// See [`MIN_READINGS`].
+pub const MIN_SPAN_SECONDS: f64 = 10.0;
+
+/// The step rates, in steps per second (`None`: fewer than
+/// [`MIN_READINGS`] readings in that window, or less than
+/// [`MIN_SPAN_SECONDS`] between the first and the last).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Throughput {
     pub before: Option<f64>,
@@ -34,7 +42,7 @@ fn rate(
         return (None, inside.len());
     };
     let seconds = (last.0 - first.0).as_seconds_f64();
-    if seconds <= 0.0 || last.1 < first.1 {
+    if inside.len() < MIN_READINGS || seconds < MIN_SPAN_SECONDS || last.1 < first.1 {
         return (None, inside.len());
     }
     (Some((last.1 - first.1) as f64 / seconds), inside.len())
@@ -118,6 +126,36 @@ mod tests {
         assert!((t.after.unwrap() - 5.0).abs() < 0.01, "{t:?}");
         assert!((t.slowdown.unwrap() - 2.0).abs() < 0.1, "{t:?}");
         assert!(t.words().contains("x slower"), "{}", t.words());
+    }
+
+    #[test]
+    fn a_start_up_burst_is_no_rate() {
+        // Four reads in the job's first 3 s (its start-up), then the fault.
+        let steps = vec![(at(1.0), 6), (at(2.0), 12), (at(3.0), 17), (at(4.0), 23)];
+        let t = measure(
+            &steps,
+            at(4.5),
+            at(20.0),
+            at(30.0),
+            chrono::TimeDelta::seconds(60),
+            chrono::TimeDelta::zero(),
+        );
+        assert_eq!(t.before, None, "{t:?}");
+        assert_eq!(t.samples[0], 4);
+        assert_eq!(t.slowdown, None);
+        // Ten seconds of them is a rate.
+        let steps: Vec<_> = (0..=10u32)
+            .map(|s| (at(f64::from(s)), u64::from(s) * 5))
+            .collect();
+        let t = measure(
+            &steps,
+            at(10.5),
+            at(20.0),
+            at(30.0),
+            chrono::TimeDelta::seconds(60),
+            chrono::TimeDelta::zero(),
+        );
+        assert!((t.before.unwrap() - 5.0).abs() < 0.01, "{t:?}");
     }
 
     #[test]

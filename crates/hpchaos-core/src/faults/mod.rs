@@ -406,8 +406,9 @@ impl Step {
                 millicpus,
                 pidfile,
             } => format!(
-                "on {node}: hold the workload's processes to {} CPU (a cgroup CPU quota; what it changes noted in {pidfile})",
-                *millicpus as f64 / 1000.0
+                "on {node}: hold the workload's processes to {} CPU{} (a cgroup CPU quota; what it changes noted in {pidfile})",
+                *millicpus as f64 / 1000.0,
+                if *millicpus > 1000 { "s" } else { "" }
             ),
             Step::LiftCpuQuota { node, pidfile } => format!(
                 "on {node}: lift the CPU quota noted in {pidfile} (the quota before, the processes back in their cgroups)"

@@ -39,7 +39,8 @@ esac && rm -f "$1""#;
 /// Run as root with the quota in thousandths of a CPU as `$1`, the job id
 /// as `$2` and the state file as `$3`: holds the job's processes on this
 /// node (those whose environment has `SLURM_JOB_ID=$2`, slurmstepd aside)
-/// to that CPU time in each 100 ms period. On cgroup v2 with the job in a
+/// to that CPU time in each 100 ms period (1 s under 0.01 CPU: the
+/// kernel's least quota is 1 ms). On cgroup v2 with the job in a
 /// Slurm job cgroup (`.../job_ID/...`, `proctrack/cgroup`), that cgroup's
 /// `cpu.max` is set in place (a process is never moved out of it: Slurm
 /// tracks and kills the job's processes through it); otherwise the
@@ -50,7 +51,9 @@ esac && rm -f "$1""#;
 /// process with the cgroup it came from). Exits 3, changing nothing, when
 /// the job has no process here or there is no CPU controller.
 pub const QUOTA_SCRIPT: &str = r#"m=$1 j=$2 f=$3 period=100000
-quota=$((m * period / 1000)); [ "$quota" -ge 1000 ] || quota=1000
+# The kernel's least quota is 1 ms: under 0.01 CPU, a period of 1 s.
+[ "$m" -ge 10 ] || period=1000000
+quota=$((m * period / 1000))
 [ ! -e "$f" ] || { echo "already held by hpchaos (see $f)"; exit 0; }
 pids=
 for d in /proc/[0-9]*; do

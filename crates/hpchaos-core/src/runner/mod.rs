@@ -1397,8 +1397,10 @@ impl Runner {
         // The later steps end with the watch, whatever ended it.
         let mut ending = ending;
         // A straggler's cost is throughput: measured once the watch is over.
+        // Nothing was slowed when the injection failed: no figure.
         if let crate::scenario::model::Fault::Straggler(straggler) = &scenario.fault
             && let Some(job) = workload.as_ref()
+            && failures.is_empty()
         {
             ending = self.throughput(name, straggler, injected_at, &job.steps_seen, ending);
         }
@@ -1435,9 +1437,10 @@ impl Runner {
     }
 
     /// Measures and journals a straggler's throughput (the step rate in the
-    /// minute before the injection, while the GPUs were slow, and after),
+    /// minute before the injection, while the target was slow, and after),
     /// with what noticed it; fails a passed scenario whose slowdown is past
-    /// its `max_slowdown`.
+    /// its `max_slowdown`. A run that ended before the slow-down did
+    /// (interrupted) was slowed only until then.
     fn throughput(
         &mut self,
         name: &str,
@@ -1447,10 +1450,11 @@ impl Runner {
         ending: Ending,
     ) -> Ending {
         let now = self.clock.now();
+        let slowed_until = now.min(injected_at + straggler.duration.as_chrono());
         let measured = crate::throughput::measure(
             steps,
             injected_at,
-            injected_at + straggler.duration.as_chrono(),
+            slowed_until,
             now,
             chrono::TimeDelta::seconds(60),
             chrono::TimeDelta::seconds(2),
@@ -1485,7 +1489,7 @@ impl Runner {
             Some(name),
             Entry::Throughput {
                 throughput: measured.clone(),
-                slowed_for: straggler.duration,
+                slowed_for: crate::duration::span(injected_at, slowed_until),
                 noticed,
             },
         );
@@ -1496,7 +1500,12 @@ impl Runner {
                 Ending::new(
                     ScenarioOutcome::Failed,
                     format!(
-                        "the job ran {slowdown:.2}x slower while the GPUs were slowed, more than max_slowdown {limit}: {}",
+                        "the job ran {slowdown:.2}x slower while {} was slowed, more than max_slowdown {limit}: {}",
+                        match straggler.slow {
+                            crate::scenario::model::Slow::CpuQuota { .. } =>
+                                "its CPU time on the target",
+                            _ => "the target's GPUs",
+                        },
                         measured.words()
                     ),
                 )
@@ -1504,8 +1513,11 @@ impl Runner {
             (Some(limit), None) if ending.outcome == ScenarioOutcome::Passed => Ending::new(
                 ScenarioOutcome::Failed,
                 format!(
-                    "the slowdown could not be measured ({}), so max_slowdown {limit} cannot be judged: does the job print its steps?",
-                    measured.words()
+                    "the slowdown could not be measured ({}; readings before, during, after: {:?}, a rate needs {} over {} s or more), so max_slowdown {limit} cannot be judged: does the job print its steps, and did it run a while before the fault (a canary's `warmup_steps`)?",
+                    measured.words(),
+                    measured.samples,
+                    crate::throughput::MIN_READINGS,
+                    crate::throughput::MIN_SPAN_SECONDS
                 ),
             ),
             _ => ending,

@@ -393,7 +393,14 @@ impl Runner {
                 Ok(_) => self.execute(step, job).await.map_err(|e| e.to_string()),
                 Err(reason) => Err(reason.to_string()),
             };
-            let done = result.err().unwrap_or_else(|| "done".into());
+            // What the step said it did (the quota lifted, the processes
+            // moved back), or why it failed: the later rollback finds it
+            // done and says only "nothing to undo".
+            let done = match result {
+                Ok(said) if said.trim().is_empty() => "done".to_owned(),
+                Ok(said) => format!("done ({})", said.trim()),
+                Err(why) => why,
+            };
             self.log(
                 Some(name),
                 Entry::Observed {

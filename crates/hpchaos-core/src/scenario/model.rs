@@ -622,7 +622,7 @@ pub enum Slow {
     /// The workload's processes on the target held to this much CPU time
     /// (`cpus: 0.5`: half of one CPU, as `docker --cpus`), through a
     /// cgroup CPU quota (`cpu.max` on cgroup v2, `cpu.cfs_quota_us` on
-    /// v1; period 100 ms): a noisy neighbour, or a host throttling the
+    /// v1; period 100 ms, 1 s under 0.01 CPU): a noisy neighbour, or a host throttling the
     /// data loader and the launcher. A job in a Slurm job cgroup
     /// (`proctrack/cgroup` on v2) is limited in place; otherwise its
     /// processes are moved into a cgroup of hpchaos's and back. Undone

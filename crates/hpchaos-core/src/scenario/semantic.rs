@@ -176,7 +176,7 @@ impl Rules<'_> {
                         if cpus.is_nan() || cpus < 0.001 {
                             self.at_value(
                                 &path(&["fault", "straggler", "slow", key, "cpus"]),
-                                format!("{cpus} CPUs: a quota under 0.001 of a CPU (1 ms in each 100 ms, the kernel's least) would stop the job's processes, not slow them"),
+                                format!("{cpus} CPUs: a quota under 0.001 of a CPU (1 ms in each second, the kernel's least quota at its longest period) would stop the job's processes, not slow them"),
                                 "give the CPU time left to the job's processes on the node, e.g. `cpu_quota: { cpus: 0.5 }` for half a CPU",
                             );
                         }
@@ -241,6 +241,15 @@ impl Rules<'_> {
                 &path(&["fault", "straggler"]),
                 "a straggler is measured by the job's step rate, and this scenario has no workload".to_owned(),
                 "add `workload: { canary: { nodes: 2 } }` (or an existing job with its progress) and `target: { pool: workload }`",
+            );
+        }
+        if let Some(crate::scenario::model::Workload::Canary(canary)) = &scenario.workload
+            && canary.warmup_steps.unwrap_or(0) == 0
+        {
+            self.at_key(
+                &path(&["workload", "canary"]),
+                "a straggler's slowdown is the step rate during it against the rate before it, and this canary is slowed as it starts: there is no rate before".to_owned(),
+                "give the canary a while of steps first, e.g. `warmup_steps: 100` (20 s at the lab canary's 5 steps/s; a minute or more of yours)",
             );
         }
         let needed = straggler.duration.as_std() + std::time::Duration::from_secs(10);
