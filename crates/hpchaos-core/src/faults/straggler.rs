@@ -106,19 +106,21 @@ case $what in
   limit) printf '%s\n' "$old" > "$where" && rm -f "$f" && echo "$where back to $old" ;;
   cgroup)
     first=$(sed -n '2{s/^[0-9]* //p}' "$f")
-    back=0
+    back=0 top=0
     for try in 1 2 3 4 5; do
       [ -d "$where" ] || break
       for p in $(cat "$where/cgroup.procs" 2>/dev/null); do
         h=$(awk -v p="$p" '$1 == p {print $2; exit}' "$f")
         { [ -n "$h" ] && [ -d "$h" ]; } || h=${first:-${where%/*}}
-        echo "$p" > "$h/cgroup.procs" 2>/dev/null || echo "$p" > "${where%/*}/cgroup.procs" && back=$((back + 1))
+        if echo "$p" > "$h/cgroup.procs" 2>/dev/null; then back=$((back + 1))
+        elif echo "$p" > "${where%/*}/cgroup.procs" 2>/dev/null; then top=$((top + 1)); fi
       done
       rmdir "$where" 2>/dev/null && break
       sleep 0.2
     done
     [ ! -d "$where" ] || { echo "cannot remove $where: $(cat "$where/cgroup.procs" | wc -l) process(es) left in it" >&2; exit 1; }
-    rm -f "$f" && echo "moved $back process(es) back; $where removed" ;;
+    extra=; [ "$top" = 0 ] || extra=", $top more to ${where%/*} (where they came from is gone)"
+    rm -f "$f" && echo "moved $back process(es) back$extra; $where removed" ;;
   *) echo "unknown state in $f: $what" >&2; exit 1 ;;
 esac"#;
 

@@ -213,7 +213,7 @@ fn scenario_header(out: &mut String, s: &ScenarioReport) {
             .unwrap_or_default();
         let _ = writeln!(out, "- **Lost steps:** {lost}{limit}");
     }
-    if let Some(delay) = &s.requeue_delay {
+    if let Some(delay) = s.requeue_delay_shown() {
         let _ = writeln!(
             out,
             "- **Requeue delay:** {delay}; a resume after a requeue comes no sooner"

@@ -450,3 +450,17 @@ impl Format {
         }
     }
 }
+
+impl ScenarioReport {
+    /// The requeue delay read at the injection, where it bears on a phase:
+    /// only a scenario that times a resume (a straggler, a job that fails,
+    /// a quiet window have none to delay).
+    pub fn requeue_delay_shown(&self) -> Option<&str> {
+        let resumes = self
+            .phases
+            .iter()
+            .chain(self.steps.iter().flat_map(|s| s.phases.iter()))
+            .any(|p| p.phase == crate::scenario::model::Phase::Resume);
+        self.requeue_delay.as_deref().filter(|_| resumes)
+    }
+}

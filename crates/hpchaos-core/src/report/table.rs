@@ -146,7 +146,7 @@ fn scenario_table(scenario: &ScenarioReport) -> String {
         let limit = max.map(|m| format!(" (limit {m})")).unwrap_or_default();
         out.push_str(&format!("lost steps: {lost}{limit}\n"));
     }
-    if let Some(delay) = &scenario.requeue_delay {
+    if let Some(delay) = scenario.requeue_delay_shown() {
         out.push_str(&format!(
             "requeue delay: {delay}; a resume after a requeue comes no sooner\n"
         ));
