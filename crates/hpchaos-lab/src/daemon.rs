@@ -703,10 +703,10 @@ impl Engine {
             self.slurmd_started_since(name, booted)
         })?;
         self.truth.record("slurmd_registered", Some(name), "");
-        if recovery != Recovery::OutOfBandReboot {
-            self.resume_in_slurm(name)?;
-        }
-        self.mark_running(name, recovery, &new_id, booted);
+        // HyperPod's event that the instance is back comes once it runs
+        // and its slurmd registered, before Slurm has the node back (and a
+        // requeued job can start on it): a harness that ends its watch at
+        // the job's resume has read it by then.
         if recovery != Recovery::OutOfBandReboot {
             let done = match recovery {
                 Recovery::Replace => {
@@ -715,7 +715,9 @@ impl Engine {
                 _ => format!("Instance {new_id} rebooted and is running"),
             };
             self.event(name, "Info", done);
+            self.resume_in_slurm(name)?;
         }
+        self.mark_running(name, recovery, &new_id, booted);
         self.truth.record("instance_running", Some(name), new_id);
         Ok(())
     }
