@@ -26,7 +26,7 @@ pub const HANG_PIDFILE: &str = "/run/hpchaos-hang.pid";
 pub const STOP_SCRIPT: &str = r#"j=$1 want=$2 f=$3 best= bestrank= seen=0
 for d in /proc/[0-9]*; do
   p=${d#/proc/}
-  e=$(tr '\0' '\n' < "$d/environ" 2>/dev/null) || continue
+  e=$(tr '\0' '\n' 2>/dev/null < "$d/environ") || continue
   printf '%s\n' "$e" | grep -qx "SLURM_JOB_ID=$j" || continue
   r=$(printf '%s\n' "$e" | sed -n 's/^SLURM_PROCID=//p' | head -1)
   [ -n "$r" ] || continue
