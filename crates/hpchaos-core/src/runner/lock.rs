@@ -9,8 +9,9 @@
 //!
 //! Whether a holder is alive: one whose process exists on this host is
 //! alive however old its lease (a stopped process, a laptop asleep, is
-//! alive, and may wake; a zombie, killed and not yet reaped, is not); one on another host is judged by its lease, by the
-//! head node's own clock (so the two clocks need not agree). A run refuses
+//! alive, and may wake; a zombie, killed and not yet reaped, is not); one
+//! on another host is judged by its lease, by the head node's own clock
+//! (so the two clocks need not agree). A run refuses
 //! a held lock; a dead holder's is refused with the `recover` command that
 //! undoes what it left and releases it.
 
@@ -368,8 +369,7 @@ pub fn pid_alive(pid: u32, start_ticks: Option<u64>) -> bool {
     if pid == std::process::id() {
         return false;
     }
-    let state = stat_fields(pid).and_then(|f| f.first().cloned());
-    if matches!(state.as_deref(), Some("Z" | "X")) {
+    if matches!(process_state(pid).as_deref(), Some("Z" | "X")) {
         return false;
     }
     match start_ticks {
@@ -386,6 +386,13 @@ fn stat_fields(pid: u32) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = stat.rsplit_once(')')?.1;
     Some(after.split_whitespace().map(str::to_owned).collect())
+}
+
+/// The state letter of process `pid` (`R`, `S`, `D`, `T`, `Z`, ...: the
+/// field after the name in `/proc/PID/stat`, proc(5)); `None` when it is
+/// gone.
+fn process_state(pid: u32) -> Option<String> {
+    stat_fields(pid)?.into_iter().next()
 }
 
 /// When process `pid` started, in clock ticks since boot (field 22 of
@@ -406,9 +413,7 @@ pub fn this_boot() -> Option<String> {
 /// terminal's Ctrl-Z, or `t`, traced), from `/proc/PID/stat`; for the
 /// words `recover` refuses with.
 pub fn pid_stopped(pid: u32) -> bool {
-    stat_fields(pid)
-        .and_then(|f| f.first().cloned())
-        .is_some_and(|state| state == "T" || state == "t")
+    process_state(pid).is_some_and(|state| state == "T" || state == "t")
 }
 
 /// This machine's host name, for the lock's owner record.
@@ -422,6 +427,16 @@ pub fn this_host() -> String {
 mod tests {
     use super::*;
 
+    /// Whether `holds` came true within 5 s (a signal's effect on another
+    /// process is seen once the kernel delivered it).
+    fn within_5s(holds: impl Fn() -> bool) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !holds() && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        holds()
+    }
+
     #[test]
     fn a_killed_holder_not_yet_reaped_is_gone() {
         let mut child = std::process::Command::new("sleep")
@@ -433,16 +448,8 @@ mod tests {
         assert!(pid_alive(pid, start), "a running process is alive");
         // SIGKILL, not reaped: a zombie until wait(), /proc/PID still there.
         child.kill().unwrap();
-        let mut zombie = false;
-        for _ in 0..200 {
-            let state = stat_fields(pid).and_then(|f| f.first().cloned());
-            if state.as_deref() == Some("Z") {
-                zombie = true;
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        assert!(zombie, "the child never became a zombie");
+        let zombie = || process_state(pid).as_deref() == Some("Z");
+        assert!(within_5s(zombie), "the child never became a zombie");
         assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
         assert!(!pid_alive(pid, start), "a zombie is not alive");
         child.wait().unwrap();
@@ -684,11 +691,7 @@ mod tests {
         };
         assert!(signal("-STOP").success());
         // The kernel marks it stopped once the signal is delivered.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !pid_stopped(pid) && std::time::Instant::now() < deadline {
-            std::thread::yield_now();
-        }
-        assert!(pid_stopped(pid));
+        assert!(within_5s(|| pid_stopped(pid)));
         assert!(pid_alive(pid, start), "stopped is alive");
         signal("-CONT");
         child.kill().unwrap();
