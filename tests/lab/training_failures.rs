@@ -60,6 +60,16 @@ impl Lab {
             .collect()
     }
 
+    /// Runs `file` (its journal named `name`) to its end, which must be
+    /// exit 0; returns its journal.
+    fn run_passing(&self, file: &str, name: &str) -> PathBuf {
+        let args = self.args(file);
+        let out = hpchaos(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{file}: {stderr}");
+        journal_of(&self.reports, name).unwrap()
+    }
+
     /// The drill: runs `file` (its journal named `name`), waits for its
     /// injection to take, lets `took` assert it on the targets, then
     /// `kill -9` the run and `recover`, which must exit 0. Returns the
@@ -342,11 +352,7 @@ fn slurms_daemons_restarted(lab: &Lab, table: &mut Vec<String>) {
         ("scenarios/slurmd-restart.yaml", "slurmd-restart"),
         ("scenarios/slurmctld-restart.yaml", "slurmctld-restart"),
     ] {
-        let args = lab.args(file);
-        let out = hpchaos(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "{file}: {stderr}");
-        let journal = journal_of(&lab.reports, name).unwrap();
+        let journal = lab.run_passing(file, name);
         let written = records(&journal);
         let targets = targets_of(&written);
         let report: serde_json::Value = serde_json::from_slice(
@@ -413,11 +419,7 @@ fn takeover_logged(
 /// takeover phase is timed against the backup's own log line; the
 /// rollback gives the primary control back.
 fn a_backup_controller_takes_over(lab: &Lab, table: &mut Vec<String>) {
-    let args = lab.args("scenarios/slurmctld-takeover.yaml");
-    let out = hpchaos(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let journal = journal_of(&lab.reports, "slurmctld-takeover").unwrap();
+    let journal = lab.run_passing("scenarios/slurmctld-takeover.yaml", "slurmctld-takeover");
     let written = records(&journal);
     let injected: chrono::DateTime<chrono::Utc> = written
         .iter()
@@ -573,11 +575,7 @@ fn a_broken_checkpoint_store_fails_the_job(lab: &Lab, table: &mut Vec<String>) {
             "Watchdog caught collective operation timeout",
         ),
     ] {
-        let args = lab.args(file);
-        let out = hpchaos(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "{file}: {stderr}");
-        let journal = journal_of(&lab.reports, name).unwrap();
+        let journal = lab.run_passing(file, name);
         let written = records(&journal);
         let targets = targets_of(&written);
         let report: serde_json::Value = serde_json::from_slice(
@@ -646,11 +644,7 @@ fn a_read_only_root_is_detected_and_rebooted(lab: &Lab, table: &mut Vec<String>)
     for node in nodes {
         assert!(!root_read_only(lab, node), "{node}: read-only before");
     }
-    let args = lab.args("scenarios/root-read-only.yaml");
-    let out = hpchaos(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let journal = journal_of(&lab.reports, "root-read-only").unwrap();
+    let journal = lab.run_passing("scenarios/root-read-only.yaml", "root-read-only");
     let written = records(&journal);
     let targets = targets_of(&written);
     assert_eq!(targets.len(), 1, "{targets:?}");
@@ -787,11 +781,10 @@ fn kill_9_with_the_root_read_only_and_recover_mends_it(lab: &Lab, table: &mut Ve
 /// are those the job's own output shows: the highest step printed before
 /// the retry, less the checkpoint it resumed from.
 fn a_retried_step_loses_the_steps_since_the_last_checkpoint(lab: &Lab, table: &mut Vec<String>) {
-    let args = lab.args("scenarios/checkpoint-store-retried.yaml");
-    let out = hpchaos(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let journal = journal_of(&lab.reports, "checkpoint-store-retried").unwrap();
+    let journal = lab.run_passing(
+        "scenarios/checkpoint-store-retried.yaml",
+        "checkpoint-store-retried",
+    );
     let written = records(&journal);
     let job = written
         .iter()
@@ -931,6 +924,29 @@ fn kill_9_with_the_store_broken_and_recover_mends_it(lab: &Lab, table: &mut Vec<
     }
 }
 
+/// A straggler run's throughput record, and its step rates before,
+/// during and after the slow-down and the slowdown (each must be known).
+fn throughput_of(written: &[serde_json::Value]) -> (serde_json::Value, [f64; 4]) {
+    let measured = written
+        .iter()
+        .find(|r| r["type"] == "throughput")
+        .unwrap_or_else(|| panic!("no throughput record: {written:?}"))
+        .clone();
+    let rates = &measured["throughput"];
+    let rate = |window: &str| {
+        rates[window]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no {window} rate: {measured}"))
+    };
+    let figures = [
+        rate("before"),
+        rate("during"),
+        rate("after"),
+        rate("slowdown"),
+    ];
+    (measured, figures)
+}
+
 /// The GPU power limit `node` shows (the lab's nvidia-smi).
 fn power_limit(lab: &Lab, node: &str) -> String {
     lab.on(
@@ -946,25 +962,10 @@ fn power_limit(lab: &Lab, node: &str) -> String {
 /// nothing fails, nothing is replaced; the power limit is set back. Then
 /// `kill -9` while it is capped, and `recover` sets it back.
 fn a_straggler_slows_the_whole_job(lab: &Lab, table: &mut Vec<String>) {
-    let args = lab.args("tests/e2e/straggler-short.yaml");
-    let out = hpchaos(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let journal = journal_of(&lab.reports, "straggler-short").unwrap();
+    let journal = lab.run_passing("tests/e2e/straggler-short.yaml", "straggler-short");
     let written = records(&journal);
     let targets = targets_of(&written);
-    let measured = written
-        .iter()
-        .find(|r| r["type"] == "throughput")
-        .unwrap_or_else(|| panic!("no throughput record: {written:?}"))
-        .clone();
-    let rates = &measured["throughput"];
-    let (before, during, after, slowdown) = (
-        rates["before"].as_f64().unwrap(),
-        rates["during"].as_f64().unwrap(),
-        rates["after"].as_f64().unwrap(),
-        rates["slowdown"].as_f64().unwrap(),
-    );
+    let (measured, [before, during, after, slowdown]) = throughput_of(&written);
     // Half the power, half the speed (the lab's GPUs scale with it), on
     // one node: the whole job, since every step waits for its slowest rank.
     // The lab's step rate is noisy on a 2-core machine (1.55 seen with a
@@ -1034,11 +1035,7 @@ fn quota_cgroups(lab: &Lab, node: &str) -> Vec<String> {
 /// quota is lifted (hpchaos's cgroup gone, the processes back). Then
 /// `kill -9` while it holds, and `recover` lifts it.
 fn a_cpu_quota_slows_the_whole_job(lab: &Lab, table: &mut Vec<String>) {
-    let args = lab.args("tests/e2e/straggler-cpu-short.yaml");
-    let out = hpchaos(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let journal = journal_of(&lab.reports, "straggler-cpu-short").unwrap();
+    let journal = lab.run_passing("tests/e2e/straggler-cpu-short.yaml", "straggler-cpu-short");
     let written = records(&journal);
     let targets = targets_of(&written);
     let took = written
@@ -1046,17 +1043,7 @@ fn a_cpu_quota_slows_the_whole_job(lab: &Lab, table: &mut Vec<String>) {
         .find(|r| r["type"] == "injection_finished")
         .unwrap();
     assert_eq!(took["ok"], true, "{took}");
-    let measured = written
-        .iter()
-        .find(|r| r["type"] == "throughput")
-        .unwrap_or_else(|| panic!("no throughput record: {written:?}"));
-    let rates = &measured["throughput"];
-    let (before, during, after, slowdown) = (
-        rates["before"].as_f64().unwrap(),
-        rates["during"].as_f64().unwrap(),
-        rates["after"].as_f64().unwrap(),
-        rates["slowdown"].as_f64().unwrap(),
-    );
+    let (measured, [before, during, after, slowdown]) = throughput_of(&written);
     // The lab's rank needs about a twentieth of a CPU per step's work at
     // full speed (2.28x slower seen): clear of no slowdown, and back after.
     assert!(slowdown >= 1.4, "slowdown {slowdown:.2}: {measured}");
