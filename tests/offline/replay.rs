@@ -263,3 +263,70 @@ fn a_cut_recording_is_refused_with_where_it_ends() {
     // Nothing was written beside it.
     assert!(!dir.path().join("replays").exists());
 }
+
+/// The live watch's last look (the cluster's events asked once more when
+/// the phases settled, in the cycle after the last) is replayed too: the
+/// event HyperPod recorded before the watch's end is journaled with its
+/// own time, as the live run journaled it.
+#[test]
+fn a_recorded_last_look_is_journaled_in_the_replay() {
+    let source = root().join("tests/fixtures/recordings/lab-xid79-reboot");
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["recording.json", "scenario.yaml", "profile.yaml"] {
+        std::fs::copy(source.join(name), dir.path().join(name)).unwrap();
+    }
+    let reads = std::fs::read_to_string(source.join("reads.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(reads.lines().last().unwrap()).unwrap();
+    let look = serde_json::json!({
+        "at": last["at"],
+        "cycle": last["cycle"].as_u64().unwrap() + 1,
+        "source": "sagemaker",
+        "nodes": [],
+        "error": null,
+        "events": [{
+            "id": "e-9",
+            "time": "2026-12-03T00:15:14.100Z",
+            "group": "workers",
+            "instance_id": "i-0cb5230e846d27471",
+            "description": "Instance i-0cb5230e846d27471 rebooted and is running",
+            "level": "Info"
+        }],
+        "last_look": true
+    });
+    std::fs::write(dir.path().join("reads.jsonl"), format!("{reads}{look}\n")).unwrap();
+    let report_dir = tempfile::tempdir().unwrap();
+    let out = hpchaos(&[
+        "replay",
+        dir.path().to_str().unwrap(),
+        "--report-dir",
+        report_dir.path().to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let folder = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("reports: "))
+        .unwrap();
+    let journal = std::fs::read_to_string(Path::new(folder).join("journal.jsonl")).unwrap();
+    let events: Vec<serde_json::Value> = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["field"] == "cluster_event")
+        .collect();
+    assert_eq!(events.len(), 1, "{journal}");
+    assert_eq!(
+        events[0]["to"],
+        "Info: Instance i-0cb5230e846d27471 rebooted and is running (i-0cb5230e846d27471)"
+    );
+    assert_eq!(events[0]["node"], "ip-10-1-0-11");
+    assert!(
+        events[0]["source_time"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-12-03T00:15:14.1"),
+        "{}",
+        events[0]
+    );
+    // The last look asked for no nodes: none is said to be unlisted.
+    assert!(!journal.contains("not listed"), "{journal}");
+}

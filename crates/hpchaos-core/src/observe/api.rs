@@ -60,6 +60,19 @@ pub struct Api {
 /// minute.
 const EVENTS_EVERY: u64 = 3;
 
+/// How long the watch's last look waits for the API at least (a read in
+/// flight, then the events): the poll interval when longer.
+const LAST_LOOK_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether the API's refusal of `ListClusterEvents` lasts (no permission,
+/// an API without it): the events are not asked again.
+fn lasting(err: &ApiError) -> bool {
+    matches!(
+        err.code.as_deref(),
+        Some("AccessDeniedException" | "ValidationException" | "UnknownOperationException")
+    )
+}
+
 /// What the watch knows of the targets' instances between reads: the
 /// decoding's state (a replay drives it alone).
 pub struct ApiView {
@@ -103,6 +116,7 @@ impl ApiView {
             events,
             events_error,
             events_lasting,
+            last_look,
         } = raw
         else {
             return Vec::new();
@@ -111,7 +125,11 @@ impl ApiView {
             Some(error) => Err(error.clone()),
             None => Ok(nodes.clone()),
         };
-        let mut said = self.said(read, seen_at);
+        // The last look asked for the events alone.
+        let mut said = match last_look {
+            true => Vec::new(),
+            false => self.said(read, seen_at),
+        };
         said.extend(self.events(events, events_error.as_deref(), *events_lasting));
         said
     }
@@ -188,6 +206,42 @@ impl Api {
             since: since - chrono::TimeDelta::seconds(1),
             sent: 0,
         }
+    }
+
+    /// Decodes (and records) the answer an arrival or the last look
+    /// took, if any.
+    fn take_answer(&mut self, cx: &Cx) -> Vec<Said> {
+        let Some(read) = self.answer.take() else {
+            return Vec::new();
+        };
+        let raw = match read {
+            Ok((nodes, events)) => {
+                let (events, events_error, events_lasting) = match events {
+                    None => (Vec::new(), None, false),
+                    Some(Ok(events)) => (events, None, false),
+                    Some(Err(err)) => (Vec::new(), Some(err.to_string()), lasting(&err)),
+                };
+                Raw::Sagemaker {
+                    nodes,
+                    error: None,
+                    events,
+                    events_error,
+                    events_lasting,
+                    last_look: false,
+                }
+            }
+            Err(err) => Raw::Sagemaker {
+                nodes: Vec::new(),
+                error: Some(err.to_string()),
+                events: Vec::new(),
+                events_error: None,
+                events_lasting: false,
+                last_look: false,
+            },
+        };
+        let at = cx.clock.now();
+        cx.record(at, || raw.clone());
+        self.view.decode(&raw, at)
     }
 
     /// Whether the read under way waited an interval and is not said yet.
@@ -348,43 +402,8 @@ impl Source for Api {
                 let read = task.await.unwrap_or_else(|e| Err(ReadError::Ended(e)));
                 self.answer = Some(read);
             }
-            if let Some(read) = self.answer.take() {
-                let raw = match read {
-                    Ok((nodes, events)) => {
-                        let (events, events_error, events_lasting) = match events {
-                            None => (Vec::new(), None, false),
-                            Some(Ok(events)) => (events, None, false),
-                            Some(Err(err)) => {
-                                let lasting = matches!(
-                                    err.code.as_deref(),
-                                    Some(
-                                        "AccessDeniedException"
-                                            | "ValidationException"
-                                            | "UnknownOperationException"
-                                    )
-                                );
-                                (Vec::new(), Some(err.to_string()), lasting)
-                            }
-                        };
-                        Raw::Sagemaker {
-                            nodes,
-                            error: None,
-                            events,
-                            events_error,
-                            events_lasting,
-                        }
-                    }
-                    Err(err) => Raw::Sagemaker {
-                        nodes: Vec::new(),
-                        error: Some(err.to_string()),
-                        events: Vec::new(),
-                        events_error: None,
-                        events_lasting: false,
-                    },
-                };
-                let at = cx.clock.now();
-                cx.record(at, || raw.clone());
-                said.extend(self.view.decode(&raw, at));
+            if self.answer.is_some() {
+                said.extend(self.take_answer(cx));
             } else if self.overdue(now)
                 && let Some((sent, _)) = &self.asking
             {
@@ -416,6 +435,58 @@ impl Source for Api {
                 });
                 self.asking = Some((now, task));
             }
+            said
+        })
+    }
+
+    /// The read in flight, if it answers within the wait, then the
+    /// cluster's events once more (unless refused for good): an event
+    /// HyperPod recorded since the last read that asked for them is
+    /// journaled with its time, not lost to the watch's end.
+    fn last_look<'a>(&'a mut self, cx: &'a Cx) -> BoxFuture<'a, Vec<Said>> {
+        Box::pin(async move {
+            let wait = self.cadence.every.max(LAST_LOOK_WAIT);
+            if let Some((_, task)) = self.asking.as_mut()
+                && let Ok(read) = tokio::time::timeout(wait, task).await
+            {
+                self.asking = None;
+                self.answer = Some(read.unwrap_or_else(|e| Err(ReadError::Ended(e))));
+            }
+            let mut said = self.take_answer(cx);
+            if self.view.events_off {
+                return said;
+            }
+            let raw = match tokio::time::timeout(wait, self.api.instance_events(self.since)).await {
+                Err(_) => {
+                    said.push(super::note(
+                        SourceName::Sagemaker,
+                        format!(
+                            "the cluster's events had no answer within {:.0}s of the watch's end: an event HyperPod recorded since the last read is not in the journal",
+                            wait.as_secs_f64()
+                        ),
+                    ));
+                    return said;
+                }
+                Ok(Ok(events)) => Raw::Sagemaker {
+                    nodes: Vec::new(),
+                    error: None,
+                    events,
+                    events_error: None,
+                    events_lasting: false,
+                    last_look: true,
+                },
+                Ok(Err(err)) => Raw::Sagemaker {
+                    nodes: Vec::new(),
+                    error: None,
+                    events: Vec::new(),
+                    events_error: Some(err.to_string()),
+                    events_lasting: lasting(&err),
+                    last_look: true,
+                },
+            };
+            let at = cx.clock.now();
+            cx.record(at, || raw.clone());
+            said.extend(self.view.decode(&raw, at));
             said
         })
     }
@@ -514,6 +585,57 @@ mod tests {
         assert!(
             view.events(&[], Some("ValidationException"), true)
                 .is_empty()
+        );
+    }
+
+    /// The watch's last look asked for the events alone: its empty node
+    /// list says nothing of the targets (no "not listed"), its events are
+    /// journaled.
+    #[test]
+    fn a_last_look_says_its_events_and_nothing_of_the_nodes() {
+        let mut view = ApiView::new(
+            &["ip-10-1-0-12".to_owned()],
+            BTreeMap::from([("ip-10-1-0-12".to_owned(), "i-0old".to_owned())]),
+        );
+        let raw = Raw::Sagemaker {
+            nodes: Vec::new(),
+            error: None,
+            events: vec![event(
+                "1",
+                "i-0new",
+                "Instance i-0new replaced instance i-0old and is running",
+            )],
+            events_error: None,
+            events_lasting: false,
+            last_look: true,
+        };
+        let seen = chrono::DateTime::parse_from_rfc3339("2026-12-03T05:01:00Z")
+            .unwrap()
+            .to_utc();
+        let said = view.decode(&raw, seen);
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(
+            matches!(&said[0], Said::Record(Entry::Observed { field, to, .. })
+                if field == "cluster_event" && to.contains("replaced instance i-0old")),
+            "{said:?}"
+        );
+        // The same answer as a read of the nodes: the target is unlisted.
+        let Raw::Sagemaker { events, .. } = raw else {
+            unreachable!()
+        };
+        let read = Raw::Sagemaker {
+            nodes: Vec::new(),
+            error: None,
+            events,
+            events_error: None,
+            events_lasting: false,
+            last_look: false,
+        };
+        let said = view.decode(&read, seen);
+        assert!(
+            said.iter()
+                .any(|s| matches!(s, Said::Value { value, .. } if value == "not listed")),
+            "{said:?}"
         );
     }
 }

@@ -146,6 +146,16 @@ pub trait Source: Send {
     fn settled(&self, _now: DateTime<Utc>) -> bool {
         true
     }
+    /// A last read when the phases settled, before the sources stop:
+    /// what the source's own cadence would have read only after the
+    /// watch's end, and happened before it (HyperPod's events, asked with
+    /// every third read of the API: the "replaced instance" event comes
+    /// seconds before a requeued job resumes, and the watch ends there).
+    /// Recorded like a read, in the cycle after the last. Nothing, by
+    /// default.
+    fn last_look<'a>(&'a mut self, _cx: &'a Cx) -> BoxFuture<'a, Vec<Said>> {
+        Box::pin(std::future::ready(Vec::new()))
+    }
     /// Its last word when the phases settled (the failure's cost to the
     /// job, the monitoring's judgement).
     fn close<'a>(&'a mut self, _closing: &'a Closing<'a>) -> BoxFuture<'a, Vec<Said>> {

@@ -263,6 +263,10 @@ pub enum Raw {
         events_error: Option<String>,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         events_lasting: bool,
+        /// The watch's last look (`Source::last_look`): only the events
+        /// were asked, the targets' nodes were not.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        last_look: bool,
     },
     /// HMA's record of the targets in CloudWatch Logs (`FilterLogEvents`),
     /// or why not.
@@ -285,6 +289,17 @@ pub enum Raw {
 }
 
 impl Raw {
+    /// Whether the watch's last look read it (`Source::last_look`).
+    pub fn last_look(&self) -> bool {
+        matches!(
+            self,
+            Raw::Sagemaker {
+                last_look: true,
+                ..
+            }
+        )
+    }
+
     /// The journal's name of the source that read it.
     pub fn source(&self) -> crate::journal::Source {
         use crate::journal::Source;

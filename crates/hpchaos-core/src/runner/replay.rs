@@ -202,6 +202,23 @@ impl observe::Source for Replayed<'_> {
         self.name == SourceName::SlurmctldLog
     }
 
+    /// The live watch's last look, recorded in the cycle after its last:
+    /// this source's reads of that cycle, when the replay is there (a
+    /// scenario judged differently may settle sooner: the reads left are
+    /// not a last look then).
+    fn last_look<'b>(&'b mut self, _: &'b Cx) -> BoxFuture<'b, Vec<Said>> {
+        let reads = {
+            let mut cursor = self.cursor();
+            let looked = cursor.reads.iter().all(|r| r.raw.last_look());
+            match looked {
+                true => cursor.take(self.name).0,
+                false => Vec::new(),
+            }
+        };
+        let said = reads.iter().flat_map(|read| self.decode(read)).collect();
+        Box::pin(std::future::ready(said))
+    }
+
     fn close<'b>(&'b mut self, closing: &'b observe::Closing<'b>) -> BoxFuture<'b, Vec<Said>> {
         let said = match &self.decoder {
             Decoder::Job(view) => view.cost(closing),

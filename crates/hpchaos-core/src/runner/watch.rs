@@ -618,6 +618,19 @@ impl Runner {
         judgement: Judgement,
     ) -> Ending {
         let name = scenario.name.as_str();
+        // Each source's last look, together, before they stop: what
+        // happened before the end and would be read only after it.
+        let cx = Cx {
+            clock: self.clock.clone(),
+            again: false,
+            cycle: self.cycles.count,
+            tape: self.tape.clone(),
+        };
+        let looks = futures::future::join_all(sources.iter_mut().map(|s| s.last_look(&cx))).await;
+        let names: Vec<Source> = sources.iter().map(|s| s.name()).collect();
+        for (source_name, said) in names.into_iter().zip(looks) {
+            self.take_in(name, seen, source_name, said).await;
+        }
         let now = self.clock.now();
         sources.iter_mut().for_each(|s| s.stop());
         if let Some(result) = judgement
@@ -957,6 +970,8 @@ mod tests {
         clock: Arc<ManualClock>,
         step: chrono::TimeDelta,
         reads: Arc<std::sync::atomic::AtomicUsize>,
+        /// What its last look says.
+        last: Vec<Said>,
     }
 
     impl observe::Source for Stub {
@@ -975,6 +990,9 @@ mod tests {
             Box::pin(std::future::ready(
                 self.batches.pop_front().unwrap_or_default(),
             ))
+        }
+        fn last_look<'a>(&'a mut self, _: &'a Cx) -> BoxFuture<'a, Vec<Said>> {
+            Box::pin(std::future::ready(std::mem::take(&mut self.last)))
         }
     }
 
@@ -1038,6 +1056,17 @@ expect:
         step_s: i64,
         stop: bool,
     ) -> (Ending, Journal, usize) {
+        watch_looking(scenario, batches, step_s, stop, Vec::new()).await
+    }
+
+    /// [`watch`], the stub's last look saying `last`.
+    async fn watch_looking(
+        scenario: &str,
+        batches: Vec<Vec<Said>>,
+        step_s: i64,
+        stop: bool,
+        last: Vec<Said>,
+    ) -> (Ending, Journal, usize) {
         let dir = tempfile::tempdir().unwrap();
         let profile = crate::scenario::parse_profile(
             std::path::Path::new("p.yaml"),
@@ -1080,6 +1109,7 @@ expect:
             clock: clock.clone(),
             step: chrono::TimeDelta::seconds(step_s),
             reads: reads.clone(),
+            last,
         };
         if stop {
             tx.send(true).unwrap();
@@ -1138,6 +1168,51 @@ expect:
             })
             .collect();
         assert_eq!(ended, vec![(Phase::Quiet, PhaseVerdict::Met)]);
+    }
+
+    /// What a source's last look says when the phases settled (an event
+    /// HyperPod recorded before the watch's end, asked for only after it)
+    /// is journaled; a watch stopped by Ctrl-C takes no last look.
+    #[tokio::test]
+    async fn a_last_look_is_journaled_when_the_phases_settle_and_not_on_a_stop() {
+        let t = start();
+        let idle = |s| {
+            sinfo(
+                "ip-10-9-0-11",
+                "idle",
+                "none",
+                t + chrono::TimeDelta::seconds(s),
+            )
+        };
+        let event = || {
+            vec![Said::Record(Entry::Observed {
+                source: Source::Sagemaker,
+                node: Some("ip-10-9-0-11".into()),
+                field: "cluster_event".into(),
+                from: None,
+                to: "Info: Instance i-2 replaced instance i-1 and is running (i-2)".into(),
+                source_time: Some(t),
+            })]
+        };
+        let batches = || vec![vec![Said::Health(None), idle(0)], vec![idle(5)]];
+        let (ending, journal, _) = watch_looking(QUIET, batches(), 5, false, event()).await;
+        assert_eq!(ending.outcome, ScenarioOutcome::Passed, "{}", ending.reason);
+        assert_eq!(
+            observed(&journal),
+            vec![
+                "state|reason=idle|none",
+                "cluster_event=Info: Instance i-2 replaced instance i-1 and is running (i-2)"
+            ]
+        );
+        let (ending, journal, _) = watch_looking(QUIET, batches(), 5, true, event()).await;
+        assert_eq!(ending.outcome, ScenarioOutcome::Interrupted);
+        assert!(
+            !observed(&journal)
+                .iter()
+                .any(|o| o.starts_with("cluster_event")),
+            "{:?}",
+            observed(&journal)
+        );
     }
 
     /// A quiet window that ends while a source cannot be read is not a
