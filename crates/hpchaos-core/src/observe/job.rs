@@ -37,6 +37,9 @@ pub(crate) struct JobView<'a> {
     /// Slurm showed the job running at its last read: only then can its
     /// progress stall.
     running: bool,
+    /// The nodes' offset from UTC (the controller's, `date +%z`): a
+    /// PyTorch log line's local time is read with it.
+    pub(crate) utc_offset: chrono::FixedOffset,
 }
 
 impl<'a> Job<'a> {
@@ -67,6 +70,8 @@ impl<'a> JobView<'a> {
             moved: None,
             addresses,
             running: false,
+            utc_offset: chrono::FixedOffset::east_opt(0)
+                .unwrap_or_else(|| unreachable!("0 is valid")),
         }
     }
 
@@ -166,13 +171,22 @@ impl<'a> JobView<'a> {
                             },
                         ));
                     }
+                    // The fault at the time its line says (PyTorch's log
+                    // prefix), not when the output was read; the line is
+                    // journaled with it.
+                    let logged = update
+                        .fault
+                        .then(|| super::job_output::log_time(&update.text, self.utc_offset, now))
+                        .flatten();
                     if update.fault {
-                        said.push(output_event(
-                            now,
-                            Observation::JobFault {
+                        said.push(Said::Event(Event {
+                            seen: now,
+                            source_time: logged,
+                            source: SourceName::JobOutput,
+                            observation: Observation::JobFault {
                                 said: update.text.clone(),
                             },
-                        ));
+                        }));
                     }
                     if let Some(step) = update.step {
                         said.push(output_event(
@@ -190,7 +204,11 @@ impl<'a> JobView<'a> {
                         || update.text.contains("resumed")
                         || update.text.contains("auto-resume")
                     {
-                        said.push(output_line(update.text));
+                        let mut line = output_line(update.text);
+                        if let Said::Record(Entry::Observed { source_time, .. }) = &mut line {
+                            *source_time = logged;
+                        }
+                        said.push(line);
                     }
                 }
             }
@@ -367,6 +385,7 @@ impl Source for Job<'_> {
     fn read<'b>(&'b mut self, cx: &'b Cx) -> BoxFuture<'b, Vec<Said>> {
         Box::pin(async move {
             self.cadence.started(Instant::now());
+            self.view.utc_offset = self.slurm.utc_offset().await;
             let record = Answer::of(&self.slurm.job_text(self.view.job.id).await);
             let now = cx.clock.now();
             let mut said = self.view.take_record(&record, now);
@@ -490,6 +509,54 @@ mod tests {
         // Read again on the same host: nothing more is said.
         let again = view.take_record(&record("RUNNING", "ip-10-1-0-13"), now);
         assert_eq!(again.len(), 2, "{again:?}");
+    }
+
+    /// A fault line of the job's is judged at the time its PyTorch prefix
+    /// gives (in the nodes' offset from UTC), not when it was read; one
+    /// without a prefix at when it was read.
+    #[test]
+    fn a_watchdog_line_is_a_fault_at_its_own_time() {
+        use crate::observe::job_output::Update;
+        let mut job = WorkloadJob::new(7, None);
+        let mut view = JobView::new(&mut job, None, Default::default());
+        view.utc_offset = chrono::FixedOffset::west_opt(5 * 3600).unwrap();
+        let read = chrono::DateTime::parse_from_rfc3339("2026-12-03T13:41:15Z")
+            .unwrap()
+            .to_utc();
+        let lines = [
+            "[rank1]:[E1203 08:41:07.918273645 ProcessGroupNCCL.cpp:616] [Rank 1] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=9, OpType=ALLREDUCE, NumelIn=1, NumelOut=1, Timeout(ms)=600000) ran for 600010 milliseconds before timing out.",
+            "OSError: [Errno 28] No space left on device",
+        ];
+        let news = lines
+            .iter()
+            .map(|l| OutputEvent::Update(Update::of(l, None)))
+            .collect();
+        let said = view.said_output(news, read);
+        let journaled: Vec<_> = said
+            .iter()
+            .filter_map(|s| match s {
+                Said::Record(Entry::Observed { source_time, .. }) => Some(*source_time),
+                _ => None,
+            })
+            .collect();
+        let times: Vec<_> = said
+            .into_iter()
+            .filter_map(|s| match s {
+                Said::Event(Event {
+                    observation: Observation::JobFault { .. },
+                    source_time,
+                    seen,
+                    ..
+                }) => Some((source_time, seen)),
+                _ => None,
+            })
+            .collect();
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-03T13:41:07Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(times, vec![(Some(at), read), (None, read)]);
+        // Each line journaled, with the time it gives.
+        assert_eq!(journaled, vec![Some(at), None]);
     }
 
     fn stalls(said: &[Said]) -> Vec<String> {

@@ -135,6 +135,41 @@ pub const JOB_FAULTS: [&str; 6] = [
     "PytorchStreamWriter failed writing file",
 ];
 
+/// When a line of PyTorch's C++ log was written, from its prefix: c10's
+/// `MessageLogger` (`[E1203 08:41:07.123456789 ProcessGroupNCCL.cpp:616]`,
+/// after [`clean`] took `[rank0]:` off; pytorch `c10/util/Logging.cpp`)
+/// or glog's (`E1203 08:41:07.123456  4711 file.cc:12]`, at the line's
+/// start). The month and day are printed as `month * 100 + day`, unpadded
+/// (`E103` is 3 January); the time is the node's local time (`offset`).
+/// To the second: c10's nine digits are `CLOCK_MONOTONIC`'s nanoseconds,
+/// not the wall clock's. No year: the latest that is not more than a day
+/// after `seen` (a clock a little ahead). `None`: no such prefix, or no
+/// such date.
+pub fn log_time(
+    text: &str,
+    offset: chrono::FixedOffset,
+    seen: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::Datelike;
+    static PREFIX: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+        #[allow(clippy::unwrap_used)] // a constant pattern, tested below
+        Regex::new(
+            r"^\[?[IWEF]([0-9]{1,2})([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})\.[0-9]{6,9}\s",
+        )
+        .unwrap()
+    });
+    let c = PREFIX.captures(text.trim_start())?;
+    let number = |i: usize| c.get(i).and_then(|m| m.as_str().parse::<u32>().ok());
+    let (month, day) = (number(1)?, number(2)?);
+    let time = chrono::NaiveTime::from_hms_opt(number(3)?, number(4)?, number(5)?)?;
+    let year = seen.with_timezone(&offset).year();
+    [year, year - 1].into_iter().find_map(|year| {
+        let date = chrono::NaiveDate::from_ymd_opt(year, month, day)?;
+        let at = crate::cluster::controller_log::local_to_utc(date.and_time(time), offset)?;
+        (at <= seen + chrono::TimeDelta::days(1)).then_some(at)
+    })
+}
+
 /// HyperPod's auto-resume lines (capital R; field case 15), and the one
 /// that says the step is run again ("Retrying step. Attempt number: 1").
 const AUTO_RESUME: &str = "[Auto Resume]";
@@ -848,6 +883,50 @@ mod tests {
         );
         assert!(updates[0].step.is_none() && updates[1].step.is_none());
         assert_eq!(updates[2].step.map(|s| s.value), Some(1042));
+    }
+
+    /// PyTorch's C++ log prefix gives the line's time, to the second, in
+    /// the node's local time: c10's (nine digits, the rank taken off by
+    /// `clean`), glog's (six, a thread id), an unpadded January date, a
+    /// line from last year read just after New Year, a node east of UTC;
+    /// PyTorch before 2.3 printed no time, and a line without a prefix or
+    /// with no such date has none.
+    #[test]
+    fn a_pytorch_log_line_gives_its_time_to_the_second() {
+        let utc = chrono::FixedOffset::east_opt(0).unwrap();
+        let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc();
+        let seen = at("2026-12-03T08:41:09.5Z");
+        let time = |line: &str, offset, seen| log_time(&clean(line), offset, seen);
+        let c10 = "[rank3]:[E1203 08:41:07.918273645 ProcessGroupNCCL.cpp:616] [Rank 3] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=7, OpType=ALLREDUCE, NumelIn=1, NumelOut=1, Timeout(ms)=600000) ran for 600081 milliseconds before timing out.";
+        assert_eq!(time(c10, utc, seen), Some(at("2026-12-03T08:41:07Z")));
+        let bare = "[E1203 08:41:07.000000001 ProcessGroupNCCL.cpp:1664] [PG 0 Rank 0] Some NCCL operations have failed or timed out.";
+        assert_eq!(time(bare, utc, seen), Some(at("2026-12-03T08:41:07Z")));
+        let glog = "E1203 08:41:06.123456  4711 ProcessGroupNCCL.cpp:616] [Rank 0] Watchdog caught collective operation timeout";
+        assert_eq!(time(glog, utc, seen), Some(at("2026-12-03T08:41:06Z")));
+        let january = "[rank0]:[E103 00:00:02.5 x] no: a fraction of one digit";
+        assert_eq!(time(january, utc, seen), None);
+        let january = "[rank0]:[E103 00:00:02.123456789 ProcessGroupNCCL.cpp:616] [Rank 0] Watchdog caught collective operation timeout";
+        assert_eq!(
+            time(january, utc, at("2027-01-03T00:00:05Z")),
+            Some(at("2027-01-03T00:00:02Z"))
+        );
+        let new_year = "[rank0]:[E1231 23:59:58.123456789 ProcessGroupNCCL.cpp:616] [Rank 0] Watchdog caught collective operation timeout";
+        assert_eq!(
+            time(new_year, utc, at("2027-01-01T00:00:05Z")),
+            Some(at("2026-12-31T23:59:58Z"))
+        );
+        let india = chrono::FixedOffset::east_opt(5 * 3600 + 1800).unwrap();
+        let local = "[rank0]:[E1203 14:11:07.123456789 ProcessGroupNCCL.cpp:616] [Rank 0] Watchdog caught collective operation timeout";
+        assert_eq!(time(local, india, seen), Some(at("2026-12-03T08:41:07Z")));
+        let old = "[E ProcessGroupNCCL.cpp:475] [Rank 0] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=7, OpType=ALLREDUCE, Timeout(ms)=600000) ran for 600081 milliseconds before timing out.";
+        assert_eq!(time(old, utc, seen), None);
+        assert_eq!(
+            time("OSError: [Errno 28] No space left on device", utc, seen),
+            None
+        );
+        let no_date =
+            "[rank0]:[E1332 08:41:07.123456789 ProcessGroupNCCL.cpp:616] [Rank 0] Watchdog";
+        assert_eq!(time(no_date, utc, seen), None);
     }
 
     #[test]

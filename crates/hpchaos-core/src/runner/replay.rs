@@ -434,7 +434,9 @@ impl Runner {
         let id = job.as_ref().map(|j| j.id);
         if let Some(job) = job.as_mut() {
             let profile = &self.cluster.profile;
-            let view = JobView::new(job, profile.slurm.gpus_per_node, profile.addresses.clone());
+            let mut view =
+                JobView::new(job, profile.slurm.gpus_per_node, profile.addresses.clone());
+            view.utc_offset = offset;
             decoders.push((SourceName::Squeue, Decoder::Job(view)));
         }
         // Reads no decoder takes (a job's output, replayed without a
