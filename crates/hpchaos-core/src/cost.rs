@@ -6,7 +6,10 @@
 //! - **GPU-hours lost** = GPUs × (downtime + redone steps × step time),
 //!   where downtime runs from the injection to the resume (the job making
 //!   progress past its pre-fault step again) and step time is the median
-//!   time per step the output showed while the job ran.
+//!   time per step the output showed while the job ran. Redone steps that
+//!   had been made after the injection (a job that ran on until its next
+//!   checkpoint failed) are already in the downtime: only those made
+//!   before it are added.
 //! - **ETTR** = productive time / wall time of the window, where the window
 //!   runs from the job's start (Slurm's `StartTime`; else the first
 //!   progress seen) to the end of the watch, and productive time is the window less the downtime and the
@@ -32,6 +35,10 @@ pub struct FailureCost {
     /// Steps done again after the restart; `None` when the output never
     /// showed where the job went back to (costed as none, said so).
     pub redone_steps: Option<u64>,
+    /// Of those, the steps made after the injection: their time is in the
+    /// downtime, and not counted again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redone_in_downtime: u64,
     /// Median seconds per step while the job ran; `None` when the output
     /// showed too few steps to tell.
     pub step_seconds: Option<f64>,
@@ -68,6 +75,33 @@ pub fn step_seconds(progress: &[(DateTime<Utc>, u64)]) -> Option<f64> {
     Some(rates[(rates.len() - 1) / 2])
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// How many steps the job made after the injection before it went back
+/// (its step first going down): the highest step seen after `injected_at`
+/// until then, less the step last seen at or before it. 0 when no step was
+/// seen before the injection (nothing to count from).
+pub fn steps_after_injection(progress: &[(DateTime<Utc>, u64)], injected_at: DateTime<Utc>) -> u64 {
+    let Some(before) = progress
+        .iter()
+        .filter(|(at, _)| *at <= injected_at)
+        .map(|(_, step)| *step)
+        .next_back()
+    else {
+        return 0;
+    };
+    let mut last = before;
+    for (_, step) in progress.iter().filter(|(at, _)| *at > injected_at) {
+        if *step < last {
+            break;
+        }
+        last = *step;
+    }
+    last - before
+}
+
 /// The cost of one failure. `resumed` is when the resume phase ended;
 /// `window` the span ETTR is taken over.
 pub fn failure_cost(
@@ -80,7 +114,11 @@ pub fn failure_cost(
 ) -> FailureCost {
     let downtime = (resumed - injected_at).as_seconds_f64().max(0.0);
     let step = step_seconds(progress);
-    let redone_seconds = step.map_or(0.0, |s| s * redone_steps.unwrap_or(0) as f64);
+    let redone_in_downtime = redone_steps.map_or(0, |redone| {
+        redone.min(steps_after_injection(progress, injected_at))
+    });
+    let redone_before = redone_steps.unwrap_or(0) - redone_in_downtime;
+    let redone_seconds = step.map_or(0.0, |s| s * redone_before as f64);
     let lost_seconds = downtime + redone_seconds;
     let window_seconds = (window.1 - window.0).as_seconds_f64().max(0.0);
     let ettr = if window_seconds > 0.0 {
@@ -93,6 +131,7 @@ pub fn failure_cost(
         gpus_from: gpus.1,
         downtime_seconds: downtime,
         redone_steps,
+        redone_in_downtime,
         step_seconds: step,
         gpu_hours_lost: f64::from(gpus.0) * lost_seconds / 3600.0,
         window_seconds,
@@ -138,6 +177,52 @@ mod tests {
             })
             .collect();
         assert_eq!(step_seconds(&polled), Some(0.25));
+    }
+
+    /// A job that ran on after the injection until its next checkpoint
+    /// failed (the retried case: steps 30 to 39 after a fault at step 30,
+    /// back to checkpoint 20): of its 19 redone steps, the 9 made after
+    /// the injection are in the downtime, and only 10 are added; a job
+    /// that stopped at the injection adds all it redoes; progress seen
+    /// only after the injection counts nothing as in the downtime.
+    #[test]
+    fn redone_steps_made_after_the_injection_are_not_counted_twice() {
+        let mut progress: Vec<_> = (0u32..=39)
+            .map(|i| (t(f64::from(i)), u64::from(i)))
+            .collect();
+        progress.extend((20u32..=45).map(|i| (t(f64::from(i) + 30.0), u64::from(i))));
+        assert_eq!(steps_after_injection(&progress, t(30.0)), 9);
+        let cost = failure_cost(
+            (8, "x".into()),
+            t(30.0),
+            t(70.0),
+            Some(19),
+            &progress,
+            (t(0.0), t(100.0)),
+        );
+        assert_eq!(cost.redone_in_downtime, 9);
+        assert_eq!(cost.step_seconds, Some(1.0));
+        // 40 s down + 10 steps at 1 s.
+        assert!(
+            (cost.gpu_hours_lost - 8.0 * 50.0 / 3600.0).abs() < 1e-9,
+            "{cost:?}"
+        );
+        let text = crate::journal::cost_text(&cost);
+        assert!(
+            text.contains(
+                "+ 10 steps redone × 1.00 s (9 more made after the injection are in the downtime)"
+            ),
+            "{text}"
+        );
+        // Stopped at the injection: every redone step was made before it.
+        let stopped: Vec<_> = progress
+            .iter()
+            .copied()
+            .filter(|(at, step)| *at <= t(30.0) || *step < 30)
+            .collect();
+        assert_eq!(steps_after_injection(&stopped, t(30.0)), 0);
+        // Nothing seen before the injection: nothing to count from.
+        assert_eq!(steps_after_injection(&progress[31..], t(30.0)), 0);
     }
 
     #[test]

@@ -290,6 +290,11 @@ pub fn watch_cost_text(entry: &Entry) -> String {
 pub fn cost_text(cost: &crate::cost::FailureCost) -> String {
     let redone = match (cost.redone_steps, cost.step_seconds) {
         (None, _) => " + steps redone unknown (the output never showed where the job went back to): not counted".to_owned(),
+        (Some(steps), Some(step)) if cost.redone_in_downtime > 0 => format!(
+            " + {} steps redone × {step:.2} s ({} more made after the injection are in the downtime)",
+            steps.saturating_sub(cost.redone_in_downtime),
+            cost.redone_in_downtime
+        ),
         (Some(steps), Some(step)) => format!(" + {steps} steps redone × {step:.2} s"),
         (Some(steps), None) if steps > 0 => {
             format!(" ({steps} steps redone, step time unknown: not counted)")
