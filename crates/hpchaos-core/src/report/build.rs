@@ -175,6 +175,53 @@ fn recover_command(journal: &Journal) -> String {
     )
 }
 
+/// The fault's settings in the scenario `source` (the file as it ran), in
+/// YAML's flow style and the order written: `slow: {cpu_quota: {cpus:
+/// 0.05}}, duration: 20s`. `None` when the source does not parse or the
+/// fault has no settings.
+pub fn fault_settings(source: &str) -> Option<String> {
+    use crate::scenario::yaml_tree::{Node, Value};
+    let tree = Node::parse(source).ok()?;
+    let settings = &tree.entry("fault")?.value.entries().first()?.value;
+    match &settings.value {
+        Value::Mapping(entries) if !entries.is_empty() => Some(flow_entries(entries)),
+        Value::Mapping(_) | Value::Null => None,
+        _ => Some(flow(settings)),
+    }
+}
+
+/// A mapping's entries in YAML's flow style, without the braces.
+fn flow_entries(entries: &[crate::scenario::yaml_tree::Entry]) -> String {
+    entries
+        .iter()
+        .map(|entry| format!("{}: {}", entry.key, flow(&entry.value)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One value in YAML's flow style: a string quoted only when it holds
+/// what the flow style gives a meaning to.
+fn flow(node: &crate::scenario::yaml_tree::Node) -> String {
+    use crate::scenario::yaml_tree::Value;
+    match &node.value {
+        Value::Mapping(entries) => format!("{{{}}}", flow_entries(entries)),
+        Value::Sequence(items) => format!(
+            "[{}]",
+            items.iter().map(flow).collect::<Vec<_>>().join(", ")
+        ),
+        Value::String(text)
+            if text.is_empty() || text.contains([':', ',', '{', '}', '[', ']', '#', '\'', '"']) =>
+        {
+            serde_json::Value::String(text.clone()).to_string()
+        }
+        Value::String(text) => text.clone(),
+        Value::Null => "null".to_owned(),
+        Value::Bool(b) => b.to_string(),
+        Value::Integer(n) => n.to_string(),
+        Value::Float(x) => x.to_string(),
+    }
+}
+
 /// A scenario's report as its start record opens it: every phase it times
 /// not reached yet, with its deadline. `None` for any other record.
 fn started_scenario(name: &str, record: &Record) -> Option<ScenarioReport> {
@@ -197,6 +244,7 @@ fn started_scenario(name: &str, record: &Record) -> Option<ScenarioReport> {
         file: file.clone(),
         description: description.clone(),
         fault: fault.clone(),
+        fault_settings: fault_settings(source),
         tags: tags.clone(),
         recovery: *recovery,
         status: Status::Incomplete,
@@ -978,4 +1026,49 @@ fn spread(scenario: &ScenarioReport) -> Vec<PhaseSpread> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fault_settings;
+
+    /// The fault's settings as written, in flow style, whatever their
+    /// shape: nested mappings, a word where a number may be, a list, a
+    /// string that needs quotes; none for a fault without settings or a
+    /// source that does not parse.
+    #[test]
+    fn a_faults_settings_are_said_as_written() {
+        let scenario = |fault: &str| {
+            format!(
+                "name: s\ntarget: {{ pool: {{ nodes: [a] }} }}\nfault:\n{fault}\nexpect: {{ recovery: none }}\n"
+            )
+        };
+        assert_eq!(
+            fault_settings(&scenario(
+                "  straggler:\n    slow: { cpu_quota: { cpus: 0.05 } }\n    duration: 20s"
+            ))
+            .as_deref(),
+            Some("slow: {cpu_quota: {cpus: 0.05}}, duration: 20s")
+        );
+        assert_eq!(
+            fault_settings(&scenario("  hang: { rank: random }")).as_deref(),
+            Some("rank: random")
+        );
+        assert_eq!(
+            fault_settings(&scenario(
+                "  network:\n    effect: { bandwidth: { mbit: 10 } }\n    peers: [ip-10-1-0-12, ip-10-1-0-13]"
+            ))
+            .as_deref(),
+            Some("effect: {bandwidth: {mbit: 10}}, peers: [ip-10-1-0-12, ip-10-1-0-13]")
+        );
+        assert_eq!(
+            fault_settings(&scenario(
+                "  process_kill:\n    target: { pattern: '^python: train' }"
+            ))
+            .as_deref(),
+            Some(r#"target: {pattern: "^python: train"}"#)
+        );
+        assert_eq!(fault_settings(&scenario("  node_reboot: {}")), None);
+        assert_eq!(fault_settings("fault: [unclosed"), None);
+    }
 }

@@ -200,8 +200,12 @@ fn scenario_header(out: &mut String, s: &ScenarioReport) {
     };
     let _ = writeln!(
         out,
-        "- **Fault:** `{}` on {targets}\n- **Expected recovery:** `{}`\n- **Injected:** {}\n- **File:** `{}`",
+        "- **Fault:** `{}`{} on {targets}\n- **Expected recovery:** `{}`\n- **Injected:** {}\n- **File:** `{}`",
         s.fault,
+        s.fault_settings
+            .as_ref()
+            .map(|settings| format!(" (`{settings}`)"))
+            .unwrap_or_default(),
         s.recovery,
         time(s.injected_at),
         s.file

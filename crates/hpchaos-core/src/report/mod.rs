@@ -91,6 +91,11 @@ pub struct ScenarioReport {
     pub file: String,
     pub description: Option<String>,
     pub fault: String,
+    /// The fault's settings as the scenario wrote them, in YAML's flow
+    /// style (`slow: {cpu_quota: {cpus: 0.05}}, duration: 20s`); absent
+    /// when it has none or the journaled scenario does not parse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_settings: Option<String>,
     /// The scenario's tags: its categories in the resiliency score.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,

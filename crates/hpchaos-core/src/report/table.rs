@@ -67,10 +67,14 @@ impl Exporter for TableExporter {
 }
 
 fn scenario_table(scenario: &ScenarioReport) -> String {
+    let fault = match &scenario.fault_settings {
+        Some(settings) => format!("{} {{{settings}}}", scenario.fault),
+        None => scenario.fault.clone(),
+    };
     let mut out = format!(
         "{} [{} → expect {}]: {}",
         scenario.name,
-        scenario.fault,
+        fault,
         scenario.recovery,
         scenario.status.as_str().to_uppercase()
     );
