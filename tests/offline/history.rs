@@ -275,6 +275,128 @@ fn history_and_trend_print_what_a_user_asks_for() {
     );
 }
 
+/// A CPU-quota straggler run `day` days after START whose job ran
+/// `slowdown` times slower during it.
+fn straggler_run(root: &Path, day: u32, slowdown: f64) {
+    let offset = f64::from(day) * 86_400.0;
+    let dir = root.join(format!("2026{day:04}T100000-straggler-cpu-quota"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut s = Script::new_at(
+        &dir.join("journal.jsonl"),
+        &format!("run-s{day:04}"),
+        None,
+        offset,
+    );
+    s.scenario(
+        1.0,
+        "scenarios/straggler-cpu-quota.yaml",
+        Recovery::None,
+        &[],
+        None,
+    )
+    .at(
+        5.0,
+        Entry::InjectionStarted {
+            nodes: vec!["ip-10-1-0-11".into()],
+            action: "cpu quota".into(),
+        },
+    )
+    .at(
+        95.0,
+        Entry::Throughput {
+            throughput: hpchaos::throughput::Throughput {
+                before: Some(4.2),
+                during: Some(4.2 / slowdown),
+                after: Some(4.1),
+                slowdown: Some(slowdown),
+                samples: [12, 12, 12],
+            },
+            slowed_for: "90s".parse().unwrap(),
+            noticed: Vec::new(),
+        },
+    )
+    .at(
+        96.0,
+        Entry::ScenarioEnded {
+            outcome: ScenarioOutcome::Passed,
+            reason: String::new(),
+        },
+    );
+    s.end_run(97.0, RunOutcome::Completed);
+}
+
+/// A straggler's slowdown is kept with its run: `history` shows it (a
+/// column only when a listed run measured one), `trend` follows it as a
+/// series of its own, and a store of version 2 (no such column) is
+/// upgraded and read again.
+#[test]
+fn a_stragglers_slowdown_is_in_the_history_and_its_trend() {
+    let root = tempfile::tempdir().unwrap();
+    replace_run(root.path(), 1, 30.0, true);
+    for (day, slowdown) in [(2, 2.3), (3, 2.4), (4, 3.1)] {
+        straggler_run(root.path(), day, slowdown);
+    }
+    let dir = root.path().display().to_string();
+    let table = hpchaos(&["history", "--report-dir", &dir]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("slowdown") && table.contains("3.10x") && table.contains("2.30x"),
+        "{table}"
+    );
+    let replace_only = hpchaos(&[
+        "history",
+        "--report-dir",
+        &dir,
+        "--scenario",
+        "xid48-replace",
+    ]);
+    let replace_only = String::from_utf8_lossy(&replace_only.stdout);
+    assert!(!replace_only.contains("slowdown"), "{replace_only}");
+    let out = hpchaos(&[
+        "trend",
+        "straggler-cpu-quota",
+        "--report-dir",
+        &dir,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trend: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let slowdown = trend["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["phase"] == "slowdown")
+        .unwrap_or_else(|| panic!("{trend}"));
+    assert_eq!(slowdown["count"], 3);
+    assert_eq!(slowdown["last_seconds"], 3.1);
+    assert_eq!(slowdown["direction"], "slower");
+    let markdown = hpchaos(&["history", "--report-dir", &dir, "--format", "markdown"]);
+    let markdown = String::from_utf8_lossy(&markdown.stdout);
+    assert!(
+        markdown.contains("| Slowdown |") && markdown.contains("| 2.40x |"),
+        "{markdown}"
+    );
+    // A version 2 store: the column added, the runs read again.
+    let store = root.path().join(hpchaos::history::store::FILE);
+    let db = rusqlite::Connection::open(&store).unwrap();
+    db.execute_batch("ALTER TABLE scenarios DROP COLUMN slowdown; PRAGMA user_version = 2;")
+        .unwrap();
+    drop(db);
+    let mut history = History::open(root.path()).unwrap();
+    history.sync().unwrap();
+    let runs = history.runs(Some("straggler-cpu-quota"), None).unwrap();
+    assert_eq!(
+        runs.iter().map(|r| r.slowdown).collect::<Vec<_>>(),
+        vec![Some(3.1), Some(2.4), Some(2.3)]
+    );
+}
+
 /// A phase not reached has no time in the history: its report's end is
 /// when the watch gave up, which a trend or a gate must not take for a
 /// recovery (found by a newcomer: `trend` showed a p50 for a resume that

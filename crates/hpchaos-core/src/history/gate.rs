@@ -228,6 +228,7 @@ mod tests {
             lost_steps: None,
             gpu_hours_lost: None,
             ettr: None,
+            slowdown: None,
             phases: vec![PhaseRun {
                 phase: "replace".into(),
                 verdict,

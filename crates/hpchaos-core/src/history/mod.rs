@@ -131,12 +131,17 @@ fn phase_cell(run: &ScenarioRun, phase: &str) -> String {
 /// The runs as a markdown table, a row per run linking its report (or its
 /// journal, under `root`, when it has no report).
 fn runs_markdown(runs: &[ScenarioRun], phases: &[String], root: Option<&Path>) -> String {
+    let slowed = runs.iter().any(|r| r.slowdown.is_some());
     let mut out = String::from("| Started (UTC) | Run | Scenario | Outcome |");
     for phase in phases {
         let _ = write!(out, " {phase} (s) |");
     }
-    out.push_str(" Lost steps | GPU-h lost | ETTR |\n|---|---|---|---|");
-    out.push_str(&"---|".repeat(phases.len() + 3));
+    out.push_str(" Lost steps | GPU-h lost | ETTR |");
+    if slowed {
+        out.push_str(" Slowdown |");
+    }
+    out.push_str("\n|---|---|---|---|");
+    out.push_str(&"---|".repeat(phases.len() + 3 + usize::from(slowed)));
     out.push('\n');
     for run in runs {
         let target = match root {
@@ -155,7 +160,7 @@ fn runs_markdown(runs: &[ScenarioRun], phases: &[String], root: Option<&Path>) -
         for phase in phases {
             let _ = write!(out, " {} |", phase_cell(run, phase));
         }
-        let _ = writeln!(
+        let _ = write!(
             out,
             " {} | {} | {} |",
             run.lost_steps.map_or("-".to_owned(), |l| l.to_string()),
@@ -163,8 +168,17 @@ fn runs_markdown(runs: &[ScenarioRun], phases: &[String], root: Option<&Path>) -
                 .map_or("-".to_owned(), |g| format!("{g:.2}")),
             percent(run.ettr)
         );
+        if slowed {
+            let _ = write!(out, " {} |", factor(run.slowdown));
+        }
+        out.push('\n');
     }
     out
+}
+
+/// A slowdown factor as the reports say it (`2.38x`), or `-`.
+fn factor(slowdown: Option<f64>) -> String {
+    slowdown.map_or("-".to_owned(), |f| format!("{f:.2}x"))
 }
 
 /// The runs as a psql-style table for the terminal, with a footnote on
@@ -180,6 +194,11 @@ fn runs_table(runs: &[ScenarioRun], phases: &[String]) -> String {
     header.push("lost steps".to_owned());
     header.push("GPU-h lost".to_owned());
     header.push("ETTR".to_owned());
+    // Stragglers' slowdown, when a run listed measured one.
+    let slowed = runs.iter().any(|r| r.slowdown.is_some());
+    if slowed {
+        header.push("slowdown".to_owned());
+    }
     let mut builder = tabled::builder::Builder::default();
     builder.push_record(header);
     for run in runs {
@@ -196,6 +215,9 @@ fn runs_table(runs: &[ScenarioRun], phases: &[String]) -> String {
                 .map_or("-".to_owned(), |g| format!("{g:.2}")),
         );
         row.push(percent(run.ettr));
+        if slowed {
+            row.push(factor(run.slowdown));
+        }
         builder.push_record(row);
     }
     let mut table = builder.build();
@@ -340,6 +362,7 @@ mod tests {
             lost_steps: None,
             gpu_hours_lost: None,
             ettr: None,
+            slowdown: None,
             phases: phases
                 .iter()
                 .map(|p| store::PhaseRun {

@@ -275,6 +275,7 @@ mod tests {
             lost_steps: None,
             gpu_hours_lost: None,
             ettr: None,
+            slowdown: None,
             tags: tags.iter().map(|s| (*s).to_owned()).collect(),
             phases: Vec::new(),
         }

@@ -24,7 +24,7 @@ use crate::report::{Report, Status, Verdict};
 pub const FILE: &str = "history.sqlite";
 /// Bumped when the tables change incompatibly; a store with a higher
 /// version is refused (written by a newer hpchaos).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Why the history cannot be used; each says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +65,9 @@ pub struct ScenarioRun {
     /// window, when the run could tell (see `cost.rs`).
     pub gpu_hours_lost: Option<f64>,
     pub ettr: Option<f64>,
+    /// A straggler's slowdown factor (the job's step rate before over
+    /// during: 2.0 is half as fast), when it was measured.
+    pub slowdown: Option<f64>,
     /// The scenario's tags (its categories in the resiliency score).
     pub tags: Vec<String>,
     /// Each phase timed: its verdict and seconds from the injection to its
@@ -153,6 +156,11 @@ impl History {
         // the record; the store is an index of them).
         if version == 1 {
             db.execute_batch(UPGRADE_1_TO_2)
+                .map_err(|e| damaged(e.to_string()))?;
+        }
+        // Version 2 had no slowdown: the same.
+        if version == 1 || version == 2 {
+            db.execute_batch(UPGRADE_2_TO_3)
                 .map_err(|e| damaged(e.to_string()))?;
         }
         // Several runs may finish at once (a schedule): wait for the lock.
@@ -263,7 +271,7 @@ impl History {
         let mut statement = self
             .db
             .prepare(
-                "SELECT s.dir, s.idx, r.run_id, s.name, s.started_at, s.status, s.reason, s.lost_steps, s.gpu_hours_lost, s.ettr, s.tags
+                "SELECT s.dir, s.idx, r.run_id, s.name, s.started_at, s.status, s.reason, s.lost_steps, s.gpu_hours_lost, s.ettr, s.tags, s.slowdown
                  FROM scenarios s JOIN runs r ON r.dir = s.dir
                  WHERE (?1 IS NULL OR s.name = ?1) AND s.started_at >= ?2
                  ORDER BY s.started_at DESC, s.dir DESC, s.idx",
@@ -284,6 +292,7 @@ impl History {
                         lost_steps: r.get::<_, Option<i64>>(7)?.map(|v| v as u64),
                         gpu_hours_lost: r.get(8)?,
                         ettr: r.get(9)?,
+                        slowdown: r.get(11)?,
                         tags: r
                             .get::<_, String>(10)?
                             .split(',')
@@ -373,6 +382,7 @@ CREATE TABLE scenarios (
     gpu_hours_lost REAL,
     ettr REAL,
     tags TEXT NOT NULL DEFAULT '',
+    slowdown REAL,
     PRIMARY KEY (dir, idx)
 );
 CREATE INDEX scenarios_by_name ON scenarios(name, started_at);
@@ -387,7 +397,7 @@ CREATE TABLE phases (
     PRIMARY KEY (dir, idx, position),
     FOREIGN KEY (dir, idx) REFERENCES scenarios(dir, idx) ON DELETE CASCADE
 );
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;
 COMMIT;
 ";
 
@@ -397,6 +407,15 @@ BEGIN;
 ALTER TABLE scenarios ADD COLUMN tags TEXT NOT NULL DEFAULT '';
 UPDATE runs SET journal_bytes = -1;
 PRAGMA user_version = 2;
+COMMIT;
+";
+
+/// From version 2: stragglers' slowdown, and every run read again.
+const UPGRADE_2_TO_3: &str = "
+BEGIN;
+ALTER TABLE scenarios ADD COLUMN slowdown REAL;
+UPDATE runs SET journal_bytes = -1;
+PRAGMA user_version = 3;
 COMMIT;
 ";
 
@@ -429,8 +448,8 @@ fn record(
     )?;
     for (idx, scenario) in report.scenarios.iter().enumerate() {
         tx.execute(
-            "INSERT INTO scenarios (dir, idx, name, started_at, injected_at, status, reason, lost_steps, gpu_hours_lost, ettr, tags)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT INTO scenarios (dir, idx, name, started_at, injected_at, status, reason, lost_steps, gpu_hours_lost, ettr, tags, slowdown)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 dir,
                 idx as i64,
@@ -443,6 +462,7 @@ fn record(
                 scenario.cost.as_ref().map(|c| c.gpu_hours_lost),
                 scenario.cost.as_ref().map(|c| c.ettr),
                 scenario.tags.join(","),
+                scenario.throughput.as_ref().and_then(|t| t.rates.slowdown),
             ],
         )?;
         for (position, phase) in scenario.phases.iter().enumerate() {

@@ -105,6 +105,14 @@ pub fn trends(runs: &[ScenarioRun]) -> Vec<PhaseTrend> {
     if !ettr.is_empty() {
         out.push(trend_of(ETTR.to_owned(), ettr));
     }
+    // A straggler's slowdown factor, where runs measured it.
+    let slowdown: Vec<(chrono::DateTime<chrono::Utc>, f64)> = runs
+        .iter()
+        .filter_map(|run| run.slowdown.map(|f| (run.started_at, f)))
+        .collect();
+    if !slowdown.is_empty() {
+        out.push(trend_of(SLOWDOWN.to_owned(), slowdown));
+    }
     out
 }
 
@@ -115,6 +123,7 @@ pub fn value_text(series: &str, value: f64) -> String {
     match series {
         GPU_HOURS => format!("{value:.2}"),
         ETTR => format!("{value:.3}"),
+        SLOWDOWN => format!("{value:.2}"),
         _ => format!("{value:.1}"),
     }
 }
@@ -122,6 +131,10 @@ pub fn value_text(series: &str, value: f64) -> String {
 /// The pseudo-phase name of the effective training time ratio (0..=1)
 /// over a scenario's window, in trends.
 pub const ETTR: &str = "ettr";
+
+/// The pseudo-phase name of a straggler's slowdown factor (the step rate
+/// before over during), in trends.
+pub const SLOWDOWN: &str = "slowdown";
 
 /// The pseudo-phase name of the GPU-hours a failure cost, in trends.
 pub const GPU_HOURS: &str = "gpu_hours_lost";
@@ -183,6 +196,10 @@ pub fn chart(scenario: &str, trend: &PhaseTrend) -> Option<String> {
             "ratio",
             format!("{scenario}: effective training time ratio"),
         ),
+        SLOWDOWN => (
+            "factor",
+            format!("{scenario}: slowdown (step rate before / during)"),
+        ),
         phase => (
             "seconds",
             format!("{scenario}: {phase} (s since injection)"),
@@ -205,6 +222,7 @@ mod tests {
         // A small failure's GPU-hours are not rounded away (history shows 0.03).
         assert_eq!(value_text(GPU_HOURS, 0.034), "0.03");
         assert_eq!(value_text(ETTR, 0.9876), "0.988");
+        assert_eq!(value_text(SLOWDOWN, 2.384), "2.38");
         assert_eq!(value_text("detect", 12.34), "12.3");
     }
     use crate::history::store::PhaseRun;
@@ -225,6 +243,7 @@ mod tests {
             lost_steps: None,
             gpu_hours_lost: None,
             ettr: None,
+            slowdown: None,
             phases: vec![
                 PhaseRun {
                     phase: "detect".into(),
