@@ -249,10 +249,37 @@ fn a_hung_rank_is_caught_by_the_watchdog(lab: &Lab, table: &mut Vec<String>) {
             lab.stopped(node)
         );
     }
+    // The failed job lost the steps since its latest checkpoint: its own
+    // output's highest step less the last checkpoint it says it saved.
+    let output = lab.on(
+        "ip-10-1-0-10",
+        &format!("cat /fsx/canary/hpchaos-canary-{job}.out"),
+    );
+    let number = |line: &str, prefix: &str| -> Option<u64> {
+        line.strip_prefix(prefix)?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    let peak = output.lines().filter_map(|l| number(l, "step ")).max();
+    let saved = output
+        .lines()
+        .filter_map(|l| number(l, "checkpoint saved at step "))
+        .last();
+    let (Some(peak), Some(saved)) = (peak, saved) else {
+        panic!("no step or no checkpoint in the output:\n{output}");
+    };
+    assert_eq!(
+        scenario["lost_steps"].as_u64(),
+        Some(peak - saved),
+        "step {peak}, checkpoint {saved}"
+    );
     let stalled = a_stall_is_seen_before_the_watchdog(recording.path(), detected);
     table.push(format!(
-        "hang-rank on {} | passed: detect {detected:.1}s (the watchdog's line), job_end {ended:.1}s; nothing left stopped; replayed with `stalled_after: 8s`: detect {stalled:.1}s (progress stalled)",
-        targets.join(",")
+        "hang-rank on {} | passed: detect {detected:.1}s (the watchdog's line), job_end {ended:.1}s; lost steps {} (step {peak}, checkpoint {saved}); nothing left stopped; replayed with `stalled_after: 8s`: detect {stalled:.1}s (progress stalled)",
+        targets.join(","),
+        peak - saved
     ));
 }
 

@@ -28,6 +28,7 @@ fn baseline(workload: bool) -> Baseline {
         launch_times: BTreeMap::from([(NODE.into(), t(-3600.0))]),
         workload,
         progress: workload.then_some(27),
+        checkpoint: workload.then_some(20),
         boots: BTreeMap::from([(
             NODE.into(),
             BootWitness {
@@ -610,6 +611,30 @@ fn a_hang_is_detected_by_the_watchdogs_line() {
         detect.evidence
     );
     assert_eq!(judgement.phases[1].ended.as_ref().unwrap().at, t(24.0));
+    // The job failed: the steps since its latest checkpoint (20, before
+    // the fault) up to the highest it reached (97) are lost.
+    assert_eq!(judgement.lost_steps, Some(77));
+    // A checkpoint written after the fault is the one a restart goes back
+    // to.
+    let mut later = timeline.clone();
+    later.insert(
+        2,
+        Event {
+            seen: t(2.6),
+            source_time: None,
+            source: Source::JobOutput,
+            observation: Observation::Checkpoint { step: 95 },
+        },
+    );
+    let judged = judge(t(0.0), &baseline(true), &e, &later, t(25.0), false);
+    assert_eq!(judged.lost_steps, Some(2));
+    // No checkpoint ever said: unknown, not zero.
+    let unsaid = Baseline {
+        checkpoint: None,
+        ..baseline(true)
+    };
+    let judged = judge(t(0.0), &unsaid, &e, &timeline, t(25.0), false);
+    assert_eq!(judged.lost_steps, None);
     // A replace scenario does not take a watchdog line for HyperPod's
     // detection.
     let replace = expect(Recovery::Replace, &[]);

@@ -59,6 +59,9 @@ pub enum Observation {
     /// caught collective operation timeout`), NCCL failed a collective, a
     /// checkpoint could not be written (`No space left on device`).
     JobFault { said: String },
+    /// The job says it wrote a checkpoint at `step` (its checkpoint
+    /// pattern): what a restart goes back to.
+    Checkpoint { step: u64 },
     /// Slurm's controllers as `scontrol ping` lists them and whether Slurm
     /// answers (`cluster/controllers.rs`): a backup in control ends
     /// `takeover`.
@@ -103,6 +106,9 @@ pub struct Baseline {
     pub workload: bool,
     /// The workload's last step before the fault.
     pub progress: Option<u64>,
+    /// The step of the workload's last checkpoint before the fault, when
+    /// its output said one (the scenario's checkpoint pattern).
+    pub checkpoint: Option<u64>,
     /// Each target's boot and slurmd start before the fault.
     pub boots: BTreeMap<String, BootWitness>,
     /// The nodes already out of service before the fault: not counted
@@ -270,6 +276,7 @@ pub fn judge(
     let mut ends: Vec<Option<Boundary>> = vec![None; order.len()];
     let mut tracker = Tracker {
         peak: baseline.progress,
+        checkpoint: baseline.checkpoint,
         injected_at: Some(injected_at),
         ..Tracker::default()
     };
@@ -297,7 +304,7 @@ pub fn judge(
     hma_first(order, &mut ends, &events, &tracker, baseline, injected_at);
     clamp_boundaries(&mut ends, injected_at);
     let phases = phase_results(order, &ends, expectation, injected_at, finished);
-    let lost_steps = tracker.lost_steps();
+    let lost_steps = tracker.lost_steps(expectation.recovery);
     // A mark dropped after the detection: the phases still open end now,
     // not at their deadlines.
     let waiting = ends.first().is_some_and(Option::is_some) && ends.iter().any(Option::is_none);
@@ -650,6 +657,7 @@ fn node_of(observation: &Observation) -> Option<&str> {
         | Observation::Progress { .. }
         | Observation::JobRestarted { .. }
         | Observation::JobFault { .. }
+        | Observation::Checkpoint { .. }
         | Observation::Controllers(_) => None,
     }
 }
@@ -830,6 +838,7 @@ fn event_key(event: &Event) -> String {
         Observation::Progress { .. } => "progress".to_owned(),
         Observation::JobRestarted { .. } => "job-restarted".to_owned(),
         Observation::JobFault { .. } => "job-fault".to_owned(),
+        Observation::Checkpoint { .. } => "checkpoint".to_owned(),
         Observation::Controllers(_) => "controllers".to_owned(),
         Observation::ControllerLog { node, .. } => format!("log/{node}"),
         Observation::HealthEvent { node, .. } => format!("hma/{node}"),
@@ -1007,6 +1016,9 @@ struct Tracker {
     resumed_from: Option<u64>,
     /// Steps redone, summed over every restart.
     redone: Option<u64>,
+    /// The step of the job's latest checkpoint (before the fault, or
+    /// since).
+    checkpoint: Option<u64>,
     /// The first event that would end the resume (progress past the step
     /// at the fault in a new attempt; set by `close_phases` as it walks
     /// the events): what a resume caught up later is dated by (never a
@@ -1135,6 +1147,7 @@ impl Tracker {
                 }
             }
             Observation::Progress { step, exact } => self.progress(*step, *exact),
+            Observation::Checkpoint { step } => self.checkpoint = Some(*step),
             Observation::ControllerLog {
                 node,
                 message,
@@ -1210,9 +1223,19 @@ impl Tracker {
         }
     }
 
-    /// Steps redone after restarts; `None` when no restart showed.
-    fn lost_steps(&self) -> Option<u64> {
-        self.redone
+    /// Steps redone after restarts; `None` when no restart showed. A job
+    /// expected to fail (`job_fails`) that did not restart loses the steps
+    /// it made since its latest checkpoint: what a restart from that
+    /// checkpoint does again (`None` when no checkpoint or no exact step
+    /// was seen).
+    fn lost_steps(&self, recovery: Recovery) -> Option<u64> {
+        match (self.redone, recovery) {
+            (None, Recovery::JobFails) => self
+                .peak
+                .zip(self.checkpoint)
+                .map(|(peak, checkpoint)| peak.saturating_sub(checkpoint)),
+            (redone, _) => redone,
+        }
     }
 
     /// The first sign the system noticed the fault.

@@ -188,6 +188,9 @@ impl<'a> JobView<'a> {
                             },
                         }));
                     }
+                    if let Some(Some(step)) = update.checkpoint {
+                        said.push(output_event(now, Observation::Checkpoint { step }));
+                    }
                     if let Some(step) = update.step {
                         said.push(output_event(
                             now,
@@ -557,6 +560,38 @@ mod tests {
         assert_eq!(times, vec![(Some(at), read), (None, read)]);
         // Each line journaled, with the time it gives.
         assert_eq!(journaled, vec![Some(at), None]);
+    }
+
+    /// A checkpoint line is said as the checkpoint's step (what a
+    /// restart goes back to); other lines are not.
+    #[test]
+    fn a_checkpoint_line_is_said_with_its_step_and_kept() {
+        use crate::observe::job_output::Patterns;
+        use crate::scenario::model::Progress;
+        let patterns = Patterns::of(&Progress::canary_default()).unwrap();
+        let mut job = WorkloadJob::new(7, Some(Patterns::of(&Progress::canary_default()).unwrap()));
+        let view = JobView::new(&mut job, None, Default::default());
+        let now = chrono::DateTime::UNIX_EPOCH;
+        let news = [
+            "step 40",
+            "checkpoint saved at step 40 on ip-10-1-0-11",
+            "step 41",
+        ]
+        .iter()
+        .map(|l| OutputEvent::Update(crate::observe::job_output::Update::of(l, Some(&patterns))))
+        .collect();
+        let checkpoints: Vec<u64> = view
+            .said_output(news, now)
+            .iter()
+            .filter_map(|s| match s {
+                Said::Event(Event {
+                    observation: Observation::Checkpoint { step },
+                    ..
+                }) => Some(*step),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(checkpoints, vec![40]);
     }
 
     fn stalls(said: &[Said]) -> Vec<String> {

@@ -271,6 +271,8 @@ pub(crate) struct WorkloadJob {
     /// The highest step of the current attempt (reset when the job says
     /// it restarted or its output was rewritten).
     pub(crate) last_step: Option<u64>,
+    /// The step of the latest checkpoint the output said was written.
+    pub(crate) last_checkpoint: Option<u64>,
     /// Each step the output showed, with when it was read: the step time
     /// for the cost of a failure.
     pub(crate) steps_seen: Vec<(chrono::DateTime<chrono::Utc>, u64)>,
@@ -308,6 +310,7 @@ impl WorkloadJob {
             provisional: None,
             patterns,
             last_step: None,
+            last_checkpoint: None,
             steps_seen: Vec::new(),
             gpus: None,
             started_at: None,
@@ -558,6 +561,9 @@ impl WorkloadJob {
         let update = Update::of(line, self.patterns.as_ref());
         if update.resumed.is_some() {
             self.last_step = None;
+        }
+        if let Some(Some(step)) = update.checkpoint {
+            self.last_checkpoint = Some(step);
         }
         if let Some(step) = update.step {
             self.steps_seen.push((now, step.value));

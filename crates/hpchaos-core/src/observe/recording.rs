@@ -103,6 +103,9 @@ pub struct RecordedBaseline {
     pub launch_times: BTreeMap<String, DateTime<Utc>>,
     #[serde(default)]
     pub progress: Option<u64>,
+    /// The job's last checkpoint step before the fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<u64>,
     /// Each target's `BootTime` and `SlurmdStartTime`, UTC
     /// (`{"boot_time": ..., "slurmd_started": ...}`).
     #[serde(default)]
@@ -119,6 +122,7 @@ impl RecordedBaseline {
             instance_groups: baseline.instance_groups.clone(),
             launch_times: baseline.launch_times.clone(),
             progress: baseline.progress,
+            checkpoint: baseline.checkpoint,
             boots: baseline.boots.clone(),
             unhealthy_before: baseline.unhealthy_before.iter().cloned().collect(),
         }
@@ -133,6 +137,7 @@ impl RecordedBaseline {
             launch_times: self.launch_times.clone(),
             workload,
             progress: self.progress,
+            checkpoint: self.checkpoint,
             boots: self.boots.clone(),
             unhealthy_before: self.unhealthy_before.iter().cloned().collect(),
         }

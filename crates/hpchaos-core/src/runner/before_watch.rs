@@ -47,6 +47,7 @@ impl Runner {
             job.read_progress(&self.cluster.slurm, self.clock.now(), &mut Vec::new())
                 .await;
             baseline.progress = job.last_step;
+            baseline.checkpoint = job.last_checkpoint;
         }
         baseline
     }

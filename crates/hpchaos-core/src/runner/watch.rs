@@ -577,7 +577,7 @@ impl Runner {
             let (Some(end), Some(verdict)) = (&result.ended, result.verdict) else {
                 break;
             };
-            let lost_steps = (result.phase == Phase::Resume)
+            let lost_steps = matches!(result.phase, Phase::Resume | Phase::JobEnd)
                 .then_some(judgement.lost_steps)
                 .flatten();
             self.log(
