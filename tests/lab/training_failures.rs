@@ -265,8 +265,8 @@ fn a_hung_rank_is_caught_by_the_watchdog(lab: &Lab, table: &mut Vec<String>) {
     let peak = output.lines().filter_map(|l| number(l, "step ")).max();
     let saved = output
         .lines()
-        .filter_map(|l| number(l, "checkpoint saved at step "))
-        .last();
+        .rev()
+        .find_map(|l| number(l, "checkpoint saved at step "));
     let (Some(peak), Some(saved)) = (peak, saved) else {
         panic!("no step or no checkpoint in the output:\n{output}");
     };
