@@ -18,7 +18,11 @@ pub const HANG_PIDFILE: &str = "/run/hpchaos-hang.pid";
 /// Run on the node as root with the job id as `$1`, the rank wanted (a
 /// number, `random`, or empty for the lowest) as `$2` and the pidfile as
 /// `$3`: finds the job's step task (a process whose parent is
-/// `slurmstepd`, with `SLURM_JOB_ID=$1` and a `SLURM_PROCID`), rank `$2`,
+/// `slurmstepd`, with `SLURM_JOB_ID=$1`, a `SLURM_PROCID` and a
+/// `SLURM_STEP_ID`: the batch script, `slurmstepd: [JOB.batch]`'s child
+/// on the batch host, has `SLURM_PROCID=0` too but no step id, and
+/// stopping it stops `srun`, which forwards every rank's output and exit;
+/// seen on the lab's Slurm 24.11), rank `$2`,
 /// one drawn among those on the node, or the lowest, stops it and its
 /// descendants (parent first), each written (`pid starttime`) to `$3`
 /// before it is stopped, and prints `rank R: stopped PIDS`. Exits 3,
@@ -28,6 +32,7 @@ for d in /proc/[0-9]*; do
   p=${d#/proc/}
   e=$(tr '\0' '\n' 2>/dev/null < "$d/environ") || continue
   printf '%s\n' "$e" | grep -qx "SLURM_JOB_ID=$j" || continue
+  printf '%s\n' "$e" | grep -q '^SLURM_STEP_ID=' || continue
   r=$(printf '%s\n' "$e" | sed -n 's/^SLURM_PROCID=//p' | head -1)
   [ -n "$r" ] || continue
   pp=$(sed 's/.*) //' "$d/stat" 2>/dev/null | awk '{print $2}')
@@ -203,13 +208,15 @@ mod tests {
     #[test]
     fn a_rank_is_the_one_named_the_lowest_or_drawn_among_the_nodes() {
         // A stand-in slurmstepd (a shell under that name) with three step
-        // tasks of job 4242, ranks 0 to 2, as on a node running three.
+        // tasks of job 4242, ranks 0 to 2, as on a node running three; and
+        // the job's batch script (SLURM_PROCID=0 too, no step id), started
+        // first, as on the batch host: never taken for rank 0.
         let dir = tempfile::tempdir().unwrap();
         let stepd = dir.path().join("slurmstepd");
         std::fs::copy("/bin/sh", &stepd).unwrap();
         let mut parent = std::process::Command::new(&stepd)
             .arg("-c")
-            .arg("for r in 0 1 2; do SLURM_JOB_ID=4242 SLURM_PROCID=$r sleep 60 & done; wait")
+            .arg("SLURM_JOB_ID=4242 SLURM_PROCID=0 sleep 61 & for r in 0 1 2; do SLURM_JOB_ID=4242 SLURM_PROCID=$r SLURM_STEP_ID=0 sleep 60 & done; wait")
             .spawn()
             .unwrap();
         let f = dir.path().join("hang.pid");
@@ -228,6 +235,10 @@ mod tests {
             }
             let (code, out, err) = sh(CONTINUE_SCRIPT, &[f]);
             assert_eq!(code, 0, "{out}{err}");
+            // The process stopped is a step task, never the batch script.
+            let pid = said.split_whitespace().nth(3).unwrap_or_default();
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            assert_eq!(cmdline, b"sleep\x0060\x00", "{said}");
             said.split(':').next().unwrap_or("").to_owned()
         };
         assert_eq!(stop(""), "rank 0");
