@@ -288,18 +288,16 @@ pub fn watch_cost_text(entry: &Entry) -> String {
 
 /// The cost of a failure in words, with the formula's terms.
 pub fn cost_text(cost: &crate::cost::FailureCost) -> String {
+    // The steps redone are inside the downtime (see cost.rs): said, not
+    // added.
     let redone = match (cost.redone_steps, cost.step_seconds) {
-        (None, _) => " + steps redone unknown (the output never showed where the job went back to): not counted".to_owned(),
-        (Some(steps), Some(step)) if cost.redone_in_downtime > 0 => format!(
-            " + {} steps redone × {step:.2} s ({} more made after the injection are in the downtime)",
-            steps.saturating_sub(cost.redone_in_downtime),
-            cost.redone_in_downtime
-        ),
-        (Some(steps), Some(step)) => format!(" + {steps} steps redone × {step:.2} s"),
-        (Some(steps), None) if steps > 0 => {
-            format!(" ({steps} steps redone, step time unknown: not counted)")
+        (None, _) => {
+            "; steps redone unknown (the output never showed where the job went back to)".to_owned()
         }
-        (Some(_), None) => String::new(),
+        (Some(steps), Some(step)) => {
+            format!(", {steps} steps redone inside it at {step:.2} s a step")
+        }
+        (Some(steps), None) => format!(", {steps} steps redone inside it"),
     };
     format!(
         "{:.2} GPU-hours lost: {} GPUs ({}) × ({:.0} s down{redone}); ETTR {:.1}% over {:.0} s",
