@@ -60,8 +60,8 @@ pub struct Api {
 /// minute.
 const EVENTS_EVERY: u64 = 3;
 
-/// How long the watch's last look waits for the API at least (a read in
-/// flight, then the events): the poll interval when longer.
+/// How long the watch's last look waits for the events at least: the
+/// poll interval when longer.
 const LAST_LOOK_WAIT: Duration = Duration::from_secs(5);
 
 /// Whether the API's refusal of `ListClusterEvents` lasts (no permission,
@@ -208,8 +208,7 @@ impl Api {
         }
     }
 
-    /// Decodes (and records) the answer an arrival or the last look
-    /// took, if any.
+    /// Decodes (and records) the answer an arrival took, if any.
     fn take_answer(&mut self, cx: &Cx) -> Vec<Said> {
         let Some(read) = self.answer.take() else {
             return Vec::new();
@@ -439,33 +438,27 @@ impl Source for Api {
         })
     }
 
-    /// The read in flight, if it answers within the wait, then the
-    /// cluster's events once more (unless refused for good): an event
-    /// HyperPod recorded since the last read that asked for them is
-    /// journaled with its time, not lost to the watch's end.
+    /// The cluster's events once more (unless refused for good): an
+    /// event HyperPod recorded since the last read that asked for them is
+    /// journaled with its time, not lost to the watch's end. Only the
+    /// events: a read of the nodes in flight is left to the stop (the
+    /// phases are settled), so the look is the cycle's one read and a
+    /// replay finds it whole.
     fn last_look<'a>(&'a mut self, cx: &'a Cx) -> BoxFuture<'a, Vec<Said>> {
         Box::pin(async move {
-            let wait = self.cadence.every.max(LAST_LOOK_WAIT);
-            if let Some((_, task)) = self.asking.as_mut()
-                && let Ok(read) = tokio::time::timeout(wait, task).await
-            {
-                self.asking = None;
-                self.answer = Some(read.unwrap_or_else(|e| Err(ReadError::Ended(e))));
-            }
-            let mut said = self.take_answer(cx);
             if self.view.events_off {
-                return said;
+                return Vec::new();
             }
+            let wait = self.cadence.every.max(LAST_LOOK_WAIT);
             let raw = match tokio::time::timeout(wait, self.api.instance_events(self.since)).await {
                 Err(_) => {
-                    said.push(super::note(
+                    return vec![super::note(
                         SourceName::Sagemaker,
                         format!(
                             "the cluster's events had no answer within {:.0}s of the watch's end: an event HyperPod recorded since the last read is not in the journal",
                             wait.as_secs_f64()
                         ),
-                    ));
-                    return said;
+                    )];
                 }
                 Ok(Ok(events)) => Raw::Sagemaker {
                     nodes: Vec::new(),
@@ -486,8 +479,7 @@ impl Source for Api {
             };
             let at = cx.clock.now();
             cx.record(at, || raw.clone());
-            said.extend(self.view.decode(&raw, at));
-            said
+            self.view.decode(&raw, at)
         })
     }
 

@@ -618,20 +618,31 @@ impl Runner {
         judgement: Judgement,
     ) -> Ending {
         let name = scenario.name.as_str();
+        // The watch ends now; what a last look finds after is journaled,
+        // its time not counted in the watch.
+        let now = self.clock.now();
         // Each source's last look, together, before they stop: what
-        // happened before the end and would be read only after it.
+        // happened before the end and would be read only after it. A stop
+        // (Ctrl-C, the lease lost) cuts it short.
         let cx = Cx {
             clock: self.clock.clone(),
             again: false,
             cycle: self.cycles.count,
             tape: self.tape.clone(),
         };
-        let looks = futures::future::join_all(sources.iter_mut().map(|s| s.last_look(&cx))).await;
         let names: Vec<Source> = sources.iter().map(|s| s.name()).collect();
-        for (source_name, said) in names.into_iter().zip(looks) {
+        let mut cancel = self.cancel.clone();
+        let looks = if self.stopping() {
+            None
+        } else {
+            tokio::select! {
+                looks = futures::future::join_all(sources.iter_mut().map(|s| s.last_look(&cx))) => Some(looks),
+                _ = cancel.changed() => None,
+            }
+        };
+        for (source_name, said) in names.into_iter().zip(looks.unwrap_or_default()) {
             self.take_in(name, seen, source_name, said).await;
         }
-        let now = self.clock.now();
         sources.iter_mut().for_each(|s| s.stop());
         if let Some(result) = judgement
             .phases
