@@ -94,7 +94,7 @@ impl<'a> JobView<'a> {
             said.extend(gap.map(output_line));
             news.extend(taken);
         }
-        said.extend(self.said_output(news, now));
+        said = timed_faults_first(said, self.said_output(news, now));
         if self.running
             && let Some(words) = self.job.stalled(now)
         {
@@ -391,14 +391,14 @@ impl Source for Job<'_> {
             self.view.utc_offset = self.slurm.utc_offset().await;
             let record = Answer::of(&self.slurm.job_text(self.view.job.id).await);
             let now = cx.clock.now();
-            let mut said = self.view.take_record(&record, now);
+            let said = self.view.take_record(&record, now);
             let mut chunks = Vec::new();
             let news = self
                 .view
                 .job
                 .read_progress(&self.slurm, now, &mut chunks)
                 .await;
-            said.extend(self.view.said_output(news, now));
+            let said = timed_faults_first(said, self.view.said_output(news, now));
             cx.record(now, || Raw::Squeue {
                 record,
                 chunks: chunks.iter().map(|(at, c)| Chunk::of(*at, c)).collect(),
@@ -412,6 +412,25 @@ impl Source for Job<'_> {
             self.view.cost(closing).into_iter().collect(),
         ))
     }
+}
+
+/// What one read said: Slurm's record of the job (`record`), then its
+/// output (`output`), but a fault the output timed itself (a PyTorch log
+/// line) first: both were read at once, and the line's own time comes
+/// before the state Slurm shows (the watchdog's line, then the step
+/// failing): taken first, it is the detection at its own time.
+fn timed_faults_first(record: Vec<Said>, output: Vec<Said>) -> Vec<Said> {
+    let (faults, rest): (Vec<Said>, Vec<Said>) = output.into_iter().partition(|s| {
+        matches!(
+            s,
+            Said::Event(Event {
+                observation: Observation::JobFault { .. },
+                source_time: Some(_),
+                ..
+            })
+        )
+    });
+    faults.into_iter().chain(record).chain(rest).collect()
 }
 
 /// A progress event the job's output gave, seen `now`.
@@ -592,6 +611,64 @@ mod tests {
             })
             .collect();
         assert_eq!(checkpoints, vec![40]);
+    }
+
+    /// A fault line that gives its own time comes before Slurm's record
+    /// of the same read (the detection at the line's time, not the step's
+    /// failure at the read's); one without a time keeps its place.
+    #[test]
+    fn a_timed_fault_goes_before_the_record_read_with_it() {
+        let now = chrono::DateTime::UNIX_EPOCH;
+        let event = |observation, source_time| {
+            Said::Event(Event {
+                seen: now,
+                source_time,
+                source: SourceName::JobOutput,
+                observation,
+            })
+        };
+        let fault = |timed: bool| {
+            event(
+                Observation::JobFault {
+                    said: "Watchdog".into(),
+                },
+                timed.then_some(now - chrono::TimeDelta::seconds(2)),
+            )
+        };
+        let record = vec![event(Observation::JobGone, None)];
+        let kinds = |said: Vec<Said>| -> Vec<String> {
+            said.iter()
+                .map(|s| match s {
+                    Said::Event(e) => {
+                        let kind = match e.observation {
+                            Observation::JobFault { .. } => "job-fault",
+                            Observation::JobGone => "job",
+                            Observation::Progress { .. } => "progress",
+                            _ => "event",
+                        };
+                        format!("{kind}{}", if e.source_time.is_some() { "@" } else { "" })
+                    }
+                    _ => "other".into(),
+                })
+                .collect()
+        };
+        let said = timed_faults_first(
+            record.clone(),
+            vec![
+                output_line("x".into()),
+                fault(true),
+                event(
+                    Observation::Progress {
+                        step: 3,
+                        exact: true,
+                    },
+                    None,
+                ),
+            ],
+        );
+        assert_eq!(kinds(said), ["job-fault@", "job", "other", "progress"]);
+        let said = timed_faults_first(record, vec![fault(false)]);
+        assert_eq!(kinds(said), ["job", "job-fault"]);
     }
 
     fn stalls(said: &[Said]) -> Vec<String> {

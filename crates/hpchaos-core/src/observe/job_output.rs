@@ -82,9 +82,9 @@ pub fn parse_step(text: &str) -> Option<StepValue> {
     })
 }
 
-/// A line as the job meant it: ANSI colour and cursor codes removed, and a
-/// rank prefix (`srun --label`'s `3: `, torchrun's `[rank3]:` or
-/// `[default3]:`) taken off its start.
+/// A line as the job meant it: ANSI colour and cursor codes removed, and
+/// the rank prefixes (`srun --label`'s `3: `, torchrun's `[rank3]:` or
+/// `[default3]:`, one or several: `0: [rank0]:`) taken off its start.
 pub fn clean(line: &str) -> String {
     static ANSI: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
         #[allow(clippy::unwrap_used)] // a constant pattern, tested below
@@ -93,7 +93,7 @@ pub fn clean(line: &str) -> String {
     });
     static RANK: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
         #[allow(clippy::unwrap_used)] // a constant pattern, tested below
-        Regex::new(r"^\s*(?:[0-9]+: |\[(?:rank|default)?[0-9]+\]:\s?)").unwrap()
+        Regex::new(r"^(?:\s*(?:[0-9]+: |\[(?:rank|default)?[0-9]+\]:\s?))+").unwrap()
     });
     let plain = ANSI.replace_all(line, "");
     RANK.replace(&plain, "").into_owned()
@@ -142,9 +142,11 @@ pub const JOB_FAULTS: [&str; 6] = [
 /// start). The month and day are printed as `month * 100 + day`, unpadded
 /// (`E103` is 3 January); the time is the node's local time (`offset`).
 /// To the second: c10's nine digits are `CLOCK_MONOTONIC`'s nanoseconds,
-/// not the wall clock's. No year: the latest that is not more than a day
-/// after `seen` (a clock a little ahead). `None`: no such prefix, or no
-/// such date.
+/// not the wall clock's. No year: the one that puts it nearest `seen`
+/// (a line read just after New Year is last year's; one from a node a
+/// little ahead, just before it, next year's). `None`: no such prefix, no
+/// such date, or a time more than [`LOG_AHEAD`] after `seen` (a node whose
+/// zone is not the controller's: the read's time is the better one).
 pub fn log_time(
     text: &str,
     offset: chrono::FixedOffset,
@@ -163,12 +165,19 @@ pub fn log_time(
     let (month, day) = (number(1)?, number(2)?);
     let time = chrono::NaiveTime::from_hms_opt(number(3)?, number(4)?, number(5)?)?;
     let year = seen.with_timezone(&offset).year();
-    [year, year - 1].into_iter().find_map(|year| {
-        let date = chrono::NaiveDate::from_ymd_opt(year, month, day)?;
-        let at = crate::cluster::controller_log::local_to_utc(date.and_time(time), offset)?;
-        (at <= seen + chrono::TimeDelta::days(1)).then_some(at)
-    })
+    [year - 1, year, year + 1]
+        .into_iter()
+        .filter_map(|year| {
+            let date = chrono::NaiveDate::from_ymd_opt(year, month, day)?;
+            crate::cluster::controller_log::local_to_utc(date.and_time(time), offset)
+        })
+        .min_by_key(|at| (*at - seen).abs())
+        .filter(|at| *at <= seen + LOG_AHEAD)
 }
+
+/// How far after its read a line's own time may be (clocks a little
+/// apart); later, it is not taken.
+pub const LOG_AHEAD: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
 
 /// HyperPod's auto-resume lines (capital R; field case 15), and the one
 /// that says the step is run again ("Retrying step. Attempt number: 1").
@@ -830,6 +839,7 @@ mod tests {
         assert_eq!(clean("3: step 12"), "step 12");
         assert_eq!(clean("[rank0]: step 12"), "step 12");
         assert_eq!(clean("[default7]:step 12"), "step 12");
+        assert_eq!(clean("0: [rank0]:step 12"), "step 12");
         assert_eq!(clean("12 steps: done"), "12 steps: done");
         let anchored = plain(r"^step (\d+)");
         assert_eq!(
@@ -933,6 +943,19 @@ mod tests {
         let no_date =
             "[rank0]:[E1332 08:41:07.123456789 ProcessGroupNCCL.cpp:616] [Rank 0] Watchdog";
         assert_eq!(time(no_date, utc, seen), None);
+        // A node 2 s ahead, read just before New Year: next year's.
+        let ahead = "[rank0]:[E101 00:00:01.123456789 ProcessGroupNCCL.cpp:616] [Rank 0] Watchdog";
+        assert_eq!(
+            time(ahead, utc, at("2026-12-31T23:59:59Z")),
+            Some(at("2027-01-01T00:00:01Z"))
+        );
+        // An hour after its read (a node in another zone): not taken.
+        let later = "[rank0]:[E1203 09:41:07.123456789 ProcessGroupNCCL.cpp:616] [Rank 0] Watchdog";
+        assert_eq!(time(later, utc, seen), None);
+        // `srun --label` before torchrun's prefix: both taken off.
+        let labelled =
+            "0: [rank0]:[E1203 08:41:07.123456789 ProcessGroupNCCL.cpp:616] [Rank 0] Watchdog";
+        assert_eq!(time(labelled, utc, seen), Some(at("2026-12-03T08:41:07Z")));
     }
 
     #[test]
