@@ -209,17 +209,35 @@ fn flow(node: &crate::scenario::yaml_tree::Node) -> String {
             "[{}]",
             items.iter().map(flow).collect::<Vec<_>>().join(", ")
         ),
-        Value::String(text)
-            if text.is_empty() || text.contains([':', ',', '{', '}', '[', ']', '#', '\'', '"']) =>
-        {
+        Value::String(text) if needs_quotes(text) => {
             serde_json::Value::String(text.clone()).to_string()
         }
         Value::String(text) => text.clone(),
         Value::Null => "null".to_owned(),
         Value::Bool(b) => b.to_string(),
         Value::Integer(n) => n.to_string(),
-        Value::Float(x) => x.to_string(),
+        // `1.0` stays `1.0`, not `1`.
+        Value::Float(x) => format!("{x:?}"),
     }
+}
+
+/// Whether a string would not read back as itself unquoted in YAML's flow
+/// style: empty, edged with spaces, over lines, a number, a boolean or
+/// null, starting with an indicator, or holding what a flow gives a
+/// meaning to.
+fn needs_quotes(text: &str) -> bool {
+    let words = ["true", "false", "yes", "no", "on", "off", "null", "~"];
+    text.is_empty()
+        || text.trim() != text
+        || text.contains(['\n', '\r', '\t'])
+        || text.parse::<f64>().is_ok()
+        || words.iter().any(|w| text.eq_ignore_ascii_case(w))
+        || text.starts_with([
+            '-', '?', ':', '!', '&', '*', '|', '>', '%', '@', '`', '\'', '"',
+        ])
+        || text.contains([',', '[', ']', '{', '}', '#', '"', '\''])
+        || text.contains(": ")
+        || text.ends_with(':')
 }
 
 /// A scenario's report as its start record opens it: every phase it times
@@ -1067,6 +1085,15 @@ mod tests {
             ))
             .as_deref(),
             Some(r#"target: {pattern: "^python: train"}"#)
+        );
+        // Strings that read as something else, or span lines, are quoted;
+        // a float keeps its point.
+        assert_eq!(
+            fault_settings(&scenario(
+                "  straggler:\n    slow: { power_cap: { watts: 350.0 } }\n    note: \"79\"\n    flag: 'true'\n    anchor: '*x'\n    text: |\n      two\n      lines"
+            ))
+            .as_deref(),
+            Some(r#"slow: {power_cap: {watts: 350.0}}, note: "79", flag: "true", anchor: "*x", text: "two\nlines\n""#)
         );
         assert_eq!(fault_settings(&scenario("  node_reboot: {}")), None);
         assert_eq!(fault_settings("fault: [unclosed"), None);
