@@ -90,28 +90,21 @@ pub fn trends(runs: &[ScenarioRun]) -> Vec<PhaseTrend> {
             trend_of(phase, points)
         })
         .collect();
-    // The cost of the failure, where runs could tell it (GPU-hours).
-    let cost: Vec<(chrono::DateTime<chrono::Utc>, f64)> = runs
-        .iter()
-        .filter_map(|run| run.gpu_hours_lost.map(|g| (run.started_at, g)))
-        .collect();
-    if !cost.is_empty() {
-        out.push(trend_of(GPU_HOURS.to_owned(), cost));
-    }
-    let ettr: Vec<(chrono::DateTime<chrono::Utc>, f64)> = runs
-        .iter()
-        .filter_map(|run| run.ettr.map(|e| (run.started_at, e)))
-        .collect();
-    if !ettr.is_empty() {
-        out.push(trend_of(ETTR.to_owned(), ettr));
-    }
-    // A straggler's slowdown factor, where runs measured it.
-    let slowdown: Vec<(chrono::DateTime<chrono::Utc>, f64)> = runs
-        .iter()
-        .filter_map(|run| run.slowdown.map(|f| (run.started_at, f)))
-        .collect();
-    if !slowdown.is_empty() {
-        out.push(trend_of(SLOWDOWN.to_owned(), slowdown));
+    // The failure's cost (GPU-hours, ETTR) and a straggler's slowdown,
+    // each where runs could tell it.
+    let series: [(&str, Figure); 3] = [
+        (GPU_HOURS, |run| run.gpu_hours_lost),
+        (ETTR, |run| run.ettr),
+        (SLOWDOWN, |run| run.slowdown),
+    ];
+    for (name, value) in series {
+        let points: Vec<(chrono::DateTime<chrono::Utc>, f64)> = runs
+            .iter()
+            .filter_map(|run| value(run).map(|v| (run.started_at, v)))
+            .collect();
+        if !points.is_empty() {
+            out.push(trend_of(name.to_owned(), points));
+        }
     }
     out
 }
@@ -138,6 +131,9 @@ pub const SLOWDOWN: &str = "slowdown";
 
 /// The pseudo-phase name of the GPU-hours a failure cost, in trends.
 pub const GPU_HOURS: &str = "gpu_hours_lost";
+
+/// A figure a run may have told (its GPU-hours lost, its ETTR, ...).
+type Figure = fn(&ScenarioRun) -> Option<f64>;
 
 /// One series' trend: its points oldest first.
 fn trend_of(phase: String, points: Vec<(chrono::DateTime<chrono::Utc>, f64)>) -> PhaseTrend {
