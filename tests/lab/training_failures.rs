@@ -49,6 +49,15 @@ impl Lab {
         .to_vec()
     }
 
+    /// The canary `job`'s output, read on the head: the ground truth of
+    /// its steps and checkpoints.
+    fn canary_output(&self, job: u64) -> String {
+        self.on(
+            "ip-10-1-0-10",
+            &format!("cat /fsx/canary/hpchaos-canary-{job}.out"),
+        )
+    }
+
     /// Processes on `node` stopped (state T) by a signal, with their
     /// command lines.
     fn stopped(&self, node: &str) -> Vec<String> {
@@ -251,17 +260,7 @@ fn a_hung_rank_is_caught_by_the_watchdog(lab: &Lab, table: &mut Vec<String>) {
     }
     // The failed job lost the steps since its latest checkpoint: its own
     // output's highest step less the last checkpoint it says it saved.
-    let output = lab.on(
-        "ip-10-1-0-10",
-        &format!("cat /fsx/canary/hpchaos-canary-{job}.out"),
-    );
-    let number = |line: &str, prefix: &str| -> Option<u64> {
-        line.strip_prefix(prefix)?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
-    };
+    let output = lab.canary_output(job);
     let peak = output.lines().filter_map(|l| number(l, "step ")).max();
     let saved = output
         .lines()
@@ -843,19 +842,9 @@ fn a_retried_step_loses_the_steps_since_the_last_checkpoint(lab: &Lab, table: &m
     assert_eq!(phases[1]["phase"], "resume", "{phases:?}");
     assert_eq!(phases[1]["verdict"], "met", "{}", phases[1]);
     // Ground truth: the job's own output, read on the head.
-    let output = lab.on(
-        "ip-10-1-0-10",
-        &format!("cat /fsx/canary/hpchaos-canary-{job}.out"),
-    );
+    let output = lab.canary_output(job);
     // Each retry's loss: the highest step printed since the attempt
     // before began, less the checkpoint the retry resumed from.
-    let number = |line: &str, prefix: &str| -> Option<u64> {
-        line.strip_prefix(prefix)?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
-    };
     let mut losses = Vec::new();
     let (mut peak, mut retried) = (None::<u64>, false);
     for line in output.lines() {
@@ -1223,4 +1212,14 @@ fn a_partition_ends_the_job_and_never_cuts_hpchaos_off(lab: &Lab, table: &mut Ve
         "kill -9 with a 10 Mbit/s limit on ip-10-1-0-13, then recover | exit 0; no qdisc left"
             .to_owned(),
     );
+}
+
+/// The number a canary output line gives after `prefix` (`step 12`,
+/// `checkpoint saved at step 20 on ...`), if it starts so.
+fn number(line: &str, prefix: &str) -> Option<u64> {
+    line.strip_prefix(prefix)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
